@@ -1,0 +1,196 @@
+/**
+ * The operator's host config (JSON): where the store lives, the tenants with their quotas and
+ * grantable capabilities, and the plugins each tenant runs. Validated once with ajv; errors name
+ * the file, the field and the problem. Relative paths resolve against the config file's folder.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CAPABILITIES, type Capability } from '../capabilities.ts';
+import { ConfigError } from '../errors.ts';
+import { compile } from '../validation.ts';
+
+/** Per-tenant quotas. */
+export interface TenantQuotas {
+  /** Schedules (declared + runtime, not deleted) a tenant may have. @defaultValue 1000 */
+  readonly maxSchedules: number;
+  /** No schedule may fire more often than this. @defaultValue 1000 */
+  readonly minIntervalMs: number;
+  /** Runs of the tenant executing at once; further due runs wait their turn. @defaultValue 4 */
+  readonly maxRunsInFlight: number;
+  /** Largest schedule payload (JSON bytes). @defaultValue 65536 */
+  readonly maxPayloadBytes: number;
+  /** Largest run output (bytes); larger output fails the run. @defaultValue 1048576 */
+  readonly maxOutputBytes: number;
+}
+
+export interface PluginEntry {
+  /** Absolute path of the plugin's manifest. */
+  readonly manifest: string;
+  /** Config values overriding the manifest's. */
+  readonly config: Readonly<Record<string, string>>;
+}
+
+export interface TenantConfig {
+  readonly id: string;
+  readonly quotas: TenantQuotas;
+  /** Capabilities this tenant's plugins may be granted. @defaultValue all */
+  readonly capabilities: readonly Capability[];
+  readonly plugins: readonly PluginEntry[];
+}
+
+export interface HostConfig {
+  /** Where the config came from ("(embedded default)" when none was given). */
+  readonly source: string;
+  readonly store: { readonly path: string };
+  /** How long shutdown waits for in-flight runs. @defaultValue 10000 */
+  readonly shutdownGraceMs: number;
+  /** How often a running host applies operator commands from the CLI. @defaultValue 500 */
+  readonly commandPollMs: number;
+  readonly tenants: readonly TenantConfig[];
+}
+
+export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
+  maxSchedules: 1000,
+  minIntervalMs: 1000,
+  maxRunsInFlight: 4,
+  maxPayloadBytes: 65_536,
+  maxOutputBytes: 1_048_576,
+});
+
+export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
+
+interface RawConfig {
+  store?: { path?: string };
+  shutdownGraceMs?: number;
+  commandPollMs?: number;
+  tenants: {
+    id: string;
+    quotas?: Partial<TenantQuotas>;
+    capabilities?: Capability[];
+    plugins?: { manifest: string; config?: Record<string, string> }[];
+  }[];
+}
+
+const quotaProps = {
+  maxSchedules: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+  minIntervalMs: { type: 'integer', minimum: 1, maximum: 86_400_000 },
+  maxRunsInFlight: { type: 'integer', minimum: 1, maximum: 10_000 },
+  maxPayloadBytes: { type: 'integer', minimum: 0, maximum: 16_777_216 },
+  maxOutputBytes: { type: 'integer', minimum: 0, maximum: 67_108_864 },
+};
+
+const validateConfig = compile<RawConfig>({
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenants'],
+  properties: {
+    $schema: { type: 'string' },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { path: { type: 'string', minLength: 1, maxLength: 4096 } },
+    },
+    shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+    commandPollMs: { type: 'integer', minimum: 10, maximum: 60_000 },
+    tenants: {
+      type: 'array',
+      maxItems: 10_000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id'],
+        properties: {
+          id: { type: 'string', pattern: TENANT_ID_PATTERN },
+          quotas: { type: 'object', additionalProperties: false, properties: quotaProps },
+          capabilities: { type: 'array', uniqueItems: true, items: { type: 'string', enum: [...CAPABILITIES] } },
+          plugins: {
+            type: 'array',
+            maxItems: 10_000,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['manifest'],
+              properties: {
+                manifest: { type: 'string', minLength: 1, maxLength: 4096 },
+                config: {
+                  type: 'object',
+                  maxProperties: 256,
+                  additionalProperties: { type: 'string', maxLength: 65_536 },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+});
+
+/** Validates an already-parsed config object. `file` names it in errors; paths resolve against `baseDir`. */
+export function parseHostConfig(value: unknown, file: string, baseDir: string): HostConfig {
+  const r = validateConfig(value);
+  if (!r.ok) throw new ConfigError('HG_CONFIG_INVALID', file, r.issue.field, r.issue.problem);
+  const raw = r.value;
+  const seen = new Set<string>();
+  const tenants = raw.tenants.map((t, i): TenantConfig => {
+    if (seen.has(t.id)) {
+      throw new ConfigError('HG_CONFIG_INVALID', file, `/tenants/${i}/id`, `duplicate tenant id '${t.id}'`);
+    }
+    seen.add(t.id);
+    return Object.freeze({
+      id: t.id,
+      quotas: Object.freeze({ ...DEFAULT_QUOTAS, ...t.quotas }),
+      capabilities: Object.freeze([...(t.capabilities ?? CAPABILITIES)]),
+      plugins: Object.freeze(
+        (t.plugins ?? []).map((p) => Object.freeze({ manifest: resolve(baseDir, p.manifest), config: Object.freeze({ ...p.config }) })),
+      ),
+    });
+  });
+  return Object.freeze({
+    source: file,
+    store: Object.freeze({ path: resolve(baseDir, raw.store?.path ?? 'data/hourglass.db') }),
+    shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,
+    commandPollMs: raw.commandPollMs ?? 500,
+    tenants: Object.freeze(tenants),
+  });
+}
+
+export function loadHostConfig(file: string): HostConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('HG_CONFIG_INVALID', file, '', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('HG_CONFIG_INVALID', file, '', `not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return parseHostConfig(value, file, dirname(resolve(file)));
+}
+
+/** The project's root folder (where package.json and guest-examples/ live). */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The embedded default: a SQLite file in ./data of the working folder, one tenant `default`
+ * running the example plugins that ship with the project.
+ */
+export function defaultHostConfig(cwd: string = process.cwd()): HostConfig {
+  return parseHostConfig(
+    {
+      store: { path: resolve(cwd, 'data', 'hourglass.db') },
+      tenants: [
+        {
+          id: 'default',
+          plugins: [{ manifest: resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/poller/hourglass.json') }],
+        },
+      ],
+    },
+    '(embedded default)',
+    cwd,
+  );
+}

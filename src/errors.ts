@@ -1,0 +1,58 @@
+/**
+ * Host errors. Every error the host raises carries a stable `code` (documented in
+ * docs/errors.md; a unit test keeps the two in step). Tests and callers match on `code`,
+ * never on message text. Guest outcomes are values, not exceptions (see sandbox/outcome.ts).
+ */
+
+export const ErrorCodes = {
+  HG_CONFIG_INVALID: 'the host config file is missing, not JSON, or does not match its schema',
+  HG_MANIFEST_INVALID: 'a plugin manifest is missing, not JSON, or does not match its schema',
+  HG_PLUGIN_DUPLICATE: 'two plugins with the same name in one tenant',
+  HG_PLUGIN_LOAD: 'a plugin could not be loaded (wasm unreadable, does not compile or instantiate)',
+  HG_DISCOVERY_FAILED: "the guest's schedules() call failed or returned invalid declarations",
+  HG_DECLARATION_INVALID: 'a schedule declaration is invalid (cron, time zone, interval, ids)',
+  HG_QUOTA_EXCEEDED: "a tenant quota would be exceeded",
+  HG_SCHEDULE_NOT_FOUND: 'no schedule with that id',
+  HG_SCHEDULE_CONFLICT: 'a schedule with that id already exists',
+  HG_STORE: 'the store failed (open, migrate, read or write)',
+  HG_STORE_VERSION: 'the store was written by a newer version of Hourglass',
+  HG_HOST_STATE: 'the host was used in the wrong state (e.g. registration after start)',
+  HG_CLI_USAGE: 'a CLI command was called with bad arguments',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class HourglassError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HourglassError';
+    this.code = code;
+  }
+}
+
+/** Config and manifest errors name the file, the field (JSON pointer) and the problem. */
+export class ConfigError extends HourglassError {
+  readonly file: string;
+  readonly field: string;
+  constructor(
+    code: 'HG_CONFIG_INVALID' | 'HG_MANIFEST_INVALID',
+    file: string,
+    field: string,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, `${file}: ${field || '(root)'}: ${problem}`, options);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.field = field;
+  }
+}
+
+export function isHourglassError(err: unknown): err is HourglassError {
+  return err instanceof HourglassError;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,111 @@
+/**
+ * The plugin manifest: a JSON file beside the guest's `.wasm` naming the plugin, the host
+ * functions (capabilities) it asks for, the limits it asks for, and its config values.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { CAPABILITIES, type Capability } from '../capabilities.ts';
+import { ConfigError } from '../errors.ts';
+import { compile } from '../validation.ts';
+
+export interface PluginLimits {
+  /** Linear-memory cap in 64 KiB pages. @defaultValue 256 (16 MiB) */
+  readonly memoryPages: number;
+  /** Wall-clock deadline per guest call. @defaultValue 5000 */
+  readonly timeoutMs: number;
+  /** Fuel budget per phase (enforced once fuel metering is wired in). */
+  readonly fuel: { readonly discovery: number; readonly run: number; readonly cleanup: number };
+}
+
+export interface PluginManifest {
+  readonly file: string;
+  readonly name: string;
+  readonly version: string;
+  /** Absolute path of the guest's wasm. */
+  readonly wasm: string;
+  readonly capabilities: readonly Capability[];
+  readonly limits: PluginLimits;
+  readonly config: Readonly<Record<string, string>>;
+}
+
+export const PLUGIN_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
+
+export const DEFAULT_LIMITS: PluginLimits = Object.freeze({
+  memoryPages: 256,
+  timeoutMs: 5_000,
+  fuel: Object.freeze({ discovery: 50_000_000, run: 500_000_000, cleanup: 50_000_000 }),
+});
+
+interface RawManifest {
+  name: string;
+  version: string;
+  wasm: string;
+  capabilities?: Capability[];
+  limits?: { memoryPages?: number; timeoutMs?: number; fuel?: Partial<PluginLimits['fuel']> };
+  config?: Record<string, string>;
+}
+
+const fuelBudget = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER };
+
+const validateManifest = compile<RawManifest>({
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'version', 'wasm'],
+  properties: {
+    $schema: { type: 'string' },
+    name: { type: 'string', pattern: PLUGIN_NAME_PATTERN },
+    version: { type: 'string', minLength: 1, maxLength: 64 },
+    wasm: { type: 'string', minLength: 1, maxLength: 4096 },
+    description: { type: 'string', maxLength: 1000 },
+    capabilities: { type: 'array', uniqueItems: true, items: { type: 'string', enum: [...CAPABILITIES] } },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        memoryPages: { type: 'integer', minimum: 1, maximum: 65_536 },
+        timeoutMs: { type: 'integer', minimum: 1, maximum: 3_600_000 },
+        fuel: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { discovery: fuelBudget, run: fuelBudget, cleanup: fuelBudget },
+        },
+      },
+    },
+    config: { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 65_536 } },
+  },
+});
+
+export function parseManifest(value: unknown, file: string): PluginManifest {
+  const r = validateManifest(value);
+  if (!r.ok) throw new ConfigError('HG_MANIFEST_INVALID', file, r.issue.field, r.issue.problem);
+  const m = r.value;
+  return Object.freeze({
+    file,
+    name: m.name,
+    version: m.version,
+    wasm: resolve(dirname(file), m.wasm),
+    capabilities: Object.freeze([...(m.capabilities ?? [])]),
+    limits: Object.freeze({
+      memoryPages: m.limits?.memoryPages ?? DEFAULT_LIMITS.memoryPages,
+      timeoutMs: m.limits?.timeoutMs ?? DEFAULT_LIMITS.timeoutMs,
+      fuel: Object.freeze({ ...DEFAULT_LIMITS.fuel, ...m.limits?.fuel }),
+    }),
+    config: Object.freeze({ ...m.config }),
+  });
+}
+
+export function loadManifest(file: string): PluginManifest {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('HG_MANIFEST_INVALID', file, '', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('HG_MANIFEST_INVALID', file, '', `not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return parseManifest(value, file);
+}

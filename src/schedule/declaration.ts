@@ -1,0 +1,210 @@
+/**
+ * Parse, don't validate: a schedule declaration arrives as untrusted `unknown` (from a guest's
+ * `schedules()` output or a `schedule_create` request) and leaves as a `ParsedDeclaration`, which
+ * only this module can make. Everything downstream (reconcile, store, scheduler) takes parsed
+ * declarations only.
+ */
+import { compile, jsonBytes } from '../validation.ts';
+import {
+  cronFor,
+  isValidTimeZone,
+  minimumGapMs,
+  parseDuration,
+  type ScheduleSpec,
+} from './spec.ts';
+
+export const SCHEDULE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+export const MAX_DECLARATIONS = 1_000;
+
+export type OverlapPolicy = 'skip' | 'buffer-one';
+export type MisfirePolicy = 'skip' | 'run-once';
+
+declare const parsedBrand: unique symbol;
+
+export interface ParsedDeclaration {
+  readonly [parsedBrand]: true;
+  readonly id: string;
+  readonly spec: ScheduleSpec;
+  readonly jitter: string | null;
+  readonly jitterMs: number;
+  /** The payload's JSON text, or null. */
+  readonly payload: string | null;
+  readonly overlap: OverlapPolicy;
+  readonly misfire: MisfirePolicy;
+  readonly paused: boolean;
+  readonly description: string | null;
+  /** Canonical text of everything above: a changed hash means a changed declaration. */
+  readonly hash: string;
+}
+
+export interface DeclarationLimits {
+  readonly minIntervalMs: number;
+  readonly maxPayloadBytes: number;
+}
+
+export interface DeclarationIssue {
+  readonly code: 'invalid_argument' | 'quota_exceeded';
+  /** JSON pointer of the offending field, relative to the declaration. */
+  readonly field: string;
+  readonly message: string;
+}
+
+export type DeclarationResult =
+  | { ok: true; value: ParsedDeclaration }
+  | { ok: false; issue: DeclarationIssue };
+
+interface RawDeclaration {
+  id: string;
+  cron?: string;
+  timezone?: string;
+  every?: string;
+  at?: string;
+  jitter?: string;
+  payload?: unknown;
+  overlap?: OverlapPolicy;
+  misfire?: MisfirePolicy;
+  paused?: boolean;
+  description?: string;
+}
+
+export const declarationSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: {
+    id: { type: 'string', pattern: SCHEDULE_ID_PATTERN },
+    cron: { type: 'string', minLength: 1, maxLength: 200 },
+    timezone: { type: 'string', minLength: 1, maxLength: 64 },
+    every: { type: 'string', minLength: 1, maxLength: 64 },
+    at: { type: 'string', minLength: 1, maxLength: 64 },
+    jitter: { type: 'string', minLength: 1, maxLength: 64 },
+    payload: {},
+    overlap: { type: 'string', enum: ['skip', 'buffer-one'] },
+    misfire: { type: 'string', enum: ['skip', 'run-once'] },
+    paused: { type: 'boolean' },
+    description: { type: 'string', maxLength: 500 },
+  },
+} as const;
+
+const validateRaw = compile<RawDeclaration>(declarationSchema);
+
+const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+function bad(field: string, message: string): DeclarationResult {
+  return { ok: false, issue: { code: 'invalid_argument', field, message } };
+}
+
+/** Parses one declaration. `nowMs` is used to sample cron gaps against the interval floor. */
+export function parseDeclaration(
+  input: unknown,
+  limits: DeclarationLimits,
+  nowMs: number,
+): DeclarationResult {
+  const raw = validateRaw(input);
+  if (!raw.ok) return bad(raw.issue.field, raw.issue.problem);
+  const d = raw.value;
+  const kinds = (['cron', 'every', 'at'] as const).filter((k) => d[k] !== undefined);
+  if (kinds.length !== 1) {
+    return bad('/', 'must have exactly one of "cron", "every" or "at"');
+  }
+  if (d.timezone !== undefined && d.cron === undefined) {
+    return bad('/timezone', 'is only allowed with "cron"');
+  }
+
+  let spec: ScheduleSpec;
+  if (d.cron !== undefined) {
+    const timezone = d.timezone ?? 'UTC';
+    if (!isValidTimeZone(timezone)) return bad('/timezone', `unknown time zone '${timezone}'`);
+    try {
+      cronFor(d.cron, timezone);
+    } catch (err) {
+      return bad('/cron', `invalid cron '${d.cron}': ${(err as Error).message}`);
+    }
+    spec = { kind: 'cron', cron: d.cron, timezone };
+  } else if (d.every !== undefined) {
+    const everyMs = parseDuration(d.every);
+    if (everyMs === null) return bad('/every', `invalid duration '${d.every}' (e.g. "90s", "1h30m")`);
+    spec = { kind: 'every', every: d.every, everyMs };
+  } else {
+    const at = d.at as string;
+    const atMs = ISO_WITH_OFFSET.test(at) ? Date.parse(at) : NaN;
+    if (!Number.isFinite(atMs)) return bad('/at', `invalid time '${at}' (ISO 8601 with offset)`);
+    spec = { kind: 'at', at: new Date(atMs).toISOString(), atMs };
+  }
+
+  const gap = minimumGapMs(spec, nowMs);
+  if (gap !== null && gap < limits.minIntervalMs) {
+    return {
+      ok: false,
+      issue: {
+        code: 'quota_exceeded',
+        field: spec.kind === 'cron' ? '/cron' : '/every',
+        message: `fires every ${gap} ms, more often than the tenant's floor of ${limits.minIntervalMs} ms`,
+      },
+    };
+  }
+
+  let jitterMs = 0;
+  if (d.jitter !== undefined) {
+    const j = parseDuration(d.jitter);
+    if (j === null) return bad('/jitter', `invalid duration '${d.jitter}'`);
+    jitterMs = j;
+  }
+
+  let payload: string | null = null;
+  if (d.payload !== undefined && d.payload !== null) {
+    const size = jsonBytes(d.payload);
+    if (size > limits.maxPayloadBytes) {
+      return {
+        ok: false,
+        issue: {
+          code: 'quota_exceeded',
+          field: '/payload',
+          message: `is ${size} bytes, over the tenant's limit of ${limits.maxPayloadBytes}`,
+        },
+      };
+    }
+    payload = JSON.stringify(d.payload);
+  }
+
+  const body = {
+    id: d.id,
+    spec,
+    jitter: d.jitter ?? null,
+    jitterMs,
+    payload,
+    overlap: d.overlap ?? 'skip',
+    misfire: d.misfire ?? 'skip',
+    paused: d.paused ?? false,
+    description: d.description ?? null,
+  };
+  return { ok: true, value: { ...body, hash: JSON.stringify(body) } as ParsedDeclaration };
+}
+
+/** Parses a `schedules()` array: each entry, and ids unique within the plugin. */
+export function parseDeclarationList(
+  input: unknown,
+  limits: DeclarationLimits,
+  nowMs: number,
+): { ok: true; value: ParsedDeclaration[] } | { ok: false; index: number; id: string | null; issue: DeclarationIssue } {
+  if (!Array.isArray(input)) {
+    return { ok: false, index: -1, id: null, issue: { code: 'invalid_argument', field: '/', message: 'must be a JSON array of declarations' } };
+  }
+  if (input.length > MAX_DECLARATIONS) {
+    return { ok: false, index: -1, id: null, issue: { code: 'invalid_argument', field: '/', message: `has ${input.length} declarations, more than ${MAX_DECLARATIONS}` } };
+  }
+  const seen = new Set<string>();
+  const out: ParsedDeclaration[] = [];
+  for (let i = 0; i < input.length; i++) {
+    const item: unknown = input[i];
+    const id = typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : null;
+    const r = parseDeclaration(item, limits, nowMs);
+    if (!r.ok) return { ok: false, index: i, id, issue: r.issue };
+    if (seen.has(r.value.id)) {
+      return { ok: false, index: i, id, issue: { code: 'invalid_argument', field: '/id', message: `duplicate schedule id '${r.value.id}'` } };
+    }
+    seen.add(r.value.id);
+    out.push(r.value);
+  }
+  return { ok: true, value: out };
+}

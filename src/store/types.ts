@@ -1,0 +1,173 @@
+/**
+ * The `Store` is the single source of truth: plugins, schedules (declared and runtime-created,
+ * with state, next fire time and cursor), job contracts and the run history. The scheduler
+ * keeps an in-memory due queue derived from it and writes every change through it.
+ *
+ * The SQLite implementation is the embedded default; a shared-database implementation (with
+ * leases, for several hosts) can plug in behind the same interface.
+ */
+import type { MisfirePolicy, OverlapPolicy } from '../schedule/declaration.ts';
+import type { ScheduleSpec } from '../schedule/spec.ts';
+
+export type PluginStatus = 'loaded' | 'failed' | 'unloaded';
+
+export interface PluginRecord {
+  readonly id: string;
+  readonly tenant: string;
+  readonly name: string;
+  readonly version: string;
+  readonly manifestPath: string;
+  readonly wasmSha256: string | null;
+  readonly status: PluginStatus;
+  readonly error: string | null;
+  readonly updatedAt: number;
+}
+
+export type ScheduleOrigin = 'declared' | 'runtime';
+/** `deleted` and `retired` schedules are kept for history but invisible to guests. */
+export type ScheduleState = 'active' | 'paused' | 'completed' | 'deleted' | 'retired';
+
+export interface ScheduleRecord {
+  readonly key: string;
+  readonly pluginId: string;
+  readonly tenant: string;
+  readonly localId: string;
+  readonly origin: ScheduleOrigin;
+  readonly spec: ScheduleSpec;
+  readonly jitter: string | null;
+  readonly jitterMs: number;
+  readonly payload: string | null;
+  readonly overlap: OverlapPolicy;
+  readonly misfire: MisfirePolicy;
+  readonly description: string | null;
+  readonly declHash: string;
+  readonly state: ScheduleState;
+  readonly pauseNote: string | null;
+  readonly anchorAt: number;
+  readonly nextAt: number | null;
+  readonly cursor: string | null;
+  readonly bufferedAt: number | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export type SchedulePatch = Partial<Omit<ScheduleRecord, 'key' | 'pluginId' | 'tenant' | 'localId' | 'createdAt'>>;
+
+export const RunStatuses = [
+  'running',
+  'succeeded',
+  'failed',
+  'trapped',
+  'out_of_fuel',
+  'memory_limit',
+  'timed_out',
+  'stack_overflow',
+  'host_call_denied',
+  'worker_crashed',
+  'skipped_overlap',
+  'skipped_misfire',
+  'abandoned',
+] as const;
+export type RunStatus = (typeof RunStatuses)[number];
+export type RunTrigger = 'schedule' | 'buffered' | 'catch_up' | 'manual';
+
+export interface RunRecord {
+  readonly id: number;
+  readonly scheduleKey: string;
+  readonly pluginId: string;
+  readonly tenant: string;
+  readonly localId: string;
+  readonly trigger: RunTrigger;
+  readonly status: RunStatus;
+  readonly reason: string | null;
+  readonly scheduledAt: number;
+  readonly startedAt: number;
+  readonly finishedAt: number | null;
+  readonly attempt: number;
+  readonly error: string | null;
+  readonly outputBytes: number | null;
+  readonly fuelUsed: number | null;
+  readonly fuelBudget: number | null;
+  readonly result: string | null;
+}
+
+export type NewRun = Omit<RunRecord, 'id'>;
+export type RunFinish = Pick<RunRecord, 'status' | 'reason' | 'finishedAt' | 'error' | 'outputBytes' | 'fuelUsed' | 'fuelBudget' | 'result'>;
+
+export interface JobContractRecord {
+  readonly pluginId: string;
+  readonly name: string;
+  readonly contract: string;
+  readonly updatedAt: number;
+}
+
+export type OperatorAction = 'pause' | 'resume' | 'trigger' | 'delete';
+
+export interface OperatorCommand {
+  readonly id: number;
+  readonly scheduleKey: string;
+  readonly action: OperatorAction;
+  readonly note: string | null;
+  readonly createdAt: number;
+  readonly appliedAt: number | null;
+  readonly result: string | null;
+}
+
+export interface ScheduleQuery {
+  readonly pluginId?: string;
+  readonly tenant?: string;
+  /** Only these states; default: every state but `deleted` and `retired`. */
+  readonly states?: readonly ScheduleState[];
+  /** Keyset pagination on local id (within a plugin) or key. */
+  readonly after?: string;
+  readonly limit?: number;
+}
+
+export interface RunQuery {
+  readonly scheduleKey?: string;
+  readonly pluginId?: string;
+  readonly status?: RunStatus;
+  readonly limit?: number;
+}
+
+export interface HostLease {
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly heartbeatAt: number;
+}
+
+export interface Store {
+  /** Runs `fn` atomically (nested calls join the outer transaction). */
+  transaction<T>(fn: () => T): T;
+
+  upsertPlugin(rec: PluginRecord): void;
+  getPlugin(id: string): PluginRecord | undefined;
+  listPlugins(): PluginRecord[];
+
+  replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void;
+  listJobContracts(pluginId?: string): JobContractRecord[];
+
+  getSchedule(key: string): ScheduleRecord | undefined;
+  listSchedules(query?: ScheduleQuery): ScheduleRecord[];
+  /** Schedules that count against a tenant's quota (active, paused, completed). */
+  countLiveSchedules(tenant: string): number;
+  insertSchedule(rec: ScheduleRecord): void;
+  updateSchedule(key: string, patch: SchedulePatch): void;
+
+  insertRun(run: NewRun): number;
+  finishRun(id: number, fin: RunFinish): void;
+  getRun(id: number): RunRecord | undefined;
+  listRuns(query?: RunQuery): RunRecord[];
+  /** Marks every `running` run as `abandoned` (after a crash or restart); returns them. */
+  abandonRunning(now: number, reason: string): RunRecord[];
+
+  enqueueCommand(scheduleKey: string, action: OperatorAction, note: string | null, now: number): number;
+  pendingCommands(): OperatorCommand[];
+  completeCommand(id: number, result: string, now: number): void;
+  getCommand(id: number): OperatorCommand | undefined;
+
+  writeLease(lease: HostLease | null): void;
+  readLease(): HostLease | undefined;
+
+  close(): void;
+}
