@@ -149,7 +149,7 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
   });
   return Object.freeze({
     source: file,
-    store: Object.freeze({ path: resolve(baseDir, raw.store?.path ?? 'data/hourglass.db') }),
+    store: Object.freeze({ path: raw.store?.path === ':memory:' ? ':memory:' : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db') }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,
     commandPollMs: raw.commandPollMs ?? 500,
     tenants: Object.freeze(tenants),

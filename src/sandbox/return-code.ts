@@ -69,7 +69,7 @@ interface Section {
 const ORDER = [0, 1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
 
 export interface ReturnCodeRewrite {
-  readonly bytes: Uint8Array;
+  readonly bytes: Uint8Array<ArrayBuffer>;
   /** Exports that were wrapped. */
   readonly wrapped: readonly string[];
 }

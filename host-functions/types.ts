@@ -1,0 +1,89 @@
+/**
+ * The shape of a host function: its request schema, the capability it needs, the phases it is
+ * allowed in, its static fuel cost, and a handler over the caller's scoped services. One file
+ * per function in this folder; `registry.ts` dispatches.
+ */
+import type { Capability } from '../src/capabilities.ts';
+import type { CallerContext, Phase } from '../src/sandbox/types.ts';
+
+/** Error codes a guest can receive (docs/guest-abi.md). */
+export const GuestErrorCodes = [
+  'invalid_argument',
+  'not_found',
+  'conflict',
+  'quota_exceeded',
+  'phase',
+  'capability',
+  'too_large',
+  'internal',
+] as const;
+export type GuestErrorCode = (typeof GuestErrorCodes)[number];
+
+export type HostResult<T = unknown> = { ok: T } | { error: { code: GuestErrorCode; message: string } };
+
+export function guestError(code: GuestErrorCode, message: string): { error: { code: GuestErrorCode; message: string } } {
+  return { error: { code, message } };
+}
+
+/** What a schedule looks like to its guest. */
+export interface ScheduleView {
+  id: string;
+  origin: 'declared' | 'runtime';
+  cron: string | null;
+  timezone: string | null;
+  every: string | null;
+  at: string | null;
+  jitter: string | null;
+  overlap: string;
+  misfire: string;
+  state: 'active' | 'paused' | 'completed';
+  pauseNote: string | null;
+  nextRunAt: string | null;
+  payload: unknown;
+  description: string | null;
+}
+
+export interface JobContract {
+  name: string;
+  displayName?: string;
+  description?: string;
+  cron?: string;
+  timezone?: string;
+  concurrency?: number;
+  timeoutMs?: number;
+  input?: Record<string, unknown>;
+}
+
+/**
+ * Operations on the calling plugin's own schedules. Implementations scope every id to the
+ * caller's plugin, so another plugin's id is indistinguishable from a missing one.
+ */
+export interface ScopedScheduleService {
+  create(caller: CallerContext, declaration: unknown): HostResult<ScheduleView>;
+  pause(caller: CallerContext, id: string, note: string | null): HostResult<ScheduleView>;
+  resume(caller: CallerContext, id: string): HostResult<ScheduleView>;
+  delete(caller: CallerContext, id: string): HostResult<{ id: string; deleted: true }>;
+  get(caller: CallerContext, id: string): HostResult<ScheduleView>;
+  list(caller: CallerContext, limit: number, after: string | null): HostResult<{ schedules: ScheduleView[]; next: string | null }>;
+}
+
+export interface HostServices {
+  readonly schedules: ScopedScheduleService;
+  registerJob(caller: CallerContext, contract: JobContract): HostResult<{ name: string }>;
+  /** Capabilities the caller's plugin was granted (asked for and allowed by its tenant). */
+  granted(caller: CallerContext): ReadonlySet<Capability>;
+}
+
+export interface HostFunctionDef<Req> {
+  readonly name: Capability;
+  readonly phases: readonly Phase[];
+  /** JSON schema of the request (ajv; additionalProperties false, bounded). */
+  readonly schema: Record<string, unknown>;
+  /** Static fuel charged per call once fuel metering is on. */
+  readonly fuelCost: number;
+  handle(services: HostServices, caller: CallerContext, request: Req): HostResult;
+}
+
+export function defineHostFunction<Req>(def: HostFunctionDef<Req>): HostFunctionDef<Req> {
+  return Object.freeze(def);
+}

@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+/**
+ * `hourglass` — the operator's command line. Every command has `--help`; errors print one line
+ * (`hourglass: <code>: <reason>`) and exit non-zero (1 for failures, 2 for usage).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
+import { Host } from '../host/host.ts';
+import { RunStatuses, type RunStatus } from '../store/types.ts';
+import { isoOrDash, table, truncate } from './format.ts';
+import { applyCommand, openStore, resolveConfig } from './store-access.ts';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: Options;
+  readonly positionals?: number;
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+const common: Options = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+};
+const storeOpt: Options = { store: { type: 'string' } };
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+function str(v: Values, k: string): string | undefined {
+  const x = v[k];
+  return typeof x === 'string' ? x : undefined;
+}
+
+const operatorCommand = (action: 'pause' | 'resume' | 'trigger' | 'delete', summary: string): Command => ({
+  summary,
+  usage: `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH]${action === 'pause' ? ' [--note TEXT]' : ''}`,
+  options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
+  positionals: 1,
+  async run(v, [key]) {
+    const config = resolveConfig(str(v, 'config'));
+    const store = openStore(config, str(v, 'store'));
+    try {
+      const r = await applyCommand(store, config, key as string, action, str(v, 'note') ?? null);
+      if (!r.ok) throw new HourglassError('HG_SCHEDULE_NOT_FOUND', r.message);
+      out(r.message);
+      return 0;
+    } finally {
+      store.close();
+    }
+  },
+});
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    summary: 'run the host: load plugins, fire schedules, record runs (until SIGINT/SIGTERM)',
+    usage: 'hourglass start [--config FILE]   (without --config: ./data/hourglass.db and the example plugins)',
+    options: common,
+    async run(v) {
+      const config = resolveConfig(str(v, 'config'));
+      const host = new Host(config);
+      host.events.on('plugin:loaded', (e) => out(`plugin ${e.pluginId} loaded: ${e.schedules} declared schedule(s) (created ${e.reconcile.created.length}, updated ${e.reconcile.updated.length}, retired ${e.reconcile.retired.length})`));
+      host.events.on('plugin:failed', (e) => out(`plugin ${e.pluginId} failed to load: ${e.code}: ${e.message}`));
+      host.events.on('run:finished', (r) => out(`run ${r.id} ${r.scheduleKey} ${r.status}${r.reason ? ` (${r.reason})` : ''}${r.error ? `: ${truncate(r.error, 200)}` : ''}`));
+      host.events.on('schedule:skipped', (e) => out(`tick of ${e.schedule.key} ${e.status}: ${e.reason}`));
+      host.events.on('host:error', (e) => out(`error: ${e.message}`));
+      host.events.on('guest:log', (e) => out(`[${e.pluginId}] ${e.level}: ${truncate(e.message, 500)}`));
+      out(`hourglass: store ${config.store.path} (config: ${config.source})`);
+      const { loaded, failed } = await host.start();
+      out(`hourglass: running with ${loaded.length} plugin(s)${failed.length ? `, ${failed.length} failed` : ''}; Ctrl-C to stop`);
+      // The host's own timers are unref'd (embedding must not keep a process alive): hold it here.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          out(`hourglass: ${sig}: stopping (grace ${config.shutdownGraceMs} ms)`);
+          process.removeAllListeners('SIGINT');
+          process.removeAllListeners('SIGTERM');
+          host.stop().then(resolve, (err: unknown) => {
+            out(`hourglass: error while stopping: ${errorMessage(err)}`);
+            resolve();
+          });
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+      clearInterval(keepAlive);
+      out('hourglass: stopped');
+      return 0;
+    },
+  },
+  schedules: {
+    summary: 'list schedules with their state and next run',
+    usage: 'hourglass schedules [--plugin TENANT/NAME] [--all] [--json] [--config FILE] [--store PATH]',
+    options: { ...common, ...storeOpt, plugin: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } },
+    async run(v) {
+      const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      try {
+        const plugin = str(v, 'plugin');
+        const rows = store.listSchedules({
+          ...(plugin ? { pluginId: plugin } : {}),
+          ...(v.all ? { states: ['active', 'paused', 'completed', 'deleted', 'retired'] as const } : {}),
+        });
+        if (v.json) {
+          out(JSON.stringify(rows, null, 2));
+          return 0;
+        }
+        const spec = (s: (typeof rows)[number]) =>
+          s.spec.kind === 'cron' ? `cron ${s.spec.cron} ${s.spec.timezone}` : s.spec.kind === 'every' ? `every ${s.spec.every}` : `at ${s.spec.at}`;
+        out(table(
+          ['SCHEDULE', 'ORIGIN', 'STATE', 'NEXT RUN', 'WHEN', 'NOTE'],
+          rows.map((s) => [s.key, s.origin, s.state, isoOrDash(s.nextAt), spec(s), truncate(s.pauseNote, 40)]),
+        ));
+        return 0;
+      } finally {
+        store.close();
+      }
+    },
+  },
+  runs: {
+    summary: 'recent runs, newest first, of a schedule or a plugin (or all)',
+    usage: 'hourglass runs [--schedule TENANT/PLUGIN/ID | --plugin TENANT/NAME] [--status S] [--limit N] [--json] [--config FILE] [--store PATH]',
+    options: { ...common, ...storeOpt, schedule: { type: 'string' }, plugin: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+    async run(v) {
+      const limit = Number(str(v, 'limit') ?? '20');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new HourglassError('HG_CLI_USAGE', '--limit must be an integer from 1 to 10000');
+      const status = str(v, 'status');
+      if (status !== undefined && !(RunStatuses as readonly string[]).includes(status)) {
+        throw new HourglassError('HG_CLI_USAGE', `--status must be one of ${RunStatuses.join(', ')}`);
+      }
+      const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      try {
+        const schedule = str(v, 'schedule');
+        const plugin = str(v, 'plugin');
+        const rows = store.listRuns({
+          limit,
+          ...(schedule ? { scheduleKey: schedule } : {}),
+          ...(plugin ? { pluginId: plugin } : {}),
+          ...(status ? { status: status as RunStatus } : {}),
+        });
+        if (v.json) {
+          out(JSON.stringify(rows, null, 2));
+          return 0;
+        }
+        out(table(
+          ['RUN', 'SCHEDULE', 'TRIGGER', 'STATUS', 'SCHEDULED', 'STARTED', 'MS', 'DETAIL'],
+          rows.map((r) => [
+            String(r.id),
+            r.scheduleKey,
+            r.trigger,
+            r.status,
+            isoOrDash(r.scheduledAt),
+            isoOrDash(r.startedAt),
+            r.finishedAt === null ? '-' : String(r.finishedAt - r.startedAt),
+            truncate(r.error ? `${r.reason ?? ''}: ${r.error}` : (r.reason ?? r.result ?? ''), 80),
+          ]),
+        ));
+        return 0;
+      } finally {
+        store.close();
+      }
+    },
+  },
+  pause: operatorCommand('pause', 'pause a schedule (through the running host if there is one)'),
+  resume: operatorCommand('resume', 'resume a paused schedule from its next tick'),
+  trigger: operatorCommand('trigger', 'run a schedule now (at most one run at a time still holds)'),
+  delete: operatorCommand('delete', 'delete a schedule (its runs are kept)'),
+};
+
+function help(): string {
+  const names = Object.keys(COMMANDS);
+  const w = Math.max(...names.map((n) => n.length));
+  return [
+    'hourglass — WebAssembly-sandboxed plugin runtime and job scheduler',
+    '',
+    'usage: hourglass <command> [options]   (hourglass <command> --help for details)',
+    '',
+    ...names.map((n) => `  ${n.padEnd(w)}  ${COMMANDS[n]?.summary}`),
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    out(help());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`hourglass: unknown command '${name}' (try hourglass --help)\n`);
+    return 2;
+  }
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] });
+  } catch (err) {
+    process.stderr.write(`hourglass ${name}: ${errorMessage(err)}\nusage: ${cmd.usage}\n`);
+    return 2;
+  }
+  if (values.help) {
+    out(`${cmd.summary}\n\nusage: ${cmd.usage}`);
+    return 0;
+  }
+  if (positionals.length !== (cmd.positionals ?? 0)) {
+    process.stderr.write(`hourglass ${name}: expected ${cmd.positionals ?? 0} argument(s), got ${positionals.length}\nusage: ${cmd.usage}\n`);
+    return 2;
+  }
+  try {
+    return await cmd.run(values, positionals);
+  } catch (err) {
+    const code = isHourglassError(err) ? `${err.code}: ` : '';
+    process.stderr.write(`hourglass: ${code}${errorMessage(err).split('\n')[0]}\n`);
+    return isHourglassError(err) && err.code === 'HG_CLI_USAGE' ? 2 : 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli/main.ts')) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,140 @@
+/**
+ * Executing one run: build the run context, call the guest's `run()` through the sandbox,
+ * interpret its output (cursor and result), and record the outcome and the new cursor in one
+ * transaction. A guest failure is a value here; nothing a guest does can throw out of `execute`.
+ */
+import type { Clock } from '../clock.ts';
+import type { TenantQuotas } from '../config/host-config.ts';
+import { errorMessage } from '../errors.ts';
+import type { Sandbox } from '../sandbox/types.ts';
+import type { StartedRun } from '../scheduler/scheduler.ts';
+import type { RunRecord, RunStatus, Store } from '../store/types.ts';
+import { compile } from '../validation.ts';
+
+export interface RunContext {
+  scheduleId: string;
+  runId: string;
+  plugin: string;
+  scheduledAt: string;
+  firedAt: string;
+  attempt: number;
+  catchUp: boolean;
+  trigger: string;
+  payload: unknown;
+  cursor: unknown;
+}
+
+interface RunOutput {
+  cursor?: unknown;
+  result?: unknown;
+}
+
+const validateOutput = compile<RunOutput>({
+  type: 'object',
+  additionalProperties: false,
+  properties: { cursor: {}, result: {} },
+});
+
+export interface RunExecutorDeps {
+  readonly store: Store;
+  readonly sandbox: Sandbox;
+  readonly clock: Clock;
+  readonly quotas: (tenant: string) => TenantQuotas;
+  readonly onFinished?: (run: RunRecord) => void;
+}
+
+export function runContext(run: StartedRun): RunContext {
+  const s = run.schedule;
+  return {
+    scheduleId: s.localId,
+    runId: String(run.runId),
+    plugin: s.pluginId,
+    scheduledAt: new Date(run.scheduledAt).toISOString(),
+    firedAt: new Date(run.firedAt).toISOString(),
+    attempt: run.attempt,
+    catchUp: run.trigger === 'catch_up',
+    trigger: run.trigger,
+    payload: s.payload === null ? null : (JSON.parse(s.payload) as unknown),
+    cursor: s.cursor === null ? null : (JSON.parse(s.cursor) as unknown),
+  };
+}
+
+interface Finish {
+  status: RunStatus;
+  reason: string | null;
+  error: string | null;
+  outputBytes: number | null;
+  fuelUsed: number | null;
+  result: string | null;
+  /** undefined: keep the cursor. */
+  cursor?: string | null;
+}
+
+export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => Promise<void> {
+  return async (run) => {
+    const s = run.schedule;
+    // The cursor may have changed since the schedule record was read (buffered runs).
+    const fresh = deps.store.getSchedule(s.key);
+    const ctx = runContext({ ...run, schedule: fresh ?? s });
+    let fin: Finish;
+    try {
+      const outcome = await deps.sandbox.call(s.pluginId, {
+        fn: 'run',
+        input: JSON.stringify(ctx),
+        caller: { pluginId: s.pluginId, tenant: s.tenant, phase: 'run', scheduleKey: s.key, runId: run.runId },
+      });
+      if (!outcome.ok) {
+        fin = { status: outcome.status, reason: outcome.reason, error: outcome.message, outputBytes: null, fuelUsed: outcome.fuelUsed, result: null };
+      } else {
+        fin = interpretOutput(outcome.output, deps.quotas(s.tenant).maxOutputBytes);
+        fin.fuelUsed = outcome.fuelUsed;
+      }
+    } catch (err) {
+      fin = { status: 'failed', reason: 'host_error', error: errorMessage(err), outputBytes: null, fuelUsed: null, result: null };
+    }
+    const finishedAt = deps.clock.now();
+    deps.store.transaction(() => {
+      deps.store.finishRun(run.runId, {
+        status: fin.status,
+        reason: fin.reason,
+        finishedAt,
+        error: fin.error,
+        outputBytes: fin.outputBytes,
+        fuelUsed: fin.fuelUsed,
+        fuelBudget: null,
+        result: fin.result,
+      });
+      if (fin.cursor !== undefined) deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
+    });
+    const rec = deps.store.getRun(run.runId);
+    if (rec) deps.onFinished?.(rec);
+  };
+}
+
+function interpretOutput(output: Uint8Array | null, maxOutputBytes: number): Finish {
+  const size = output?.length ?? 0;
+  const base = { outputBytes: size, fuelUsed: null, result: null };
+  if (size > maxOutputBytes) {
+    return { ...base, status: 'failed', reason: 'output_too_large', error: `output is ${size} bytes, over the tenant's limit of ${maxOutputBytes}` };
+  }
+  if (!output || size === 0) return { ...base, status: 'succeeded', reason: null, error: null };
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(output));
+  } catch (err) {
+    return { ...base, status: 'failed', reason: 'invalid_output', error: `output is not UTF-8 JSON: ${errorMessage(err)}` };
+  }
+  const parsed = validateOutput(value);
+  if (!parsed.ok) {
+    return { ...base, status: 'failed', reason: 'invalid_output', error: `output ${parsed.issue.field} ${parsed.issue.problem} (expected {"cursor"?, "result"?})` };
+  }
+  const out = parsed.value;
+  return {
+    ...base,
+    status: 'succeeded',
+    reason: null,
+    error: null,
+    result: out.result === undefined ? null : JSON.stringify(out.result),
+    ...('cursor' in out ? { cursor: out.cursor === null ? null : JSON.stringify(out.cursor) } : {}),
+  };
+}

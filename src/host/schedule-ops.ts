@@ -1,0 +1,208 @@
+/**
+ * Changes to schedules, shared by guests (scoped to their own plugin) and operators (any
+ * schedule): create, pause, resume, delete, get, list. Each change is written to the store
+ * first and then mirrored into the scheduler's queue.
+ *
+ * Scoping: a guest names schedules by local id; the key is always built from the *caller's*
+ * plugin id, so a guest cannot even form another plugin's key. Deleted and retired schedules
+ * answer `not_found` like ids that never existed.
+ */
+import type { TenantQuotas } from '../config/host-config.ts';
+import { parseDeclaration, type ParsedDeclaration } from '../schedule/declaration.ts';
+import { nextFireAfter } from '../schedule/spec.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { CallerContext } from '../sandbox/types.ts';
+import type { ScheduleOrigin, ScheduleRecord, Store } from '../store/types.ts';
+import {
+  guestError,
+  type HostResult,
+  type ScheduleView,
+  type ScopedScheduleService,
+} from '../../host-functions/types.ts';
+import type { Clock } from '../clock.ts';
+
+export function scheduleKey(pluginId: string, localId: string): string {
+  return `${pluginId}/${localId}`;
+}
+
+export function isLive(s: ScheduleRecord | undefined): s is ScheduleRecord {
+  return s !== undefined && (s.state === 'active' || s.state === 'paused' || s.state === 'completed');
+}
+
+export function toView(s: ScheduleRecord): ScheduleView {
+  const spec = s.spec;
+  return {
+    id: s.localId,
+    origin: s.origin,
+    cron: spec.kind === 'cron' ? spec.cron : null,
+    timezone: spec.kind === 'cron' ? spec.timezone : null,
+    every: spec.kind === 'every' ? spec.every : null,
+    at: spec.kind === 'at' ? spec.at : null,
+    jitter: s.jitter,
+    overlap: s.overlap,
+    misfire: s.misfire,
+    state: s.state as ScheduleView['state'],
+    pauseNote: s.pauseNote,
+    nextRunAt: s.state === 'active' && s.nextAt !== null ? new Date(s.nextAt).toISOString() : null,
+    payload: s.payload === null ? null : (JSON.parse(s.payload) as unknown),
+    description: s.description,
+  };
+}
+
+/** A new record for a parsed declaration (state from `paused`, next time from now). */
+export function recordFromDeclaration(
+  pluginId: string,
+  tenant: string,
+  d: ParsedDeclaration,
+  origin: ScheduleOrigin,
+  now: number,
+  previous?: ScheduleRecord,
+): ScheduleRecord {
+  const keepPaused = previous?.state === 'paused';
+  const paused = keepPaused || d.paused;
+  const nextAt = nextFireAfter(d.spec, now, now);
+  return {
+    key: scheduleKey(pluginId, d.id),
+    pluginId,
+    tenant,
+    localId: d.id,
+    origin,
+    spec: d.spec,
+    jitter: d.jitter,
+    jitterMs: d.jitterMs,
+    payload: d.payload,
+    overlap: d.overlap,
+    misfire: d.misfire,
+    description: d.description,
+    declHash: d.hash,
+    state: paused ? 'paused' : nextAt === null ? 'completed' : 'active',
+    pauseNote: keepPaused ? (previous?.pauseNote ?? null) : null,
+    anchorAt: now,
+    nextAt: paused ? null : nextAt,
+    cursor: previous?.cursor ?? null,
+    bufferedAt: null,
+    createdAt: previous?.createdAt ?? now,
+    updatedAt: now,
+  };
+}
+
+export type OpResult = { ok: true; schedule: ScheduleRecord } | { ok: false; code: 'not_found' | 'conflict'; message: string };
+
+export interface ScheduleOpsDeps {
+  readonly store: Store;
+  readonly scheduler: Scheduler;
+  readonly clock: Clock;
+  readonly quotas: (tenant: string) => TenantQuotas;
+}
+
+export class ScheduleOps implements ScopedScheduleService {
+  readonly #d: ScheduleOpsDeps;
+
+  constructor(deps: ScheduleOpsDeps) {
+    this.#d = deps;
+  }
+
+  // ---- by key (operators; guests come through the scoped methods below) ----
+
+  pauseKey(key: string, note: string | null): OpResult {
+    const s = this.#d.store.getSchedule(key);
+    if (!isLive(s)) return notFound(key);
+    if (s.state !== 'active') return { ok: true, schedule: s };
+    const now = this.#d.clock.now();
+    const patch = { state: 'paused' as const, pauseNote: note, nextAt: null, updatedAt: now };
+    this.#d.store.updateSchedule(key, patch);
+    this.#d.scheduler.remove(key);
+    return { ok: true, schedule: { ...s, ...patch } };
+  }
+
+  resumeKey(key: string): OpResult {
+    const s = this.#d.store.getSchedule(key);
+    if (!isLive(s)) return notFound(key);
+    if (s.state !== 'paused') return { ok: true, schedule: s };
+    const now = this.#d.clock.now();
+    const nextAt = nextFireAfter(s.spec, now, s.anchorAt);
+    const patch = { state: nextAt === null ? ('completed' as const) : ('active' as const), pauseNote: null, nextAt, updatedAt: now };
+    this.#d.store.updateSchedule(key, patch);
+    const updated = { ...s, ...patch };
+    this.#d.scheduler.upsert(updated);
+    return { ok: true, schedule: updated };
+  }
+
+  deleteKey(key: string): OpResult {
+    const s = this.#d.store.getSchedule(key);
+    if (!isLive(s)) return notFound(key);
+    const now = this.#d.clock.now();
+    const patch = { state: 'deleted' as const, nextAt: null, bufferedAt: null, updatedAt: now };
+    this.#d.store.updateSchedule(key, patch);
+    this.#d.scheduler.remove(key);
+    return { ok: true, schedule: { ...s, ...patch } };
+  }
+
+  // ---- scoped to the calling plugin (host functions) ----
+
+  create(caller: CallerContext, declaration: unknown): HostResult<ScheduleView> {
+    const quotas = this.#d.quotas(caller.tenant);
+    const now = this.#d.clock.now();
+    const parsed = parseDeclaration(declaration, quotas, now);
+    if (!parsed.ok) return guestError(parsed.issue.code, `${parsed.issue.field}: ${parsed.issue.message}`);
+    const d = parsed.value;
+    if (d.spec.kind === 'at' && d.spec.atMs <= now) return guestError('invalid_argument', '/at: is in the past');
+    const key = scheduleKey(caller.pluginId, d.id);
+    return this.#d.store.transaction(() => {
+      const existing = this.#d.store.getSchedule(key);
+      if (isLive(existing)) return guestError('conflict', `schedule '${d.id}' already exists`);
+      const count = this.#d.store.countLiveSchedules(caller.tenant);
+      if (count >= quotas.maxSchedules) {
+        return guestError('quota_exceeded', `tenant ${caller.tenant} already has ${count} schedules (limit ${quotas.maxSchedules})`);
+      }
+      const rec = recordFromDeclaration(caller.pluginId, caller.tenant, d, 'runtime', now);
+      if (existing) {
+        // A deleted or retired row with this id: the new schedule takes its place.
+        const { key: _k, pluginId: _p, tenant: _t, localId: _l, createdAt: _c, ...patch } = { ...rec, cursor: null, createdAt: now };
+        this.#d.store.updateSchedule(key, patch);
+      } else {
+        this.#d.store.insertSchedule(rec);
+      }
+      this.#d.scheduler.upsert(rec);
+      return { ok: toView(rec) };
+    });
+  }
+
+  pause(caller: CallerContext, id: string, note: string | null): HostResult<ScheduleView> {
+    return asView(this.pauseKey(scheduleKey(caller.pluginId, id), note), id);
+  }
+
+  resume(caller: CallerContext, id: string): HostResult<ScheduleView> {
+    return asView(this.resumeKey(scheduleKey(caller.pluginId, id)), id);
+  }
+
+  delete(caller: CallerContext, id: string): HostResult<{ id: string; deleted: true }> {
+    const r = this.deleteKey(scheduleKey(caller.pluginId, id));
+    return r.ok ? { ok: { id, deleted: true } } : guestError(r.code, `schedule '${id}' does not exist`);
+  }
+
+  get(caller: CallerContext, id: string): HostResult<ScheduleView> {
+    const s = this.#d.store.getSchedule(scheduleKey(caller.pluginId, id));
+    return isLive(s) ? { ok: toView(s) } : guestError('not_found', `schedule '${id}' does not exist`);
+  }
+
+  list(caller: CallerContext, limit: number, after: string | null): HostResult<{ schedules: ScheduleView[]; next: string | null }> {
+    const rows = this.#d.store.listSchedules({ pluginId: caller.pluginId, limit: limit + 1, ...(after === null ? {} : { after }) });
+    const page = rows.slice(0, limit);
+    return {
+      ok: {
+        schedules: page.map(toView),
+        next: rows.length > limit ? (page.at(-1)?.localId ?? null) : null,
+      },
+    };
+  }
+}
+
+function notFound(key: string): OpResult {
+  return { ok: false, code: 'not_found', message: `schedule '${key}' does not exist` };
+}
+
+function asView(r: OpResult, id: string): HostResult<ScheduleView> {
+  return r.ok ? { ok: toView(r.schedule) } : guestError(r.code, `schedule '${id}' does not exist`);
+}
+

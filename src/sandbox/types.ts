@@ -1,0 +1,78 @@
+/**
+ * The sandbox boundary: every guest call goes through `Sandbox`. The scheduler and discovery
+ * only see `CallOutcome` values, so running guests in a worker pool or under fuel metering
+ * plugs in behind this interface without touching them.
+ */
+import type { PluginLimits } from '../plugin/manifest.ts';
+import type { RunStatus } from '../store/types.ts';
+
+export type Phase = 'discovery' | 'run' | 'cleanup';
+export type GuestExport = 'schedules' | 'run' | 'cleanup';
+
+/** Who is calling a host function. Plain data, so it can cross a thread boundary. */
+export interface CallerContext {
+  readonly pluginId: string;
+  readonly tenant: string;
+  readonly phase: Phase;
+  /** Set in the run phase. */
+  readonly scheduleKey?: string;
+  readonly runId?: number;
+}
+
+/**
+ * Answers one host-function call: `request` is the guest's raw JSON text; the result is the
+ * JSON response text (`{"ok":…}` or `{"error":…}`). Never throws for guest input.
+ */
+export type HostCallHandler = (caller: CallerContext, fn: string, request: string) => string;
+
+export interface GuestSpec {
+  readonly pluginId: string;
+  readonly tenant: string;
+  readonly wasm: Uint8Array<ArrayBuffer>;
+  readonly config: Readonly<Record<string, string>>;
+  readonly limits: PluginLimits;
+}
+
+export interface GuestInfo {
+  readonly exports: readonly string[];
+  readonly imports: readonly string[];
+  readonly sha256: string;
+}
+
+/** Outcome statuses a guest call can end with (a subset of run statuses). */
+export type CallFailureStatus = Extract<
+  RunStatus,
+  'failed' | 'trapped' | 'out_of_fuel' | 'memory_limit' | 'timed_out' | 'stack_overflow' | 'host_call_denied' | 'worker_crashed'
+>;
+
+export type CallOutcome =
+  | {
+      readonly ok: true;
+      readonly output: Uint8Array | null;
+      readonly durationMs: number;
+      readonly fuelUsed: number | null;
+    }
+  | {
+      readonly ok: false;
+      readonly status: CallFailureStatus;
+      /** Stable machine-readable reason, e.g. `guest_error`, `nonzero_return`, `trap`, `abort`. */
+      readonly reason: string;
+      readonly message: string;
+      readonly durationMs: number;
+      readonly fuelUsed: number | null;
+    };
+
+export interface CallRequest {
+  readonly fn: GuestExport;
+  readonly input?: string;
+  readonly caller: CallerContext;
+}
+
+export interface Sandbox {
+  /** Compiles and prepares a guest. Throws `HourglassError` (`HG_PLUGIN_LOAD`) if it cannot. */
+  load(spec: GuestSpec): Promise<GuestInfo>;
+  /** Calls an export. Never throws for guest behaviour: failures are outcomes. */
+  call(pluginId: string, req: CallRequest): Promise<CallOutcome>;
+  unload(pluginId: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,94 @@
+/**
+ * A binary min-heap of (due time, schedule key) with lazy invalidation: changing or removing
+ * a schedule bumps its generation, and stale entries are dropped when they reach the top.
+ * One queue and one timer serve every schedule (100k schedules cost 100k small objects, not
+ * 100k timers).
+ */
+
+interface Entry {
+  readonly dueAt: number;
+  readonly key: string;
+  readonly gen: number;
+}
+
+export class DueQueue {
+  readonly #heap: Entry[] = [];
+  readonly #gen = new Map<string, number>();
+
+  get size(): number {
+    return this.#gen.size;
+  }
+
+  /** Schedules `key` at `dueAt`, replacing any earlier entry for it. */
+  set(key: string, dueAt: number): void {
+    const gen = (this.#gen.get(key) ?? 0) + 1;
+    this.#gen.set(key, gen);
+    this.#push({ dueAt, key, gen });
+  }
+
+  delete(key: string): void {
+    this.#gen.delete(key);
+  }
+
+  has(key: string): boolean {
+    return this.#gen.has(key);
+  }
+
+  /** The earliest live due time, or null. */
+  peekTime(): number | null {
+    this.#dropStale();
+    return this.#heap[0]?.dueAt ?? null;
+  }
+
+  /** Removes and returns every live entry due at or before `now`, earliest first. */
+  popDue(now: number): { key: string; dueAt: number }[] {
+    const out: { key: string; dueAt: number }[] = [];
+    for (;;) {
+      this.#dropStale();
+      const top = this.#heap[0];
+      if (!top || top.dueAt > now) break;
+      this.#pop();
+      this.#gen.delete(top.key);
+      out.push({ key: top.key, dueAt: top.dueAt });
+    }
+    return out;
+  }
+
+  #dropStale(): void {
+    for (;;) {
+      const top = this.#heap[0];
+      if (!top || this.#gen.get(top.key) === top.gen) return;
+      this.#pop();
+    }
+  }
+
+  #push(e: Entry): void {
+    const h = this.#heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if ((h[p] as Entry).dueAt <= e.dueAt) break;
+      h[i] = h[p] as Entry;
+      i = p;
+    }
+    h[i] = e;
+  }
+
+  #pop(): void {
+    const h = this.#heap;
+    const last = h.pop() as Entry;
+    if (h.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const r = l + 1;
+      const c = r < h.length && (h[r] as Entry).dueAt < (h[l] as Entry).dueAt ? r : l;
+      if ((h[c] as Entry).dueAt >= last.dueAt) break;
+      h[i] = h[c] as Entry;
+      i = c;
+    }
+    h[i] = last;
+  }
+}
