@@ -3,15 +3,28 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'build/', 'data/', 'guest-examples/assemblyscript/', 'bench/results/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'build/',
+      'data/',
+      '.tmp/',
+      'guest-examples/assemblyscript/',
+      'bench/results/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
     },
   },
+  { files: ['bin/*.js'], languageOptions: { globals: { process: 'readonly' } } },
   prettier,
 );

@@ -21,10 +21,21 @@ interface Entry {
   readonly validate: Validator<unknown>;
 }
 
-const DEFS = [jobsRegister, scheduleCreate, schedulePause, scheduleResume, scheduleDelete, scheduleGet, scheduleList];
+const DEFS = [
+  jobsRegister,
+  scheduleCreate,
+  schedulePause,
+  scheduleResume,
+  scheduleDelete,
+  scheduleGet,
+  scheduleList,
+];
 
 export const HOST_FUNCTIONS: ReadonlyMap<string, Entry> = new Map(
-  DEFS.map((def) => [def.name, { def: def as HostFunctionDef<never>, validate: compile<unknown>(def.schema) }]),
+  DEFS.map((def) => [
+    def.name,
+    { def: def as HostFunctionDef<never>, validate: compile<unknown>(def.schema) },
+  ]),
 );
 
 // Every capability has exactly one host function.
@@ -49,7 +60,10 @@ export function dispatchHostCall(
     return guestError('capability', `plugin ${caller.pluginId} was not granted '${fn}'`);
   }
   if (!entry.def.phases.includes(caller.phase)) {
-    return guestError('phase', `'${fn}' is not allowed during ${caller.phase} (allowed: ${entry.def.phases.join(', ')})`);
+    return guestError(
+      'phase',
+      `'${fn}' is not allowed during ${caller.phase} (allowed: ${entry.def.phases.join(', ')})`,
+    );
   }
   let request: unknown;
   try {
@@ -58,7 +72,8 @@ export function dispatchHostCall(
     return guestError('invalid_argument', `request is not valid JSON: ${(err as Error).message}`);
   }
   const checked = entry.validate(request);
-  if (!checked.ok) return guestError('invalid_argument', `${checked.issue.field}: ${checked.issue.problem}`);
+  if (!checked.ok)
+    return guestError('invalid_argument', `${checked.issue.field}: ${checked.issue.problem}`);
   try {
     return entry.def.handle(services, caller, checked.value as never);
   } catch (err) {

@@ -11,5 +11,6 @@ export const scheduleList = defineHostFunction<{ limit?: number; after?: string 
     additionalProperties: false,
     properties: { limit: { type: 'integer', minimum: 1, maximum: 500 }, after: scheduleId },
   },
-  handle: (services, caller, req) => services.schedules.list(caller, req.limit ?? 100, req.after ?? null),
+  handle: (services, caller, req) =>
+    services.schedules.list(caller, req.limit ?? 100, req.after ?? null),
 });

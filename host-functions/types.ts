@@ -19,9 +19,13 @@ export const GuestErrorCodes = [
 ] as const;
 export type GuestErrorCode = (typeof GuestErrorCodes)[number];
 
-export type HostResult<T = unknown> = { ok: T } | { error: { code: GuestErrorCode; message: string } };
+export type HostResult<T = unknown> =
+  { ok: T } | { error: { code: GuestErrorCode; message: string } };
 
-export function guestError(code: GuestErrorCode, message: string): { error: { code: GuestErrorCode; message: string } } {
+export function guestError(
+  code: GuestErrorCode,
+  message: string,
+): { error: { code: GuestErrorCode; message: string } } {
   return { error: { code, message } };
 }
 
@@ -64,7 +68,11 @@ export interface ScopedScheduleService {
   resume(caller: CallerContext, id: string): HostResult<ScheduleView>;
   delete(caller: CallerContext, id: string): HostResult<{ id: string; deleted: true }>;
   get(caller: CallerContext, id: string): HostResult<ScheduleView>;
-  list(caller: CallerContext, limit: number, after: string | null): HostResult<{ schedules: ScheduleView[]; next: string | null }>;
+  list(
+    caller: CallerContext,
+    limit: number,
+    after: string | null,
+  ): HostResult<{ schedules: ScheduleView[]; next: string | null }>;
 }
 
 export interface HostServices {

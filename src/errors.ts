@@ -11,7 +11,7 @@ export const ErrorCodes = {
   HG_PLUGIN_LOAD: 'a plugin could not be loaded (wasm unreadable, does not compile or instantiate)',
   HG_DISCOVERY_FAILED: "the guest's schedules() call failed or returned invalid declarations",
   HG_DECLARATION_INVALID: 'a schedule declaration is invalid (cron, time zone, interval, ids)',
-  HG_QUOTA_EXCEEDED: "a tenant quota would be exceeded",
+  HG_QUOTA_EXCEEDED: 'a tenant quota would be exceeded',
   HG_SCHEDULE_NOT_FOUND: 'no schedule with that id',
   HG_SCHEDULE_CONFLICT: 'a schedule with that id already exists',
   HG_STORE: 'the store failed (open, migrate, read or write)',
@@ -24,10 +24,13 @@ export type ErrorCode = keyof typeof ErrorCodes;
 
 export class HourglassError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** The plugin the error is about, when there is one ("<tenant>/<name>"). */
+  readonly pluginId: string | undefined;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; pluginId?: string }) {
     super(message, options);
     this.name = 'HourglassError';
     this.code = code;
+    this.pluginId = options?.pluginId;
   }
 }
 

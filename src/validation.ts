@@ -12,7 +12,9 @@ export interface SchemaIssue {
   readonly problem: string;
 }
 
-export type Validator<T> = (value: unknown) => { ok: true; value: T } | { ok: false; issue: SchemaIssue };
+export type Validator<T> = (
+  value: unknown,
+) => { ok: true; value: T } | { ok: false; issue: SchemaIssue };
 
 function describe(err: ErrorObject): SchemaIssue {
   let field = err.instancePath;

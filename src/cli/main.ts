@@ -34,7 +34,10 @@ function str(v: Values, k: string): string | undefined {
   return typeof x === 'string' ? x : undefined;
 }
 
-const operatorCommand = (action: 'pause' | 'resume' | 'trigger' | 'delete', summary: string): Command => ({
+const operatorCommand = (
+  action: 'pause' | 'resume' | 'trigger' | 'delete',
+  summary: string,
+): Command => ({
   summary,
   usage: `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH]${action === 'pause' ? ' [--note TEXT]' : ''}`,
   options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
@@ -56,20 +59,37 @@ const operatorCommand = (action: 'pause' | 'resume' | 'trigger' | 'delete', summ
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'run the host: load plugins, fire schedules, record runs (until SIGINT/SIGTERM)',
-    usage: 'hourglass start [--config FILE]   (without --config: ./data/hourglass.db and the example plugins)',
+    usage:
+      'hourglass start [--config FILE]   (without --config: ./data/hourglass.db and the example plugins)',
     options: common,
     async run(v) {
       const config = resolveConfig(str(v, 'config'));
       const host = new Host(config);
-      host.events.on('plugin:loaded', (e) => out(`plugin ${e.pluginId} loaded: ${e.schedules} declared schedule(s) (created ${e.reconcile.created.length}, updated ${e.reconcile.updated.length}, retired ${e.reconcile.retired.length})`));
-      host.events.on('plugin:failed', (e) => out(`plugin ${e.pluginId} failed to load: ${e.code}: ${e.message}`));
-      host.events.on('run:finished', (r) => out(`run ${r.id} ${r.scheduleKey} ${r.status}${r.reason ? ` (${r.reason})` : ''}${r.error ? `: ${truncate(r.error, 200)}` : ''}`));
-      host.events.on('schedule:skipped', (e) => out(`tick of ${e.schedule.key} ${e.status}: ${e.reason}`));
+      host.events.on('plugin:loaded', (e) =>
+        out(
+          `plugin ${e.pluginId} loaded: ${e.schedules} declared schedule(s) (created ${e.reconcile.created.length}, updated ${e.reconcile.updated.length}, retired ${e.reconcile.retired.length})`,
+        ),
+      );
+      host.events.on('plugin:failed', (e) =>
+        out(`plugin ${e.pluginId} failed to load: ${e.code}: ${e.message}`),
+      );
+      host.events.on('run:finished', (r) =>
+        out(
+          `run ${r.id} ${r.scheduleKey} ${r.status}${r.reason ? ` (${r.reason})` : ''}${r.error ? `: ${truncate(r.error, 200)}` : ''}`,
+        ),
+      );
+      host.events.on('schedule:skipped', (e) =>
+        out(`tick of ${e.schedule.key} ${e.status}: ${e.reason}`),
+      );
       host.events.on('host:error', (e) => out(`error: ${e.message}`));
-      host.events.on('guest:log', (e) => out(`[${e.pluginId}] ${e.level}: ${truncate(e.message, 500)}`));
+      host.events.on('guest:log', (e) =>
+        out(`[${e.pluginId}] ${e.level}: ${truncate(e.message, 500)}`),
+      );
       out(`hourglass: store ${config.store.path} (config: ${config.source})`);
       const { loaded, failed } = await host.start();
-      out(`hourglass: running with ${loaded.length} plugin(s)${failed.length ? `, ${failed.length} failed` : ''}; Ctrl-C to stop`);
+      out(
+        `hourglass: running with ${loaded.length} plugin(s)${failed.length ? `, ${failed.length} failed` : ''}; Ctrl-C to stop`,
+      );
       // The host's own timers are unref'd (embedding must not keep a process alive): hold it here.
       const keepAlive = setInterval(() => undefined, 1 << 30);
       await new Promise<void>((resolve) => {
@@ -92,26 +112,48 @@ const COMMANDS: Record<string, Command> = {
   },
   schedules: {
     summary: 'list schedules with their state and next run',
-    usage: 'hourglass schedules [--plugin TENANT/NAME] [--all] [--json] [--config FILE] [--store PATH]',
-    options: { ...common, ...storeOpt, plugin: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } },
+    usage:
+      'hourglass schedules [--plugin TENANT/NAME] [--all] [--json] [--config FILE] [--store PATH]',
+    options: {
+      ...common,
+      ...storeOpt,
+      plugin: { type: 'string' },
+      all: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
     async run(v) {
       const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const plugin = str(v, 'plugin');
         const rows = store.listSchedules({
           ...(plugin ? { pluginId: plugin } : {}),
-          ...(v.all ? { states: ['active', 'paused', 'completed', 'deleted', 'retired'] as const } : {}),
+          ...(v.all
+            ? { states: ['active', 'paused', 'completed', 'deleted', 'retired'] as const }
+            : {}),
         });
         if (v.json) {
           out(JSON.stringify(rows, null, 2));
           return 0;
         }
         const spec = (s: (typeof rows)[number]) =>
-          s.spec.kind === 'cron' ? `cron ${s.spec.cron} ${s.spec.timezone}` : s.spec.kind === 'every' ? `every ${s.spec.every}` : `at ${s.spec.at}`;
-        out(table(
-          ['SCHEDULE', 'ORIGIN', 'STATE', 'NEXT RUN', 'WHEN', 'NOTE'],
-          rows.map((s) => [s.key, s.origin, s.state, isoOrDash(s.nextAt), spec(s), truncate(s.pauseNote, 40)]),
-        ));
+          s.spec.kind === 'cron'
+            ? `cron ${s.spec.cron} ${s.spec.timezone}`
+            : s.spec.kind === 'every'
+              ? `every ${s.spec.every}`
+              : `at ${s.spec.at}`;
+        out(
+          table(
+            ['SCHEDULE', 'ORIGIN', 'STATE', 'NEXT RUN', 'WHEN', 'NOTE'],
+            rows.map((s) => [
+              s.key,
+              s.origin,
+              s.state,
+              isoOrDash(s.nextAt),
+              spec(s),
+              truncate(s.pauseNote, 40),
+            ]),
+          ),
+        );
         return 0;
       } finally {
         store.close();
@@ -120,14 +162,27 @@ const COMMANDS: Record<string, Command> = {
   },
   runs: {
     summary: 'recent runs, newest first, of a schedule or a plugin (or all)',
-    usage: 'hourglass runs [--schedule TENANT/PLUGIN/ID | --plugin TENANT/NAME] [--status S] [--limit N] [--json] [--config FILE] [--store PATH]',
-    options: { ...common, ...storeOpt, schedule: { type: 'string' }, plugin: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+    usage:
+      'hourglass runs [--schedule TENANT/PLUGIN/ID | --plugin TENANT/NAME] [--status S] [--limit N] [--json] [--config FILE] [--store PATH]',
+    options: {
+      ...common,
+      ...storeOpt,
+      schedule: { type: 'string' },
+      plugin: { type: 'string' },
+      status: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     async run(v) {
       const limit = Number(str(v, 'limit') ?? '20');
-      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new HourglassError('HG_CLI_USAGE', '--limit must be an integer from 1 to 10000');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+        throw new HourglassError('HG_CLI_USAGE', '--limit must be an integer from 1 to 10000');
       const status = str(v, 'status');
       if (status !== undefined && !(RunStatuses as readonly string[]).includes(status)) {
-        throw new HourglassError('HG_CLI_USAGE', `--status must be one of ${RunStatuses.join(', ')}`);
+        throw new HourglassError(
+          'HG_CLI_USAGE',
+          `--status must be one of ${RunStatuses.join(', ')}`,
+        );
       }
       const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
@@ -143,19 +198,24 @@ const COMMANDS: Record<string, Command> = {
           out(JSON.stringify(rows, null, 2));
           return 0;
         }
-        out(table(
-          ['RUN', 'SCHEDULE', 'TRIGGER', 'STATUS', 'SCHEDULED', 'STARTED', 'MS', 'DETAIL'],
-          rows.map((r) => [
-            String(r.id),
-            r.scheduleKey,
-            r.trigger,
-            r.status,
-            isoOrDash(r.scheduledAt),
-            isoOrDash(r.startedAt),
-            r.finishedAt === null ? '-' : String(r.finishedAt - r.startedAt),
-            truncate(r.error ? `${r.reason ?? ''}: ${r.error}` : (r.reason ?? r.result ?? ''), 80),
-          ]),
-        ));
+        out(
+          table(
+            ['RUN', 'SCHEDULE', 'TRIGGER', 'STATUS', 'SCHEDULED', 'STARTED', 'MS', 'DETAIL'],
+            rows.map((r) => [
+              String(r.id),
+              r.scheduleKey,
+              r.trigger,
+              r.status,
+              isoOrDash(r.scheduledAt),
+              isoOrDash(r.startedAt),
+              r.finishedAt === null ? '-' : String(r.finishedAt - r.startedAt),
+              truncate(
+                r.error ? `${r.reason ?? ''}: ${r.error}` : (r.reason ?? r.result ?? ''),
+                80,
+              ),
+            ]),
+          ),
+        );
         return 0;
       } finally {
         store.close();
@@ -194,7 +254,12 @@ export async function main(argv: string[]): Promise<number> {
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] });
+    ({ values, positionals } = parseArgs({
+      args: rest,
+      options: cmd.options,
+      allowPositionals: true,
+      strict: true,
+    }) as { values: Values; positionals: string[] });
   } catch (err) {
     process.stderr.write(`hourglass ${name}: ${errorMessage(err)}\nusage: ${cmd.usage}\n`);
     return 2;
@@ -204,7 +269,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== (cmd.positionals ?? 0)) {
-    process.stderr.write(`hourglass ${name}: expected ${cmd.positionals ?? 0} argument(s), got ${positionals.length}\nusage: ${cmd.usage}\n`);
+    process.stderr.write(
+      `hourglass ${name}: expected ${cmd.positionals ?? 0} argument(s), got ${positionals.length}\nusage: ${cmd.usage}\n`,
+    );
     return 2;
   }
   try {

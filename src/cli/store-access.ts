@@ -21,7 +21,10 @@ export function resolveConfig(configPath: string | undefined): HostConfig {
 export function openStore(config: HostConfig, storePath?: string): SqliteStore {
   const path = storePath ?? config.store.path;
   if (!existsSync(path)) {
-    throw new HourglassError('HG_STORE', `no store at ${path} (start the host first, or pass --config / --store)`);
+    throw new HourglassError(
+      'HG_STORE',
+      `no store at ${path} (start the host first, or pass --config / --store)`,
+    );
   }
   return new SqliteStore(path, { mustExist: true });
 }
@@ -60,26 +63,54 @@ export async function applyCommand(
   if (host || action === 'trigger') {
     const id = store.enqueueCommand(key, action, note, Date.now());
     if (!host) {
-      return { via: 'queued', ok: true, message: `no host is running; the ${action} of ${key} is queued for the next start` };
+      return {
+        via: 'queued',
+        ok: true,
+        message: `no host is running; the ${action} of ${key} is queued for the next start`,
+      };
     }
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {
       const cmd = store.getCommand(id);
       if (cmd?.appliedAt != null && cmd.result) {
-        const r = JSON.parse(cmd.result) as { ok?: string; error?: { code: string; message: string } };
+        const r = JSON.parse(cmd.result) as {
+          ok?: string;
+          error?: { code: string; message: string };
+        };
         return r.error
           ? { via: 'host', ok: false, message: `${r.error.code}: ${r.error.message}` }
           : { via: 'host', ok: true, message: `${action} ${key}: ${r.ok}` };
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    return { via: 'host', ok: false, message: `the running host (pid ${host.pid}) did not apply the command within ${waitMs} ms` };
+    return {
+      via: 'host',
+      ok: false,
+      message: `the running host (pid ${host.pid}) did not apply the command within ${waitMs} ms`,
+    };
   }
   // No host: change the store directly, through the same operations the host uses.
-  const scheduler = new Scheduler({ store, clock: systemClock, execute: async () => undefined, maxRunsInFlight: () => 1 });
+  const scheduler = new Scheduler({
+    store,
+    clock: systemClock,
+    execute: async () => undefined,
+    maxRunsInFlight: () => 1,
+  });
   scheduler.stop();
-  const ops = new ScheduleOps({ store, scheduler, clock: systemClock, quotas: () => { throw new Error('unused'); } });
-  const r = action === 'pause' ? ops.pauseKey(key, note) : action === 'resume' ? ops.resumeKey(key) : ops.deleteKey(key);
+  const ops = new ScheduleOps({
+    store,
+    scheduler,
+    clock: systemClock,
+    quotas: () => {
+      throw new Error('unused');
+    },
+  });
+  const r =
+    action === 'pause'
+      ? ops.pauseKey(key, note)
+      : action === 'resume'
+        ? ops.resumeKey(key)
+        : ops.deleteKey(key);
   return r.ok
     ? { via: 'store', ok: true, message: `${action} ${key}: ${r.schedule.state}` }
     : { via: 'store', ok: false, message: `${r.code}: ${r.message}` };

@@ -103,7 +103,11 @@ const validateConfig = compile<RawConfig>({
         properties: {
           id: { type: 'string', pattern: TENANT_ID_PATTERN },
           quotas: { type: 'object', additionalProperties: false, properties: quotaProps },
-          capabilities: { type: 'array', uniqueItems: true, items: { type: 'string', enum: [...CAPABILITIES] } },
+          capabilities: {
+            type: 'array',
+            uniqueItems: true,
+            items: { type: 'string', enum: [...CAPABILITIES] },
+          },
           plugins: {
             type: 'array',
             maxItems: 10_000,
@@ -116,7 +120,7 @@ const validateConfig = compile<RawConfig>({
                 config: {
                   type: 'object',
                   maxProperties: 256,
-                  additionalProperties: { type: 'string', maxLength: 65_536 },
+                  additionalProperties: { type: 'string', maxLength: 1_048_576 },
                 },
               },
             },
@@ -135,7 +139,12 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
   const seen = new Set<string>();
   const tenants = raw.tenants.map((t, i): TenantConfig => {
     if (seen.has(t.id)) {
-      throw new ConfigError('HG_CONFIG_INVALID', file, `/tenants/${i}/id`, `duplicate tenant id '${t.id}'`);
+      throw new ConfigError(
+        'HG_CONFIG_INVALID',
+        file,
+        `/tenants/${i}/id`,
+        `duplicate tenant id '${t.id}'`,
+      );
     }
     seen.add(t.id);
     return Object.freeze({
@@ -143,13 +152,23 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
       quotas: Object.freeze({ ...DEFAULT_QUOTAS, ...t.quotas }),
       capabilities: Object.freeze([...(t.capabilities ?? CAPABILITIES)]),
       plugins: Object.freeze(
-        (t.plugins ?? []).map((p) => Object.freeze({ manifest: resolve(baseDir, p.manifest), config: Object.freeze({ ...p.config }) })),
+        (t.plugins ?? []).map((p) =>
+          Object.freeze({
+            manifest: resolve(baseDir, p.manifest),
+            config: Object.freeze({ ...p.config }),
+          }),
+        ),
       ),
     });
   });
   return Object.freeze({
     source: file,
-    store: Object.freeze({ path: raw.store?.path === ':memory:' ? ':memory:' : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db') }),
+    store: Object.freeze({
+      path:
+        raw.store?.path === ':memory:'
+          ? ':memory:'
+          : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db'),
+    }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,
     commandPollMs: raw.commandPollMs ?? 500,
     tenants: Object.freeze(tenants),
@@ -161,13 +180,25 @@ export function loadHostConfig(file: string): HostConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('HG_CONFIG_INVALID', file, '', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new ConfigError(
+      'HG_CONFIG_INVALID',
+      file,
+      '',
+      `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError('HG_CONFIG_INVALID', file, '', `not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError(
+      'HG_CONFIG_INVALID',
+      file,
+      '',
+      `not valid JSON: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return parseHostConfig(value, file, dirname(resolve(file)));
 }
@@ -186,7 +217,14 @@ export function defaultHostConfig(cwd: string = process.cwd()): HostConfig {
       tenants: [
         {
           id: 'default',
-          plugins: [{ manifest: resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/poller/hourglass.json') }],
+          plugins: [
+            {
+              manifest: resolve(
+                PROJECT_ROOT,
+                'guest-examples/assemblyscript/poller/hourglass.json',
+              ),
+            },
+          ],
         },
       ],
     },

@@ -10,7 +10,9 @@ export interface HostEventMap {
   'plugin:unloaded': [{ pluginId: string }];
   'run:started': [StartedRun];
   'run:finished': [RunRecord];
-  'schedule:skipped': [{ schedule: ScheduleRecord; status: 'skipped_overlap' | 'skipped_misfire'; reason: string }];
+  'schedule:skipped': [
+    { schedule: ScheduleRecord; status: 'skipped_overlap' | 'skipped_misfire'; reason: string },
+  ];
   'guest:log': [{ pluginId: string; level: string; message: string }];
   'host:error': [{ message: string; cause: unknown }];
 }

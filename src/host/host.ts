@@ -18,7 +18,12 @@ import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import type { OperatorAction, PluginRecord, Store } from '../store/types.ts';
 import { dispatchHostCall } from '../../host-functions/registry.ts';
-import { guestError, type HostResult, type HostServices, type JobContract } from '../../host-functions/types.ts';
+import {
+  guestError,
+  type HostResult,
+  type HostServices,
+  type JobContract,
+} from '../../host-functions/types.ts';
 import { HostEvents } from './events.ts';
 import { liveCountAfter, reconcile } from './reconcile.ts';
 import { createRunExecutor } from './run-executor.ts';
@@ -83,10 +88,16 @@ export class Host implements HostServices {
       }),
       events: {
         onStarted: (run) => this.events.emit('run:started', run),
-        onSkipped: (schedule, status, reason) => this.events.emit('schedule:skipped', { schedule, status, reason }),
+        onSkipped: (schedule, status, reason) =>
+          this.events.emit('schedule:skipped', { schedule, status, reason }),
       },
     });
-    this.schedules = new ScheduleOps({ store: this.store, scheduler: this.scheduler, clock: this.clock, quotas });
+    this.schedules = new ScheduleOps({
+      store: this.store,
+      scheduler: this.scheduler,
+      clock: this.clock,
+      quotas,
+    });
   }
 
   quotas(tenant: string): TenantQuotas {
@@ -104,7 +115,8 @@ export class Host implements HostServices {
    * every configured plugin (a plugin that fails is recorded and skipped), and starts firing.
    */
   async start(): Promise<{ loaded: string[]; failed: { pluginId: string; message: string }[] }> {
-    if (this.#state !== 'new') throw new HourglassError('HG_HOST_STATE', `host cannot start: it is ${this.#state}`);
+    if (this.#state !== 'new')
+      throw new HourglassError('HG_HOST_STATE', `host cannot start: it is ${this.#state}`);
     this.#state = 'started';
     this.store.abandonRunning(this.clock.now(), 'the host stopped before the run finished');
     const loaded: string[] = [];
@@ -114,7 +126,9 @@ export class Host implements HostServices {
         try {
           loaded.push((await this.loadPlugin(tenant.id, entry)).id);
         } catch (err) {
-          failed.push({ pluginId: `${tenant.id}/${entry.manifest}`, message: errorMessage(err) });
+          const pluginId =
+            (isHourglassError(err) && err.pluginId) || `${tenant.id}/(${entry.manifest})`;
+          failed.push({ pluginId, message: errorMessage(err) });
         }
       }
     }
@@ -130,7 +144,11 @@ export class Host implements HostServices {
   #heartbeat(): void {
     const now = Date.now();
     const lease = this.store.readLease();
-    this.store.writeLease({ pid: process.pid, startedAt: lease?.pid === process.pid ? lease.startedAt : now, heartbeatAt: now });
+    this.store.writeLease({
+      pid: process.pid,
+      startedAt: lease?.pid === process.pid ? lease.startedAt : now,
+      heartbeatAt: now,
+    });
   }
 
   /** Loads (or reloads) one plugin: manifest, compile, discovery, reconcile, schedule. */
@@ -138,13 +156,16 @@ export class Host implements HostServices {
     const tenant = this.#tenants.get(tenantId);
     if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
     let manifest: PluginManifest | null = null;
-    let pluginId = `${tenantId}/?`;
+    let pluginId = `${tenantId}/(${entry.manifest})`;
     try {
       manifest = loadManifest(entry.manifest);
       pluginId = `${tenantId}/${manifest.name}`;
       const other = this.#plugins.get(pluginId);
       if (other && other.manifest.file !== manifest.file) {
-        throw new HourglassError('HG_PLUGIN_DUPLICATE', `plugin ${pluginId}: tenant '${tenantId}' already has a plugin named '${manifest.name}' (${other.manifest.file})`);
+        throw new HourglassError(
+          'HG_PLUGIN_DUPLICATE',
+          `plugin ${pluginId}: tenant '${tenantId}' already has a plugin named '${manifest.name}' (${other.manifest.file})`,
+        );
       }
       const plugin = await this.#load(tenant, entry, manifest, pluginId);
       return plugin;
@@ -152,19 +173,30 @@ export class Host implements HostServices {
       const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
       const message = errorMessage(err);
       if (manifest && !(isHourglassError(err) && err.code === 'HG_PLUGIN_DUPLICATE')) {
-        this.store.upsertPlugin(this.#pluginRecord(pluginId, tenantId, manifest, null, 'failed', message));
+        this.store.upsertPlugin(
+          this.#pluginRecord(pluginId, tenantId, manifest, null, 'failed', message),
+        );
       }
       this.events.emit('plugin:failed', { pluginId, code, message });
-      throw err;
+      throw new HourglassError(code, message, { cause: err, pluginId });
     }
   }
 
-  async #load(tenant: TenantConfig, entry: PluginEntry, manifest: PluginManifest, pluginId: string): Promise<LoadedPlugin> {
+  async #load(
+    tenant: TenantConfig,
+    entry: PluginEntry,
+    manifest: PluginManifest,
+    pluginId: string,
+  ): Promise<LoadedPlugin> {
     let wasm: Uint8Array<ArrayBuffer>;
     try {
       wasm = new Uint8Array(readFileSync(manifest.wasm));
     } catch (err) {
-      throw new HourglassError('HG_PLUGIN_LOAD', `plugin ${pluginId}: cannot read ${manifest.wasm}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, { cause: err });
+      throw new HourglassError(
+        'HG_PLUGIN_LOAD',
+        `plugin ${pluginId}: cannot read ${manifest.wasm}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
+        { cause: err },
+      );
     }
     if (this.#plugins.has(pluginId)) await this.unloadPlugin(pluginId);
     const allowed = new Set<Capability>(tenant.capabilities);
@@ -185,7 +217,11 @@ export class Host implements HostServices {
     try {
       const result = await this.#discover(plugin, info.sha256);
       this.scheduler.addPlugin(pluginId);
-      this.events.emit('plugin:loaded', { pluginId, schedules: result.created.length + result.updated.length + result.unchanged.length, reconcile: result });
+      this.events.emit('plugin:loaded', {
+        pluginId,
+        schedules: result.created.length + result.updated.length + result.unchanged.length,
+        reconcile: result,
+      });
       return plugin;
     } catch (err) {
       this.#plugins.delete(pluginId);
@@ -207,39 +243,82 @@ export class Host implements HostServices {
       this.#discovering.delete(plugin.id);
     }
     if (!outcome.ok) {
-      throw new HourglassError('HG_DISCOVERY_FAILED', `plugin ${plugin.id}: schedules() ${outcome.status} (${outcome.reason}): ${outcome.message}`);
+      throw new HourglassError(
+        'HG_DISCOVERY_FAILED',
+        `plugin ${plugin.id}: schedules() ${outcome.status} (${outcome.reason}): ${outcome.message}`,
+      );
     }
     let value: unknown;
     try {
-      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(outcome.output ?? new Uint8Array()));
+      value = JSON.parse(
+        new TextDecoder('utf-8', { fatal: true }).decode(outcome.output ?? new Uint8Array()),
+      );
     } catch (err) {
-      throw new HourglassError('HG_DISCOVERY_FAILED', `plugin ${plugin.id}: schedules() did not return JSON: ${errorMessage(err)}`);
+      throw new HourglassError(
+        'HG_DISCOVERY_FAILED',
+        `plugin ${plugin.id}: schedules() did not return JSON: ${errorMessage(err)}`,
+      );
     }
     const quotas = this.quotas(plugin.tenant);
     const now = this.clock.now();
     const parsed = parseDeclarationList(value, quotas, now);
     if (!parsed.ok) {
-      const which = parsed.index < 0 ? 'its output' : `declaration ${parsed.id === null ? `#${parsed.index}` : `'${parsed.id}'`}`;
-      throw new HourglassError(parsed.issue.code === 'quota_exceeded' ? 'HG_QUOTA_EXCEEDED' : 'HG_DECLARATION_INVALID', `plugin ${plugin.id}: ${which}: ${parsed.issue.field} ${parsed.issue.message}`);
+      const which =
+        parsed.index < 0
+          ? 'its output'
+          : `declaration ${parsed.id === null ? `#${parsed.index}` : `'${parsed.id}'`}`;
+      throw new HourglassError(
+        parsed.issue.code === 'quota_exceeded' ? 'HG_QUOTA_EXCEEDED' : 'HG_DECLARATION_INVALID',
+        `plugin ${plugin.id}: ${which}: ${parsed.issue.field} ${parsed.issue.message}`,
+      );
     }
     return this.store.transaction(() => {
-      const others = this.store.countLiveSchedules(plugin.tenant) - this.store.listSchedules({ pluginId: plugin.id }).length;
+      const others =
+        this.store.countLiveSchedules(plugin.tenant) -
+        this.store.listSchedules({ pluginId: plugin.id }).length;
       const total = others + liveCountAfter(this.store, plugin.id, parsed.value);
       if (total > quotas.maxSchedules) {
-        throw new HourglassError('HG_QUOTA_EXCEEDED', `plugin ${plugin.id}: tenant '${plugin.tenant}' would have ${total} schedules (limit ${quotas.maxSchedules})`);
+        throw new HourglassError(
+          'HG_QUOTA_EXCEEDED',
+          `plugin ${plugin.id}: tenant '${plugin.tenant}' would have ${total} schedules (limit ${quotas.maxSchedules})`,
+        );
       }
       const result = reconcile(this.store, plugin.id, plugin.tenant, parsed.value, now);
       this.store.replaceJobContracts(
         plugin.id,
-        [...contracts.values()].map((c) => ({ pluginId: plugin.id, name: c.name, contract: JSON.stringify(c), updatedAt: now })),
+        [...contracts.values()].map((c) => ({
+          pluginId: plugin.id,
+          name: c.name,
+          contract: JSON.stringify(c),
+          updatedAt: now,
+        })),
       );
-      this.store.upsertPlugin(this.#pluginRecord(plugin.id, plugin.tenant, plugin.manifest, sha256, 'loaded', null));
+      this.store.upsertPlugin(
+        this.#pluginRecord(plugin.id, plugin.tenant, plugin.manifest, sha256, 'loaded', null),
+      );
       return result;
     });
   }
 
-  #pluginRecord(id: string, tenant: string, m: PluginManifest, sha: string | null, status: PluginRecord['status'], error: string | null): PluginRecord {
-    return { id, tenant, name: m.name, version: m.version, manifestPath: m.file, wasmSha256: sha, status, error, updatedAt: this.clock.now() };
+  #pluginRecord(
+    id: string,
+    tenant: string,
+    m: PluginManifest,
+    sha: string | null,
+    status: PluginRecord['status'],
+    error: string | null,
+  ): PluginRecord {
+    return {
+      id,
+      tenant,
+      name: m.name,
+      version: m.version,
+      manifestPath: m.file,
+      wasmSha256: sha,
+      status,
+      error,
+      updatedAt: this.clock.now(),
+    };
   }
 
   /** Stops scheduling a plugin, lets its runs finish, calls `cleanup()`, and unloads it. */
@@ -257,15 +336,25 @@ export class Host implements HostServices {
   }
 
   async #cleanup(plugin: LoadedPlugin): Promise<void> {
-    const out = await this.#sandbox.call(plugin.id, { fn: 'cleanup', caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'cleanup' } });
-    if (!out.ok) this.events.emit('host:error', { message: `plugin ${plugin.id}: cleanup() ${out.status}: ${out.message}`, cause: null });
+    const out = await this.#sandbox.call(plugin.id, {
+      fn: 'cleanup',
+      caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'cleanup' },
+    });
+    if (!out.ok)
+      this.events.emit('host:error', {
+        message: `plugin ${plugin.id}: cleanup() ${out.status}: ${out.message}`,
+        cause: null,
+      });
   }
 
   // ---- host functions ----
 
   #hostCall(caller: CallerContext, fn: string, request: string): string {
     const result = dispatchHostCall(this, caller, fn, request, (err) =>
-      this.events.emit('host:error', { message: `host function ${fn} failed: ${errorMessage(err)}`, cause: err }),
+      this.events.emit('host:error', {
+        message: `host function ${fn} failed: ${errorMessage(err)}`,
+        cause: err,
+      }),
     );
     return JSON.stringify(result);
   }
@@ -278,12 +367,16 @@ export class Host implements HostServices {
     const contracts = this.#discovering.get(caller.pluginId);
     if (!contracts) return guestError('phase', 'jobs_register is only allowed during discovery');
     const tz = contract.timezone ?? 'UTC';
-    if (!isValidTimeZone(tz)) return guestError('invalid_argument', `/timezone: unknown time zone '${tz}'`);
+    if (!isValidTimeZone(tz))
+      return guestError('invalid_argument', `/timezone: unknown time zone '${tz}'`);
     if (contract.cron !== undefined) {
       try {
         cronFor(contract.cron, tz);
       } catch (err) {
-        return guestError('invalid_argument', `/cron: invalid cron '${contract.cron}': ${errorMessage(err)}`);
+        return guestError(
+          'invalid_argument',
+          `/cron: invalid cron '${contract.cron}': ${errorMessage(err)}`,
+        );
       }
     }
     if (!contracts.has(contract.name) && contracts.size >= 1000) {
@@ -295,7 +388,14 @@ export class Host implements HostServices {
 
   // ---- operator actions (any schedule, by key "<tenant>/<plugin>/<id>") ----
 
-  operate(key: string, action: OperatorAction, note: string | null = null): OpResult | { ok: true; trigger: 'started' | 'skipped' } | { ok: false; code: 'not_found'; message: string } {
+  operate(
+    key: string,
+    action: OperatorAction,
+    note: string | null = null,
+  ):
+    | OpResult
+    | { ok: true; trigger: 'started' | 'skipped' }
+    | { ok: false; code: 'not_found'; message: string } {
     switch (action) {
       case 'pause':
         return this.schedules.pauseKey(key, note);
@@ -305,7 +405,13 @@ export class Host implements HostServices {
         return this.schedules.deleteKey(key);
       case 'trigger': {
         const r = this.scheduler.trigger(key);
-        return r === 'not_found' ? { ok: false, code: 'not_found', message: `schedule '${key}' does not exist or its plugin is not loaded` } : { ok: true, trigger: r };
+        return r === 'not_found'
+          ? {
+              ok: false,
+              code: 'not_found',
+              message: `schedule '${key}' does not exist or its plugin is not loaded`,
+            }
+          : { ok: true, trigger: r };
       }
     }
   }
@@ -318,7 +424,9 @@ export class Host implements HostServices {
       let result: string;
       try {
         const r = this.operate(cmd.scheduleKey, cmd.action, cmd.note);
-        result = r.ok ? JSON.stringify({ ok: 'trigger' in r ? r.trigger : r.schedule.state }) : JSON.stringify({ error: { code: r.code, message: r.message } });
+        result = r.ok
+          ? JSON.stringify({ ok: 'trigger' in r ? r.trigger : r.schedule.state })
+          : JSON.stringify({ error: { code: r.code, message: r.message } });
       } catch (err) {
         result = JSON.stringify({ error: { code: 'internal', message: errorMessage(err) } });
       }
@@ -349,7 +457,10 @@ export class Host implements HostServices {
       try {
         await this.#cleanup(plugin);
       } catch (err) {
-        this.events.emit('host:error', { message: `cleanup of ${plugin.id} failed: ${errorMessage(err)}`, cause: err });
+        this.events.emit('host:error', {
+          message: `cleanup of ${plugin.id} failed: ${errorMessage(err)}`,
+          cause: err,
+        });
       }
     }
     await this.#sandbox.close();

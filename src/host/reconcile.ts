@@ -7,7 +7,7 @@
  */
 import type { ParsedDeclaration } from '../schedule/declaration.ts';
 import type { ScheduleRecord, Store } from '../store/types.ts';
-import { isLive, recordFromDeclaration, scheduleKey } from './schedule-ops.ts';
+import { isLive, patchOf, recordFromDeclaration, scheduleKey } from './schedule-ops.ts';
 
 export interface ReconcileResult {
   readonly created: string[];
@@ -17,9 +17,16 @@ export interface ReconcileResult {
 }
 
 /** Live schedules this plugin would have after reconciling (for the tenant quota check). */
-export function liveCountAfter(store: Store, pluginId: string, decls: readonly ParsedDeclaration[]): number {
+export function liveCountAfter(
+  store: Store,
+  pluginId: string,
+  decls: readonly ParsedDeclaration[],
+): number {
   const declared = new Set(decls.map((d) => d.id));
-  const mine = store.listSchedules({ pluginId, states: ['active', 'paused', 'completed', 'deleted'] });
+  const mine = store.listSchedules({
+    pluginId,
+    states: ['active', 'paused', 'completed', 'deleted'],
+  });
   const byId = new Map(mine.map((s) => [s.localId, s]));
   let n = 0;
   for (const d of decls) {
@@ -55,15 +62,26 @@ export function reconcile(
       result.unchanged.push(d.id);
       continue;
     }
-    const rec = recordFromDeclaration(pluginId, tenant, d, 'declared', now, isLive(ex) ? ex : undefined);
-    const { key: _k, pluginId: _p, tenant: _t, localId: _l, createdAt: _c, ...patch } = rec;
-    store.updateSchedule(scheduleKey(pluginId, d.id), patch);
+    const rec = recordFromDeclaration(
+      pluginId,
+      tenant,
+      d,
+      'declared',
+      now,
+      isLive(ex) ? ex : undefined,
+    );
+    store.updateSchedule(scheduleKey(pluginId, d.id), patchOf(rec));
     result.updated.push(d.id);
   }
   const declared = new Set(decls.map((d) => d.id));
   for (const s of existing.values()) {
     if (s.origin === 'declared' && !declared.has(s.localId) && s.state !== 'retired') {
-      store.updateSchedule(s.key, { state: 'retired', nextAt: null, bufferedAt: null, updatedAt: now });
+      store.updateSchedule(s.key, {
+        state: 'retired',
+        nextAt: null,
+        bufferedAt: null,
+        updatedAt: now,
+      });
       result.retired.push(s.localId);
     }
   }

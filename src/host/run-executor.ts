@@ -81,16 +81,36 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       const outcome = await deps.sandbox.call(s.pluginId, {
         fn: 'run',
         input: JSON.stringify(ctx),
-        caller: { pluginId: s.pluginId, tenant: s.tenant, phase: 'run', scheduleKey: s.key, runId: run.runId },
+        caller: {
+          pluginId: s.pluginId,
+          tenant: s.tenant,
+          phase: 'run',
+          scheduleKey: s.key,
+          runId: run.runId,
+        },
       });
       if (!outcome.ok) {
-        fin = { status: outcome.status, reason: outcome.reason, error: outcome.message, outputBytes: null, fuelUsed: outcome.fuelUsed, result: null };
+        fin = {
+          status: outcome.status,
+          reason: outcome.reason,
+          error: outcome.message,
+          outputBytes: null,
+          fuelUsed: outcome.fuelUsed,
+          result: null,
+        };
       } else {
         fin = interpretOutput(outcome.output, deps.quotas(s.tenant).maxOutputBytes);
         fin.fuelUsed = outcome.fuelUsed;
       }
     } catch (err) {
-      fin = { status: 'failed', reason: 'host_error', error: errorMessage(err), outputBytes: null, fuelUsed: null, result: null };
+      fin = {
+        status: 'failed',
+        reason: 'host_error',
+        error: errorMessage(err),
+        outputBytes: null,
+        fuelUsed: null,
+        result: null,
+      };
     }
     const finishedAt = deps.clock.now();
     deps.store.transaction(() => {
@@ -104,7 +124,8 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
         fuelBudget: null,
         result: fin.result,
       });
-      if (fin.cursor !== undefined) deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
+      if (fin.cursor !== undefined)
+        deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
     });
     const rec = deps.store.getRun(run.runId);
     if (rec) deps.onFinished?.(rec);
@@ -115,18 +136,33 @@ function interpretOutput(output: Uint8Array | null, maxOutputBytes: number): Fin
   const size = output?.length ?? 0;
   const base = { outputBytes: size, fuelUsed: null, result: null };
   if (size > maxOutputBytes) {
-    return { ...base, status: 'failed', reason: 'output_too_large', error: `output is ${size} bytes, over the tenant's limit of ${maxOutputBytes}` };
+    return {
+      ...base,
+      status: 'failed',
+      reason: 'output_too_large',
+      error: `output is ${size} bytes, over the tenant's limit of ${maxOutputBytes}`,
+    };
   }
   if (!output || size === 0) return { ...base, status: 'succeeded', reason: null, error: null };
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(output));
   } catch (err) {
-    return { ...base, status: 'failed', reason: 'invalid_output', error: `output is not UTF-8 JSON: ${errorMessage(err)}` };
+    return {
+      ...base,
+      status: 'failed',
+      reason: 'invalid_output',
+      error: `output is not UTF-8 JSON: ${errorMessage(err)}`,
+    };
   }
   const parsed = validateOutput(value);
   if (!parsed.ok) {
-    return { ...base, status: 'failed', reason: 'invalid_output', error: `output ${parsed.issue.field} ${parsed.issue.problem} (expected {"cursor"?, "result"?})` };
+    return {
+      ...base,
+      status: 'failed',
+      reason: 'invalid_output',
+      error: `output ${parsed.issue.field} ${parsed.issue.problem} (expected {"cursor"?, "result"?})`,
+    };
   }
   const out = parsed.value;
   return {

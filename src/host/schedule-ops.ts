@@ -12,7 +12,7 @@ import { parseDeclaration, type ParsedDeclaration } from '../schedule/declaratio
 import { nextFireAfter } from '../schedule/spec.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { CallerContext } from '../sandbox/types.ts';
-import type { ScheduleOrigin, ScheduleRecord, Store } from '../store/types.ts';
+import type { ScheduleOrigin, SchedulePatch, ScheduleRecord, Store } from '../store/types.ts';
 import {
   guestError,
   type HostResult,
@@ -26,7 +26,9 @@ export function scheduleKey(pluginId: string, localId: string): string {
 }
 
 export function isLive(s: ScheduleRecord | undefined): s is ScheduleRecord {
-  return s !== undefined && (s.state === 'active' || s.state === 'paused' || s.state === 'completed');
+  return (
+    s !== undefined && (s.state === 'active' || s.state === 'paused' || s.state === 'completed')
+  );
 }
 
 export function toView(s: ScheduleRecord): ScheduleView {
@@ -86,7 +88,15 @@ export function recordFromDeclaration(
   };
 }
 
-export type OpResult = { ok: true; schedule: ScheduleRecord } | { ok: false; code: 'not_found' | 'conflict'; message: string };
+/** Every mutable field of a record, as a patch (identity fields and creation time left out). */
+export function patchOf(rec: ScheduleRecord): SchedulePatch {
+  const { key, pluginId, tenant, localId, createdAt, ...patch } = rec;
+  return patch;
+}
+
+export type OpResult =
+  | { ok: true; schedule: ScheduleRecord }
+  | { ok: false; code: 'not_found' | 'conflict'; message: string };
 
 export interface ScheduleOpsDeps {
   readonly store: Store;
@@ -121,7 +131,12 @@ export class ScheduleOps implements ScopedScheduleService {
     if (s.state !== 'paused') return { ok: true, schedule: s };
     const now = this.#d.clock.now();
     const nextAt = nextFireAfter(s.spec, now, s.anchorAt);
-    const patch = { state: nextAt === null ? ('completed' as const) : ('active' as const), pauseNote: null, nextAt, updatedAt: now };
+    const patch = {
+      state: nextAt === null ? ('completed' as const) : ('active' as const),
+      pauseNote: null,
+      nextAt,
+      updatedAt: now,
+    };
     this.#d.store.updateSchedule(key, patch);
     const updated = { ...s, ...patch };
     this.#d.scheduler.upsert(updated);
@@ -144,22 +159,26 @@ export class ScheduleOps implements ScopedScheduleService {
     const quotas = this.#d.quotas(caller.tenant);
     const now = this.#d.clock.now();
     const parsed = parseDeclaration(declaration, quotas, now);
-    if (!parsed.ok) return guestError(parsed.issue.code, `${parsed.issue.field}: ${parsed.issue.message}`);
+    if (!parsed.ok)
+      return guestError(parsed.issue.code, `${parsed.issue.field}: ${parsed.issue.message}`);
     const d = parsed.value;
-    if (d.spec.kind === 'at' && d.spec.atMs <= now) return guestError('invalid_argument', '/at: is in the past');
+    if (d.spec.kind === 'at' && d.spec.atMs <= now)
+      return guestError('invalid_argument', '/at: is in the past');
     const key = scheduleKey(caller.pluginId, d.id);
     return this.#d.store.transaction(() => {
       const existing = this.#d.store.getSchedule(key);
       if (isLive(existing)) return guestError('conflict', `schedule '${d.id}' already exists`);
       const count = this.#d.store.countLiveSchedules(caller.tenant);
       if (count >= quotas.maxSchedules) {
-        return guestError('quota_exceeded', `tenant ${caller.tenant} already has ${count} schedules (limit ${quotas.maxSchedules})`);
+        return guestError(
+          'quota_exceeded',
+          `tenant ${caller.tenant} already has ${count} schedules (limit ${quotas.maxSchedules})`,
+        );
       }
       const rec = recordFromDeclaration(caller.pluginId, caller.tenant, d, 'runtime', now);
       if (existing) {
         // A deleted or retired row with this id: the new schedule takes its place.
-        const { key: _k, pluginId: _p, tenant: _t, localId: _l, createdAt: _c, ...patch } = { ...rec, cursor: null, createdAt: now };
-        this.#d.store.updateSchedule(key, patch);
+        this.#d.store.updateSchedule(key, patchOf({ ...rec, cursor: null }));
       } else {
         this.#d.store.insertSchedule(rec);
       }
@@ -178,16 +197,28 @@ export class ScheduleOps implements ScopedScheduleService {
 
   delete(caller: CallerContext, id: string): HostResult<{ id: string; deleted: true }> {
     const r = this.deleteKey(scheduleKey(caller.pluginId, id));
-    return r.ok ? { ok: { id, deleted: true } } : guestError(r.code, `schedule '${id}' does not exist`);
+    return r.ok
+      ? { ok: { id, deleted: true } }
+      : guestError(r.code, `schedule '${id}' does not exist`);
   }
 
   get(caller: CallerContext, id: string): HostResult<ScheduleView> {
     const s = this.#d.store.getSchedule(scheduleKey(caller.pluginId, id));
-    return isLive(s) ? { ok: toView(s) } : guestError('not_found', `schedule '${id}' does not exist`);
+    return isLive(s)
+      ? { ok: toView(s) }
+      : guestError('not_found', `schedule '${id}' does not exist`);
   }
 
-  list(caller: CallerContext, limit: number, after: string | null): HostResult<{ schedules: ScheduleView[]; next: string | null }> {
-    const rows = this.#d.store.listSchedules({ pluginId: caller.pluginId, limit: limit + 1, ...(after === null ? {} : { after }) });
+  list(
+    caller: CallerContext,
+    limit: number,
+    after: string | null,
+  ): HostResult<{ schedules: ScheduleView[]; next: string | null }> {
+    const rows = this.#d.store.listSchedules({
+      pluginId: caller.pluginId,
+      limit: limit + 1,
+      ...(after === null ? {} : { after }),
+    });
     const page = rows.slice(0, limit);
     return {
       ok: {
@@ -205,4 +236,3 @@ function notFound(key: string): OpResult {
 function asView(r: OpResult, id: string): HostResult<ScheduleView> {
   return r.ok ? { ok: toView(r.schedule) } : guestError(r.code, `schedule '${id}' does not exist`);
 }
-

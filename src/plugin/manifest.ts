@@ -57,7 +57,11 @@ const validateManifest = compile<RawManifest>({
     version: { type: 'string', minLength: 1, maxLength: 64 },
     wasm: { type: 'string', minLength: 1, maxLength: 4096 },
     description: { type: 'string', maxLength: 1000 },
-    capabilities: { type: 'array', uniqueItems: true, items: { type: 'string', enum: [...CAPABILITIES] } },
+    capabilities: {
+      type: 'array',
+      uniqueItems: true,
+      items: { type: 'string', enum: [...CAPABILITIES] },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -71,7 +75,11 @@ const validateManifest = compile<RawManifest>({
         },
       },
     },
-    config: { type: 'object', maxProperties: 256, additionalProperties: { type: 'string', maxLength: 65_536 } },
+    config: {
+      type: 'object',
+      maxProperties: 256,
+      additionalProperties: { type: 'string', maxLength: 65_536 },
+    },
   },
 });
 
@@ -99,13 +107,25 @@ export function loadManifest(file: string): PluginManifest {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('HG_MANIFEST_INVALID', file, '', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new ConfigError(
+      'HG_MANIFEST_INVALID',
+      file,
+      '',
+      `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError('HG_MANIFEST_INVALID', file, '', `not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError(
+      'HG_MANIFEST_INVALID',
+      file,
+      '',
+      `not valid JSON: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return parseManifest(value, file);
 }

@@ -25,27 +25,46 @@ function loadError(pluginId: string, problem: string, cause?: unknown): Hourglas
   return new HourglassError('HG_PLUGIN_LOAD', `plugin ${pluginId}: ${problem}`, { cause });
 }
 
-export async function prepareGuest(pluginId: string, wasm: Uint8Array<ArrayBuffer>): Promise<PreparedGuest> {
+export async function prepareGuest(
+  pluginId: string,
+  wasm: Uint8Array<ArrayBuffer>,
+): Promise<PreparedGuest> {
   const sha256 = createHash('sha256').update(wasm).digest('hex');
   if (wasm.length >= 8 && wasm[4] !== 0x01) {
-    throw loadError(pluginId, 'is a component or an unsupported binary version; Hourglass loads core modules');
+    throw loadError(
+      pluginId,
+      'is a component or an unsupported binary version; Hourglass loads core modules',
+    );
   }
   if (!WebAssembly.validate(wasm)) throw loadError(pluginId, 'is not a valid WebAssembly module');
   const original = new WebAssembly.Module(wasm);
 
   const exportNames = WebAssembly.Module.exports(original).map((e) => e.name);
   for (const name of exportNames) {
-    if (name.startsWith(RESERVED_EXPORT_PREFIX)) throw loadError(pluginId, `export '${name}' uses the reserved prefix '${RESERVED_EXPORT_PREFIX}'`);
+    if (name.startsWith(RESERVED_EXPORT_PREFIX))
+      throw loadError(
+        pluginId,
+        `export '${name}' uses the reserved prefix '${RESERVED_EXPORT_PREFIX}'`,
+      );
   }
-  const funcExports = new Set(WebAssembly.Module.exports(original).filter((e) => e.kind === 'function').map((e) => e.name));
+  const funcExports = new Set(
+    WebAssembly.Module.exports(original)
+      .filter((e) => e.kind === 'function')
+      .map((e) => e.name),
+  );
   const missing = REQUIRED_EXPORTS.filter((e) => !funcExports.has(e));
-  if (missing.length > 0) throw loadError(pluginId, `missing required export${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`);
+  if (missing.length > 0)
+    throw loadError(
+      pluginId,
+      `missing required export${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`,
+    );
 
   const imports = WebAssembly.Module.imports(original);
   let usesWasi = false;
   for (const imp of imports) {
     const name = `${imp.module}.${imp.name}`;
-    if (imp.kind !== 'function') throw loadError(pluginId, `imports ${imp.kind} '${name}'; only functions can be imported`);
+    if (imp.kind !== 'function')
+      throw loadError(pluginId, `imports ${imp.kind} '${name}'; only functions can be imported`);
     if (imp.module === EXTISM_KERNEL) continue;
     if (imp.module === HOST_NAMESPACE && isCapability(imp.name)) continue;
     if (imp.module === 'env' && imp.name === 'abort') continue;

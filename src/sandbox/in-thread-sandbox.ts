@@ -69,12 +69,23 @@ export class InThreadSandbox implements Sandbox {
 
   async load(spec: GuestSpec): Promise<GuestInfo> {
     const prepared = await prepareGuest(spec.pluginId, spec.wasm);
-    const guest: LoadedGuest = { spec, prepared, plugin: null, memory: null, state: null, queue: Promise.resolve() };
+    const guest: LoadedGuest = {
+      spec,
+      prepared,
+      plugin: null,
+      memory: null,
+      state: null,
+      queue: Promise.resolve(),
+    };
     // Instantiate once now so that start-function traps and link errors surface at load.
     try {
       guest.plugin = await this.#instantiate(guest);
     } catch (err) {
-      throw new HourglassError('HG_PLUGIN_LOAD', `plugin ${spec.pluginId}: cannot be instantiated: ${(err as Error).message}`, { cause: err });
+      throw new HourglassError(
+        'HG_PLUGIN_LOAD',
+        `plugin ${spec.pluginId}: cannot be instantiated: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     const old = this.#guests.get(spec.pluginId);
     if (old?.plugin) await old.plugin.close();
@@ -97,7 +108,14 @@ export class InThreadSandbox implements Sandbox {
     }
     const log = (level: GuestLogEntry['level']) => (message: string) =>
       this.#opts.onGuestLog?.({ pluginId, level, message: String(message).slice(0, 4096) });
-    const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), log: log('info') };
+    const logger = {
+      trace: log('trace'),
+      debug: log('debug'),
+      info: log('info'),
+      warn: log('warn'),
+      error: log('error'),
+      log: log('info'),
+    };
     return createPlugin(
       {
         wasm: [{ module: guest.prepared.module }],
@@ -123,7 +141,8 @@ export class InThreadSandbox implements Sandbox {
 
   #hostCall(guest: LoadedGuest, fn: string, cx: CallContext, offset: bigint): string {
     const caller = guest.state?.caller;
-    if (!caller) return hostError('phase', 'host functions can only be called during an export call');
+    if (!caller)
+      return hostError('phase', 'host functions can only be called during an export call');
     let size: bigint;
     try {
       size = cx.length(offset);
@@ -131,7 +150,10 @@ export class InThreadSandbox implements Sandbox {
       return hostError('invalid_argument', 'request offset does not name an Extism memory block');
     }
     if (size > BigInt(MAX_HOST_REQUEST_BYTES)) {
-      return hostError('too_large', `request is ${size} bytes; the limit is ${MAX_HOST_REQUEST_BYTES}`);
+      return hostError(
+        'too_large',
+        `request is ${size} bytes; the limit is ${MAX_HOST_REQUEST_BYTES}`,
+      );
     }
     const text = cx.read(offset)?.text() ?? '';
     return this.#opts.hostCall(caller, fn, text);
@@ -139,7 +161,10 @@ export class InThreadSandbox implements Sandbox {
 
   call(pluginId: string, req: CallRequest): Promise<CallOutcome> {
     const guest = this.#guests.get(pluginId);
-    if (!guest) return Promise.reject(new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`));
+    if (!guest)
+      return Promise.reject(
+        new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`),
+      );
     const result = guest.queue.then(() => this.#call(guest, req));
     guest.queue = result.catch(() => undefined);
     return result;
@@ -148,7 +173,11 @@ export class InThreadSandbox implements Sandbox {
   async #call(guest: LoadedGuest, req: CallRequest): Promise<CallOutcome> {
     const started = performance.now();
     const elapsed = () => performance.now() - started;
-    const fail = (status: Extract<CallOutcome, { ok: false }>['status'], reason: string, message: string): CallOutcome => ({
+    const fail = (
+      status: Extract<CallOutcome, { ok: false }>['status'],
+      reason: string,
+      message: string,
+    ): CallOutcome => ({
       ok: false,
       status,
       reason,
@@ -157,7 +186,9 @@ export class InThreadSandbox implements Sandbox {
       fuelUsed: null,
     });
     if (!guest.prepared.exports.includes(req.fn)) {
-      return req.fn === 'cleanup' ? { ok: true, output: null, durationMs: 0, fuelUsed: null } : fail('failed', 'missing_export', `export '${req.fn}' does not exist`);
+      return req.fn === 'cleanup'
+        ? { ok: true, output: null, durationMs: 0, fuelUsed: null }
+        : fail('failed', 'missing_export', `export '${req.fn}' does not exist`);
     }
     let plugin: Plugin;
     try {
@@ -169,11 +200,17 @@ export class InThreadSandbox implements Sandbox {
     try {
       const out = await plugin.call(req.fn, req.input ?? '', req.caller);
       const instance = await plugin.getInstance();
-      const rc = (instance.exports[RC_GLOBAL] as WebAssembly.Global | undefined)?.value as number | undefined;
+      const rc = (instance.exports[RC_GLOBAL] as WebAssembly.Global | undefined)?.value as
+        number | undefined;
       if (rc !== undefined && rc !== 0) {
         return fail('failed', 'nonzero_return', `${req.fn}() returned ${rc}`);
       }
-      return { ok: true, output: out ? new Uint8Array(out.bytes()) : null, durationMs: elapsed(), fuelUsed: null };
+      return {
+        ok: true,
+        output: out ? new Uint8Array(out.bytes()) : null,
+        durationMs: elapsed(),
+        fuelUsed: null,
+      };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith(GUEST_ERROR_PREFIX)) {
@@ -184,7 +221,8 @@ export class InThreadSandbox implements Sandbox {
       guest.memory = null;
       await plugin.close().catch(() => undefined);
       if (guest.state.abort) return fail('trapped', 'abort', guest.state.abort);
-      if (err instanceof RangeError && /call stack/i.test(message)) return fail('stack_overflow', 'stack_overflow', message);
+      if (err instanceof RangeError && /call stack/i.test(message))
+        return fail('stack_overflow', 'stack_overflow', message);
       if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
       return fail('trapped', 'exception', message);
     } finally {

@@ -177,7 +177,16 @@ export function wrapReturnCodes(wasm: Uint8Array, names: readonly string[]): Ret
     if (e.kind !== 0x00 || !names.includes(e.name)) continue;
     const t = funcTypes[e.index];
     if (t === undefined || !typeIsRcFn[t]) continue;
-    const body = [0x00, 0x10, ...u32(e.index), 0x24, ...u32(rcGlobal), 0x23, ...u32(rcGlobal), 0x0b];
+    const body = [
+      0x00,
+      0x10,
+      ...u32(e.index),
+      0x24,
+      ...u32(rcGlobal),
+      0x23,
+      ...u32(rcGlobal),
+      0x0b,
+    ];
     bodies.push([...u32(body.length), ...body]);
     e.index = firstNewFunc + wrapped.length;
     wrapped.push(e.name);
@@ -194,7 +203,13 @@ export function wrapReturnCodes(wasm: Uint8Array, names: readonly string[]): Ret
 
   const replaced = new Map<number, number[]>();
   replaced.set(1, vec(typeIsRcFn.length + 1, [...typeEntries, 0x60, 0x00, 0x01, 0x7f]));
-  replaced.set(3, vec(definedFuncs + wrapped.length, [...definedFuncEntries, ...wrapped.map(() => u32(rcType)).flat()]));
+  replaced.set(
+    3,
+    vec(definedFuncs + wrapped.length, [
+      ...definedFuncEntries,
+      ...wrapped.map(() => u32(rcType)).flat(),
+    ]),
+  );
   replaced.set(6, vec(definedGlobals + 1, [...globalEntries, 0x7f, 0x01, 0x41, 0x00, 0x0b]));
   const exportBytes: number[] = [];
   const encoder = new TextEncoder();

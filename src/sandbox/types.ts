@@ -42,7 +42,14 @@ export interface GuestInfo {
 /** Outcome statuses a guest call can end with (a subset of run statuses). */
 export type CallFailureStatus = Extract<
   RunStatus,
-  'failed' | 'trapped' | 'out_of_fuel' | 'memory_limit' | 'timed_out' | 'stack_overflow' | 'host_call_denied' | 'worker_crashed'
+  | 'failed'
+  | 'trapped'
+  | 'out_of_fuel'
+  | 'memory_limit'
+  | 'timed_out'
+  | 'stack_overflow'
+  | 'host_call_denied'
+  | 'worker_crashed'
 >;
 
 export type CallOutcome =

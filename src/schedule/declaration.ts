@@ -50,8 +50,7 @@ export interface DeclarationIssue {
 }
 
 export type DeclarationResult =
-  | { ok: true; value: ParsedDeclaration }
-  | { ok: false; issue: DeclarationIssue };
+  { ok: true; value: ParsedDeclaration } | { ok: false; issue: DeclarationIssue };
 
 interface RawDeclaration {
   id: string;
@@ -123,7 +122,8 @@ export function parseDeclaration(
     spec = { kind: 'cron', cron: d.cron, timezone };
   } else if (d.every !== undefined) {
     const everyMs = parseDuration(d.every);
-    if (everyMs === null) return bad('/every', `invalid duration '${d.every}' (e.g. "90s", "1h30m")`);
+    if (everyMs === null)
+      return bad('/every', `invalid duration '${d.every}' (e.g. "90s", "1h30m")`);
     spec = { kind: 'every', every: d.every, everyMs };
   } else {
     const at = d.at as string;
@@ -186,22 +186,54 @@ export function parseDeclarationList(
   input: unknown,
   limits: DeclarationLimits,
   nowMs: number,
-): { ok: true; value: ParsedDeclaration[] } | { ok: false; index: number; id: string | null; issue: DeclarationIssue } {
+):
+  | { ok: true; value: ParsedDeclaration[] }
+  | { ok: false; index: number; id: string | null; issue: DeclarationIssue } {
   if (!Array.isArray(input)) {
-    return { ok: false, index: -1, id: null, issue: { code: 'invalid_argument', field: '/', message: 'must be a JSON array of declarations' } };
+    return {
+      ok: false,
+      index: -1,
+      id: null,
+      issue: {
+        code: 'invalid_argument',
+        field: '/',
+        message: 'must be a JSON array of declarations',
+      },
+    };
   }
   if (input.length > MAX_DECLARATIONS) {
-    return { ok: false, index: -1, id: null, issue: { code: 'invalid_argument', field: '/', message: `has ${input.length} declarations, more than ${MAX_DECLARATIONS}` } };
+    return {
+      ok: false,
+      index: -1,
+      id: null,
+      issue: {
+        code: 'invalid_argument',
+        field: '/',
+        message: `has ${input.length} declarations, more than ${MAX_DECLARATIONS}`,
+      },
+    };
   }
   const seen = new Set<string>();
   const out: ParsedDeclaration[] = [];
   for (let i = 0; i < input.length; i++) {
     const item: unknown = input[i];
-    const id = typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : null;
+    const id =
+      typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string'
+        ? (item as { id: string }).id
+        : null;
     const r = parseDeclaration(item, limits, nowMs);
     if (!r.ok) return { ok: false, index: i, id, issue: r.issue };
     if (seen.has(r.value.id)) {
-      return { ok: false, index: i, id, issue: { code: 'invalid_argument', field: '/id', message: `duplicate schedule id '${r.value.id}'` } };
+      return {
+        ok: false,
+        index: i,
+        id,
+        issue: {
+          code: 'invalid_argument',
+          field: '/id',
+          message: `duplicate schedule id '${r.value.id}'`,
+        },
+      };
     }
     seen.add(r.value.id);
     out.push(r.value);

@@ -69,7 +69,11 @@ export function cronFor(pattern: string, timezone: string): Cron {
  * The first nominal fire time strictly after `afterMs`, or null if the schedule never fires
  * again. `anchorMs` anchors intervals.
  */
-export function nextFireAfter(spec: ScheduleSpec, afterMs: number, anchorMs: number): number | null {
+export function nextFireAfter(
+  spec: ScheduleSpec,
+  afterMs: number,
+  anchorMs: number,
+): number | null {
   switch (spec.kind) {
     case 'cron': {
       const next = cronFor(spec.cron, spec.timezone).nextRun(new Date(afterMs));

@@ -30,7 +30,11 @@ export interface StartedRun {
 export type RunExecutor = (run: StartedRun) => Promise<void>;
 
 export interface SchedulerEvents {
-  onSkipped?(schedule: ScheduleRecord, status: 'skipped_overlap' | 'skipped_misfire', reason: string): void;
+  onSkipped?(
+    schedule: ScheduleRecord,
+    status: 'skipped_overlap' | 'skipped_misfire',
+    reason: string,
+  ): void;
   onStarted?(run: StartedRun): void;
 }
 
@@ -123,18 +127,27 @@ export class Scheduler {
     for (const key of this.#byPlugin.get(pluginId) ?? []) this.#queue.delete(key);
     this.#byPlugin.delete(pluginId);
     for (const [tenant, list] of this.#waiting) {
-      this.#waiting.set(tenant, list.filter((p) => {
-        const keep = !p.key.startsWith(`${pluginId}/`);
-        if (!keep) this.#busy.delete(p.key);
-        return keep;
-      }));
+      this.#waiting.set(
+        tenant,
+        list.filter((p) => {
+          const keep = !p.key.startsWith(`${pluginId}/`);
+          if (!keep) this.#busy.delete(p.key);
+          return keep;
+        }),
+      );
     }
   }
 
   /** Runs a schedule now (operator or test), under the same at-most-one gate. */
   trigger(key: string): 'started' | 'skipped' | 'not_found' {
     const s = this.#o.store.getSchedule(key);
-    if (!s || s.state === 'deleted' || s.state === 'retired' || !this.#byPlugin.get(s.pluginId)?.has(key)) return 'not_found';
+    if (
+      !s ||
+      s.state === 'deleted' ||
+      s.state === 'retired' ||
+      !this.#byPlugin.get(s.pluginId)?.has(key)
+    )
+      return 'not_found';
     return this.#accept(s, this.#o.clock.now(), 'manual') ? 'started' : 'skipped';
   }
 
@@ -195,10 +208,16 @@ export class Scheduler {
   #accept(s: ScheduleRecord, scheduledAt: number, trigger: RunTrigger): boolean {
     if (this.#busy.has(s.key)) {
       if (s.overlap === 'buffer-one' && s.bufferedAt === null && trigger !== 'manual') {
-        this.#o.store.updateSchedule(s.key, { bufferedAt: scheduledAt, updatedAt: this.#o.clock.now() });
+        this.#o.store.updateSchedule(s.key, {
+          bufferedAt: scheduledAt,
+          updatedAt: this.#o.clock.now(),
+        });
         return true;
       }
-      const why = s.overlap === 'buffer-one' ? 'previous run still in flight and one tick already buffered' : 'previous run still in flight';
+      const why =
+        s.overlap === 'buffer-one'
+          ? 'previous run still in flight and one tick already buffered'
+          : 'previous run still in flight';
       this.#record(s, scheduledAt, 'skipped_overlap', why, trigger);
       return false;
     }
@@ -214,7 +233,13 @@ export class Scheduler {
     return true;
   }
 
-  #record(s: ScheduleRecord, scheduledAt: number, status: 'skipped_overlap' | 'skipped_misfire', reason: string, trigger: RunTrigger): void {
+  #record(
+    s: ScheduleRecord,
+    scheduledAt: number,
+    status: 'skipped_overlap' | 'skipped_misfire',
+    reason: string,
+    trigger: RunTrigger,
+  ): void {
     const now = this.#o.clock.now();
     this.#o.store.insertRun({
       scheduleKey: s.key,
@@ -258,7 +283,14 @@ export class Scheduler {
       fuelBudget: null,
       result: null,
     });
-    const run: StartedRun = { runId, schedule: s, scheduledAt: p.scheduledAt, firedAt: now, trigger: p.trigger, attempt: 1 };
+    const run: StartedRun = {
+      runId,
+      schedule: s,
+      scheduledAt: p.scheduledAt,
+      firedAt: now,
+      trigger: p.trigger,
+      attempt: 1,
+    };
     this.#o.events?.onStarted?.(run);
     const promise = this.#o
       .execute(run)
@@ -287,7 +319,11 @@ export class Scheduler {
 
   #drain(tenant: string): void {
     const list = this.#waiting.get(tenant);
-    while (list && list.length > 0 && (this.#inFlight.get(tenant) ?? 0) < this.#o.maxRunsInFlight(tenant)) {
+    while (
+      list &&
+      list.length > 0 &&
+      (this.#inFlight.get(tenant) ?? 0) < this.#o.maxRunsInFlight(tenant)
+    ) {
       const p = list.shift() as Pending;
       const s = this.#o.store.getSchedule(p.key);
       if (!s || s.state === 'deleted' || s.state === 'retired') {

@@ -40,7 +40,11 @@ function loadMigrations(): Migration[] {
   return readdirSync(MIGRATIONS_DIR)
     .filter((f) => /^\d{4}_.+\.sql$/.test(f))
     .sort()
-    .map((f) => ({ version: Number(f.slice(0, 4)), name: f, sql: readFileSync(join(MIGRATIONS_DIR, f), 'utf8') }));
+    .map((f) => ({
+      version: Number(f.slice(0, 4)),
+      name: f,
+      sql: readFileSync(join(MIGRATIONS_DIR, f), 'utf8'),
+    }));
 }
 
 type Row = Record<string, unknown>;
@@ -169,7 +173,11 @@ export class SqliteStore implements Store {
       this.#migrate();
     } catch (err) {
       if (err instanceof HourglassError) throw err;
-      throw new HourglassError('HG_STORE', `cannot open store '${path}': ${(err as Error).message}`, { cause: err });
+      throw new HourglassError(
+        'HG_STORE',
+        `cannot open store '${path}': ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     this.#stmts = this.prepare();
   }
@@ -179,7 +187,10 @@ export class SqliteStore implements Store {
     const latest = migrations.at(-1)?.version ?? 0;
     const current = this.#db.pragma('user_version', { simple: true }) as number;
     if (current > latest) {
-      throw new HourglassError('HG_STORE_VERSION', `store '${this.path}' has schema version ${current}; this Hourglass knows up to ${latest}`);
+      throw new HourglassError(
+        'HG_STORE_VERSION',
+        `store '${this.path}' has schema version ${current}; this Hourglass knows up to ${latest}`,
+      );
     }
     for (const m of migrations) {
       if (m.version <= current) continue;
@@ -231,7 +242,9 @@ export class SqliteStore implements Store {
       ),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
       running: db.prepare("SELECT * FROM runs WHERE status = 'running' ORDER BY id"),
-      abandon: db.prepare("UPDATE runs SET status='abandoned', reason=@reason, finished_at=@now WHERE status='running'"),
+      abandon: db.prepare(
+        "UPDATE runs SET status='abandoned', reason=@reason, finished_at=@now WHERE status='running'",
+      ),
       enqueue: db.prepare(
         'INSERT INTO operator_commands (schedule_key, action, note, created_at) VALUES (?, ?, ?, ?)',
       ),
@@ -273,7 +286,11 @@ export class SqliteStore implements Store {
   }
 
   listJobContracts(pluginId?: string): JobContractRecord[] {
-    const rows = (pluginId === undefined ? this.#stmts.listContracts.all() : this.#stmts.listContractsOf.all(pluginId)) as Row[];
+    const rows = (
+      pluginId === undefined
+        ? this.#stmts.listContracts.all()
+        : this.#stmts.listContractsOf.all(pluginId)
+    ) as Row[];
     return rows.map((r) => ({
       pluginId: r.plugin_id as string,
       name: r.name as string,
@@ -336,7 +353,9 @@ export class SqliteStore implements Store {
     const sig = cols.join(',');
     let stmt = this.#patchCache.get(sig);
     if (!stmt) {
-      stmt = this.#db.prepare(`UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`);
+      stmt = this.#db.prepare(
+        `UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`,
+      );
       this.#patchCache.set(sig, stmt);
     }
     stmt.run({ ...params, key });
@@ -383,7 +402,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  enqueueCommand(scheduleKey: string, action: OperatorAction, note: string | null, now: number): number {
+  enqueueCommand(
+    scheduleKey: string,
+    action: OperatorAction,
+    note: string | null,
+    now: number,
+  ): number {
     return Number(this.#stmts.enqueue.run(scheduleKey, action, note, now).lastInsertRowid);
   }
 
@@ -407,7 +431,13 @@ export class SqliteStore implements Store {
 
   readLease(): HostLease | undefined {
     const r = this.#stmts.readLease.get() as Row | undefined;
-    return r ? { pid: r.pid as number, startedAt: r.started_at as number, heartbeatAt: r.heartbeat_at as number } : undefined;
+    return r
+      ? {
+          pid: r.pid as number,
+          startedAt: r.started_at as number,
+          heartbeatAt: r.heartbeat_at as number,
+        }
+      : undefined;
   }
 
   close(): void {

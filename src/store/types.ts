@@ -51,7 +51,9 @@ export interface ScheduleRecord {
   readonly updatedAt: number;
 }
 
-export type SchedulePatch = Partial<Omit<ScheduleRecord, 'key' | 'pluginId' | 'tenant' | 'localId' | 'createdAt'>>;
+export type SchedulePatch = Partial<
+  Omit<ScheduleRecord, 'key' | 'pluginId' | 'tenant' | 'localId' | 'createdAt'>
+>;
 
 export const RunStatuses = [
   'running',
@@ -92,7 +94,17 @@ export interface RunRecord {
 }
 
 export type NewRun = Omit<RunRecord, 'id'>;
-export type RunFinish = Pick<RunRecord, 'status' | 'reason' | 'finishedAt' | 'error' | 'outputBytes' | 'fuelUsed' | 'fuelBudget' | 'result'>;
+export type RunFinish = Pick<
+  RunRecord,
+  | 'status'
+  | 'reason'
+  | 'finishedAt'
+  | 'error'
+  | 'outputBytes'
+  | 'fuelUsed'
+  | 'fuelBudget'
+  | 'result'
+>;
 
 export interface JobContractRecord {
   readonly pluginId: string;
@@ -161,7 +173,12 @@ export interface Store {
   /** Marks every `running` run as `abandoned` (after a crash or restart); returns them. */
   abandonRunning(now: number, reason: string): RunRecord[];
 
-  enqueueCommand(scheduleKey: string, action: OperatorAction, note: string | null, now: number): number;
+  enqueueCommand(
+    scheduleKey: string,
+    action: OperatorAction,
+    note: string | null,
+    now: number,
+  ): number;
   pendingCommands(): OperatorCommand[];
   completeCommand(id: number, result: string, now: number): void;
   getCommand(id: number): OperatorCommand | undefined;

@@ -1,0 +1,53 @@
+/** Hourglass public API: one entry, exported by name. */
+export { Host, type HostOptions, type LoadedPlugin } from './host/host.ts';
+export type { HostEventMap } from './host/events.ts';
+export {
+  loadHostConfig,
+  parseHostConfig,
+  defaultHostConfig,
+  DEFAULT_QUOTAS,
+  type HostConfig,
+  type TenantConfig,
+  type TenantQuotas,
+  type PluginEntry,
+} from './config/host-config.ts';
+export {
+  loadManifest,
+  parseManifest,
+  DEFAULT_LIMITS,
+  type PluginManifest,
+  type PluginLimits,
+} from './plugin/manifest.ts';
+export { CAPABILITIES, type Capability } from './capabilities.ts';
+export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.ts';
+export {
+  HourglassError,
+  ConfigError,
+  ErrorCodes,
+  isHourglassError,
+  type ErrorCode,
+} from './errors.ts';
+export { SqliteStore } from './store/sqlite-store.ts';
+export type {
+  Store,
+  ScheduleRecord,
+  RunRecord,
+  RunStatus,
+  RunTrigger,
+  PluginRecord,
+  JobContractRecord,
+  ScheduleState,
+} from './store/types.ts';
+export { InThreadSandbox } from './sandbox/in-thread-sandbox.ts';
+export type {
+  Sandbox,
+  CallOutcome,
+  CallRequest,
+  CallerContext,
+  GuestSpec,
+  GuestInfo,
+  HostCallHandler,
+  Phase,
+} from './sandbox/types.ts';
+export { parseDeclaration, type ParsedDeclaration } from './schedule/declaration.ts';
+export type { RunContext } from './host/run-executor.ts';

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { PROJECT_ROOT } from '../../src/config/host-config.ts';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { GUEST, decls, tempDir } from './helpers.ts';
+
+const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
+
+function cli(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Starts `hourglass start` and resolves once `ready` matches its output. */
+function startCli(args: string[], cwd: string, ready: RegExp, timeoutMs = 40_000) {
+  const child = spawn(process.execPath, [CLI, 'start', ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const seen = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no ${ready} within ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
+    const on = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve(output);
+      }
+    };
+    child.stdout.on('data', on);
+    child.stderr.on('data', on);
+  });
+  const stopped = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => resolve(code)),
+  );
+  return { child, seen, stopped, output: () => output };
+}
+
+test('`hourglass start` on the embedded default fires the example’s schedule and `hourglass runs` shows it', async (t) => {
+  const cwd = tempDir(t);
+  const host = startCli([], cwd, /run \d+ default\/poller\/housekeeping succeeded/);
+  try {
+    await host.seen;
+  } finally {
+    host.child.kill('SIGTERM');
+  }
+  assert.equal(await host.stopped, 0);
+  assert.match(host.output(), /hourglass: stopped/);
+  const runs = cli(['runs'], cwd);
+  assert.equal(runs.code, 0, runs.err);
+  assert.match(runs.out, /default\/poller\/housekeeping\s+schedule\s+succeeded/);
+  const schedules = cli(['schedules'], cwd);
+  assert.match(schedules.out, /default\/poller\/housekeeping\s+declared\s+active/);
+});
+
+test('operator commands: through a running host, and straight to the store when none runs', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(
+    join(dir, 'p.json'),
+    JSON.stringify({ name: 'p', version: '1', wasm: GUEST.proxy, capabilities: [] }),
+  );
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      store: { path: 'state/h.db' },
+      commandPollMs: 50,
+      tenants: [
+        {
+          id: 't',
+          plugins: [
+            {
+              manifest: 'p.json',
+              config: { schedules: decls({ id: 'daily', cron: '0 3 * * *' }) },
+            },
+          ],
+        },
+      ],
+    }),
+  );
+  const args = ['--config', join(dir, 'config.json')];
+  const host = startCli(args, dir, /running with 1 plugin/);
+  try {
+    await host.seen;
+    const trig = cli(['trigger', 't/p/daily', ...args], dir);
+    assert.equal(trig.code, 0, trig.err);
+    assert.match(trig.out, /trigger t\/p\/daily: started/);
+    const pause = cli(['pause', 't/p/daily', '--note', 'maintenance', ...args], dir);
+    assert.match(pause.out, /pause t\/p\/daily: paused/);
+    const missing = cli(['pause', 't/p/nope', ...args], dir);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /^hourglass: HG_SCHEDULE_NOT_FOUND: not_found/);
+  } finally {
+    host.child.kill('SIGINT');
+  }
+  assert.equal(await host.stopped, 0);
+  // No host now: resume is applied to the store directly.
+  const resume = cli(['resume', 't/p/daily', ...args], dir);
+  assert.equal(resume.code, 0, resume.err);
+  assert.match(resume.out, /resume t\/p\/daily: active/);
+  const store = new SqliteStore(join(dir, 'state/h.db'), { mustExist: true });
+  try {
+    const s = store.getSchedule('t/p/daily');
+    assert.equal(s?.state, 'active');
+    const runs = store.listRuns({ scheduleKey: 't/p/daily' });
+    assert.deepEqual(
+      runs.map((r) => [r.trigger, r.status]),
+      [['manual', 'succeeded']],
+    );
+  } finally {
+    store.close();
+  }
+});
+
+test('CLI errors: one line, non-zero exit; --help everywhere', (t) => {
+  const dir = tempDir(t);
+  for (const cmd of ['start', 'schedules', 'runs', 'pause', 'resume', 'trigger', 'delete']) {
+    const r = cli([cmd, '--help'], dir);
+    assert.equal(r.code, 0, cmd);
+    assert.match(r.out, /usage: hourglass /);
+  }
+  const unknown = cli(['frobnicate'], dir);
+  assert.equal(unknown.code, 2);
+  writeFileSync(
+    join(dir, 'bad.json'),
+    '{"tenants": [{"id": "t", "quotas": {"maxSchedules": -1}}]}',
+  );
+  const bad = cli(['start', '--config', join(dir, 'bad.json')], dir);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.err.trim().split('\n').length, 1);
+  assert.match(
+    bad.err,
+    /HG_CONFIG_INVALID: .*bad\.json: \/tenants\/0\/quotas\/maxSchedules: must be >= 0/,
+  );
+  const noStore = cli(['runs'], dir);
+  assert.equal(noStore.code, 1);
+  assert.match(noStore.err, /HG_STORE/);
+});
