@@ -35,6 +35,8 @@ const validateOutput = compile<RunOutput>({
   properties: { cursor: {}, result: {} },
 });
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 export interface RunExecutorDeps {
   readonly store: Store;
   readonly sandbox: Sandbox;
@@ -113,6 +115,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       };
     }
     const finishedAt = deps.clock.now();
+    const { cursor, ...outcome } = fin;
     deps.store.transaction(() => {
       deps.store.finishRun(run.runId, {
         status: fin.status,
@@ -127,8 +130,20 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       if (fin.cursor !== undefined)
         deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
     });
-    const rec = deps.store.getRun(run.runId);
-    if (rec) deps.onFinished?.(rec);
+    deps.onFinished?.({
+      id: run.runId,
+      scheduleKey: s.key,
+      pluginId: s.pluginId,
+      tenant: s.tenant,
+      localId: s.localId,
+      trigger: run.trigger,
+      scheduledAt: run.scheduledAt,
+      startedAt: run.firedAt,
+      attempt: run.attempt,
+      fuelBudget: null,
+      ...outcome,
+      finishedAt,
+    });
   };
 }
 
@@ -146,7 +161,7 @@ function interpretOutput(output: Uint8Array | null, maxOutputBytes: number): Fin
   if (!output || size === 0) return { ...base, status: 'succeeded', reason: null, error: null };
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(output));
+    value = JSON.parse(utf8.decode(output));
   } catch (err) {
     return {
       ...base,

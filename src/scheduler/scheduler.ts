@@ -63,6 +63,8 @@ export class Scheduler {
   readonly #busy = new Set<string>();
   readonly #inFlight = new Map<string, number>();
   readonly #waiting = new Map<string, Pending[]>();
+  /** Ticks buffered by `buffer-one` (mirrors `schedules.buffered_at`). */
+  readonly #buffered = new Map<string, number>();
   readonly #runs = new Set<Promise<void>>();
   #timer: TimerHandle | null = null;
   #timerAt = Infinity;
@@ -207,7 +209,8 @@ export class Scheduler {
   /** The at-most-one gate. Returns whether a run was started or queued. */
   #accept(s: ScheduleRecord, scheduledAt: number, trigger: RunTrigger): boolean {
     if (this.#busy.has(s.key)) {
-      if (s.overlap === 'buffer-one' && s.bufferedAt === null && trigger !== 'manual') {
+      if (s.overlap === 'buffer-one' && !this.#buffered.has(s.key) && trigger !== 'manual') {
+        this.#buffered.set(s.key, scheduledAt);
         this.#o.store.updateSchedule(s.key, {
           bufferedAt: scheduledAt,
           updatedAt: this.#o.clock.now(),
@@ -305,13 +308,13 @@ export class Scheduler {
   #finished(s: ScheduleRecord): void {
     this.#busy.delete(s.key);
     this.#inFlight.set(s.tenant, (this.#inFlight.get(s.tenant) ?? 1) - 1);
-    if (!this.#stopped) {
-      const fresh = this.#o.store.getSchedule(s.key);
-      if (fresh && fresh.bufferedAt !== null) {
-        this.#o.store.updateSchedule(s.key, { bufferedAt: null, updatedAt: this.#o.clock.now() });
-        if (fresh.state === 'active' && this.#byPlugin.get(s.pluginId)?.has(s.key)) {
-          this.#accept({ ...fresh, bufferedAt: null }, fresh.bufferedAt, 'buffered');
-        }
+    const bufferedAt = this.#buffered.get(s.key);
+    if (bufferedAt !== undefined) {
+      this.#buffered.delete(s.key);
+      this.#o.store.updateSchedule(s.key, { bufferedAt: null, updatedAt: this.#o.clock.now() });
+      const fresh = this.#stopped ? undefined : this.#o.store.getSchedule(s.key);
+      if (fresh?.state === 'active' && this.#byPlugin.get(s.pluginId)?.has(s.key)) {
+        this.#accept({ ...fresh, bufferedAt: null }, bufferedAt, 'buffered');
       }
     }
     this.#drain(s.tenant);

@@ -204,6 +204,9 @@ export class SqliteStore implements Store {
   private prepare() {
     const db = this.#db;
     return {
+      begin: db.prepare('BEGIN'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
       upsertPlugin: db.prepare(
         `INSERT INTO plugins (id, tenant, name, version, manifest_path, wasm_sha256, status, error, updated_at)
          VALUES (@id, @tenant, @name, @version, @manifestPath, @wasmSha256, @status, @error, @updatedAt)
@@ -262,7 +265,16 @@ export class SqliteStore implements Store {
 
   transaction<T>(fn: () => T): T {
     if (this.#db.inTransaction) return fn();
-    return this.#db.transaction(fn)();
+    // Prepared BEGIN/COMMIT: cheaper than building a `db.transaction(fn)` wrapper per call.
+    this.#stmts.begin.run();
+    try {
+      const result = fn();
+      this.#stmts.commit.run();
+      return result;
+    } catch (err) {
+      if (this.#db.inTransaction) this.#stmts.rollback.run();
+      throw err;
+    }
   }
 
   upsertPlugin(rec: PluginRecord): void {

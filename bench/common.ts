@@ -1,0 +1,69 @@
+/** Shared helpers for benchmarks: a results table with ratios against a baseline, written to bench/results/. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import type { Bench } from 'tinybench';
+import { PROJECT_ROOT } from '../src/config/host-config.ts';
+
+export interface Row {
+  readonly name: string;
+  readonly opsPerSec: number;
+  readonly meanUs: number;
+  readonly p99Us: number;
+  readonly samples: number;
+}
+
+export function rows(bench: Bench): Row[] {
+  return bench.tasks.map((task) => {
+    const r = task.result;
+    if (!('latency' in r)) throw new Error(`task ${task.name} did not complete: ${r.state}`);
+    return {
+      name: task.name,
+      opsPerSec: r.throughput.mean,
+      meanUs: r.latency.mean * 1000,
+      p99Us: r.latency.p99 * 1000,
+      samples: r.latency.samplesCount ?? r.latency.samples?.length ?? 0,
+    };
+  });
+}
+
+/** Prints a table with each row's ratio to `baseline`, and writes the JSON to bench/results/<name>.json. */
+export function report(
+  name: string,
+  all: Row[],
+  baseline: string,
+  notes: Record<string, unknown> = {},
+): void {
+  const base = all.find((r) => r.name === baseline);
+  if (!base) throw new Error(`no baseline row '${baseline}'`);
+  console.log(`\n${name} (baseline: ${baseline})`);
+  console.table(
+    all.map((r) => ({
+      task: r.name,
+      'ops/s': Math.round(r.opsPerSec),
+      'mean µs': r.meanUs.toFixed(1),
+      'p99 µs': r.p99Us.toFixed(1),
+      'vs baseline': `${(r.opsPerSec / base.opsPerSec).toFixed(3)}×`,
+      samples: r.samples,
+    })),
+  );
+  const dir = join(PROJECT_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        name,
+        date: new Date().toISOString(),
+        machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
+        baseline,
+        rows: all.map((r) => ({ ...r, ratio: r.opsPerSec / base.opsPerSec })),
+        ...notes,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`results written to ${file}`);
+}
