@@ -52,12 +52,30 @@ function u32(n: number): number[] {
   return out;
 }
 
-function vec(count: number, body: number[]): number[] {
-  return [...u32(count), ...body];
+/** A section as chunks (header, payload): payloads are never spread into argument lists. */
+function section(id: number, payload: Uint8Array | number[]): Uint8Array[] {
+  return [
+    Uint8Array.from([id, ...u32(payload.length)]),
+    payload instanceof Uint8Array ? payload : Uint8Array.from(payload),
+  ];
 }
 
-function section(id: number, payload: ArrayLike<number>): number[] {
-  return [id, ...u32(payload.length), ...Array.from(payload)];
+function concat(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let pos = 0;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
+/** `vec` for large byte payloads: count, then the bytes as they are. */
+function vecBytes(count: number, ...parts: (Uint8Array | number[])[]): Uint8Array {
+  return concat([
+    Uint8Array.from(u32(count)),
+    ...parts.map((p) => (p instanceof Uint8Array ? p : Uint8Array.from(p))),
+  ]);
 }
 
 interface Section {
@@ -201,26 +219,27 @@ export function wrapReturnCodes(wasm: Uint8Array, names: readonly string[]): Ret
     codeEntries = codeSec.payload.subarray(cr.pos);
   }
 
-  const replaced = new Map<number, number[]>();
-  replaced.set(1, vec(typeIsRcFn.length + 1, [...typeEntries, 0x60, 0x00, 0x01, 0x7f]));
+  const replaced = new Map<number, Uint8Array>();
+  replaced.set(1, vecBytes(typeIsRcFn.length + 1, typeEntries, [0x60, 0x00, 0x01, 0x7f]));
   replaced.set(
     3,
-    vec(definedFuncs + wrapped.length, [
-      ...definedFuncEntries,
-      ...wrapped.map(() => u32(rcType)).flat(),
-    ]),
+    vecBytes(
+      definedFuncs + wrapped.length,
+      definedFuncEntries,
+      wrapped.map(() => u32(rcType)).flat(),
+    ),
   );
-  replaced.set(6, vec(definedGlobals + 1, [...globalEntries, 0x7f, 0x01, 0x41, 0x00, 0x0b]));
+  replaced.set(6, vecBytes(definedGlobals + 1, globalEntries, [0x7f, 0x01, 0x41, 0x00, 0x0b]));
   const exportBytes: number[] = [];
   const encoder = new TextEncoder();
   for (const e of [...exports, { name: RC_GLOBAL, kind: 0x03, index: rcGlobal }]) {
     const nameBytes = encoder.encode(e.name);
     exportBytes.push(...u32(nameBytes.length), ...nameBytes, e.kind, ...u32(e.index));
   }
-  replaced.set(7, vec(exports.length + 1, exportBytes));
-  replaced.set(10, vec(codeCount + bodies.length, [...codeEntries, ...bodies.flat()]));
+  replaced.set(7, vecBytes(exports.length + 1, exportBytes));
+  replaced.set(10, vecBytes(codeCount + bodies.length, codeEntries, bodies.flat()));
 
-  const out: number[] = [...header];
+  const out: Uint8Array[] = [header];
   const emitted = new Set<number>();
   const emitNew = (id: number) => {
     const p = replaced.get(id);
@@ -244,7 +263,7 @@ export function wrapReturnCodes(wasm: Uint8Array, names: readonly string[]): Ret
     const id = ORDER[orderPos] as number;
     if (replaced.has(id) && !emitted.has(id)) emitNew(id);
   }
-  return { bytes: Uint8Array.from(out), wrapped };
+  return { bytes: concat(out), wrapped };
 }
 
 function skipValType(r: Reader): number {

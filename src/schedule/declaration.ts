@@ -87,7 +87,27 @@ export const declarationSchema = {
 
 const validateRaw = compile<RawDeclaration>(declarationSchema);
 
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_WITH_OFFSET =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/** ISO 8601 with an offset, and a real calendar time (Date.parse rolls 02-30 over to 03-02). */
+function isCalendarTime(text: string): boolean {
+  const m = ISO_WITH_OFFSET.exec(text);
+  if (!m) return false;
+  const [y, mo, d, h, mi, s, oh, om] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+  const daysInMonth = new Date(Date.UTC(y as number, mo as number, 0)).getUTCDate();
+  return (
+    (mo as number) >= 1 &&
+    (mo as number) <= 12 &&
+    (d as number) >= 1 &&
+    (d as number) <= daysInMonth &&
+    (h as number) <= 23 &&
+    (mi as number) <= 59 &&
+    (s as number) <= 59 &&
+    (oh as number) <= 23 &&
+    (om as number) <= 59
+  );
+}
 
 function bad(field: string, message: string): DeclarationResult {
   return { ok: false, issue: { code: 'invalid_argument', field, message } };
@@ -115,7 +135,9 @@ export function parseDeclaration(
     const timezone = d.timezone ?? 'UTC';
     if (!isValidTimeZone(timezone)) return bad('/timezone', `unknown time zone '${timezone}'`);
     try {
-      cronFor(d.cron, timezone);
+      if (cronFor(d.cron, timezone).nextRun(new Date(nowMs)) === null) {
+        return bad('/cron', `cron '${d.cron}' never fires`);
+      }
     } catch (err) {
       return bad('/cron', `invalid cron '${d.cron}': ${(err as Error).message}`);
     }
@@ -127,7 +149,7 @@ export function parseDeclaration(
     spec = { kind: 'every', every: d.every, everyMs };
   } else {
     const at = d.at as string;
-    const atMs = ISO_WITH_OFFSET.test(at) ? Date.parse(at) : NaN;
+    const atMs = isCalendarTime(at) ? Date.parse(at) : NaN;
     if (!Number.isFinite(atMs)) return bad('/at', `invalid time '${at}' (ISO 8601 with offset)`);
     spec = { kind: 'at', at: new Date(atMs).toISOString(), atMs };
   }

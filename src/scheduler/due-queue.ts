@@ -1,6 +1,6 @@
 /**
  * A binary min-heap of (due time, schedule key) with lazy invalidation: changing or removing
- * a schedule bumps its generation, and stale entries are dropped when they reach the top.
+ * a schedule gives it a new sequence number, and stale entries are dropped when they reach the top.
  * One queue and one timer serve every schedule (100k schedules cost 100k small objects, not
  * 100k timers).
  */
@@ -13,7 +13,10 @@ interface Entry {
 
 export class DueQueue {
   readonly #heap: Entry[] = [];
+  /** The live entry's sequence number per key. Sequence numbers are never reused, so an old
+   * entry can never pass for a newer one after its key was deleted and set again. */
   readonly #gen = new Map<string, number>();
+  #seq = 0;
 
   get size(): number {
     return this.#gen.size;
@@ -21,7 +24,7 @@ export class DueQueue {
 
   /** Schedules `key` at `dueAt`, replacing any earlier entry for it. */
   set(key: string, dueAt: number): void {
-    const gen = (this.#gen.get(key) ?? 0) + 1;
+    const gen = ++this.#seq;
     this.#gen.set(key, gen);
     this.#push({ dueAt, key, gen });
   }

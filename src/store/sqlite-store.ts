@@ -167,11 +167,22 @@ export class SqliteStore implements Store {
     try {
       if (path !== ':memory:' && !opts.mustExist) mkdirSync(dirname(path), { recursive: true });
       this.#db = new Database(path, { fileMustExist: opts.mustExist ?? false });
+    } catch (err) {
+      throw new HourglassError(
+        'HG_STORE',
+        `cannot open store '${path}': ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    try {
+      // Refuse a newer store before changing anything in it (even its journal mode).
+      this.#checkVersion();
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = NORMAL');
       this.#db.pragma('busy_timeout = 5000');
       this.#migrate();
     } catch (err) {
+      this.#db.close();
       if (err instanceof HourglassError) throw err;
       throw new HourglassError(
         'HG_STORE',
@@ -182,9 +193,8 @@ export class SqliteStore implements Store {
     this.#stmts = this.prepare();
   }
 
-  #migrate(): void {
-    const migrations = loadMigrations();
-    const latest = migrations.at(-1)?.version ?? 0;
+  #checkVersion(): void {
+    const latest = loadMigrations().at(-1)?.version ?? 0;
     const current = this.#db.pragma('user_version', { simple: true }) as number;
     if (current > latest) {
       throw new HourglassError(
@@ -192,7 +202,11 @@ export class SqliteStore implements Store {
         `store '${this.path}' has schema version ${current}; this Hourglass knows up to ${latest}`,
       );
     }
-    for (const m of migrations) {
+  }
+
+  #migrate(): void {
+    const current = this.#db.pragma('user_version', { simple: true }) as number;
+    for (const m of loadMigrations()) {
       if (m.version <= current) continue;
       this.#db.transaction(() => {
         this.#db.exec(m.sql);
