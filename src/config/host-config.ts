@@ -47,7 +47,18 @@ export interface HostConfig {
   readonly shutdownGraceMs: number;
   /** How often a running host applies operator commands from the CLI. @defaultValue 500 */
   readonly commandPollMs: number;
+  readonly sandbox: SandboxConfig;
   readonly tenants: readonly TenantConfig[];
+}
+
+export interface SandboxConfig {
+  /**
+   * `pool`: guests run on worker threads, with wall-clock deadlines; `in-thread`: on the main
+   * thread (simplest; no deadlines). @defaultValue 'pool'
+   */
+  readonly mode: 'pool' | 'in-thread';
+  /** Pool size. @defaultValue the number of CPU cores */
+  readonly workers: number | null;
 }
 
 export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
@@ -64,6 +75,7 @@ interface RawConfig {
   store?: { path?: string };
   shutdownGraceMs?: number;
   commandPollMs?: number;
+  sandbox?: { mode?: 'pool' | 'in-thread'; workers?: number };
   tenants: {
     id: string;
     quotas?: Partial<TenantQuotas>;
@@ -93,6 +105,14 @@ const validateConfig = compile<RawConfig>({
     },
     shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
     commandPollMs: { type: 'integer', minimum: 10, maximum: 60_000 },
+    sandbox: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        mode: { type: 'string', enum: ['pool', 'in-thread'] },
+        workers: { type: 'integer', minimum: 1, maximum: 256 },
+      },
+    },
     tenants: {
       type: 'array',
       maxItems: 10_000,
@@ -171,6 +191,10 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
     }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,
     commandPollMs: raw.commandPollMs ?? 500,
+    sandbox: Object.freeze({
+      mode: raw.sandbox?.mode ?? 'pool',
+      workers: raw.sandbox?.workers ?? null,
+    }),
     tenants: Object.freeze(tenants),
   });
 }

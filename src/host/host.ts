@@ -11,6 +11,7 @@ import type { HostConfig, PluginEntry, TenantConfig, TenantQuotas } from '../con
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
 import { loadManifest, type PluginManifest } from '../plugin/manifest.ts';
 import { InThreadSandbox } from '../sandbox/in-thread-sandbox.ts';
+import { WorkerPoolSandbox } from '../sandbox/pool/worker-pool-sandbox.ts';
 import type { CallerContext, HostCallHandler, Sandbox } from '../sandbox/types.ts';
 import { parseDeclarationList } from '../schedule/declaration.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
@@ -70,9 +71,17 @@ export class Host implements HostServices {
     this.#tenants = new Map(config.tenants.map((t) => [t.id, t]));
     this.store = opts.store ?? new SqliteStore(config.store.path);
     const hostCall: HostCallHandler = (caller, fn, request) => this.#hostCall(caller, fn, request);
+    const onGuestLog = (e: { pluginId: string; level: string; message: string }) =>
+      this.events.emit('guest:log', e);
     this.#sandbox = opts.sandbox
       ? opts.sandbox(hostCall)
-      : new InThreadSandbox({ hostCall, onGuestLog: (e) => this.events.emit('guest:log', e) });
+      : config.sandbox.mode === 'in-thread'
+        ? new InThreadSandbox({ hostCall, onGuestLog })
+        : new WorkerPoolSandbox({
+            hostCall,
+            onGuestLog,
+            ...(config.sandbox.workers === null ? {} : { size: config.sandbox.workers }),
+          });
     const quotas = (tenant: string) => this.quotas(tenant);
     this.scheduler = new Scheduler({
       store: this.store,

@@ -31,8 +31,11 @@ interface CallState {
   abort: string | null;
 }
 
+/** A guest spec without its bytes (the compiled module travels separately). */
+export type PreparedSpec = Omit<GuestSpec, 'wasm'>;
+
 interface LoadedGuest {
-  readonly spec: GuestSpec;
+  readonly spec: PreparedSpec;
   readonly prepared: PreparedGuest;
   plugin: Plugin | null;
   /** The live instance's exported memory (for reading abort messages). */
@@ -68,7 +71,11 @@ export class InThreadSandbox implements Sandbox {
   }
 
   async load(spec: GuestSpec): Promise<GuestInfo> {
-    const prepared = await prepareGuest(spec.pluginId, spec.wasm);
+    return this.loadPrepared(spec, await prepareGuest(spec.pluginId, spec.wasm));
+  }
+
+  /** Loads a guest whose module was already prepared and compiled (e.g. on another thread). */
+  async loadPrepared(spec: PreparedSpec, prepared: PreparedGuest): Promise<GuestInfo> {
     const guest: LoadedGuest = {
       spec,
       prepared,

@@ -1,0 +1,69 @@
+/**
+ * Messages between the pool (main thread) and its workers, and the shared-memory channel that
+ * lets a guest's synchronous host-function call wait for the main thread's answer.
+ *
+ * Host calls: the worker bumps a sequence number, posts `hostcall`, and blocks in `Atomics.wait`
+ * (bounded). The main thread answers from its event loop by writing the response bytes, the
+ * length and the sequence number into the worker's `SharedArrayBuffer` and notifying. A late
+ * answer to a call that already timed out carries an old sequence number and is ignored.
+ */
+import type { GuestInfo, CallOutcome, CallRequest, CallerContext } from '../types.ts';
+import type { PreparedGuest } from '../guest-module.ts';
+import type { PreparedSpec } from '../in-thread-sandbox.ts';
+
+export type ToWorker =
+  | { type: 'load'; spec: PreparedSpec; prepared: PreparedGuest }
+  | { type: 'call'; callId: number; pluginId: string; req: CallRequest }
+  | { type: 'unload'; pluginId: string };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'loaded'; pluginId: string; info?: GuestInfo; error?: string }
+  | { type: 'started'; callId: number }
+  | { type: 'result'; callId: number; outcome: CallOutcome }
+  | { type: 'hostcall'; seq: number; caller: CallerContext; fn: string; request: string }
+  | {
+      type: 'log';
+      pluginId: string;
+      level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+      message: string;
+    };
+
+/** Control words: [0] state (0 waiting, 1 answered), [1] response length, [2] sequence. */
+export const CTL_WORDS = 4;
+export const CTL_BYTES = CTL_WORDS * 4;
+/** Largest host-function response that fits the channel. */
+export const CHANNEL_CAPACITY = 4 * 1024 * 1024;
+
+export interface WorkerInit {
+  readonly channel: SharedArrayBuffer;
+  /** How long a guest's host call waits for the main thread. */
+  readonly hostCallTimeoutMs: number;
+}
+
+export function newChannel(): SharedArrayBuffer {
+  return new SharedArrayBuffer(CTL_BYTES + CHANNEL_CAPACITY);
+}
+
+const encoder = new TextEncoder();
+
+/** Main thread: writes the answer to host call `seq` and wakes the worker. */
+export function answerHostCall(channel: SharedArrayBuffer, seq: number, response: string): void {
+  const ctl = new Int32Array(channel, 0, CTL_WORDS);
+  let bytes = encoder.encode(response);
+  if (bytes.length > CHANNEL_CAPACITY) {
+    bytes = encoder.encode(
+      JSON.stringify({
+        error: {
+          code: 'too_large',
+          message: `response is ${bytes.length} bytes; the limit is ${CHANNEL_CAPACITY}`,
+        },
+      }),
+    );
+  }
+  new Uint8Array(channel, CTL_BYTES, bytes.length).set(bytes);
+  Atomics.store(ctl, 1, bytes.length);
+  Atomics.store(ctl, 2, seq);
+  Atomics.store(ctl, 0, 1);
+  Atomics.notify(ctl, 0);
+}
