@@ -4,11 +4,11 @@
  *
  *   npm run bench -- throughput      (or: npx tsx bench/throughput.bench.ts)
  *
- * Tasks:
+ * Tasks (the host ones once per sandbox mode, `in-thread` and `pool`):
  * - `extism call() bare` — the baseline: `plugin.call('run', ctx)` on the noop guest.
- * - `host trigger → run recorded` — one operator trigger: at-most-one gate, run row inserted,
+ * - `trigger → run recorded` — one operator trigger: at-most-one gate, run row inserted,
  *   context built, guest called through the sandbox, outcome and cursor recorded, awaited.
- * - `host tick, 100 due schedules (per run)` — one timer tick firing 100 interval schedules of
+ * - `tick with 100 due schedules (per run)` — one timer tick firing 100 interval schedules of
  *   the same guest (next time persisted, run rows, guest calls, outcomes), divided by 100.
  */
 import createPlugin from '@extism/extism';
@@ -40,63 +40,73 @@ try {
   });
   const bare = await createPlugin({ wasm: [{ data: readFileSync(NOOP) }] }, { useWasi: false });
 
-  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
   writeFileSync(
     join(dir, 'noop.json'),
     JSON.stringify({ name: 'noop', version: '1', wasm: NOOP, capabilities: [] }),
   );
-  const config = parseHostConfig(
-    {
-      store: { path: join(dir, 'bench.db') },
-      tenants: [
-        {
-          id: 'b',
-          quotas: { maxRunsInFlight: 1000, maxSchedules: 10_000 },
-          plugins: [{ manifest: 'noop.json' }],
-        },
-      ],
-    },
-    'bench',
-    dir,
-  );
-  const host = new Host(config, { clock });
-  await host.start();
-  // 100 more schedules of the same no-op guest (created as the guest would, paused for now).
-  const caller = { pluginId: 'b/noop', tenant: 'b', phase: 'run' as const };
-  const many = Array.from({ length: 100 }, (_, i) => `s${i}`);
-  for (const id of many) host.schedules.create(caller, { id, every: '1s', paused: true });
-  host.operate('b/noop/tick', 'pause');
-
-  const bench = new Bench({ time: TIME_MS, warmupTime: 500 });
-  bench.add('extism call() bare', async () => {
+  const bareBench = new Bench({ time: TIME_MS, warmupTime: 500 });
+  bareBench.add('extism call() bare', async () => {
     await bare.call('run', ctx);
   });
-  bench.add('host trigger → run recorded', async () => {
-    host.operate('b/noop/tick', 'trigger');
-    await host.scheduler.settle();
-  });
-  await bench.run();
-
-  for (const id of many) host.operate(`b/noop/${id}`, 'resume');
-  const tickBench = new Bench({ time: TIME_MS, warmupTime: 500 });
-  tickBench.add('host tick, 100 due schedules', async () => {
-    clock.advance(1000);
-    await host.scheduler.settle();
-  });
-  await tickBench.run();
-  const perTick = rows(tickBench)[0];
-  if (!perTick) throw new Error('tick bench did not run');
-  const perRun = {
-    name: 'host tick, 100 due schedules (per run)',
-    opsPerSec: perTick.opsPerSec * 100,
-    meanUs: perTick.meanUs / 100,
-    p99Us: perTick.p99Us / 100,
-    samples: perTick.samples,
-  };
-  const runsRecorded = host.store.listRuns({ limit: 1 })[0]?.id ?? 0;
-  await host.stop();
+  await bareBench.run();
   await bare.close();
-  report('throughput', [...rows(bench), perRun], 'extism call() bare', { runsRecorded });
+  const all = [...rows(bareBench)];
+  for (const mode of ['in-thread', 'pool'] as const) all.push(...(await measureHost(mode)));
+  report('throughput', all, 'extism call() bare');
+
+  async function measureHost(mode: 'in-thread' | 'pool') {
+    const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
+    const config = parseHostConfig(
+      {
+        store: { path: join(dir, `bench-${mode}.db`) },
+        sandbox: { mode },
+        tenants: [
+          {
+            id: 'b',
+            quotas: { maxRunsInFlight: 1000, maxSchedules: 10_000 },
+            plugins: [{ manifest: 'noop.json' }],
+          },
+        ],
+      },
+      'bench',
+      dir,
+    );
+    const host = new Host(config, { clock });
+    await host.start();
+    // 100 more schedules of the same no-op guest (created as the guest would, paused for now).
+    const caller = { pluginId: 'b/noop', tenant: 'b', phase: 'run' as const };
+    const many = Array.from({ length: 100 }, (_, i) => `s${i}`);
+    for (const id of many) host.schedules.create(caller, { id, every: '1s', paused: true });
+    host.operate('b/noop/tick', 'pause');
+
+    const bench = new Bench({ time: TIME_MS, warmupTime: 500 });
+    bench.add(`${mode}: trigger → run recorded`, async () => {
+      host.operate('b/noop/tick', 'trigger');
+      await host.scheduler.settle();
+    });
+    await bench.run();
+
+    for (const id of many) host.operate(`b/noop/${id}`, 'resume');
+    const tickBench = new Bench({ time: TIME_MS, warmupTime: 500 });
+    tickBench.add('tick', async () => {
+      clock.advance(1000);
+      await host.scheduler.settle();
+    });
+    await tickBench.run();
+    const perTick = rows(tickBench)[0];
+    if (!perTick) throw new Error('tick bench did not run');
+    await host.stop();
+    return [
+      ...rows(bench),
+      {
+        name: `${mode}: tick with 100 due schedules (per run)`,
+        opsPerSec: perTick.opsPerSec * 100,
+        meanUs: perTick.meanUs / 100,
+        p99Us: perTick.p99Us / 100,
+        samples: perTick.samples,
+      },
+    ];
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
