@@ -3,17 +3,33 @@
  *
  * - every `guest-examples/assemblyscript/<name>/assembly/index.ts` into
  *   `guest-examples/assemblyscript/<name>/build/<name>.wasm` (assemblyscript's `asc`),
- * - every `guest-examples/wat/<name>.wat` into `guest-examples/wat/build/<name>.wasm` (wabt).
+ * - every `guest-examples/wat/<name>.wat` into `guest-examples/wat/build/<name>.wasm` (wabt),
+ * - every Rust guest `guest-examples/rust/<name>/` (a cdylib crate of the Cargo workspace in
+ *   `guest-examples/rust`) into `guest-examples/rust/<name>/build/<name>.wasm`: Debian's cargo +
+ *   rustc 1.63 for `wasm32-unknown-unknown` (apt: rustc cargo libstd-rust-dev-wasm32). One
+ *   `cargo build --release --locked` for all of them, with CARGO_HOME and the target folder in
+ *   `guest-examples/rust/build/` (the first build fetches the crates pinned in Cargo.lock from
+ *   crates.io's sparse index; later builds need no network),
+ * - every Go guest `guest-examples/go/<name>/` (a main package of the Go module in
+ *   `guest-examples/go`) into `guest-examples/go/<name>/build/<name>.wasm`: Go >= 1.24,
+ *   `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared` (the first build downloads the modules
+ *   in go.mod/go.sum through the Go module proxy into Go's module cache; later builds are offline).
+ *
+ * A guest's folder is a guest when it has a `hourglass.json` manifest.
  *
  * An output newer than all its inputs is left alone. Outputs are written to a temporary file
  * and renamed, so a concurrent reader never sees half a module. Usage:
  * `npx tsx scripts/build-guests.ts [--force]` (alias `npm run build:guests`).
+ *
+ * A missing Rust or Go toolchain is never silent: the script prints which one is missing and how
+ * to install it, writes that message to `guest-examples/<lang>/build/TOOLCHAIN-MISSING.txt` (the
+ * SDK tests fail with it), and exits non-zero when `CI=true`; elsewhere it builds the rest.
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import wabtInit from 'wabt';
 
@@ -21,7 +37,11 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const AS_DIR = join(ROOT, 'guest-examples', 'assemblyscript');
 const AS_LIB = join(AS_DIR, 'lib');
 const WAT_DIR = join(ROOT, 'guest-examples', 'wat');
+const RUST_DIR = join(ROOT, 'guest-examples', 'rust');
+const GO_DIR = join(ROOT, 'guest-examples', 'go');
 const SELF = fileURLToPath(import.meta.url);
+/** The file a skipped language's build leaves behind; the SDK tests fail with its text. */
+const TOOLCHAIN_MISSING_FILE = 'TOOLCHAIN-MISSING.txt';
 const ASC_BIN = join(ROOT, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
 
 /**
@@ -100,14 +120,7 @@ async function compileAssemblyScript(entryFile: string, output: string): Promise
   const tmp = `${output}.${process.pid}.tmp.wasm`;
   await mkdir(dirname(output), { recursive: true });
   const args = [ASC_BIN, relative(ROOT, entryFile), '--outFile', tmp, ...ASC_FLAGS];
-  const { code, text } = await new Promise<{ code: number | null; text: string }>((ok, fail) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => (text += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (text += d.toString('utf8')));
-    child.on('error', fail);
-    child.on('close', (code) => ok({ code, text }));
-  });
+  const { code, text } = await runTool(process.execPath, args, ROOT);
   try {
     if (code !== 0 || !existsSync(tmp)) {
       throw new GuestBuildError(`${text.trim()}\nasc exited with code ${code}`);
@@ -116,6 +129,194 @@ async function compileAssemblyScript(entryFile: string, output: string): Promise
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/** Runs a tool and collects its output (stdout and stderr interleaved). */
+function runTool(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; text: string }> {
+  return new Promise((ok, fail) => {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString('utf8')));
+    child.on('error', fail);
+    child.on('close', (code) => ok({ code, text }));
+  });
+}
+
+/** Folders directly under `dir` that hold a guest (`hourglass.json`). */
+async function guestFolders(dir: string): Promise<string[]> {
+  if (!existsSync(dir)) return [];
+  return (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, 'hourglass.json')))
+    .map((e) => e.name)
+    .sort();
+}
+
+async function sourcesUnder(dir: string, exts: readonly string[]): Promise<string[]> {
+  return (await Promise.all(exts.map((ext) => filesUnder(dir, ext)))).flat();
+}
+
+/** Whether a toolchain is usable; `problem` says exactly what is missing and how to install it. */
+type Toolchain = { ok: true; command: string; version: string } | { ok: false; problem: string };
+
+function versionOf(command: string, args: readonly string[]): string | null {
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  return r.status === 0 ? `${r.stdout}`.trim() : null;
+}
+
+/** Debian's rustc lives in /usr/bin; rustup's (first in PATH here) has no wasm32 target. */
+const RUSTC = process.env.HOURGLASS_RUSTC ?? '/usr/bin/rustc';
+const CARGO = process.env.HOURGLASS_CARGO ?? '/usr/bin/cargo';
+const RUST_INSTALL =
+  'install it with: sudo apt-get install rustc cargo libstd-rust-dev-wasm32 ' +
+  "(Debian's rustc has the wasm32 standard library; a rustup toolchain without the wasm32 " +
+  'target does not work; HOURGLASS_RUSTC / HOURGLASS_CARGO point at another rustc / cargo)';
+
+function rustToolchain(): Toolchain {
+  const rustc = versionOf(RUSTC, ['--version']);
+  if (!rustc) return { ok: false, problem: `Rust: ${RUSTC} not found; ${RUST_INSTALL}` };
+  const sysroot = versionOf(RUSTC, ['--print', 'sysroot']);
+  if (!sysroot || !existsSync(join(sysroot, 'lib', 'rustlib', 'wasm32-unknown-unknown'))) {
+    return {
+      ok: false,
+      problem: `Rust: ${RUSTC} (${rustc}) has no wasm32-unknown-unknown standard library; ${RUST_INSTALL}`,
+    };
+  }
+  const cargo = versionOf(CARGO, ['--version']);
+  if (!cargo) return { ok: false, problem: `Rust: ${CARGO} not found; ${RUST_INSTALL}` };
+  return { ok: true, command: CARGO, version: `${rustc}, ${cargo}` };
+}
+
+const GO_INSTALL =
+  'Go guests need Go >= 1.24 (wasip1 with go:wasmexport); install it from https://go.dev/dl ' +
+  "into /usr/local/go (Debian's golang package is 1.19, too old) and put /usr/local/go/bin in PATH";
+
+function goToolchain(): Toolchain {
+  for (const command of ['go', '/usr/local/go/bin/go']) {
+    const v = versionOf(command, ['env', 'GOVERSION']);
+    if (!v) continue;
+    const m = /^go(\d+)\.(\d+)/.exec(v);
+    if (m && (Number(m[1]) > 1 || Number(m[2]) >= 24)) return { ok: true, command, version: v };
+    return { ok: false, problem: `Go: ${command} is ${v}; ${GO_INSTALL}` };
+  }
+  return { ok: false, problem: `Go: no go command found; ${GO_INSTALL}` };
+}
+
+/** Cargo before 1.68 reaches crates.io only through the (unstable there) sparse index. */
+function cargoArgs(cargoVersion: string): { args: string[]; env: NodeJS.ProcessEnv } {
+  const m = /cargo (\d+)\.(\d+)/.exec(cargoVersion);
+  const old = m !== null && Number(m[1]) === 1 && Number(m[2]) < 68;
+  return old
+    ? {
+        args: ['-Z', 'sparse-registry'],
+        // Lets this stable cargo accept `-Z sparse-registry` (affects cargo only, not rustc).
+        env: { __CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS: 'nightly' },
+      }
+    : { args: [], env: {} };
+}
+
+async function rustGuests(toolchain: Extract<Toolchain, { ok: true }>): Promise<Guest[]> {
+  const names = await guestFolders(RUST_DIR);
+  const inputs = [...(await sourcesUnder(RUST_DIR, ['.rs', '.toml', 'Cargo.lock'])), SELF];
+  const buildDir = join(RUST_DIR, 'build');
+  const extra = cargoArgs(toolchain.version);
+  let cargoRun: Promise<void> | null = null;
+  const cargoBuild = () =>
+    (cargoRun ??= (async () => {
+      const args = [
+        ...extra.args,
+        'build',
+        '--release',
+        '--locked',
+        '--target',
+        'wasm32-unknown-unknown',
+        ...names.flatMap((n) => ['-p', n]),
+      ];
+      const env = {
+        ...process.env,
+        ...extra.env,
+        RUSTC,
+        CARGO_HOME: join(buildDir, 'cargo-home'),
+        CARGO_TARGET_DIR: join(buildDir, 'target'),
+        CARGO_TERM_COLOR: 'never',
+      };
+      const { code, text } = await runTool(toolchain.command, args, RUST_DIR, env);
+      if (code !== 0) {
+        const lines = text.split('\n').filter((l) => !l.includes('rustc-check-cfg'));
+        throw new GuestBuildError(`${lines.join('\n').trim()}\ncargo exited with code ${code}`);
+      }
+    })());
+  return names.map((name) => ({
+    label: `rust/${name}`,
+    output: join(RUST_DIR, name, 'build', `${name}.wasm`),
+    inputs,
+    compile: async () => {
+      await cargoBuild();
+      const artifact = `${name.replaceAll('-', '_')}.wasm`;
+      return readFile(join(buildDir, 'target', 'wasm32-unknown-unknown', 'release', artifact));
+    },
+  }));
+}
+
+async function goGuests(toolchain: Extract<Toolchain, { ok: true }>): Promise<Guest[]> {
+  const names = await guestFolders(GO_DIR);
+  const inputs = [...(await sourcesUnder(GO_DIR, ['.go', 'go.mod', 'go.sum'])), SELF];
+  return names.map((name) => {
+    const output = join(GO_DIR, name, 'build', `${name}.wasm`);
+    return {
+      label: `go/${name}`,
+      output,
+      inputs,
+      compile: async () => {
+        const tmp = `${output}.${process.pid}.tmp.wasm`;
+        await mkdir(dirname(output), { recursive: true });
+        const args = ['build', '-buildmode=c-shared', '-trimpath', '-buildvcs=false'];
+        const env = { ...process.env, GOOS: 'wasip1', GOARCH: 'wasm', GOTOOLCHAIN: 'local' };
+        try {
+          const r = await runTool(
+            toolchain.command,
+            [...args, '-o', tmp, `./${name}`],
+            GO_DIR,
+            env,
+          );
+          if (r.code !== 0 || !existsSync(tmp)) {
+            throw new GuestBuildError(`${r.text.trim()}\ngo build exited with code ${r.code}`);
+          }
+          return await readFile(tmp);
+        } finally {
+          await rm(tmp, { force: true });
+        }
+      },
+    };
+  });
+}
+
+/**
+ * The guests of one toolchain language, or none (with a loud warning and a marker file for the
+ * tests) when its toolchain is missing.
+ */
+async function toolchainGuests(
+  dir: string,
+  detect: () => Toolchain,
+  guests: (t: Extract<Toolchain, { ok: true }>) => Promise<Guest[]>,
+  missing: string[],
+): Promise<Guest[]> {
+  if ((await guestFolders(dir)).length === 0) return [];
+  const marker = join(dir, 'build', TOOLCHAIN_MISSING_FILE);
+  const toolchain = detect();
+  if (toolchain.ok) {
+    await rm(marker, { force: true });
+    return guests(toolchain);
+  }
+  missing.push(toolchain.problem);
+  await mkdir(dirname(marker), { recursive: true });
+  await writeFile(marker, `${toolchain.problem}\n`);
+  return [];
 }
 
 async function watGuests(): Promise<Guest[]> {
@@ -191,7 +392,13 @@ async function buildOne(guest: Guest, force: boolean, width: number): Promise<Ou
 
 async function main(): Promise<void> {
   const force = process.argv.includes('--force');
-  const guests = [...(await assemblyScriptGuests()), ...(await watGuests())];
+  const missing: string[] = [];
+  const guests = [
+    ...(await assemblyScriptGuests()),
+    ...(await watGuests()),
+    ...(await toolchainGuests(RUST_DIR, rustToolchain, rustGuests, missing)),
+    ...(await toolchainGuests(GO_DIR, goToolchain, goGuests, missing)),
+  ];
   const width = Math.max(0, ...guests.map((g) => g.label.length));
   // asc is CPU-bound and single-threaded: one child per core.
   const outcomes: Outcome[] = new Array<Outcome>(guests.length);
@@ -206,10 +413,19 @@ async function main(): Promise<void> {
   const failures = outcomes.filter((o) => !o.ok);
   for (const o of outcomes) if (o.ok) console.log(o.line);
   for (const o of failures) if (!o.ok) console.error(o.message);
+  const ci = process.env.CI === 'true' || process.env.CI === '1';
+  for (const problem of missing) {
+    const banner = '!'.repeat(100);
+    console.error(
+      `\n${banner}\nbuild-guests: ${ci ? 'ERROR' : 'WARNING'}: toolchain missing, guests NOT built:\n  ${problem}\n` +
+        `${ci ? '  CI=true: failing the build.' : '  The SDK tests (test/integration/guest-sdks.test.ts) will fail until it is installed.'}\n${banner}\n`,
+    );
+  }
   if (failures.length > 0) {
     console.error(`build-guests: ${failures.length} guest(s) failed to build`);
     process.exit(1);
   }
+  if (missing.length > 0 && ci) process.exit(1);
 }
 
 await main();

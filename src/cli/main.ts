@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
 import { Host } from '../host/host.ts';
 import { RunStatuses, type RunStatus } from '../store/types.ts';
+import { runCheck } from '../check/check.ts';
 import { isoOrDash, table, truncate } from './format.ts';
 import { applyCommand, openStore, resolveConfig } from './store-access.ts';
 
@@ -220,6 +221,31 @@ const COMMANDS: Record<string, Command> = {
       } finally {
         store.close();
       }
+    },
+  },
+  check: {
+    summary: 'check a guest .wasm against the guest ABI (exit 1 if Hourglass would refuse it)',
+    usage: 'hourglass check GUEST.wasm [--manifest FILE] [--run] [--payload JSON] [--json]',
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      manifest: { type: 'string' },
+      run: { type: 'boolean' },
+      payload: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    positionals: 1,
+    async run(v, [wasm]) {
+      const manifest = str(v, 'manifest');
+      const payload = str(v, 'payload');
+      const r = await runCheck({
+        wasm: wasm as string,
+        ...(manifest === undefined ? {} : { manifest }),
+        ...(payload === undefined ? {} : { payload }),
+        run: v.run === true,
+        json: v.json === true,
+      });
+      out(r.text);
+      return r.exitCode;
     },
   },
   pause: operatorCommand('pause', 'pause a schedule (through the running host if there is one)'),

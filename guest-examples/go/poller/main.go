@@ -1,0 +1,69 @@
+// A user-driven feed poller (the Go twin of assemblyscript/poller, same behaviour).
+// housekeeping (declared) creates the runtime schedule poll-feed-1 when it is missing;
+// poll-feed-* runs count themselves in the cursor and pause their schedule after three polls;
+// a payload {"action": …} (a user's request) drives one host function.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	hg "hourglass.example/guests/hourglass"
+)
+
+//go:wasmexport schedules
+func schedules() int32 {
+	return hg.Schedules(func() ([]hg.Schedule, error) {
+		err := hg.JobsRegister(hg.JobContract{Name: "poll-feed", DisplayName: "Poll a feed", Concurrency: 1, TimeoutMs: 5000})
+		return []hg.Schedule{{ID: "housekeeping", Cron: "*/10 * * * * *", Timezone: "Europe/Berlin",
+			Description: "Creates the feed poller when it is missing."}}, err
+	})
+}
+
+//go:wasmexport run
+func run() int32 { return hg.Run(handle) }
+
+func handle(ctx *hg.RunContext) (*hg.RunResult, error) {
+	var p struct {
+		Action   string          `json:"action"`
+		ID       string          `json:"id"`
+		Schedule json.RawMessage `json:"schedule"`
+	}
+	var cursor struct{ Ticks, Seen int }
+	if err := ctx.DecodePayload(&p); err != nil || ctx.DecodeCursor(&cursor) != nil {
+		return nil, fmt.Errorf("bad payload or cursor")
+	}
+	if fn := hg.HostFunction("schedule_" + p.Action); p.Action != "" && fn != nil {
+		req, _ := json.Marshal(map[string]string{"id": p.ID})
+		if p.Action == "create" {
+			req = p.Schedule
+		}
+		return hg.Result(map[string]json.RawMessage{"response": hg.CallRaw(fn, req)}), nil
+	}
+	switch {
+	case ctx.ScheduleID == "housekeeping":
+		_, err := hg.ScheduleGet("poll-feed-1")
+		created := hg.HasCode(err, hg.NotFound)
+		if created {
+			_, err = hg.ScheduleCreate(hg.Schedule{ID: "poll-feed-1", Every: "10s",
+				Payload: map[string]string{"feed": "https://example.com/feed"}})
+		}
+		cursor := map[string]int{"ticks": cursor.Ticks + 1}
+		return hg.Result(map[string]bool{"created": created}).SetCursor(cursor), err
+	case strings.HasPrefix(ctx.ScheduleID, "poll-feed-"):
+		seen := cursor.Seen + 1
+		if seen == 3 {
+			if _, err := hg.SchedulePause(ctx.ScheduleID, "caught up"); err != nil {
+				return nil, err
+			}
+		}
+		var feed struct{ Feed string }
+		_ = ctx.DecodePayload(&feed)
+		result := map[string]any{"polled": feed.Feed, "seen": seen}
+		return hg.Result(result).SetCursor(map[string]int{"seen": seen}), nil
+	}
+	return nil, fmt.Errorf("unknown schedule: %s", ctx.ScheduleID)
+}
+
+func main() {}

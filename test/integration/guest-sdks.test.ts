@@ -1,0 +1,221 @@
+/**
+ * The guest SDK examples (AssemblyScript, Rust, Go) through the real host: discovery, fired
+ * runs, runtime schedule creation, cursors, pause/delete of their own schedules, and a foreign
+ * id answering not_found. The guests are built by `npm run build:guests`; a language whose
+ * toolchain was missing makes its tests FAIL with the build script's message, never skip.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { test } from 'node:test';
+import { PROJECT_ROOT } from '../../src/config/host-config.ts';
+import type { Host } from '../../src/host/host.ts';
+import {
+  GUEST,
+  T0,
+  ManualClock,
+  advance,
+  makeConfig,
+  runsOf,
+  startHost,
+  tempDir,
+  triggerRun,
+} from './helpers.ts';
+
+const LANGUAGES = ['assemblyscript', 'rust', 'go'] as const;
+type Language = (typeof LANGUAGES)[number];
+
+/** The manifest of an example, after checking that the build script produced its wasm. */
+function example(lang: Language, name: string): { manifest: string; plugin: string } {
+  const dir = resolve(PROJECT_ROOT, 'guest-examples', lang);
+  const marker = resolve(dir, 'build', 'TOOLCHAIN-MISSING.txt');
+  if (existsSync(marker)) {
+    assert.fail(
+      `the ${lang} examples were not built because a toolchain is missing:\n  ${readFileSync(marker, 'utf8').trim()}`,
+    );
+  }
+  const wasm = resolve(dir, name, 'build', `${name}.wasm`);
+  if (!existsSync(wasm)) {
+    assert.fail(`${wasm} is missing: run \`npm run build:guests\` (npm test runs it first)`);
+  }
+  const manifest = resolve(dir, name, 'hourglass.json');
+  const plugin = (JSON.parse(readFileSync(manifest, 'utf8')) as { name: string }).name;
+  return { manifest, plugin };
+}
+
+interface HostAnswer {
+  ok?: { id?: string; state?: string; origin?: string; deleted?: boolean };
+  error?: { code: string; message: string };
+}
+
+/**
+ * A user's request: a one-off schedule whose payload is `{"action": …}`, run once; returns the
+ * host function's answer the guest relayed.
+ */
+async function userAction(
+  host: Host,
+  pluginId: string,
+  payload: Record<string, unknown>,
+): Promise<HostAnswer> {
+  const caller = { pluginId, tenant: 'acme', phase: 'run' as const };
+  const id = `action-${Math.random().toString(36).slice(2, 8)}`;
+  const created = host.schedules.create(caller, { id, every: '1h', payload });
+  assert.ok('ok' in created, JSON.stringify(created));
+  const { run } = await triggerRun(host, `${pluginId}/${id}`);
+  assert.equal(run.status, 'succeeded', run.error ?? '');
+  host.schedules.deleteKey(`${pluginId}/${id}`);
+  return (JSON.parse(run.result ?? '{}') as { response: HostAnswer }).response;
+}
+
+for (const lang of LANGUAGES) {
+  test(`${lang} poller: discovery, fired runs, runtime schedule, cursor, pause/delete, foreign id`, async (t) => {
+    const { manifest, plugin } = example(lang, 'poller');
+    const pluginId = `acme/${plugin}`;
+    const dir = tempDir(t);
+    const clock = new ManualClock(T0);
+    const config = makeConfig(dir, [
+      { id: 'acme', plugins: [{ manifest }, { name: 'other', wasm: GUEST.wat('noop') }] },
+    ]);
+    const { host, loaded, failed } = await startHost(config, clock);
+    try {
+      assert.deepEqual(failed, []);
+      assert.ok(loaded.includes(pluginId), `${pluginId} loaded`);
+
+      // Discovery: the declared cron schedule and the job contract.
+      const hk = host.store.getSchedule(`${pluginId}/housekeeping`);
+      assert.equal(hk?.origin, 'declared');
+      assert.deepEqual(hk?.spec, {
+        kind: 'cron',
+        cron: '*/10 * * * * *',
+        timezone: 'Europe/Berlin',
+      });
+      const contracts = host.store.listJobContracts(pluginId);
+      assert.deepEqual(
+        contracts.map((c) => c.name),
+        ['poll-feed'],
+      );
+      assert.equal(JSON.parse(contracts[0]?.contract ?? '{}').timeoutMs, 5000);
+
+      // Fired runs: housekeeping creates poll-feed-1 at runtime; it polls three times, carrying
+      // its cursor, then pauses itself.
+      await advance(host, clock, 60_000);
+      const hkRuns = runsOf(host, `${pluginId}/housekeeping`);
+      assert.ok(hkRuns.length >= 5, `${hkRuns.length} housekeeping runs`);
+      assert.ok(hkRuns.every((r) => r.status === 'succeeded' && r.trigger === 'schedule'));
+      assert.deepEqual(JSON.parse(hkRuns[0]?.result ?? 'null'), { created: true });
+      assert.deepEqual(JSON.parse(hkRuns[1]?.result ?? 'null'), { created: false });
+      assert.equal(
+        host.store.getSchedule(`${pluginId}/housekeeping`)?.cursor,
+        `{"ticks":${hkRuns.length}}`,
+      );
+      const poller = host.store.getSchedule(`${pluginId}/poll-feed-1`);
+      assert.equal(poller?.origin, 'runtime');
+      assert.equal(poller?.state, 'paused');
+      assert.equal(poller?.pauseNote, 'caught up');
+      assert.equal(poller?.cursor, '{"seen":3}');
+      const polls = runsOf(host, `${pluginId}/poll-feed-1`);
+      assert.deepEqual(
+        polls.map((r) => [r.status, JSON.parse(r.result ?? 'null')]),
+        [1, 2, 3].map((seen) => ['succeeded', { polled: 'https://example.com/feed', seen }]),
+      );
+
+      // A user action creates another poller at runtime; it runs with its payload.
+      const created = await userAction(host, pluginId, {
+        action: 'create',
+        schedule: { id: 'poll-feed-user', every: '1m', payload: { feed: 'https://example.org/x' } },
+      });
+      assert.equal(created.ok?.origin, 'runtime', JSON.stringify(created));
+      const userPoll = await triggerRun(host, `${pluginId}/poll-feed-user`);
+      assert.deepEqual(userPoll.run.result && JSON.parse(userPoll.run.result), {
+        polled: 'https://example.org/x',
+        seen: 1,
+      });
+      // Creating the same id again is a conflict.
+      const again = await userAction(host, pluginId, {
+        action: 'create',
+        schedule: { id: 'poll-feed-user', every: '1m' },
+      });
+      assert.equal(again.error?.code, 'conflict');
+
+      // Resume: the cursor carries on from 3.
+      assert.equal(
+        (await userAction(host, pluginId, { action: 'resume', id: 'poll-feed-1' })).ok?.state,
+        'active',
+      );
+      await advance(host, clock, 10_000);
+      assert.equal(host.store.getSchedule(`${pluginId}/poll-feed-1`)?.cursor, '{"seen":4}');
+
+      // Pause and delete its own schedules.
+      const paused = await userAction(host, pluginId, { action: 'pause', id: 'poll-feed-user' });
+      assert.equal(paused.ok?.state, 'paused');
+      const deleted = await userAction(host, pluginId, { action: 'delete', id: 'poll-feed-1' });
+      assert.deepEqual(deleted.ok, { id: 'poll-feed-1', deleted: true });
+      assert.equal(host.store.getSchedule(`${pluginId}/poll-feed-1`)?.state, 'deleted');
+
+      // Another plugin's schedule (acme/other/tick) is invisible: not_found, and untouched.
+      for (const action of ['pause', 'delete', 'resume']) {
+        const foreign = await userAction(host, pluginId, { action, id: 'tick' });
+        assert.equal(foreign.error?.code, 'not_found', `${action}: ${JSON.stringify(foreign)}`);
+      }
+      assert.equal(host.store.getSchedule('acme/other/tick')?.state, 'active');
+    } finally {
+      await host.stop();
+    }
+  });
+
+  test(`${lang} cron-report: discovery persists cron declarations and the job contract; runs fire on time`, async (t) => {
+    const { manifest, plugin } = example(lang, 'cron-report');
+    const pluginId = `acme/${plugin}`;
+    const dir = tempDir(t);
+    const clock = new ManualClock(T0); // Thursday 2026-01-15 10:00Z
+    const config = makeConfig(dir, [{ id: 'acme', plugins: [{ manifest }] }]);
+    const { host, failed } = await startHost(config, clock);
+    try {
+      assert.deepEqual(failed, []);
+      const report = host.store.getSchedule(`${pluginId}/weekday-report`);
+      assert.equal(report?.origin, 'declared');
+      assert.deepEqual(report?.spec, {
+        kind: 'cron',
+        cron: '0 9 * * 1-5',
+        timezone: 'Europe/Berlin',
+      });
+      assert.equal(report?.payload, '{"team":"platform"}');
+      assert.equal(report?.misfire, 'run-once');
+      assert.equal(report?.nextAt, Date.parse('2026-01-16T08:00:00Z'));
+      const cleanup = host.store.getSchedule(`${pluginId}/nightly-cleanup`);
+      assert.equal(cleanup?.nextAt, Date.parse('2026-01-16T03:30:00Z'));
+      assert.equal(cleanup?.description, 'Prunes old reports.');
+
+      const contracts = host.store.listJobContracts(pluginId);
+      assert.equal(contracts.length, 1);
+      assert.deepEqual(JSON.parse(contracts[0]?.contract ?? '{}'), {
+        name: 'weekday-report',
+        displayName: 'Weekday report',
+        description: "Summarises yesterday's activity for the team.",
+        cron: '0 9 * * 1-5',
+        timezone: 'Europe/Berlin',
+        timeoutMs: 30000,
+        input: { team: 'string' },
+      });
+
+      // Until Sunday 10:00Z: Friday's report (none on the weekend) and three nightly cleanups.
+      await advance(host, clock, 3 * 86_400_000, 3_600_000);
+      const reports = runsOf(host, `${pluginId}/weekday-report`);
+      assert.deepEqual(
+        reports.map((r) => new Date(r.scheduledAt).toISOString()),
+        ['2026-01-16T08:00:00.000Z'],
+      );
+      assert.deepEqual(JSON.parse(reports[0]?.result ?? 'null'), {
+        report: 'daily',
+        team: 'platform',
+        for: '2026-01-16T08:00:00.000Z',
+      });
+      const cleanups = runsOf(host, `${pluginId}/nightly-cleanup`);
+      assert.equal(cleanups.length, 3);
+      assert.ok(cleanups.every((r) => r.status === 'succeeded'));
+      assert.equal(host.store.getSchedule(`${pluginId}/nightly-cleanup`)?.cursor, '{"runs":3}');
+    } finally {
+      await host.stop();
+    }
+  });
+}
