@@ -14,7 +14,7 @@
  */
 import type { Clock, TimerHandle } from '../clock.ts';
 import { jitterFor, nextFireAfter } from '../schedule/spec.ts';
-import type { RunTrigger, ScheduleRecord, Store } from '../store/types.ts';
+import type { NewRun, RunTrigger, ScheduleRecord, Store } from '../store/types.ts';
 import { DueQueue } from './due-queue.ts';
 
 export interface StartedRun {
@@ -53,6 +53,32 @@ interface Pending {
   readonly key: string;
   readonly scheduledAt: number;
   readonly trigger: RunTrigger;
+}
+
+/** A run row for a tick of `s` (attempt 1; outcome fields empty until it finishes). */
+function newRun(
+  s: ScheduleRecord,
+  trigger: RunTrigger,
+  scheduledAt: number,
+  startedAt: number,
+  state: Pick<NewRun, 'status' | 'reason' | 'finishedAt'>,
+): NewRun {
+  return {
+    scheduleKey: s.key,
+    pluginId: s.pluginId,
+    tenant: s.tenant,
+    localId: s.localId,
+    trigger,
+    scheduledAt,
+    startedAt,
+    attempt: 1,
+    error: null,
+    outputBytes: null,
+    fuelUsed: null,
+    fuelBudget: null,
+    result: null,
+    ...state,
+  };
 }
 
 export class Scheduler {
@@ -244,48 +270,22 @@ export class Scheduler {
     trigger: RunTrigger,
   ): void {
     const now = this.#o.clock.now();
-    this.#o.store.insertRun({
-      scheduleKey: s.key,
-      pluginId: s.pluginId,
-      tenant: s.tenant,
-      localId: s.localId,
-      trigger,
-      status,
-      reason,
-      scheduledAt,
-      startedAt: now,
-      finishedAt: now,
-      attempt: 1,
-      error: null,
-      outputBytes: null,
-      fuelUsed: null,
-      fuelBudget: null,
-      result: null,
-    });
+    this.#o.store.insertRun(
+      newRun(s, trigger, scheduledAt, now, { status, reason, finishedAt: now }),
+    );
     this.#o.events?.onSkipped?.(s, status, reason);
   }
 
   #start(s: ScheduleRecord, p: Pending): void {
     const now = this.#o.clock.now();
     this.#inFlight.set(s.tenant, (this.#inFlight.get(s.tenant) ?? 0) + 1);
-    const runId = this.#o.store.insertRun({
-      scheduleKey: s.key,
-      pluginId: s.pluginId,
-      tenant: s.tenant,
-      localId: s.localId,
-      trigger: p.trigger,
-      status: 'running',
-      reason: null,
-      scheduledAt: p.scheduledAt,
-      startedAt: now,
-      finishedAt: null,
-      attempt: 1,
-      error: null,
-      outputBytes: null,
-      fuelUsed: null,
-      fuelBudget: null,
-      result: null,
-    });
+    const runId = this.#o.store.insertRun(
+      newRun(s, p.trigger, p.scheduledAt, now, {
+        status: 'running',
+        reason: null,
+        finishedAt: null,
+      }),
+    );
     const run: StartedRun = {
       runId,
       schedule: s,
