@@ -1,0 +1,209 @@
+/**
+ * The hostile-guest corpus, run through the worker pool on the real clock: every guest ends with
+ * its expected typed outcome, the host never dies, no run is lost, and a well-behaved plugin of
+ * another tenant keeps firing on time throughout.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CAPABILITIES } from '../../src/capabilities.ts';
+import { parseHostConfig } from '../../src/config/host-config.ts';
+import { Host } from '../../src/host/host.ts';
+import { GUEST, decls, runsOf, tempDir } from './helpers.ts';
+
+interface RunCase {
+  readonly key: string;
+  readonly status: string;
+  readonly reason?: string;
+  /** Guest-visible error code of the first host-function response. */
+  readonly hostError?: string;
+}
+
+const call = (fn: string, args: unknown) => ({ fn, args });
+const proxyDecls = decls(
+  { id: 'spin', every: '1h', payload: { spin: true } },
+  { id: 'abort', every: '1h', payload: { trap: 'guest gave up' } },
+  { id: 'garbage', every: '1h', payload: { output: '{"cursor":' } },
+  { id: 'huge', every: '1h', payload: { output: 'x'.repeat(3_000) } },
+  {
+    id: 'late-register',
+    every: '1h',
+    payload: { calls: [call('jobs_register', { name: 'late' })] },
+  },
+  {
+    id: 'over-quota',
+    every: '1h',
+    payload: {
+      calls: [
+        call('schedule_create', { id: 'a', every: '1h' }),
+        call('schedule_create', { id: 'b', every: '1h' }),
+      ],
+    },
+  },
+  {
+    id: 'too-often',
+    every: '1h',
+    payload: { calls: [call('schedule_create', { id: 'fast', every: '10ms' })] },
+  },
+  {
+    id: 'huge-request',
+    every: '1h',
+    payload: { calls: [{ fn: 'schedule_get', raw: 'x'.repeat(70_000) }] },
+  },
+  { id: 'not-granted', every: '1h', payload: { calls: [call('schedule_delete', { id: 'spin' })] } },
+  { id: 'grow-bomb', every: '1h', payload: { growPages: 70_000 } },
+);
+
+const RUNS: RunCase[] = [
+  { key: 'hostile/proxy/spin', status: 'timed_out', reason: 'deadline' },
+  { key: 'hostile/proxy/abort', status: 'trapped', reason: 'abort' },
+  { key: 'hostile/proxy/garbage', status: 'failed', reason: 'invalid_output' },
+  { key: 'hostile/proxy/huge', status: 'failed', reason: 'output_too_large' },
+  { key: 'hostile/proxy/late-register', status: 'succeeded', hostError: 'phase' },
+  { key: 'hostile/proxy/over-quota', status: 'succeeded', hostError: 'quota_exceeded' },
+  { key: 'hostile/proxy/too-often', status: 'succeeded', hostError: 'quota_exceeded' },
+  { key: 'hostile/proxy/huge-request', status: 'succeeded', hostError: 'too_large' },
+  { key: 'hostile/proxy/not-granted', status: 'succeeded', hostError: 'capability' },
+  { key: 'hostile/proxy/grow-bomb', status: 'succeeded' },
+  { key: 'hostile/trap/boom', status: 'trapped', reason: 'trap' },
+  { key: 'hostile/error-then-trap/et', status: 'trapped', reason: 'trap' },
+  { key: 'hostile/deep-recursion/deep', status: 'stack_overflow' },
+  { key: 'hostile/exponential-calls/tree', status: 'timed_out', reason: 'deadline' },
+  { key: 'hostile/host-flood/flood', status: 'timed_out', reason: 'deadline' },
+  { key: 'hostile/error-set/err', status: 'failed', reason: 'guest_error' },
+  { key: 'hostile/nonzero-return/nz', status: 'failed', reason: 'nonzero_return' },
+  { key: 'hostile/bad-args/bad', status: 'succeeded', hostError: 'invalid_argument' },
+  { key: 'hostile/forged-id/forger', status: 'succeeded', hostError: 'not_found' },
+];
+
+const LOAD_FAILURES: Record<string, string> = {
+  'missing-run': 'HG_PLUGIN_LOAD',
+  'start-trap': 'HG_PLUGIN_LOAD',
+  'check-unknown-import': 'HG_PLUGIN_LOAD',
+  'garbage-schedules': 'HG_DISCOVERY_FAILED',
+  'check-invalid-cron': 'HG_DECLARATION_INVALID',
+};
+
+test('hostile corpus: typed outcomes for every guest while another tenant keeps its schedule', async (t) => {
+  const dir = tempDir(t);
+  const manifest = (name: string, wasm: string, capabilities: readonly string[] = CAPABILITIES) => {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({ name, version: '1', wasm, capabilities, limits: { timeoutMs: 400 } }),
+    );
+    return file;
+  };
+  const watPlugins = [
+    'trap',
+    'error-then-trap',
+    'deep-recursion',
+    'exponential-calls',
+    'host-flood',
+    'error-set',
+    'nonzero-return',
+    'bad-args',
+    'forged-id',
+    'cleanup-loops',
+    ...Object.keys(LOAD_FAILURES),
+  ];
+  const config = parseHostConfig(
+    {
+      store: { path: join(dir, 'h.db') },
+      sandbox: { mode: 'pool', workers: 2 },
+      tenants: [
+        {
+          id: 'hostile',
+          quotas: {
+            maxSchedules: 21, // 20 declared below: one runtime create fits, the next does not
+            minIntervalMs: 1_000,
+            maxOutputBytes: 2_000,
+            maxPayloadBytes: 100_000,
+            maxRunsInFlight: 2,
+          },
+          plugins: [
+            {
+              manifest: manifest(
+                'proxy',
+                GUEST.proxy,
+                CAPABILITIES.filter((c) => c !== 'schedule_delete'),
+              ),
+              config: { schedules: proxyDecls },
+            },
+            ...watPlugins.map((w) => ({ manifest: manifest(w, GUEST.wat(w)) })),
+          ],
+        },
+        {
+          id: 'good',
+          plugins: [
+            {
+              manifest: manifest('steady', GUEST.proxy),
+              config: { schedules: decls({ id: 'beat', every: '1s' }) },
+            },
+          ],
+        },
+      ],
+    },
+    join(dir, 'config.json'),
+    dir,
+  );
+  const host = new Host(config);
+  const failed = new Map<string, string>();
+  host.events.on('plugin:failed', (e) => failed.set(e.pluginId, e.code));
+  const { loaded } = await host.start();
+  try {
+    for (const [name, code] of Object.entries(LOAD_FAILURES))
+      assert.equal(failed.get(`hostile/${name}`), code, name);
+    assert.equal(
+      loaded.length,
+      1 + watPlugins.length - Object.keys(LOAD_FAILURES).length + 1,
+      [...failed].join(' '),
+    );
+
+    // Fire the whole corpus, two rounds, while the good tenant's 1 s schedule runs on the real clock.
+    const started = Date.now();
+    for (let round = 0; round < 2; round++) {
+      for (const c of RUNS) host.operate(c.key, 'trigger');
+      await host.scheduler.settle();
+    }
+    await host.unloadPlugin('hostile/cleanup-loops');
+    while (Date.now() - started < 3_500) await new Promise((r) => setTimeout(r, 100));
+
+    for (const c of RUNS) {
+      const runs = runsOf(host, c.key).filter((r) => r.trigger === 'manual');
+      assert.equal(runs.length, 2, `${c.key}: every trigger is recorded`);
+      for (const r of runs) {
+        assert.equal(r.status, c.status, `${c.key}: ${r.status} ${r.reason} ${r.error}`);
+        if (c.reason) assert.equal(r.reason, c.reason, c.key);
+        if (c.hostError)
+          assert.equal(
+            JSON.parse(r.result ?? '{}').responses?.at(-1)?.error?.code,
+            c.hostError,
+            c.key,
+          );
+      }
+    }
+    assert.equal(host.store.getPlugin('hostile/cleanup-loops')?.status, 'unloaded');
+    await host.scheduler.settle();
+    const hanging = host.store.listRuns({ status: 'running' });
+    assert.deepEqual(
+      hanging.map((r) => r.scheduleKey),
+      [],
+      'no run is left hanging',
+    );
+
+    // The good tenant fired every second, each run started close to its time.
+    const beats = runsOf(host, 'good/steady/beat');
+    assert.ok(beats.length >= 3, `${beats.length} beats`);
+    for (const b of beats) {
+      assert.equal(b.status, 'succeeded');
+      assert.ok(
+        b.startedAt - b.scheduledAt < 1_000,
+        `beat ${new Date(b.scheduledAt).toISOString()} started ${b.startedAt - b.scheduledAt} ms late`,
+      );
+    }
+  } finally {
+    await host.stop();
+  }
+});
