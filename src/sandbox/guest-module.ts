@@ -25,9 +25,14 @@ function loadError(pluginId: string, problem: string, cause?: unknown): Hourglas
   return new HourglassError('HG_PLUGIN_LOAD', `plugin ${pluginId}: ${problem}`, { cause });
 }
 
+/**
+ * `memoryMaxPages` caps the guest's linear memory (the module's declared maximum is clamped to
+ * it): the only real memory limit, since Extism's `maxPages` covers Extism's own blocks only.
+ */
 export async function prepareGuest(
   pluginId: string,
   wasm: Uint8Array<ArrayBuffer>,
+  memoryMaxPages?: number,
 ): Promise<PreparedGuest> {
   const sha256 = createHash('sha256').update(wasm).digest('hex');
   if (wasm.length >= 8 && wasm[4] !== 0x01) {
@@ -77,7 +82,11 @@ export async function prepareGuest(
 
   let rewritten: Uint8Array<ArrayBuffer>;
   try {
-    rewritten = wrapReturnCodes(wasm, GUEST_EXPORTS).bytes;
+    rewritten = wrapReturnCodes(
+      wasm,
+      GUEST_EXPORTS,
+      memoryMaxPages === undefined ? {} : { memoryMaxPages },
+    ).bytes;
   } catch (err) {
     throw loadError(pluginId, `cannot be prepared: ${(err as Error).message}`, err);
   }

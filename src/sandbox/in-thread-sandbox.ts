@@ -71,7 +71,10 @@ export class InThreadSandbox implements Sandbox {
   }
 
   async load(spec: GuestSpec): Promise<GuestInfo> {
-    return this.loadPrepared(spec, await prepareGuest(spec.pluginId, spec.wasm));
+    return this.loadPrepared(
+      spec,
+      await prepareGuest(spec.pluginId, spec.wasm, spec.limits.memoryPages),
+    );
   }
 
   /** Loads a guest whose module was already prepared and compiled (e.g. on another thread). */
@@ -224,9 +227,18 @@ export class InThreadSandbox implements Sandbox {
         return fail('failed', 'guest_error', message.slice(GUEST_ERROR_PREFIX.length));
       }
       // Anything else leaves the instance in an unknown state: discard it.
+      const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
       guest.plugin = null;
       guest.memory = null;
       await plugin.close().catch(() => undefined);
+      if (pages >= guest.spec.limits.memoryPages) {
+        const why = guest.state.abort ?? message;
+        return fail(
+          'memory_limit',
+          'memory_cap',
+          `trapped with its memory at the plugin's cap of ${pages} pages: ${why}`,
+        );
+      }
       if (guest.state.abort) return fail('trapped', 'abort', guest.state.abort);
       if (err instanceof RangeError && /call stack/i.test(message))
         return fail('stack_overflow', 'stack_overflow', message);

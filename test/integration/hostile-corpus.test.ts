@@ -52,7 +52,7 @@ const proxyDecls = decls(
     payload: { calls: [{ fn: 'schedule_get', raw: 'x'.repeat(70_000) }] },
   },
   { id: 'not-granted', every: '1h', payload: { calls: [call('schedule_delete', { id: 'spin' })] } },
-  { id: 'grow-bomb', every: '1h', payload: { growPages: 70_000 } },
+  { id: 'grow-bomb', every: '1h', payload: { growPages: 1_000 } },
 );
 
 const RUNS: RunCase[] = [
@@ -69,6 +69,7 @@ const RUNS: RunCase[] = [
   { key: 'hostile/trap/boom', status: 'trapped', reason: 'trap' },
   { key: 'hostile/error-then-trap/et', status: 'trapped', reason: 'trap' },
   { key: 'hostile/deep-recursion/deep', status: 'stack_overflow' },
+  { key: 'hostile/memory-bomb/bomb', status: 'memory_limit', reason: 'memory_cap' },
   { key: 'hostile/exponential-calls/tree', status: 'timed_out', reason: 'deadline' },
   { key: 'hostile/host-flood/flood', status: 'timed_out', reason: 'deadline' },
   { key: 'hostile/error-set/err', status: 'failed', reason: 'guest_error' },
@@ -91,7 +92,13 @@ test('hostile corpus: typed outcomes for every guest while another tenant keeps 
     const file = join(dir, `${name}.json`);
     writeFileSync(
       file,
-      JSON.stringify({ name, version: '1', wasm, capabilities, limits: { timeoutMs: 400 } }),
+      JSON.stringify({
+        name,
+        version: '1',
+        wasm,
+        capabilities,
+        limits: { timeoutMs: 400, memoryPages: 32 },
+      }),
     );
     return file;
   };
@@ -99,6 +106,7 @@ test('hostile corpus: typed outcomes for every guest while another tenant keeps 
     'trap',
     'error-then-trap',
     'deep-recursion',
+    'memory-bomb',
     'exponential-calls',
     'host-flood',
     'error-set',
@@ -116,7 +124,7 @@ test('hostile corpus: typed outcomes for every guest while another tenant keeps 
         {
           id: 'hostile',
           quotas: {
-            maxSchedules: 21, // 20 declared below: one runtime create fits, the next does not
+            maxSchedules: 22, // 21 declared below: one runtime create fits, the next does not
             minIntervalMs: 1_000,
             maxOutputBytes: 2_000,
             maxPayloadBytes: 100_000,
@@ -184,6 +192,9 @@ test('hostile corpus: typed outcomes for every guest while another tenant keeps 
           );
       }
     }
+    // The plugin's memory cap (32 pages) is the module's declared maximum: growing past it fails.
+    const grow = runsOf(host, 'hostile/proxy/grow-bomb')[0];
+    assert.equal(JSON.parse(grow?.result ?? '{}').grew, -1);
     assert.equal(host.store.getPlugin('hostile/cleanup-loops')?.status, 'unloaded');
     await host.scheduler.settle();
     const hanging = host.store.listRuns({ status: 'running' });

@@ -199,7 +199,7 @@ export class WorkerPoolSandbox implements Sandbox {
   async load(spec: GuestSpec): Promise<GuestInfo> {
     if (this.#closed) throw new HourglassError('HG_HOST_STATE', 'the sandbox pool is closed');
     const { wasm, ...rest } = spec;
-    const prepared = await prepareGuest(spec.pluginId, wasm);
+    const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits.memoryPages);
     // Instantiate once in a worker (start functions are guest code: never on this thread).
     const slot = this.#slots[0] as Slot;
     slot.loaded.delete(spec.pluginId);
