@@ -39,6 +39,8 @@ export type {
   ScheduleState,
 } from './store/types.ts';
 export { InThreadSandbox } from './sandbox/in-thread-sandbox.ts';
+export { WorkerPoolSandbox, type WorkerPoolOptions } from './sandbox/pool/worker-pool-sandbox.ts';
+export { runCheck } from './check/check.ts';
 export type {
   Sandbox,
   CallOutcome,
