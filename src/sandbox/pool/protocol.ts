@@ -19,7 +19,6 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'loaded'; pluginId: string; info?: GuestInfo; error?: string }
-  | { type: 'started'; callId: number }
   | { type: 'result'; callId: number; outcome: CallOutcome }
   | { type: 'hostcall'; seq: number; caller: CallerContext; fn: string; request: string }
   | {
@@ -29,9 +28,15 @@ export type FromWorker =
       message: string;
     };
 
-/** Control words: [0] state (0 waiting, 1 answered), [1] response length, [2] sequence. */
+/**
+ * Control words: [0] state (0 waiting, 1 answered), [1] response length, [2] sequence,
+ * [3] the call the worker is running now (0: none); float64 slot [2] (bytes 16–23): when that
+ * call started (ms since the epoch). The pool's watchdog reads the last two without a message.
+ */
 export const CTL_WORDS = 4;
-export const CTL_BYTES = CTL_WORDS * 4;
+export const CTL_RUNNING = 3;
+export const CTL_STARTED_F64 = 2;
+export const CTL_BYTES = 32;
 /** Largest host-function response that fits the channel. */
 export const CHANNEL_CAPACITY = 4 * 1024 * 1024;
 

@@ -8,6 +8,8 @@ import { InThreadSandbox } from '../in-thread-sandbox.ts';
 import type { CallerContext } from '../types.ts';
 import {
   CTL_BYTES,
+  CTL_RUNNING,
+  CTL_STARTED_F64,
   CTL_WORDS,
   type FromWorker,
   type ToWorker,
@@ -18,6 +20,7 @@ const port = parentPort;
 if (!port) throw new Error('worker-main must run in a worker thread');
 const init = workerData as WorkerInit;
 const ctl = new Int32Array(init.channel, 0, CTL_WORDS);
+const clock = new Float64Array(init.channel, 0, CTL_BYTES / 8);
 const decoder = new TextDecoder();
 let seq = 0;
 
@@ -62,14 +65,15 @@ async function handle(msg: ToWorker): Promise<void> {
         post({ type: 'loaded', pluginId: msg.spec.pluginId, error: (err as Error).message });
       }
       return;
-    case 'call':
-      post({ type: 'started', callId: msg.callId });
-      post({
-        type: 'result',
-        callId: msg.callId,
-        outcome: await sandbox.call(msg.pluginId, msg.req),
-      });
+    case 'call': {
+      // Tell the pool's watchdog which call runs since when (no message needed).
+      clock[CTL_STARTED_F64] = Date.now();
+      Atomics.store(ctl, CTL_RUNNING, msg.callId);
+      const outcome = await sandbox.call(msg.pluginId, msg.req);
+      Atomics.store(ctl, CTL_RUNNING, 0);
+      post({ type: 'result', callId: msg.callId, outcome });
       return;
+    }
     case 'unload':
       await sandbox.unload(msg.pluginId);
       return;

@@ -26,6 +26,10 @@ import type {
 } from '../types.ts';
 import {
   answerHostCall,
+  CTL_BYTES,
+  CTL_RUNNING,
+  CTL_STARTED_F64,
+  CTL_WORDS,
   newChannel,
   type FromWorker,
   type ToWorker,
@@ -138,15 +142,6 @@ export class WorkerPoolSandbox implements Sandbox {
           });
         }
         answerHostCall(slot.channel, m.seq, response);
-        return;
-      }
-      case 'started': {
-        const call = slot.busy;
-        if (call && call.callId === m.callId) {
-          call.started = Date.now();
-          const ms = this.#guests.get(call.pluginId)?.spec.limits.timeoutMs ?? SETUP_GRACE_MS;
-          this.#arm(slot, call, ms, 'call');
-        }
         return;
       }
       case 'result': {
@@ -292,31 +287,65 @@ export class WorkerPoolSandbox implements Sandbox {
         pluginId: call.pluginId,
         req: call.req,
       });
-      // Until the worker starts the call (a fresh worker boots, the guest instantiates), a
-      // generous setup deadline; from then on, the plugin's own.
-      this.#arm(slot, call, guest.spec.limits.timeoutMs + SETUP_GRACE_MS, 'setup');
+      this.#watch(slot, call, guest.spec.limits.timeoutMs, Date.now());
     }
   }
 
-  #arm(slot: Slot, call: PendingCall, ms: number, stage: 'setup' | 'call'): void {
-    if (slot.deadline) clearTimeout(slot.deadline);
-    slot.deadline = setTimeout(() => {
+  /**
+   * The deadline watchdog. The worker publishes which call it is running and since when in
+   * shared memory; the deadline counts from that moment. Before it (a fresh worker booting, the
+   * guest instantiating) a generous setup deadline applies. Past either, the worker is
+   * terminated and replaced.
+   */
+  #watch(slot: Slot, call: PendingCall, timeoutMs: number, dispatchedAt: number): void {
+    const check = () => {
       if (slot.busy !== call) return;
-      this.#replace(slot, 'timed_out');
-      const what =
-        stage === 'call'
-          ? `${call.req.fn}() ran past its ${ms} ms deadline`
-          : `the guest was not ready within ${ms} ms`;
-      call.resolve({
-        ok: false,
-        status: 'timed_out',
-        reason: stage === 'call' ? 'deadline' : 'setup_deadline',
-        message: `${what}; the worker was terminated`,
-        durationMs: Date.now() - call.started,
-        fuelUsed: null,
-      });
-      this.#dispatch();
-    }, ms);
+      const now = Date.now();
+      const ctl = new Int32Array(slot.channel, 0, CTL_WORDS);
+      if (Atomics.load(ctl, CTL_RUNNING) === call.callId) {
+        const startedAt = new Float64Array(slot.channel, 0, CTL_BYTES / 8)[
+          CTL_STARTED_F64
+        ] as number;
+        call.started = startedAt;
+        const left = startedAt + timeoutMs - now;
+        if (left > 0) return void (slot.deadline = setTimeout(check, left));
+        return this.#expire(
+          slot,
+          call,
+          'deadline',
+          `${call.req.fn}() ran past its ${timeoutMs} ms deadline`,
+        );
+      }
+      const setupLeft = dispatchedAt + timeoutMs + SETUP_GRACE_MS - now;
+      if (setupLeft > 0)
+        return void (slot.deadline = setTimeout(check, Math.min(setupLeft, timeoutMs)));
+      this.#expire(
+        slot,
+        call,
+        'setup_deadline',
+        `the guest was not ready within ${timeoutMs + SETUP_GRACE_MS} ms`,
+      );
+    };
+    if (slot.deadline) clearTimeout(slot.deadline);
+    slot.deadline = setTimeout(check, timeoutMs);
+  }
+
+  #expire(
+    slot: Slot,
+    call: PendingCall,
+    reason: 'deadline' | 'setup_deadline',
+    what: string,
+  ): void {
+    this.#replace(slot, 'timed_out');
+    call.resolve({
+      ok: false,
+      status: 'timed_out',
+      reason,
+      message: `${what}; the worker was terminated`,
+      durationMs: Date.now() - call.started,
+      fuelUsed: null,
+    });
+    this.#dispatch();
   }
 
   #finish(slot: Slot, outcome: CallOutcome): void {
