@@ -131,6 +131,11 @@ try {
   const lateness = {
     runs: runs.length,
     failed: runs.filter((r) => r.status !== 'succeeded').length,
+    failedAs: [
+      ...new Set(
+        runs.filter((r) => r.status !== 'succeeded').map((r) => `${r.status}:${r.reason}`),
+      ),
+    ].join(' '),
     p50Ms: q(0.5),
     p99Ms: q(0.99),
     maxMs: late.at(-1) ?? NaN,

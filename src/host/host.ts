@@ -143,8 +143,16 @@ export class Host implements HostServices {
     }
     this.#heartbeat();
     this.#poll = setInterval(() => {
-      this.applyOperatorCommands();
-      this.#heartbeat();
+      // A timer must never take the host down: a store failure here is reported, not thrown.
+      try {
+        this.applyOperatorCommands();
+        this.#heartbeat();
+      } catch (err) {
+        this.events.emit('host:error', {
+          message: `operator command poll failed: ${errorMessage(err)}`,
+          cause: err,
+        });
+      }
     }, this.config.commandPollMs);
     this.#poll.unref();
     return { loaded, failed };

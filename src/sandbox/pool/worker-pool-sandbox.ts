@@ -55,6 +55,12 @@ interface Guest {
   readonly prepared: PreparedGuest;
 }
 
+interface Spawned {
+  readonly worker: Worker;
+  readonly channel: SharedArrayBuffer;
+  exited: boolean;
+}
+
 interface PendingCall {
   readonly callId: number;
   readonly pluginId: string;
@@ -88,15 +94,18 @@ export class WorkerPoolSandbox implements Sandbox {
   #turn: string[] = [];
   #nextCallId = 1;
   #closed = false;
+  /** A booted, idle worker ready to replace one that was terminated. */
+  #spare: Spawned | null = null;
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
     const size = Math.max(1, opts.size ?? os.availableParallelism());
     for (let index = 0; index < size; index++) {
       const slot = { index } as Slot;
-      this.#startWorker(slot);
+      this.#adopt(slot, this.#spawn());
       this.#slots.push(slot);
     }
+    this.#spare = this.#spawn();
   }
 
   get size(): number {
@@ -109,11 +118,21 @@ export class WorkerPoolSandbox implements Sandbox {
     if (slot) await slot.worker.terminate();
   }
 
-  /** Starts a fresh worker in `slot` (its loaded guests, call and deadline start empty). */
-  #startWorker(slot: Slot): void {
+  /** Boots a worker (idle: unref'd, so it never keeps the process alive). */
+  #spawn(): Spawned {
     const channel = newChannel();
     const init: WorkerInit = { channel, hostCallTimeoutMs: this.#o.hostCallTimeoutMs ?? 5_000 };
     const worker = new Worker(ENTRY, { workerData: init });
+    const spawned: Spawned = { worker, channel, exited: false };
+    worker.once('exit', () => (spawned.exited = true));
+    worker.on('error', () => undefined); // 'exit' follows and does the accounting
+    worker.unref();
+    return spawned;
+  }
+
+  /** Puts a booted worker in `slot` (its loaded guests, call and deadline start empty). */
+  #adopt(slot: Slot, spawned: Spawned): void {
+    const { worker, channel } = spawned;
     Object.assign(slot, {
       worker,
       channel,
@@ -125,9 +144,8 @@ export class WorkerPoolSandbox implements Sandbox {
     worker.on('message', (m: FromWorker) => {
       if (slot.worker === worker) this.#onMessage(slot, m);
     });
-    worker.on('error', () => undefined); // 'exit' follows and does the accounting
     worker.on('exit', () => this.#onExit(slot, worker));
-    worker.unref();
+    if (spawned.exited) this.#onExit(slot, worker);
   }
 
   #onMessage(slot: Slot, m: FromWorker): void {
@@ -186,7 +204,11 @@ export class WorkerPoolSandbox implements Sandbox {
   #replace(slot: Slot, reason: 'timed_out' | 'worker_crashed'): void {
     if (slot.deadline) clearTimeout(slot.deadline);
     const old = slot.worker;
-    this.#startWorker(slot);
+    // A replacement takes the warm spare (a fresh worker needs ~250 ms to boot), and a new spare
+    // boots in the background.
+    const spare = this.#spare && !this.#spare.exited ? this.#spare : this.#spawn();
+    this.#spare = this.#closed ? null : this.#spawn();
+    this.#adopt(slot, spare);
     void old.terminate().catch(() => undefined);
     this.#o.onWorkerReplaced?.({ slot: slot.index, reason });
   }
@@ -380,6 +402,9 @@ export class WorkerPoolSandbox implements Sandbox {
     }
     this.#queues.clear();
     this.#turn = [];
+    const spare = this.#spare;
+    this.#spare = null;
+    await spare?.worker.terminate();
     await Promise.all(
       this.#slots.map(async (slot) => {
         if (slot.deadline) clearTimeout(slot.deadline);
