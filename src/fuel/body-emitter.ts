@@ -1,0 +1,209 @@
+/**
+ * Re-emits one function body from its placement plan: the original instructions are copied
+ * byte for byte, with fuel code inserted at the plan's events. Three locals are appended to
+ * the function: the cached fuel counter `f` (i64), an i32 scratch `t` for operand-priced
+ * instructions, and the depth on entry `d` (i32).
+ *
+ * Metered-blocks placement (the default):
+ *   entry         f = global - c; if f < W - c: out of fuel      (then the depth check)
+ *   block         f -= c
+ *   loop header   f -= c; if f < W - c: out of fuel
+ *   priced op     t = operand; f -= c + price(t); if f < W - c: out of fuel
+ *   call          global = f; call; f = global [; if f < succ: out of fuel]
+ *   exit          global = f; depth = d; return / return_call / fall off the end
+ *   landing       depth = d + 1; f = global - c; if f < W - c: out of fuel
+ *   out of fuel   global = f; exhausted = 1; unreachable
+ *
+ * Per-instruction placement (a reference for tests): every priced instruction is preceded by
+ * `global -= c; if global < 0: out of fuel`; there is no cached local.
+ */
+import { ByteReader } from '../wasm/byte-reader.ts';
+import { ByteWriter } from '../wasm/byte-writer.ts';
+import { Op } from '../wasm/opcodes.ts';
+import type { CompiledCosts } from './cost-table.ts';
+import { BF, Dyn, Ev } from './placement.ts';
+import type { FunctionPlan, Placement } from './placement.ts';
+
+export interface EmitContext {
+  readonly placement: Placement;
+  readonly costs: CompiledCosts;
+  readonly fuelGlobal: number;
+  readonly flagGlobal: number;
+  readonly depthGlobal: number;
+  /** 0 disables the depth counter. */
+  readonly maxCallDepth: number;
+}
+
+/** Values of the exhausted flag global. */
+export const ExhaustedFlag = { none: 0, fuel: 1, depth: 2 } as const;
+
+const I64 = 0x7e;
+const I32 = 0x7f;
+const IF_EMPTY = [Op.if, 0x40] as const;
+
+export class BodyEmitter {
+  private w = new ByteWriter(4096);
+  private f = 0;
+  private t = 0;
+  private d = 0;
+  private depthOn = false;
+
+  constructor(private readonly ctx: EmitContext) {}
+
+  /** Emits the body (without its size prefix). `wrapperType` is the encoded block type. */
+  emit(
+    src: Uint8Array,
+    plan: FunctionPlan,
+    numParams: number,
+    wrapperType: readonly number[] | null,
+  ): Uint8Array {
+    const { ctx } = this;
+    const w = (this.w = new ByteWriter(plan.end - plan.localsStart + 64));
+    const base = numParams + plan.numLocals;
+    this.f = base;
+    this.t = base + 1;
+    this.d = base + 2;
+    this.depthOn = ctx.maxCallDepth > 0 && plan.hasCalls;
+    const perInstr = ctx.placement === 'per-instruction';
+
+    // Locals: the original declarations, then (1 × i64) (2 × i32).
+    const r = new ByteReader(src, plan.localsStart, plan.instrStart);
+    const nDecl = r.u32();
+    w.u32(nDecl + 2).copy(src, r.pos, plan.instrStart);
+    w.u32(1).byte(I64).u32(2).byte(I32);
+
+    // Prologue.
+    if (!perInstr) {
+      this.charge(0, plan, true);
+    }
+    if (this.depthOn) {
+      w.byte(Op.globalGet).u32(ctx.depthGlobal).byte(Op.localTee).u32(this.d);
+      w.byte(Op.i32Const).s32(ctx.maxCallDepth).byte(Op.i32GeU).raw(IF_EMPTY);
+      w.byte(Op.i32Const).s32(ExhaustedFlag.depth).byte(Op.globalSet).u32(ctx.flagGlobal);
+      w.byte(Op.unreachable).byte(Op.end);
+      w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
+      w.byte(Op.globalSet).u32(ctx.depthGlobal);
+    }
+    if (wrapperType) w.byte(Op.block).raw(wrapperType);
+
+    let at = plan.instrStart;
+    const n = plan.evPos.length;
+    for (let i = 0; i < n; i++) {
+      const pos = plan.evPos[i] as number;
+      if (pos > at) {
+        w.copy(src, at, pos);
+        at = pos;
+      }
+      const arg = plan.evArg[i] as number;
+      switch (plan.evKind[i]) {
+        case Ev.block:
+          this.charge(arg, plan, false);
+          break;
+        case Ev.preCall:
+        case Ev.throw:
+          w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
+          break;
+        case Ev.postCall: {
+          const thr = plan.succ[arg >> 1] as number;
+          w.byte(Op.globalGet).u32(ctx.fuelGlobal);
+          if ((arg & 1) !== 0 || thr > 0) this.checkTee(thr);
+          else w.byte(Op.localSet).u32(this.f);
+          break;
+        }
+        case Ev.exit:
+          this.exit(perInstr);
+          break;
+        case Ev.wrapClose:
+          w.byte(Op.end);
+          this.exit(perInstr);
+          break;
+        case Ev.instr:
+          this.chargeInstr(arg & 0xffffff, arg >>> 24);
+          break;
+        case Ev.landing:
+          this.restoreDepth();
+          break;
+        default:
+          throw new Error(`unknown event ${plan.evKind[i]}`);
+      }
+    }
+    w.copy(src, at, plan.end);
+    return w.bytes();
+  }
+
+  private exit(perInstr: boolean): void {
+    if (!perInstr) this.w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(this.ctx.fuelGlobal);
+    if (this.depthOn)
+      this.w.byte(Op.localGet).u32(this.d).byte(Op.globalSet).u32(this.ctx.depthGlobal);
+  }
+
+  private restoreDepth(): void {
+    if (!this.depthOn) return;
+    this.w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
+    this.w.byte(Op.globalSet).u32(this.ctx.depthGlobal);
+  }
+
+  /** Leaves nothing on the stack: `local.tee f; i64.const thr; i64.lt_s; if (out of fuel) end`. */
+  private checkTee(thr: number): void {
+    const { w } = this;
+    w.byte(Op.localTee).u32(this.f).byte(Op.i64Const).s64(thr).byte(Op.i64LtS).raw(IF_EMPTY);
+    w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(this.ctx.fuelGlobal);
+    this.outOfFuel();
+  }
+
+  private outOfFuel(): void {
+    this.w.byte(Op.i32Const).s32(ExhaustedFlag.fuel).byte(Op.globalSet).u32(this.ctx.flagGlobal);
+    this.w.byte(Op.unreachable).byte(Op.end);
+  }
+
+  /** Pushes the operand-dependent price of `dyn` computed from local `t` (an i64). */
+  private price(dyn: number): boolean {
+    const { costs } = this.ctx;
+    const k =
+      dyn === Dyn.grow ? costs.growPerPage : dyn === Dyn.memory ? costs.bulkPer64 : costs.tablePer8;
+    if (k === 0) return false;
+    const w = this.w;
+    w.byte(Op.localGet).u32(this.t).byte(Op.i64ExtendI32U);
+    if (dyn !== Dyn.grow) {
+      const shift = dyn === Dyn.memory ? 6 : 3;
+      w.byte(Op.i64Const)
+        .s64((1 << shift) - 1)
+        .byte(Op.i64Add);
+      w.byte(Op.i64Const).s64(shift).byte(Op.i64ShrU);
+    }
+    if (k !== 1) w.byte(Op.i64Const).s64(k).byte(Op.i64Mul);
+    return true;
+  }
+
+  /** Code at the start of metered block `b` (or the function entry). */
+  private charge(b: number, plan: FunctionPlan, entry: boolean): void {
+    const { w, ctx } = this;
+    const fl = plan.flags[b] as number;
+    const c = plan.cost[b] as number;
+    const thr = plan.succ[b] as number;
+    const dyn = (fl & BF.dyn) !== 0 ? fl >> 8 : 0;
+    const reload = entry || (fl & BF.reload) !== 0;
+    if ((fl & BF.landing) !== 0) this.restoreDepth();
+    if (dyn !== 0) w.byte(Op.localTee).u32(this.t);
+    const check =
+      (fl & BF.check) !== 0 && (dyn !== 0 || (fl & BF.landing) !== 0 || (plan.w[b] as number) > 0);
+    if (reload) w.byte(Op.globalGet).u32(ctx.fuelGlobal);
+    else if (c > 0 || dyn !== 0 || check) w.byte(Op.localGet).u32(this.f);
+    else return;
+    if (c > 0) w.byte(Op.i64Const).s64(c).byte(Op.i64Sub);
+    if (dyn !== 0 && this.price(dyn)) w.byte(Op.i64Sub);
+    if (check) this.checkTee(thr);
+    else w.byte(Op.localSet).u32(this.f);
+  }
+
+  /** Per-instruction placement: `global -= c [+ price]; if global < 0: out of fuel`. */
+  private chargeInstr(c: number, dyn: number): void {
+    const { w, ctx } = this;
+    if (dyn !== 0) w.byte(Op.localTee).u32(this.t);
+    w.byte(Op.globalGet).u32(ctx.fuelGlobal).byte(Op.i64Const).s64(c).byte(Op.i64Sub);
+    if (dyn !== 0 && this.price(dyn)) w.byte(Op.i64Sub);
+    w.byte(Op.globalSet).u32(ctx.fuelGlobal);
+    w.byte(Op.globalGet).u32(ctx.fuelGlobal).byte(Op.i64Const).s64(0).byte(Op.i64LtS).raw(IF_EMPTY);
+    this.outOfFuel();
+  }
+}

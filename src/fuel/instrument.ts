@@ -1,0 +1,349 @@
+/**
+ * The fuel instrumenter: rewrites a core WebAssembly module so that every guest call runs
+ * against a deterministic instruction budget.
+ *
+ * ## Pipeline (single pass over the sections)
+ * 1. Refuse components and anything `WebAssembly.validate` rejects *before* touching the
+ *    bytes: an invalid module that writes `global N` would become valid once the fuel global
+ *    is appended, and then write it.
+ * 2. Split the sections; decode only types, imports, functions, memories, exports, and the
+ *    code bodies. Everything else (data, elements, names, custom sections) is copied byte for
+ *    byte, and no existing index moves: globals, exports, types and locals are only appended.
+ * 3. Plan each body (placement.ts), re-emit it (body-emitter.ts), post-validate the module.
+ *
+ * ## Placement (why it is shaped like this)
+ * - Fuel lives in an exported mutable i64 global `__hg_fuel` (remaining, counting down), but
+ *   each function caches it in a local: the global is read at entry, after calls and at
+ *   exception landings, and written before calls, returns, tail calls and throws. Measured on
+ *   Node 20 this is the cheapest placement (see docs/fuel.md).
+ * - Each metered block (a maximal all-or-none run) is charged its summed cost at its start:
+ *   executed code is always prepaid, and the fuel a completed call uses is exactly the sum of
+ *   its executed operators' costs, whatever the block boundaries are. The per-instruction
+ *   placement (a test reference) must, and does, agree to the unit.
+ * - Checks sit at function entry (a loop-free call tree can still be exponential), at loop
+ *   headers, after calls that may reach the host, and at operand-priced operators. A check
+ *   compares against the block's lookahead W (the most the code can spend before the next
+ *   check), not against 0, so fuel never goes negative: no operator runs unpaid, a completed
+ *   call never overspends its budget, and the trap point is a pure function of the budget.
+ * - Calls do not end metered blocks unless the module can catch exceptions (it contains
+ *   `try`): the code after a call is prepaid with the code before it. The callee never
+ *   returns with negative fuel, so only a reload is needed after the call, plus a check when
+ *   the rest of the path (`succ`) costs something or the callee may be the host, which can
+ *   charge dynamic costs.
+ * - Out of fuel is a trap (`unreachable`) preceded by `__hg_fuel_exhausted = 1` and a write
+ *   back of the counter: a guest can catch a JS exception thrown by the host (Node 20 ships
+ *   exception handling) but never a trap, and the flag tells it apart from `unreachable`.
+ * - Recursion: functions that call anything count their depth in `__hg_depth` (restored on
+ *   every exit, and at exception landings from a local), and trap with the flag set to 2 past
+ *   `maxCallDepth`, well below V8's native stack limit, so the limit does not depend on tier.
+ */
+import { ByteWriter, concatBytes } from '../wasm/byte-writer.ts';
+import {
+  binaryKind,
+  readExports,
+  readFunctionTypes,
+  readImports,
+  readMemories,
+  readTypes,
+  SECTION_ORDER,
+  SectionId,
+  splitSections,
+  UnsupportedTypeError,
+  vectorCount,
+} from '../wasm/sections.ts';
+import type { FuncType, Section } from '../wasm/sections.ts';
+import { WasmDecodeError } from '../wasm/byte-reader.ts';
+import { compileCostTable, DEFAULT_COST_TABLE } from './cost-table.ts';
+import type { CostTable } from './cost-table.ts';
+import { BodyEmitter } from './body-emitter.ts';
+import { FuelError } from './errors.ts';
+import { PlacementError, planFunction } from './placement.ts';
+import type { ModuleFacts, Placement } from './placement.ts';
+import {
+  encodeSection,
+  rewriteMemories,
+  appendGlobals,
+  appendExports,
+  appendTypes,
+} from './module-writer.ts';
+
+/** Bumped whenever the emitted code changes; part of the cache key. */
+export const INSTRUMENTER_VERSION = 'hg-fuel/1';
+
+export const FUEL_GLOBAL = '__hg_fuel';
+export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
+export const DEPTH_GLOBAL = '__hg_depth';
+export const RESERVED_PREFIX = '__hg_';
+
+export const DEFAULT_MAX_CALL_DEPTH = 10_000;
+export const DEFAULT_INITIAL_FUEL = 1_000_000_000n;
+
+export interface InstrumentOptions {
+  /** @defaultValue DEFAULT_COST_TABLE (`hg-costs/1`) */
+  readonly costTable?: CostTable;
+  /** Clamp every defined memory's maximum to this many 64 KiB pages. @defaultValue no clamp */
+  readonly memoryMaxPages?: number;
+  /** Deterministic call-depth limit; 0 disables it. @defaultValue 10000 */
+  readonly maxCallDepth?: number;
+  /**
+   * Initial value of the fuel global: the budget of the start function and of anything the
+   * embedder calls before it first sets a budget (Extism calls `_initialize`/`_start` while
+   * creating the plugin). @defaultValue 1e9
+   */
+  readonly initialFuel?: bigint | number;
+  /** @defaultValue 'metered-blocks'; 'per-instruction' is a slow reference for tests. */
+  readonly placement?: Placement;
+  /** Accept `memory.atomic.wait32/64`, which can block the thread. @defaultValue false */
+  readonly allowAtomicWait?: boolean;
+}
+
+export interface InstrumentStats {
+  readonly functions: number;
+  readonly meteredBlocks: number;
+  readonly checkpoints: number;
+  readonly wrappedBodies: number;
+  /** The module contains `try`: calls end metered blocks. */
+  readonly catching: boolean;
+  readonly originalBytes: number;
+  readonly instrumentedBytes: number;
+  readonly durationMs: number;
+}
+
+export interface InstrumentResult {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly stats: InstrumentStats;
+}
+
+function fail(
+  code: 'HG_WASM_INVALID' | 'HG_WASM_UNSUPPORTED',
+  message: string,
+  cause?: unknown,
+): never {
+  throw new FuelError(code, message, { cause });
+}
+
+function checkOptions(opts: InstrumentOptions): void {
+  const intIn = (v: number | undefined, lo: number, hi: number): boolean =>
+    v === undefined || (Number.isInteger(v) && v >= lo && v <= hi);
+  if (!intIn(opts.memoryMaxPages, 0, 65536))
+    throw new RangeError('memoryMaxPages must be an integer in [0, 65536]');
+  if (!intIn(opts.maxCallDepth, 0, 1_000_000))
+    throw new RangeError('maxCallDepth must be an integer in [0, 1000000]');
+  if (opts.initialFuel !== undefined) {
+    const f = BigInt(opts.initialFuel);
+    if (f < 0n || f > 0x7fffffffffffffffn) throw new RangeError('initialFuel must be in [0, 2^63)');
+  }
+}
+
+/** Instruments `bytes`; throws `FuelError` on input it refuses. */
+export function instrument(bytes: Uint8Array, opts: InstrumentOptions = {}): InstrumentResult {
+  const t0 = performance.now();
+  checkOptions(opts);
+  const kind = binaryKind(bytes);
+  if (kind === 'component')
+    throw new FuelError('HG_WASM_COMPONENT', 'a component binary; Hourglass runs core modules');
+  if (kind !== 'module') fail('HG_WASM_INVALID', 'not a WebAssembly module (bad magic or version)');
+  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
+    fail('HG_WASM_INVALID', 'the module does not validate');
+  }
+  const costs = compileCostTable(opts.costTable ?? DEFAULT_COST_TABLE);
+  try {
+    return rewrite(bytes, opts, costs, t0);
+  } catch (err) {
+    if (err instanceof FuelError) throw err;
+    if (err instanceof UnsupportedTypeError) fail('HG_WASM_UNSUPPORTED', err.message, err);
+    if (err instanceof PlacementError) {
+      fail(
+        err.kind === 'unsupported' ? 'HG_WASM_UNSUPPORTED' : 'HG_WASM_INVALID',
+        err.message,
+        err,
+      );
+    }
+    if (err instanceof WasmDecodeError) fail('HG_WASM_INVALID', err.message, err);
+    throw err;
+  }
+}
+
+function rewrite(
+  bytes: Uint8Array,
+  opts: InstrumentOptions,
+  costs: ReturnType<typeof compileCostTable>,
+  t0: number,
+): InstrumentResult {
+  const sections = splitSections(bytes);
+  const byId = (id: number): Section | undefined => sections.find((s) => s.id === id);
+  const typeSec = byId(SectionId.type);
+  const types: FuncType[] = typeSec ? readTypes(bytes, typeSec) : [];
+  const importSec = byId(SectionId.import);
+  const imports = importSec ? readImports(bytes, importSec) : [];
+  const funcSec = byId(SectionId.function);
+  const funcTypes = funcSec ? readFunctionTypes(bytes, funcSec) : new Uint32Array(0);
+  const exportSec = byId(SectionId.export);
+  const exports = exportSec ? readExports(bytes, exportSec) : [];
+  for (const e of exports) {
+    if (e.name.startsWith(RESERVED_PREFIX)) {
+      throw new FuelError(
+        'HG_WASM_RESERVED_NAME',
+        `export '${e.name}' uses the reserved prefix '${RESERVED_PREFIX}'`,
+      );
+    }
+  }
+  const memSec = byId(SectionId.memory);
+  const memories = memSec ? readMemories(bytes, memSec) : [];
+  if (memories.length + imports.filter((i) => i.kind === 2).length > 1) {
+    fail('HG_WASM_UNSUPPORTED', 'more than one memory (multi-memory)');
+  }
+
+  const funcImports = imports.filter((i) => i.kind === 0);
+  const importCost = Int32Array.from(funcImports, (i) => costs.hostCost(i.module, i.name));
+  const globalSec = byId(SectionId.global);
+  const numGlobals =
+    imports.filter((i) => i.kind === 3).length + (globalSec ? vectorCount(bytes, globalSec) : 0);
+  const ctx = {
+    placement: opts.placement ?? 'metered-blocks',
+    costs,
+    fuelGlobal: numGlobals,
+    flagGlobal: numGlobals + 1,
+    depthGlobal: numGlobals + 2,
+    maxCallDepth: opts.maxCallDepth ?? DEFAULT_MAX_CALL_DEPTH,
+  } as const;
+
+  const codeSec = byId(SectionId.code);
+  let code = codeSec ? emitCode(bytes, codeSec, false) : null;
+  if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true);
+  if (code === 'needs-catching') throw new Error('unreachable: catching pass asked to restart');
+
+  function emitCode(src: Uint8Array, sec: Section, catching: boolean) {
+    const facts: ModuleFacts = {
+      costs,
+      placement: ctx.placement,
+      catching,
+      numFuncImports: funcImports.length,
+      importCost,
+      allowAtomicWait: opts.allowAtomicWait ?? false,
+    };
+    const emitter = new BodyEmitter(ctx);
+    const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 1.3) + 16);
+    const newTypes: (readonly number[])[] = [];
+    const typeKey = new Map<string, number>();
+    let blocks = 0;
+    let checkpoints = 0;
+    let wrapped = 0;
+    let pos = sec.payloadStart;
+    const count = readU32At(src, pos);
+    pos = count.next;
+    if (count.value !== funcTypes.length)
+      fail('HG_WASM_INVALID', 'function and code section counts differ');
+    out.u32(count.value);
+    for (let i = 0; i < count.value; i++) {
+      const size = readU32At(src, pos);
+      const start = size.next;
+      const end = start + size.value;
+      let plan;
+      try {
+        plan = planFunction(src, start, end, facts);
+      } catch (err) {
+        if (err instanceof PlacementError && err.kind === 'needs-catching')
+          return 'needs-catching' as const;
+        throw err;
+      }
+      const type = types[funcTypes[i] as number];
+      if (!type) fail('HG_WASM_INVALID', `function ${i} has no type`);
+      let wrapper: readonly number[] | null = null;
+      if (plan.needsWrapper) {
+        wrapped++;
+        if (type.results.length === 0) wrapper = [0x40];
+        else if (type.results.length === 1) wrapper = [type.results[0] as number];
+        else {
+          const key = type.results.join(',');
+          let idx = typeKey.get(key);
+          if (idx === undefined) {
+            idx = types.findIndex((t) => t.params === 0 && t.results.join(',') === key);
+            if (idx < 0) {
+              idx = types.length + newTypes.length;
+              newTypes.push(type.results);
+            }
+            typeKey.set(key, idx);
+          }
+          wrapper = [...new ByteWriter(8).s64(idx).bytes()];
+        }
+      }
+      blocks += plan.cost.length;
+      for (const fl of plan.flags) if (fl & 1) checkpoints++;
+      const body = emitter.emit(src, plan, type.params, wrapper);
+      out.u32(body.length).copy(body);
+      pos = end;
+    }
+    if (pos !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
+    return { payload: out.bytes(), newTypes, blocks, checkpoints, wrapped, catching };
+  }
+
+  // Assemble: replaced payloads by section id, new sections inserted in order.
+  const replaced = new Map<number, Uint8Array>();
+  if (code) replaced.set(SectionId.code, code.payload);
+  if (code && code.newTypes.length > 0)
+    replaced.set(SectionId.type, appendTypes(bytes, typeSec, code.newTypes));
+  if (opts.memoryMaxPages !== undefined && memSec) {
+    replaced.set(SectionId.memory, rewriteMemories(memories, opts.memoryMaxPages));
+  }
+  replaced.set(
+    SectionId.global,
+    appendGlobals(bytes, globalSec, BigInt(opts.initialFuel ?? DEFAULT_INITIAL_FUEL)),
+  );
+  replaced.set(
+    SectionId.export,
+    appendExports(bytes, exportSec, [
+      [FUEL_GLOBAL, ctx.fuelGlobal],
+      [EXHAUSTED_GLOBAL, ctx.flagGlobal],
+      [DEPTH_GLOBAL, ctx.depthGlobal],
+    ]),
+  );
+  const chunks: Uint8Array[] = [bytes.subarray(0, 8)];
+  const rank = (id: number): number => SECTION_ORDER.indexOf(id);
+  const pendingNew = [...replaced.keys()]
+    .filter((id) => !byId(id))
+    .sort((a, b) => rank(a) - rank(b));
+  for (const s of sections) {
+    if (s.id !== SectionId.custom) {
+      while (pendingNew.length > 0 && rank(pendingNew[0] as number) < rank(s.id)) {
+        const id = pendingNew.shift() as number;
+        chunks.push(...encodeSection(id, replaced.get(id) as Uint8Array));
+      }
+    }
+    const payload = replaced.get(s.id);
+    if (payload && s.id !== SectionId.custom) chunks.push(...encodeSection(s.id, payload));
+    else chunks.push(bytes.subarray(s.start, s.end));
+  }
+  for (const id of pendingNew) chunks.push(...encodeSection(id, replaced.get(id) as Uint8Array));
+  const out = concatBytes(chunks);
+  if (!WebAssembly.validate(out)) {
+    throw new FuelError('HG_FUEL_INTERNAL', 'the instrumented module does not validate');
+  }
+  return {
+    bytes: out,
+    stats: {
+      functions: funcTypes.length,
+      meteredBlocks: code ? code.blocks : 0,
+      checkpoints: code ? code.checkpoints : 0,
+      wrappedBodies: code ? code.wrapped : 0,
+      catching: code ? code.catching : false,
+      originalBytes: bytes.length,
+      instrumentedBytes: out.length,
+      durationMs: performance.now() - t0,
+    },
+  };
+}
+
+function readU32At(buf: Uint8Array, at: number): { value: number; next: number } {
+  let result = 0;
+  let shift = 0;
+  let pos = at;
+  for (;;) {
+    if (pos >= buf.length) throw new WasmDecodeError('unexpected end', pos);
+    const b = buf[pos++] as number;
+    result += (b & 0x7f) * 2 ** shift;
+    if ((b & 0x80) === 0) return { value: result, next: pos };
+    shift += 7;
+    if (shift > 28) throw new WasmDecodeError('LEB128 too long', at);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Section payloads the instrumenter rewrites besides code: types, memories, globals and
+ * exports. Each appends to the original vector (copying its entries byte for byte), so no
+ * existing index moves.
+ */
+import { ByteReader } from '../wasm/byte-reader.ts';
+import { ByteWriter, u32Bytes } from '../wasm/byte-writer.ts';
+import type { MemoryLimits, Section } from '../wasm/sections.ts';
+import { FuelError } from './errors.ts';
+
+export function encodeSection(id: number, payload: Uint8Array): Uint8Array[] {
+  return [Uint8Array.of(id), u32Bytes(payload.length), payload];
+}
+
+/** A vector section with `extra` entries appended after the original ones. */
+function appendToVector(
+  bytes: Uint8Array,
+  sec: Section | undefined,
+  extraCount: number,
+  writeExtra: (w: ByteWriter) => void,
+): Uint8Array {
+  const w = new ByteWriter(sec ? sec.end - sec.payloadStart + 64 : 64);
+  if (sec) {
+    const r = new ByteReader(bytes, sec.payloadStart, sec.end);
+    const n = r.u32();
+    w.u32(n + extraCount).copy(bytes, r.pos, sec.end);
+  } else {
+    w.u32(extraCount);
+  }
+  writeExtra(w);
+  return w.bytes();
+}
+
+/** Function types `[] -> results` appended to the type section. */
+export function appendTypes(
+  bytes: Uint8Array,
+  sec: Section | undefined,
+  resultLists: readonly (readonly number[])[],
+): Uint8Array {
+  return appendToVector(bytes, sec, resultLists.length, (w) => {
+    for (const results of resultLists) w.byte(0x60).u32(0).u32(results.length).raw(results);
+  });
+}
+
+/**
+ * The three instrumentation globals: fuel (mut i64, = initialFuel), exhausted flag (mut i32),
+ * call depth (mut i32).
+ */
+export function appendGlobals(
+  bytes: Uint8Array,
+  sec: Section | undefined,
+  initialFuel: bigint,
+): Uint8Array {
+  return appendToVector(bytes, sec, 3, (w) => {
+    w.byte(0x7e).byte(0x01).byte(0x42).s64(initialFuel).byte(0x0b);
+    w.byte(0x7f).byte(0x01).byte(0x41).s32(0).byte(0x0b);
+    w.byte(0x7f).byte(0x01).byte(0x41).s32(0).byte(0x0b);
+  });
+}
+
+export function appendExports(
+  bytes: Uint8Array,
+  sec: Section | undefined,
+  globals: readonly (readonly [string, number])[],
+): Uint8Array {
+  const enc = new TextEncoder();
+  return appendToVector(bytes, sec, globals.length, (w) => {
+    for (const [name, index] of globals) {
+      const b = enc.encode(name);
+      w.u32(b.length).copy(b).byte(0x03).u32(index);
+    }
+  });
+}
+
+/**
+ * The memory section with every maximum clamped to `capPages` (added if absent). A memory
+ * whose initial size is already above the cap is refused.
+ */
+export function rewriteMemories(memories: readonly MemoryLimits[], capPages: number): Uint8Array {
+  const w = new ByteWriter(16 + memories.length * 12);
+  w.u32(memories.length);
+  for (const m of memories) {
+    if (m.min > capPages) {
+      throw new FuelError(
+        'HG_WASM_MEMORY_LIMIT',
+        `the module's initial memory (${m.min} pages) exceeds the cap of ${capPages} pages`,
+      );
+    }
+    const max = m.max === undefined ? capPages : Math.min(m.max, capPages);
+    w.byte(m.flags | 1)
+      .u32(m.min)
+      .u32(max);
+  }
+  return w.bytes();
+}

@@ -1,0 +1,253 @@
+/**
+ * Differential runner for one wast2json output: every module Node 20 can run is instantiated
+ * twice, plain and instrumented (two separate "worlds", each with its own spectest module and
+ * registry), and every action runs in both; outcomes are normalised (values, trap messages,
+ * call-stack exhaustion, exceptions) and must be identical. Binary modules the spec says are
+ * invalid or malformed must be refused by the instrumenter before any rewriting.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { instrument } from '../../src/fuel/instrument.ts';
+import { FuelError } from '../../src/fuel/errors.ts';
+import { FuelMeter, classifyTrap } from '../../src/fuel/meter.ts';
+import { WasmException } from './tools.ts';
+
+export interface SpecCounts {
+  modules: number;
+  modulesSkipped: number;
+  actions: number;
+  actionsSkipped: number;
+  rejected: number;
+  mismatches: string[];
+}
+
+interface JsonValue {
+  readonly type: string;
+  readonly value?: string | readonly string[];
+}
+interface JsonAction {
+  readonly type: 'invoke' | 'get';
+  readonly module?: string;
+  readonly field: string;
+  readonly args?: readonly JsonValue[];
+}
+interface JsonCommand {
+  readonly type: string;
+  readonly line: number;
+  readonly filename?: string;
+  readonly name?: string;
+  readonly as?: string;
+  readonly module_type?: string;
+  readonly action?: JsonAction;
+  readonly expected?: readonly JsonValue[];
+}
+
+type Exports = WebAssembly.Exports;
+
+class World {
+  readonly registry = new Map<string, Exports>();
+  readonly meters: FuelMeter[] = [];
+  constructor(readonly metered: boolean) {
+    const print = (): void => {};
+    this.registry.set('spectest', {
+      print,
+      print_i32: print,
+      print_i64: print,
+      print_f32: print,
+      print_f64: print,
+      print_i32_f32: print,
+      print_f64_f64: print,
+      global_i32: new WebAssembly.Global({ value: 'i32' }, 666),
+      global_i64: new WebAssembly.Global({ value: 'i64' }, 666n),
+      global_f32: new WebAssembly.Global({ value: 'f32' }, 666.6),
+      global_f64: new WebAssembly.Global({ value: 'f64' }, 666.6),
+      table: new WebAssembly.Table({ initial: 10, maximum: 20, element: 'anyfunc' }),
+      memory: new WebAssembly.Memory({ initial: 1, maximum: 2 }),
+    } as unknown as Exports);
+  }
+
+  instantiate(module: WebAssembly.Module): WebAssembly.Instance {
+    const imports: Record<string, Record<string, unknown>> = {};
+    for (const imp of WebAssembly.Module.imports(module)) {
+      const value = this.registry.get(imp.module)?.[imp.name];
+      (imports[imp.module] ??= {})[imp.name] = value;
+    }
+    const instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports);
+    if (this.metered) this.meters.push(new FuelMeter(instance));
+    return instance;
+  }
+
+  /** After a trap the depth counters of every instance on the stack are stale: reset all. */
+  afterTrap(): void {
+    for (const m of this.meters) {
+      m.reset();
+      m.setBudget(1n << 50n);
+    }
+  }
+}
+
+const externs = new Map<number, object>();
+const externLabel = new Map<object, number>();
+function extern(n: number): object {
+  let o = externs.get(n);
+  if (!o) {
+    o = { extern: n };
+    externs.set(n, o);
+    externLabel.set(o, n);
+  }
+  return o;
+}
+
+function arg(v: JsonValue): unknown {
+  const s = v.value as string;
+  switch (v.type) {
+    case 'i32':
+      return Number(BigInt.asIntN(32, BigInt(s)));
+    case 'i64':
+      return BigInt.asIntN(64, BigInt(s));
+    case 'f32': {
+      const dv = new DataView(new ArrayBuffer(4));
+      dv.setUint32(0, Number(s));
+      return dv.getFloat32(0);
+    }
+    case 'f64': {
+      const dv = new DataView(new ArrayBuffer(8));
+      dv.setBigUint64(0, BigInt(s));
+      return dv.getFloat64(0);
+    }
+    case 'externref':
+      return s === 'null' ? null : extern(Number(s));
+    case 'funcref':
+      return null;
+    default:
+      throw new Error(`unsupported argument type ${v.type}`);
+  }
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : Object.is(v, -0) ? '-0' : String(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (v === null || v === undefined) return String(v);
+  if (Array.isArray(v)) return `[${v.map(show).join(',')}]`;
+  if (typeof v === 'function') return 'func';
+  if (typeof v === 'object' && externLabel.has(v)) return `extern ${externLabel.get(v)}`;
+  return typeof v;
+}
+
+function outcome(world: World, run: () => unknown): string {
+  try {
+    return `ok ${show(run())}`;
+  } catch (err) {
+    const meter = world.meters.find((m) => m.exhausted() || m.depthExceeded());
+    const kind = meter ? classifyTrap(meter, err) : null;
+    world.afterTrap();
+    if (kind) return kind === 'stack_overflow' ? 'exhaustion' : kind;
+    if (err instanceof RangeError && /call stack/i.test(err.message)) return 'exhaustion';
+    if (err instanceof WasmException) return 'exception';
+    const e = err as Error;
+    return `${e?.constructor?.name}: ${e?.message}`;
+  }
+}
+
+export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
+  const dir = dirname(jsonPath);
+  const spec = JSON.parse(readFileSync(jsonPath, 'utf8')) as { commands: JsonCommand[] };
+  const plain = new World(false);
+  const metered = new World(true);
+  const named = new Map<string, [Exports, Exports]>();
+  let current: [Exports, Exports] | null = null;
+  const where = (c: JsonCommand): string => `${jsonPath.replace(/\.json$/, '.wast')}:${c.line}`;
+
+  const load = (c: JsonCommand): [WebAssembly.Module, WebAssembly.Module] | null => {
+    const bytes = readFileSync(join(dir, c.filename as string));
+    if (!WebAssembly.validate(bytes)) return null;
+    const out = instrument(bytes, { initialFuel: 1n << 50n, allowAtomicWait: true }).bytes;
+    if (!WebAssembly.validate(out))
+      throw new Error(`${where(c)}: instrumented module does not validate`);
+    return [new WebAssembly.Module(bytes), new WebAssembly.Module(out)];
+  };
+
+  for (const c of spec.commands) {
+    switch (c.type) {
+      case 'module': {
+        current = null;
+        const mods = c.module_type === 'text' ? null : load(c);
+        if (!mods) {
+          counts.modulesSkipped++;
+          break;
+        }
+        counts.modules++;
+        let pair: [Exports, Exports] | null = [{}, {}];
+        const a = outcome(plain, () => (pair![0] = plain.instantiate(mods[0]).exports));
+        const b = outcome(metered, () => (pair![1] = metered.instantiate(mods[1]).exports));
+        if (a !== b) counts.mismatches.push(`${where(c)}: instantiate: plain ${a}, metered ${b}`);
+        if (!a.startsWith('ok')) pair = null;
+        current = pair;
+        if (pair && c.name) named.set(c.name, pair);
+        break;
+      }
+      case 'register': {
+        const pair = c.name ? named.get(c.name) : current;
+        if (pair) {
+          plain.registry.set(c.as as string, pair[0]);
+          metered.registry.set(c.as as string, pair[1]);
+        }
+        break;
+      }
+      case 'action':
+      case 'assert_return':
+      case 'assert_trap':
+      case 'assert_exhaustion':
+      case 'assert_exception': {
+        const act = c.action as JsonAction;
+        const pair = act.module ? named.get(act.module) : current;
+        if (
+          !pair ||
+          !(act.field in pair[0]) ||
+          [...(act.args ?? []), ...(c.expected ?? [])].some((v) => v.type === 'v128')
+        ) {
+          counts.actionsSkipped++;
+          break;
+        }
+        counts.actions++;
+        const run = (ex: Exports) => (): unknown => {
+          const target = ex[act.field];
+          if (act.type === 'get') return (target as WebAssembly.Global).value;
+          return (target as (...a: unknown[]) => unknown)(...(act.args ?? []).map(arg));
+        };
+        const a = outcome(plain, run(pair[0]));
+        const b = outcome(metered, run(pair[1]));
+        if (a !== b) counts.mismatches.push(`${where(c)}: ${act.field}: plain ${a}, metered ${b}`);
+        break;
+      }
+      case 'assert_uninstantiable':
+      case 'assert_unlinkable': {
+        const mods = load(c);
+        if (!mods) break;
+        counts.modules++;
+        const a = outcome(plain, () => plain.instantiate(mods[0]));
+        const b = outcome(metered, () => metered.instantiate(mods[1]));
+        if (a.startsWith('ok') !== b.startsWith('ok')) {
+          counts.mismatches.push(`${where(c)}: ${c.type}: plain ${a}, metered ${b}`);
+        }
+        break;
+      }
+      case 'assert_invalid':
+      case 'assert_malformed': {
+        if (c.module_type !== 'binary') break;
+        const bytes = readFileSync(join(dir, c.filename as string));
+        if (WebAssembly.validate(bytes)) break;
+        try {
+          instrument(bytes);
+          counts.mismatches.push(`${where(c)}: ${c.type} module was instrumented`);
+        } catch (err) {
+          if (err instanceof FuelError) counts.rejected++;
+          else counts.mismatches.push(`${where(c)}: ${c.type}: ${String(err)}`);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
