@@ -23,7 +23,8 @@ function poolHost(
         version: '1',
         wasm: p.wasm,
         capabilities: ['schedule_get'],
-        limits: { timeoutMs: p.timeoutMs },
+        // Fuel outlasts every deadline here: these tests are about the deadline.
+        limits: { timeoutMs: p.timeoutMs, fuel: { run: 1e12, cleanup: 1e12 } },
       }),
     );
     const list = tenants.get(p.tenant ?? 't') ?? [];

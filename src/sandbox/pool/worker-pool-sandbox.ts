@@ -216,7 +216,7 @@ export class WorkerPoolSandbox implements Sandbox {
   async load(spec: GuestSpec): Promise<GuestInfo> {
     if (this.#closed) throw new HourglassError('HG_HOST_STATE', 'the sandbox pool is closed');
     const { wasm, ...rest } = spec;
-    const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits.memoryPages);
+    const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits);
     // Instantiate once in a worker (start functions are guest code: never on this thread).
     const slot = this.#slots[0] as Slot;
     slot.loaded.delete(spec.pluginId);
@@ -266,17 +266,27 @@ export class WorkerPoolSandbox implements Sandbox {
     });
   }
 
-  /** Next waiting call, taking tenants in turn. */
+  /**
+   * Next waiting call: from the waiting tenant with the fewest calls running (ties: the one
+   * waiting longest for its turn). Plain turn order is not enough: a tenant whose burst took
+   * every worker before anyone else queued would still be first in line.
+   */
   #take(): PendingCall | undefined {
+    let best = -1;
+    let bestRunning = Infinity;
     for (let i = 0; i < this.#turn.length; i++) {
-      const tenant = this.#turn.shift() as string;
-      const q = this.#queues.get(tenant);
-      const call = q?.shift();
-      if (q && q.length > 0) this.#turn.push(tenant);
-      else this.#queues.delete(tenant);
-      if (call) return call;
+      const tenant = this.#turn[i] as string;
+      let running = 0;
+      for (const slot of this.#slots) if (slot.busy?.tenant === tenant) running++;
+      if (running < bestRunning) [best, bestRunning] = [i, running];
     }
-    return undefined;
+    if (best < 0) return undefined;
+    const [tenant] = this.#turn.splice(best, 1) as [string];
+    const q = this.#queues.get(tenant);
+    const call = q?.shift();
+    if (q && q.length > 0) this.#turn.push(tenant);
+    else this.#queues.delete(tenant);
+    return call;
   }
 
   #dispatch(): void {
