@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runSpecJson } from '../fuel/spec-runner.ts';
-import type { SpecCounts } from '../fuel/spec-runner.ts';
+import { byReason, newSpecCounts, runSpecJson } from '../fuel/spec-runner.ts';
 import { requireTool } from '../fuel/tools.ts';
 import { convertWast } from '../fuel/wast-convert.ts';
 
@@ -22,14 +21,7 @@ test('spec testsuite: plain and instrumented modules agree on every action', (t)
   const files = readdirSync(SUITE).filter((f) => f.endsWith('.wast'));
   assert.ok(files.length > 200, `expected the spec testsuite at ${SUITE}`);
   const out = mkdtempSync(join(tmpdir(), 'hg-fuel-spec-'));
-  const counts: SpecCounts = {
-    modules: 0,
-    modulesSkipped: 0,
-    actions: 0,
-    actionsSkipped: 0,
-    rejected: 0,
-    mismatches: [],
-  };
+  const counts = newSpecCounts();
   let converted = 0;
   let droppedCommands = 0;
   try {
@@ -45,8 +37,8 @@ test('spec testsuite: plain and instrumented modules agree on every action', (t)
   }
   t.diagnostic(
     `${files.length} .wast files, ${converted} converted (${droppedCommands} commands wast2json cannot parse dropped); ` +
-      `${counts.modules} modules run plain and instrumented (${counts.modulesSkipped} Node 20 cannot run), ` +
-      `${counts.actions} actions compared (${counts.actionsSkipped} skipped: v128 at the JS boundary or module not runnable), ` +
+      `${counts.modules} modules run plain and instrumented; ${byReason(counts.modulesSkipped)} modules Node 20 cannot run; ` +
+      `${counts.actions} actions compared; ${byReason(counts.actionsSkipped)} actions skipped; ` +
       `${counts.rejected} invalid/malformed binaries refused, ${counts.mismatches.length} mismatches`,
   );
   assert.deepEqual(counts.mismatches, []);
