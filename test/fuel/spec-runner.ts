@@ -26,7 +26,10 @@ import type { FuncSig, WastValue } from './v128-bridge.ts';
 
 export interface SpecCounts {
   modules: number;
-  /** Modules Node 20 cannot compile, by the feature it lacks. */
+  /**
+   * Modules not run, by reason: the feature Node 20 lacks, or importing from a module that
+   * could not run.
+   */
   modulesSkipped: Map<string, number>;
   actions: number;
   /** Of the actions compared, those run through a bridge module (v128 at the JS boundary). */
@@ -76,9 +79,12 @@ const UNSUPPORTED: readonly (readonly [RegExp, string])[] = [
   [/memory64|memory limits flags/, 'memory64'],
   [/memory count|at most one memory/i, 'multi-memory'],
   [/typed-funcref|\(ref /, 'typed function references'],
-  [/constant expressions/, 'extended constant expressions'],
+  [/not allowed in constant expressions/, 'extended constant expressions'],
+  [
+    /non-imported globals cannot be used in constant/,
+    'defined globals in constant expressions (GC)',
+  ],
   [/relaxed/, 'relaxed SIMD'],
-  [/out of bounds table index/, 'element segment without a table'],
 ];
 
 function unsupportedFeature(bytes: Uint8Array<ArrayBuffer>): string {
@@ -88,7 +94,9 @@ function unsupportedFeature(bytes: Uint8Array<ArrayBuffer>): string {
   } catch (err) {
     const msg = (err as Error).message;
     const hit = UNSUPPORTED.find(([re]) => re.test(msg));
-    return hit ? hit[1] : msg.replace(/^WebAssembly\.Module\(\): /, '').replace(/ @\+\d+$/, '');
+    if (hit) return hit[1];
+    const brief = msg.replace(/^WebAssembly\.Module\(\): (Compiling function #\d+ failed: )?/, '');
+    return `other: ${brief.replace(/ @\+\d+$/, '')}`;
   }
 }
 
@@ -231,6 +239,12 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
   type Loaded = Instantiated | string;
   const named = new Map<string, Loaded>();
   let current: Loaded = 'no module yet';
+  /** Registered names whose module could not run, with the reason. */
+  const unrunnable = new Map<string, string>();
+  const dependsOnUnrunnable = (m: WebAssembly.Module): string | null => {
+    const dep = WebAssembly.Module.imports(m).find((imp) => unrunnable.has(imp.module));
+    return dep ? `imports from a ${unrunnable.get(dep.module)}` : null;
+  };
   const where = (c: JsonCommand): string => `${jsonPath.replace(/\.json$/, '.wast')}:${c.line}`;
 
   const load = (c: JsonCommand): [WebAssembly.Module, WebAssembly.Module, Uint8Array] | string => {
@@ -297,9 +311,13 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
     switch (c.type) {
       case 'module': {
         const mods = c.module_type === 'text' ? 'text module' : load(c);
+        const dep = typeof mods === 'string' ? null : dependsOnUnrunnable(mods[0]);
         if (typeof mods === 'string') {
           bump(counts.modulesSkipped, mods);
           current = `module Node 20 cannot run (${mods})`;
+        } else if (dep) {
+          bump(counts.modulesSkipped, dep);
+          current = `module ${dep}`;
         } else {
           counts.modules++;
           const pair: [Exports, Exports] = [{}, {}];
@@ -309,7 +327,7 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
           let types: Map<string, FuncSig> | undefined;
           current = a.startsWith('ok')
             ? { exports: pair, types: () => (types ??= exportedFunctionTypes(mods[2])) }
-            : 'module failed to instantiate';
+            : `module failed to instantiate (${a})`;
         }
         if (c.name) named.set(c.name, current);
         break;
@@ -319,6 +337,9 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
         if (typeof loaded === 'object') {
           plain.registry.set(c.as as string, loaded.exports[0]);
           metered.registry.set(c.as as string, loaded.exports[1]);
+          unrunnable.delete(c.as as string);
+        } else if (loaded !== undefined) {
+          unrunnable.set(c.as as string, loaded);
         }
         break;
       }
@@ -362,6 +383,11 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
         const mods = load(c);
         if (typeof mods === 'string') {
           bump(counts.modulesSkipped, mods);
+          break;
+        }
+        const dep = dependsOnUnrunnable(mods[0]);
+        if (dep) {
+          bump(counts.modulesSkipped, dep);
           break;
         }
         counts.modules++;
