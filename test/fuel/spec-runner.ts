@@ -17,6 +17,7 @@ import {
   BridgeError,
   buildBridge,
   exportedFunctionTypes,
+  hasNan,
   matchesExpected,
   needsBridge,
   renderExpected,
@@ -32,8 +33,8 @@ export interface SpecCounts {
    */
   modulesSkipped: Map<string, number>;
   actions: number;
-  /** Of the actions compared, those run through a bridge module (v128 at the JS boundary). */
-  bridged: number;
+  /** Of the actions compared, those run through a bridge module, by reason. */
+  bridged: Map<string, number>;
   /** Actions not compared, by reason. */
   actionsSkipped: Map<string, number>;
   rejected: number;
@@ -50,7 +51,7 @@ export function newSpecCounts(): SpecCounts {
     modules: 0,
     modulesSkipped: new Map(),
     actions: 0,
-    bridged: 0,
+    bridged: new Map(),
     actionsSkipped: new Map(),
     rejected: 0,
     mismatches: [],
@@ -257,10 +258,11 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
   };
 
   /**
-   * An invoke JS cannot make (v128 parameters or results): one bridge module, instantiated in
-   * each world around that world's export, calls it with constant arguments and returns the
-   * results in JS-safe pieces. The plain result must also be the spec's expected value, which
-   * checks the bridge itself.
+   * An invoke JS cannot make (v128 parameters or results) or would blur (a signalling NaN
+   * argument comes in quieted, a NaN result's payload is invisible): one bridge module,
+   * instantiated in each world around that world's export, calls it with constant arguments
+   * and returns the results in JS-safe pieces. The plain result must also be the spec's
+   * expected value, which checks the bridge itself.
    */
   const runBridged = (
     c: JsonCommand,
@@ -284,7 +286,7 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
       return inst.exports.run as (...a: unknown[]) => unknown;
     }) as [(...a: unknown[]) => unknown, (...a: unknown[]) => unknown];
     counts.actions++;
-    counts.bridged++;
+    bump(counts.bridged, needsBridge(sig) ? 'v128' : 'NaN payload');
     let plainResults: string[] = [];
     const a = outcome(plain, () => {
       plainResults = renderResults(sig, runPlain(...bridge.refArgs.map(arg)), c.expected, show);
@@ -359,7 +361,7 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
           break;
         }
         const sig = act.type === 'invoke' ? loaded.types().get(act.field) : undefined;
-        if (sig && needsBridge(sig)) {
+        if (sig && (needsBridge(sig) || hasNan([...(act.args ?? []), ...(c.expected ?? [])]))) {
           runBridged(c, act, sig, loaded.exports);
           break;
         }

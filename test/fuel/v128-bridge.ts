@@ -1,6 +1,7 @@
 /**
  * Running spec-testsuite actions JS cannot call directly: a function whose parameters or
- * results include `v128` throws a TypeError at the JS boundary. For such an action we build a
+ * results include `v128` throws a TypeError at the JS boundary (and a NaN argument or result
+ * loses its payload there, which some spec tests pin down). For such an action we build a
  * small plain "bridge" module that imports the target function with its exact type and exports
  * a function that calls it with the action's arguments as constants (bit-exact, NaN payloads
  * included) and returns every result through a JS-safe type: each `v128` as four `i32` lanes,
@@ -92,6 +93,17 @@ export function exportedFunctionTypes(bytes: Uint8Array): Map<string, FuncSig> {
 
 export function needsBridge(sig: FuncSig): boolean {
   return [...sig.params, ...sig.results].includes(V128);
+}
+
+/**
+ * Whether an argument or expected value is a NaN: JS may quiet a signalling NaN argument and
+ * cannot show a NaN result's payload, so such actions also go through a bridge.
+ */
+export function hasNan(values: readonly WastValue[]): boolean {
+  return values.some((v) => {
+    if (typeof v.value !== 'string' || (v.type !== 'f32' && v.type !== 'f64')) return false;
+    return v.value.startsWith('nan') || isNan(BigInt(v.value), v.type === 'f32' ? 32 : 64);
+  });
 }
 
 /** What a target result comes back through the bridge as. */
