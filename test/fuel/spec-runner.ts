@@ -2,8 +2,10 @@
  * Differential runner for one wast2json output: every module Node 20 can run is instantiated
  * twice, plain and instrumented (two separate "worlds", each with its own spectest module and
  * registry), and every action runs in both; outcomes are normalised (values, trap messages,
- * call-stack exhaustion, exceptions) and must be identical. Binary modules the spec says are
- * invalid or malformed must be refused by the instrumenter before any rewriting.
+ * call-stack exhaustion, exceptions) and must be identical. Functions JS cannot call (`v128`
+ * parameters or results) are called through a bridge module (./v128-bridge.ts), the same bytes
+ * in both worlds. Binary modules the spec says are invalid or malformed must be refused by the
+ * instrumenter before any rewriting. Whatever is not compared is counted by reason.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,20 +13,95 @@ import { instrument } from '../../src/fuel/instrument.ts';
 import { FuelError } from '../../src/fuel/errors.ts';
 import { FuelMeter, classifyTrap } from '../../src/fuel/meter.ts';
 import { WasmException } from './tools.ts';
+import {
+  BridgeError,
+  buildBridge,
+  exportedFunctionTypes,
+  hasNan,
+  matchesExpected,
+  needsBridge,
+  renderExpected,
+  renderResults,
+} from './v128-bridge.ts';
+import type { FuncSig, WastValue } from './v128-bridge.ts';
 
 export interface SpecCounts {
   modules: number;
-  modulesSkipped: number;
+  /**
+   * Modules not run, by reason: the feature Node 20 lacks, or importing from a module that
+   * could not run.
+   */
+  modulesSkipped: Map<string, number>;
   actions: number;
-  actionsSkipped: number;
+  /** Of the actions compared, those run through a bridge module, by reason. */
+  bridged: Map<string, number>;
+  /** Actions not compared, by reason. */
+  actionsSkipped: Map<string, number>;
   rejected: number;
   mismatches: string[];
+  /**
+   * Bridged actions whose plain result differs from the spec's expected value: the bridge
+   * (or V8) is wrong, not the instrumenter; must stay empty for the bridge to be trusted.
+   */
+  bridgeErrors: string[];
 }
 
-interface JsonValue {
-  readonly type: string;
-  readonly value?: string | readonly string[];
+export function newSpecCounts(): SpecCounts {
+  return {
+    modules: 0,
+    modulesSkipped: new Map(),
+    actions: 0,
+    bridged: new Map(),
+    actionsSkipped: new Map(),
+    rejected: 0,
+    mismatches: [],
+    bridgeErrors: [],
+  };
 }
+
+function bump(m: Map<string, number>, key: string): void {
+  m.set(key, (m.get(key) ?? 0) + 1);
+}
+
+function total(m: Map<string, number>): number {
+  let n = 0;
+  for (const v of m.values()) n += v;
+  return n;
+}
+
+/** `n (a: x, b: y)`, largest first. */
+export function byReason(m: Map<string, number>): string {
+  const parts = [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`);
+  return parts.length ? `${total(m)} (${parts.join('; ')})` : '0';
+}
+
+/** The proposal a module Node 20 (V8 11.3) refuses to compile needs, from V8's message. */
+const UNSUPPORTED: readonly (readonly [RegExp, string])[] = [
+  [/memory64|memory limits flags/, 'memory64'],
+  [/memory count|at most one memory/i, 'multi-memory'],
+  [/typed-funcref|\(ref /, 'typed function references'],
+  [/not allowed in constant expressions/, 'extended constant expressions'],
+  [
+    /non-imported globals cannot be used in constant/,
+    'defined globals in constant expressions (GC)',
+  ],
+  [/relaxed/, 'relaxed SIMD'],
+];
+
+function unsupportedFeature(bytes: Uint8Array<ArrayBuffer>): string {
+  try {
+    new WebAssembly.Module(bytes);
+    return 'compiles after all';
+  } catch (err) {
+    const msg = (err as Error).message;
+    const hit = UNSUPPORTED.find(([re]) => re.test(msg));
+    if (hit) return hit[1];
+    const brief = msg.replace(/^WebAssembly\.Module\(\): (Compiling function #\d+ failed: )?/, '');
+    return `other: ${brief.replace(/ @\+\d+$/, '')}`;
+  }
+}
+
+type JsonValue = WastValue;
 interface JsonAction {
   readonly type: 'invoke' | 'get';
   readonly module?: string;
@@ -125,6 +202,7 @@ function arg(v: JsonValue): unknown {
 }
 
 function show(v: unknown): string {
+  if (typeof v === 'string') return v;
   if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : Object.is(v, -0) ? '-0' : String(v);
   if (typeof v === 'bigint') return `${v}n`;
   if (v === null || v === undefined) return String(v);
@@ -154,43 +232,116 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
   const spec = JSON.parse(readFileSync(jsonPath, 'utf8')) as { commands: JsonCommand[] };
   const plain = new World(false);
   const metered = new World(true);
-  const named = new Map<string, [Exports, Exports]>();
-  let current: [Exports, Exports] | null = null;
+  /** A module's exports (plain, metered) and function types, or why its actions cannot run. */
+  interface Instantiated {
+    readonly exports: [Exports, Exports];
+    readonly types: () => Map<string, FuncSig>;
+  }
+  type Loaded = Instantiated | string;
+  const named = new Map<string, Loaded>();
+  let current: Loaded = 'no module yet';
+  /** Registered names whose module could not run, with the reason. */
+  const unrunnable = new Map<string, string>();
+  const dependsOnUnrunnable = (m: WebAssembly.Module): string | null => {
+    const dep = WebAssembly.Module.imports(m).find((imp) => unrunnable.has(imp.module));
+    return dep ? `imports from a ${unrunnable.get(dep.module)}` : null;
+  };
   const where = (c: JsonCommand): string => `${jsonPath.replace(/\.json$/, '.wast')}:${c.line}`;
 
-  const load = (c: JsonCommand): [WebAssembly.Module, WebAssembly.Module] | null => {
+  const load = (c: JsonCommand): [WebAssembly.Module, WebAssembly.Module, Uint8Array] | string => {
     const bytes = readFileSync(join(dir, c.filename as string));
-    if (!WebAssembly.validate(bytes)) return null;
+    if (!WebAssembly.validate(bytes)) return unsupportedFeature(bytes);
     const out = instrument(bytes, { initialFuel: 1n << 50n, allowAtomicWait: true }).bytes;
     if (!WebAssembly.validate(out))
       throw new Error(`${where(c)}: instrumented module does not validate`);
-    return [new WebAssembly.Module(bytes), new WebAssembly.Module(out)];
+    return [new WebAssembly.Module(bytes), new WebAssembly.Module(out), bytes];
+  };
+
+  /**
+   * An invoke JS cannot make (v128 parameters or results) or would blur (a signalling NaN
+   * argument comes in quieted, a NaN result's payload is invisible): one bridge module,
+   * instantiated in each world around that world's export, calls it with constant arguments
+   * and returns the results in JS-safe pieces. The plain result must also be the spec's
+   * expected value, which checks the bridge itself.
+   */
+  const runBridged = (
+    c: JsonCommand,
+    act: JsonAction,
+    sig: FuncSig,
+    exports: [Exports, Exports],
+  ): void => {
+    let bridge: ReturnType<typeof buildBridge>;
+    try {
+      bridge = buildBridge(sig, act.args ?? []);
+    } catch (err) {
+      if (!(err instanceof BridgeError)) throw err;
+      bump(counts.actionsSkipped, `no bridge (${err.message})`);
+      return;
+    }
+    const module = new WebAssembly.Module(bridge.bytes);
+    const [runPlain, runMetered] = exports.map((ex) => {
+      const inst = new WebAssembly.Instance(module, {
+        t: { f: ex[act.field] },
+      } as WebAssembly.Imports);
+      return inst.exports.run as (...a: unknown[]) => unknown;
+    }) as [(...a: unknown[]) => unknown, (...a: unknown[]) => unknown];
+    counts.actions++;
+    bump(counts.bridged, needsBridge(sig) ? 'v128' : 'NaN payload');
+    let plainResults: string[] = [];
+    const a = outcome(plain, () => {
+      plainResults = renderResults(sig, runPlain(...bridge.refArgs.map(arg)), c.expected, show);
+      return plainResults;
+    });
+    const b = outcome(metered, () =>
+      renderResults(sig, runMetered(...bridge.refArgs.map(arg)), c.expected, show),
+    );
+    if (a !== b) counts.mismatches.push(`${where(c)}: ${act.field}: plain ${a}, metered ${b}`);
+    if (c.type !== 'assert_return' || !c.expected) return;
+    const expected = renderExpected(sig, c.expected);
+    const ok =
+      a.startsWith('ok') &&
+      expected !== null &&
+      plainResults.every((r, i) => matchesExpected(r, expected[i] ?? null));
+    if (!ok) {
+      counts.bridgeErrors.push(
+        `${where(c)}: ${act.field}: plain ${a}, expected [${expected?.join(',') ?? '?'}]`,
+      );
+    }
   };
 
   for (const c of spec.commands) {
     switch (c.type) {
       case 'module': {
-        current = null;
-        const mods = c.module_type === 'text' ? null : load(c);
-        if (!mods) {
-          counts.modulesSkipped++;
-          break;
+        const mods = c.module_type === 'text' ? 'text module' : load(c);
+        const dep = typeof mods === 'string' ? null : dependsOnUnrunnable(mods[0]);
+        if (typeof mods === 'string') {
+          bump(counts.modulesSkipped, mods);
+          current = `module Node 20 cannot run (${mods})`;
+        } else if (dep) {
+          bump(counts.modulesSkipped, dep);
+          current = `module ${dep}`;
+        } else {
+          counts.modules++;
+          const pair: [Exports, Exports] = [{}, {}];
+          const a = outcome(plain, () => (pair[0] = plain.instantiate(mods[0]).exports));
+          const b = outcome(metered, () => (pair[1] = metered.instantiate(mods[1]).exports));
+          if (a !== b) counts.mismatches.push(`${where(c)}: instantiate: plain ${a}, metered ${b}`);
+          let types: Map<string, FuncSig> | undefined;
+          current = a.startsWith('ok')
+            ? { exports: pair, types: () => (types ??= exportedFunctionTypes(mods[2])) }
+            : `module failed to instantiate (${a})`;
         }
-        counts.modules++;
-        let pair: [Exports, Exports] | null = [{}, {}];
-        const a = outcome(plain, () => (pair![0] = plain.instantiate(mods[0]).exports));
-        const b = outcome(metered, () => (pair![1] = metered.instantiate(mods[1]).exports));
-        if (a !== b) counts.mismatches.push(`${where(c)}: instantiate: plain ${a}, metered ${b}`);
-        if (!a.startsWith('ok')) pair = null;
-        current = pair;
-        if (pair && c.name) named.set(c.name, pair);
+        if (c.name) named.set(c.name, current);
         break;
       }
       case 'register': {
-        const pair = c.name ? named.get(c.name) : current;
-        if (pair) {
-          plain.registry.set(c.as as string, pair[0]);
-          metered.registry.set(c.as as string, pair[1]);
+        const loaded = c.name ? named.get(c.name) : current;
+        if (typeof loaded === 'object') {
+          plain.registry.set(c.as as string, loaded.exports[0]);
+          metered.registry.set(c.as as string, loaded.exports[1]);
+          unrunnable.delete(c.as as string);
+        } else if (loaded !== undefined) {
+          unrunnable.set(c.as as string, loaded);
         }
         break;
       }
@@ -200,13 +351,22 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
       case 'assert_exhaustion':
       case 'assert_exception': {
         const act = c.action as JsonAction;
-        const pair = act.module ? named.get(act.module) : current;
-        if (
-          !pair ||
-          !(act.field in pair[0]) ||
-          [...(act.args ?? []), ...(c.expected ?? [])].some((v) => v.type === 'v128')
-        ) {
-          counts.actionsSkipped++;
+        const loaded = act.module ? (named.get(act.module) ?? 'unknown module name') : current;
+        if (typeof loaded === 'string') {
+          bump(counts.actionsSkipped, loaded);
+          break;
+        }
+        if (!(act.field in loaded.exports[0])) {
+          bump(counts.actionsSkipped, 'export dropped by the wast2json conversion');
+          break;
+        }
+        const sig = act.type === 'invoke' ? loaded.types().get(act.field) : undefined;
+        if (sig && (needsBridge(sig) || hasNan([...(act.args ?? []), ...(c.expected ?? [])]))) {
+          runBridged(c, act, sig, loaded.exports);
+          break;
+        }
+        if (act.type === 'get' && c.expected?.some((v) => v.type === 'v128')) {
+          bump(counts.actionsSkipped, 'v128 global at the JS boundary');
           break;
         }
         counts.actions++;
@@ -215,15 +375,23 @@ export function runSpecJson(jsonPath: string, counts: SpecCounts): void {
           if (act.type === 'get') return (target as WebAssembly.Global).value;
           return (target as (...a: unknown[]) => unknown)(...(act.args ?? []).map(arg));
         };
-        const a = outcome(plain, run(pair[0]));
-        const b = outcome(metered, run(pair[1]));
+        const a = outcome(plain, run(loaded.exports[0]));
+        const b = outcome(metered, run(loaded.exports[1]));
         if (a !== b) counts.mismatches.push(`${where(c)}: ${act.field}: plain ${a}, metered ${b}`);
         break;
       }
       case 'assert_uninstantiable':
       case 'assert_unlinkable': {
         const mods = load(c);
-        if (!mods) break;
+        if (typeof mods === 'string') {
+          bump(counts.modulesSkipped, mods);
+          break;
+        }
+        const dep = dependsOnUnrunnable(mods[0]);
+        if (dep) {
+          bump(counts.modulesSkipped, dep);
+          break;
+        }
         counts.modules++;
         const a = outcome(plain, () => plain.instantiate(mods[0]));
         const b = outcome(metered, () => metered.instantiate(mods[1]));

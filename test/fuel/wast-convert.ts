@@ -151,12 +151,15 @@ function convert(wastPath: string, outDir: string, fine: boolean): Conversion {
 }
 
 /**
- * wabt 1.0.32 needs the table index that newer text omits (`table.get` = `table.get 0`);
- * inserting it keeps the meaning and the line numbers.
+ * Rewrites to text wabt 1.0.32 can parse, keeping the meaning and the line numbers: the table
+ * index newer text omits (`table.get` = `table.get 0`, folded or flat), and the nullable
+ * abstract reference types spelled out (`(ref null func)` = `funcref`, likewise `extern`).
  */
 function abbreviate(text: string): string {
-  return text.replace(
-    /\((table\.(?:get|set|grow|fill|size|copy|init))(?=\s*[()])/g,
-    (m, op: string) => (op === 'table.copy' ? `(${op} 0 0` : op === 'table.init' ? m : `(${op} 0`),
-  );
+  return text
+    .replace(/\((table\.(?:get|set|grow|fill|size|copy|init))(?=\s*[()])/g, (m, op: string) =>
+      op === 'table.copy' ? `(${op} 0 0` : op === 'table.init' ? m : `(${op} 0`,
+    )
+    .replace(/(?<=\s)table\.(?:get|set|grow|fill|size)(?=[ \t]*(?:\)|\n|;;))/g, '$& 0')
+    .replace(/\(ref\s+null\s+(func|extern)\)/g, '$1ref');
 }
