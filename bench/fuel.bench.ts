@@ -1,0 +1,384 @@
+/**
+ * Fuel metering overhead: ops/s of each CPU-bound kernel plain and instrumented, measured side
+ * by side in one process after warm-up (TurboFan steady state), and the instrumenter's own
+ * throughput (MB/s) on the biggest module on the machine.
+ *
+ *   npm run bench -- fuel      (or: node --import tsx bench/fuel.bench.ts)
+ *
+ * Kernels are built from source at bench time, never committed as binaries:
+ * - `bench/kernels/*.wat` with wabt: fib (recursive), loop (xorshift), sieve, sha256, interp
+ *   (a br_table bytecode interpreter), matmul (f64), leafcall (a loop calling a tiny leaf);
+ * - `bench/kernels/docproc.rs`, the realistic module, with Debian's rustc for
+ *   wasm32-unknown-unknown (JSON generate → serialize → parse → aggregate → re-serialize →
+ *   LZ77 compress → decompress, std only, ~120 KB). Without that rustc the bench fails loudly;
+ *   HOURGLASS_RUSTC points at another rustc with the wasm32 standard library.
+ *
+ * Each kernel is instrumented with a budget of 2^62 (fuel never runs out); the bench asserts
+ * that the instrumented result equals the plain one (and sha256's digest equals node:crypto's),
+ * that the exhausted flag stays 0 and that two fresh instances' first calls use the same fuel.
+ *
+ * Rounds: every round runs each kernel's two tasks back to back (alternating which goes
+ * first); a kernel's slowdown is the median over rounds of plain ops/s ÷ instrumented ops/s in
+ * that round. BENCH_TIME_MS (per task per round, default 700) and BENCH_ROUNDS (default 3).
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { basename, join, relative } from 'node:path';
+import { Bench } from 'tinybench';
+import wabtInit from 'wabt';
+import { PROJECT_ROOT } from '../src/config/host-config.ts';
+import { DEFAULT_COST_TABLE } from '../src/fuel/cost-table.ts';
+import {
+  EXHAUSTED_GLOBAL,
+  FUEL_GLOBAL,
+  INSTRUMENTER_VERSION,
+  instrument,
+} from '../src/fuel/instrument.ts';
+import { rows } from './common.ts';
+import type { Row } from './common.ts';
+
+const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 700);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 400);
+const BUDGET = 2n ** 62n;
+const KERNELS = join(PROJECT_ROOT, 'bench', 'kernels');
+const BUILD = join(KERNELS, 'build');
+const RUSTC = process.env.HOURGLASS_RUSTC ?? '/usr/bin/rustc';
+
+interface Kernel {
+  readonly name: string;
+  readonly source: string;
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly args: readonly number[];
+  /** Extra check of a plain or instrumented instance after a call (throws on mismatch). */
+  readonly check?: (instance: WebAssembly.Instance) => void;
+}
+
+const WAT_FEATURES = { bulk_memory: true, sign_extension: true, multi_value: true } as const;
+
+async function buildKernels(): Promise<Kernel[]> {
+  const wabt = await wabtInit();
+  const fromWat = (name: string): Uint8Array<ArrayBuffer> => {
+    const file = join(KERNELS, `${name}.wat`);
+    const mod = wabt.parseWat(basename(file), readFileSync(file, 'utf8'), WAT_FEATURES);
+    try {
+      mod.resolveNames();
+      mod.validate();
+      return new Uint8Array(mod.toBinary({}).buffer);
+    } finally {
+      mod.destroy();
+    }
+  };
+  const sha = (len: number) => (instance: WebAssembly.Instance) => {
+    const mem = instance.exports.memory as WebAssembly.Memory;
+    const msg = Buffer.from(Array.from({ length: len }, (_, i) => (i * 7 + 3) & 255));
+    const want = createHash('sha256').update(msg).digest('hex');
+    const got = Buffer.from(mem.buffer, 768, 32).toString('hex');
+    if (got !== want) throw new Error(`sha256 kernel: digest ${got}, node:crypto says ${want}`);
+  };
+  const wat = (name: string, args: number[], check?: Kernel['check']): Kernel => ({
+    name,
+    source: `bench/kernels/${name}.wat`,
+    bytes: fromWat(name),
+    args,
+    ...(check ? { check } : {}),
+  });
+  return [
+    wat('fib', [25]),
+    wat('loop', [2_000_000]),
+    wat('sieve', [120_000]),
+    wat('sha256', [16_384], sha(16_384)),
+    wat('interp', [100_000]),
+    wat('matmul', [64]),
+    wat('leafcall', [2_000_000]),
+    {
+      name: 'docproc (Rust, realistic)',
+      source: 'bench/kernels/docproc.rs',
+      bytes: buildRust('docproc'),
+      args: [42, 300],
+    },
+  ];
+}
+
+function buildRust(name: string): Uint8Array<ArrayBuffer> {
+  mkdirSync(BUILD, { recursive: true });
+  const out = join(BUILD, `${name}.wasm`);
+  try {
+    execFileSync(
+      RUSTC,
+      [
+        '--target=wasm32-unknown-unknown',
+        '--edition=2021',
+        '--crate-type=cdylib',
+        '-O',
+        '-Cpanic=abort',
+        '-Cstrip=debuginfo',
+        '-o',
+        out,
+        join(KERNELS, `${name}.rs`),
+      ],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+  } catch (err) {
+    throw new Error(
+      `cannot build bench/kernels/${name}.rs with ${RUSTC} (needs the wasm32-unknown-unknown ` +
+        `standard library: apt-get install rustc libstd-rust-dev-wasm32, or set HOURGLASS_RUSTC)`,
+      { cause: err },
+    );
+  }
+  return new Uint8Array(readFileSync(out));
+}
+
+type Run = (...args: number[]) => unknown;
+
+interface Pair {
+  readonly kernel: Kernel;
+  readonly plain: WebAssembly.Instance;
+  readonly fueled: WebAssembly.Instance;
+  readonly run: { plain: Run; fueled: Run };
+  readonly fuelGlobal: WebAssembly.Global;
+  readonly flagGlobal: WebAssembly.Global;
+  readonly fuelPerCall: bigint;
+  readonly expected: unknown;
+  readonly codeGrowth: number;
+}
+
+function exportedRun(instance: WebAssembly.Instance, name: string): Run {
+  const fn = instance.exports.run;
+  if (typeof fn !== 'function') throw new Error(`${name}: no 'run' export`);
+  return fn as Run;
+}
+
+function prepare(kernel: Kernel): Pair {
+  const { bytes, stats } = instrument(kernel.bytes, { initialFuel: BUDGET });
+  const plain = new WebAssembly.Instance(new WebAssembly.Module(kernel.bytes), {});
+  const fueled = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+  const fuelGlobal = fueled.exports[FUEL_GLOBAL] as WebAssembly.Global;
+  const flagGlobal = fueled.exports[EXHAUSTED_GLOBAL] as WebAssembly.Global;
+  const run = { plain: exportedRun(plain, kernel.name), fueled: exportedRun(fueled, kernel.name) };
+  const expected = run.plain(...kernel.args);
+  kernel.check?.(plain);
+  const check = (got: unknown, instance: WebAssembly.Instance): void => {
+    if (!Object.is(got, expected))
+      throw new Error(
+        `${kernel.name}: instrumented result ${String(got)} ≠ plain ${String(expected)}`,
+      );
+    kernel.check?.(instance);
+  };
+  // Determinism: a fresh instance's first call uses the same fuel as this one's first call.
+  const fresh = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+  const fuelOfCall = (inst: WebAssembly.Instance, fn: Run): bigint => {
+    const g = inst.exports[FUEL_GLOBAL] as WebAssembly.Global;
+    const before = g.value as bigint;
+    check(fn(...kernel.args), inst);
+    return before - (g.value as bigint);
+  };
+  const first = fuelOfCall(fueled, run.fueled);
+  const again = fuelOfCall(fresh, exportedRun(fresh, kernel.name));
+  if (first !== again || first <= 0n)
+    throw new Error(`${kernel.name}: fuel of a first call differs: ${first} vs ${again}`);
+  const steady = fuelOfCall(fueled, run.fueled);
+  return {
+    kernel,
+    plain,
+    fueled,
+    run,
+    fuelGlobal,
+    flagGlobal,
+    fuelPerCall: steady,
+    expected,
+    codeGrowth: stats.instrumentedBytes / stats.originalBytes,
+  };
+}
+
+/** Both tasks of one kernel for one round; asserts the results and the fuel state. */
+function measure(p: Pair, fuelFirst: boolean): { plain: Row; fueled: Row } {
+  const bench = new Bench({ time: TIME_MS, warmupTime: WARMUP_MS, throws: true });
+  let plainOut: unknown = p.expected;
+  let fueledOut: unknown = p.expected;
+  const args = p.kernel.args;
+  const addPlain = () =>
+    bench.add('plain', () => {
+      plainOut = p.run.plain(...args);
+    });
+  const addFueled = () =>
+    bench.add('fueled', () => {
+      fueledOut = p.run.fueled(...args);
+    });
+  p.fuelGlobal.value = BUDGET;
+  if (fuelFirst) addFueled();
+  addPlain();
+  if (!fuelFirst) addFueled();
+  bench.runSync();
+  if (!Object.is(plainOut, p.expected) || !Object.is(fueledOut, p.expected)) {
+    throw new Error(
+      `${p.kernel.name}: results differ after the run (plain ${String(plainOut)}, ` +
+        `instrumented ${String(fueledOut)}, expected ${String(p.expected)})`,
+    );
+  }
+  if (p.flagGlobal.value !== 0 || (p.fuelGlobal.value as bigint) <= 0n)
+    throw new Error(`${p.kernel.name}: fuel ran out during the benchmark`);
+  const r = rows(bench);
+  const find = (n: string): Row => {
+    const row = r.find((x) => x.name === n);
+    if (!row) throw new Error(`task ${n} missing`);
+    return row;
+  };
+  return { plain: find('plain'), fueled: find('fueled') };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const geomean = (xs: readonly number[]): number =>
+  Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+
+/** The biggest .wasm under guest-examples/ and bench/kernels/build (build outputs only). */
+function biggestModule(extra: readonly Kernel[]): { name: string; bytes: Uint8Array } {
+  let best: { name: string; bytes: Uint8Array } | null = null;
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'cargo-home' && e.name !== 'target' && e.name !== 'node_modules') walk(p);
+      } else if (e.name.endsWith('.wasm') && (!best || statSync(p).size > best.bytes.length)) {
+        best = { name: relative(PROJECT_ROOT, p), bytes: readFileSync(p) };
+      }
+    }
+  };
+  const guests = join(PROJECT_ROOT, 'guest-examples');
+  if (existsSync(guests)) walk(guests);
+  for (const k of extra)
+    if (!best || k.bytes.length > best.bytes.length) best = { name: k.source, bytes: k.bytes };
+  if (!best) throw new Error('no module to instrument');
+  return best;
+}
+
+function instrumentThroughput(mod: { name: string; bytes: Uint8Array }) {
+  instrument(mod.bytes); // warm-up (JIT of the instrumenter itself)
+  const ms: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    instrument(mod.bytes);
+    ms.push(performance.now() - t0);
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < 3; i++) WebAssembly.validate(mod.bytes as Uint8Array<ArrayBuffer>);
+  const validateMs = (performance.now() - t0) / 3;
+  const med = median(ms);
+  return {
+    module: mod.name,
+    bytes: mod.bytes.length,
+    medianMs: med,
+    mbPerSec: mod.bytes.length / 1e6 / (med / 1000),
+    /** instrument() validates twice (before and after); one WebAssembly.validate of the input: */
+    validateMs,
+  };
+}
+
+const kernels = await buildKernels();
+const pairs = kernels.map(prepare);
+const perRound = new Map<string, { plain: Row[]; fueled: Row[]; ratio: number[] }>();
+for (const p of pairs) perRound.set(p.kernel.name, { plain: [], fueled: [], ratio: [] });
+for (let round = 0; round < ROUNDS; round++) {
+  for (const p of pairs) {
+    const m = measure(p, round % 2 === 1);
+    const acc = perRound.get(p.kernel.name);
+    if (!acc) throw new Error('unreachable');
+    acc.plain.push(m.plain);
+    acc.fueled.push(m.fueled);
+    acc.ratio.push(m.plain.opsPerSec / m.fueled.opsPerSec);
+  }
+  console.log(`round ${round + 1}/${ROUNDS} done`);
+}
+
+const summary = pairs.map((p) => {
+  const acc = perRound.get(p.kernel.name);
+  if (!acc) throw new Error('unreachable');
+  return {
+    kernel: p.kernel.name,
+    source: p.kernel.source,
+    plainOpsPerSec: median(acc.plain.map((r) => r.opsPerSec)),
+    fueledOpsPerSec: median(acc.fueled.map((r) => r.opsPerSec)),
+    slowdown: median(acc.ratio),
+    slowdownPerRound: acc.ratio,
+    fuelPerCall: Number(p.fuelPerCall),
+    codeGrowth: p.codeGrowth,
+    acc,
+  };
+});
+const slowdowns = summary.map((s) => s.slowdown);
+const gm = geomean(slowdowns);
+const micro = summary.filter((s) => !s.kernel.includes('realistic')).map((s) => s.slowdown);
+const worst = summary.reduce((a, b) => (b.slowdown > a.slowdown ? b : a));
+const throughput = instrumentThroughput(biggestModule(kernels));
+
+console.log(
+  `\nfuel (${INSTRUMENTER_VERSION}, ${DEFAULT_COST_TABLE.version}; ${ROUNDS} rounds × ${TIME_MS} ms per task; slowdown = median over rounds)`,
+);
+console.table(
+  summary.map((s) => ({
+    kernel: s.kernel,
+    'plain ops/s': Math.round(s.plainOpsPerSec),
+    'fuel ops/s': Math.round(s.fueledOpsPerSec),
+    slowdown: `${s.slowdown.toFixed(3)}×`,
+    rounds: s.slowdownPerRound.map((x) => x.toFixed(3)).join(' '),
+    'fuel/call': s.fuelPerCall,
+    'size ×': s.codeGrowth.toFixed(2),
+  })),
+);
+console.log(`geomean ${gm.toFixed(3)}× (kernels only: ${geomean(micro).toFixed(3)}×)`);
+console.log(`worst   ${worst.slowdown.toFixed(3)}× (${worst.kernel})`);
+console.log(
+  `instrumentation: ${throughput.module} (${(throughput.bytes / 1e6).toFixed(2)} MB) in ` +
+    `${throughput.medianMs.toFixed(0)} ms = ${throughput.mbPerSec.toFixed(1)} MB/s ` +
+    `(one WebAssembly.validate of it: ${throughput.validateMs.toFixed(0)} ms)`,
+);
+
+// Same shape as the other results files: rows with a ratio (here: to the kernel's own plain row).
+const outRows = summary.flatMap((s) => {
+  const pick = (xs: Row[], ops: number): Row =>
+    xs.reduce((a, b) => (Math.abs(b.opsPerSec - ops) < Math.abs(a.opsPerSec - ops) ? b : a));
+  const pr = pick(s.acc.plain, s.plainOpsPerSec);
+  const fr = pick(s.acc.fueled, s.fueledOpsPerSec);
+  return [
+    { ...pr, name: `${s.kernel}: plain`, opsPerSec: s.plainOpsPerSec, ratio: 1 },
+    {
+      ...fr,
+      name: `${s.kernel}: instrumented`,
+      opsPerSec: s.fueledOpsPerSec,
+      ratio: 1 / s.slowdown,
+    },
+  ];
+});
+const dir = join(PROJECT_ROOT, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+const file = join(dir, 'fuel.json');
+writeFileSync(
+  file,
+  `${JSON.stringify(
+    {
+      name: 'fuel',
+      date: new Date().toISOString(),
+      machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
+      baseline: 'each kernel’s plain (uninstrumented) row',
+      rows: outRows,
+      instrumenterVersion: INSTRUMENTER_VERSION,
+      costTable: DEFAULT_COST_TABLE.version,
+      rounds: ROUNDS,
+      timeMsPerTask: TIME_MS,
+      kernels: summary.map(({ acc: _acc, ...s }) => s),
+      geomeanSlowdown: gm,
+      geomeanSlowdownKernelsOnly: geomean(micro),
+      worstSlowdown: { kernel: worst.kernel, slowdown: worst.slowdown },
+      instrumentation: throughput,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`results written to ${file}`);
