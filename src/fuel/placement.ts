@@ -65,6 +65,8 @@ export const Ev = {
   instr: 7,
   /** Reference placement: exception landing (restore the depth counter). */
   landing: 8,
+  /** `local.get/set/tee` of a declared local in a fuel-carrying function: renumber it. */
+  local: 9,
 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
@@ -78,11 +80,16 @@ export interface ModuleFacts {
   /** Extra static cost of a direct call to imported function i. */
   readonly importCost: Int32Array;
   readonly allowAtomicWait: boolean;
+  /**
+   * Per function index, 1 if the function carries fuel (and depth) in extra parameters and
+   * an extra result instead of the global; null when no function does.
+   */
+  readonly carrying: Uint8Array | null;
 }
 
 export class PlacementError extends Error {
   constructor(
-    readonly kind: 'unsupported' | 'invalid' | 'needs-catching',
+    readonly kind: 'unsupported' | 'invalid' | 'needs-catching' | 'no-carry',
     message: string,
   ) {
     super(message);
@@ -101,6 +108,8 @@ export interface FunctionPlan {
   readonly end: number;
   readonly numLocals: number;
   readonly hasCalls: boolean;
+  /** Calls a fuel-carrying function directly. */
+  readonly hasCarryCalls: boolean;
   readonly needsWrapper: boolean;
   readonly evPos: readonly number[];
   readonly evKind: readonly number[];
@@ -127,11 +136,16 @@ function misc(op: number): number {
   return 0;
 }
 
+/**
+ * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
+ * declared locals, and each `local.*` of an index >= shiftLocalsFrom gets an `Ev.local` event.
+ */
 export function planFunction(
   bytes: Uint8Array,
   start: number,
   end: number,
   m: ModuleFacts,
+  shiftLocalsFrom = -1,
 ): FunctionPlan {
   const r = new ByteReader(bytes, start, end);
   const perInstr = m.placement === 'per-instruction';
@@ -170,6 +184,7 @@ export function planFunction(
   let newFlags = 0;
   let srcs: number[] = [];
   let hasCalls = false;
+  let hasCarryCalls = false;
   let needsWrapper = false;
 
   const begin = (pos: number, fl: number): void => {
@@ -206,11 +221,12 @@ export function planFunction(
     if (k === F_FUNC) needsWrapper = true;
     else if (k !== F_LOOP) (fPending[i] as number[]).push(cur);
   };
-  const afterCall = (pos: number, next: number, host: boolean): void => {
+  const afterCall = (pos: number, next: number, host: boolean, carry: boolean): void => {
     hasCalls = true;
     if (perInstr) return;
-    ev(pos, Ev.preCall, 0);
-    ev(next, Ev.postCall, (cur << 1) | (host ? 1 : 0));
+    if (carry) hasCarryCalls = true;
+    ev(pos, Ev.preCall, carry ? 1 : 0);
+    ev(next, Ev.postCall, (cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
     if (m.catching) fallTo(0);
   };
 
@@ -343,16 +359,22 @@ export function planFunction(
         const f = r.u32();
         const host = f < m.numFuncImports;
         if (host) c += m.importCost[f] as number;
-        afterCall(p, r.pos, host);
+        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1);
         break;
       }
       case Op.callIndirect:
         r.u32();
         r.u32();
-        afterCall(p, r.pos, true);
+        afterCall(p, r.pos, true, false);
+        break;
+      case Op.localGet:
+      case Op.localSet:
+      case Op.localTee:
+        if (r.u32() >= shiftLocalsFrom && shiftLocalsFrom >= 0) ev(p, Ev.local, 0);
         break;
       case Op.returnCall:
       case Op.returnCallIndirect: {
+        if (m.carrying) throw new PlacementError('no-carry', 'tail call');
         const f = r.u32();
         if (op === Op.returnCallIndirect) r.u32();
         else if (f < m.numFuncImports) c += m.importCost[f] as number;
@@ -402,6 +424,7 @@ export function planFunction(
     end,
     numLocals,
     hasCalls,
+    hasCarryCalls,
     needsWrapper,
     evPos,
     evKind,

@@ -1,0 +1,151 @@
+/**
+ * Fuel carried in parameters: functions reached by direct calls only get their fuel (i64) and
+ * call depth (i32) as two extra parameters and return their remaining fuel as an extra result.
+ * Checked here: the exact fuel equals the per-instruction reference on the shapes that touch
+ * the rewrite (renumbered locals, multi-value results, `return`, branches to the function
+ * label, host calls and indirect calls from a carrying function), exported and table functions
+ * keep their types, and the depth limit trips at the same depth whether or not the recursive
+ * function carries, including through a host callback.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { instrument } from '../../src/fuel/instrument.ts';
+import { fuelOf, meteredInstance, runWithBudget, wat } from '../fuel/harness.ts';
+import type { Imports } from '../fuel/harness.ts';
+
+const SHAPES = wat(`(module
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (type $ii (func (param i32) (result i32)))
+  (table 1 funcref)
+  (elem (i32.const 0) $in_table)
+  (func $in_table (type $ii) (i32.mul (local.get 0) (i32.const 3)))
+  (func $locals (param $a i32) (param $b i32) (result i32) (local $x i32) (local $y i64)
+    (local.set $x (i32.add (local.get $a) (local.get $b)))
+    (local.set $y (i64.extend_i32_u (local.get $x)))
+    (i32.wrap_i64 (i64.add (local.get $y) (i64.const 5))))
+  (func $pair (param $n i32) (result i32 i32) (local $t i32)
+    (local.tee $t (i32.add (local.get $n) (i32.const 1)))
+    (i32.mul (local.get $t) (i32.const 2)))
+  (func $early (param $n i32) (result i32)
+    (if (i32.gt_u (local.get $n) (i32.const 10)) (then (return (i32.const 99))))
+    (block $b (drop (br_if 1 (i32.const 7) (i32.eqz (local.get $n)))))
+    (i32.add (local.get $n) (i32.const 1)))
+  (func $calls_out (param $n i32) (result i32) (local $k i32)
+    (local.set $k (call $host (local.get $n)))
+    (i32.add (local.get $k) (call_indirect (type $ii) (local.get $n) (i32.const 0))))
+  (func $loop (param $n i32) (result i32) (local $i i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s) (call $locals (local.get $i) (i32.const 1))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $s))
+  (func (export "locals") (param i32) (result i32) (call $locals (local.get 0) (i32.const 4)))
+  (func (export "pair") (param i32) (result i32) (i32.sub (call $pair (local.get 0))))
+  (func (export "early") (param i32) (result i32) (call $early (local.get 0)))
+  (func (export "calls_out") (param i32) (result i32) (call $calls_out (local.get 0)))
+  (func (export "loop") (param i32) (result i32) (call $loop (local.get 0))))`);
+
+const hostImports: Imports = { env: { host: (n: number) => n + 100 } };
+
+describe('fuel carried in parameters', () => {
+  const cases: [string, number[], number][] = [
+    ['locals', [3], 12],
+    ['pair', [4], -5],
+    ['early', [0], 7],
+    ['early', [5], 6],
+    ['early', [50], 99],
+    ['calls_out', [2], 108],
+    ['loop', [10], 105],
+  ];
+  for (const [name, args, result] of cases) {
+    test(`${name}(${args.join(', ')}) = ${result}, with the per-instruction fuel`, () => {
+      const used = fuelOf(SHAPES, name, args, hostImports);
+      assert.ok(used > 0n);
+      const m = meteredInstance(SHAPES, {}, hostImports);
+      const r = runWithBudget(m, name, args, 1_000_000n);
+      assert.ok(r.ok);
+      assert.equal(r.value, result);
+      assert.equal(r.used, used);
+    });
+  }
+
+  test('exported and table functions keep their types; internal ones carry', () => {
+    const out = instrument(SHAPES).bytes;
+    const before = new WebAssembly.Module(SHAPES);
+    const after = new WebAssembly.Module(out);
+    assert.deepEqual(
+      WebAssembly.Module.exports(after).filter((e) => !e.name.startsWith('__hg_')),
+      WebAssembly.Module.exports(before),
+    );
+    assert.deepEqual(WebAssembly.Module.imports(after), WebAssembly.Module.imports(before));
+    const inst = new WebAssembly.Instance(after, hostImports);
+    assert.equal((inst.exports.locals as (n: number) => number).length, 1);
+    // 5 internal functions carry: one appended type per distinct signature.
+    assert.ok(out.length > SHAPES.length);
+  });
+
+  test('a host function called from a carrying function sees the synced fuel global', () => {
+    let seen = -1n;
+    const m = meteredInstance(
+      SHAPES,
+      {},
+      {
+        env: {
+          host: (n: number) => {
+            seen = m.meter.remaining();
+            return n;
+          },
+        },
+      },
+    );
+    m.meter.setBudget(1000);
+    (m.exports.calls_out as (n: number) => number)(1);
+    assert.ok(seen > 0n && seen < 1000n, `fuel seen by the host: ${seen}`);
+  });
+});
+
+describe('the depth limit does not depend on carrying', () => {
+  const rec = (exported: boolean) =>
+    wat(`(module
+      (import "env" "cb" (func $cb (param i32) (result i32)))
+      (func $rec ${exported ? '(export "rec")' : ''} (param $n i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n))
+          (then (i32.const 0))
+          (else (i32.add (i32.const 1) (call $rec (i32.sub (local.get $n) (i32.const 1)))))))
+      (func $via_host (param $n i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n))
+          (then (i32.const 0))
+          (else (call $cb (i32.sub (local.get $n) (i32.const 1))))))
+      (func (export "run") (param i32) (result i32) (call $rec (local.get 0)))
+      (func (export "host_rec") (param i32) (result i32) (call $via_host (local.get 0))))`);
+
+  /** The largest n for which `name(n)` completes under maxCallDepth 50. */
+  function deepest(bytes: Uint8Array, name: string): number {
+    for (let n = 0; n < 200; n++) {
+      let inner: ((k: number) => number) | null = null;
+      const m = meteredInstance(
+        bytes,
+        { maxCallDepth: 50 },
+        { env: { cb: (k: number) => (inner as (k: number) => number)(k) } },
+      );
+      inner = m.exports.host_rec as (k: number) => number;
+      const r = runWithBudget(m, name, [n], 1_000_000n);
+      if (!r.ok) {
+        assert.equal(r.kind, 'stack_overflow', `${name}(${n}): ${String(r.error)}`);
+        return n - 1;
+      }
+    }
+    throw new Error('no depth trap');
+  }
+
+  test('direct recursion: carrying and exported functions trap at the same depth', () => {
+    const carried = deepest(rec(false), 'run');
+    const global = deepest(rec(true), 'run');
+    assert.equal(carried, global);
+    assert.ok(carried > 10 && carried < 50, `deepest ${carried}`);
+  });
+
+  test('recursion through a host callback counts every frame', () => {
+    assert.equal(deepest(rec(false), 'host_rec'), deepest(rec(true), 'host_rec'));
+  });
+});
