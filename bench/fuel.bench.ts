@@ -152,10 +152,7 @@ function exportedRun(instance: WebAssembly.Instance, name: string): Run {
 }
 
 function prepare(kernel: Kernel): Pair {
-  const { bytes, stats } = instrument(kernel.bytes, {
-    initialFuel: BUDGET,
-    ...(process.env.HG_NODEPTH ? { maxCallDepth: 0 } : {}),
-  });
+  const { bytes, stats } = instrument(kernel.bytes, { initialFuel: BUDGET });
   const plain = new WebAssembly.Instance(new WebAssembly.Module(kernel.bytes), {});
   const fueled = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
   const fuelGlobal = fueled.exports[FUEL_GLOBAL] as WebAssembly.Global;
