@@ -148,6 +148,17 @@ export class BodyEmitter {
           else w.byte(Op.localSet).u32(this.f);
           break;
         }
+        case Ev.brIfRefund: {
+          const give = plan.refund[arg] as number;
+          if (give === 0) break; // nothing prepaid after it: copy the br_if as is
+          // br_if L  →  if  f += give; br L+1  end
+          const r = new ByteReader(src, pos + 1, plan.end);
+          const depth = r.u32();
+          w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
+          w.byte(Op.i64Add).byte(Op.localSet).u32(this.f).byte(Op.br).u32(depth + 1).byte(Op.end);
+          at = r.pos;
+          break;
+        }
         case Ev.local: {
           // Renumber a declared local past the two inserted parameters.
           const r = new ByteReader(src, pos + 1, plan.end);

@@ -67,6 +67,12 @@ export const Ev = {
   landing: 8,
   /** `local.get/set/tee` of a declared local in a fuel-carrying function: renumber it. */
   local: 9,
+  /**
+   * A forward `br_if` (to a label without values) that does not end its metered block: the
+   * block was charged for the code after it too, so the taken branch refunds that part;
+   * arg = index into `refund`.
+   */
+  brIfRefund: 10,
 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
@@ -115,6 +121,8 @@ export interface FunctionPlan {
   readonly evKind: readonly number[];
   readonly evArg: readonly number[];
   readonly cost: readonly number[];
+  /** Per `Ev.brIfRefund`: the fuel to give back when the branch is taken. */
+  readonly refund: readonly number[];
   readonly flags: readonly number[];
   /** Lookahead per block (W). */
   readonly w: Float64Array;
@@ -178,6 +186,10 @@ export function planFunction(
   const fKind: number[] = [F_FUNC];
   const fPending: number[][] = [[]];
   const fIfBlock: number[] = [-1];
+  /** Label arity when known (0 or 1), -1 for type-index block types. */
+  const fArity: number[] = [-1];
+  const refundBlock: number[] = [];
+  const refundFrom: number[] = [];
 
   let cur = 0;
   let needNew = false;
@@ -274,6 +286,7 @@ export function planFunction(
       fKind.pop();
       fPending.pop();
       const ifBlock = fIfBlock.pop() as number;
+      fArity.pop();
       if (k === F_LOOP) continue;
       if (k === F_BLOCK && pending.length === 0) continue; // never targeted: no split
       pending.push(...tail());
@@ -323,9 +336,10 @@ export function planFunction(
       case Op.block:
       case Op.loop:
       case Op.if:
-      case Op.try:
-        if (readBlockType(r) === null)
-          throw new PlacementError('unsupported', 'typed reference block type');
+      case Op.try: {
+        const bt = readBlockType(r);
+        if (bt === null) throw new PlacementError('unsupported', 'typed reference block type');
+        fArity.push(bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1);
         fKind.push(
           op === Op.block ? F_BLOCK : op === Op.loop ? F_LOOP : op === Op.if ? F_IF : F_TRY,
         );
@@ -334,14 +348,27 @@ export function planFunction(
         if (op === Op.loop) fallTo(BF.check);
         else if (op === Op.if) fallTo(0);
         break;
+      }
       case Op.br:
         target(r.u32());
         terminate();
         break;
-      case Op.brIf:
-        target(r.u32());
-        fallTo(0);
+      case Op.brIf: {
+        const depth = r.u32();
+        target(depth);
+        const i = fKind.length - 1 - depth;
+        const k = fKind[i] as number;
+        if (!perInstr && k !== F_LOOP && k !== F_FUNC && fArity[i] === 0) {
+          // Forward exit without values: keep the block going (the fall-through path is
+          // prepaid with it) and refund the rest of the block when the branch is taken.
+          ev(p, Ev.brIfRefund, refundBlock.length);
+          refundBlock.push(cur);
+          refundFrom.push((cost[cur] as number) + c);
+        } else {
+          fallTo(0);
+        }
         break;
+      }
       case Op.brTable: {
         const n = r.u32();
         for (let i = 0; i <= n; i++) target(r.u32());
@@ -403,6 +430,8 @@ export function planFunction(
   }
   if (r.pos !== end) throw new PlacementError('invalid', 'function body size mismatch');
 
+  const refund = refundBlock.map((b, i) => (cost[b] as number) - (refundFrom[i] as number));
+
   // Lookahead: one reverse sweep (edges are sorted by destination).
   const n = cost.length;
   const w = new Float64Array(n);
@@ -430,6 +459,7 @@ export function planFunction(
     evKind,
     evArg,
     cost,
+    refund,
     flags,
     w,
     succ,
