@@ -80,7 +80,7 @@ import {
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/2';
+export const INSTRUMENTER_VERSION = 'hg-fuel/3';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';

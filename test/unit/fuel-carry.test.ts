@@ -33,6 +33,14 @@ const SHAPES = wat(`(module
   (func $calls_out (param $n i32) (result i32) (local $k i32)
     (local.set $k (call $host (local.get $n)))
     (i32.add (local.get $k) (call_indirect (type $ii) (local.get $n) (i32.const 0))))
+  (func $leaf2 (param $a i32) (result i32)
+    (if (result i32) (local.get $a)
+      (then (i32.add (local.get $a) (i32.const 1)))
+      (else (i32.const 7) (i32.const 8) (i32.mul))))
+  (func $mid (param $n i32) (result i32)
+    (i32.add (call $leaf2 (local.get $n)) (call $early (local.get $n)))
+    (call $leaf2 (i32.const 0))
+    (i32.add))
   (func $loop (param $n i32) (result i32) (local $i i32) (local $s i32)
     (loop $l
       (local.set $s (i32.add (local.get $s) (call $locals (local.get $i) (i32.const 1))))
@@ -43,7 +51,8 @@ const SHAPES = wat(`(module
   (func (export "pair") (param i32) (result i32) (i32.sub (call $pair (local.get 0))))
   (func (export "early") (param i32) (result i32) (call $early (local.get 0)))
   (func (export "calls_out") (param i32) (result i32) (call $calls_out (local.get 0)))
-  (func (export "loop") (param i32) (result i32) (call $loop (local.get 0))))`);
+  (func (export "loop") (param i32) (result i32) (call $loop (local.get 0)))
+  (func (export "mid") (param i32) (result i32) (call $mid (local.get 0))))`);
 
 const hostImports: Imports = { env: { host: (n: number) => n + 100 } };
 
@@ -56,6 +65,8 @@ describe('fuel carried in parameters', () => {
     ['early', [50], 99],
     ['calls_out', [2], 108],
     ['loop', [10], 105],
+    ['mid', [0], 119],
+    ['mid', [3], 64],
   ];
   for (const [name, args, result] of cases) {
     test(`${name}(${args.join(', ')}) = ${result}, with the per-instruction fuel`, () => {
@@ -68,6 +79,30 @@ describe('fuel carried in parameters', () => {
       assert.equal(r.used, used);
     });
   }
+
+  test('no budget below the exact cost completes (leaf callers check for their callees)', () => {
+    const module = new WebAssembly.Module(instrument(SHAPES).bytes);
+    for (const [name, args] of cases) {
+      const used = fuelOf(SHAPES, name, args, hostImports);
+      let completedBelow = -1;
+      for (let budget = 0n; budget < used; budget++) {
+        const inst = new WebAssembly.Instance(module, hostImports);
+        (inst.exports.__hg_fuel as WebAssembly.Global).value = budget;
+        try {
+          (inst.exports[name] as (...a: number[]) => number)(...args);
+          completedBelow = Number(budget);
+          break;
+        } catch {
+          assert.equal((inst.exports.__hg_fuel_exhausted as WebAssembly.Global).value, 1);
+        }
+      }
+      assert.equal(
+        completedBelow,
+        -1,
+        `${name}(${args.join(', ')}) completed on ${completedBelow} < ${used}`,
+      );
+    }
+  });
 
   test('exported and table functions keep their types; internal ones carry', () => {
     const out = instrument(SHAPES).bytes;
