@@ -155,7 +155,12 @@ export class BodyEmitter {
           const r = new ByteReader(src, pos + 1, plan.end);
           const depth = r.u32();
           w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
-          w.byte(Op.i64Add).byte(Op.localSet).u32(this.f).byte(Op.br).u32(depth + 1).byte(Op.end);
+          w.byte(Op.i64Add)
+            .byte(Op.localSet)
+            .u32(this.f)
+            .byte(Op.br)
+            .u32(depth + 1)
+            .byte(Op.end);
           at = r.pos;
           break;
         }
