@@ -23,6 +23,10 @@
  * BENCH_ROUNDS (default 31), BENCH_TIME_MS (per task per round, default 40, at least 4
  * calls), and BENCH_WARMUP_MS (per task, first round only, default 500).
  *
+ * Comparing placements: FUEL_BENCH_INSTRUMENTER=<path to another instrument.ts> (say, an older
+ * commit's src/ extracted with `git archive <commit> src/fuel src/wasm | tar -x -C .tmp/old`)
+ * benchmarks that instrumenter instead, and prints without writing bench/results/fuel.json.
+ *
  * Clock: the machine is shared (2 cores, other engineers' tests and benchmarks), so by default
  * tasks are timed in process CPU time (`process.cpuUsage()`, user + system), which does not
  * count the time this process spends descheduled; BENCH_CLOCK=wall uses performance.now().
@@ -31,17 +35,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { basename, join, relative } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { Bench } from 'tinybench';
 import wabtInit from 'wabt';
 import { PROJECT_ROOT } from '../src/config/host-config.ts';
 import { DEFAULT_COST_TABLE } from '../src/fuel/cost-table.ts';
-import {
-  EXHAUSTED_GLOBAL,
-  FUEL_GLOBAL,
-  INSTRUMENTER_VERSION,
-  instrument,
-} from '../src/fuel/instrument.ts';
+import * as current from '../src/fuel/instrument.ts';
+import { EXHAUSTED_GLOBAL, FUEL_GLOBAL } from '../src/fuel/instrument.ts';
 import { rows } from './common.ts';
 import type { Row } from './common.ts';
 
@@ -57,6 +57,10 @@ const BUDGET = 2n ** 62n;
 const KERNELS = join(PROJECT_ROOT, 'bench', 'kernels');
 const BUILD = join(KERNELS, 'build');
 const RUSTC = process.env.HOURGLASS_RUSTC ?? '/usr/bin/rustc';
+const ALT = process.env.FUEL_BENCH_INSTRUMENTER;
+const { instrument, INSTRUMENTER_VERSION } = ALT
+  ? ((await import(resolve(ALT))) as typeof current)
+  : current;
 
 interface Kernel {
   readonly name: string;
@@ -376,28 +380,30 @@ const outRows = summary.flatMap((s) => {
 const dir = join(PROJECT_ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, 'fuel.json');
-writeFileSync(
-  file,
-  `${JSON.stringify(
-    {
-      name: 'fuel',
-      date: new Date().toISOString(),
-      machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
-      baseline: 'each kernel’s plain (uninstrumented) row',
-      rows: outRows,
-      instrumenterVersion: INSTRUMENTER_VERSION,
-      costTable: DEFAULT_COST_TABLE.version,
-      rounds: ROUNDS,
-      timeMsPerTask: TIME_MS,
-      clock: CLOCK === 'cpu' ? 'process CPU time (user + system)' : 'wall (performance.now)',
-      kernels: summary.map(({ acc: _acc, ...s }) => s),
-      geomeanSlowdown: gm,
-      geomeanSlowdownKernelsOnly: geomean(micro),
-      worstSlowdown: { kernel: worst.kernel, slowdown: worst.slowdown },
-      instrumentation: throughput,
-    },
-    null,
-    2,
-  )}\n`,
-);
-console.log(`results written to ${file}`);
+if (!ALT) {
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        name: 'fuel',
+        date: new Date().toISOString(),
+        machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
+        baseline: 'each kernel’s plain (uninstrumented) row',
+        rows: outRows,
+        instrumenterVersion: INSTRUMENTER_VERSION,
+        costTable: DEFAULT_COST_TABLE.version,
+        rounds: ROUNDS,
+        timeMsPerTask: TIME_MS,
+        clock: CLOCK === 'cpu' ? 'process CPU time (user + system)' : 'wall (performance.now)',
+        kernels: summary.map(({ acc: _acc, ...s }) => s),
+        geomeanSlowdown: gm,
+        geomeanSlowdownKernelsOnly: geomean(micro),
+        worstSlowdown: { kernel: worst.kernel, slowdown: worst.slowdown },
+        instrumentation: throughput,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`results written to ${file}`);
+}
