@@ -8,6 +8,8 @@
  * Kernels are built from source at bench time, never committed as binaries:
  * - `bench/kernels/*.wat` with wabt: fib (recursive), loop (xorshift), sieve, sha256, interp
  *   (a br_table bytecode interpreter), matmul (f64), leafcall (a loop calling a tiny leaf);
+ * - `bench/kernels/wordfreq.as` with AssemblyScript's asc (incremental GC runtime): strings,
+ *   arrays, a Map and a sort;
  * - `bench/kernels/docproc.rs`, the realistic module, with Debian's rustc for
  *   wasm32-unknown-unknown (JSON generate → serialize → parse → aggregate → re-serialize →
  *   LZ77 compress → decompress, std only, ~120 KB). Without that rustc the bench fails loudly;
@@ -33,7 +35,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
 import { Bench } from 'tinybench';
@@ -69,6 +81,7 @@ interface Kernel {
   readonly args: readonly number[];
   /** Extra check of a plain or instrumented instance after a call (throws on mismatch). */
   readonly check?: (instance: WebAssembly.Instance) => void;
+  readonly imports?: WebAssembly.Imports;
 }
 
 const WAT_FEATURES = { bulk_memory: true, sign_extension: true, multi_value: true } as const;
@@ -109,12 +122,44 @@ async function buildKernels(): Promise<Kernel[]> {
     wat('matmul', [64]),
     wat('leafcall', [2_000_000]),
     {
+      name: 'wordfreq (AssemblyScript)',
+      source: 'bench/kernels/wordfreq.as',
+      bytes: buildAssemblyScript('wordfreq'),
+      args: [20_000],
+      imports: {
+        env: {
+          abort: () => {
+            throw new Error('wordfreq: AssemblyScript abort');
+          },
+        },
+      },
+    },
+    {
       name: 'docproc (Rust, realistic)',
       source: 'bench/kernels/docproc.rs',
       bytes: buildRust('docproc'),
       args: [42, 300],
     },
   ];
+}
+
+/** asc only compiles .ts entry files: copy the .as source to a temporary folder first. */
+function buildAssemblyScript(name: string): Uint8Array<ArrayBuffer> {
+  const tmp = mkdtempSync(join(os.tmpdir(), 'hg-fuel-asc-'));
+  try {
+    const entry = join(tmp, `${name}.ts`);
+    copyFileSync(join(KERNELS, `${name}.as`), entry);
+    const out = join(tmp, `${name}.wasm`);
+    const asc = join(PROJECT_ROOT, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
+    execFileSync(
+      process.execPath,
+      [asc, entry, '--outFile', out, '-O3', '--noAssert', '--runtime', 'incremental'],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    return new Uint8Array(readFileSync(out));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 function buildRust(name: string): Uint8Array<ArrayBuffer> {
@@ -168,8 +213,11 @@ function exportedRun(instance: WebAssembly.Instance, name: string): Run {
 
 function prepare(kernel: Kernel): Pair {
   const { bytes, stats } = instrument(kernel.bytes, { initialFuel: BUDGET });
-  const plain = new WebAssembly.Instance(new WebAssembly.Module(kernel.bytes), {});
-  const fueled = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+  const plain = new WebAssembly.Instance(
+    new WebAssembly.Module(kernel.bytes),
+    kernel.imports ?? {},
+  );
+  const fueled = new WebAssembly.Instance(new WebAssembly.Module(bytes), kernel.imports ?? {});
   const fuelGlobal = fueled.exports[FUEL_GLOBAL] as WebAssembly.Global;
   const flagGlobal = fueled.exports[EXHAUSTED_GLOBAL] as WebAssembly.Global;
   const run = { plain: exportedRun(plain, kernel.name), fueled: exportedRun(fueled, kernel.name) };
@@ -183,7 +231,7 @@ function prepare(kernel: Kernel): Pair {
     kernel.check?.(instance);
   };
   // Determinism: a fresh instance's first call uses the same fuel as this one's first call.
-  const fresh = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+  const fresh = new WebAssembly.Instance(new WebAssembly.Module(bytes), kernel.imports ?? {});
   const fuelOfCall = (inst: WebAssembly.Instance, fn: Run): bigint => {
     const g = inst.exports[FUEL_GLOBAL] as WebAssembly.Global;
     const before = g.value as bigint;
