@@ -12,6 +12,12 @@ import { describe, test } from 'node:test';
 import { instrument } from '../../src/fuel/instrument.ts';
 import { fuelOf, meteredInstance, runWithBudget, wat } from '../fuel/harness.ts';
 import type { Imports } from '../fuel/harness.ts';
+import { readTypes, SectionId, splitSections } from '../../src/wasm/sections.ts';
+
+function typeCount(bytes: Uint8Array): number {
+  const sec = splitSections(bytes).find((x) => x.id === SectionId.type);
+  return sec ? readTypes(bytes, sec).length : 0;
+}
 
 const SHAPES = wat(`(module
   (import "env" "host" (func $host (param i32) (result i32)))
@@ -115,8 +121,8 @@ describe('fuel carried in parameters', () => {
     assert.deepEqual(WebAssembly.Module.imports(after), WebAssembly.Module.imports(before));
     const inst = new WebAssembly.Instance(after, hostImports);
     assert.equal((inst.exports.locals as (n: number) => number).length, 1);
-    // 5 internal functions carry: one appended type per distinct signature.
-    assert.ok(out.length > SHAPES.length);
+    // Internal functions carry: one appended type per distinct signature.
+    assert.ok(typeCount(out) > typeCount(SHAPES));
   });
 
   test('a host function called from a carrying function sees the synced fuel global', () => {
@@ -136,6 +142,45 @@ describe('fuel carried in parameters', () => {
     m.meter.setBudget(1000);
     (m.exports.calls_out as (n: number) => number)(1);
     assert.ok(seen > 0n && seen < 1000n, `fuel seen by the host: ${seen}`);
+  });
+});
+
+describe('modules where no function carries', () => {
+  test('tail calls: instrumented without carrying, exact fuel', () => {
+    const bytes = wat(`(module
+      (func $count (param $n i32) (param $acc i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n))
+          (then (local.get $acc))
+          (else (return_call $count (i32.sub (local.get $n) (i32.const 1))
+                                    (i32.add (local.get $acc) (i32.const 2))))))
+      (func $helper (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+      (func (export "run") (param i32) (result i32)
+        (call $helper (call $count (local.get 0) (i32.const 0)))))`);
+    assert.equal(fuelOf(bytes, 'run', [50]), fuelOf(bytes, 'run', [50]));
+    const m = meteredInstance(bytes);
+    const r = runWithBudget(m, 'run', [50], 1_000_000n);
+    assert.ok(r.ok);
+    assert.equal(r.value, 101);
+    assert.equal(r.used, fuelOf(bytes, 'run', [50]));
+    // No appended function type: nothing carries.
+    assert.equal(typeCount(instrument(bytes).bytes), typeCount(bytes));
+  });
+
+  test('functions in an element segment expression, or the start function, do not carry', () => {
+    const bytes = wat(`(module
+      (table 2 funcref)
+      (global $g funcref (ref.func $in_global))
+      (elem (table 0) (i32.const 0) funcref (ref.func $in_expr))
+      (func $in_expr (result i32) (i32.const 3))
+      (func $in_global (result i32) (i32.const 4))
+      (func $start)
+      (start $start)
+      (func (export "run") (result i32)
+        (i32.add (call $in_expr) (call $in_global))))`);
+    const r = runWithBudget(meteredInstance(bytes), 'run', [], 1000n);
+    assert.ok(r.ok);
+    assert.equal(r.value, 7);
+    assert.equal(r.used, fuelOf(bytes, 'run'));
   });
 });
 
