@@ -10,6 +10,8 @@
  *   (a br_table bytecode interpreter), matmul (f64), leafcall (a loop calling a tiny leaf);
  * - `bench/kernels/wordfreq.as` with AssemblyScript's asc (incremental GC runtime): strings,
  *   arrays, a Map and a sort;
+ * - `bench/kernels/gojson.go` with Go (GOOS=wasip1, c-shared, run through node:wasi): records
+ *   sorted, JSON-encoded and decoded; skipped with a warning when no Go toolchain is found;
  * - `bench/kernels/docproc.rs`, the realistic module, with Debian's rustc for
  *   wasm32-unknown-unknown (JSON generate → serialize → parse → aggregate → re-serialize →
  *   LZ77 compress → decompress, std only, ~120 KB). Without that rustc the bench fails loudly;
@@ -48,6 +50,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
+import { WASI } from 'node:wasi';
 import { Bench } from 'tinybench';
 import wabtInit from 'wabt';
 import { PROJECT_ROOT } from '../src/config/host-config.ts';
@@ -82,6 +85,8 @@ interface Kernel {
   /** Extra check of a plain or instrumented instance after a call (throws on mismatch). */
   readonly check?: (instance: WebAssembly.Instance) => void;
   readonly imports?: WebAssembly.Imports;
+  /** Instantiates plain or instrumented bytes when imports alone are not enough (WASI). */
+  readonly instantiate?: (bytes: Uint8Array) => WebAssembly.Instance;
 }
 
 const WAT_FEATURES = { bulk_memory: true, sign_extension: true, multi_value: true } as const;
@@ -134,11 +139,84 @@ async function buildKernels(): Promise<Kernel[]> {
         },
       },
     },
+    ...goKernel(),
     {
       name: 'docproc (Rust, realistic)',
       source: 'bench/kernels/docproc.rs',
       bytes: buildRust('docproc'),
       args: [42, 300],
+    },
+  ];
+}
+
+function goKernel(): Kernel[] {
+  const go = ['go', '/usr/local/go/bin/go'].find((cmd) => {
+    try {
+      execFileSync(cmd, ['version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!go) {
+    console.warn('WARNING: no Go toolchain (go, /usr/local/go/bin/go): the Go kernel is skipped');
+    return [];
+  }
+  const tmp = mkdtempSync(join(os.tmpdir(), 'hg-fuel-go-'));
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    copyFileSync(join(KERNELS, 'gojson.go'), join(tmp, 'main.go'));
+    writeFileSync(join(tmp, 'go.mod'), 'module gojson\n\ngo 1.24\n');
+    execFileSync(
+      go,
+      ['build', '-buildmode=c-shared', '-trimpath', '-buildvcs=false', '-o', 'gojson.wasm', '.'],
+      {
+        cwd: tmp,
+        env: { ...process.env, GOOS: 'wasip1', GOARCH: 'wasm', GOTOOLCHAIN: 'local' },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
+    bytes = new Uint8Array(readFileSync(join(tmp, 'gojson.wasm')));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return [
+    {
+      name: 'gojson (Go)',
+      source: 'bench/kernels/gojson.go',
+      bytes,
+      args: [2000],
+      instantiate: (b) => {
+        // Go seeds its maps from random_get and paces its GC by the clock: both are made
+        // deterministic (a fixed random stream, a clock that ticks 1 µs per read), or two
+        // instances' runs would differ in what they execute, hence in fuel.
+        const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
+        const imports = wasi.getImportObject() as Record<string, Record<string, unknown>>;
+        const sys = imports.wasi_snapshot_preview1 as Record<string, unknown>;
+        let memory: WebAssembly.Memory | null = null;
+        let seed = 12345;
+        let now = 1_700_000_000_000_000_000n;
+        sys.random_get = (ptr: number, len: number): number => {
+          const view = new Uint8Array((memory as WebAssembly.Memory).buffer, ptr, len);
+          for (let i = 0; i < len; i++) {
+            seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+            view[i] = seed >>> 24;
+          }
+          return 0;
+        };
+        sys.clock_time_get = (_id: number, _precision: bigint, out: number): number => {
+          now += 1000n;
+          new DataView((memory as WebAssembly.Memory).buffer).setBigUint64(out, now, true);
+          return 0;
+        };
+        const inst = new WebAssembly.Instance(
+          new WebAssembly.Module(b as Uint8Array<ArrayBuffer>),
+          imports as WebAssembly.Imports,
+        );
+        memory = inst.exports.memory as WebAssembly.Memory;
+        wasi.initialize(inst);
+        return inst;
+      },
     },
   ];
 }
@@ -205,6 +283,14 @@ interface Pair {
   readonly codeGrowth: number;
 }
 
+function instantiate(kernel: Kernel, bytes: Uint8Array): WebAssembly.Instance {
+  if (kernel.instantiate) return kernel.instantiate(bytes);
+  return new WebAssembly.Instance(
+    new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>),
+    kernel.imports ?? {},
+  );
+}
+
 function exportedRun(instance: WebAssembly.Instance, name: string): Run {
   const fn = instance.exports.run;
   if (typeof fn !== 'function') throw new Error(`${name}: no 'run' export`);
@@ -213,11 +299,8 @@ function exportedRun(instance: WebAssembly.Instance, name: string): Run {
 
 function prepare(kernel: Kernel): Pair {
   const { bytes, stats } = instrument(kernel.bytes, { initialFuel: BUDGET });
-  const plain = new WebAssembly.Instance(
-    new WebAssembly.Module(kernel.bytes),
-    kernel.imports ?? {},
-  );
-  const fueled = new WebAssembly.Instance(new WebAssembly.Module(bytes), kernel.imports ?? {});
+  const plain = instantiate(kernel, kernel.bytes);
+  const fueled = instantiate(kernel, bytes);
   const fuelGlobal = fueled.exports[FUEL_GLOBAL] as WebAssembly.Global;
   const flagGlobal = fueled.exports[EXHAUSTED_GLOBAL] as WebAssembly.Global;
   const run = { plain: exportedRun(plain, kernel.name), fueled: exportedRun(fueled, kernel.name) };
@@ -231,7 +314,7 @@ function prepare(kernel: Kernel): Pair {
     kernel.check?.(instance);
   };
   // Determinism: a fresh instance's first call uses the same fuel as this one's first call.
-  const fresh = new WebAssembly.Instance(new WebAssembly.Module(bytes), kernel.imports ?? {});
+  const fresh = instantiate(kernel, bytes);
   const fuelOfCall = (inst: WebAssembly.Instance, fn: Run): bigint => {
     const g = inst.exports[FUEL_GLOBAL] as WebAssembly.Global;
     const before = g.value as bigint;
