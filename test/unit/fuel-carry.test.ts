@@ -145,6 +145,20 @@ describe('fuel carried in parameters', () => {
   });
 });
 
+describe('escaping functions carry through a twin', () => {
+  test('an exported function called directly and from JS uses the exact fuel both ways', () => {
+    const bytes = wat(`(module
+      (func $sq (export "sq") (param i32) (result i32) (i32.mul (local.get 0) (local.get 0)))
+      (func (export "twice") (param i32) (result i32)
+        (call $sq (call $sq (local.get 0)))))`);
+    assert.equal(fuelOf(bytes, 'sq', [3]), 3n);
+    assert.equal(fuelOf(bytes, 'twice', [3]), 3n + 2n * 3n);
+    const r = runWithBudget(meteredInstance(bytes), 'twice', [3], 100n);
+    assert.ok(r.ok);
+    assert.equal(r.value, 81);
+  });
+});
+
 describe('modules where no function carries', () => {
   test('tail calls: instrumented without carrying, exact fuel', () => {
     const bytes = wat(`(module
@@ -199,13 +213,20 @@ describe('the depth limit does not depend on carrying', () => {
       (func (export "run") (param i32) (result i32) (call $rec (local.get 0)))
       (func (export "host_rec") (param i32) (result i32) (call $via_host (local.get 0))))`);
 
-  /** The largest n for which `name(n)` completes under maxCallDepth 50. */
-  function deepest(bytes: Uint8Array, name: string): number {
+  /**
+   * The largest n for which `name(n)` completes under maxCallDepth 50. The per-instruction
+   * reference placement keeps the depth in the global only (nothing carries).
+   */
+  function deepest(
+    bytes: Uint8Array,
+    name: string,
+    placement: 'metered-blocks' | 'per-instruction' = 'metered-blocks',
+  ): number {
     for (let n = 0; n < 200; n++) {
       let inner: ((k: number) => number) | null = null;
       const m = meteredInstance(
         bytes,
-        { maxCallDepth: 50 },
+        { maxCallDepth: 50, placement },
         { env: { cb: (k: number) => (inner as (k: number) => number)(k) } },
       );
       inner = m.exports.host_rec as (k: number) => number;
@@ -218,14 +239,20 @@ describe('the depth limit does not depend on carrying', () => {
     throw new Error('no depth trap');
   }
 
-  test('direct recursion: carrying and exported functions trap at the same depth', () => {
-    const carried = deepest(rec(false), 'run');
-    const global = deepest(rec(true), 'run');
-    assert.equal(carried, global);
-    assert.ok(carried > 10 && carried < 50, `deepest ${carried}`);
+  test('direct recursion: carried in place, through a twin, and in the global alone agree', () => {
+    const inPlace = deepest(rec(false), 'run');
+    assert.equal(deepest(rec(true), 'run'), inPlace);
+    assert.equal(deepest(rec(false), 'run', 'per-instruction'), inPlace);
+    assert.ok(inPlace > 10 && inPlace < 50, `deepest ${inPlace}`);
   });
 
   test('recursion through a host callback counts every frame', () => {
-    assert.equal(deepest(rec(false), 'host_rec'), deepest(rec(true), 'host_rec'));
+    const inPlace = deepest(rec(false), 'host_rec');
+    assert.equal(deepest(rec(true), 'host_rec'), inPlace);
+    assert.equal(deepest(rec(false), 'host_rec', 'per-instruction'), inPlace);
+  });
+
+  test('an exported recursive function called from JS directly', () => {
+    assert.equal(deepest(rec(true), 'rec'), deepest(rec(true), 'rec', 'per-instruction'));
   });
 });
