@@ -1,4 +1,7 @@
-/** Runs every benchmark in bench/ (or those named on the command line), one process each. */
+/**
+ * Runs every benchmark in bench/ (or those named on the command line), one process each:
+ * throughput, dispatch, fuel (metering overhead per kernel; bench/kernels/ built at bench time).
+ */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';

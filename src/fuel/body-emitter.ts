@@ -14,6 +14,12 @@
  *   landing       depth = d + 1; f = global - c; if f < W - c: out of fuel
  *   out of fuel   global = f; exhausted = 1; unreachable
  *
+ * A carrying function (see instrument.ts) has `f` and `d` as parameters: its entry charges
+ * `f` without reading the global and checks `d` against the limit; a call to a carrying callee
+ * pushes `f, d + 1` after the arguments and pops the returned fuel into `f` (no global
+ * traffic); a call to any other function writes the global first (and the depth global when
+ * the caller carries or calls carrying functions); exit pushes `f` as the last result.
+ *
  * Per-instruction placement (a reference for tests): every priced instruction is preceded by
  * `global -= c; if global < 0: out of fuel`; there is no cached local.
  */
@@ -47,23 +53,35 @@ export class BodyEmitter {
   private t = 0;
   private d = 0;
   private depthOn = false;
+  private carry = false;
+  private resetDepth = false;
 
   constructor(private readonly ctx: EmitContext) {}
 
-  /** Emits the body (without its size prefix). `wrapperType` is the encoded block type. */
+  /**
+   * Emits the body (without its size prefix). `wrapperType` is the encoded block type.
+   * `carry`: the function gets its fuel (i64) and depth (i32) as two parameters after its own
+   * and returns its remaining fuel as an extra last result (the plan renumbers its locals).
+   */
   emit(
     src: Uint8Array,
     plan: FunctionPlan,
     numParams: number,
     wrapperType: readonly number[] | null,
+    carry = false,
   ): Uint8Array {
     const { ctx } = this;
     const w = (this.w = new ByteWriter(plan.end - plan.localsStart + 64));
-    const base = numParams + plan.numLocals;
-    this.f = base;
+    const extra = carry ? 2 : 0;
+    const base = numParams + extra + plan.numLocals;
+    this.carry = carry;
+    this.f = carry ? numParams : base;
     this.t = base + 1;
-    this.d = base + 2;
+    this.d = carry ? numParams + 1 : base + 2;
     this.depthOn = ctx.maxCallDepth > 0 && plan.hasCalls;
+    // Carrying callees do not maintain the depth global: before a call to a function that
+    // reads it, a function that also calls carrying ones (or carries itself) sets it again.
+    this.resetDepth = this.depthOn && (carry || plan.hasCarryCalls);
     const perInstr = ctx.placement === 'per-instruction';
 
     // Locals: the original declarations, then (1 × i64) (2 × i32).
@@ -76,7 +94,12 @@ export class BodyEmitter {
     if (!perInstr) {
       this.charge(0, plan, true);
     }
-    if (this.depthOn) {
+    if (this.depthOn && carry) {
+      w.byte(Op.localGet).u32(this.d);
+      w.byte(Op.i32Const).s32(ctx.maxCallDepth).byte(Op.i32GeU).raw(IF_EMPTY);
+      w.byte(Op.i32Const).s32(ExhaustedFlag.depth).byte(Op.globalSet).u32(ctx.flagGlobal);
+      w.byte(Op.unreachable).byte(Op.end);
+    } else if (this.depthOn) {
       w.byte(Op.globalGet).u32(ctx.depthGlobal).byte(Op.localTee).u32(this.d);
       w.byte(Op.i32Const).s32(ctx.maxCallDepth).byte(Op.i32GeU).raw(IF_EMPTY);
       w.byte(Op.i32Const).s32(ExhaustedFlag.depth).byte(Op.globalSet).u32(ctx.flagGlobal);
@@ -100,14 +123,53 @@ export class BodyEmitter {
           this.charge(arg, plan, false);
           break;
         case Ev.preCall:
+          if (arg === 1) {
+            // A carrying callee: fuel and the callee's depth travel as arguments.
+            w.byte(Op.localGet).u32(this.f);
+            if (this.depthOn)
+              w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
+            else w.byte(Op.i32Const).s32(0);
+            break;
+          }
+          w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
+          if (this.resetDepth) {
+            w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
+            w.byte(Op.globalSet).u32(ctx.depthGlobal);
+          }
+          break;
         case Ev.throw:
           w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
           break;
         case Ev.postCall: {
-          const thr = plan.succ[arg >> 1] as number;
-          w.byte(Op.globalGet).u32(ctx.fuelGlobal);
+          const thr = plan.succ[arg >> 2] as number;
+          // A carrying callee left its remaining fuel on the stack, above its results.
+          if ((arg & 2) === 0) w.byte(Op.globalGet).u32(ctx.fuelGlobal);
           if ((arg & 1) !== 0 || thr > 0) this.checkTee(thr);
           else w.byte(Op.localSet).u32(this.f);
+          break;
+        }
+        case Ev.brIfRefund: {
+          const give = plan.refund[arg] as number;
+          if (give === 0) break; // nothing prepaid after it: copy the br_if as is
+          // br_if L  →  if  f += give; br L+1  end
+          const r = new ByteReader(src, pos + 1, plan.end);
+          const depth = r.u32();
+          w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
+          w.byte(Op.i64Add)
+            .byte(Op.localSet)
+            .u32(this.f)
+            .byte(Op.br)
+            .u32(depth + 1)
+            .byte(Op.end);
+          at = r.pos;
+          break;
+        }
+        case Ev.local: {
+          // Renumber a declared local past the two inserted parameters.
+          const r = new ByteReader(src, pos + 1, plan.end);
+          const idx = r.u32();
+          w.byte(src[pos] as number).u32(idx + 2);
+          at = r.pos;
           break;
         }
         case Ev.exit:
@@ -132,6 +194,10 @@ export class BodyEmitter {
   }
 
   private exit(perInstr: boolean): void {
+    if (this.carry) {
+      this.w.byte(Op.localGet).u32(this.f);
+      return;
+    }
     if (!perInstr) this.w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(this.ctx.fuelGlobal);
     if (this.depthOn)
       this.w.byte(Op.localGet).u32(this.d).byte(Op.globalSet).u32(this.ctx.depthGlobal);
@@ -182,7 +248,7 @@ export class BodyEmitter {
     const c = plan.cost[b] as number;
     const thr = plan.succ[b] as number;
     const dyn = (fl & BF.dyn) !== 0 ? fl >> 8 : 0;
-    const reload = entry || (fl & BF.reload) !== 0;
+    const reload = (entry && !this.carry) || (fl & BF.reload) !== 0;
     if ((fl & BF.landing) !== 0) this.restoreDepth();
     if (dyn !== 0) w.byte(Op.localTee).u32(this.t);
     const check =

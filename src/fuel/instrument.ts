@@ -14,8 +14,14 @@
  * ## Placement (why it is shaped like this)
  * - Fuel lives in an exported mutable i64 global `__hg_fuel` (remaining, counting down), but
  *   each function caches it in a local: the global is read at entry, after calls and at
- *   exception landings, and written before calls, returns, tail calls and throws. Measured on
- *   Node 20 this is the cheapest placement (see docs/fuel.md).
+ *   exception landings, and written before calls, returns, tail calls and throws.
+ * - Functions reached by direct calls only (not exported, not the start function, not in any
+ *   element segment or `ref.func` global initializer: a validated module can `ref.func` nothing
+ *   else) *carry* fuel instead: their type gains two parameters, fuel (i64) and call depth
+ *   (i32), and one last result, the remaining fuel. Internal calls then pass fuel in registers
+ *   instead of a store/load pair through the global, which serialises a call tree on
+ *   store-to-load forwarding; the depth counter likewise. Carrying is off in modules with
+ *   `try` or tail calls. Measured on Node 20 this is the cheapest placement (docs/fuel.md).
  * - Each metered block (a maximal all-or-none run) is charged its summed cost at its start:
  *   executed code is always prepaid, and the fuel a completed call uses is exactly the sum of
  *   its executed operators' costs, whatever the block boundaries are. The per-instruction
@@ -36,10 +42,15 @@
  * - Recursion: functions that call anything count their depth in `__hg_depth` (restored on
  *   every exit, and at exception landings from a local), and trap with the flag set to 2 past
  *   `maxCallDepth`, well below V8's native stack limit, so the limit does not depend on tier.
+ *   A carrying function gets its depth as a parameter and passes depth + 1 to carrying
+ *   callees; before calling a function that reads the global (indirect, imported, exported),
+ *   any function that carries or calls carrying ones sets the global to its depth + 1 first,
+ *   so the count, and where the limit trips, is the same as with the global alone.
  */
 import { ByteWriter, concatBytes } from '../wasm/byte-writer.ts';
 import {
   binaryKind,
+  readEscapingFunctions,
   readExports,
   readFunctionTypes,
   readImports,
@@ -65,10 +76,11 @@ import {
   appendGlobals,
   appendExports,
   appendTypes,
+  writeFunctionSection,
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/1';
+export const INSTRUMENTER_VERSION = 'hg-fuel/3';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
@@ -208,12 +220,42 @@ function rewrite(
     maxCallDepth: opts.maxCallDepth ?? DEFAULT_MAX_CALL_DEPTH,
   } as const;
 
-  const codeSec = byId(SectionId.code);
-  let code = codeSec ? emitCode(bytes, codeSec, false) : null;
-  if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true);
-  if (code === 'needs-catching') throw new Error('unreachable: catching pass asked to restart');
+  // Functions reached by direct calls only carry fuel in a parameter and a result (no global
+  // traffic around internal calls); the others keep their type and use the global.
+  let carrying: Uint8Array | null = null;
+  if (ctx.placement === 'metered-blocks' && funcTypes.length > 0) {
+    let escaping: Set<number> | null = null;
+    try {
+      escaping = readEscapingFunctions(bytes, sections);
+    } catch (err) {
+      if (!(err instanceof WasmDecodeError)) throw err;
+    }
+    if (escaping) {
+      const table = new Uint8Array(funcImports.length + funcTypes.length);
+      let any = false;
+      for (let i = funcImports.length; i < table.length; i++) {
+        if (!escaping.has(i)) {
+          table[i] = 1;
+          any = true;
+        }
+      }
+      if (any) carrying = table;
+    }
+  }
 
-  function emitCode(src: Uint8Array, sec: Section, catching: boolean) {
+  const codeSec = byId(SectionId.code);
+  let code = codeSec ? emitCode(bytes, codeSec, false, carrying) : null;
+  if (code === 'no-carry' && codeSec) code = emitCode(bytes, codeSec, false, null);
+  if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true, null);
+  if (code === 'needs-catching' || code === 'no-carry')
+    throw new Error('unreachable: catching pass asked to restart');
+
+  function emitCode(
+    src: Uint8Array,
+    sec: Section,
+    catching: boolean,
+    carry: Uint8Array | null,
+  ): EmittedCode | 'needs-catching' | 'no-carry' {
     const facts: ModuleFacts = {
       costs,
       placement: ctx.placement,
@@ -221,11 +263,14 @@ function rewrite(
       numFuncImports: funcImports.length,
       importCost,
       allowAtomicWait: opts.allowAtomicWait ?? false,
+      carrying: carry,
     };
     const emitter = new BodyEmitter(ctx);
     const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 1.3) + 16);
-    const newTypes: (readonly number[])[] = [];
+    const newTypes: NewType[] = [];
     const typeKey = new Map<string, number>();
+    const newFuncTypes = carry ? Uint32Array.from(funcTypes) : null;
+    const carryType = new Map<number, number>();
     let blocks = 0;
     let checkpoints = 0;
     let wrapped = 0;
@@ -239,16 +284,31 @@ function rewrite(
       const size = readU32At(src, pos);
       const start = size.next;
       const end = start + size.value;
+      const type = types[funcTypes[i] as number];
+      if (!type) fail('HG_WASM_INVALID', `function ${i} has no type`);
+      const carries = carry !== null && carry[funcImports.length + i] === 1;
       let plan;
       try {
-        plan = planFunction(src, start, end, facts);
+        plan = planFunction(src, start, end, facts, carries ? type.params : -1);
       } catch (err) {
         if (err instanceof PlacementError && err.kind === 'needs-catching')
           return 'needs-catching' as const;
+        if (err instanceof PlacementError && err.kind === 'no-carry') return 'no-carry' as const;
         throw err;
       }
-      const type = types[funcTypes[i] as number];
-      if (!type) fail('HG_WASM_INVALID', `function ${i} has no type`);
+      if (carries && newFuncTypes) {
+        const orig = funcTypes[i] as number;
+        let idx = carryType.get(orig);
+        if (idx === undefined) {
+          idx = types.length + newTypes.length;
+          newTypes.push({
+            params: [...type.paramTypes, I64, I32],
+            results: [...type.results, I64],
+          });
+          carryType.set(orig, idx);
+        }
+        newFuncTypes[i] = idx;
+      }
       let wrapper: readonly number[] | null = null;
       if (plan.needsWrapper) {
         wrapped++;
@@ -261,7 +321,7 @@ function rewrite(
             idx = types.findIndex((t) => t.params === 0 && t.results.join(',') === key);
             if (idx < 0) {
               idx = types.length + newTypes.length;
-              newTypes.push(type.results);
+              newTypes.push({ params: [], results: type.results });
             }
             typeKey.set(key, idx);
           }
@@ -270,12 +330,22 @@ function rewrite(
       }
       blocks += plan.cost.length;
       for (const fl of plan.flags) if (fl & 1) checkpoints++;
-      const body = emitter.emit(src, plan, type.params, wrapper);
+      const body = emitter.emit(src, plan, type.params, wrapper, carries);
       out.u32(body.length).copy(body);
       pos = end;
     }
     if (pos !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
-    return { payload: out.bytes(), newTypes, blocks, checkpoints, wrapped, catching };
+    const carried = carry ? carryType.size : 0;
+    return {
+      payload: out.bytes(),
+      newTypes,
+      newFuncTypes,
+      blocks,
+      checkpoints,
+      wrapped,
+      catching,
+      carried,
+    };
   }
 
   // Assemble: replaced payloads by section id, new sections inserted in order.
@@ -283,6 +353,8 @@ function rewrite(
   if (code) replaced.set(SectionId.code, code.payload);
   if (code && code.newTypes.length > 0)
     replaced.set(SectionId.type, appendTypes(bytes, typeSec, code.newTypes));
+  if (code && code.newFuncTypes)
+    replaced.set(SectionId.function, writeFunctionSection(code.newFuncTypes));
   if (opts.memoryMaxPages !== undefined && memSec) {
     replaced.set(SectionId.memory, rewriteMemories(memories, opts.memoryMaxPages));
   }
@@ -332,6 +404,26 @@ function rewrite(
       durationMs: performance.now() - t0,
     },
   };
+}
+
+const I64 = 0x7e;
+const I32 = 0x7f;
+
+interface NewType {
+  readonly params: readonly number[];
+  readonly results: readonly number[];
+}
+
+interface EmittedCode {
+  readonly payload: Uint8Array;
+  readonly newTypes: readonly NewType[];
+  /** The function section's type indices, when some functions carry fuel. */
+  readonly newFuncTypes: Uint32Array | null;
+  readonly blocks: number;
+  readonly checkpoints: number;
+  readonly wrapped: number;
+  readonly catching: boolean;
+  readonly carried: number;
 }
 
 function readU32At(buf: Uint8Array, at: number): { value: number; next: number } {

@@ -31,15 +31,25 @@ function appendToVector(
   return w.bytes();
 }
 
-/** Function types `[] -> results` appended to the type section. */
+/** Function types `params -> results` appended to the type section. */
 export function appendTypes(
   bytes: Uint8Array,
   sec: Section | undefined,
-  resultLists: readonly (readonly number[])[],
+  types: readonly { readonly params: readonly number[]; readonly results: readonly number[] }[],
 ): Uint8Array {
-  return appendToVector(bytes, sec, resultLists.length, (w) => {
-    for (const results of resultLists) w.byte(0x60).u32(0).u32(results.length).raw(results);
+  return appendToVector(bytes, sec, types.length, (w) => {
+    for (const t of types) {
+      w.byte(0x60).u32(t.params.length).raw(t.params).u32(t.results.length).raw(t.results);
+    }
   });
+}
+
+/** A function section: one type index per defined function. */
+export function writeFunctionSection(typeIndices: Uint32Array): Uint8Array {
+  const w = new ByteWriter(8 + typeIndices.length * 3);
+  w.u32(typeIndices.length);
+  for (const t of typeIndices) w.u32(t);
+  return w.bytes();
 }
 
 /**

@@ -65,6 +65,14 @@ export const Ev = {
   instr: 7,
   /** Reference placement: exception landing (restore the depth counter). */
   landing: 8,
+  /** `local.get/set/tee` of a declared local in a fuel-carrying function: renumber it. */
+  local: 9,
+  /**
+   * A forward `br_if` (to a label without values) that does not end its metered block: the
+   * block was charged for the code after it too, so the taken branch refunds that part;
+   * arg = index into `refund`.
+   */
+  brIfRefund: 10,
 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
@@ -78,11 +86,16 @@ export interface ModuleFacts {
   /** Extra static cost of a direct call to imported function i. */
   readonly importCost: Int32Array;
   readonly allowAtomicWait: boolean;
+  /**
+   * Per function index, 1 if the function carries fuel (and depth) in extra parameters and
+   * an extra result instead of the global; null when no function does.
+   */
+  readonly carrying: Uint8Array | null;
 }
 
 export class PlacementError extends Error {
   constructor(
-    readonly kind: 'unsupported' | 'invalid' | 'needs-catching',
+    readonly kind: 'unsupported' | 'invalid' | 'needs-catching' | 'no-carry',
     message: string,
   ) {
     super(message);
@@ -101,11 +114,15 @@ export interface FunctionPlan {
   readonly end: number;
   readonly numLocals: number;
   readonly hasCalls: boolean;
+  /** Calls a fuel-carrying function directly. */
+  readonly hasCarryCalls: boolean;
   readonly needsWrapper: boolean;
   readonly evPos: readonly number[];
   readonly evKind: readonly number[];
   readonly evArg: readonly number[];
   readonly cost: readonly number[];
+  /** Per `Ev.brIfRefund`: the fuel to give back when the branch is taken. */
+  readonly refund: readonly number[];
   readonly flags: readonly number[];
   /** Lookahead per block (W). */
   readonly w: Float64Array;
@@ -127,11 +144,16 @@ function misc(op: number): number {
   return 0;
 }
 
+/**
+ * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
+ * declared locals, and each `local.*` of an index >= shiftLocalsFrom gets an `Ev.local` event.
+ */
 export function planFunction(
   bytes: Uint8Array,
   start: number,
   end: number,
   m: ModuleFacts,
+  shiftLocalsFrom = -1,
 ): FunctionPlan {
   const r = new ByteReader(bytes, start, end);
   const perInstr = m.placement === 'per-instruction';
@@ -164,12 +186,17 @@ export function planFunction(
   const fKind: number[] = [F_FUNC];
   const fPending: number[][] = [[]];
   const fIfBlock: number[] = [-1];
+  /** Label arity when known (0 or 1), -1 for type-index block types. */
+  const fArity: number[] = [-1];
+  const refundBlock: number[] = [];
+  const refundFrom: number[] = [];
 
   let cur = 0;
   let needNew = false;
   let newFlags = 0;
   let srcs: number[] = [];
   let hasCalls = false;
+  let hasCarryCalls = false;
   let needsWrapper = false;
 
   const begin = (pos: number, fl: number): void => {
@@ -206,11 +233,12 @@ export function planFunction(
     if (k === F_FUNC) needsWrapper = true;
     else if (k !== F_LOOP) (fPending[i] as number[]).push(cur);
   };
-  const afterCall = (pos: number, next: number, host: boolean): void => {
+  const afterCall = (pos: number, next: number, host: boolean, carry: boolean): void => {
     hasCalls = true;
     if (perInstr) return;
-    ev(pos, Ev.preCall, 0);
-    ev(next, Ev.postCall, (cur << 1) | (host ? 1 : 0));
+    if (carry) hasCarryCalls = true;
+    ev(pos, Ev.preCall, carry ? 1 : 0);
+    ev(next, Ev.postCall, (cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
     if (m.catching) fallTo(0);
   };
 
@@ -258,6 +286,7 @@ export function planFunction(
       fKind.pop();
       fPending.pop();
       const ifBlock = fIfBlock.pop() as number;
+      fArity.pop();
       if (k === F_LOOP) continue;
       if (k === F_BLOCK && pending.length === 0) continue; // never targeted: no split
       pending.push(...tail());
@@ -307,9 +336,10 @@ export function planFunction(
       case Op.block:
       case Op.loop:
       case Op.if:
-      case Op.try:
-        if (readBlockType(r) === null)
-          throw new PlacementError('unsupported', 'typed reference block type');
+      case Op.try: {
+        const bt = readBlockType(r);
+        if (bt === null) throw new PlacementError('unsupported', 'typed reference block type');
+        fArity.push(bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1);
         fKind.push(
           op === Op.block ? F_BLOCK : op === Op.loop ? F_LOOP : op === Op.if ? F_IF : F_TRY,
         );
@@ -318,14 +348,27 @@ export function planFunction(
         if (op === Op.loop) fallTo(BF.check);
         else if (op === Op.if) fallTo(0);
         break;
+      }
       case Op.br:
         target(r.u32());
         terminate();
         break;
-      case Op.brIf:
-        target(r.u32());
-        fallTo(0);
+      case Op.brIf: {
+        const depth = r.u32();
+        target(depth);
+        const i = fKind.length - 1 - depth;
+        const k = fKind[i] as number;
+        if (!perInstr && k !== F_LOOP && k !== F_FUNC && fArity[i] === 0) {
+          // Forward exit without values: keep the block going (the fall-through path is
+          // prepaid with it) and refund the rest of the block when the branch is taken.
+          ev(p, Ev.brIfRefund, refundBlock.length);
+          refundBlock.push(cur);
+          refundFrom.push((cost[cur] as number) + c);
+        } else {
+          fallTo(0);
+        }
         break;
+      }
       case Op.brTable: {
         const n = r.u32();
         for (let i = 0; i <= n; i++) target(r.u32());
@@ -343,16 +386,22 @@ export function planFunction(
         const f = r.u32();
         const host = f < m.numFuncImports;
         if (host) c += m.importCost[f] as number;
-        afterCall(p, r.pos, host);
+        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1);
         break;
       }
       case Op.callIndirect:
         r.u32();
         r.u32();
-        afterCall(p, r.pos, true);
+        afterCall(p, r.pos, true, false);
+        break;
+      case Op.localGet:
+      case Op.localSet:
+      case Op.localTee:
+        if (r.u32() >= shiftLocalsFrom && shiftLocalsFrom >= 0) ev(p, Ev.local, 0);
         break;
       case Op.returnCall:
       case Op.returnCallIndirect: {
+        if (m.carrying) throw new PlacementError('no-carry', 'tail call');
         const f = r.u32();
         if (op === Op.returnCallIndirect) r.u32();
         else if (f < m.numFuncImports) c += m.importCost[f] as number;
@@ -381,6 +430,8 @@ export function planFunction(
   }
   if (r.pos !== end) throw new PlacementError('invalid', 'function body size mismatch');
 
+  const refund = refundBlock.map((b, i) => (cost[b] as number) - (refundFrom[i] as number));
+
   // Lookahead: one reverse sweep (edges are sorted by destination).
   const n = cost.length;
   const w = new Float64Array(n);
@@ -402,11 +453,13 @@ export function planFunction(
     end,
     numLocals,
     hasCalls,
+    hasCarryCalls,
     needsWrapper,
     evPos,
     evKind,
     evArg,
     cost,
+    refund,
     flags,
     w,
     succ,

@@ -61,6 +61,8 @@ export function splitSections(bytes: Uint8Array): Section[] {
 
 export interface FuncType {
   readonly params: number;
+  /** Parameter value types, each as its encoding. */
+  readonly paramTypes: readonly number[];
   /** Result value types, each as its encoding (a single byte for the types Node 20 runs). */
   readonly results: readonly number[];
 }
@@ -92,11 +94,12 @@ export function readTypes(bytes: Uint8Array, s: Section): FuncType[] {
       throw new UnsupportedTypeError(`type form 0x${form.toString(16)} (GC types)`);
     }
     const np = r.u32();
-    for (let p = 0; p < np; p++) valtype(r);
+    const paramTypes: number[] = [];
+    for (let p = 0; p < np; p++) paramTypes.push(valtype(r));
     const nr = r.u32();
     const results: number[] = [];
     for (let k = 0; k < nr; k++) results.push(valtype(r));
-    out.push({ params: np, results });
+    out.push({ params: np, paramTypes, results });
   }
   return out;
 }
@@ -190,4 +193,100 @@ export function readMemories(bytes: Uint8Array, s: Section): MemoryLimits[] {
     out.push({ flags, min, max });
   }
   return out;
+}
+
+/** Skips a constant expression up to its `end`, adding every `ref.func` index to `refs`. */
+function constExpr(r: ByteReader, refs: Set<number>): void {
+  for (;;) {
+    const op = r.byte();
+    switch (op) {
+      case 0x0b:
+        return;
+      case 0x41:
+        r.s32();
+        break;
+      case 0x42:
+        r.skipLeb(10);
+        break;
+      case 0x43:
+        r.skip(4);
+        break;
+      case 0x44:
+        r.skip(8);
+        break;
+      case 0x23:
+        r.u32();
+        break;
+      case 0xd0:
+        r.s33();
+        break;
+      case 0xd2:
+        refs.add(r.u32());
+        break;
+      case 0x6a:
+      case 0x6b:
+      case 0x6c:
+      case 0x7c:
+      case 0x7d:
+      case 0x7e:
+        break;
+      case 0xfd:
+        if (r.u32() !== 12) r.fail('constant expression opcode 0xfd');
+        r.skip(16);
+        break;
+      default:
+        r.fail(`constant expression opcode 0x${op.toString(16)}`);
+    }
+  }
+}
+
+function refType(r: ByteReader): void {
+  const t = r.byte();
+  if (t === 0x63 || t === 0x64) r.s33();
+}
+
+/**
+ * Defined-or-imported functions whose index escapes direct calls: exported, the start
+ * function, in any element segment (active, passive or declarative), or named by `ref.func`
+ * in a global's initializer. A validated module can only `ref.func` (in code) a function
+ * declared in one of these places, so every other function is reached by direct calls only.
+ */
+export function readEscapingFunctions(
+  bytes: Uint8Array,
+  sections: readonly Section[],
+): Set<number> {
+  const refs = new Set<number>();
+  for (const s of sections) {
+    const r = new ByteReader(bytes, s.payloadStart, s.end);
+    if (s.id === SectionId.export) {
+      for (const e of readExports(bytes, s)) if (e.kind === 0) refs.add(e.index);
+    } else if (s.id === SectionId.start) {
+      refs.add(r.u32());
+    } else if (s.id === SectionId.global) {
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        refType(r);
+        r.byte();
+        constExpr(r, refs);
+      }
+    } else if (s.id === SectionId.element) {
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        const flags = r.u32();
+        if (flags > 7) r.fail(`element segment flags ${flags}`);
+        if (flags & 2 && !(flags & 1)) r.u32(); // table index
+        if (!(flags & 1)) constExpr(r, new Set()); // active: offset
+        if (flags & 1 || flags & 2) {
+          if (flags & 4) refType(r);
+          else r.byte(); // elemkind
+        }
+        const count = r.u32();
+        for (let k = 0; k < count; k++) {
+          if (flags & 4) constExpr(r, refs);
+          else refs.add(r.u32());
+        }
+      }
+    }
+  }
+  return refs;
 }
