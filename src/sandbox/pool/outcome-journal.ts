@@ -51,28 +51,45 @@ function viewsOf(journal: SharedArrayBuffer): Views {
   return v;
 }
 
-/** Worker side: appends one outcome; false if it does not fit (post, clear, and retry). */
-export function journalAppend(journal: SharedArrayBuffer, callId: number, o: CallOutcome): boolean {
+/** An outcome without its output bytes, as JSON text (journaled, and posted in batches). */
+export function outcomeMeta(o: CallOutcome): string {
+  return JSON.stringify(
+    o.ok
+      ? { ok: true, durationMs: o.durationMs, fuelUsed: o.fuelUsed }
+      : {
+          ok: false,
+          status: o.status,
+          reason: o.reason,
+          message: o.message,
+          durationMs: o.durationMs,
+          fuelUsed: o.fuelUsed,
+        },
+  );
+}
+
+/** The outcome `outcomeMeta` described, with its output put back. */
+export function outcomeFrom(meta: CallOutcome, output: Uint8Array | null): CallOutcome {
+  return meta.ok ? { ...meta, output } : meta;
+}
+
+/**
+ * Worker side: appends one outcome (`meta` from `outcomeMeta`); false if it does not fit (post,
+ * clear, and retry).
+ */
+export function journalAppend(
+  journal: SharedArrayBuffer,
+  callId: number,
+  meta: string,
+  output: Uint8Array | null,
+): boolean {
   const { words, view, bytes } = viewsOf(journal);
   const used = Atomics.load(words, 0);
-  const output = o.ok ? o.output : null;
-  const meta = o.ok
-    ? { ok: true, durationMs: o.durationMs, fuelUsed: o.fuelUsed }
-    : {
-        ok: false,
-        status: o.status,
-        reason: o.reason,
-        message: o.message,
-        durationMs: o.durationMs,
-        fuelUsed: o.fuelUsed,
-      };
-  const json = JSON.stringify(meta);
   const outLen = output ? output.length : -1;
   const start = HEADER + used;
   const jsonAt = start + ENTRY_HEADER;
   // UTF-8 takes at most 3 bytes per UTF-16 unit.
-  if (jsonAt + json.length * 3 + Math.max(outLen, 0) + 8 > journal.byteLength) return false;
-  const { written } = encoder.encodeInto(json, bytes.subarray(jsonAt));
+  if (jsonAt + meta.length * 3 + Math.max(outLen, 0) + 8 > journal.byteLength) return false;
+  const { written } = encoder.encodeInto(meta, bytes.subarray(jsonAt));
   view.setInt32(start, callId, true);
   view.setInt32(start + 4, written, true);
   view.setInt32(start + 8, outLen, true);
@@ -102,10 +119,8 @@ export function journalRead(journal: SharedArrayBuffer): Map<number, CallOutcome
     const meta = JSON.parse(
       decoder.decode(new Uint8Array(journal, jsonAt, jsonLen).slice()),
     ) as CallOutcome;
-    const outcome: CallOutcome = meta.ok
-      ? { ...meta, output: outLen < 0 ? null : new Uint8Array(journal, outAt, outLen).slice() }
-      : meta;
-    out.set(callId, outcome);
+    const output = outLen < 0 ? null : new Uint8Array(journal, outAt, outLen).slice();
+    out.set(callId, outcomeFrom(meta, output));
     at = outAt + align4(Math.max(outLen, 0));
   }
   return out;

@@ -9,7 +9,7 @@
  * length and the sequence number into the worker's `SharedArrayBuffer` and notifying. A late
  * answer to a call that already timed out carries an old sequence number and is ignored.
  */
-import type { GuestInfo, CallOutcome, CallRequest, CallerContext } from '../types.ts';
+import type { GuestInfo, CallRequest, CallerContext } from '../types.ts';
 import type { PreparedGuest } from '../guest-module.ts';
 import type { PreparedSpec } from '../in-thread-sandbox.ts';
 
@@ -24,15 +24,21 @@ export interface BatchCall {
 
 export type ToWorker =
   | { type: 'load'; spec: PreparedSpec; prepared: PreparedGuest }
-  /** Calls to run in order; their outcomes come back in order, in one or more `results`. */
-  | { type: 'batch'; calls: BatchCall[] }
+  /**
+   * Calls to run in order (`BatchCall[]` as JSON text: cheaper to post than objects); their
+   * outcomes come back in order, in one or more `results`.
+   */
+  | { type: 'batch'; calls: string }
   | { type: 'unload'; pluginId: string };
 
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'loaded'; pluginId: string; info?: GuestInfo; error?: string }
-  /** Outcomes of consecutive calls of the current batch (`callIds[i]` ended `outcomes[i]`). */
-  | { type: 'results'; callIds: number[]; outcomes: CallOutcome[] }
+  /**
+   * Outcomes of consecutive calls of the current batch: `callIds[i]` ended with the outcome
+   * whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.
+   */
+  | { type: 'results'; callIds: number[]; metas: string; outputs: (Uint8Array | null)[] }
   | { type: 'hostcall'; seq: number; caller: CallerContext; fn: string; request: string }
   | {
       type: 'log';

@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { InThreadSandbox } from '../in-thread-sandbox.ts';
 import type { CallOutcome, CallerContext } from '../types.ts';
-import { journalAppend, journalClear } from './outcome-journal.ts';
+import { journalAppend, journalClear, outcomeMeta } from './outcome-journal.ts';
 import {
   type BatchCall,
   CTL_BYTES,
@@ -73,7 +73,7 @@ async function handle(msg: ToWorker): Promise<void> {
       }
       return;
     case 'batch':
-      await runBatch(msg.calls);
+      await runBatch(JSON.parse(msg.calls) as BatchCall[]);
       return;
     case 'unload':
       await sandbox.unload(msg.pluginId);
@@ -83,24 +83,39 @@ async function handle(msg: ToWorker): Promise<void> {
 
 /** Outcomes finished and not posted yet (also in the journal, in case this thread dies). */
 let heldIds: number[] = [];
-let held: CallOutcome[] = [];
+let heldMetas: string[] = [];
+let heldOutputs: (Uint8Array | null)[] = [];
 
 function postHeld(): void {
   if (heldIds.length === 0) return;
-  post({ type: 'results', callIds: heldIds, outcomes: held });
+  const msg: FromWorker = {
+    type: 'results',
+    callIds: heldIds,
+    metas: `[${heldMetas.join(',')}]`,
+    outputs: heldOutputs,
+  };
+  const transfer: ArrayBuffer[] = [];
+  for (const o of heldOutputs)
+    if (o && o.buffer instanceof ArrayBuffer && o.byteLength === o.buffer.byteLength)
+      transfer.push(o.buffer);
+  port?.postMessage(msg, transfer);
   journalClear(init.journal);
   heldIds = [];
-  held = [];
+  heldMetas = [];
+  heldOutputs = [];
 }
 
 function hold(callId: number, outcome: CallOutcome): void {
-  if (!journalAppend(init.journal, callId, outcome)) {
+  const meta = outcomeMeta(outcome);
+  const output = outcome.ok ? outcome.output : null;
+  if (!journalAppend(init.journal, callId, meta, output)) {
     postHeld(); // the journal is full: post what it holds, then this one alone
-    post({ type: 'results', callIds: [callId], outcomes: [outcome] });
+    post({ type: 'results', callIds: [callId], metas: `[${meta}]`, outputs: [output] });
     return;
   }
   heldIds.push(callId);
-  held.push(outcome);
+  heldMetas.push(meta);
+  heldOutputs.push(output);
 }
 
 async function runBatch(calls: BatchCall[]): Promise<void> {

@@ -34,7 +34,7 @@ import type {
   HostCallHandler,
   Sandbox,
 } from '../types.ts';
-import { journalRead, newJournal } from './outcome-journal.ts';
+import { journalRead, newJournal, outcomeFrom } from './outcome-journal.ts';
 import {
   answerHostCall,
   CLAIM_STOLEN,
@@ -209,9 +209,13 @@ export class WorkerPoolSandbox implements Sandbox {
 
   #onMessage(r: Runner, m: FromWorker): void {
     switch (m.type) {
-      case 'results':
-        this.#onResults(r, m.callIds, m.outcomes);
+      case 'results': {
+        const metas = JSON.parse(m.metas) as CallOutcome[];
+        this.#onResults(r, m.callIds, (i) =>
+          outcomeFrom(metas[i] as CallOutcome, m.outputs[i] ?? null),
+        );
         return;
+      }
       case 'hostcall': {
         let response: string;
         try {
@@ -237,10 +241,10 @@ export class WorkerPoolSandbox implements Sandbox {
     }
   }
 
-  #onResults(r: Runner, callIds: number[], outcomes: CallOutcome[]): void {
+  #onResults(r: Runner, callIds: number[], outcomeOf: (i: number) => CallOutcome): void {
     for (let i = 0; i < callIds.length; i++) {
       const id = callIds[i] as number;
-      const outcome = outcomes[i] as CallOutcome;
+      const outcome = outcomeOf(i);
       let call = r.assigned[0];
       if (call?.callId === id) r.assigned.shift();
       else {
@@ -417,13 +421,13 @@ export class WorkerPoolSandbox implements Sandbox {
   }
 
   /**
-   * Dispatches once the current turn of the event loop is done, so that every call made in it
-   * (a burst of due runs, a `Promise.all`) can travel in the same batch.
+   * Dispatches in a microtask, once the code that made this call has run, so that every call it
+   * makes synchronously (a timer's burst of due runs, a `Promise.all`) travels in one batch.
    */
   #scheduleDispatch(): void {
     if (this.#dispatchQueued || this.#closed) return;
     this.#dispatchQueued = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.#dispatchQueued = false;
       this.#dispatch();
     });
@@ -480,7 +484,7 @@ export class WorkerPoolSandbox implements Sandbox {
     r.worker.ref();
     r.progressAt = now;
     Atomics.store(r.ctl, CTL_CLAIM, 0);
-    this.#post(r, { type: 'batch', calls: batch });
+    this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
     if (r.timer) clearTimeout(r.timer);
     const first = batch.length > 1 ? Math.min(STEAL_MS, r.minTimeoutMs) : r.minTimeoutMs;
     r.timer = setTimeout(() => this.#check(r), first);
