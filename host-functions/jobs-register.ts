@@ -5,7 +5,7 @@ import { defineHostFunction, type JobContract } from './types.ts';
 export const jobsRegister = defineHostFunction<JobContract>({
   name: 'jobs_register',
   phases: ['discovery'],
-  fuelCost: 1000,
+  fuelCost: 50_000,
   schema: {
     type: 'object',
     additionalProperties: false,

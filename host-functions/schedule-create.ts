@@ -5,7 +5,7 @@ import { defineHostFunction } from './types.ts';
 export const scheduleCreate = defineHostFunction<Record<string, unknown>>({
   name: 'schedule_create',
   phases: ['discovery', 'run'],
-  fuelCost: 1000,
+  fuelCost: 50_000,
   schema: declarationSchema,
   handle: (services, caller, req) => services.schedules.create(caller, req),
 });

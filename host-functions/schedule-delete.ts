@@ -5,7 +5,7 @@ import { defineHostFunction } from './types.ts';
 export const scheduleDelete = defineHostFunction<{ id: string }>({
   name: 'schedule_delete',
   phases: ['run'],
-  fuelCost: 500,
+  fuelCost: 20_000,
   schema: idRequest,
   handle: (services, caller, req) => services.schedules.delete(caller, req.id),
 });

@@ -5,7 +5,7 @@ import { defineHostFunction } from './types.ts';
 export const scheduleGet = defineHostFunction<{ id: string }>({
   name: 'schedule_get',
   phases: ['discovery', 'run'],
-  fuelCost: 200,
+  fuelCost: 10_000,
   schema: idRequest,
   handle: (services, caller, req) => services.schedules.get(caller, req.id),
 });

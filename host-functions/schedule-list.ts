@@ -5,7 +5,7 @@ import { defineHostFunction } from './types.ts';
 export const scheduleList = defineHostFunction<{ limit?: number; after?: string }>({
   name: 'schedule_list',
   phases: ['discovery', 'run'],
-  fuelCost: 1000,
+  fuelCost: 50_000,
   schema: {
     type: 'object',
     additionalProperties: false,

@@ -5,7 +5,7 @@ import { defineHostFunction } from './types.ts';
 export const schedulePause = defineHostFunction<{ id: string; note?: string }>({
   name: 'schedule_pause',
   phases: ['run'],
-  fuelCost: 500,
+  fuelCost: 20_000,
   schema: {
     type: 'object',
     additionalProperties: false,

@@ -5,7 +5,7 @@ import { defineHostFunction } from './types.ts';
 export const scheduleResume = defineHostFunction<{ id: string }>({
   name: 'schedule_resume',
   phases: ['run'],
-  fuelCost: 500,
+  fuelCost: 20_000,
   schema: idRequest,
   handle: (services, caller, req) => services.schedules.resume(caller, req.id),
 });

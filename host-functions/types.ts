@@ -87,7 +87,12 @@ export interface HostFunctionDef<Req> {
   readonly phases: readonly Phase[];
   /** JSON schema of the request (ajv; additionalProperties false, bounded). */
   readonly schema: Record<string, unknown>;
-  /** Static fuel charged per call once fuel metering is on. */
+  /**
+   * Static fuel charged per call, on top of one unit per byte of request and answer. Priced
+   * near what the call costs the host (a thread hop, validation, often a SQLite statement:
+   * ~10-50 µs, the time a guest runs 10k-50k operators), so a guest cannot buy host work
+   * cheaper than its own.
+   */
   readonly fuelCost: number;
   handle(services: HostServices, caller: CallerContext, request: Req): HostResult;
 }

@@ -4,6 +4,8 @@
  * never on message text. Guest outcomes are values, not exceptions (see sandbox/outcome.ts).
  */
 
+import { FuelErrorCodes } from './fuel/errors.ts';
+
 export const ErrorCodes = {
   HG_CONFIG_INVALID: 'the host config file is missing, not JSON, or does not match its schema',
   HG_MANIFEST_INVALID: 'a plugin manifest is missing, not JSON, or does not match its schema',
@@ -18,6 +20,9 @@ export const ErrorCodes = {
   HG_STORE_VERSION: 'the store was written by a newer version of Hourglass',
   HG_HOST_STATE: 'the host was used in the wrong state (e.g. registration after start)',
   HG_CLI_USAGE: 'a CLI command was called with bad arguments',
+  // The fuel instrumenter's own codes (`FuelError`; `hourglass instrument` prints them, and a
+  // plugin load that fails on one is HG_PLUGIN_LOAD with the FuelError as its cause).
+  ...FuelErrorCodes,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,4 +1,4 @@
-;; host-flood: run() calls schedule_get in a tight loop forever (ends at its deadline).
+;; host-flood: run() calls schedule_get in a tight loop forever (ends out_of_fuel: each host call costs fuel).
 (module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))

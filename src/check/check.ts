@@ -62,8 +62,11 @@ export interface Finding {
 export interface PhaseReport {
   readonly status: 'ok' | 'failed' | 'not_called';
   readonly durationMs: number | null;
-  /** Fuel used, or null when fuel metering is not wired into the sandbox. */
+  /** Fuel used (a trapped call is billed its whole budget), or null when not called. */
   readonly fuelUsed: number | null;
+  /** The phase's fuel budget (the manifest's, or the default). */
+  readonly fuelBudget: number;
+  /** `used of budget`, for people. */
   readonly fuel: string;
   readonly detail: string | null;
   readonly hostCalls: readonly { fn: string; answer: string }[];
@@ -93,7 +96,7 @@ export interface CheckReport {
     readonly sha256: string;
     readonly valid: boolean;
     readonly memory: MemoryLimits | null;
-    /** The manifest's `limits.memoryPages` (Extism's block allowance). */
+    /** The manifest's `limits.memoryPages`: the cap on the guest's linear memory. */
     readonly manifestMemoryPages: number;
   } | null;
   readonly imports: readonly { name: string; kind: string; role: ImportRole; note: string }[];
@@ -112,7 +115,6 @@ export interface CheckReport {
   } | null;
 }
 
-const FUEL_NA = 'n/a (fuel metering not wired yet)';
 const CHECK_TENANT = 'check';
 const CHECK_SCHEDULE = 'hourglass-check';
 
@@ -212,7 +214,7 @@ function scheduleReport(s: ScheduleRecord, now: number): ScheduleReport {
   };
 }
 
-function phaseReport(sandbox: RecordingSandbox, phase: Phase): PhaseReport {
+function phaseReport(sandbox: RecordingSandbox, phase: Phase, fuelBudget: number): PhaseReport {
   const hostCalls = sandbox.hostCalls
     .filter((c) => c.phase === phase)
     .map((c) => ({ fn: c.fn, answer: c.answer }));
@@ -222,7 +224,8 @@ function phaseReport(sandbox: RecordingSandbox, phase: Phase): PhaseReport {
       status: 'not_called',
       durationMs: null,
       fuelUsed: null,
-      fuel: FUEL_NA,
+      fuelBudget,
+      fuel: 'not called',
       detail: null,
       hostCalls,
     };
@@ -231,7 +234,8 @@ function phaseReport(sandbox: RecordingSandbox, phase: Phase): PhaseReport {
     status: last.ok ? 'ok' : 'failed',
     durationMs: Math.round(last.durationMs * 1000) / 1000,
     fuelUsed: last.fuelUsed,
-    fuel: last.fuelUsed === null ? FUEL_NA : String(last.fuelUsed),
+    fuelBudget,
+    fuel: `${last.fuelUsed ?? '?'} of ${fuelBudget}`,
     detail: last.ok ? null : `${last.status} (${last.reason}): ${last.message}`,
     hostCalls,
   };
@@ -416,7 +420,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckResult> {
   const phases: Partial<Record<Phase, PhaseReport>> = {};
   if (rec) {
     for (const phase of ['discovery', 'run', 'cleanup'] as const) {
-      const r = phaseReport(rec, phase);
+      const r = phaseReport(rec, phase, (manifest?.limits ?? DEFAULT_LIMITS).fuel[phase]);
       if (r.status !== 'not_called' || r.hostCalls.length > 0) phases[phase] = r;
     }
     for (const call of rec.hostCalls) {
@@ -544,7 +548,7 @@ function formatReport(r: CheckReport, opts: CheckOptions): string {
       line('Memory     no linear memory');
     }
     line(
-      `           manifest limits.memoryPages: ${b.manifestMemoryPages} (Extism's allowance for its own blocks)`,
+      `           manifest limits.memoryPages: ${b.manifestMemoryPages} (the cap on its linear memory)`,
     );
   }
   if (r.imports.length > 0) {

@@ -8,6 +8,7 @@ import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
 import { Host } from '../host/host.ts';
 import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
+import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
 import { isoOrDash, table, truncate } from './format.ts';
 import { applyCommand, openStore, resolveConfig } from './store-access.ts';
 
@@ -29,6 +30,22 @@ const common: Options = {
 const storeOpt: Options = { store: { type: 'string' } };
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
+
+/** Prints a fuel command's result; returns its exit code. */
+function emit(r: CommandResult): number {
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  return r.exitCode;
+}
+
+/** A non-negative integer option, or a usage error naming it. */
+function intOpt(v: Values, k: string): number | undefined {
+  const x = str(v, k);
+  if (x === undefined) return undefined;
+  if (!/^\d+$/.test(x) || !Number.isSafeInteger(Number(x)))
+    throw new HourglassError('HG_CLI_USAGE', `--${k} must be a non-negative integer, got '${x}'`);
+  return Number(x);
+}
 
 function str(v: Values, k: string): string | undefined {
   const x = v[k];
@@ -201,7 +218,17 @@ const COMMANDS: Record<string, Command> = {
         }
         out(
           table(
-            ['RUN', 'SCHEDULE', 'TRIGGER', 'STATUS', 'SCHEDULED', 'STARTED', 'MS', 'DETAIL'],
+            [
+              'RUN',
+              'SCHEDULE',
+              'TRIGGER',
+              'STATUS',
+              'SCHEDULED',
+              'STARTED',
+              'MS',
+              'FUEL',
+              'DETAIL',
+            ],
             rows.map((r) => [
               String(r.id),
               r.scheduleKey,
@@ -210,6 +237,7 @@ const COMMANDS: Record<string, Command> = {
               isoOrDash(r.scheduledAt),
               isoOrDash(r.startedAt),
               r.finishedAt === null ? '-' : String(r.finishedAt - r.startedAt),
+              r.fuelUsed === null ? '-' : String(r.fuelUsed),
               truncate(
                 r.error ? `${r.reason ?? ''}: ${r.error}` : (r.reason ?? r.result ?? ''),
                 80,
@@ -246,6 +274,64 @@ const COMMANDS: Record<string, Command> = {
       });
       out(r.text);
       return r.exitCode;
+    },
+  },
+  instrument: {
+    summary: 'write the fuel-metered version of a .wasm (what the sandbox runs; docs/fuel.md)',
+    usage:
+      'hourglass instrument IN.wasm -o OUT.wasm [--cost-table FILE.json] [--memory-pages N] [--max-depth N]',
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      output: { type: 'string', short: 'o' },
+      'cost-table': { type: 'string' },
+      'memory-pages': { type: 'string' },
+      'max-depth': { type: 'string' },
+    },
+    positionals: 1,
+    async run(v, [input]) {
+      const output = str(v, 'output');
+      if (output === undefined) throw new HourglassError('HG_CLI_USAGE', '-o OUT.wasm is required');
+      const costTable = str(v, 'cost-table');
+      const memoryMaxPages = intOpt(v, 'memory-pages');
+      const maxCallDepth = intOpt(v, 'max-depth');
+      return emit(
+        await runInstrumentCommand({
+          input: input as string,
+          output,
+          ...(costTable === undefined ? {} : { costTable }),
+          ...(memoryMaxPages === undefined ? {} : { memoryMaxPages }),
+          ...(maxCallDepth === undefined ? {} : { maxCallDepth }),
+        }),
+      );
+    },
+  },
+  fuel: {
+    summary: 'call one export of a guest under a fuel budget; print the fuel used and the outcome',
+    usage:
+      'hourglass fuel GUEST.wasm --call EXPORT [--input TEXT] [--budget N] [--cost-table FILE.json]',
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      call: { type: 'string' },
+      input: { type: 'string' },
+      budget: { type: 'string' },
+      'cost-table': { type: 'string' },
+    },
+    positionals: 1,
+    async run(v, [guest]) {
+      const call = str(v, 'call');
+      if (call === undefined) throw new HourglassError('HG_CLI_USAGE', '--call EXPORT is required');
+      const input = str(v, 'input');
+      const budget = intOpt(v, 'budget');
+      const costTable = str(v, 'cost-table');
+      return emit(
+        await runFuelCommand({
+          guest: guest as string,
+          call,
+          ...(input === undefined ? {} : { input }),
+          ...(budget === undefined ? {} : { budget }),
+          ...(costTable === undefined ? {} : { costTable }),
+        }),
+      );
     },
   },
   pause: operatorCommand('pause', 'pause a schedule (through the running host if there is one)'),

@@ -22,6 +22,13 @@ export interface TenantQuotas {
   readonly maxPayloadBytes: number;
   /** Largest run output (bytes); larger output fails the run. @defaultValue 1048576 */
   readonly maxOutputBytes: number;
+  /**
+   * Most fuel any one guest call of the tenant may get, whatever its plugin's manifest asks
+   * for (each phase's budget is min(manifest, this)). @defaultValue 10000000000
+   */
+  readonly maxFuelPerCall: number;
+  /** Largest linear memory a plugin of the tenant may get (64 KiB pages). @defaultValue 1024 */
+  readonly maxMemoryPages: number;
 }
 
 export interface PluginEntry {
@@ -67,6 +74,8 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
   maxRunsInFlight: 4,
   maxPayloadBytes: 65_536,
   maxOutputBytes: 1_048_576,
+  maxFuelPerCall: 10_000_000_000,
+  maxMemoryPages: 1024,
 });
 
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
@@ -90,6 +99,8 @@ const quotaProps = {
   maxRunsInFlight: { type: 'integer', minimum: 1, maximum: 10_000 },
   maxPayloadBytes: { type: 'integer', minimum: 0, maximum: 16_777_216 },
   maxOutputBytes: { type: 'integer', minimum: 0, maximum: 67_108_864 },
+  maxFuelPerCall: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+  maxMemoryPages: { type: 'integer', minimum: 1, maximum: 65_536 },
 };
 
 const validateConfig = compile<RawConfig>({

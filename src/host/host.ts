@@ -9,7 +9,12 @@ import { type Capability } from '../capabilities.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { HostConfig, PluginEntry, TenantConfig, TenantQuotas } from '../config/host-config.ts';
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
-import { loadManifest, type PluginManifest } from '../plugin/manifest.ts';
+import {
+  capLimits,
+  loadManifest,
+  type PluginLimits,
+  type PluginManifest,
+} from '../plugin/manifest.ts';
 import { InThreadSandbox } from '../sandbox/in-thread-sandbox.ts';
 import { WorkerPoolSandbox } from '../sandbox/pool/worker-pool-sandbox.ts';
 import type { CallerContext, HostCallHandler, Sandbox } from '../sandbox/types.ts';
@@ -46,6 +51,8 @@ export interface LoadedPlugin {
   readonly tenant: string;
   readonly manifest: PluginManifest;
   readonly granted: ReadonlySet<Capability>;
+  /** The manifest's limits within the tenant's caps: what the sandbox enforces. */
+  readonly limits: PluginLimits;
 }
 
 type State = 'new' | 'started' | 'stopping' | 'stopped';
@@ -93,6 +100,7 @@ export class Host implements HostServices {
         sandbox: this.#sandbox,
         clock: this.clock,
         quotas,
+        runFuelBudget: (pluginId) => this.#plugins.get(pluginId)?.limits.fuel.run ?? null,
         onFinished: (run) => this.events.emit('run:finished', run),
       }),
       events: {
@@ -222,13 +230,14 @@ export class Host implements HostServices {
       tenant: tenant.id,
       manifest,
       granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
+      limits: capLimits(manifest.limits, tenant.quotas),
     };
     const info = await this.#sandbox.load({
       pluginId,
       tenant: tenant.id,
       wasm,
       config: { ...manifest.config, ...entry.config },
-      limits: manifest.limits,
+      limits: plugin.limits,
     });
     this.#plugins.set(pluginId, plugin);
     try {

@@ -35,6 +35,8 @@ const validateOutput = compile<RunOutput>({
   properties: { cursor: {}, result: {} },
 });
 
+const BILLED_IN_FULL: ReadonlySet<RunStatus> = new Set(['timed_out', 'worker_crashed']);
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export interface RunExecutorDeps {
@@ -42,6 +44,8 @@ export interface RunExecutorDeps {
   readonly sandbox: Sandbox;
   readonly clock: Clock;
   readonly quotas: (tenant: string) => TenantQuotas;
+  /** The run-phase fuel budget the sandbox gives the plugin's calls (null: not metered). */
+  readonly runFuelBudget?: (pluginId: string) => number | null;
   readonly onFinished?: (run: RunRecord) => void;
 }
 
@@ -78,6 +82,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
     // The cursor may have changed since the schedule record was read (buffered runs).
     const fresh = deps.store.getSchedule(s.key);
     const ctx = runContext({ ...run, schedule: fresh ?? s });
+    const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
     let fin: Finish;
     try {
       const outcome = await deps.sandbox.call(s.pluginId, {
@@ -97,7 +102,9 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
           reason: outcome.reason,
           error: outcome.message,
           outputBytes: null,
-          fuelUsed: outcome.fuelUsed,
+          // A call the host had to stop (deadline, dead worker) is billed its whole budget,
+          // like any other trap (docs/fuel.md).
+          fuelUsed: outcome.fuelUsed ?? (BILLED_IN_FULL.has(outcome.status) ? fuelBudget : null),
           result: null,
         };
       } else {
@@ -124,7 +131,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
         error: fin.error,
         outputBytes: fin.outputBytes,
         fuelUsed: fin.fuelUsed,
-        fuelBudget: null,
+        fuelBudget,
         result: fin.result,
       });
       if (fin.cursor !== undefined)
@@ -140,7 +147,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       scheduledAt: run.scheduledAt,
       startedAt: run.firedAt,
       attempt: run.attempt,
-      fuelBudget: null,
+      fuelBudget,
       ...outcome,
       finishedAt,
     });

@@ -13,7 +13,10 @@ export interface PluginLimits {
   readonly memoryPages: number;
   /** Wall-clock deadline per guest call. @defaultValue 5000 */
   readonly timeoutMs: number;
-  /** Fuel budget per phase (enforced once fuel metering is wired in). */
+  /**
+   * Fuel budget per guest call, by phase (operators at the cost table's prices; see
+   * docs/fuel.md). `discovery` also pays for the module's start function.
+   */
   readonly fuel: { readonly discovery: number; readonly run: number; readonly cleanup: number };
 }
 
@@ -82,6 +85,26 @@ const validateManifest = compile<RawManifest>({
     },
   },
 });
+
+/** The caps a tenant puts on its plugins' limits (see `TenantQuotas`). */
+export interface LimitCaps {
+  readonly maxFuelPerCall: number;
+  readonly maxMemoryPages: number;
+}
+
+/** A plugin's limits within its tenant's caps: each one is min(asked, cap). */
+export function capLimits(limits: PluginLimits, caps: LimitCaps): PluginLimits {
+  const fuel = (n: number) => Math.min(n, caps.maxFuelPerCall);
+  return Object.freeze({
+    memoryPages: Math.min(limits.memoryPages, caps.maxMemoryPages),
+    timeoutMs: limits.timeoutMs,
+    fuel: Object.freeze({
+      discovery: fuel(limits.fuel.discovery),
+      run: fuel(limits.fuel.run),
+      cleanup: fuel(limits.fuel.cleanup),
+    }),
+  });
+}
 
 export function parseManifest(value: unknown, file: string): PluginManifest {
   const r = validateManifest(value);

@@ -1,10 +1,20 @@
 /**
  * Preparing a guest binary for the sandbox: validate it, check its imports and exports
- * against the ABI (docs/guest-abi.md), rewrite it for return-code capture, and compile it.
+ * against the ABI (docs/guest-abi.md), instrument it for fuel (src/fuel/, which also clamps
+ * its memory and bounds its call depth), rewrite it for return-code capture, and compile it.
+ *
+ * The two rewrites compose: the instrumenter runs first and the return-code wrapper only
+ * appends (a wrapper per entry export that calls the metered original), so the wrappers are
+ * unmetered glue and every guest operator is metered. Compiled modules are cached by the
+ * original's hash, the instrumenter and cost-table versions and every option that changes the
+ * output, so reloading a plugin (or another plugin with the same bytes) compiles nothing.
  */
 import { createHash } from 'node:crypto';
 import { isCapability } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
+import { cacheKey } from '../fuel/cache.ts';
+import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
+import type { PluginLimits } from '../plugin/manifest.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;
@@ -19,20 +29,33 @@ export interface PreparedGuest {
   readonly exports: readonly string[];
   readonly imports: readonly string[];
   readonly usesWasi: boolean;
+  /** What the fuel instrumenter did (sizes, metered blocks, time). */
+  readonly fuel: InstrumentStats;
 }
+
+interface Compiled {
+  readonly module: WebAssembly.Module;
+  readonly fuel: InstrumentStats;
+}
+
+/** Compiled guests by cache key; small, since each entry holds a compiled module. */
+const compiled = new Map<string, Compiled>();
+const MAX_CACHED = 64;
 
 function loadError(pluginId: string, problem: string, cause?: unknown): HourglassError {
   return new HourglassError('HG_PLUGIN_LOAD', `plugin ${pluginId}: ${problem}`, { cause });
 }
 
 /**
- * `memoryMaxPages` caps the guest's linear memory (the module's declared maximum is clamped to
- * it): the only real memory limit, since Extism's `maxPages` covers Extism's own blocks only.
+ * `limits.memoryPages` caps the guest's linear memory (the module's declared maximum is clamped
+ * to it): the only real memory limit, since Extism's `maxPages` covers Extism's own blocks
+ * only. `limits.fuel.discovery` is also the budget of the module's start function (and of
+ * WASI `_initialize`), which runs while an instance is created.
  */
 export async function prepareGuest(
   pluginId: string,
   wasm: Uint8Array<ArrayBuffer>,
-  memoryMaxPages?: number,
+  limits: PluginLimits,
 ): Promise<PreparedGuest> {
   const sha256 = createHash('sha256').update(wasm).digest('hex');
   if (wasm.length >= 8 && wasm[4] !== 0x01) {
@@ -80,27 +103,37 @@ export async function prepareGuest(
     throw loadError(pluginId, `imports unknown function '${name}'`);
   }
 
-  let rewritten: Uint8Array<ArrayBuffer>;
-  try {
-    rewritten = wrapReturnCodes(
-      wasm,
-      GUEST_EXPORTS,
-      memoryMaxPages === undefined ? {} : { memoryMaxPages },
-    ).bytes;
-  } catch (err) {
-    throw loadError(pluginId, `cannot be prepared: ${(err as Error).message}`, err);
+  const options: InstrumentOptions = {
+    memoryMaxPages: limits.memoryPages,
+    initialFuel: limits.fuel.discovery,
+  };
+  const key = cacheKey(sha256, options);
+  let entry = compiled.get(key);
+  if (!entry) {
+    let rewritten: Uint8Array<ArrayBuffer>;
+    let fuel: InstrumentStats;
+    try {
+      const metered = instrument(wasm, options);
+      fuel = metered.stats;
+      rewritten = wrapReturnCodes(metered.bytes, GUEST_EXPORTS).bytes;
+    } catch (err) {
+      throw loadError(pluginId, `cannot be prepared: ${(err as Error).message}`, err);
+    }
+    try {
+      entry = { module: await WebAssembly.compile(rewritten), fuel };
+    } catch (err) {
+      throw loadError(pluginId, `does not compile: ${(err as Error).message}`, err);
+    }
+    compiled.set(key, entry);
+    if (compiled.size > MAX_CACHED) compiled.delete(compiled.keys().next().value as string);
   }
-  let module: WebAssembly.Module;
-  try {
-    module = await WebAssembly.compile(rewritten);
-  } catch (err) {
-    throw loadError(pluginId, `does not compile: ${(err as Error).message}`, err);
-  }
+  const { module, fuel } = entry;
   return {
     module,
     sha256,
     exports: [...funcExports],
     imports: imports.map((i) => `${i.module}.${i.name}`),
     usesWasi,
+    fuel,
   };
 }

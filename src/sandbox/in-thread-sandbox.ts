@@ -4,12 +4,19 @@
  * trapped guest's allocator or shadow stack may be mid-update). Host functions are answered
  * synchronously by the `HostCallHandler`.
  *
- * It cannot interrupt a guest that never returns; that needs a worker (see the pool) or fuel.
+ * Every call is metered (docs/fuel.md): the instance's fuel global is set to the phase's
+ * budget before the call and read after it, so a guest that never returns ends `out_of_fuel`.
+ * Host functions charge their static cost plus one unit per byte moved. A host call refused
+ * for `capability` or `phase` ends the call as `host_call_denied`: the guest still receives
+ * the error answer, but its fuel is drained, so it traps at the check that follows every host
+ * call (a trap, unlike a JS exception, cannot be caught by the guest).
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
+import { hostFunction } from '../../host-functions/registry.ts';
 import { CAPABILITIES } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
+import { FuelMeter } from '../fuel/meter.ts';
 import { prepareGuest, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
 import { RC_GLOBAL } from './return-code.ts';
 import type {
@@ -24,11 +31,16 @@ import type {
 
 /** Largest host-function request accepted (bytes); larger ones get `too_large`. */
 export const MAX_HOST_REQUEST_BYTES = 65_536;
+/** Log lines kept per guest call (guest `log_*` and Extism's own); the rest are dropped. */
+export const MAX_LOG_LINES_PER_CALL = 1_000;
 const GUEST_ERROR_PREFIX = 'Plugin-originated error: ';
 
 interface CallState {
   caller: CallerContext;
   abort: string | null;
+  /** Why a host call was refused for capability or phase (ends the call). */
+  denied: string | null;
+  logLines: number;
 }
 
 /** A guest spec without its bytes (the compiled module travels separately). */
@@ -40,6 +52,8 @@ interface LoadedGuest {
   plugin: Plugin | null;
   /** The live instance's exported memory (for reading abort messages). */
   memory: WebAssembly.Memory | null;
+  /** The live instance's fuel meter. */
+  meter: FuelMeter | null;
   /** Calls to one instance are serialized: Extism's call state is per instance. */
   queue: Promise<unknown>;
   /** Set during a call: the caller and what the guest reported through `env.abort`. */
@@ -58,6 +72,18 @@ export interface InThreadSandboxOptions {
   readonly onGuestLog?: (entry: GuestLogEntry) => void;
 }
 
+/** A host answer refusing the call for capability or phase (these end the guest call). */
+const DENIED = /^\{"error":\{"code":"(capability|phase)"/;
+
+function errorMessageOf(answer: string): string {
+  try {
+    const parsed = JSON.parse(answer) as { error?: { message?: unknown } };
+    return String(parsed.error?.message ?? '');
+  } catch {
+    return '';
+  }
+}
+
 export function hostError(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } });
 }
@@ -71,10 +97,7 @@ export class InThreadSandbox implements Sandbox {
   }
 
   async load(spec: GuestSpec): Promise<GuestInfo> {
-    return this.loadPrepared(
-      spec,
-      await prepareGuest(spec.pluginId, spec.wasm, spec.limits.memoryPages),
-    );
+    return this.loadPrepared(spec, await prepareGuest(spec.pluginId, spec.wasm, spec.limits));
   }
 
   /** Loads a guest whose module was already prepared and compiled (e.g. on another thread). */
@@ -84,6 +107,7 @@ export class InThreadSandbox implements Sandbox {
       prepared,
       plugin: null,
       memory: null,
+      meter: null,
       state: null,
       queue: Promise.resolve(),
     };
@@ -105,8 +129,10 @@ export class InThreadSandbox implements Sandbox {
 
   async #instantiate(guest: LoadedGuest): Promise<Plugin> {
     const plugin = await this.#createPlugin(guest);
-    const memory = (await plugin.getInstance()).exports.memory;
+    const instance = await plugin.getInstance();
+    const memory = instance.exports.memory;
     guest.memory = memory instanceof WebAssembly.Memory ? memory : null;
+    guest.meter = new FuelMeter(instance);
     return plugin;
   }
 
@@ -116,8 +142,13 @@ export class InThreadSandbox implements Sandbox {
     for (const name of CAPABILITIES) {
       userFns[name] = (cx, offset) => BigInt(cx.store(this.#hostCall(guest, name, cx, offset)));
     }
-    const log = (level: GuestLogEntry['level']) => (message: string) =>
+    // Extism logs through this too (e.g. one line per refused `alloc`), so a guest can flood
+    // it: each call may log MAX_LOG_LINES_PER_CALL lines; the rest are counted, then reported.
+    const log = (level: GuestLogEntry['level']) => (message: string) => {
+      const state = guest.state;
+      if (state && ++state.logLines > MAX_LOG_LINES_PER_CALL) return;
       this.#opts.onGuestLog?.({ pluginId, level, message: String(message).slice(0, 4096) });
+    };
     const logger = {
       trace: log('trace'),
       debug: log('debug'),
@@ -165,8 +196,22 @@ export class InThreadSandbox implements Sandbox {
         `request is ${size} bytes; the limit is ${MAX_HOST_REQUEST_BYTES}`,
       );
     }
+    const meter = guest.meter;
+    const state = guest.state;
+    if (!meter || !state) return hostError('internal', 'no live instance');
+    // Static cost plus the bytes moved in; the answer's bytes are charged after it.
+    if (!meter.charge(BigInt((hostFunction(fn)?.fuelCost ?? 0) + Number(size)))) {
+      return hostError('out_of_fuel', `not enough fuel left to call ${fn}`);
+    }
     const text = cx.read(offset)?.text() ?? '';
-    return this.#opts.hostCall(caller, fn, text);
+    const answer = this.#opts.hostCall(caller, fn, text);
+    meter.charge(BigInt(answer.length));
+    const denied = DENIED.exec(answer);
+    if (denied) {
+      state.denied = `${fn}: ${denied[1] ?? 'refused'}: ${errorMessageOf(answer)}`;
+      meter.charge(meter.remaining() + 1n);
+    }
+    return answer;
   }
 
   call(pluginId: string, req: CallRequest): Promise<CallOutcome> {
@@ -181,8 +226,10 @@ export class InThreadSandbox implements Sandbox {
   }
 
   async #call(guest: LoadedGuest, req: CallRequest): Promise<CallOutcome> {
+    const limits = guest.spec.limits;
     const started = performance.now();
     const elapsed = () => performance.now() - started;
+    let fuelUsed: number | null = null;
     const fail = (
       status: Extract<CallOutcome, { ok: false }>['status'],
       reason: string,
@@ -193,11 +240,11 @@ export class InThreadSandbox implements Sandbox {
       reason,
       message,
       durationMs: elapsed(),
-      fuelUsed: null,
+      fuelUsed,
     });
     if (!guest.prepared.exports.includes(req.fn)) {
       return req.fn === 'cleanup'
-        ? { ok: true, output: null, durationMs: 0, fuelUsed: null }
+        ? { ok: true, output: null, durationMs: 0, fuelUsed: 0 }
         : fail('failed', 'missing_export', `export '${req.fn}' does not exist`);
     }
     let plugin: Plugin;
@@ -206,9 +253,13 @@ export class InThreadSandbox implements Sandbox {
     } catch (err) {
       return fail('trapped', 'instantiate', `cannot instantiate: ${(err as Error).message}`);
     }
-    guest.state = { caller: req.caller, abort: null };
+    const meter = guest.meter;
+    if (!meter) return fail('trapped', 'instantiate', 'the instance has no fuel meter');
+    meter.setBudget(limits.fuel[req.caller.phase]);
+    guest.state = { caller: req.caller, abort: null, denied: null, logLines: 0 };
     try {
       const out = await plugin.call(req.fn, req.input ?? '', req.caller);
+      fuelUsed = Number(meter.settle().fuelUsed);
       const instance = await plugin.getInstance();
       const rc = (instance.exports[RC_GLOBAL] as WebAssembly.Global | undefined)?.value as
         number | undefined;
@@ -219,19 +270,36 @@ export class InThreadSandbox implements Sandbox {
         ok: true,
         output: out ? new Uint8Array(out.bytes()) : null,
         durationMs: elapsed(),
-        fuelUsed: null,
+        fuelUsed,
       };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith(GUEST_ERROR_PREFIX)) {
+        // The export returned (and wrote its fuel back); Extism threw for its error_set.
+        fuelUsed = Number(meter.settle().fuelUsed);
         return fail('failed', 'guest_error', message.slice(GUEST_ERROR_PREFIX.length));
       }
+      const settled = meter.settle(err);
+      fuelUsed = Number(settled.fuelUsed);
       // Anything else leaves the instance in an unknown state: discard it.
       const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
       guest.plugin = null;
       guest.memory = null;
+      guest.meter = null;
       await plugin.close().catch(() => undefined);
-      if (pages >= guest.spec.limits.memoryPages) {
+      if (guest.state.denied)
+        return fail('host_call_denied', 'host_call_denied', guest.state.denied);
+      if (settled.outcome === 'out_of_fuel') {
+        return fail(
+          'out_of_fuel',
+          'out_of_fuel',
+          `${req.fn}() used its whole budget of ${meter.currentBudget()} fuel`,
+        );
+      }
+      if (settled.outcome === 'stack_overflow' && meter.depthExceeded()) {
+        return fail('stack_overflow', 'call_depth', `${req.fn}() exceeded the call-depth limit`);
+      }
+      if (pages >= limits.memoryPages) {
         const why = guest.state.abort ?? message;
         return fail(
           'memory_limit',
@@ -245,6 +313,14 @@ export class InThreadSandbox implements Sandbox {
       if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
       return fail('trapped', 'exception', message);
     } finally {
+      const dropped = guest.state.logLines - MAX_LOG_LINES_PER_CALL;
+      if (dropped > 0) {
+        this.#opts.onGuestLog?.({
+          pluginId: guest.spec.pluginId,
+          level: 'warn',
+          message: `${dropped} more log lines of this ${req.fn}() call were dropped (limit ${MAX_LOG_LINES_PER_CALL})`,
+        });
+      }
       guest.state = null;
     }
   }

@@ -94,22 +94,9 @@ export interface ReturnCodeRewrite {
 
 /**
  * Wraps the named `() -> i32` exports. Throws on a malformed binary (callers validate with
- * `WebAssembly.validate` first) and on exports that use the reserved `__hg_` prefix.
+ * `WebAssembly.validate` first) and on a module that already exports `__hg_rc`.
  */
-export interface RewriteOptions {
-  /**
-   * Clamp every memory the module defines to at most this many 64 KiB pages (its declared
-   * maximum becomes min(declared, cap)); a module whose initial size is over the cap is refused.
-   * Extism's `maxPages` does not limit guest memory; the module's own maximum does.
-   */
-  readonly memoryMaxPages?: number;
-}
-
-export function wrapReturnCodes(
-  wasm: Uint8Array,
-  names: readonly string[],
-  opts: RewriteOptions = {},
-): ReturnCodeRewrite {
+export function wrapReturnCodes(wasm: Uint8Array, names: readonly string[]): ReturnCodeRewrite {
   const r = new Reader(wasm);
   const header = r.bytes(8);
   const sections: Section[] = [];
@@ -193,10 +180,10 @@ export function wrapReturnCodes(
     const n = er.u32();
     for (let i = 0; i < n; i++) exports.push({ name: er.name(), kind: er.byte(), index: er.u32() });
   }
+  // Other `__hg_` exports are the fuel instrumenter's (it runs first); the guest's own are
+  // refused by prepareGuest before either rewrite.
   for (const e of exports) {
-    if (e.name.startsWith(RESERVED_EXPORT_PREFIX)) {
-      throw new Error(`export '${e.name}' uses the reserved prefix '${RESERVED_EXPORT_PREFIX}'`);
-    }
+    if (e.name === RC_GLOBAL) throw new Error(`export '${e.name}' is reserved`);
   }
 
   const rcType = typeIsRcFn.length;
@@ -233,9 +220,6 @@ export function wrapReturnCodes(
   }
 
   const replaced = new Map<number, Uint8Array>();
-  const memSec = find(5);
-  if (memSec && opts.memoryMaxPages !== undefined)
-    replaced.set(5, clampMemories(memSec.payload, opts.memoryMaxPages));
   replaced.set(1, vecBytes(typeIsRcFn.length + 1, typeEntries, [0x60, 0x00, 0x01, 0x7f]));
   replaced.set(
     3,
@@ -287,22 +271,6 @@ function skipValType(r: Reader): number {
   // Typed references (function-references proposal) carry a heap type.
   if (t === 0x63 || t === 0x64) r.u32();
   return t;
-}
-
-function clampMemories(payload: Uint8Array, cap: number): Uint8Array {
-  const r = new Reader(payload);
-  const n = r.u32();
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const flags = r.byte();
-    if (flags & 0x04) throw new Error('64-bit memories are not supported');
-    const min = r.u32();
-    const max = flags & 0x01 ? r.u32() : Infinity;
-    if (min > cap)
-      throw new Error(`memory ${i} starts at ${min} pages, over the plugin's cap of ${cap}`);
-    out.push(flags | 0x01, ...u32(min), ...u32(Math.min(max, cap)));
-  }
-  return vecBytes(n, out);
 }
 
 function skipLimits(r: Reader): void {

@@ -39,7 +39,7 @@ for (const { lang, name } of EXAMPLES) {
     const text = await runCheck({ wasm, manifest, now: T0 });
     assert.equal(text.exitCode, 0, text.text);
     assert.match(text.text, /^ACCEPTED: Hourglass would load this guest\.$/m);
-    assert.match(text.text, /fuel used: n\/a \(fuel metering not wired yet\)/);
+    assert.match(text.text, /Discovery +ok.*; fuel used: [1-9]\d* of 50000000/);
     const bare = await checkJson({ wasm });
     assert.equal(bare.exitCode, 0, JSON.stringify(bare.report.problems));
     assert.equal(bare.report.verdict, 'accepted');
@@ -67,7 +67,11 @@ test('check reports declarations with their next five fire times in their time z
     ['weekday-report'],
   );
   assert.equal(report.phases.discovery?.status, 'ok');
-  assert.equal(report.phases.discovery?.fuel, 'n/a (fuel metering not wired yet)');
+  const discovery = report.phases.discovery;
+  assert.ok(
+    discovery?.fuelUsed && discovery.fuelUsed > 0 && discovery.fuelUsed < discovery.fuelBudget,
+  );
+  assert.equal(discovery.fuelBudget, 50_000_000);
   assert.ok(report.binary?.memory && report.binary.memory.initial > 0);
 
   const text = (await runCheck({ wasm, manifest, now: T0 })).text;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
@@ -140,4 +140,33 @@ test('CLI errors: one line, non-zero exit; --help everywhere', (t) => {
   const noStore = cli(['runs'], dir);
   assert.equal(noStore.code, 1);
   assert.match(noStore.err, /HG_STORE/);
+});
+
+test('`hourglass instrument` writes a metered module; `hourglass fuel` reports fuel and the outcome', (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, 'spin.metered.wasm');
+  const inst = cli(['instrument', GUEST.wat('spin'), '-o', out, '--memory-pages', '4'], dir);
+  assert.equal(inst.code, 0, inst.err);
+  assert.match(inst.out, /functions, \d+ metered blocks/);
+  const exports = WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(out)));
+  assert.ok(exports.some((e) => e.name === '__hg_fuel' && e.kind === 'global'));
+
+  const spin = cli(['fuel', GUEST.wat('spin'), '--call', 'run', '--budget', '100000'], dir);
+  assert.equal(spin.code, 1);
+  assert.match(spin.out, /^outcome: out_of_fuel$/m);
+  assert.match(spin.out, /^fuel used: 100000 of 100000/m);
+
+  // Discovery of a real guest completes: fuel used is exact and the same on every call.
+  const runs = [1, 2].map(() => cli(['fuel', GUEST.wat('noop'), '--call', 'schedules'], dir));
+  for (const r of runs) {
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /^outcome: ok$/m);
+  }
+  const used = (s: string) => /^fuel used: (\d+) of/m.exec(s)?.[1];
+  assert.ok(Number(used(runs[0]?.out ?? '')) > 0);
+  assert.equal(used(runs[0]?.out ?? ''), used(runs[1]?.out ?? ''));
+
+  const bad = cli(['fuel', GUEST.wat('noop'), '--call', 'run', '--budget', 'lots'], dir);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--budget must be a non-negative integer/);
 });

@@ -97,7 +97,7 @@ test('scoping: plugin A cannot see, pause, resume, delete or list plugin B’s s
   }
 });
 
-test('jobs_register outside discovery gets the phase error; other functions check their phases too', async (t) => {
+test('a host call outside its phase ends the call as host_call_denied (run and discovery)', async (t) => {
   const dir = tempDir(t);
   const config = makeConfig(dir, [
     {
@@ -109,7 +109,6 @@ test('jobs_register outside discovery gets the phase error; other functions chec
           config: {
             discovery_calls: JSON.stringify([
               call('jobs_register', { name: 'ok-job', cron: '0 * * * *' }),
-              call('schedule_pause', { id: 'x' }),
             ]),
             schedules: decls({
               id: 'r',
@@ -118,17 +117,35 @@ test('jobs_register outside discovery gets the phase error; other functions chec
             }),
           },
         },
+        {
+          name: 'early',
+          wasm: GUEST.proxy,
+          config: { discovery_calls: JSON.stringify([call('schedule_pause', { id: 'x' })]) },
+        },
       ],
     },
   ]);
-  const { host } = await startHost(config, new ManualClock(T0));
+  const { host, failed } = await startHost(config, new ManualClock(T0));
   try {
-    const { result } = await triggerRun(host, 't/p/r');
-    assert.equal(result.responses[0]?.error?.code, 'phase');
+    const { run } = await triggerRun(host, 't/p/r');
+    assert.equal(run.status, 'host_call_denied');
+    assert.match(
+      run.error ?? '',
+      /jobs_register: phase: 'jobs_register' is not allowed during run/,
+    );
+    // The denied call is billed its whole budget, like any call that ends in a trap.
+    assert.equal(run.fuelUsed, run.fuelBudget);
     assert.deepEqual(
       host.store.listJobContracts('t/p').map((c) => c.name),
       ['ok-job'],
     );
+    // schedule_pause is not allowed during discovery: the plugin does not load.
+    assert.equal(failed.length, 1);
+    assert.match(
+      failed[0]?.message ?? '',
+      /t\/early: schedules\(\) host_call_denied .*schedule_pause: phase/,
+    );
+    assert.equal(host.store.getPlugin('t/early')?.status, 'failed');
   } finally {
     await host.stop();
   }
@@ -222,7 +239,7 @@ test('schema and quota violations get typed errors; nothing is created', async (
   }
 });
 
-test('a capability the tenant does not grant is refused with `capability`', async (t) => {
+test('a capability the tenant does not grant ends the run as host_call_denied', async (t) => {
   const dir = tempDir(t);
   const config = makeConfig(dir, [
     {
@@ -250,9 +267,15 @@ test('a capability the tenant does not grant is refused with `capability`', asyn
   ]);
   const { host } = await startHost(config, new ManualClock(T0));
   try {
-    const { result } = await triggerRun(host, 't/p/r');
-    assert.equal(result.responses[0]?.error?.code, 'capability');
-    assert.equal((result.responses[1]?.ok as { id: string }).id, 'r');
+    const { run } = await triggerRun(host, 't/p/r');
+    assert.equal(run.status, 'host_call_denied');
+    assert.match(
+      run.error ?? '',
+      /schedule_create: capability: plugin t\/p was not granted 'schedule_create'/,
+    );
+    // The call ended at the denied host call: nothing after it ran.
+    assert.equal(run.result, null);
+    assert.equal(host.store.getSchedule('t/p/n'), undefined);
   } finally {
     await host.stop();
   }

@@ -24,7 +24,8 @@ function poolHost(
         version: '1',
         wasm: p.wasm,
         capabilities: ['schedule_get'],
-        limits: { timeoutMs: p.timeoutMs },
+        // Fuel outlasts every deadline here: these tests are about the deadline.
+        limits: { timeoutMs: p.timeoutMs, fuel: { run: 1e12, cleanup: 1e12 } },
       }),
     );
     const list = tenants.get(p.tenant ?? 't') ?? [];
@@ -230,7 +231,12 @@ async function batchingPool(timeoutMs: number) {
     fastCallMs: 60_000,
     onWorkerReplaced: (e) => replaced.push(e.reason),
   });
-  const limits = { ...DEFAULT_LIMITS, timeoutMs };
+  // Fuel outlasts every deadline here: these tests are about the deadline and kills.
+  const limits = {
+    ...DEFAULT_LIMITS,
+    timeoutMs,
+    fuel: { discovery: 1e12, run: 1e12, cleanup: 1e12 },
+  };
   const file = (p: string) => new Uint8Array(readFileSync(p));
   await pool.load({
     pluginId: 't/noop',

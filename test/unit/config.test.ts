@@ -13,7 +13,12 @@ import {
   PROJECT_ROOT,
 } from '../../src/config/host-config.ts';
 import { ConfigError, HourglassError } from '../../src/errors.ts';
-import { DEFAULT_LIMITS, loadManifest, parseManifest } from '../../src/plugin/manifest.ts';
+import {
+  capLimits,
+  DEFAULT_LIMITS,
+  loadManifest,
+  parseManifest,
+} from '../../src/plugin/manifest.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'hourglass-config-test-'));
@@ -69,6 +74,8 @@ describe('parseHostConfig: defaults', () => {
       maxRunsInFlight: 4,
       maxPayloadBytes: 65_536,
       maxOutputBytes: 1_048_576,
+      maxFuelPerCall: 10_000_000_000,
+      maxMemoryPages: 1024,
     });
     assert.deepEqual(t.quotas, { ...DEFAULT_QUOTAS });
     assert.deepEqual([...t.capabilities], [...CAPABILITIES]);
@@ -473,5 +480,20 @@ describe('loadManifest', () => {
       JSON.stringify({ name: 'p', version: '1', wasm: 'p.wasm', capabilities: ['root'] }),
     );
     expectConfigError(() => loadManifest(file), 'HG_MANIFEST_INVALID', file, '/capabilities/0');
+  });
+});
+
+describe('capLimits', () => {
+  test("each limit is min(the manifest's, the tenant's cap); the deadline is the manifest's", () => {
+    const capped = capLimits(
+      { memoryPages: 512, timeoutMs: 9_000, fuel: { discovery: 10, run: 5e10, cleanup: 2e10 } },
+      { maxFuelPerCall: 1e10, maxMemoryPages: 256 },
+    );
+    assert.deepEqual(capped, {
+      memoryPages: 256,
+      timeoutMs: 9_000,
+      fuel: { discovery: 10, run: 1e10, cleanup: 1e10 },
+    });
+    assert.deepEqual(capLimits(DEFAULT_LIMITS, DEFAULT_QUOTAS), DEFAULT_LIMITS);
   });
 });

@@ -89,6 +89,8 @@ interface PendingCall {
   settled: boolean;
   /** Times it was dispatched again after its worker died before running it. */
   retries: number;
+  /** Posted to a worker and not settled (counted in the pool's per-tenant `#held`). */
+  held: boolean;
 }
 
 /** One worker thread and the calls it holds. Outlives its slot until it has exited. */
@@ -143,6 +145,8 @@ export class WorkerPoolSandbox implements Sandbox {
   readonly #queues = new Map<string, PendingCall[]>();
   #turn: string[] = [];
   #waiting = 0;
+  /** Calls held by workers (posted, not settled), per tenant: for fairness. */
+  readonly #held = new Map<string, number>();
   #dispatchQueued = false;
   /** Calls (plugin, export, schedule) whose last run was fast: they may share a batch. */
   readonly #fast = new Set<string>();
@@ -266,6 +270,7 @@ export class WorkerPoolSandbox implements Sandbox {
   #settle(call: PendingCall, outcome: CallOutcome): void {
     if (call.settled) return;
     call.settled = true;
+    this.#hold(call, false);
     call.resolve(outcome);
   }
 
@@ -340,7 +345,7 @@ export class WorkerPoolSandbox implements Sandbox {
   async load(spec: GuestSpec): Promise<GuestInfo> {
     if (this.#closed) throw new HourglassError('HG_HOST_STATE', 'the sandbox pool is closed');
     const { wasm, ...rest } = spec;
-    const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits.memoryPages);
+    const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits);
     // Instantiate once in a worker (start functions are guest code: never on this thread).
     const r = (this.#slots[0] as Slot).runner;
     r.loaded.delete(spec.pluginId);
@@ -386,6 +391,7 @@ export class WorkerPoolSandbox implements Sandbox {
           timeoutMs: guest.spec.limits.timeoutMs,
           settled: false,
           retries: 0,
+          held: false,
         },
         false,
       );
@@ -401,23 +407,37 @@ export class WorkerPoolSandbox implements Sandbox {
     }
     if (front) q.unshift(call);
     else q.push(call);
+    this.#hold(call, false);
     this.#waiting++;
   }
 
-  /** Next waiting call, taking tenants in turn. */
+  /** Counts `call` in (or out of) its tenant's calls held by workers. */
+  #hold(call: PendingCall, held: boolean): void {
+    if (call.held === held) return;
+    call.held = held;
+    this.#held.set(call.tenant, (this.#held.get(call.tenant) ?? 0) + (held ? 1 : -1));
+  }
+
+  /**
+   * Next waiting call: from the waiting tenant with the fewest calls held by workers (ties: the
+   * one waiting longest for its turn). Plain turn order is not enough: a tenant whose burst took
+   * every worker before anyone else queued would still be first in line.
+   */
   #take(): PendingCall | undefined {
-    while (this.#turn.length > 0) {
-      const tenant = this.#turn.shift() as string;
-      const q = this.#queues.get(tenant);
-      const call = q?.shift();
-      if (q && q.length > 0) this.#turn.push(tenant);
-      else this.#queues.delete(tenant);
-      if (call) {
-        this.#waiting--;
-        return call;
-      }
+    let best = -1;
+    let bestHeld = Infinity;
+    for (let i = 0; i < this.#turn.length; i++) {
+      const held = this.#held.get(this.#turn[i] as string) ?? 0;
+      if (held < bestHeld) [best, bestHeld] = [i, held];
     }
-    return undefined;
+    if (best < 0) return undefined;
+    const [tenant] = this.#turn.splice(best, 1) as [string];
+    const q = this.#queues.get(tenant);
+    const call = q?.shift();
+    if (q && q.length > 0) this.#turn.push(tenant);
+    else this.#queues.delete(tenant);
+    if (call) this.#waiting--;
+    return call;
   }
 
   /**
@@ -470,6 +490,7 @@ export class WorkerPoolSandbox implements Sandbox {
       call.started = now;
       r.batch.push(call);
       r.assigned.push(call);
+      this.#hold(call, true);
       if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
       // A call that may run long goes last, and the worker posts what it holds before it.
       const fast = this.#fast.has(call.speedKey);
