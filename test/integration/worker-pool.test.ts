@@ -331,3 +331,19 @@ test('pool: many concurrent calls across tenants all complete, through every wor
     await pool.close();
   }
 });
+
+test('pool: deadline kills in quick succession are served by warm spares; a call taken back from behind a hung one runs next', async () => {
+  const { pool, replaced, noop, proxy } = await batchingPool(200);
+  try {
+    // Both spins share a batch (their schedule's last run was fast); the second is taken back
+    // from behind the first, then hangs on the replacement in turn.
+    const spins = [proxy({ spin: true }), proxy({ spin: true })];
+    const after = noop();
+    for (const o of await Promise.all(spins)) assert.equal(!o.ok && o.status, 'timed_out');
+    assert.equal((await after).ok, true);
+    assert.deepEqual(replaced, ['timed_out', 'timed_out']);
+    assert.equal((await proxy({})).ok, true);
+  } finally {
+    await pool.close();
+  }
+});

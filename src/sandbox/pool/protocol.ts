@@ -73,6 +73,8 @@ export interface WorkerInit {
   readonly journal: SharedArrayBuffer;
   /** How long a guest's host call waits for the main thread. */
   readonly hostCallTimeoutMs: number;
+  /** Niceness the worker gives its own thread at boot (0: unchanged). */
+  readonly nice: number;
 }
 
 export function newChannel(): SharedArrayBuffer {

@@ -56,6 +56,18 @@ export interface WorkerPoolOptions {
   readonly size?: number;
   /** How long a guest's host call waits for the main thread. @defaultValue 5000 */
   readonly hostCallTimeoutMs?: number;
+  /**
+   * Niceness of the worker threads (on Linux a nice value is per thread): guest code, and
+   * worker boots, yield to the main thread (scheduler, store, operator surfaces) when cores are
+   * short, so a guest burning its budget cannot delay ticks. 0 keeps the process's priority.
+   * @defaultValue 10
+   */
+  readonly workerNice?: number;
+  /**
+   * Booted idle workers kept to replace terminated ones at once. Two cover deadline kills that
+   * come faster than a worker boots (its boot runs at `workerNice` too). @defaultValue 2
+   */
+  readonly spareWorkers?: number;
   /** Most calls sent to a worker in one message. @defaultValue 64 */
   readonly maxBatch?: number;
   /**
@@ -110,6 +122,8 @@ interface Runner {
   /** Last sign of progress (a batch posted, outcomes received): the setup deadline's origin. */
   progressAt: number;
   timer: NodeJS.Timeout | null;
+  /** Booted (its 'ready' message arrived): only then does it get calls. */
+  ready: boolean;
   /** Terminated by the pool or exited: no longer in a slot. */
   retired: boolean;
   exited: boolean;
@@ -138,6 +152,7 @@ const MAX_RETRIES = 3;
 export class WorkerPoolSandbox implements Sandbox {
   readonly #o: WorkerPoolOptions;
   readonly #maxBatch: number;
+  readonly #spareCount: number;
   readonly #fastCallMs: number;
   readonly #guests = new Map<string, Guest>();
   readonly #slots: Slot[] = [];
@@ -152,20 +167,21 @@ export class WorkerPoolSandbox implements Sandbox {
   readonly #fast = new Set<string>();
   #nextCallId = 1;
   #closed = false;
-  /** A booted, idle worker ready to replace one that was terminated. */
-  #spare: Runner | null = null;
+  /** Booted (or booting), idle workers ready to replace one that was terminated. */
+  #spares: Runner[] = [];
   /** Retired workers that have not exited yet. */
   readonly #retired = new Set<Runner>();
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
     this.#maxBatch = Math.max(1, opts.maxBatch ?? 64);
+    this.#spareCount = Math.max(1, opts.spareWorkers ?? 2);
     this.#fastCallMs = opts.fastCallMs ?? 2;
     const size = Math.max(1, opts.size ?? os.availableParallelism());
     for (let index = 0; index < size; index++) {
       this.#slots.push({ index, runner: this.#spawn() });
     }
-    this.#spare = this.#spawn();
+    for (let i = 0; i < this.#spareCount; i++) this.#spares.push(this.#spawn());
   }
 
   get size(): number {
@@ -186,6 +202,7 @@ export class WorkerPoolSandbox implements Sandbox {
       channel,
       journal,
       hostCallTimeoutMs: this.#o.hostCallTimeoutMs ?? 5_000,
+      nice: this.#o.workerNice ?? 10,
     };
     const worker = new Worker(ENTRY, { workerData: init });
     const r: Runner = {
@@ -200,6 +217,7 @@ export class WorkerPoolSandbox implements Sandbox {
       minTimeoutMs: Infinity,
       progressAt: 0,
       timer: null,
+      ready: false,
       retired: false,
       exited: false,
       loads: new Map(),
@@ -241,25 +259,30 @@ export class WorkerPoolSandbox implements Sandbox {
         this.#o.onGuestLog?.(m);
         return;
       case 'ready':
+        r.ready = true;
+        if (!r.retired) this.#scheduleDispatch();
         return;
     }
   }
 
   #onResults(r: Runner, callIds: number[], outcomeOf: (i: number) => CallOutcome): void {
+    // Outcomes come in the order the calls were posted: match them from the front.
+    let head = 0;
     for (let i = 0; i < callIds.length; i++) {
       const id = callIds[i] as number;
-      const outcome = outcomeOf(i);
-      let call = r.assigned[0];
-      if (call?.callId === id) r.assigned.shift();
+      let call = r.assigned[head];
+      if (call?.callId === id) head++;
       else {
-        const at = r.assigned.findIndex((c) => c.callId === id);
+        const at = r.assigned.findIndex((c, j) => j >= head && c.callId === id);
         if (at < 0) continue;
         call = r.assigned.splice(at, 1)[0] as PendingCall;
       }
+      const outcome = outcomeOf(i);
       if (outcome.durationMs < this.#fastCallMs) this.#fast.add(call.speedKey);
       else this.#fast.delete(call.speedKey);
       this.#settle(call, outcome);
     }
+    if (head > 0) r.assigned.splice(0, head);
     r.progressAt = Date.now();
     if (r.assigned.length === 0 && !r.retired) {
       this.#idle(r);
@@ -297,7 +320,10 @@ export class WorkerPoolSandbox implements Sandbox {
     if (!r.retired) {
       const slot = this.#slots.find((s) => s.runner === r);
       if (slot) this.#replace(slot, 'worker_crashed');
-      else if (this.#spare === r) this.#spare = null;
+      else if (this.#spares.includes(r)) {
+        this.#spares = this.#spares.filter((x) => x !== r);
+        this.#spares.push(this.#spawn());
+      }
     }
     const journaled = journalRead(r.journal);
     const running = Atomics.load(r.ctl, CTL_RUNNING);
@@ -334,10 +360,13 @@ export class WorkerPoolSandbox implements Sandbox {
     if (old.timer) clearTimeout(old.timer);
     old.timer = null;
     if (!old.exited) this.#retired.add(old);
-    // A replacement takes the warm spare (a fresh worker needs ~250 ms to boot), and a new spare
-    // boots in the background.
-    slot.runner = this.#spare && !this.#spare.exited ? this.#spare : this.#spawn();
-    this.#spare = this.#spawn();
+    // A replacement takes a warm spare, booted ones first (a fresh worker needs ~250 ms of CPU
+    // to boot), and a new spare boots in the background.
+    let at = this.#spares.findIndex((r) => r.ready && !r.exited);
+    if (at < 0) at = this.#spares.findIndex((r) => !r.exited);
+    const [spare] = at < 0 ? [] : this.#spares.splice(at, 1);
+    slot.runner = spare ?? this.#spawn();
+    this.#spares.push(this.#spawn());
     void old.worker.terminate().catch(() => undefined);
     this.#o.onWorkerReplaced?.({ slot: slot.index, reason });
   }
@@ -363,7 +392,7 @@ export class WorkerPoolSandbox implements Sandbox {
     }
     for (const other of this.#slots)
       if (other.runner !== r) other.runner.loaded.delete(spec.pluginId);
-    this.#spare?.loaded.delete(spec.pluginId);
+    for (const spare of this.#spares) spare.loaded.delete(spec.pluginId);
     this.#guests.set(spec.pluginId, { spec: rest, prepared });
     return ack.info;
   }
@@ -455,7 +484,9 @@ export class WorkerPoolSandbox implements Sandbox {
 
   #dispatch(): void {
     if (this.#closed) return;
-    const idle = this.#slots.filter((s) => s.runner.assigned.length === 0);
+    // Only booted workers: calls wait in the queue (for whichever worker is ready first), not
+    // behind a boot.
+    const idle = this.#slots.filter((s) => s.runner.ready && s.runner.assigned.length === 0);
     for (let i = 0; i < idle.length && this.#waiting > 0; i++) {
       // An even share of what waits for each idle worker, so that a burst uses all of them.
       const share = Math.min(this.#maxBatch, Math.ceil(this.#waiting / (idle.length - i)));
@@ -625,10 +656,8 @@ export class WorkerPoolSandbox implements Sandbox {
     this.#queues.clear();
     this.#turn = [];
     this.#waiting = 0;
-    const spare = this.#spare;
-    this.#spare = null;
-    const all = [...this.#slots.map((s) => s.runner), ...this.#retired];
-    if (spare) all.push(spare);
+    const all = [...this.#slots.map((s) => s.runner), ...this.#retired, ...this.#spares];
+    this.#spares = [];
     await Promise.all(
       all.map(async (r) => {
         if (r.timer) clearTimeout(r.timer);
