@@ -226,6 +226,12 @@ export class WorkerPoolSandbox implements Sandbox {
     worker.on('error', () => undefined); // 'exit' follows and does the accounting
     worker.once('exit', () => this.#onExit(r));
     worker.unref();
+    // Calls only go to booted workers: one that never boots is terminated (and replaced).
+    const boot = setTimeout(() => {
+      if (!r.ready) void worker.terminate().catch(() => undefined);
+    }, SETUP_GRACE_MS);
+    boot.unref();
+    worker.once('message', () => clearTimeout(boot));
     return r;
   }
 
