@@ -76,7 +76,7 @@ export class Host implements HostServices {
     this.config = config;
     this.clock = opts.clock ?? systemClock;
     this.#tenants = new Map(config.tenants.map((t) => [t.id, t]));
-    this.store = opts.store ?? new SqliteStore(config.store.path);
+    this.store = opts.store ?? new SqliteStore(config.store.path, { groupCommit: true });
     const hostCall: HostCallHandler = (caller, fn, request) => this.#hostCall(caller, fn, request);
     const onGuestLog = (e: { pluginId: string; level: string; message: string }) =>
       this.events.emit('guest:log', e);

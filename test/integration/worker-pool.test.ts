@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseHostConfig } from '../../src/config/host-config.ts';
 import { Host } from '../../src/host/host.ts';
+import { DEFAULT_LIMITS } from '../../src/plugin/manifest.ts';
 import { WorkerPoolSandbox } from '../../src/sandbox/pool/worker-pool-sandbox.ts';
 import { GUEST, T0, ManualClock, decls, runsOf, tempDir, triggerRun } from './helpers.ts';
 
@@ -198,5 +199,151 @@ test('pool: one tenant’s never-ending guests do not stop another tenant’s ru
     );
   } finally {
     await host.stop();
+  }
+});
+
+// ---- batching: calls that share a worker with one that hangs are never lost ----
+
+const NO_HOST = () => '{"ok":null}';
+
+/** A run context for the proxy guest (only the payload matters to it). */
+function proxyInput(payload: unknown): string {
+  return JSON.stringify({
+    scheduleId: 'k',
+    runId: '1',
+    plugin: 't/proxy',
+    scheduledAt: new Date(T0).toISOString(),
+    firedAt: new Date(T0).toISOString(),
+    attempt: 1,
+    catchUp: false,
+    trigger: 'manual',
+    payload,
+    cursor: null,
+  });
+}
+
+/** A one-worker pool where every call counts as fast, so that queued calls share one batch. */
+async function batchingPool(timeoutMs: number) {
+  const replaced: string[] = [];
+  const pool = new WorkerPoolSandbox({
+    hostCall: NO_HOST,
+    size: 1,
+    fastCallMs: 60_000,
+    onWorkerReplaced: (e) => replaced.push(e.reason),
+  });
+  // Fuel outlasts every deadline here: these tests are about the deadline and kills.
+  const limits = {
+    ...DEFAULT_LIMITS,
+    timeoutMs,
+    fuel: { discovery: 1e12, run: 1e12, cleanup: 1e12 },
+  };
+  const file = (p: string) => new Uint8Array(readFileSync(p));
+  await pool.load({
+    pluginId: 't/noop',
+    tenant: 't',
+    wasm: file(GUEST.wat('noop')),
+    config: {},
+    limits,
+  });
+  await pool.load({
+    pluginId: 't/proxy',
+    tenant: 't',
+    wasm: file(GUEST.proxy),
+    config: {},
+    limits,
+  });
+  const caller = (pluginId: string) => ({
+    pluginId,
+    tenant: 't',
+    phase: 'run' as const,
+    scheduleKey: 'k',
+  });
+  const noop = () => pool.call('t/noop', { fn: 'run', input: '{}', caller: caller('t/noop') });
+  const proxy = (payload: unknown) =>
+    pool.call('t/proxy', { fn: 'run', input: proxyInput(payload), caller: caller('t/proxy') });
+  // One quick call of each teaches the pool that they are fast.
+  assert.equal((await noop()).ok, true);
+  assert.equal((await proxy({})).ok, true);
+  return { pool, replaced, noop, proxy };
+}
+
+test('pool: a batch whose call passes its deadline: the calls before it keep their outcomes, those after it run on the replacement', async () => {
+  const { pool, replaced, noop, proxy } = await batchingPool(300);
+  try {
+    // Made in one turn of the event loop, these travel to the one worker as one batch.
+    const before = Array.from({ length: 5 }, noop);
+    const spin = proxy({ spin: true });
+    const after = Array.from({ length: 5 }, noop);
+    const hung = await spin;
+    assert.equal(hung.ok, false);
+    assert.equal(!hung.ok && hung.status, 'timed_out');
+    assert.equal(!hung.ok && hung.reason, 'deadline');
+    for (const o of await Promise.all([...before, ...after])) assert.equal(o.ok, true);
+    assert.deepEqual(replaced, ['timed_out']);
+    // The pool goes on serving calls.
+    assert.equal((await proxy({})).ok, true);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('pool: a worker killed mid-batch: its running call ends worker_crashed and no other call of the batch is lost', async () => {
+  const { pool, replaced, noop, proxy } = await batchingPool(60_000);
+  try {
+    const before = Array.from({ length: 5 }, noop);
+    const spin = proxy({ spin: true });
+    const after = Array.from({ length: 5 }, noop);
+    const first = await Promise.all(before);
+    await new Promise((r) => setTimeout(r, 100)); // the spin is running now
+    await pool.killWorker(0);
+    const killed = await spin;
+    assert.equal(!killed.ok && killed.status, 'worker_crashed');
+    for (const o of [...first, ...(await Promise.all(after))]) assert.equal(o.ok, true);
+    assert.deepEqual(replaced, ['worker_crashed']);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('pool: many concurrent calls across tenants all complete, through every worker', async () => {
+  const pool = new WorkerPoolSandbox({ hostCall: NO_HOST, size: 2 });
+  try {
+    const wasm = new Uint8Array(readFileSync(GUEST.wat('noop')));
+    for (const tenant of ['a', 'b', 'c'])
+      await pool.load({
+        pluginId: `${tenant}/noop`,
+        tenant,
+        wasm,
+        config: {},
+        limits: DEFAULT_LIMITS,
+      });
+    const calls = Array.from({ length: 600 }, (_, i) => {
+      const pluginId = `${'abc'[i % 3] as string}/noop`;
+      return pool.call(pluginId, {
+        fn: 'run',
+        input: '{}',
+        caller: { pluginId, tenant: pluginId.slice(0, 1), phase: 'run' },
+      });
+    });
+    const outcomes = await Promise.all(calls);
+    assert.equal(outcomes.filter((o) => o.ok).length, 600);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('pool: deadline kills in quick succession are served by warm spares; a call taken back from behind a hung one runs next', async () => {
+  const { pool, replaced, noop, proxy } = await batchingPool(200);
+  try {
+    // Both spins share a batch (their schedule's last run was fast); the second is taken back
+    // from behind the first, then hangs on the replacement in turn.
+    const spins = [proxy({ spin: true }), proxy({ spin: true })];
+    const after = noop();
+    for (const o of await Promise.all(spins)) assert.equal(!o.ok && o.status, 'timed_out');
+    assert.equal((await after).ok, true);
+    assert.deepEqual(replaced, ['timed_out', 'timed_out']);
+    assert.equal((await proxy({})).ok, true);
+  } finally {
+    await pool.close();
   }
 });

@@ -2,24 +2,43 @@
  * Messages between the pool (main thread) and its workers, and the shared-memory channel that
  * lets a guest's synchronous host-function call wait for the main thread's answer.
  *
+ * Calls travel in batches (one message each way for many calls); see worker-pool-sandbox.ts.
+ *
  * Host calls: the worker bumps a sequence number, posts `hostcall`, and blocks in `Atomics.wait`
  * (bounded). The main thread answers from its event loop by writing the response bytes, the
  * length and the sequence number into the worker's `SharedArrayBuffer` and notifying. A late
  * answer to a call that already timed out carries an old sequence number and is ignored.
  */
-import type { GuestInfo, CallOutcome, CallRequest, CallerContext } from '../types.ts';
+import type { GuestInfo, CallRequest, CallerContext } from '../types.ts';
 import type { PreparedGuest } from '../guest-module.ts';
 import type { PreparedSpec } from '../in-thread-sandbox.ts';
 
+/** One call of a batch. */
+export interface BatchCall {
+  readonly callId: number;
+  readonly pluginId: string;
+  readonly req: CallRequest;
+  /** May run long: the worker posts the outcomes it holds before starting it. */
+  readonly slow?: true;
+}
+
 export type ToWorker =
   | { type: 'load'; spec: PreparedSpec; prepared: PreparedGuest }
-  | { type: 'call'; callId: number; pluginId: string; req: CallRequest }
+  /**
+   * Calls to run in order (`BatchCall[]` as JSON text: cheaper to post than objects); their
+   * outcomes come back in order, in one or more `results`.
+   */
+  | { type: 'batch'; calls: string }
   | { type: 'unload'; pluginId: string };
 
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'loaded'; pluginId: string; info?: GuestInfo; error?: string }
-  | { type: 'result'; callId: number; outcome: CallOutcome }
+  /**
+   * Outcomes of consecutive calls of the current batch: `callIds[i]` ended with the outcome
+   * whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.
+   */
+  | { type: 'results'; callIds: number[]; metas: string; outputs: (Uint8Array | null)[] }
   | { type: 'hostcall'; seq: number; caller: CallerContext; fn: string; request: string }
   | {
       type: 'log';
@@ -33,8 +52,16 @@ export type FromWorker =
  * [3] the call the worker is running now (0: none); float64 slot [2] (bytes 16–23): when that
  * call started (ms since the epoch). The pool's watchdog reads the last two without a message.
  */
-export const CTL_WORDS = 4;
+export const CTL_WORDS = 8;
 export const CTL_RUNNING = 3;
+/**
+ * Word [6]: the index, in the current batch, of the next call to start. The worker claims call
+ * `i` with compareExchange(i → i + 1) before starting it; the pool takes back the calls not yet
+ * started by exchanging it for `CLAIM_STOLEN` (the old value tells where they begin), and resets
+ * it to 0 before posting the next batch.
+ */
+export const CTL_CLAIM = 6;
+export const CLAIM_STOLEN = -1;
 export const CTL_STARTED_F64 = 2;
 export const CTL_BYTES = 32;
 /** Largest host-function response that fits the channel. */
@@ -42,8 +69,12 @@ export const CHANNEL_CAPACITY = 4 * 1024 * 1024;
 
 export interface WorkerInit {
   readonly channel: SharedArrayBuffer;
+  /** Outcomes finished but not yet posted (see outcome-journal.ts). */
+  readonly journal: SharedArrayBuffer;
   /** How long a guest's host call waits for the main thread. */
   readonly hostCallTimeoutMs: number;
+  /** Niceness the worker gives its own thread at boot (0: unchanged). */
+  readonly nice: number;
 }
 
 export function newChannel(): SharedArrayBuffer {

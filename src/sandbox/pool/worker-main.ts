@@ -1,13 +1,18 @@
 /**
  * A sandbox worker: runs Extism plugins (through the in-thread sandbox) on its own thread.
- * Messages are handled strictly in order. Host-function calls block this thread on the shared
+ * Messages are handled strictly in order; a batch's calls run one after another, and their
+ * outcomes are posted together (held back at most `HOLD_MS`, and journaled in shared memory
+ * meanwhile so that a terminated worker loses none). Host-function calls block this thread on the shared
  * channel until the main thread answers (or the bounded wait expires with `internal`).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { InThreadSandbox } from '../in-thread-sandbox.ts';
-import type { CallerContext } from '../types.ts';
+import type { CallOutcome, CallerContext } from '../types.ts';
+import { journalAppend, journalClear, outcomeMeta } from './outcome-journal.ts';
 import {
+  type BatchCall,
   CTL_BYTES,
+  CTL_CLAIM,
   CTL_RUNNING,
   CTL_STARTED_F64,
   CTL_WORDS,
@@ -23,6 +28,8 @@ const ctl = new Int32Array(init.channel, 0, CTL_WORDS);
 const clock = new Float64Array(init.channel, 0, CTL_BYTES / 8);
 const decoder = new TextDecoder();
 let seq = 0;
+/** Outcomes of a batch are held back at most this long before they are posted. */
+const HOLD_MS = 2;
 
 function post(msg: FromWorker): void {
   port?.postMessage(msg);
@@ -65,41 +72,93 @@ async function handle(msg: ToWorker): Promise<void> {
         post({ type: 'loaded', pluginId: msg.spec.pluginId, error: (err as Error).message });
       }
       return;
-    case 'call': {
-      // Tell the pool's watchdog which call runs since when (no message needed).
-      clock[CTL_STARTED_F64] = Date.now();
-      Atomics.store(ctl, CTL_RUNNING, msg.callId);
-      const outcome = await sandbox.call(msg.pluginId, msg.req);
-      Atomics.store(ctl, CTL_RUNNING, 0);
-      post({ type: 'result', callId: msg.callId, outcome });
+    case 'batch':
+      await runBatch(JSON.parse(msg.calls) as BatchCall[]);
       return;
-    }
     case 'unload':
       await sandbox.unload(msg.pluginId);
       return;
   }
 }
 
+/** Outcomes finished and not posted yet (also in the journal, in case this thread dies). */
+let heldIds: number[] = [];
+let heldMetas: string[] = [];
+let heldOutputs: (Uint8Array | null)[] = [];
+
+function postHeld(): void {
+  if (heldIds.length === 0) return;
+  const msg: FromWorker = {
+    type: 'results',
+    callIds: heldIds,
+    metas: `[${heldMetas.join(',')}]`,
+    outputs: heldOutputs,
+  };
+  const transfer: ArrayBuffer[] = [];
+  for (const o of heldOutputs)
+    if (o && o.buffer instanceof ArrayBuffer && o.byteLength === o.buffer.byteLength)
+      transfer.push(o.buffer);
+  port?.postMessage(msg, transfer);
+  journalClear(init.journal);
+  heldIds = [];
+  heldMetas = [];
+  heldOutputs = [];
+}
+
+function hold(callId: number, outcome: CallOutcome): void {
+  const meta = outcomeMeta(outcome);
+  const output = outcome.ok ? outcome.output : null;
+  if (!journalAppend(init.journal, callId, meta, output)) {
+    postHeld(); // the journal is full: post what it holds, then this one alone
+    post({ type: 'results', callIds: [callId], metas: `[${meta}]`, outputs: [output] });
+    return;
+  }
+  heldIds.push(callId);
+  heldMetas.push(meta);
+  heldOutputs.push(output);
+}
+
+async function runBatch(calls: BatchCall[]): Promise<void> {
+  let postedAt = Date.now();
+  let i = 0;
+  try {
+    for (; i < calls.length; i++) {
+      const c = calls[i] as BatchCall;
+      // Claim the call; if the pool took back the rest of the batch, stop here.
+      if (Atomics.compareExchange(ctl, CTL_CLAIM, i, i + 1) !== i) break;
+      // Tell the pool's watchdog which call runs since when (no message needed).
+      const now = Date.now();
+      if (c.slow || now - postedAt >= HOLD_MS) {
+        postHeld();
+        postedAt = now;
+      }
+      clock[CTL_STARTED_F64] = now;
+      Atomics.store(ctl, CTL_RUNNING, c.callId);
+      const outcome = await sandbox.call(c.pluginId, c.req);
+      Atomics.store(ctl, CTL_RUNNING, 0);
+      hold(c.callId, outcome);
+    }
+  } catch (err) {
+    // A bug here must not wedge the worker: the call that hit it and the rest of the batch end
+    // with it (the rest unless the pool took them back).
+    Atomics.store(ctl, CTL_RUNNING, 0);
+    for (let claimed = true; i < calls.length; i++, claimed = false) {
+      if (!claimed && Atomics.compareExchange(ctl, CTL_CLAIM, i, i + 1) !== i) break;
+      hold((calls[i] as BatchCall).callId, {
+        ok: false,
+        status: 'worker_crashed',
+        reason: 'worker_error',
+        message: (err as Error).message,
+        durationMs: 0,
+        fuelUsed: null,
+      });
+    }
+  }
+  postHeld();
+}
+
 let chain: Promise<void> = Promise.resolve();
 port.on('message', (msg: ToWorker) => {
-  chain = chain
-    .then(() => handle(msg))
-    .catch((err: unknown) => {
-      // A bug here must not wedge the worker: report it on the call if there is one.
-      if (msg.type === 'call') {
-        post({
-          type: 'result',
-          callId: msg.callId,
-          outcome: {
-            ok: false,
-            status: 'worker_crashed',
-            reason: 'worker_error',
-            message: (err as Error).message,
-            durationMs: 0,
-            fuelUsed: null,
-          },
-        });
-      }
-    });
+  chain = chain.then(() => handle(msg)).catch(() => undefined); // load and unload report their own errors; batches never throw
 });
 post({ type: 'ready' });
