@@ -54,8 +54,18 @@ interface LoadedGuest {
   memory: WebAssembly.Memory | null;
   /** The live instance's fuel meter. */
   meter: FuelMeter | null;
-  /** Calls to one instance are serialized: Extism's call state is per instance. */
-  queue: Promise<unknown>;
+  /** The live instance's `__hg_rc` global (absent when no export returns i32). */
+  rc: WebAssembly.Global | null;
+  /**
+   * Calls to one instance are serialized (Extism's call state is per instance): calls made
+   * while one runs wait here, and the running call's loop takes them in order.
+   */
+  readonly waiting: {
+    req: CallRequest;
+    resolve: (o: CallOutcome) => void;
+    reject: (e: unknown) => void;
+  }[];
+  running: boolean;
   /** Set during a call: the caller and what the guest reported through `env.abort`. */
   state: CallState | null;
 }
@@ -108,8 +118,10 @@ export class InThreadSandbox implements Sandbox {
       plugin: null,
       memory: null,
       meter: null,
+      rc: null,
       state: null,
-      queue: Promise.resolve(),
+      waiting: [],
+      running: false,
     };
     // Instantiate once now so that start-function traps and link errors surface at load.
     try {
@@ -133,6 +145,8 @@ export class InThreadSandbox implements Sandbox {
     const memory = instance.exports.memory;
     guest.memory = memory instanceof WebAssembly.Memory ? memory : null;
     guest.meter = new FuelMeter(instance);
+    const rc = instance.exports[RC_GLOBAL];
+    guest.rc = rc instanceof WebAssembly.Global ? rc : null;
     return plugin;
   }
 
@@ -220,9 +234,25 @@ export class InThreadSandbox implements Sandbox {
       return Promise.reject(
         new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`),
       );
-    const result = guest.queue.then(() => this.#call(guest, req));
-    guest.queue = result.catch(() => undefined);
-    return result;
+    return new Promise((resolve, reject) => {
+      guest.waiting.push({ req, resolve, reject });
+      if (!guest.running) void this.#drain(guest);
+    });
+  }
+
+  async #drain(guest: LoadedGuest): Promise<void> {
+    guest.running = true;
+    try {
+      for (let next = guest.waiting.shift(); next; next = guest.waiting.shift()) {
+        try {
+          next.resolve(await this.#call(guest, next.req));
+        } catch (err) {
+          next.reject(err);
+        }
+      }
+    } finally {
+      guest.running = false;
+    }
   }
 
   async #call(guest: LoadedGuest, req: CallRequest): Promise<CallOutcome> {
@@ -260,9 +290,7 @@ export class InThreadSandbox implements Sandbox {
     try {
       const out = await plugin.call(req.fn, req.input ?? '', req.caller);
       fuelUsed = Number(meter.settle().fuelUsed);
-      const instance = await plugin.getInstance();
-      const rc = (instance.exports[RC_GLOBAL] as WebAssembly.Global | undefined)?.value as
-        number | undefined;
+      const rc = guest.rc?.value as number | undefined;
       if (rc !== undefined && rc !== 0) {
         return fail('failed', 'nonzero_return', `${req.fn}() returned ${rc}`);
       }
@@ -286,6 +314,7 @@ export class InThreadSandbox implements Sandbox {
       guest.plugin = null;
       guest.memory = null;
       guest.meter = null;
+      guest.rc = null;
       await plugin.close().catch(() => undefined);
       if (guest.state.denied)
         return fail('host_call_denied', 'host_call_denied', guest.state.denied);
