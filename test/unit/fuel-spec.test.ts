@@ -26,7 +26,7 @@ import {
 } from '../fuel/v128-bridge.ts';
 import type { WastValue } from '../fuel/v128-bridge.ts';
 
-const SUITE = fileURLToPath(new URL('../../../shared/wasm-testsuite/', import.meta.url));
+const SUITE = fileURLToPath(new URL('../data/wasm-testsuite/', import.meta.url));
 
 test('spec testsuite: plain and instrumented modules agree on every action', (t) => {
   requireTool('wast2json', ['--version'], 'wabt');
