@@ -41,6 +41,7 @@ export type {
 export { InThreadSandbox } from './sandbox/in-thread-sandbox.ts';
 export { WorkerPoolSandbox, type WorkerPoolOptions } from './sandbox/pool/worker-pool-sandbox.ts';
 export { runCheck } from './check/check.ts';
+export * from './fuel/index.ts';
 export type {
   Sandbox,
   CallOutcome,

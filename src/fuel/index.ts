@@ -26,7 +26,6 @@ export type { FuelErrorCode } from './errors.ts';
 export { FuelMeter, classifyTrap, DEFAULT_PHASE_BUDGETS } from './meter.ts';
 export type { TrapKind, FuelPhase } from './meter.ts';
 export { ExhaustedFlag } from './body-emitter.ts';
-export { compileMetered, MeteredModuleCache, cacheKey, sha256Hex } from './cache.ts';
-export type { MeteredModule } from './cache.ts';
+export { cacheKey, sha256Hex } from './cache.ts';
 export { runInstrumentCommand, runFuelCommand } from './cli-commands.ts';
 export type { InstrumentCommandArgs, FuelCommandArgs, CommandResult } from './cli-commands.ts';

@@ -9,10 +9,9 @@
  * original's hash, the instrumenter and cost-table versions and every option that changes the
  * output, so reloading a plugin (or another plugin with the same bytes) compiles nothing.
  */
-import { createHash } from 'node:crypto';
 import { isCapability } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
-import { cacheKey } from '../fuel/cache.ts';
+import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
@@ -57,7 +56,7 @@ export async function prepareGuest(
   wasm: Uint8Array<ArrayBuffer>,
   limits: PluginLimits,
 ): Promise<PreparedGuest> {
-  const sha256 = createHash('sha256').update(wasm).digest('hex');
+  const sha256 = sha256Hex(wasm);
   if (wasm.length >= 8 && wasm[4] !== 0x01) {
     throw loadError(
       pluginId,
