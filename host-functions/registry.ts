@@ -43,6 +43,11 @@ for (const cap of CAPABILITIES) {
   if (!HOST_FUNCTIONS.has(cap)) throw new Error(`host function '${cap}' is not registered`);
 }
 
+/** Each host function's static fuel price, as data for the sandbox (see `InThreadSandbox`). */
+export const HOST_CALL_FUEL: Readonly<Record<string, number>> = Object.freeze(
+  Object.fromEntries(DEFS.map((def) => [def.name, def.fuelCost])),
+);
+
 export function hostFunction(name: string): HostFunctionDef<never> | undefined {
   return HOST_FUNCTIONS.get(name)?.def;
 }

@@ -9,14 +9,15 @@
  * Exit codes: 0 the guest is accepted; 1 it would be refused (or a check failed: a rejected
  * job contract, a failing `run()` under --run); 2 usage (unreadable file, bad --payload).
  */
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { HOST_CALL_FUEL } from '../../host-functions/registry.ts';
 import { CAPABILITIES, isCapability } from '../capabilities.ts';
 import { ManualClock } from '../clock.ts';
 import { parseHostConfig } from '../config/host-config.ts';
 import { errorMessage } from '../errors.ts';
+import { sha256Hex } from '../fuel/cache.ts';
 import { Host } from '../host/host.ts';
 import { DEFAULT_LIMITS, loadManifest, type PluginManifest } from '../plugin/manifest.ts';
 import {
@@ -141,6 +142,7 @@ class RecordingSandbox implements Sandbox {
         this.hostCalls.push({ phase: caller.phase, fn, answer });
         return answer;
       },
+      hostCallFuel: HOST_CALL_FUEL,
     });
   }
   load: Sandbox['load'] = (spec) => this.#inner.load(spec);
@@ -451,7 +453,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckResult> {
     problems,
     binary: {
       bytes: bytes.length,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
+      sha256: sha256Hex(bytes),
       valid,
       memory,
       manifestMemoryPages: manifest?.limits.memoryPages ?? DEFAULT_LIMITS.memoryPages,

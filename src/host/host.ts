@@ -23,7 +23,7 @@ import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import type { OperatorAction, PluginRecord, Store } from '../store/types.ts';
-import { dispatchHostCall } from '../../host-functions/registry.ts';
+import { dispatchHostCall, HOST_CALL_FUEL } from '../../host-functions/registry.ts';
 import {
   guestError,
   type HostResult,
@@ -83,9 +83,10 @@ export class Host implements HostServices {
     this.#sandbox = opts.sandbox
       ? opts.sandbox(hostCall)
       : config.sandbox.mode === 'in-thread'
-        ? new InThreadSandbox({ hostCall, onGuestLog })
+        ? new InThreadSandbox({ hostCall, onGuestLog, hostCallFuel: HOST_CALL_FUEL })
         : new WorkerPoolSandbox({
             hostCall,
+            hostCallFuel: HOST_CALL_FUEL,
             onGuestLog,
             ...(config.sandbox.workers === null ? {} : { size: config.sandbox.workers }),
           });

@@ -13,7 +13,6 @@
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
-import { hostFunction } from '../../host-functions/registry.ts';
 import { CAPABILITIES } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
 import { FuelMeter } from '../fuel/meter.ts';
@@ -80,6 +79,12 @@ export interface InThreadSandboxOptions {
   readonly hostCall: HostCallHandler;
   /** Receives guest log lines (Extism `log_*`). @defaultValue discard */
   readonly onGuestLog?: (entry: GuestLogEntry) => void;
+  /**
+   * Static fuel price of each host function (`HOST_CALL_FUEL` from host-functions/registry.ts),
+   * charged on top of one unit per byte moved. Passed in as data, so a worker need not load
+   * the registry's validators. @defaultValue none: only bytes are charged
+   */
+  readonly hostCallFuel?: Readonly<Record<string, number>>;
 }
 
 /** A host answer refusing the call for capability or phase (these end the guest call). */
@@ -214,7 +219,7 @@ export class InThreadSandbox implements Sandbox {
     const state = guest.state;
     if (!meter || !state) return hostError('internal', 'no live instance');
     // Static cost plus the bytes moved in; the answer's bytes are charged after it.
-    if (!meter.charge(BigInt((hostFunction(fn)?.fuelCost ?? 0) + Number(size)))) {
+    if (!meter.charge(BigInt((this.#opts.hostCallFuel?.[fn] ?? 0) + Number(size)))) {
       return hostError('out_of_fuel', `not enough fuel left to call ${fn}`);
     }
     const text = cx.read(offset)?.text() ?? '';

@@ -75,6 +75,8 @@ export interface WorkerInit {
   readonly hostCallTimeoutMs: number;
   /** Niceness the worker gives its own thread at boot (0: unchanged). */
   readonly nice: number;
+  /** Static fuel price of each host function (see `InThreadSandboxOptions`). */
+  readonly hostCallFuel: Readonly<Record<string, number>>;
 }
 
 export function newChannel(): SharedArrayBuffer {

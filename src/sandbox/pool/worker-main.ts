@@ -59,6 +59,7 @@ function hostCall(caller: CallerContext, fn: string, request: string): string {
 
 const sandbox = new InThreadSandbox({
   hostCall,
+  hostCallFuel: init.hostCallFuel,
   onGuestLog: (e) => post({ type: 'log', ...e }),
 });
 

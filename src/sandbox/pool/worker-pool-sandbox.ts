@@ -52,6 +52,8 @@ import {
 
 export interface WorkerPoolOptions {
   readonly hostCall: HostCallHandler;
+  /** Static fuel price of each host function (see `InThreadSandboxOptions`). @defaultValue none */
+  readonly hostCallFuel?: Readonly<Record<string, number>>;
   /** Number of workers. @defaultValue the number of CPU cores */
   readonly size?: number;
   /** How long a guest's host call waits for the main thread. @defaultValue 5000 */
@@ -203,6 +205,7 @@ export class WorkerPoolSandbox implements Sandbox {
       journal,
       hostCallTimeoutMs: this.#o.hostCallTimeoutMs ?? 5_000,
       nice: this.#o.workerNice ?? 10,
+      hostCallFuel: this.#o.hostCallFuel ?? {},
     };
     const worker = new Worker(ENTRY, { workerData: init });
     const r: Runner = {
