@@ -78,6 +78,16 @@ export function makeConfig(dir: string, tenants: readonly TenantSpec[]): HostCon
   return parseHostConfig(raw, join(dir, 'config.json'), dir);
 }
 
+/** Tenant `t` running the proxy guest as plugin `p`, declaring `declarations`. */
+export function proxyConfig(dir: string, ...declarations: Record<string, unknown>[]): HostConfig {
+  return makeConfig(dir, [
+    {
+      id: 't',
+      plugins: [{ name: 'p', wasm: GUEST.proxy, config: { schedules: decls(...declarations) } }],
+    },
+  ]);
+}
+
 /** Schedules for the proxy guest's `schedules()` (Extism config value). */
 export function decls(...declarations: Record<string, unknown>[]): string {
   return JSON.stringify(declarations);

@@ -16,6 +16,7 @@ import {
   advance,
   decls,
   makeConfig,
+  proxyConfig,
   runsOf,
   startHost,
   tempDir,
@@ -77,23 +78,11 @@ test('overlap: a tick that finds its run in flight is skipped and recorded (skip
   const dir = tempDir(t);
   const clock = new ManualClock(T0);
   let gated: GatedSandbox | undefined;
-  const config = makeConfig(dir, [
-    {
-      id: 't',
-      plugins: [
-        {
-          name: 'p',
-          wasm: GUEST.proxy,
-          config: {
-            schedules: decls(
-              { id: 'skip', every: '10s' },
-              { id: 'buf', every: '10s', overlap: 'buffer-one' },
-            ),
-          },
-        },
-      ],
-    },
-  ]);
+  const config = proxyConfig(
+    dir,
+    { id: 'skip', every: '10s' },
+    { id: 'buf', every: '10s', overlap: 'buffer-one' },
+  );
   const { host } = await startHost(config, clock, {
     sandbox: (hc) => (gated = new GatedSandbox(hc)),
   });
@@ -205,23 +194,11 @@ test('restart: an in-flight run is marked abandoned; missed ticks follow the mis
   const dir = tempDir(t);
   const clock = new ManualClock(T0);
   let gated: GatedSandbox | undefined;
-  const config = makeConfig(dir, [
-    {
-      id: 't',
-      plugins: [
-        {
-          name: 'p',
-          wasm: GUEST.proxy,
-          config: {
-            schedules: decls(
-              { id: 'skipper', every: '1m' },
-              { id: 'catcher', every: '1m', misfire: 'run-once' },
-            ),
-          },
-        },
-      ],
-    },
-  ]);
+  const config = proxyConfig(
+    dir,
+    { id: 'skipper', every: '1m' },
+    { id: 'catcher', every: '1m', misfire: 'run-once' },
+  );
   const a = await startHost(config, clock, { sandbox: (hc) => (gated = new GatedSandbox(hc)) });
   await tick(clock, 60_000);
   assert.equal((gated as GatedSandbox).waiting, 2);

@@ -10,6 +10,7 @@ import {
   advance,
   decls,
   makeConfig,
+  proxyConfig,
   runsOf,
   startHost,
   tempDir,
@@ -22,20 +23,7 @@ test('cron in a time zone fires at local wall-clock times, across a DST change',
   const dir = tempDir(t);
   // 2026-03-28 09:00 Berlin = 08:00Z (CET); 2026-03-29 09:00 Berlin = 07:00Z (CEST).
   const clock = new ManualClock(Date.parse('2026-03-28T00:00:00Z'));
-  const config = makeConfig(dir, [
-    {
-      id: 't',
-      plugins: [
-        {
-          name: 'p',
-          wasm: GUEST.proxy,
-          config: {
-            schedules: decls({ id: 'nine', cron: '0 9 * * *', timezone: 'Europe/Berlin' }),
-          },
-        },
-      ],
-    },
-  ]);
+  const config = proxyConfig(dir, { id: 'nine', cron: '0 9 * * *', timezone: 'Europe/Berlin' });
   const { host } = await startHost(config, clock);
   try {
     await advance(host, clock, 48 * HOUR, 15 * 60_000);
@@ -55,23 +43,11 @@ test('cron in a time zone fires at local wall-clock times, across a DST change',
 test('intervals fire on an anchored grid; jitter delays each tick deterministically within its bound', async (t) => {
   const dir = tempDir(t);
   const clock = new ManualClock(T0);
-  const config = makeConfig(dir, [
-    {
-      id: 't',
-      plugins: [
-        {
-          name: 'p',
-          wasm: GUEST.proxy,
-          config: {
-            schedules: decls(
-              { id: 'every', every: '5m' },
-              { id: 'jittery', every: '10m', jitter: '2m' },
-            ),
-          },
-        },
-      ],
-    },
-  ]);
+  const config = proxyConfig(
+    dir,
+    { id: 'every', every: '5m' },
+    { id: 'jittery', every: '10m', jitter: '2m' },
+  );
   const { host } = await startHost(config, clock);
   try {
     await advance(host, clock, HOUR, 5_000);
@@ -122,23 +98,11 @@ test('a one-shot schedule fires once and completes', async (t) => {
 test('a cursor returned by one run reaches the next; an empty output keeps it; null clears it', async (t) => {
   const dir = tempDir(t);
   const clock = new ManualClock(T0);
-  const config = makeConfig(dir, [
-    {
-      id: 't',
-      plugins: [
-        {
-          name: 'p',
-          wasm: GUEST.proxy,
-          config: {
-            schedules: decls(
-              { id: 'set', every: '1h', payload: { setCursor: { page: 7, token: 'ü' } } },
-              { id: 'clear', every: '1h', payload: { setCursor: null } },
-            ),
-          },
-        },
-      ],
-    },
-  ]);
+  const config = proxyConfig(
+    dir,
+    { id: 'set', every: '1h', payload: { setCursor: { page: 7, token: 'ü' } } },
+    { id: 'clear', every: '1h', payload: { setCursor: null } },
+  );
   const { host } = await startHost(config, clock);
   try {
     const first = await triggerRun(host, 't/p/set');
