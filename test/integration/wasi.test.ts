@@ -18,6 +18,7 @@ import {
   MAX_WASI_LINES_PER_CALL,
   MAX_WASI_OUTPUT_BYTES_PER_CALL,
   WASI_CALL_FUEL,
+  WASI_POLL_FUEL,
   WASI_SUBSCRIPTION_FUEL,
 } from '../../src/sandbox/kernel/wasi.ts';
 import type { CallOutcome, CallerContext } from '../../src/sandbox/types.ts';
@@ -84,7 +85,7 @@ test('poll_oneoff: a 10 s sleep returns at once, advances virtual time and is bi
     assert.ok(wall - wallBase >= slept && wall - wallBase < slept + 1_000_000n, `${wall}`);
     assert.ok(o.durationMs < 2_000, `returned at once (${o.durationMs} ms)`);
     assert.ok(
-      (o.fuelUsed ?? 0) >= 4 * WASI_CALL_FUEL + WASI_SUBSCRIPTION_FUEL,
+      (o.fuelUsed ?? 0) >= 4 * WASI_CALL_FUEL + WASI_POLL_FUEL + WASI_SUBSCRIPTION_FUEL,
       `billed ${o.fuelUsed}`,
     );
 
@@ -250,6 +251,27 @@ test('a start function out of fuel fails the load with HG_PLUGIN_INIT_FUEL', asy
     (err: { code?: string; message?: string }) => {
       assert.equal(err.code, 'HG_PLUGIN_INIT_FUEL');
       assert.match(err.message ?? '', /start function ran out of fuel/);
+      return true;
+    },
+  );
+});
+
+test('init that sleeps forever ends out of fuel; init that exits non-zero fails the load', async () => {
+  await assert.rejects(
+    load(GUEST.wat('wasi-init-sleep'), {
+      limits: { fuel: { ...DEFAULT_LIMITS.fuel, discovery: 1_000_000 } },
+    }),
+    (err: { code?: string; message?: string }) => {
+      assert.equal(err.code, 'HG_PLUGIN_INIT_FUEL');
+      assert.match(err.message ?? '', /_initialize ran out of fuel/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    load(GUEST.wat('wasi-init-exit')),
+    (err: { code?: string; message?: string }) => {
+      assert.equal(err.code, 'HG_PLUGIN_LOAD');
+      assert.match(err.message ?? '', /_start called proc_exit\(7\)/);
       return true;
     },
   );

@@ -19,7 +19,8 @@
  *   fd ops on anything but 0-2 EBADF, path and socket ops ENOTCAPABLE, every other function
  *   ENOSYS. `proc_exit` ends the call (see `WasiKernel.exitCode`).
  * - **Priced before the work**: each call costs `WASI_CALL_FUEL` plus one unit per byte it
- *   moves, charged before it touches memory. When the fuel does not cover it the function
+ *   moves (two per random byte; a sleep `WASI_POLL_FUEL` more), charged before it touches
+ *   memory. When the fuel does not cover it the function
  *   returns without working, and the guest traps out of fuel at the check that follows every
  *   host call. Counts (iovecs, subscriptions) are capped; random bytes are made in 64 KiB
  *   chunks, so host memory stays bounded whatever the guest asks.
@@ -29,8 +30,14 @@ import type { WasiImport } from './entry-rewrite.ts';
 
 /** Fuel every WASI call costs on the host side (about a microsecond of host work). */
 export const WASI_CALL_FUEL = 1_000;
-/** Extra fuel per `poll_oneoff` subscription (plus its 80 bytes moved). */
+/**
+ * Extra fuel per `poll_oneoff` call (a sleep), and per subscription (plus its 80 bytes moved):
+ * a sleep loop measured ~5-10 µs of host time per call on a loaded 2-core machine.
+ */
+export const WASI_POLL_FUEL = 10_000;
 export const WASI_SUBSCRIPTION_FUEL = 1_000;
+/** Fuel per random byte (AES-CTR and the copy into guest memory: ~1-2 ns per byte). */
+export const WASI_RANDOM_BYTE_FUEL = 2;
 /** stdout + stderr bytes kept per guest call; the rest are dropped and counted. */
 export const MAX_WASI_OUTPUT_BYTES_PER_CALL = 65_536;
 /** A log line is cut at this many bytes when no newline comes first. */
@@ -272,7 +279,7 @@ export class WasiKernel {
       },
       random_get: (ptr, len) => {
         const n = Number(len) >>> 0;
-        if (!charge(n)) return Errno.NOSYS;
+        if (!charge(n * WASI_RANDOM_BYTE_FUEL)) return Errno.NOSYS;
         const mem = host.memory();
         const at = Number(ptr) >>> 0;
         if (!mem || at + n > mem.buffer.byteLength) return Errno.FAULT;
@@ -397,7 +404,7 @@ export class WasiKernel {
     const host = this.#host;
     if (!host.charge(WASI_CALL_FUEL)) return Errno.NOSYS;
     if (n === 0 || n > MAX_SUBSCRIPTIONS) return Errno.INVAL;
-    if (!host.charge(n * (WASI_SUBSCRIPTION_FUEL + 80))) return Errno.NOSYS;
+    if (!host.charge(WASI_POLL_FUEL + n * (WASI_SUBSCRIPTION_FUEL + 80))) return Errno.NOSYS;
     const subs = this.#view(Number(inPtr), n * 48);
     const events = this.#view(Number(outPtr), n * 32);
     const nevents = this.#view(Number(neventsPtr), 4);
