@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
+import { runFuelCommand } from '../../src/fuel/cli-commands.ts';
 import type { RunContext } from '../../src/host/run-executor.ts';
 import { DEFAULT_LIMITS, type PluginLimits } from '../../src/plugin/manifest.ts';
 import { InThreadSandbox, type GuestLogEntry } from '../../src/sandbox/in-thread-sandbox.ts';
@@ -331,4 +332,24 @@ test('Go: the same call on two fresh instances bills exactly the same fuel', asy
   }
   assert.ok((bills[0]?.[0] ?? 0) > 0);
   assert.deepEqual(bills[1], bills[0]);
+});
+
+test('`hourglass fuel` runs WASI guests on the same WASI: sleeps end by fuel, Go bills repeat', async () => {
+  const sleep = await runFuelCommand({
+    guest: GUEST.wat('wasi-sleep-loop'),
+    call: 'run',
+    budget: 1_000_000,
+  });
+  assert.equal(sleep.exitCode, 1);
+  assert.match(sleep.stdout, /^outcome: out_of_fuel$/m);
+  const exit = await runFuelCommand({ guest: GUEST.wat('wasi-exit'), call: 'run', input: 'ab' });
+  assert.match(exit.stdout, /^outcome: proc_exit\(2\)$/m);
+  const go = resolve(PROJECT_ROOT, 'guest-examples/go/cron-report/build/cron-report.wasm');
+  const used = async () => {
+    const r = await runFuelCommand({ guest: go, call: 'schedules' });
+    return /^fuel used: (\d+) of/m.exec(r.stdout)?.[1];
+  };
+  const first = await used();
+  assert.ok(first !== undefined && Number(first) > 0);
+  assert.equal(await used(), first);
 });
