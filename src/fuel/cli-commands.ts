@@ -20,7 +20,8 @@ import { instrument } from './instrument.ts';
 import { FuelMeter } from './meter.ts';
 import { HOURGLASS_WASI, rewriteEntries } from '../sandbox/kernel/entry-rewrite.ts';
 import { runGuestInit } from '../sandbox/kernel/guest-init.ts';
-import { WasiKernel, checkWasiImports } from '../sandbox/kernel/wasi.ts';
+import { WasiKernel } from '../sandbox/kernel/wasi.ts';
+import { checkWasiImports } from '../sandbox/kernel/wasi-abi.ts';
 
 export interface CommandResult {
   readonly exitCode: number;
@@ -119,11 +120,7 @@ export async function runFuelCommand(args: FuelCommandArgs): Promise<CommandResu
   const logs: string[] = [];
   const wasi = new WasiKernel(args.guest, {
     memory: () => memory,
-    charge: (fuel) => meter?.charge(BigInt(fuel)) ?? false,
-    fuelUsed: () => meter?.used() ?? 0n,
-    drain: () => {
-      if (meter && meter.remaining() >= 0n) meter.charge(meter.remaining() + 1n);
-    },
+    meter: () => meter,
     log: (level, message) => logs.push(`${level}: ${message}`),
   });
   // Imports outside Extism's kernel and WASI get stubs that fail the call.

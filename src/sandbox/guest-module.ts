@@ -17,7 +17,7 @@ import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
 import { rewriteEntries, type WasiImport } from './kernel/entry-rewrite.ts';
-import { checkWasiImports } from './kernel/wasi.ts';
+import { checkWasiImports } from './kernel/wasi-abi.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;

@@ -187,16 +187,16 @@ export class InThreadSandbox implements Sandbox {
       if (state && ++state.logLines > MAX_LOG_LINES_PER_CALL) return;
       this.#opts.onGuestLog?.({ pluginId, level, message: String(message).slice(0, 4096) });
     };
-    const wasi = new WasiKernel(pluginId, {
-      memory: () => guest.memory,
-      charge: (fuel) => guest.meter?.charge(BigInt(fuel)) ?? false,
-      fuelUsed: () => guest.meter?.used() ?? 0n,
-      drain: () => {
-        const meter = guest.meter;
-        if (meter && meter.remaining() >= 0n) meter.charge(meter.remaining() + 1n);
-      },
-      log: (level, message) => log(level)(message),
-    });
+    // Hourglass's WASI, one per instance (its clocks and random stream restart with it).
+    const wasiImports = guest.prepared.wasiImports;
+    const wasi =
+      wasiImports.length === 0
+        ? null
+        : new WasiKernel(pluginId, {
+            memory: () => guest.memory,
+            meter: () => guest.meter,
+            log: (level, message) => log(level)(message),
+          });
     guest.wasi = wasi;
     const logger = {
       trace: log('trace'),
@@ -218,7 +218,7 @@ export class InThreadSandbox implements Sandbox {
         logger: logger as unknown as Console,
         functions: {
           [HOST_NAMESPACE]: userFns,
-          [HOURGLASS_WASI]: wasi.functions(guest.prepared.wasiImports),
+          ...(wasi ? { [HOURGLASS_WASI]: wasi.functions(wasiImports) } : {}),
           env: {
             abort: (_cx: CallContext, msg: number, file: number, line: number, col: number) => {
               const text = `abort: ${readAscString(guest.memory, msg) ?? '?'} at ${readAscString(guest.memory, file) ?? '?'}:${line}:${col}`;

@@ -12,7 +12,7 @@ import {
   START_SECTION_EXPORT,
   rewriteEntries,
 } from '../../src/sandbox/kernel/entry-rewrite.ts';
-import { checkWasiImports } from '../../src/sandbox/kernel/wasi.ts';
+import { checkWasiImports } from '../../src/sandbox/kernel/wasi-abi.ts';
 
 const wabt = await wabtInit();
 

@@ -26,7 +26,9 @@
  *   chunks, so host memory stays bounded whatever the guest asks.
  */
 import { createCipheriv, createHash, type Cipher } from 'node:crypto';
+import type { FuelMeter } from '../../fuel/meter.ts';
 import type { WasiImport } from './entry-rewrite.ts';
+import { Errno } from './wasi-abi.ts';
 
 /** Fuel every WASI call costs on the host side (about a microsecond of host work). */
 export const WASI_CALL_FUEL = 1_000;
@@ -50,91 +52,23 @@ export const MAX_WASI_LINES_PER_CALL = 500;
 export const MAX_IOVECS = 1_024;
 export const MAX_SUBSCRIPTIONS = 1_024;
 
-/** The errno values this kernel answers. */
-export const Errno = {
-  SUCCESS: 0,
-  BADF: 8,
-  FAULT: 21,
-  INVAL: 28,
-  NOSYS: 52,
-  SPIPE: 70,
-  NOTCAPABLE: 76,
-} as const;
-type Errno = (typeof Errno)[keyof typeof Errno];
-
-/** Preview-1 signatures (`params:results`) of the functions a guest may import. */
-const SIGNATURES: Readonly<Record<string, string>> = {
-  args_get: 'ii:i',
-  args_sizes_get: 'ii:i',
-  environ_get: 'ii:i',
-  environ_sizes_get: 'ii:i',
-  clock_res_get: 'ii:i',
-  clock_time_get: 'iIi:i',
-  fd_advise: 'iIIi:i',
-  fd_allocate: 'iII:i',
-  fd_close: 'i:i',
-  fd_datasync: 'i:i',
-  fd_fdstat_get: 'ii:i',
-  fd_fdstat_set_flags: 'ii:i',
-  fd_fdstat_set_rights: 'iII:i',
-  fd_filestat_get: 'ii:i',
-  fd_filestat_set_size: 'iI:i',
-  fd_filestat_set_times: 'iIIi:i',
-  fd_pread: 'iiiIi:i',
-  fd_prestat_get: 'ii:i',
-  fd_prestat_dir_name: 'iii:i',
-  fd_pwrite: 'iiiIi:i',
-  fd_read: 'iiii:i',
-  fd_readdir: 'iiiIi:i',
-  fd_renumber: 'ii:i',
-  fd_seek: 'iIii:i',
-  fd_sync: 'i:i',
-  fd_tell: 'ii:i',
-  fd_write: 'iiii:i',
-  path_create_directory: 'iii:i',
-  path_filestat_get: 'iiiii:i',
-  path_filestat_set_times: 'iiiiIIi:i',
-  path_link: 'iiiiiii:i',
-  path_open: 'iiiiiIIii:i',
-  path_readlink: 'iiiiii:i',
-  path_remove_directory: 'iii:i',
-  path_rename: 'iiiiii:i',
-  path_symlink: 'iiiii:i',
-  path_unlink_file: 'iii:i',
-  poll_oneoff: 'iiii:i',
-  proc_exit: 'i:',
-  proc_raise: 'i:i',
-  sched_yield: ':i',
-  random_get: 'ii:i',
-  sock_accept: 'iii:i',
-  sock_recv: 'iiiiii:i',
-  sock_send: 'iiiii:i',
-  sock_shutdown: 'ii:i',
-};
-
-/**
- * Why a module's WASI imports cannot be served, or null. Known functions must have their
- * preview-1 signature; unknown ones must return one i32 (they answer ENOSYS).
- */
-export function checkWasiImports(imports: readonly WasiImport[]): string | null {
-  for (const imp of imports) {
-    const want = SIGNATURES[imp.name];
-    if (want !== undefined ? imp.signature !== want : !imp.signature.endsWith(':i')) {
-      return `imports wasi_snapshot_preview1.${imp.name} with signature (${imp.signature})${want ? `; preview 1 has (${want})` : '; unknown WASI functions must return one i32'}`;
-    }
-  }
-  return null;
-}
-
 /** What the kernel needs from the sandbox, for the instance it serves. */
 export interface WasiHost {
   /** The instance's memory (null before it is bound or if the module exports none). */
+  memory(): WebAssembly.Memory | null;
+  /** The instance's fuel meter (null before it is bound: then every call is refused). */
+  meter(): FuelMeter | null;
+  log(level: 'info' | 'warn', message: string): void;
+}
+
+/** The meter operations the functions use. */
+interface Metered {
   memory(): WebAssembly.Memory | null;
   /** Charges fuel; false when the fuel does not cover it (skip the work and return). */
   charge(fuel: number): boolean;
   /** Fuel used by the current guest call so far (init counts as a call). */
   fuelUsed(): bigint;
-  /** Ends the call: drains the remaining fuel, so the guest cannot carry on past `proc_exit`. */
+  /** Drains the remaining fuel, so the guest cannot carry on past `proc_exit`. */
   drain(): void;
   log(level: 'info' | 'warn', message: string): void;
 }
@@ -146,7 +80,7 @@ const ZEROS = new Uint8Array(RANDOM_CHUNK);
 const decoder = new TextDecoder();
 
 export class WasiKernel {
-  readonly #host: WasiHost;
+  readonly #host: Metered;
   readonly #random: Cipher;
   /** Monotonic nanoseconds at the start of the current call. */
   #mono = 0n;
@@ -163,7 +97,16 @@ export class WasiKernel {
   exit: { readonly code: number; readonly fuelUsed: bigint } | null = null;
 
   constructor(seed: string, host: WasiHost) {
-    this.#host = host;
+    this.#host = {
+      memory: () => host.memory(),
+      log: (level, message) => host.log(level, message),
+      charge: (fuel) => host.meter()?.charge(BigInt(fuel)) ?? false,
+      fuelUsed: () => host.meter()?.used() ?? 0n,
+      drain: () => {
+        const meter = host.meter();
+        if (meter && meter.remaining() >= 0n) meter.charge(meter.remaining() + 1n);
+      },
+    };
     const key = createHash('sha256').update(`hourglass-wasi-random/1\0${seed}`).digest();
     this.#random = createCipheriv('aes-128-ctr', key.subarray(0, 16), Buffer.alloc(16));
   }
@@ -232,7 +175,7 @@ export class WasiKernel {
     return fns;
   }
 
-  #refuse(errno: Errno): WasiFn {
+  #refuse(errno: number): WasiFn {
     return () => (this.#host.charge(WASI_CALL_FUEL) ? errno : Errno.NOSYS);
   }
 
