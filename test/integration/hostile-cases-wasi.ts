@@ -10,11 +10,18 @@
  */
 import type { HostileCase } from './hostile-case.ts';
 
+/**
+ * The loops must end by fuel, never by the deadline, even on a loaded machine: a budget that
+ * ends them in well under a second of host time, and a deadline far beyond it.
+ */
+const BY_FUEL = { timeoutMs: 30_000, fuel: { run: 50_000_000 } } as const;
+
 export const CASES: readonly HostileCase[] = [
   {
     name: 'wasi-sleep-loop',
     item: '1',
     guest: { wat: 'wasi-sleep-loop' },
+    limits: BY_FUEL,
     expect: { trigger: 'sleep-loop', times: 2, status: 'out_of_fuel', reason: 'out_of_fuel' },
   },
   {
@@ -27,18 +34,22 @@ export const CASES: readonly HostileCase[] = [
     name: 'wasi-clock-loop',
     item: '1',
     guest: { wat: 'wasi-clock-loop' },
+    limits: BY_FUEL,
     expect: { trigger: 'clock-loop', status: 'out_of_fuel', reason: 'out_of_fuel' },
   },
   {
     name: 'wasi-fd-write-flood',
     item: '1',
     guest: { wat: 'wasi-write-flood' },
+    limits: BY_FUEL,
     expect: { trigger: 'write-flood', status: 'out_of_fuel', reason: 'out_of_fuel' },
   },
   {
     name: 'wasi-random-get-huge',
     item: '1',
     guest: { wat: 'wasi-random-huge' },
+    // The guest's memory is 4 MiB (64 pages), all of it filled by each random_get.
+    limits: { ...BY_FUEL, memoryPages: 64 },
     expect: { trigger: 'random-huge', status: 'out_of_fuel', reason: 'out_of_fuel' },
   },
   {
