@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
+import wabtInit from 'wabt';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { runFuelCommand } from '../../src/fuel/cli-commands.ts';
 import type { RunContext } from '../../src/host/run-executor.ts';
@@ -352,4 +353,59 @@ test('`hourglass fuel` runs WASI guests on the same WASI: sleeps end by fuel, Go
   const first = await used();
   assert.ok(first !== undefined && Number(first) > 0);
   assert.equal(await used(), first);
+});
+
+test('proc_exit cannot be caught: a guest that catches it still ends with its exit', async () => {
+  const wabt = await wabtInit();
+  const compile = (text: string): Uint8Array<ArrayBuffer> => {
+    const m = wabt.parseWat('x.wat', text, { exceptions: true });
+    try {
+      return new Uint8Array(m.toBinary({}).buffer);
+    } finally {
+      m.destroy();
+    }
+  };
+  const guest = (init: string, run: string) =>
+    compile(`(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "schedules") (result i32) (i32.const 0))
+      ${init}
+      (func (export "run") (result i32) (local $i i32)
+        ${run}
+        ;; Carries on after the catch: a loop, then success.
+        (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+        (i32.const 0)))`);
+  const sandbox = new InThreadSandbox({ hostCall: () => '{"ok":{}}' });
+  const spec = { pluginId: 't/p', tenant: 't', config: {}, limits: DEFAULT_LIMITS };
+  try {
+    await sandbox.load({
+      ...spec,
+      wasm: guest('', '(try (do (call $exit (i32.const 5))) (catch_all))'),
+    });
+    const o = await sandbox.call('t/p', { fn: 'run', input: '', caller: RUN });
+    assert.equal(o.ok, false);
+    assert.equal(!o.ok && o.status, 'failed');
+    assert.equal(!o.ok && o.reason, 'proc_exit');
+    assert.match(!o.ok ? o.message : '', /proc_exit\(5\)/);
+
+    await assert.rejects(
+      sandbox.load({
+        ...spec,
+        pluginId: 't/q',
+        wasm: guest(
+          '(func (export "_initialize") (try (do (call $exit (i32.const 3))) (catch_all)))',
+          '',
+        ),
+      }),
+      (err: { code?: string; message?: string }) => {
+        assert.equal(err.code, 'HG_PLUGIN_LOAD');
+        assert.match(err.message ?? '', /_initialize called proc_exit\(3\)/);
+        return true;
+      },
+    );
+  } finally {
+    await sandbox.close();
+  }
 });
