@@ -11,6 +11,8 @@ export const ErrorCodes = {
   HG_MANIFEST_INVALID: 'a plugin manifest is missing, not JSON, or does not match its schema',
   HG_PLUGIN_DUPLICATE: 'two plugins with the same name in one tenant',
   HG_PLUGIN_LOAD: 'a plugin could not be loaded (wasm unreadable, does not compile or instantiate)',
+  HG_PLUGIN_INIT_FUEL:
+    "a plugin's init (start function, then _initialize or _start) ran out of its fuel budget (limits.fuel.discovery)",
   HG_DISCOVERY_FAILED: "the guest's schedules() call failed or returned invalid declarations",
   HG_DECLARATION_INVALID: 'a schedule declaration is invalid (cron, time zone, interval, ids)',
   HG_QUOTA_EXCEEDED: 'a tenant quota would be exceeded',

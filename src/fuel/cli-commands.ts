@@ -5,6 +5,8 @@
  *   hourglass instrument IN.wasm -o OUT.wasm [--cost-table FILE.json]
  *   hourglass fuel GUEST.wasm --call EXPORT [--input TEXT] [--budget N]
  *
+ * WASI guests get Hourglass's own deterministic WASI, as in the sandbox (no Node WASI).
+ *
  * Exit codes: 0 success, 1 the guest call failed (trap, out of fuel, error), 2 bad input
  * (unreadable file, refused module, bad cost table).
  */
@@ -16,6 +18,10 @@ import type { CostTable } from './cost-table.ts';
 import { FuelError } from './errors.ts';
 import { instrument } from './instrument.ts';
 import { FuelMeter } from './meter.ts';
+import { HOURGLASS_WASI, rewriteEntries } from '../sandbox/kernel/entry-rewrite.ts';
+import { runGuestInit } from '../sandbox/kernel/guest-init.ts';
+import { WasiKernel } from '../sandbox/kernel/wasi.ts';
+import { checkWasiImports } from '../sandbox/kernel/wasi-abi.ts';
 
 export interface CommandResult {
   readonly exitCode: number;
@@ -96,22 +102,39 @@ export async function runFuelCommand(args: FuelCommandArgs): Promise<CommandResu
   } catch (err) {
     return fail(2, `cannot read ${args.guest}: ${(err as Error).message}\n`);
   }
+  // As in the sandbox: instrumented, then WASI and init entries renamed, so the guest gets
+  // Hourglass's deterministic WASI (src/sandbox/kernel/wasi.ts) and the fuel is the sandbox's.
   let module: WebAssembly.Module;
+  let entries: ReturnType<typeof rewriteEntries>;
   try {
     const costTable = await loadCostTable(args.costTable);
-    module = await WebAssembly.compile(instrument(original, costTable ? { costTable } : {}).bytes);
+    entries = rewriteEntries(instrument(original, costTable ? { costTable } : {}).bytes);
+    const problem = checkWasiImports(entries.wasiImports);
+    if (problem) return fail(2, `${args.guest}: ${problem}\n`);
+    module = await WebAssembly.compile(entries.bytes);
   } catch (err) {
     return fail(2, `${describe(err)}\n`);
   }
+  let meter: FuelMeter | null = null;
+  let memory: WebAssembly.Memory | null = null;
+  const logs: string[] = [];
+  const wasi = new WasiKernel(args.guest, {
+    memory: () => memory,
+    meter: () => meter,
+    log: (level, message) => logs.push(`${level}: ${message}`),
+  });
   // Imports outside Extism's kernel and WASI get stubs that fail the call.
-  const functions: Record<string, Record<string, (cx: CallContext, ...a: unknown[]) => never>> = {};
-  let useWasi = false;
+  const functions: Record<
+    string,
+    Record<string, (cx: CallContext, ...a: (number | bigint)[]) => unknown>
+  > = {
+    [HOURGLASS_WASI]: wasi.functions(entries.wasiImports),
+  };
   for (const imp of WebAssembly.Module.imports(module)) {
-    if (imp.module === 'wasi_snapshot_preview1') useWasi = true;
     if (
       imp.kind !== 'function' ||
       imp.module === 'extism:host/env' ||
-      imp.module === 'wasi_snapshot_preview1'
+      imp.module === HOURGLASS_WASI
     ) {
       continue;
     }
@@ -121,10 +144,18 @@ export async function runFuelCommand(args: FuelCommandArgs): Promise<CommandResu
     };
   }
   const budget = BigInt(args.budget ?? 1_000_000_000);
-  const plugin = await createPlugin({ wasm: [{ module }] }, { useWasi, functions });
+  const plugin = await createPlugin({ wasm: [{ module }] }, { useWasi: false, functions });
   try {
-    const meter = new FuelMeter(await plugin.getInstance());
+    const instance = await plugin.getInstance();
+    meter = new FuelMeter(instance);
+    memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : null;
+    try {
+      runGuestInit(instance, meter, wasi, Number(budget));
+    } catch (err) {
+      return fail(1, `init: ${(err as Error).message}\n`);
+    }
     meter.setBudget(budget);
+    wasi.begin(undefined);
     const t0 = performance.now();
     let output: string | null = null;
     let error: unknown;
@@ -134,15 +165,22 @@ export async function runFuelCommand(args: FuelCommandArgs): Promise<CommandResu
       error = err;
     }
     const ms = (performance.now() - t0).toFixed(2);
-    const { outcome, fuelUsed } = meter.settle(error);
+    wasi.end();
+    const exit = wasi.exit;
+    const settled = meter.settle(error);
+    const outcome = exit ? `proc_exit(${exit.code})` : settled.outcome;
+    const fuelUsed = exit ? exit.fuelUsed : settled.fuelUsed;
     const lines = [
       `outcome: ${outcome}`,
       `fuel used: ${fuelUsed} of ${budget} (remaining ${meter.remaining()})`,
       `time: ${ms} ms`,
     ];
     if (output !== null) lines.push(`output: ${output}`);
-    if (error !== undefined) lines.push(`error: ${(error as Error).message ?? String(error)}`);
-    return { exitCode: error === undefined ? 0 : 1, stdout: `${lines.join('\n')}\n`, stderr: '' };
+    if (error !== undefined && !exit)
+      lines.push(`error: ${(error as Error).message ?? String(error)}`);
+    for (const l of logs) lines.push(`log ${l}`);
+    const failed = exit ? exit.code !== 0 : error !== undefined;
+    return { exitCode: failed ? 1 : 0, stdout: `${lines.join('\n')}\n`, stderr: '' };
   } finally {
     await plugin.close();
   }

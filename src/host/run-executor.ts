@@ -94,6 +94,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
           phase: 'run',
           scheduleKey: s.key,
           runId: run.runId,
+          scheduledAt: run.scheduledAt,
         },
       });
       if (!outcome.ok) {

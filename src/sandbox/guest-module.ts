@@ -3,9 +3,11 @@
  * against the ABI (docs/guest-abi.md), instrument it for fuel (src/fuel/, which also clamps
  * its memory and bounds its call depth), rewrite it for return-code capture, and compile it.
  *
- * The two rewrites compose: the instrumenter runs first and the return-code wrapper only
+ * The rewrites compose: the instrumenter runs first and the return-code wrapper only
  * appends (a wrapper per entry export that calls the metered original), so the wrappers are
- * unmetered glue and every guest operator is metered. Compiled modules are cached by the
+ * unmetered glue and every guest operator is metered. Last, src/sandbox/kernel/entry-rewrite.ts
+ * renames the WASI import module and the init entries (`_initialize`, `_start`, the start
+ * section) so that the sandbox, not Extism, runs init once the instance is bound. Compiled modules are cached by the
  * original's hash, the instrumenter and cost-table versions and every option that changes the
  * output, so reloading a plugin (or another plugin with the same bytes) compiles nothing.
  */
@@ -14,6 +16,8 @@ import { HourglassError } from '../errors.ts';
 import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
+import { rewriteEntries, type WasiImport } from './kernel/entry-rewrite.ts';
+import { checkWasiImports } from './kernel/wasi-abi.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;
@@ -28,6 +32,8 @@ export interface PreparedGuest {
   readonly exports: readonly string[];
   readonly imports: readonly string[];
   readonly usesWasi: boolean;
+  /** The WASI functions it imports (served by Hourglass's WASI under `hourglass:wasi`). */
+  readonly wasiImports: readonly WasiImport[];
   /** What the fuel instrumenter did (sizes, metered blocks, time). */
   readonly fuel: InstrumentStats;
 }
@@ -35,6 +41,7 @@ export interface PreparedGuest {
 interface Compiled {
   readonly module: WebAssembly.Module;
   readonly fuel: InstrumentStats;
+  readonly wasiImports: readonly WasiImport[];
 }
 
 /** Compiled guests by cache key; small, since each entry holds a compiled module. */
@@ -48,8 +55,8 @@ function loadError(pluginId: string, problem: string, cause?: unknown): Hourglas
 /**
  * `limits.memoryPages` caps the guest's linear memory (the module's declared maximum is clamped
  * to it): the only real memory limit, since Extism's `maxPages` covers Extism's own blocks
- * only. `limits.fuel.discovery` is also the budget of the module's start function (and of
- * WASI `_initialize`), which runs while an instance is created.
+ * only. `limits.fuel.discovery` is also the budget of the module's init (its start function,
+ * then `_initialize` or `_start`), which the sandbox runs when it creates an instance.
  */
 export async function prepareGuest(
   pluginId: string,
@@ -111,28 +118,34 @@ export async function prepareGuest(
   if (!entry) {
     let rewritten: Uint8Array<ArrayBuffer>;
     let fuel: InstrumentStats;
+    let wasiImports: readonly WasiImport[];
     try {
       const metered = instrument(wasm, options);
       fuel = metered.stats;
-      rewritten = wrapReturnCodes(metered.bytes, GUEST_EXPORTS).bytes;
+      const entries = rewriteEntries(wrapReturnCodes(metered.bytes, GUEST_EXPORTS).bytes);
+      rewritten = entries.bytes;
+      wasiImports = entries.wasiImports;
     } catch (err) {
       throw loadError(pluginId, `cannot be prepared: ${(err as Error).message}`, err);
     }
+    const wasiProblem = checkWasiImports(wasiImports);
+    if (wasiProblem) throw loadError(pluginId, wasiProblem);
     try {
-      entry = { module: await WebAssembly.compile(rewritten), fuel };
+      entry = { module: await WebAssembly.compile(rewritten), fuel, wasiImports };
     } catch (err) {
       throw loadError(pluginId, `does not compile: ${(err as Error).message}`, err);
     }
     compiled.set(key, entry);
     if (compiled.size > MAX_CACHED) compiled.delete(compiled.keys().next().value as string);
   }
-  const { module, fuel } = entry;
+  const { module, fuel, wasiImports } = entry;
   return {
     module,
     sha256,
     exports: [...funcExports],
     imports: imports.map((i) => `${i.module}.${i.name}`),
     usesWasi,
+    wasiImports,
     fuel,
   };
 }

@@ -17,6 +17,9 @@ import { CAPABILITIES } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
 import { FuelMeter } from '../fuel/meter.ts';
 import { prepareGuest, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
+import { HOURGLASS_WASI } from './kernel/entry-rewrite.ts';
+import { GuestInitError, runGuestInit } from './kernel/guest-init.ts';
+import { WasiKernel } from './kernel/wasi.ts';
 import { RC_GLOBAL } from './return-code.ts';
 import type {
   CallOutcome,
@@ -55,6 +58,8 @@ interface LoadedGuest {
   meter: FuelMeter | null;
   /** The live instance's `__hg_rc` global (absent when no export returns i32). */
   rc: WebAssembly.Global | null;
+  /** The live instance's WASI (src/sandbox/kernel/wasi.ts; one per instance). */
+  wasi: WasiKernel | null;
   /**
    * Calls to one instance are serialized (Extism's call state is per instance): calls made
    * while one runs wait here, and the running call's loop takes them in order.
@@ -124,6 +129,7 @@ export class InThreadSandbox implements Sandbox {
       memory: null,
       meter: null,
       rc: null,
+      wasi: null,
       state: null,
       waiting: [],
       running: false,
@@ -133,7 +139,9 @@ export class InThreadSandbox implements Sandbox {
       guest.plugin = await this.#instantiate(guest);
     } catch (err) {
       throw new HourglassError(
-        'HG_PLUGIN_LOAD',
+        err instanceof GuestInitError && err.status === 'out_of_fuel'
+          ? 'HG_PLUGIN_INIT_FUEL'
+          : 'HG_PLUGIN_LOAD',
         `plugin ${spec.pluginId}: cannot be instantiated: ${(err as Error).message}`,
         { cause: err },
       );
@@ -152,6 +160,17 @@ export class InThreadSandbox implements Sandbox {
     guest.meter = new FuelMeter(instance);
     const rc = instance.exports[RC_GLOBAL];
     guest.rc = rc instanceof WebAssembly.Global ? rc : null;
+    // Init (start section, `_initialize` or `_start`) runs only now, with memory, meter and
+    // WASI bound, under the discovery budget (src/sandbox/kernel/guest-init.ts).
+    try {
+      runGuestInit(instance, guest.meter, guest.wasi, guest.spec.limits.fuel.discovery);
+    } catch (err) {
+      guest.memory = null;
+      guest.meter = null;
+      guest.rc = null;
+      await plugin.close().catch(() => undefined);
+      throw err;
+    }
     return plugin;
   }
 
@@ -168,6 +187,17 @@ export class InThreadSandbox implements Sandbox {
       if (state && ++state.logLines > MAX_LOG_LINES_PER_CALL) return;
       this.#opts.onGuestLog?.({ pluginId, level, message: String(message).slice(0, 4096) });
     };
+    // Hourglass's WASI, one per instance (its clocks and random stream restart with it).
+    const wasiImports = guest.prepared.wasiImports;
+    const wasi =
+      wasiImports.length === 0
+        ? null
+        : new WasiKernel(pluginId, {
+            memory: () => guest.memory,
+            meter: () => guest.meter,
+            log: (level, message) => log(level)(message),
+          });
+    guest.wasi = wasi;
     const logger = {
       trace: log('trace'),
       debug: log('debug'),
@@ -183,10 +213,12 @@ export class InThreadSandbox implements Sandbox {
         memory: { maxPages: guest.spec.limits.memoryPages },
       },
       {
-        useWasi: guest.prepared.usesWasi,
+        // Never Node's WASI: the guest's WASI imports were renamed to Hourglass's own.
+        useWasi: false,
         logger: logger as unknown as Console,
         functions: {
           [HOST_NAMESPACE]: userFns,
+          ...(wasi ? { [HOURGLASS_WASI]: wasi.functions(wasiImports) } : {}),
           env: {
             abort: (_cx: CallContext, msg: number, file: number, line: number, col: number) => {
               const text = `abort: ${readAscString(guest.memory, msg) ?? '?'} at ${readAscString(guest.memory, file) ?? '?'}:${line}:${col}`;
@@ -286,14 +318,35 @@ export class InThreadSandbox implements Sandbox {
     try {
       plugin = guest.plugin ??= await this.#instantiate(guest);
     } catch (err) {
-      return fail('trapped', 'instantiate', `cannot instantiate: ${(err as Error).message}`);
+      const message = `cannot instantiate: ${(err as Error).message}`;
+      if (err instanceof GuestInitError) return fail(err.status, err.reason, message);
+      return fail('trapped', 'instantiate', message);
     }
     const meter = guest.meter;
     if (!meter) return fail('trapped', 'instantiate', 'the instance has no fuel meter');
     meter.setBudget(limits.fuel[req.caller.phase]);
     guest.state = { caller: req.caller, abort: null, denied: null, logLines: 0 };
+    const wasi = guest.wasi;
+    wasi?.begin(req.caller.scheduledAt);
+    // `proc_exit` ends the call however the guest carries on (a trap, or a return if it caught
+    // the host's exception): exit 0 succeeds without output, any other code fails. The
+    // instance is discarded either way (its runtime has shut down).
+    const exited = async (): Promise<CallOutcome | null> => {
+      const exit = wasi?.exit;
+      if (!exit) return null;
+      fuelUsed = Number(exit.fuelUsed);
+      guest.plugin = null;
+      guest.memory = null;
+      guest.meter = null;
+      guest.rc = null;
+      await plugin.close().catch(() => undefined);
+      if (exit.code === 0) return { ok: true, output: null, durationMs: elapsed(), fuelUsed };
+      return fail('failed', 'proc_exit', `${req.fn}() called proc_exit(${exit.code})`);
+    };
     try {
       const out = await plugin.call(req.fn, req.input ?? '', req.caller);
+      const exit = await exited();
+      if (exit) return exit;
       fuelUsed = Number(meter.settle().fuelUsed);
       const rc = guest.rc?.value as number | undefined;
       if (rc !== undefined && rc !== 0) {
@@ -306,6 +359,8 @@ export class InThreadSandbox implements Sandbox {
         fuelUsed,
       };
     } catch (err) {
+      const exit = await exited();
+      if (exit) return exit;
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith(GUEST_ERROR_PREFIX)) {
         // The export returned (and wrote its fuel back); Extism threw for its error_set.
@@ -347,6 +402,7 @@ export class InThreadSandbox implements Sandbox {
       if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
       return fail('trapped', 'exception', message);
     } finally {
+      wasi?.end();
       const dropped = guest.state.logLines - MAX_LOG_LINES_PER_CALL;
       if (dropped > 0) {
         this.#opts.onGuestLog?.({

@@ -17,6 +17,11 @@ export interface CallerContext {
   /** Set in the run phase. */
   readonly scheduleKey?: string;
   readonly runId?: number;
+  /**
+   * Set in the run phase: the tick's scheduled time (ms since the Unix epoch). Guests read it
+   * as their WASI wall clock (src/sandbox/kernel/wasi.ts); outside runs it reads the epoch.
+   */
+  readonly scheduledAt?: number;
 }
 
 /**

@@ -33,7 +33,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'loaded'; pluginId: string; info?: GuestInfo; error?: string }
+  | { type: 'loaded'; pluginId: string; info?: GuestInfo; error?: string; code?: string }
   /**
    * Outcomes of consecutive calls of the current batch: `callIds[i]` ended with the outcome
    * whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.

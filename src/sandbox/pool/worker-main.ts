@@ -70,7 +70,15 @@ async function handle(msg: ToWorker): Promise<void> {
         const info = await sandbox.loadPrepared(msg.spec, msg.prepared);
         post({ type: 'loaded', pluginId: msg.spec.pluginId, info });
       } catch (err) {
-        post({ type: 'loaded', pluginId: msg.spec.pluginId, error: (err as Error).message });
+        post({
+          type: 'loaded',
+          pluginId: msg.spec.pluginId,
+          error: (err as Error).message,
+          code:
+            (err as { code?: unknown }).code === 'HG_PLUGIN_INIT_FUEL'
+              ? 'HG_PLUGIN_INIT_FUEL'
+              : undefined,
+        });
       }
       return;
     case 'batch':

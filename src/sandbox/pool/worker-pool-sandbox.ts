@@ -395,7 +395,7 @@ export class WorkerPoolSandbox implements Sandbox {
     if (r.assigned.length === 0 && r.loads.size === 0) r.worker.unref();
     if (ack.error || !ack.info) {
       throw new HourglassError(
-        'HG_PLUGIN_LOAD',
+        ack.code === 'HG_PLUGIN_INIT_FUEL' ? 'HG_PLUGIN_INIT_FUEL' : 'HG_PLUGIN_LOAD',
         `plugin ${spec.pluginId}: cannot be instantiated: ${ack.error ?? 'unknown error'}`,
       );
     }
