@@ -88,7 +88,7 @@ export interface HostServices {
 }
 
 /** A `schedule_list` page holds schedules up to this many JSON bytes (at least one). */
-export const MAX_LIST_PAGE_BYTES = 256 * 1024;
+export const MAX_LIST_PAGE_BYTES = 64 * 1024;
 /**
  * Fuel per schedule `schedule_list` reads: a row read, decoded, its payload parsed and encoded
  * again (~5 µs of host time for a small row; its bytes are charged one unit each on top).
