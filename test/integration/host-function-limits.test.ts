@@ -350,7 +350,7 @@ test('declarations past representable times are refused; one bad stored row neve
     const old = r.ok.schedules.find((s) => s.id === 'old');
     assert.equal(old?.nextRunAt, null);
     assert.equal(old?.payload, null);
-    assert.equal(host.schedules.get(caller, 'old').hasOwnProperty('ok'), true);
+    assert.ok('ok' in host.schedules.get(caller, 'old'));
   } finally {
     await host.stop();
   }
