@@ -402,10 +402,10 @@ export class Host implements HostServices {
     });
     const answer = JSON.stringify(result);
     if (admitted) this.#share.spend(caller.tenant, performance.now() - started);
-    const code = 'error' in result ? result.error.code : null;
+    const refusal = 'error' in result ? result.error : null;
     const denied =
-      code === 'capability' || code === 'phase'
-        ? `${fn}: ${code}: ${'error' in result ? result.error.message : ''}`
+      refusal && (refusal.code === 'capability' || refusal.code === 'phase')
+        ? `${fn}: ${refusal.code}: ${refusal.message}`
         : null;
     return { answer, fuel, denied };
   }

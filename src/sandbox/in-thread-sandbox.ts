@@ -7,10 +7,10 @@
  * Every call is metered (docs/fuel.md): the instance's fuel global is set to the phase's
  * budget before the call and read after it, so a guest that never returns ends `out_of_fuel`.
  * Host functions charge their static cost plus one unit per byte moved, plus the fuel the
- * handler reports for its work (`HostCallAnswer.fuel`). A host call refused
- * for `capability` or `phase` (`HostCallAnswer.denied`) ends the call as `host_call_denied`: the guest still receives
- * the error answer, but its fuel is drained, so it traps at the check that follows every host
- * call (a trap, unlike a JS exception, cannot be caught by the guest).
+ * handler reports for its work (`HostCallAnswer.fuel`). A host call refused for `capability`
+ * or `phase` (`HostCallAnswer.denied`) ends the call as `host_call_denied`: the guest still
+ * receives the error answer, but its fuel is drained, so it traps at the check that follows
+ * every host call (a trap, unlike a JS exception, cannot be caught by the guest).
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
