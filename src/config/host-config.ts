@@ -34,8 +34,8 @@ export interface TenantQuotas {
   readonly maxMemoryPages: number;
   /**
    * Main-thread time the tenant's host calls may use, in ms per second (a token bucket holding
-   * one second's worth). Beyond it a host call is answered `busy` at once, so one tenant's
-   * storm of host calls cannot delay other tenants' fires. @defaultValue 100
+   * 5 seconds' worth). Beyond it a host call is answered `busy` at once, so one tenant's storm
+   * of host calls cannot delay other tenants' fires. @defaultValue 100
    */
   readonly hostCallMsPerSecond: number;
 }
