@@ -1,5 +1,5 @@
 import { SCHEDULE_ID_PATTERN } from '../src/schedule/declaration.ts';
-import { defineHostFunction, type JobContract } from './types.ts';
+import { defineHostFunction, FUEL_PER_CRON_SEARCH, type JobContract } from './types.ts';
 
 /** Declares a job contract. Discovery only: the contracts of one discovery replace the last. */
 export const jobsRegister = defineHostFunction<JobContract>({
@@ -21,5 +21,7 @@ export const jobsRegister = defineHostFunction<JobContract>({
       input: { type: 'object', maxProperties: 256 },
     },
   },
+  // A cron is parsed (not searched): priced like one search, which it costs at most.
+  workFuel: (req) => (req.cron === undefined ? 0 : FUEL_PER_CRON_SEARCH),
   handle: (services, caller, req) => services.registerJob(caller, req),
 });

@@ -1,7 +1,11 @@
 /**
  * The shape of a host function: its request schema, the capability it needs, the phases it is
- * allowed in, its static fuel cost, and a handler over the caller's scoped services. One file
- * per function in this folder; `registry.ts` dispatches.
+ * allowed in, its static fuel cost, the fuel of the work a call caused, and a handler over the
+ * caller's scoped services. One file per function in this folder; `registry.ts` dispatches.
+ *
+ * Answers are bounded before they are built: a single schedule's view is at most a payload
+ * (tenant quota `maxPayloadBytes`, at most 1 MiB) plus ~2 KB, and `schedule_list` stops a page
+ * at `MAX_LIST_PAGE_BYTES`, far below the pool's 4 MiB host-call channel.
  */
 import type { Capability } from '../src/capabilities.ts';
 import type { CallerContext, Phase } from '../src/sandbox/types.ts';
@@ -15,6 +19,7 @@ export const GuestErrorCodes = [
   'phase',
   'capability',
   'too_large',
+  'busy',
   'internal',
 ] as const;
 export type GuestErrorCode = (typeof GuestErrorCodes)[number];
@@ -82,6 +87,20 @@ export interface HostServices {
   granted(caller: CallerContext): ReadonlySet<Capability>;
 }
 
+/** A `schedule_list` page holds schedules up to this many JSON bytes (at least one). */
+export const MAX_LIST_PAGE_BYTES = 64 * 1024;
+/**
+ * Fuel per schedule `schedule_list` reads: a row read, decoded, its payload parsed and encoded
+ * again (~5 µs of host time for a small row; its bytes are charged one unit each on top).
+ */
+export const FUEL_PER_SCHEDULE_SCANNED = 5_000;
+/**
+ * Fuel per cron search a call causes (bounded to the horizon: ~50-150 µs of main thread).
+ * `schedule_create` with a cron runs two (its first fire, and the gap sample against the
+ * tenant's interval floor).
+ */
+export const FUEL_PER_CRON_SEARCH = 150_000;
+
 export interface HostFunctionDef<Req> {
   readonly name: Capability;
   readonly phases: readonly Phase[];
@@ -94,6 +113,11 @@ export interface HostFunctionDef<Req> {
    * cheaper than its own.
    */
   readonly fuelCost: number;
+  /**
+   * Fuel for the work one call caused beyond `fuelCost` (schedules scanned, crons searched),
+   * from its request and result; charged after the call. @defaultValue none
+   */
+  readonly workFuel?: (request: Req, result: HostResult) => number;
   handle(services: HostServices, caller: CallerContext, request: Req): HostResult;
 }
 

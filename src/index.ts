@@ -49,6 +49,7 @@ export type {
   CallerContext,
   GuestSpec,
   GuestInfo,
+  HostCallAnswer,
   HostCallHandler,
   Phase,
 } from './sandbox/types.ts';

@@ -49,3 +49,65 @@ export function compile<T>(schema: JSONSchemaType<T> | Record<string, unknown>):
 export function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? 'null');
 }
+
+/**
+ * Deepest nesting of arrays and objects accepted in guest JSON (host-function requests,
+ * `schedules()` output, run output). V8 parses far deeper JSON than it can encode again
+ * (`JSON.stringify` overflows the stack near 10,000 levels), so depth is checked on the text,
+ * before parsing, in one pass with no recursion.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** The first position where `text` nests arrays/objects deeper than `max`, or -1. */
+export function jsonTooDeepAt(text: string, max: number = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return i;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return -1;
+}
+
+/** Thrown by `parseGuestJson` for JSON nested deeper than `MAX_JSON_DEPTH`. */
+export class JsonDepthError extends SyntaxError {
+  constructor(position: number) {
+    super(`JSON is nested deeper than ${MAX_JSON_DEPTH} levels (at position ${position})`);
+    this.name = 'JsonDepthError';
+  }
+}
+
+/**
+ * `JSON.parse` for guest text: refuses nesting deeper than `MAX_JSON_DEPTH` (throwing a
+ * `SyntaxError`, like malformed JSON) before parsing.
+ */
+export function parseGuestJson(text: string): unknown {
+  const at = jsonTooDeepAt(text);
+  if (at >= 0) throw new JsonDepthError(at);
+  return JSON.parse(text) as unknown;
+}
+
+/**
+ * The JSON text of a value that is at most `MAX_JSON_DEPTH` deep, or null when it is deeper
+ * (or too deep to encode at all). For values that did not come from `parseGuestJson`.
+ */
+export function boundedJsonText(value: unknown): string | null {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return null; // a stack overflow (or a cycle): far too deep either way
+  }
+  text ??= 'null';
+  return jsonTooDeepAt(text) >= 0 ? null : text;
+}

@@ -28,6 +28,7 @@ import {
 } from '../sandbox/guest-module.ts';
 import { InThreadSandbox } from '../sandbox/in-thread-sandbox.ts';
 import type { CallOutcome, HostCallHandler, Phase, Sandbox } from '../sandbox/types.ts';
+import { asHostCallAnswer } from '../sandbox/types.ts';
 import { nextFireAfter, type ScheduleSpec } from '../schedule/spec.ts';
 import type { ScheduleRecord } from '../store/types.ts';
 import { memoryLimits, type MemoryLimits } from './wasm-info.ts';
@@ -138,8 +139,8 @@ class RecordingSandbox implements Sandbox {
   constructor(hostCall: HostCallHandler) {
     this.#inner = new InThreadSandbox({
       hostCall: (caller, fn, request) => {
-        const answer = hostCall(caller, fn, request);
-        this.hostCalls.push({ phase: caller.phase, fn, answer });
+        const answer = asHostCallAnswer(hostCall(caller, fn, request));
+        this.hostCalls.push({ phase: caller.phase, fn, answer: answer.answer });
         return answer;
       },
       hostCallFuel: HOST_CALL_FUEL,

@@ -10,8 +10,11 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
+/** An ISO time, `-` for none, `?<ms>` for a stored value no `Date` can hold (never throws). */
 export function isoOrDash(ms: number | null | undefined): string {
-  return ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace('.000Z', 'Z');
+  if (ms === null || ms === undefined) return '-';
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return `?${ms}`;
+  return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
 export function truncate(text: string | null | undefined, max: number): string {

@@ -18,7 +18,10 @@ export interface TenantQuotas {
   readonly minIntervalMs: number;
   /** Runs of the tenant executing at once; further due runs wait their turn. @defaultValue 4 */
   readonly maxRunsInFlight: number;
-  /** Largest schedule payload (JSON bytes). @defaultValue 65536 */
+  /**
+   * Largest schedule payload (JSON bytes); at most 1 MiB, so that any schedule's view fits one
+   * host-call answer. @defaultValue 65536
+   */
   readonly maxPayloadBytes: number;
   /** Largest run output (bytes); larger output fails the run. @defaultValue 1048576 */
   readonly maxOutputBytes: number;
@@ -29,6 +32,12 @@ export interface TenantQuotas {
   readonly maxFuelPerCall: number;
   /** Largest linear memory a plugin of the tenant may get (64 KiB pages). @defaultValue 1024 */
   readonly maxMemoryPages: number;
+  /**
+   * Main-thread time the tenant's host calls may use, in ms per second (a token bucket holding
+   * 5 seconds' worth). Beyond it a host call is answered `busy` at once, so one tenant's storm
+   * of host calls cannot delay other tenants' fires. @defaultValue 100
+   */
+  readonly hostCallMsPerSecond: number;
 }
 
 export interface PluginEntry {
@@ -76,6 +85,7 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
   maxOutputBytes: 1_048_576,
   maxFuelPerCall: 10_000_000_000,
   maxMemoryPages: 1024,
+  hostCallMsPerSecond: 100,
 });
 
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
@@ -97,10 +107,11 @@ const quotaProps = {
   maxSchedules: { type: 'integer', minimum: 0, maximum: 1_000_000 },
   minIntervalMs: { type: 'integer', minimum: 1, maximum: 86_400_000 },
   maxRunsInFlight: { type: 'integer', minimum: 1, maximum: 10_000 },
-  maxPayloadBytes: { type: 'integer', minimum: 0, maximum: 16_777_216 },
+  maxPayloadBytes: { type: 'integer', minimum: 0, maximum: 1_048_576 },
   maxOutputBytes: { type: 'integer', minimum: 0, maximum: 67_108_864 },
   maxFuelPerCall: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
   maxMemoryPages: { type: 'integer', minimum: 1, maximum: 65_536 },
+  hostCallMsPerSecond: { type: 'integer', minimum: 1, maximum: 1_000 },
 };
 
 const validateConfig = compile<RawConfig>({

@@ -5,10 +5,12 @@
  * `Sandbox` (in-thread by default).
  */
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { type Capability } from '../capabilities.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { HostConfig, PluginEntry, TenantConfig, TenantQuotas } from '../config/host-config.ts';
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
+import { parseGuestJson } from '../validation.ts';
 import {
   capLimits,
   loadManifest,
@@ -17,12 +19,13 @@ import {
 } from '../plugin/manifest.ts';
 import { InThreadSandbox } from '../sandbox/in-thread-sandbox.ts';
 import { WorkerPoolSandbox } from '../sandbox/pool/worker-pool-sandbox.ts';
-import type { CallerContext, HostCallHandler, Sandbox } from '../sandbox/types.ts';
+import type { CallerContext, HostCallAnswer, HostCallHandler, Sandbox } from '../sandbox/types.ts';
 import { parseDeclarationList } from '../schedule/declaration.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import type { OperatorAction, PluginRecord, Store } from '../store/types.ts';
+import { MainThreadShare } from '../../host-functions/main-thread-share.ts';
 import { dispatchHostCall, HOST_CALL_FUEL } from '../../host-functions/registry.ts';
 import {
   guestError,
@@ -71,6 +74,8 @@ export class Host implements HostServices {
   readonly #discovering = new Map<string, Map<string, JobContract>>();
   #state: State = 'new';
   #poll: NodeJS.Timeout | null = null;
+  /** Each tenant's share of the main thread for host calls (see `#hostCall`). */
+  readonly #share = new MainThreadShare((tenant) => this.quotas(tenant).hostCallMsPerSecond);
 
   constructor(config: HostConfig, opts: HostOptions = {}) {
     this.config = config;
@@ -277,7 +282,7 @@ export class Host implements HostServices {
     }
     let value: unknown;
     try {
-      value = JSON.parse(
+      value = parseGuestJson(
         new TextDecoder('utf-8', { fatal: true }).decode(outcome.output ?? new Uint8Array()),
       );
     } catch (err) {
@@ -376,14 +381,33 @@ export class Host implements HostServices {
 
   // ---- host functions ----
 
-  #hostCall(caller: CallerContext, fn: string, request: string): string {
-    const result = dispatchHostCall(this, caller, fn, request, (err) =>
-      this.events.emit('host:error', {
-        message: `host function ${fn} failed: ${errorMessage(err)}`,
-        cause: err,
-      }),
-    );
-    return JSON.stringify(result);
+  /**
+   * Answers a guest's host call within the tenant's main-thread share (`#share`): the answer,
+   * the fuel of the handler's work, and whether it was refused in a way that ends the call.
+   */
+  #hostCall(caller: CallerContext, fn: string, request: string): HostCallAnswer {
+    const started = performance.now();
+    let admitted = false;
+    const { result, fuel } = dispatchHostCall(this, caller, fn, request, {
+      onInternalError: (err) =>
+        this.events.emit('host:error', {
+          message: `host function ${fn} failed: ${errorMessage(err)}`,
+          cause: err,
+        }),
+      busy: (c) => {
+        const why = this.#share.admit(c.tenant);
+        admitted = why === null;
+        return why;
+      },
+    });
+    const answer = JSON.stringify(result);
+    if (admitted) this.#share.spend(caller.tenant, performance.now() - started);
+    const refusal = 'error' in result ? result.error : null;
+    const denied =
+      refusal && (refusal.code === 'capability' || refusal.code === 'phase')
+        ? `${fn}: ${refusal.code}: ${refusal.message}`
+        : null;
+    return { answer, fuel, denied };
   }
 
   granted(caller: CallerContext): ReadonlySet<Capability> {

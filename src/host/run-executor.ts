@@ -9,7 +9,7 @@ import { errorMessage } from '../errors.ts';
 import type { Sandbox } from '../sandbox/types.ts';
 import type { StartedRun } from '../scheduler/scheduler.ts';
 import type { RunRecord, RunStatus, Store } from '../store/types.ts';
-import { compile } from '../validation.ts';
+import { compile, parseGuestJson } from '../validation.ts';
 
 export interface RunContext {
   scheduleId: string;
@@ -169,7 +169,7 @@ function interpretOutput(output: Uint8Array | null, maxOutputBytes: number): Fin
   if (!output || size === 0) return { ...base, status: 'succeeded', reason: null, error: null };
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(output));
+    value = parseGuestJson(utf8.decode(output));
   } catch (err) {
     return {
       ...base,

@@ -15,6 +15,7 @@ import type { CallerContext } from '../sandbox/types.ts';
 import type { ScheduleOrigin, SchedulePatch, ScheduleRecord, Store } from '../store/types.ts';
 import {
   guestError,
+  MAX_LIST_PAGE_BYTES,
   type HostResult,
   type ScheduleView,
   type ScopedScheduleService,
@@ -31,6 +32,22 @@ export function isLive(s: ScheduleRecord | undefined): s is ScheduleRecord {
   );
 }
 
+/** An ISO time, or null for a value no `Date` can hold (a bad stored row must not throw). */
+function isoOrNull(ms: number | null): string | null {
+  if (ms === null || !Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return null;
+  return new Date(ms).toISOString();
+}
+
+function parsedOrNull(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** What a schedule looks like to its guest. Total: one odd stored row never throws. */
 export function toView(s: ScheduleRecord): ScheduleView {
   const spec = s.spec;
   return {
@@ -45,11 +62,27 @@ export function toView(s: ScheduleRecord): ScheduleView {
     misfire: s.misfire,
     state: s.state as ScheduleView['state'],
     pauseNote: s.pauseNote,
-    nextRunAt: s.state === 'active' && s.nextAt !== null ? new Date(s.nextAt).toISOString() : null,
-    payload: s.payload === null ? null : (JSON.parse(s.payload) as unknown),
+    nextRunAt: s.state === 'active' ? isoOrNull(s.nextAt) : null,
+    payload: parsedOrNull(s.payload),
     description: s.description,
   };
 }
+
+/**
+ * An upper bound of a view's JSON size without encoding it: the stored payload text (already
+ * canonical JSON), free texts at their worst escaping (6 bytes per UTF-16 unit), and 1 KB for
+ * the bounded fields (id, cron, zone, times, policies).
+ */
+function viewBytesBound(s: ScheduleRecord): number {
+  return (
+    (s.payload === null ? 4 : Buffer.byteLength(s.payload)) +
+    6 * ((s.description?.length ?? 0) + (s.pauseNote?.length ?? 0)) +
+    1_024
+  );
+}
+
+/** Rows read per store query while filling a page. */
+const LIST_CHUNK = 16;
 
 /** A new record for a parsed declaration (state from `paused`, next time from now). */
 export function recordFromDeclaration(
@@ -209,23 +242,38 @@ export class ScheduleOps implements ScopedScheduleService {
       : guestError('not_found', `schedule '${id}' does not exist`);
   }
 
+  /**
+   * A page of the caller's schedules in id order: at most `limit` of them and at most
+   * `MAX_LIST_PAGE_BYTES` (but at least one); `next` is the id to pass as `after` for the rest.
+   * Rows are read a chunk at a time, so a page of large payloads never reads far past itself.
+   */
   list(
     caller: CallerContext,
     limit: number,
     after: string | null,
   ): HostResult<{ schedules: ScheduleView[]; next: string | null }> {
-    const rows = this.#d.store.listSchedules({
-      pluginId: caller.pluginId,
-      limit: limit + 1,
-      ...(after === null ? {} : { after }),
-    });
-    const page = rows.slice(0, limit);
-    return {
-      ok: {
-        schedules: page.map(toView),
-        next: rows.length > limit ? (page.at(-1)?.localId ?? null) : null,
-      },
-    };
+    const schedules: ScheduleView[] = [];
+    let bytes = 0;
+    let cursor = after;
+    for (;;) {
+      const want = Math.min(limit - schedules.length + 1, LIST_CHUNK);
+      const rows = this.#d.store.listSchedules({
+        pluginId: caller.pluginId,
+        limit: want,
+        ...(cursor === null ? {} : { after: cursor }),
+      });
+      for (const row of rows) {
+        const size = viewBytesBound(row);
+        const full =
+          schedules.length === limit ||
+          (schedules.length > 0 && bytes + size > MAX_LIST_PAGE_BYTES);
+        if (full) return { ok: { schedules, next: schedules.at(-1)?.id ?? null } };
+        schedules.push(toView(row));
+        bytes += size;
+      }
+      if (rows.length < want) return { ok: { schedules, next: null } };
+      cursor = rows.at(-1)?.localId ?? null;
+    }
   }
 }
 

@@ -6,10 +6,11 @@
  *
  * Every call is metered (docs/fuel.md): the instance's fuel global is set to the phase's
  * budget before the call and read after it, so a guest that never returns ends `out_of_fuel`.
- * Host functions charge their static cost plus one unit per byte moved. A host call refused
- * for `capability` or `phase` ends the call as `host_call_denied`: the guest still receives
- * the error answer, but its fuel is drained, so it traps at the check that follows every host
- * call (a trap, unlike a JS exception, cannot be caught by the guest).
+ * Host functions charge their static cost plus one unit per byte moved, plus the fuel the
+ * handler reports for its work (`HostCallAnswer.fuel`). A host call refused for `capability`
+ * or `phase` (`HostCallAnswer.denied`) ends the call as `host_call_denied`: the guest still
+ * receives the error answer, but its fuel is drained, so it traps at the check that follows
+ * every host call (a trap, unlike a JS exception, cannot be caught by the guest).
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
@@ -30,6 +31,7 @@ import type {
   HostCallHandler,
   Sandbox,
 } from './types.ts';
+import { asHostCallAnswer } from './types.ts';
 
 /** Largest host-function request accepted (bytes); larger ones get `too_large`. */
 export const MAX_HOST_REQUEST_BYTES = 65_536;
@@ -90,18 +92,6 @@ export interface InThreadSandboxOptions {
    * the registry's validators. @defaultValue none: only bytes are charged
    */
   readonly hostCallFuel?: Readonly<Record<string, number>>;
-}
-
-/** A host answer refusing the call for capability or phase (these end the guest call). */
-const DENIED = /^\{"error":\{"code":"(capability|phase)"/;
-
-function errorMessageOf(answer: string): string {
-  try {
-    const parsed = JSON.parse(answer) as { error?: { message?: unknown } };
-    return String(parsed.error?.message ?? '');
-  } catch {
-    return '';
-  }
 }
 
 export function hostError(code: string, message: string): string {
@@ -250,19 +240,18 @@ export class InThreadSandbox implements Sandbox {
     const meter = guest.meter;
     const state = guest.state;
     if (!meter || !state) return hostError('internal', 'no live instance');
-    // Static cost plus the bytes moved in; the answer's bytes are charged after it.
+    // Static cost plus the bytes moved in; the answer's bytes and the handler's work after it.
     if (!meter.charge(BigInt((this.#opts.hostCallFuel?.[fn] ?? 0) + Number(size)))) {
       return hostError('out_of_fuel', `not enough fuel left to call ${fn}`);
     }
     const text = cx.read(offset)?.text() ?? '';
-    const answer = this.#opts.hostCall(caller, fn, text);
-    meter.charge(BigInt(answer.length));
-    const denied = DENIED.exec(answer);
-    if (denied) {
-      state.denied = `${fn}: ${denied[1] ?? 'refused'}: ${errorMessageOf(answer)}`;
+    const r = asHostCallAnswer(this.#opts.hostCall(caller, fn, text));
+    meter.charge(BigInt(r.answer.length) + BigInt(Math.max(0, Math.ceil(r.fuel))));
+    if (r.denied !== null) {
+      state.denied = r.denied;
       meter.charge(meter.remaining() + 1n);
     }
-    return answer;
+    return r.answer;
   }
 
   call(pluginId: string, req: CallRequest): Promise<CallOutcome> {

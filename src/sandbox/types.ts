@@ -25,10 +25,39 @@ export interface CallerContext {
 }
 
 /**
- * Answers one host-function call: `request` is the guest's raw JSON text; the result is the
- * JSON response text (`{"ok":…}` or `{"error":…}`). Never throws for guest input.
+ * The answer to one host-function call, as data (not JSON text read back by a pattern):
+ * what the guest receives, the fuel the call's work cost the host, and whether it was refused
+ * in a way that ends the guest's call.
  */
-export type HostCallHandler = (caller: CallerContext, fn: string, request: string) => string;
+export interface HostCallAnswer {
+  /** The JSON response text the guest receives (`{"ok":…}` or `{"error":…}`). */
+  readonly answer: string;
+  /**
+   * Fuel for the work the handler did (schedules scanned, crons evaluated), charged after the
+   * call on top of the function's static price and one unit per byte moved. A whole number ≥ 0.
+   */
+  readonly fuel: number;
+  /**
+   * Set when the call was refused for `capability` or `phase`: the guest still receives the
+   * answer, but its call ends as `host_call_denied` with this message.
+   */
+  readonly denied: string | null;
+}
+
+/**
+ * Answers one host-function call: `request` is the guest's raw JSON text. Never throws for
+ * guest input. A plain string is an answer with no work fuel and no denial (for test doubles).
+ */
+export type HostCallHandler = (
+  caller: CallerContext,
+  fn: string,
+  request: string,
+) => HostCallAnswer | string;
+
+/** A handler's result as a `HostCallAnswer`. */
+export function asHostCallAnswer(r: HostCallAnswer | string): HostCallAnswer {
+  return typeof r === 'string' ? { answer: r, fuel: 0, denied: null } : r;
+}
 
 export interface GuestSpec {
   readonly pluginId: string;

@@ -3,11 +3,19 @@
  * `schedules()` output or a `schedule_create` request) and leaves as a `ParsedDeclaration`, which
  * only this module can make. Everything downstream (reconcile, store, scheduler) takes parsed
  * declarations only.
+ *
+ * Bounds: every time a parsed declaration leads to is representable (intervals and jitter at
+ * most 365 days, `at` and a cron's first fire within `HORIZON_YEARS`), so listing a schedule or
+ * computing its next fire never fails for one declaration; cron validation does bounded work
+ * (spec.ts); a payload is at most `MAX_JSON_DEPTH` deep, so encoding it never overflows the stack.
  */
-import { compile, jsonBytes } from '../validation.ts';
+import { boundedJsonText, compile, MAX_JSON_DEPTH } from '../validation.ts';
 import {
+  cronFirstFire,
   cronFor,
+  HORIZON_YEARS,
   isValidTimeZone,
+  MAX_INTERVAL_MS,
   minimumGapMs,
   parseDuration,
   type ScheduleSpec,
@@ -109,6 +117,13 @@ function isCalendarTime(text: string): boolean {
   );
 }
 
+/** The latest `at` time accepted at `nowMs`: the same calendar day, HORIZON_YEARS later. */
+function latestAt(nowMs: number): number {
+  const d = new Date(nowMs);
+  d.setUTCFullYear(d.getUTCFullYear() + HORIZON_YEARS);
+  return d.getTime();
+}
+
 function bad(field: string, message: string): DeclarationResult {
   return { ok: false, issue: { code: 'invalid_argument', field, message } };
 }
@@ -135,8 +150,12 @@ export function parseDeclaration(
     const timezone = d.timezone ?? 'UTC';
     if (!isValidTimeZone(timezone)) return bad('/timezone', `unknown time zone '${timezone}'`);
     try {
-      if (cronFor(d.cron, timezone).nextRun(new Date(nowMs)) === null) {
-        return bad('/cron', `cron '${d.cron}' never fires`);
+      cronFor(d.cron, timezone);
+      if (cronFirstFire(d.cron, timezone, nowMs) === null) {
+        return bad(
+          '/cron',
+          `cron '${d.cron}' does not fire within ${HORIZON_YEARS} years (it never fires, or too rarely)`,
+        );
       }
     } catch (err) {
       return bad('/cron', `invalid cron '${d.cron}': ${(err as Error).message}`);
@@ -146,11 +165,15 @@ export function parseDeclaration(
     const everyMs = parseDuration(d.every);
     if (everyMs === null)
       return bad('/every', `invalid duration '${d.every}' (e.g. "90s", "1h30m")`);
+    if (everyMs > MAX_INTERVAL_MS)
+      return bad('/every', `'${d.every}' is longer than the longest interval, 365d`);
     spec = { kind: 'every', every: d.every, everyMs };
   } else {
     const at = d.at as string;
     const atMs = isCalendarTime(at) ? Date.parse(at) : NaN;
     if (!Number.isFinite(atMs)) return bad('/at', `invalid time '${at}' (ISO 8601 with offset)`);
+    if (atMs > latestAt(nowMs))
+      return bad('/at', `'${at}' is more than ${HORIZON_YEARS} years ahead`);
     spec = { kind: 'at', at: new Date(atMs).toISOString(), atMs };
   }
 
@@ -170,12 +193,16 @@ export function parseDeclaration(
   if (d.jitter !== undefined) {
     const j = parseDuration(d.jitter);
     if (j === null) return bad('/jitter', `invalid duration '${d.jitter}'`);
+    if (j > MAX_INTERVAL_MS)
+      return bad('/jitter', `'${d.jitter}' is longer than the longest jitter, 365d`);
     jitterMs = j;
   }
 
   let payload: string | null = null;
   if (d.payload !== undefined && d.payload !== null) {
-    const size = jsonBytes(d.payload);
+    const text = boundedJsonText(d.payload);
+    if (text === null) return bad('/payload', `is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    const size = Buffer.byteLength(text);
     if (size > limits.maxPayloadBytes) {
       return {
         ok: false,
@@ -186,7 +213,7 @@ export function parseDeclaration(
         },
       };
     }
-    payload = JSON.stringify(d.payload);
+    payload = text;
   }
 
   const body = {

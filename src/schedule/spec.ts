@@ -10,8 +10,16 @@
  *   restarts; the anchor is the schedule's creation time (or its last spec change).
  * - Jitter is deterministic per (schedule, nominal tick): a hash, not Math.random, so a restart
  *   computes the same due time and tests can predict it.
+ * - Bounded work and representable times. Croner searches up to the year 3000 for a pattern that
+ *   never fires (`0 0 31 2 *`: 2-20 ms of main thread per search). Validation therefore searches
+ *   a copy of the pattern whose year field is cut to the next `HORIZON_YEARS` years (about as
+ *   costly as an ordinary search, ~0.1 ms): a cron must fire within that horizon, intervals and
+ *   jitter are at most `MAX_INTERVAL_MS` (365 days) and a one-shot `at` at most the horizon
+ *   ahead, so every next time the host computes is a representable date.
+ * - A croner instance holds ~80 KB (its year table), so the cache keeps at most
+ *   `CRON_CACHE_MAX` of them, least recently used first out.
  */
-import { Cron } from 'croner';
+import { Cron, CronPattern } from 'croner';
 
 export type ScheduleSpec =
   | { readonly kind: 'cron'; readonly cron: string; readonly timezone: string }
@@ -47,22 +55,78 @@ export function isValidTimeZone(zone: string): boolean {
   }
 }
 
+/** The longest interval (and jitter) a schedule may declare: 365 days. */
+export const MAX_INTERVAL_MS = 365 * 86_400_000;
+/** A cron must fire, and an `at` time must fall, within this many years from now. */
+export const HORIZON_YEARS = 5;
+
+/** Most croner instances kept (~80 KB each, so ~40 MB). */
+export const CRON_CACHE_MAX = 500;
 const cronCache = new Map<string, Cron>();
-const CRON_CACHE_MAX = 10_000;
+const horizonCache = new Map<string, string | null>();
+
+function remember<V>(cache: Map<string, V>, key: string, value: V): V {
+  if (cache.size >= CRON_CACHE_MAX) {
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  cache.set(key, value);
+  return value;
+}
+
+function recall<V>(cache: Map<string, V>, key: string): V | undefined {
+  const v = cache.get(key);
+  if (v !== undefined) {
+    // Most recently used last: eviction takes the least recently used.
+    cache.delete(key);
+    cache.set(key, v);
+  }
+  return v;
+}
 
 /** A croner calculator for a pattern; throws croner's error for an invalid pattern. */
 export function cronFor(pattern: string, timezone: string): Cron {
   const key = `${timezone}\u0000${pattern}`;
-  let c = cronCache.get(key);
-  if (!c) {
-    c = new Cron(pattern, { timezone, paused: true });
-    if (cronCache.size >= CRON_CACHE_MAX) {
-      const oldest = cronCache.keys().next().value;
-      if (oldest !== undefined) cronCache.delete(oldest);
-    }
-    cronCache.set(key, c);
+  return (
+    recall(cronCache, key) ??
+    remember(cronCache, key, new Cron(pattern, { timezone, paused: true }))
+  );
+}
+
+/**
+ * The pattern with its year field cut to [year of `fromMs` - 1, + HORIZON_YEARS] (the years
+ * the pattern allows in that range), or null when it allows none. Throws for an invalid pattern.
+ */
+function horizonPattern(pattern: string, timezone: string, fromMs: number): string | null {
+  const year = new Date(fromMs).getUTCFullYear();
+  const key = `${timezone}\u0000${year}\u0000${pattern}`;
+  const known = recall(horizonCache, key);
+  if (known !== undefined) return known;
+  const parsed = new CronPattern(pattern, timezone);
+  const fields = parsed.pattern.trim().split(/\s+/);
+  if (fields.length === 5) fields.unshift('0');
+  const years: number[] = [];
+  for (let y = year - 1; y <= year + HORIZON_YEARS; y++) {
+    if (parsed.starYear || parsed.year[y] === 1) years.push(y);
   }
-  return c;
+  fields[6] = years.join(',');
+  return remember(horizonCache, key, years.length === 0 ? null : fields.join(' '));
+}
+
+/** A calculator that only finds fires within the horizon; null if none can exist. */
+function horizonCron(pattern: string, timezone: string, fromMs: number): Cron | null {
+  const bounded = horizonPattern(pattern, timezone, fromMs);
+  return bounded === null ? null : cronFor(bounded, timezone);
+}
+
+/**
+ * The first fire of a cron pattern after `fromMs` within `HORIZON_YEARS`, or null if there is
+ * none (the pattern never fires, or too rarely). Bounded work: validation uses this, never an
+ * open-ended search. Throws croner's error for an invalid pattern.
+ */
+export function cronFirstFire(pattern: string, timezone: string, fromMs: number): number | null {
+  const next = horizonCron(pattern, timezone, fromMs)?.nextRun(new Date(fromMs)) ?? null;
+  return next === null ? null : next.getTime();
 }
 
 /**
@@ -89,11 +153,16 @@ export function nextFireAfter(
   }
 }
 
-/** The smallest gap between consecutive fires (intervals: the interval; cron: sampled). */
+/**
+ * The smallest gap between consecutive fires (intervals: the interval; cron: sampled over the
+ * next 8 fires within the horizon, so the search is bounded).
+ */
 export function minimumGapMs(spec: ScheduleSpec, fromMs: number): number | null {
   if (spec.kind === 'every') return spec.everyMs;
   if (spec.kind === 'at') return null;
-  const runs = cronFor(spec.cron, spec.timezone).nextRuns(8, new Date(fromMs));
+  const cron = horizonCron(spec.cron, spec.timezone, fromMs);
+  if (cron === null) return null;
+  const runs = cron.nextRuns(8, new Date(fromMs));
   let min: number | null = null;
   for (let i = 1; i < runs.length; i++) {
     const gap = (runs[i] as Date).getTime() - (runs[i - 1] as Date).getTime();

@@ -76,6 +76,7 @@ describe('parseHostConfig: defaults', () => {
       maxOutputBytes: 1_048_576,
       maxFuelPerCall: 10_000_000_000,
       maxMemoryPages: 1024,
+      hostCallMsPerSecond: 100,
     });
     assert.deepEqual(t.quotas, { ...DEFAULT_QUOTAS });
     assert.deepEqual([...t.capabilities], [...CAPABILITIES]);

@@ -9,7 +9,7 @@
  * length and the sequence number into the worker's `SharedArrayBuffer` and notifying. A late
  * answer to a call that already timed out carries an old sequence number and is ignored.
  */
-import type { GuestInfo, CallRequest, CallerContext } from '../types.ts';
+import type { GuestInfo, CallRequest, CallerContext, HostCallAnswer } from '../types.ts';
 import type { PreparedGuest } from '../guest-module.ts';
 import type { PreparedSpec } from '../in-thread-sandbox.ts';
 
@@ -64,7 +64,7 @@ export const CTL_CLAIM = 6;
 export const CLAIM_STOLEN = -1;
 export const CTL_STARTED_F64 = 2;
 export const CTL_BYTES = 32;
-/** Largest host-function response that fits the channel. */
+/** Largest host-function response that fits the channel (with its head, see `answerHostCall`). */
 export const CHANNEL_CAPACITY = 4 * 1024 * 1024;
 
 export interface WorkerInit {
@@ -84,24 +84,62 @@ export function newChannel(): SharedArrayBuffer {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A host-call answer in the channel's data area: fuel (float64), the denial's byte length
+ * (int32, -1: not denied), the denial, then the answer. Control word [1] holds the total length.
+ */
+const ANSWER_HEAD_BYTES = 12;
 
 /** Main thread: writes the answer to host call `seq` and wakes the worker. */
-export function answerHostCall(channel: SharedArrayBuffer, seq: number, response: string): void {
+export function answerHostCall(
+  channel: SharedArrayBuffer,
+  seq: number,
+  response: HostCallAnswer,
+): void {
   const ctl = new Int32Array(channel, 0, CTL_WORDS);
-  let bytes = encoder.encode(response);
-  if (bytes.length > CHANNEL_CAPACITY) {
+  const denied = response.denied === null ? null : encoder.encode(response.denied.slice(0, 4096));
+  const room = CHANNEL_CAPACITY - ANSWER_HEAD_BYTES - (denied?.length ?? 0);
+  let bytes = encoder.encode(response.answer);
+  if (bytes.length > room) {
     bytes = encoder.encode(
       JSON.stringify({
         error: {
           code: 'too_large',
-          message: `response is ${bytes.length} bytes; the limit is ${CHANNEL_CAPACITY}`,
+          message: `response is ${bytes.length} bytes; the limit is ${room}`,
         },
       }),
     );
   }
-  new Uint8Array(channel, CTL_BYTES, bytes.length).set(bytes);
-  Atomics.store(ctl, 1, bytes.length);
+  const head = new DataView(channel, CTL_BYTES, ANSWER_HEAD_BYTES);
+  head.setFloat64(0, response.fuel, true);
+  head.setInt32(8, denied === null ? -1 : denied.length, true);
+  let at = CTL_BYTES + ANSWER_HEAD_BYTES;
+  if (denied) {
+    new Uint8Array(channel, at, denied.length).set(denied);
+    at += denied.length;
+  }
+  new Uint8Array(channel, at, bytes.length).set(bytes);
+  Atomics.store(ctl, 1, at - CTL_BYTES + bytes.length);
   Atomics.store(ctl, 2, seq);
   Atomics.store(ctl, 0, 1);
   Atomics.notify(ctl, 0);
+}
+
+/** Worker: reads the answer the main thread wrote (after `answerHostCall` woke it). */
+export function readHostAnswer(channel: SharedArrayBuffer): HostCallAnswer {
+  const ctl = new Int32Array(channel, 0, CTL_WORDS);
+  const total = Atomics.load(ctl, 1);
+  const head = new DataView(channel, CTL_BYTES, ANSWER_HEAD_BYTES);
+  const fuel = head.getFloat64(0, true);
+  const deniedLen = head.getInt32(8, true);
+  let at = CTL_BYTES + ANSWER_HEAD_BYTES;
+  let denied: string | null = null;
+  if (deniedLen >= 0) {
+    denied = decoder.decode(new Uint8Array(channel, at, deniedLen).slice());
+    at += deniedLen;
+  }
+  const answer = decoder.decode(new Uint8Array(channel, at, CTL_BYTES + total - at).slice());
+  return { answer, fuel, denied };
 }

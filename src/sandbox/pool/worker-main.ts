@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { InThreadSandbox } from '../in-thread-sandbox.ts';
-import type { CallOutcome, CallerContext } from '../types.ts';
+import type { CallOutcome, CallerContext, HostCallAnswer } from '../types.ts';
 import { journalAppend, journalClear, outcomeMeta } from './outcome-journal.ts';
 import {
   type BatchCall,
@@ -17,6 +17,7 @@ import {
   CTL_STARTED_F64,
   CTL_WORDS,
   type FromWorker,
+  readHostAnswer,
   type ToWorker,
   type WorkerInit,
 } from './protocol.ts';
@@ -26,7 +27,6 @@ if (!port) throw new Error('worker-main must run in a worker thread');
 const init = workerData as WorkerInit;
 const ctl = new Int32Array(init.channel, 0, CTL_WORDS);
 const clock = new Float64Array(init.channel, 0, CTL_BYTES / 8);
-const decoder = new TextDecoder();
 let seq = 0;
 /** Outcomes of a batch are held back at most this long before they are posted. */
 const HOLD_MS = 2;
@@ -35,7 +35,7 @@ function post(msg: FromWorker): void {
   port?.postMessage(msg);
 }
 
-function hostCall(caller: CallerContext, fn: string, request: string): string {
+function hostCall(caller: CallerContext, fn: string, request: string): HostCallAnswer {
   const mine = ++seq;
   Atomics.store(ctl, 0, 0);
   post({ type: 'hostcall', seq: mine, caller, fn, request });
@@ -43,18 +43,18 @@ function hostCall(caller: CallerContext, fn: string, request: string): string {
   for (;;) {
     const left = deadline - Date.now();
     if (left <= 0 || Atomics.wait(ctl, 0, 0, left) === 'timed-out') {
-      return JSON.stringify({
+      const answer = JSON.stringify({
         error: {
           code: 'internal',
           message: `the host did not answer ${fn} within ${init.hostCallTimeoutMs} ms`,
         },
       });
+      return { answer, fuel: 0, denied: null };
     }
     if (Atomics.load(ctl, 2) === mine) break;
     Atomics.store(ctl, 0, 0); // a late answer to an earlier call: keep waiting for ours
   }
-  const len = Atomics.load(ctl, 1);
-  return decoder.decode(new Uint8Array(init.channel, CTL_BYTES, len).slice());
+  return readHostAnswer(init.channel);
 }
 
 const sandbox = new InThreadSandbox({

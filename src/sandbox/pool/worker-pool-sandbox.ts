@@ -31,9 +31,11 @@ import type {
   CallRequest,
   GuestInfo,
   GuestSpec,
+  HostCallAnswer,
   HostCallHandler,
   Sandbox,
 } from '../types.ts';
+import { asHostCallAnswer } from '../types.ts';
 import { journalRead, newJournal, outcomeFrom } from './outcome-journal.ts';
 import {
   answerHostCall,
@@ -248,13 +250,14 @@ export class WorkerPoolSandbox implements Sandbox {
         return;
       }
       case 'hostcall': {
-        let response: string;
+        let response: HostCallAnswer;
         try {
-          response = this.#o.hostCall(m.caller, m.fn, m.request);
+          response = asHostCallAnswer(this.#o.hostCall(m.caller, m.fn, m.request));
         } catch (err) {
-          response = JSON.stringify({
+          const answer = JSON.stringify({
             error: { code: 'internal', message: (err as Error).message },
           });
+          response = { answer, fuel: 0, denied: null };
         }
         answerHostCall(r.channel, m.seq, response);
         return;
