@@ -14,6 +14,7 @@ import { HourglassError } from '../errors.ts';
 import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
+import { isKernelFunction } from './kernel/extism-kernel.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;
@@ -92,7 +93,8 @@ export async function prepareGuest(
     const name = `${imp.module}.${imp.name}`;
     if (imp.kind !== 'function')
       throw loadError(pluginId, `imports ${imp.kind} '${name}'; only functions can be imported`);
-    if (imp.module === EXTISM_KERNEL) continue;
+    // Only names Hourglass's kernel implements (none of the SDK's own stays reachable).
+    if (imp.module === EXTISM_KERNEL && isKernelFunction(imp.name)) continue;
     if (imp.module === HOST_NAMESPACE && isCapability(imp.name)) continue;
     if (imp.module === 'env' && imp.name === 'abort') continue;
     if (imp.module === WASI) {
