@@ -49,7 +49,7 @@ function loadError(pluginId: string, problem: string, cause?: unknown): Hourglas
 /**
  * `limits.memoryPages` caps the guest's linear memory (the module's declared maximum is clamped
  * to it): the only real memory limit, since Extism's `maxPages` covers Extism's own blocks
- * only. `limits.fuel.discovery` is also the budget of the module's start function (and of
+ * only. `limits.tableElements` likewise caps the elements of all its tables together. `limits.fuel.discovery` is also the budget of the module's start function (and of
  * WASI `_initialize`), which runs while an instance is created.
  */
 export async function prepareGuest(
@@ -106,6 +106,7 @@ export async function prepareGuest(
 
   const options: InstrumentOptions = {
     memoryMaxPages: limits.memoryPages,
+    tableMaxElements: limits.tableElements,
     initialFuel: limits.fuel.discovery,
   };
   const key = cacheKey(sha256, options);
