@@ -15,6 +15,12 @@ import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
 import { isKernelFunction } from './kernel/extism-kernel.ts';
+import {
+  ABORT_SIGNATURE,
+  HOST_FUNCTION_SIGNATURE,
+  KERNEL_SIGNATURES,
+  signatureMismatch,
+} from './kernel/import-signatures.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;
@@ -103,6 +109,18 @@ export async function prepareGuest(
     }
     throw loadError(pluginId, `imports unknown function '${name}'`);
   }
+
+  // Imports Hourglass implements must have its types (a mismatch would throw at the boundary).
+  const mismatch = signatureMismatch(wasm, (module, name) =>
+    module === EXTISM_KERNEL && isKernelFunction(name)
+      ? KERNEL_SIGNATURES[name]
+      : module === HOST_NAMESPACE
+        ? HOST_FUNCTION_SIGNATURE
+        : module === 'env' && name === 'abort'
+          ? ABORT_SIGNATURE
+          : null,
+  );
+  if (mismatch) throw loadError(pluginId, mismatch);
 
   const options: InstrumentOptions = {
     memoryMaxPages: limits.memoryPages,

@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import { DEFAULT_LIMITS, type PluginLimits } from '../../src/plugin/manifest.ts';
 import { InThreadSandbox, type GuestLogEntry } from '../../src/sandbox/in-thread-sandbox.ts';
 import type { CallOutcome, CallerContext } from '../../src/sandbox/types.ts';
+import { wat } from '../fuel/harness.ts';
 import { GUEST } from './helpers.ts';
 
 const ABUSE = new Uint8Array(readFileSync(GUEST.wat('kernel-abuse')));
@@ -174,6 +175,37 @@ describe('tables', () => {
       assert.equal((err.cause as { code?: string }).code, 'HG_WASM_TABLE_LIMIT');
       return true;
     });
+  });
+});
+
+describe('import types', () => {
+  const guest = (imports: string) =>
+    wat(`(module ${imports} (memory (export "memory") 1)
+      (func (export "schedules") (result i32) (i32.const 0))
+      (func (export "run") (result i32) (i32.const 0)))`);
+
+  for (const [what, imp] of [
+    ['a kernel function', '(import "extism:host/env" "alloc" (func (param i32) (result i32)))'],
+    [
+      'a host function',
+      '(import "extism:host/user" "schedule_get" (func (param i64) (result i32)))',
+    ],
+    ['env.abort', '(import "env" "abort" (func (param i32 i32 i32 i32) (result i32)))'],
+  ] as const) {
+    test(`${what} imported with another type is refused at load (it would throw at the boundary)`, async () => {
+      await assert.rejects(rig('-', {}, guest(imp)), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'HG_PLUGIN_LOAD');
+        assert.match(err.message, /Hourglass implements it as/);
+        return true;
+      });
+    });
+  }
+
+  test('an import Extism does not define is refused', async () => {
+    await assert.rejects(
+      rig('-', {}, guest('(import "extism:host/env" "var_dump" (func (param i64)))')),
+      { code: 'HG_PLUGIN_LOAD' },
+    );
   });
 });
 

@@ -25,10 +25,12 @@
  *   reset at each call like the SDK's; at most MAX_BLOCKS_PER_CALL blocks per call.
  */
 
+import { KERNEL_SIGNATURES, type KernelName } from './import-signatures.ts';
+
 /** How a fault ends the call (a run status and a stable reason; docs/errors.md). */
 export interface KernelFault {
   readonly status: 'trapped' | 'failed' | 'memory_limit';
-  readonly reason: 'invalid_block' | 'output_too_large' | 'var_limit' | 'block_limit';
+  readonly reason: 'invalid_block' | 'output_too_large' | 'var_limit' | 'block_limit' | 'exception';
   readonly message: string;
 }
 
@@ -56,45 +58,17 @@ export interface KernelLimits {
 export const VAR_OVERHEAD_BYTES = 64;
 /** A log line is cut to this many bytes of UTF-8 (before decoding). */
 export const MAX_LOG_LINE_BYTES = 4_096;
+/** Keys longer than this name no config value or variable (never decoded). */
+export const MAX_KEY_BYTES = 65_536;
 /** An `error_set` message is cut to this many bytes. */
 export const MAX_ERROR_BYTES = 65_536;
 /** Block indices per call (the SDK's own ceiling: index << 48 must stay a positive i64). */
 export const MAX_BLOCKS_PER_CALL = 32_767;
 /** Every name the SDK's kernel defines: all are replaced, none of the SDK's stays reachable. */
-export const KERNEL_FUNCTIONS = [
-  'alloc',
-  'free',
-  'load_u8',
-  'load_u64',
-  'store_u8',
-  'store_u64',
-  'input_offset',
-  'input_length',
-  'input_load_u8',
-  'input_load_u64',
-  'output_set',
-  'error_set',
-  'error_get',
-  'config_get',
-  'var_get',
-  'var_set',
-  'http_request',
-  'http_status_code',
-  'http_headers',
-  'length',
-  'length_unsafe',
-  'log_trace',
-  'log_debug',
-  'log_info',
-  'log_warn',
-  'log_error',
-  'get_log_level',
-] as const;
+export const KERNEL_FUNCTIONS = Object.keys(KERNEL_SIGNATURES) as readonly KernelName[];
 
-const KERNEL_NAMES: ReadonlySet<string> = new Set(KERNEL_FUNCTIONS);
-
-export function isKernelFunction(name: string): boolean {
-  return KERNEL_NAMES.has(name);
+export function isKernelFunction(name: string): name is KernelName {
+  return Object.hasOwn(KERNEL_SIGNATURES, name);
 }
 
 const SHIFT = 48n;
@@ -109,6 +83,12 @@ interface Range {
 
 // Host functions receive the SDK's CallContext first; the kernel has no use for it.
 type KernelFn = (cx: unknown, ...args: never[]) => unknown;
+
+/** What an import returns when it must return without a result: 0 of its declared type. */
+function zeroOf(name: KernelName): 0 | 0n | undefined {
+  const results = KERNEL_SIGNATURES[name].split(':')[1];
+  return results === 'I' ? 0n : results === 'i' ? 0 : undefined;
+}
 
 export class ExtismKernel {
   readonly #limits: KernelLimits;
@@ -126,11 +106,7 @@ export class ExtismKernel {
   readonly #vars = new Map<string, { readonly value: Uint8Array; readonly size: number }>();
   #varBytes = 0;
 
-  constructor(
-    limits: KernelLimits,
-    hooks: KernelHooks,
-    config: Readonly<Record<string, string>>,
-  ) {
+  constructor(limits: KernelLimits, hooks: KernelHooks, config: Readonly<Record<string, string>>) {
     this.#limits = limits;
     this.#hooks = hooks;
     this.#config = config;
@@ -202,8 +178,34 @@ export class ExtismKernel {
     return BigInt(idx) << SHIFT;
   }
 
-  /** The functions to pass as `functions['extism:host/env']`. */
-  imports(): Record<(typeof KERNEL_FUNCTIONS)[number], KernelFn> {
+  /**
+   * The functions to pass as `functions['extism:host/env']`, each guarded: should anything in
+   * it throw (a failed allocation, a bug), the call ends with a fault instead of a JS exception
+   * the guest could catch.
+   */
+  imports(): Record<KernelName, KernelFn> {
+    const fns = this.#functions();
+    const guarded = {} as Record<KernelName, KernelFn>;
+    for (const name of KERNEL_FUNCTIONS) {
+      const fn = fns[name] as (cx: unknown, ...args: unknown[]) => unknown;
+      const zero = zeroOf(name);
+      guarded[name] = (cx: unknown, ...args: unknown[]) => {
+        try {
+          return fn(cx, ...args);
+        } catch (err) {
+          this.#hooks.fault({
+            status: 'trapped',
+            reason: 'exception',
+            message: `${name}: the host failed: ${err instanceof Error ? err.message : String(err)}`,
+          });
+          return zero;
+        }
+      };
+    }
+    return guarded;
+  }
+
+  #functions(): Record<KernelName, KernelFn> {
     const log = (level: LogLevel) => (_cx: unknown, addr: bigint) => this.#log(level, addr);
     return {
       alloc: (_cx, n: bigint) => BigInt(this.#newBlock(n)) << SHIFT,
@@ -312,8 +314,7 @@ export class ExtismKernel {
   #range(addr: bigint, width: number, fn: string): Range | null {
     const idx = addr >> SHIFT;
     const at = addr & MASK;
-    const block =
-      addr > 0n && idx < BigInt(this.#blocks.length) ? this.#blocks[Number(idx)] : null;
+    const block = addr > 0n && idx < BigInt(this.#blocks.length) ? this.#blocks[Number(idx)] : null;
     if (!block || at + BigInt(width) > BigInt(block.length)) {
       this.#invalid(fn, addr);
       return null;
@@ -360,8 +361,7 @@ export class ExtismKernel {
   /** For zero-length ranges: any live block (at its start or inside it). */
   #rangeOrStart(addr: bigint): Range | null {
     const idx = addr >> SHIFT;
-    const block =
-      addr > 0n && idx < BigInt(this.#blocks.length) ? this.#blocks[Number(idx)] : null;
+    const block = addr > 0n && idx < BigInt(this.#blocks.length) ? this.#blocks[Number(idx)] : null;
     if (!block || (addr & MASK) > BigInt(block.length)) {
       this.#invalid('output_set', addr);
       return null;
@@ -376,14 +376,20 @@ export class ExtismKernel {
       this.#invalid(fn, addr);
       return null;
     }
-    const key = text.decode(b);
     this.#free(addr);
-    return key;
+    return b.length > MAX_KEY_BYTES ? null : text.decode(b);
   }
 
   #varSet(keyAddr: bigint, valueAddr: bigint): void {
     const keyBlock = this.#blockAt(keyAddr);
     if (keyBlock === null) return this.#invalid('var_set', keyAddr);
+    if (keyBlock.length > Math.min(MAX_KEY_BYTES, this.#limits.varBytes)) {
+      return this.#hooks.fault({
+        status: 'memory_limit',
+        reason: 'var_limit',
+        message: `var_set with a key of ${keyBlock.length} bytes, over the plugin's limit`,
+      });
+    }
     if (!this.#hooks.charge(keyBlock.length)) return;
     const key = text.decode(keyBlock);
     const old = this.#vars.get(key);
@@ -416,7 +422,13 @@ export class ExtismKernel {
     const b = this.#blockAt(addr);
     if (b === null) return this.#invalid(`log_${level}`, addr);
     const line = ++this.#logLines <= this.#limits.logLines;
-    if (line) this.#hooks.log(level, text.decode(b.subarray(0, MAX_LOG_LINE_BYTES)));
+    if (line) {
+      try {
+        this.#hooks.log(level, text.decode(b.subarray(0, MAX_LOG_LINE_BYTES)));
+      } catch {
+        // A failing log sink is the host's problem, never the guest's.
+      }
+    }
     this.#free(addr); // Extism frees a logged block
   }
 }
