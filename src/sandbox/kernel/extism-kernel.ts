@@ -107,13 +107,19 @@ export class ExtismKernel {
   #varBytes = 0;
 
   constructor(limits: KernelLimits, hooks: KernelHooks, config: Readonly<Record<string, string>>) {
-    this.#limits = limits;
+    for (const [name, v] of Object.entries(limits)) {
+      if (!Number.isSafeInteger(v) || (v as number) < 0)
+        throw new RangeError(`kernel limit ${name} must be an integer >= 0 (got ${String(v)})`);
+    }
+    this.#limits = { ...limits };
     this.#hooks = hooks;
     this.#config = config;
   }
 
   /** Starts a call: clears the blocks, stores the input, sets the call's output cap. */
   begin(input: Uint8Array, maxOutputBytes: number): void {
+    if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0)
+      throw new RangeError(`maxOutputBytes must be an integer >= 0 (got ${maxOutputBytes})`);
     this.#blocks = [null];
     this.#live = 0;
     this.#output = null;
