@@ -241,7 +241,7 @@ export class InThreadSandbox implements Sandbox {
       if (guest.state) {
         guest.state.fault ??= {
           status: 'trapped',
-          reason: 'invalid_block',
+          reason: 'exception',
           message: `${fn}: the host failed: ${(err as Error).message}`,
         };
       }

@@ -157,6 +157,23 @@ describe('Extism kernel: abort and logs', () => {
   });
 });
 
+describe('start function', () => {
+  test('a start function that catches its own abort still fails the load', async () => {
+    const bytes = wat(`(module
+      (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
+      (memory (export "memory") 1)
+      (func $start (try (do (call $abort (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 1))) (catch_all)))
+      (start $start)
+      (func (export "schedules") (result i32) (i32.const 0))
+      (func (export "run") (result i32) (i32.const 0)))`);
+    await assert.rejects(rig('-', {}, bytes), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'HG_PLUGIN_LOAD');
+      assert.match(err.message, /abort: /);
+      return true;
+    });
+  });
+});
+
 describe('tables', () => {
   test('eight tables cannot grow past limits.tableElements together', async () => {
     const { outcome } = await outcomeOf('t');
