@@ -157,7 +157,6 @@ export class InThreadSandbox implements Sandbox {
     // Instantiate once now so that start-function traps and link errors surface at load.
     try {
       guest.plugin = await this.#instantiate(guest);
-      if (guest.startFault) throw new Error(guest.startFault.message);
     } catch (err) {
       throw new HourglassError(
         'HG_PLUGIN_LOAD',
@@ -175,6 +174,12 @@ export class InThreadSandbox implements Sandbox {
     guest.meter = null;
     guest.startFault = null;
     const plugin = await this.#createPlugin(guest);
+    // A fault in the start function (kernel misuse, a caught abort) fails the instantiation.
+    const startFault = guest.startFault as CallFault | null;
+    if (startFault) {
+      await plugin.close().catch(() => undefined);
+      throw new Error(startFault.message);
+    }
     const instance = await plugin.getInstance();
     const memory = instance.exports.memory;
     guest.memory = memory instanceof WebAssembly.Memory ? memory : null;
