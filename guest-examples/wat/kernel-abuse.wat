@@ -1,6 +1,6 @@
 ;; kernel-abuse: run() misuses Extism's kernel imports in the way its Extism config value `mode`
 ;; (one character) names; each must end the call with a typed outcome (docs/sandbox-kernel.md):
-;;   v  var_set bomb: 1 MiB variables in a loop                   -> memory_limit / var_limit
+;;   v  var_set bomb: 100 kB variables in a loop                  -> memory_limit / var_limit
 ;;   k  var_set of ever more 1-byte variables (the key count)     -> memory_limit / var_limit
 ;;   r  var_set of the block a refused alloc would have made      -> trapped / invalid_block
 ;;   o  output_set of that block                                  -> trapped / invalid_block
@@ -14,7 +14,7 @@
 ;;   L  log flood: log_info forever                               -> out_of_fuel
 ;;   h  fills Extism memory, then calls schedule_get (its answer cannot fit)
 ;;                                                                -> memory_limit / block_limit
-;;   t  grows 8 tables (100k at once, then by 100) until refused; returns 1 if they hold more
+;;   t  grows 8 tables (11,000 at once, then by 100) until refused; returns 1 if they hold more
 ;;      than 10,000 elements in all                               -> succeeded
 ;;   T  table.grow of 1M elements forever                         -> out_of_fuel
 ;;   otherwise run() returns 0.
@@ -115,14 +115,14 @@
 
   (func $grow_all (result i32)
     (local $total i32)
-    (drop (table.grow $t0 (ref.null func) (i32.const 100000)))
-    (drop (table.grow $t1 (ref.null func) (i32.const 100000)))
-    (drop (table.grow $t2 (ref.null func) (i32.const 100000)))
-    (drop (table.grow $t3 (ref.null func) (i32.const 100000)))
-    (drop (table.grow $t4 (ref.null func) (i32.const 100000)))
-    (drop (table.grow $t5 (ref.null func) (i32.const 100000)))
-    (drop (table.grow $t6 (ref.null func) (i32.const 100000)))
-    (drop (table.grow $t7 (ref.null func) (i32.const 100000)))
+    (drop (table.grow $t0 (ref.null func) (i32.const 11000)))
+    (drop (table.grow $t1 (ref.null func) (i32.const 11000)))
+    (drop (table.grow $t2 (ref.null func) (i32.const 11000)))
+    (drop (table.grow $t3 (ref.null func) (i32.const 11000)))
+    (drop (table.grow $t4 (ref.null func) (i32.const 11000)))
+    (drop (table.grow $t5 (ref.null func) (i32.const 11000)))
+    (drop (table.grow $t6 (ref.null func) (i32.const 11000)))
+    (drop (table.grow $t7 (ref.null func) (i32.const 11000)))
     (loop $l (br_if $l (i32.ne (table.grow $t0 (ref.null func) (i32.const 100)) (i32.const -1))))
     (loop $l (br_if $l (i32.ne (table.grow $t1 (ref.null func) (i32.const 100)) (i32.const -1))))
     (loop $l (br_if $l (i32.ne (table.grow $t2 (ref.null func) (i32.const 100)) (i32.const -1))))
@@ -145,7 +145,7 @@
     (local $m i32) (local $req i64) (local $ok i32) (local $b i64)
     (local.set $m (call $mode))
     (if (i32.eq (local.get $m) (i32.const 118)) ;; v
-      (then (call $var_loop (i64.const 1048576))))
+      (then (call $var_loop (i64.const 100000))))
     (if (i32.eq (local.get $m) (i32.const 107)) ;; k
       (then (call $var_loop (i64.const 1))))
     (if (i32.eq (local.get $m) (i32.const 114)) ;; r

@@ -72,7 +72,7 @@ function failure(o: CallOutcome): { status: string; reason: string; message: str
 }
 
 describe('Extism kernel: variables', () => {
-  test('a 1 MiB var_set is refused before it is copied: memory_limit / var_limit', async () => {
+  test('a 100 kB var_set is refused before it is copied: memory_limit / var_limit', async () => {
     const before = process.memoryUsage().arrayBuffers;
     const { outcome } = await outcomeOf('v');
     const f = failure(outcome);

@@ -60,6 +60,7 @@ export const CASES: readonly HostileCase[] = [
     item: '3',
     guest: { wat: 'kernel-abuse' },
     config: { mode: 't' },
+    limits: { fuel: { run: 100_000_000 } },
     // run() returns 1 if its tables hold more than 10,000 elements in all.
     expect: { trigger: 'k', status: 'succeeded' },
   },
