@@ -127,7 +127,10 @@ export function rewriteTables(bytes: Uint8Array, sec: Section, cap: number): Uin
     }
     const flags = r.byte();
     if (flags > 1) {
-      throw new FuelError('HG_WASM_UNSUPPORTED', `table ${i}: limits flags 0x${flags.toString(16)}`);
+      throw new FuelError(
+        'HG_WASM_UNSUPPORTED',
+        `table ${i}: limits flags 0x${flags.toString(16)}`,
+      );
     }
     const min = r.u32();
     tables.push({ ref, min, max: flags & 1 ? r.u32() : undefined });
