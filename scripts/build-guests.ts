@@ -57,6 +57,8 @@ const WAT_FEATURES = {
   sat_float_to_int: true,
   multi_value: true,
   bulk_memory: true,
+  reference_types: true,
+  exceptions: true,
 };
 
 interface Guest {

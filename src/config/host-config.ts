@@ -38,6 +38,12 @@ export interface TenantQuotas {
    * of host calls cannot delay other tenants' fires. @defaultValue 100
    */
   readonly hostCallMsPerSecond: number;
+  /** Most bytes of Extism variables a plugin instance may hold (caps `limits.varBytes`). @defaultValue 1048576 */
+  readonly maxVarBytes: number;
+  /** Largest table a plugin may have, in elements (caps `limits.tableElements`). @defaultValue 100000 */
+  readonly maxTableElements: number;
+  /** Most log lines a guest call may deliver (caps `limits.logLines`). @defaultValue 1000 */
+  readonly maxLogLines: number;
 }
 
 export interface PluginEntry {
@@ -86,6 +92,9 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
   maxFuelPerCall: 10_000_000_000,
   maxMemoryPages: 1024,
   hostCallMsPerSecond: 100,
+  maxVarBytes: 1_048_576,
+  maxTableElements: 100_000,
+  maxLogLines: 1_000,
 });
 
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
@@ -112,6 +121,9 @@ const quotaProps = {
   maxFuelPerCall: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
   maxMemoryPages: { type: 'integer', minimum: 1, maximum: 65_536 },
   hostCallMsPerSecond: { type: 'integer', minimum: 1, maximum: 1_000 },
+  maxVarBytes: { type: 'integer', minimum: 0, maximum: 268_435_456 },
+  maxTableElements: { type: 'integer', minimum: 0, maximum: 10_000_000 },
+  maxLogLines: { type: 'integer', minimum: 0, maximum: 1_000_000 },
 };
 
 const validateConfig = compile<RawConfig>({

@@ -1,7 +1,7 @@
 /**
  * The key under which an instrumented, compiled guest is cached (src/sandbox/guest-module.ts):
  * the sha256 of the original bytes, the instrumenter version, the cost table's version and
- * digest, and every option that changes the output (memory cap, depth limit, initial fuel,
+ * digest, and every option that changes the output (memory and table caps, depth limit, initial fuel,
  * placement), so a changed cost table or instrumenter never serves stale code.
  */
 import { createHash } from 'node:crypto';
@@ -26,6 +26,7 @@ export function cacheKey(hash: string, opts: InstrumentOptions): string {
     table.version,
     costs.digest.slice(0, 16),
     `mem=${opts.memoryMaxPages ?? '-'}`,
+    `tab=${opts.tableMaxElements ?? '-'}`,
     `depth=${opts.maxCallDepth ?? DEFAULT_MAX_CALL_DEPTH}`,
     `init=${BigInt(opts.initialFuel ?? DEFAULT_INITIAL_FUEL)}`,
     `place=${opts.placement ?? 'metered-blocks'}`,

@@ -10,6 +10,8 @@ export const FuelErrorCodes = {
     'the module uses a feature the instrumenter does not support (GC, typed function references, exnref, memory64, atomic waits, ...)',
   HG_WASM_RESERVED_NAME: "the module exports a name with the reserved prefix '__hg_'",
   HG_WASM_MEMORY_LIMIT: "the module's initial memory is larger than the plugin's memory cap",
+  HG_WASM_TABLE_LIMIT:
+    "the module's tables start with more elements in all than the plugin's table cap (limits.tableElements)",
   HG_FUEL_COST_TABLE: 'a cost table is malformed',
   HG_FUEL_INTERNAL: 'the instrumented module failed validation (an instrumenter bug)',
 } as const;

@@ -73,6 +73,7 @@ import type { ModuleFacts, Placement } from './placement.ts';
 import {
   encodeSection,
   rewriteMemories,
+  rewriteTables,
   appendGlobals,
   appendExports,
   appendTypes,
@@ -91,10 +92,15 @@ export const DEFAULT_MAX_CALL_DEPTH = 10_000;
 export const DEFAULT_INITIAL_FUEL = 1_000_000_000n;
 
 export interface InstrumentOptions {
-  /** @defaultValue DEFAULT_COST_TABLE (`hg-costs/1`) */
+  /** @defaultValue DEFAULT_COST_TABLE (`hg-costs/2`) */
   readonly costTable?: CostTable;
   /** Clamp every defined memory's maximum to this many 64 KiB pages. @defaultValue no clamp */
   readonly memoryMaxPages?: number;
+  /**
+   * Elements all defined tables may hold together: their maxima are clamped to share it
+   * (`rewriteTables`), and a module whose tables start larger is refused. @defaultValue no clamp
+   */
+  readonly tableMaxElements?: number;
   /** Deterministic call-depth limit; 0 disables it. @defaultValue 10000 */
   readonly maxCallDepth?: number;
   /**
@@ -139,6 +145,8 @@ function checkOptions(opts: InstrumentOptions): void {
     v === undefined || (Number.isInteger(v) && v >= lo && v <= hi);
   if (!intIn(opts.memoryMaxPages, 0, 65536))
     throw new RangeError('memoryMaxPages must be an integer in [0, 65536]');
+  if (!intIn(opts.tableMaxElements, 0, 10_000_000))
+    throw new RangeError('tableMaxElements must be an integer in [0, 10000000]');
   if (!intIn(opts.maxCallDepth, 0, 1_000_000))
     throw new RangeError('maxCallDepth must be an integer in [0, 1000000]');
   if (opts.initialFuel !== undefined) {
@@ -357,6 +365,10 @@ function rewrite(
     replaced.set(SectionId.function, writeFunctionSection(code.newFuncTypes));
   if (opts.memoryMaxPages !== undefined && memSec) {
     replaced.set(SectionId.memory, rewriteMemories(memories, opts.memoryMaxPages));
+  }
+  const tableSec = byId(SectionId.table);
+  if (opts.tableMaxElements !== undefined && tableSec) {
+    replaced.set(SectionId.table, rewriteTables(bytes, tableSec, opts.tableMaxElements));
   }
   replaced.set(
     SectionId.global,

@@ -18,7 +18,7 @@ export type TrapKind = 'out_of_fuel' | 'stack_overflow' | 'trapped';
 
 export type FuelPhase = 'init' | 'discovery' | 'run' | 'cleanup';
 
-/** Default per-phase budgets (operators at cost-table `hg-costs/1`). */
+/** Default per-phase budgets (operators at cost-table `hg-costs/2`). */
 export const DEFAULT_PHASE_BUDGETS: Readonly<Record<FuelPhase, bigint>> = Object.freeze({
   init: 1_000_000_000n,
   discovery: 100_000_000n,

@@ -103,3 +103,52 @@ export function rewriteMemories(memories: readonly MemoryLimits[], capPages: num
   }
   return w.bytes();
 }
+
+/**
+ * The table section with the plugin's element allowance `cap` shared by every table: the
+ * tables' initial sizes must fit in it together (else the module is refused), and the slack
+ * (cap − Σ initial) goes to the tables in index order, so each table's maximum becomes
+ * min(declared, initial + what is left of the slack) and all of them together never exceed
+ * `cap` elements: `table.grow` past it returns -1 at once, whatever the number of tables.
+ * Entries are `reftype limits` (funcref or externref, 32-bit limits); anything else (typed
+ * references, table initializers, table64) is refused as unsupported.
+ */
+export function rewriteTables(bytes: Uint8Array, sec: Section, cap: number): Uint8Array {
+  const r = new ByteReader(bytes, sec.payloadStart, sec.end);
+  const n = r.u32();
+  const tables: { ref: number; min: number; max: number | undefined }[] = [];
+  for (let i = 0; i < n; i++) {
+    const ref = r.byte();
+    if (ref !== 0x70 && ref !== 0x6f) {
+      throw new FuelError(
+        'HG_WASM_UNSUPPORTED',
+        `table ${i}: element type 0x${ref.toString(16)} (typed references or a table initializer)`,
+      );
+    }
+    const flags = r.byte();
+    if (flags > 1) {
+      throw new FuelError(
+        'HG_WASM_UNSUPPORTED',
+        `table ${i}: limits flags 0x${flags.toString(16)}`,
+      );
+    }
+    const min = r.u32();
+    tables.push({ ref, min, max: flags & 1 ? r.u32() : undefined });
+  }
+  const initial = tables.reduce((sum, t) => sum + t.min, 0);
+  if (initial > cap) {
+    throw new FuelError(
+      'HG_WASM_TABLE_LIMIT',
+      `the module's tables start with ${initial} elements in all, over the cap of ${cap}`,
+    );
+  }
+  let slack = cap - initial;
+  const w = new ByteWriter(8 + n * 12);
+  w.u32(n);
+  for (const t of tables) {
+    const max = Math.min(t.max ?? Infinity, t.min + slack);
+    slack -= max - t.min;
+    w.byte(t.ref).byte(0x01).u32(t.min).u32(max);
+  }
+  return w.bytes();
+}

@@ -18,6 +18,25 @@ export interface PluginLimits {
    * docs/fuel.md). `discovery` also pays for the module's start function.
    */
   readonly fuel: { readonly discovery: number; readonly run: number; readonly cleanup: number };
+  /**
+   * Bytes of Extism variables (`var_set`) an instance may hold: keys + values + 64 bytes per
+   * variable (so this bounds the number of keys too). Variables live as long as the instance.
+   * @defaultValue 65536
+   */
+  readonly varBytes: number;
+  /**
+   * Cap on every table's size (elements): each table's declared maximum is clamped to it, so
+   * `table.grow` past it fails (returns -1); a table declared larger is refused at load.
+   * @defaultValue 10000
+   */
+  readonly tableElements: number;
+  /** Log lines (Extism `log_*`) delivered per guest call; the rest are dropped. @defaultValue 1000 */
+  readonly logLines: number;
+  /**
+   * Largest output of a `run()` call (bytes), checked at `output_set`. Not set by the manifest:
+   * it is the tenant's `maxOutputBytes` (see `capLimits`). @defaultValue 1048576
+   */
+  readonly outputBytes: number;
 }
 
 export interface PluginManifest {
@@ -37,6 +56,10 @@ export const DEFAULT_LIMITS: PluginLimits = Object.freeze({
   memoryPages: 256,
   timeoutMs: 5_000,
   fuel: Object.freeze({ discovery: 50_000_000, run: 500_000_000, cleanup: 50_000_000 }),
+  varBytes: 65_536,
+  tableElements: 10_000,
+  logLines: 1_000,
+  outputBytes: 1_048_576,
 });
 
 interface RawManifest {
@@ -44,7 +67,14 @@ interface RawManifest {
   version: string;
   wasm: string;
   capabilities?: Capability[];
-  limits?: { memoryPages?: number; timeoutMs?: number; fuel?: Partial<PluginLimits['fuel']> };
+  limits?: {
+    memoryPages?: number;
+    timeoutMs?: number;
+    fuel?: Partial<PluginLimits['fuel']>;
+    varBytes?: number;
+    tableElements?: number;
+    logLines?: number;
+  };
   config?: Record<string, string>;
 }
 
@@ -76,6 +106,9 @@ const validateManifest = compile<RawManifest>({
           additionalProperties: false,
           properties: { discovery: fuelBudget, run: fuelBudget, cleanup: fuelBudget },
         },
+        varBytes: { type: 'integer', minimum: 0, maximum: 268_435_456 },
+        tableElements: { type: 'integer', minimum: 0, maximum: 10_000_000 },
+        logLines: { type: 'integer', minimum: 0, maximum: 1_000_000 },
       },
     },
     config: {
@@ -90,9 +123,16 @@ const validateManifest = compile<RawManifest>({
 export interface LimitCaps {
   readonly maxFuelPerCall: number;
   readonly maxMemoryPages: number;
+  readonly maxVarBytes: number;
+  readonly maxTableElements: number;
+  readonly maxLogLines: number;
+  readonly maxOutputBytes: number;
 }
 
-/** A plugin's limits within its tenant's caps: each one is min(asked, cap). */
+/**
+ * A plugin's limits within its tenant's caps: each one is min(asked, cap); `outputBytes` is
+ * the tenant's `maxOutputBytes` itself (a manifest does not ask for it).
+ */
 export function capLimits(limits: PluginLimits, caps: LimitCaps): PluginLimits {
   const fuel = (n: number) => Math.min(n, caps.maxFuelPerCall);
   return Object.freeze({
@@ -103,6 +143,10 @@ export function capLimits(limits: PluginLimits, caps: LimitCaps): PluginLimits {
       run: fuel(limits.fuel.run),
       cleanup: fuel(limits.fuel.cleanup),
     }),
+    varBytes: Math.min(limits.varBytes, caps.maxVarBytes),
+    tableElements: Math.min(limits.tableElements, caps.maxTableElements),
+    logLines: Math.min(limits.logLines, caps.maxLogLines),
+    outputBytes: caps.maxOutputBytes,
   });
 }
 
@@ -120,6 +164,10 @@ export function parseManifest(value: unknown, file: string): PluginManifest {
       memoryPages: m.limits?.memoryPages ?? DEFAULT_LIMITS.memoryPages,
       timeoutMs: m.limits?.timeoutMs ?? DEFAULT_LIMITS.timeoutMs,
       fuel: Object.freeze({ ...DEFAULT_LIMITS.fuel, ...m.limits?.fuel }),
+      varBytes: m.limits?.varBytes ?? DEFAULT_LIMITS.varBytes,
+      tableElements: m.limits?.tableElements ?? DEFAULT_LIMITS.tableElements,
+      logLines: m.limits?.logLines ?? DEFAULT_LIMITS.logLines,
+      outputBytes: DEFAULT_LIMITS.outputBytes,
     }),
     config: Object.freeze({ ...m.config }),
   });

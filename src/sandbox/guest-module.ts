@@ -18,6 +18,13 @@ import { instrument, type InstrumentOptions, type InstrumentStats } from '../fue
 import type { PluginLimits } from '../plugin/manifest.ts';
 import { rewriteEntries, type WasiImport } from './kernel/entry-rewrite.ts';
 import { checkWasiImports } from './kernel/wasi-abi.ts';
+import { isKernelFunction } from './kernel/extism-kernel.ts';
+import {
+  ABORT_SIGNATURE,
+  HOST_FUNCTION_SIGNATURE,
+  KERNEL_SIGNATURES,
+  signatureMismatch,
+} from './kernel/import-signatures.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;
@@ -55,8 +62,9 @@ function loadError(pluginId: string, problem: string, cause?: unknown): Hourglas
 /**
  * `limits.memoryPages` caps the guest's linear memory (the module's declared maximum is clamped
  * to it): the only real memory limit, since Extism's `maxPages` covers Extism's own blocks
- * only. `limits.fuel.discovery` is also the budget of the module's init (its start function,
- * then `_initialize` or `_start`), which the sandbox runs when it creates an instance.
+ * only. `limits.tableElements` likewise caps the elements of all its tables together.
+ * `limits.fuel.discovery` is also the budget of the module's init (its start function, then
+ * `_initialize` or `_start`), which the sandbox runs when it creates an instance.
  */
 export async function prepareGuest(
   pluginId: string,
@@ -99,7 +107,8 @@ export async function prepareGuest(
     const name = `${imp.module}.${imp.name}`;
     if (imp.kind !== 'function')
       throw loadError(pluginId, `imports ${imp.kind} '${name}'; only functions can be imported`);
-    if (imp.module === EXTISM_KERNEL) continue;
+    // Only names Hourglass's kernel implements (none of the SDK's own stays reachable).
+    if (imp.module === EXTISM_KERNEL && isKernelFunction(imp.name)) continue;
     if (imp.module === HOST_NAMESPACE && isCapability(imp.name)) continue;
     if (imp.module === 'env' && imp.name === 'abort') continue;
     if (imp.module === WASI) {
@@ -109,8 +118,21 @@ export async function prepareGuest(
     throw loadError(pluginId, `imports unknown function '${name}'`);
   }
 
+  // Imports Hourglass implements must have its types (a mismatch would throw at the boundary).
+  const mismatch = signatureMismatch(wasm, (module, name) =>
+    module === EXTISM_KERNEL && isKernelFunction(name)
+      ? KERNEL_SIGNATURES[name]
+      : module === HOST_NAMESPACE
+        ? HOST_FUNCTION_SIGNATURE
+        : module === 'env' && name === 'abort'
+          ? ABORT_SIGNATURE
+          : null,
+  );
+  if (mismatch) throw loadError(pluginId, mismatch);
+
   const options: InstrumentOptions = {
     memoryMaxPages: limits.memoryPages,
+    tableMaxElements: limits.tableElements,
     initialFuel: limits.fuel.discovery,
   };
   const key = cacheKey(sha256, options);

@@ -11,17 +11,26 @@
  * or `phase` (`HostCallAnswer.denied`) ends the call as `host_call_denied`: the guest still
  * receives the error answer, but its fuel is drained, so it traps at the check that follows
  * every host call (a trap, unlike a JS exception, cannot be caught by the guest).
+ *
+ * Extism's kernel imports are Hourglass's own (kernel/extism-kernel.ts, one per instance):
+ * blocks, output, variables and log lines are capped before anything is allocated, and kernel
+ * misuse, limits crossed and `env.abort` end the call the same way (fuel drained, never a JS
+ * exception a guest's `catch_all` could swallow), with the status and reason of the fault.
+ * WASI imports are Hourglass's own too (kernel/wasi.ts), and the module's init runs here, with
+ * memory, meter and WASI bound, under the discovery budget (kernel/guest-init.ts).
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
 import { CAPABILITIES } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
 import { FuelMeter } from '../fuel/meter.ts';
-import { prepareGuest, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
+import { prepareGuest, EXTISM_KERNEL, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
 import { HOURGLASS_WASI } from './kernel/entry-rewrite.ts';
+import { ExtismKernel, type KernelFault } from './kernel/extism-kernel.ts';
 import { GuestInitError, runGuestInit } from './kernel/guest-init.ts';
 import { WasiKernel } from './kernel/wasi.ts';
 import { RC_GLOBAL } from './return-code.ts';
+import type { PluginLimits } from '../plugin/manifest.ts';
 import type {
   CallOutcome,
   CallRequest,
@@ -35,17 +44,30 @@ import { asHostCallAnswer } from './types.ts';
 
 /** Largest host-function request accepted (bytes); larger ones get `too_large`. */
 export const MAX_HOST_REQUEST_BYTES = 65_536;
-/** Log lines kept per guest call (guest `log_*` and Extism's own); the rest are dropped. */
-export const MAX_LOG_LINES_PER_CALL = 1_000;
-const GUEST_ERROR_PREFIX = 'Plugin-originated error: ';
+/** What ends a call early: a kernel fault, or `env.abort` (status `trapped`, reason `abort`). */
+type CallFault = KernelFault | { status: 'trapped'; reason: 'abort'; message: string };
 
 interface CallState {
   caller: CallerContext;
-  abort: string | null;
   /** Why a host call was refused for capability or phase (ends the call). */
   denied: string | null;
-  logLines: number;
+  /** The first fault of the call (it ends the call). */
+  fault: CallFault | null;
 }
+
+/** Extism blocks (input, allocations, host answers) a call may hold: the memory cap's bytes. */
+export function blockBytesOf(limits: PluginLimits): number {
+  return limits.memoryPages * 65_536;
+}
+
+/** Ends the current call: the guest traps at the fuel check that follows the import. */
+function drain(meter: FuelMeter | null): void {
+  const left = meter?.remaining();
+  if (meter && left !== undefined && left >= 0n) meter.charge(left + 1n);
+}
+
+const utf8 = new TextEncoder();
+const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 /** A guest spec without its bytes (the compiled module travels separately). */
 export type PreparedSpec = Omit<GuestSpec, 'wasm'>;
@@ -60,8 +82,12 @@ interface LoadedGuest {
   meter: FuelMeter | null;
   /** The live instance's `__hg_rc` global (absent when no export returns i32). */
   rc: WebAssembly.Global | null;
+  /** The live instance's Extism kernel (blocks, output, variables). */
+  kernel: ExtismKernel | null;
   /** The live instance's WASI (src/sandbox/kernel/wasi.ts; one per instance). */
   wasi: WasiKernel | null;
+  /** A fault raised while an instance was being created (its start function): load fails. */
+  startFault: CallFault | null;
   /**
    * Calls to one instance are serialized (Extism's call state is per instance): calls made
    * while one runs wait here, and the running call's loop takes them in order.
@@ -72,7 +98,7 @@ interface LoadedGuest {
     reject: (e: unknown) => void;
   }[];
   running: boolean;
-  /** Set during a call: the caller and what the guest reported through `env.abort`. */
+  /** Set during a call: the caller, and what ended the call early. */
   state: CallState | null;
 }
 
@@ -119,7 +145,9 @@ export class InThreadSandbox implements Sandbox {
       memory: null,
       meter: null,
       rc: null,
+      kernel: null,
       wasi: null,
+      startFault: null,
       state: null,
       waiting: [],
       running: false,
@@ -143,6 +171,8 @@ export class InThreadSandbox implements Sandbox {
   }
 
   async #instantiate(guest: LoadedGuest): Promise<Plugin> {
+    guest.meter = null;
+    guest.startFault = null;
     const plugin = await this.#createPlugin(guest);
     const instance = await plugin.getInstance();
     const memory = instance.exports.memory;
@@ -151,33 +181,47 @@ export class InThreadSandbox implements Sandbox {
     const rc = instance.exports[RC_GLOBAL];
     guest.rc = rc instanceof WebAssembly.Global ? rc : null;
     // Init (start section, `_initialize` or `_start`) runs only now, with memory, meter and
-    // WASI bound, under the discovery budget (src/sandbox/kernel/guest-init.ts).
+    // WASI bound, under the discovery budget (src/sandbox/kernel/guest-init.ts). A fault in it
+    // (kernel misuse, a caught abort) fails the instantiation with the fault's own message.
     try {
       runGuestInit(instance, guest.meter, guest.wasi, guest.spec.limits.fuel.discovery);
+      const startFault = guest.startFault as CallFault | null;
+      if (startFault) throw new Error(startFault.message);
     } catch (err) {
+      const startFault = guest.startFault as CallFault | null;
       guest.memory = null;
       guest.meter = null;
       guest.rc = null;
       await plugin.close().catch(() => undefined);
-      throw err;
+      throw startFault ? new Error(startFault.message, { cause: err }) : err;
     }
     return plugin;
   }
 
   #createPlugin(guest: LoadedGuest): Promise<Plugin> {
     const pluginId = guest.spec.pluginId;
-    const userFns: Record<string, (cx: CallContext, offset: bigint) => bigint> = {};
-    for (const name of CAPABILITIES) {
-      userFns[name] = (cx, offset) => BigInt(cx.store(this.#hostCall(guest, name, cx, offset)));
-    }
-    // Extism logs through this too (e.g. one line per refused `alloc`), so a guest can flood
-    // it: each call may log MAX_LOG_LINES_PER_CALL lines; the rest are counted, then reported.
-    const log = (level: GuestLogEntry['level']) => (message: string) => {
-      const state = guest.state;
-      if (state && ++state.logLines > MAX_LOG_LINES_PER_CALL) return;
-      this.#opts.onGuestLog?.({ pluginId, level, message: String(message).slice(0, 4096) });
+    const limits = guest.spec.limits;
+    const fault = (f: CallFault): void => {
+      if (guest.state) guest.state.fault ??= f;
+      else guest.startFault ??= f;
+      drain(guest.meter);
     };
-    // Hourglass's WASI, one per instance (its clocks and random stream restart with it).
+    const kernel = new ExtismKernel(
+      {
+        blockBytes: blockBytesOf(limits),
+        varBytes: limits.varBytes,
+        logLines: limits.logLines,
+      },
+      {
+        fault,
+        charge: (n) => guest.meter?.charge(n) ?? true,
+        log: (level, message) => this.#opts.onGuestLog?.({ pluginId, level, message }),
+      },
+      guest.spec.config,
+    );
+    guest.kernel = kernel;
+    // Hourglass's WASI, one per instance (its clocks and random stream restart with it); it
+    // caps its own log lines.
     const wasiImports = guest.prepared.wasiImports;
     const wasi =
       wasiImports.length === 0
@@ -185,35 +229,31 @@ export class InThreadSandbox implements Sandbox {
         : new WasiKernel(pluginId, {
             memory: () => guest.memory,
             meter: () => guest.meter,
-            log: (level, message) => log(level)(message),
+            log: (level, message) => this.#opts.onGuestLog?.({ pluginId, level, message }),
           });
     guest.wasi = wasi;
-    const logger = {
-      trace: log('trace'),
-      debug: log('debug'),
-      info: log('info'),
-      warn: log('warn'),
-      error: log('error'),
-      log: log('info'),
-    };
+    const userFns: Record<string, (cx: CallContext, offset: bigint) => bigint> = {};
+    for (const name of CAPABILITIES) {
+      userFns[name] = (_cx, offset) => this.#hostCall(guest, kernel, name, offset);
+    }
     return createPlugin(
-      {
-        wasm: [{ module: guest.prepared.module }],
-        config: { ...guest.spec.config },
-        memory: { maxPages: guest.spec.limits.memoryPages },
-      },
+      { wasm: [{ module: guest.prepared.module }], config: { ...guest.spec.config } },
       {
         // Never Node's WASI: the guest's WASI imports were renamed to Hourglass's own.
         useWasi: false,
-        logger: logger as unknown as Console,
+        // Every kernel function is replaced below, so the SDK has nothing of the guest's to log.
+        logger: SILENT as unknown as Console,
         functions: {
+          [EXTISM_KERNEL]: kernel.imports() as unknown as Record<string, typeof userFns.x>,
           [HOST_NAMESPACE]: userFns,
           ...(wasi ? { [HOURGLASS_WASI]: wasi.functions(wasiImports) } : {}),
           env: {
+            // AssemblyScript's abort. Returning (with the fuel drained) instead of throwing: a
+            // JS exception could be caught by the guest's `catch_all`; the trap that follows
+            // cannot.
             abort: (_cx: CallContext, msg: number, file: number, line: number, col: number) => {
               const text = `abort: ${readAscString(guest.memory, msg) ?? '?'} at ${readAscString(guest.memory, file) ?? '?'}:${line}:${col}`;
-              if (guest.state) guest.state.abort = text;
-              throw new WebAssembly.RuntimeError(text);
+              fault({ status: 'trapped', reason: 'abort', message: text });
             },
           },
         },
@@ -221,17 +261,35 @@ export class InThreadSandbox implements Sandbox {
     );
   }
 
-  #hostCall(guest: LoadedGuest, fn: string, cx: CallContext, offset: bigint): string {
+  /** A host-function import: never throws into the guest (a JS exception can be caught). */
+  #hostCall(guest: LoadedGuest, kernel: ExtismKernel, fn: string, offset: bigint): bigint {
+    try {
+      return kernel.store(this.#answer(guest, kernel, fn, offset));
+    } catch (err) {
+      if (guest.state) {
+        guest.state.fault ??= {
+          status: 'trapped',
+          reason: 'exception',
+          message: `${fn}: the host failed: ${(err as Error).message}`,
+        };
+      }
+      drain(guest.meter);
+      return 0n;
+    }
+  }
+
+  #answer(guest: LoadedGuest, kernel: ExtismKernel, fn: string, offset: bigint): string {
     const caller = guest.state?.caller;
     if (!caller)
       return hostError('phase', 'host functions can only be called during an export call');
-    let size: bigint;
-    try {
-      size = cx.length(offset);
-    } catch {
-      return hostError('invalid_argument', 'request offset does not name an Extism memory block');
+    const size = kernel.blockLength(offset);
+    if (size === null) {
+      return hostError(
+        'invalid_argument',
+        `request offset 0x${BigInt.asUintN(64, offset).toString(16)} does not name a live Extism block`,
+      );
     }
-    if (size > BigInt(MAX_HOST_REQUEST_BYTES)) {
+    if (size > MAX_HOST_REQUEST_BYTES) {
       return hostError(
         'too_large',
         `request is ${size} bytes; the limit is ${MAX_HOST_REQUEST_BYTES}`,
@@ -241,15 +299,15 @@ export class InThreadSandbox implements Sandbox {
     const state = guest.state;
     if (!meter || !state) return hostError('internal', 'no live instance');
     // Static cost plus the bytes moved in; the answer's bytes and the handler's work after it.
-    if (!meter.charge(BigInt((this.#opts.hostCallFuel?.[fn] ?? 0) + Number(size)))) {
+    if (!meter.charge(BigInt((this.#opts.hostCallFuel?.[fn] ?? 0) + size))) {
       return hostError('out_of_fuel', `not enough fuel left to call ${fn}`);
     }
-    const text = cx.read(offset)?.text() ?? '';
+    const text = kernel.readText(offset) ?? '';
     const r = asHostCallAnswer(this.#opts.hostCall(caller, fn, text));
     meter.charge(BigInt(r.answer.length) + BigInt(Math.max(0, Math.ceil(r.fuel))));
     if (r.denied !== null) {
       state.denied = r.denied;
-      meter.charge(meter.remaining() + 1n);
+      drain(meter);
     }
     return r.answer;
   }
@@ -312,9 +370,17 @@ export class InThreadSandbox implements Sandbox {
       return fail('trapped', 'instantiate', message);
     }
     const meter = guest.meter;
-    if (!meter) return fail('trapped', 'instantiate', 'the instance has no fuel meter');
+    const kernel = guest.kernel;
+    if (!meter || !kernel) return fail('trapped', 'instantiate', 'the instance has no fuel meter');
     meter.setBudget(limits.fuel[req.caller.phase]);
-    guest.state = { caller: req.caller, abort: null, denied: null, logLines: 0 };
+    const state: CallState = { caller: req.caller, denied: null, fault: null };
+    guest.state = state;
+    // Only run() output is a run's output (the tenant's maxOutputBytes); schedules() output is
+    // bounded by the Extism memory allowance like any block.
+    kernel.begin(
+      utf8.encode(req.input ?? ''),
+      req.caller.phase === 'run' ? limits.outputBytes : blockBytesOf(limits),
+    );
     const wasi = guest.wasi;
     wasi?.begin(req.caller.scheduledAt);
     // `proc_exit` ends the call however the guest carries on (a trap, or a return if it caught
@@ -328,34 +394,30 @@ export class InThreadSandbox implements Sandbox {
       guest.memory = null;
       guest.meter = null;
       guest.rc = null;
+      guest.kernel = null;
       await plugin.close().catch(() => undefined);
       if (exit.code === 0) return { ok: true, output: null, durationMs: elapsed(), fuelUsed };
       return fail('failed', 'proc_exit', `${req.fn}() called proc_exit(${exit.code})`);
     };
+    let ended: ReturnType<ExtismKernel['end']> | null = null;
     try {
-      const out = await plugin.call(req.fn, req.input ?? '', req.caller);
+      await plugin.call(req.fn, undefined, req.caller);
+      ended = kernel.end();
       const exit = await exited();
       if (exit) return exit;
+      if (state.denied || state.fault) throw new Error('the call was ended by the host');
       fuelUsed = Number(meter.settle().fuelUsed);
+      if (ended.error !== null) return fail('failed', 'guest_error', ended.error);
       const rc = guest.rc?.value as number | undefined;
       if (rc !== undefined && rc !== 0) {
         return fail('failed', 'nonzero_return', `${req.fn}() returned ${rc}`);
       }
-      return {
-        ok: true,
-        output: out ? new Uint8Array(out.bytes()) : null,
-        durationMs: elapsed(),
-        fuelUsed,
-      };
+      return { ok: true, output: ended.output, durationMs: elapsed(), fuelUsed };
     } catch (err) {
+      ended ??= kernel.end();
       const exit = await exited();
       if (exit) return exit;
       const message = err instanceof Error ? err.message : String(err);
-      if (message.startsWith(GUEST_ERROR_PREFIX)) {
-        // The export returned (and wrote its fuel back); Extism threw for its error_set.
-        fuelUsed = Number(meter.settle().fuelUsed);
-        return fail('failed', 'guest_error', message.slice(GUEST_ERROR_PREFIX.length));
-      }
       const settled = meter.settle(err);
       fuelUsed = Number(settled.fuelUsed);
       // Anything else leaves the instance in an unknown state: discard it.
@@ -364,40 +426,43 @@ export class InThreadSandbox implements Sandbox {
       guest.memory = null;
       guest.meter = null;
       guest.rc = null;
+      guest.kernel = null;
       await plugin.close().catch(() => undefined);
-      if (guest.state.denied)
-        return fail('host_call_denied', 'host_call_denied', guest.state.denied);
-      if (settled.outcome === 'out_of_fuel') {
+      if (state.denied) return fail('host_call_denied', 'host_call_denied', state.denied);
+      const fault = state.fault;
+      // A drained call looks out of fuel to the meter: the fault says what really happened.
+      if (fault && fault.reason !== 'abort') return fail(fault.status, fault.reason, fault.message);
+      if (!fault && settled.outcome === 'out_of_fuel') {
         return fail(
           'out_of_fuel',
           'out_of_fuel',
           `${req.fn}() used its whole budget of ${meter.currentBudget()} fuel`,
         );
       }
-      if (settled.outcome === 'stack_overflow' && meter.depthExceeded()) {
+      if (!fault && settled.outcome === 'stack_overflow' && meter.depthExceeded()) {
         return fail('stack_overflow', 'call_depth', `${req.fn}() exceeded the call-depth limit`);
       }
       if (pages >= limits.memoryPages) {
-        const why = guest.state.abort ?? message;
+        const why = fault?.message ?? message;
         return fail(
           'memory_limit',
           'memory_cap',
           `trapped with its memory at the plugin's cap of ${pages} pages: ${why}`,
         );
       }
-      if (guest.state.abort) return fail('trapped', 'abort', guest.state.abort);
+      if (fault) return fail('trapped', 'abort', fault.message);
       if (err instanceof RangeError && /call stack/i.test(message))
         return fail('stack_overflow', 'stack_overflow', message);
       if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
       return fail('trapped', 'exception', message);
     } finally {
       wasi?.end();
-      const dropped = guest.state.logLines - MAX_LOG_LINES_PER_CALL;
+      const dropped = ended?.droppedLogLines ?? 0;
       if (dropped > 0) {
         this.#opts.onGuestLog?.({
           pluginId: guest.spec.pluginId,
           level: 'warn',
-          message: `${dropped} more log lines of this ${req.fn}() call were dropped (limit ${MAX_LOG_LINES_PER_CALL})`,
+          message: `${dropped} more log lines of this ${req.fn}() call were dropped (limit ${limits.logLines})`,
         });
       }
       guest.state = null;

@@ -1,8 +1,8 @@
 /**
  * The golden-fuel module: one export per control construct, with the exact fuel each call
- * must use at cost table hg-costs/1 (1 per operator; 0 for nop drop block loop end else
+ * must use at cost table hg-costs/2 (1 per operator; 0 for nop drop block loop end else
  * unreachable return try catch catch_all delegate; memory.grow 1024/page; bulk memory 1 per
- * 64 bytes; table ops 1 per 8 elements; a host call 1 + 10). Counts are worked out by hand in
+ * 64 bytes; table ops 1024 per 8 elements; a host call 1 + 10). Counts are worked out by hand in
  * the comments. `withExceptions` adds try/catch, which switches the module to the placement
  * where calls end metered blocks, so every case is checked under both regimes.
  */
@@ -133,7 +133,7 @@ export const GOLDEN_CASES: readonly GoldenCase[] = [
   { name: 'fill', args: [], fuel: 6 }, // 3 consts + fill + ceil(100/64)
   { name: 'copy', args: [], fuel: 5 }, // 3 consts + copy + 1
   { name: 'init', args: [], fuel: 6 }, // 3 consts + init + ceil(65/64)
-  { name: 'table', args: [], fuel: 17, result: 13 }, // grow 3+2, fill 4+2, copy 4+1, size 1
+  { name: 'table', args: [], fuel: 5132, result: 13 }, // grow 3+2k, fill 4+2k, copy 4+1k, size 1 (k = 1024)
   { name: 'multi', args: [1], fuel: 4, result: [1, 2] }, // const const get br_if (return)
   { name: 'multi', args: [0], fuel: 6, result: [3, 4] },
 ];

@@ -77,6 +77,9 @@ describe('parseHostConfig: defaults', () => {
       maxFuelPerCall: 10_000_000_000,
       maxMemoryPages: 1024,
       hostCallMsPerSecond: 100,
+      maxVarBytes: 1_048_576,
+      maxTableElements: 100_000,
+      maxLogLines: 1_000,
     });
     assert.deepEqual(t.quotas, { ...DEFAULT_QUOTAS });
     assert.deepEqual([...t.capabilities], [...CAPABILITIES]);
@@ -361,6 +364,10 @@ describe('parseManifest', () => {
       memoryPages: 256,
       timeoutMs: 5_000,
       fuel: { discovery: 50_000_000, run: 500_000_000, cleanup: 50_000_000 },
+      varBytes: 65_536,
+      tableElements: 10_000,
+      logLines: 1_000,
+      outputBytes: 1_048_576,
     });
     assert.deepEqual(m.config, {});
   });
@@ -487,13 +494,32 @@ describe('loadManifest', () => {
 describe('capLimits', () => {
   test("each limit is min(the manifest's, the tenant's cap); the deadline is the manifest's", () => {
     const capped = capLimits(
-      { memoryPages: 512, timeoutMs: 9_000, fuel: { discovery: 10, run: 5e10, cleanup: 2e10 } },
-      { maxFuelPerCall: 1e10, maxMemoryPages: 256 },
+      {
+        memoryPages: 512,
+        timeoutMs: 9_000,
+        fuel: { discovery: 10, run: 5e10, cleanup: 2e10 },
+        varBytes: 1_000,
+        tableElements: 50_000,
+        logLines: 10,
+        outputBytes: 1,
+      },
+      {
+        maxFuelPerCall: 1e10,
+        maxMemoryPages: 256,
+        maxVarBytes: 500,
+        maxTableElements: 20_000,
+        maxLogLines: 100,
+        maxOutputBytes: 4_096,
+      },
     );
     assert.deepEqual(capped, {
       memoryPages: 256,
       timeoutMs: 9_000,
       fuel: { discovery: 10, run: 1e10, cleanup: 1e10 },
+      varBytes: 500,
+      tableElements: 20_000,
+      logLines: 10,
+      outputBytes: 4_096,
     });
     assert.deepEqual(capLimits(DEFAULT_LIMITS, DEFAULT_QUOTAS), DEFAULT_LIMITS);
   });

@@ -11,7 +11,7 @@ import { wat } from '../fuel/harness.ts';
 import { KERNELS, runHostileKernels } from '../fuel/hostile-kernels.ts';
 
 const BUDGET = 3_000_000n;
-/** A lower bound of each kernel's fuel per counter bump (at cost table hg-costs/1). */
+/** A lower bound of each kernel's fuel per counter bump (at cost table hg-costs/2). */
 const MIN_COST = { loop: 10, tree: 5, grow: 1024, copy: 256 } as const;
 
 describe('out of fuel', () => {
@@ -79,5 +79,86 @@ describe('instrument: memory cap', () => {
       () => instrument(grower('16'), { memoryMaxPages: 8 }),
       /exceeds the cap of 8 pages/,
     );
+  });
+});
+
+describe('instrument: table cap (limits.tableElements)', () => {
+  /** Tables `$t0..` declared with `limits`, and `grow(table, n)` / `size(table)` exports. */
+  const tables = (...limits: string[]) => {
+    const decls = limits.map((l, i) => `(table $t${i} ${l} funcref)`).join(' ');
+    const grows = limits
+      .map(
+        (_, i) =>
+          `(if (i32.eq (local.get 0) (i32.const ${i})) (then (return (table.grow $t${i} (ref.null func) (local.get 1)))))`,
+      )
+      .join(' ');
+    const sizes = limits
+      .map(
+        (_, i) =>
+          `(if (i32.eq (local.get 0) (i32.const ${i})) (then (return (table.size $t${i}))))`,
+      )
+      .join(' ');
+    return wat(`(module ${decls}
+      (func (export "grow") (param i32 i32) (result i32) ${grows} (i32.const -2))
+      (func (export "size") (param i32) (result i32) ${sizes} (i32.const -2)))`);
+  };
+  const load = (bytes: Uint8Array, cap: number) => {
+    const e = new WebAssembly.Instance(
+      new WebAssembly.Module(instrument(bytes, { tableMaxElements: cap }).bytes),
+    ).exports;
+    const fuel = e.__hg_fuel as WebAssembly.Global;
+    fuel.value = 1_000_000_000n;
+    return {
+      grow: e.grow as (t: number, n: number) => number,
+      size: e.size as (t: number) => number,
+    };
+  };
+
+  test('an undeclared or larger maximum is clamped: growing past the cap returns -1', () => {
+    const g = load(tables('10'), 100);
+    assert.equal(g.grow(0, 90), 10);
+    assert.equal(g.grow(0, 1), -1);
+    assert.equal(g.grow(0, 1_000_000), -1, 'a huge grow fails at once');
+    assert.equal(g.size(0), 100);
+    const low = load(tables('1 5'), 100);
+    assert.equal(low.grow(0, 5), -1, 'a lower declared maximum is kept');
+    assert.equal(low.grow(0, 4), 1);
+  });
+
+  test('the cap is shared by every table: several tables cannot grow past it together', () => {
+    const g = load(tables('10', '10', '10', '10', '10', '10', '10', '10'), 1_000);
+    let total = 0;
+    for (let t = 0; t < 8; t++) {
+      while (g.grow(t, 50) !== -1);
+      while (g.grow(t, 1) !== -1);
+      total += g.size(t);
+    }
+    assert.equal(total, 1_000);
+  });
+
+  test('tables whose initial sizes exceed the cap together are refused (HG_WASM_TABLE_LIMIT)', () => {
+    assert.throws(() => instrument(tables('2000000'), { tableMaxElements: 10_000 }), {
+      code: 'HG_WASM_TABLE_LIMIT',
+    });
+    assert.throws(() => instrument(tables('6000', '6000'), { tableMaxElements: 10_000 }), {
+      code: 'HG_WASM_TABLE_LIMIT',
+    });
+    assert.doesNotThrow(() => instrument(tables('6000', '4000'), { tableMaxElements: 10_000 }));
+  });
+
+  test('table.grow is priced by the elements requested before it runs, even when it fails', () => {
+    const bytes = wat(`(module (table $t 1 funcref)
+      (func (export "grow") (param i32) (result i32) (table.grow $t (ref.null func) (local.get 0))))`);
+    const e = new WebAssembly.Instance(
+      new WebAssembly.Module(instrument(bytes, { tableMaxElements: 100 }).bytes),
+    ).exports;
+    const fuel = e.__hg_fuel as WebAssembly.Global;
+    const grow = e.grow as (n: number) => number;
+    fuel.value = 1_000_000_000n;
+    assert.equal(grow(1_000_000), -1);
+    // local.get + ref.null + table.grow = 3, plus 1024 per 8 elements requested.
+    assert.equal(1_000_000_000n - (fuel.value as bigint), 3n + 125_000n * 1024n);
+    fuel.value = 1_000n;
+    assert.throws(() => grow(1_000_000), WebAssembly.RuntimeError, 'out of fuel before growing');
   });
 });
