@@ -222,10 +222,9 @@ export class Scheduler {
    */
   holdPlugin(pluginId: string): void {
     this.#held.add(pluginId);
-    for (const key of this.#byPlugin.get(pluginId) ?? []) {
-      this.#queue.delete(key);
-      this.#nominal.delete(key);
-    }
+    // Their nominal times stay known: a schedule paused or deleted during the hold records
+    // the tick it owed.
+    for (const key of this.#byPlugin.get(pluginId) ?? []) this.#queue.delete(key);
   }
 
   /**
@@ -245,14 +244,18 @@ export class Scheduler {
     let keys = this.#byPlugin.get(s.pluginId);
     if (!keys) this.#byPlugin.set(s.pluginId, (keys = new Set()));
     keys.add(s.key);
-    if (s.state !== 'active' || s.nextAt === null || this.#held.has(s.pluginId)) {
+    if (s.state !== 'active' || s.nextAt === null) {
       this.#queue.delete(s.key);
       this.#nominal.delete(s.key);
       return;
     }
+    this.#nominal.set(s.key, s.nextAt);
+    if (this.#held.has(s.pluginId)) {
+      this.#queue.delete(s.key);
+      return;
+    }
     const dueAt = s.nextAt + jitterFor(s.key, s.nextAt, s.jitterMs);
     this.#queue.set(s.key, dueAt);
-    this.#nominal.set(s.key, s.nextAt);
     this.#arm(dueAt);
   }
 
@@ -273,8 +276,10 @@ export class Scheduler {
     this.#nominal.delete(key);
     const s = this.#o.store.getSchedule(key);
     if (!s) return;
+    // The queued tick's nominal time has passed (it waited for its jitter, or a reload's hold):
+    // it, and any later tick up to now, never fired. One record covers them.
     if (nominal !== undefined && nominal <= now)
-      this.#record(s, nominal, 'cancelled', reason, 'schedule');
+      this.#record(s, nominal, 'cancelled', reason, 'schedule', { coversUntil: now });
     const list = this.#waiting.get(s.tenant);
     const i = list?.findIndex((p) => p.key === key) ?? -1;
     if (list && i >= 0) {
