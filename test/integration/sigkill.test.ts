@@ -64,7 +64,7 @@ async function startChild(config: string, stopAfter?: number) {
     });
     if (ready) return { child, exited, stderr: () => stderr };
     // A start refused while the killed host's lease is still fresh: try again shortly.
-    assert.ok(attempt < 10, `the host did not start: ${stderr}`);
+    assert.ok(attempt < 30, `the host did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
