@@ -239,14 +239,20 @@ export class Host implements HostServices {
     } catch (err) {
       const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
       const message = errorMessage(err);
-      const serving = this.#plugins.get(pluginId);
-      if (serving) {
-        // A failed reload: the old version serves on; the record says why the new one did not.
-        const rec = this.store.getPlugin(pluginId);
-        if (rec) this.store.upsertPlugin({ ...rec, error: `reload failed: ${message}` });
-      } else if (manifest && !(isHourglassError(err) && err.code === 'HG_PLUGIN_DUPLICATE')) {
-        this.store.upsertPlugin(
-          this.#pluginRecord(pluginId, tenantId, manifest, null, 'failed', message),
+      try {
+        if (this.#plugins.has(pluginId)) {
+          // A failed reload: the old version serves on; the record says why the new one did not.
+          const rec = this.store.getPlugin(pluginId);
+          if (rec) this.store.upsertPlugin({ ...rec, error: `reload failed: ${message}` });
+        } else if (manifest && !(isHourglassError(err) && err.code === 'HG_PLUGIN_DUPLICATE')) {
+          this.store.upsertPlugin(
+            this.#pluginRecord(pluginId, tenantId, manifest, null, 'failed', message),
+          );
+        }
+      } catch (recordErr) {
+        this.#reportError(
+          `plugin ${pluginId}: recording the failed load failed: ${errorMessage(recordErr)}`,
+          recordErr,
         );
       }
       this.events.emit('plugin:failed', { pluginId, code, message });

@@ -144,25 +144,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
     }
     const finishedAt = deps.clock.now();
     const { cursor, ...outcome } = fin;
-    const write = () =>
-      deps.store.transaction(() => {
-        deps.store.finishRun(run.runId, {
-          status: fin.status,
-          reason: fin.reason,
-          finishedAt,
-          error: fin.error,
-          outputBytes: fin.outputBytes,
-          fuelUsed: fin.fuelUsed,
-          fuelBudget,
-          result: fin.result,
-        });
-        if (fin.cursor === undefined) return;
-        if (s.generation === undefined)
-          deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
-        else deps.store.writeCursor(s.key, s.generation, fin.cursor, finishedAt);
-      });
-    if (!(await recordOutcome(deps, run.runId, write))) return;
-    deps.onFinished?.({
+    const record: RunRecord = {
       id: run.runId,
       scheduleKey: s.key,
       pluginId: s.pluginId,
@@ -176,14 +158,40 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       ...outcome,
       finishedAt,
       coversUntil: null,
-    });
+    };
+    let id = run.runId;
+    const write = () =>
+      deps.store.transaction(() => {
+        const { id: _, ...whole } = record;
+        if (deps.store.getRun(id) === undefined) {
+          // A failed group commit rolled the run's start back: its record is written whole.
+          id = deps.store.insertRun(whole);
+        } else {
+          deps.store.finishRun(id, {
+            status: fin.status,
+            reason: fin.reason,
+            finishedAt,
+            error: fin.error,
+            outputBytes: fin.outputBytes,
+            fuelUsed: fin.fuelUsed,
+            fuelBudget,
+            result: fin.result,
+          });
+        }
+        if (fin.cursor === undefined) return;
+        if (s.generation === undefined)
+          deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
+        else deps.store.writeCursor(s.key, s.generation, fin.cursor, finishedAt);
+      });
+    if (!(await recordOutcome(deps, () => id, write))) return;
+    deps.onFinished?.({ ...record, id });
   };
 }
 
 /** Writes a run's outcome until it is durable; false if the host stopped first. */
 async function recordOutcome(
   deps: RunExecutorDeps,
-  runId: number,
+  runId: () => number,
   write: () => void,
 ): Promise<boolean> {
   let delay = deps.retryMs ?? 50;
@@ -192,11 +200,12 @@ async function recordOutcome(
       write();
       // A group commit runs in a microtask: after this task it has committed or rolled back.
       await nextTask();
-      if (deps.store.getRun(runId)?.status !== 'running') return true;
-      throw new Error(`the outcome of run ${runId} did not persist (its commit was rolled back)`);
+      const row = deps.store.getRun(runId());
+      if (row !== undefined && row.status !== 'running') return true;
+      throw new Error(`the outcome of run ${runId()} did not persist (its commit was rolled back)`);
     } catch (err) {
       try {
-        deps.onWriteFailed?.(runId, err, attempt);
+        deps.onWriteFailed?.(runId(), err, attempt);
       } catch {
         // A throwing listener must not stop the retries.
       }

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
@@ -244,6 +245,60 @@ test('a wasm that disappears fails the reload and leaves the old version serving
     assert.equal(runsOf(host, 't/p/s').at(-1)?.status, 'succeeded');
     assert.match(host.store.getPlugin('t/p')?.error ?? '', /reload failed/);
   } finally {
+    await host.stop();
+  }
+});
+
+test('an outcome write that does not persist is retried; a run row that vanished is written whole', async (t) => {
+  const dir = tempDir(t);
+  const clock = new ManualClock(T0);
+  const config = proxyConfig(dir, { id: 's', every: '10s' });
+  let gated: GatedSandbox | undefined;
+  const { host } = await startHost(config, clock, {
+    sandbox: (hc) => (gated = new GatedSandbox(hc)),
+  });
+  const g = gated as GatedSandbox;
+  const errors: string[] = [];
+  host.events.on('host:error', (e) => errors.push(e.message));
+  const db = new Database(config.store.path);
+  try {
+    // Once, the outcome is reverted to `running` as a rolled-back commit would leave it.
+    db.exec(`CREATE TABLE revert_once (n INTEGER);
+      INSERT INTO revert_once VALUES (1);
+      CREATE TRIGGER revert AFTER UPDATE OF status ON runs
+        WHEN NEW.status = 'succeeded' AND (SELECT COUNT(*) FROM revert_once) > 0
+      BEGIN
+        UPDATE runs SET status = 'running' WHERE id = NEW.id;
+        DELETE FROM revert_once;
+      END;`);
+    clock.advance(10_000);
+    await quiesce(g);
+    g.held[0]?.release();
+    await host.scheduler.settle();
+    assert.deepEqual(
+      runsOf(host, 't/p/s').map((r) => r.status),
+      ['succeeded'],
+    );
+    assert.equal(errors.filter((m) => m.includes('did not persist')).length, 1);
+    // The run's row disappears while it runs (its start was rolled back): written whole.
+    clock.advance(10_000);
+    await quiesce(g);
+    const held = g.held[0];
+    assert.ok(held);
+    db.prepare('DELETE FROM runs WHERE id = ?').run(held.runId);
+    held.release();
+    await host.scheduler.settle();
+    const runs = runsOf(host, 't/p/s');
+    assert.deepEqual(
+      runs.map((r) => [r.scheduledAt, r.status]),
+      [
+        [T0 + 10_000, 'succeeded'],
+        [T0 + 20_000, 'succeeded'],
+      ],
+    );
+  } finally {
+    db.close();
+    g.open();
     await host.stop();
   }
 });
