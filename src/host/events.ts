@@ -11,7 +11,11 @@ export interface HostEventMap {
   'run:started': [StartedRun];
   'run:finished': [RunRecord];
   'schedule:skipped': [
-    { schedule: ScheduleRecord; status: 'skipped_overlap' | 'skipped_misfire'; reason: string },
+    {
+      schedule: ScheduleRecord;
+      status: 'skipped_overlap' | 'skipped_misfire' | 'cancelled';
+      reason: string;
+    },
   ];
   'guest:log': [{ pluginId: string; level: string; message: string }];
   'host:error': [{ message: string; cause: unknown }];

@@ -20,7 +20,7 @@ import {
 import { InThreadSandbox } from '../sandbox/in-thread-sandbox.ts';
 import { WorkerPoolSandbox } from '../sandbox/pool/worker-pool-sandbox.ts';
 import type { CallerContext, HostCallAnswer, HostCallHandler, Sandbox } from '../sandbox/types.ts';
-import { parseDeclarationList } from '../schedule/declaration.ts';
+import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declaration.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
@@ -34,7 +34,7 @@ import {
   type JobContract,
 } from '../../host-functions/types.ts';
 import { HostEvents } from './events.ts';
-import { liveCountAfter, reconcile } from './reconcile.ts';
+import { liveCountAfter, reconcile, type ReconcileResult } from './reconcile.ts';
 import { createRunExecutor } from './run-executor.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 
@@ -56,6 +56,19 @@ export interface LoadedPlugin {
   readonly granted: ReadonlySet<Capability>;
   /** The manifest's limits within the tenant's caps: what the sandbox enforces. */
   readonly limits: PluginLimits;
+  /**
+   * The id this version is loaded under in the sandbox: the plugin id, or `<id>#2` for a new
+   * version loaded beside the old one during a reload (they alternate).
+   */
+  readonly sandboxId: string;
+}
+
+/** A new version of a plugin, loaded and discovered, not yet in service. */
+interface CheckedVersion {
+  readonly plugin: LoadedPlugin;
+  readonly sha256: string;
+  readonly declarations: ReturnType<typeof parseDeclarationList> & { ok: true };
+  readonly contracts: ReadonlyMap<string, JobContract>;
 }
 
 type State = 'new' | 'started' | 'stopping' | 'stopped';
@@ -70,6 +83,10 @@ export class Host implements HostServices {
   readonly #sandbox: Sandbox;
   readonly #tenants: Map<string, TenantConfig>;
   readonly #plugins = new Map<string, LoadedPlugin>();
+  /** Versions being discovered (their grants answer discovery-phase host calls). */
+  readonly #staging = new Map<string, LoadedPlugin>();
+  /** Loads and reloads of one plugin run one after another. */
+  readonly #loading = new Map<string, Promise<unknown>>();
   /** Contracts registered during the discovery in progress, per plugin. */
   readonly #discovering = new Map<string, Map<string, JobContract>>();
   #state: State = 'new';
@@ -84,7 +101,7 @@ export class Host implements HostServices {
     this.store = opts.store ?? new SqliteStore(config.store.path, { groupCommit: true });
     const hostCall: HostCallHandler = (caller, fn, request) => this.#hostCall(caller, fn, request);
     const onGuestLog = (e: { pluginId: string; level: string; message: string }) =>
-      this.events.emit('guest:log', e);
+      this.events.emit('guest:log', { ...e, pluginId: e.pluginId.replace(/#\d+$/, '') });
     this.#sandbox = opts.sandbox
       ? opts.sandbox(hostCall)
       : config.sandbox.mode === 'in-thread'
@@ -107,12 +124,21 @@ export class Host implements HostServices {
         clock: this.clock,
         quotas,
         runFuelBudget: (pluginId) => this.#plugins.get(pluginId)?.limits.fuel.run ?? null,
+        sandboxId: (pluginId) => this.#plugins.get(pluginId)?.sandboxId,
         onFinished: (run) => this.events.emit('run:finished', run),
+        onWriteFailed: (runId, err, attempt) =>
+          this.#reportError(
+            `recording the outcome of run ${runId} failed (attempt ${attempt}; retrying): ${errorMessage(err)}`,
+            err,
+          ),
+        stopped: () => this.#state !== 'started',
       }),
       events: {
         onStarted: (run) => this.events.emit('run:started', run),
         onSkipped: (schedule, status, reason) =>
           this.events.emit('schedule:skipped', { schedule, status, reason }),
+        onError: (err, during) =>
+          this.#reportError(`scheduler: ${during}: ${errorMessage(err)}`, err),
       },
     });
     this.schedules = new ScheduleOps({
@@ -121,6 +147,15 @@ export class Host implements HostServices {
       clock: this.clock,
       quotas,
     });
+  }
+
+  /** A `host:error` event; a throwing listener is not allowed to escape into a timer. */
+  #reportError(message: string, cause: unknown): void {
+    try {
+      this.events.emit('host:error', { message, cause });
+    } catch {
+      // Nowhere left to report a failing error listener.
+    }
   }
 
   quotas(tenant: string): TenantQuotas {
@@ -182,7 +217,12 @@ export class Host implements HostServices {
     });
   }
 
-  /** Loads (or reloads) one plugin: manifest, compile, discovery, reconcile, schedule. */
+  /**
+   * Loads (or reloads) one plugin: manifest, compile, discovery, reconcile, schedule. A reload
+   * builds and checks the new version (load, discovery, declarations, quotas) beside the old
+   * one, which keeps serving until the new one has passed; only then are the plugin's own runs
+   * awaited and the old version replaced. A version that fails leaves the old one in service.
+   */
   async loadPlugin(tenantId: string, entry: PluginEntry): Promise<LoadedPlugin> {
     const tenant = this.#tenants.get(tenantId);
     if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
@@ -198,18 +238,42 @@ export class Host implements HostServices {
           `plugin ${pluginId}: tenant '${tenantId}' already has a plugin named '${manifest.name}' (${other.manifest.file})`,
         );
       }
-      const plugin = await this.#load(tenant, entry, manifest, pluginId);
-      return plugin;
+      const m = manifest;
+      const id = pluginId;
+      return await this.#serially(id, () => this.#load(tenant, entry, m, id));
     } catch (err) {
       const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
       const message = errorMessage(err);
-      if (manifest && !(isHourglassError(err) && err.code === 'HG_PLUGIN_DUPLICATE')) {
-        this.store.upsertPlugin(
-          this.#pluginRecord(pluginId, tenantId, manifest, null, 'failed', message),
+      try {
+        if (this.#plugins.has(pluginId)) {
+          // A failed reload: the old version serves on; the record says why the new one did not.
+          const rec = this.store.getPlugin(pluginId);
+          if (rec) this.store.upsertPlugin({ ...rec, error: `reload failed: ${message}` });
+        } else if (manifest && !(isHourglassError(err) && err.code === 'HG_PLUGIN_DUPLICATE')) {
+          this.store.upsertPlugin(
+            this.#pluginRecord(pluginId, tenantId, manifest, null, 'failed', message),
+          );
+        }
+      } catch (recordErr) {
+        this.#reportError(
+          `plugin ${pluginId}: recording the failed load failed: ${errorMessage(recordErr)}`,
+          recordErr,
         );
       }
       this.events.emit('plugin:failed', { pluginId, code, message });
       throw new HourglassError(code, message, { cause: err, pluginId });
+    }
+  }
+
+  async #serially<T>(pluginId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#loading.get(pluginId) ?? Promise.resolve();
+    const mine = before.then(fn, fn);
+    const settled = mine.catch(() => undefined);
+    this.#loading.set(pluginId, settled);
+    try {
+      return await mine;
+    } finally {
+      if (this.#loading.get(pluginId) === settled) this.#loading.delete(pluginId);
     }
   }
 
@@ -229,7 +293,7 @@ export class Host implements HostServices {
         { cause: err },
       );
     }
-    if (this.#plugins.has(pluginId)) await this.unloadPlugin(pluginId);
+    const old = this.#plugins.get(pluginId);
     const allowed = new Set<Capability>(tenant.capabilities);
     const plugin: LoadedPlugin = {
       id: pluginId,
@@ -237,42 +301,67 @@ export class Host implements HostServices {
       manifest,
       granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
       limits: capLimits(manifest.limits, tenant.quotas),
+      sandboxId: old?.sandboxId === pluginId ? `${pluginId}#2` : pluginId,
     };
+    // 1. Build and check the new version beside the old one.
     const info = await this.#sandbox.load({
-      pluginId,
+      pluginId: plugin.sandboxId,
       tenant: tenant.id,
       wasm,
       config: { ...manifest.config, ...entry.config },
       limits: plugin.limits,
     });
-    this.#plugins.set(pluginId, plugin);
+    let checked: CheckedVersion;
     try {
-      const result = await this.#discover(plugin, info.sha256);
-      this.scheduler.addPlugin(pluginId);
-      this.events.emit('plugin:loaded', {
-        pluginId,
-        schedules: result.created.length + result.updated.length + result.unchanged.length,
-        reconcile: result,
-      });
-      return plugin;
+      checked = await this.#discover(plugin, info.sha256);
     } catch (err) {
-      this.#plugins.delete(pluginId);
-      await this.#sandbox.unload(pluginId);
+      await this.#sandbox.unload(plugin.sandboxId);
       throw err;
     }
+    // 2. It passed: stop the plugin's schedules, wait for its own runs, and swap.
+    if (old) {
+      this.scheduler.holdPlugin(pluginId);
+      await this.scheduler.settle(pluginId);
+    }
+    let result: ReconcileResult;
+    try {
+      result = this.#commit(checked);
+    } catch (err) {
+      await this.#sandbox.unload(plugin.sandboxId);
+      if (old) this.scheduler.addPlugin(pluginId);
+      throw err;
+    }
+    if (old) {
+      try {
+        await this.#cleanup(old);
+      } finally {
+        await this.#sandbox.unload(old.sandboxId);
+      }
+    }
+    this.#plugins.set(pluginId, plugin);
+    this.scheduler.addPlugin(pluginId);
+    this.events.emit('plugin:loaded', {
+      pluginId,
+      schedules: result.created.length + result.updated.length + result.unchanged.length,
+      reconcile: result,
+    });
+    return plugin;
   }
 
-  async #discover(plugin: LoadedPlugin, sha256: string) {
+  /** Discovery and validation of a version (no store change): `schedules()`, declarations. */
+  async #discover(plugin: LoadedPlugin, sha256: string): Promise<CheckedVersion> {
     const contracts = new Map<string, JobContract>();
     this.#discovering.set(plugin.id, contracts);
+    this.#staging.set(plugin.id, plugin);
     let outcome;
     try {
-      outcome = await this.#sandbox.call(plugin.id, {
+      outcome = await this.#sandbox.call(plugin.sandboxId, {
         fn: 'schedules',
         caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'discovery' },
       });
     } finally {
       this.#discovering.delete(plugin.id);
+      this.#staging.delete(plugin.id);
     }
     if (!outcome.ok) {
       throw new HourglassError(
@@ -292,8 +381,7 @@ export class Host implements HostServices {
       );
     }
     const quotas = this.quotas(plugin.tenant);
-    const now = this.clock.now();
-    const parsed = parseDeclarationList(value, quotas, now);
+    const parsed = parseDeclarationList(value, quotas, this.clock.now());
     if (!parsed.ok) {
       const which =
         parsed.index < 0
@@ -304,21 +392,34 @@ export class Host implements HostServices {
         `plugin ${plugin.id}: ${which}: ${parsed.issue.field} ${parsed.issue.message}`,
       );
     }
+    this.#checkQuota(plugin, parsed.value);
+    return { plugin, sha256, declarations: parsed, contracts };
+  }
+
+  #checkQuota(plugin: LoadedPlugin, decls: readonly ParsedDeclaration[]): void {
+    const quotas = this.quotas(plugin.tenant);
+    const others =
+      this.store.countLiveSchedules(plugin.tenant) -
+      this.store.listSchedules({ pluginId: plugin.id }).length;
+    const total = others + liveCountAfter(this.store, plugin.id, decls);
+    if (total > quotas.maxSchedules) {
+      throw new HourglassError(
+        'HG_QUOTA_EXCEEDED',
+        `plugin ${plugin.id}: tenant '${plugin.tenant}' would have ${total} schedules (limit ${quotas.maxSchedules})`,
+      );
+    }
+  }
+
+  /** Puts a checked version's declarations, contracts and record in the store (one transaction). */
+  #commit(v: CheckedVersion): ReconcileResult {
+    const { plugin } = v;
+    const now = this.clock.now();
     return this.store.transaction(() => {
-      const others =
-        this.store.countLiveSchedules(plugin.tenant) -
-        this.store.listSchedules({ pluginId: plugin.id }).length;
-      const total = others + liveCountAfter(this.store, plugin.id, parsed.value);
-      if (total > quotas.maxSchedules) {
-        throw new HourglassError(
-          'HG_QUOTA_EXCEEDED',
-          `plugin ${plugin.id}: tenant '${plugin.tenant}' would have ${total} schedules (limit ${quotas.maxSchedules})`,
-        );
-      }
-      const result = reconcile(this.store, plugin.id, plugin.tenant, parsed.value, now);
+      this.#checkQuota(plugin, v.declarations.value);
+      const result = reconcile(this.store, plugin.id, plugin.tenant, v.declarations.value, now);
       this.store.replaceJobContracts(
         plugin.id,
-        [...contracts.values()].map((c) => ({
+        [...v.contracts.values()].map((c) => ({
           pluginId: plugin.id,
           name: c.name,
           contract: JSON.stringify(c),
@@ -326,7 +427,7 @@ export class Host implements HostServices {
         })),
       );
       this.store.upsertPlugin(
-        this.#pluginRecord(plugin.id, plugin.tenant, plugin.manifest, sha256, 'loaded', null),
+        this.#pluginRecord(plugin.id, plugin.tenant, plugin.manifest, v.sha256, 'loaded', null),
       );
       return result;
     });
@@ -353,22 +454,32 @@ export class Host implements HostServices {
     };
   }
 
-  /** Stops scheduling a plugin, lets its runs finish, calls `cleanup()`, and unloads it. */
+  /**
+   * Stops scheduling a plugin (ticks it had accepted are recorded `cancelled`), lets its own
+   * runs finish, calls `cleanup()`, and unloads it.
+   */
   async unloadPlugin(pluginId: string): Promise<void> {
+    await this.#serially(pluginId, () => this.#unload(pluginId));
+  }
+
+  async #unload(pluginId: string): Promise<void> {
     const plugin = this.#plugins.get(pluginId);
     if (!plugin) return;
     this.scheduler.removePlugin(pluginId);
-    await this.scheduler.settle();
-    await this.#cleanup(plugin);
-    this.#plugins.delete(pluginId);
-    await this.#sandbox.unload(pluginId);
+    await this.scheduler.settle(pluginId);
+    try {
+      await this.#cleanup(plugin);
+    } finally {
+      this.#plugins.delete(pluginId);
+      await this.#sandbox.unload(plugin.sandboxId);
+    }
     const rec = this.store.getPlugin(pluginId);
     if (rec) this.store.upsertPlugin({ ...rec, status: 'unloaded', updatedAt: this.clock.now() });
     this.events.emit('plugin:unloaded', { pluginId });
   }
 
   async #cleanup(plugin: LoadedPlugin): Promise<void> {
-    const out = await this.#sandbox.call(plugin.id, {
+    const out = await this.#sandbox.call(plugin.sandboxId, {
       fn: 'cleanup',
       caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'cleanup' },
     });
@@ -411,7 +522,8 @@ export class Host implements HostServices {
   }
 
   granted(caller: CallerContext): ReadonlySet<Capability> {
-    return this.#plugins.get(caller.pluginId)?.granted ?? new Set();
+    const staged = caller.phase === 'discovery' ? this.#staging.get(caller.pluginId) : undefined;
+    return (staged ?? this.#plugins.get(caller.pluginId))?.granted ?? new Set();
   }
 
   registerJob(caller: CallerContext, contract: JobContract): HostResult<{ name: string }> {

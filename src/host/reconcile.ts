@@ -76,12 +76,8 @@ export function reconcile(
   const declared = new Set(decls.map((d) => d.id));
   for (const s of existing.values()) {
     if (s.origin === 'declared' && !declared.has(s.localId) && s.state !== 'retired') {
-      store.updateSchedule(s.key, {
-        state: 'retired',
-        nextAt: null,
-        bufferedAt: null,
-        updatedAt: now,
-      });
+      // `buffered_at` stays: the scheduler records the buffered tick `cancelled` (`retired`).
+      store.updateSchedule(s.key, { state: 'retired', nextAt: null, updatedAt: now });
       result.retired.push(s.localId);
     }
   }

@@ -2,6 +2,16 @@
  * Executing one run: build the run context, call the guest's `run()` through the sandbox,
  * interpret its output (cursor and result), and record the outcome and the new cursor in one
  * transaction. A guest failure is a value here; nothing a guest does can throw out of `execute`.
+ *
+ * Recording the outcome is retried until it sticks: a write that throws, or that a failed
+ * group commit rolled back (checked by reading the row back once the group has committed), is
+ * reported (`onWriteFailed`) and tried again with backoff, so a run is never left `running`
+ * while the host is up. The run keeps its slot (and its schedule stays busy) meanwhile, so no
+ * later run can start from a cursor that is not yet written. Once the host stops, the last
+ * failure ends the loop: the next start records the run `abandoned`.
+ *
+ * The cursor is written only into the incarnation of the schedule the run started from
+ * (`Store.writeCursor`): a schedule deleted and re-created during the run keeps its fresh cursor.
  */
 import type { Clock } from '../clock.ts';
 import type { TenantQuotas } from '../config/host-config.ts';
@@ -47,7 +57,18 @@ export interface RunExecutorDeps {
   /** The run-phase fuel budget the sandbox gives the plugin's calls (null: not metered). */
   readonly runFuelBudget?: (pluginId: string) => number | null;
   readonly onFinished?: (run: RunRecord) => void;
+  /** The sandbox id the plugin's current version is loaded under. @defaultValue the plugin id */
+  readonly sandboxId?: (pluginId: string) => string | undefined;
+  /** Writing a run's outcome failed (it is retried while `stopped()` is false). */
+  readonly onWriteFailed?: (runId: number, err: unknown, attempt: number) => void;
+  /** The host is stopping: stop retrying failed outcome writes. */
+  readonly stopped?: () => boolean;
+  /** First retry delay (doubles up to 5 s). @defaultValue 50 */
+  readonly retryMs?: number;
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const nextTask = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function runContext(run: StartedRun): RunContext {
   const s = run.schedule;
@@ -85,7 +106,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
     const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
     let fin: Finish;
     try {
-      const outcome = await deps.sandbox.call(s.pluginId, {
+      const outcome = await deps.sandbox.call(deps.sandboxId?.(s.pluginId) ?? s.pluginId, {
         fn: 'run',
         input: JSON.stringify(ctx),
         caller: {
@@ -124,21 +145,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
     }
     const finishedAt = deps.clock.now();
     const { cursor, ...outcome } = fin;
-    deps.store.transaction(() => {
-      deps.store.finishRun(run.runId, {
-        status: fin.status,
-        reason: fin.reason,
-        finishedAt,
-        error: fin.error,
-        outputBytes: fin.outputBytes,
-        fuelUsed: fin.fuelUsed,
-        fuelBudget,
-        result: fin.result,
-      });
-      if (fin.cursor !== undefined)
-        deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
-    });
-    deps.onFinished?.({
+    const record: RunRecord = {
       id: run.runId,
       scheduleKey: s.key,
       pluginId: s.pluginId,
@@ -151,8 +158,63 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       fuelBudget,
       ...outcome,
       finishedAt,
-    });
+      coversUntil: null,
+    };
+    let id = run.runId;
+    const write = () =>
+      deps.store.transaction(() => {
+        const { id: _, ...whole } = record;
+        if (deps.store.getRun(id) === undefined) {
+          // A failed group commit rolled the run's start back: its record is written whole.
+          id = deps.store.insertRun(whole);
+        } else {
+          deps.store.finishRun(id, {
+            status: fin.status,
+            reason: fin.reason,
+            finishedAt,
+            error: fin.error,
+            outputBytes: fin.outputBytes,
+            fuelUsed: fin.fuelUsed,
+            fuelBudget,
+            result: fin.result,
+          });
+        }
+        if (fin.cursor === undefined) return;
+        if (s.generation === undefined)
+          deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
+        else deps.store.writeCursor(s.key, s.generation, fin.cursor, finishedAt);
+      });
+    if (!(await recordOutcome(deps, () => id, write))) return;
+    deps.onFinished?.({ ...record, id });
   };
+}
+
+/** Writes a run's outcome until it is durable; false if the host stopped first. */
+async function recordOutcome(
+  deps: RunExecutorDeps,
+  runId: () => number,
+  write: () => void,
+): Promise<boolean> {
+  let delay = deps.retryMs ?? 50;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      write();
+      // A group commit runs in a microtask: after this task it has committed or rolled back.
+      await nextTask();
+      const row = deps.store.getRun(runId());
+      if (row !== undefined && row.status !== 'running') return true;
+      throw new Error(`the outcome of run ${runId()} did not persist (its commit was rolled back)`);
+    } catch (err) {
+      try {
+        deps.onWriteFailed?.(runId(), err, attempt);
+      } catch {
+        // A throwing listener must not stop the retries.
+      }
+      if (deps.stopped?.()) return false;
+      await sleep(delay);
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
 }
 
 function interpretOutput(output: Uint8Array | null, maxOutputBytes: number): Finish {

@@ -2,20 +2,42 @@
  * The scheduler: one due-time queue and one timer for every schedule, the at-most-one gate,
  * overlap and misfire policies, and per-tenant caps on runs in flight.
  *
- * Invariants:
+ * Invariants (docs/design.md, "Every tick leaves a record"):
  * - At most one run per schedule key exists at any time: a key is "busy" from the moment a
  *   tick is accepted (waiting for tenant capacity, or running) until its run is recorded.
- * - Every tick that does not run is recorded (`skipped_overlap`, `skipped_misfire`).
- * - The store is the source of truth: each fire persists the next nominal time before the run
- *   starts, so a crash can at worst lose a run's outcome (recorded `abandoned` on restart),
- *   never fire a tick twice.
- * - Late ticks coalesce: the next time is computed after max(nominal, now), so a host that was
- *   busy or a clock that jumped does not replay a backlog (misfire policy handles downtime).
+ * - Every tick leaves a record. A tick that runs has its run row; one that waits for a tenant
+ *   slot has a `waiting` row from the moment it waits (so a crash, a stop or a reload cannot
+ *   lose it); a buffered tick is `schedules.buffered_at`; a tick that does not run is recorded
+ *   `skipped_overlap`, `skipped_misfire` (with the span of ticks it covers) or `cancelled`.
+ *   Waiting rows and buffered ticks left by a previous process are taken up again at load, by
+ *   the misfire policy.
+ * - The store is the source of truth: each fire persists the next nominal time (and the tick's
+ *   record) in one transaction before the run starts, so a crash can at worst lose a run's
+ *   outcome (recorded `abandoned` on restart), never fire a tick twice. A fire re-reads the
+ *   schedule and fires only when its stored time is due.
+ * - Next ticks come from nominal times: jitter only delays a fire, so it never swallows a
+ *   tick. A fire later than the misfire grace + jitter coalesces the ticks it overran into one
+ *   `skipped_misfire` record (no backlog replay, no silent loss).
+ * - A timer callback never throws: store errors and throwing listeners become `onError`.
  */
 import type { Clock, TimerHandle } from '../clock.ts';
 import { jitterFor, nextFireAfter } from '../schedule/spec.ts';
-import type { NewRun, RunTrigger, ScheduleRecord, Store } from '../store/types.ts';
+import type {
+  RunRecord,
+  RunTrigger,
+  ScheduleRecord,
+  ScheduleState,
+  Store,
+} from '../store/types.ts';
 import { DueQueue } from './due-queue.ts';
+import {
+  cancelReasonOf,
+  newRun,
+  notRunFinish,
+  REASONS,
+  type CancelReason,
+  type NotRunStatus,
+} from './tick-records.ts';
 
 export interface StartedRun {
   readonly runId: number;
@@ -30,12 +52,10 @@ export interface StartedRun {
 export type RunExecutor = (run: StartedRun) => Promise<void>;
 
 export interface SchedulerEvents {
-  onSkipped?(
-    schedule: ScheduleRecord,
-    status: 'skipped_overlap' | 'skipped_misfire',
-    reason: string,
-  ): void;
+  onSkipped?(schedule: ScheduleRecord, status: NotRunStatus, reason: string): void;
   onStarted?(run: StartedRun): void;
+  /** A store error or a throwing listener inside the scheduler (never thrown from a timer). */
+  onError?(err: unknown, during: string): void;
 }
 
 export interface SchedulerOptions {
@@ -46,74 +66,135 @@ export interface SchedulerOptions {
   readonly maxRunsInFlight: (tenant: string) => number;
   /** A due tick more than this late at (re)start counts as missed. @defaultValue 1000 */
   readonly misfireGraceMs?: number;
+  /** After a failed fire, the timer is re-armed this much later. @defaultValue 1000 */
+  readonly retryMs?: number;
   readonly events?: SchedulerEvents;
 }
 
 interface Pending {
   readonly key: string;
+  readonly pluginId: string;
   readonly scheduledAt: number;
   readonly trigger: RunTrigger;
+  /** The incarnation the tick belongs to. */
+  readonly generation: number | undefined;
+  readonly coversUntil: number | null;
+  /** Its `waiting` row, once it waits. */
+  runId: number | null;
 }
 
-/** A run row for a tick of `s` (attempt 1; outcome fields empty until it finishes). */
-function newRun(
-  s: ScheduleRecord,
-  trigger: RunTrigger,
-  scheduledAt: number,
-  startedAt: number,
-  state: Pick<NewRun, 'status' | 'reason' | 'finishedAt'>,
-): NewRun {
-  return {
-    scheduleKey: s.key,
-    pluginId: s.pluginId,
-    tenant: s.tenant,
-    localId: s.localId,
-    trigger,
-    scheduledAt,
-    startedAt,
-    attempt: 1,
-    error: null,
-    outputBytes: null,
-    fuelUsed: null,
-    fuelBudget: null,
-    result: null,
-    ...state,
-  };
-}
+const ALL_STATES: readonly ScheduleState[] = [
+  'active',
+  'paused',
+  'completed',
+  'deleted',
+  'retired',
+];
 
 export class Scheduler {
   readonly #o: SchedulerOptions;
+  readonly #grace: number;
   readonly #queue = new DueQueue();
+  /** The nominal time of each queued tick (its due time adds jitter). */
+  readonly #nominal = new Map<string, number>();
   readonly #byPlugin = new Map<string, Set<string>>();
+  /** Plugins being reloaded: nothing of theirs fires or starts until `addPlugin`. */
+  readonly #held = new Set<string>();
   /** Keys with a run accepted (waiting or running). */
   readonly #busy = new Set<string>();
   readonly #inFlight = new Map<string, number>();
   readonly #waiting = new Map<string, Pending[]>();
   /** Ticks buffered by `buffer-one` (mirrors `schedules.buffered_at`). */
   readonly #buffered = new Map<string, number>();
-  readonly #runs = new Set<Promise<void>>();
+  /** Runs in flight and their plugin. */
+  readonly #runs = new Map<Promise<void>, string>();
   #timer: TimerHandle | null = null;
   #timerAt = Infinity;
   #stopped = false;
+  #suspended = false;
 
   constructor(opts: SchedulerOptions) {
     this.#o = opts;
+    this.#grace = opts.misfireGraceMs ?? 1000;
   }
 
-  /** Schedules every live schedule of a (re)loaded plugin, applying misfire policies. */
+  // ---- plugins ----
+
+  /**
+   * Schedules every live schedule of a (re)loaded plugin: takes up ticks a previous process
+   * left waiting or buffered, applies misfire policies to overdue ticks, and queues the rest.
+   * Ends a reload's hold.
+   */
   addPlugin(pluginId: string): void {
     const now = this.#o.clock.now();
-    const grace = this.#o.misfireGraceMs ?? 1000;
+    this.#held.delete(pluginId);
+    if (!this.#byPlugin.has(pluginId)) this.#byPlugin.set(pluginId, new Set());
+    const known = new Set<number>();
+    for (const list of this.#waiting.values())
+      for (const p of list) if (p.runId !== null) known.add(p.runId);
+    for (const row of this.#o.store.listWaitingRuns(pluginId)) {
+      if (!known.has(row.id)) this.#takeUpWaiting(row, now);
+    }
+    for (const s of this.#o.store.listSchedules({ pluginId, states: ALL_STATES })) {
+      this.#byPlugin.get(pluginId)?.add(s.key);
+      if (s.bufferedAt !== null && !this.#busy.has(s.key)) this.#takeUpBuffered(s, now, true);
+    }
+    this.#schedulePlugin(pluginId, now);
+    this.#drainAll();
+  }
+
+  /** Queues a plugin's active schedules; overdue ticks follow the misfire policy. */
+  #schedulePlugin(pluginId: string, now: number): void {
     for (const rec of this.#o.store.listSchedules({ pluginId, states: ['active'] })) {
       let s = rec;
-      if (s.bufferedAt !== null) {
-        this.#o.store.updateSchedule(s.key, { bufferedAt: null, updatedAt: now });
-        s = { ...s, bufferedAt: null };
-      }
-      if (s.nextAt !== null && s.nextAt + jitterFor(s.key, s.nextAt, s.jitterMs) < now - grace) {
+      if (
+        s.nextAt !== null &&
+        s.nextAt + jitterFor(s.key, s.nextAt, s.jitterMs) < now - this.#grace
+      )
         s = this.#misfire(s, now);
-      }
       this.upsert(s);
+    }
+  }
+
+  /** A `waiting` row from before a restart: runs again, or is recorded by the misfire policy. */
+  #takeUpWaiting(row: RunRecord, now: number): void {
+    const s = this.#o.store.getSchedule(row.scheduleKey);
+    const cancel = cancelReasonOf(s?.state);
+    if (!s || cancel) {
+      this.#o.store.finishRun(row.id, notRunFinish('cancelled', cancel ?? 'deleted', now));
+      return;
+    }
+    const late =
+      row.scheduledAt + jitterFor(s.key, row.scheduledAt, s.jitterMs) < now - this.#grace;
+    if (late && s.misfire === 'skip') {
+      const reason = REASONS.waitedTooLong(row.scheduledAt);
+      this.#o.store.finishRun(row.id, notRunFinish('skipped_misfire', reason, now));
+      this.#emitSkipped(s, 'skipped_misfire', reason);
+      return;
+    }
+    this.#accept(s, row.scheduledAt, row.trigger, { runId: row.id, coversUntil: row.coversUntil });
+  }
+
+  /**
+   * A buffered tick: runs (when its run ended in this process), or at (re)load follows the
+   * misfire policy like a waiting tick; cancelled if its schedule no longer runs.
+   */
+  #takeUpBuffered(s: ScheduleRecord, now: number, atLoad: boolean): void {
+    const at = s.bufferedAt as number;
+    this.#buffered.delete(s.key);
+    this.#o.store.updateSchedule(s.key, { bufferedAt: null, updatedAt: now });
+    const fresh: ScheduleRecord = { ...s, bufferedAt: null };
+    const cancel = cancelReasonOf(s.state);
+    if (cancel) {
+      this.#record(fresh, at, 'cancelled', cancel, 'buffered');
+    } else if (
+      atLoad &&
+      s.misfire === 'skip' &&
+      at + jitterFor(s.key, at, s.jitterMs) < now - this.#grace
+    ) {
+      this.#record(fresh, at, 'skipped_misfire', REASONS.waitedTooLong(at), 'buffered');
+    } else {
+      this.#accept(fresh, at, 'buffered');
     }
   }
 
@@ -121,16 +202,42 @@ export class Scheduler {
     const missedAt = s.nextAt as number;
     const next = nextFireAfter(s.spec, now, s.anchorAt);
     const patch = next === null ? { nextAt: null, state: 'completed' as const } : { nextAt: next };
-    this.#o.store.updateSchedule(s.key, { ...patch, updatedAt: now });
-    const updated: ScheduleRecord = { ...s, ...patch };
-    if (s.misfire === 'run-once') {
-      this.#accept(updated, missedAt, 'catch_up');
-    } else {
-      const reason = `tick of ${new Date(missedAt).toISOString()} (and any later ones) missed while the host was down`;
-      this.#record(updated, missedAt, 'skipped_misfire', reason, 'schedule');
-    }
-    return updated;
+    return this.#o.store.transaction(() => {
+      this.#o.store.updateSchedule(s.key, { ...patch, updatedAt: now });
+      const updated: ScheduleRecord = { ...s, ...patch };
+      if (s.misfire === 'run-once') {
+        this.#accept(updated, missedAt, 'catch_up', { coversUntil: now });
+      } else {
+        this.#record(updated, missedAt, 'skipped_misfire', REASONS.downtime(missedAt), 'schedule', {
+          coversUntil: now,
+        });
+      }
+      return updated;
+    });
   }
+
+  /**
+   * A reload begins: the plugin's schedules stop firing and its waiting ticks stop starting
+   * (they stay accepted, with their records); `addPlugin` ends the hold.
+   */
+  holdPlugin(pluginId: string): void {
+    this.#held.add(pluginId);
+    // Their nominal times stay known: a schedule paused or deleted during the hold records
+    // the tick it owed.
+    for (const key of this.#byPlugin.get(pluginId) ?? []) this.#queue.delete(key);
+  }
+
+  /**
+   * Stops scheduling a plugin (unload): ticks it had accepted (queued past their nominal
+   * time, waiting, buffered) are recorded `cancelled` (`unloaded`); its running runs finish.
+   */
+  removePlugin(pluginId: string): void {
+    this.#held.delete(pluginId);
+    for (const key of this.#byPlugin.get(pluginId) ?? []) this.#cancelKey(key, 'unloaded');
+    this.#byPlugin.delete(pluginId);
+  }
+
+  // ---- schedules ----
 
   /** (Re)schedules a schedule from its record: active with a next time → queued; else dropped. */
   upsert(s: ScheduleRecord): void {
@@ -139,6 +246,12 @@ export class Scheduler {
     keys.add(s.key);
     if (s.state !== 'active' || s.nextAt === null) {
       this.#queue.delete(s.key);
+      this.#nominal.delete(s.key);
+      return;
+    }
+    this.#nominal.set(s.key, s.nextAt);
+    if (this.#held.has(s.pluginId)) {
+      this.#queue.delete(s.key);
       return;
     }
     const dueAt = s.nextAt + jitterFor(s.key, s.nextAt, s.jitterMs);
@@ -146,23 +259,39 @@ export class Scheduler {
     this.#arm(dueAt);
   }
 
+  /**
+   * The schedule was paused, deleted or retired (its record already says so): it stops
+   * firing, and the ticks it had accepted are recorded `cancelled`: one queued past its nominal
+   * time (waiting only for its jitter), one waiting for a tenant slot, one buffered.
+   */
   remove(key: string): void {
-    this.#queue.delete(key);
+    const s = this.#o.store.getSchedule(key);
+    this.#cancelKey(key, cancelReasonOf(s?.state) ?? 'paused');
   }
 
-  /** Stops scheduling a plugin's schedules (its running runs finish). */
-  removePlugin(pluginId: string): void {
-    for (const key of this.#byPlugin.get(pluginId) ?? []) this.#queue.delete(key);
-    this.#byPlugin.delete(pluginId);
-    for (const [tenant, list] of this.#waiting) {
-      this.#waiting.set(
-        tenant,
-        list.filter((p) => {
-          const keep = !p.key.startsWith(`${pluginId}/`);
-          if (!keep) this.#busy.delete(p.key);
-          return keep;
-        }),
-      );
+  #cancelKey(key: string, reason: CancelReason): void {
+    const now = this.#o.clock.now();
+    const nominal = this.#nominal.get(key);
+    this.#queue.delete(key);
+    this.#nominal.delete(key);
+    const s = this.#o.store.getSchedule(key);
+    if (!s) return;
+    // The queued tick's nominal time has passed (it waited for its jitter, or a reload's hold):
+    // it, and any later tick up to now, never fired. One record covers them.
+    if (nominal !== undefined && nominal <= now)
+      this.#record(s, nominal, 'cancelled', reason, 'schedule', { coversUntil: now });
+    const list = this.#waiting.get(s.tenant);
+    const i = list?.findIndex((p) => p.key === key) ?? -1;
+    if (list && i >= 0) {
+      const [p] = list.splice(i, 1);
+      this.#busy.delete(key);
+      this.#cancelPending(s, p as Pending, reason);
+    }
+    const bufferedAt = this.#buffered.get(key) ?? s.bufferedAt;
+    if (bufferedAt !== null && bufferedAt !== undefined) {
+      this.#buffered.delete(key);
+      this.#o.store.updateSchedule(key, { bufferedAt: null, updatedAt: now });
+      this.#record(s, bufferedAt, 'cancelled', reason, 'buffered');
     }
   }
 
@@ -173,6 +302,7 @@ export class Scheduler {
       !s ||
       s.state === 'deleted' ||
       s.state === 'retired' ||
+      this.#held.has(s.pluginId) ||
       !this.#byPlugin.get(s.pluginId)?.has(key)
     )
       return 'not_found';
@@ -188,23 +318,75 @@ export class Scheduler {
     return this.#queue.size;
   }
 
-  /** Resolves when no run is in flight or waiting. */
-  async settle(): Promise<void> {
-    while (this.#runs.size > 0) await Promise.allSettled([...this.#runs]);
+  /** Resolves when no run (of `pluginId`, or of any plugin) is in flight. */
+  async settle(pluginId?: string): Promise<void> {
+    for (;;) {
+      const runs = [...this.#runs].filter(([, p]) => pluginId === undefined || p === pluginId);
+      if (runs.length === 0) return;
+      await Promise.allSettled(runs.map(([r]) => r));
+    }
   }
 
-  /** Stops firing; in-flight runs go on (await `settle`). */
+  // ---- lifecycle ----
+
+  /**
+   * Stops firing; in-flight runs go on (await `settle`). Ticks waiting for a tenant slot keep
+   * their `waiting` rows and buffered ticks their `buffered_at`: the next start takes them up.
+   */
   stop(): void {
     this.#stopped = true;
-    this.#timer?.cancel();
-    this.#timer = null;
-    this.#timerAt = Infinity;
+    this.#disarm();
     for (const list of this.#waiting.values()) for (const p of list) this.#busy.delete(p.key);
     this.#waiting.clear();
   }
 
+  /** Stops firing and starting runs while the store fails (runs in flight go on). */
+  suspend(): void {
+    this.#suspended = true;
+    this.#disarm();
+  }
+
+  /**
+   * The store works again: the due queue is rebuilt from the store (ticks missed meanwhile
+   * follow the misfire policy), waiting ticks whose rows were lost are written again, and
+   * firing and starting resume.
+   */
+  resume(): void {
+    if (!this.#suspended) return;
+    this.#suspended = false;
+    if (this.#stopped) return;
+    try {
+      const now = this.#o.clock.now();
+      for (const list of this.#waiting.values()) {
+        for (const p of list) {
+          const row = p.runId === null ? undefined : this.#o.store.getRun(p.runId);
+          if (row?.status !== 'waiting') {
+            const s = this.#o.store.getSchedule(p.key);
+            if (s) p.runId = this.#o.store.insertRun(this.#rowOf(s, p, now, 'waiting'));
+          }
+        }
+      }
+      for (const pluginId of this.#byPlugin.keys())
+        if (!this.#held.has(pluginId)) this.#schedulePlugin(pluginId, now);
+      this.#drainAll();
+    } catch (err) {
+      this.#error(err, 'resume');
+      this.#suspended = true;
+    }
+  }
+
+  get suspended(): boolean {
+    return this.#suspended;
+  }
+
+  #disarm(): void {
+    this.#timer?.cancel();
+    this.#timer = null;
+    this.#timerAt = Infinity;
+  }
+
   #arm(dueAt: number): void {
-    if (this.#stopped || dueAt >= this.#timerAt) return;
+    if (this.#stopped || this.#suspended || dueAt >= this.#timerAt) return;
     this.#timer?.cancel();
     this.#timerAt = dueAt;
     this.#timer = this.#o.clock.setTimer(() => this.#onTimer(), dueAt - this.#o.clock.now());
@@ -213,46 +395,113 @@ export class Scheduler {
   #onTimer(): void {
     this.#timer = null;
     this.#timerAt = Infinity;
-    if (this.#stopped) return;
+    if (this.#stopped || this.#suspended) return;
     const now = this.#o.clock.now();
-    for (const { key } of this.#queue.popDue(now)) this.#fire(key, now);
+    const due = this.#queue.popDue(now);
+    for (let i = 0; i < due.length; i++) {
+      const { key, dueAt } = due[i] as { key: string; dueAt: number };
+      try {
+        this.#fire(key, now);
+      } catch (err) {
+        // Nothing of the failed fire was written (one transaction): put it and the rest back.
+        for (const d of due.slice(i)) this.#queue.set(d.key, d.dueAt);
+        this.#error(err, `firing ${key} (due ${new Date(dueAt).toISOString()})`);
+        if (!this.#stopped && !this.#suspended) {
+          const retryAt = now + (this.#o.retryMs ?? 1000);
+          this.#timerAt = retryAt;
+          this.#timer = this.#o.clock.setTimer(() => this.#onTimer(), retryAt - now);
+        }
+        return;
+      }
+    }
     const next = this.#queue.peekTime();
     if (next !== null) this.#arm(next);
   }
 
   #fire(key: string, now: number): void {
+    this.#nominal.delete(key);
     const s = this.#o.store.getSchedule(key);
-    if (!s || s.state !== 'active' || s.nextAt === null) return;
+    if (!s || s.state !== 'active' || s.nextAt === null || this.#held.has(s.pluginId)) return;
     const scheduledAt = s.nextAt;
-    const next = nextFireAfter(s.spec, Math.max(scheduledAt, now), s.anchorAt);
+    if (scheduledAt + jitterFor(key, scheduledAt, s.jitterMs) > now) {
+      // The store does not say this tick is due (another writer moved it): the store's time
+      // wins, and the tick fires only when it is due.
+      this.upsert(s);
+      return;
+    }
+    // Next ticks come from the nominal time; ticks the host overran by more than the grace
+    // (+ jitter) are coalesced into one record.
+    const cutoff = now - this.#grace - s.jitterMs;
+    let next = nextFireAfter(s.spec, scheduledAt, s.anchorAt);
+    let overran: { from: number; until: number } | null = null;
+    if (next !== null && next <= cutoff) {
+      overran = { from: next, until: cutoff };
+      next = nextFireAfter(s.spec, cutoff, s.anchorAt);
+    }
     const patch = next === null ? { nextAt: null, state: 'completed' as const } : { nextAt: next };
-    this.#o.store.updateSchedule(key, { ...patch, updatedAt: now });
     const updated: ScheduleRecord = { ...s, ...patch };
+    this.#o.store.transaction(() => {
+      this.#o.store.updateSchedule(key, { ...patch, updatedAt: now });
+      if (overran) {
+        const reason = REASONS.late(overran.from, overran.until, now - overran.from);
+        this.#record(updated, overran.from, 'skipped_misfire', reason, 'schedule', {
+          coversUntil: overran.until,
+        });
+      }
+      // Last: it may start the run, which must not happen in a transaction that can still fail.
+      this.#accept(updated, scheduledAt, 'schedule');
+    });
     this.upsert(updated);
-    this.#accept(updated, scheduledAt, 'schedule');
   }
 
-  /** The at-most-one gate. Returns whether a run was started or queued. */
-  #accept(s: ScheduleRecord, scheduledAt: number, trigger: RunTrigger): boolean {
+  // ---- the gate ----
+
+  /**
+   * The at-most-one gate. Returns whether a run was started, queued or buffered. Writes first,
+   * then changes memory, so a store error leaves the gate as it was.
+   */
+  #accept(
+    s: ScheduleRecord,
+    scheduledAt: number,
+    trigger: RunTrigger,
+    extra: { runId?: number; coversUntil?: number | null } = {},
+  ): boolean {
+    const now = this.#o.clock.now();
     if (this.#busy.has(s.key)) {
       if (s.overlap === 'buffer-one' && !this.#buffered.has(s.key) && trigger !== 'manual') {
-        this.#buffered.set(s.key, scheduledAt);
-        this.#o.store.updateSchedule(s.key, {
-          bufferedAt: scheduledAt,
-          updatedAt: this.#o.clock.now(),
+        this.#o.store.transaction(() => {
+          this.#o.store.updateSchedule(s.key, { bufferedAt: scheduledAt, updatedAt: now });
+          // A taken-up waiting row is now accounted for by `buffered_at`.
+          if (extra.runId !== undefined)
+            this.#o.store.finishRun(
+              extra.runId,
+              notRunFinish('skipped_overlap', 'buffered again', now),
+            );
         });
+        this.#buffered.set(s.key, scheduledAt);
         return true;
       }
-      const why =
-        s.overlap === 'buffer-one'
-          ? 'previous run still in flight and one tick already buffered'
-          : 'previous run still in flight';
-      this.#record(s, scheduledAt, 'skipped_overlap', why, trigger);
+      const why = s.overlap === 'buffer-one' ? REASONS.overlapBuffered : REASONS.overlap;
+      this.#record(s, scheduledAt, 'skipped_overlap', why, trigger, extra);
       return false;
     }
-    this.#busy.add(s.key);
-    const pending: Pending = { key: s.key, scheduledAt, trigger };
-    if ((this.#inFlight.get(s.tenant) ?? 0) >= this.#o.maxRunsInFlight(s.tenant)) {
+    const pending: Pending = {
+      key: s.key,
+      pluginId: s.pluginId,
+      scheduledAt,
+      trigger,
+      generation: s.generation,
+      coversUntil: extra.coversUntil ?? null,
+      runId: extra.runId ?? null,
+    };
+    if (
+      this.#suspended ||
+      this.#held.has(s.pluginId) ||
+      (this.#inFlight.get(s.tenant) ?? 0) >= this.#o.maxRunsInFlight(s.tenant)
+    ) {
+      if (pending.runId === null)
+        pending.runId = this.#o.store.insertRun(this.#rowOf(s, pending, now, 'waiting'));
+      this.#busy.add(s.key);
       let list = this.#waiting.get(s.tenant);
       if (!list) this.#waiting.set(s.tenant, (list = []));
       list.push(pending);
@@ -262,30 +511,58 @@ export class Scheduler {
     return true;
   }
 
+  #rowOf(s: ScheduleRecord, p: Pending, now: number, status: 'waiting' | 'running') {
+    return newRun(
+      s,
+      p.trigger,
+      p.scheduledAt,
+      now,
+      { status, reason: null, finishedAt: null },
+      p.coversUntil,
+    );
+  }
+
+  /** A terminal record for a tick that does not run (written over its waiting row, if any). */
   #record(
     s: ScheduleRecord,
     scheduledAt: number,
-    status: 'skipped_overlap' | 'skipped_misfire',
+    status: NotRunStatus,
     reason: string,
     trigger: RunTrigger,
+    extra: { runId?: number; coversUntil?: number | null } = {},
   ): void {
     const now = this.#o.clock.now();
-    this.#o.store.insertRun(
-      newRun(s, trigger, scheduledAt, now, { status, reason, finishedAt: now }),
-    );
-    this.#o.events?.onSkipped?.(s, status, reason);
+    if (extra.runId !== undefined) {
+      this.#o.store.finishRun(extra.runId, notRunFinish(status, reason, now));
+    } else {
+      this.#o.store.insertRun(
+        newRun(
+          s,
+          trigger,
+          scheduledAt,
+          now,
+          { status, reason, finishedAt: now },
+          extra.coversUntil ?? null,
+        ),
+      );
+    }
+    this.#emitSkipped(s, status, reason);
+  }
+
+  #cancelPending(s: ScheduleRecord, p: Pending, reason: CancelReason): void {
+    this.#record(s, p.scheduledAt, 'cancelled', reason, p.trigger, {
+      ...(p.runId === null ? {} : { runId: p.runId }),
+      coversUntil: p.coversUntil,
+    });
   }
 
   #start(s: ScheduleRecord, p: Pending): void {
     const now = this.#o.clock.now();
+    let runId = p.runId;
+    if (runId === null) runId = this.#o.store.insertRun(this.#rowOf(s, p, now, 'running'));
+    else this.#o.store.startWaitingRun(runId, now);
+    this.#busy.add(s.key);
     this.#inFlight.set(s.tenant, (this.#inFlight.get(s.tenant) ?? 0) + 1);
-    const runId = this.#o.store.insertRun(
-      newRun(s, p.trigger, p.scheduledAt, now, {
-        status: 'running',
-        reason: null,
-        finishedAt: null,
-      }),
-    );
     const run: StartedRun = {
       runId,
       schedule: s,
@@ -294,15 +571,15 @@ export class Scheduler {
       trigger: p.trigger,
       attempt: 1,
     };
-    this.#o.events?.onStarted?.(run);
-    const promise = this.#o
+    this.#guard('run:started listener', () => this.#o.events?.onStarted?.(run));
+    const promise: Promise<void> = this.#o
       .execute(run)
-      .catch(() => undefined)
+      .catch((err: unknown) => this.#error(err, `run ${runId}`))
       .finally(() => {
         this.#runs.delete(promise);
-        this.#finished(s);
+        this.#guard(`finishing run ${runId}`, () => this.#finished(s));
       });
-    this.#runs.add(promise);
+    this.#runs.set(promise, s.pluginId);
   }
 
   #finished(s: ScheduleRecord): void {
@@ -311,29 +588,79 @@ export class Scheduler {
     const bufferedAt = this.#buffered.get(s.key);
     if (bufferedAt !== undefined) {
       this.#buffered.delete(s.key);
-      this.#o.store.updateSchedule(s.key, { bufferedAt: null, updatedAt: this.#o.clock.now() });
-      const fresh = this.#stopped ? undefined : this.#o.store.getSchedule(s.key);
-      if (fresh?.state === 'active' && this.#byPlugin.get(s.pluginId)?.has(s.key)) {
-        this.#accept({ ...fresh, bufferedAt: null }, bufferedAt, 'buffered');
+      // Stopped or reloading: `buffered_at` stays in the store; the next `addPlugin` takes it up.
+      if (!this.#stopped && !this.#held.has(s.pluginId)) {
+        const fresh = this.#o.store.getSchedule(s.key);
+        if (fresh && this.#byPlugin.get(s.pluginId)?.has(s.key))
+          this.#takeUpBuffered(fresh, this.#o.clock.now(), false);
+        else if (fresh) this.#cancelKey(s.key, 'unloaded');
       }
     }
     this.#drain(s.tenant);
   }
 
+  #drainAll(): void {
+    for (const tenant of [...this.#waiting.keys()]) this.#drain(tenant);
+  }
+
+  /** Starts waiting ticks (FIFO per tenant) while the tenant has free slots. */
   #drain(tenant: string): void {
+    if (this.#stopped || this.#suspended) return;
     const list = this.#waiting.get(tenant);
+    let i = 0;
     while (
       list &&
-      list.length > 0 &&
+      i < list.length &&
       (this.#inFlight.get(tenant) ?? 0) < this.#o.maxRunsInFlight(tenant)
     ) {
-      const p = list.shift() as Pending;
-      const s = this.#o.store.getSchedule(p.key);
-      if (!s || s.state === 'deleted' || s.state === 'retired') {
-        this.#busy.delete(p.key);
+      const p = list[i] as Pending;
+      if (this.#held.has(p.pluginId)) {
+        i++;
         continue;
       }
-      this.#start(s, p);
+      const s = this.#o.store.getSchedule(p.key);
+      const cancel =
+        cancelReasonOf(s?.state) ??
+        (p.generation !== undefined && s?.generation !== p.generation ? 'deleted' : null);
+      try {
+        if (!s || cancel) {
+          if (s) this.#cancelPending(s, p, cancel ?? 'deleted');
+          list.splice(i, 1);
+          this.#busy.delete(p.key);
+          continue;
+        }
+        list.splice(i, 1);
+        this.#busy.delete(p.key);
+        this.#start(s, p);
+      } catch (err) {
+        // Could not write the start: the tick waits on (retried at the next finish or resume).
+        if (!list.includes(p)) list.splice(i, 0, p);
+        this.#busy.add(p.key);
+        this.#error(err, `starting a waiting tick of ${p.key}`);
+        return;
+      }
+    }
+  }
+
+  // ---- reporting ----
+
+  #emitSkipped(s: ScheduleRecord, status: NotRunStatus, reason: string): void {
+    this.#guard('schedule:skipped listener', () => this.#o.events?.onSkipped?.(s, status, reason));
+  }
+
+  #guard(during: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#error(err, during);
+    }
+  }
+
+  #error(err: unknown, during: string): void {
+    try {
+      this.#o.events?.onError?.(err, during);
+    } catch {
+      // An error listener that throws has nowhere left to report to.
     }
   }
 }

@@ -91,6 +91,7 @@ function scheduleFromRow(r: Row): ScheduleRecord {
     bufferedAt: r.buffered_at as number | null,
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number,
+    generation: r.generation as number,
   };
 }
 
@@ -113,6 +114,7 @@ function runFromRow(r: Row): RunRecord {
     fuelUsed: r.fuel_used as number | null,
     fuelBudget: r.fuel_budget as number | null,
     result: r.result as string | null,
+    coversUntil: (r.covers_until as number | null | undefined) ?? null,
   };
 }
 
@@ -269,9 +271,9 @@ export class SqliteStore implements Store {
       ),
       insertRun: db.prepare(
         `INSERT INTO runs (schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at, started_at,
-           finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result)
+           finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until)
          VALUES (@scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt, @startedAt,
-           @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result)`,
+           @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil)`,
       ),
       finishRun: db.prepare(
         `UPDATE runs SET status=@status, reason=@reason, finished_at=@finishedAt, error=@error,
@@ -450,7 +452,7 @@ export class SqliteStore implements Store {
 
   insertRun(run: NewRun): number {
     this.#write();
-    return Number(this.#stmts.insertRun.run(run).lastInsertRowid);
+    return Number(this.#stmts.insertRun.run({ coversUntil: null, ...run }).lastInsertRowid);
   }
 
   finishRun(id: number, fin: RunFinish): void {
@@ -489,6 +491,42 @@ export class SqliteStore implements Store {
       this.#stmts.abandon.run({ now, reason });
       return rows;
     });
+  }
+
+  // ---- scheduler records (migration 0003) ----
+
+  #schedStmts: {
+    readonly startWaiting: Database.Statement;
+    readonly listWaiting: Database.Statement;
+    readonly writeCursor: Database.Statement;
+  } | null = null;
+
+  get #sched() {
+    return (this.#schedStmts ??= {
+      startWaiting: this.#db.prepare(
+        "UPDATE runs SET status = 'running', started_at = ? WHERE id = ? AND status = 'waiting'",
+      ),
+      listWaiting: this.#db.prepare(
+        "SELECT * FROM runs WHERE status = 'waiting' AND plugin_id = ? ORDER BY id",
+      ),
+      writeCursor: this.#db.prepare(
+        'UPDATE schedules SET cursor = ?, updated_at = ? WHERE key = ? AND generation = ?',
+      ),
+    });
+  }
+
+  startWaitingRun(id: number, startedAt: number): void {
+    this.#write();
+    this.#sched.startWaiting.run(startedAt, id);
+  }
+
+  listWaitingRuns(pluginId: string): RunRecord[] {
+    return (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow);
+  }
+
+  writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean {
+    this.#write();
+    return this.#sched.writeCursor.run(cursor, now, key, generation).changes > 0;
   }
 
   enqueueCommand(

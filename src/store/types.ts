@@ -49,13 +49,20 @@ export interface ScheduleRecord {
   readonly bufferedAt: number | null;
   readonly createdAt: number;
   readonly updatedAt: number;
+  /**
+   * The schedule's incarnation, set on records read from the store: bumped by the store when a
+   * deleted or retired schedule is re-created, so a run of the old incarnation cannot write its
+   * cursor into the new one (`Store.writeCursor`).
+   */
+  readonly generation?: number;
 }
 
 export type SchedulePatch = Partial<
-  Omit<ScheduleRecord, 'key' | 'pluginId' | 'tenant' | 'localId' | 'createdAt'>
+  Omit<ScheduleRecord, 'key' | 'pluginId' | 'tenant' | 'localId' | 'createdAt' | 'generation'>
 >;
 
 export const RunStatuses = [
+  'waiting',
   'running',
   'succeeded',
   'failed',
@@ -69,6 +76,7 @@ export const RunStatuses = [
   'skipped_overlap',
   'skipped_misfire',
   'abandoned',
+  'cancelled',
 ] as const;
 export type RunStatus = (typeof RunStatuses)[number];
 export type RunTrigger = 'schedule' | 'buffered' | 'catch_up' | 'manual';
@@ -91,9 +99,16 @@ export interface RunRecord {
   readonly fuelUsed: number | null;
   readonly fuelBudget: number | null;
   readonly result: string | null;
+  /**
+   * A record that accounts for a span of ticks (misfire records) covers the nominal ticks in
+   * [scheduledAt, coversUntil]; null: its own tick only.
+   */
+  readonly coversUntil: number | null;
 }
 
-export type NewRun = Omit<RunRecord, 'id'>;
+export type NewRun = Omit<RunRecord, 'id' | 'coversUntil'> & {
+  readonly coversUntil?: number | null;
+};
 export type RunFinish = Pick<
   RunRecord,
   | 'status'
@@ -172,6 +187,17 @@ export interface Store {
   listRuns(query?: RunQuery): RunRecord[];
   /** Marks every `running` run as `abandoned` (after a crash or restart); returns them. */
   abandonRunning(now: number, reason: string): RunRecord[];
+
+  // ---- scheduler records (migration 0003) ----
+  /** A `waiting` run (a tick that waited for a tenant slot) starts: it becomes `running`. */
+  startWaitingRun(id: number, startedAt: number): void;
+  /** The plugin's `waiting` runs, oldest first (found at (re)start). */
+  listWaitingRuns(pluginId: string): RunRecord[];
+  /**
+   * Writes a run's new cursor if the schedule is still the incarnation the run started from;
+   * returns whether it was written.
+   */
+  writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean;
 
   enqueueCommand(
     scheduleKey: string,

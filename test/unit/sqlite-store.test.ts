@@ -86,6 +86,7 @@ function schedule(localId: string, over: Partial<ScheduleRecord> = {}): Schedule
     bufferedAt: null,
     createdAt: T0,
     updatedAt: T0,
+    generation: 1,
     ...over,
   };
 }
@@ -109,6 +110,7 @@ function newRun(scheduleKey: string, over: Partial<NewRun> = {}): NewRun {
     fuelUsed: null,
     fuelBudget: null,
     result: null,
+    coversUntil: null,
     ...over,
   };
 }

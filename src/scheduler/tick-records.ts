@@ -1,0 +1,86 @@
+/**
+ * The records the scheduler writes for ticks: the run row of a tick (waiting, running, or a
+ * terminal record for a tick that does not run) and the wording of their reasons. Kept apart
+ * from the scheduler so the rules for "every tick leaves a record" read in one place.
+ */
+import type { NewRun, RunTrigger, ScheduleRecord, ScheduleState } from '../store/types.ts';
+
+/** Statuses of a tick that does not run. */
+export type NotRunStatus = 'skipped_overlap' | 'skipped_misfire' | 'cancelled';
+
+/**
+ * Why a tick accepted (queued, waiting for a tenant slot, or buffered) was cancelled: its
+ * schedule was paused, deleted or retired, or its plugin unloaded, before the tick could start.
+ */
+export type CancelReason = 'paused' | 'deleted' | 'retired' | 'unloaded';
+
+/** A run row for a tick of `s` (attempt 1; outcome fields empty until it finishes). */
+export function newRun(
+  s: ScheduleRecord,
+  trigger: RunTrigger,
+  scheduledAt: number,
+  startedAt: number,
+  state: Pick<NewRun, 'status' | 'reason' | 'finishedAt'>,
+  coversUntil: number | null = null,
+): NewRun {
+  return {
+    scheduleKey: s.key,
+    pluginId: s.pluginId,
+    tenant: s.tenant,
+    localId: s.localId,
+    trigger,
+    scheduledAt,
+    startedAt,
+    attempt: 1,
+    error: null,
+    outputBytes: null,
+    fuelUsed: null,
+    fuelBudget: null,
+    result: null,
+    coversUntil,
+    ...state,
+  };
+}
+
+/** The outcome fields of a terminal record written over a `waiting` row. */
+export function notRunFinish(status: NotRunStatus, reason: string, now: number) {
+  return {
+    status,
+    reason,
+    finishedAt: now,
+    error: null,
+    outputBytes: null,
+    fuelUsed: null,
+    fuelBudget: null,
+    result: null,
+  } as const;
+}
+
+/** Why a schedule in `state` can no longer run a tick it had accepted; null: it can. */
+export function cancelReasonOf(state: ScheduleState | undefined): CancelReason | null {
+  switch (state) {
+    case undefined:
+    case 'deleted':
+      return 'deleted';
+    case 'paused':
+      return 'paused';
+    case 'retired':
+      return 'retired';
+    case 'active':
+    case 'completed':
+      return null;
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export const REASONS = {
+  overlap: 'previous run still in flight',
+  overlapBuffered: 'previous run still in flight and one tick already buffered',
+  downtime: (from: number) =>
+    `tick of ${iso(from)} (and any later ones) missed while the host was down (or not firing)`,
+  late: (from: number, until: number, lateMs: number) =>
+    `ticks from ${iso(from)} to ${iso(until)} missed: the host fired ${lateMs} ms late (event loop blocked, store suspended or clock jump)`,
+  waitedTooLong: (from: number) =>
+    `tick of ${iso(from)} was waiting for a tenant slot or buffered when the host stopped, and is past the misfire grace`,
+} as const;
