@@ -27,11 +27,14 @@ export interface HostileCase {
         readonly proxy: readonly Record<string, unknown>[];
         readonly discoveryCalls?: readonly unknown[];
       };
-  /** Manifest `limits` of the hostile plugin, merged over the corpus defaults. */
+  /**
+   * Manifest `limits` of the hostile plugin, merged one level deep over `CORPUS_LIMITS` of its
+   * guest kind (so `{ fuel: { run: 1 } }` keeps the default discovery and cleanup budgets).
+   */
   readonly limits?: Readonly<Record<string, unknown>>;
   /** Capabilities the plugin asks for (the tenant grants all). @defaultValue all */
   readonly capabilities?: readonly Capability[];
-  /** Quotas of the hostile tenant (each case has its own tenant). */
+  /** Quotas of the hostile tenant (each case has its own tenant), over `CORPUS_QUOTAS`. */
   readonly quotas?: Partial<TenantQuotas>;
   /** Extra Extism config values for the plugin. */
   readonly config?: Readonly<Record<string, string>>;
@@ -69,6 +72,32 @@ export interface HostileContext {
   readonly dir: string;
   /** Records of the hostile plugin's schedule `localId`, oldest first. */
   readonly runs: (localId: string) => RunRecord[];
-  /** Triggers the hostile plugin's schedule `localId` and waits for its run to be recorded. */
+  /** `plugin:failed` events of this host so far: plugin id → `HG_` code. */
+  readonly failures: ReadonlyMap<string, string>;
+  /**
+   * Triggers the hostile plugin's schedule `localId` (once it is idle) and waits until that
+   * manual run is recorded finished; rejects, naming the schedule, after 60 s.
+   */
   readonly trigger: (localId: string) => Promise<RunRecord>;
 }
+
+/**
+ * The hostile plugin's manifest limits unless the case says otherwise: CPU-bound wat guests end
+ * on fuel long before their 5 s deadline; the AssemblyScript proxy parses its declarations and
+ * payloads (up to ~350 KB) in discovery and run, hence its larger budgets.
+ */
+export const CORPUS_LIMITS = {
+  wat: { timeoutMs: 5_000, memoryPages: 32, fuel: { run: 20_000_000, cleanup: 5_000_000 } },
+  proxy: {
+    timeoutMs: 5_000,
+    memoryPages: 64,
+    fuel: { discovery: 500_000_000, run: 200_000_000, cleanup: 5_000_000 },
+  },
+} as const satisfies Record<'wat' | 'proxy', Readonly<Record<string, unknown>>>;
+
+/**
+ * The hostile tenant's quotas unless the case says otherwise (the rest are the project's
+ * defaults): one run in flight, below the pool size (2), so the well-behaved tenant always
+ * finds a worker free.
+ */
+export const CORPUS_QUOTAS: Partial<TenantQuotas> = Object.freeze({ maxRunsInFlight: 1 });
