@@ -57,12 +57,6 @@ function hostErrors(localId: string, codes: readonly string[], lastOnly = false)
   };
 }
 
-const both =
-  (...checks: ((ctx: HostileContext) => void)[]) =>
-  (ctx: HostileContext) => {
-    for (const c of checks) c(ctx);
-  };
-
 /** A proxy case: one declaration `id` (every 1h) with `payload`, triggered twice. */
 function proxy(
   name: string,

@@ -105,14 +105,17 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
 const fmt = (x: number) => `${Math.round(x / MB)} MB`;
 
 /** The good tenant's ticks: each recorded, on time, succeeded. */
-function checkGoodTenant(ch: CaseHost, label: string): void {
+function checkGoodTenant(ch: CaseHost): void {
   const ticks = ch.host.store
     .listRuns({ scheduleKey: GOOD_KEY, limit: 10_000 })
     .reverse()
     .filter((r) => r.trigger === 'schedule');
   const now = Date.now();
   const finished = ticks.filter((r) => r.status !== 'running');
-  assert.ok(finished.length >= MIN_TICKS, `${label}: the good tenant ran ${finished.length} ticks`);
+  assert.ok(
+    finished.length >= MIN_TICKS,
+    `the good tenant ran ${finished.length} ticks (fewer than ${MIN_TICKS})`,
+  );
   const problems: string[] = [];
   for (const [i, r] of ticks.entries()) {
     const at = new Date(r.scheduledAt).toISOString();
@@ -133,19 +136,19 @@ function checkGoodTenant(ch: CaseHost, label: string): void {
     problems.push(
       `last tick ${new Date(last.scheduledAt).toISOString()} is ${now - last.scheduledAt} ms old`,
     );
-  assert.deepEqual(problems, [], `${label}: the good tenant was disturbed`);
+  if (problems.length > 0) throw new Error(`the good tenant was disturbed: ${problems.join('; ')}`);
 }
 
-async function expectOutcome(c: HostileCase, ch: CaseHost, label: string): Promise<void> {
+async function expectOutcome(c: HostileCase, ch: CaseHost): Promise<void> {
   const e = c.expect;
   if ('loadFails' in e) {
     assert.equal(
       ch.failed.get(ch.pluginId) ?? '(loaded)',
       e.loadFails,
-      `${label}: expected load failure ${e.loadFails}`,
+      `expected load failure ${e.loadFails}`,
     );
   } else if ('trigger' in e) {
-    assert.equal(ch.failed.get(ch.pluginId), undefined, `${label}: the plugin failed to load`);
+    assert.equal(ch.failed.get(ch.pluginId), undefined, 'the plugin failed to load');
     const times = e.times ?? 1;
     for (let i = 1; i <= times; i++) {
       const r = await ch.ctx.trigger(e.trigger);
@@ -153,7 +156,7 @@ async function expectOutcome(c: HostileCase, ch: CaseHost, label: string): Promi
       const want = `${e.status}${e.reason ? ` (${e.reason})` : ''}`;
       assert.ok(
         r.status === e.status && (e.reason === undefined || r.reason === e.reason),
-        `${label}: run ${i}/${times} of '${e.trigger}': expected ${want}, got ${got}${r.error ? `: ${r.error}` : ''}`,
+        `run ${i}/${times} of '${e.trigger}': expected ${want}, got ${got}${r.error ? `: ${r.error}` : ''}`,
       );
     }
   }
@@ -211,20 +214,33 @@ async function runCase(
   label: string,
   base: { baseRss: number; hostThreads: number },
 ): Promise<void> {
+  // Every check runs even when an earlier one failed; the case fails with all of them.
+  const problems: string[] = [];
+  const step = async (what: string, fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (err) {
+      problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
   const threadsBefore = threadCount();
   const ch = buildCaseHost(c);
   const rss = rssSampler();
   let stopped = false;
   try {
     const started = await within(ch.host.start(), START_TIMEOUT_MS);
-    assert.notEqual(started, 'timeout', `${label}: host.start() did not return within 60 s`);
-    assert.equal(ch.failed.get('good/steady'), undefined, `${label}: the good tenant failed`);
-    assert.ok(
-      ch.host.plugins.some((p) => p.tenant === 'good'),
-      `${label}: the good tenant is not loaded`,
-    );
-
-    await expectOutcome(c, ch, label);
+    if (started === 'timeout') {
+      problems.push(`host.start() did not return within ${START_TIMEOUT_MS} ms`);
+      return;
+    }
+    await step('good tenant', () => {
+      assert.equal(ch.failed.get('good/steady'), undefined, 'it failed to load');
+      assert.ok(
+        ch.host.plugins.some((p) => p.tenant === 'good'),
+        'it is not loaded',
+      );
+    });
+    await step('outcome', () => expectOutcome(c, ch));
 
     // Let the good tenant show at least MIN_TICKS finished ticks beside the hostile guest.
     await settleOn(
@@ -235,38 +251,36 @@ async function runCase(
       (n) => n >= MIN_TICKS,
       10_000,
     );
-    checkGoodTenant(ch, label);
+    await step('lateness', () => checkGoodTenant(ch));
 
     const expectThreads = threadsBefore + base.hostThreads;
     const threads = await settleOn(threadCount, (n) => n <= expectThreads, THREAD_SETTLE_MS);
-    assert.ok(
-      threads <= expectThreads,
-      `${label}: ${threads} threads while the host runs, expected ${expectThreads} (${threadsBefore} before it + ${base.hostThreads} for its pool)`,
-    );
+    if (threads > expectThreads)
+      problems.push(
+        `threads: ${threads} while the host runs, expected ${expectThreads} (${threadsBefore} before it + ${base.hostThreads} for its pool)`,
+      );
     const after = process.memoryUsage.rss();
     const peak = rss.stop();
-    assert.ok(
-      after <= base.baseRss + RSS_BOUND_MB * MB,
-      `${label}: RSS ${fmt(after)} after the case, bound ${fmt(base.baseRss + RSS_BOUND_MB * MB)} (base ${fmt(base.baseRss)})`,
-    );
-    assert.ok(
-      peak <= base.baseRss + RSS_PEAK_BOUND_MB * MB,
-      `${label}: RSS peaked at ${fmt(peak)}, bound ${fmt(base.baseRss + RSS_PEAK_BOUND_MB * MB)}`,
-    );
+    if (after > base.baseRss + RSS_BOUND_MB * MB)
+      problems.push(
+        `RSS: ${fmt(after)} after the case, bound ${fmt(base.baseRss + RSS_BOUND_MB * MB)} (base ${fmt(base.baseRss)} + ${RSS_BOUND_MB} MB)`,
+      );
+    if (peak > base.baseRss + RSS_PEAK_BOUND_MB * MB)
+      problems.push(
+        `RSS: peaked at ${fmt(peak)}, bound ${fmt(base.baseRss + RSS_PEAK_BOUND_MB * MB)} (base + ${RSS_PEAK_BOUND_MB} MB)`,
+      );
 
     const t0 = Date.now();
     const stop = await within(ch.host.stop(), STOP_BOUND_MS + 10_000);
     const took = Date.now() - t0;
     stopped = stop !== 'timeout';
-    assert.ok(
-      took <= STOP_BOUND_MS,
-      `${label}: host.stop() took ${stop === 'timeout' ? 'more than ' : ''}${took} ms, bound ${STOP_BOUND_MS} ms (grace ${SHUTDOWN_GRACE_MS} + 1 s)`,
-    );
+    if (took > STOP_BOUND_MS)
+      problems.push(
+        `stop: host.stop() took ${stop === 'timeout' ? 'more than ' : ''}${took} ms, bound ${STOP_BOUND_MS} ms (grace ${SHUTDOWN_GRACE_MS} ms + 1 s)`,
+      );
     const left = await settleOn(threadCount, (n) => n <= threadsBefore, THREAD_SETTLE_MS);
-    assert.ok(
-      left <= threadsBefore,
-      `${label}: ${left} threads after host.stop(), ${threadsBefore} before the host`,
-    );
+    if (left > threadsBefore)
+      problems.push(`threads: ${left} after host.stop(), ${threadsBefore} before the host`);
   } finally {
     rss.stop();
     if (!stopped)
@@ -275,5 +289,8 @@ async function runCase(
         STOP_BOUND_MS,
       );
     ch.dispose();
+    if (problems.length > 0)
+      // eslint-disable-next-line no-unsafe-finally -- the case's verdict, after its cleanup
+      throw new assert.AssertionError({ message: `${label}:\n  ${problems.join('\n  ')}` });
   }
 }

@@ -82,6 +82,8 @@ export interface CaseHost {
 export interface CaseHostOptions {
   /** Extra runtime schedules (every 1 s, jittered over the second) for the good tenant. */
   readonly goodSchedules?: number;
+  /** Leave the hostile tenant out (a baseline host). @defaultValue true */
+  readonly hostile?: boolean;
 }
 
 /** Writes the manifests and config of a case and builds (does not start) its host. */
@@ -123,11 +125,15 @@ export function buildCaseHost(c: HostileCase, opts: CaseHostOptions = {}): CaseH
           quotas: { maxSchedules: 10_000, maxRunsInFlight: 64 },
           plugins: [{ manifest: 'good.json' }],
         },
-        {
-          id: HOSTILE_TENANT,
-          quotas: { ...CORPUS_QUOTAS, ...c.quotas },
-          plugins: [{ manifest: 'hostile.json', config }],
-        },
+        ...(opts.hostile === false
+          ? []
+          : [
+              {
+                id: HOSTILE_TENANT,
+                quotas: { ...CORPUS_QUOTAS, ...c.quotas },
+                plugins: [{ manifest: 'hostile.json', config }],
+              },
+            ]),
       ],
     },
     join(dir, 'config.json'),
