@@ -24,6 +24,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { PROJECT_ROOT } from '../src/config/host-config.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
@@ -73,10 +74,15 @@ const cases = picked.filter(drivable);
 interface Sample {
   readonly runs: number;
   readonly failed: number;
+  /** Statuses (and reasons) of the good tenant's runs that did not succeed. */
+  readonly failedAs: Record<string, number>;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly hostileRuns: number;
+  /** The main thread's event-loop delay over the window (perf_hooks), ms. */
+  readonly eventLoopDelayP99Ms: number;
+  readonly eventLoopDelayMaxMs: number;
 }
 
 const BASELINE: HostileCase = {
@@ -94,6 +100,8 @@ async function measure(c: HostileCase | null): Promise<Sample> {
     await sleep(1_000); // let the first round of the good tenant's schedules settle in
     const from = Date.now();
     const to = from + WINDOW_SECONDS * 1000;
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    eld.enable();
     let hostileRuns = 0;
     const drive = async () => {
       if (!c) return;
@@ -117,6 +125,7 @@ async function measure(c: HostileCase | null): Promise<Sample> {
       }
     };
     await Promise.all([drive(), sleep(to - Date.now())]);
+    eld.disable();
     const runs = host.store
       .listRuns({ pluginId: 'good/steady', limit: 1_000_000 })
       .filter((r) => r.scheduledAt >= from && r.scheduledAt < to && r.trigger === 'schedule');
@@ -127,13 +136,22 @@ async function measure(c: HostileCase | null): Promise<Sample> {
       })
       .sort((a, b) => a - b);
     const q = (p: number) => late[Math.min(late.length - 1, Math.floor(p * late.length))] ?? NaN;
+    const failedAs: Record<string, number> = {};
+    for (const r of runs)
+      if (r.status !== 'succeeded' && r.status !== 'running') {
+        const k = `${r.status}:${r.reason}`;
+        failedAs[k] = (failedAs[k] ?? 0) + 1;
+      }
     return {
       runs: runs.length,
       failed: runs.filter((r) => r.status !== 'succeeded' && r.status !== 'running').length,
+      failedAs,
       p50Ms: q(0.5),
       p99Ms: q(0.99),
       maxMs: late.at(-1) ?? NaN,
       hostileRuns,
+      eventLoopDelayP99Ms: Number((eld.percentile(99) / 1e6).toFixed(1)),
+      eventLoopDelayMaxMs: Number((eld.max / 1e6).toFixed(1)),
     };
   } finally {
     await host.stop();
@@ -151,7 +169,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     const s = await measure(v);
     samples.set(name, [...(samples.get(name) ?? []), s]);
     console.log(
-      `round ${round} ${name}: p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, max ${s.maxMs} ms over ${s.runs} runs (${s.failed} failed; ${s.hostileRuns} hostile) load ${os.loadavg()[0]?.toFixed(2)}`,
+      `round ${round} ${name}: p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, max ${s.maxMs} ms over ${s.runs} runs (${s.failed} failed ${JSON.stringify(s.failedAs)}; ${s.hostileRuns} hostile) load ${os.loadavg()[0]?.toFixed(2)}`,
     );
   }
 }
@@ -169,7 +187,13 @@ const rows = [...samples].map(([name, ss]) => {
     roundsP99Ms: ss.map((s) => s.p99Ms),
     runsPerRound: median(ss.map((s) => s.runs)),
     failed: ss.reduce((a, s) => a + s.failed, 0),
+    failedAs: ss.reduce<Record<string, number>>((a, s) => {
+      for (const [k, n] of Object.entries(s.failedAs)) a[k] = (a[k] ?? 0) + n;
+      return a;
+    }, {}),
     hostileRunsPerRound: median(ss.map((s) => s.hostileRuns)),
+    eventLoopDelayP99Ms: median(ss.map((s) => s.eventLoopDelayP99Ms)),
+    eventLoopDelayMaxMs: median(ss.map((s) => s.eventLoopDelayMaxMs)),
     goalMet: p99 <= GOAL_P99_MS,
   };
 });
@@ -187,6 +211,7 @@ console.table(
     runs: r.runsPerRound,
     failed: r.failed,
     hostile: r.hostileRunsPerRound,
+    'ELD p99/max ms': `${r.eventLoopDelayP99Ms}/${r.eventLoopDelayMaxMs}`,
     goal: r.goalMet ? 'met' : 'MISSED',
   })),
 );
