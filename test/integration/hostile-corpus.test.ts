@@ -15,7 +15,8 @@
  *   `stop()` back to "before the host". What a pool costs is measured on the warm-up host, not
  *   assumed: `POOL_SIZE` workers + 2 spares showed as 8 threads on Node 20 (a bare
  *   `worker_threads` Worker is one), beside Node's own ~12 (main, V8 platform, libuv);
- * - `host.stop()` returns within the shutdown grace + 1 s;
+ * - `host.stop()` returns within the shutdown grace + 1 s, and the store, reopened, has no run
+ *   left `running`;
  * - the good tenant: every tick of its schedule has a record (consecutive ticks 1 s apart, the
  *   last one no more than 1.25 s old), every run started within 250 ms of its scheduled time and
  *   succeeded. The case lasts until it has had at least two finished ticks.
@@ -28,6 +29,7 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { HostileCase } from './hostile-case.ts';
 import {
   buildCaseHost,
@@ -298,6 +300,21 @@ async function runCase(
       problems.push(
         `stop: host.stop() took ${stop === 'timeout' ? 'more than ' : ''}${took} ms, bound ${STOP_BOUND_MS} ms (grace ${SHUTDOWN_GRACE_MS} ms + 1 s)`,
       );
+    if (stopped)
+      await step('records', () => {
+        // Reopened after stop: every run has an outcome (stop marks unfinished ones abandoned).
+        const store = new SqliteStore(ch.config.store.path, { mustExist: true });
+        try {
+          const left = store.listRuns({ status: 'running', limit: 100 });
+          assert.deepEqual(
+            left.map((r) => `${r.scheduleKey}@${new Date(r.scheduledAt).toISOString()}`),
+            [],
+            'runs left running after stop',
+          );
+        } finally {
+          store.close();
+        }
+      });
     const left = await settleOn(threadCount, (n) => n <= threadsBefore, THREAD_SETTLE_MS);
     if (left > threadsBefore)
       problems.push(`threads: ${left} after host.stop(), ${threadsBefore} before the host`);
