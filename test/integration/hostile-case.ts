@@ -5,6 +5,11 @@
  * each in its own host beside a well-behaved tenant firing every second, and checks after each
  * case: the expected typed outcome, host RSS within its bound, the worker thread count back to
  * the pool size, `host.stop()` within the shutdown grace + 1 s, and the good tenant on time.
+ *
+ * The hostile plugin is `hostile/<name>` (the case name made a plugin name), in tenant
+ * `hostile` with `CORPUS_QUOTAS` under the case's quotas; the host is built by
+ * `hostile-host.ts`. Run some cases only: `HG_CORPUS=var-set,kernel node --import tsx --test
+ * test/integration/hostile-corpus.test.ts` (substrings of case names or file names).
  */
 import type { Capability } from '../../src/capabilities.ts';
 import type { TenantQuotas } from '../../src/config/host-config.ts';
@@ -28,8 +33,9 @@ export interface HostileCase {
         readonly discoveryCalls?: readonly unknown[];
       };
   /**
-   * Manifest `limits` of the hostile plugin, merged one level deep over `CORPUS_LIMITS` of its
-   * guest kind (so `{ fuel: { run: 1 } }` keeps the default discovery and cleanup budgets).
+   * Manifest `limits` of the hostile plugin; what it leaves out takes the manifest defaults
+   * (`DEFAULT_LIMITS`: 256 pages, 5 s, fuel 50 M discovery / 500 M run / 50 M cleanup; a
+   * partial `fuel` keeps the defaults of the phases it does not name).
    */
   readonly limits?: Readonly<Record<string, unknown>>;
   /** Capabilities the plugin asks for (the tenant grants all). @defaultValue all */
@@ -80,20 +86,6 @@ export interface HostileContext {
    */
   readonly trigger: (localId: string) => Promise<RunRecord>;
 }
-
-/**
- * The hostile plugin's manifest limits unless the case says otherwise: CPU-bound wat guests end
- * on fuel long before their 5 s deadline; the AssemblyScript proxy parses its declarations and
- * payloads (up to ~350 KB) in discovery and run, hence its larger budgets.
- */
-export const CORPUS_LIMITS = {
-  wat: { timeoutMs: 5_000, memoryPages: 32, fuel: { run: 20_000_000, cleanup: 5_000_000 } },
-  proxy: {
-    timeoutMs: 5_000,
-    memoryPages: 64,
-    fuel: { discovery: 500_000_000, run: 200_000_000, cleanup: 5_000_000 },
-  },
-} as const satisfies Record<'wat' | 'proxy', Readonly<Record<string, unknown>>>;
 
 /**
  * The hostile tenant's quotas unless the case says otherwise (the rest are the project's

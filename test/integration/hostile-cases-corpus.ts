@@ -9,10 +9,34 @@
  */
 import assert from 'node:assert/strict';
 import { CAPABILITIES } from '../../src/capabilities.ts';
-import { CORPUS_LIMITS, type HostileCase, type HostileContext } from './hostile-case.ts';
+import type { HostileCase, HostileContext } from './hostile-case.ts';
 
-const PROXY_RUN_FUEL = CORPUS_LIMITS.proxy.fuel.run;
-const WAT_RUN_FUEL = CORPUS_LIMITS.wat.fuel.run;
+/**
+ * The old test's limits: CPU-bound wat guests end on fuel long before their 5 s deadline; the
+ * AssemblyScript proxy parses its declarations and payloads (up to ~350 KB) in discovery and
+ * run, hence its larger budgets.
+ */
+const WAT_LIMITS = {
+  timeoutMs: 5_000,
+  memoryPages: 32,
+  fuel: { run: 20_000_000, cleanup: 5_000_000 },
+};
+const PROXY_LIMITS = {
+  timeoutMs: 5_000,
+  memoryPages: 64,
+  fuel: { discovery: 500_000_000, run: 200_000_000, cleanup: 5_000_000 },
+};
+const PROXY_RUN_FUEL = PROXY_LIMITS.fuel.run;
+const WAT_RUN_FUEL = WAT_LIMITS.fuel.run;
+
+/** `over` on `base`, `fuel` merged per phase. */
+function limits(
+  base: typeof WAT_LIMITS | typeof PROXY_LIMITS,
+  over: Readonly<Record<string, unknown>> = {},
+): Record<string, unknown> {
+  const fuel = over.fuel as Record<string, number> | undefined;
+  return { ...base, ...over, fuel: { ...base.fuel, ...fuel } };
+}
 /** The tenant default `maxFuelPerCall`, which caps slow-spin's 1e12. */
 const TENANT_MAX_FUEL = 1e10;
 
@@ -71,6 +95,7 @@ function proxy(
     item: 'corpus',
     guest: { proxy: [{ id: 'p', every: '1h', payload }] },
     ...rest,
+    limits: limits(PROXY_LIMITS, rest.limits),
     expect: { trigger: 'p', times: 2, status, ...(reason ? { reason } : {}) },
     check: async (ctx) => {
       fuelCheck('p', PROXY_RUN_FUEL)(ctx);
@@ -93,6 +118,7 @@ function wat(
     item: 'corpus',
     guest: { wat: name },
     ...rest,
+    limits: limits(WAT_LIMITS, rest.limits),
     expect: { trigger: id, times: 2, status, ...(reason ? { reason } : {}) },
     check: async (ctx) => {
       fuelCheck(id, budget ?? WAT_RUN_FUEL)(ctx);
@@ -105,6 +131,7 @@ const loadFails = (name: string, code: string): HostileCase => ({
   name,
   item: 'corpus',
   guest: { wat: name },
+  limits: WAT_LIMITS,
   expect: { loadFails: code },
 });
 
@@ -190,6 +217,7 @@ export const CASES: readonly HostileCase[] = [
     // answers, and the plugin still loads and runs.
     name: 'proxy-discovery-bad-requests',
     item: 'corpus',
+    limits: PROXY_LIMITS,
     guest: {
       proxy: [{ id: 'p', every: '1h' }],
       discoveryCalls: [
@@ -237,6 +265,7 @@ export const CASES: readonly HostileCase[] = [
     // cleanup() never returns: unloading the plugin must still finish (the deadline ends it).
     name: 'cleanup-loops',
     item: 'corpus',
+    limits: WAT_LIMITS,
     guest: { wat: 'cleanup-loops' },
     expect: { custom: true },
     check: async (ctx) => {

@@ -9,8 +9,8 @@
  * - The hostile tenant's `maxRunsInFlight` defaults to 1, below the pool size (2): a hostile
  *   guest can hold one worker, never both, so the good tenant always finds one free and its
  *   lateness measures the host, not a queue.
- * - Limits are merged one level deep over `CORPUS_LIMITS` (so `{ fuel: { run } }` keeps the
- *   default discovery and cleanup budgets).
+ * - Limits are the case's, over the manifest defaults (no corpus-wide limits: a case states
+ *   what its outcome depends on).
  * - Triggering waits until the schedule is idle (hostile schedules also fire on their own), so a
  *   manual trigger never records a `skipped_overlap`, and then waits for that run's record by id.
  */
@@ -21,12 +21,7 @@ import { CAPABILITIES } from '../../src/capabilities.ts';
 import { parseHostConfig, type HostConfig } from '../../src/config/host-config.ts';
 import { Host } from '../../src/host/host.ts';
 import type { RunRecord } from '../../src/store/types.ts';
-import {
-  CORPUS_LIMITS,
-  CORPUS_QUOTAS,
-  type HostileCase,
-  type HostileContext,
-} from './hostile-case.ts';
+import { CORPUS_QUOTAS, type HostileCase, type HostileContext } from './hostile-case.ts';
 import { GUEST } from './helpers.ts';
 
 export const HOSTILE_TENANT = 'hostile';
@@ -50,21 +45,6 @@ export function pluginName(caseName: string): string {
     .replace(/[^a-z0-9_-]/g, '-')
     .replace(/^[^a-z0-9]+/, '');
   return (n || 'case').slice(0, 64);
-}
-
-function mergeLimits(
-  base: Readonly<Record<string, unknown>>,
-  over: Readonly<Record<string, unknown>> = {},
-): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object'
-        ? { ...(b as object), ...(v as object) }
-        : v;
-  }
-  return out;
 }
 
 export interface CaseHost {
@@ -91,7 +71,6 @@ export function buildCaseHost(c: HostileCase, opts: CaseHostOptions = {}): CaseH
   const dir = mkdtempSync(join(tmpdir(), 'hourglass-hostile-'));
   const name = pluginName(c.name);
   const pluginId = `${HOSTILE_TENANT}/${name}`;
-  const kind = 'wat' in c.guest ? 'wat' : 'proxy';
   let wasm = 'wat' in c.guest ? GUEST.wat(c.guest.wat) : GUEST.proxy;
   const custom = c.setup?.(dir);
   if (custom?.wasm !== undefined) wasm = custom.wasm;
@@ -106,7 +85,7 @@ export function buildCaseHost(c: HostileCase, opts: CaseHostOptions = {}): CaseH
       version: '1',
       wasm,
       capabilities: c.capabilities ?? CAPABILITIES,
-      limits: mergeLimits(CORPUS_LIMITS[kind], c.limits),
+      ...(c.limits ? { limits: c.limits } : {}),
     }),
   );
   const config: Record<string, string> = { ...c.config };
