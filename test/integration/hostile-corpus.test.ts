@@ -270,12 +270,17 @@ async function runCase(
   const ch = buildCaseHost(c);
   const rss = rssSampler();
   let stopped = false;
+  // Where the case's time went, and what it measured: one diagnostic line per case.
+  const t0 = Date.now();
+  const marks: string[] = [];
+  const mark = (what: string) => marks.push(`${what} ${Date.now() - t0}`);
   try {
     const started = await within(ch.host.start(), START_TIMEOUT_MS);
     if (started === 'timeout') {
       problems.push(`host.start() did not return within ${START_TIMEOUT_MS} ms`);
       return;
     }
+    mark('started');
     await step('good tenant', () => {
       assert.equal(ch.failed.get('good/steady'), undefined, 'it failed to load');
       assert.ok(
@@ -284,6 +289,7 @@ async function runCase(
       );
     });
     await step('outcome', () => expectOutcome(c, ch));
+    mark('outcome');
 
     // Let the good tenant show at least MIN_TICKS finished ticks beside the hostile guest.
     await settleOn(
@@ -294,6 +300,7 @@ async function runCase(
       (n) => n >= MIN_TICKS,
       10_000,
     );
+    mark('ticks');
     await step('lateness', () => {
       const notes = checkGoodTenant(ch);
       if (STRICT && notes.length > 0)
@@ -318,9 +325,11 @@ async function runCase(
         `RSS: peaked at ${fmt(peak)}, bound ${fmt(base.baseRss + RSS_PEAK_BOUND_MB * MB)} (base + ${RSS_PEAK_BOUND_MB} MB)`,
       );
 
-    const t0 = Date.now();
+    mark('threads');
+    const stopAt = Date.now();
     const stop = await within(ch.host.stop(), STOP_BOUND_MS + 10_000);
-    const took = Date.now() - t0;
+    const took = Date.now() - stopAt;
+    mark('stopped');
     stopped = stop !== 'timeout';
     if (took > STOP_BOUND_MS)
       problems.push(
@@ -344,6 +353,10 @@ async function runCase(
     const left = await settleOn(threadCount, (n) => n <= threadsBefore, THREAD_SETTLE_MS);
     if (left > threadsBefore)
       problems.push(`threads: ${left} after host.stop(), ${threadsBefore} before the host`);
+    mark('threads-after-stop');
+    t.diagnostic(
+      `ms: ${marks.join(', ')}; RSS ${fmt(after)} (peak ${fmt(peak)}); threads ${threads}; stop ${took} ms`,
+    );
   } finally {
     rss.stop();
     if (!stopped)
