@@ -5,6 +5,11 @@
  * each in its own host beside a well-behaved tenant firing every second, and checks after each
  * case: the expected typed outcome, host RSS within its bound, the worker thread count back to
  * the pool size, `host.stop()` within the shutdown grace + 1 s, and the good tenant on time.
+ *
+ * The hostile plugin is `hostile/<name>` (the case name made a plugin name), in tenant
+ * `hostile` with `CORPUS_QUOTAS` under the case's quotas; the host is built by
+ * `hostile-host.ts`. Run some cases only: `HG_CORPUS=var-set,kernel node --import tsx --test
+ * test/integration/hostile-corpus.test.ts` (substrings of case names or file names).
  */
 import type { Capability } from '../../src/capabilities.ts';
 import type { TenantQuotas } from '../../src/config/host-config.ts';
@@ -27,11 +32,15 @@ export interface HostileCase {
         readonly proxy: readonly Record<string, unknown>[];
         readonly discoveryCalls?: readonly unknown[];
       };
-  /** Manifest `limits` of the hostile plugin, merged over the corpus defaults. */
+  /**
+   * Manifest `limits` of the hostile plugin; what it leaves out takes the manifest defaults
+   * (`DEFAULT_LIMITS`: 256 pages, 5 s, fuel 50 M discovery / 500 M run / 50 M cleanup; a
+   * partial `fuel` keeps the defaults of the phases it does not name).
+   */
   readonly limits?: Readonly<Record<string, unknown>>;
   /** Capabilities the plugin asks for (the tenant grants all). @defaultValue all */
   readonly capabilities?: readonly Capability[];
-  /** Quotas of the hostile tenant (each case has its own tenant). */
+  /** Quotas of the hostile tenant (each case has its own tenant), over `CORPUS_QUOTAS`. */
   readonly quotas?: Partial<TenantQuotas>;
   /** Extra Extism config values for the plugin. */
   readonly config?: Readonly<Record<string, string>>;
@@ -69,6 +78,18 @@ export interface HostileContext {
   readonly dir: string;
   /** Records of the hostile plugin's schedule `localId`, oldest first. */
   readonly runs: (localId: string) => RunRecord[];
-  /** Triggers the hostile plugin's schedule `localId` and waits for its run to be recorded. */
+  /** `plugin:failed` events of this host so far: plugin id → `HG_` code. */
+  readonly failures: ReadonlyMap<string, string>;
+  /**
+   * Triggers the hostile plugin's schedule `localId` (once it is idle) and waits until that
+   * manual run is recorded finished; rejects, naming the schedule, after 60 s.
+   */
   readonly trigger: (localId: string) => Promise<RunRecord>;
 }
+
+/**
+ * The hostile tenant's quotas unless the case says otherwise (the rest are the project's
+ * defaults): one run in flight, below the pool size (2), so the well-behaved tenant always
+ * finds a worker free.
+ */
+export const CORPUS_QUOTAS: Partial<TenantQuotas> = Object.freeze({ maxRunsInFlight: 1 });

@@ -1,331 +1,372 @@
 /**
- * The hostile-guest corpus, run through the worker pool on the real clock: every guest ends with
- * its expected typed outcome, the host never dies, no run is lost, and a well-behaved plugin of
- * another tenant keeps firing on time throughout.
+ * The hostile corpus runner (issue 9, "Must show" 1 and 2). Every `hostile-cases-*.ts` beside
+ * this file is discovered (readdirSync + dynamic import, so each area adds its file without
+ * editing the runner) and every case runs as its own subtest, in its own host with its own
+ * store (`hostile-host.ts`), through the real worker pool on the real clock, beside a
+ * well-behaved tenant whose schedule fires every second. After each case:
+ *
+ * - the expected typed outcome (`expect`, then the case's own `check`);
+ * - host RSS, once the case is over, within `RSS_BOUND_MB` of the base, and its peak (sampled
+ *   every 50 ms during the case) within `RSS_PEAK_BOUND_MB` of it. The base is the RSS of a
+ *   warm-up host with the good tenant only, idle, measured once at the start: so the bounds are
+ *   what one hostile guest may add to a running host;
+ * - the process's OS threads (/proc/self/task) back to "before the host + its pool" within
+ *   `THREAD_SETTLE_MS` (a worker replaced after a deadline needs a moment to exit), and after
+ *   `stop()` back to "before the host". What a pool costs is measured on the warm-up host, not
+ *   assumed: `POOL_SIZE` workers + 2 spares showed as 8 threads on Node 20 (a bare
+ *   `worker_threads` Worker is one), beside Node's own ~12 (main, V8 platform, libuv);
+ * - `host.stop()` returns within the shutdown grace + 1 s, and the store, reopened, has no run
+ *   left `running`;
+ * - the good tenant: every tick of its schedule has a record (consecutive ticks 1 s apart, the
+ *   last one no more than 1.25 s old), every run started within 250 ms of its scheduled time,
+ *   none failed, none unfinished 5 s after its time (a run slower than 1 s, whose next tick is
+ *   then `skipped_overlap`, is reported as a diagnostic: see `checkGoodTenant`). The case lasts
+ *   until the good tenant has had at least two finished ticks.
+ *
+ * A failing case reports its file, name, item, and expected vs got, and the next case runs.
+ * `HG_CORPUS=<substring>[,<substring>]` runs only the cases whose name or file contains one;
+ * `HG_CORPUS_STRICT=1` also fails a case on a good run slower than 1 s.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { test } from 'node:test';
-import { CAPABILITIES } from '../../src/capabilities.ts';
-import { parseHostConfig } from '../../src/config/host-config.ts';
-import { Host } from '../../src/host/host.ts';
-import { GUEST, decls, runsOf, tempDir } from './helpers.ts';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import type { HostileCase } from './hostile-case.ts';
+import {
+  buildCaseHost,
+  GOOD_KEY,
+  rssSampler,
+  SHUTDOWN_GRACE_MS,
+  sleep,
+  threadCount,
+  type CaseHost,
+} from './hostile-host.ts';
 
-interface RunCase {
-  readonly key: string;
-  readonly status: string;
-  readonly reason?: string;
-  /** Guest-visible error code of the first host-function response. */
-  readonly hostError?: string;
-  /** Guest-visible error codes of every host-function response, in order. */
-  readonly hostErrors?: readonly string[];
+const MB = 1024 * 1024;
+const RSS_BOUND_MB = 256;
+const RSS_PEAK_BOUND_MB = 1024;
+const LATE_MS = 250;
+const MIN_TICKS = 2;
+/** A good run still unfinished this long after its time fails the case. */
+const GOOD_RUN_BOUND_MS = 5_000;
+const START_TIMEOUT_MS = 60_000;
+const THREAD_SETTLE_MS = 5_000;
+const STOP_BOUND_MS = SHUTDOWN_GRACE_MS + 1_000;
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+interface Loaded {
+  readonly file: string;
+  readonly cases: readonly HostileCase[];
+  readonly error?: unknown;
 }
 
-/** The host functions a run may call (jobs_register is discovery-only; see discovery_calls). */
-const RUN_FUNCTIONS = [
-  'schedule_create',
-  'schedule_pause',
-  'schedule_resume',
-  'schedule_get',
-  'schedule_list',
-];
+async function discover(): Promise<Loaded[]> {
+  const files = readdirSync(here)
+    .filter((f) => /^hostile-cases-[\w-]+\.ts$/.test(f))
+    .sort();
+  const out: Loaded[] = [];
+  for (const file of files) {
+    try {
+      const mod = (await import(pathToFileURL(join(here, file)).href)) as { CASES?: unknown };
+      if (!Array.isArray(mod.CASES)) throw new Error(`${file} does not export CASES (an array)`);
+      out.push({ file, cases: mod.CASES as HostileCase[] });
+    } catch (error) {
+      out.push({ file, cases: [], error });
+    }
+  }
+  return out;
+}
 
-const call = (fn: string, args: unknown) => ({ fn, args });
-const proxyDecls = decls(
-  { id: 'spin', every: '1h', payload: { spin: true } },
-  { id: 'abort', every: '1h', payload: { trap: 'guest gave up' } },
-  { id: 'garbage', every: '1h', payload: { output: '{"cursor":' } },
-  { id: 'huge', every: '1h', payload: { output: 'x'.repeat(3_000) } },
-  {
-    id: 'late-register',
-    every: '1h',
-    payload: { calls: [call('jobs_register', { name: 'late' })] },
-  },
-  {
-    id: 'over-quota',
-    every: '1h',
-    payload: {
-      calls: [
-        call('schedule_create', { id: 'a', every: '1h' }),
-        call('schedule_create', { id: 'b', every: '1h' }),
-      ],
-    },
-  },
-  {
-    id: 'too-often',
-    every: '1h',
-    payload: { calls: [call('schedule_create', { id: 'fast', every: '10ms' })] },
-  },
-  {
-    id: 'huge-request',
-    every: '1h',
-    payload: { calls: [{ fn: 'schedule_get', raw: 'x'.repeat(70_000) }] },
-  },
-  {
-    id: 'malformed-json',
-    every: '1h',
-    payload: { calls: RUN_FUNCTIONS.map((fn) => ({ fn, raw: '{"id": "a", "every": [' })) },
-  },
-  {
-    id: 'enormous-json',
-    every: '1h',
-    payload: {
-      calls: RUN_FUNCTIONS.map((fn) => ({ fn, raw: `{"id":"${'a'.repeat(66_000)}"}` })),
-    },
-  },
-  { id: 'not-granted', every: '1h', payload: { calls: [call('schedule_delete', { id: 'spin' })] } },
-  { id: 'grow-bomb', every: '1h', payload: { growPages: 1_000 } },
-);
+/** `HG_CORPUS_STRICT=1`: a good run slower than 1 s fails the case too. */
+const STRICT = process.env.HG_CORPUS_STRICT === '1';
+const wanted = (process.env.HG_CORPUS ?? '').split(',').filter(Boolean);
+const selected = (file: string, c: HostileCase) =>
+  wanted.length === 0 || wanted.some((w) => c.name.includes(w) || file.includes(w));
 
-const RUNS: RunCase[] = [
-  { key: 'hostile/proxy/spin', status: 'out_of_fuel', reason: 'out_of_fuel' },
-  { key: 'hostile/proxy/abort', status: 'trapped', reason: 'abort' },
-  { key: 'hostile/proxy/garbage', status: 'failed', reason: 'invalid_output' },
-  { key: 'hostile/proxy/huge', status: 'failed', reason: 'output_too_large' },
-  { key: 'hostile/proxy/late-register', status: 'host_call_denied' },
-  { key: 'hostile/proxy/over-quota', status: 'succeeded', hostError: 'quota_exceeded' },
-  { key: 'hostile/proxy/too-often', status: 'succeeded', hostError: 'quota_exceeded' },
-  { key: 'hostile/proxy/huge-request', status: 'succeeded', hostError: 'too_large' },
-  {
-    key: 'hostile/proxy/malformed-json',
-    status: 'succeeded',
-    hostErrors: RUN_FUNCTIONS.map(() => 'invalid_argument'),
-  },
-  {
-    key: 'hostile/proxy/enormous-json',
-    status: 'succeeded',
-    hostErrors: RUN_FUNCTIONS.map(() => 'too_large'),
-  },
-  { key: 'hostile/proxy/not-granted', status: 'host_call_denied' },
-  { key: 'hostile/proxy/grow-bomb', status: 'succeeded' },
-  { key: 'hostile/trap/boom', status: 'trapped', reason: 'trap' },
-  { key: 'hostile/error-then-trap/et', status: 'trapped', reason: 'trap' },
-  { key: 'hostile/deep-recursion/deep', status: 'stack_overflow', reason: 'call_depth' },
-  { key: 'hostile/memory-bomb/bomb', status: 'memory_limit', reason: 'memory_cap' },
-  { key: 'hostile/exponential-calls/tree', status: 'out_of_fuel' },
-  { key: 'hostile/host-flood/flood', status: 'out_of_fuel' },
-  { key: 'hostile/spin/spin', status: 'out_of_fuel' },
-  { key: 'hostile/grow-loop/grow', status: 'out_of_fuel' },
-  { key: 'hostile/copy-loop/copy', status: 'out_of_fuel' },
-  // Hourglass's kernel refuses an `alloc` past the allowance at once (the SDK's took ~300 µs,
-  // so the deadline used to end this one): fuel ends it now.
-  { key: 'hostile/alloc-bomb/alloc', status: 'out_of_fuel', reason: 'out_of_fuel' },
-  // Fuel outlasts the deadline: the worker is stopped and the run recorded timed_out.
-  { key: 'hostile/slow-spin/spin', status: 'timed_out', reason: 'deadline' },
-  { key: 'hostile/error-set/err', status: 'failed', reason: 'guest_error' },
-  { key: 'hostile/nonzero-return/nz', status: 'failed', reason: 'nonzero_return' },
-  { key: 'hostile/bad-args/bad', status: 'succeeded', hostError: 'invalid_argument' },
-  { key: 'hostile/forged-id/forger', status: 'succeeded', hostError: 'not_found' },
-];
+/** Polls until `ok()` or `ms` have passed; returns the last value of `read()`. */
+async function settleOn<T>(read: () => T, ok: (v: T) => boolean, ms: number): Promise<T> {
+  const until = Date.now() + ms;
+  let v = read();
+  while (!ok(v) && Date.now() < until) {
+    await sleep(50);
+    v = read();
+  }
+  return v;
+}
 
-/** The proxy parses its (up to 330 KB) payload in AssemblyScript: more than 20 M. */
-const PROXY_RUN_FUEL = 200_000_000;
-
-const LOAD_FAILURES: Record<string, string> = {
-  'missing-run': 'HG_PLUGIN_LOAD',
-  'start-trap': 'HG_PLUGIN_LOAD',
-  'check-unknown-import': 'HG_PLUGIN_LOAD',
-  'garbage-schedules': 'HG_DISCOVERY_FAILED',
-  'check-invalid-cron': 'HG_DECLARATION_INVALID',
-};
-
-test('hostile corpus: typed outcomes for every guest while another tenant keeps its schedule', async (t) => {
-  const dir = tempDir(t);
-  const manifest = (
-    name: string,
-    wasm: string,
-    capabilities: readonly string[] = CAPABILITIES,
-    fuel: Record<string, number> = { run: 20_000_000, cleanup: 5_000_000 },
-    // Fuel ends every CPU-bound guest long before this; only slow-spin relies on the deadline.
-    timeoutMs = 5_000,
-    memoryPages = 32,
-  ) => {
-    const file = join(dir, `${name}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        name,
-        version: '1',
-        wasm,
-        capabilities,
-        limits: { timeoutMs, memoryPages, fuel },
-      }),
-    );
-    return file;
-  };
-  const watPlugins = [
-    'trap',
-    'error-then-trap',
-    'deep-recursion',
-    'memory-bomb',
-    'exponential-calls',
-    'host-flood',
-    'error-set',
-    'nonzero-return',
-    'bad-args',
-    'forged-id',
-    'cleanup-loops',
-    'spin',
-    'grow-loop',
-    'copy-loop',
-    ...Object.keys(LOAD_FAILURES),
-  ];
-  const config = parseHostConfig(
-    {
-      store: { path: join(dir, 'h.db') },
-      sandbox: { mode: 'pool', workers: 2 },
-      tenants: [
-        {
-          id: 'hostile',
-          quotas: {
-            maxSchedules: 29, // 28 declared below: one runtime create fits, the next does not
-            minIntervalMs: 1_000,
-            maxOutputBytes: 2_000,
-            maxPayloadBytes: 400_000,
-            // Below the pool size (2), so the good tenant always finds a worker free.
-            maxRunsInFlight: 1,
-          },
-          plugins: [
-            {
-              manifest: manifest(
-                'proxy',
-                GUEST.proxy,
-                CAPABILITIES.filter((c) => c !== 'schedule_delete'),
-                // Its declarations carry ~350 KB of payload, which it parses in discovery.
-                { discovery: 500_000_000, run: PROXY_RUN_FUEL, cleanup: 5_000_000 },
-                undefined,
-                64,
-              ),
-              config: {
-                schedules: proxyDecls,
-                // jobs_register only works in discovery: malformed and enormous requests there
-                // get error answers and the plugin still loads.
-                discovery_calls: JSON.stringify([
-                  { fn: 'jobs_register', raw: '{"name": ' },
-                  { fn: 'jobs_register', raw: `{"name":"${'n'.repeat(70_000)}"}` },
-                ]),
-              },
-            },
-            ...watPlugins.map((w) => ({ manifest: manifest(w, GUEST.wat(w)) })),
-            { manifest: manifest('alloc-bomb', GUEST.wat('alloc-bomb'), [], undefined, 400) },
-            {
-              manifest: manifest(
-                'slow-spin',
-                GUEST.wat('spin'),
-                [],
-                {
-                  run: 1_000_000_000_000,
-                  cleanup: 5_000_000,
-                },
-                400,
-              ),
-            },
-          ],
-        },
-        {
-          id: 'good',
-          plugins: [
-            {
-              manifest: manifest('steady', GUEST.proxy),
-              config: { schedules: decls({ id: 'beat', every: '1s' }) },
-            },
-          ],
-        },
-      ],
-    },
-    join(dir, 'config.json'),
-    dir,
-  );
-  const host = new Host(config);
-  const failed = new Map<string, string>();
-  host.events.on('plugin:failed', (e) => {
-    failed.set(e.pluginId, e.code);
-    if (process.env.HG_DEBUG) console.log(e.message);
-  });
-  const { loaded } = await host.start();
+/** Races `p` against `ms`; resolves 'timeout' if it is slower. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    for (const [name, code] of Object.entries(LOAD_FAILURES))
-      assert.equal(failed.get(`hostile/${name}`), code, name);
+    return await Promise.race([
+      p,
+      new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const fmt = (x: number) => `${Math.round(x / MB)} MB`;
+
+/**
+ * The good tenant's ticks: each recorded and started on time (the issue's 250 ms), none failed,
+ * none held longer than `GOOD_RUN_BOUND_MS`. Returns notes for what is only reported: a run that
+ * took over 1 s (so its next tick was `skipped_overlap`). On a loaded machine a worker (niced
+ * to 10) can take that long to run a noop, so that alone does not fail a case.
+ */
+function checkGoodTenant(ch: CaseHost): string[] {
+  const ticks = ch.host.store
+    .listRuns({ scheduleKey: GOOD_KEY, limit: 10_000 })
+    .reverse()
+    .filter((r) => r.trigger === 'schedule');
+  const now = Date.now();
+  const finished = ticks.filter((r) => r.status !== 'running');
+  assert.ok(
+    finished.length >= MIN_TICKS,
+    `the good tenant ran ${finished.length} ticks (fewer than ${MIN_TICKS})`,
+  );
+  const problems: string[] = [];
+  const notes: string[] = [];
+  for (const [i, r] of ticks.entries()) {
+    const at = new Date(r.scheduledAt).toISOString();
+    const late = r.startedAt - r.scheduledAt;
+    if (late >= LATE_MS) problems.push(`tick ${at} started ${late} ms late`);
+    if (r.status === 'skipped_overlap') notes.push(`tick ${at} skipped_overlap (${r.reason})`);
+    else if (r.status !== 'running' && r.status !== 'succeeded')
+      problems.push(`tick ${at} ended ${r.status} (${r.reason}): ${r.error}`);
+    const took = (r.finishedAt ?? now) - r.scheduledAt;
+    if (r.status !== 'skipped_overlap' && took >= GOOD_RUN_BOUND_MS)
+      problems.push(
+        `tick ${at} ${r.finishedAt === null ? 'still running' : 'finished'} ${took} ms after its time`,
+      );
+    else if (r.finishedAt !== null && took >= 1_000)
+      notes.push(`tick ${at} finished ${took} ms after its time`);
+    const prev = ticks[i - 1];
+    if (prev && r.scheduledAt - prev.scheduledAt !== 1_000)
+      problems.push(
+        `no record for the tick(s) between ${new Date(prev.scheduledAt).toISOString()} and ${at}`,
+      );
+  }
+  const last = ticks.at(-1);
+  if (last && now - last.scheduledAt > 1_000 + LATE_MS)
+    problems.push(
+      `last tick ${new Date(last.scheduledAt).toISOString()} is ${now - last.scheduledAt} ms old`,
+    );
+  if (problems.length > 0) throw new Error(`the good tenant was disturbed: ${problems.join('; ')}`);
+  return notes;
+}
+
+async function expectOutcome(c: HostileCase, ch: CaseHost): Promise<void> {
+  const e = c.expect;
+  if ('loadFails' in e) {
     assert.equal(
-      loaded.length,
-      1 + watPlugins.length + 2 - Object.keys(LOAD_FAILURES).length + 1,
-      [...failed].join(' '),
+      ch.failed.get(ch.pluginId) ?? '(loaded)',
+      e.loadFails,
+      `expected load failure ${e.loadFails}`,
     );
-
-    // Fire the whole corpus, two rounds, while the good tenant's 1 s schedule runs on the real clock.
-    const started = Date.now();
-    for (let round = 0; round < 2; round++) {
-      for (const c of RUNS) host.operate(c.key, 'trigger');
-      await host.scheduler.settle();
-    }
-    await host.unloadPlugin('hostile/cleanup-loops');
-    while (Date.now() - started < 3_500) await new Promise((r) => setTimeout(r, 100));
-
-    for (const c of RUNS) {
-      const runs = runsOf(host, c.key).filter((r) => r.trigger === 'manual');
-      assert.equal(runs.length, 2, `${c.key}: every trigger is recorded`);
-      for (const r of runs) {
-        assert.equal(r.status, c.status, `${c.key}: ${r.status} ${r.reason} ${r.error}`);
-        if (c.reason) assert.equal(r.reason, c.reason, c.key);
-        if (c.hostErrors)
-          assert.deepEqual(
-            (
-              JSON.parse(r.result ?? '{}') as { responses: { error?: { code: string } }[] }
-            ).responses.map((x) => x.error?.code),
-            c.hostErrors,
-            c.key,
-          );
-        if (c.hostError)
-          assert.equal(
-            JSON.parse(r.result ?? '{}').responses?.at(-1)?.error?.code,
-            c.hostError,
-            c.key,
-          );
-      }
-    }
-    // Fuel is on every record: a run out of fuel used exactly its budget; others used some.
-    for (const c of RUNS) {
-      for (const r of runsOf(host, c.key).filter((x) => x.trigger === 'manual')) {
-        const what = `${c.key}: ${r.status} ${r.fuelUsed}/${r.fuelBudget}`;
-        assert.equal(
-          r.fuelBudget,
-          // slow-spin asks for 1e12; the tenant's maxFuelPerCall (default 1e10) caps it.
-          c.key.startsWith('hostile/slow-spin/')
-            ? 1e10
-            : c.key.startsWith('hostile/proxy/')
-              ? PROXY_RUN_FUEL
-              : 20_000_000,
-          what,
-        );
-        if (r.status === 'out_of_fuel' || r.status === 'timed_out')
-          assert.equal(r.fuelUsed, r.fuelBudget, what);
-        else assert.ok(r.fuelUsed !== null && r.fuelUsed > 0, what);
-      }
-    }
-    // The plugin's memory cap (64 pages) is the module's declared maximum: growing past it fails.
-    const grow = runsOf(host, 'hostile/proxy/grow-bomb')[0];
-    assert.equal(JSON.parse(grow?.result ?? '{}').grew, -1);
-    assert.equal(host.store.getPlugin('hostile/cleanup-loops')?.status, 'unloaded');
-    await host.scheduler.settle();
-    const hanging = host.store.listRuns({ status: 'running' });
-    assert.deepEqual(
-      hanging.map((r) => r.scheduleKey),
-      [],
-      'no run is left hanging',
-    );
-
-    // The good tenant fired every second, each run started close to its time.
-    const beats = runsOf(host, 'good/steady/beat');
-    assert.ok(beats.length >= 3, `${beats.length} beats`);
-    for (const b of beats) {
-      assert.equal(b.status, 'succeeded');
+  } else if ('trigger' in e) {
+    assert.equal(ch.failed.get(ch.pluginId), undefined, 'the plugin failed to load');
+    const times = e.times ?? 1;
+    for (let i = 1; i <= times; i++) {
+      const r = await ch.ctx.trigger(e.trigger);
+      const got = `${r.status}${r.reason ? ` (${r.reason})` : ''}`;
+      const want = `${e.status}${e.reason ? ` (${e.reason})` : ''}`;
       assert.ok(
-        b.startedAt - b.scheduledAt < 250 && (b.finishedAt ?? Infinity) - b.scheduledAt < 1_000,
-        `beat ${new Date(b.scheduledAt).toISOString()} started ${b.startedAt - b.scheduledAt} ms late, finished after ${(b.finishedAt ?? NaN) - b.scheduledAt} ms`,
+        r.status === e.status && (e.reason === undefined || r.reason === e.reason),
+        `run ${i}/${times} of '${e.trigger}': expected ${want}, got ${got}${r.error ? `: ${r.error}` : ''}`,
       );
     }
-  } finally {
-    await host.stop();
+  }
+  await c.check?.(ch.ctx);
+}
+
+/** How many cases each issue-9 item has (the issue asks for at least 45 behaviours in all). */
+function coverage(all: readonly Loaded[]): string {
+  const byItem = new Map<string, number>();
+  let total = 0;
+  for (const { cases } of all)
+    for (const c of cases) {
+      total++;
+      for (const item of c.item.split(',').map((x) => x.trim()))
+        byItem.set(item, (byItem.get(item) ?? 0) + 1);
+    }
+  const missing = Array.from({ length: 14 }, (_, i) => String(i + 1)).filter((i) => !byItem.has(i));
+  const counts = [...byItem].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
+  return (
+    `${total} cases in ${all.length} files; by item: ${counts.map(([i, n]) => `${i}:${n}`).join(' ')}` +
+    (missing.length > 0 ? `; issue-9 items without a case: ${missing.join(' ')}` : '')
+  );
+}
+
+test('hostile corpus', async (t) => {
+  const all = await discover();
+
+  // Warm-up: loads every module and lazily created thread once; measures the base RSS and the
+  // threads one host (its pool) adds, with the good tenant only.
+  const warm = buildCaseHost({
+    name: 'warm-up',
+    item: '-',
+    guest: { wat: 'noop' },
+    expect: { custom: true },
+  });
+  await warm.host.start();
+  await sleep(1_500);
+  const baseRss = process.memoryUsage.rss();
+  const withHost = threadCount();
+  await warm.host.stop();
+  warm.dispose();
+  await sleep(1_000);
+  const threadsIdle = threadCount();
+  const hostThreads = withHost - threadsIdle;
+  t.diagnostic(
+    `base RSS ${fmt(baseRss)} (bounds +${RSS_BOUND_MB} MB after, +${RSS_PEAK_BOUND_MB} MB peak); ` +
+      `${threadsIdle} threads idle, +${hostThreads} per host`,
+  );
+  t.diagnostic(coverage(all));
+
+  const names = new Map<string, string>();
+  for (const { file, cases, error } of all) {
+    if (error !== undefined) {
+      await t.test(`${file}: cannot load`, () => {
+        throw error;
+      });
+      continue;
+    }
+    for (const c of cases) {
+      if (!selected(file, c)) continue;
+      const label = `${file} › ${c.name} [item ${c.item}]`;
+      const dup = names.get(c.name);
+      names.set(c.name, file);
+      await t.test(label, { timeout: 180_000 }, async (t2) => {
+        assert.equal(dup, undefined, `${label}: the name is also used in ${dup}`);
+        await runCase(t2, c, label, { baseRss, hostThreads });
+      });
+    }
   }
 });
+
+async function runCase(
+  t: TestContext,
+  c: HostileCase,
+  label: string,
+  base: { baseRss: number; hostThreads: number },
+): Promise<void> {
+  // Every check runs even when an earlier one failed; the case fails with all of them.
+  const problems: string[] = [];
+  const step = async (what: string, fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (err) {
+      problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  const threadsBefore = threadCount();
+  const ch = buildCaseHost(c);
+  const rss = rssSampler();
+  let stopped = false;
+  // Where the case's time went, and what it measured: one diagnostic line per case.
+  const t0 = Date.now();
+  const marks: string[] = [];
+  const mark = (what: string) => marks.push(`${what} ${Date.now() - t0}`);
+  try {
+    const started = await within(ch.host.start(), START_TIMEOUT_MS);
+    if (started === 'timeout') {
+      problems.push(`host.start() did not return within ${START_TIMEOUT_MS} ms`);
+      return;
+    }
+    mark('started');
+    await step('good tenant', () => {
+      assert.equal(ch.failed.get('good/steady'), undefined, 'it failed to load');
+      assert.ok(
+        ch.host.plugins.some((p) => p.tenant === 'good'),
+        'it is not loaded',
+      );
+    });
+    await step('outcome', () => expectOutcome(c, ch));
+    mark('outcome');
+
+    // Let the good tenant show at least MIN_TICKS finished ticks beside the hostile guest.
+    await settleOn(
+      () =>
+        ch.host.store
+          .listRuns({ scheduleKey: GOOD_KEY, limit: 100 })
+          .filter((r) => r.trigger === 'schedule' && r.status !== 'running').length,
+      (n) => n >= MIN_TICKS,
+      10_000,
+    );
+    mark('ticks');
+    await step('lateness', () => {
+      const notes = checkGoodTenant(ch);
+      if (STRICT && notes.length > 0)
+        throw new Error(`the good tenant was slowed: ${notes.join('; ')}`);
+      for (const note of notes) t.diagnostic(`good tenant: ${note}`);
+    });
+
+    const expectThreads = threadsBefore + base.hostThreads;
+    const threads = await settleOn(threadCount, (n) => n <= expectThreads, THREAD_SETTLE_MS);
+    if (threads > expectThreads)
+      problems.push(
+        `threads: ${threads} while the host runs, expected ${expectThreads} (${threadsBefore} before it + ${base.hostThreads} for its pool)`,
+      );
+    const after = process.memoryUsage.rss();
+    const peak = rss.stop();
+    if (after > base.baseRss + RSS_BOUND_MB * MB)
+      problems.push(
+        `RSS: ${fmt(after)} after the case, bound ${fmt(base.baseRss + RSS_BOUND_MB * MB)} (base ${fmt(base.baseRss)} + ${RSS_BOUND_MB} MB)`,
+      );
+    if (peak > base.baseRss + RSS_PEAK_BOUND_MB * MB)
+      problems.push(
+        `RSS: peaked at ${fmt(peak)}, bound ${fmt(base.baseRss + RSS_PEAK_BOUND_MB * MB)} (base + ${RSS_PEAK_BOUND_MB} MB)`,
+      );
+
+    mark('threads');
+    const stopAt = Date.now();
+    const stop = await within(ch.host.stop(), STOP_BOUND_MS + 10_000);
+    const took = Date.now() - stopAt;
+    mark('stopped');
+    stopped = stop !== 'timeout';
+    if (took > STOP_BOUND_MS)
+      problems.push(
+        `stop: host.stop() took ${stop === 'timeout' ? 'more than ' : ''}${took} ms, bound ${STOP_BOUND_MS} ms (grace ${SHUTDOWN_GRACE_MS} ms + 1 s)`,
+      );
+    if (stopped)
+      await step('records', () => {
+        // Reopened after stop: every run has an outcome (stop marks unfinished ones abandoned).
+        const store = new SqliteStore(ch.config.store.path, { mustExist: true });
+        try {
+          const left = store.listRuns({ status: 'running', limit: 100 });
+          assert.deepEqual(
+            left.map((r) => `${r.scheduleKey}@${new Date(r.scheduledAt).toISOString()}`),
+            [],
+            'runs left running after stop',
+          );
+        } finally {
+          store.close();
+        }
+      });
+    const left = await settleOn(threadCount, (n) => n <= threadsBefore, THREAD_SETTLE_MS);
+    if (left > threadsBefore)
+      problems.push(`threads: ${left} after host.stop(), ${threadsBefore} before the host`);
+    mark('threads-after-stop');
+    t.diagnostic(
+      `ms: ${marks.join(', ')}; RSS ${fmt(after)} (peak ${fmt(peak)}); threads ${threads}; stop ${took} ms`,
+    );
+  } finally {
+    rss.stop();
+    if (!stopped)
+      await within(
+        ch.host.stop().catch(() => undefined),
+        STOP_BOUND_MS,
+      );
+    ch.dispose();
+    if (problems.length > 0)
+      // eslint-disable-next-line no-unsafe-finally -- the case's verdict, after its cleanup
+      throw new assert.AssertionError({ message: `${label}:\n  ${problems.join('\n  ')}` });
+  }
+}
