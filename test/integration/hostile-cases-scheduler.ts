@@ -115,7 +115,8 @@ export const CASES: readonly HostileCase[] = [
     name: 'pause-with-buffered-tick',
     item: '11',
     guest: { proxy: [{ id: 'buf', every: '1s', overlap: 'buffer-one', payload: { spin: true } }] },
-    limits: { timeoutMs: 2500 },
+    // Each run spins until its deadline (fuel outlasts it), so the tick after it is buffered.
+    limits: { timeoutMs: 2500, fuel: { run: 10_000_000_000 } },
     expect: { custom: true },
     check: async (ctx) => {
       const key = `${ctx.pluginId}/buf`;

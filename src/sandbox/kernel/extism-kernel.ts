@@ -21,8 +21,10 @@
  *   which drains the call's fuel, so the guest traps at the fuel check that follows every
  *   import call (a trap cannot be caught) and the call ends with the fault's status/reason.
  * - Addresses keep the SDK's shape (block index << 48 | offset): PDKs do arithmetic within a
- *   block. Indices are never reused within a call (a freed block's offset stays dead) and are
- *   reset at each call like the SDK's; at most MAX_BLOCKS_PER_CALL blocks per call.
+ *   block. A freed block's index is reused by a later `alloc` (a guest that frees every host
+ *   answer can make any number of host calls; a stale offset can only reach the same guest's
+ *   own blocks), and indices are reset at each call like the SDK's; at most
+ *   MAX_BLOCKS_PER_CALL blocks are live at once.
  */
 
 import { KERNEL_SIGNATURES, type KernelName } from './import-signatures.ts';
@@ -96,6 +98,8 @@ export class ExtismKernel {
   readonly #config: Readonly<Record<string, string>>;
   /** Index 0 is never a block (0 is "no block" in Extism's ABI). */
   #blocks: (Uint8Array | null)[] = [null];
+  /** Indices of freed blocks, reused before the table grows. */
+  #freed: number[] = [];
   #live = 0;
   #input = 0;
   #maxOutput = 0;
@@ -121,6 +125,7 @@ export class ExtismKernel {
     if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0)
       throw new RangeError(`maxOutputBytes must be an integer >= 0 (got ${maxOutputBytes})`);
     this.#blocks = [null];
+    this.#freed = [];
     this.#live = 0;
     this.#output = null;
     this.#error = 0;
@@ -143,6 +148,7 @@ export class ExtismKernel {
       droppedLogLines: Math.max(0, this.#logLines - this.#limits.logLines),
     };
     this.#blocks = [null];
+    this.#freed = [];
     this.#live = 0;
     this.#output = null;
     this.#error = 0;
@@ -176,7 +182,7 @@ export class ExtismKernel {
       this.#hooks.fault({
         status: 'memory_limit',
         reason: 'block_limit',
-        message: `a host answer of ${bytes.length} bytes does not fit in the plugin's Extism memory (${this.#live} of ${this.#limits.blockBytes} bytes in use, ${this.#blocks.length - 1} blocks)`,
+        message: `a host answer of ${bytes.length} bytes does not fit in the plugin's Extism memory (${this.#live} of ${this.#limits.blockBytes} bytes in use, ${this.#blocks.length - 1 - this.#freed.length} blocks)`,
       });
       return 0n;
     }
@@ -287,9 +293,10 @@ export class ExtismKernel {
   #newBlock(size: bigint | number): number {
     const n = typeof size === 'bigint' ? size : BigInt(size);
     if (n < 0n || n > BigInt(this.#limits.blockBytes - this.#live)) return 0;
-    if (this.#blocks.length > MAX_BLOCKS_PER_CALL) return 0;
-    const idx = this.#blocks.length;
-    this.#blocks.push(new Uint8Array(Number(n)));
+    const reused = this.#freed.pop();
+    if (reused === undefined && this.#blocks.length > MAX_BLOCKS_PER_CALL) return 0;
+    const idx = reused ?? this.#blocks.length;
+    this.#blocks[idx] = new Uint8Array(Number(n));
     this.#live += Number(n);
     return idx;
   }
@@ -302,9 +309,10 @@ export class ExtismKernel {
   #free(addr: bigint): void {
     const b = this.#blockAt(addr);
     if (b === null) return; // Extism ignores frees of unknown offsets
-    this.#blocks[Number(addr >> SHIFT)] = null;
-    this.#live -= b.length;
     const idx = Number(addr >> SHIFT);
+    this.#blocks[idx] = null;
+    this.#freed.push(idx);
+    this.#live -= b.length;
     if (idx === this.#error) this.#error = 0;
   }
 
