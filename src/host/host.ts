@@ -4,7 +4,6 @@
  * applies operator commands. Everything runs on one thread; guest code runs inside the
  * `Sandbox` (in-thread by default).
  */
-import { readFileSync } from 'node:fs';
 import { type Capability } from '../capabilities.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { HostConfig, PluginEntry, TenantConfig, TenantQuotas } from '../config/host-config.ts';
@@ -12,6 +11,7 @@ import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
 import {
   capLimits,
   loadManifest,
+  readWasmFile,
   type PluginLimits,
   type PluginManifest,
 } from '../plugin/manifest.ts';
@@ -34,6 +34,7 @@ import { HostEvents } from './events.ts';
 import { liveCountAfter, reconcile } from './reconcile.ts';
 import { createRunExecutor } from './run-executor.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
+import { StoreSupervisor } from './store-supervisor.ts';
 
 export interface HostOptions {
   /** @defaultValue the system clock */
@@ -71,12 +72,17 @@ export class Host implements HostServices {
   readonly #discovering = new Map<string, Map<string, JobContract>>();
   #state: State = 'new';
   #poll: NodeJS.Timeout | null = null;
+  /** The lease and the store's health (store-supervisor.ts). */
+  readonly #supervisor: StoreSupervisor;
+  #stopping: Promise<void> | null = null;
 
   constructor(config: HostConfig, opts: HostOptions = {}) {
     this.config = config;
     this.clock = opts.clock ?? systemClock;
     this.#tenants = new Map(config.tenants.map((t) => [t.id, t]));
-    this.store = opts.store ?? new SqliteStore(config.store.path, { groupCommit: true });
+    this.store =
+      opts.store ??
+      new SqliteStore(config.store.path, { groupCommit: true, maxBytes: config.store.maxBytes });
     const hostCall: HostCallHandler = (caller, fn, request) => this.#hostCall(caller, fn, request);
     const onGuestLog = (e: { pluginId: string; level: string; message: string }) =>
       this.events.emit('guest:log', e);
@@ -108,6 +114,20 @@ export class Host implements HostServices {
         onStarted: (run) => this.events.emit('run:started', run),
         onSkipped: (schedule, status, reason) =>
           this.events.emit('schedule:skipped', { schedule, status, reason }),
+        onError: (err) => this.#supervisor.reportError(err, 'scheduler'),
+      },
+    });
+    this.#supervisor = new StoreSupervisor({
+      store: this.store,
+      storeName: config.store.path,
+      heartbeatMs: config.leaseHeartbeatMs,
+      suspend: () => this.scheduler.suspend(),
+      resume: (stillRecovering) => this.#resync(stillRecovering),
+      on: {
+        failed: (e) => this.events.emit('store:failed', e),
+        recovered: (e) => this.events.emit('store:recovered', e),
+        leaseLost: (e) => this.events.emit('lease:lost', e),
+        error: (message, cause) => this.events.emit('host:error', { message, cause }),
       },
     });
     this.schedules = new ScheduleOps({
@@ -129,12 +149,20 @@ export class Host implements HostServices {
   }
 
   /**
-   * Starts the host: marks runs left `running` by a previous process as `abandoned`, loads
-   * every configured plugin (a plugin that fails is recorded and skipped), and starts firing.
+   * Starts the host: takes the store's lease (refused with `HG_STORE_LEASE`, naming the holder,
+   * while another live host holds it; the host is then stopped), marks runs left `running` by a
+   * previous process as `abandoned`, loads every configured plugin (a plugin that fails is
+   * recorded and skipped), and starts firing.
    */
   async start(): Promise<{ loaded: string[]; failed: { pluginId: string; message: string }[] }> {
     if (this.#state !== 'new')
       throw new HourglassError('HG_HOST_STATE', `host cannot start: it is ${this.#state}`);
+    try {
+      this.#supervisor.acquire();
+    } catch (err) {
+      await this.stop(0).catch(() => undefined);
+      throw err;
+    }
     this.#state = 'started';
     this.store.abandonRunning(this.clock.now(), 'the host stopped before the run finished');
     const loaded: string[] = [];
@@ -150,31 +178,38 @@ export class Host implements HostServices {
         }
       }
     }
-    this.#heartbeat();
     this.#poll = setInterval(() => {
       // A timer must never take the host down: a store failure here is reported, not thrown.
+      // While the store fails (or the lease is lost) commands wait in the store.
+      if (this.#supervisor.state !== 'healthy') return;
       try {
         this.applyOperatorCommands();
-        this.#heartbeat();
       } catch (err) {
-        this.events.emit('host:error', {
-          message: `operator command poll failed: ${errorMessage(err)}`,
-          cause: err,
-        });
+        this.#supervisor.reportError(err, 'operator command poll failed');
       }
     }, this.config.commandPollMs);
     this.#poll.unref();
     return { loaded, failed };
   }
 
-  #heartbeat(): void {
-    const now = Date.now();
-    const lease = this.store.readLease();
-    this.store.writeLease({
-      pid: process.pid,
-      startedAt: lease?.pid === process.pid ? lease.startedAt : now,
-      heartbeatAt: now,
-    });
+  /** Whether the store takes writes and this host holds its lease (see `StoreSupervisor`). */
+  get storeHealth(): StoreSupervisor['state'] {
+    return this.#supervisor.state;
+  }
+
+  /**
+   * After the store failed: waits for runs in flight (whose records a rolled-back group commit
+   * may have taken), then rebuilds the due queue from the store, as a restart would (ticks
+   * missed meanwhile follow each schedule's misfire policy), and fires again.
+   */
+  async #resync(stillRecovering: () => boolean): Promise<void> {
+    await this.scheduler.settle();
+    if (!stillRecovering() || this.#state !== 'started') return;
+    for (const id of this.#plugins.keys()) {
+      this.scheduler.removePlugin(id);
+      this.scheduler.addPlugin(id);
+    }
+    if (stillRecovering()) this.scheduler.resume();
   }
 
   /** Loads (or reloads) one plugin: manifest, compile, discovery, reconcile, schedule. */
@@ -214,16 +249,7 @@ export class Host implements HostServices {
     manifest: PluginManifest,
     pluginId: string,
   ): Promise<LoadedPlugin> {
-    let wasm: Uint8Array<ArrayBuffer>;
-    try {
-      wasm = new Uint8Array(readFileSync(manifest.wasm));
-    } catch (err) {
-      throw new HourglassError(
-        'HG_PLUGIN_LOAD',
-        `plugin ${pluginId}: cannot read ${manifest.wasm}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
-        { cause: err },
-      );
-    }
+    const wasm = readWasmFile(manifest, this.config.maxWasmBytes, pluginId);
     if (this.#plugins.has(pluginId)) await this.unloadPlugin(pluginId);
     const allowed = new Set<Capability>(tenant.capabilities);
     const plugin: LoadedPlugin = {
@@ -464,37 +490,82 @@ export class Host implements HostServices {
 
   /**
    * Stops the host: no new ticks fire; runs in flight get `graceMs` to finish; every plugin's
-   * `cleanup()` is called; runs still unfinished are recorded `abandoned`; the store closes.
+   * `cleanup()` is called (within the grace, or 400 ms past it); the sandbox is closed (waited
+   * for at most 500 ms more); runs still unfinished are recorded `abandoned`; the lease is given
+   * up; the store closes. Returns within `graceMs` + 1 s. Every step runs even when one before
+   * it fails; the first error is rethrown at the end. A second call waits for the first.
+   * Runs are abandoned and the lease released only by a host that holds the lease.
    */
-  async stop(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
-    if (this.#state === 'stopping' || this.#state === 'stopped') return;
+  stop(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
+    if (this.#stopping) return this.#stopping.catch(() => undefined);
+    this.#stopping = this.#stop(graceMs);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
     const wasStarted = this.#state === 'started';
     this.#state = 'stopping';
-    if (this.#poll) clearInterval(this.#poll);
-    this.scheduler.stop();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.scheduler.settle(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    for (const plugin of this.#plugins.values()) {
+    const deadline = Date.now() + graceMs;
+    const errors: unknown[] = [];
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
       try {
-        await this.#cleanup(plugin);
+        await fn();
       } catch (err) {
+        errors.push(err);
         this.events.emit('host:error', {
-          message: `cleanup of ${plugin.id} failed: ${errorMessage(err)}`,
+          message: `stop: ${what}: ${errorMessage(err)}`,
           cause: err,
         });
       }
+    };
+    /** Waits for `p` until `until` (wall clock); reports a step that overran. */
+    const within = async (what: string, p: Promise<unknown>, until: number): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = Symbol('late');
+      const r = await Promise.race([
+        p,
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve(late), Math.max(0, until - Date.now()));
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (r === late) {
+        this.events.emit('host:error', {
+          message: `stop: ${what} did not finish in time; going on without it`,
+          cause: null,
+        });
+      }
+    };
+    if (this.#poll) clearInterval(this.#poll);
+    await step('stop the scheduler', () => this.scheduler.stop());
+    if (wasStarted) {
+      await step('wait for runs', () =>
+        within('runs in flight', this.scheduler.settle(), deadline),
+      );
+      const cleanups = [...this.#plugins.values()].map((plugin) =>
+        this.#cleanup(plugin).catch((err: unknown) =>
+          this.events.emit('host:error', {
+            message: `cleanup of ${plugin.id} failed: ${errorMessage(err)}`,
+            cause: err,
+          }),
+        ),
+      );
+      await step('cleanup', () =>
+        within('cleanup()', Promise.all(cleanups), Math.max(deadline, Date.now() + 400)),
+      );
     }
-    await this.#sandbox.close();
-    this.store.abandonRunning(this.clock.now(), 'the host shut down before the run finished');
-    if (wasStarted) this.store.writeLease(null);
-    this.store.close();
+    await step('close the sandbox', () =>
+      within('closing the sandbox', this.#sandbox.close(), Date.now() + 500),
+    );
+    const holder = wasStarted && this.#supervisor.holdsLease;
+    if (holder) {
+      await step('abandon runs', () =>
+        this.store.abandonRunning(this.clock.now(), 'the host shut down before the run finished'),
+      );
+    }
+    await step('release the lease', () => this.#supervisor.close(holder));
+    await step('close the store', () => this.store.close());
     this.#state = 'stopped';
+    if (errors.length > 0) throw errors[0];
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

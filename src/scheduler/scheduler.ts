@@ -36,6 +36,8 @@ export interface SchedulerEvents {
     reason: string,
   ): void;
   onStarted?(run: StartedRun): void;
+  /** A timer callback or a run's bookkeeping threw (e.g. a store write failed); never rethrown. */
+  onError?(err: unknown): void;
 }
 
 export interface SchedulerOptions {
@@ -95,6 +97,7 @@ export class Scheduler {
   #timer: TimerHandle | null = null;
   #timerAt = Infinity;
   #stopped = false;
+  #suspended = false;
 
   constructor(opts: SchedulerOptions) {
     this.#o = opts;
@@ -203,8 +206,45 @@ export class Scheduler {
     this.#waiting.clear();
   }
 
+  /**
+   * Stops firing until `resume()` (the host calls it while the store cannot take writes or it
+   * has lost its lease): no tick fires, no waiting tick starts; runs in flight go on.
+   */
+  suspend(): void {
+    this.#suspended = true;
+    this.#timer?.cancel();
+    this.#timer = null;
+    this.#timerAt = Infinity;
+  }
+
+  /** Fires again after `suspend()`: due ticks fire at once (late), waiting ones start. */
+  resume(): void {
+    if (!this.#suspended) return;
+    this.#suspended = false;
+    const next = this.#queue.peekTime();
+    if (next !== null) this.#arm(next);
+    for (const tenant of [...this.#waiting.keys()]) this.#guard(() => this.#drain(tenant));
+  }
+
+  get suspended(): boolean {
+    return this.#suspended;
+  }
+
+  /** Runs `fn`; what it throws goes to `onError` (a timer must never take the host down). */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      try {
+        this.#o.events?.onError?.(err);
+      } catch {
+        // A throwing listener must not escape a timer either.
+      }
+    }
+  }
+
   #arm(dueAt: number): void {
-    if (this.#stopped || dueAt >= this.#timerAt) return;
+    if (this.#stopped || this.#suspended || dueAt >= this.#timerAt) return;
     this.#timer?.cancel();
     this.#timerAt = dueAt;
     this.#timer = this.#o.clock.setTimer(() => this.#onTimer(), dueAt - this.#o.clock.now());
@@ -213,9 +253,13 @@ export class Scheduler {
   #onTimer(): void {
     this.#timer = null;
     this.#timerAt = Infinity;
-    if (this.#stopped) return;
+    if (this.#stopped || this.#suspended) return;
     const now = this.#o.clock.now();
-    for (const { key } of this.#queue.popDue(now)) this.#fire(key, now);
+    for (const { key, dueAt } of this.#queue.popDue(now)) {
+      // A failed write may suspend firing part-way: the rest stay queued for `resume()`.
+      if (this.#suspended) this.#queue.set(key, dueAt);
+      else this.#guard(() => this.#fire(key, now));
+    }
     const next = this.#queue.peekTime();
     if (next !== null) this.#arm(next);
   }
@@ -300,7 +344,7 @@ export class Scheduler {
       .catch(() => undefined)
       .finally(() => {
         this.#runs.delete(promise);
-        this.#finished(s);
+        this.#guard(() => this.#finished(s));
       });
     this.#runs.add(promise);
   }
@@ -323,6 +367,7 @@ export class Scheduler {
   #drain(tenant: string): void {
     const list = this.#waiting.get(tenant);
     while (
+      !this.#suspended &&
       list &&
       list.length > 0 &&
       (this.#inFlight.get(tenant) ?? 0) < this.#o.maxRunsInFlight(tenant)
