@@ -10,8 +10,13 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
+/** A time as ISO 8601; one out of Date's range prints as its number (a listing never fails on it). */
 export function isoOrDash(ms: number | null | undefined): string {
-  return ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace('.000Z', 'Z');
+  if (ms === null || ms === undefined) return '-';
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime())
+    ? `${ms} ms (out of range)`
+    : d.toISOString().replace('.000Z', 'Z');
 }
 
 export function truncate(text: string | null | undefined, max: number): string {
