@@ -11,9 +11,12 @@
  *
  * Health. A failed write (the store's write-error listener, a scheduler timer's error, a failed
  * renewal) puts the store in `failed`: firing is suspended and `store:failed` + `host:error`
- * are emitted once. Each heartbeat retries the renewal; when it succeeds, `resume()` (the host:
- * wait for runs in flight, reload the schedules from the store, fire again) runs and
- * `store:recovered` follows. While failed, nothing new starts, so no run id that a rolled-back
+ * are emitted once. Each heartbeat still renews the lease; once a renewal succeeds and the retry
+ * delay has passed, `resume()` (the host: wait for runs in flight, reload the schedules from
+ * the store, fire again) runs and `store:recovered` follows. The retry delay doubles (up to
+ * 64 heartbeats) each time the store fails again soon after recovering: a renewal rewrites one
+ * existing row and may succeed while larger writes still fail (a WAL with room left, a
+ * `store.maxBytes` cap), so without it the host would flap at heartbeat rate. While failed, nothing new starts, so no run id that a rolled-back
  * group commit freed can be handed out twice.
  */
 import { randomUUID } from 'node:crypto';
@@ -76,6 +79,10 @@ export class StoreSupervisor {
   #state: StoreHealth = 'idle';
   #timer: NodeJS.Timeout | null = null;
   #failedAt = 0;
+  #recoveredAt = -Infinity;
+  /** Failures in a row (each soon after the previous recovery): the retry delay's exponent. */
+  #streak = 0;
+  #retryAt = 0;
   #recovering: Promise<void> | null = null;
 
   constructor(deps: SupervisorDeps) {
@@ -143,6 +150,9 @@ export class StoreSupervisor {
     if (this.#state !== 'healthy' && this.#state !== 'recovering') return;
     this.#state = 'failed';
     this.#failedAt = Date.now();
+    const soon = this.#failedAt - this.#recoveredAt < this.#d.heartbeatMs * 64;
+    this.#streak = soon ? Math.min(this.#streak + 1, 6) : 0;
+    this.#retryAt = this.#failedAt + this.#d.heartbeatMs * 2 ** this.#streak;
     this.#d.suspend();
     const code = err instanceof HourglassError ? err.code : 'HG_STORE';
     const message = `the store cannot take writes; firing is suspended until a write succeeds: ${errorMessage(err)}`;
@@ -163,7 +173,7 @@ export class StoreSupervisor {
       this.#lose();
       return;
     }
-    if (this.#state === 'failed') this.#recover();
+    if (this.#state === 'failed' && Date.now() >= this.#retryAt) this.#recover();
   }
 
   #lose(): void {
@@ -192,6 +202,7 @@ export class StoreSupervisor {
         () => {
           if (this.#state !== 'recovering') return;
           this.#state = 'healthy';
+          this.#recoveredAt = Date.now();
           this.#d.on.recovered({ downMs: Date.now() - this.#failedAt });
         },
         (err: unknown) => {
