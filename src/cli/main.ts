@@ -86,15 +86,18 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const config = resolveConfig(str(v, 'config'));
       const host = new Host(config);
-      /** Set by an event that ends the host; the exit code. */
-      let endWith: ((code: number, why: string) => void) | null = null;
+      /** An event that ends the host (exit code, why); acted on once the host has started. */
+      let ending: [number, string] | null = null;
+      let endWith = (code: number, why: string) => {
+        ending ??= [code, why];
+      };
       host.events.on('store:failed', (e) => {
-        if (v['exit-on-store-failure']) endWith?.(3, `store failed (${e.code}); exiting as asked`);
+        if (v['exit-on-store-failure']) endWith(3, `store failed (${e.code}); exiting as asked`);
       });
       host.events.on('store:recovered', (e) =>
         out(`hourglass: the store takes writes again after ${e.downMs} ms; firing resumed`),
       );
-      host.events.on('lease:lost', () => endWith?.(4, 'lease lost to another host'));
+      host.events.on('lease:lost', () => endWith(4, 'lease lost to another host'));
       host.events.on('plugin:loaded', (e) =>
         out(
           `plugin ${e.pluginId} loaded: ${e.schedules} declared schedule(s) (created ${e.reconcile.created.length}, updated ${e.reconcile.updated.length}, retired ${e.reconcile.retired.length})`,
@@ -139,6 +142,7 @@ const COMMANDS: Record<string, Command> = {
           );
         };
         endWith = (exitCode, why) => stop(why, exitCode);
+        if (ending) stop(ending[1], ending[0]);
         process.once('SIGINT', () => stop('SIGINT', 0));
         process.once('SIGTERM', () => stop('SIGTERM', 0));
       });

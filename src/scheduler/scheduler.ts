@@ -322,14 +322,21 @@ export class Scheduler {
 
   #start(s: ScheduleRecord, p: Pending): void {
     const now = this.#o.clock.now();
+    let runId: number;
+    try {
+      runId = this.#o.store.insertRun(
+        newRun(s, p.trigger, p.scheduledAt, now, {
+          status: 'running',
+          reason: null,
+          finishedAt: null,
+        }),
+      );
+    } catch (err) {
+      // Not started: the key must not stay busy (every later tick would be skipped).
+      this.#busy.delete(s.key);
+      throw err;
+    }
     this.#inFlight.set(s.tenant, (this.#inFlight.get(s.tenant) ?? 0) + 1);
-    const runId = this.#o.store.insertRun(
-      newRun(s, p.trigger, p.scheduledAt, now, {
-        status: 'running',
-        reason: null,
-        finishedAt: null,
-      }),
-    );
     const run: StartedRun = {
       runId,
       schedule: s,
