@@ -11,12 +11,13 @@
  *
  * Health. A failed write (the store's write-error listener, a scheduler timer's error, a failed
  * renewal) puts the store in `failed`: firing is suspended and `store:failed` + `host:error`
- * are emitted once. Each heartbeat still renews the lease; once a renewal succeeds and the retry
- * delay has passed, `resume()` (the host: wait for runs in flight, reload the schedules from
- * the store, fire again) runs and `store:recovered` follows. The retry delay doubles (up to
- * 64 heartbeats) each time the store fails again soon after recovering: a renewal rewrites one
- * existing row and may succeed while larger writes still fail (a WAL with room left, a
- * `store.maxBytes` cap), so without it the host would flap at heartbeat rate. While failed, nothing new starts, so no run id that a rolled-back
+ * are emitted once. A retry (a lease renewal: a real write) runs 50 ms later, then at every
+ * heartbeat; once one succeeds, `resume()` (the host: wait for runs in flight, reload the
+ * schedules from the store, fire again) runs and `store:recovered` follows. A short outage (a
+ * busy lock, space freed at once) thus costs other tenants well under a second. The retry delay
+ * doubles (up to 64 heartbeats) each time the store fails again soon after recovering: a
+ * renewal rewrites one existing row and may succeed while larger writes still fail (a WAL with
+ * room left, a `store.maxBytes` cap), so without it the host would flap. While failed, nothing new starts, so no run id that a rolled-back
  * group commit freed can be handed out twice.
  */
 import { randomUUID } from 'node:crypto';
@@ -27,6 +28,8 @@ import type { HostLease, Store } from '../store/types.ts';
 
 /** The lease is stale after this many heartbeats without renewal. */
 export const LEASE_STALE_HEARTBEATS = 3;
+/** The first retry after a store failure; later ones back off. */
+const FIRST_RETRY_MS = 50;
 
 export type StoreHealth = 'idle' | 'healthy' | 'failed' | 'recovering' | 'lost' | 'closed';
 
@@ -83,6 +86,7 @@ export class StoreSupervisor {
   /** Failures in a row (each soon after the previous recovery): the retry delay's exponent. */
   #streak = 0;
   #retryAt = 0;
+  #retryTimer: NodeJS.Timeout | null = null;
   #recovering: Promise<void> | null = null;
 
   constructor(deps: SupervisorDeps) {
@@ -151,8 +155,12 @@ export class StoreSupervisor {
     this.#state = 'failed';
     this.#failedAt = Date.now();
     const soon = this.#failedAt - this.#recoveredAt < this.#d.heartbeatMs * 64;
-    this.#streak = soon ? Math.min(this.#streak + 1, 6) : 0;
-    this.#retryAt = this.#failedAt + this.#d.heartbeatMs * 2 ** this.#streak;
+    this.#streak = soon ? Math.min(this.#streak + 1, 20) : 0;
+    const delay = Math.min(FIRST_RETRY_MS * 2 ** this.#streak, this.#d.heartbeatMs * 64);
+    this.#retryAt = this.#failedAt + delay;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#heartbeat(), delay);
+    this.#retryTimer.unref();
     this.#d.suspend();
     const code = err instanceof HourglassError ? err.code : 'HG_STORE';
     const message = `the store cannot take writes; firing is suspended until a write succeeds: ${errorMessage(err)}`;
@@ -216,7 +224,9 @@ export class StoreSupervisor {
 
   #stopTimer(): void {
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#timer = null;
+    this.#retryTimer = null;
   }
 
   /** Stops the heartbeat; gives the lease up if this host still holds it and `release`. */
