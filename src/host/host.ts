@@ -164,7 +164,13 @@ export class Host implements HostServices {
       throw err;
     }
     this.#state = 'started';
-    this.store.abandonRunning(this.clock.now(), 'the host stopped before the run finished');
+    try {
+      this.store.abandonRunning(this.clock.now(), 'the host stopped before the run finished');
+    } catch (err) {
+      // A store that cannot take this first write: start fails, and leaves nothing running.
+      await this.stop(0).catch(() => undefined);
+      throw err;
+    }
     const loaded: string[] = [];
     const failed: { pluginId: string; message: string }[] = [];
     for (const tenant of this.config.tenants) {
