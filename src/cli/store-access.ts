@@ -11,7 +11,7 @@ import { hasNul } from '../config/operator-file.ts';
 import { defaultHostConfig, loadHostConfig, type HostConfig } from '../config/host-config.ts';
 import { HourglassError } from '../errors.ts';
 import { ScheduleOps } from '../host/schedule-ops.ts';
-import { holderDead, LEASE_STALE_HEARTBEATS } from '../host/store-supervisor.ts';
+import { holderDead, leaseStaleMs } from '../host/store-supervisor.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import type { HostLease, OperatorAction, Store } from '../store/types.ts';
@@ -58,7 +58,7 @@ export async function applyCommand(
 ): Promise<CommandOutcome> {
   const host = liveHost(
     store,
-    Math.max(3_000, config.commandPollMs * 4, config.leaseHeartbeatMs * LEASE_STALE_HEARTBEATS),
+    Math.max(config.commandPollMs * 4, leaseStaleMs(config.leaseHeartbeatMs)),
   );
   if (host || action === 'trigger') {
     const id = store.enqueueCommand(key, action, note, Date.now());

@@ -69,7 +69,8 @@ export interface HostConfig {
   /**
    * How often the host renews its lease on the store (and, while the store fails, retries a
    * write). The lease is stale, and another host may take the store, after 3 heartbeats
-   * without renewal. @defaultValue 1000
+   * without renewal (at least 10 s); a holder whose process is gone (same machine) at once.
+   * @defaultValue 1000
    */
   readonly leaseHeartbeatMs: number;
   /** Largest plugin `.wasm` a manifest may name (checked before reading). @defaultValue 67108864 (64 MiB) */

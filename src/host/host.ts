@@ -496,8 +496,8 @@ export class Host implements HostServices {
 
   /**
    * Stops the host: no new ticks fire; runs in flight get `graceMs` to finish; every plugin's
-   * `cleanup()` is called (within the grace, or 400 ms past it); the sandbox is closed (waited
-   * for at most 500 ms more); runs still unfinished are recorded `abandoned`; the lease is given
+   * `cleanup()` is called (waited for until the grace ends, or at least 300 ms); the sandbox is
+   * closed (waited for until 700 ms past the grace); runs still unfinished are recorded `abandoned`; the lease is given
    * up; the store closes. Returns within `graceMs` + 1 s. Every step runs even when one before
    * it fails; the first error is rethrown at the end. A second call waits for the first.
    * Runs are abandoned and the lease released only by a host that holds the lease.
@@ -512,6 +512,9 @@ export class Host implements HostServices {
     const wasStarted = this.#state === 'started';
     this.#state = 'stopping';
     const deadline = Date.now() + graceMs;
+    // Waiting ends 700 ms past the grace at the latest: what is left of the promised + 1 s is
+    // for the synchronous steps and for timers that fire late on a loaded machine.
+    const lastWait = deadline + 700;
     const errors: unknown[] = [];
     const step = async (what: string, fn: () => unknown): Promise<void> => {
       try {
@@ -556,11 +559,15 @@ export class Host implements HostServices {
         ),
       );
       await step('cleanup', () =>
-        within('cleanup()', Promise.all(cleanups), Math.max(deadline, Date.now() + 400)),
+        within(
+          'cleanup()',
+          Promise.all(cleanups),
+          Math.min(Math.max(deadline, Date.now() + 300), lastWait - 200),
+        ),
       );
     }
     await step('close the sandbox', () =>
-      within('closing the sandbox', this.#sandbox.close(), Date.now() + 500),
+      within('closing the sandbox', this.#sandbox.close(), Math.max(lastWait, Date.now() + 100)),
     );
     const holder = wasStarted && this.#supervisor.holdsLease;
     if (holder) {

@@ -3,7 +3,7 @@
  * that cannot take writes stops firing, never the process).
  *
  * Lease. `acquire()` takes the store's lease by compare-and-set (`Store.acquireLease`, one
- * statement): free, stale (no heartbeat for 3 heartbeats, on the wall clock), or held by a
+ * statement): free, stale (no renewal for 3 heartbeats and at least 10 s, on the wall clock), or held by a
  * holder proved dead, i.e. on this machine with its pid gone, or in this process with its host
  * stopped or its store closed (a test's "crash"); else it throws `HG_STORE_LEASE` naming the
  * holder. A timer renews it every heartbeat (a write that commits at once); a renewal that finds
@@ -23,11 +23,22 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { errorMessage, HourglassError } from '../errors.ts';
+import { pidAlive } from '../store/process-alive.ts';
 import { isStoreFailure } from '../store/sqlite-errors.ts';
 import type { HostLease, Store } from '../store/types.ts';
 
-/** The lease is stale after this many heartbeats without renewal. */
+/** The lease is stale after this many heartbeats without renewal, and not sooner than `LEASE_MIN_STALE_MS`. */
 export const LEASE_STALE_HEARTBEATS = 3;
+/**
+ * A busy host's event loop can stall for seconds (a large plugin loading); a holder that
+ * crashed on this machine is detected by its pid at once, so a long bound costs little.
+ */
+export const LEASE_MIN_STALE_MS = 10_000;
+
+/** How long after its last renewal a lease renewed every `heartbeatMs` is stale. */
+export function leaseStaleMs(heartbeatMs: number): number {
+  return Math.max(heartbeatMs * LEASE_STALE_HEARTBEATS, LEASE_MIN_STALE_MS);
+}
 /** The first retry after a store failure; later ones back off. */
 const FIRST_RETRY_MS = 50;
 
@@ -55,15 +66,6 @@ export interface SupervisorDeps {
 
 /** Hosts of this process that hold a lease: owner → "still alive?". */
 const LIVE_IN_PROCESS = new Map<string, () => boolean>();
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether the holder of a lease is certainly gone (so its lease may be taken before it is stale). */
 export function holderDead(h: HostLease): boolean {
@@ -94,7 +96,7 @@ export class StoreSupervisor {
   }
 
   get staleMs(): number {
-    return this.#d.heartbeatMs * LEASE_STALE_HEARTBEATS;
+    return leaseStaleMs(this.#d.heartbeatMs);
   }
 
   get state(): StoreHealth {

@@ -16,10 +16,12 @@
  */
 import Database from 'better-sqlite3';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HourglassError } from '../errors.ts';
 import type { ScheduleSpec } from '../schedule/spec.ts';
+import { pidAlive } from './process-alive.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
 import type {
   HostLease,
@@ -181,6 +183,9 @@ export interface SqliteStoreOptions {
   readonly maxBytes?: number | null;
 }
 
+/** A lease renewed this recently (by any version of Hourglass) blocks migrations. */
+const MIGRATION_LIVE_MS = 30_000;
+
 /** SQLite's default `max_page_count`. */
 const UNLIMITED_PAGES = 4_294_967_294;
 
@@ -299,12 +304,33 @@ export class SqliteStore implements Store {
 
   #migrate(): void {
     const current = this.#db.pragma('user_version', { simple: true }) as number;
-    for (const m of loadMigrations()) {
-      if (m.version <= current) continue;
+    const pending = loadMigrations().filter((m) => m.version > current);
+    if (pending.length > 0 && current > 0) this.#refuseLiveHolder();
+    for (const m of pending) {
       this.#db.transaction(() => {
         this.#db.exec(m.sql);
         this.#db.pragma(`user_version = ${m.version}`);
       })();
+    }
+  }
+
+  /**
+   * A newer Hourglass must not change the schema under a host that is running on the store (it
+   * would be the second host, refused anyway once the lease is checked). Read before any
+   * migration, so only columns every version has; a holder is live when it renewed within
+   * `MIGRATION_LIVE_MS` and it is on another machine or its pid exists.
+   */
+  #refuseLiveHolder(): void {
+    const r = this.#db.prepare('SELECT * FROM host_lease WHERE id = 1').get() as Row | undefined;
+    if (!r) return;
+    const pid = r.pid as number;
+    const host = typeof r.host_name === 'string' && r.host_name !== '' ? r.host_name : hostname();
+    const recent = Date.now() - (r.heartbeat_at as number) < MIGRATION_LIVE_MS;
+    if (recent && (host !== hostname() || pidAlive(pid))) {
+      throw new HourglassError(
+        'HG_STORE_LEASE',
+        `store '${this.path}' is in use by a running host (pid ${pid} on ${host}); stop it before opening the store with this version (its schema would change)`,
+      );
     }
   }
 

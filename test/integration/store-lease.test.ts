@@ -71,11 +71,12 @@ async function startRefused(host: Host): Promise<HourglassError> {
 
 test('a second Host on a live store is refused naming the holder; stopping it leaves the first alone', async (t) => {
   const dir = tempDir(t);
-  const a = new Host(config(dir));
+  // The default heartbeat: a loaded machine's stalls must not make a's lease look stale.
+  const a = new Host(config(dir, { leaseHeartbeatMs: 1_000 }));
   await a.start();
   try {
     const before = a.store.readLease();
-    const b = new Host(config(dir));
+    const b = new Host(config(dir, { leaseHeartbeatMs: 1_000 }));
     const err = await startRefused(b);
     assert.equal(err.code, 'HG_STORE_LEASE');
     assert.match(err.message, new RegExp(`pid ${process.pid} on ${hostname()}`));

@@ -175,3 +175,29 @@ test('group commit without a listener: the next write throws the failure (HG_STO
   }
   assert.equal(first, 'HG_STORE_WRITE');
 });
+
+test('a newer version does not migrate a store under a live host of an older one', (t) => {
+  const file = join(dir(t), 'h.db');
+  const v2 = new SqliteStore(file);
+  v2.close();
+  // Make it a version-1 store whose host (this process) renewed its lease just now.
+  const raw = new Database(file);
+  for (const c of ['owner', 'host_name', 'epoch'])
+    raw.exec(`ALTER TABLE host_lease DROP COLUMN ${c}`);
+  raw.pragma('user_version = 1');
+  raw
+    .prepare('INSERT INTO host_lease (id, pid, started_at, heartbeat_at) VALUES (1, ?, ?, ?)')
+    .run(process.pid, Date.now(), Date.now());
+  raw.close();
+  assert.equal(
+    code(() => new SqliteStore(file)),
+    'HG_STORE_LEASE',
+  );
+  // Once that host is gone (no heartbeat for a while), the store migrates.
+  const again = new Database(file);
+  again.prepare('UPDATE host_lease SET heartbeat_at = ?').run(Date.now() - 60_000);
+  again.close();
+  const migrated = new SqliteStore(file);
+  t.after(() => migrated.close());
+  assert.equal(migrated.readLease()?.owner, '');
+});
