@@ -69,7 +69,9 @@ const LIVE_IN_PROCESS = new Map<string, () => boolean>();
 
 /** Whether the holder of a lease is certainly gone (so its lease may be taken before it is stale). */
 export function holderDead(h: HostLease): boolean {
-  if (h.hostName !== hostname()) return false;
+  // A lease written before host names were recorded (store version 1) is taken as local:
+  // SQLite stores are local files.
+  if ((h.hostName || hostname()) !== hostname()) return false;
   if (h.pid === process.pid) return !(LIVE_IN_PROCESS.get(h.owner)?.() ?? false);
   return !pidAlive(h.pid);
 }
