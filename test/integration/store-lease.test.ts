@@ -208,3 +208,68 @@ test('two processes: a second `hourglass start` on a live store exits non-zero n
     store.close();
   }
 });
+
+test('two processes: after the holder is killed (SIGKILL), a new `hourglass start` takes the store at once', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'config.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      store: { path: 'h.db' },
+      sandbox: { mode: 'in-thread' },
+      tenants: [
+        {
+          id: 't',
+          plugins: [
+            { manifest: manifest(dir), config: { schedules: decls({ id: 'beat', every: '1s' }) } },
+          ],
+        },
+      ],
+    }),
+  );
+  const start = () => {
+    const child = spawn(process.execPath, [CLI, 'start', '--config', file], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const io = { output: '' };
+    child.stdout.on('data', (c: Buffer) => (io.output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (io.output += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    return { child, io, exited };
+  };
+  const first = start();
+  await until(
+    'the first host running',
+    () => /run \d+ t\/p\/beat succeeded/.test(first.io.output),
+    60_000,
+  );
+  first.child.kill('SIGKILL');
+  await first.exited;
+  // Its lease is fresh (renewed within the last second) but its pid is gone.
+  const began = Date.now();
+  const second = start();
+  try {
+    await until(
+      'the second host running',
+      () => /running with 1 plugin/.test(second.io.output),
+      60_000,
+    );
+    assert.doesNotMatch(second.io.output, /HG_STORE_LEASE/);
+    await until(
+      'a run of the second host',
+      () => /run \d+ t\/p\/beat succeeded/.test(second.io.output),
+      30_000,
+    );
+    assert.ok(Date.now() - began < 60_000);
+  } finally {
+    second.child.kill('SIGTERM');
+  }
+  assert.equal(await second.exited, 0, second.io.output);
+  const store = new SqliteStore(join(dir, 'h.db'), { mustExist: true });
+  try {
+    assert.equal(store.listRuns({ status: 'running' }).length, 0);
+  } finally {
+    store.close();
+  }
+});
