@@ -114,7 +114,7 @@ export class Host implements HostServices {
         onStarted: (run) => this.events.emit('run:started', run),
         onSkipped: (schedule, status, reason) =>
           this.events.emit('schedule:skipped', { schedule, status, reason }),
-        onError: (err) => this.#supervisor.reportError(err, 'scheduler'),
+        onError: (err, during) => this.#supervisor.reportError(err, `scheduler: ${during}`),
       },
     });
     this.#supervisor = new StoreSupervisor({
@@ -204,18 +204,17 @@ export class Host implements HostServices {
   }
 
   /**
-   * After the store failed: waits for runs in flight (whose records a rolled-back group commit
-   * may have taken), then rebuilds the due queue from the store, as a restart would (ticks
-   * missed meanwhile follow each schedule's misfire policy), and fires again.
+   * After the store failed: waits for runs in flight (a rolled-back group commit may have
+   * freed their run ids; nothing new may take one before they are recorded), then lets the
+   * scheduler rebuild its due queue from the store and fire again (`Scheduler.resume()`).
    */
   async #resync(stillRecovering: () => boolean): Promise<void> {
     await this.scheduler.settle();
     if (!stillRecovering() || this.#state !== 'started') return;
-    for (const id of this.#plugins.keys()) {
-      this.scheduler.removePlugin(id);
-      this.scheduler.addPlugin(id);
-    }
-    if (stillRecovering()) this.scheduler.resume();
+    this.scheduler.resume();
+    // It stays suspended when rebuilding failed (reported through onError): retry later.
+    if (this.scheduler.suspended && stillRecovering())
+      throw new HourglassError('HG_STORE', 'the scheduler could not resume from the store');
   }
 
   /** Loads (or reloads) one plugin: manifest, compile, discovery, reconcile, schedule. */

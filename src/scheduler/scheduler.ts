@@ -37,7 +37,7 @@ export interface SchedulerEvents {
   ): void;
   onStarted?(run: StartedRun): void;
   /** A timer callback or a run's bookkeeping threw (e.g. a store write failed); never rethrown. */
-  onError?(err: unknown): void;
+  onError?(err: unknown, during: string): void;
 }
 
 export interface SchedulerOptions {
@@ -217,13 +217,31 @@ export class Scheduler {
     this.#timerAt = Infinity;
   }
 
-  /** Fires again after `suspend()`: due ticks fire at once (late), waiting ones start. */
+  /**
+   * The store works again: the due queue is rebuilt from the store, as at a restart (ticks
+   * missed meanwhile follow the misfire policy; writes a failed group commit rolled back are
+   * not trusted from memory), and firing and starting resume. If that fails, it stays
+   * suspended and reports `onError`.
+   */
   resume(): void {
     if (!this.#suspended) return;
     this.#suspended = false;
-    const next = this.#queue.peekTime();
-    if (next !== null) this.#arm(next);
-    for (const tenant of [...this.#waiting.keys()]) this.#guard(() => this.#drain(tenant));
+    if (this.#stopped) return;
+    try {
+      // Plugins stay known (`#byPlugin`) while their queue entries are rebuilt, so a resume
+      // that fails part-way leaves nothing out of the next one.
+      for (const [pluginId, keys] of [...this.#byPlugin]) {
+        for (const key of keys) this.#queue.delete(key);
+        this.addPlugin(pluginId);
+      }
+      for (const tenant of [...this.#waiting.keys()]) this.#drain(tenant);
+    } catch (err) {
+      this.#suspended = true;
+      this.#timer?.cancel();
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      this.#report(err, 'resume');
+    }
   }
 
   get suspended(): boolean {
@@ -231,15 +249,19 @@ export class Scheduler {
   }
 
   /** Runs `fn`; what it throws goes to `onError` (a timer must never take the host down). */
-  #guard(fn: () => void): void {
+  #guard(during: string, fn: () => void): void {
     try {
       fn();
     } catch (err) {
-      try {
-        this.#o.events?.onError?.(err);
-      } catch {
-        // A throwing listener must not escape a timer either.
-      }
+      this.#report(err, during);
+    }
+  }
+
+  #report(err: unknown, during: string): void {
+    try {
+      this.#o.events?.onError?.(err, during);
+    } catch {
+      // A throwing listener must not escape a timer either.
     }
   }
 
@@ -258,7 +280,7 @@ export class Scheduler {
     for (const { key, dueAt } of this.#queue.popDue(now)) {
       // A failed write may suspend firing part-way: the rest stay queued for `resume()`.
       if (this.#suspended) this.#queue.set(key, dueAt);
-      else this.#guard(() => this.#fire(key, now));
+      else this.#guard(`firing ${key}`, () => this.#fire(key, now));
     }
     const next = this.#queue.peekTime();
     if (next !== null) this.#arm(next);
@@ -351,7 +373,7 @@ export class Scheduler {
       .catch(() => undefined)
       .finally(() => {
         this.#runs.delete(promise);
-        this.#guard(() => this.#finished(s));
+        this.#guard(`finishing a run of ${s.key}`, () => this.#finished(s));
       });
     this.#runs.add(promise);
   }

@@ -110,7 +110,15 @@ test('disk full: the host survives, stops firing, reports, retries, and resumes 
   const errors: string[] = [];
   host.events.on('store:failed', (e) => (failures.push(e), events.push('failed')));
   host.events.on('store:recovered', () => events.push('recovered'));
-  host.events.on('host:error', (e) => errors.push(e.message));
+  host.events.on(
+    'host:error',
+    (e) => (
+      errors.push(e.message),
+      process.env.HG_DEBUG && console.log(Date.now() % 100000, e.message)
+    ),
+  );
+  if (process.env.HG_DEBUG)
+    host.events.on('store:recovered', () => console.log(Date.now() % 100000, 'recovered'));
   await host.start();
   const filler = join(dir, 'filler');
   try {
