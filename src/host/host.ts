@@ -127,7 +127,7 @@ export class Host implements HostServices {
         failed: (e) => this.events.emit('store:failed', e),
         recovered: (e) => this.events.emit('store:recovered', e),
         leaseLost: (e) => this.events.emit('lease:lost', e),
-        error: (message, cause) => this.events.emit('host:error', { message, cause }),
+        error: (message, cause) => this.#reportError(message, cause),
       },
     });
     this.schedules = new ScheduleOps({
@@ -136,6 +136,15 @@ export class Host implements HostServices {
       clock: this.clock,
       quotas,
     });
+  }
+
+  /** Emits `host:error`; a throwing listener must not break the caller (a timer, a teardown step). */
+  #reportError(message: string, cause: unknown): void {
+    try {
+      this.events.emit('host:error', { message, cause });
+    } catch {
+      // Nowhere left to report a failing error listener.
+    }
   }
 
   quotas(tenant: string): TenantQuotas {
@@ -520,10 +529,7 @@ export class Host implements HostServices {
         await fn();
       } catch (err) {
         errors.push(err);
-        this.events.emit('host:error', {
-          message: `stop: ${what}: ${errorMessage(err)}`,
-          cause: err,
-        });
+        this.#reportError(`stop: ${what}: ${errorMessage(err)}`, err);
       }
     };
     /** Waits for `p` until `until` (wall clock); reports a step that overran. */
@@ -536,12 +542,7 @@ export class Host implements HostServices {
           timer = setTimeout(() => resolve(late), Math.max(0, until - Date.now()));
         }),
       ]).finally(() => clearTimeout(timer));
-      if (r === late) {
-        this.events.emit('host:error', {
-          message: `stop: ${what} did not finish in time; going on without it`,
-          cause: null,
-        });
-      }
+      if (r === late) this.#reportError(`stop: ${what} did not finish in time; going on`, null);
     };
     if (this.#poll) clearInterval(this.#poll);
     await step('stop the scheduler', () => this.scheduler.stop());
@@ -551,10 +552,7 @@ export class Host implements HostServices {
       );
       const cleanups = [...this.#plugins.values()].map((plugin) =>
         this.#cleanup(plugin).catch((err: unknown) =>
-          this.events.emit('host:error', {
-            message: `cleanup of ${plugin.id} failed: ${errorMessage(err)}`,
-            cause: err,
-          }),
+          this.#reportError(`cleanup of ${plugin.id} failed: ${errorMessage(err)}`, err),
         ),
       );
       await step('cleanup', () =>

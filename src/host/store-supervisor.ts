@@ -151,7 +151,7 @@ export class StoreSupervisor {
   /** Something failed: a store failure suspends firing until a write succeeds again. */
   reportError(err: unknown, what: string): void {
     if (isStoreFailure(err)) this.reportFailure(err);
-    else this.#d.on.error(`${what}: ${errorMessage(err)}`, err);
+    else this.#tell('error', `${what}: ${errorMessage(err)}`, err);
   }
 
   reportFailure(err: unknown): void {
@@ -168,8 +168,20 @@ export class StoreSupervisor {
     this.#d.suspend();
     const code = err instanceof HourglassError ? err.code : 'HG_STORE';
     const message = `the store cannot take writes; firing is suspended until a write succeeds: ${errorMessage(err)}`;
-    this.#d.on.failed({ code, message, cause: err });
-    this.#d.on.error(message, err);
+    this.#tell('failed', { code, message, cause: err });
+    this.#tell('error', message, err);
+  }
+
+  /** Calls a listener; one that throws must not escape a timer. */
+  #tell<K extends keyof SupervisorDeps['on']>(
+    which: K,
+    ...args: Parameters<SupervisorDeps['on'][K]>
+  ): void {
+    try {
+      (this.#d.on[which] as (...a: Parameters<SupervisorDeps['on'][K]>) => void)(...args);
+    } catch {
+      // Reported nowhere: the listener itself is what failed.
+    }
   }
 
   #heartbeat(): void {
@@ -198,8 +210,9 @@ export class StoreSupervisor {
     } catch {
       // The holder stays unnamed.
     }
-    this.#d.on.leaseLost({ holder });
-    this.#d.on.error(
+    this.#tell('leaseLost', { holder });
+    this.#tell(
+      'error',
       `this host lost its lease on store '${this.#d.storeName}'${holder ? ` to ${describeHolder(holder)}` : ''}; it no longer fires`,
       null,
     );
@@ -215,7 +228,7 @@ export class StoreSupervisor {
           if (this.#state !== 'recovering') return;
           this.#state = 'healthy';
           this.#recoveredAt = Date.now();
-          this.#d.on.recovered({ downMs: Date.now() - this.#failedAt });
+          this.#tell('recovered', { downMs: Date.now() - this.#failedAt });
         },
         (err: unknown) => {
           if (this.#state === 'recovering') this.reportFailure(err);

@@ -53,6 +53,9 @@ test('a rejected sandbox.close() still closes the store and releases the lease; 
   });
   const errors: string[] = [];
   host.events.on('host:error', (e) => errors.push(e.message));
+  host.events.on('host:error', () => {
+    throw new Error('a listener that throws must not break the teardown');
+  });
   const first = host.stop();
   const second = host.stop();
   await assert.rejects(first, /the sandbox failed to close/);
