@@ -20,6 +20,9 @@ export const ErrorCodes = {
   HG_SCHEDULE_CONFLICT: 'a schedule with that id already exists',
   HG_STORE: 'the store failed (open, migrate, read or write)',
   HG_STORE_VERSION: 'the store was written by a newer version of Hourglass',
+  HG_STORE_CORRUPT: 'the store file is damaged or not a Hourglass store',
+  HG_STORE_WRITE: 'a write to the store failed (disk full, I/O error, read-only, busy)',
+  HG_STORE_LEASE: 'another live host holds the store, or this host lost its lease',
   HG_HOST_STATE: 'the host was used in the wrong state (e.g. registration after start)',
   HG_CLI_USAGE: 'a CLI command was called with bad arguments',
   // The fuel instrumenter's own codes (`FuelError`; `hourglass instrument` prints them, and a

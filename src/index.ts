@@ -7,6 +7,7 @@ export {
   defaultHostConfig,
   DEFAULT_QUOTAS,
   type HostConfig,
+  type StoreConfig,
   type TenantConfig,
   type TenantQuotas,
   type PluginEntry,
@@ -37,7 +38,11 @@ export type {
   PluginRecord,
   JobContractRecord,
   ScheduleState,
+  HostLease,
+  LeaseClaim,
+  LeaseResult,
 } from './store/types.ts';
+export type { StoreHealth } from './host/store-supervisor.ts';
 export { InThreadSandbox } from './sandbox/in-thread-sandbox.ts';
 export { WorkerPoolSandbox, type WorkerPoolOptions } from './sandbox/pool/worker-pool-sandbox.ts';
 export { runCheck } from './check/check.ts';

@@ -78,11 +78,26 @@ const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'run the host: load plugins, fire schedules, record runs (until SIGINT/SIGTERM)',
     usage:
-      'hourglass start [--config FILE]   (without --config: ./data/hourglass.db and the example plugins)',
-    options: common,
+      'hourglass start [--config FILE] [--exit-on-store-failure]   (without --config: ./data/hourglass.db and the example plugins)\n' +
+      '  Refused (exit 1) while another live host holds the store. When the store cannot take writes\n' +
+      '  (disk full, I/O error) the host stops firing and retries; with --exit-on-store-failure it\n' +
+      '  stops and exits 3 instead. A host that loses its lease to another stops and exits 4.',
+    options: { ...common, 'exit-on-store-failure': { type: 'boolean' } },
     async run(v) {
       const config = resolveConfig(str(v, 'config'));
       const host = new Host(config);
+      /** An event that ends the host (exit code, why); acted on once the host has started. */
+      let ending: [number, string] | null = null;
+      let endWith = (code: number, why: string) => {
+        ending ??= [code, why];
+      };
+      host.events.on('store:failed', (e) => {
+        if (v['exit-on-store-failure']) endWith(3, `store failed (${e.code}); exiting as asked`);
+      });
+      host.events.on('store:recovered', (e) =>
+        out(`hourglass: the store takes writes again after ${e.downMs} ms; firing resumed`),
+      );
+      host.events.on('lease:lost', () => endWith(4, 'lease lost to another host'));
       host.events.on('plugin:loaded', (e) =>
         out(
           `plugin ${e.pluginId} loaded: ${e.schedules} declared schedule(s) (created ${e.reconcile.created.length}, updated ${e.reconcile.updated.length}, retired ${e.reconcile.retired.length})`,
@@ -110,22 +125,30 @@ const COMMANDS: Record<string, Command> = {
       );
       // The host's own timers are unref'd (embedding must not keep a process alive): hold it here.
       const keepAlive = setInterval(() => undefined, 1 << 30);
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string) => {
-          out(`hourglass: ${sig}: stopping (grace ${config.shutdownGraceMs} ms)`);
+      const code = await new Promise<number>((resolve) => {
+        let stopping = false;
+        const stop = (why: string, exitCode: number) => {
+          if (stopping) return;
+          stopping = true;
+          out(`hourglass: ${why}: stopping (grace ${config.shutdownGraceMs} ms)`);
           process.removeAllListeners('SIGINT');
           process.removeAllListeners('SIGTERM');
-          host.stop().then(resolve, (err: unknown) => {
-            out(`hourglass: error while stopping: ${errorMessage(err)}`);
-            resolve();
-          });
+          host.stop().then(
+            () => resolve(exitCode),
+            (err: unknown) => {
+              out(`hourglass: error while stopping: ${errorMessage(err)}`);
+              resolve(exitCode || 1);
+            },
+          );
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        endWith = (exitCode, why) => stop(why, exitCode);
+        if (ending) stop(ending[1], ending[0]);
+        process.once('SIGINT', () => stop('SIGINT', 0));
+        process.once('SIGTERM', () => stop('SIGTERM', 0));
       });
       clearInterval(keepAlive);
       out('hourglass: stopped');
-      return 0;
+      return code;
     },
   },
   schedules: {

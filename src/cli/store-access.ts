@@ -7,9 +7,11 @@
  */
 import { existsSync } from 'node:fs';
 import { systemClock } from '../clock.ts';
+import { hasNul } from '../config/operator-file.ts';
 import { defaultHostConfig, loadHostConfig, type HostConfig } from '../config/host-config.ts';
 import { HourglassError } from '../errors.ts';
 import { ScheduleOps } from '../host/schedule-ops.ts';
+import { holderDead, leaseStaleMs } from '../host/store-supervisor.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import type { HostLease, OperatorAction, Store } from '../store/types.ts';
@@ -20,6 +22,9 @@ export function resolveConfig(configPath: string | undefined): HostConfig {
 
 export function openStore(config: HostConfig, storePath?: string): SqliteStore {
   const path = storePath ?? config.store.path;
+  if (hasNul(path)) {
+    throw new HourglassError('HG_CONFIG_INVALID', `--store: the path contains a NUL byte`);
+  }
   if (!existsSync(path)) {
     throw new HourglassError(
       'HG_STORE',
@@ -29,19 +34,11 @@ export function openStore(config: HostConfig, storePath?: string): SqliteStore {
   return new SqliteStore(path, { mustExist: true });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
+/** The host holding the store's lease, if it is live (same rule as `Host.start()` uses). */
 export function liveHost(store: Store, staleMs: number): HostLease | undefined {
   const lease = store.readLease();
   if (!lease) return undefined;
-  if (Date.now() - lease.heartbeatAt > staleMs || !pidAlive(lease.pid)) return undefined;
+  if (Date.now() - lease.heartbeatAt > staleMs || holderDead(lease)) return undefined;
   return lease;
 }
 
@@ -59,7 +56,10 @@ export async function applyCommand(
   note: string | null,
   waitMs = 10_000,
 ): Promise<CommandOutcome> {
-  const host = liveHost(store, Math.max(3_000, config.commandPollMs * 4));
+  const host = liveHost(
+    store,
+    Math.max(config.commandPollMs * 4, leaseStaleMs(config.leaseHeartbeatMs)),
+  );
   if (host || action === 'trigger') {
     const id = store.enqueueCommand(key, action, note, Date.now());
     if (!host) {

@@ -3,12 +3,12 @@
  * grantable capabilities, and the plugins each tenant runs. Validated once with ajv; errors name
  * the file, the field and the problem. Relative paths resolve against the config file's folder.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITIES, type Capability } from '../capabilities.ts';
 import { ConfigError } from '../errors.ts';
 import { compile } from '../validation.ts';
+import { readJsonFile } from './operator-file.ts';
 
 /** Per-tenant quotas. */
 export interface TenantQuotas {
@@ -61,14 +61,35 @@ export interface TenantConfig {
   readonly plugins: readonly PluginEntry[];
 }
 
+export interface StoreConfig {
+  readonly path: string;
+  /**
+   * Largest size of the store file in bytes; writes past it fail like a full disk (the host
+   * stops firing, reports `store:failed`, and resumes once writes succeed). @defaultValue null (no limit)
+   */
+  readonly maxBytes: number | null;
+}
+
 export interface HostConfig {
   /** Where the config came from ("(embedded default)" when none was given). */
   readonly source: string;
-  readonly store: { readonly path: string };
-  /** How long shutdown waits for in-flight runs. @defaultValue 10000 */
+  readonly store: StoreConfig;
+  /**
+   * How long shutdown waits for in-flight runs and `cleanup()` calls; `stop()` returns within
+   * this + 1 s. @defaultValue 10000
+   */
   readonly shutdownGraceMs: number;
   /** How often a running host applies operator commands from the CLI. @defaultValue 500 */
   readonly commandPollMs: number;
+  /**
+   * How often the host renews its lease on the store (and, while the store fails, retries a
+   * write). The lease is stale, and another host may take the store, after 3 heartbeats
+   * without renewal (at least 10 s); a holder whose process is gone (same machine) at once.
+   * @defaultValue 1000
+   */
+  readonly leaseHeartbeatMs: number;
+  /** Largest plugin `.wasm` a manifest may name (checked before reading). @defaultValue 67108864 (64 MiB) */
+  readonly maxWasmBytes: number;
   readonly sandbox: SandboxConfig;
   readonly tenants: readonly TenantConfig[];
 }
@@ -100,9 +121,11 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
 
 interface RawConfig {
-  store?: { path?: string };
+  store?: { path?: string; maxBytes?: number };
   shutdownGraceMs?: number;
   commandPollMs?: number;
+  leaseHeartbeatMs?: number;
+  maxWasmBytes?: number;
   sandbox?: { mode?: 'pool' | 'in-thread'; workers?: number };
   tenants: {
     id: string;
@@ -126,6 +149,18 @@ const quotaProps = {
   maxLogLines: { type: 'integer', minimum: 0, maximum: 1_000_000 },
 };
 
+/** A file path: bounded, and never with a NUL (which would cut it short further down). */
+export const PATH = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 4096,
+  pattern: '^[^\\u0000]*$',
+};
+
+/** Config files larger than this are refused before reading. */
+const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_WASM_BYTES = 64 * 1024 * 1024;
+
 const validateConfig = compile<RawConfig>({
   type: 'object',
   additionalProperties: false,
@@ -135,10 +170,15 @@ const validateConfig = compile<RawConfig>({
     store: {
       type: 'object',
       additionalProperties: false,
-      properties: { path: { type: 'string', minLength: 1, maxLength: 4096 } },
+      properties: {
+        path: PATH,
+        maxBytes: { type: 'integer', minimum: 65_536, maximum: Number.MAX_SAFE_INTEGER },
+      },
     },
     shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
     commandPollMs: { type: 'integer', minimum: 10, maximum: 60_000 },
+    leaseHeartbeatMs: { type: 'integer', minimum: 50, maximum: 60_000 },
+    maxWasmBytes: { type: 'integer', minimum: 1, maximum: 1_073_741_824 },
     sandbox: {
       type: 'object',
       additionalProperties: false,
@@ -170,7 +210,7 @@ const validateConfig = compile<RawConfig>({
               additionalProperties: false,
               required: ['manifest'],
               properties: {
-                manifest: { type: 'string', minLength: 1, maxLength: 4096 },
+                manifest: PATH,
                 config: {
                   type: 'object',
                   maxProperties: 256,
@@ -222,9 +262,12 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
         raw.store?.path === ':memory:'
           ? ':memory:'
           : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db'),
+      maxBytes: raw.store?.maxBytes ?? null,
     }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,
     commandPollMs: raw.commandPollMs ?? 500,
+    leaseHeartbeatMs: raw.leaseHeartbeatMs ?? 1_000,
+    maxWasmBytes: raw.maxWasmBytes ?? DEFAULT_MAX_WASM_BYTES,
     sandbox: Object.freeze({
       mode: raw.sandbox?.mode ?? 'pool',
       workers: raw.sandbox?.workers ?? null,
@@ -233,32 +276,15 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
   });
 }
 
+/** Reads and parses a config file (a regular file; a leading UTF-8 BOM is skipped). */
 export function loadHostConfig(file: string): HostConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(
-      'HG_CONFIG_INVALID',
-      file,
-      '',
-      `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      { cause: err },
-    );
+  const r = readJsonFile(file, MAX_CONFIG_BYTES);
+  if (!r.ok) {
+    throw new ConfigError('HG_CONFIG_INVALID', JSON.stringify(file).slice(1, -1), '', r.problem, {
+      cause: r.cause,
+    });
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(
-      'HG_CONFIG_INVALID',
-      file,
-      '',
-      `not valid JSON: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-  return parseHostConfig(value, file, dirname(resolve(file)));
+  return parseHostConfig(r.value, file, dirname(resolve(file)));
 }
 
 /** The project's root folder (where package.json and guest-examples/ live). */

@@ -1,7 +1,7 @@
 /** Typed host events with namespaced keys. */
 import { EventEmitter } from 'node:events';
 import type { StartedRun } from '../scheduler/scheduler.ts';
-import type { RunRecord, ScheduleRecord } from '../store/types.ts';
+import type { HostLease, RunRecord, ScheduleRecord } from '../store/types.ts';
 import type { ReconcileResult } from './reconcile.ts';
 
 export interface HostEventMap {
@@ -19,6 +19,12 @@ export interface HostEventMap {
   ];
   'guest:log': [{ pluginId: string; level: string; message: string }];
   'host:error': [{ message: string; cause: unknown }];
+  /** A store write failed (disk full, I/O error): the host stopped firing and retries. */
+  'store:failed': [{ code: string; message: string; cause: unknown }];
+  /** Writes succeed again: the host reloaded its schedules from the store and fires again. */
+  'store:recovered': [{ downMs: number }];
+  /** Another host took the store's lease: this host no longer fires (stop and restart it). */
+  'lease:lost': [{ holder: HostLease | null }];
 }
 
 export class HostEvents extends EventEmitter<HostEventMap> {}

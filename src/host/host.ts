@@ -4,7 +4,6 @@
  * applies operator commands. Everything runs on one thread; guest code runs inside the
  * `Sandbox` (in-thread by default).
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { type Capability } from '../capabilities.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -14,6 +13,7 @@ import { parseGuestJson } from '../validation.ts';
 import {
   capLimits,
   loadManifest,
+  readWasmFile,
   type PluginLimits,
   type PluginManifest,
 } from '../plugin/manifest.ts';
@@ -37,6 +37,7 @@ import { HostEvents } from './events.ts';
 import { liveCountAfter, reconcile, type ReconcileResult } from './reconcile.ts';
 import { createRunExecutor } from './run-executor.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
+import { StoreSupervisor } from './store-supervisor.ts';
 
 export interface HostOptions {
   /** @defaultValue the system clock */
@@ -93,12 +94,17 @@ export class Host implements HostServices {
   #poll: NodeJS.Timeout | null = null;
   /** Each tenant's share of the main thread for host calls (see `#hostCall`). */
   readonly #share = new MainThreadShare((tenant) => this.quotas(tenant).hostCallMsPerSecond);
+  /** The lease and the store's health (store-supervisor.ts). */
+  readonly #supervisor: StoreSupervisor;
+  #stopping: Promise<void> | null = null;
 
   constructor(config: HostConfig, opts: HostOptions = {}) {
     this.config = config;
     this.clock = opts.clock ?? systemClock;
     this.#tenants = new Map(config.tenants.map((t) => [t.id, t]));
-    this.store = opts.store ?? new SqliteStore(config.store.path, { groupCommit: true });
+    this.store =
+      opts.store ??
+      new SqliteStore(config.store.path, { groupCommit: true, maxBytes: config.store.maxBytes });
     const hostCall: HostCallHandler = (caller, fn, request) => this.#hostCall(caller, fn, request);
     const onGuestLog = (e: { pluginId: string; level: string; message: string }) =>
       this.events.emit('guest:log', { ...e, pluginId: e.pluginId.replace(/#\d+$/, '') });
@@ -137,8 +143,20 @@ export class Host implements HostServices {
         onStarted: (run) => this.events.emit('run:started', run),
         onSkipped: (schedule, status, reason) =>
           this.events.emit('schedule:skipped', { schedule, status, reason }),
-        onError: (err, during) =>
-          this.#reportError(`scheduler: ${during}: ${errorMessage(err)}`, err),
+        onError: (err, during) => this.#supervisor.reportError(err, `scheduler: ${during}`),
+      },
+    });
+    this.#supervisor = new StoreSupervisor({
+      store: this.store,
+      storeName: config.store.path,
+      heartbeatMs: config.leaseHeartbeatMs,
+      suspend: () => this.scheduler.suspend(),
+      resume: (stillRecovering) => this.#resync(stillRecovering),
+      on: {
+        failed: (e) => this.events.emit('store:failed', e),
+        recovered: (e) => this.events.emit('store:recovered', e),
+        leaseLost: (e) => this.events.emit('lease:lost', e),
+        error: (message, cause) => this.#reportError(message, cause),
       },
     });
     this.schedules = new ScheduleOps({
@@ -149,7 +167,7 @@ export class Host implements HostServices {
     });
   }
 
-  /** A `host:error` event; a throwing listener is not allowed to escape into a timer. */
+  /** Emits `host:error`; a throwing listener must not break the caller (a timer, a teardown step). */
   #reportError(message: string, cause: unknown): void {
     try {
       this.events.emit('host:error', { message, cause });
@@ -169,14 +187,28 @@ export class Host implements HostServices {
   }
 
   /**
-   * Starts the host: marks runs left `running` by a previous process as `abandoned`, loads
-   * every configured plugin (a plugin that fails is recorded and skipped), and starts firing.
+   * Starts the host: takes the store's lease (refused with `HG_STORE_LEASE`, naming the holder,
+   * while another live host holds it; the host is then stopped), marks runs left `running` by a
+   * previous process as `abandoned`, loads every configured plugin (a plugin that fails is
+   * recorded and skipped), and starts firing.
    */
   async start(): Promise<{ loaded: string[]; failed: { pluginId: string; message: string }[] }> {
     if (this.#state !== 'new')
       throw new HourglassError('HG_HOST_STATE', `host cannot start: it is ${this.#state}`);
+    try {
+      this.#supervisor.acquire();
+    } catch (err) {
+      await this.stop(0).catch(() => undefined);
+      throw err;
+    }
     this.#state = 'started';
-    this.store.abandonRunning(this.clock.now(), 'the host stopped before the run finished');
+    try {
+      this.store.abandonRunning(this.clock.now(), 'the host stopped before the run finished');
+    } catch (err) {
+      // A store that cannot take this first write: start fails, and leaves nothing running.
+      await this.stop(0).catch(() => undefined);
+      throw err;
+    }
     const loaded: string[] = [];
     const failed: { pluginId: string; message: string }[] = [];
     for (const tenant of this.config.tenants) {
@@ -190,31 +222,37 @@ export class Host implements HostServices {
         }
       }
     }
-    this.#heartbeat();
     this.#poll = setInterval(() => {
       // A timer must never take the host down: a store failure here is reported, not thrown.
+      // While the store fails (or the lease is lost) commands wait in the store.
+      if (this.#supervisor.state !== 'healthy') return;
       try {
         this.applyOperatorCommands();
-        this.#heartbeat();
       } catch (err) {
-        this.events.emit('host:error', {
-          message: `operator command poll failed: ${errorMessage(err)}`,
-          cause: err,
-        });
+        this.#supervisor.reportError(err, 'operator command poll failed');
       }
     }, this.config.commandPollMs);
     this.#poll.unref();
     return { loaded, failed };
   }
 
-  #heartbeat(): void {
-    const now = Date.now();
-    const lease = this.store.readLease();
-    this.store.writeLease({
-      pid: process.pid,
-      startedAt: lease?.pid === process.pid ? lease.startedAt : now,
-      heartbeatAt: now,
-    });
+  /** Whether the store takes writes and this host holds its lease (see `StoreSupervisor`). */
+  get storeHealth(): StoreSupervisor['state'] {
+    return this.#supervisor.state;
+  }
+
+  /**
+   * After the store failed: waits for runs in flight (a rolled-back group commit may have
+   * freed their run ids; nothing new may take one before they are recorded), then lets the
+   * scheduler rebuild its due queue from the store and fire again (`Scheduler.resume()`).
+   */
+  async #resync(stillRecovering: () => boolean): Promise<void> {
+    await this.scheduler.settle();
+    if (!stillRecovering() || this.#state !== 'started') return;
+    this.scheduler.resume();
+    // It stays suspended when rebuilding failed (reported through onError): retry later.
+    if (this.scheduler.suspended && stillRecovering())
+      throw new HourglassError('HG_STORE', 'the scheduler could not resume from the store');
   }
 
   /**
@@ -283,16 +321,7 @@ export class Host implements HostServices {
     manifest: PluginManifest,
     pluginId: string,
   ): Promise<LoadedPlugin> {
-    let wasm: Uint8Array<ArrayBuffer>;
-    try {
-      wasm = new Uint8Array(readFileSync(manifest.wasm));
-    } catch (err) {
-      throw new HourglassError(
-        'HG_PLUGIN_LOAD',
-        `plugin ${pluginId}: cannot read ${manifest.wasm}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
-        { cause: err },
-      );
-    }
+    const wasm = readWasmFile(manifest, this.config.maxWasmBytes, pluginId);
     const old = this.#plugins.get(pluginId);
     const allowed = new Set<Capability>(tenant.capabilities);
     const plugin: LoadedPlugin = {
@@ -600,37 +629,78 @@ export class Host implements HostServices {
 
   /**
    * Stops the host: no new ticks fire; runs in flight get `graceMs` to finish; every plugin's
-   * `cleanup()` is called; runs still unfinished are recorded `abandoned`; the store closes.
+   * `cleanup()` is called (waited for until the grace ends, or at least 300 ms); the sandbox is
+   * closed (waited for until 700 ms past the grace); runs still unfinished are recorded `abandoned`; the lease is given
+   * up; the store closes. Returns within `graceMs` + 1 s. Every step runs even when one before
+   * it fails; the first error is rethrown at the end. A second call waits for the first.
+   * Runs are abandoned and the lease released only by a host that holds the lease.
    */
-  async stop(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
-    if (this.#state === 'stopping' || this.#state === 'stopped') return;
+  stop(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
+    if (this.#stopping) return this.#stopping.catch(() => undefined);
+    this.#stopping = this.#stop(graceMs);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
     const wasStarted = this.#state === 'started';
     this.#state = 'stopping';
-    if (this.#poll) clearInterval(this.#poll);
-    this.scheduler.stop();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.scheduler.settle(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    for (const plugin of this.#plugins.values()) {
+    const deadline = Date.now() + graceMs;
+    // Waiting ends 700 ms past the grace at the latest: what is left of the promised + 1 s is
+    // for the synchronous steps and for timers that fire late on a loaded machine.
+    const lastWait = deadline + 700;
+    const errors: unknown[] = [];
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
       try {
-        await this.#cleanup(plugin);
+        await fn();
       } catch (err) {
-        this.events.emit('host:error', {
-          message: `cleanup of ${plugin.id} failed: ${errorMessage(err)}`,
-          cause: err,
-        });
+        errors.push(err);
+        this.#reportError(`stop: ${what}: ${errorMessage(err)}`, err);
       }
+    };
+    /** Waits for `p` until `until` (wall clock); reports a step that overran. */
+    const within = async (what: string, p: Promise<unknown>, until: number): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = Symbol('late');
+      const r = await Promise.race([
+        p,
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve(late), Math.max(0, until - Date.now()));
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (r === late) this.#reportError(`stop: ${what} did not finish in time; going on`, null);
+    };
+    if (this.#poll) clearInterval(this.#poll);
+    await step('stop the scheduler', () => this.scheduler.stop());
+    if (wasStarted) {
+      await step('wait for runs', () =>
+        within('runs in flight', this.scheduler.settle(), deadline),
+      );
+      const cleanups = [...this.#plugins.values()].map((plugin) =>
+        this.#cleanup(plugin).catch((err: unknown) =>
+          this.#reportError(`cleanup of ${plugin.id} failed: ${errorMessage(err)}`, err),
+        ),
+      );
+      await step('cleanup', () =>
+        within(
+          'cleanup()',
+          Promise.all(cleanups),
+          Math.min(Math.max(deadline, Date.now() + 300), lastWait - 200),
+        ),
+      );
     }
-    await this.#sandbox.close();
-    this.store.abandonRunning(this.clock.now(), 'the host shut down before the run finished');
-    if (wasStarted) this.store.writeLease(null);
-    this.store.close();
+    await step('close the sandbox', () =>
+      within('closing the sandbox', this.#sandbox.close(), Math.max(lastWait, Date.now() + 100)),
+    );
+    const holder = wasStarted && this.#supervisor.holdsLease;
+    if (holder) {
+      await step('abandon runs', () =>
+        this.store.abandonRunning(this.clock.now(), 'the host shut down before the run finished'),
+      );
+    }
+    await step('release the lease', () => this.#supervisor.close(holder));
+    await step('close the store', () => this.store.close());
     this.#state = 'stopped';
+    if (errors.length > 0) throw errors[0];
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

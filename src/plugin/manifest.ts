@@ -1,11 +1,14 @@
 /**
  * The plugin manifest: a JSON file beside the guest's `.wasm` naming the plugin, the host
  * functions (capabilities) it asks for, the limits it asks for, and its config values.
+ * The manifest and the `.wasm` it names are read through `readOperatorFile`: regular files
+ * under a size limit only (a `.wasm` of `/dev/zero` or a FIFO is refused, never read).
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CAPABILITIES, type Capability } from '../capabilities.ts';
-import { ConfigError } from '../errors.ts';
+import { PATH } from '../config/host-config.ts';
+import { readJsonFile, readOperatorFile } from '../config/operator-file.ts';
+import { ConfigError, HourglassError } from '../errors.ts';
 import { compile } from '../validation.ts';
 
 export interface PluginLimits {
@@ -88,7 +91,7 @@ const validateManifest = compile<RawManifest>({
     $schema: { type: 'string' },
     name: { type: 'string', pattern: PLUGIN_NAME_PATTERN },
     version: { type: 'string', minLength: 1, maxLength: 64 },
-    wasm: { type: 'string', minLength: 1, maxLength: 4096 },
+    wasm: PATH,
     description: { type: 'string', maxLength: 1000 },
     capabilities: {
       type: 'array',
@@ -173,30 +176,33 @@ export function parseManifest(value: unknown, file: string): PluginManifest {
   });
 }
 
+/** Manifests larger than this are refused before reading (config values are at most 16 MiB). */
+const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
+
+/** Reads and parses a manifest file (a regular file; a leading UTF-8 BOM is skipped). */
 export function loadManifest(file: string): PluginManifest {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(
-      'HG_MANIFEST_INVALID',
-      file,
-      '',
-      `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      { cause: err },
-    );
+  const r = readJsonFile(file, MAX_MANIFEST_BYTES);
+  if (!r.ok) {
+    throw new ConfigError('HG_MANIFEST_INVALID', JSON.stringify(file).slice(1, -1), '', r.problem, {
+      cause: r.cause,
+    });
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(
-      'HG_MANIFEST_INVALID',
-      file,
-      '',
-      `not valid JSON: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-  return parseManifest(value, file);
+  return parseManifest(r.value, file);
+}
+
+/**
+ * Reads a plugin's `.wasm`: a regular file of at most `maxBytes` (the host's `maxWasmBytes`),
+ * checked with fstat before a byte is read. Anything else fails with `HG_PLUGIN_LOAD`.
+ */
+export function readWasmFile(
+  manifest: PluginManifest,
+  maxBytes: number,
+  pluginId: string,
+): Uint8Array<ArrayBuffer> {
+  const r = readOperatorFile(manifest.wasm, maxBytes);
+  if (r.ok) return r.bytes;
+  throw new HourglassError('HG_PLUGIN_LOAD', `plugin ${pluginId}: ${manifest.wasm}: ${r.problem}`, {
+    cause: r.cause,
+    pluginId,
+  });
 }

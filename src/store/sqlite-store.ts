@@ -5,15 +5,28 @@
  *
  * Another process (the CLI) may open the same file: WAL lets it read while the host writes, and
  * operator changes go through `operator_commands` so that the running host applies them.
+ *
+ * Failures: every error leaves as an `HourglassError` with an `HG_STORE*` code (sqlite-errors.ts).
+ * A write the store cannot make (disk full, I/O error) is also told to the write-error listener,
+ * because a failed group commit happens in a microtask where no caller would see it: SQLite then
+ * rolls back the whole group, so the listener (the host) must treat it like a crash of those
+ * writes (stop firing, retry, and reload its state from the store when writes succeed again).
+ * The lease is the exception to group commit: taking and renewing it commit at once, so a
+ * renewal that succeeds really is on disk.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HourglassError } from '../errors.ts';
 import type { ScheduleSpec } from '../schedule/spec.ts';
+import { pidAlive } from './process-alive.ts';
+import { isStoreFailure, storeError } from './sqlite-errors.ts';
 import type {
   HostLease,
+  LeaseClaim,
+  LeaseResult,
   JobContractRecord,
   NewRun,
   OperatorAction,
@@ -165,6 +178,28 @@ export interface SqliteStoreOptions {
    * loses them. For the host's event loop, not for a short-lived CLI. @defaultValue false
    */
   readonly groupCommit?: boolean;
+  /**
+   * Largest size of the database file (rounded up to whole pages); a write that would grow it
+   * past this fails like a full disk (`HG_STORE_WRITE`, SQLite's `SQLITE_FULL`). @defaultValue no limit
+   */
+  readonly maxBytes?: number | null;
+}
+
+/** A lease renewed this recently (by any version of Hourglass) blocks migrations. */
+const MIGRATION_LIVE_MS = 30_000;
+
+/** SQLite's default `max_page_count`. */
+const UNLIMITED_PAGES = 4_294_967_294;
+
+function leaseFromRow(r: Row): HostLease {
+  return {
+    owner: r.owner as string,
+    pid: r.pid as number,
+    hostName: r.host_name as string,
+    startedAt: r.started_at as number,
+    heartbeatAt: r.heartbeat_at as number,
+    epoch: r.epoch as number,
+  };
 }
 
 export class SqliteStore implements Store {
@@ -177,21 +212,25 @@ export class SqliteStore implements Store {
   #grouped = false;
   /** Nesting depth of `transaction()` calls. */
   #depth = 0;
-  /** A group commit that failed (and was rolled back): thrown by the next write. */
+  /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
   #groupError: unknown = null;
+  #onWriteError: ((err: HourglassError) => void) | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
+    // better-sqlite3 would silently cut the path at a NUL and open another file.
+    if (path.includes('\0')) {
+      throw new HourglassError(
+        'HG_CONFIG_INVALID',
+        `store path contains a NUL byte: ${JSON.stringify(path)}`,
+      );
+    }
     this.path = path;
     this.#groupCommit = opts.groupCommit ?? false;
     try {
       if (path !== ':memory:' && !opts.mustExist) mkdirSync(dirname(path), { recursive: true });
       this.#db = new Database(path, { fileMustExist: opts.mustExist ?? false });
     } catch (err) {
-      throw new HourglassError(
-        'HG_STORE',
-        `cannot open store '${path}': ${(err as Error).message}`,
-        { cause: err },
-      );
+      throw storeError(err, path, 'open', false);
     }
     try {
       // Refuse a newer store before changing anything in it (even its journal mode).
@@ -200,16 +239,58 @@ export class SqliteStore implements Store {
       this.#db.pragma('synchronous = NORMAL');
       this.#db.pragma('busy_timeout = 5000');
       this.#migrate();
+      this.#stmts = this.prepare();
+      if (opts.maxBytes != null) this.setMaxBytes(opts.maxBytes);
     } catch (err) {
       this.#db.close();
-      if (err instanceof HourglassError) throw err;
-      throw new HourglassError(
-        'HG_STORE',
-        `cannot open store '${path}': ${(err as Error).message}`,
-        { cause: err },
-      );
+      throw storeError(err, path, 'open', false);
     }
-    this.#stmts = this.prepare();
+  }
+
+  /**
+   * Caps the database file at `bytes` (null: no cap); writes past it fail with `HG_STORE_WRITE`
+   * like a full disk. A cap below the current size holds the file at its current size.
+   */
+  setMaxBytes(bytes: number | null): void {
+    this.#read('set the size limit', () => {
+      const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+      const pages = bytes === null ? UNLIMITED_PAGES : Math.max(1, Math.ceil(bytes / pageSize));
+      this.#db.pragma(`max_page_count = ${pages}`);
+    });
+  }
+
+  setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
+    this.#onWriteError = listener;
+  }
+
+  /** A read: any failure leaves with an `HG_STORE*` code. */
+  #read<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw storeError(err, this.path, what, false);
+    }
+  }
+
+  /** A write (joins the group commit): failures are coded and told to the listener. */
+  #change<T>(what: string, fn: () => T): T {
+    try {
+      this.#write();
+      return fn();
+    } catch (err) {
+      throw this.#failed(storeError(err, this.path, what, true));
+    }
+  }
+
+  #failed(err: HourglassError): HourglassError {
+    if (isStoreFailure(err) && this.#onWriteError) {
+      try {
+        this.#onWriteError(err);
+      } catch {
+        // A listener's failure must not turn into the store's.
+      }
+    }
+    return err;
   }
 
   #checkVersion(): void {
@@ -225,12 +306,33 @@ export class SqliteStore implements Store {
 
   #migrate(): void {
     const current = this.#db.pragma('user_version', { simple: true }) as number;
-    for (const m of loadMigrations()) {
-      if (m.version <= current) continue;
+    const pending = loadMigrations().filter((m) => m.version > current);
+    if (pending.length > 0 && current > 0) this.#refuseLiveHolder();
+    for (const m of pending) {
       this.#db.transaction(() => {
         this.#db.exec(m.sql);
         this.#db.pragma(`user_version = ${m.version}`);
       })();
+    }
+  }
+
+  /**
+   * A newer Hourglass must not change the schema under a host that is running on the store (it
+   * would be the second host, refused anyway once the lease is checked). Read before any
+   * migration, so only columns every version has; a holder is live when it renewed within
+   * `MIGRATION_LIVE_MS` and it is on another machine or its pid exists.
+   */
+  #refuseLiveHolder(): void {
+    const r = this.#db.prepare('SELECT * FROM host_lease WHERE id = 1').get() as Row | undefined;
+    if (!r) return;
+    const pid = r.pid as number;
+    const host = typeof r.host_name === 'string' && r.host_name !== '' ? r.host_name : hostname();
+    const recent = Date.now() - (r.heartbeat_at as number) < MIGRATION_LIVE_MS;
+    if (recent && (host !== hostname() || pidAlive(pid))) {
+      throw new HourglassError(
+        'HG_STORE_LEASE',
+        `store '${this.path}' is in use by a running host (pid ${pid} on ${host}); stop it before opening the store with this version (its schema would change)`,
+      );
     }
   }
 
@@ -290,11 +392,22 @@ export class SqliteStore implements Store {
       pending: db.prepare('SELECT * FROM operator_commands WHERE applied_at IS NULL ORDER BY id'),
       complete: db.prepare('UPDATE operator_commands SET applied_at = ?, result = ? WHERE id = ?'),
       getCommand: db.prepare('SELECT * FROM operator_commands WHERE id = ?'),
-      writeLease: db.prepare(
-        `INSERT INTO host_lease (id, pid, started_at, heartbeat_at) VALUES (1, @pid, @startedAt, @heartbeatAt)
-         ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, started_at=excluded.started_at, heartbeat_at=excluded.heartbeat_at`,
+      // Compare-and-set: one statement, so no other connection can come between the check and
+      // the write. A new owner gets a new started_at and epoch; the same owner keeps both.
+      acquireLease: db.prepare(
+        `INSERT INTO host_lease (id, owner, pid, host_name, started_at, heartbeat_at, epoch)
+         VALUES (1, @owner, @pid, @hostName, @now, @now, 1)
+         ON CONFLICT(id) DO UPDATE SET
+           started_at = CASE WHEN owner = excluded.owner THEN started_at ELSE excluded.started_at END,
+           epoch = CASE WHEN owner = excluded.owner THEN epoch ELSE epoch + 1 END,
+           owner = excluded.owner, pid = excluded.pid, host_name = excluded.host_name,
+           heartbeat_at = excluded.heartbeat_at
+         WHERE owner = excluded.owner OR heartbeat_at < @staleBefore OR owner = @replaceOwner`,
       ),
-      clearLease: db.prepare('DELETE FROM host_lease'),
+      renewLease: db.prepare(
+        'UPDATE host_lease SET heartbeat_at = @now WHERE id = 1 AND owner = @owner',
+      ),
+      releaseLease: db.prepare('DELETE FROM host_lease WHERE id = 1 AND owner = ?'),
       readLease: db.prepare('SELECT * FROM host_lease WHERE id = 1'),
     };
   }
@@ -304,9 +417,9 @@ export class SqliteStore implements Store {
     if (this.#groupError !== null) {
       const err = this.#groupError;
       this.#groupError = null;
-      throw new HourglassError('HG_STORE', `a group commit failed: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw err instanceof HourglassError
+        ? err
+        : new HourglassError('HG_STORE', `a group commit failed: ${String(err)}`, { cause: err });
     }
     if (!this.#groupCommit || this.#db.inTransaction) return;
     this.#stmts.begin.run();
@@ -321,29 +434,58 @@ export class SqliteStore implements Store {
     try {
       this.#stmts.commit.run();
     } catch (err) {
-      if (this.#db.inTransaction) this.#stmts.rollback.run();
-      this.#groupError = err;
+      try {
+        if (this.#db.inTransaction) this.#stmts.rollback.run();
+      } catch {
+        // SQLite rolls back by itself after most commit failures; nothing more to undo.
+      }
+      const wrapped = storeError(err, this.path, 'a group commit', true);
+      if (this.#onWriteError) this.#failed(wrapped);
+      else this.#groupError = wrapped;
+    }
+  }
+
+  /**
+   * Runs one statement and commits it before returning: any pending group commits first, then
+   * the statement in autocommit mode (a single statement is atomic: a compare-and-set).
+   */
+  #commitNow<T>(what: string, fn: () => T): T {
+    this.#commitGroup();
+    if (this.#db.open && this.#db.inTransaction) {
+      throw new HourglassError(
+        'HG_HOST_STATE',
+        `store '${this.path}': ${what} inside a transaction`,
+      );
+    }
+    try {
+      return fn();
+    } catch (err) {
+      throw this.#failed(storeError(err, this.path, what, true));
     }
   }
 
   transaction<T>(fn: () => T): T {
-    this.#write();
+    this.#change('a transaction', () => undefined);
     if (this.#depth > 0 || (this.#db.inTransaction && !this.#grouped)) return fn();
     // Inside a group, a savepoint keeps `fn` atomic; otherwise a transaction of its own.
     // (Prepared statements: cheaper than building a `db.transaction(fn)` wrapper per call.)
     const [open, close, undo] = this.#grouped
       ? [this.#stmts.savepoint, this.#stmts.release, this.#stmts.rollbackTo]
       : [this.#stmts.begin, this.#stmts.commit, this.#stmts.rollback];
-    open.run();
+    this.#change('a transaction', () => open.run());
     this.#depth++;
     try {
       const result = fn();
-      close.run();
+      this.#change('a commit', () => close.run());
       return result;
     } catch (err) {
-      if (this.#db.inTransaction) {
-        undo.run();
-        if (this.#grouped) this.#stmts.release.run();
+      try {
+        if (this.#db.inTransaction) {
+          undo.run();
+          if (this.#grouped) this.#stmts.release.run();
+        }
+      } catch {
+        // SQLite already rolled back (e.g. after SQLITE_FULL): nothing left to undo.
       }
       throw err;
     } finally {
@@ -352,43 +494,52 @@ export class SqliteStore implements Store {
   }
 
   upsertPlugin(rec: PluginRecord): void {
-    this.#write();
-    this.#stmts.upsertPlugin.run(rec);
+    this.#change('upsertPlugin', () => this.#stmts.upsertPlugin.run(rec));
   }
 
   getPlugin(id: string): PluginRecord | undefined {
-    const r = this.#stmts.getPlugin.get(id) as Row | undefined;
-    return r ? pluginFromRow(r) : undefined;
-  }
-
-  listPlugins(): PluginRecord[] {
-    return (this.#stmts.listPlugins.all() as Row[]).map(pluginFromRow);
-  }
-
-  replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {
-    this.transaction(() => {
-      this.#stmts.deleteContracts.run(pluginId);
-      for (const c of contracts) this.#stmts.insertContract.run(c);
+    return this.#read('getPlugin', () => {
+      const r = this.#stmts.getPlugin.get(id) as Row | undefined;
+      return r ? pluginFromRow(r) : undefined;
     });
   }
 
+  listPlugins(): PluginRecord[] {
+    return this.#read('listPlugins', () =>
+      (this.#stmts.listPlugins.all() as Row[]).map(pluginFromRow),
+    );
+  }
+
+  replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {
+    this.transaction(() =>
+      this.#change('replaceJobContracts', () => {
+        this.#stmts.deleteContracts.run(pluginId);
+        for (const c of contracts) this.#stmts.insertContract.run(c);
+      }),
+    );
+  }
+
   listJobContracts(pluginId?: string): JobContractRecord[] {
-    const rows = (
-      pluginId === undefined
-        ? this.#stmts.listContracts.all()
-        : this.#stmts.listContractsOf.all(pluginId)
-    ) as Row[];
-    return rows.map((r) => ({
-      pluginId: r.plugin_id as string,
-      name: r.name as string,
-      contract: r.contract as string,
-      updatedAt: r.updated_at as number,
-    }));
+    return this.#read('listJobContracts', () => {
+      const rows = (
+        pluginId === undefined
+          ? this.#stmts.listContracts.all()
+          : this.#stmts.listContractsOf.all(pluginId)
+      ) as Row[];
+      return rows.map((r) => ({
+        pluginId: r.plugin_id as string,
+        name: r.name as string,
+        contract: r.contract as string,
+        updatedAt: r.updated_at as number,
+      }));
+    });
   }
 
   getSchedule(key: string): ScheduleRecord | undefined {
-    const r = this.#stmts.getSchedule.get(key) as Row | undefined;
-    return r ? scheduleFromRow(r) : undefined;
+    return this.#read('getSchedule', () => {
+      const r = this.#stmts.getSchedule.get(key) as Row | undefined;
+      return r ? scheduleFromRow(r) : undefined;
+    });
   }
 
   listSchedules(q: ScheduleQuery = {}): ScheduleRecord[] {
@@ -415,54 +566,63 @@ export class SqliteStore implements Store {
       sql += ' LIMIT ?';
       params.push(q.limit);
     }
-    return (this.#db.prepare(sql).all(...params) as Row[]).map(scheduleFromRow);
+    return this.#read('listSchedules', () =>
+      (this.#db.prepare(sql).all(...params) as Row[]).map(scheduleFromRow),
+    );
   }
 
   countLiveSchedules(tenant: string): number {
-    return (this.#stmts.countLive.get(tenant) as { n: number }).n;
+    return this.#read(
+      'countLiveSchedules',
+      () => (this.#stmts.countLive.get(tenant) as { n: number }).n,
+    );
   }
 
   insertSchedule(rec: ScheduleRecord): void {
-    this.#write();
-    this.#stmts.insertSchedule.run({
-      ...scheduleParams(rec),
-      key: rec.key,
-      plugin_id: rec.pluginId,
-      tenant: rec.tenant,
-      local_id: rec.localId,
-      created_at: rec.createdAt,
-    });
+    this.#change('insertSchedule', () =>
+      this.#stmts.insertSchedule.run({
+        ...scheduleParams(rec),
+        key: rec.key,
+        plugin_id: rec.pluginId,
+        tenant: rec.tenant,
+        local_id: rec.localId,
+        created_at: rec.createdAt,
+      }),
+    );
   }
 
   updateSchedule(key: string, patch: SchedulePatch): void {
     const params = scheduleParams(patch);
     const cols = Object.keys(params).sort();
     if (cols.length === 0) return;
-    this.#write();
-    const sig = cols.join(',');
-    let stmt = this.#patchCache.get(sig);
-    if (!stmt) {
-      stmt = this.#db.prepare(
-        `UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`,
-      );
-      this.#patchCache.set(sig, stmt);
-    }
-    stmt.run({ ...params, key });
+    this.#change('updateSchedule', () => {
+      const sig = cols.join(',');
+      let stmt = this.#patchCache.get(sig);
+      if (!stmt) {
+        stmt = this.#db.prepare(
+          `UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`,
+        );
+        this.#patchCache.set(sig, stmt);
+      }
+      stmt.run({ ...params, key });
+    });
   }
 
   insertRun(run: NewRun): number {
-    this.#write();
-    return Number(this.#stmts.insertRun.run({ coversUntil: null, ...run }).lastInsertRowid);
+    return this.#change('insertRun', () =>
+      Number(this.#stmts.insertRun.run({ coversUntil: null, ...run }).lastInsertRowid),
+    );
   }
 
   finishRun(id: number, fin: RunFinish): void {
-    this.#write();
-    this.#stmts.finishRun.run({ ...fin, id });
+    this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }));
   }
 
   getRun(id: number): RunRecord | undefined {
-    const r = this.#stmts.getRun.get(id) as Row | undefined;
-    return r ? runFromRow(r) : undefined;
+    return this.#read('getRun', () => {
+      const r = this.#stmts.getRun.get(id) as Row | undefined;
+      return r ? runFromRow(r) : undefined;
+    });
   }
 
   listRuns(q: RunQuery = {}): RunRecord[] {
@@ -482,15 +642,19 @@ export class SqliteStore implements Store {
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     params.push(q.limit ?? 100);
-    return (this.#db.prepare(sql).all(...params) as Row[]).map(runFromRow);
+    return this.#read('listRuns', () =>
+      (this.#db.prepare(sql).all(...params) as Row[]).map(runFromRow),
+    );
   }
 
   abandonRunning(now: number, reason: string): RunRecord[] {
-    return this.transaction(() => {
-      const rows = (this.#stmts.running.all() as Row[]).map(runFromRow);
-      this.#stmts.abandon.run({ now, reason });
-      return rows;
-    });
+    return this.transaction(() =>
+      this.#change('abandonRunning', () => {
+        const rows = (this.#stmts.running.all() as Row[]).map(runFromRow);
+        this.#stmts.abandon.run({ now, reason });
+        return rows;
+      }),
+    );
   }
 
   // ---- scheduler records (migration 0003) ----
@@ -516,17 +680,20 @@ export class SqliteStore implements Store {
   }
 
   startWaitingRun(id: number, startedAt: number): void {
-    this.#write();
-    this.#sched.startWaiting.run(startedAt, id);
+    this.#change('startWaitingRun', () => this.#sched.startWaiting.run(startedAt, id));
   }
 
   listWaitingRuns(pluginId: string): RunRecord[] {
-    return (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow);
+    return this.#read('listWaitingRuns', () =>
+      (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow),
+    );
   }
 
   writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean {
-    this.#write();
-    return this.#sched.writeCursor.run(cursor, now, key, generation).changes > 0;
+    return this.#change(
+      'writeCursor',
+      () => this.#sched.writeCursor.run(cursor, now, key, generation).changes > 0,
+    );
   }
 
   enqueueCommand(
@@ -535,39 +702,64 @@ export class SqliteStore implements Store {
     note: string | null,
     now: number,
   ): number {
-    this.#write();
-    return Number(this.#stmts.enqueue.run(scheduleKey, action, note, now).lastInsertRowid);
+    return this.#change('enqueueCommand', () =>
+      Number(this.#stmts.enqueue.run(scheduleKey, action, note, now).lastInsertRowid),
+    );
   }
 
   pendingCommands(): OperatorCommand[] {
-    return (this.#stmts.pending.all() as Row[]).map(commandFromRow);
+    return this.#read('pendingCommands', () =>
+      (this.#stmts.pending.all() as Row[]).map(commandFromRow),
+    );
   }
 
   completeCommand(id: number, result: string, now: number): void {
-    this.#write();
-    this.#stmts.complete.run(now, result, id);
+    this.#change('completeCommand', () => this.#stmts.complete.run(now, result, id));
   }
 
   getCommand(id: number): OperatorCommand | undefined {
-    const r = this.#stmts.getCommand.get(id) as Row | undefined;
-    return r ? commandFromRow(r) : undefined;
+    return this.#read('getCommand', () => {
+      const r = this.#stmts.getCommand.get(id) as Row | undefined;
+      return r ? commandFromRow(r) : undefined;
+    });
   }
 
-  writeLease(lease: HostLease | null): void {
-    this.#write();
-    if (lease) this.#stmts.writeLease.run(lease);
-    else this.#stmts.clearLease.run();
+  acquireLease(claim: LeaseClaim): LeaseResult {
+    const changed = this.#commitNow(
+      'take the host lease',
+      () =>
+        this.#stmts.acquireLease.run({
+          owner: claim.owner,
+          pid: claim.pid,
+          hostName: claim.hostName,
+          now: claim.now,
+          staleBefore: claim.now - claim.staleMs,
+          replaceOwner: claim.replaceOwner ?? null,
+        }).changes,
+    );
+    const lease = this.readLease();
+    if (!lease) throw new HourglassError('HG_STORE', `store '${this.path}': the lease vanished`);
+    return changed === 1 && lease.owner === claim.owner
+      ? { ok: true, lease }
+      : { ok: false, holder: lease };
+  }
+
+  renewLease(owner: string, now: number): boolean {
+    return (
+      this.#commitNow('renew the host lease', () => this.#stmts.renewLease.run({ owner, now }))
+        .changes === 1
+    );
+  }
+
+  releaseLease(owner: string): void {
+    this.#commitNow('release the host lease', () => this.#stmts.releaseLease.run(owner));
   }
 
   readLease(): HostLease | undefined {
-    const r = this.#stmts.readLease.get() as Row | undefined;
-    return r
-      ? {
-          pid: r.pid as number,
-          startedAt: r.started_at as number,
-          heartbeatAt: r.heartbeat_at as number,
-        }
-      : undefined;
+    return this.#read('readLease', () => {
+      const r = this.#stmts.readLease.get() as Row | undefined;
+      return r ? leaseFromRow(r) : undefined;
+    });
   }
 
   close(): void {

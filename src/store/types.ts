@@ -6,6 +6,7 @@
  * The SQLite implementation is the embedded default; a shared-database implementation (with
  * leases, for several hosts) can plug in behind the same interface.
  */
+import type { HourglassError } from '../errors.ts';
 import type { MisfirePolicy, OverlapPolicy } from '../schedule/declaration.ts';
 import type { ScheduleSpec } from '../schedule/spec.ts';
 
@@ -157,11 +158,39 @@ export interface RunQuery {
   readonly limit?: number;
 }
 
+/** Who holds the store: one host at a time (see `acquireLease`). */
 export interface HostLease {
+  /** A random token per `Host` instance (two hosts in one process differ). */
+  readonly owner: string;
   readonly pid: number;
+  /** The machine's host name (`os.hostname()`). */
+  readonly hostName: string;
+  /** When this holder took the lease. */
   readonly startedAt: number;
+  /** Its last renewal; the lease is stale `staleMs` after it. */
   readonly heartbeatAt: number;
+  /** Counts takeovers of the store (a fencing number); +1 each time another owner takes it. */
+  readonly epoch: number;
 }
+
+export interface LeaseClaim {
+  readonly owner: string;
+  readonly pid: number;
+  readonly hostName: string;
+  readonly now: number;
+  /** A lease whose heartbeat is older than this is free to take. */
+  readonly staleMs: number;
+  /**
+   * Take the lease from this owner even if its heartbeat is recent: the caller has proved the
+   * holder dead (its pid is gone on this machine). Still a compare-and-set: if another owner
+   * took the lease meanwhile, the claim fails.
+   */
+  readonly replaceOwner?: string;
+}
+
+export type LeaseResult =
+  | { readonly ok: true; readonly lease: HostLease }
+  | { readonly ok: false; readonly holder: HostLease };
 
 export interface Store {
   /** Runs `fn` atomically (nested calls join the outer transaction). */
@@ -209,8 +238,24 @@ export interface Store {
   completeCommand(id: number, result: string, now: number): void;
   getCommand(id: number): OperatorCommand | undefined;
 
-  writeLease(lease: HostLease | null): void;
+  /**
+   * Takes the lease by compare-and-set in one transaction: it succeeds when there is no lease,
+   * the lease is stale, it is `claim.owner`'s own, or it is `claim.replaceOwner`'s. Otherwise
+   * it returns the live holder. Commits before it returns (never left in a group commit).
+   */
+  acquireLease(claim: LeaseClaim): LeaseResult;
+  /** Renews `owner`'s lease; false when `owner` no longer holds it. Commits before it returns. */
+  renewLease(owner: string, now: number): boolean;
+  /** Gives up the lease if `owner` holds it (never another owner's). */
+  releaseLease(owner: string): void;
   readLease(): HostLease | undefined;
+
+  /**
+   * Tells `listener` of every write the store could not make (`HG_STORE_WRITE`, e.g. disk full,
+   * or `HG_STORE_CORRUPT`), including a group commit that was rolled back, which no caller sees
+   * throw. `null` removes it. Optional: a store without it is watched through its errors only.
+   */
+  setWriteErrorListener?(listener: ((err: HourglassError) => void) | null): void;
 
   close(): void;
 }

@@ -170,3 +170,55 @@ test('`hourglass instrument` writes a metered module; `hourglass fuel` reports f
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--budget must be a non-negative integer/);
 });
+
+test('CLI on a damaged store: every store error has an HG_ code; an out-of-range time never fails a listing', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'h.db');
+  const store = new SqliteStore(file);
+  const at = Date.parse('2026-01-15T10:00:00Z');
+  for (const [localId, nextAt] of [
+    ['ok', at],
+    ['far', 8.64e15 + 1], // past Date's range (a guest's "every: 99999999d" once made this)
+  ] as const) {
+    store.insertSchedule({
+      key: `t/p/${localId}`,
+      pluginId: 't/p',
+      tenant: 't',
+      localId,
+      origin: 'declared',
+      spec: { kind: 'every', every: '1h', everyMs: 3_600_000 },
+      jitter: null,
+      jitterMs: 0,
+      payload: null,
+      overlap: 'skip',
+      misfire: 'skip',
+      description: null,
+      declHash: 'h',
+      state: 'active',
+      pauseNote: null,
+      anchorAt: at,
+      nextAt,
+      cursor: null,
+      bufferedAt: null,
+      createdAt: at,
+      updatedAt: at,
+    });
+  }
+  store.close();
+  const list = cli(['schedules', '--store', file], dir);
+  assert.equal(list.code, 0, list.err);
+  assert.match(list.out, /t\/p\/far .*out of range/);
+  assert.match(list.out, /t\/p\/ok .*2026-01-15T10:00:00Z/);
+
+  // Damage every page but the header: the file still opens, then reads fail.
+  const raw = readFileSync(file);
+  writeFileSync(
+    file,
+    Buffer.concat([raw.subarray(0, 4096), Buffer.alloc(raw.length - 4096, 0xa5)]),
+  );
+  for (const cmd of ['schedules', 'runs']) {
+    const r = cli([cmd, '--store', file], dir);
+    assert.equal(r.code, 1, cmd);
+    assert.match(r.err, /^hourglass: HG_STORE_CORRUPT: /, cmd);
+  }
+});

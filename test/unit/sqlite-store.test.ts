@@ -188,13 +188,13 @@ describe('SqliteStore: opening and migrations', () => {
     assert.equal(readPragma(file, 'user_version'), LATEST_VERSION + 1);
   });
 
-  test('a file that is not a database → HG_STORE', (t) => {
+  test('a file that is not a database → HG_STORE_CORRUPT', (t) => {
     const file = join(tempDir(t), 'junk.db');
     writeFileSync(
       file,
       'this is not an SQLite database, just text that is long enough to matter'.repeat(20),
     );
-    expectCode(() => new SqliteStore(file), 'HG_STORE');
+    expectCode(() => new SqliteStore(file), 'HG_STORE_CORRUPT');
   });
 
   test('a path whose parent is a file → HG_STORE', (t) => {
@@ -603,17 +603,81 @@ describe('SqliteStore: operator commands', () => {
 });
 
 describe('SqliteStore: lease', () => {
-  test('write, read, overwrite, clear', (t) => {
+  const claim = (owner: string, now: number, extra: { replaceOwner?: string } = {}) => ({
+    owner,
+    pid: 100,
+    hostName: 'h1',
+    now,
+    staleMs: 3_000,
+    ...extra,
+  });
+
+  test('acquire is a compare-and-set: free, own, stale, or a named dead holder', (t) => {
     const { store } = openStore(t);
     assert.equal(store.readLease(), undefined);
-    store.writeLease({ pid: 123, startedAt: T0, heartbeatAt: T0 + 1 });
-    assert.deepEqual(store.readLease(), { pid: 123, startedAt: T0, heartbeatAt: T0 + 1 });
-    store.writeLease({ pid: 456, startedAt: T0 + 2, heartbeatAt: T0 + 3 });
-    assert.deepEqual(store.readLease(), { pid: 456, startedAt: T0 + 2, heartbeatAt: T0 + 3 });
-    store.writeLease(null);
+    const a = store.acquireLease(claim('a', T0));
+    assert.ok(a.ok);
+    assert.deepEqual(store.readLease(), {
+      owner: 'a',
+      pid: 100,
+      hostName: 'h1',
+      startedAt: T0,
+      heartbeatAt: T0,
+      epoch: 1,
+    });
+    // Live (heartbeat 2.9 s ago): refused, the holder named.
+    const b = store.acquireLease({ ...claim('b', T0 + 2_900), pid: 200, hostName: 'h2' });
+    assert.equal(b.ok, false);
+    assert.equal(!b.ok && b.holder.owner, 'a');
+    // The owner itself re-acquires (keeps started_at and epoch).
+    assert.ok(store.acquireLease(claim('a', T0 + 1_000)).ok);
+    assert.equal(store.readLease()?.startedAt, T0);
+    assert.equal(store.readLease()?.epoch, 1);
+    // Naming another owner than the holder as dead does not help.
+    assert.equal(store.acquireLease(claim('b', T0 + 1_500, { replaceOwner: 'zzz' })).ok, false);
+    // Naming the holder as dead takes it.
+    const c = store.acquireLease(claim('c', T0 + 1_500, { replaceOwner: 'a' }));
+    assert.ok(c.ok);
+    assert.equal(c.ok && c.lease.epoch, 2);
+    // Stale after staleMs without renewal.
+    assert.equal(store.acquireLease(claim('d', T0 + 4_500)).ok, false);
+    const d = store.acquireLease(claim('d', T0 + 4_501));
+    assert.ok(d.ok);
+    assert.deepEqual(d.ok && [d.lease.owner, d.lease.startedAt, d.lease.epoch], [
+      'd',
+      T0 + 4_501,
+      3,
+    ]);
+  });
+
+  test('renew only by the holder; release only by the holder', (t) => {
+    const { store } = openStore(t);
+    assert.equal(store.renewLease('a', T0), false, 'no lease: nothing to renew');
+    assert.ok(store.acquireLease(claim('a', T0)).ok);
+    assert.equal(store.renewLease('a', T0 + 1_000), true);
+    assert.equal(store.readLease()?.heartbeatAt, T0 + 1_000);
+    assert.equal(store.renewLease('b', T0 + 1_000), false);
+    store.releaseLease('b');
+    assert.equal(store.readLease()?.owner, 'a');
+    store.releaseLease('a');
     assert.equal(store.readLease(), undefined);
-    store.writeLease(null);
-    assert.equal(store.readLease(), undefined);
+    store.releaseLease('a');
+  });
+
+  test('lease writes commit at once, even inside a group commit', (t) => {
+    const { file } = openStore(t);
+    const host = new SqliteStore(file, { groupCommit: true });
+    const cli = new SqliteStore(file, { mustExist: true });
+    t.after(() => {
+      host.close();
+      cli.close();
+    });
+    host.insertSchedule(schedule('a'));
+    assert.ok(host.acquireLease(claim('a', T0)).ok);
+    // Visible to another connection before any microtask ran, and so is the group before it.
+    assert.equal(cli.readLease()?.owner, 'a');
+    assert.equal(cli.listSchedules().length, 1);
+    assert.equal(cli.acquireLease(claim('b', T0 + 10)).ok, false);
   });
 });
 
