@@ -10,10 +10,10 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
-/** An ISO time, `-` for none, `?<ms>` for a stored value no `Date` can hold (never throws). */
+/** An ISO time, `-` for none; one no `Date` can hold prints as its number (never throws). */
 export function isoOrDash(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '-';
-  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return `?${ms}`;
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return `${ms} ms (out of range)`;
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 

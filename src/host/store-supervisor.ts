@@ -69,7 +69,7 @@ const LIVE_IN_PROCESS = new Map<string, () => boolean>();
 
 /** Whether the holder of a lease is certainly gone (so its lease may be taken before it is stale). */
 export function holderDead(h: HostLease): boolean {
-  // A lease written before host names were recorded (store version 1) is taken as local:
+  // A lease written before host names were recorded (store versions 1-3) is taken as local:
   // SQLite stores are local files.
   if ((h.hostName || hostname()) !== hostname()) return false;
   if (h.pid === process.pid) return !(LIVE_IN_PROCESS.get(h.owner)?.() ?? false);
