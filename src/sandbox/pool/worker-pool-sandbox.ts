@@ -20,9 +20,12 @@
  *   (posted, or read from the worker's outcome journal), and those that had not started are
  *   dispatched again.
  * - Host functions are answered on the main thread through a shared-memory channel.
+ *
+ * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), watchdog.ts (the
+ * deadlines), worker-lifecycle.ts (slots, spares, retired workers); this file ties them together
+ * and implements `Sandbox`.
  */
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { HourglassError } from '../../errors.ts';
 import { prepareGuest, type PreparedGuest } from '../guest-module.ts';
 import type { PreparedSpec } from '../in-thread-sandbox.ts';
@@ -34,21 +37,18 @@ import type {
   HostCallHandler,
   Sandbox,
 } from '../types.ts';
-import { journalRead, newJournal, outcomeFrom } from './outcome-journal.ts';
+import { FairQueue, speedKey, type PendingCall } from './dispatch.ts';
+import { journalRead, outcomeFrom } from './outcome-journal.ts';
 import {
   answerHostCall,
-  CLAIM_STOLEN,
-  CTL_BYTES,
   CTL_CLAIM,
   CTL_RUNNING,
-  CTL_STARTED_F64,
-  CTL_WORDS,
-  newChannel,
   type BatchCall,
   type FromWorker,
   type ToWorker,
-  type WorkerInit,
 } from './protocol.ts';
+import { Watchdog } from './watchdog.ts';
+import { WorkerSet, type Runner, type Slot } from './worker-lifecycle.ts';
 
 export interface WorkerPoolOptions {
   readonly hostCall: HostCallHandler;
@@ -90,152 +90,52 @@ interface Guest {
   readonly prepared: PreparedGuest;
 }
 
-interface PendingCall {
-  readonly callId: number;
-  readonly pluginId: string;
-  readonly tenant: string;
-  readonly req: CallRequest;
-  readonly resolve: (o: CallOutcome) => void;
-  /** See `speedKey`. */
-  readonly speedKey: string;
-  started: number;
-  timeoutMs: number;
-  settled: boolean;
-  /** Times it was dispatched again after its worker died before running it. */
-  retries: number;
-  /** Posted to a worker and not settled (counted in the pool's per-tenant `#held`). */
-  held: boolean;
-}
-
-/** One worker thread and the calls it holds. Outlives its slot until it has exited. */
-interface Runner {
-  readonly worker: Worker;
-  readonly channel: SharedArrayBuffer;
-  readonly journal: SharedArrayBuffer;
-  readonly ctl: Int32Array;
-  readonly clock: Float64Array;
-  readonly loaded: Set<string>;
-  /** The batch last posted to this worker (indices match the worker's claim word). */
-  batch: PendingCall[];
-  /** Calls posted to this worker whose outcome has not arrived, in the order they run. */
-  assigned: PendingCall[];
-  /** Shortest deadline among `assigned`. */
-  minTimeoutMs: number;
-  /** Last sign of progress (a batch posted, outcomes received): the setup deadline's origin. */
-  progressAt: number;
-  timer: NodeJS.Timeout | null;
-  /** Booted (its 'ready' message arrived): only then does it get calls. */
-  ready: boolean;
-  /** Terminated by the pool or exited: no longer in a slot. */
-  retired: boolean;
-  exited: boolean;
-  /** Resolvers for `load` acknowledgements from this worker. */
-  readonly loads: Map<string, (m: Extract<FromWorker, { type: 'loaded' }>) => void>;
-}
-
-interface Slot {
-  readonly index: number;
-  runner: Runner;
-}
-
-/** What predicts a call's duration: the same export of the same plugin for the same schedule. */
-function speedKey(pluginId: string, req: CallRequest): string {
-  return `${pluginId}\n${req.fn}\n${req.caller.scheduleKey ?? ''}`;
-}
-
-const ENTRY = new URL('./worker-entry.js', import.meta.url);
-/** Extra time a call may take before it starts (worker boot, guest instantiation). */
-const SETUP_GRACE_MS = 30_000;
-/** Calls queued behind one that has run this long are taken back and dispatched again. */
-const STEAL_MS = 5;
 /** A call whose worker died before running it is dispatched again at most this many times. */
 const MAX_RETRIES = 3;
 
 export class WorkerPoolSandbox implements Sandbox {
   readonly #o: WorkerPoolOptions;
   readonly #maxBatch: number;
-  readonly #spareCount: number;
   readonly #fastCallMs: number;
   readonly #guests = new Map<string, Guest>();
-  readonly #slots: Slot[] = [];
-  /** Waiting calls per tenant, and the tenants' turn order. */
-  readonly #queues = new Map<string, PendingCall[]>();
-  #turn: string[] = [];
-  #waiting = 0;
-  /** Calls held by workers (posted, not settled), per tenant: for fairness. */
-  readonly #held = new Map<string, number>();
+  readonly #queue = new FairQueue();
+  readonly #workers: WorkerSet;
+  readonly #watchdog: Watchdog;
   #dispatchQueued = false;
   /** Calls (plugin, export, schedule) whose last run was fast: they may share a batch. */
   readonly #fast = new Set<string>();
   #nextCallId = 1;
   #closed = false;
-  /** Booted (or booting), idle workers ready to replace one that was terminated. */
-  #spares: Runner[] = [];
-  /** Retired workers that have not exited yet. */
-  readonly #retired = new Set<Runner>();
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
     this.#maxBatch = Math.max(1, opts.maxBatch ?? 64);
-    this.#spareCount = Math.max(1, opts.spareWorkers ?? 2);
     this.#fastCallMs = opts.fastCallMs ?? 2;
-    const size = Math.max(1, opts.size ?? os.availableParallelism());
-    for (let index = 0; index < size; index++) {
-      this.#slots.push({ index, runner: this.#spawn() });
-    }
-    for (let i = 0; i < this.#spareCount; i++) this.#spares.push(this.#spawn());
+    this.#watchdog = new Watchdog({
+      settle: (call, outcome) => this.#settle(call, outcome),
+      requeue: (calls) => this.#requeue(calls),
+      expire: (r, call, reason, what) => this.#expire(r, call, reason, what),
+    });
+    this.#workers = new WorkerSet(
+      {
+        hostCallTimeoutMs: opts.hostCallTimeoutMs ?? 5_000,
+        nice: opts.workerNice ?? 10,
+        hostCallFuel: opts.hostCallFuel ?? {},
+      },
+      Math.max(1, opts.size ?? os.availableParallelism()),
+      Math.max(1, opts.spareWorkers ?? 2),
+      { onMessage: (r, m) => this.#onMessage(r, m), onExit: (r) => this.#onExit(r) },
+    );
   }
 
   get size(): number {
-    return this.#slots.length;
+    return this.#workers.slots.length;
   }
 
   /** Terminates a worker as if it had crashed (for tests and operators). */
   async killWorker(index: number): Promise<void> {
-    const slot = this.#slots[index];
+    const slot = this.#workers.slots[index];
     if (slot) await slot.runner.worker.terminate();
-  }
-
-  /** Boots a worker (idle: unref'd, so it never keeps the process alive). */
-  #spawn(): Runner {
-    const channel = newChannel();
-    const journal = newJournal();
-    const init: WorkerInit = {
-      channel,
-      journal,
-      hostCallTimeoutMs: this.#o.hostCallTimeoutMs ?? 5_000,
-      nice: this.#o.workerNice ?? 10,
-      hostCallFuel: this.#o.hostCallFuel ?? {},
-    };
-    const worker = new Worker(ENTRY, { workerData: init });
-    const r: Runner = {
-      worker,
-      channel,
-      journal,
-      ctl: new Int32Array(channel, 0, CTL_WORDS),
-      clock: new Float64Array(channel, 0, CTL_BYTES / 8),
-      loaded: new Set(),
-      batch: [],
-      assigned: [],
-      minTimeoutMs: Infinity,
-      progressAt: 0,
-      timer: null,
-      ready: false,
-      retired: false,
-      exited: false,
-      loads: new Map(),
-    };
-    worker.on('message', (m: FromWorker) => this.#onMessage(r, m));
-    worker.on('error', () => undefined); // 'exit' follows and does the accounting
-    worker.once('exit', () => this.#onExit(r));
-    worker.unref();
-    // Calls only go to booted workers: one that never boots is terminated (and replaced).
-    const boot = setTimeout(() => {
-      if (!r.ready) void worker.terminate().catch(() => undefined);
-    }, SETUP_GRACE_MS);
-    boot.unref();
-    worker.once('message', () => clearTimeout(boot));
-    return r;
   }
 
   #onMessage(r: Runner, m: FromWorker): void {
@@ -302,7 +202,7 @@ export class WorkerPoolSandbox implements Sandbox {
   #settle(call: PendingCall, outcome: CallOutcome): void {
     if (call.settled) return;
     call.settled = true;
-    this.#hold(call, false);
+    this.#queue.hold(call, false);
     call.resolve(outcome);
   }
 
@@ -321,19 +221,13 @@ export class WorkerPoolSandbox implements Sandbox {
     r.exited = true;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
-    this.#retired.delete(r);
+    this.#workers.retired.delete(r);
     for (const resolve of r.loads.values())
       resolve({ type: 'loaded', pluginId: '', error: 'the worker exited' });
     r.loads.clear();
     if (this.#closed) return;
-    if (!r.retired) {
-      const slot = this.#slots.find((s) => s.runner === r);
-      if (slot) this.#replace(slot, 'worker_crashed');
-      else if (this.#spares.includes(r)) {
-        this.#spares = this.#spares.filter((x) => x !== r);
-        this.#spares.push(this.#spawn());
-      }
-    }
+    const slot = this.#workers.exited(r);
+    if (slot) this.#replace(slot, 'worker_crashed');
     const journaled = journalRead(r.journal);
     const running = Atomics.load(r.ctl, CTL_RUNNING);
     const again: PendingCall[] = [];
@@ -358,25 +252,12 @@ export class WorkerPoolSandbox implements Sandbox {
     }
     r.assigned = [];
     r.batch = [];
-    for (let i = again.length - 1; i >= 0; i--) this.#enqueue(again[i] as PendingCall, true);
-    this.#scheduleDispatch();
+    this.#requeue(again);
   }
 
   /** Puts a warm worker in `slot` and retires (terminates) the one it had. */
   #replace(slot: Slot, reason: 'timed_out' | 'worker_crashed'): void {
-    const old = slot.runner;
-    old.retired = true;
-    if (old.timer) clearTimeout(old.timer);
-    old.timer = null;
-    if (!old.exited) this.#retired.add(old);
-    // A replacement takes a warm spare, booted ones first (a fresh worker needs ~250 ms of CPU
-    // to boot), and a new spare boots in the background.
-    let at = this.#spares.findIndex((r) => r.ready && !r.exited);
-    if (at < 0) at = this.#spares.findIndex((r) => !r.exited);
-    const [spare] = at < 0 ? [] : this.#spares.splice(at, 1);
-    slot.runner = spare ?? this.#spawn();
-    this.#spares.push(this.#spawn());
-    void old.worker.terminate().catch(() => undefined);
+    this.#workers.replace(slot);
     this.#o.onWorkerReplaced?.({ slot: slot.index, reason });
   }
 
@@ -385,7 +266,7 @@ export class WorkerPoolSandbox implements Sandbox {
     const { wasm, ...rest } = spec;
     const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits);
     // Instantiate once in a worker (start functions are guest code: never on this thread).
-    const r = (this.#slots[0] as Slot).runner;
+    const r = (this.#workers.slots[0] as Slot).runner;
     r.loaded.delete(spec.pluginId);
     r.worker.ref(); // an idle pool must not keep the process alive; a pending answer must
     const ack = await new Promise<Extract<FromWorker, { type: 'loaded' }>>((resolve) => {
@@ -399,9 +280,9 @@ export class WorkerPoolSandbox implements Sandbox {
         `plugin ${spec.pluginId}: cannot be instantiated: ${ack.error ?? 'unknown error'}`,
       );
     }
-    for (const other of this.#slots)
+    for (const other of this.#workers.slots)
       if (other.runner !== r) other.runner.loaded.delete(spec.pluginId);
-    for (const spare of this.#spares) spare.loaded.delete(spec.pluginId);
+    for (const spare of this.#workers.spares) spare.loaded.delete(spec.pluginId);
     this.#guests.set(spec.pluginId, { spec: rest, prepared });
     return ack.info;
   }
@@ -417,7 +298,7 @@ export class WorkerPoolSandbox implements Sandbox {
         new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`),
       );
     return new Promise((resolve) => {
-      this.#enqueue(
+      this.#queue.enqueue(
         {
           callId: this.#nextCallId++,
           pluginId,
@@ -437,45 +318,10 @@ export class WorkerPoolSandbox implements Sandbox {
     });
   }
 
-  #enqueue(call: PendingCall, front: boolean): void {
-    let q = this.#queues.get(call.tenant);
-    if (!q) {
-      this.#queues.set(call.tenant, (q = []));
-      this.#turn.push(call.tenant);
-    }
-    if (front) q.unshift(call);
-    else q.push(call);
-    this.#hold(call, false);
-    this.#waiting++;
-  }
-
-  /** Counts `call` in (or out of) its tenant's calls held by workers. */
-  #hold(call: PendingCall, held: boolean): void {
-    if (call.held === held) return;
-    call.held = held;
-    this.#held.set(call.tenant, (this.#held.get(call.tenant) ?? 0) + (held ? 1 : -1));
-  }
-
-  /**
-   * Next waiting call: from the waiting tenant with the fewest calls held by workers (ties: the
-   * one waiting longest for its turn). Plain turn order is not enough: a tenant whose burst took
-   * every worker before anyone else queued would still be first in line.
-   */
-  #take(): PendingCall | undefined {
-    let best = -1;
-    let bestHeld = Infinity;
-    for (let i = 0; i < this.#turn.length; i++) {
-      const held = this.#held.get(this.#turn[i] as string) ?? 0;
-      if (held < bestHeld) [best, bestHeld] = [i, held];
-    }
-    if (best < 0) return undefined;
-    const [tenant] = this.#turn.splice(best, 1) as [string];
-    const q = this.#queues.get(tenant);
-    const call = q?.shift();
-    if (q && q.length > 0) this.#turn.push(tenant);
-    else this.#queues.delete(tenant);
-    if (call) this.#waiting--;
-    return call;
+  /** Queues calls taken back from a worker again, first in line, in this order. */
+  #requeue(calls: readonly PendingCall[]): void {
+    for (let i = calls.length - 1; i >= 0; i--) this.#queue.enqueue(calls[i] as PendingCall, true);
+    this.#scheduleDispatch();
   }
 
   /**
@@ -495,10 +341,12 @@ export class WorkerPoolSandbox implements Sandbox {
     if (this.#closed) return;
     // Only booted workers: calls wait in the queue (for whichever worker is ready first), not
     // behind a boot.
-    const idle = this.#slots.filter((s) => s.runner.ready && s.runner.assigned.length === 0);
-    for (let i = 0; i < idle.length && this.#waiting > 0; i++) {
+    const idle = this.#workers.slots.filter(
+      (s) => s.runner.ready && s.runner.assigned.length === 0,
+    );
+    for (let i = 0; i < idle.length && this.#queue.waiting > 0; i++) {
       // An even share of what waits for each idle worker, so that a burst uses all of them.
-      const share = Math.min(this.#maxBatch, Math.ceil(this.#waiting / (idle.length - i)));
+      const share = Math.min(this.#maxBatch, Math.ceil(this.#queue.waiting / (idle.length - i)));
       this.#send((idle[i] as Slot).runner, share);
     }
   }
@@ -509,7 +357,7 @@ export class WorkerPoolSandbox implements Sandbox {
     const now = Date.now();
     r.batch = [];
     while (batch.length < max) {
-      const call = this.#take();
+      const call = this.#queue.take();
       if (!call) break;
       const guest = this.#guests.get(call.pluginId);
       if (!guest) {
@@ -530,7 +378,7 @@ export class WorkerPoolSandbox implements Sandbox {
       call.started = now;
       r.batch.push(call);
       r.assigned.push(call);
-      this.#hold(call, true);
+      this.#queue.hold(call, true);
       if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
       // A call that may run long goes last, and the worker posts what it holds before it.
       const fast = this.#fast.has(call.speedKey);
@@ -546,86 +394,11 @@ export class WorkerPoolSandbox implements Sandbox {
     r.progressAt = now;
     Atomics.store(r.ctl, CTL_CLAIM, 0);
     this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
-    if (r.timer) clearTimeout(r.timer);
-    const first = batch.length > 1 ? Math.min(STEAL_MS, r.minTimeoutMs) : r.minTimeoutMs;
-    r.timer = setTimeout(() => this.#check(r), first);
-  }
-
-  /**
-   * The deadline watchdog. The worker publishes which call it is running and since when in
-   * shared memory; that call's deadline counts from that moment. While none runs (a fresh worker
-   * booting, a guest instantiating) a generous setup deadline applies, counted from the last
-   * sign of progress. Past either, the worker is terminated and replaced.
-   */
-  #check(r: Runner): void {
-    r.timer = null;
-    if (r.retired || r.assigned.length === 0) return;
-    const now = Date.now();
-    const running = Atomics.load(r.ctl, CTL_RUNNING);
-    const call = running === 0 ? undefined : r.assigned.find((c) => c.callId === running);
-    if (call) {
-      call.started = r.clock[CTL_STARTED_F64] as number;
-      const left = call.started + call.timeoutMs - now;
-      if (left > 0) {
-        if (now - call.started >= STEAL_MS) {
-          this.#steal(r);
-          this.#harvest(r, call.callId);
-        }
-        const waitMs = r.assigned.at(-1) === call ? left : Math.min(left, STEAL_MS);
-        r.timer = setTimeout(() => this.#check(r), Math.min(waitMs, r.minTimeoutMs));
-        return;
-      }
-      return this.#expire(
-        r,
-        call,
-        'deadline',
-        `${call.req.fn}() ran past its ${call.timeoutMs} ms deadline`,
-      );
-    }
-    const next = r.assigned.find((c) => !c.settled);
-    if (!next) return;
-    const setupLeft = r.progressAt + next.timeoutMs + SETUP_GRACE_MS - now;
-    if (setupLeft > 0) {
-      r.timer = setTimeout(() => this.#check(r), Math.min(setupLeft, r.minTimeoutMs));
-      return;
-    }
-    this.#expire(
-      r,
-      next,
-      'setup_deadline',
-      `the guest was not ready within ${next.timeoutMs + SETUP_GRACE_MS} ms`,
-    );
-  }
-
-  /** Takes back the calls of `r`'s batch that have not started, and queues them again first. */
-  #steal(r: Runner): void {
-    const from = Atomics.exchange(r.ctl, CTL_CLAIM, CLAIM_STOLEN);
-    if (from === CLAIM_STOLEN || from >= r.batch.length) return;
-    const stolen = new Set(r.batch.slice(from));
-    r.batch = r.batch.slice(0, from);
-    r.assigned = r.assigned.filter((c) => !stolen.has(c));
-    const again = [...stolen].filter((c) => !c.settled);
-    for (let i = again.length - 1; i >= 0; i--) this.#enqueue(again[i] as PendingCall, true);
-    this.#scheduleDispatch();
-  }
-
-  /**
-   * Settles the calls `r` finished before the long one it is running (`runningId`), whose
-   * outcomes it holds until that one ends. The worker only touches its journal between calls,
-   * so a copy taken while the same call runs before and after it is consistent.
-   */
-  #harvest(r: Runner, runningId: number): void {
-    const journaled = journalRead(r.journal);
-    if (journaled.size === 0 || Atomics.load(r.ctl, CTL_RUNNING) !== runningId) return;
-    r.assigned = r.assigned.filter((call) => {
-      const outcome = journaled.get(call.callId);
-      if (outcome) this.#settle(call, outcome);
-      return !outcome;
-    });
+    this.#watchdog.arm(r, batch.length);
   }
 
   #expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void {
-    const slot = this.#slots.find((s) => s.runner === r);
+    const slot = this.#workers.slotOf(r);
     if (slot) this.#replace(slot, 'timed_out');
     this.#fast.delete(call.speedKey);
     this.#settle(call, {
@@ -643,7 +416,7 @@ export class WorkerPoolSandbox implements Sandbox {
   async unload(pluginId: string): Promise<void> {
     this.#guests.delete(pluginId);
     for (const key of this.#fast) if (key.startsWith(`${pluginId}\n`)) this.#fast.delete(key);
-    for (const slot of this.#slots) {
+    for (const slot of this.#workers.slots) {
       if (slot.runner.loaded.delete(pluginId))
         this.#post(slot.runner, { type: 'unload', pluginId });
     }
@@ -651,24 +424,17 @@ export class WorkerPoolSandbox implements Sandbox {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const [, q] of this.#queues) {
-      for (const call of q)
-        this.#settle(call, {
-          ok: false,
-          status: 'worker_crashed',
-          reason: 'closed',
-          message: 'the sandbox pool was closed',
-          durationMs: 0,
-          fuelUsed: null,
-        });
-    }
-    this.#queues.clear();
-    this.#turn = [];
-    this.#waiting = 0;
-    const all = [...this.#slots.map((s) => s.runner), ...this.#retired, ...this.#spares];
-    this.#spares = [];
+    for (const call of this.#queue.drain())
+      this.#settle(call, {
+        ok: false,
+        status: 'worker_crashed',
+        reason: 'closed',
+        message: 'the sandbox pool was closed',
+        durationMs: 0,
+        fuelUsed: null,
+      });
     await Promise.all(
-      all.map(async (r) => {
+      this.#workers.takeAll().map(async (r) => {
         if (r.timer) clearTimeout(r.timer);
         r.timer = null;
         await r.worker.terminate();
