@@ -8,12 +8,17 @@
  * unmetered glue and every guest operator is metered. Compiled modules are cached by the
  * original's hash, the instrumenter and cost-table versions and every option that changes the
  * output, so reloading a plugin (or another plugin with the same bytes) compiles nothing.
+ *
+ * In the worker pool (the default sandbox) all of this runs in a pool worker, under a load
+ * deadline, never on the main thread (src/sandbox/pool/); the cache is then per worker. A
+ * module over the loader's bounds (module-bounds.ts) is refused before anything else runs.
  */
 import { isCapability } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
 import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
+import { checkModuleBounds } from './module-bounds.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;
@@ -56,6 +61,12 @@ export async function prepareGuest(
   wasm: Uint8Array<ArrayBuffer>,
   limits: PluginLimits,
 ): Promise<PreparedGuest> {
+  const bounds = checkModuleBounds(wasm);
+  if (bounds) {
+    throw new HourglassError('HG_PLUGIN_TOO_COMPLEX', `plugin ${pluginId}: ${bounds.message}`, {
+      pluginId,
+    });
+  }
   const sha256 = sha256Hex(wasm);
   if (wasm.length >= 8 && wasm[4] !== 0x01) {
     throw loadError(

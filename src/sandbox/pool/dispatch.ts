@@ -7,7 +7,17 @@
  * queued would still be first in line, so the next call comes from the waiting tenant with the
  * fewest calls held by workers (ties: the one waiting longest for its turn).
  */
+import type { PreparedSpec } from '../in-thread-sandbox.ts';
 import type { CallOutcome, CallRequest } from '../types.ts';
+import type { FromWorker } from './protocol.ts';
+
+/** A plugin's load, queued and dispatched like a call (it occupies a worker while it runs). */
+export interface LoadTask {
+  readonly spec: PreparedSpec;
+  readonly wasm: Uint8Array<ArrayBuffer>;
+  /** The worker's answer (success or a refusal); failures of the worker itself go to `resolve`. */
+  readonly done: (m: Extract<FromWorker, { type: 'prepared' }>) => void;
+}
 
 export interface PendingCall {
   readonly callId: number;
@@ -24,6 +34,13 @@ export interface PendingCall {
   retries: number;
   /** Posted to a worker and not settled (counted in the queue's per-tenant held count). */
   held: boolean;
+  /** Set for a plugin's load (then `req` names the discovery caller, for fairness only). */
+  readonly load?: LoadTask;
+}
+
+/** What a call is, for messages: `run()`, or `loading`. */
+export function callLabel(call: PendingCall): string {
+  return call.load ? 'loading' : `${call.req.fn}()`;
 }
 
 /** What predicts a call's duration: the same export of the same plugin for the same schedule. */

@@ -9,7 +9,7 @@
  * holds for calls it finished before it are read from its journal.
  */
 import type { CallOutcome } from '../types.ts';
-import type { PendingCall } from './dispatch.ts';
+import { callLabel, type PendingCall } from './dispatch.ts';
 import { journalRead } from './outcome-journal.ts';
 import { CLAIM_STOLEN, CTL_CLAIM, CTL_RUNNING, CTL_STARTED_F64 } from './protocol.ts';
 import { SETUP_GRACE_MS, type Runner } from './worker-lifecycle.ts';
@@ -61,7 +61,7 @@ export class Watchdog {
         r,
         call,
         'deadline',
-        `${call.req.fn}() ran past its ${call.timeoutMs} ms deadline`,
+        `${callLabel(call)} ran past its ${call.timeoutMs} ms deadline`,
       );
     }
     const next = r.assigned.find((c) => !c.settled);

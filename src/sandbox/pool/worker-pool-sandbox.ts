@@ -2,8 +2,11 @@
  * A `Sandbox` that runs every guest call on a pool of worker threads, so the main thread (store,
  * scheduler, operator surfaces) never executes guest code.
  *
- * - Each guest is validated and compiled once on the main thread; the `WebAssembly.Module` is
- *   posted to workers, which instantiate it lazily (and re-create it after a trap).
+ * - Loading never runs on the main thread: a plugin's load is queued like a call (its tenant's
+ *   turn, fairness included) and runs in one worker, which validates, instruments and compiles
+ *   it (prepareGuest) and instantiates it (its start function runs), under the load deadline
+ *   (`loadTimeoutMs`). The compiled `WebAssembly.Module` comes back and is posted to the other
+ *   workers, which instantiate it lazily (and re-create it after a trap).
  * - Calls travel in batches: waiting calls are queued per tenant, and when a worker is idle it
  *   gets its share of them (taken round-robin across tenants, so one tenant's burst cannot
  *   starve another) in one message; it runs them in order and posts their outcomes back
@@ -20,24 +23,25 @@
  *   (posted, or read from the worker's outcome journal), and those that had not started are
  *   dispatched again.
  * - Host functions are answered on the main thread through a shared-memory channel.
+ * - Lifetimes: while the pool owes an answer (a call or load not settled) it holds a keep-alive
+ *   timer, and only then: calls waiting for a worker that is still booting (a replacement, a
+ *   spare) must keep the process alive, an idle pool must not (worker threads are always
+ *   unref'd). Tying liveness to the threads instead, as before, let the event loop drain while
+ *   calls waited for a booting worker, and their promises never settled. `close()` settles
+ *   everything it holds (waiting, running, loading: `worker_crashed`/`closed`, or the outcome a
+ *   worker had journaled) and waits for threads at most `closeTimeoutMs`.
  *
  * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), watchdog.ts (the
  * deadlines), worker-lifecycle.ts (slots, spares, retired workers); this file ties them together
  * and implements `Sandbox`.
  */
 import os from 'node:os';
-import { HourglassError } from '../../errors.ts';
-import { prepareGuest, type PreparedGuest } from '../guest-module.ts';
+import { HourglassError, type ErrorCode } from '../../errors.ts';
+import type { PreparedGuest } from '../guest-module.ts';
 import type { PreparedSpec } from '../in-thread-sandbox.ts';
-import type {
-  CallOutcome,
-  CallRequest,
-  GuestInfo,
-  GuestSpec,
-  HostCallHandler,
-  Sandbox,
-} from '../types.ts';
-import { FairQueue, speedKey, type PendingCall } from './dispatch.ts';
+import type { CallOutcome, CallRequest, GuestInfo, GuestSpec, Sandbox } from '../types.ts';
+import { FairQueue, speedKey, type LoadTask, type PendingCall } from './dispatch.ts';
+import type { WorkerPoolOptions } from './options.ts';
 import { journalRead, outcomeFrom } from './outcome-journal.ts';
 import {
   answerHostCall,
@@ -48,42 +52,9 @@ import {
   type ToWorker,
 } from './protocol.ts';
 import { Watchdog } from './watchdog.ts';
-import { WorkerSet, type Runner, type Slot } from './worker-lifecycle.ts';
+import { DEFAULT_ENTRY, WorkerSet, type Runner, type Slot } from './worker-lifecycle.ts';
 
-export interface WorkerPoolOptions {
-  readonly hostCall: HostCallHandler;
-  /** Static fuel price of each host function (see `InThreadSandboxOptions`). @defaultValue none */
-  readonly hostCallFuel?: Readonly<Record<string, number>>;
-  /** Number of workers. @defaultValue the number of CPU cores */
-  readonly size?: number;
-  /** How long a guest's host call waits for the main thread. @defaultValue 5000 */
-  readonly hostCallTimeoutMs?: number;
-  /**
-   * Niceness of the worker threads (on Linux a nice value is per thread): guest code, and
-   * worker boots, yield to the main thread (scheduler, store, operator surfaces) when cores are
-   * short, so a guest burning its budget cannot delay ticks. 0 keeps the process's priority.
-   * @defaultValue 10
-   */
-  readonly workerNice?: number;
-  /**
-   * Booted idle workers kept to replace terminated ones at once. Two cover deadline kills that
-   * come faster than a worker boots (its boot runs at `workerNice` too). @defaultValue 2
-   */
-  readonly spareWorkers?: number;
-  /** Most calls sent to a worker in one message. @defaultValue 64 */
-  readonly maxBatch?: number;
-  /**
-   * A call whose predecessor (same plugin, export and schedule) took less than this many ms
-   * may share a batch with calls queued behind it. @defaultValue 2
-   */
-  readonly fastCallMs?: number;
-  readonly onGuestLog?: (entry: { pluginId: string; level: string; message: string }) => void;
-  /** Called when a worker is replaced (after a deadline or a crash). */
-  readonly onWorkerReplaced?: (info: {
-    slot: number;
-    reason: 'timed_out' | 'worker_crashed';
-  }) => void;
-}
+export type { WorkerPoolOptions } from './options.ts';
 
 interface Guest {
   readonly spec: PreparedSpec;
@@ -93,10 +64,20 @@ interface Guest {
 /** A call whose worker died before running it is dispatched again at most this many times. */
 const MAX_RETRIES = 3;
 
+function failure(
+  status: 'worker_crashed' | 'failed',
+  reason: string,
+  message: string,
+  durationMs = 0,
+): CallOutcome {
+  return { ok: false, status, reason, message, durationMs, fuelUsed: null };
+}
+
 export class WorkerPoolSandbox implements Sandbox {
   readonly #o: WorkerPoolOptions;
   readonly #maxBatch: number;
   readonly #fastCallMs: number;
+  readonly #loadTimeoutMs: number;
   readonly #guests = new Map<string, Guest>();
   readonly #queue = new FairQueue();
   readonly #workers: WorkerSet;
@@ -106,11 +87,18 @@ export class WorkerPoolSandbox implements Sandbox {
   readonly #fast = new Set<string>();
   #nextCallId = 1;
   #closed = false;
+  #closing: Promise<void> | null = null;
+  /** Calls and loads not settled; while > 0, `#alive` is ref'd (see the head comment). */
+  #owed = 0;
+  readonly #alive: NodeJS.Timeout;
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
     this.#maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.#fastCallMs = opts.fastCallMs ?? 2;
+    this.#loadTimeoutMs = opts.loadTimeoutMs ?? 30_000;
+    this.#alive = setInterval(() => undefined, 1 << 30);
+    this.#alive.unref();
     this.#watchdog = new Watchdog({
       settle: (call, outcome) => this.#settle(call, outcome),
       requeue: (calls) => this.#requeue(calls),
@@ -118,13 +106,22 @@ export class WorkerPoolSandbox implements Sandbox {
     });
     this.#workers = new WorkerSet(
       {
-        hostCallTimeoutMs: opts.hostCallTimeoutMs ?? 5_000,
-        nice: opts.workerNice ?? 10,
-        hostCallFuel: opts.hostCallFuel ?? {},
+        init: {
+          hostCallTimeoutMs: opts.hostCallTimeoutMs ?? 5_000,
+          nice: opts.workerNice ?? 10,
+          hostCallFuel: opts.hostCallFuel ?? {},
+        },
+        size: Math.max(1, opts.size ?? os.availableParallelism()),
+        spares: Math.max(1, opts.spareWorkers ?? 2),
+        bootBackoffMs: opts.bootBackoffMs ?? 100,
+        maxBootFailures: Math.max(1, opts.maxBootFailures ?? 10),
+        entry: opts.workerEntry ?? DEFAULT_ENTRY,
       },
-      Math.max(1, opts.size ?? os.availableParallelism()),
-      Math.max(1, opts.spareWorkers ?? 2),
-      { onMessage: (r, m) => this.#onMessage(r, m), onExit: (r) => this.#onExit(r) },
+      {
+        onMessage: (r, m) => this.#onMessage(r, m),
+        onExit: (r) => this.#onExit(r),
+        onBroken: (message) => this.#onBroken(message),
+      },
     );
   }
 
@@ -132,10 +129,21 @@ export class WorkerPoolSandbox implements Sandbox {
     return this.#workers.slots.length;
   }
 
+  /** Worker threads alive now: `size` + spares when settled, more while retired ones exit. */
+  get threads(): number {
+    return this.#workers.threads;
+  }
+
   /** Terminates a worker as if it had crashed (for tests and operators). */
   async killWorker(index: number): Promise<void> {
     const slot = this.#workers.slots[index];
     if (slot) await slot.runner.worker.terminate();
+  }
+
+  #owe(delta: 1 | -1): void {
+    this.#owed += delta;
+    if (this.#owed > 0) this.#alive.ref();
+    else this.#alive.unref();
   }
 
   #onMessage(r: Runner, m: FromWorker): void {
@@ -159,16 +167,18 @@ export class WorkerPoolSandbox implements Sandbox {
         answerHostCall(r.channel, m.seq, response);
         return;
       }
+      case 'prepared':
+        this.#onPrepared(r, m);
+        return;
       case 'loaded':
         if (!m.error) r.loaded.add(m.pluginId);
-        r.loads.get(m.pluginId)?.(m);
-        r.loads.delete(m.pluginId);
         return;
       case 'log':
         this.#o.onGuestLog?.(m);
         return;
       case 'ready':
         r.ready = true;
+        this.#workers.booted();
         if (!r.retired) this.#scheduleDispatch();
         return;
     }
@@ -192,25 +202,42 @@ export class WorkerPoolSandbox implements Sandbox {
       this.#settle(call, outcome);
     }
     if (head > 0) r.assigned.splice(0, head);
+    this.#progress(r);
+  }
+
+  #onPrepared(r: Runner, m: Extract<FromWorker, { type: 'prepared' }>): void {
+    const at = r.assigned.findIndex((c) => c.callId === m.callId);
+    const call = at < 0 ? undefined : r.assigned.splice(at, 1)[0];
+    if (call?.load && !call.settled) {
+      if (m.prepared) r.loaded.add(call.pluginId);
+      this.#finish(call);
+      call.load.done(m);
+    }
+    this.#progress(r);
+  }
+
+  /** `r` delivered outcomes: when it holds nothing more, it takes the next calls. */
+  #progress(r: Runner): void {
     r.progressAt = Date.now();
     if (r.assigned.length === 0 && !r.retired) {
-      this.#idle(r);
+      if (r.timer) clearTimeout(r.timer);
+      r.timer = null;
+      r.minTimeoutMs = Infinity;
       this.#scheduleDispatch();
     }
   }
 
-  #settle(call: PendingCall, outcome: CallOutcome): void {
-    if (call.settled) return;
+  /** Marks `call` settled (once); the caller then delivers its answer. */
+  #finish(call: PendingCall): boolean {
+    if (call.settled) return false;
     call.settled = true;
     this.#queue.hold(call, false);
-    call.resolve(outcome);
+    this.#owe(-1);
+    return true;
   }
 
-  #idle(r: Runner): void {
-    if (r.timer) clearTimeout(r.timer);
-    r.timer = null;
-    r.minTimeoutMs = Infinity;
-    if (r.loads.size === 0) r.worker.unref();
+  #settle(call: PendingCall, outcome: CallOutcome): void {
+    if (this.#finish(call)) call.resolve(outcome);
   }
 
   /**
@@ -221,11 +248,7 @@ export class WorkerPoolSandbox implements Sandbox {
     r.exited = true;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
-    this.#workers.retired.delete(r);
-    for (const resolve of r.loads.values())
-      resolve({ type: 'loaded', pluginId: '', error: 'the worker exited' });
-    r.loads.clear();
-    if (this.#closed) return;
+    if (this.#closed) return; // close() settles what it held
     const slot = this.#workers.exited(r);
     if (slot) this.#replace(slot, 'worker_crashed');
     const journaled = journalRead(r.journal);
@@ -237,14 +260,15 @@ export class WorkerPoolSandbox implements Sandbox {
       if (outcome) this.#settle(call, outcome);
       else if (call.callId === running || call.retries >= MAX_RETRIES) {
         this.#fast.delete(call.speedKey);
-        this.#settle(call, {
-          ok: false,
-          status: 'worker_crashed',
-          reason: 'worker_exit',
-          message: 'the sandbox worker exited during the call; it was replaced',
-          durationMs: Date.now() - call.started,
-          fuelUsed: null,
-        });
+        this.#settle(
+          call,
+          failure(
+            'worker_crashed',
+            'worker_exit',
+            `the sandbox worker exited during ${call.load ? 'the load' : 'the call'}; it was replaced${r.error ? ` (${r.error})` : ''}`,
+            Date.now() - call.started,
+          ),
+        );
       } else {
         call.retries++;
         again.push(call);
@@ -253,6 +277,12 @@ export class WorkerPoolSandbox implements Sandbox {
     r.assigned = [];
     r.batch = [];
     this.#requeue(again);
+  }
+
+  /** Worker boots failed too often: what waits, and everything after, fails. */
+  #onBroken(message: string): void {
+    for (const call of this.#queue.drain())
+      this.#settle(call, failure('worker_crashed', 'worker_boot', message));
   }
 
   /** Puts a warm worker in `slot` and retires (terminates) the one it had. */
@@ -264,27 +294,42 @@ export class WorkerPoolSandbox implements Sandbox {
   async load(spec: GuestSpec): Promise<GuestInfo> {
     if (this.#closed) throw new HourglassError('HG_HOST_STATE', 'the sandbox pool is closed');
     const { wasm, ...rest } = spec;
-    const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits);
-    // Instantiate once in a worker (start functions are guest code: never on this thread).
-    const r = (this.#workers.slots[0] as Slot).runner;
-    r.loaded.delete(spec.pluginId);
-    r.worker.ref(); // an idle pool must not keep the process alive; a pending answer must
-    const ack = await new Promise<Extract<FromWorker, { type: 'loaded' }>>((resolve) => {
-      r.loads.set(spec.pluginId, resolve);
-      this.#post(r, { type: 'load', spec: rest, prepared });
+    const answer = await new Promise<
+      Extract<FromWorker, { type: 'prepared' }> | Extract<CallOutcome, { ok: false }>
+    >((resolve) => {
+      const load: LoadTask = { spec: rest, wasm, done: resolve };
+      this.#enqueue(spec.pluginId, spec.tenant, this.#loadTimeoutMs, load, {
+        fn: 'schedules',
+        caller: { pluginId: spec.pluginId, tenant: spec.tenant, phase: 'discovery' },
+      }).then((o) => {
+        if (!o.ok) resolve(o);
+      });
     });
-    if (r.assigned.length === 0 && r.loads.size === 0) r.worker.unref();
-    if (ack.error || !ack.info) {
-      throw new HourglassError(
-        'HG_PLUGIN_LOAD',
-        `plugin ${spec.pluginId}: cannot be instantiated: ${ack.error ?? 'unknown error'}`,
-      );
+    if ('ok' in answer) {
+      // The worker timed out, died, could not boot, or the pool closed: not the guest's answer.
+      const code: ErrorCode =
+        answer.reason === 'worker_boot'
+          ? 'HG_SANDBOX_BOOT'
+          : answer.reason === 'closed'
+            ? 'HG_HOST_STATE'
+            : 'HG_PLUGIN_LOAD';
+      throw new HourglassError(code, `plugin ${spec.pluginId}: ${answer.message}`, {
+        pluginId: spec.pluginId,
+      });
     }
-    for (const other of this.#workers.slots)
-      if (other.runner !== r) other.runner.loaded.delete(spec.pluginId);
+    if (answer.error || !answer.prepared || !answer.info) {
+      const code = (answer.error?.code ?? 'HG_PLUGIN_LOAD') as ErrorCode;
+      throw new HourglassError(code, answer.error?.message ?? 'the load failed', {
+        pluginId: spec.pluginId,
+      });
+    }
+    // Workers that had an older version instantiate this one before their next call of it.
+    const loadedBy = this.#workers.slots.find((s) => s.runner.loaded.has(spec.pluginId));
+    for (const slot of this.#workers.slots)
+      if (slot !== loadedBy) slot.runner.loaded.delete(spec.pluginId);
     for (const spare of this.#workers.spares) spare.loaded.delete(spec.pluginId);
-    this.#guests.set(spec.pluginId, { spec: rest, prepared });
-    return ack.info;
+    this.#guests.set(spec.pluginId, { spec: rest, prepared: answer.prepared });
+    return answer.info;
   }
 
   #post(r: Runner, msg: ToWorker): void {
@@ -297,23 +342,36 @@ export class WorkerPoolSandbox implements Sandbox {
       return Promise.reject(
         new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`),
       );
+    return this.#enqueue(pluginId, guest.spec.tenant, guest.spec.limits.timeoutMs, undefined, req);
+  }
+
+  #enqueue(
+    pluginId: string,
+    tenant: string,
+    timeoutMs: number,
+    load: LoadTask | undefined,
+    req: CallRequest,
+  ): Promise<CallOutcome> {
     return new Promise((resolve) => {
-      this.#queue.enqueue(
-        {
-          callId: this.#nextCallId++,
-          pluginId,
-          tenant: guest.spec.tenant,
-          req,
-          resolve,
-          speedKey: speedKey(pluginId, req),
-          started: Date.now(),
-          timeoutMs: guest.spec.limits.timeoutMs,
-          settled: false,
-          retries: 0,
-          held: false,
-        },
-        false,
-      );
+      const call: PendingCall = {
+        callId: this.#nextCallId++,
+        pluginId,
+        tenant,
+        req,
+        resolve,
+        speedKey: speedKey(pluginId, req),
+        started: Date.now(),
+        timeoutMs,
+        settled: false,
+        retries: 0,
+        held: false,
+        ...(load ? { load } : {}),
+      };
+      this.#owe(1);
+      const broken = this.#workers.broken;
+      if (broken !== null)
+        return this.#settle(call, failure('worker_crashed', 'worker_boot', broken));
+      this.#queue.enqueue(call, false);
       this.#scheduleDispatch();
     });
   }
@@ -342,7 +400,7 @@ export class WorkerPoolSandbox implements Sandbox {
     // Only booted workers: calls wait in the queue (for whichever worker is ready first), not
     // behind a boot.
     const idle = this.#workers.slots.filter(
-      (s) => s.runner.ready && s.runner.assigned.length === 0,
+      (s) => WorkerSet.usable(s.runner) && s.runner.assigned.length === 0,
     );
     for (let i = 0; i < idle.length && this.#queue.waiting > 0; i++) {
       // An even share of what waits for each idle worker, so that a burst uses all of them.
@@ -351,35 +409,33 @@ export class WorkerPoolSandbox implements Sandbox {
     }
   }
 
-  /** Sends up to `max` waiting calls to an idle worker in one batch. */
+  /**
+   * Sends up to `max` waiting calls to an idle worker in one batch. A load ends the batch: it
+   * is posted after it, as its own message.
+   */
   #send(r: Runner, max: number): void {
     const batch: BatchCall[] = [];
     const now = Date.now();
+    let load: PendingCall | undefined;
     r.batch = [];
     while (batch.length < max) {
       const call = this.#queue.take();
       if (!call) break;
+      if (call.load) {
+        load = call;
+        break;
+      }
       const guest = this.#guests.get(call.pluginId);
       if (!guest) {
-        this.#settle(call, {
-          ok: false,
-          status: 'failed',
-          reason: 'unloaded',
-          message: `plugin ${call.pluginId} was unloaded`,
-          durationMs: 0,
-          fuelUsed: null,
-        });
+        this.#settle(call, failure('failed', 'unloaded', `plugin ${call.pluginId} was unloaded`));
         continue;
       }
       if (!r.loaded.has(call.pluginId)) {
         r.loaded.add(call.pluginId);
         this.#post(r, { type: 'load', spec: guest.spec, prepared: guest.prepared });
       }
-      call.started = now;
+      this.#assign(r, call, now);
       r.batch.push(call);
-      r.assigned.push(call);
-      this.#queue.hold(call, true);
-      if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
       // A call that may run long goes last, and the worker posts what it holds before it.
       const fast = this.#fast.has(call.speedKey);
       batch.push(
@@ -389,12 +445,30 @@ export class WorkerPoolSandbox implements Sandbox {
       );
       if (!fast) break;
     }
-    if (batch.length === 0) return;
-    r.worker.ref();
+    if (batch.length === 0 && !load) return;
     r.progressAt = now;
-    Atomics.store(r.ctl, CTL_CLAIM, 0);
-    this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
-    this.#watchdog.arm(r, batch.length);
+    if (batch.length > 0) {
+      Atomics.store(r.ctl, CTL_CLAIM, 0);
+      this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
+    }
+    if (load?.load) {
+      this.#assign(r, load, now);
+      r.loaded.delete(load.pluginId);
+      this.#post(r, {
+        type: 'prepare',
+        callId: load.callId,
+        spec: load.load.spec,
+        wasm: load.load.wasm,
+      });
+    }
+    this.#watchdog.arm(r, r.assigned.length);
+  }
+
+  #assign(r: Runner, call: PendingCall, now: number): void {
+    call.started = now;
+    r.assigned.push(call);
+    this.#queue.hold(call, true);
+    if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
   }
 
   #expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void {
@@ -422,23 +496,39 @@ export class WorkerPoolSandbox implements Sandbox {
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes the pool: every call and load it holds settles (those waiting and those running end
+   * `worker_crashed`/`closed`, unless a worker had journaled a real outcome), and its threads
+   * are terminated, waited for at most `closeTimeoutMs`. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
-    for (const call of this.#queue.drain())
-      this.#settle(call, {
-        ok: false,
-        status: 'worker_crashed',
-        reason: 'closed',
-        message: 'the sandbox pool was closed',
-        durationMs: 0,
-        fuelUsed: null,
-      });
-    await Promise.all(
-      this.#workers.takeAll().map(async (r) => {
-        if (r.timer) clearTimeout(r.timer);
-        r.timer = null;
-        await r.worker.terminate();
+    const closed = failure('worker_crashed', 'closed', 'the sandbox pool was closed');
+    for (const call of this.#queue.drain()) this.#settle(call, closed);
+    const all = this.#workers.close();
+    for (const r of all) {
+      if (r.timer) clearTimeout(r.timer);
+      r.timer = null;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(all.map((r) => r.worker.terminate().catch(() => undefined))),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#o.closeTimeoutMs ?? 1_000);
       }),
-    );
+    ]);
+    clearTimeout(timer);
+    for (const r of all) {
+      // Outcomes a worker finished but had not posted are real; read them once it has exited.
+      const journaled = r.exited ? journalRead(r.journal) : new Map<number, CallOutcome>();
+      for (const call of r.assigned) this.#settle(call, journaled.get(call.callId) ?? closed);
+      r.assigned = [];
+    }
+    clearInterval(this.#alive);
   }
 }
