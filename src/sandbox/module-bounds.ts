@@ -25,7 +25,7 @@ import { SectionId, splitSections } from '../wasm/sections.ts';
 /** Largest module the loader instruments (bytes). */
 export const MAX_MODULE_BYTES = 64 * 1024 * 1024;
 /** Deepest nesting of `block`/`loop`/`if`/`try` in one function that the loader instruments. */
-export const MAX_NESTING_DEPTH = 10_000;
+export const MAX_NESTING_DEPTH = 4_096;
 
 export interface ModuleBoundsIssue {
   readonly what: 'size' | 'depth';
