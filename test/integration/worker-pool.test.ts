@@ -395,7 +395,7 @@ console.log('settled', o.ok);
   assert.match(child.stdout, /settled true/);
 });
 
-test('pool: close() settles the calls it holds: running and waiting calls end worker_crashed/closed', async () => {
+test('pool: close() settles the calls it holds: running and waiting calls end abandoned/closed', async () => {
   const { pool, proxy, noop } = await batchingPool(60_000);
   const spin = proxy({ spin: true });
   const behind = noop();
@@ -403,7 +403,7 @@ test('pool: close() settles the calls it holds: running and waiting calls end wo
   const closing = pool.close();
   const outcomes = await Promise.all([spin, behind]);
   for (const o of outcomes) {
-    assert.equal(!o.ok && o.status, 'worker_crashed');
+    assert.equal(!o.ok && o.status, 'abandoned');
     assert.equal(!o.ok && o.reason, 'closed');
   }
   await closing;

@@ -28,8 +28,8 @@
  *   spare) must keep the process alive, an idle pool must not (worker threads are always
  *   unref'd). Tying liveness to the threads instead, as before, let the event loop drain while
  *   calls waited for a booting worker, and their promises never settled. `close()` settles
- *   everything it holds (waiting, running, loading: `worker_crashed`/`closed`, or the outcome a
- *   worker had journaled) and waits for threads at most `closeTimeoutMs`.
+ *   everything it holds (waiting, running, loading: `abandoned`/`closed`, or the outcome a worker
+ *   had journaled) and waits for threads at most `closeTimeoutMs`.
  *
  * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), watchdog.ts (the
  * deadlines), worker-lifecycle.ts (slots, spares, retired workers); this file ties them together
@@ -65,7 +65,7 @@ interface Guest {
 const MAX_RETRIES = 3;
 
 function failure(
-  status: 'worker_crashed' | 'failed',
+  status: 'worker_crashed' | 'failed' | 'abandoned',
   reason: string,
   message: string,
   durationMs = 0,
@@ -422,7 +422,9 @@ export class WorkerPoolSandbox implements Sandbox {
       const call = this.#queue.take();
       if (!call) break;
       if (call.load) {
-        load = call;
+        // A load runs alone: never behind calls that may run long (it could not be taken back).
+        if (batch.length > 0) this.#queue.enqueue(call, true);
+        else load = call;
         break;
       }
       const guest = this.#guests.get(call.pluginId);
@@ -498,7 +500,7 @@ export class WorkerPoolSandbox implements Sandbox {
 
   /**
    * Closes the pool: every call and load it holds settles (those waiting and those running end
-   * `worker_crashed`/`closed`, unless a worker had journaled a real outcome), and its threads
+   * `abandoned`/`closed`, unless a worker had journaled a real outcome), and its threads
    * are terminated, waited for at most `closeTimeoutMs`. Safe to call twice.
    */
   close(): Promise<void> {
@@ -508,7 +510,7 @@ export class WorkerPoolSandbox implements Sandbox {
 
   async #close(): Promise<void> {
     this.#closed = true;
-    const closed = failure('worker_crashed', 'closed', 'the sandbox pool was closed');
+    const closed = failure('abandoned', 'closed', 'the sandbox pool was closed (the host stopped)');
     for (const call of this.#queue.drain()) this.#settle(call, closed);
     const all = this.#workers.close();
     for (const r of all) {
