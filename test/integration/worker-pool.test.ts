@@ -408,7 +408,8 @@ test('pool: close() settles the calls it holds: running and waiting calls end ab
   }
   await closing;
   await pool.close(); // a second close is harmless
-  assert.equal(pool.threads, 0);
+  // close() waits for threads a bounded time only; on a busy machine they may exit just after.
+  await until(() => pool.threads === 0, 'every thread exited');
 });
 
 /** A worker entry (data: URL) that speaks just enough protocol to load, then blocks natively. */

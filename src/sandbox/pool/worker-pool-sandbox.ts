@@ -120,7 +120,7 @@ export class WorkerPoolSandbox implements Sandbox {
       {
         onMessage: (r, m) => this.#onMessage(r, m),
         onExit: (r) => this.#onExit(r),
-        onBroken: (message) => this.#onBroken(message),
+        onBroken: () => this.#failIfNoWorkers(),
       },
     );
   }
@@ -277,12 +277,18 @@ export class WorkerPoolSandbox implements Sandbox {
     r.assigned = [];
     r.batch = [];
     this.#requeue(again);
+    this.#failIfNoWorkers();
   }
 
-  /** Worker boots failed too often: what waits, and everything after, fails. */
-  #onBroken(message: string): void {
+  /**
+   * Boots have failed too often (`broken`) and no slot has a working worker left: what waits
+   * fails, and so does everything after. Slots whose workers still work keep serving calls.
+   */
+  #failIfNoWorkers(): void {
+    const broken = this.#workers.broken;
+    if (broken === null || this.#workers.slots.some((s) => WorkerSet.usable(s.runner))) return;
     for (const call of this.#queue.drain())
-      this.#settle(call, failure('worker_crashed', 'worker_boot', message));
+      this.#settle(call, failure('worker_crashed', 'worker_boot', broken));
   }
 
   /** Puts a warm worker in `slot` and retires (terminates) the one it had. */
@@ -368,11 +374,9 @@ export class WorkerPoolSandbox implements Sandbox {
         ...(load ? { load } : {}),
       };
       this.#owe(1);
-      const broken = this.#workers.broken;
-      if (broken !== null)
-        return this.#settle(call, failure('worker_crashed', 'worker_boot', broken));
       this.#queue.enqueue(call, false);
       this.#scheduleDispatch();
+      this.#failIfNoWorkers();
     });
   }
 
