@@ -20,13 +20,14 @@ interface Plugin {
   readonly schedules?: string;
 }
 
-/** A config whose tenants each list `plugins` (manifests written to `dir`). */
+/** A config whose tenants each list `plugins` (manifests written to `dir`); no fuel cap. */
 function config(dir: string, tenants: Record<string, readonly Plugin[]>): HostConfig {
   return parseHostConfig(
     {
       store: { path: join(dir, 'h.db') },
       tenants: Object.entries(tenants).map(([id, plugins]) => ({
         id,
+        quotas: { maxFuelPerCall: Number.MAX_SAFE_INTEGER },
         plugins: plugins.map((p) => {
           const manifest = join(dir, `${id}-${p.name}.json`);
           writeFileSync(
@@ -92,7 +93,12 @@ test('loading: a start function that outlasts the load deadline fails alone; ano
   const dir = tempDir(t);
   const cfg = config(dir, {
     burner: [
-      { name: 'burn', wasm: GUEST.wat('start-burn'), limits: { fuel: { discovery: 1e15 } } },
+      // A budget that outlasts any deadline (the tenant's fuel cap is lifted in `config`).
+      {
+        name: 'burn',
+        wasm: GUEST.wat('start-burn'),
+        limits: { fuel: { discovery: Number.MAX_SAFE_INTEGER } },
+      },
     ],
     calm: [{ name: 'calm', wasm: GUEST.proxy, schedules: decls({ id: 'x', every: '1h' }) }],
   });
