@@ -37,7 +37,7 @@ export interface WorkerPoolOptions {
   /**
    * How long `close()` waits for worker threads to exit. A thread blocked in native code may
    * never return from `terminate()`; `close()` then settles what it held and returns anyway.
-   * @defaultValue 1000
+   * Small, so that a host's stop stays within its shutdown grace + 1 s. @defaultValue 500
    */
   readonly closeTimeoutMs?: number;
   /** First wait before a worker is spawned again after one failed to boot (doubles, ≤ 5 s). @defaultValue 100 */

@@ -525,7 +525,7 @@ export class WorkerPoolSandbox implements Sandbox {
     await Promise.race([
       Promise.all(all.map((r) => r.worker.terminate().catch(() => undefined))),
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.#o.closeTimeoutMs ?? 1_000);
+        timer = setTimeout(resolve, this.#o.closeTimeoutMs ?? 500);
       }),
     ]);
     clearTimeout(timer);
