@@ -25,6 +25,10 @@ export const ErrorCodes = {
   HG_STORE_LEASE: 'another live host holds the store, or this host lost its lease',
   HG_HOST_STATE: 'the host was used in the wrong state (e.g. registration after start)',
   HG_CLI_USAGE: 'a CLI command was called with bad arguments',
+  HG_PLUGIN_TOO_COMPLEX:
+    'a plugin module is larger, or nests blocks deeper, than the loader instruments (refused before instrumenting)',
+  HG_SANDBOX_BOOT:
+    'the sandbox worker threads failed to boot, again and again (respawned with backoff, then given up)',
   // The fuel instrumenter's own codes (`FuelError`; `hourglass instrument` prints them, and a
   // plugin load that fails on one is HG_PLUGIN_LOAD with the FuelError as its cause).
   ...FuelErrorCodes,

@@ -209,18 +209,34 @@ export class Host implements HostServices {
       await this.stop(0).catch(() => undefined);
       throw err;
     }
-    const loaded: string[] = [];
-    const failed: { pluginId: string; message: string }[] = [];
-    for (const tenant of this.config.tenants) {
-      for (const entry of tenant.plugins) {
-        try {
-          loaded.push((await this.loadPlugin(tenant.id, entry)).id);
-        } catch (err) {
-          const pluginId =
-            (isHourglassError(err) && err.pluginId) || `${tenant.id}/(${entry.manifest})`;
-          failed.push({ pluginId, message: errorMessage(err) });
+    // Tenants load concurrently (at most LOAD_CONCURRENCY at a time), so one plugin's slow
+    // load (instrumentation, a start function, discovery: all in sandbox workers) delays no
+    // other tenant's loading; a tenant's own plugins load in order, so a second plugin with the
+    // same name is still refused as a duplicate. Results keep the config's order.
+    const LOAD_CONCURRENCY = 8;
+    const results: ({ id: string } | { pluginId: string; message: string })[][] =
+      this.config.tenants.map(() => []);
+    let next = 0;
+    const loadTenants = async (): Promise<void> => {
+      for (let t = next++; t < this.config.tenants.length; t = next++) {
+        const tenant = this.config.tenants[t] as TenantConfig;
+        for (const entry of tenant.plugins) {
+          try {
+            results[t]?.push({ id: (await this.loadPlugin(tenant.id, entry)).id });
+          } catch (err) {
+            const pluginId =
+              (isHourglassError(err) && err.pluginId) || `${tenant.id}/(${entry.manifest})`;
+            results[t]?.push({ pluginId, message: errorMessage(err) });
+          }
         }
       }
+    };
+    await Promise.all(Array.from({ length: LOAD_CONCURRENCY }, loadTenants));
+    const loaded: string[] = [];
+    const failed: { pluginId: string; message: string }[] = [];
+    for (const r of results.flat()) {
+      if ('id' in r) loaded.push(r.id);
+      else failed.push(r);
     }
     this.#poll = setInterval(() => {
       // A timer must never take the host down: a store failure here is reported, not thrown.

@@ -7,9 +7,13 @@
  * appends (a wrapper per entry export that calls the metered original), so the wrappers are
  * unmetered glue and every guest operator is metered. Last, src/sandbox/kernel/entry-rewrite.ts
  * renames the WASI import module and the init entries (`_initialize`, `_start`, the start
- * section) so that the sandbox, not Extism, runs init once the instance is bound. Compiled modules are cached by the
- * original's hash, the instrumenter and cost-table versions and every option that changes the
+ * section) so that the sandbox, not Extism, runs init once the instance is bound. Compiled
+ * modules are cached by the original's hash, the instrumenter and cost-table versions and every option that changes the
  * output, so reloading a plugin (or another plugin with the same bytes) compiles nothing.
+ *
+ * In the worker pool (the default sandbox) all of this runs in a pool worker, under a load
+ * deadline, never on the main thread (src/sandbox/pool/); the cache is then per worker. A
+ * module over the loader's bounds (module-bounds.ts) is refused before anything else runs.
  */
 import { isCapability } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
@@ -25,6 +29,7 @@ import {
   KERNEL_SIGNATURES,
   signatureMismatch,
 } from './kernel/import-signatures.ts';
+import { checkModuleBounds } from './module-bounds.ts';
 import { RESERVED_EXPORT_PREFIX, wrapReturnCodes } from './return-code.ts';
 
 export const GUEST_EXPORTS = ['schedules', 'run', 'cleanup'] as const;
@@ -71,6 +76,12 @@ export async function prepareGuest(
   wasm: Uint8Array<ArrayBuffer>,
   limits: PluginLimits,
 ): Promise<PreparedGuest> {
+  const bounds = checkModuleBounds(wasm);
+  if (bounds) {
+    throw new HourglassError('HG_PLUGIN_TOO_COMPLEX', `plugin ${pluginId}: ${bounds.message}`, {
+      pluginId,
+    });
+  }
   const sha256 = sha256Hex(wasm);
   if (wasm.length >= 8 && wasm[4] !== 0x01) {
     throw loadError(

@@ -84,6 +84,8 @@ export type CallFailureStatus = Extract<
   | 'stack_overflow'
   | 'host_call_denied'
   | 'worker_crashed'
+  /** The sandbox was closed (the host stopping) before the call ended (reason `closed`). */
+  | 'abandoned'
 >;
 
 export type CallOutcome =

@@ -23,6 +23,14 @@ export interface BatchCall {
 }
 
 export type ToWorker =
+  /**
+   * Validate, instrument and compile `wasm` (prepareGuest), then instantiate it (its start
+   * function runs): a plugin's load, off the main thread. The worker publishes `callId` as its
+   * running call meanwhile, so the pool's watchdog holds it to the load deadline. Answered by
+   * `prepared`.
+   */
+  | { type: 'prepare'; callId: number; spec: PreparedSpec; wasm: Uint8Array<ArrayBuffer> }
+  /** Instantiate a guest prepared elsewhere (before a batch that calls it). */
   | { type: 'load'; spec: PreparedSpec; prepared: PreparedGuest }
   /**
    * Calls to run in order (`BatchCall[]` as JSON text: cheaper to post than objects); their
@@ -34,6 +42,14 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'loaded'; pluginId: string; info?: GuestInfo; error?: string; code?: string }
+  /** The answer to `prepare`: the compiled module (posted between threads) and its facts. */
+  | {
+      type: 'prepared';
+      callId: number;
+      prepared?: PreparedGuest;
+      info?: GuestInfo;
+      error?: { code: string; message: string };
+    }
   /**
    * Outcomes of consecutive calls of the current batch: `callIds[i]` ended with the outcome
    * whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.

@@ -6,6 +6,8 @@
  * channel until the main thread answers (or the bounded wait expires with `internal`).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { isHourglassError } from '../../errors.ts';
+import { prepareGuest } from '../guest-module.ts';
 import { InThreadSandbox } from '../in-thread-sandbox.ts';
 import type { CallOutcome, CallerContext, HostCallAnswer } from '../types.ts';
 import { journalAppend, journalClear, outcomeMeta } from './outcome-journal.ts';
@@ -63,8 +65,31 @@ const sandbox = new InThreadSandbox({
   onGuestLog: (e) => post({ type: 'log', ...e }),
 });
 
+/** A plugin's load: prepare (validate, instrument, compile) and instantiate, under the watchdog. */
+async function prepare(msg: Extract<ToWorker, { type: 'prepare' }>): Promise<void> {
+  clock[CTL_STARTED_F64] = Date.now();
+  Atomics.store(ctl, CTL_RUNNING, msg.callId);
+  let answer: FromWorker;
+  try {
+    const prepared = await prepareGuest(msg.spec.pluginId, msg.wasm, msg.spec.limits);
+    const info = await sandbox.loadPrepared(msg.spec, prepared);
+    answer = { type: 'prepared', callId: msg.callId, prepared, info };
+  } catch (err) {
+    const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
+    const message = isHourglassError(err)
+      ? err.message
+      : `plugin ${msg.spec.pluginId}: cannot be loaded: ${(err as Error).message}`;
+    answer = { type: 'prepared', callId: msg.callId, error: { code, message } };
+  }
+  Atomics.store(ctl, CTL_RUNNING, 0);
+  post(answer);
+}
+
 async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
+    case 'prepare':
+      await prepare(msg);
+      return;
     case 'load':
       try {
         const info = await sandbox.loadPrepared(msg.spec, msg.prepared);

@@ -2,8 +2,11 @@
  * A `Sandbox` that runs every guest call on a pool of worker threads, so the main thread (store,
  * scheduler, operator surfaces) never executes guest code.
  *
- * - Each guest is validated and compiled once on the main thread; the `WebAssembly.Module` is
- *   posted to workers, which instantiate it lazily (and re-create it after a trap).
+ * - Loading never runs on the main thread: a plugin's load is queued like a call (its tenant's
+ *   turn, fairness included) and runs in one worker, which validates, instruments and compiles
+ *   it (prepareGuest) and instantiates it (its start function runs), under the load deadline
+ *   (`loadTimeoutMs`). The compiled `WebAssembly.Module` comes back and is posted to the other
+ *   workers, which instantiate it lazily (and re-create it after a trap).
  * - Calls travel in batches: waiting calls are queued per tenant, and when a worker is idle it
  *   gets its share of them (taken round-robin across tenants, so one tenant's burst cannot
  *   starve another) in one message; it runs them in order and posts their outcomes back
@@ -20,11 +23,21 @@
  *   (posted, or read from the worker's outcome journal), and those that had not started are
  *   dispatched again.
  * - Host functions are answered on the main thread through a shared-memory channel.
+ * - Lifetimes: while the pool owes an answer (a call or load not settled) it holds a keep-alive
+ *   timer, and only then: calls waiting for a worker that is still booting (a replacement, a
+ *   spare) must keep the process alive, an idle pool must not (worker threads are always
+ *   unref'd). Tying liveness to the threads instead, as before, let the event loop drain while
+ *   calls waited for a booting worker, and their promises never settled. `close()` settles
+ *   everything it holds (waiting, running, loading: `abandoned`/`closed`, or the outcome a worker
+ *   had journaled) and waits for threads at most `closeTimeoutMs`.
+ *
+ * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), watchdog.ts (the
+ * deadlines), worker-lifecycle.ts (slots, spares, retired workers); this file ties them together
+ * and implements `Sandbox`.
  */
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { HourglassError } from '../../errors.ts';
-import { prepareGuest, type PreparedGuest } from '../guest-module.ts';
+import { HourglassError, type ErrorCode } from '../../errors.ts';
+import type { PreparedGuest } from '../guest-module.ts';
 import type { PreparedSpec } from '../in-thread-sandbox.ts';
 import type {
   CallOutcome,
@@ -32,212 +45,113 @@ import type {
   GuestInfo,
   GuestSpec,
   HostCallAnswer,
-  HostCallHandler,
   Sandbox,
 } from '../types.ts';
 import { asHostCallAnswer } from '../types.ts';
-import { journalRead, newJournal, outcomeFrom } from './outcome-journal.ts';
+import { FairQueue, speedKey, type LoadTask, type PendingCall } from './dispatch.ts';
+import type { WorkerPoolOptions } from './options.ts';
+import { journalRead, outcomeFrom } from './outcome-journal.ts';
 import {
   answerHostCall,
-  CLAIM_STOLEN,
-  CTL_BYTES,
   CTL_CLAIM,
   CTL_RUNNING,
-  CTL_STARTED_F64,
-  CTL_WORDS,
-  newChannel,
   type BatchCall,
   type FromWorker,
   type ToWorker,
-  type WorkerInit,
 } from './protocol.ts';
+import { Watchdog } from './watchdog.ts';
+import { DEFAULT_ENTRY, WorkerSet, type Runner, type Slot } from './worker-lifecycle.ts';
 
-export interface WorkerPoolOptions {
-  readonly hostCall: HostCallHandler;
-  /** Static fuel price of each host function (see `InThreadSandboxOptions`). @defaultValue none */
-  readonly hostCallFuel?: Readonly<Record<string, number>>;
-  /** Number of workers. @defaultValue the number of CPU cores */
-  readonly size?: number;
-  /** How long a guest's host call waits for the main thread. @defaultValue 5000 */
-  readonly hostCallTimeoutMs?: number;
-  /**
-   * Niceness of the worker threads (on Linux a nice value is per thread): guest code, and
-   * worker boots, yield to the main thread (scheduler, store, operator surfaces) when cores are
-   * short, so a guest burning its budget cannot delay ticks. 0 keeps the process's priority.
-   * @defaultValue 10
-   */
-  readonly workerNice?: number;
-  /**
-   * Booted idle workers kept to replace terminated ones at once. Two cover deadline kills that
-   * come faster than a worker boots (its boot runs at `workerNice` too). @defaultValue 2
-   */
-  readonly spareWorkers?: number;
-  /** Most calls sent to a worker in one message. @defaultValue 64 */
-  readonly maxBatch?: number;
-  /**
-   * A call whose predecessor (same plugin, export and schedule) took less than this many ms
-   * may share a batch with calls queued behind it. @defaultValue 2
-   */
-  readonly fastCallMs?: number;
-  readonly onGuestLog?: (entry: { pluginId: string; level: string; message: string }) => void;
-  /** Called when a worker is replaced (after a deadline or a crash). */
-  readonly onWorkerReplaced?: (info: {
-    slot: number;
-    reason: 'timed_out' | 'worker_crashed';
-  }) => void;
-}
+export type { WorkerPoolOptions } from './options.ts';
 
 interface Guest {
   readonly spec: PreparedSpec;
   readonly prepared: PreparedGuest;
 }
 
-interface PendingCall {
-  readonly callId: number;
-  readonly pluginId: string;
-  readonly tenant: string;
-  readonly req: CallRequest;
-  readonly resolve: (o: CallOutcome) => void;
-  /** See `speedKey`. */
-  readonly speedKey: string;
-  started: number;
-  timeoutMs: number;
-  settled: boolean;
-  /** Times it was dispatched again after its worker died before running it. */
-  retries: number;
-  /** Posted to a worker and not settled (counted in the pool's per-tenant `#held`). */
-  held: boolean;
-}
-
-/** One worker thread and the calls it holds. Outlives its slot until it has exited. */
-interface Runner {
-  readonly worker: Worker;
-  readonly channel: SharedArrayBuffer;
-  readonly journal: SharedArrayBuffer;
-  readonly ctl: Int32Array;
-  readonly clock: Float64Array;
-  readonly loaded: Set<string>;
-  /** The batch last posted to this worker (indices match the worker's claim word). */
-  batch: PendingCall[];
-  /** Calls posted to this worker whose outcome has not arrived, in the order they run. */
-  assigned: PendingCall[];
-  /** Shortest deadline among `assigned`. */
-  minTimeoutMs: number;
-  /** Last sign of progress (a batch posted, outcomes received): the setup deadline's origin. */
-  progressAt: number;
-  timer: NodeJS.Timeout | null;
-  /** Booted (its 'ready' message arrived): only then does it get calls. */
-  ready: boolean;
-  /** Terminated by the pool or exited: no longer in a slot. */
-  retired: boolean;
-  exited: boolean;
-  /** Resolvers for `load` acknowledgements from this worker. */
-  readonly loads: Map<string, (m: Extract<FromWorker, { type: 'loaded' }>) => void>;
-}
-
-interface Slot {
-  readonly index: number;
-  runner: Runner;
-}
-
-/** What predicts a call's duration: the same export of the same plugin for the same schedule. */
-function speedKey(pluginId: string, req: CallRequest): string {
-  return `${pluginId}\n${req.fn}\n${req.caller.scheduleKey ?? ''}`;
-}
-
-const ENTRY = new URL('./worker-entry.js', import.meta.url);
-/** Extra time a call may take before it starts (worker boot, guest instantiation). */
-const SETUP_GRACE_MS = 30_000;
-/** Calls queued behind one that has run this long are taken back and dispatched again. */
-const STEAL_MS = 5;
 /** A call whose worker died before running it is dispatched again at most this many times. */
 const MAX_RETRIES = 3;
+
+function failure(
+  status: 'worker_crashed' | 'failed' | 'abandoned',
+  reason: string,
+  message: string,
+  durationMs = 0,
+): CallOutcome {
+  return { ok: false, status, reason, message, durationMs, fuelUsed: null };
+}
 
 export class WorkerPoolSandbox implements Sandbox {
   readonly #o: WorkerPoolOptions;
   readonly #maxBatch: number;
-  readonly #spareCount: number;
   readonly #fastCallMs: number;
+  readonly #loadTimeoutMs: number;
   readonly #guests = new Map<string, Guest>();
-  readonly #slots: Slot[] = [];
-  /** Waiting calls per tenant, and the tenants' turn order. */
-  readonly #queues = new Map<string, PendingCall[]>();
-  #turn: string[] = [];
-  #waiting = 0;
-  /** Calls held by workers (posted, not settled), per tenant: for fairness. */
-  readonly #held = new Map<string, number>();
+  readonly #queue = new FairQueue();
+  readonly #workers: WorkerSet;
+  readonly #watchdog: Watchdog;
   #dispatchQueued = false;
   /** Calls (plugin, export, schedule) whose last run was fast: they may share a batch. */
   readonly #fast = new Set<string>();
   #nextCallId = 1;
   #closed = false;
-  /** Booted (or booting), idle workers ready to replace one that was terminated. */
-  #spares: Runner[] = [];
-  /** Retired workers that have not exited yet. */
-  readonly #retired = new Set<Runner>();
+  #closing: Promise<void> | null = null;
+  /** Calls and loads not settled; while > 0, `#alive` is ref'd (see the head comment). */
+  #owed = 0;
+  readonly #alive: NodeJS.Timeout;
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
     this.#maxBatch = Math.max(1, opts.maxBatch ?? 64);
-    this.#spareCount = Math.max(1, opts.spareWorkers ?? 2);
     this.#fastCallMs = opts.fastCallMs ?? 2;
-    const size = Math.max(1, opts.size ?? os.availableParallelism());
-    for (let index = 0; index < size; index++) {
-      this.#slots.push({ index, runner: this.#spawn() });
-    }
-    for (let i = 0; i < this.#spareCount; i++) this.#spares.push(this.#spawn());
+    this.#loadTimeoutMs = opts.loadTimeoutMs ?? 30_000;
+    this.#alive = setInterval(() => undefined, 1 << 30);
+    this.#alive.unref();
+    this.#watchdog = new Watchdog({
+      settle: (call, outcome) => this.#settle(call, outcome),
+      requeue: (calls) => this.#requeue(calls),
+      expire: (r, call, reason, what) => this.#expire(r, call, reason, what),
+    });
+    this.#workers = new WorkerSet(
+      {
+        init: {
+          hostCallTimeoutMs: opts.hostCallTimeoutMs ?? 5_000,
+          nice: opts.workerNice ?? 10,
+          hostCallFuel: opts.hostCallFuel ?? {},
+        },
+        size: Math.max(1, opts.size ?? os.availableParallelism()),
+        spares: Math.max(1, opts.spareWorkers ?? 2),
+        bootBackoffMs: opts.bootBackoffMs ?? 100,
+        maxBootFailures: Math.max(1, opts.maxBootFailures ?? 10),
+        entry: opts.workerEntry ?? DEFAULT_ENTRY,
+      },
+      {
+        onMessage: (r, m) => this.#onMessage(r, m),
+        onExit: (r) => this.#onExit(r),
+        onBroken: () => this.#failIfNoWorkers(),
+      },
+    );
   }
 
   get size(): number {
-    return this.#slots.length;
+    return this.#workers.slots.length;
+  }
+
+  /** Worker threads alive now: `size` + spares when settled, more while retired ones exit. */
+  get threads(): number {
+    return this.#workers.threads;
   }
 
   /** Terminates a worker as if it had crashed (for tests and operators). */
   async killWorker(index: number): Promise<void> {
-    const slot = this.#slots[index];
+    const slot = this.#workers.slots[index];
     if (slot) await slot.runner.worker.terminate();
   }
 
-  /** Boots a worker (idle: unref'd, so it never keeps the process alive). */
-  #spawn(): Runner {
-    const channel = newChannel();
-    const journal = newJournal();
-    const init: WorkerInit = {
-      channel,
-      journal,
-      hostCallTimeoutMs: this.#o.hostCallTimeoutMs ?? 5_000,
-      nice: this.#o.workerNice ?? 10,
-      hostCallFuel: this.#o.hostCallFuel ?? {},
-    };
-    const worker = new Worker(ENTRY, { workerData: init });
-    const r: Runner = {
-      worker,
-      channel,
-      journal,
-      ctl: new Int32Array(channel, 0, CTL_WORDS),
-      clock: new Float64Array(channel, 0, CTL_BYTES / 8),
-      loaded: new Set(),
-      batch: [],
-      assigned: [],
-      minTimeoutMs: Infinity,
-      progressAt: 0,
-      timer: null,
-      ready: false,
-      retired: false,
-      exited: false,
-      loads: new Map(),
-    };
-    worker.on('message', (m: FromWorker) => this.#onMessage(r, m));
-    worker.on('error', () => undefined); // 'exit' follows and does the accounting
-    worker.once('exit', () => this.#onExit(r));
-    worker.unref();
-    // Calls only go to booted workers: one that never boots is terminated (and replaced).
-    const boot = setTimeout(() => {
-      if (!r.ready) void worker.terminate().catch(() => undefined);
-    }, SETUP_GRACE_MS);
-    boot.unref();
-    worker.once('message', () => clearTimeout(boot));
-    return r;
+  #owe(delta: 1 | -1): void {
+    this.#owed += delta;
+    if (this.#owed > 0) this.#alive.ref();
+    else this.#alive.unref();
   }
 
   #onMessage(r: Runner, m: FromWorker): void {
@@ -262,16 +176,18 @@ export class WorkerPoolSandbox implements Sandbox {
         answerHostCall(r.channel, m.seq, response);
         return;
       }
+      case 'prepared':
+        this.#onPrepared(r, m);
+        return;
       case 'loaded':
         if (!m.error) r.loaded.add(m.pluginId);
-        r.loads.get(m.pluginId)?.(m);
-        r.loads.delete(m.pluginId);
         return;
       case 'log':
         this.#o.onGuestLog?.(m);
         return;
       case 'ready':
         r.ready = true;
+        this.#workers.booted();
         if (!r.retired) this.#scheduleDispatch();
         return;
     }
@@ -295,25 +211,42 @@ export class WorkerPoolSandbox implements Sandbox {
       this.#settle(call, outcome);
     }
     if (head > 0) r.assigned.splice(0, head);
+    this.#progress(r);
+  }
+
+  #onPrepared(r: Runner, m: Extract<FromWorker, { type: 'prepared' }>): void {
+    const at = r.assigned.findIndex((c) => c.callId === m.callId);
+    const call = at < 0 ? undefined : r.assigned.splice(at, 1)[0];
+    if (call?.load && !call.settled) {
+      if (m.prepared) r.loaded.add(call.pluginId);
+      this.#finish(call);
+      call.load.done(m);
+    }
+    this.#progress(r);
+  }
+
+  /** `r` delivered outcomes: when it holds nothing more, it takes the next calls. */
+  #progress(r: Runner): void {
     r.progressAt = Date.now();
     if (r.assigned.length === 0 && !r.retired) {
-      this.#idle(r);
+      if (r.timer) clearTimeout(r.timer);
+      r.timer = null;
+      r.minTimeoutMs = Infinity;
       this.#scheduleDispatch();
     }
   }
 
-  #settle(call: PendingCall, outcome: CallOutcome): void {
-    if (call.settled) return;
+  /** Marks `call` settled (once); the caller then delivers its answer. */
+  #finish(call: PendingCall): boolean {
+    if (call.settled) return false;
     call.settled = true;
-    this.#hold(call, false);
-    call.resolve(outcome);
+    this.#queue.hold(call, false);
+    this.#owe(-1);
+    return true;
   }
 
-  #idle(r: Runner): void {
-    if (r.timer) clearTimeout(r.timer);
-    r.timer = null;
-    r.minTimeoutMs = Infinity;
-    if (r.loads.size === 0) r.worker.unref();
+  #settle(call: PendingCall, outcome: CallOutcome): void {
+    if (this.#finish(call)) call.resolve(outcome);
   }
 
   /**
@@ -324,19 +257,9 @@ export class WorkerPoolSandbox implements Sandbox {
     r.exited = true;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
-    this.#retired.delete(r);
-    for (const resolve of r.loads.values())
-      resolve({ type: 'loaded', pluginId: '', error: 'the worker exited' });
-    r.loads.clear();
-    if (this.#closed) return;
-    if (!r.retired) {
-      const slot = this.#slots.find((s) => s.runner === r);
-      if (slot) this.#replace(slot, 'worker_crashed');
-      else if (this.#spares.includes(r)) {
-        this.#spares = this.#spares.filter((x) => x !== r);
-        this.#spares.push(this.#spawn());
-      }
-    }
+    if (this.#closed) return; // close() settles what it held
+    const slot = this.#workers.exited(r);
+    if (slot) this.#replace(slot, 'worker_crashed');
     const journaled = journalRead(r.journal);
     const running = Atomics.load(r.ctl, CTL_RUNNING);
     const again: PendingCall[] = [];
@@ -346,14 +269,15 @@ export class WorkerPoolSandbox implements Sandbox {
       if (outcome) this.#settle(call, outcome);
       else if (call.callId === running || call.retries >= MAX_RETRIES) {
         this.#fast.delete(call.speedKey);
-        this.#settle(call, {
-          ok: false,
-          status: 'worker_crashed',
-          reason: 'worker_exit',
-          message: 'the sandbox worker exited during the call; it was replaced',
-          durationMs: Date.now() - call.started,
-          fuelUsed: null,
-        });
+        this.#settle(
+          call,
+          failure(
+            'worker_crashed',
+            'worker_exit',
+            `the sandbox worker exited during ${call.load ? 'the load' : 'the call'}; it was replaced${r.error ? ` (${r.error})` : ''}`,
+            Date.now() - call.started,
+          ),
+        );
       } else {
         call.retries++;
         again.push(call);
@@ -361,52 +285,66 @@ export class WorkerPoolSandbox implements Sandbox {
     }
     r.assigned = [];
     r.batch = [];
-    for (let i = again.length - 1; i >= 0; i--) this.#enqueue(again[i] as PendingCall, true);
-    this.#scheduleDispatch();
+    this.#requeue(again);
+    this.#failIfNoWorkers();
+  }
+
+  /**
+   * Boots have failed too often (`broken`) and no slot has a working worker left: what waits
+   * fails, and so does everything after. Slots whose workers still work keep serving calls.
+   */
+  #failIfNoWorkers(): void {
+    const broken = this.#workers.broken;
+    if (broken === null || this.#workers.slots.some((s) => WorkerSet.usable(s.runner))) return;
+    for (const call of this.#queue.drain())
+      this.#settle(call, failure('worker_crashed', 'worker_boot', broken));
   }
 
   /** Puts a warm worker in `slot` and retires (terminates) the one it had. */
   #replace(slot: Slot, reason: 'timed_out' | 'worker_crashed'): void {
-    const old = slot.runner;
-    old.retired = true;
-    if (old.timer) clearTimeout(old.timer);
-    old.timer = null;
-    if (!old.exited) this.#retired.add(old);
-    // A replacement takes a warm spare, booted ones first (a fresh worker needs ~250 ms of CPU
-    // to boot), and a new spare boots in the background.
-    let at = this.#spares.findIndex((r) => r.ready && !r.exited);
-    if (at < 0) at = this.#spares.findIndex((r) => !r.exited);
-    const [spare] = at < 0 ? [] : this.#spares.splice(at, 1);
-    slot.runner = spare ?? this.#spawn();
-    this.#spares.push(this.#spawn());
-    void old.worker.terminate().catch(() => undefined);
+    this.#workers.replace(slot);
     this.#o.onWorkerReplaced?.({ slot: slot.index, reason });
   }
 
   async load(spec: GuestSpec): Promise<GuestInfo> {
     if (this.#closed) throw new HourglassError('HG_HOST_STATE', 'the sandbox pool is closed');
     const { wasm, ...rest } = spec;
-    const prepared = await prepareGuest(spec.pluginId, wasm, spec.limits);
-    // Instantiate once in a worker (start functions are guest code: never on this thread).
-    const r = (this.#slots[0] as Slot).runner;
-    r.loaded.delete(spec.pluginId);
-    r.worker.ref(); // an idle pool must not keep the process alive; a pending answer must
-    const ack = await new Promise<Extract<FromWorker, { type: 'loaded' }>>((resolve) => {
-      r.loads.set(spec.pluginId, resolve);
-      this.#post(r, { type: 'load', spec: rest, prepared });
+    const answer = await new Promise<
+      Extract<FromWorker, { type: 'prepared' }> | Extract<CallOutcome, { ok: false }>
+    >((resolve) => {
+      const load: LoadTask = { spec: rest, wasm, done: resolve };
+      this.#enqueue(spec.pluginId, spec.tenant, this.#loadTimeoutMs, load, {
+        fn: 'schedules',
+        caller: { pluginId: spec.pluginId, tenant: spec.tenant, phase: 'discovery' },
+      }).then((o) => {
+        if (!o.ok) resolve(o);
+      });
     });
-    if (r.assigned.length === 0 && r.loads.size === 0) r.worker.unref();
-    if (ack.error || !ack.info) {
-      throw new HourglassError(
-        ack.code === 'HG_PLUGIN_INIT_FUEL' ? 'HG_PLUGIN_INIT_FUEL' : 'HG_PLUGIN_LOAD',
-        `plugin ${spec.pluginId}: cannot be instantiated: ${ack.error ?? 'unknown error'}`,
-      );
+    if ('ok' in answer) {
+      // The worker timed out, died, could not boot, or the pool closed: not the guest's answer.
+      const code: ErrorCode =
+        answer.reason === 'worker_boot'
+          ? 'HG_SANDBOX_BOOT'
+          : answer.reason === 'closed'
+            ? 'HG_HOST_STATE'
+            : 'HG_PLUGIN_LOAD';
+      throw new HourglassError(code, `plugin ${spec.pluginId}: ${answer.message}`, {
+        pluginId: spec.pluginId,
+      });
     }
-    for (const other of this.#slots)
-      if (other.runner !== r) other.runner.loaded.delete(spec.pluginId);
-    for (const spare of this.#spares) spare.loaded.delete(spec.pluginId);
-    this.#guests.set(spec.pluginId, { spec: rest, prepared });
-    return ack.info;
+    if (answer.error || !answer.prepared || !answer.info) {
+      const code = (answer.error?.code ?? 'HG_PLUGIN_LOAD') as ErrorCode;
+      throw new HourglassError(code, answer.error?.message ?? 'the load failed', {
+        pluginId: spec.pluginId,
+      });
+    }
+    // Workers that had an older version instantiate this one before their next call of it.
+    const loadedBy = this.#workers.slots.find((s) => s.runner.loaded.has(spec.pluginId));
+    for (const slot of this.#workers.slots)
+      if (slot !== loadedBy) slot.runner.loaded.delete(spec.pluginId);
+    for (const spare of this.#workers.spares) spare.loaded.delete(spec.pluginId);
+    this.#guests.set(spec.pluginId, { spec: rest, prepared: answer.prepared });
+    return answer.info;
   }
 
   #post(r: Runner, msg: ToWorker): void {
@@ -419,66 +357,42 @@ export class WorkerPoolSandbox implements Sandbox {
       return Promise.reject(
         new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`),
       );
+    return this.#enqueue(pluginId, guest.spec.tenant, guest.spec.limits.timeoutMs, undefined, req);
+  }
+
+  #enqueue(
+    pluginId: string,
+    tenant: string,
+    timeoutMs: number,
+    load: LoadTask | undefined,
+    req: CallRequest,
+  ): Promise<CallOutcome> {
     return new Promise((resolve) => {
-      this.#enqueue(
-        {
-          callId: this.#nextCallId++,
-          pluginId,
-          tenant: guest.spec.tenant,
-          req,
-          resolve,
-          speedKey: speedKey(pluginId, req),
-          started: Date.now(),
-          timeoutMs: guest.spec.limits.timeoutMs,
-          settled: false,
-          retries: 0,
-          held: false,
-        },
-        false,
-      );
+      const call: PendingCall = {
+        callId: this.#nextCallId++,
+        pluginId,
+        tenant,
+        req,
+        resolve,
+        speedKey: speedKey(pluginId, req),
+        started: Date.now(),
+        timeoutMs,
+        settled: false,
+        retries: 0,
+        held: false,
+        ...(load ? { load } : {}),
+      };
+      this.#owe(1);
+      this.#queue.enqueue(call, false);
       this.#scheduleDispatch();
+      this.#failIfNoWorkers();
     });
   }
 
-  #enqueue(call: PendingCall, front: boolean): void {
-    let q = this.#queues.get(call.tenant);
-    if (!q) {
-      this.#queues.set(call.tenant, (q = []));
-      this.#turn.push(call.tenant);
-    }
-    if (front) q.unshift(call);
-    else q.push(call);
-    this.#hold(call, false);
-    this.#waiting++;
-  }
-
-  /** Counts `call` in (or out of) its tenant's calls held by workers. */
-  #hold(call: PendingCall, held: boolean): void {
-    if (call.held === held) return;
-    call.held = held;
-    this.#held.set(call.tenant, (this.#held.get(call.tenant) ?? 0) + (held ? 1 : -1));
-  }
-
-  /**
-   * Next waiting call: from the waiting tenant with the fewest calls held by workers (ties: the
-   * one waiting longest for its turn). Plain turn order is not enough: a tenant whose burst took
-   * every worker before anyone else queued would still be first in line.
-   */
-  #take(): PendingCall | undefined {
-    let best = -1;
-    let bestHeld = Infinity;
-    for (let i = 0; i < this.#turn.length; i++) {
-      const held = this.#held.get(this.#turn[i] as string) ?? 0;
-      if (held < bestHeld) [best, bestHeld] = [i, held];
-    }
-    if (best < 0) return undefined;
-    const [tenant] = this.#turn.splice(best, 1) as [string];
-    const q = this.#queues.get(tenant);
-    const call = q?.shift();
-    if (q && q.length > 0) this.#turn.push(tenant);
-    else this.#queues.delete(tenant);
-    if (call) this.#waiting--;
-    return call;
+  /** Queues calls taken back from a worker again, first in line, in this order. */
+  #requeue(calls: readonly PendingCall[]): void {
+    for (let i = calls.length - 1; i >= 0; i--) this.#queue.enqueue(calls[i] as PendingCall, true);
+    this.#scheduleDispatch();
   }
 
   /**
@@ -498,43 +412,45 @@ export class WorkerPoolSandbox implements Sandbox {
     if (this.#closed) return;
     // Only booted workers: calls wait in the queue (for whichever worker is ready first), not
     // behind a boot.
-    const idle = this.#slots.filter((s) => s.runner.ready && s.runner.assigned.length === 0);
-    for (let i = 0; i < idle.length && this.#waiting > 0; i++) {
+    const idle = this.#workers.slots.filter(
+      (s) => WorkerSet.usable(s.runner) && s.runner.assigned.length === 0,
+    );
+    for (let i = 0; i < idle.length && this.#queue.waiting > 0; i++) {
       // An even share of what waits for each idle worker, so that a burst uses all of them.
-      const share = Math.min(this.#maxBatch, Math.ceil(this.#waiting / (idle.length - i)));
+      const share = Math.min(this.#maxBatch, Math.ceil(this.#queue.waiting / (idle.length - i)));
       this.#send((idle[i] as Slot).runner, share);
     }
   }
 
-  /** Sends up to `max` waiting calls to an idle worker in one batch. */
+  /**
+   * Sends up to `max` waiting calls to an idle worker in one batch. A load ends the batch: it
+   * is posted after it, as its own message.
+   */
   #send(r: Runner, max: number): void {
     const batch: BatchCall[] = [];
     const now = Date.now();
+    let load: PendingCall | undefined;
     r.batch = [];
     while (batch.length < max) {
-      const call = this.#take();
+      const call = this.#queue.take();
       if (!call) break;
+      if (call.load) {
+        // A load runs alone: never behind calls that may run long (it could not be taken back).
+        if (batch.length > 0) this.#queue.enqueue(call, true);
+        else load = call;
+        break;
+      }
       const guest = this.#guests.get(call.pluginId);
       if (!guest) {
-        this.#settle(call, {
-          ok: false,
-          status: 'failed',
-          reason: 'unloaded',
-          message: `plugin ${call.pluginId} was unloaded`,
-          durationMs: 0,
-          fuelUsed: null,
-        });
+        this.#settle(call, failure('failed', 'unloaded', `plugin ${call.pluginId} was unloaded`));
         continue;
       }
       if (!r.loaded.has(call.pluginId)) {
         r.loaded.add(call.pluginId);
         this.#post(r, { type: 'load', spec: guest.spec, prepared: guest.prepared });
       }
-      call.started = now;
+      this.#assign(r, call, now);
       r.batch.push(call);
-      r.assigned.push(call);
-      this.#hold(call, true);
-      if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
       // A call that may run long goes last, and the worker posts what it holds before it.
       const fast = this.#fast.has(call.speedKey);
       batch.push(
@@ -544,91 +460,34 @@ export class WorkerPoolSandbox implements Sandbox {
       );
       if (!fast) break;
     }
-    if (batch.length === 0) return;
-    r.worker.ref();
+    if (batch.length === 0 && !load) return;
     r.progressAt = now;
-    Atomics.store(r.ctl, CTL_CLAIM, 0);
-    this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
-    if (r.timer) clearTimeout(r.timer);
-    const first = batch.length > 1 ? Math.min(STEAL_MS, r.minTimeoutMs) : r.minTimeoutMs;
-    r.timer = setTimeout(() => this.#check(r), first);
-  }
-
-  /**
-   * The deadline watchdog. The worker publishes which call it is running and since when in
-   * shared memory; that call's deadline counts from that moment. While none runs (a fresh worker
-   * booting, a guest instantiating) a generous setup deadline applies, counted from the last
-   * sign of progress. Past either, the worker is terminated and replaced.
-   */
-  #check(r: Runner): void {
-    r.timer = null;
-    if (r.retired || r.assigned.length === 0) return;
-    const now = Date.now();
-    const running = Atomics.load(r.ctl, CTL_RUNNING);
-    const call = running === 0 ? undefined : r.assigned.find((c) => c.callId === running);
-    if (call) {
-      call.started = r.clock[CTL_STARTED_F64] as number;
-      const left = call.started + call.timeoutMs - now;
-      if (left > 0) {
-        if (now - call.started >= STEAL_MS) {
-          this.#steal(r);
-          this.#harvest(r, call.callId);
-        }
-        const waitMs = r.assigned.at(-1) === call ? left : Math.min(left, STEAL_MS);
-        r.timer = setTimeout(() => this.#check(r), Math.min(waitMs, r.minTimeoutMs));
-        return;
-      }
-      return this.#expire(
-        r,
-        call,
-        'deadline',
-        `${call.req.fn}() ran past its ${call.timeoutMs} ms deadline`,
-      );
+    if (batch.length > 0) {
+      Atomics.store(r.ctl, CTL_CLAIM, 0);
+      this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
     }
-    const next = r.assigned.find((c) => !c.settled);
-    if (!next) return;
-    const setupLeft = r.progressAt + next.timeoutMs + SETUP_GRACE_MS - now;
-    if (setupLeft > 0) {
-      r.timer = setTimeout(() => this.#check(r), Math.min(setupLeft, r.minTimeoutMs));
-      return;
+    if (load?.load) {
+      this.#assign(r, load, now);
+      r.loaded.delete(load.pluginId);
+      this.#post(r, {
+        type: 'prepare',
+        callId: load.callId,
+        spec: load.load.spec,
+        wasm: load.load.wasm,
+      });
     }
-    this.#expire(
-      r,
-      next,
-      'setup_deadline',
-      `the guest was not ready within ${next.timeoutMs + SETUP_GRACE_MS} ms`,
-    );
+    this.#watchdog.arm(r, r.assigned.length);
   }
 
-  /** Takes back the calls of `r`'s batch that have not started, and queues them again first. */
-  #steal(r: Runner): void {
-    const from = Atomics.exchange(r.ctl, CTL_CLAIM, CLAIM_STOLEN);
-    if (from === CLAIM_STOLEN || from >= r.batch.length) return;
-    const stolen = new Set(r.batch.slice(from));
-    r.batch = r.batch.slice(0, from);
-    r.assigned = r.assigned.filter((c) => !stolen.has(c));
-    const again = [...stolen].filter((c) => !c.settled);
-    for (let i = again.length - 1; i >= 0; i--) this.#enqueue(again[i] as PendingCall, true);
-    this.#scheduleDispatch();
-  }
-
-  /**
-   * Settles the calls `r` finished before the long one it is running (`runningId`), whose
-   * outcomes it holds until that one ends. The worker only touches its journal between calls,
-   * so a copy taken while the same call runs before and after it is consistent.
-   */
-  #harvest(r: Runner, runningId: number): void {
-    const journaled = journalRead(r.journal);
-    if (journaled.size === 0 || Atomics.load(r.ctl, CTL_RUNNING) !== runningId) return;
-    r.assigned = r.assigned.filter((call) => {
-      const outcome = journaled.get(call.callId);
-      if (outcome) this.#settle(call, outcome);
-      return !outcome;
-    });
+  #assign(r: Runner, call: PendingCall, now: number): void {
+    call.started = now;
+    r.assigned.push(call);
+    this.#queue.hold(call, true);
+    if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
   }
 
   #expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void {
-    const slot = this.#slots.find((s) => s.runner === r);
+    const slot = this.#workers.slotOf(r);
     if (slot) this.#replace(slot, 'timed_out');
     this.#fast.delete(call.speedKey);
     this.#settle(call, {
@@ -646,36 +505,45 @@ export class WorkerPoolSandbox implements Sandbox {
   async unload(pluginId: string): Promise<void> {
     this.#guests.delete(pluginId);
     for (const key of this.#fast) if (key.startsWith(`${pluginId}\n`)) this.#fast.delete(key);
-    for (const slot of this.#slots) {
+    for (const slot of this.#workers.slots) {
       if (slot.runner.loaded.delete(pluginId))
         this.#post(slot.runner, { type: 'unload', pluginId });
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes the pool: every call and load it holds settles (those waiting and those running end
+   * `abandoned`/`closed`, unless a worker had journaled a real outcome), and its threads
+   * are terminated, waited for at most `closeTimeoutMs`. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
-    for (const [, q] of this.#queues) {
-      for (const call of q)
-        this.#settle(call, {
-          ok: false,
-          status: 'worker_crashed',
-          reason: 'closed',
-          message: 'the sandbox pool was closed',
-          durationMs: 0,
-          fuelUsed: null,
-        });
+    const closed = failure('abandoned', 'closed', 'the sandbox pool was closed (the host stopped)');
+    for (const call of this.#queue.drain()) this.#settle(call, closed);
+    const all = this.#workers.close();
+    for (const r of all) {
+      if (r.timer) clearTimeout(r.timer);
+      r.timer = null;
     }
-    this.#queues.clear();
-    this.#turn = [];
-    this.#waiting = 0;
-    const all = [...this.#slots.map((s) => s.runner), ...this.#retired, ...this.#spares];
-    this.#spares = [];
-    await Promise.all(
-      all.map(async (r) => {
-        if (r.timer) clearTimeout(r.timer);
-        r.timer = null;
-        await r.worker.terminate();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(all.map((r) => r.worker.terminate().catch(() => undefined))),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#o.closeTimeoutMs ?? 500);
       }),
-    );
+    ]);
+    clearTimeout(timer);
+    for (const r of all) {
+      // Outcomes a worker finished but had not posted are real; read them once it has exited.
+      const journaled = r.exited ? journalRead(r.journal) : new Map<number, CallOutcome>();
+      for (const call of r.assigned) this.#settle(call, journaled.get(call.callId) ?? closed);
+      r.assigned = [];
+    }
+    clearInterval(this.#alive);
   }
 }

@@ -1,0 +1,106 @@
+/**
+ * The deadline watchdog of one pool. The worker publishes which call it is running and since
+ * when in shared memory; that call's deadline counts from that moment. While none runs (a fresh
+ * worker booting, a guest instantiating) a generous setup deadline applies, counted from the
+ * last sign of progress. Past either, the pool terminates and replaces the worker.
+ *
+ * While a call runs long, the calls queued behind it in the same batch that have not started
+ * are taken back (through the claim word) and dispatched again, and the outcomes the worker
+ * holds for calls it finished before it are read from its journal.
+ */
+import type { CallOutcome } from '../types.ts';
+import { callLabel, type PendingCall } from './dispatch.ts';
+import { journalRead } from './outcome-journal.ts';
+import { CLAIM_STOLEN, CTL_CLAIM, CTL_RUNNING, CTL_STARTED_F64 } from './protocol.ts';
+import { SETUP_GRACE_MS, type Runner } from './worker-lifecycle.ts';
+
+/** Calls queued behind one that has run this long are taken back and dispatched again. */
+export const STEAL_MS = 5;
+
+export interface WatchdogHost {
+  settle(call: PendingCall, outcome: CallOutcome): void;
+  /** Queues calls taken back from a worker again, first in line, in this order. */
+  requeue(calls: readonly PendingCall[]): void;
+  /** `call`, running (or set up) on `r`, passed its deadline: end it and replace `r`. */
+  expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void;
+}
+
+export class Watchdog {
+  readonly #host: WatchdogHost;
+
+  constructor(host: WatchdogHost) {
+    this.#host = host;
+  }
+
+  /** Arms the watchdog of `r` after a batch of `size` calls was posted to it. */
+  arm(r: Runner, size: number): void {
+    if (r.timer) clearTimeout(r.timer);
+    const first = size > 1 ? Math.min(STEAL_MS, r.minTimeoutMs) : r.minTimeoutMs;
+    r.timer = setTimeout(() => this.check(r), first);
+  }
+
+  check(r: Runner): void {
+    r.timer = null;
+    if (r.retired || r.assigned.length === 0) return;
+    const now = Date.now();
+    const running = Atomics.load(r.ctl, CTL_RUNNING);
+    const call = running === 0 ? undefined : r.assigned.find((c) => c.callId === running);
+    if (call) {
+      call.started = r.clock[CTL_STARTED_F64] as number;
+      const left = call.started + call.timeoutMs - now;
+      if (left > 0) {
+        if (now - call.started >= STEAL_MS) {
+          this.#steal(r);
+          this.#harvest(r, call.callId);
+        }
+        const waitMs = r.assigned.at(-1) === call ? left : Math.min(left, STEAL_MS);
+        r.timer = setTimeout(() => this.check(r), Math.min(waitMs, r.minTimeoutMs));
+        return;
+      }
+      return this.#host.expire(
+        r,
+        call,
+        'deadline',
+        `${callLabel(call)} ran past its ${call.timeoutMs} ms deadline`,
+      );
+    }
+    const next = r.assigned.find((c) => !c.settled);
+    if (!next) return;
+    const setupLeft = r.progressAt + next.timeoutMs + SETUP_GRACE_MS - now;
+    if (setupLeft > 0) {
+      r.timer = setTimeout(() => this.check(r), Math.min(setupLeft, r.minTimeoutMs));
+      return;
+    }
+    this.#host.expire(
+      r,
+      next,
+      'setup_deadline',
+      `the guest was not ready within ${next.timeoutMs + SETUP_GRACE_MS} ms`,
+    );
+  }
+
+  /** Takes back the calls of `r`'s batch that have not started, and queues them again first. */
+  #steal(r: Runner): void {
+    const from = Atomics.exchange(r.ctl, CTL_CLAIM, CLAIM_STOLEN);
+    if (from === CLAIM_STOLEN || from >= r.batch.length) return;
+    const stolen = new Set(r.batch.slice(from));
+    r.batch = r.batch.slice(0, from);
+    r.assigned = r.assigned.filter((c) => !stolen.has(c));
+    this.#host.requeue([...stolen].filter((c) => !c.settled));
+  }
+
+  /**
+   * Settles the calls `r` finished before the long one it is running (`runningId`), whose
+   * outcomes it holds until that one ends. The worker only touches its journal between calls,
+   * so a copy taken while the same call runs before and after it is consistent.
+   */
+  #harvest(r: Runner, runningId: number): void {
+    const journaled = journalRead(r.journal);
+    if (journaled.size === 0 || Atomics.load(r.ctl, CTL_RUNNING) !== runningId) return;
+    r.assigned = r.assigned.filter((call) => {
+      const outcome = journaled.get(call.callId);
+      if (outcome) this.#host.settle(call, outcome);
+      return !outcome;
+    });
+  }
+}
