@@ -189,10 +189,7 @@ export class InThreadSandbox implements Sandbox {
       if (startFault) throw new Error(startFault.message);
     } catch (err) {
       const startFault = guest.startFault as CallFault | null;
-      guest.memory = null;
-      guest.meter = null;
-      guest.rc = null;
-      await plugin.close().catch(() => undefined);
+      await discard(guest, plugin);
       throw startFault ? new Error(startFault.message, { cause: err }) : err;
     }
     return plugin;
@@ -390,12 +387,7 @@ export class InThreadSandbox implements Sandbox {
       const exit = wasi?.exit;
       if (!exit) return null;
       fuelUsed = Number(exit.fuelUsed);
-      guest.plugin = null;
-      guest.memory = null;
-      guest.meter = null;
-      guest.rc = null;
-      guest.kernel = null;
-      await plugin.close().catch(() => undefined);
+      await discard(guest, plugin);
       if (exit.code === 0) return { ok: true, output: null, durationMs: elapsed(), fuelUsed };
       return fail('failed', 'proc_exit', `${req.fn}() called proc_exit(${exit.code})`);
     };
@@ -422,12 +414,7 @@ export class InThreadSandbox implements Sandbox {
       fuelUsed = Number(settled.fuelUsed);
       // Anything else leaves the instance in an unknown state: discard it.
       const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
-      guest.plugin = null;
-      guest.memory = null;
-      guest.meter = null;
-      guest.rc = null;
-      guest.kernel = null;
-      await plugin.close().catch(() => undefined);
+      await discard(guest, plugin);
       if (state.denied) return fail('host_call_denied', 'host_call_denied', state.denied);
       const fault = state.fault;
       // A drained call looks out of fuel to the meter: the fault says what really happened.
@@ -478,6 +465,16 @@ export class InThreadSandbox implements Sandbox {
   async close(): Promise<void> {
     for (const id of [...this.#guests.keys()]) await this.unload(id);
   }
+}
+
+/** Drops a guest's instance (after a trap, an exit or a failed init): the next call makes a new one. */
+async function discard(guest: LoadedGuest, plugin: Plugin): Promise<void> {
+  guest.plugin = null;
+  guest.memory = null;
+  guest.meter = null;
+  guest.rc = null;
+  guest.kernel = null;
+  await plugin.close().catch(() => undefined);
 }
 
 /** Reads an AssemblyScript string (UTF-16, byte length at ptr-4) from guest memory, bounded. */
