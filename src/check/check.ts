@@ -9,17 +9,23 @@
  * Exit codes: 0 the guest is accepted; 1 it would be refused (or a check failed: a rejected
  * job contract, a failing `run()` under --run); 2 usage (unreadable file, bad --payload).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { HOST_CALL_FUEL } from '../../host-functions/registry.ts';
 import { CAPABILITIES, isCapability } from '../capabilities.ts';
 import { ManualClock } from '../clock.ts';
-import { parseHostConfig } from '../config/host-config.ts';
+import { DEFAULT_MAX_WASM_BYTES, parseHostConfig } from '../config/host-config.ts';
+import { readJsonFile, readOperatorFile } from '../config/operator-file.ts';
 import { errorMessage } from '../errors.ts';
 import { sha256Hex } from '../fuel/cache.ts';
 import { Host } from '../host/host.ts';
-import { DEFAULT_LIMITS, loadManifest, type PluginManifest } from '../plugin/manifest.ts';
+import {
+  DEFAULT_LIMITS,
+  loadManifest,
+  MAX_MANIFEST_BYTES,
+  type PluginManifest,
+} from '../plugin/manifest.ts';
 import {
   EXTISM_KERNEL,
   GUEST_EXPORTS,
@@ -256,15 +262,10 @@ function loadFailurePhase(code: string, message: string): Finding['phase'] {
 export async function runCheck(opts: CheckOptions): Promise<CheckResult> {
   const now = opts.now ?? Date.now();
   const wasmPath = resolve(opts.wasm);
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = new Uint8Array(readFileSync(wasmPath));
-  } catch (err) {
-    return usage(
-      `cannot read ${opts.wasm}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
-      opts.json,
-    );
-  }
+  // A regular file of bounded size (not /dev/zero, a FIFO, a huge file), as the host reads it.
+  const read = readOperatorFile(wasmPath, DEFAULT_MAX_WASM_BYTES);
+  if (!read.ok) return usage(`${opts.wasm}: ${read.problem}`, opts.json);
+  const bytes = read.bytes;
   let payload: unknown = undefined;
   if (opts.payload !== undefined) {
     try {
@@ -292,14 +293,11 @@ export async function runCheck(opts: CheckOptions): Promise<CheckResult> {
     } catch (err) {
       problems.push({ severity: 'error', phase: 'manifest', message: errorMessage(err) });
     }
-    try {
-      rawManifest = JSON.parse(readFileSync(resolve(opts.manifest), 'utf8')) as Record<
-        string,
-        unknown
-      >;
-    } catch {
-      rawManifest = {};
-    }
+    const raw = readJsonFile(resolve(opts.manifest), MAX_MANIFEST_BYTES);
+    rawManifest =
+      raw.ok && typeof raw.value === 'object' && raw.value !== null && !Array.isArray(raw.value)
+        ? (raw.value as Record<string, unknown>)
+        : {};
   } else {
     const name =
       basename(wasmPath, '.wasm')

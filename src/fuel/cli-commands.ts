@@ -12,7 +12,9 @@
  */
 import createPlugin from '@extism/extism';
 import type { CallContext } from '@extism/extism';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import { DEFAULT_MAX_WASM_BYTES } from '../config/host-config.ts';
+import { readJsonFile, readOperatorFile } from '../config/operator-file.ts';
 import { parseCostTable } from './cost-table.ts';
 import type { CostTable } from './cost-table.ts';
 import { FuelError } from './errors.ts';
@@ -54,13 +56,9 @@ const fail = (exitCode: number, stderr: string): CommandResult => ({
 
 async function loadCostTable(path: string | undefined): Promise<CostTable | undefined> {
   if (path === undefined) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (err) {
-    throw new FuelError('HG_FUEL_COST_TABLE', `cannot read ${path}: ${(err as Error).message}`);
-  }
-  return parseCostTable(json);
+  const read = readJsonFile(path, 1024 * 1024);
+  if (!read.ok) throw new FuelError('HG_FUEL_COST_TABLE', `${path}: ${read.problem}`);
+  return parseCostTable(read.value);
 }
 
 function describe(err: unknown): string {
@@ -68,12 +66,9 @@ function describe(err: unknown): string {
 }
 
 export async function runInstrumentCommand(args: InstrumentCommandArgs): Promise<CommandResult> {
-  let original: Uint8Array;
-  try {
-    original = await readFile(args.input);
-  } catch (err) {
-    return fail(2, `cannot read ${args.input}: ${(err as Error).message}\n`);
-  }
+  const read = readOperatorFile(args.input, DEFAULT_MAX_WASM_BYTES);
+  if (!read.ok) return fail(2, `${args.input}: ${read.problem}\n`);
+  const original = read.bytes;
   try {
     const costTable = await loadCostTable(args.costTable);
     const { bytes, stats } = instrument(original, {
@@ -96,12 +91,9 @@ export async function runInstrumentCommand(args: InstrumentCommandArgs): Promise
 }
 
 export async function runFuelCommand(args: FuelCommandArgs): Promise<CommandResult> {
-  let original: Uint8Array;
-  try {
-    original = await readFile(args.guest);
-  } catch (err) {
-    return fail(2, `cannot read ${args.guest}: ${(err as Error).message}\n`);
-  }
+  const read = readOperatorFile(args.guest, DEFAULT_MAX_WASM_BYTES);
+  if (!read.ok) return fail(2, `${args.guest}: ${read.problem}\n`);
+  const original = read.bytes;
   // As in the sandbox: instrumented, then WASI and init entries renamed, so the guest gets
   // Hourglass's deterministic WASI (src/sandbox/kernel/wasi.ts) and the fuel is the sandbox's.
   let module: WebAssembly.Module;

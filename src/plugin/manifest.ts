@@ -177,7 +177,7 @@ export function parseManifest(value: unknown, file: string): PluginManifest {
 }
 
 /** Manifests larger than this are refused before reading (config values are at most 16 MiB). */
-const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
+export const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
 
 /** Reads and parses a manifest file (a regular file; a leading UTF-8 BOM is skipped). */
 export function loadManifest(file: string): PluginManifest {

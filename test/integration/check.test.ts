@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { runCheck, type CheckReport } from '../../src/check/check.ts';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
+import { runFuelCommand } from '../../src/fuel/cli-commands.ts';
 import { GUEST, T0 } from './helpers.ts';
 
 const EXAMPLES = ['assemblyscript', 'rust', 'go'].flatMap((lang) =>
@@ -137,7 +138,16 @@ test('check flags the unknown import in its listing, and usage errors exit 2', a
   );
   const missing = await runCheck({ wasm: '/nonexistent/guest.wasm' });
   assert.equal(missing.exitCode, 2);
-  assert.match(missing.text, /cannot read \/nonexistent\/guest\.wasm: ENOENT/);
+  assert.match(missing.text, /\/nonexistent\/guest\.wasm: cannot read: ENOENT/);
+  // Not a regular file: refused before a byte is read (reading /dev/zero would never end).
+  for (const wasm of ['/dev/zero', PROJECT_ROOT]) {
+    const r = await runCheck({ wasm });
+    assert.equal(r.exitCode, 2, wasm);
+    assert.match(r.text, /not a regular file/, wasm);
+    const fuel = await runFuelCommand({ guest: wasm, call: 'run' });
+    assert.equal(fuel.exitCode, 2, wasm);
+    assert.match(fuel.stderr, /not a regular file/, wasm);
+  }
   const badPayload = await runCheck({ wasm: GUEST.wat('noop'), payload: '{nope' });
   assert.equal(badPayload.exitCode, 2);
   assert.match(badPayload.text, /--payload is not valid JSON/);
