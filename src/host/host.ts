@@ -1,8 +1,9 @@
 /**
  * The host: owns the store, the sandbox, the scheduler and the plugin registry; loads plugins
  * (manifest → compile → discovery → reconcile), answers host-function calls, executes runs, and
- * applies operator commands. Everything runs on one thread; guest code runs inside the
- * `Sandbox` (in-thread by default).
+ * applies operator commands. The host runs on the main thread; guest code runs inside the
+ * `Sandbox` (a worker pool by default, where loading runs too), and the store's lease and health
+ * are watched by the `StoreSupervisor`.
  */
 import { performance } from 'node:perf_hooks';
 import { type Capability } from '../capabilities.ts';
