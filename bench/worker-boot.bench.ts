@@ -67,7 +67,10 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const v of variants) {
     const file = join(dir, `${v.name.replace(/\W+/g, '-')}.mjs`);
     writeFileSync(file, v.script);
-    const r = spawnSync(process.execPath, [...v.args, file], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [...v.args, file], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+    });
     if (r.status !== 0) throw new Error(`${v.name}: exit ${r.status}: ${r.stderr}`);
     const boots = JSON.parse(r.stdout.trim().split('\n').pop() ?? '[]') as Boot[];
     const acc = results.get(v.name) ?? { first: [], rest: [] };

@@ -29,7 +29,10 @@ function useSources() {
   if (process.env.HOURGLASS_FROM_SOURCE === '1' || !existsSync(compiled)) return true;
   const built = statSync(join(root, 'dist', '.build-stamp'), { throwIfNoEntry: false });
   if (!built) return true;
-  const newest = Math.max(newestSource(join(root, 'src')), newestSource(join(root, 'host-functions')));
+  const newest = Math.max(
+    newestSource(join(root, 'src')),
+    newestSource(join(root, 'host-functions')),
+  );
   return newest >= built.mtimeMs;
 }
 
