@@ -5,10 +5,10 @@
 // sources through tsx instead (a dev dependency there), so that a test or a developer never runs
 // stale compiled code; `HOURGLASS_FROM_SOURCE=1` forces that.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const compiled = join(root, 'dist', 'src', 'cli', 'main.js');
 const source = join(root, 'src', 'cli', 'main.ts');
 

@@ -3,10 +3,10 @@
 // and writes dist/.build-stamp, whose time bin/hourglass.js compares with the sources' in a
 // checkout. Plain JavaScript so that building needs no tsx.
 import { cpSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const migrations = join('src', 'store', 'migrations');
 cpSync(join(root, migrations), join(root, 'dist', migrations), { recursive: true });
 writeFileSync(join(root, 'dist', '.build-stamp'), `${new Date().toISOString()}\n`);
