@@ -15,4 +15,11 @@ try {
   // not permitted here: keep the process's priority
 }
 
+// Each worker would print Node's "WASI is an experimental feature" (Extism loads node:wasi) on
+// its own thread's stderr; experimental-feature warnings are noise, others still print.
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (w.name !== 'ExperimentalWarning') process.stderr.write(`${w.name}: ${w.message}\n`);
+});
+
 await import('./worker-main.ts');
