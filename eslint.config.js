@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: [
       'node_modules/',
       'build/',
+      'dist/',
       'data/',
       '.tmp/',
       'guest-examples/assemblyscript/',

@@ -18,8 +18,12 @@
  * A guest's folder is a guest when it has a `hourglass.json` manifest.
  *
  * An output newer than all its inputs is left alone. Outputs are written to a temporary file
- * and renamed, so a concurrent reader never sees half a module. Usage:
- * `npx tsx scripts/build-guests.ts [--force]` (alias `npm run build:guests`).
+ * and renamed, so a concurrent reader never sees half a module. Each guest's line is printed as
+ * it finishes (a compile announces itself when it starts). Usage:
+ * `npx tsx scripts/build-guests.ts [--force] [--list] [--only LANG/NAME,...] [--for-config
+ * [--config FILE]]` (alias `npm run build:guests`): every guest by default, or only those named,
+ * or those a host configuration runs (guest-selection.ts); a language none of the selected
+ * guests uses is not looked at (`npm start` needs no Rust or Go). `--list` prints the selection.
  *
  * A missing Rust or Go toolchain is never silent: the script prints which one is missing and how
  * to install it, writes that message to `guest-examples/<lang>/build/TOOLCHAIN-MISSING.txt` (the
@@ -27,13 +31,13 @@
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import wabtInit from 'wabt';
+import { type BuildRequest, parseBuildRequest, ROOT, wantsLanguage } from './guest-selection.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const AS_DIR = join(ROOT, 'guest-examples', 'assemblyscript');
 const AS_LIB = join(AS_DIR, 'lib');
 const WAT_DIR = join(ROOT, 'guest-examples', 'wat');
@@ -379,6 +383,7 @@ async function buildOne(guest: Guest, force: boolean, width: number): Promise<Ou
       const size = (await stat(guest.output)).size;
       return { ok: true, line: `  ${label}  ${formatSize(size).padStart(9)}  (up to date)` };
     }
+    console.log(`  ${label}  compiling ...`);
     const binary = await guest.compile();
     await writeAtomically(guest.output, binary);
     const out = relative(ROOT, guest.output);
@@ -392,29 +397,57 @@ async function buildOne(guest: Guest, force: boolean, width: number): Promise<Ou
   }
 }
 
-async function main(): Promise<void> {
-  const force = process.argv.includes('--force');
-  const missing: string[] = [];
-  const guests = [
-    ...(await assemblyScriptGuests()),
-    ...(await watGuests()),
-    ...(await toolchainGuests(RUST_DIR, rustToolchain, rustGuests, missing)),
-    ...(await toolchainGuests(GO_DIR, goToolchain, goGuests, missing)),
+async function selectedGuests(request: BuildRequest, missing: string[]): Promise<Guest[]> {
+  const wants = (lang: string) => wantsLanguage(request, lang);
+  const all = [
+    ...(wants('assemblyscript') ? await assemblyScriptGuests() : []),
+    ...(wants('wat') ? await watGuests() : []),
+    ...(wants('rust') ? await toolchainGuests(RUST_DIR, rustToolchain, rustGuests, missing) : []),
+    ...(wants('go') ? await toolchainGuests(GO_DIR, goToolchain, goGuests, missing) : []),
   ];
+  if (request.only === null) return all;
+  const known = new Set(all.map((g) => g.label));
+  const unknown = [...request.only].filter((l) => !known.has(l));
+  const unbuildable = unknown.filter((l) => !missing.some((m) => m.startsWith(langName(l))));
+  if (unbuildable.length > 0) {
+    console.error(`build-guests: no guest named ${unbuildable.join(', ')}`);
+    process.exit(2);
+  }
+  return all.filter((g) => request.only?.has(g.label));
+}
+
+/** `rust/x` -> `Rust` (how a toolchain problem starts). */
+function langName(label: string): string {
+  const lang = label.split('/')[0] ?? '';
+  return lang === 'go' ? 'Go:' : lang === 'rust' ? 'Rust:' : `${lang}:`;
+}
+
+async function main(): Promise<void> {
+  const request = parseBuildRequest(process.argv.slice(2));
+  const missing: string[] = [];
+  const guests = await selectedGuests(request, missing);
+  for (const wasm of request.foreign) {
+    console.log(`build-guests: ${relative(ROOT, wasm)} is not an example guest: not built here`);
+  }
+  if (request.list) {
+    for (const g of guests) console.log(g.label);
+    return;
+  }
+  const what = request.only === null ? 'all guests' : guests.map((g) => g.label).join(', ');
+  console.log(`build-guests: ${guests.length} guest(s) (${what || 'none'})`);
   const width = Math.max(0, ...guests.map((g) => g.label.length));
   // asc is CPU-bound and single-threaded: one child per core.
-  const outcomes: Outcome[] = new Array<Outcome>(guests.length);
+  const failures: string[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < guests.length) {
-      const i = next++;
-      outcomes[i] = await buildOne(guests[i]!, force, width);
+      const o = await buildOne(guests[next++]!, request.force, width);
+      if (o.ok) console.log(o.line);
+      else failures.push(o.message);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, availableParallelism()) }, worker));
-  const failures = outcomes.filter((o) => !o.ok);
-  for (const o of outcomes) if (o.ok) console.log(o.line);
-  for (const o of failures) if (!o.ok) console.error(o.message);
+  for (const message of failures) console.error(message);
   const ci = process.env.CI === 'true' || process.env.CI === '1';
   for (const problem of missing) {
     const banner = '!'.repeat(100);

@@ -1,4 +1,8 @@
-/** Hourglass public API: one entry, exported by name. */
+/**
+ * Hourglass public API: what an embedding application uses (the host, configuration types and
+ * parsers, stores, errors, the guest ABI types), exported by name. The fuel instrumenter is the
+ * sub-path `hourglass/fuel`; the CLI's plumbing (`check`, `instrument`) stays private.
+ */
 export { Host, type HostOptions, type LoadedPlugin } from './host/host.ts';
 export type { HostEventMap } from './host/events.ts';
 export {
@@ -45,8 +49,6 @@ export type {
 export type { StoreHealth } from './host/store-supervisor.ts';
 export { InThreadSandbox } from './sandbox/in-thread-sandbox.ts';
 export { WorkerPoolSandbox, type WorkerPoolOptions } from './sandbox/pool/worker-pool-sandbox.ts';
-export { runCheck } from './check/check.ts';
-export * from './fuel/index.ts';
 export type {
   Sandbox,
   CallOutcome,

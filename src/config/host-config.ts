@@ -287,8 +287,14 @@ export function loadHostConfig(file: string): HostConfig {
   return parseHostConfig(r.value, file, dirname(resolve(file)));
 }
 
-/** The project's root folder (where package.json and guest-examples/ live). */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/**
+ * The project's root folder (where package.json and guest-examples/ live): two levels up from
+ * src/config/, three from the compiled dist/src/config/.
+ */
+export const PROJECT_ROOT = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  import.meta.url.endsWith('.ts') ? '../..' : '../../..',
+);
 
 /**
  * The embedded default: a SQLite file in ./data of the working folder, one tenant `default`

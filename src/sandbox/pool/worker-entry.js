@@ -1,11 +1,11 @@
-// Worker bootstrap: the project runs TypeScript sources through tsx, which a worker's first
-// module does not inherit from --import; register it here, then load the real worker.
+// Worker bootstrap when Hourglass runs from its TypeScript sources (tests, development): a
+// worker's first module does not inherit tsx from --import, so register it here, then boot as a
+// compiled worker does (worker-boot.ts). Compiled (dist/), workers boot worker-boot.js directly.
 import os from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
-// Lower this thread's priority first (on Linux a nice value is per thread), so that booting and
-// guest code yield to the main thread (scheduler, store, operator surfaces) when cores are short.
+// Lower the priority before tsx compiles anything (worker-boot.ts sets it again, harmlessly).
 try {
   if (workerData?.nice) os.setPriority(workerData.nice);
 } catch {
@@ -13,4 +13,4 @@ try {
 }
 
 register();
-await import('./worker-main.ts');
+await import('./worker-boot.ts');

@@ -67,7 +67,13 @@ export interface WorkerSetOptions {
   readonly entry: URL;
 }
 
-export const DEFAULT_ENTRY = new URL('./worker-entry.js', import.meta.url);
+/**
+ * The module a worker boots: compiled (this file is .js), the compiled worker-boot.js directly;
+ * from the sources under tsx, worker-entry.js, which registers tsx in the new thread first.
+ */
+export const DEFAULT_ENTRY = import.meta.url.endsWith('.ts')
+  ? new URL('./worker-entry.js', import.meta.url)
+  : new URL('./worker-boot.js', import.meta.url);
 /** Extra time a call may take before it starts (worker boot, guest instantiation). */
 export const SETUP_GRACE_MS = 30_000;
 /** Longest wait between boot attempts after failures in a row. */
