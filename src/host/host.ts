@@ -25,7 +25,7 @@ import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declar
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
-import type { OperatorAction, PluginRecord, Store } from '../store/types.ts';
+import type { OperatorAction, PluginRecord, ScheduleRecord, Store } from '../store/types.ts';
 import { MainThreadShare } from '../../host-functions/main-thread-share.ts';
 import { dispatchHostCall, HOST_CALL_FUEL } from '../../host-functions/registry.ts';
 import {
@@ -35,7 +35,12 @@ import {
   type JobContract,
 } from '../../host-functions/types.ts';
 import { HostEvents } from './events.ts';
-import { liveCountAfter, reconcile, type ReconcileResult } from './reconcile.ts';
+import {
+  liveCountAfter,
+  pluginSchedules,
+  reconcile,
+  type ReconcileResult,
+} from './reconcile.ts';
 import { createRunExecutor } from './run-executor.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
@@ -442,12 +447,21 @@ export class Host implements HostServices {
     return { plugin, sha256, declarations: parsed, contracts };
   }
 
-  #checkQuota(plugin: LoadedPlugin, decls: readonly ParsedDeclaration[]): void {
+  /**
+   * Refuses a version whose schedules would take the tenant over its quota. `rows` are the
+   * plugin's schedule rows (`pluginSchedules`); the tenant's other plugins are counted from the
+   * store's kept counts, not row by row.
+   */
+  #checkQuota(
+    plugin: LoadedPlugin,
+    decls: readonly ParsedDeclaration[],
+    rows: ReadonlyMap<string, ScheduleRecord> = pluginSchedules(this.store, plugin.id),
+  ): void {
     const quotas = this.quotas(plugin.tenant);
     const others =
       this.store.countLiveSchedules(plugin.tenant) -
-      this.store.listSchedules({ pluginId: plugin.id }).length;
-    const total = others + liveCountAfter(this.store, plugin.id, decls);
+      this.store.countLiveSchedules(plugin.tenant, plugin.id);
+    const total = others + liveCountAfter(rows, decls);
     if (total > quotas.maxSchedules) {
       throw new HourglassError(
         'HG_QUOTA_EXCEEDED',
@@ -461,8 +475,17 @@ export class Host implements HostServices {
     const { plugin } = v;
     const now = this.clock.now();
     return this.store.transaction(() => {
-      this.#checkQuota(plugin, v.declarations.value);
-      const result = reconcile(this.store, plugin.id, plugin.tenant, v.declarations.value, now);
+      // One read of the plugin's rows serves the quota check and the reconcile.
+      const rows = pluginSchedules(this.store, plugin.id);
+      this.#checkQuota(plugin, v.declarations.value, rows);
+      const result = reconcile(
+        this.store,
+        plugin.id,
+        plugin.tenant,
+        v.declarations.value,
+        now,
+        rows,
+      );
       this.store.replaceJobContracts(
         plugin.id,
         [...v.contracts.values()].map((c) => ({

@@ -16,40 +16,47 @@ export interface ReconcileResult {
   readonly unchanged: string[];
 }
 
-/** Live schedules this plugin would have after reconciling (for the tenant quota check). */
+/** Every schedule row of a plugin (retired ones too), by local id: one read of the store. */
+export function pluginSchedules(store: Store, pluginId: string): Map<string, ScheduleRecord> {
+  return new Map(
+    store
+      .listSchedules({ pluginId, states: ['active', 'paused', 'completed', 'deleted', 'retired'] })
+      .map((s) => [s.localId, s]),
+  );
+}
+
+/**
+ * Live schedules this plugin would have after reconciling (for the tenant quota check), from
+ * its rows as `pluginSchedules` read them.
+ */
 export function liveCountAfter(
-  store: Store,
-  pluginId: string,
+  byId: ReadonlyMap<string, ScheduleRecord>,
   decls: readonly ParsedDeclaration[],
 ): number {
   const declared = new Set(decls.map((d) => d.id));
-  const mine = store.listSchedules({
-    pluginId,
-    states: ['active', 'paused', 'completed', 'deleted'],
-  });
-  const byId = new Map(mine.map((s) => [s.localId, s]));
   let n = 0;
   for (const d of decls) {
     const ex = byId.get(d.id);
     if (!(ex?.state === 'deleted' && ex.declHash === d.hash)) n++;
   }
-  for (const s of mine) if (isLive(s) && s.origin === 'runtime' && !declared.has(s.localId)) n++;
+  for (const s of byId.values())
+    if (isLive(s) && s.origin === 'runtime' && !declared.has(s.localId)) n++;
   return n;
 }
 
+/**
+ * Writes the changes (the caller runs it in one transaction with its quota check). `existing`
+ * is the plugin's rows as `pluginSchedules` read them in that transaction.
+ */
 export function reconcile(
   store: Store,
   pluginId: string,
   tenant: string,
   decls: readonly ParsedDeclaration[],
   now: number,
+  existing: ReadonlyMap<string, ScheduleRecord> = pluginSchedules(store, pluginId),
 ): ReconcileResult {
   const result: ReconcileResult = { created: [], updated: [], retired: [], unchanged: [] };
-  const existing = new Map<string, ScheduleRecord>(
-    store
-      .listSchedules({ pluginId, states: ['active', 'paused', 'completed', 'deleted', 'retired'] })
-      .map((s) => [s.localId, s]),
-  );
   for (const d of decls) {
     const ex = existing.get(d.id);
     if (!ex) {

@@ -361,8 +361,12 @@ export class SqliteStore implements Store {
       listContracts: db.prepare('SELECT * FROM job_contracts ORDER BY plugin_id, name'),
       listContractsOf: db.prepare('SELECT * FROM job_contracts WHERE plugin_id = ? ORDER BY name'),
       getSchedule: db.prepare('SELECT * FROM schedules WHERE key = ?'),
+      // Counts kept by triggers (migration 0005): a point read, not a count of rows.
       countLive: db.prepare(
-        "SELECT COUNT(*) AS n FROM schedules WHERE tenant = ? AND state IN ('active', 'paused', 'completed')",
+        'SELECT COALESCE(SUM(live), 0) AS n FROM schedule_counts WHERE tenant = ?',
+      ),
+      countLiveOf: db.prepare(
+        'SELECT COALESCE(SUM(live), 0) AS n FROM schedule_counts WHERE tenant = ? AND plugin_id = ?',
       ),
       insertSchedule: db.prepare(
         `INSERT INTO schedules (key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap,
@@ -571,10 +575,15 @@ export class SqliteStore implements Store {
     );
   }
 
-  countLiveSchedules(tenant: string): number {
+  countLiveSchedules(tenant: string, pluginId?: string): number {
     return this.#read(
       'countLiveSchedules',
-      () => (this.#stmts.countLive.get(tenant) as { n: number }).n,
+      () =>
+        (
+          (pluginId === undefined
+            ? this.#stmts.countLive.get(tenant)
+            : this.#stmts.countLiveOf.get(tenant, pluginId)) as { n: number }
+        ).n,
     );
   }
 
