@@ -35,12 +35,7 @@ import {
   type JobContract,
 } from '../../host-functions/types.ts';
 import { HostEvents } from './events.ts';
-import {
-  liveCountAfter,
-  pluginSchedules,
-  reconcile,
-  type ReconcileResult,
-} from './reconcile.ts';
+import { liveCountAfter, pluginSchedules, reconcile, type ReconcileResult } from './reconcile.ts';
 import { createRunExecutor } from './run-executor.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
@@ -443,7 +438,9 @@ export class Host implements HostServices {
         `plugin ${plugin.id}: ${which}: ${parsed.issue.field} ${parsed.issue.message}`,
       );
     }
-    this.#checkQuota(plugin, parsed.value);
+    // A reload is refused here, before the old version is held; a first load is checked once,
+    // in `#commit` (the same check, in the transaction that writes the rows).
+    if (this.#plugins.has(plugin.id)) this.#checkQuota(plugin, parsed.value);
     return { plugin, sha256, declarations: parsed, contracts };
   }
 

@@ -83,7 +83,7 @@ const horizonCache = new Map<string, string | null>();
 /** The last `nextRun` answer per croner key: one search serves every schedule of a pattern. */
 const nextCache = new Map<string, { readonly after: number; readonly next: number | null }>();
 /** Sampled minimum gaps per (zone, UTC day, pattern); numbers, so more of them are kept. */
-export const GAP_CACHE_MAX = 10_000;
+export const GAP_CACHE_MAX = 2_000;
 const gapCache = new Map<string, number | null>();
 
 function remember<V>(cache: Map<string, V>, key: string, value: V, max = CRON_CACHE_MAX): V {
@@ -122,7 +122,11 @@ export function cronFor(pattern: string, timezone: string): Cron {
 function cronNextAfter(pattern: string, timezone: string, afterMs: number): number | null {
   const key = `${timezone}\u0000${pattern}`;
   const known = nextCache.get(key);
-  if (known !== undefined && afterMs >= known.after && (known.next === null || afterMs < known.next))
+  if (
+    known !== undefined &&
+    afterMs >= known.after &&
+    (known.next === null || afterMs < known.next)
+  )
     return known.next;
   const next = cronFor(pattern, timezone).nextRun(new Date(afterMs))?.getTime() ?? null;
   nextCache.delete(key);
