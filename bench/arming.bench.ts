@@ -21,7 +21,9 @@
  *   `start()` resolving with every plugin discovered and armed again (`restartStartMs`), and
  *   the restart's arming alone (`restartArmMs`, measured like `armMs`: declarations unchanged,
  *   so reconciling writes nothing; the rows are read and queued).
- * - **RSS** of the process (workers included) after the first start and after the restart.
+ * - **RSS** of the process (the pool's worker threads included) after the first start and after
+ *   the restart, and the main thread's JS heap in use after the first start (`heapAfterStartMb`:
+ *   the scheduler's and host's share, without the workers).
  * - **creates**: CREATES runtime schedules created in one tenant through the host's
  *   `schedule_create` handler (`host.schedules.create`, what the host function calls after
  *   decoding its request), 70/30 intervals and zoned cron; total ms and per-create rate.
@@ -116,6 +118,7 @@ interface Round {
   armMs: number;
   startMs: number;
   rssAfterStartMb: number;
+  heapAfterStartMb: number;
   restartToFirstFireMs: number;
   restartStartMs: number;
   restartArmMs: number;
@@ -149,6 +152,7 @@ async function round(): Promise<Round> {
     const queued = first.host.scheduler.queued;
     if (queued !== TENANTS * PER_PLUGIN) throw new Error(`queued ${queued}, not all schedules`);
     const rssAfterStartMb = rssMb();
+    const heapAfterStartMb = process.memoryUsage().heapUsed / 2 ** 20;
     await first.host.stop(0);
     global.gc?.();
 
@@ -187,6 +191,7 @@ async function round(): Promise<Round> {
       armMs: first.armMs,
       startMs: first.startMs,
       rssAfterStartMb,
+      heapAfterStartMb,
       restartToFirstFireMs,
       restartStartMs,
       restartArmMs,
