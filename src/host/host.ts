@@ -370,8 +370,9 @@ export class Host implements HostServices {
       await this.scheduler.settle(pluginId);
     }
     let result: ReconcileResult;
+    const rows: ScheduleRecord[] = [];
     try {
-      result = this.#commit(checked);
+      result = this.#commit(checked, rows);
     } catch (err) {
       await this.#sandbox.unload(plugin.sandboxId);
       if (old) this.scheduler.addPlugin(pluginId);
@@ -385,7 +386,9 @@ export class Host implements HostServices {
       }
     }
     this.#plugins.set(pluginId, plugin);
-    this.scheduler.addPlugin(pluginId);
+    // A first load queues the rows it just wrote (nothing ran in between); a reload awaited
+    // the old version's cleanup(), which may have changed its schedules: read them again.
+    this.scheduler.addPlugin(pluginId, old ? undefined : rows);
     this.events.emit('plugin:loaded', {
       pluginId,
       schedules: result.created.length + result.updated.length + result.unchanged.length,
@@ -468,19 +471,20 @@ export class Host implements HostServices {
   }
 
   /** Puts a checked version's declarations, contracts and record in the store (one transaction). */
-  #commit(v: CheckedVersion): ReconcileResult {
+  #commit(v: CheckedVersion, rows: ScheduleRecord[]): ReconcileResult {
     const { plugin } = v;
     const now = this.clock.now();
     return this.store.transaction(() => {
       // One read of the plugin's rows serves the quota check and the reconcile.
-      const rows = pluginSchedules(this.store, plugin.id);
-      this.#checkQuota(plugin, v.declarations.value, rows);
+      const existing = pluginSchedules(this.store, plugin.id);
+      this.#checkQuota(plugin, v.declarations.value, existing);
       const result = reconcile(
         this.store,
         plugin.id,
         plugin.tenant,
         v.declarations.value,
         now,
+        existing,
         rows,
       );
       this.store.replaceJobContracts(

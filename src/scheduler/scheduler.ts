@@ -123,9 +123,10 @@ export class Scheduler {
   /**
    * Schedules every live schedule of a (re)loaded plugin: takes up ticks a previous process
    * left waiting or buffered, applies misfire policies to overdue ticks, and queues the rest.
-   * Ends a reload's hold.
+   * Ends a reload's hold. `rows`: every schedule row of the plugin as it is in the store now
+   * (the caller just wrote them, with nothing in between); read from the store when absent.
    */
-  addPlugin(pluginId: string): void {
+  addPlugin(pluginId: string, rows?: ScheduleRecord[]): void {
     const now = this.#o.clock.now();
     this.#held.delete(pluginId);
     if (!this.#byPlugin.has(pluginId)) this.#byPlugin.set(pluginId, new Set());
@@ -135,9 +136,9 @@ export class Scheduler {
     for (const row of this.#o.store.listWaitingRuns(pluginId)) {
       if (!known.has(row.id)) this.#takeUpWaiting(row, now);
     }
-    // One read of the plugin's rows serves both passes (taking up buffered ticks does not
-    // change a row's state or next time, so the rows stay right for queueing).
-    const rows = this.#o.store.listSchedules({ pluginId, states: ALL_STATES });
+    // One read of the plugin's rows (or none) serves both passes (taking up buffered ticks does
+    // not change a row's state or next time, so the rows stay right for queueing).
+    rows ??= this.#o.store.listSchedules({ pluginId, states: ALL_STATES });
     const keys = this.#byPlugin.get(pluginId) as Set<string>;
     for (let i = 0; i < rows.length; i++) {
       const s = rows[i] as ScheduleRecord;
