@@ -25,7 +25,7 @@ import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declar
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
-import type { OperatorAction, PluginRecord, Store } from '../store/types.ts';
+import type { OperatorAction, PluginRecord, ScheduleRecord, Store } from '../store/types.ts';
 import { MainThreadShare } from '../../host-functions/main-thread-share.ts';
 import { dispatchHostCall, HOST_CALL_FUEL } from '../../host-functions/registry.ts';
 import {
@@ -35,7 +35,7 @@ import {
   type JobContract,
 } from '../../host-functions/types.ts';
 import { HostEvents } from './events.ts';
-import { liveCountAfter, reconcile, type ReconcileResult } from './reconcile.ts';
+import { liveCountAfter, pluginSchedules, reconcile, type ReconcileResult } from './reconcile.ts';
 import { createRunExecutor } from './run-executor.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
@@ -370,8 +370,9 @@ export class Host implements HostServices {
       await this.scheduler.settle(pluginId);
     }
     let result: ReconcileResult;
+    const rows: ScheduleRecord[] = [];
     try {
-      result = this.#commit(checked);
+      result = this.#commit(checked, rows);
     } catch (err) {
       await this.#sandbox.unload(plugin.sandboxId);
       if (old) this.scheduler.addPlugin(pluginId);
@@ -385,7 +386,9 @@ export class Host implements HostServices {
       }
     }
     this.#plugins.set(pluginId, plugin);
-    this.scheduler.addPlugin(pluginId);
+    // A first load queues the rows it just wrote (nothing ran in between); a reload awaited
+    // the old version's cleanup(), which may have changed its schedules: read them again.
+    this.scheduler.addPlugin(pluginId, old ? undefined : rows);
     this.events.emit('plugin:loaded', {
       pluginId,
       schedules: result.created.length + result.updated.length + result.unchanged.length,
@@ -438,16 +441,27 @@ export class Host implements HostServices {
         `plugin ${plugin.id}: ${which}: ${parsed.issue.field} ${parsed.issue.message}`,
       );
     }
-    this.#checkQuota(plugin, parsed.value);
+    // A reload is refused here, before the old version is held; a first load is checked once,
+    // in `#commit` (the same check, in the transaction that writes the rows).
+    if (this.#plugins.has(plugin.id)) this.#checkQuota(plugin, parsed.value);
     return { plugin, sha256, declarations: parsed, contracts };
   }
 
-  #checkQuota(plugin: LoadedPlugin, decls: readonly ParsedDeclaration[]): void {
+  /**
+   * Refuses a version whose schedules would take the tenant over its quota. `rows` are the
+   * plugin's schedule rows (`pluginSchedules`); the tenant's other plugins are counted from the
+   * store's kept counts, not row by row.
+   */
+  #checkQuota(
+    plugin: LoadedPlugin,
+    decls: readonly ParsedDeclaration[],
+    rows: ReadonlyMap<string, ScheduleRecord> = pluginSchedules(this.store, plugin.id),
+  ): void {
     const quotas = this.quotas(plugin.tenant);
     const others =
       this.store.countLiveSchedules(plugin.tenant) -
-      this.store.listSchedules({ pluginId: plugin.id }).length;
-    const total = others + liveCountAfter(this.store, plugin.id, decls);
+      this.store.countLiveSchedules(plugin.tenant, plugin.id);
+    const total = others + liveCountAfter(rows, decls);
     if (total > quotas.maxSchedules) {
       throw new HourglassError(
         'HG_QUOTA_EXCEEDED',
@@ -457,12 +471,22 @@ export class Host implements HostServices {
   }
 
   /** Puts a checked version's declarations, contracts and record in the store (one transaction). */
-  #commit(v: CheckedVersion): ReconcileResult {
+  #commit(v: CheckedVersion, rows: ScheduleRecord[]): ReconcileResult {
     const { plugin } = v;
     const now = this.clock.now();
     return this.store.transaction(() => {
-      this.#checkQuota(plugin, v.declarations.value);
-      const result = reconcile(this.store, plugin.id, plugin.tenant, v.declarations.value, now);
+      // One read of the plugin's rows serves the quota check and the reconcile.
+      const existing = pluginSchedules(this.store, plugin.id);
+      this.#checkQuota(plugin, v.declarations.value, existing);
+      const result = reconcile(
+        this.store,
+        plugin.id,
+        plugin.tenant,
+        v.declarations.value,
+        now,
+        existing,
+        rows,
+      );
       this.store.replaceJobContracts(
         plugin.id,
         [...v.contracts.values()].map((c) => ({

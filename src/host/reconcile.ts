@@ -16,44 +16,77 @@ export interface ReconcileResult {
   readonly unchanged: string[];
 }
 
-/** Live schedules this plugin would have after reconciling (for the tenant quota check). */
+/** Every schedule row of a plugin (retired ones too), by local id: one read of the store. */
+export function pluginSchedules(store: Store, pluginId: string): Map<string, ScheduleRecord> {
+  return new Map(
+    store
+      .listSchedules({ pluginId, states: ['active', 'paused', 'completed', 'deleted', 'retired'] })
+      .map((s) => [s.localId, s]),
+  );
+}
+
+/**
+ * Live schedules this plugin would have after reconciling (for the tenant quota check), from
+ * its rows as `pluginSchedules` read them.
+ */
 export function liveCountAfter(
-  store: Store,
-  pluginId: string,
+  byId: ReadonlyMap<string, ScheduleRecord>,
   decls: readonly ParsedDeclaration[],
 ): number {
   const declared = new Set(decls.map((d) => d.id));
-  const mine = store.listSchedules({
-    pluginId,
-    states: ['active', 'paused', 'completed', 'deleted'],
-  });
-  const byId = new Map(mine.map((s) => [s.localId, s]));
   let n = 0;
   for (const d of decls) {
     const ex = byId.get(d.id);
     if (!(ex?.state === 'deleted' && ex.declHash === d.hash)) n++;
   }
-  for (const s of mine) if (isLive(s) && s.origin === 'runtime' && !declared.has(s.localId)) n++;
+  for (const s of byId.values())
+    if (isLive(s) && s.origin === 'runtime' && !declared.has(s.localId)) n++;
   return n;
 }
 
+/**
+ * Writes the changes (the caller runs it in one transaction with its quota check). `existing`
+ * is the plugin's rows as `pluginSchedules` read them in that transaction. With `rows`, every
+ * row of the plugin as it is afterwards is pushed there (unchanged and new rows from memory, the
+ * few changed ones read again), so the scheduler can queue them without reading them again.
+ */
 export function reconcile(
   store: Store,
   pluginId: string,
   tenant: string,
   decls: readonly ParsedDeclaration[],
   now: number,
+  existing: ReadonlyMap<string, ScheduleRecord> = pluginSchedules(store, pluginId),
+  rows?: ScheduleRecord[],
 ): ReconcileResult {
   const result: ReconcileResult = { created: [], updated: [], retired: [], unchanged: [] };
-  const existing = new Map<string, ScheduleRecord>(
-    store
-      .listSchedules({ pluginId, states: ['active', 'paused', 'completed', 'deleted', 'retired'] })
-      .map((s) => [s.localId, s]),
-  );
+  const written = reconcileRows(store, pluginId, tenant, decls, now, existing, result);
+  if (rows) {
+    for (const [id, ex] of existing) if (!written.has(id)) rows.push(ex);
+    for (const [id, rec] of written)
+      rows.push(rec ?? (store.getSchedule(scheduleKey(pluginId, id)) as ScheduleRecord));
+  }
+  return result;
+}
+
+/** The writes of `reconcile`; returns the rows written (a new row's record; null: changed). */
+function reconcileRows(
+  store: Store,
+  pluginId: string,
+  tenant: string,
+  decls: readonly ParsedDeclaration[],
+  now: number,
+  existing: ReadonlyMap<string, ScheduleRecord>,
+  result: ReconcileResult,
+): Map<string, ScheduleRecord | null> {
+  const written = new Map<string, ScheduleRecord | null>();
   for (const d of decls) {
     const ex = existing.get(d.id);
     if (!ex) {
-      store.insertSchedule(recordFromDeclaration(pluginId, tenant, d, 'declared', now));
+      const rec = recordFromDeclaration(pluginId, tenant, d, 'declared', now);
+      store.insertSchedule(rec);
+      // A new row's generation is the column's default, 1 (migration 0003).
+      written.set(d.id, { ...rec, generation: 1 });
       result.created.push(d.id);
       continue;
     }
@@ -71,6 +104,7 @@ export function reconcile(
       isLive(ex) ? ex : undefined,
     );
     store.updateSchedule(scheduleKey(pluginId, d.id), patchOf(rec));
+    written.set(d.id, null);
     result.updated.push(d.id);
   }
   const declared = new Set(decls.map((d) => d.id));
@@ -78,8 +112,9 @@ export function reconcile(
     if (s.origin === 'declared' && !declared.has(s.localId) && s.state !== 'retired') {
       // `buffered_at` stays: the scheduler records the buffered tick `cancelled` (`retired`).
       store.updateSchedule(s.key, { state: 'retired', nextAt: null, updatedAt: now });
+      written.set(s.localId, null);
       result.retired.push(s.localId);
     }
   }
-  return result;
+  return written;
 }

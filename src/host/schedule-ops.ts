@@ -201,6 +201,7 @@ export class ScheduleOps implements ScopedScheduleService {
     return this.#d.store.transaction(() => {
       const existing = this.#d.store.getSchedule(key);
       if (isLive(existing)) return guestError('conflict', `schedule '${d.id}' already exists`);
+      // A kept count (store migration 0005), not a count of rows: creates stay O(1) each.
       const count = this.#d.store.countLiveSchedules(caller.tenant);
       if (count >= quotas.maxSchedules) {
         return guestError(

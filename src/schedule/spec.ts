@@ -17,7 +17,11 @@
  *   jitter are at most `MAX_INTERVAL_MS` (365 days) and a one-shot `at` at most the horizon
  *   ahead, so every next time the host computes is a representable date.
  * - A croner instance holds ~80 KB (its year table), so the cache keeps at most
- *   `CRON_CACHE_MAX` of them, least recently used first out.
+ *   `CRON_CACHE_MAX` of them, least recently used first out. Per-schedule work at scale (100k
+ *   schedules, few distinct patterns) is served from caches, each bounded so a guest declaring
+ *   distinct patterns cannot grow memory: the last `nextRun` answer per pattern and zone (the
+ *   first fire after any time in [after, next) is `next`), the sampled minimum gap per (pattern,
+ *   zone, UTC day), and the zone names found valid (no `Intl.DateTimeFormat` per check).
  */
 import { Cron, CronPattern } from 'croner';
 
@@ -46,13 +50,25 @@ export function parseDuration(text: string): number | null {
   return total > 0 && Number.isSafeInteger(total) ? total : null;
 }
 
+/** Most zone names remembered as valid (IANA has ~600 names and aliases). */
+export const ZONE_CACHE_MAX = 2_000;
+const validZones = new Set<string>();
+
+/**
+ * Whether `zone` is an IANA time zone. A zone found valid is remembered (bounded: the set is
+ * emptied when full), so the common case builds no `Intl.DateTimeFormat`; an unknown zone is
+ * checked again each time (it is refused, so it costs its caller once).
+ */
 export function isValidTimeZone(zone: string): boolean {
+  if (validZones.has(zone)) return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
   } catch {
     return false;
   }
+  if (validZones.size >= ZONE_CACHE_MAX) validZones.clear();
+  validZones.add(zone);
+  return true;
 }
 
 /** The longest interval (and jitter) a schedule may declare: 365 days. */
@@ -64,9 +80,14 @@ export const HORIZON_YEARS = 5;
 export const CRON_CACHE_MAX = 500;
 const cronCache = new Map<string, Cron>();
 const horizonCache = new Map<string, string | null>();
+/** The last `nextRun` answer per croner key: one search serves every schedule of a pattern. */
+const nextCache = new Map<string, { readonly after: number; readonly next: number | null }>();
+/** Sampled minimum gaps per (zone, UTC day, pattern); numbers, so more of them are kept. */
+export const GAP_CACHE_MAX = 2_000;
+const gapCache = new Map<string, number | null>();
 
-function remember<V>(cache: Map<string, V>, key: string, value: V): V {
-  if (cache.size >= CRON_CACHE_MAX) {
+function remember<V>(cache: Map<string, V>, key: string, value: V, max = CRON_CACHE_MAX): V {
+  if (cache.size >= max) {
     const oldest = cache.keys().next().value;
     if (oldest !== undefined) cache.delete(oldest);
   }
@@ -91,6 +112,37 @@ export function cronFor(pattern: string, timezone: string): Cron {
     recall(cronCache, key) ??
     remember(cronCache, key, new Cron(pattern, { timezone, paused: true }))
   );
+}
+
+/**
+ * The first fire of the croner for (pattern, zone) strictly after `afterMs`, or null. Memoised
+ * per pattern and zone: the first fire after any time in [after, next) is `next`, so schedules
+ * that share a pattern (and the scheduler's fires of them) share one croner search.
+ */
+function cronNextAfter(pattern: string, timezone: string, afterMs: number): number | null {
+  const key = `${timezone}\u0000${pattern}`;
+  const known = nextCache.get(key);
+  if (
+    known !== undefined &&
+    afterMs >= known.after &&
+    (known.next === null || afterMs < known.next)
+  )
+    return known.next;
+  const next = cronFor(pattern, timezone).nextRun(new Date(afterMs))?.getTime() ?? null;
+  nextCache.delete(key);
+  remember(nextCache, key, { after: afterMs, next }, GAP_CACHE_MAX);
+  return next;
+}
+
+/** Entries in the module's caches (for tests of their bounds). */
+export function specCacheSizes(): Record<string, number> {
+  return {
+    cron: cronCache.size,
+    horizon: horizonCache.size,
+    next: nextCache.size,
+    gap: gapCache.size,
+    zones: validZones.size,
+  };
 }
 
 /**
@@ -125,8 +177,8 @@ function horizonCron(pattern: string, timezone: string, fromMs: number): Cron | 
  * open-ended search. Throws croner's error for an invalid pattern.
  */
 export function cronFirstFire(pattern: string, timezone: string, fromMs: number): number | null {
-  const next = horizonCron(pattern, timezone, fromMs)?.nextRun(new Date(fromMs)) ?? null;
-  return next === null ? null : next.getTime();
+  const bounded = horizonPattern(pattern, timezone, fromMs);
+  return bounded === null ? null : cronNextAfter(bounded, timezone, fromMs);
 }
 
 /**
@@ -139,10 +191,8 @@ export function nextFireAfter(
   anchorMs: number,
 ): number | null {
   switch (spec.kind) {
-    case 'cron': {
-      const next = cronFor(spec.cron, spec.timezone).nextRun(new Date(afterMs));
-      return next ? next.getTime() : null;
-    }
+    case 'cron':
+      return cronNextAfter(spec.cron, spec.timezone, afterMs);
     case 'every': {
       if (afterMs < anchorMs) return anchorMs + spec.everyMs;
       const k = Math.floor((afterMs - anchorMs) / spec.everyMs) + 1;
@@ -155,20 +205,27 @@ export function nextFireAfter(
 
 /**
  * The smallest gap between consecutive fires (intervals: the interval; cron: sampled over the
- * next 8 fires within the horizon, so the search is bounded).
+ * next 8 fires within the horizon from the start of `fromMs`'s UTC day, so the search is
+ * bounded). A cron's sample depends only on (pattern, zone, day), so it is computed once per
+ * distinct pattern and zone a day and remembered (bounded, `GAP_CACHE_MAX`).
  */
 export function minimumGapMs(spec: ScheduleSpec, fromMs: number): number | null {
   if (spec.kind === 'every') return spec.everyMs;
   if (spec.kind === 'at') return null;
-  const cron = horizonCron(spec.cron, spec.timezone, fromMs);
-  if (cron === null) return null;
-  const runs = cron.nextRuns(8, new Date(fromMs));
+  const dayStart = fromMs - (((fromMs % 86_400_000) + 86_400_000) % 86_400_000);
+  const key = `${spec.timezone}\u0000${dayStart}\u0000${spec.cron}`;
+  const known = recall(gapCache, key);
+  if (known !== undefined) return known;
+  const cron = horizonCron(spec.cron, spec.timezone, dayStart);
   let min: number | null = null;
-  for (let i = 1; i < runs.length; i++) {
-    const gap = (runs[i] as Date).getTime() - (runs[i - 1] as Date).getTime();
-    if (min === null || gap < min) min = gap;
+  if (cron !== null) {
+    const runs = cron.nextRuns(8, new Date(dayStart));
+    for (let i = 1; i < runs.length; i++) {
+      const gap = (runs[i] as Date).getTime() - (runs[i - 1] as Date).getTime();
+      if (min === null || gap < min) min = gap;
+    }
   }
-  return min;
+  return remember(gapCache, key, min, GAP_CACHE_MAX);
 }
 
 /** Deterministic jitter in [0, jitterMs) for one tick of one schedule (FNV-1a). */

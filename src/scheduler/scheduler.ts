@@ -123,9 +123,10 @@ export class Scheduler {
   /**
    * Schedules every live schedule of a (re)loaded plugin: takes up ticks a previous process
    * left waiting or buffered, applies misfire policies to overdue ticks, and queues the rest.
-   * Ends a reload's hold.
+   * Ends a reload's hold. `rows`: every schedule row of the plugin as it is in the store now
+   * (the caller just wrote them, with nothing in between); read from the store when absent.
    */
-  addPlugin(pluginId: string): void {
+  addPlugin(pluginId: string, rows?: ScheduleRecord[]): void {
     const now = this.#o.clock.now();
     this.#held.delete(pluginId);
     if (!this.#byPlugin.has(pluginId)) this.#byPlugin.set(pluginId, new Set());
@@ -135,17 +136,30 @@ export class Scheduler {
     for (const row of this.#o.store.listWaitingRuns(pluginId)) {
       if (!known.has(row.id)) this.#takeUpWaiting(row, now);
     }
-    for (const s of this.#o.store.listSchedules({ pluginId, states: ALL_STATES })) {
-      this.#byPlugin.get(pluginId)?.add(s.key);
-      if (s.bufferedAt !== null && !this.#busy.has(s.key)) this.#takeUpBuffered(s, now, true);
+    // One read of the plugin's rows (or none) serves both passes (taking up buffered ticks does
+    // not change a row's state or next time, so the rows stay right for queueing).
+    rows ??= this.#o.store.listSchedules({ pluginId, states: ALL_STATES });
+    const keys = this.#byPlugin.get(pluginId) as Set<string>;
+    for (let i = 0; i < rows.length; i++) {
+      const s = rows[i] as ScheduleRecord;
+      keys.add(s.key);
+      if (s.bufferedAt !== null && !this.#busy.has(s.key)) {
+        this.#takeUpBuffered(s, now, true);
+        rows[i] = { ...s, bufferedAt: null };
+      }
     }
-    this.#schedulePlugin(pluginId, now);
+    this.#queueActive(rows, now);
     this.#drainAll();
   }
 
   /** Queues a plugin's active schedules; overdue ticks follow the misfire policy. */
   #schedulePlugin(pluginId: string, now: number): void {
-    for (const rec of this.#o.store.listSchedules({ pluginId, states: ['active'] })) {
+    this.#queueActive(this.#o.store.listSchedules({ pluginId, states: ['active'] }), now);
+  }
+
+  #queueActive(rows: readonly ScheduleRecord[], now: number): void {
+    for (const rec of rows) {
+      if (rec.state !== 'active') continue;
       let s = rec;
       if (
         s.nextAt !== null &&

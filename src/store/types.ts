@@ -205,8 +205,11 @@ export interface Store {
 
   getSchedule(key: string): ScheduleRecord | undefined;
   listSchedules(query?: ScheduleQuery): ScheduleRecord[];
-  /** Schedules that count against a tenant's quota (active, paused, completed). */
-  countLiveSchedules(tenant: string): number;
+  /**
+   * Schedules that count against a tenant's quota (active, paused, completed), of the tenant or
+   * of one of its plugins. Kept as counts, so this costs the same for 10 schedules or 100k.
+   */
+  countLiveSchedules(tenant: string, pluginId?: string): number;
   insertSchedule(rec: ScheduleRecord): void;
   updateSchedule(key: string, patch: SchedulePatch): void;
 

@@ -1,0 +1,270 @@
+/**
+ * Arming, restart and runtime creation at scale (issue 10, "Must show" 1; goals: 100k schedules
+ * armed from discovery ≤ 1 s, restart to first fire ≤ 1 s, RSS ≤ 300 MB, 40k `schedule_create`
+ * in one tenant ≤ 2 s). Not part of CI.
+ *
+ *   npm run bench -- arming                                  (short: 10 tenants, 4k creates)
+ *   TENANTS=100 CREATES=40000 npm run bench -- arming        (the full "Must show" run)
+ *   (PER_PLUGIN declarations per plugin, default 1000; BENCH_ROUNDS, default 3)
+ *
+ * Each round builds a fresh store and a real host (worker-pool sandbox, real clock): TENANTS
+ * tenants with one `proxy` guest each, whose `schedules()` returns PER_PLUGIN declarations from
+ * its config (70% intervals of 10-59 min, 30% cron in five time zones over 20 patterns). Measured:
+ * - **arm**: for every plugin, from the moment its `schedules()` output reached the host to its
+ *   `plugin:loaded` event (declarations parsed and validated, quota checked, rows written,
+ *   schedules in the due queue), summed over the plugins. This work is synchronous on the main
+ *   thread, so the sum is the arming time of all schedules. The whole `host.start()` (sandbox
+ *   loads and the guests' discovery calls included) is reported beside it as `startMs`.
+ * - **restart**: the host is stopped, one schedule of the last tenant is made due (its stored
+ *   `next_at` set to the restart's start), and a new host starts on the same store: the time
+ *   from `new Host()` to that schedule's `run:started` (`restartToFirstFireMs`), and to
+ *   `start()` resolving with every plugin discovered and armed again (`restartStartMs`), and
+ *   the restart's arming alone (`restartArmMs`, measured like `armMs`: declarations unchanged,
+ *   so reconciling writes nothing; the rows are read and queued).
+ * - **RSS** of the process (the pool's worker threads included) after the first start and after
+ *   the restart, and the main thread's JS heap in use after the first start (`heapAfterStartMb`:
+ *   the scheduler's and host's share, without the workers).
+ * - **creates**: CREATES runtime schedules created in one tenant through the host's
+ *   `schedule_create` handler (`host.schedules.create`, what the host function calls after
+ *   decoding its request), 70/30 intervals and zoned cron; total ms, per-create rate, and the
+ *   process's CPU time over the loop (`createsCpuMs`: the loop is synchronous, so this is the
+ *   main thread's work, less sensitive to a shared machine's load than wall time).
+ * Rounds run one after another (each in a fresh store); the medians are reported. The load
+ * average before and after, the Node version, the machine's cores and the commit are written
+ * with the results to bench/results/arming.json (RESULTS_NAME changes the file's name).
+ */
+import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseHostConfig, PROJECT_ROOT, type HostConfig } from '../src/config/host-config.ts';
+import { Host } from '../src/host/host.ts';
+import { WorkerPoolSandbox } from '../src/sandbox/pool/worker-pool-sandbox.ts';
+import type { HostCallHandler, Sandbox } from '../src/sandbox/types.ts';
+import { HOST_CALL_FUEL } from '../host-functions/registry.ts';
+
+const TENANTS = Number(process.env.TENANTS ?? 10);
+const PER_PLUGIN = Number(process.env.PER_PLUGIN ?? 1000);
+const CREATES = Number(process.env.CREATES ?? 4000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const RESULTS_NAME = process.env.RESULTS_NAME ?? 'arming';
+const PROXY = resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/proxy/build/proxy.wasm');
+
+const ZONES = ['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'Australia/Sydney', 'UTC'];
+const PATTERNS = Array.from({ length: 20 }, (_, i) =>
+  i < 10 ? `${i * 5} * * * *` : `${i} ${i - 10} * * 1-5`,
+);
+
+/** Declaration `i` of the mix: 70% intervals, 30% cron in a time zone. */
+function declaration(i: number, prefix = 's'): Record<string, unknown> {
+  const id = `${prefix}${i}`;
+  // s0, the restart's probe, catches up a missed tick (a slow restart must still fire it).
+  if (i === 0) return { id, every: '10m', misfire: 'run-once' };
+  if (i % 10 < 7) return { id, every: `${10 + (i % 50)}m` };
+  return {
+    id,
+    cron: PATTERNS[i % PATTERNS.length] as string,
+    timezone: ZONES[i % ZONES.length] as string,
+  };
+}
+
+function makeConfig(dir: string): HostConfig {
+  const manifest = join(dir, 'proxy.json');
+  writeFileSync(
+    manifest,
+    JSON.stringify({
+      name: 'proxy',
+      version: '1.0.0',
+      wasm: PROXY,
+      capabilities: ['schedule_create'],
+      limits: { timeoutMs: 30_000 },
+    }),
+  );
+  const schedules = JSON.stringify(Array.from({ length: PER_PLUGIN }, (_, i) => declaration(i)));
+  return parseHostConfig(
+    {
+      store: { path: join(dir, 'hourglass.db') },
+      tenants: Array.from({ length: TENANTS }, (_, t) => ({
+        id: `t${t}`,
+        quotas: { maxSchedules: PER_PLUGIN + CREATES + 10 },
+        plugins: [{ manifest, config: { schedules } }],
+      })),
+    },
+    join(dir, 'config.json'),
+    dir,
+  );
+}
+
+/** The default pool sandbox, noting when each plugin's `schedules()` output arrives. */
+function timedSandbox(discovered: Map<string, number>): (hostCall: HostCallHandler) => Sandbox {
+  return (hostCall) => {
+    const inner = new WorkerPoolSandbox({ hostCall, hostCallFuel: HOST_CALL_FUEL });
+    return {
+      load: (spec) => inner.load(spec),
+      call: async (pluginId, req) => {
+        const out = await inner.call(pluginId, req);
+        if (req.fn === 'schedules') discovered.set(req.caller.pluginId, performance.now());
+        return out;
+      },
+      unload: (id) => inner.unload(id),
+      close: () => inner.close(),
+    };
+  };
+}
+
+const rssMb = () => process.memoryUsage().rss / 2 ** 20;
+
+interface Round {
+  armMs: number;
+  startMs: number;
+  rssAfterStartMb: number;
+  heapAfterStartMb: number;
+  restartToFirstFireMs: number;
+  restartStartMs: number;
+  restartArmMs: number;
+  rssAfterRestartMb: number;
+  createsMs: number;
+  createsCpuMs: number;
+  createsPerSec: number;
+  queued: number;
+}
+
+async function startTimed(config: HostConfig) {
+  const discovered = new Map<string, number>();
+  const loaded = new Map<string, number>();
+  const host = new Host(config, { sandbox: timedSandbox(discovered) });
+  host.events.on('plugin:loaded', (e) => loaded.set(e.pluginId, performance.now()));
+  const t0 = performance.now();
+  const r = await host.start();
+  const startMs = performance.now() - t0;
+  if (r.failed.length > 0) throw new Error(`plugins failed: ${JSON.stringify(r.failed[0])}`);
+  let armMs = 0;
+  for (const [id, at] of loaded) armMs += at - (discovered.get(id) ?? at);
+  return { host, startMs, armMs };
+}
+
+async function round(): Promise<Round> {
+  // The host's timers do not hold the process open; this does, for the whole round.
+  const keepAlive = setInterval(() => undefined, 1000);
+  const dir = mkdtempSync(join(os.tmpdir(), 'hourglass-arming-'));
+  try {
+    const config = makeConfig(dir);
+    const first = await startTimed(config);
+    const queued = first.host.scheduler.queued;
+    if (queued !== TENANTS * PER_PLUGIN) throw new Error(`queued ${queued}, not all schedules`);
+    const rssAfterStartMb = rssMb();
+    const heapAfterStartMb = process.memoryUsage().heapUsed / 2 ** 20;
+    await first.host.stop(0);
+    global.gc?.();
+
+    // Restart: one schedule of the last tenant is due the moment the restart begins.
+    const probe = `t${TENANTS - 1}/proxy/s0`;
+    const restartAt = Date.now();
+    const db = new Database(config.store.path);
+    db.prepare('UPDATE schedules SET next_at = ? WHERE key = ?').run(restartAt, probe);
+    db.close();
+    const discovered = new Map<string, number>();
+    const loaded = new Map<string, number>();
+    const t0 = performance.now();
+    const host = new Host(config, { sandbox: timedSandbox(discovered) });
+    host.events.on('plugin:loaded', (e) => loaded.set(e.pluginId, performance.now()));
+    const fired = new Promise<number>((res) =>
+      host.events.on('run:started', (run) => {
+        if (run.schedule.key === probe) res(performance.now());
+      }),
+    );
+    await host.start();
+    const restartStartMs = performance.now() - t0;
+    const restartToFirstFireMs = (await fired) - t0;
+    const rssAfterRestartMb = rssMb();
+    let restartArmMs = 0;
+    for (const [id, at] of loaded) restartArmMs += at - (discovered.get(id) ?? at);
+
+    const caller = { pluginId: 't0/proxy', tenant: 't0', phase: 'run' as const };
+    const cpu0 = process.cpuUsage();
+    const c0 = performance.now();
+    for (let i = 0; i < CREATES; i++) {
+      const r = host.schedules.create(caller, declaration(i, 'r'));
+      if (!('ok' in r)) throw new Error(`create ${i} failed: ${JSON.stringify(r)}`);
+    }
+    const createsMs = performance.now() - c0;
+    const cpu = process.cpuUsage(cpu0);
+    const createsCpuMs = (cpu.user + cpu.system) / 1000;
+    await host.stop(0);
+    return {
+      armMs: first.armMs,
+      startMs: first.startMs,
+      rssAfterStartMb,
+      heapAfterStartMb,
+      restartToFirstFireMs,
+      restartStartMs,
+      restartArmMs,
+      rssAfterRestartMb,
+      createsMs,
+      createsCpuMs,
+      createsPerSec: (CREATES / createsMs) * 1000,
+      queued,
+    };
+  } finally {
+    clearInterval(keepAlive);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function commit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PROJECT_ROOT })
+      .toString()
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+const loadBefore = os.loadavg();
+const rounds: Round[] = [];
+for (let i = 0; i < ROUNDS; i++) {
+  const r = await round();
+  rounds.push(r);
+  console.log(
+    `round ${i + 1}/${ROUNDS}: ${JSON.stringify(r, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`,
+  );
+}
+const keys = Object.keys(rounds[0] as Round) as (keyof Round)[];
+const medians = Object.fromEntries(keys.map((k) => [k, median(rounds.map((r) => r[k]))]));
+console.table(medians);
+const dirOut = join(PROJECT_ROOT, 'bench', 'results');
+mkdirSync(dirOut, { recursive: true });
+writeFileSync(
+  join(dirOut, `${RESULTS_NAME}.json`),
+  `${JSON.stringify(
+    {
+      name: 'arming',
+      date: new Date().toISOString(),
+      commit: commit(),
+      machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
+      loadavg: { before: loadBefore, after: os.loadavg() },
+      params: {
+        tenants: TENANTS,
+        perPlugin: PER_PLUGIN,
+        schedules: TENANTS * PER_PLUGIN,
+        creates: CREATES,
+        rounds: ROUNDS,
+      },
+      goals: { armMs: 1000, restartToFirstFireMs: 1000, rssMb: 300, createsMs: 2000 },
+      medians,
+      rounds,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`results written to bench/results/${RESULTS_NAME}.json`);
