@@ -171,11 +171,13 @@ export interface SqliteStoreOptions {
   readonly mustExist?: boolean;
   /**
    * Group commit: writes made outside an explicit transaction join an implicit one that commits
-   * in a microtask, once the code that made them (and the microtasks already queued) has run, so
-   * a burst of writes in one task (a timer's due runs, a batch of finished runs) costs one
-   * commit instead of one each. `transaction(fn)` inside a group stays atomic (a savepoint).
-   * Other connections see the writes a moment later; a process that dies before the microtask
-   * loses them. For the host's event loop, not for a short-lived CLI. @defaultValue false
+   * in the event loop's next check phase (`setImmediate`), once the task that made them and the
+   * other callbacks ready in the same loop turn (results of several workers, a timer's due runs)
+   * have run, so a burst costs one commit instead of one per task. `transaction(fn)` inside a
+   * group stays atomic (a savepoint). `committed()` tells when the open group is durable (the
+   * scheduler starts a guest only then). Other connections see the writes a moment later; a
+   * process that dies before the commit loses them. For the host's event loop, not for a
+   * short-lived CLI. @defaultValue false
    */
   readonly groupCommit?: boolean;
   /**
@@ -208,8 +210,10 @@ export class SqliteStore implements Store {
   readonly #stmts: ReturnType<SqliteStore['prepare']>;
   readonly #patchCache = new Map<string, Database.Statement>();
   readonly #groupCommit: boolean;
-  /** An implicit (group) transaction is open; a microtask commits it. */
+  /** An implicit (group) transaction is open; a `setImmediate` commits it. */
   #grouped = false;
+  /** Waiters for the open group's commit (`committed()`), settled when it ends. */
+  #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   /** Nesting depth of `transaction()` calls. */
   #depth = 0;
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
@@ -424,15 +428,30 @@ export class SqliteStore implements Store {
     if (!this.#groupCommit || this.#db.inTransaction) return;
     this.#stmts.begin.run();
     this.#grouped = true;
-    queueMicrotask(() => this.#commitGroup());
+    setImmediate(() => this.#commitGroup());
+  }
+
+  /**
+   * Resolves once everything written so far is committed (at once when no group is open);
+   * rejects when the group holding those writes was rolled back.
+   */
+  committed(): Promise<void> {
+    if (!this.#grouped) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
   #commitGroup(): void {
     if (!this.#grouped) return;
     this.#grouped = false;
-    if (!this.#db.open || !this.#db.inTransaction) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    if (!this.#db.open || !this.#db.inTransaction) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
     try {
       this.#stmts.commit.run();
+      for (const w of waiters) w.resolve();
     } catch (err) {
       try {
         if (this.#db.inTransaction) this.#stmts.rollback.run();
@@ -440,6 +459,7 @@ export class SqliteStore implements Store {
         // SQLite rolls back by itself after most commit failures; nothing more to undo.
       }
       const wrapped = storeError(err, this.path, 'a group commit', true);
+      for (const w of waiters) w.reject(wrapped);
       if (this.#onWriteError) this.#failed(wrapped);
       else this.#groupError = wrapped;
     }
@@ -614,8 +634,8 @@ export class SqliteStore implements Store {
     );
   }
 
-  finishRun(id: number, fin: RunFinish): void {
-    this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }));
+  finishRun(id: number, fin: RunFinish): boolean {
+    return this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0);
   }
 
   getRun(id: number): RunRecord | undefined {

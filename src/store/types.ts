@@ -211,7 +211,8 @@ export interface Store {
   updateSchedule(key: string, patch: SchedulePatch): void;
 
   insertRun(run: NewRun): number;
-  finishRun(id: number, fin: RunFinish): void;
+  /** Writes a run's outcome; false when there is no run `id` (its start was rolled back). */
+  finishRun(id: number, fin: RunFinish): boolean;
   getRun(id: number): RunRecord | undefined;
   listRuns(query?: RunQuery): RunRecord[];
   /** Marks every `running` run as `abandoned` (after a crash or restart); returns them. */
@@ -256,6 +257,12 @@ export interface Store {
    * throw. `null` removes it. Optional: a store without it is watched through its errors only.
    */
   setWriteErrorListener?(listener: ((err: HourglassError) => void) | null): void;
+
+  /**
+   * Resolves once every write made so far is durable (a store that commits each write before
+   * returning resolves at once); rejects when they were rolled back (a failed group commit).
+   */
+  committed(): Promise<void>;
 
   close(): void;
 }
