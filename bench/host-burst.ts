@@ -24,6 +24,8 @@ export async function burstHost(opts: {
   concurrency: number;
   mode: 'pool' | 'in-thread';
   workers?: number;
+  /** The i-th schedule's declaration. @defaultValue every 24h (fires only when triggered) */
+  declaration?: (i: number) => Record<string, unknown>;
 }): Promise<BurstHost> {
   const dir = mkdtempSync(join(tmpdir(), 'hourglass-burst-'));
   writeFileSync(
@@ -51,9 +53,12 @@ export async function burstHost(opts: {
   const keys: string[] = [];
   host.store.transaction(() => {
     for (let i = 0; i < opts.count; i++) {
-      const r = host.schedules.create(caller, { id: `j${i}`, every: '24h' });
+      const r = host.schedules.create(
+        caller,
+        opts.declaration?.(i) ?? { id: `j${i}`, every: '24h' },
+      );
       if (!('ok' in r)) throw new Error(`create failed: ${JSON.stringify(r)}`);
-      keys.push(`b/noop/j${i}`);
+      keys.push(`b/noop/${(opts.declaration?.(i)?.id as string | undefined) ?? `j${i}`}`);
     }
   });
   host.operate('b/noop/tick', 'pause');

@@ -75,6 +75,35 @@ export interface RunExecutorDeps {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Outcome writes wait for the loop turn's check phase and go in together: the results of
+ * several workers (each its own message, its own task) then share one group commit instead of
+ * one commit each. Each write stays its own transaction (a savepoint in the group).
+ */
+class OutcomeBatch {
+  #writes: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  write(write: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#writes.length === 0) setImmediate(() => this.#flush());
+      this.#writes.push({ write, resolve, reject });
+    });
+  }
+
+  #flush(): void {
+    const writes = this.#writes;
+    this.#writes = [];
+    for (const w of writes) {
+      try {
+        w.write();
+        w.resolve();
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+  }
+}
+
 export function runContext(run: StartedRun): RunContext {
   const s = run.schedule;
   return {
@@ -103,6 +132,7 @@ interface Finish {
 }
 
 export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => Promise<RunEnd> {
+  const batch = new OutcomeBatch();
   return async (run) => {
     const s = run.schedule;
     const ctx = runContext(run);
@@ -186,7 +216,14 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
           deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
         else deps.store.writeCursor(s.key, s.generation, fin.cursor, finishedAt);
       });
-    if (!(await recordOutcome(deps, () => id, write))) return {};
+    if (
+      !(await recordOutcome(
+        deps,
+        () => id,
+        () => batch.write(write),
+      ))
+    )
+      return {};
     deps.onFinished?.({ ...record, id });
     return cursor === undefined ? {} : { cursor };
   };
@@ -196,12 +233,12 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
 async function recordOutcome(
   deps: RunExecutorDeps,
   runId: () => number,
-  write: () => void,
+  write: () => Promise<void>,
 ): Promise<boolean> {
   let delay = deps.retryMs ?? 50;
   for (let attempt = 1; ; attempt++) {
     try {
-      write();
+      await write();
       await deps.store.committed();
       const row = deps.store.getRun(runId());
       if (row !== undefined && row.status !== 'running') return true;

@@ -17,8 +17,9 @@
  *   lose a run's outcome (recorded `abandoned` on restart), never fire a tick twice.
  * - While the host owns a schedule, its record in memory (`#records`, kept by `upsert`,
  *   dropped by `remove`, a hold or an unload; cursors updated from each run's end) is the truth:
- *   a fire, a start or a trigger does not re-read the store. A record the scheduler has not been
- *   given whole (no `generation`: freshly created) is read from the store once, at its first fire.
+ *   a start or a trigger does not re-read the store, and a fire reads only the stored state and
+ *   next time (another writer that moved them wins: the record is then read whole). A record the
+ *   scheduler was not given whole (no `generation`: freshly created) is read at its first fire.
  * - Next ticks come from nominal times: jitter only delays a fire, so it never swallows a
  *   tick. A fire later than the misfire grace + jitter coalesces the ticks it overran into one
  *   `skipped_misfire` record (no backlog replay, no silent loss).
@@ -438,7 +439,14 @@ export class Scheduler {
 
   #fire(key: string, now: number): void {
     this.#nominal.delete(key);
-    const s = this.#records.get(key) ?? this.#o.store.getSchedule(key);
+    // Memory is the truth, except when another writer moved the stored time or state: then the
+    // store's record wins (one two-column read by key checks it).
+    const mem = this.#records.get(key);
+    const stored = mem && this.#o.store.scheduleDue(key);
+    const s =
+      mem && stored && stored.state === mem.state && stored.nextAt === mem.nextAt
+        ? mem
+        : this.#o.store.getSchedule(key);
     if (!s || s.state !== 'active' || s.nextAt === null || this.#held.has(s.pluginId)) return;
     const scheduledAt = s.nextAt;
     if (scheduledAt + jitterFor(key, scheduledAt, s.jitterMs) > now) {

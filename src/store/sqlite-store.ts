@@ -38,6 +38,7 @@ import type {
   SchedulePatch,
   ScheduleQuery,
   ScheduleRecord,
+  ScheduleState,
   Store,
 } from './types.ts';
 
@@ -171,13 +172,12 @@ export interface SqliteStoreOptions {
   readonly mustExist?: boolean;
   /**
    * Group commit: writes made outside an explicit transaction join an implicit one that commits
-   * in the event loop's next check phase (`setImmediate`), once the task that made them and the
-   * other callbacks ready in the same loop turn (results of several workers, a timer's due runs)
-   * have run, so a burst costs one commit instead of one per task. `transaction(fn)` inside a
-   * group stays atomic (a savepoint). `committed()` tells when the open group is durable (the
-   * scheduler starts a guest only then). Other connections see the writes a moment later; a
-   * process that dies before the commit loses them. For the host's event loop, not for a
-   * short-lived CLI. @defaultValue false
+   * in a microtask, once the code that made them (and the microtasks already queued) has run, so
+   * a burst of writes in one task (a timer's due runs, a batch of finished runs) costs one
+   * commit instead of one each. `transaction(fn)` inside a group stays atomic (a savepoint).
+   * `committed()` tells when the open group is durable (the scheduler calls a guest only then).
+   * Other connections see the writes a moment later; a process that dies before the microtask
+   * loses them. For the host's event loop, not for a short-lived CLI. @defaultValue false
    */
   readonly groupCommit?: boolean;
   /**
@@ -210,7 +210,7 @@ export class SqliteStore implements Store {
   readonly #stmts: ReturnType<SqliteStore['prepare']>;
   readonly #patchCache = new Map<string, Database.Statement>();
   readonly #groupCommit: boolean;
-  /** An implicit (group) transaction is open; a `setImmediate` commits it. */
+  /** An implicit (group) transaction is open; a microtask commits it. */
   #grouped = false;
   /** Waiters for the open group's commit (`committed()`), settled when it ends. */
   #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
@@ -365,6 +365,7 @@ export class SqliteStore implements Store {
       listContracts: db.prepare('SELECT * FROM job_contracts ORDER BY plugin_id, name'),
       listContractsOf: db.prepare('SELECT * FROM job_contracts WHERE plugin_id = ? ORDER BY name'),
       getSchedule: db.prepare('SELECT * FROM schedules WHERE key = ?'),
+      scheduleDue: db.prepare('SELECT state, next_at FROM schedules WHERE key = ?').raw(),
       countLive: db.prepare(
         "SELECT COUNT(*) AS n FROM schedules WHERE tenant = ? AND state IN ('active', 'paused', 'completed')",
       ),
@@ -428,7 +429,7 @@ export class SqliteStore implements Store {
     if (!this.#groupCommit || this.#db.inTransaction) return;
     this.#stmts.begin.run();
     this.#grouped = true;
-    setImmediate(() => this.#commitGroup());
+    queueMicrotask(() => this.#commitGroup());
   }
 
   /**
@@ -552,6 +553,13 @@ export class SqliteStore implements Store {
         contract: r.contract as string,
         updatedAt: r.updated_at as number,
       }));
+    });
+  }
+
+  scheduleDue(key: string): { state: ScheduleState; nextAt: number | null } | undefined {
+    return this.#read('scheduleDue', () => {
+      const r = this.#stmts.scheduleDue.get(key) as [ScheduleState, number | null] | undefined;
+      return r && { state: r[0], nextAt: r[1] };
     });
   }
 

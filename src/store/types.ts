@@ -204,6 +204,8 @@ export interface Store {
   listJobContracts(pluginId?: string): JobContractRecord[];
 
   getSchedule(key: string): ScheduleRecord | undefined;
+  /** A schedule's state and next time only: a fire's cheap check against another writer. */
+  scheduleDue(key: string): { state: ScheduleState; nextAt: number | null } | undefined;
   listSchedules(query?: ScheduleQuery): ScheduleRecord[];
   /** Schedules that count against a tenant's quota (active, paused, completed). */
   countLiveSchedules(tenant: string): number;
