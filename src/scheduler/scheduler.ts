@@ -19,7 +19,8 @@
  *   dropped by `remove`, a hold or an unload; cursors updated from each run's end) is the truth:
  *   a start or a trigger does not re-read the store, and a fire reads only the stored state and
  *   next time (another writer that moved them wins: the record is then read whole). A record the
- *   scheduler was not given whole (no `generation`: freshly created) is read at its first fire.
+ *   scheduler was not given whole (no `generation`: freshly created) is read once, when first
+ *   needed.
  * - Next ticks come from nominal times: jitter only delays a fire, so it never swallows a
  *   tick. A fire later than the misfire grace + jitter coalesces the ticks it overran into one
  *   `skipped_misfire` record (no backlog replay, no silent loss).
@@ -316,7 +317,7 @@ export class Scheduler {
 
   /** Runs a schedule now (operator or test), under the same at-most-one gate. */
   trigger(key: string): 'started' | 'skipped' | 'not_found' {
-    const s = this.#records.get(key) ?? this.#o.store.getSchedule(key);
+    const s = this.#recordOf(key);
     if (
       !s ||
       s.state === 'deleted' ||
@@ -326,6 +327,18 @@ export class Scheduler {
     )
       return 'not_found';
     return this.#accept(s, this.#o.clock.now(), 'manual') ? 'started' : 'skipped';
+  }
+
+  /** The schedule's record: from memory, else read (and kept, while its plugin is not held). */
+  #recordOf(key: string): ScheduleRecord | undefined {
+    return this.#records.get(key) ?? this.#read(key);
+  }
+
+  #read(key: string): ScheduleRecord | undefined {
+    const s = this.#o.store.getSchedule(key);
+    if (s && this.#byPlugin.get(s.pluginId)?.has(key) && !this.#held.has(s.pluginId))
+      this.#records.set(key, s);
+    return s;
   }
 
   isBusy(key: string): boolean {
@@ -446,7 +459,7 @@ export class Scheduler {
     const s =
       mem && stored && stored.state === mem.state && stored.nextAt === mem.nextAt
         ? mem
-        : this.#o.store.getSchedule(key);
+        : this.#read(key);
     if (!s || s.state !== 'active' || s.nextAt === null || this.#held.has(s.pluginId)) return;
     const scheduledAt = s.nextAt;
     if (scheduledAt + jitterFor(key, scheduledAt, s.jitterMs) > now) {
@@ -657,7 +670,7 @@ export class Scheduler {
         i++;
         continue;
       }
-      const s = this.#records.get(p.key) ?? this.#o.store.getSchedule(p.key);
+      const s = this.#recordOf(p.key);
       const cancel =
         cancelReasonOf(s?.state) ??
         (p.generation !== undefined && s?.generation !== p.generation ? 'deleted' : null);
