@@ -389,6 +389,8 @@ export class Scheduler {
     if (this.#stopped) return;
     try {
       const now = this.#o.clock.now();
+      // A rolled-back group may have undone what memory holds: records are read again.
+      this.#records.clear();
       for (const list of this.#waiting.values()) {
         for (const p of list) {
           const row = p.runId === null ? undefined : this.#o.store.getRun(p.runId);
