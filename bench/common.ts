@@ -1,4 +1,5 @@
 /** Shared helpers for benchmarks: a results table with ratios against a baseline, written to bench/results/. */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -66,4 +67,48 @@ export function report(
     )}\n`,
   );
   console.log(`results written to ${file}`);
+}
+
+/** What every result records: when, where, on what load, at which commit. */
+export function environment(): Record<string, unknown> {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PROJECT_ROOT })
+      .toString()
+      .trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: PROJECT_ROOT,
+    }).toString();
+    if (dirty.trim() !== '') commit += '+dirty';
+  } catch {
+    // Not a git checkout.
+  }
+  return {
+    date: new Date().toISOString(),
+    commit,
+    loadavg: os.loadavg().map((l) => Number(l.toFixed(2))),
+    machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
+  };
+}
+
+/** The `p`-th percentile (0-100) of `values` (nearest rank); NaN when empty. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+export function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
+/** Writes `bench/results/<name>.json` with the environment; returns the file's path. */
+export function writeResult(name: string, result: Record<string, unknown>): string {
+  const dir = join(PROJECT_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, `${JSON.stringify({ name, ...environment(), ...result }, null, 2)}\n`);
+  console.log(`results written to ${file}`);
+  return file;
 }

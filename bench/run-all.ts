@@ -1,6 +1,7 @@
 /**
  * Runs every benchmark in bench/ (or those named on the command line), one process each:
- * throughput, dispatch, fuel (metering overhead per kernel; bench/kernels/ built at bench time),
+ * throughput, lateness, peer-bullmq (starts redis-server), dispatch, fuel (metering overhead per
+ * kernel; bench/kernels/ built at bench time),
  * hostile-lateness (a good tenant's fire lateness beside the worst hostile-corpus cases; ~4 min).
  */
 import { spawnSync } from 'node:child_process';

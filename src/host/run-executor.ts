@@ -3,8 +3,14 @@
  * interpret its output (cursor and result), and record the outcome and the new cursor in one
  * transaction. A guest failure is a value here; nothing a guest does can throw out of `execute`.
  *
+ * The schedule the run got from the scheduler is current (the scheduler keeps its records,
+ * cursors included, in memory while the host owns them): nothing is read before the call. The
+ * outcome is one transaction (the row's outcome, and the cursor); a row its start's rolled-back
+ * commit left missing is written whole (`finishRun` reports it), so no read before the write.
+ *
  * Recording the outcome is retried until it sticks: a write that throws, or that a failed
- * group commit rolled back (checked by reading the row back once the group has committed), is
+ * group commit rolled back (`Store.committed()` rejects; the row is also read back once, by
+ * its primary key, to catch an outcome reverted behind the host's back), is
  * reported (`onWriteFailed`) and tried again with backoff, so a run is never left `running`
  * while the host is up. The run keeps its slot (and its schedule stays busy) meanwhile, so no
  * later run can start from a cursor that is not yet written. Once the host stops, the last
@@ -17,7 +23,7 @@ import type { Clock } from '../clock.ts';
 import type { TenantQuotas } from '../config/host-config.ts';
 import { errorMessage } from '../errors.ts';
 import type { Sandbox } from '../sandbox/types.ts';
-import type { StartedRun } from '../scheduler/scheduler.ts';
+import type { RunEnd, StartedRun } from '../scheduler/scheduler.ts';
 import type { RunRecord, RunStatus, Store } from '../store/types.ts';
 import { compile, parseGuestJson } from '../validation.ts';
 
@@ -68,7 +74,35 @@ export interface RunExecutorDeps {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const nextTask = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Outcome writes wait for the loop turn's check phase and go in together: the results of
+ * several workers (each its own message, its own task) then share one group commit instead of
+ * one commit each. Each write stays its own transaction (a savepoint in the group).
+ */
+class OutcomeBatch {
+  #writes: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  write(write: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#writes.length === 0) setImmediate(() => this.#flush());
+      this.#writes.push({ write, resolve, reject });
+    });
+  }
+
+  #flush(): void {
+    const writes = this.#writes;
+    this.#writes = [];
+    for (const w of writes) {
+      try {
+        w.write();
+        w.resolve();
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+  }
+}
 
 export function runContext(run: StartedRun): RunContext {
   const s = run.schedule;
@@ -97,12 +131,11 @@ interface Finish {
   cursor?: string | null;
 }
 
-export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => Promise<void> {
+export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => Promise<RunEnd> {
+  const batch = new OutcomeBatch();
   return async (run) => {
     const s = run.schedule;
-    // The cursor may have changed since the schedule record was read (buffered runs).
-    const fresh = deps.store.getSchedule(s.key);
-    const ctx = runContext({ ...run, schedule: fresh ?? s });
+    const ctx = runContext(run);
     const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
     let fin: Finish;
     try {
@@ -163,29 +196,36 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
     let id = run.runId;
     const write = () =>
       deps.store.transaction(() => {
-        const { id: _, ...whole } = record;
-        if (deps.store.getRun(id) === undefined) {
+        const finished = deps.store.finishRun(id, {
+          status: fin.status,
+          reason: fin.reason,
+          finishedAt,
+          error: fin.error,
+          outputBytes: fin.outputBytes,
+          fuelUsed: fin.fuelUsed,
+          fuelBudget,
+          result: fin.result,
+        });
+        if (!finished) {
           // A failed group commit rolled the run's start back: its record is written whole.
+          const { id: _, ...whole } = record;
           id = deps.store.insertRun(whole);
-        } else {
-          deps.store.finishRun(id, {
-            status: fin.status,
-            reason: fin.reason,
-            finishedAt,
-            error: fin.error,
-            outputBytes: fin.outputBytes,
-            fuelUsed: fin.fuelUsed,
-            fuelBudget,
-            result: fin.result,
-          });
         }
         if (fin.cursor === undefined) return;
         if (s.generation === undefined)
           deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
         else deps.store.writeCursor(s.key, s.generation, fin.cursor, finishedAt);
       });
-    if (!(await recordOutcome(deps, () => id, write))) return;
+    if (
+      !(await recordOutcome(
+        deps,
+        () => id,
+        () => batch.write(write),
+      ))
+    )
+      return {};
     deps.onFinished?.({ ...record, id });
+    return cursor === undefined ? {} : { cursor };
   };
 }
 
@@ -193,14 +233,13 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
 async function recordOutcome(
   deps: RunExecutorDeps,
   runId: () => number,
-  write: () => void,
+  write: () => Promise<void>,
 ): Promise<boolean> {
   let delay = deps.retryMs ?? 50;
   for (let attempt = 1; ; attempt++) {
     try {
-      write();
-      // A group commit runs in a microtask: after this task it has committed or rolled back.
-      await nextTask();
+      await write();
+      await deps.store.committed();
       const row = deps.store.getRun(runId());
       if (row !== undefined && row.status !== 'running') return true;
       throw new Error(`the outcome of run ${runId()} did not persist (its commit was rolled back)`);

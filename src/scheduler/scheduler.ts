@@ -11,10 +11,16 @@
  *   `skipped_overlap`, `skipped_misfire` (with the span of ticks it covers) or `cancelled`.
  *   Waiting rows and buffered ticks left by a previous process are taken up again at load, by
  *   the misfire policy.
- * - The store is the source of truth: each fire persists the next nominal time (and the tick's
- *   record) in one transaction before the run starts, so a crash can at worst lose a run's
- *   outcome (recorded `abandoned` on restart), never fire a tick twice. A fire re-reads the
- *   schedule and fires only when its stored time is due.
+ * - Each fire persists the next nominal time (and the tick's record) in one transaction, and the
+ *   guest is called only once that transaction is durable (`Store.committed()`: with group
+ *   commit, one commit covers every fire and outcome of a loop turn), so a crash can at worst
+ *   lose a run's outcome (recorded `abandoned` on restart), never fire a tick twice.
+ * - While the host owns a schedule, its record in memory (`#records`, kept by `upsert`,
+ *   dropped by `remove`, a hold or an unload; cursors updated from each run's end) is the truth:
+ *   a start or a trigger does not re-read the store, and a fire reads only the stored state and
+ *   next time (another writer that moved them wins: the record is then read whole). A record the
+ *   scheduler was not given whole (no `generation`: freshly created) is read once, when first
+ *   needed.
  * - Next ticks come from nominal times: jitter only delays a fire, so it never swallows a
  *   tick. A fire later than the misfire grace + jitter coalesces the ticks it overran into one
  *   `skipped_misfire` record (no backlog replay, no silent loss).
@@ -30,6 +36,7 @@ import type {
   Store,
 } from '../store/types.ts';
 import { DueQueue } from './due-queue.ts';
+import { WaitingQueue } from './waiting-queue.ts';
 import {
   cancelReasonOf,
   newRun,
@@ -48,8 +55,13 @@ export interface StartedRun {
   readonly attempt: number;
 }
 
+/** What a run's end changed in its schedule: the cursor it wrote (undefined: unchanged). */
+export interface RunEnd {
+  readonly cursor?: string | null;
+}
+
 /** Runs a started run to its end and records its outcome. Must not throw. */
-export type RunExecutor = (run: StartedRun) => Promise<void>;
+export type RunExecutor = (run: StartedRun) => Promise<RunEnd | void>;
 
 export interface SchedulerEvents {
   onSkipped?(schedule: ScheduleRecord, status: NotRunStatus, reason: string): void;
@@ -103,7 +115,9 @@ export class Scheduler {
   /** Keys with a run accepted (waiting or running). */
   readonly #busy = new Set<string>();
   readonly #inFlight = new Map<string, number>();
-  readonly #waiting = new Map<string, Pending[]>();
+  readonly #waiting = new Map<string, WaitingQueue<Pending>>();
+  /** The schedules the scheduler was given whole (see the head comment). */
+  readonly #records = new Map<string, ScheduleRecord>();
   /** Ticks buffered by `buffer-one` (mirrors `schedules.buffered_at`). */
   readonly #buffered = new Map<string, number>();
   /** Runs in flight and their plugin. */
@@ -237,8 +251,11 @@ export class Scheduler {
   holdPlugin(pluginId: string): void {
     this.#held.add(pluginId);
     // Their nominal times stay known: a schedule paused or deleted during the hold records
-    // the tick it owed.
-    for (const key of this.#byPlugin.get(pluginId) ?? []) this.#queue.delete(key);
+    // the tick it owed. Their records are read again: the reload rewrites them in the store.
+    for (const key of this.#byPlugin.get(pluginId) ?? []) {
+      this.#queue.delete(key);
+      this.#records.delete(key);
+    }
   }
 
   /**
@@ -258,6 +275,8 @@ export class Scheduler {
     let keys = this.#byPlugin.get(s.pluginId);
     if (!keys) this.#byPlugin.set(s.pluginId, (keys = new Set()));
     keys.add(s.key);
+    if (s.generation === undefined) this.#records.delete(s.key);
+    else this.#records.set(s.key, s);
     if (s.state !== 'active' || s.nextAt === null) {
       this.#queue.delete(s.key);
       this.#nominal.delete(s.key);
@@ -288,6 +307,7 @@ export class Scheduler {
     const nominal = this.#nominal.get(key);
     this.#queue.delete(key);
     this.#nominal.delete(key);
+    this.#records.delete(key);
     const s = this.#o.store.getSchedule(key);
     if (!s) return;
     // The queued tick's nominal time has passed (it waited for its jitter, or a reload's hold):
@@ -295,9 +315,9 @@ export class Scheduler {
     if (nominal !== undefined && nominal <= now)
       this.#record(s, nominal, 'cancelled', reason, 'schedule', { coversUntil: now });
     const list = this.#waiting.get(s.tenant);
-    const i = list?.findIndex((p) => p.key === key) ?? -1;
+    const i = list?.indexWhere((p) => p.key === key) ?? -1;
     if (list && i >= 0) {
-      const [p] = list.splice(i, 1);
+      const p = list.removeAt(i);
       this.#busy.delete(key);
       this.#cancelPending(s, p as Pending, reason);
     }
@@ -311,7 +331,7 @@ export class Scheduler {
 
   /** Runs a schedule now (operator or test), under the same at-most-one gate. */
   trigger(key: string): 'started' | 'skipped' | 'not_found' {
-    const s = this.#o.store.getSchedule(key);
+    const s = this.#recordOf(key);
     if (
       !s ||
       s.state === 'deleted' ||
@@ -321,6 +341,18 @@ export class Scheduler {
     )
       return 'not_found';
     return this.#accept(s, this.#o.clock.now(), 'manual') ? 'started' : 'skipped';
+  }
+
+  /** The schedule's record: from memory, else read (and kept, while its plugin is not held). */
+  #recordOf(key: string): ScheduleRecord | undefined {
+    return this.#records.get(key) ?? this.#read(key);
+  }
+
+  #read(key: string): ScheduleRecord | undefined {
+    const s = this.#o.store.getSchedule(key);
+    if (s && this.#byPlugin.get(s.pluginId)?.has(key) && !this.#held.has(s.pluginId))
+      this.#records.set(key, s);
+    return s;
   }
 
   isBusy(key: string): boolean {
@@ -371,6 +403,8 @@ export class Scheduler {
     if (this.#stopped) return;
     try {
       const now = this.#o.clock.now();
+      // A rolled-back group may have undone what memory holds: records are read again.
+      this.#records.clear();
       for (const list of this.#waiting.values()) {
         for (const p of list) {
           const row = p.runId === null ? undefined : this.#o.store.getRun(p.runId);
@@ -434,7 +468,14 @@ export class Scheduler {
 
   #fire(key: string, now: number): void {
     this.#nominal.delete(key);
-    const s = this.#o.store.getSchedule(key);
+    // Memory is the truth, except when another writer moved the stored time or state: then the
+    // store's record wins (one two-column read by key checks it).
+    const mem = this.#records.get(key);
+    const stored = mem && this.#o.store.scheduleDue(key);
+    const s =
+      mem && stored && stored.state === mem.state && stored.nextAt === mem.nextAt
+        ? mem
+        : this.#read(key);
     if (!s || s.state !== 'active' || s.nextAt === null || this.#held.has(s.pluginId)) return;
     const scheduledAt = s.nextAt;
     if (scheduledAt + jitterFor(key, scheduledAt, s.jitterMs) > now) {
@@ -517,7 +558,7 @@ export class Scheduler {
         pending.runId = this.#o.store.insertRun(this.#rowOf(s, pending, now, 'waiting'));
       this.#busy.add(s.key);
       let list = this.#waiting.get(s.tenant);
-      if (!list) this.#waiting.set(s.tenant, (list = []));
+      if (!list) this.#waiting.set(s.tenant, (list = new WaitingQueue()));
       list.push(pending);
       return true;
     }
@@ -586,14 +627,27 @@ export class Scheduler {
       attempt: 1,
     };
     this.#guard('run:started listener', () => this.#o.events?.onStarted?.(run));
-    const promise: Promise<void> = this.#o
-      .execute(run)
+    // The guest runs once its `running` row (and the fire's next time) is durable. A commit
+    // that failed rolled them back: the run goes on, and its outcome is written whole.
+    const execute = () => this.#o.execute(run);
+    const promise: Promise<void> = this.#o.store
+      .committed()
+      .then(execute, execute)
+      .then((end) => this.#ended(s, end))
       .catch((err: unknown) => this.#error(err, `run ${runId}`))
       .finally(() => {
         this.#runs.delete(promise);
         this.#guard(`finishing run ${runId}`, () => this.#finished(s));
       });
     this.#runs.set(promise, s.pluginId);
+  }
+
+  /** Keeps the record in memory current with the cursor the run wrote (same incarnation only). */
+  #ended(s: ScheduleRecord, end: RunEnd | void): void {
+    if (!end || end.cursor === undefined) return;
+    const rec = this.#records.get(s.key);
+    if (rec && rec.generation === s.generation)
+      this.#records.set(s.key, { ...rec, cursor: end.cursor });
   }
 
   #finished(s: ScheduleRecord): void {
@@ -627,28 +681,28 @@ export class Scheduler {
       i < list.length &&
       (this.#inFlight.get(tenant) ?? 0) < this.#o.maxRunsInFlight(tenant)
     ) {
-      const p = list[i] as Pending;
+      const p = list.at(i) as Pending;
       if (this.#held.has(p.pluginId)) {
         i++;
         continue;
       }
-      const s = this.#o.store.getSchedule(p.key);
+      const s = this.#recordOf(p.key);
       const cancel =
         cancelReasonOf(s?.state) ??
         (p.generation !== undefined && s?.generation !== p.generation ? 'deleted' : null);
       try {
         if (!s || cancel) {
           if (s) this.#cancelPending(s, p, cancel ?? 'deleted');
-          list.splice(i, 1);
+          list.removeAt(i);
           this.#busy.delete(p.key);
           continue;
         }
-        list.splice(i, 1);
+        list.removeAt(i);
         this.#busy.delete(p.key);
         this.#start(s, p);
       } catch (err) {
         // Could not write the start: the tick waits on (retried at the next finish or resume).
-        if (!list.includes(p)) list.splice(i, 0, p);
+        if (list.at(i) !== p) list.insertAt(i, p);
         this.#busy.add(p.key);
         this.#error(err, `starting a waiting tick of ${p.key}`);
         return;

@@ -42,6 +42,7 @@ import type {
   SchedulePatch,
   ScheduleQuery,
   ScheduleRecord,
+  ScheduleState,
   Store,
 } from './types.ts';
 
@@ -178,6 +179,7 @@ export interface SqliteStoreOptions {
    * in a microtask, once the code that made them (and the microtasks already queued) has run, so
    * a burst of writes in one task (a timer's due runs, a batch of finished runs) costs one
    * commit instead of one each. `transaction(fn)` inside a group stays atomic (a savepoint).
+   * `committed()` tells when the open group is durable (the scheduler calls a guest only then).
    * Other connections see the writes a moment later; a process that dies before the microtask
    * loses them. For the host's event loop, not for a short-lived CLI. @defaultValue false
    */
@@ -214,6 +216,8 @@ export class SqliteStore implements Store {
   readonly #groupCommit: boolean;
   /** An implicit (group) transaction is open; a microtask commits it. */
   #grouped = false;
+  /** Waiters for the open group's commit (`committed()`), settled when it ends. */
+  #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   /** Nesting depth of `transaction()` calls. */
   #depth = 0;
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
@@ -366,6 +370,7 @@ export class SqliteStore implements Store {
       listContracts: db.prepare('SELECT * FROM job_contracts ORDER BY plugin_id, name'),
       listContractsOf: db.prepare('SELECT * FROM job_contracts WHERE plugin_id = ? ORDER BY name'),
       getSchedule: db.prepare('SELECT * FROM schedules WHERE key = ?'),
+      scheduleDue: db.prepare('SELECT state, next_at FROM schedules WHERE key = ?').raw(),
       // Counts kept by triggers (migration 0005): a point read, not a count of rows.
       countLive: db.prepare(
         'SELECT COALESCE(SUM(live), 0) AS n FROM schedule_counts WHERE tenant = ?',
@@ -436,12 +441,27 @@ export class SqliteStore implements Store {
     queueMicrotask(() => this.#commitGroup());
   }
 
+  /**
+   * Resolves once everything written so far is committed (at once when no group is open);
+   * rejects when the group holding those writes was rolled back.
+   */
+  committed(): Promise<void> {
+    if (!this.#grouped) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
   #commitGroup(): void {
     if (!this.#grouped) return;
     this.#grouped = false;
-    if (!this.#db.open || !this.#db.inTransaction) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    if (!this.#db.open || !this.#db.inTransaction) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
     try {
       this.#stmts.commit.run();
+      for (const w of waiters) w.resolve();
     } catch (err) {
       try {
         if (this.#db.inTransaction) this.#stmts.rollback.run();
@@ -449,6 +469,7 @@ export class SqliteStore implements Store {
         // SQLite rolls back by itself after most commit failures; nothing more to undo.
       }
       const wrapped = storeError(err, this.path, 'a group commit', true);
+      for (const w of waiters) w.reject(wrapped);
       if (this.#onWriteError) this.#failed(wrapped);
       else this.#groupError = wrapped;
     }
@@ -541,6 +562,13 @@ export class SqliteStore implements Store {
         contract: r.contract as string,
         updatedAt: r.updated_at as number,
       }));
+    });
+  }
+
+  scheduleDue(key: string): { state: ScheduleState; nextAt: number | null } | undefined {
+    return this.#read('scheduleDue', () => {
+      const r = this.#stmts.scheduleDue.get(key) as [ScheduleState, number | null] | undefined;
+      return r && { state: r[0], nextAt: r[1] };
     });
   }
 
@@ -643,8 +671,8 @@ export class SqliteStore implements Store {
     );
   }
 
-  finishRun(id: number, fin: RunFinish): void {
-    this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }));
+  finishRun(id: number, fin: RunFinish): boolean {
+    return this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0);
   }
 
   getRun(id: number): RunRecord | undefined {

@@ -204,6 +204,8 @@ export interface Store {
   listJobContracts(pluginId?: string): JobContractRecord[];
 
   getSchedule(key: string): ScheduleRecord | undefined;
+  /** A schedule's state and next time only: a fire's cheap check against another writer. */
+  scheduleDue(key: string): { state: ScheduleState; nextAt: number | null } | undefined;
   listSchedules(query?: ScheduleQuery): ScheduleRecord[];
   /**
    * Schedules that count against a tenant's quota (active, paused, completed), of the tenant or
@@ -214,7 +216,8 @@ export interface Store {
   updateSchedule(key: string, patch: SchedulePatch): void;
 
   insertRun(run: NewRun): number;
-  finishRun(id: number, fin: RunFinish): void;
+  /** Writes a run's outcome; false when there is no run `id` (its start was rolled back). */
+  finishRun(id: number, fin: RunFinish): boolean;
   getRun(id: number): RunRecord | undefined;
   listRuns(query?: RunQuery): RunRecord[];
   /** Marks every `running` run as `abandoned` (after a crash or restart); returns them. */
@@ -259,6 +262,12 @@ export interface Store {
    * throw. `null` removes it. Optional: a store without it is watched through its errors only.
    */
   setWriteErrorListener?(listener: ((err: HourglassError) => void) | null): void;
+
+  /**
+   * Resolves once every write made so far is durable (a store that commits each write before
+   * returning resolves at once); rejects when they were rolled back (a failed group commit).
+   */
+  committed(): Promise<void>;
 
   close(): void;
 }

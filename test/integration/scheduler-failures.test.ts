@@ -46,7 +46,7 @@ test('a store error inside the scheduler timer is reported, not thrown; the fire
   const clock = new ManualClock(T0);
   let fail = false;
   const config = proxyConfig(dir, { id: 's', every: '10s' });
-  const store = failingStore(config.store.path, (m) => fail && m === 'getSchedule');
+  const store = failingStore(config.store.path, (m) => fail && m === 'updateSchedule');
   const { host } = await startHost(config, clock, { store });
   const errors: string[] = [];
   host.events.on('host:error', (e) => errors.push(e.message));

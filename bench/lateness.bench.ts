@@ -1,0 +1,88 @@
+/**
+ * Fire lateness at scale: 10k active interval schedules of the no-op guest firing 1,000 times a
+ * second on the real clock, through the whole host (SQLite store with group commit, the pool
+ * sandbox). Each schedule is `every: 10s` with a 10 s jitter, so their due times (nominal time
+ * + the schedule's fixed jitter) spread evenly over each 10 s. Lateness of a fire = the moment
+ * the scheduler starts it (`run:started`, high-resolution clock) − its due time.
+ *
+ *   npx tsx bench/lateness.bench.ts                  (or: npm run bench -- lateness)
+ *   SECONDS=60 npx tsx bench/lateness.bench.ts       (the issue's "Must show" run)
+ *
+ * Env: SECONDS (measured window, default 10), SCHEDULES (default 10000; fires/s = SCHEDULES/10),
+ * MODE (pool | in-thread, default pool). The first period after start is a warm-up, not measured.
+ * Reports p50/p99/max lateness, the event loop's delay (p50/p99/max) over the window, runs
+ * recorded per second, and writes bench/results/lateness.json with load, Node and commit.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { burstHost } from './host-burst.ts';
+import { environment, percentile, writeResult } from './common.ts';
+import { jitterFor } from '../src/schedule/spec.ts';
+
+const SECONDS = Number(process.env.SECONDS ?? 10);
+const SCHEDULES = Number(process.env.SCHEDULES ?? 10_000);
+const MODE = (process.env.MODE ?? 'pool') as 'pool' | 'in-thread';
+const PERIOD_MS = 10_000;
+
+const before = environment();
+const setupStart = performance.now();
+const h = await burstHost({
+  count: SCHEDULES,
+  concurrency: 1000,
+  mode: MODE,
+  declaration: (i) => ({ id: `s${i}`, every: '10s', jitter: '10s' }),
+});
+const setupMs = performance.now() - setupStart;
+const host = h.host;
+const now = () => performance.timeOrigin + performance.now();
+const late: number[] = [];
+let measuring = false;
+let finished = 0;
+host.events.on('run:started', (run) => {
+  if (!measuring || run.trigger !== 'schedule') return;
+  const s = run.schedule;
+  late.push(now() - (run.scheduledAt + jitterFor(s.key, run.scheduledAt, s.jitterMs)));
+});
+host.events.on('run:finished', () => {
+  if (measuring) finished++;
+});
+const keepAlive = setInterval(() => undefined, 1000);
+console.log(
+  `${SCHEDULES} schedules armed in ${Math.round(setupMs)} ms; warming up ${PERIOD_MS / 1000} s`,
+);
+await new Promise((r) => setTimeout(r, PERIOD_MS));
+const loop = monitorEventLoopDelay({ resolution: 1 });
+loop.enable();
+measuring = true;
+const t0 = performance.now();
+await new Promise((r) => setTimeout(r, SECONDS * 1000));
+measuring = false;
+const wallS = (performance.now() - t0) / 1000;
+loop.disable();
+clearInterval(keepAlive);
+const skipped = host.store.listRuns({ status: 'skipped_misfire', limit: 1_000_000 }).length;
+await h.close();
+
+const ms = (v: number) => Number(v.toFixed(3));
+const result = {
+  schedules: SCHEDULES,
+  mode: MODE,
+  seconds: SECONDS,
+  loadBefore: before.loadavg,
+  fires: late.length,
+  firesPerSec: Math.round(late.length / wallS),
+  runsRecordedPerSec: Math.round(finished / wallS),
+  skippedMisfire: skipped,
+  latenessMs: {
+    p50: ms(percentile(late, 50)),
+    p99: ms(percentile(late, 99)),
+    max: ms(percentile(late, 100)),
+  },
+  eventLoopDelayMs: {
+    p50: ms(loop.percentile(50) / 1e6),
+    p99: ms(loop.percentile(99) / 1e6),
+    max: ms(loop.max / 1e6),
+  },
+  goal: 'p99 fire lateness <= 2 ms at 10k schedules, 1,000 fires/s, 60 s, quiet machine',
+};
+console.log(result);
+writeResult('lateness', result);

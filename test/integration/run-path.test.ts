@@ -1,0 +1,113 @@
+/**
+ * The run path's durability and memory rules (issue 10): a guest is called only once its run's
+ * `running` row and the fire's next time are committed; the schedule in memory carries the
+ * cursor each run wrote; the store reports what the executor no longer reads.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { GatedSandbox } from './gated-sandbox.ts';
+import {
+  advance,
+  ManualClock,
+  proxyConfig,
+  runsOf,
+  startHost,
+  T0,
+  tempDir,
+  type ProxyResult,
+} from './helpers.ts';
+
+test('a guest is called only once its running row and the next fire time are committed', async (t) => {
+  const dir = tempDir(t);
+  const clock = new ManualClock(T0);
+  const config = proxyConfig(dir, { id: 's', every: '10s' });
+  let gated: GatedSandbox | undefined;
+  const { host } = await startHost(config, clock, {
+    sandbox: (hc) => (gated = new GatedSandbox(hc)),
+  });
+  const g = gated as GatedSandbox;
+  g.open();
+  const other = new Database(config.store.path, { readonly: true });
+  const seen: { status: unknown; nextAt: unknown }[] = [];
+  g.onRun = (req) => {
+    const row = other.prepare('SELECT status FROM runs WHERE id = ?').get(req.caller.runId) as
+      { status: string } | undefined;
+    const s = other.prepare("SELECT next_at FROM schedules WHERE key = 't/p/s'").get() as {
+      next_at: number;
+    };
+    seen.push({ status: row?.status, nextAt: s.next_at });
+  };
+  try {
+    await advance(host, clock, 30_000, 10_000);
+    assert.deepEqual(seen, [
+      { status: 'running', nextAt: T0 + 20_000 },
+      { status: 'running', nextAt: T0 + 30_000 },
+      { status: 'running', nextAt: T0 + 40_000 },
+    ]);
+  } finally {
+    other.close();
+    await host.stop();
+  }
+});
+
+test('a fire after a run sees the cursor that run wrote (kept in memory, not re-read)', async (t) => {
+  const dir = tempDir(t);
+  const clock = new ManualClock(T0);
+  const config = proxyConfig(dir, { id: 's', every: '10s', payload: { setCursor: { n: 1 } } });
+  const { host } = await startHost(config, clock);
+  try {
+    await advance(host, clock, 30_000, 10_000);
+    const runs = runsOf(host, 't/p/s');
+    const seen = runs.map((r) => (JSON.parse(r.result ?? 'null') as ProxyResult).seenCursor);
+    assert.deepEqual(seen, [null, { n: 1 }, { n: 1 }]);
+    assert.equal(host.store.getSchedule('t/p/s')?.cursor, '{"n":1}');
+  } finally {
+    await host.stop();
+  }
+});
+
+test('store: committed() follows the group; finishRun reports a missing row; scheduleDue', async (t) => {
+  const dir = tempDir(t);
+  const store = new SqliteStore(`${dir}/h.db`, { groupCommit: true });
+  t.after(() => store.close());
+  await store.committed(); // nothing open: resolves at once
+  const id = store.insertRun({
+    scheduleKey: 't/p/x',
+    pluginId: 't/p',
+    tenant: 't',
+    localId: 'x',
+    trigger: 'schedule',
+    scheduledAt: 1,
+    startedAt: 2,
+    attempt: 1,
+    status: 'running',
+    reason: null,
+    finishedAt: null,
+    error: null,
+    outputBytes: null,
+    fuelUsed: null,
+    fuelBudget: null,
+    result: null,
+  });
+  const other = new Database(`${dir}/h.db`, { readonly: true });
+  t.after(() => other.close());
+  const count = () => (other.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
+  assert.equal(count(), 0, 'not committed yet');
+  await store.committed();
+  assert.equal(count(), 1);
+  const fin = {
+    status: 'succeeded' as const,
+    reason: null,
+    finishedAt: 3,
+    error: null,
+    outputBytes: 0,
+    fuelUsed: null,
+    fuelBudget: null,
+    result: null,
+  };
+  assert.equal(store.finishRun(id, fin), true);
+  assert.equal(store.finishRun(id + 1000, fin), false);
+  assert.equal(store.scheduleDue('t/p/none'), undefined);
+});
