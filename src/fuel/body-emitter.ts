@@ -146,8 +146,12 @@ export class BodyEmitter {
           if ((arg & 2) === 0) w.byte(Op.globalGet).u32(ctx.fuelGlobal);
           if ((arg & 1) !== 0 || thr > 0) this.checkTee(thr);
           else w.byte(Op.localSet).u32(this.f);
+          if ((arg & 1) !== 0) this.afterHost();
           break;
         }
+        case Ev.hostReturn:
+          this.afterHost();
+          break;
         case Ev.brIfRefund: {
           const give = plan.refund[arg] as number;
           if (give === 0) break; // nothing prepaid after it: copy the br_if as is
@@ -201,6 +205,18 @@ export class BodyEmitter {
     if (!perInstr) this.w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(this.ctx.fuelGlobal);
     if (this.depthOn)
       this.w.byte(Op.localGet).u32(this.d).byte(Op.globalSet).u32(this.ctx.depthGlobal);
+  }
+
+  /**
+   * After a call that may have run JavaScript, which may have caught an exception or a trap
+   * that unwound instrumented frames: restore the depth counter (the unwound frames never
+   * restored it), and trap again if the flag says a fuel or depth trap was swallowed (the
+   * limits must hold whatever the host's glue catches).
+   */
+  private afterHost(): void {
+    this.restoreDepth();
+    this.w.byte(Op.globalGet).u32(this.ctx.flagGlobal).raw(IF_EMPTY);
+    this.w.byte(Op.unreachable).byte(Op.end);
   }
 
   private restoreDepth(): void {

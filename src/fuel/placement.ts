@@ -73,6 +73,11 @@ export const Ev = {
    * arg = index into `refund`.
    */
   brIfRefund: 10,
+  /**
+   * Reference placement: after a call that may reach JavaScript (imported or indirect), which
+   * may have caught an exception that unwound instrumented frames: restore the depth counter.
+   */
+  hostReturn: 11,
 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
@@ -198,6 +203,7 @@ export function planFunction(
   let hasCalls = false;
   let hasCarryCalls = false;
   let needsWrapper = false;
+  let hostReturnAt = -1;
 
   const begin = (pos: number, fl: number): void => {
     const b = cost.length;
@@ -235,11 +241,17 @@ export function planFunction(
   };
   const afterCall = (pos: number, next: number, host: boolean, carry: boolean): void => {
     hasCalls = true;
-    if (perInstr) return;
+    if (perInstr) {
+      if (host) hostReturnAt = next; // after the call's own charge event
+      return;
+    }
     if (carry) hasCarryCalls = true;
     ev(pos, Ev.preCall, carry ? 1 : 0);
     ev(next, Ev.postCall, (cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
-    if (m.catching) fallTo(0);
+    // A call may not return: an exception thrown by the host (or a trap) unwinds it, and a
+    // JavaScript caller may catch it and go on. Ending the block here keeps the code after the
+    // call unpaid until it runs, so the fuel written before the call is exact either way.
+    fallTo(0);
   };
 
   while (fKind.length > 0) {
@@ -380,6 +392,8 @@ export function planFunction(
         terminate();
         break;
       case Op.unreachable:
+        // A trap a JavaScript caller may catch: write the counter back first.
+        if (!perInstr) ev(p, Ev.throw, 0);
         terminate();
         break;
       case Op.call: {
@@ -423,6 +437,10 @@ export function planFunction(
     }
     if (perInstr) {
       if (c > 0 || dyn !== 0) ev(p, Ev.instr, c | (dyn << 24));
+      if (hostReturnAt >= 0) {
+        ev(hostReturnAt, Ev.hostReturn, 0);
+        hostReturnAt = -1;
+      }
     } else {
       cost[cur] = (cost[cur] as number) + c;
     }
