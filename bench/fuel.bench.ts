@@ -57,6 +57,7 @@ import { PROJECT_ROOT } from '../src/config/host-config.ts';
 import { DEFAULT_COST_TABLE } from '../src/fuel/cost-table.ts';
 import * as current from '../src/fuel/instrument.ts';
 import { EXHAUSTED_GLOBAL, FUEL_GLOBAL } from '../src/fuel/instrument.ts';
+import { binaryenBytes, binaryenInstance } from './kernels/binaryen.ts';
 import { rows } from './common.ts';
 import type { Row } from './common.ts';
 
@@ -87,6 +88,8 @@ interface Kernel {
   readonly imports?: WebAssembly.Imports;
   /** Instantiates plain or instrumented bytes when imports alone are not enough (WASI). */
   readonly instantiate?: (bytes: Uint8Array) => WebAssembly.Instance;
+  /** Loads plain or instrumented bytes through the guest's own JS glue (emscripten). */
+  readonly load?: (bytes: Uint8Array) => Promise<{ instance: WebAssembly.Instance; run: Run }>;
 }
 
 const WAT_FEATURES = { bulk_memory: true, sign_extension: true, multi_value: true } as const;
@@ -126,6 +129,8 @@ async function buildKernels(): Promise<Kernel[]> {
     wat('interp', [100_000]),
     wat('matmul', [64]),
     wat('leafcall', [2_000_000]),
+    wat('fibexp', [25]),
+    wat('whileleaf', [2_000_000]),
     {
       name: 'wordfreq (AssemblyScript)',
       source: 'bench/kernels/wordfreq.as',
@@ -140,6 +145,7 @@ async function buildKernels(): Promise<Kernel[]> {
       },
     },
     ...goKernel(),
+    await binaryenKernel(),
     {
       name: 'docproc (Rust, realistic)',
       source: 'bench/kernels/docproc.rs',
@@ -147,6 +153,18 @@ async function buildKernels(): Promise<Kernel[]> {
       args: [42, 300],
     },
   ];
+}
+
+/** binaryen.js (emscripten C++, ~9 MB of wasm) optimizing bench/kernels/fib.wat. */
+async function binaryenKernel(): Promise<Kernel> {
+  const text = readFileSync(join(KERNELS, 'fib.wat'), 'utf8');
+  return {
+    name: 'binaryen.js (emscripten C++)',
+    source: 'node_modules/binaryen (bench/kernels/binaryen.ts)',
+    bytes: await binaryenBytes(PROJECT_ROOT, BUILD),
+    args: [],
+    load: (bytes) => binaryenInstance(PROJECT_ROOT, BUILD, bytes, text),
+  };
 }
 
 function goKernel(): Kernel[] {
@@ -297,13 +315,24 @@ function exportedRun(instance: WebAssembly.Instance, name: string): Run {
   return fn as Run;
 }
 
-function prepare(kernel: Kernel): Pair {
+async function load(
+  kernel: Kernel,
+  bytes: Uint8Array,
+): Promise<{ instance: WebAssembly.Instance; run: Run }> {
+  if (kernel.load) return kernel.load(bytes);
+  const instance = instantiate(kernel, bytes);
+  return { instance, run: exportedRun(instance, kernel.name) };
+}
+
+async function prepare(kernel: Kernel): Promise<Pair> {
   const { bytes, stats } = instrument(kernel.bytes, { initialFuel: BUDGET });
-  const plain = instantiate(kernel, kernel.bytes);
-  const fueled = instantiate(kernel, bytes);
+  const p = await load(kernel, kernel.bytes);
+  const f = await load(kernel, bytes);
+  const plain = p.instance;
+  const fueled = f.instance;
   const fuelGlobal = fueled.exports[FUEL_GLOBAL] as WebAssembly.Global;
   const flagGlobal = fueled.exports[EXHAUSTED_GLOBAL] as WebAssembly.Global;
-  const run = { plain: exportedRun(plain, kernel.name), fueled: exportedRun(fueled, kernel.name) };
+  const run = { plain: p.run, fueled: f.run };
   const expected = run.plain(...kernel.args);
   kernel.check?.(plain);
   const check = (got: unknown, instance: WebAssembly.Instance): void => {
@@ -314,7 +343,7 @@ function prepare(kernel: Kernel): Pair {
     kernel.check?.(instance);
   };
   // Determinism: a fresh instance's first call uses the same fuel as this one's first call.
-  const fresh = instantiate(kernel, bytes);
+  const fresh = await load(kernel, bytes);
   const fuelOfCall = (inst: WebAssembly.Instance, fn: Run): bigint => {
     const g = inst.exports[FUEL_GLOBAL] as WebAssembly.Global;
     const before = g.value as bigint;
@@ -322,7 +351,7 @@ function prepare(kernel: Kernel): Pair {
     return before - (g.value as bigint);
   };
   const first = fuelOfCall(fueled, run.fueled);
-  const again = fuelOfCall(fresh, exportedRun(fresh, kernel.name));
+  const again = fuelOfCall(fresh.instance, fresh.run);
   if (first !== again || first <= 0n)
     throw new Error(`${kernel.name}: fuel of a first call differs: ${first} vs ${again}`);
   const steady = fuelOfCall(fueled, run.fueled);
@@ -434,7 +463,8 @@ function instrumentThroughput(mod: { name: string; bytes: Uint8Array }) {
 }
 
 const kernels = await buildKernels();
-const pairs = kernels.map(prepare);
+const pairs: Pair[] = [];
+for (const k of kernels) pairs.push(await prepare(k));
 const perRound = new Map<string, { plain: Row[]; fueled: Row[]; ratio: number[] }>();
 for (const p of pairs) perRound.set(p.kernel.name, { plain: [], fueled: [], ratio: [] });
 for (let round = 0; round < ROUNDS; round++) {

@@ -152,6 +152,13 @@ export class BodyEmitter {
         case Ev.hostReturn:
           this.afterHost();
           break;
+        case Ev.callTwin: {
+          const r = new ByteReader(src, pos + 1, plan.end);
+          r.u32();
+          w.byte(Op.call).u32(arg);
+          at = r.pos;
+          break;
+        }
         case Ev.brIfRefund: {
           const give = plan.refund[arg] as number;
           if (give === 0) break; // nothing prepaid after it: copy the br_if as is
@@ -194,6 +201,25 @@ export class BodyEmitter {
       }
     }
     w.copy(src, at, plan.end);
+    return w.bytes();
+  }
+
+  /**
+   * The body left at an exported function's index when its code moved to a carrying twin:
+   * `args…, fuel, depth; call twin; fuel = last result; depth = depth on entry`. It charges
+   * nothing (the twin's entry does), so the fuel is the same as the original function's.
+   */
+  wrapper(numParams: number, twin: number): Uint8Array {
+    const { ctx } = this;
+    const w = new ByteWriter(24 + numParams * 2);
+    const save = numParams;
+    w.u32(1).u32(1).byte(I32);
+    for (let i = 0; i < numParams; i++) w.byte(Op.localGet).u32(i);
+    w.byte(Op.globalGet).u32(ctx.fuelGlobal);
+    w.byte(Op.globalGet).u32(ctx.depthGlobal).byte(Op.localTee).u32(save);
+    w.byte(Op.call).u32(twin).byte(Op.globalSet).u32(ctx.fuelGlobal);
+    w.byte(Op.localGet).u32(save).byte(Op.globalSet).u32(ctx.depthGlobal);
+    w.byte(Op.end);
     return w.bytes();
   }
 

@@ -229,30 +229,45 @@ function rewrite(
   } as const;
 
   // Functions reached by direct calls only carry fuel in a parameter and a result (no global
-  // traffic around internal calls); the others keep their type and use the global.
-  let carrying: Uint8Array | null = null;
+  // traffic around internal calls); the others keep their type and use the global. A function
+  // escaping by export only gets a carrying twin (its body, appended): direct calls go to the
+  // twin, and the exported index keeps a wrapper for callers from outside.
+  let carry: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null = null;
   if (ctx.placement === 'metered-blocks' && funcTypes.length > 0) {
     let escaping: Set<number> | null = null;
     try {
-      escaping = readEscapingFunctions(bytes, sections);
+      escaping = readEscapingFunctions(bytes, sections, false);
     } catch (err) {
       if (!(err instanceof WasmDecodeError)) throw err;
     }
     if (escaping) {
-      const table = new Uint8Array(funcImports.length + funcTypes.length);
-      let any = false;
-      for (let i = funcImports.length; i < table.length; i++) {
-        if (!escaping.has(i)) {
-          table[i] = 1;
+      const nf = funcImports.length + funcTypes.length;
+      const exported = new Set<number>();
+      for (const e of exports)
+        if (e.kind === 0 && e.index >= funcImports.length) exported.add(e.index);
+      const twins = [...exported].filter((i) => !escaping.has(i)).sort((a, b) => a - b);
+      const carrying = new Uint8Array(nf + twins.length);
+      let any = twins.length > 0;
+      for (let i = funcImports.length; i < nf; i++) {
+        if (!escaping.has(i) && !exported.has(i)) {
+          carrying[i] = 1;
           any = true;
         }
       }
-      if (any) carrying = table;
+      let twin: Int32Array | null = null;
+      if (twins.length > 0) {
+        twin = new Int32Array(nf).fill(-1);
+        twins.forEach((f, k) => {
+          (twin as Int32Array)[f] = nf + k;
+          carrying[nf + k] = 1;
+        });
+      }
+      if (any) carry = { carrying, twin, twins };
     }
   }
 
   const codeSec = byId(SectionId.code);
-  let code = codeSec ? emitCode(bytes, codeSec, false, carrying) : null;
+  let code = codeSec ? emitCode(bytes, codeSec, false, carry) : null;
   if (code === 'no-carry' && codeSec) code = emitCode(bytes, codeSec, false, null);
   if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true, null);
   if (code === 'needs-catching' || code === 'no-carry')
@@ -262,8 +277,11 @@ function rewrite(
     src: Uint8Array,
     sec: Section,
     catching: boolean,
-    carry: Uint8Array | null,
+    carryInfo: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null,
   ): EmittedCode | 'needs-catching' | 'no-carry' {
+    const carry = carryInfo ? carryInfo.carrying : null;
+    const twinOf = carryInfo ? carryInfo.twin : null;
+    const twinBodies: Uint8Array[] = [];
     const facts: ModuleFacts = {
       costs,
       placement: ctx.placement,
@@ -272,12 +290,15 @@ function rewrite(
       importCost,
       allowAtomicWait: opts.allowAtomicWait ?? false,
       carrying: carry,
+      twin: twinOf,
     };
     const emitter = new BodyEmitter(ctx);
     const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 1.3) + 16);
     const newTypes: NewType[] = [];
     const typeKey = new Map<string, number>();
-    const newFuncTypes = carry ? Uint32Array.from(funcTypes) : null;
+    const nTwins = carryInfo ? carryInfo.twins.length : 0;
+    const newFuncTypes = carry ? new Uint32Array(funcTypes.length + nTwins) : null;
+    newFuncTypes?.set(funcTypes);
     const carryType = new Map<number, number>();
     let blocks = 0;
     let checkpoints = 0;
@@ -287,14 +308,15 @@ function rewrite(
     pos = count.next;
     if (count.value !== funcTypes.length)
       fail('HG_WASM_INVALID', 'function and code section counts differ');
-    out.u32(count.value);
+    out.u32(count.value + nTwins);
     for (let i = 0; i < count.value; i++) {
       const size = readU32At(src, pos);
       const start = size.next;
       const end = start + size.value;
       const type = types[funcTypes[i] as number];
       if (!type) fail('HG_WASM_INVALID', `function ${i} has no type`);
-      const carries = carry !== null && carry[funcImports.length + i] === 1;
+      const twinIdx = twinOf ? (twinOf[funcImports.length + i] as number) : -1;
+      const carries = twinIdx >= 0 || (carry !== null && carry[funcImports.length + i] === 1);
       let plan;
       try {
         plan = planFunction(src, start, end, facts, carries ? type.params : -1);
@@ -315,7 +337,7 @@ function rewrite(
           });
           carryType.set(orig, idx);
         }
-        newFuncTypes[i] = idx;
+        newFuncTypes[twinIdx >= 0 ? twinIdx - funcImports.length : i] = idx;
       }
       let wrapper: readonly number[] | null = null;
       if (plan.needsWrapper) {
@@ -339,10 +361,17 @@ function rewrite(
       blocks += plan.cost.length;
       for (const fl of plan.flags) if (fl & 1) checkpoints++;
       const body = emitter.emit(src, plan, type.params, wrapper, carries);
-      out.u32(body.length).copy(body);
+      if (twinIdx >= 0) {
+        twinBodies.push(body);
+        const w = emitter.wrapper(type.params, twinIdx);
+        out.u32(w.length).copy(w);
+      } else {
+        out.u32(body.length).copy(body);
+      }
       pos = end;
     }
     if (pos !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
+    for (const body of twinBodies) out.u32(body.length).copy(body);
     const carried = carry ? carryType.size : 0;
     return {
       payload: out.bytes(),

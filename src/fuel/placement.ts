@@ -78,6 +78,8 @@ export const Ev = {
    * may have caught an exception that unwound instrumented frames: restore the depth counter.
    */
   hostReturn: 11,
+  /** A direct call redirected to the callee's carrying twin; arg = the twin's index. */
+  callTwin: 12,
 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
@@ -96,6 +98,12 @@ export interface ModuleFacts {
    * an extra result instead of the global; null when no function does.
    */
   readonly carrying: Uint8Array | null;
+  /**
+   * Per function index, the index of its carrying twin (an exported function's body moved to
+   * an appended function; the original index keeps a wrapper for callers from outside), or -1.
+   * Direct calls go to the twin. Null when no function has one.
+   */
+  readonly twin: Int32Array | null;
 }
 
 export class PlacementError extends Error {
@@ -239,7 +247,7 @@ export function planFunction(
     if (k === F_FUNC) needsWrapper = true;
     else if (k !== F_LOOP) (fPending[i] as number[]).push(cur);
   };
-  const afterCall = (pos: number, next: number, host: boolean, carry: boolean): void => {
+  const afterCall = (pos: number, next: number, host: boolean, carry: boolean, twin = -1): void => {
     hasCalls = true;
     if (perInstr) {
       if (host) hostReturnAt = next; // after the call's own charge event
@@ -247,6 +255,7 @@ export function planFunction(
     }
     if (carry) hasCarryCalls = true;
     ev(pos, Ev.preCall, carry ? 1 : 0);
+    if (twin >= 0) ev(pos, Ev.callTwin, twin);
     ev(next, Ev.postCall, (cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
     // A call may not return: an exception thrown by the host (or a trap) unwinds it, and a
     // JavaScript caller may catch it and go on. Ending the block here keeps the code after the
@@ -397,10 +406,12 @@ export function planFunction(
         terminate();
         break;
       case Op.call: {
-        const f = r.u32();
+        let f = r.u32();
         const host = f < m.numFuncImports;
         if (host) c += m.importCost[f] as number;
-        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1);
+        const twin = m.twin !== null && !perInstr ? (m.twin[f] as number) : -1;
+        if (twin >= 0) f = twin;
+        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1, twin);
         break;
       }
       case Op.callIndirect:
