@@ -69,6 +69,7 @@ import type { CostTable } from './cost-table.ts';
 import { BodyEmitter } from './body-emitter.ts';
 import { FuelError } from './errors.ts';
 import { PlacementError, planFunction } from './placement.ts';
+import { mayUnwind } from './unwind-scan.ts';
 import type { ModuleFacts, Placement } from './placement.ts';
 import {
   encodeSection,
@@ -267,6 +268,20 @@ function rewrite(
   }
 
   const codeSec = byId(SectionId.code);
+  let unwinds: Uint8Array | null = null;
+  if (ctx.placement === 'metered-blocks' && codeSec) {
+    const bodies = new Int32Array(funcTypes.length * 2);
+    let at = readU32At(bytes, codeSec.payloadStart);
+    if (at.value === funcTypes.length) {
+      let pos = at.next;
+      for (let i = 0; i < funcTypes.length; i++) {
+        at = readU32At(bytes, pos);
+        bodies[2 * i] = at.next;
+        bodies[2 * i + 1] = pos = at.next + at.value;
+      }
+      if (pos === codeSec.end) unwinds = mayUnwind(bytes, bodies, funcImports.length);
+    }
+  }
   let code = codeSec ? emitCode(bytes, codeSec, false, carry) : null;
   if (code === 'no-carry' && codeSec) code = emitCode(bytes, codeSec, false, null);
   if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true, null);
@@ -291,9 +306,10 @@ function rewrite(
       allowAtomicWait: opts.allowAtomicWait ?? false,
       carrying: carry,
       twin: twinOf,
+      unwinds,
     };
     const emitter = new BodyEmitter(ctx);
-    const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 1.3) + 16);
+    const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 2.5) + 16);
     const newTypes: NewType[] = [];
     const typeKey = new Map<string, number>();
     const nTwins = carryInfo ? carryInfo.twins.length : 0;
@@ -362,7 +378,7 @@ function rewrite(
       for (const fl of plan.flags) if (fl & 1) checkpoints++;
       const body = emitter.emit(src, plan, type.params, wrapper, carries);
       if (twinIdx >= 0) {
-        twinBodies.push(body);
+        twinBodies.push(body.slice());
         const w = emitter.wrapper(type.params, twinIdx);
         out.u32(w.length).copy(w);
       } else {

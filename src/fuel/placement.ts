@@ -104,6 +104,11 @@ export interface ModuleFacts {
    * Direct calls go to the twin. Null when no function has one.
    */
   readonly twin: Int32Array | null;
+  /**
+   * Per function index, 1 if a call to it may not return (unwind-scan.ts): such calls end
+   * their metered block. Null: every call does.
+   */
+  readonly unwinds: Uint8Array | null;
 }
 
 export class PlacementError extends Error {
@@ -247,7 +252,14 @@ export function planFunction(
     if (k === F_FUNC) needsWrapper = true;
     else if (k !== F_LOOP) (fPending[i] as number[]).push(cur);
   };
-  const afterCall = (pos: number, next: number, host: boolean, carry: boolean, twin = -1): void => {
+  const afterCall = (
+    pos: number,
+    next: number,
+    host: boolean,
+    carry: boolean,
+    twin: number,
+    split: boolean,
+  ): void => {
     hasCalls = true;
     if (perInstr) {
       if (host) hostReturnAt = next; // after the call's own charge event
@@ -260,7 +272,7 @@ export function planFunction(
     // A call may not return: an exception thrown by the host (or a trap) unwinds it, and a
     // JavaScript caller may catch it and go on. Ending the block here keeps the code after the
     // call unpaid until it runs, so the fuel written before the call is exact either way.
-    fallTo(0);
+    if (split || m.catching) fallTo(0);
   };
 
   while (fKind.length > 0) {
@@ -409,15 +421,16 @@ export function planFunction(
         let f = r.u32();
         const host = f < m.numFuncImports;
         if (host) c += m.importCost[f] as number;
+        const split = m.unwinds === null || m.unwinds[f] !== 0;
         const twin = m.twin !== null && !perInstr ? (m.twin[f] as number) : -1;
         if (twin >= 0) f = twin;
-        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1, twin);
+        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1, twin, split);
         break;
       }
       case Op.callIndirect:
         r.u32();
         r.u32();
-        afterCall(p, r.pos, true, false);
+        afterCall(p, r.pos, true, false, -1, true);
         break;
       case Op.localGet:
       case Op.localSet:
