@@ -22,6 +22,11 @@
  *   instead of a store/load pair through the global, which serialises a call tree on
  *   store-to-load forwarding; the depth counter likewise. Carrying is off in modules with
  *   `try` or tail calls. Measured on Node 20 this is the cheapest placement (docs/fuel.md).
+ * - A function escaping by export only gets a carrying *twin*: its body moves to an appended
+ *   function, direct calls (recursion included) go there, and the exported index keeps a
+ *   wrapper with the original type (globals in, call the twin, globals out) for JavaScript.
+ *   Table functions get none: measured, the wrapper on every indirect call costs more than
+ *   carrying saves (Go and emscripten put most functions in the table).
  * - Each metered block (a maximal all-or-none run) is charged its summed cost at its start:
  *   executed code is always prepaid, and the fuel a completed call uses is exactly the sum of
  *   its executed operators' costs, whatever the block boundaries are. The per-instruction
@@ -31,11 +36,17 @@
  *   compares against the block's lookahead W (the most the code can spend before the next
  *   check), not against 0, so fuel never goes negative: no operator runs unpaid, a completed
  *   call never overspends its budget, and the trap point is a pure function of the budget.
- * - Calls do not end metered blocks unless the module can catch exceptions (it contains
- *   `try`): the code after a call is prepaid with the code before it. The callee never
- *   returns with negative fuel, so only a reload is needed after the call, plus a check when
- *   the rest of the path (`succ`) costs something or the callee may be the host, which can
- *   charge dynamic costs.
+ * - A call ends its metered block only if it may not return (unwind-scan.ts: the callee is an
+ *   import, a table entry, or may throw or reach `unreachable`, transitively) or the module
+ *   can catch exceptions (it contains `try`); otherwise the code after the call is prepaid
+ *   with the code before it. So when JavaScript catches an exception that unwound instrumented
+ *   frames (emscripten's `invoke_*` glue), the fuel written before the call is still exact.
+ *   The callee never returns with negative fuel, so only a reload is needed after the call,
+ *   plus a check when the rest of the path (`succ`) costs something or the callee may be the
+ *   host, which can charge dynamic costs.
+ * - After a call that may reach JavaScript (an import or a table entry), the depth counter is
+ *   restored (frames unwound by a caught exception never restored it) and the code traps if
+ *   the exhausted flag is set (a fuel or depth trap the glue swallowed stays a trap).
  * - Out of fuel is a trap (`unreachable`) preceded by `__hg_fuel_exhausted = 1` and a write
  *   back of the counter: a guest can catch a JS exception thrown by the host (Node 20 ships
  *   exception handling) but never a trap, and the flag tells it apart from `unreachable`.
@@ -82,7 +93,7 @@ import {
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/3';
+export const INSTRUMENTER_VERSION = 'hg-fuel/4';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
