@@ -148,6 +148,54 @@ export interface FunctionPlan {
   readonly succ: Float64Array;
 }
 
+/**
+ * Single-byte operators that neither touch control flow, calls, locals nor the operand-priced
+ * set, with plain immediates: the planner only adds their cost (a fast path).
+ */
+const PLAIN_OP: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (let op = 0; op < 256; op++) {
+    const imm = SINGLE_IMM[op] as number;
+    if (
+      imm === Imm.none ||
+      imm === Imm.u32 ||
+      imm === Imm.i32 ||
+      imm === Imm.i64 ||
+      imm === Imm.f32 ||
+      imm === Imm.f64 ||
+      imm === Imm.memarg
+    )
+      t[op] = 1;
+  }
+  for (const op of [
+    Op.unreachable,
+    Op.end,
+    Op.else,
+    Op.catch,
+    Op.catchAll,
+    Op.delegate,
+    Op.br,
+    Op.brIf,
+    Op.brTable,
+    Op.return,
+    Op.call,
+    Op.callIndirect,
+    Op.returnCall,
+    Op.returnCallIndirect,
+    Op.throw,
+    Op.rethrow,
+    Op.localGet,
+    Op.localSet,
+    Op.localTee,
+    Op.memoryGrow,
+    PREFIX_MISC,
+    PREFIX_SIMD,
+    PREFIX_ATOMIC,
+  ])
+    t[op] = 0;
+  return t;
+})();
+
 function misc(op: number): number {
   if (op === MiscOp.memoryInit || op === MiscOp.memoryCopy || op === MiscOp.memoryFill)
     return Dyn.memory;
@@ -275,10 +323,25 @@ export function planFunction(
     if (split || m.catching) fallTo(0);
   };
 
+  const singleCost = single;
   while (fKind.length > 0) {
     const p = r.pos;
     const op = r.byte();
     const imm = SINGLE_IMM[op] as number;
+    // Fast path: most operators only add to the block's cost.
+    if (PLAIN_OP[op] === 1 && !perInstr) {
+      if (needNew) begin(p, newFlags);
+      if (imm === Imm.u32 || imm === Imm.i32 || imm === Imm.i64) r.skipLeb(10);
+      else if (imm !== Imm.none) skipImmediates(r, imm);
+      cost[cur] = (cost[cur] as number) + (singleCost[op] as number);
+      continue;
+    }
+    if (op >= Op.localGet && op <= Op.localTee && !perInstr) {
+      if (needNew) begin(p, newFlags);
+      if (r.u32() >= shiftLocalsFrom && shiftLocalsFrom >= 0) ev(p, Ev.local, 0);
+      cost[cur] = (cost[cur] as number) + (singleCost[op] as number);
+      continue;
+    }
     // Block markers: they never start a metered block themselves.
     if (
       op === Op.end ||
