@@ -87,3 +87,44 @@ describe('carrying twins of exported functions', () => {
     assert.equal(firstFailing('metered-blocks'), firstFailing('per-instruction'));
   });
 });
+
+// Refunding br_ifs before and after a call in one metered block: the check after the call
+// covers only the exits after it (each exit path costs something before the next check).
+const EXITS = wat(`(module
+  (func $leaf (export "leaf") (param $a i32) (result i32)
+    (i32.add (i32.mul (local.get $a) (i32.const 3)) (i32.const 7))
+    (i32.add (i32.mul (local.get $a) (i32.const 5)) (i32.const 9))
+    (i32.xor (i32.add (i32.mul (local.get $a) (i32.const 11)) (i32.const 13)))
+    (i32.xor))
+  (func (export "run") (param $n i32) (param $stop i32) (result i32) (local $i i32) (local $acc i32)
+    (block $b2
+      (block $b1
+        (loop $l
+          (br_if $b2 (i32.ge_u (local.get $i) (local.get $n)))
+          (local.set $acc (i32.xor (local.get $acc) (call $leaf (local.get $i))))
+          (br_if $b1 (i32.eq (local.get $i) (local.get $stop)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $l)))
+      ;; Only the exit after the call runs this.
+      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 5)) (i32.const 1)))
+      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 7)) (i32.const 3))))
+    (i32.add (local.get $acc) (i32.mul (local.get $i) (i32.const 1000)))))`);
+
+describe('checks after calls in blocks with refunding exits', () => {
+  for (const args of [
+    [0, 9],
+    [4, 9],
+    [6, 2],
+    [6, 0],
+  ]) {
+    test(`run(${args.join(', ')}): the per-instruction fuel; no budget below it completes`, () => {
+      const used = fuelOf(EXITS, 'run', args);
+      for (let b = 0n; b < used; b++) {
+        const r = runWithBudget(meteredInstance(EXITS), 'run', args, b);
+        assert.ok(!r.ok && r.kind === 'out_of_fuel', `budget ${b} of ${used}`);
+      }
+      const r = runWithBudget(meteredInstance(EXITS), 'run', args, 1_000_000n);
+      assert.ok(r.ok && r.used === used);
+    });
+  }
+});
