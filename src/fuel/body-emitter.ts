@@ -9,7 +9,7 @@
  *   block         f -= c
  *   loop header   f -= c; if f < W - c: out of fuel
  *   priced op     t = operand; f -= c + price(t); if f < W - c: out of fuel
- *   call          global = f; call; f = global [; if f < rest: out of fuel]
+ *   call          global = f; call; f = global [; if f < succ: out of fuel]
  *   exit          global = f; depth = d; return / return_call / fall off the end
  *   landing       depth = d + 1; f = global - c; if f < W - c: out of fuel
  *   out of fuel   global = f; exhausted = 1; unreachable
@@ -161,7 +161,7 @@ export class BodyEmitter {
           w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
           break;
         case Ev.postCall: {
-          const thr = plan.postThr[arg >> 2] as number;
+          const thr = plan.succ[arg >> 2] as number;
           // A carrying callee left its remaining fuel on the stack, above its results.
           if ((arg & 2) === 0) w.byte(Op.globalGet).u32(ctx.fuelGlobal);
           if ((arg & 1) !== 0 || thr > 0) this.checkTee(thr);

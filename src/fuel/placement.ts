@@ -43,11 +43,6 @@ export const BF = {
   /** Starts with an operand-priced instruction; bits 8+ hold its `Dyn` kind. */
   dyn: 8,
   entry: 16,
-  /**
-   * Not code: the taken edge of a refunding `br_if`, a successor of its block, so that a call
-   * later in the block does not check again for a branch already passed.
-   */
-  pseudo: 32,
 } as const;
 
 export const Dyn = { grow: 1, memory: 2, table: 3 } as const;
@@ -151,8 +146,6 @@ export interface FunctionPlan {
   readonly w: Float64Array;
   /** Max W over non-checkpoint successors (W - cost). */
   readonly succ: Float64Array;
-  /** Per post-call event: the fuel the rest of the path needs before its next check. */
-  readonly postThr: Float64Array;
 }
 
 /**
@@ -272,9 +265,6 @@ export function planFunction(
   let hasCarryCalls = false;
   let needsWrapper = false;
   let hostReturnAt = -1;
-  /** Per post-call event: the call's block, and the first block created after the call. */
-  const postBlock: number[] = [];
-  const postMark: number[] = [];
 
   const begin = (pos: number, fl: number): void => {
     const b = cost.length;
@@ -326,9 +316,7 @@ export function planFunction(
     if (carry) hasCarryCalls = true;
     ev(pos, Ev.preCall, carry ? 1 : 0);
     if (twin >= 0) ev(pos, Ev.callTwin, twin);
-    ev(next, Ev.postCall, (postBlock.length << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
-    postBlock.push(cur);
-    postMark.push(cost.length);
+    ev(next, Ev.postCall, (cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
     // A call may not return: an exception thrown by the host (or a trap) unwinds it, and a
     // JavaScript caller may catch it and go on. Ending the block here keeps the code after the
     // call unpaid until it runs, so the fuel written before the call is exact either way.
@@ -463,23 +451,16 @@ export function planFunction(
         break;
       case Op.brIf: {
         const depth = r.u32();
+        target(depth);
         const i = fKind.length - 1 - depth;
         const k = fKind[i] as number;
-        if (!perInstr && i > 0 && k !== F_LOOP && fArity[i] === 0) {
+        if (!perInstr && k !== F_LOOP && k !== F_FUNC && fArity[i] === 0) {
           // Forward exit without values: keep the block going (the fall-through path is
-          // prepaid with it) and refund the rest of the block when the branch is taken. The
-          // taken edge leaves from a pseudo block (successors are per position in the block).
-          const pb = cost.length;
-          cost.push(0);
-          flags.push(BF.pseudo);
-          eSrc.push(cur);
-          eDst.push(pb);
-          (fPending[i] as number[]).push(pb);
+          // prepaid with it) and refund the rest of the block when the branch is taken.
           ev(p, Ev.brIfRefund, refundBlock.length);
           refundBlock.push(cur);
           refundFrom.push((cost[cur] as number) + c);
         } else {
-          target(depth);
           fallTo(0);
         }
         break;
@@ -560,31 +541,16 @@ export function planFunction(
   const n = cost.length;
   const w = new Float64Array(n);
   const succ = new Float64Array(n);
-  /** Like succ, without the pseudo blocks (the taken edges of refunding `br_if`s). */
-  const succReal = new Float64Array(n);
   let e = eDst.length - 1;
   for (let b = n - 1; b >= 0; b--) {
     const wb = (cost[b] as number) + (succ[b] as number);
     w[b] = wb;
-    const fb = flags[b] as number;
-    const isCheck = (fb & BF.check) !== 0;
-    const isPseudo = (fb & BF.pseudo) !== 0;
+    const isCheck = ((flags[b] as number) & BF.check) !== 0;
     while (e >= 0 && eDst[e] === b) {
       const s = eSrc[e] as number;
       if (!isCheck && wb > (succ[s] as number)) succ[s] = wb;
-      if (!isCheck && !isPseudo && wb > (succReal[s] as number)) succReal[s] = wb;
       e--;
     }
-  }
-  // After a call, the fuel must cover what can run before the next check from there on: the
-  // real successors, and the taken edges of the `br_if`s after the call (its pseudo blocks
-  // are the run of pseudo blocks created right after it), not those already passed.
-  const postThr = new Float64Array(postBlock.length);
-  for (let k = 0; k < postBlock.length; k++) {
-    let thr = succReal[postBlock[k] as number] as number;
-    for (let b = postMark[k] as number; b < n && ((flags[b] as number) & BF.pseudo) !== 0; b++)
-      if ((w[b] as number) > thr) thr = w[b] as number;
-    postThr[k] = thr;
   }
   return {
     localsStart: start,
@@ -602,6 +568,5 @@ export function planFunction(
     flags,
     w,
     succ,
-    postThr,
   };
 }
