@@ -7,15 +7,22 @@
  *
  * Kernels are built from source at bench time, never committed as binaries:
  * - `bench/kernels/*.wat` with wabt: fib (recursive), loop (xorshift), sieve, sha256, interp
- *   (a br_table bytecode interpreter), matmul (f64), leafcall (a loop calling a tiny leaf);
+ *   (a br_table bytecode interpreter), matmul (f64), leafcall (a loop calling a tiny leaf),
+ *   fibexp (fib exported and called from JS), whileleaf (a while loop calling an exported leaf);
  * - `bench/kernels/wordfreq.as` with AssemblyScript's asc (incremental GC runtime): strings,
  *   arrays, a Map and a sort;
  * - `bench/kernels/gojson.go` with Go (GOOS=wasip1, c-shared, run through node:wasi): records
  *   sorted, JSON-encoded and decoded; skipped with a warning when no Go toolchain is found;
+ * - binaryen.js (node_modules/binaryen: emscripten C++, 8.9 MB of wasm) loaded with plain or
+ *   instrumented bytes through its instantiateWasm hook (bench/kernels/binaryen.ts); a call
+ *   optimizes bench/kernels/fib.wat. It is also the module the instrumenting speed (MB/s) is
+ *   measured on (the biggest module found);
  * - `bench/kernels/docproc.rs`, the realistic module, with Debian's rustc for
  *   wasm32-unknown-unknown (JSON generate → serialize → parse → aggregate → re-serialize →
  *   LZ77 compress → decompress, std only, ~120 KB). Without that rustc the bench fails loudly;
  *   HOURGLASS_RUSTC points at another rustc with the wasm32 standard library.
+ *
+ * The JSON records the commit, node version, cores and the load average before and after.
  *
  * Each kernel is instrumented with a budget of 2^62 (fuel never runs out); the bench asserts
  * that the instrumented result equals the plain one (and sha256's digest equals node:crypto's),
@@ -153,6 +160,26 @@ async function buildKernels(): Promise<Kernel[]> {
       args: [42, 300],
     },
   ];
+}
+
+function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+    });
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'src', 'bench/kernels', 'bench/fuel.bench.ts'],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+      },
+    );
+    return `${head.trim()}${dirty.trim() ? ' (with uncommitted changes)' : ''}`;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** binaryen.js (emscripten C++, ~9 MB of wasm) optimizing bench/kernels/fib.wat. */
@@ -462,6 +489,7 @@ function instrumentThroughput(mod: { name: string; bytes: Uint8Array }) {
   };
 }
 
+const loadBefore = os.loadavg();
 const kernels = await buildKernels();
 const pairs: Pair[] = [];
 for (const k of kernels) pairs.push(await prepare(k));
@@ -515,6 +543,12 @@ console.table(
   })),
 );
 console.log(`geomean ${gm.toFixed(3)}× (kernels only: ${geomean(micro).toFixed(3)}×)`);
+console.log(
+  `load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`,
+);
 console.log(`worst   ${worst.slowdown.toFixed(3)}× (${worst.kernel})`);
 console.log(
   `instrumentation: ${throughput.module} (${(throughput.bytes / 1e6).toFixed(2)} MB) in ` +
@@ -549,6 +583,9 @@ if (!ALT) {
         name: 'fuel',
         date: new Date().toISOString(),
         machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
+        commit: gitCommit(),
+        loadavgBefore: loadBefore,
+        loadavgAfter: os.loadavg(),
         baseline: 'each kernel’s plain (uninstrumented) row',
         rows: outRows,
         instrumenterVersion: INSTRUMENTER_VERSION,

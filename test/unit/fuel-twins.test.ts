@@ -88,8 +88,9 @@ describe('carrying twins of exported functions', () => {
   });
 });
 
-// Refunding br_ifs before and after a call in one metered block: the check after the call
-// covers only the exits after it (each exit path costs something before the next check).
+// Refunding br_ifs before and after a call in one metered block: the check after the call must
+// cover the exit after it, whose path costs more than the callee leaves (a threshold of 0
+// there fails this test).
 const EXITS = wat(`(module
   (func $leaf (export "leaf") (param $a i32) (result i32)
     (i32.add (i32.mul (local.get $a) (i32.const 3)) (i32.const 7))
