@@ -188,9 +188,9 @@ async function binaryenKernel(): Promise<Kernel> {
   return {
     name: 'binaryen.js (emscripten C++)',
     source: 'node_modules/binaryen (bench/kernels/binaryen.ts)',
-    bytes: await binaryenBytes(PROJECT_ROOT, BUILD),
+    bytes: await binaryenBytes(PROJECT_ROOT),
     args: [],
-    load: (bytes) => binaryenInstance(PROJECT_ROOT, BUILD, bytes, text),
+    load: (bytes) => binaryenInstance(PROJECT_ROOT, bytes, text),
   };
 }
 

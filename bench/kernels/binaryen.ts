@@ -6,10 +6,11 @@
  * glue where binaryen uses them, a large function table, thousands of functions.
  *
  * binaryen's index.js instantiates itself at import time (`var X=await F(), Y=X; export
- * {Y as default}`); a copy under bench/kernels/build exports the factory instead. The wasm
+ * {Y as default}`); a temporary copy exports the factory instead. The wasm
  * bytes are the ones its loader passes to `WebAssembly.instantiate`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -30,25 +31,27 @@ type Factory = (moduleArg?: Record<string, unknown>) => Promise<Binaryen>;
 
 let factoryPromise: Promise<Factory> | null = null;
 
-function loadFactory(root: string, buildDir: string): Promise<Factory> {
+function loadFactory(root: string): Promise<Factory> {
   factoryPromise ??= (async () => {
     const src = readFileSync(join(root, 'node_modules', 'binaryen', 'index.js'), 'utf8');
     const m = /var (\w+)=await (\w+)\(\),(\w+)=\1;export\{\3 as default\};\s*$/.exec(src);
     if (!m) throw new Error('binaryen kernel: unrecognised node_modules/binaryen/index.js tail');
-    mkdirSync(buildDir, { recursive: true });
-    const file = join(buildDir, 'binaryen-factory.mjs');
-    writeFileSync(file, `${src.slice(0, m.index)}export default ${m[2]};\n`);
-    return ((await import(pathToFileURL(file).href)) as { default: Factory }).default;
+    // Outside the repository (linters would parse 13 MB of generated JS); deleted once loaded.
+    const dir = mkdtempSync(join(os.tmpdir(), 'hg-bench-binaryen-'));
+    try {
+      const file = join(dir, 'binaryen-factory.mjs');
+      writeFileSync(file, `${src.slice(0, m.index)}export default ${m[2]};\n`);
+      return ((await import(pathToFileURL(file).href)) as { default: Factory }).default;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   })();
   return factoryPromise;
 }
 
 /** The wasm binary binaryen.js ships (captured from its own loader). */
-export async function binaryenBytes(
-  root: string,
-  buildDir: string,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const factory = await loadFactory(root, buildDir);
+export async function binaryenBytes(root: string): Promise<Uint8Array<ArrayBuffer>> {
+  const factory = await loadFactory(root);
   const orig = WebAssembly.instantiate;
   let bytes: Uint8Array<ArrayBuffer> | null = null;
   WebAssembly.instantiate = ((b: unknown, i?: WebAssembly.Imports) => {
@@ -67,11 +70,10 @@ export async function binaryenBytes(
 /** A binaryen.js instance on `bytes` (plain or instrumented) and its per-call workload. */
 export async function binaryenInstance(
   root: string,
-  buildDir: string,
   bytes: Uint8Array,
   watText: string,
 ): Promise<{ instance: WebAssembly.Instance; run: () => number }> {
-  const factory = await loadFactory(root, buildDir);
+  const factory = await loadFactory(root);
   const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
   let instance: WebAssembly.Instance | null = null;
   const binaryen = await factory({
