@@ -7,15 +7,22 @@
  *
  * Kernels are built from source at bench time, never committed as binaries:
  * - `bench/kernels/*.wat` with wabt: fib (recursive), loop (xorshift), sieve, sha256, interp
- *   (a br_table bytecode interpreter), matmul (f64), leafcall (a loop calling a tiny leaf);
+ *   (a br_table bytecode interpreter), matmul (f64), leafcall (a loop calling a tiny leaf),
+ *   fibexp (fib exported and called from JS), whileleaf (a while loop calling an exported leaf);
  * - `bench/kernels/wordfreq.as` with AssemblyScript's asc (incremental GC runtime): strings,
  *   arrays, a Map and a sort;
  * - `bench/kernels/gojson.go` with Go (GOOS=wasip1, c-shared, run through node:wasi): records
  *   sorted, JSON-encoded and decoded; skipped with a warning when no Go toolchain is found;
+ * - binaryen.js (node_modules/binaryen: emscripten C++, 8.9 MB of wasm) loaded with plain or
+ *   instrumented bytes through its instantiateWasm hook (bench/kernels/binaryen.ts); a call
+ *   optimizes bench/kernels/fib.wat. It is also the module the instrumenting speed (MB/s) is
+ *   measured on (the biggest module found);
  * - `bench/kernels/docproc.rs`, the realistic module, with Debian's rustc for
  *   wasm32-unknown-unknown (JSON generate → serialize → parse → aggregate → re-serialize →
  *   LZ77 compress → decompress, std only, ~120 KB). Without that rustc the bench fails loudly;
  *   HOURGLASS_RUSTC points at another rustc with the wasm32 standard library.
+ *
+ * The JSON records the commit, node version, cores and the load average before and after.
  *
  * Each kernel is instrumented with a budget of 2^62 (fuel never runs out); the bench asserts
  * that the instrumented result equals the plain one (and sha256's digest equals node:crypto's),
@@ -57,6 +64,7 @@ import { PROJECT_ROOT } from '../src/config/host-config.ts';
 import { DEFAULT_COST_TABLE } from '../src/fuel/cost-table.ts';
 import * as current from '../src/fuel/instrument.ts';
 import { EXHAUSTED_GLOBAL, FUEL_GLOBAL } from '../src/fuel/instrument.ts';
+import { binaryenBytes, binaryenInstance } from './kernels/binaryen.ts';
 import { rows } from './common.ts';
 import type { Row } from './common.ts';
 
@@ -87,6 +95,8 @@ interface Kernel {
   readonly imports?: WebAssembly.Imports;
   /** Instantiates plain or instrumented bytes when imports alone are not enough (WASI). */
   readonly instantiate?: (bytes: Uint8Array) => WebAssembly.Instance;
+  /** Loads plain or instrumented bytes through the guest's own JS glue (emscripten). */
+  readonly load?: (bytes: Uint8Array) => Promise<{ instance: WebAssembly.Instance; run: Run }>;
 }
 
 const WAT_FEATURES = { bulk_memory: true, sign_extension: true, multi_value: true } as const;
@@ -126,6 +136,8 @@ async function buildKernels(): Promise<Kernel[]> {
     wat('interp', [100_000]),
     wat('matmul', [64]),
     wat('leafcall', [2_000_000]),
+    wat('fibexp', [25]),
+    wat('whileleaf', [2_000_000]),
     {
       name: 'wordfreq (AssemblyScript)',
       source: 'bench/kernels/wordfreq.as',
@@ -140,6 +152,7 @@ async function buildKernels(): Promise<Kernel[]> {
       },
     },
     ...goKernel(),
+    await binaryenKernel(),
     {
       name: 'docproc (Rust, realistic)',
       source: 'bench/kernels/docproc.rs',
@@ -147,6 +160,38 @@ async function buildKernels(): Promise<Kernel[]> {
       args: [42, 300],
     },
   ];
+}
+
+function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+    });
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'src', 'bench/kernels', 'bench/fuel.bench.ts'],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+      },
+    );
+    return `${head.trim()}${dirty.trim() ? ' (with uncommitted changes)' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** binaryen.js (emscripten C++, ~9 MB of wasm) optimizing bench/kernels/fib.wat. */
+async function binaryenKernel(): Promise<Kernel> {
+  const text = readFileSync(join(KERNELS, 'fib.wat'), 'utf8');
+  return {
+    name: 'binaryen.js (emscripten C++)',
+    source: 'node_modules/binaryen (bench/kernels/binaryen.ts)',
+    bytes: await binaryenBytes(PROJECT_ROOT),
+    args: [],
+    load: (bytes) => binaryenInstance(PROJECT_ROOT, bytes, text),
+  };
 }
 
 function goKernel(): Kernel[] {
@@ -297,13 +342,24 @@ function exportedRun(instance: WebAssembly.Instance, name: string): Run {
   return fn as Run;
 }
 
-function prepare(kernel: Kernel): Pair {
+async function load(
+  kernel: Kernel,
+  bytes: Uint8Array,
+): Promise<{ instance: WebAssembly.Instance; run: Run }> {
+  if (kernel.load) return kernel.load(bytes);
+  const instance = instantiate(kernel, bytes);
+  return { instance, run: exportedRun(instance, kernel.name) };
+}
+
+async function prepare(kernel: Kernel): Promise<Pair> {
   const { bytes, stats } = instrument(kernel.bytes, { initialFuel: BUDGET });
-  const plain = instantiate(kernel, kernel.bytes);
-  const fueled = instantiate(kernel, bytes);
+  const p = await load(kernel, kernel.bytes);
+  const f = await load(kernel, bytes);
+  const plain = p.instance;
+  const fueled = f.instance;
   const fuelGlobal = fueled.exports[FUEL_GLOBAL] as WebAssembly.Global;
   const flagGlobal = fueled.exports[EXHAUSTED_GLOBAL] as WebAssembly.Global;
-  const run = { plain: exportedRun(plain, kernel.name), fueled: exportedRun(fueled, kernel.name) };
+  const run = { plain: p.run, fueled: f.run };
   const expected = run.plain(...kernel.args);
   kernel.check?.(plain);
   const check = (got: unknown, instance: WebAssembly.Instance): void => {
@@ -314,7 +370,7 @@ function prepare(kernel: Kernel): Pair {
     kernel.check?.(instance);
   };
   // Determinism: a fresh instance's first call uses the same fuel as this one's first call.
-  const fresh = instantiate(kernel, bytes);
+  const fresh = await load(kernel, bytes);
   const fuelOfCall = (inst: WebAssembly.Instance, fn: Run): bigint => {
     const g = inst.exports[FUEL_GLOBAL] as WebAssembly.Global;
     const before = g.value as bigint;
@@ -322,7 +378,7 @@ function prepare(kernel: Kernel): Pair {
     return before - (g.value as bigint);
   };
   const first = fuelOfCall(fueled, run.fueled);
-  const again = fuelOfCall(fresh, exportedRun(fresh, kernel.name));
+  const again = fuelOfCall(fresh.instance, fresh.run);
   if (first !== again || first <= 0n)
     throw new Error(`${kernel.name}: fuel of a first call differs: ${first} vs ${again}`);
   const steady = fuelOfCall(fueled, run.fueled);
@@ -433,8 +489,10 @@ function instrumentThroughput(mod: { name: string; bytes: Uint8Array }) {
   };
 }
 
+const loadBefore = os.loadavg();
 const kernels = await buildKernels();
-const pairs = kernels.map(prepare);
+const pairs: Pair[] = [];
+for (const k of kernels) pairs.push(await prepare(k));
 const perRound = new Map<string, { plain: Row[]; fueled: Row[]; ratio: number[] }>();
 for (const p of pairs) perRound.set(p.kernel.name, { plain: [], fueled: [], ratio: [] });
 for (let round = 0; round < ROUNDS; round++) {
@@ -485,6 +543,12 @@ console.table(
   })),
 );
 console.log(`geomean ${gm.toFixed(3)}× (kernels only: ${geomean(micro).toFixed(3)}×)`);
+console.log(
+  `load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`,
+);
 console.log(`worst   ${worst.slowdown.toFixed(3)}× (${worst.kernel})`);
 console.log(
   `instrumentation: ${throughput.module} (${(throughput.bytes / 1e6).toFixed(2)} MB) in ` +
@@ -519,6 +583,9 @@ if (!ALT) {
         name: 'fuel',
         date: new Date().toISOString(),
         machine: { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?' },
+        commit: gitCommit(),
+        loadavgBefore: loadBefore,
+        loadavgAfter: os.loadavg(),
         baseline: 'each kernel’s plain (uninstrumented) row',
         rows: outRows,
         instrumenterVersion: INSTRUMENTER_VERSION,

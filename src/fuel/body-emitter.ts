@@ -47,6 +47,23 @@ const I64 = 0x7e;
 const I32 = 0x7f;
 const IF_EMPTY = [Op.if, 0x40] as const;
 
+/** Where the last `readLeb` ended. */
+let lebNext = 0;
+
+/** The u32 LEB128 at `at` of a validated body (no checks: the module validated). */
+function readLeb(src: Uint8Array, at: number): number {
+  let result = 0;
+  let shift = 0;
+  let b: number;
+  do {
+    b = src[at++] as number;
+    result |= (b & 0x7f) << shift;
+    shift += 7;
+  } while ((b & 0x80) !== 0);
+  lebNext = at;
+  return result >>> 0;
+}
+
 export class BodyEmitter {
   private w = new ByteWriter(4096);
   private f = 0;
@@ -59,7 +76,8 @@ export class BodyEmitter {
   constructor(private readonly ctx: EmitContext) {}
 
   /**
-   * Emits the body (without its size prefix). `wrapperType` is the encoded block type.
+   * Emits the body (without its size prefix) into a buffer reused by the next call: copy the
+   * result before emitting again. `wrapperType` is the encoded block type.
    * `carry`: the function gets its fuel (i64) and depth (i32) as two parameters after its own
    * and returns its remaining fuel as an extra last result (the plan renumbers its locals).
    */
@@ -71,7 +89,9 @@ export class BodyEmitter {
     carry = false,
   ): Uint8Array {
     const { ctx } = this;
-    const w = (this.w = new ByteWriter(plan.end - plan.localsStart + 64));
+    // One writer for every body: the caller copies the result before the next call.
+    const w = this.w;
+    w.length = 0;
     const extra = carry ? 2 : 0;
     const base = numParams + extra + plan.numLocals;
     this.carry = carry;
@@ -146,14 +166,23 @@ export class BodyEmitter {
           if ((arg & 2) === 0) w.byte(Op.globalGet).u32(ctx.fuelGlobal);
           if ((arg & 1) !== 0 || thr > 0) this.checkTee(thr);
           else w.byte(Op.localSet).u32(this.f);
+          if ((arg & 1) !== 0) this.afterHost();
+          break;
+        }
+        case Ev.hostReturn:
+          this.afterHost();
+          break;
+        case Ev.callTwin: {
+          readLeb(src, pos + 1);
+          w.byte(Op.call).u32(arg);
+          at = lebNext;
           break;
         }
         case Ev.brIfRefund: {
           const give = plan.refund[arg] as number;
           if (give === 0) break; // nothing prepaid after it: copy the br_if as is
           // br_if L  →  if  f += give; br L+1  end
-          const r = new ByteReader(src, pos + 1, plan.end);
-          const depth = r.u32();
+          const depth = readLeb(src, pos + 1);
           w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
           w.byte(Op.i64Add)
             .byte(Op.localSet)
@@ -161,15 +190,14 @@ export class BodyEmitter {
             .byte(Op.br)
             .u32(depth + 1)
             .byte(Op.end);
-          at = r.pos;
+          at = lebNext;
           break;
         }
         case Ev.local: {
           // Renumber a declared local past the two inserted parameters.
-          const r = new ByteReader(src, pos + 1, plan.end);
-          const idx = r.u32();
+          const idx = readLeb(src, pos + 1);
           w.byte(src[pos] as number).u32(idx + 2);
-          at = r.pos;
+          at = lebNext;
           break;
         }
         case Ev.exit:
@@ -193,6 +221,25 @@ export class BodyEmitter {
     return w.bytes();
   }
 
+  /**
+   * The body left at an exported function's index when its code moved to a carrying twin:
+   * `args…, fuel, depth; call twin; fuel = last result; depth = depth on entry`. It charges
+   * nothing (the twin's entry does), so the fuel is the same as the original function's.
+   */
+  wrapper(numParams: number, twin: number): Uint8Array {
+    const { ctx } = this;
+    const w = new ByteWriter(24 + numParams * 2);
+    const save = numParams;
+    w.u32(1).u32(1).byte(I32);
+    for (let i = 0; i < numParams; i++) w.byte(Op.localGet).u32(i);
+    w.byte(Op.globalGet).u32(ctx.fuelGlobal);
+    w.byte(Op.globalGet).u32(ctx.depthGlobal).byte(Op.localTee).u32(save);
+    w.byte(Op.call).u32(twin).byte(Op.globalSet).u32(ctx.fuelGlobal);
+    w.byte(Op.localGet).u32(save).byte(Op.globalSet).u32(ctx.depthGlobal);
+    w.byte(Op.end);
+    return w.bytes();
+  }
+
   private exit(perInstr: boolean): void {
     if (this.carry) {
       this.w.byte(Op.localGet).u32(this.f);
@@ -201,6 +248,18 @@ export class BodyEmitter {
     if (!perInstr) this.w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(this.ctx.fuelGlobal);
     if (this.depthOn)
       this.w.byte(Op.localGet).u32(this.d).byte(Op.globalSet).u32(this.ctx.depthGlobal);
+  }
+
+  /**
+   * After a call that may have run JavaScript, which may have caught an exception or a trap
+   * that unwound instrumented frames: restore the depth counter (the unwound frames never
+   * restored it), and trap again if the flag says a fuel or depth trap was swallowed (the
+   * limits must hold whatever the host's glue catches).
+   */
+  private afterHost(): void {
+    this.restoreDepth();
+    this.w.byte(Op.globalGet).u32(this.ctx.flagGlobal).raw(IF_EMPTY);
+    this.w.byte(Op.unreachable).byte(Op.end);
   }
 
   private restoreDepth(): void {

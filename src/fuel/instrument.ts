@@ -22,6 +22,11 @@
  *   instead of a store/load pair through the global, which serialises a call tree on
  *   store-to-load forwarding; the depth counter likewise. Carrying is off in modules with
  *   `try` or tail calls. Measured on Node 20 this is the cheapest placement (docs/fuel.md).
+ * - A function escaping by export only gets a carrying *twin*: its body moves to an appended
+ *   function, direct calls (recursion included) go there, and the exported index keeps a
+ *   wrapper with the original type (globals in, call the twin, globals out) for JavaScript.
+ *   Table functions get none: measured, the wrapper on every indirect call costs more than
+ *   carrying saves (Go and emscripten put most functions in the table).
  * - Each metered block (a maximal all-or-none run) is charged its summed cost at its start:
  *   executed code is always prepaid, and the fuel a completed call uses is exactly the sum of
  *   its executed operators' costs, whatever the block boundaries are. The per-instruction
@@ -31,11 +36,17 @@
  *   compares against the block's lookahead W (the most the code can spend before the next
  *   check), not against 0, so fuel never goes negative: no operator runs unpaid, a completed
  *   call never overspends its budget, and the trap point is a pure function of the budget.
- * - Calls do not end metered blocks unless the module can catch exceptions (it contains
- *   `try`): the code after a call is prepaid with the code before it. The callee never
- *   returns with negative fuel, so only a reload is needed after the call, plus a check when
- *   the rest of the path (`succ`) costs something or the callee may be the host, which can
- *   charge dynamic costs.
+ * - A call ends its metered block only if it may not return (unwind-scan.ts: the callee is an
+ *   import, a table entry, or may throw or reach `unreachable`, transitively) or the module
+ *   can catch exceptions (it contains `try`); otherwise the code after the call is prepaid
+ *   with the code before it. So when JavaScript catches an exception that unwound instrumented
+ *   frames (emscripten's `invoke_*` glue), the fuel written before the call is still exact.
+ *   The callee never returns with negative fuel, so only a reload is needed after the call,
+ *   plus a check when the rest of the path (`succ`) costs something or the callee may be the
+ *   host, which can charge dynamic costs.
+ * - After a call that may reach JavaScript (an import or a table entry), the depth counter is
+ *   restored (frames unwound by a caught exception never restored it) and the code traps if
+ *   the exhausted flag is set (a fuel or depth trap the glue swallowed stays a trap).
  * - Out of fuel is a trap (`unreachable`) preceded by `__hg_fuel_exhausted = 1` and a write
  *   back of the counter: a guest can catch a JS exception thrown by the host (Node 20 ships
  *   exception handling) but never a trap, and the flag tells it apart from `unreachable`.
@@ -69,6 +80,7 @@ import type { CostTable } from './cost-table.ts';
 import { BodyEmitter } from './body-emitter.ts';
 import { FuelError } from './errors.ts';
 import { PlacementError, planFunction } from './placement.ts';
+import { mayUnwind } from './unwind-scan.ts';
 import type { ModuleFacts, Placement } from './placement.ts';
 import {
   encodeSection,
@@ -81,7 +93,7 @@ import {
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/3';
+export const INSTRUMENTER_VERSION = 'hg-fuel/4';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
@@ -229,30 +241,59 @@ function rewrite(
   } as const;
 
   // Functions reached by direct calls only carry fuel in a parameter and a result (no global
-  // traffic around internal calls); the others keep their type and use the global.
-  let carrying: Uint8Array | null = null;
+  // traffic around internal calls); the others keep their type and use the global. A function
+  // escaping by export only gets a carrying twin (its body, appended): direct calls go to the
+  // twin, and the exported index keeps a wrapper for callers from outside.
+  let carry: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null = null;
   if (ctx.placement === 'metered-blocks' && funcTypes.length > 0) {
     let escaping: Set<number> | null = null;
     try {
-      escaping = readEscapingFunctions(bytes, sections);
+      escaping = readEscapingFunctions(bytes, sections, false);
     } catch (err) {
       if (!(err instanceof WasmDecodeError)) throw err;
     }
     if (escaping) {
-      const table = new Uint8Array(funcImports.length + funcTypes.length);
-      let any = false;
-      for (let i = funcImports.length; i < table.length; i++) {
-        if (!escaping.has(i)) {
-          table[i] = 1;
+      const nf = funcImports.length + funcTypes.length;
+      const exported = new Set<number>();
+      for (const e of exports)
+        if (e.kind === 0 && e.index >= funcImports.length) exported.add(e.index);
+      const twins = [...exported].filter((i) => !escaping.has(i)).sort((a, b) => a - b);
+      const carrying = new Uint8Array(nf + twins.length);
+      let any = twins.length > 0;
+      for (let i = funcImports.length; i < nf; i++) {
+        if (!escaping.has(i) && !exported.has(i)) {
+          carrying[i] = 1;
           any = true;
         }
       }
-      if (any) carrying = table;
+      let twin: Int32Array | null = null;
+      if (twins.length > 0) {
+        twin = new Int32Array(nf).fill(-1);
+        twins.forEach((f, k) => {
+          (twin as Int32Array)[f] = nf + k;
+          carrying[nf + k] = 1;
+        });
+      }
+      if (any) carry = { carrying, twin, twins };
     }
   }
 
   const codeSec = byId(SectionId.code);
-  let code = codeSec ? emitCode(bytes, codeSec, false, carrying) : null;
+  let unwinds: Uint8Array | null = null;
+  if (ctx.placement === 'metered-blocks' && codeSec) {
+    const bodies = new Int32Array(funcTypes.length * 2);
+    let at = readU32At(bytes, codeSec.payloadStart);
+    if (at.value === funcTypes.length) {
+      let pos = at.next;
+      for (let i = 0; i < funcTypes.length; i++) {
+        at = readU32At(bytes, pos);
+        bodies[2 * i] = at.next;
+        bodies[2 * i + 1] = pos = at.next + at.value;
+      }
+      if (pos === codeSec.end) unwinds = mayUnwind(bytes, bodies, funcImports.length);
+    }
+  }
+  let code = codeSec ? emitCode(bytes, codeSec, false, carry) : null;
   if (code === 'no-carry' && codeSec) code = emitCode(bytes, codeSec, false, null);
   if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true, null);
   if (code === 'needs-catching' || code === 'no-carry')
@@ -262,8 +303,11 @@ function rewrite(
     src: Uint8Array,
     sec: Section,
     catching: boolean,
-    carry: Uint8Array | null,
+    carryInfo: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null,
   ): EmittedCode | 'needs-catching' | 'no-carry' {
+    const carry = carryInfo ? carryInfo.carrying : null;
+    const twinOf = carryInfo ? carryInfo.twin : null;
+    const twinBodies: Uint8Array[] = [];
     const facts: ModuleFacts = {
       costs,
       placement: ctx.placement,
@@ -272,12 +316,16 @@ function rewrite(
       importCost,
       allowAtomicWait: opts.allowAtomicWait ?? false,
       carrying: carry,
+      twin: twinOf,
+      unwinds,
     };
     const emitter = new BodyEmitter(ctx);
-    const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 1.3) + 16);
+    const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 2.5) + 16);
     const newTypes: NewType[] = [];
     const typeKey = new Map<string, number>();
-    const newFuncTypes = carry ? Uint32Array.from(funcTypes) : null;
+    const nTwins = carryInfo ? carryInfo.twins.length : 0;
+    const newFuncTypes = carry ? new Uint32Array(funcTypes.length + nTwins) : null;
+    newFuncTypes?.set(funcTypes);
     const carryType = new Map<number, number>();
     let blocks = 0;
     let checkpoints = 0;
@@ -287,14 +335,15 @@ function rewrite(
     pos = count.next;
     if (count.value !== funcTypes.length)
       fail('HG_WASM_INVALID', 'function and code section counts differ');
-    out.u32(count.value);
+    out.u32(count.value + nTwins);
     for (let i = 0; i < count.value; i++) {
       const size = readU32At(src, pos);
       const start = size.next;
       const end = start + size.value;
       const type = types[funcTypes[i] as number];
       if (!type) fail('HG_WASM_INVALID', `function ${i} has no type`);
-      const carries = carry !== null && carry[funcImports.length + i] === 1;
+      const twinIdx = twinOf ? (twinOf[funcImports.length + i] as number) : -1;
+      const carries = twinIdx >= 0 || (carry !== null && carry[funcImports.length + i] === 1);
       let plan;
       try {
         plan = planFunction(src, start, end, facts, carries ? type.params : -1);
@@ -315,7 +364,7 @@ function rewrite(
           });
           carryType.set(orig, idx);
         }
-        newFuncTypes[i] = idx;
+        newFuncTypes[twinIdx >= 0 ? twinIdx - funcImports.length : i] = idx;
       }
       let wrapper: readonly number[] | null = null;
       if (plan.needsWrapper) {
@@ -339,10 +388,17 @@ function rewrite(
       blocks += plan.cost.length;
       for (const fl of plan.flags) if (fl & 1) checkpoints++;
       const body = emitter.emit(src, plan, type.params, wrapper, carries);
-      out.u32(body.length).copy(body);
+      if (twinIdx >= 0) {
+        twinBodies.push(body.slice());
+        const w = emitter.wrapper(type.params, twinIdx);
+        out.u32(w.length).copy(w);
+      } else {
+        out.u32(body.length).copy(body);
+      }
       pos = end;
     }
     if (pos !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
+    for (const body of twinBodies) out.u32(body.length).copy(body);
     const carried = carry ? carryType.size : 0;
     return {
       payload: out.bytes(),

@@ -73,6 +73,13 @@ export const Ev = {
    * arg = index into `refund`.
    */
   brIfRefund: 10,
+  /**
+   * Reference placement: after a call that may reach JavaScript (imported or indirect), which
+   * may have caught an exception that unwound instrumented frames: restore the depth counter.
+   */
+  hostReturn: 11,
+  /** A direct call redirected to the callee's carrying twin; arg = the twin's index. */
+  callTwin: 12,
 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
@@ -91,6 +98,17 @@ export interface ModuleFacts {
    * an extra result instead of the global; null when no function does.
    */
   readonly carrying: Uint8Array | null;
+  /**
+   * Per function index, the index of its carrying twin (an exported function's body moved to
+   * an appended function; the original index keeps a wrapper for callers from outside), or -1.
+   * Direct calls go to the twin. Null when no function has one.
+   */
+  readonly twin: Int32Array | null;
+  /**
+   * Per function index, 1 if a call to it may not return (unwind-scan.ts): such calls end
+   * their metered block. Null: every call does.
+   */
+  readonly unwinds: Uint8Array | null;
 }
 
 export class PlacementError extends Error {
@@ -129,6 +147,54 @@ export interface FunctionPlan {
   /** Max W over non-checkpoint successors (W - cost). */
   readonly succ: Float64Array;
 }
+
+/**
+ * Single-byte operators that neither touch control flow, calls, locals nor the operand-priced
+ * set, with plain immediates: the planner only adds their cost (a fast path).
+ */
+const PLAIN_OP: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (let op = 0; op < 256; op++) {
+    const imm = SINGLE_IMM[op] as number;
+    if (
+      imm === Imm.none ||
+      imm === Imm.u32 ||
+      imm === Imm.i32 ||
+      imm === Imm.i64 ||
+      imm === Imm.f32 ||
+      imm === Imm.f64 ||
+      imm === Imm.memarg
+    )
+      t[op] = 1;
+  }
+  for (const op of [
+    Op.unreachable,
+    Op.end,
+    Op.else,
+    Op.catch,
+    Op.catchAll,
+    Op.delegate,
+    Op.br,
+    Op.brIf,
+    Op.brTable,
+    Op.return,
+    Op.call,
+    Op.callIndirect,
+    Op.returnCall,
+    Op.returnCallIndirect,
+    Op.throw,
+    Op.rethrow,
+    Op.localGet,
+    Op.localSet,
+    Op.localTee,
+    Op.memoryGrow,
+    PREFIX_MISC,
+    PREFIX_SIMD,
+    PREFIX_ATOMIC,
+  ])
+    t[op] = 0;
+  return t;
+})();
 
 function misc(op: number): number {
   if (op === MiscOp.memoryInit || op === MiscOp.memoryCopy || op === MiscOp.memoryFill)
@@ -198,6 +264,7 @@ export function planFunction(
   let hasCalls = false;
   let hasCarryCalls = false;
   let needsWrapper = false;
+  let hostReturnAt = -1;
 
   const begin = (pos: number, fl: number): void => {
     const b = cost.length;
@@ -233,19 +300,48 @@ export function planFunction(
     if (k === F_FUNC) needsWrapper = true;
     else if (k !== F_LOOP) (fPending[i] as number[]).push(cur);
   };
-  const afterCall = (pos: number, next: number, host: boolean, carry: boolean): void => {
+  const afterCall = (
+    pos: number,
+    next: number,
+    host: boolean,
+    carry: boolean,
+    twin: number,
+    split: boolean,
+  ): void => {
     hasCalls = true;
-    if (perInstr) return;
+    if (perInstr) {
+      if (host) hostReturnAt = next; // after the call's own charge event
+      return;
+    }
     if (carry) hasCarryCalls = true;
     ev(pos, Ev.preCall, carry ? 1 : 0);
+    if (twin >= 0) ev(pos, Ev.callTwin, twin);
     ev(next, Ev.postCall, (cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
-    if (m.catching) fallTo(0);
+    // A call may not return: an exception thrown by the host (or a trap) unwinds it, and a
+    // JavaScript caller may catch it and go on. Ending the block here keeps the code after the
+    // call unpaid until it runs, so the fuel written before the call is exact either way.
+    if (split || m.catching) fallTo(0);
   };
 
+  const singleCost = single;
   while (fKind.length > 0) {
     const p = r.pos;
     const op = r.byte();
     const imm = SINGLE_IMM[op] as number;
+    // Fast path: most operators only add to the block's cost.
+    if (PLAIN_OP[op] === 1 && !perInstr) {
+      if (needNew) begin(p, newFlags);
+      if (imm === Imm.u32 || imm === Imm.i32 || imm === Imm.i64) r.skipLeb(10);
+      else if (imm !== Imm.none) skipImmediates(r, imm);
+      cost[cur] = (cost[cur] as number) + (singleCost[op] as number);
+      continue;
+    }
+    if (op >= Op.localGet && op <= Op.localTee && !perInstr) {
+      if (needNew) begin(p, newFlags);
+      if (r.u32() >= shiftLocalsFrom && shiftLocalsFrom >= 0) ev(p, Ev.local, 0);
+      cost[cur] = (cost[cur] as number) + (singleCost[op] as number);
+      continue;
+    }
     // Block markers: they never start a metered block themselves.
     if (
       op === Op.end ||
@@ -380,19 +476,24 @@ export function planFunction(
         terminate();
         break;
       case Op.unreachable:
+        // A trap a JavaScript caller may catch: write the counter back first.
+        if (!perInstr) ev(p, Ev.throw, 0);
         terminate();
         break;
       case Op.call: {
-        const f = r.u32();
+        let f = r.u32();
         const host = f < m.numFuncImports;
         if (host) c += m.importCost[f] as number;
-        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1);
+        const split = m.unwinds === null || m.unwinds[f] !== 0;
+        const twin = m.twin !== null && !perInstr ? (m.twin[f] as number) : -1;
+        if (twin >= 0) f = twin;
+        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1, twin, split);
         break;
       }
       case Op.callIndirect:
         r.u32();
         r.u32();
-        afterCall(p, r.pos, true, false);
+        afterCall(p, r.pos, true, false, -1, true);
         break;
       case Op.localGet:
       case Op.localSet:
@@ -423,6 +524,10 @@ export function planFunction(
     }
     if (perInstr) {
       if (c > 0 || dyn !== 0) ev(p, Ev.instr, c | (dyn << 24));
+      if (hostReturnAt >= 0) {
+        ev(hostReturnAt, Ev.hostReturn, 0);
+        hostReturnAt = -1;
+      }
     } else {
       cost[cur] = (cost[cur] as number) + c;
     }

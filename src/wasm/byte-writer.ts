@@ -37,6 +37,15 @@ export class ByteWriter {
   copy(src: Uint8Array, start = 0, end = src.length): this {
     const n = end - start;
     this.ensure(n);
+    if (n < 32) {
+      // Short runs (the instrumenter copies a few instructions between insertions): a loop
+      // beats allocating a subarray view.
+      const buf = this.buf;
+      let at = this.length;
+      for (let i = start; i < end; i++) buf[at++] = src[i] as number;
+      this.length = at;
+      return this;
+    }
     this.buf.set(src.subarray(start, end), this.length);
     this.length += n;
     return this;

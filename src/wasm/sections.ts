@@ -250,16 +250,19 @@ function refType(r: ByteReader): void {
  * function, in any element segment (active, passive or declarative), or named by `ref.func`
  * in a global's initializer. A validated module can only `ref.func` (in code) a function
  * declared in one of these places, so every other function is reached by direct calls only.
+ * `includeExports: false` leaves out the exports (escaping by export only is then not escaping).
  */
 export function readEscapingFunctions(
   bytes: Uint8Array,
   sections: readonly Section[],
+  includeExports = true,
 ): Set<number> {
   const refs = new Set<number>();
   for (const s of sections) {
     const r = new ByteReader(bytes, s.payloadStart, s.end);
     if (s.id === SectionId.export) {
-      for (const e of readExports(bytes, s)) if (e.kind === 0) refs.add(e.index);
+      if (includeExports)
+        for (const e of readExports(bytes, s)) if (e.kind === 0) refs.add(e.index);
     } else if (s.id === SectionId.start) {
       refs.add(r.u32());
     } else if (s.id === SectionId.global) {
