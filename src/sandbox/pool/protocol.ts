@@ -2,7 +2,9 @@
  * Messages between the pool (main thread) and its workers, and the shared-memory channel that
  * lets a guest's synchronous host-function call wait for the main thread's answer.
  *
- * Calls travel in batches (one message each way for many calls); see worker-pool-sandbox.ts.
+ * Calls travel in batches (one message for many calls); see worker-pool-sandbox.ts. Outcomes and
+ * guest log lines come back through the worker's result ring (result-ring.ts), not as messages,
+ * except what the ring refuses (`results`, `log`).
  *
  * Host calls: the worker bumps a sequence number, posts `hostcall`, and blocks in `Atomics.wait`
  * (bounded). The main thread answers from its event loop by writing the response bytes, the
@@ -18,7 +20,7 @@ export interface BatchCall {
   readonly callId: number;
   readonly pluginId: string;
   readonly req: CallRequest;
-  /** May run long: the worker posts the outcomes it holds before starting it. */
+  /** May run long: the worker wakes the pool for the outcomes it published before starting it. */
   readonly slow?: true;
 }
 
@@ -51,11 +53,12 @@ export type FromWorker =
       error?: { code: string; message: string };
     }
   /**
-   * Outcomes of consecutive calls of the current batch: `callIds[i]` ended with the outcome
-   * whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.
+   * Outcomes the result ring refused (too large, or the ring was full): `callIds[i]` ended with
+   * the outcome whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.
    */
   | { type: 'results'; callIds: number[]; metas: string; outputs: (Uint8Array | null)[] }
   | { type: 'hostcall'; seq: number; caller: CallerContext; fn: string; request: string }
+  /** A guest log line the result ring refused. */
   | {
       type: 'log';
       pluginId: string;
@@ -85,8 +88,8 @@ export const CHANNEL_CAPACITY = 4 * 1024 * 1024;
 
 export interface WorkerInit {
   readonly channel: SharedArrayBuffer;
-  /** Outcomes finished but not yet posted (see outcome-journal.ts). */
-  readonly journal: SharedArrayBuffer;
+  /** Outcomes and log lines for the pool (see result-ring.ts). */
+  readonly ring: SharedArrayBuffer;
   /** How long a guest's host call waits for the main thread. */
   readonly hostCallTimeoutMs: number;
   /** Niceness the worker gives its own thread at boot (0: unchanged). */

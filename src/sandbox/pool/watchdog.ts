@@ -5,12 +5,11 @@
  * last sign of progress. Past either, the pool terminates and replaces the worker.
  *
  * While a call runs long, the calls queued behind it in the same batch that have not started
- * are taken back (through the claim word) and dispatched again, and the outcomes the worker
- * holds for calls it finished before it are read from its journal.
+ * are taken back (through the claim word) and dispatched again, and the outcomes of calls it
+ * finished before it are read from its result ring (in case no wake-up delivered them yet).
  */
 import type { CallOutcome } from '../types.ts';
 import { callLabel, type PendingCall } from './dispatch.ts';
-import { journalRead } from './outcome-journal.ts';
 import { CLAIM_STOLEN, CTL_CLAIM, CTL_RUNNING, CTL_STARTED_F64 } from './protocol.ts';
 import { SETUP_GRACE_MS, type Runner } from './worker-lifecycle.ts';
 
@@ -21,6 +20,8 @@ export interface WatchdogHost {
   settle(call: PendingCall, outcome: CallOutcome): void;
   /** Queues calls taken back from a worker again, first in line, in this order. */
   requeue(calls: readonly PendingCall[]): void;
+  /** Delivers the outcomes `r` has published. */
+  drain(r: Runner): void;
   /** `call`, running (or set up) on `r`, passed its deadline: end it and replace `r`. */
   expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void;
 }
@@ -51,7 +52,7 @@ export class Watchdog {
       if (left > 0) {
         if (now - call.started >= STEAL_MS) {
           this.#steal(r);
-          this.#harvest(r, call.callId);
+          this.#host.drain(r);
         }
         const waitMs = r.assigned.at(-1) === call ? left : Math.min(left, STEAL_MS);
         r.timer = setTimeout(() => this.check(r), Math.min(waitMs, r.minTimeoutMs));
@@ -87,20 +88,5 @@ export class Watchdog {
     r.batch = r.batch.slice(0, from);
     r.assigned = r.assigned.filter((c) => !stolen.has(c));
     this.#host.requeue([...stolen].filter((c) => !c.settled));
-  }
-
-  /**
-   * Settles the calls `r` finished before the long one it is running (`runningId`), whose
-   * outcomes it holds until that one ends. The worker only touches its journal between calls,
-   * so a copy taken while the same call runs before and after it is consistent.
-   */
-  #harvest(r: Runner, runningId: number): void {
-    const journaled = journalRead(r.journal);
-    if (journaled.size === 0 || Atomics.load(r.ctl, CTL_RUNNING) !== runningId) return;
-    r.assigned = r.assigned.filter((call) => {
-      const outcome = journaled.get(call.callId);
-      if (outcome) this.#host.settle(call, outcome);
-      return !outcome;
-    });
   }
 }

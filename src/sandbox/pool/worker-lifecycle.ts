@@ -16,13 +16,16 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { PendingCall } from './dispatch.ts';
-import { newJournal } from './outcome-journal.ts';
+import { newRing } from './result-ring.ts';
 import { CTL_BYTES, CTL_WORDS, newChannel, type FromWorker, type WorkerInit } from './protocol.ts';
 
 export interface Runner {
   readonly worker: Worker;
   readonly channel: SharedArrayBuffer;
-  readonly journal: SharedArrayBuffer;
+  /** Where the worker puts outcomes and log lines (see result-ring.ts). */
+  readonly ring: SharedArrayBuffer;
+  /** The pool waits on `ring` (see `ringWait`). */
+  watching: boolean;
   readonly ctl: Int32Array;
   readonly clock: Float64Array;
   readonly loaded: Set<string>;
@@ -58,7 +61,7 @@ export interface WorkerEvents {
 }
 
 export interface WorkerSetOptions {
-  readonly init: Omit<WorkerInit, 'channel' | 'journal'>;
+  readonly init: Omit<WorkerInit, 'channel' | 'ring'>;
   readonly size: number;
   readonly spares: number;
   readonly bootBackoffMs: number;
@@ -100,13 +103,14 @@ export class WorkerSet {
   /** Boots a worker (unref'd: a thread never keeps the process alive by itself). */
   spawn(): Runner {
     const channel = newChannel();
-    const journal = newJournal();
-    const init: WorkerInit = { ...this.#o.init, channel, journal };
+    const ring = newRing();
+    const init: WorkerInit = { ...this.#o.init, channel, ring };
     const worker = new Worker(this.#o.entry, { workerData: init });
     const r: Runner = {
       worker,
       channel,
-      journal,
+      ring,
+      watching: false,
       ctl: new Int32Array(channel, 0, CTL_WORDS),
       clock: new Float64Array(channel, 0, CTL_BYTES / 8),
       loaded: new Set(),

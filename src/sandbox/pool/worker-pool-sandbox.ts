@@ -50,7 +50,7 @@ import type {
 import { asHostCallAnswer } from '../types.ts';
 import { FairQueue, speedKey, type LoadTask, type PendingCall } from './dispatch.ts';
 import type { WorkerPoolOptions } from './options.ts';
-import { journalRead, outcomeFrom } from './outcome-journal.ts';
+import { RingCorruptError, ringDrain, ringRelease, ringWait } from './result-ring.ts';
 import {
   answerHostCall,
   CTL_CLAIM,
@@ -110,6 +110,7 @@ export class WorkerPoolSandbox implements Sandbox {
     this.#watchdog = new Watchdog({
       settle: (call, outcome) => this.#settle(call, outcome),
       requeue: (calls) => this.#requeue(calls),
+      drain: (r) => this.#drain(r),
       expire: (r, call, reason, what) => this.#expire(r, call, reason, what),
     });
     this.#workers = new WorkerSet(
@@ -157,10 +158,16 @@ export class WorkerPoolSandbox implements Sandbox {
   #onMessage(r: Runner, m: FromWorker): void {
     switch (m.type) {
       case 'results': {
+        // The ring holds what the worker finished before these: deliver that first.
+        this.#drain(r);
         const metas = JSON.parse(m.metas) as CallOutcome[];
-        this.#onResults(r, m.callIds, (i) =>
-          outcomeFrom(metas[i] as CallOutcome, m.outputs[i] ?? null),
-        );
+        const outcomes = new Map<number, CallOutcome>();
+        m.callIds.forEach((id, i) => {
+          const o = metas[i] as CallOutcome;
+          if (o.ok) (o as { output: Uint8Array | null }).output = m.outputs[i] ?? null;
+          outcomes.set(id, o);
+        });
+        this.#onResults(r, outcomes);
         return;
       }
       case 'hostcall': {
@@ -193,11 +200,58 @@ export class WorkerPoolSandbox implements Sandbox {
     }
   }
 
-  #onResults(r: Runner, callIds: number[], outcomeOf: (i: number) => CallOutcome): void {
-    // Outcomes come in the order the calls were posted: match them from the front.
+  /**
+   * Reads what `r` put in its ring: log lines are forwarded, outcomes returned. A corrupt ring
+   * (see result-ring.ts) ends the worker as crashed; what preceded the corruption counts.
+   */
+  #readRing(r: Runner): Map<number, CallOutcome> {
+    const outcomes = new Map<number, CallOutcome>();
+    try {
+      ringDrain(r.ring, {
+        outcome: (id, o) => outcomes.set(id, o),
+        log: (line) => this.#o.onGuestLog?.(line),
+      });
+    } catch (err) {
+      if (!(err instanceof RingCorruptError)) throw err;
+      r.error ??= `its result ring is corrupt (${err.message})`;
+      if (!r.exited) void r.worker.terminate().catch(() => undefined);
+    }
+    return outcomes;
+  }
+
+  /** Delivers the outcomes in `r`'s ring. */
+  #drain(r: Runner): void {
+    const outcomes = this.#readRing(r);
+    if (outcomes.size > 0) this.#onResults(r, outcomes);
+  }
+
+  /**
+   * While `r` holds calls, waits (without blocking) for it to publish outcomes, and delivers
+   * them. The worker wakes the main thread only when it waits; while busy, the main thread finds
+   * everything published on its next read.
+   */
+  #watch(r: Runner): void {
+    while (!r.watching && !r.exited && r.assigned.length > 0) {
+      const wait = ringWait(r.ring);
+      if (wait === null) {
+        this.#drain(r);
+        continue;
+      }
+      r.watching = true;
+      void wait.then(() => {
+        r.watching = false;
+        if (r.exited || this.#closed) return;
+        this.#drain(r);
+        this.#watch(r);
+      });
+    }
+  }
+
+  #onResults(r: Runner, outcomes: Map<number, CallOutcome>): void {
+    // Outcomes come in the order the calls were posted: match them from the front. An id the
+    // pool did not post to `r` (or already settled) is ignored.
     let head = 0;
-    for (let i = 0; i < callIds.length; i++) {
-      const id = callIds[i] as number;
+    for (const [id, outcome] of outcomes) {
       let call = r.assigned[head];
       if (call?.callId === id) head++;
       else {
@@ -205,7 +259,6 @@ export class WorkerPoolSandbox implements Sandbox {
         if (at < 0) continue;
         call = r.assigned.splice(at, 1)[0] as PendingCall;
       }
-      const outcome = outcomeOf(i);
       if (outcome.durationMs < this.#fastCallMs) this.#fast.add(call.speedKey);
       else this.#fast.delete(call.speedKey);
       this.#settle(call, outcome);
@@ -257,10 +310,11 @@ export class WorkerPoolSandbox implements Sandbox {
     r.exited = true;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
+    ringRelease(r.ring);
     if (this.#closed) return; // close() settles what it held
     const slot = this.#workers.exited(r);
     if (slot) this.#replace(slot, 'worker_crashed');
-    const journaled = journalRead(r.journal);
+    const journaled = this.#readRing(r);
     const running = Atomics.load(r.ctl, CTL_RUNNING);
     const again: PendingCall[] = [];
     for (const call of r.assigned) {
@@ -368,8 +422,11 @@ export class WorkerPoolSandbox implements Sandbox {
     req: CallRequest,
   ): Promise<CallOutcome> {
     return new Promise((resolve) => {
+      // Ids travel as int32 and only need to be unique among calls in flight: they wrap.
+      const callId = this.#nextCallId;
+      this.#nextCallId = callId >= 0x7fffffff ? 1 : callId + 1;
       const call: PendingCall = {
-        callId: this.#nextCallId++,
+        callId,
         pluginId,
         tenant,
         req,
@@ -451,7 +508,7 @@ export class WorkerPoolSandbox implements Sandbox {
       }
       this.#assign(r, call, now);
       r.batch.push(call);
-      // A call that may run long goes last, and the worker posts what it holds before it.
+      // A call that may run long goes last.
       const fast = this.#fast.has(call.speedKey);
       batch.push(
         fast
@@ -477,6 +534,7 @@ export class WorkerPoolSandbox implements Sandbox {
       });
     }
     this.#watchdog.arm(r, r.assigned.length);
+    this.#watch(r);
   }
 
   #assign(r: Runner, call: PendingCall, now: number): void {
@@ -529,6 +587,7 @@ export class WorkerPoolSandbox implements Sandbox {
     for (const r of all) {
       if (r.timer) clearTimeout(r.timer);
       r.timer = null;
+      ringRelease(r.ring);
     }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -540,7 +599,7 @@ export class WorkerPoolSandbox implements Sandbox {
     clearTimeout(timer);
     for (const r of all) {
       // Outcomes a worker finished but had not posted are real; read them once it has exited.
-      const journaled = r.exited ? journalRead(r.journal) : new Map<number, CallOutcome>();
+      const journaled = r.exited ? this.#readRing(r) : new Map<number, CallOutcome>();
       for (const call of r.assigned) this.#settle(call, journaled.get(call.callId) ?? closed);
       r.assigned = [];
     }
