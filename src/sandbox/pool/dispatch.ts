@@ -34,6 +34,8 @@ export interface PendingCall {
   retries: number;
   /** Posted to a worker and not settled (counted in the queue's per-tenant held count). */
   held: boolean;
+  /** Posted as one that may run long (so it ended its batch). */
+  slow: boolean;
   /** Set for a plugin's load (then `req` names the discovery caller, for fairness only). */
   readonly load?: LoadTask;
 }

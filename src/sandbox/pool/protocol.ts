@@ -18,6 +18,8 @@ import type { PreparedSpec } from '../in-thread-sandbox.ts';
 /** One call of a batch. */
 export interface BatchCall {
   readonly callId: number;
+  /** This worker's sequence number of the call (see `CTL_CLAIM`). */
+  readonly seq: number;
   readonly pluginId: string;
   readonly req: CallRequest;
   /** May run long: the worker wakes the pool for the outcomes it published before starting it. */
@@ -74,10 +76,12 @@ export type FromWorker =
 export const CTL_WORDS = 8;
 export const CTL_RUNNING = 3;
 /**
- * Word [6]: the index, in the current batch, of the next call to start. The worker claims call
- * `i` with compareExchange(i → i + 1) before starting it; the pool takes back the calls not yet
- * started by exchanging it for `CLAIM_STOLEN` (the old value tells where they begin), and resets
- * it to 0 before posting the next batch.
+ * Word [6]: the sequence number of the next call to start. Calls posted to a worker are numbered
+ * in order across its batches (a batch may be posted while the previous one runs). The worker
+ * claims call `s` with compareExchange(s → s + 1) before starting it; the pool takes back the
+ * calls not yet started by exchanging it for `CLAIM_STOLEN` (the old value tells where they
+ * begin), and before posting more sets it to the next sequence number it posts: calls it took
+ * back can then never be claimed, even from batch messages the worker has not read yet.
  */
 export const CTL_CLAIM = 6;
 export const CLAIM_STOLEN = -1;

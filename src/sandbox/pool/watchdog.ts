@@ -33,11 +33,20 @@ export class Watchdog {
     this.#host = host;
   }
 
-  /** Arms the watchdog of `r` after a batch of `size` calls was posted to it. */
+  /**
+   * Arms the watchdog of `r` after calls were posted to it (`size`: the calls it holds). A check
+   * due sooner stays: posting more never delays one.
+   */
   arm(r: Runner, size: number): void {
-    if (r.timer) clearTimeout(r.timer);
     const first = size > 1 ? Math.min(STEAL_MS, r.minTimeoutMs) : r.minTimeoutMs;
-    r.timer = setTimeout(() => this.check(r), first);
+    if (r.timer && r.timerDue <= Date.now() + first) return;
+    this.#at(r, first);
+  }
+
+  #at(r: Runner, ms: number): void {
+    if (r.timer) clearTimeout(r.timer);
+    r.timerDue = Date.now() + ms;
+    r.timer = setTimeout(() => this.check(r), ms);
   }
 
   check(r: Runner): void {
@@ -55,7 +64,7 @@ export class Watchdog {
           this.#host.drain(r);
         }
         const waitMs = r.assigned.at(-1) === call ? left : Math.min(left, STEAL_MS);
-        r.timer = setTimeout(() => this.check(r), Math.min(waitMs, r.minTimeoutMs));
+        this.#at(r, Math.min(waitMs, r.minTimeoutMs));
         return;
       }
       return this.#host.expire(
@@ -69,7 +78,7 @@ export class Watchdog {
     if (!next) return;
     const setupLeft = r.progressAt + next.timeoutMs + SETUP_GRACE_MS - now;
     if (setupLeft > 0) {
-      r.timer = setTimeout(() => this.check(r), Math.min(setupLeft, r.minTimeoutMs));
+      this.#at(r, Math.min(setupLeft, r.minTimeoutMs));
       return;
     }
     this.#host.expire(
@@ -83,9 +92,10 @@ export class Watchdog {
   /** Takes back the calls of `r`'s batch that have not started, and queues them again first. */
   #steal(r: Runner): void {
     const from = Atomics.exchange(r.ctl, CTL_CLAIM, CLAIM_STOLEN);
-    if (from === CLAIM_STOLEN || from >= r.batch.length) return;
-    const stolen = new Set(r.batch.slice(from));
-    r.batch = r.batch.slice(0, from);
+    const at = from - r.batchBase;
+    if (from === CLAIM_STOLEN || at < 0 || at >= r.batch.length) return;
+    const stolen = new Set(r.batch.slice(at));
+    r.batch = r.batch.slice(0, at);
     r.assigned = r.assigned.filter((c) => !stolen.has(c));
     this.#host.requeue([...stolen].filter((c) => !c.settled));
   }

@@ -29,8 +29,13 @@ export interface Runner {
   readonly ctl: Int32Array;
   readonly clock: Float64Array;
   readonly loaded: Set<string>;
-  /** The batch last posted to this worker (indices match the worker's claim word). */
+  /**
+   * Calls posted to this worker that may not have started, in order: `batch[i]` has sequence
+   * number `batchBase + i` (see `CTL_CLAIM`); `nextSeq` is the next call's.
+   */
   batch: PendingCall[];
+  batchBase: number;
+  nextSeq: number;
   /** Calls posted to this worker whose outcome has not arrived, in the order they run. */
   assigned: PendingCall[];
   /** Shortest deadline among `assigned`. */
@@ -38,6 +43,8 @@ export interface Runner {
   /** Last sign of progress (a batch posted, outcomes received): the setup deadline's origin. */
   progressAt: number;
   timer: NodeJS.Timeout | null;
+  /** When `timer` fires (ms since the epoch). */
+  timerDue: number;
   /** Booted (its 'ready' message arrived): only then does it get calls. */
   ready: boolean;
   /** Terminated by the pool or exited: no longer in a slot. */
@@ -115,10 +122,13 @@ export class WorkerSet {
       clock: new Float64Array(channel, 0, CTL_BYTES / 8),
       loaded: new Set(),
       batch: [],
+      batchBase: 0,
+      nextSeq: 0,
       assigned: [],
       minTimeoutMs: Infinity,
       progressAt: 0,
       timer: null,
+      timerDue: 0,
       ready: false,
       retired: false,
       exited: false,

@@ -154,9 +154,11 @@ async function runBatch(calls: BatchCall[]): Promise<void> {
     for (; i < calls.length; i++) {
       const c = calls[i] as BatchCall;
       // Claim the call; if the pool took back the rest of the batch, stop here.
-      if (Atomics.compareExchange(ctl, CTL_CLAIM, i, i + 1) !== i) break;
+      if (Atomics.compareExchange(ctl, CTL_CLAIM, c.seq, c.seq + 1) !== c.seq) break;
+      // Wake the pool halfway (it posts the next batch meanwhile), every WAKE_MS, and before a
+      // call that may run long.
       const now = Date.now();
-      if (c.slow || now - wokeAt >= WAKE_MS) wake();
+      if (c.slow || i === calls.length >> 1 || now - wokeAt >= WAKE_MS) wake();
       // Tell the pool's watchdog which call runs since when (no message needed).
       clock[CTL_STARTED_F64] = now;
       Atomics.store(ctl, CTL_RUNNING, c.callId);
@@ -171,8 +173,9 @@ async function runBatch(calls: BatchCall[]): Promise<void> {
     // with it (the rest unless the pool took them back).
     Atomics.store(ctl, CTL_RUNNING, 0);
     for (let claimed = true; i < calls.length; i++, claimed = false) {
-      if (!claimed && Atomics.compareExchange(ctl, CTL_CLAIM, i, i + 1) !== i) break;
-      deliver((calls[i] as BatchCall).callId, {
+      const c = calls[i] as BatchCall;
+      if (!claimed && Atomics.compareExchange(ctl, CTL_CLAIM, c.seq, c.seq + 1) !== c.seq) break;
+      deliver(c.callId, {
         ok: false,
         status: 'worker_crashed',
         reason: 'worker_error',

@@ -53,6 +53,7 @@ import type { WorkerPoolOptions } from './options.ts';
 import { RingCorruptError, ringDrain, ringRelease, ringWait } from './result-ring.ts';
 import {
   answerHostCall,
+  CLAIM_STOLEN,
   CTL_CLAIM,
   CTL_RUNNING,
   type BatchCall,
@@ -71,6 +72,8 @@ interface Guest {
 
 /** A call whose worker died before running it is dispatched again at most this many times. */
 const MAX_RETRIES = 3;
+/** Per-worker call sequence numbers restart from 0 past this (when the worker is idle). */
+const SEQ_LIMIT = 1 << 30;
 
 function failure(
   status: 'worker_crashed' | 'failed' | 'abandoned',
@@ -281,12 +284,13 @@ export class WorkerPoolSandbox implements Sandbox {
   /** `r` delivered outcomes: when it holds nothing more, it takes the next calls. */
   #progress(r: Runner): void {
     r.progressAt = Date.now();
-    if (r.assigned.length === 0 && !r.retired) {
+    if (r.retired) return;
+    if (r.assigned.length === 0) {
       if (r.timer) clearTimeout(r.timer);
       r.timer = null;
       r.minTimeoutMs = Infinity;
       this.#scheduleDispatch();
-    }
+    } else if (this.#queue.waiting > 0) this.#scheduleDispatch(); // it may take more (#room)
   }
 
   /** Marks `call` settled (once); the caller then delivers its answer. */
@@ -437,6 +441,7 @@ export class WorkerPoolSandbox implements Sandbox {
         settled: false,
         retries: 0,
         held: false,
+        slow: false,
         ...(load ? { load } : {}),
       };
       this.#owe(1);
@@ -469,31 +474,58 @@ export class WorkerPoolSandbox implements Sandbox {
     if (this.#closed) return;
     // Only booted workers: calls wait in the queue (for whichever worker is ready first), not
     // behind a boot.
-    const idle = this.#workers.slots.filter(
-      (s) => WorkerSet.usable(s.runner) && s.runner.assigned.length === 0,
+    const open = this.#workers.slots.filter(
+      (s) => WorkerSet.usable(s.runner) && this.#room(s.runner) > 0,
     );
-    for (let i = 0; i < idle.length && this.#queue.waiting > 0; i++) {
-      // An even share of what waits for each idle worker, so that a burst uses all of them.
-      const share = Math.min(this.#maxBatch, Math.ceil(this.#queue.waiting / (idle.length - i)));
-      this.#send((idle[i] as Slot).runner, share);
+    for (let i = 0; i < open.length && this.#queue.waiting > 0; i++) {
+      // An even share of what waits for each worker, so that a burst uses all of them.
+      const r = (open[i] as Slot).runner;
+      const share = Math.min(this.#room(r), Math.ceil(this.#queue.waiting / (open.length - i)));
+      this.#send(r, share);
     }
   }
 
   /**
-   * Sends up to `max` waiting calls to an idle worker in one batch. A load ends the batch: it
-   * is posted after it, as its own message.
+   * How many calls `r` may be sent now. An idle worker takes a batch. A busy one takes the next
+   * batch before it runs out (pipelining: it never waits for the main thread between batches)
+   * if what it holds is fast, nothing was taken back from it, and fewer than half a batch of
+   * its calls have not started.
+   */
+  #room(r: Runner): number {
+    if (r.assigned.length === 0) return this.#maxBatch;
+    const claim = Atomics.load(r.ctl, CTL_CLAIM);
+    const last = r.assigned.at(-1) as PendingCall;
+    if (claim === CLAIM_STOLEN || last.load || last.slow) return 0;
+    const notStarted = r.nextSeq - claim;
+    return notStarted * 2 <= this.#maxBatch ? this.#maxBatch - notStarted : 0;
+  }
+
+  /**
+   * Sends up to `max` waiting calls to a worker in one batch. A load ends the batch: it is
+   * posted after it, as its own message, and only to an idle worker.
    */
   #send(r: Runner, max: number): void {
     const batch: BatchCall[] = [];
     const now = Date.now();
+    const idle = r.assigned.length === 0;
     let load: PendingCall | undefined;
-    r.batch = [];
+    if (idle || r.nextSeq > SEQ_LIMIT) {
+      if (!idle) return; // sequence numbers wrap only while nothing is in flight
+      if (r.nextSeq > SEQ_LIMIT) r.nextSeq = 0;
+      r.batch = [];
+      r.batchBase = r.nextSeq;
+    } else {
+      // Forget the calls that have started (they are settled or running), keep the rest.
+      const started = Math.max(0, Atomics.load(r.ctl, CTL_CLAIM) - r.batchBase);
+      r.batch = r.batch.slice(started);
+      r.batchBase += started;
+    }
     while (batch.length < max) {
       const call = this.#queue.take();
       if (!call) break;
       if (call.load) {
         // A load runs alone: never behind calls that may run long (it could not be taken back).
-        if (batch.length > 0) this.#queue.enqueue(call, true);
+        if (batch.length > 0 || !idle) this.#queue.enqueue(call, true);
         else load = call;
         break;
       }
@@ -510,17 +542,20 @@ export class WorkerPoolSandbox implements Sandbox {
       r.batch.push(call);
       // A call that may run long goes last.
       const fast = this.#fast.has(call.speedKey);
+      call.slow = !fast;
+      const seq = r.nextSeq++;
       batch.push(
         fast
-          ? { callId: call.callId, pluginId: call.pluginId, req: call.req }
-          : { callId: call.callId, pluginId: call.pluginId, req: call.req, slow: true },
+          ? { callId: call.callId, seq, pluginId: call.pluginId, req: call.req }
+          : { callId: call.callId, seq, pluginId: call.pluginId, req: call.req, slow: true },
       );
       if (!fast) break;
     }
     if (batch.length === 0 && !load) return;
     r.progressAt = now;
     if (batch.length > 0) {
-      Atomics.store(r.ctl, CTL_CLAIM, 0);
+      // After a steal (or a wrap), the claim word moves to this batch's first call.
+      if (idle) Atomics.store(r.ctl, CTL_CLAIM, r.batchBase);
       this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
     }
     if (load?.load) {
