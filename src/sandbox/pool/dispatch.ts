@@ -40,6 +40,33 @@ export interface PendingCall {
   readonly load?: LoadTask;
 }
 
+/** A new call (or load), not queued yet. */
+export function pendingCall(
+  callId: number,
+  pluginId: string,
+  tenant: string,
+  timeoutMs: number,
+  req: CallRequest,
+  resolve: (o: CallOutcome) => void,
+  load: LoadTask | undefined,
+): PendingCall {
+  return {
+    callId,
+    pluginId,
+    tenant,
+    req,
+    resolve,
+    speedKey: speedKey(pluginId, req),
+    started: Date.now(),
+    timeoutMs,
+    settled: false,
+    retries: 0,
+    held: false,
+    slow: false,
+    ...(load ? { load } : {}),
+  };
+}
+
 /** What a call is, for messages: `run()`, or `loading`. */
 export function callLabel(call: PendingCall): string {
   return call.load ? 'loading' : `${call.req.fn}()`;

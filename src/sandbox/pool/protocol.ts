@@ -115,12 +115,22 @@ const decoder = new TextDecoder();
  */
 const ANSWER_HEAD_BYTES = 12;
 
-/** Main thread: writes the answer to host call `seq` and wakes the worker. */
+/**
+ * Main thread: writes the answer to host call `seq` (what `produce` returns; if it throws, an
+ * `internal` error answer) and wakes the worker.
+ */
 export function answerHostCall(
   channel: SharedArrayBuffer,
   seq: number,
-  response: HostCallAnswer,
+  produce: () => HostCallAnswer,
 ): void {
+  let response: HostCallAnswer;
+  try {
+    response = produce();
+  } catch (err) {
+    const answer = JSON.stringify({ error: { code: 'internal', message: (err as Error).message } });
+    response = { answer, fuel: 0, denied: null };
+  }
   const ctl = new Int32Array(channel, 0, CTL_WORDS);
   const denied = response.denied === null ? null : encoder.encode(response.denied.slice(0, 4096));
   const room = CHANNEL_CAPACITY - ANSWER_HEAD_BYTES - (denied?.length ?? 0);

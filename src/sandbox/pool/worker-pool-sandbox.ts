@@ -7,73 +7,46 @@
  *   it (prepareGuest) and instantiates it (its start function runs), under the load deadline
  *   (`loadTimeoutMs`). The compiled `WebAssembly.Module` comes back and is posted to the other
  *   workers, which instantiate it lazily (and re-create it after a trap).
- * - Calls travel in batches: waiting calls are queued per tenant, and when a worker is idle it
- *   gets its share of them (taken round-robin across tenants, so one tenant's burst cannot
- *   starve another) in one message; it runs them in order and posts their outcomes back
- *   together. A message costs ~20 µs each way, a no-op call ~1 µs: batching is what makes the
- *   pool cheap. A call shares a batch with calls behind it only if its predecessor (same
- *   plugin, export and schedule) was fast; any other call goes last. If a call still runs long,
- *   the calls behind it that have not started are taken back (through a claim word in shared
- *   memory) and dispatched again.
+ * - Calls go out in batches, pipelined (batch-dispatch.ts); outcomes come back through each
+ *   worker's result ring in shared memory, without a message (result-ring.ts,
+ *   result-delivery.ts).
  * - Every call has a wall-clock deadline (the plugin's `timeoutMs`), counted from the moment it
  *   starts in its worker: when it passes, the worker is terminated (this interrupts a running
  *   wasm loop within milliseconds) and replaced by a warm spare, and the call ends `timed_out`.
  *   A worker that dies on its own ends its running call `worker_crashed`. Either way, the other
- *   calls of its batch are never lost: those that had finished end with their real outcomes
- *   (posted, or read from the worker's outcome journal), and those that had not started are
- *   dispatched again.
+ *   calls it held are never lost: those that had finished end with their real outcomes (read
+ *   from its ring), and those that had not started are dispatched again.
  * - Host functions are answered on the main thread through a shared-memory channel.
  * - Lifetimes: while the pool owes an answer (a call or load not settled) it holds a keep-alive
  *   timer, and only then: calls waiting for a worker that is still booting (a replacement, a
  *   spare) must keep the process alive, an idle pool must not (worker threads are always
- *   unref'd). Tying liveness to the threads instead, as before, let the event loop drain while
- *   calls waited for a booting worker, and their promises never settled. `close()` settles
- *   everything it holds (waiting, running, loading: `abandoned`/`closed`, or the outcome a worker
- *   had journaled) and waits for threads at most `closeTimeoutMs`.
+ *   unref'd). `close()` settles everything it holds (waiting, running, loading:
+ *   `abandoned`/`closed`, or the outcome a worker had published) and waits for threads at most
+ *   `closeTimeoutMs`.
  *
- * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), watchdog.ts (the
- * deadlines), worker-lifecycle.ts (slots, spares, retired workers); this file ties them together
- * and implements `Sandbox`.
+ * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), batch-dispatch.ts
+ * (batches and pipelining), result-delivery.ts (outcomes back), watchdog.ts (the deadlines),
+ * worker-lifecycle.ts (slots, spares, retired workers); this file ties them together and
+ * implements `Sandbox`.
  */
 import os from 'node:os';
-import { HourglassError, type ErrorCode } from '../../errors.ts';
-import type { PreparedGuest } from '../guest-module.ts';
-import type { PreparedSpec } from '../in-thread-sandbox.ts';
-import type {
-  CallOutcome,
-  CallRequest,
-  GuestInfo,
-  GuestSpec,
-  HostCallAnswer,
-  Sandbox,
-} from '../types.ts';
+import { HourglassError } from '../../errors.ts';
+import type { CallOutcome, CallRequest, GuestInfo, GuestSpec, Sandbox } from '../types.ts';
 import { asHostCallAnswer } from '../types.ts';
-import { FairQueue, speedKey, type LoadTask, type PendingCall } from './dispatch.ts';
+import { BatchDispatcher, type Guest } from './batch-dispatch.ts';
+import { FairQueue, pendingCall, type LoadTask, type PendingCall } from './dispatch.ts';
 import type { WorkerPoolOptions } from './options.ts';
-import { RingCorruptError, ringDrain, ringRelease, ringWait } from './result-ring.ts';
-import {
-  answerHostCall,
-  CLAIM_STOLEN,
-  CTL_CLAIM,
-  CTL_RUNNING,
-  type BatchCall,
-  type FromWorker,
-  type ToWorker,
-} from './protocol.ts';
+import { answerHostCall, CTL_RUNNING, type FromWorker, type ToWorker } from './protocol.ts';
+import { loadResult, type LoadAnswer } from './load-result.ts';
+import { ResultDelivery } from './result-delivery.ts';
+import { ringRelease } from './result-ring.ts';
 import { Watchdog } from './watchdog.ts';
 import { DEFAULT_ENTRY, WorkerSet, type Runner, type Slot } from './worker-lifecycle.ts';
 
 export type { WorkerPoolOptions } from './options.ts';
 
-interface Guest {
-  readonly spec: PreparedSpec;
-  readonly prepared: PreparedGuest;
-}
-
 /** A call whose worker died before running it is dispatched again at most this many times. */
 const MAX_RETRIES = 3;
-/** Per-worker call sequence numbers restart from 0 past this (when the worker is idle). */
-const SEQ_LIMIT = 1 << 30;
 
 function failure(
   status: 'worker_crashed' | 'failed' | 'abandoned',
@@ -86,14 +59,14 @@ function failure(
 
 export class WorkerPoolSandbox implements Sandbox {
   readonly #o: WorkerPoolOptions;
-  readonly #maxBatch: number;
   readonly #fastCallMs: number;
   readonly #loadTimeoutMs: number;
   readonly #guests = new Map<string, Guest>();
   readonly #queue = new FairQueue();
   readonly #workers: WorkerSet;
   readonly #watchdog: Watchdog;
-  #dispatchQueued = false;
+  readonly #dispatcher: BatchDispatcher;
+  readonly #delivery: ResultDelivery;
   /** Calls (plugin, export, schedule) whose last run was fast: they may share a batch. */
   readonly #fast = new Set<string>();
   #nextCallId = 1;
@@ -105,15 +78,14 @@ export class WorkerPoolSandbox implements Sandbox {
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
-    this.#maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.#fastCallMs = opts.fastCallMs ?? 2;
     this.#loadTimeoutMs = opts.loadTimeoutMs ?? 30_000;
     this.#alive = setInterval(() => undefined, 1 << 30);
     this.#alive.unref();
     this.#watchdog = new Watchdog({
       settle: (call, outcome) => this.#settle(call, outcome),
-      requeue: (calls) => this.#requeue(calls),
-      drain: (r) => this.#drain(r),
+      requeue: (calls) => this.#dispatcher.requeue(calls),
+      drain: (r) => this.#delivery.drain(r),
       expire: (r, call, reason, what) => this.#expire(r, call, reason, what),
     });
     this.#workers = new WorkerSet(
@@ -134,6 +106,26 @@ export class WorkerPoolSandbox implements Sandbox {
         onExit: (r) => this.#onExit(r),
         onBroken: () => this.#failIfNoWorkers(),
       },
+    );
+    this.#delivery = new ResultDelivery({
+      closed: () => this.#closed,
+      results: (r, outcomes) => this.#onResults(r, outcomes),
+      log: opts.onGuestLog,
+    });
+    this.#dispatcher = new BatchDispatcher(
+      {
+        queue: this.#queue,
+        guests: this.#guests,
+        fast: this.#fast,
+        closed: () => this.#closed,
+        settle: (call, outcome) => this.#settle(call, outcome),
+        posted: (r) => {
+          this.#watchdog.arm(r, r.assigned.length);
+          this.#delivery.watch(r);
+        },
+      },
+      this.#workers,
+      Math.max(1, opts.maxBatch ?? 64),
     );
   }
 
@@ -160,32 +152,14 @@ export class WorkerPoolSandbox implements Sandbox {
 
   #onMessage(r: Runner, m: FromWorker): void {
     switch (m.type) {
-      case 'results': {
-        // The ring holds what the worker finished before these: deliver that first.
-        this.#drain(r);
-        const metas = JSON.parse(m.metas) as CallOutcome[];
-        const outcomes = new Map<number, CallOutcome>();
-        m.callIds.forEach((id, i) => {
-          const o = metas[i] as CallOutcome;
-          if (o.ok) (o as { output: Uint8Array | null }).output = m.outputs[i] ?? null;
-          outcomes.set(id, o);
-        });
-        this.#onResults(r, outcomes);
+      case 'results':
+        this.#delivery.posted(r, m);
         return;
-      }
-      case 'hostcall': {
-        let response: HostCallAnswer;
-        try {
-          response = asHostCallAnswer(this.#o.hostCall(m.caller, m.fn, m.request));
-        } catch (err) {
-          const answer = JSON.stringify({
-            error: { code: 'internal', message: (err as Error).message },
-          });
-          response = { answer, fuel: 0, denied: null };
-        }
-        answerHostCall(r.channel, m.seq, response);
+      case 'hostcall':
+        answerHostCall(r.channel, m.seq, () =>
+          asHostCallAnswer(this.#o.hostCall(m.caller, m.fn, m.request)),
+        );
         return;
-      }
       case 'prepared':
         this.#onPrepared(r, m);
         return;
@@ -198,55 +172,8 @@ export class WorkerPoolSandbox implements Sandbox {
       case 'ready':
         r.ready = true;
         this.#workers.booted();
-        if (!r.retired) this.#scheduleDispatch();
+        if (!r.retired) this.#dispatcher.schedule();
         return;
-    }
-  }
-
-  /**
-   * Reads what `r` put in its ring: log lines are forwarded, outcomes returned. A corrupt ring
-   * (see result-ring.ts) ends the worker as crashed; what preceded the corruption counts.
-   */
-  #readRing(r: Runner): Map<number, CallOutcome> {
-    const outcomes = new Map<number, CallOutcome>();
-    try {
-      ringDrain(r.ring, {
-        outcome: (id, o) => outcomes.set(id, o),
-        log: (line) => this.#o.onGuestLog?.(line),
-      });
-    } catch (err) {
-      if (!(err instanceof RingCorruptError)) throw err;
-      r.error ??= `its result ring is corrupt (${err.message})`;
-      if (!r.exited) void r.worker.terminate().catch(() => undefined);
-    }
-    return outcomes;
-  }
-
-  /** Delivers the outcomes in `r`'s ring. */
-  #drain(r: Runner): void {
-    const outcomes = this.#readRing(r);
-    if (outcomes.size > 0) this.#onResults(r, outcomes);
-  }
-
-  /**
-   * While `r` holds calls, waits (without blocking) for it to publish outcomes, and delivers
-   * them. The worker wakes the main thread only when it waits; while busy, the main thread finds
-   * everything published on its next read.
-   */
-  #watch(r: Runner): void {
-    while (!r.watching && !r.exited && r.assigned.length > 0) {
-      const wait = ringWait(r.ring);
-      if (wait === null) {
-        this.#drain(r);
-        continue;
-      }
-      r.watching = true;
-      void wait.then(() => {
-        r.watching = false;
-        if (r.exited || this.#closed) return;
-        this.#drain(r);
-        this.#watch(r);
-      });
     }
   }
 
@@ -289,8 +216,8 @@ export class WorkerPoolSandbox implements Sandbox {
       if (r.timer) clearTimeout(r.timer);
       r.timer = null;
       r.minTimeoutMs = Infinity;
-      this.#scheduleDispatch();
-    } else if (this.#queue.waiting > 0) this.#scheduleDispatch(); // it may take more (#room)
+      this.#dispatcher.schedule();
+    } else if (this.#queue.waiting > 0) this.#dispatcher.schedule(); // it may take more (#room)
   }
 
   /** Marks `call` settled (once); the caller then delivers its answer. */
@@ -318,7 +245,7 @@ export class WorkerPoolSandbox implements Sandbox {
     if (this.#closed) return; // close() settles what it held
     const slot = this.#workers.exited(r);
     if (slot) this.#replace(slot, 'worker_crashed');
-    const journaled = this.#readRing(r);
+    const journaled = this.#delivery.read(r);
     const running = Atomics.load(r.ctl, CTL_RUNNING);
     const again: PendingCall[] = [];
     for (const call of r.assigned) {
@@ -343,7 +270,7 @@ export class WorkerPoolSandbox implements Sandbox {
     }
     r.assigned = [];
     r.batch = [];
-    this.#requeue(again);
+    this.#dispatcher.requeue(again);
     this.#failIfNoWorkers();
   }
 
@@ -367,9 +294,7 @@ export class WorkerPoolSandbox implements Sandbox {
   async load(spec: GuestSpec): Promise<GuestInfo> {
     if (this.#closed) throw new HourglassError('HG_HOST_STATE', 'the sandbox pool is closed');
     const { wasm, ...rest } = spec;
-    const answer = await new Promise<
-      Extract<FromWorker, { type: 'prepared' }> | Extract<CallOutcome, { ok: false }>
-    >((resolve) => {
+    const answer = await new Promise<LoadAnswer>((resolve) => {
       const load: LoadTask = { spec: rest, wasm, done: resolve };
       this.#enqueue(spec.pluginId, spec.tenant, this.#loadTimeoutMs, load, {
         fn: 'schedules',
@@ -378,31 +303,14 @@ export class WorkerPoolSandbox implements Sandbox {
         if (!o.ok) resolve(o);
       });
     });
-    if ('ok' in answer) {
-      // The worker timed out, died, could not boot, or the pool closed: not the guest's answer.
-      const code: ErrorCode =
-        answer.reason === 'worker_boot'
-          ? 'HG_SANDBOX_BOOT'
-          : answer.reason === 'closed'
-            ? 'HG_HOST_STATE'
-            : 'HG_PLUGIN_LOAD';
-      throw new HourglassError(code, `plugin ${spec.pluginId}: ${answer.message}`, {
-        pluginId: spec.pluginId,
-      });
-    }
-    if (answer.error || !answer.prepared || !answer.info) {
-      const code = (answer.error?.code ?? 'HG_PLUGIN_LOAD') as ErrorCode;
-      throw new HourglassError(code, answer.error?.message ?? 'the load failed', {
-        pluginId: spec.pluginId,
-      });
-    }
+    const { prepared, info } = loadResult(spec.pluginId, answer);
     // Workers that had an older version instantiate this one before their next call of it.
     const loadedBy = this.#workers.slots.find((s) => s.runner.loaded.has(spec.pluginId));
     for (const slot of this.#workers.slots)
       if (slot !== loadedBy) slot.runner.loaded.delete(spec.pluginId);
     for (const spare of this.#workers.spares) spare.loaded.delete(spec.pluginId);
-    this.#guests.set(spec.pluginId, { spec: rest, prepared: answer.prepared });
-    return answer.info;
+    this.#guests.set(spec.pluginId, { spec: rest, prepared });
+    return info;
   }
 
   #post(r: Runner, msg: ToWorker): void {
@@ -429,154 +337,12 @@ export class WorkerPoolSandbox implements Sandbox {
       // Ids travel as int32 and only need to be unique among calls in flight: they wrap.
       const callId = this.#nextCallId;
       this.#nextCallId = callId >= 0x7fffffff ? 1 : callId + 1;
-      const call: PendingCall = {
-        callId,
-        pluginId,
-        tenant,
-        req,
-        resolve,
-        speedKey: speedKey(pluginId, req),
-        started: Date.now(),
-        timeoutMs,
-        settled: false,
-        retries: 0,
-        held: false,
-        slow: false,
-        ...(load ? { load } : {}),
-      };
+      const call = pendingCall(callId, pluginId, tenant, timeoutMs, req, resolve, load);
       this.#owe(1);
       this.#queue.enqueue(call, false);
-      this.#scheduleDispatch();
+      this.#dispatcher.schedule();
       this.#failIfNoWorkers();
     });
-  }
-
-  /** Queues calls taken back from a worker again, first in line, in this order. */
-  #requeue(calls: readonly PendingCall[]): void {
-    for (let i = calls.length - 1; i >= 0; i--) this.#queue.enqueue(calls[i] as PendingCall, true);
-    this.#scheduleDispatch();
-  }
-
-  /**
-   * Dispatches in a microtask, once the code that made this call has run, so that every call it
-   * makes synchronously (a timer's burst of due runs, a `Promise.all`) travels in one batch.
-   */
-  #scheduleDispatch(): void {
-    if (this.#dispatchQueued || this.#closed) return;
-    this.#dispatchQueued = true;
-    queueMicrotask(() => {
-      this.#dispatchQueued = false;
-      this.#dispatch();
-    });
-  }
-
-  #dispatch(): void {
-    if (this.#closed) return;
-    // Only booted workers: calls wait in the queue (for whichever worker is ready first), not
-    // behind a boot.
-    const open = this.#workers.slots.filter(
-      (s) => WorkerSet.usable(s.runner) && this.#room(s.runner) > 0,
-    );
-    for (let i = 0; i < open.length && this.#queue.waiting > 0; i++) {
-      // An even share of what waits for each worker, so that a burst uses all of them.
-      const r = (open[i] as Slot).runner;
-      const share = Math.min(this.#room(r), Math.ceil(this.#queue.waiting / (open.length - i)));
-      this.#send(r, share);
-    }
-  }
-
-  /**
-   * How many calls `r` may be sent now. An idle worker takes a batch. A busy one takes the next
-   * batch before it runs out (pipelining: it never waits for the main thread between batches)
-   * if what it holds is fast, nothing was taken back from it, and fewer than half a batch of
-   * its calls have not started.
-   */
-  #room(r: Runner): number {
-    if (r.assigned.length === 0) return this.#maxBatch;
-    const claim = Atomics.load(r.ctl, CTL_CLAIM);
-    const last = r.assigned.at(-1) as PendingCall;
-    if (claim === CLAIM_STOLEN || last.load || last.slow) return 0;
-    const notStarted = r.nextSeq - claim;
-    return notStarted * 2 <= this.#maxBatch ? this.#maxBatch - notStarted : 0;
-  }
-
-  /**
-   * Sends up to `max` waiting calls to a worker in one batch. A load ends the batch: it is
-   * posted after it, as its own message, and only to an idle worker.
-   */
-  #send(r: Runner, max: number): void {
-    const batch: BatchCall[] = [];
-    const now = Date.now();
-    const idle = r.assigned.length === 0;
-    let load: PendingCall | undefined;
-    if (idle || r.nextSeq > SEQ_LIMIT) {
-      if (!idle) return; // sequence numbers wrap only while nothing is in flight
-      if (r.nextSeq > SEQ_LIMIT) r.nextSeq = 0;
-      r.batch = [];
-      r.batchBase = r.nextSeq;
-    } else {
-      // Forget the calls that have started (they are settled or running), keep the rest.
-      const started = Math.max(0, Atomics.load(r.ctl, CTL_CLAIM) - r.batchBase);
-      r.batch = r.batch.slice(started);
-      r.batchBase += started;
-    }
-    while (batch.length < max) {
-      const call = this.#queue.take();
-      if (!call) break;
-      if (call.load) {
-        // A load runs alone: never behind calls that may run long (it could not be taken back).
-        if (batch.length > 0 || !idle) this.#queue.enqueue(call, true);
-        else load = call;
-        break;
-      }
-      const guest = this.#guests.get(call.pluginId);
-      if (!guest) {
-        this.#settle(call, failure('failed', 'unloaded', `plugin ${call.pluginId} was unloaded`));
-        continue;
-      }
-      if (!r.loaded.has(call.pluginId)) {
-        r.loaded.add(call.pluginId);
-        this.#post(r, { type: 'load', spec: guest.spec, prepared: guest.prepared });
-      }
-      this.#assign(r, call, now);
-      r.batch.push(call);
-      // A call that may run long goes last.
-      const fast = this.#fast.has(call.speedKey);
-      call.slow = !fast;
-      const seq = r.nextSeq++;
-      batch.push(
-        fast
-          ? { callId: call.callId, seq, pluginId: call.pluginId, req: call.req }
-          : { callId: call.callId, seq, pluginId: call.pluginId, req: call.req, slow: true },
-      );
-      if (!fast) break;
-    }
-    if (batch.length === 0 && !load) return;
-    r.progressAt = now;
-    if (batch.length > 0) {
-      // After a steal (or a wrap), the claim word moves to this batch's first call.
-      if (idle) Atomics.store(r.ctl, CTL_CLAIM, r.batchBase);
-      this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
-    }
-    if (load?.load) {
-      this.#assign(r, load, now);
-      r.loaded.delete(load.pluginId);
-      this.#post(r, {
-        type: 'prepare',
-        callId: load.callId,
-        spec: load.load.spec,
-        wasm: load.load.wasm,
-      });
-    }
-    this.#watchdog.arm(r, r.assigned.length);
-    this.#watch(r);
-  }
-
-  #assign(r: Runner, call: PendingCall, now: number): void {
-    call.started = now;
-    r.assigned.push(call);
-    this.#queue.hold(call, true);
-    if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
   }
 
   #expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void {
@@ -592,7 +358,7 @@ export class WorkerPoolSandbox implements Sandbox {
       fuelUsed: null,
     });
     // The rest of its batch is accounted for when it has exited (#onExit).
-    this.#scheduleDispatch();
+    this.#dispatcher.schedule();
   }
 
   async unload(pluginId: string): Promise<void> {
@@ -634,7 +400,7 @@ export class WorkerPoolSandbox implements Sandbox {
     clearTimeout(timer);
     for (const r of all) {
       // Outcomes a worker finished but had not posted are real; read them once it has exited.
-      const journaled = r.exited ? this.#readRing(r) : new Map<number, CallOutcome>();
+      const journaled = r.exited ? this.#delivery.read(r) : new Map<number, CallOutcome>();
       for (const call of r.assigned) this.#settle(call, journaled.get(call.callId) ?? closed);
       r.assigned = [];
     }
