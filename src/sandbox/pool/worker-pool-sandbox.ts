@@ -161,9 +161,11 @@ export class WorkerPoolSandbox implements Sandbox {
         );
         return;
       case 'prepared':
+        this.#delivery.drain(r); // log lines of the load
         this.#onPrepared(r, m);
         return;
       case 'loaded':
+        this.#delivery.drain(r);
         if (!m.error) r.loaded.add(m.pluginId);
         return;
       case 'log':
