@@ -3,7 +3,8 @@
  *
  *   npx tsx bench/dispatch.bench.ts
  *   (knobs: BENCH_TIME_MS per round, default 1000; BENCH_ROUNDS, default 5; IN_FLIGHT, default
- *   256; PARTS=1 or PARTS=2 for one part; LATENCY_SECONDS, default 10; HOGS=fuel,deadline)
+ *   256; WORKER_NICE, default the pool's 10; PARTS=1 or PARTS=2 for one part; LATENCY_SECONDS,
+ *   default 10; HOGS=fuel,deadline)
  *   The full "Must show" run: BENCH_TIME_MS=3000 BENCH_ROUNDS=7 PARTS=1
  *
  * 1. Sustained no-op `run()` calls per second (calls ÷ wall time) through
@@ -13,7 +14,8 @@
  *    sandbox boundary alone: no scheduler, no store. The two alternate over BENCH_ROUNDS rounds
  *    (the machine is shared: load comes and goes); each reports the median of its rounds, and
  *    the ratio is the median of the per-round ratios. Pool latency (call → outcome) p50/p99
- *    comes from the median round. Each round records /proc/loadavg.
+ *    comes from the median round. Each round records /proc/loadavg and the process's CPU time
+ *    per call (all threads), which a shared machine disturbs less than the rates.
  * 2. Fire lateness of 1,000 light schedules (one tenant, every 1 s, jittered over the second)
  *    on the real clock, through the whole host, while another tenant keeps its whole in-flight
  *    cap busy with guests that burn their full budget: `fuel`, a CPU loop that ends out_of_fuel
@@ -71,8 +73,15 @@ interface Round {
   readonly perSec: number;
   readonly p50Us?: number;
   readonly p99Us?: number;
+  /** CPU time of the whole process (every thread) per call: less sensitive to load than rates. */
+  readonly cpuUsPerCall: number;
   readonly loadavg: string;
 }
+
+const cpuUs = (since: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(since);
+  return u.user + u.system;
+};
 
 const wasm = new Uint8Array(readFileSync(NOOP));
 const req = {
@@ -83,6 +92,7 @@ const req = {
 
 /** Bare Extism calls back to back for `ms`. */
 async function bareRound(call: () => Promise<unknown>, ms: number): Promise<Round> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   let calls = 0;
   let now = t0;
@@ -92,12 +102,14 @@ async function bareRound(call: () => Promise<unknown>, ms: number): Promise<Roun
     now = performance.now();
   }
   const wallMs = now - t0;
-  return { calls, wallMs, perSec: (calls / wallMs) * 1000, loadavg: loadavg() };
+  const cpuUsPerCall = cpuUs(c0) / calls;
+  return { calls, wallMs, perSec: (calls / wallMs) * 1000, cpuUsPerCall, loadavg: loadavg() };
 }
 
 /** Pool calls with `inFlight` outstanding for `ms`: each outcome issues the next call. */
 function poolRound(pool: WorkerPoolSandbox, ms: number, inFlight: number): Promise<Round> {
   return new Promise((done, fail) => {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const lat: number[] = [];
     let calls = 0;
@@ -124,6 +136,7 @@ function poolRound(pool: WorkerPoolSandbox, ms: number, inFlight: number): Promi
             perSec: (calls / wallMs) * 1000,
             p50Us: q(0.5),
             p99Us: q(0.99),
+            cpuUsPerCall: cpuUs(c0) / calls,
             loadavg: loadavg(),
           });
         }
@@ -136,7 +149,10 @@ function poolRound(pool: WorkerPoolSandbox, ms: number, inFlight: number): Promi
 let part1: Record<string, unknown> | null = null;
 if (PARTS.includes('1')) {
   const bare = await createPlugin({ wasm: [{ data: wasm }] }, { useWasi: false });
-  const pool = new WorkerPoolSandbox({ hostCall: () => '{"ok":null}' });
+  const pool = new WorkerPoolSandbox({
+    hostCall: () => '{"ok":null}',
+    ...(process.env.WORKER_NICE ? { workerNice: Number(process.env.WORKER_NICE) } : {}),
+  });
   await pool.load({ pluginId: 'b/noop', tenant: 'b', wasm, config: {}, limits: DEFAULT_LIMITS });
   // Warm-up: JIT both paths.
   await bareRound(() => bare.call('run', '{}'), 300);
@@ -155,7 +171,7 @@ if (PARTS.includes('1')) {
     poolRounds.push(p);
     console.log(
       `round ${round + 1}: bare ${Math.round(b.perSec)}/s, pool ${Math.round(p.perSec)}/s ` +
-        `(${(p.perSec / b.perSec).toFixed(3)}×), pool p50/p99 ${p.p50Us?.toFixed(0)}/${p.p99Us?.toFixed(0)} µs, load ${p.loadavg}`,
+        `(${(p.perSec / b.perSec).toFixed(3)}×), CPU µs/call bare ${b.cpuUsPerCall.toFixed(2)} pool ${p.cpuUsPerCall.toFixed(2)}, pool p50/p99 ${p.p50Us?.toFixed(0)}/${p.p99Us?.toFixed(0)} µs, load ${p.loadavg}`,
     );
   }
   await pool.close();
@@ -167,6 +183,10 @@ if (PARTS.includes('1')) {
     poolCallsPerSec: Math.round(median(poolRounds.map((r) => r.perSec))),
     ratio: Number(median(ratios).toFixed(3)),
     poolLatencyUs: { p50: mid?.p50Us, p99: mid?.p99Us },
+    cpuUsPerCall: {
+      bare: Number(median(bareRounds.map((r) => r.cpuUsPerCall)).toFixed(2)),
+      pool: Number(median(poolRounds.map((r) => r.cpuUsPerCall)).toFixed(2)),
+    },
     inFlight: IN_FLIGHT,
     workers: os.availableParallelism(),
     roundMs: TIME_MS,
