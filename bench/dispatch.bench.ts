@@ -58,9 +58,13 @@ try {
   commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PROJECT_ROOT })
     .toString()
     .trim();
-  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], {
-    cwd: PROJECT_ROOT,
-  }).toString();
+  const dirty = execFileSync(
+    'git',
+    ['status', '--porcelain', '--', 'src', 'bench', ':!bench/results'],
+    {
+      cwd: PROJECT_ROOT,
+    },
+  ).toString();
   if (dirty.trim()) commit += '+dirty';
 } catch {
   // not a git checkout
