@@ -34,8 +34,37 @@ export interface PendingCall {
   retries: number;
   /** Posted to a worker and not settled (counted in the queue's per-tenant held count). */
   held: boolean;
+  /** Posted as one that may run long (so it ended its batch). */
+  slow: boolean;
   /** Set for a plugin's load (then `req` names the discovery caller, for fairness only). */
   readonly load?: LoadTask;
+}
+
+/** A new call (or load), not queued yet. */
+export function pendingCall(
+  callId: number,
+  pluginId: string,
+  tenant: string,
+  timeoutMs: number,
+  req: CallRequest,
+  resolve: (o: CallOutcome) => void,
+  load: LoadTask | undefined,
+): PendingCall {
+  return {
+    callId,
+    pluginId,
+    tenant,
+    req,
+    resolve,
+    speedKey: speedKey(pluginId, req),
+    started: Date.now(),
+    timeoutMs,
+    settled: false,
+    retries: 0,
+    held: false,
+    slow: false,
+    ...(load ? { load } : {}),
+  };
 }
 
 /** What a call is, for messages: `run()`, or `loading`. */

@@ -2,7 +2,9 @@
  * Messages between the pool (main thread) and its workers, and the shared-memory channel that
  * lets a guest's synchronous host-function call wait for the main thread's answer.
  *
- * Calls travel in batches (one message each way for many calls); see worker-pool-sandbox.ts.
+ * Calls travel in batches (one message for many calls); see worker-pool-sandbox.ts. Outcomes and
+ * guest log lines come back through the worker's result ring (result-ring.ts), not as messages,
+ * except what the ring refuses (`results`, `log`).
  *
  * Host calls: the worker bumps a sequence number, posts `hostcall`, and blocks in `Atomics.wait`
  * (bounded). The main thread answers from its event loop by writing the response bytes, the
@@ -16,9 +18,11 @@ import type { PreparedSpec } from '../in-thread-sandbox.ts';
 /** One call of a batch. */
 export interface BatchCall {
   readonly callId: number;
+  /** This worker's sequence number of the call (see `CTL_CLAIM`). */
+  readonly seq: number;
   readonly pluginId: string;
   readonly req: CallRequest;
-  /** May run long: the worker posts the outcomes it holds before starting it. */
+  /** May run long: the worker wakes the pool for the outcomes it published before starting it. */
   readonly slow?: true;
 }
 
@@ -51,11 +55,12 @@ export type FromWorker =
       error?: { code: string; message: string };
     }
   /**
-   * Outcomes of consecutive calls of the current batch: `callIds[i]` ended with the outcome
-   * whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.
+   * Outcomes the result ring refused (too large, or the ring was full): `callIds[i]` ended with
+   * the outcome whose `outcomeMeta` is item `i` of the JSON array `metas`, and output `outputs[i]`.
    */
   | { type: 'results'; callIds: number[]; metas: string; outputs: (Uint8Array | null)[] }
   | { type: 'hostcall'; seq: number; caller: CallerContext; fn: string; request: string }
+  /** A guest log line the result ring refused. */
   | {
       type: 'log';
       pluginId: string;
@@ -71,10 +76,12 @@ export type FromWorker =
 export const CTL_WORDS = 8;
 export const CTL_RUNNING = 3;
 /**
- * Word [6]: the index, in the current batch, of the next call to start. The worker claims call
- * `i` with compareExchange(i → i + 1) before starting it; the pool takes back the calls not yet
- * started by exchanging it for `CLAIM_STOLEN` (the old value tells where they begin), and resets
- * it to 0 before posting the next batch.
+ * Word [6]: the sequence number of the next call to start. Calls posted to a worker are numbered
+ * in order across its batches (a batch may be posted while the previous one runs). The worker
+ * claims call `s` with compareExchange(s → s + 1) before starting it; the pool takes back the
+ * calls not yet started by exchanging it for `CLAIM_STOLEN` (the old value tells where they
+ * begin), and before posting more sets it to the next sequence number it posts: calls it took
+ * back can then never be claimed, even from batch messages the worker has not read yet.
  */
 export const CTL_CLAIM = 6;
 export const CLAIM_STOLEN = -1;
@@ -85,8 +92,8 @@ export const CHANNEL_CAPACITY = 4 * 1024 * 1024;
 
 export interface WorkerInit {
   readonly channel: SharedArrayBuffer;
-  /** Outcomes finished but not yet posted (see outcome-journal.ts). */
-  readonly journal: SharedArrayBuffer;
+  /** Outcomes and log lines for the pool (see result-ring.ts). */
+  readonly ring: SharedArrayBuffer;
   /** How long a guest's host call waits for the main thread. */
   readonly hostCallTimeoutMs: number;
   /** Niceness the worker gives its own thread at boot (0: unchanged). */
@@ -108,12 +115,22 @@ const decoder = new TextDecoder();
  */
 const ANSWER_HEAD_BYTES = 12;
 
-/** Main thread: writes the answer to host call `seq` and wakes the worker. */
+/**
+ * Main thread: writes the answer to host call `seq` (what `produce` returns; if it throws, an
+ * `internal` error answer) and wakes the worker.
+ */
 export function answerHostCall(
   channel: SharedArrayBuffer,
   seq: number,
-  response: HostCallAnswer,
+  produce: () => HostCallAnswer,
 ): void {
+  let response: HostCallAnswer;
+  try {
+    response = produce();
+  } catch (err) {
+    const answer = JSON.stringify({ error: { code: 'internal', message: (err as Error).message } });
+    response = { answer, fuel: 0, denied: null };
+  }
   const ctl = new Int32Array(channel, 0, CTL_WORDS);
   const denied = response.denied === null ? null : encoder.encode(response.denied.slice(0, 4096));
   const room = CHANNEL_CAPACITY - ANSWER_HEAD_BYTES - (denied?.length ?? 0);

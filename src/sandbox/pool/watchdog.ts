@@ -5,12 +5,11 @@
  * last sign of progress. Past either, the pool terminates and replaces the worker.
  *
  * While a call runs long, the calls queued behind it in the same batch that have not started
- * are taken back (through the claim word) and dispatched again, and the outcomes the worker
- * holds for calls it finished before it are read from its journal.
+ * are taken back (through the claim word) and dispatched again, and the outcomes of calls it
+ * finished before it are read from its result ring (in case no wake-up delivered them yet).
  */
 import type { CallOutcome } from '../types.ts';
 import { callLabel, type PendingCall } from './dispatch.ts';
-import { journalRead } from './outcome-journal.ts';
 import { CLAIM_STOLEN, CTL_CLAIM, CTL_RUNNING, CTL_STARTED_F64 } from './protocol.ts';
 import { SETUP_GRACE_MS, type Runner } from './worker-lifecycle.ts';
 
@@ -21,6 +20,8 @@ export interface WatchdogHost {
   settle(call: PendingCall, outcome: CallOutcome): void;
   /** Queues calls taken back from a worker again, first in line, in this order. */
   requeue(calls: readonly PendingCall[]): void;
+  /** Delivers the outcomes `r` has published. */
+  drain(r: Runner): void;
   /** `call`, running (or set up) on `r`, passed its deadline: end it and replace `r`. */
   expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void;
 }
@@ -32,11 +33,20 @@ export class Watchdog {
     this.#host = host;
   }
 
-  /** Arms the watchdog of `r` after a batch of `size` calls was posted to it. */
+  /**
+   * Arms the watchdog of `r` after calls were posted to it (`size`: the calls it holds). A check
+   * due sooner stays: posting more never delays one.
+   */
   arm(r: Runner, size: number): void {
-    if (r.timer) clearTimeout(r.timer);
     const first = size > 1 ? Math.min(STEAL_MS, r.minTimeoutMs) : r.minTimeoutMs;
-    r.timer = setTimeout(() => this.check(r), first);
+    if (r.timer && r.timerDue <= Date.now() + first) return;
+    this.#at(r, first);
+  }
+
+  #at(r: Runner, ms: number): void {
+    if (r.timer) clearTimeout(r.timer);
+    r.timerDue = Date.now() + ms;
+    r.timer = setTimeout(() => this.check(r), ms);
   }
 
   check(r: Runner): void {
@@ -51,10 +61,10 @@ export class Watchdog {
       if (left > 0) {
         if (now - call.started >= STEAL_MS) {
           this.#steal(r);
-          this.#harvest(r, call.callId);
+          this.#host.drain(r);
         }
         const waitMs = r.assigned.at(-1) === call ? left : Math.min(left, STEAL_MS);
-        r.timer = setTimeout(() => this.check(r), Math.min(waitMs, r.minTimeoutMs));
+        this.#at(r, Math.min(waitMs, r.minTimeoutMs));
         return;
       }
       return this.#host.expire(
@@ -68,7 +78,7 @@ export class Watchdog {
     if (!next) return;
     const setupLeft = r.progressAt + next.timeoutMs + SETUP_GRACE_MS - now;
     if (setupLeft > 0) {
-      r.timer = setTimeout(() => this.check(r), Math.min(setupLeft, r.minTimeoutMs));
+      this.#at(r, Math.min(setupLeft, r.minTimeoutMs));
       return;
     }
     this.#host.expire(
@@ -82,25 +92,11 @@ export class Watchdog {
   /** Takes back the calls of `r`'s batch that have not started, and queues them again first. */
   #steal(r: Runner): void {
     const from = Atomics.exchange(r.ctl, CTL_CLAIM, CLAIM_STOLEN);
-    if (from === CLAIM_STOLEN || from >= r.batch.length) return;
-    const stolen = new Set(r.batch.slice(from));
-    r.batch = r.batch.slice(0, from);
+    const at = from - r.batchBase;
+    if (from === CLAIM_STOLEN || at < 0 || at >= r.batch.length) return;
+    const stolen = new Set(r.batch.slice(at));
+    r.batch = r.batch.slice(0, at);
     r.assigned = r.assigned.filter((c) => !stolen.has(c));
     this.#host.requeue([...stolen].filter((c) => !c.settled));
-  }
-
-  /**
-   * Settles the calls `r` finished before the long one it is running (`runningId`), whose
-   * outcomes it holds until that one ends. The worker only touches its journal between calls,
-   * so a copy taken while the same call runs before and after it is consistent.
-   */
-  #harvest(r: Runner, runningId: number): void {
-    const journaled = journalRead(r.journal);
-    if (journaled.size === 0 || Atomics.load(r.ctl, CTL_RUNNING) !== runningId) return;
-    r.assigned = r.assigned.filter((call) => {
-      const outcome = journaled.get(call.callId);
-      if (outcome) this.#host.settle(call, outcome);
-      return !outcome;
-    });
   }
 }

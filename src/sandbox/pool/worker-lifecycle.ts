@@ -16,18 +16,26 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { PendingCall } from './dispatch.ts';
-import { newJournal } from './outcome-journal.ts';
+import { newRing } from './result-ring.ts';
 import { CTL_BYTES, CTL_WORDS, newChannel, type FromWorker, type WorkerInit } from './protocol.ts';
 
 export interface Runner {
   readonly worker: Worker;
   readonly channel: SharedArrayBuffer;
-  readonly journal: SharedArrayBuffer;
+  /** Where the worker puts outcomes and log lines (see result-ring.ts). */
+  readonly ring: SharedArrayBuffer;
+  /** The pool waits on `ring` (see `ringWait`). */
+  watching: boolean;
   readonly ctl: Int32Array;
   readonly clock: Float64Array;
   readonly loaded: Set<string>;
-  /** The batch last posted to this worker (indices match the worker's claim word). */
+  /**
+   * Calls posted to this worker that may not have started, in order: `batch[i]` has sequence
+   * number `batchBase + i` (see `CTL_CLAIM`); `nextSeq` is the next call's.
+   */
   batch: PendingCall[];
+  batchBase: number;
+  nextSeq: number;
   /** Calls posted to this worker whose outcome has not arrived, in the order they run. */
   assigned: PendingCall[];
   /** Shortest deadline among `assigned`. */
@@ -35,6 +43,8 @@ export interface Runner {
   /** Last sign of progress (a batch posted, outcomes received): the setup deadline's origin. */
   progressAt: number;
   timer: NodeJS.Timeout | null;
+  /** When `timer` fires (ms since the epoch). */
+  timerDue: number;
   /** Booted (its 'ready' message arrived): only then does it get calls. */
   ready: boolean;
   /** Terminated by the pool or exited: no longer in a slot. */
@@ -58,7 +68,7 @@ export interface WorkerEvents {
 }
 
 export interface WorkerSetOptions {
-  readonly init: Omit<WorkerInit, 'channel' | 'journal'>;
+  readonly init: Omit<WorkerInit, 'channel' | 'ring'>;
   readonly size: number;
   readonly spares: number;
   readonly bootBackoffMs: number;
@@ -106,21 +116,25 @@ export class WorkerSet {
   /** Boots a worker (unref'd: a thread never keeps the process alive by itself). */
   spawn(): Runner {
     const channel = newChannel();
-    const journal = newJournal();
-    const init: WorkerInit = { ...this.#o.init, channel, journal };
+    const ring = newRing();
+    const init: WorkerInit = { ...this.#o.init, channel, ring };
     const worker = new Worker(this.#o.entry, { workerData: init });
     const r: Runner = {
       worker,
       channel,
-      journal,
+      ring,
+      watching: false,
       ctl: new Int32Array(channel, 0, CTL_WORDS),
       clock: new Float64Array(channel, 0, CTL_BYTES / 8),
       loaded: new Set(),
       batch: [],
+      batchBase: 0,
+      nextSeq: 0,
       assigned: [],
       minTimeoutMs: Infinity,
       progressAt: 0,
       timer: null,
+      timerDue: 0,
       ready: false,
       retired: false,
       exited: false,

@@ -1,16 +1,18 @@
 /**
  * A sandbox worker: runs Extism plugins (through the in-thread sandbox) on its own thread.
- * Messages are handled strictly in order; a batch's calls run one after another, and their
- * outcomes are posted together (held back at most `HOLD_MS`, and journaled in shared memory
- * meanwhile so that a terminated worker loses none). Host-function calls block this thread on the shared
- * channel until the main thread answers (or the bounded wait expires with `internal`).
+ * Messages are handled strictly in order; a batch's calls run one after another, and each
+ * outcome (and each guest log line) goes into the result ring in shared memory as soon as it
+ * exists (result-ring.ts): no message, and a terminated worker loses none. What the ring refuses
+ * (too large, or the ring is full) is posted as a message instead. Host-function calls block this
+ * thread on the shared channel until the main thread answers (or the bounded wait expires with
+ * `internal`).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isHourglassError } from '../../errors.ts';
 import { prepareGuest } from '../guest-module.ts';
 import { InThreadSandbox } from '../in-thread-sandbox.ts';
 import type { CallOutcome, CallerContext, HostCallAnswer } from '../types.ts';
-import { journalAppend, journalClear, outcomeMeta } from './outcome-journal.ts';
+import { outcomeMeta, ringAppend, ringNotify } from './result-ring.ts';
 import {
   type BatchCall,
   CTL_BYTES,
@@ -30,8 +32,15 @@ const init = workerData as WorkerInit;
 const ctl = new Int32Array(init.channel, 0, CTL_WORDS);
 const clock = new Float64Array(init.channel, 0, CTL_BYTES / 8);
 let seq = 0;
-/** Outcomes of a batch are held back at most this long before they are posted. */
-const HOLD_MS = 2;
+/** Within a batch, the pool is woken for published outcomes at most this often. */
+const WAKE_MS = 2;
+/** When the pool was last woken (or the batch began). */
+let wokeAt = 0;
+
+function wake(): void {
+  ringNotify(init.ring);
+  wokeAt = Date.now();
+}
 
 function post(msg: FromWorker): void {
   port?.postMessage(msg);
@@ -62,7 +71,10 @@ function hostCall(caller: CallerContext, fn: string, request: string): HostCallA
 const sandbox = new InThreadSandbox({
   hostCall,
   hostCallFuel: init.hostCallFuel,
-  onGuestLog: (e) => post({ type: 'log', ...e }),
+  onGuestLog: (e) => {
+    if (!ringAppend(init.ring, -1, null, e)) post({ type: 'log', ...e });
+    else if (Date.now() - wokeAt >= WAKE_MS) wake();
+  },
 });
 
 /** A plugin's load: prepare (validate, instrument, compile) and instantiate, under the watchdog. */
@@ -115,70 +127,55 @@ async function handle(msg: ToWorker): Promise<void> {
   }
 }
 
-/** Outcomes finished and not posted yet (also in the journal, in case this thread dies). */
-let heldIds: number[] = [];
-let heldMetas: string[] = [];
-let heldOutputs: (Uint8Array | null)[] = [];
-
-function postHeld(): void {
-  if (heldIds.length === 0) return;
+/** Hands an outcome to the pool: in the ring, or (too large, or the ring is full) posted. */
+function deliver(callId: number, outcome: CallOutcome): void {
+  if (ringAppend(init.ring, callId, outcome)) return;
+  const output = outcome.ok ? outcome.output : null;
+  const transfer: ArrayBuffer[] = [];
+  if (
+    output &&
+    output.buffer instanceof ArrayBuffer &&
+    output.byteLength === output.buffer.byteLength
+  )
+    transfer.push(output.buffer);
   const msg: FromWorker = {
     type: 'results',
-    callIds: heldIds,
-    metas: `[${heldMetas.join(',')}]`,
-    outputs: heldOutputs,
+    callIds: [callId],
+    metas: `[${outcomeMeta(outcome)}]`,
+    outputs: [output],
   };
-  const transfer: ArrayBuffer[] = [];
-  for (const o of heldOutputs)
-    if (o && o.buffer instanceof ArrayBuffer && o.byteLength === o.buffer.byteLength)
-      transfer.push(o.buffer);
   port?.postMessage(msg, transfer);
-  journalClear(init.journal);
-  heldIds = [];
-  heldMetas = [];
-  heldOutputs = [];
-}
-
-function hold(callId: number, outcome: CallOutcome): void {
-  const meta = outcomeMeta(outcome);
-  const output = outcome.ok ? outcome.output : null;
-  if (!journalAppend(init.journal, callId, meta, output)) {
-    postHeld(); // the journal is full: post what it holds, then this one alone
-    post({ type: 'results', callIds: [callId], metas: `[${meta}]`, outputs: [output] });
-    return;
-  }
-  heldIds.push(callId);
-  heldMetas.push(meta);
-  heldOutputs.push(output);
 }
 
 async function runBatch(calls: BatchCall[]): Promise<void> {
-  let postedAt = Date.now();
   let i = 0;
+  wokeAt = Date.now();
   try {
     for (; i < calls.length; i++) {
       const c = calls[i] as BatchCall;
       // Claim the call; if the pool took back the rest of the batch, stop here.
-      if (Atomics.compareExchange(ctl, CTL_CLAIM, i, i + 1) !== i) break;
-      // Tell the pool's watchdog which call runs since when (no message needed).
+      if (Atomics.compareExchange(ctl, CTL_CLAIM, c.seq, c.seq + 1) !== c.seq) break;
+      // Wake the pool halfway (it posts the next batch meanwhile), every WAKE_MS, and before a
+      // call that may run long.
       const now = Date.now();
-      if (c.slow || now - postedAt >= HOLD_MS) {
-        postHeld();
-        postedAt = now;
-      }
+      if (c.slow || i === calls.length >> 1 || now - wokeAt >= WAKE_MS) wake();
+      // Tell the pool's watchdog which call runs since when (no message needed).
       clock[CTL_STARTED_F64] = now;
       Atomics.store(ctl, CTL_RUNNING, c.callId);
       const outcome = await sandbox.call(c.pluginId, c.req);
+      // In the ring before the call stops being the running one: a worker killed in between
+      // leaves either its outcome or a running call (never a call that seems not started).
+      deliver(c.callId, outcome);
       Atomics.store(ctl, CTL_RUNNING, 0);
-      hold(c.callId, outcome);
     }
   } catch (err) {
     // A bug here must not wedge the worker: the call that hit it and the rest of the batch end
     // with it (the rest unless the pool took them back).
     Atomics.store(ctl, CTL_RUNNING, 0);
     for (let claimed = true; i < calls.length; i++, claimed = false) {
-      if (!claimed && Atomics.compareExchange(ctl, CTL_CLAIM, i, i + 1) !== i) break;
-      hold((calls[i] as BatchCall).callId, {
+      const c = calls[i] as BatchCall;
+      if (!claimed && Atomics.compareExchange(ctl, CTL_CLAIM, c.seq, c.seq + 1) !== c.seq) break;
+      deliver(c.callId, {
         ok: false,
         status: 'worker_crashed',
         reason: 'worker_error',
@@ -188,7 +185,7 @@ async function runBatch(calls: BatchCall[]): Promise<void> {
       });
     }
   }
-  postHeld();
+  wake();
 }
 
 let chain: Promise<void> = Promise.resolve();

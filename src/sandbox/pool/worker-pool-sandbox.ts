@@ -7,67 +7,43 @@
  *   it (prepareGuest) and instantiates it (its start function runs), under the load deadline
  *   (`loadTimeoutMs`). The compiled `WebAssembly.Module` comes back and is posted to the other
  *   workers, which instantiate it lazily (and re-create it after a trap).
- * - Calls travel in batches: waiting calls are queued per tenant, and when a worker is idle it
- *   gets its share of them (taken round-robin across tenants, so one tenant's burst cannot
- *   starve another) in one message; it runs them in order and posts their outcomes back
- *   together. A message costs ~20 µs each way, a no-op call ~1 µs: batching is what makes the
- *   pool cheap. A call shares a batch with calls behind it only if its predecessor (same
- *   plugin, export and schedule) was fast; any other call goes last. If a call still runs long,
- *   the calls behind it that have not started are taken back (through a claim word in shared
- *   memory) and dispatched again.
+ * - Calls go out in batches, pipelined (batch-dispatch.ts); outcomes come back through each
+ *   worker's result ring in shared memory, without a message (result-ring.ts,
+ *   result-delivery.ts).
  * - Every call has a wall-clock deadline (the plugin's `timeoutMs`), counted from the moment it
  *   starts in its worker: when it passes, the worker is terminated (this interrupts a running
  *   wasm loop within milliseconds) and replaced by a warm spare, and the call ends `timed_out`.
  *   A worker that dies on its own ends its running call `worker_crashed`. Either way, the other
- *   calls of its batch are never lost: those that had finished end with their real outcomes
- *   (posted, or read from the worker's outcome journal), and those that had not started are
- *   dispatched again.
+ *   calls it held are never lost: those that had finished end with their real outcomes (read
+ *   from its ring), and those that had not started are dispatched again.
  * - Host functions are answered on the main thread through a shared-memory channel.
  * - Lifetimes: while the pool owes an answer (a call or load not settled) it holds a keep-alive
  *   timer, and only then: calls waiting for a worker that is still booting (a replacement, a
  *   spare) must keep the process alive, an idle pool must not (worker threads are always
- *   unref'd). Tying liveness to the threads instead, as before, let the event loop drain while
- *   calls waited for a booting worker, and their promises never settled. `close()` settles
- *   everything it holds (waiting, running, loading: `abandoned`/`closed`, or the outcome a worker
- *   had journaled) and waits for threads at most `closeTimeoutMs`.
+ *   unref'd). `close()` settles everything it holds (waiting, running, loading:
+ *   `abandoned`/`closed`, or the outcome a worker had published) and waits for threads at most
+ *   `closeTimeoutMs`.
  *
- * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), watchdog.ts (the
- * deadlines), worker-lifecycle.ts (slots, spares, retired workers); this file ties them together
- * and implements `Sandbox`.
+ * The parts: dispatch.ts (the per-tenant waiting room and its fairness rule), batch-dispatch.ts
+ * (batches and pipelining), result-delivery.ts (outcomes back), watchdog.ts (the deadlines),
+ * worker-lifecycle.ts (slots, spares, retired workers); this file ties them together and
+ * implements `Sandbox`.
  */
 import os from 'node:os';
-import { HourglassError, type ErrorCode } from '../../errors.ts';
-import type { PreparedGuest } from '../guest-module.ts';
-import type { PreparedSpec } from '../in-thread-sandbox.ts';
-import type {
-  CallOutcome,
-  CallRequest,
-  GuestInfo,
-  GuestSpec,
-  HostCallAnswer,
-  Sandbox,
-} from '../types.ts';
+import { HourglassError } from '../../errors.ts';
+import type { CallOutcome, CallRequest, GuestInfo, GuestSpec, Sandbox } from '../types.ts';
 import { asHostCallAnswer } from '../types.ts';
-import { FairQueue, speedKey, type LoadTask, type PendingCall } from './dispatch.ts';
+import { BatchDispatcher, type Guest } from './batch-dispatch.ts';
+import { FairQueue, pendingCall, type LoadTask, type PendingCall } from './dispatch.ts';
 import type { WorkerPoolOptions } from './options.ts';
-import { journalRead, outcomeFrom } from './outcome-journal.ts';
-import {
-  answerHostCall,
-  CTL_CLAIM,
-  CTL_RUNNING,
-  type BatchCall,
-  type FromWorker,
-  type ToWorker,
-} from './protocol.ts';
+import { answerHostCall, CTL_RUNNING, type FromWorker, type ToWorker } from './protocol.ts';
+import { loadResult, type LoadAnswer } from './load-result.ts';
+import { ResultDelivery } from './result-delivery.ts';
+import { ringRelease } from './result-ring.ts';
 import { Watchdog } from './watchdog.ts';
 import { DEFAULT_ENTRY, WorkerSet, type Runner, type Slot } from './worker-lifecycle.ts';
 
 export type { WorkerPoolOptions } from './options.ts';
-
-interface Guest {
-  readonly spec: PreparedSpec;
-  readonly prepared: PreparedGuest;
-}
 
 /** A call whose worker died before running it is dispatched again at most this many times. */
 const MAX_RETRIES = 3;
@@ -83,14 +59,14 @@ function failure(
 
 export class WorkerPoolSandbox implements Sandbox {
   readonly #o: WorkerPoolOptions;
-  readonly #maxBatch: number;
   readonly #fastCallMs: number;
   readonly #loadTimeoutMs: number;
   readonly #guests = new Map<string, Guest>();
   readonly #queue = new FairQueue();
   readonly #workers: WorkerSet;
   readonly #watchdog: Watchdog;
-  #dispatchQueued = false;
+  readonly #dispatcher: BatchDispatcher;
+  readonly #delivery: ResultDelivery;
   /** Calls (plugin, export, schedule) whose last run was fast: they may share a batch. */
   readonly #fast = new Set<string>();
   #nextCallId = 1;
@@ -102,14 +78,14 @@ export class WorkerPoolSandbox implements Sandbox {
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
-    this.#maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.#fastCallMs = opts.fastCallMs ?? 2;
     this.#loadTimeoutMs = opts.loadTimeoutMs ?? 30_000;
     this.#alive = setInterval(() => undefined, 1 << 30);
     this.#alive.unref();
     this.#watchdog = new Watchdog({
       settle: (call, outcome) => this.#settle(call, outcome),
-      requeue: (calls) => this.#requeue(calls),
+      requeue: (calls) => this.#dispatcher.requeue(calls),
+      drain: (r) => this.#delivery.drain(r),
       expire: (r, call, reason, what) => this.#expire(r, call, reason, what),
     });
     this.#workers = new WorkerSet(
@@ -130,6 +106,26 @@ export class WorkerPoolSandbox implements Sandbox {
         onExit: (r) => this.#onExit(r),
         onBroken: () => this.#failIfNoWorkers(),
       },
+    );
+    this.#delivery = new ResultDelivery({
+      closed: () => this.#closed,
+      results: (r, outcomes) => this.#onResults(r, outcomes),
+      log: opts.onGuestLog,
+    });
+    this.#dispatcher = new BatchDispatcher(
+      {
+        queue: this.#queue,
+        guests: this.#guests,
+        fast: this.#fast,
+        closed: () => this.#closed,
+        settle: (call, outcome) => this.#settle(call, outcome),
+        posted: (r) => {
+          this.#watchdog.arm(r, r.assigned.length);
+          this.#delivery.watch(r);
+        },
+      },
+      this.#workers,
+      Math.max(1, opts.maxBatch ?? 64),
     );
   }
 
@@ -156,30 +152,20 @@ export class WorkerPoolSandbox implements Sandbox {
 
   #onMessage(r: Runner, m: FromWorker): void {
     switch (m.type) {
-      case 'results': {
-        const metas = JSON.parse(m.metas) as CallOutcome[];
-        this.#onResults(r, m.callIds, (i) =>
-          outcomeFrom(metas[i] as CallOutcome, m.outputs[i] ?? null),
+      case 'results':
+        this.#delivery.posted(r, m);
+        return;
+      case 'hostcall':
+        answerHostCall(r.channel, m.seq, () =>
+          asHostCallAnswer(this.#o.hostCall(m.caller, m.fn, m.request)),
         );
         return;
-      }
-      case 'hostcall': {
-        let response: HostCallAnswer;
-        try {
-          response = asHostCallAnswer(this.#o.hostCall(m.caller, m.fn, m.request));
-        } catch (err) {
-          const answer = JSON.stringify({
-            error: { code: 'internal', message: (err as Error).message },
-          });
-          response = { answer, fuel: 0, denied: null };
-        }
-        answerHostCall(r.channel, m.seq, response);
-        return;
-      }
       case 'prepared':
+        this.#delivery.drain(r); // log lines of the load
         this.#onPrepared(r, m);
         return;
       case 'loaded':
+        this.#delivery.drain(r);
         if (!m.error) r.loaded.add(m.pluginId);
         return;
       case 'log':
@@ -188,16 +174,16 @@ export class WorkerPoolSandbox implements Sandbox {
       case 'ready':
         r.ready = true;
         this.#workers.booted();
-        if (!r.retired) this.#scheduleDispatch();
+        if (!r.retired) this.#dispatcher.schedule();
         return;
     }
   }
 
-  #onResults(r: Runner, callIds: number[], outcomeOf: (i: number) => CallOutcome): void {
-    // Outcomes come in the order the calls were posted: match them from the front.
+  #onResults(r: Runner, outcomes: Map<number, CallOutcome>): void {
+    // Outcomes come in the order the calls were posted: match them from the front. An id the
+    // pool did not post to `r` (or already settled) is ignored.
     let head = 0;
-    for (let i = 0; i < callIds.length; i++) {
-      const id = callIds[i] as number;
+    for (const [id, outcome] of outcomes) {
       let call = r.assigned[head];
       if (call?.callId === id) head++;
       else {
@@ -205,7 +191,6 @@ export class WorkerPoolSandbox implements Sandbox {
         if (at < 0) continue;
         call = r.assigned.splice(at, 1)[0] as PendingCall;
       }
-      const outcome = outcomeOf(i);
       if (outcome.durationMs < this.#fastCallMs) this.#fast.add(call.speedKey);
       else this.#fast.delete(call.speedKey);
       this.#settle(call, outcome);
@@ -228,12 +213,13 @@ export class WorkerPoolSandbox implements Sandbox {
   /** `r` delivered outcomes: when it holds nothing more, it takes the next calls. */
   #progress(r: Runner): void {
     r.progressAt = Date.now();
-    if (r.assigned.length === 0 && !r.retired) {
+    if (r.retired) return;
+    if (r.assigned.length === 0) {
       if (r.timer) clearTimeout(r.timer);
       r.timer = null;
       r.minTimeoutMs = Infinity;
-      this.#scheduleDispatch();
-    }
+      this.#dispatcher.schedule();
+    } else if (this.#queue.waiting > 0) this.#dispatcher.schedule(); // it may take more (#room)
   }
 
   /** Marks `call` settled (once); the caller then delivers its answer. */
@@ -257,10 +243,11 @@ export class WorkerPoolSandbox implements Sandbox {
     r.exited = true;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
+    ringRelease(r.ring);
     if (this.#closed) return; // close() settles what it held
     const slot = this.#workers.exited(r);
     if (slot) this.#replace(slot, 'worker_crashed');
-    const journaled = journalRead(r.journal);
+    const journaled = this.#delivery.read(r);
     const running = Atomics.load(r.ctl, CTL_RUNNING);
     const again: PendingCall[] = [];
     for (const call of r.assigned) {
@@ -285,7 +272,7 @@ export class WorkerPoolSandbox implements Sandbox {
     }
     r.assigned = [];
     r.batch = [];
-    this.#requeue(again);
+    this.#dispatcher.requeue(again);
     this.#failIfNoWorkers();
   }
 
@@ -309,9 +296,7 @@ export class WorkerPoolSandbox implements Sandbox {
   async load(spec: GuestSpec): Promise<GuestInfo> {
     if (this.#closed) throw new HourglassError('HG_HOST_STATE', 'the sandbox pool is closed');
     const { wasm, ...rest } = spec;
-    const answer = await new Promise<
-      Extract<FromWorker, { type: 'prepared' }> | Extract<CallOutcome, { ok: false }>
-    >((resolve) => {
+    const answer = await new Promise<LoadAnswer>((resolve) => {
       const load: LoadTask = { spec: rest, wasm, done: resolve };
       this.#enqueue(spec.pluginId, spec.tenant, this.#loadTimeoutMs, load, {
         fn: 'schedules',
@@ -320,31 +305,14 @@ export class WorkerPoolSandbox implements Sandbox {
         if (!o.ok) resolve(o);
       });
     });
-    if ('ok' in answer) {
-      // The worker timed out, died, could not boot, or the pool closed: not the guest's answer.
-      const code: ErrorCode =
-        answer.reason === 'worker_boot'
-          ? 'HG_SANDBOX_BOOT'
-          : answer.reason === 'closed'
-            ? 'HG_HOST_STATE'
-            : 'HG_PLUGIN_LOAD';
-      throw new HourglassError(code, `plugin ${spec.pluginId}: ${answer.message}`, {
-        pluginId: spec.pluginId,
-      });
-    }
-    if (answer.error || !answer.prepared || !answer.info) {
-      const code = (answer.error?.code ?? 'HG_PLUGIN_LOAD') as ErrorCode;
-      throw new HourglassError(code, answer.error?.message ?? 'the load failed', {
-        pluginId: spec.pluginId,
-      });
-    }
+    const { prepared, info } = loadResult(spec.pluginId, answer);
     // Workers that had an older version instantiate this one before their next call of it.
     const loadedBy = this.#workers.slots.find((s) => s.runner.loaded.has(spec.pluginId));
     for (const slot of this.#workers.slots)
       if (slot !== loadedBy) slot.runner.loaded.delete(spec.pluginId);
     for (const spare of this.#workers.spares) spare.loaded.delete(spec.pluginId);
-    this.#guests.set(spec.pluginId, { spec: rest, prepared: answer.prepared });
-    return answer.info;
+    this.#guests.set(spec.pluginId, { spec: rest, prepared });
+    return info;
   }
 
   #post(r: Runner, msg: ToWorker): void {
@@ -368,122 +336,15 @@ export class WorkerPoolSandbox implements Sandbox {
     req: CallRequest,
   ): Promise<CallOutcome> {
     return new Promise((resolve) => {
-      const call: PendingCall = {
-        callId: this.#nextCallId++,
-        pluginId,
-        tenant,
-        req,
-        resolve,
-        speedKey: speedKey(pluginId, req),
-        started: Date.now(),
-        timeoutMs,
-        settled: false,
-        retries: 0,
-        held: false,
-        ...(load ? { load } : {}),
-      };
+      // Ids travel as int32 and only need to be unique among calls in flight: they wrap.
+      const callId = this.#nextCallId;
+      this.#nextCallId = callId >= 0x7fffffff ? 1 : callId + 1;
+      const call = pendingCall(callId, pluginId, tenant, timeoutMs, req, resolve, load);
       this.#owe(1);
       this.#queue.enqueue(call, false);
-      this.#scheduleDispatch();
+      this.#dispatcher.schedule();
       this.#failIfNoWorkers();
     });
-  }
-
-  /** Queues calls taken back from a worker again, first in line, in this order. */
-  #requeue(calls: readonly PendingCall[]): void {
-    for (let i = calls.length - 1; i >= 0; i--) this.#queue.enqueue(calls[i] as PendingCall, true);
-    this.#scheduleDispatch();
-  }
-
-  /**
-   * Dispatches in a microtask, once the code that made this call has run, so that every call it
-   * makes synchronously (a timer's burst of due runs, a `Promise.all`) travels in one batch.
-   */
-  #scheduleDispatch(): void {
-    if (this.#dispatchQueued || this.#closed) return;
-    this.#dispatchQueued = true;
-    queueMicrotask(() => {
-      this.#dispatchQueued = false;
-      this.#dispatch();
-    });
-  }
-
-  #dispatch(): void {
-    if (this.#closed) return;
-    // Only booted workers: calls wait in the queue (for whichever worker is ready first), not
-    // behind a boot.
-    const idle = this.#workers.slots.filter(
-      (s) => WorkerSet.usable(s.runner) && s.runner.assigned.length === 0,
-    );
-    for (let i = 0; i < idle.length && this.#queue.waiting > 0; i++) {
-      // An even share of what waits for each idle worker, so that a burst uses all of them.
-      const share = Math.min(this.#maxBatch, Math.ceil(this.#queue.waiting / (idle.length - i)));
-      this.#send((idle[i] as Slot).runner, share);
-    }
-  }
-
-  /**
-   * Sends up to `max` waiting calls to an idle worker in one batch. A load ends the batch: it
-   * is posted after it, as its own message.
-   */
-  #send(r: Runner, max: number): void {
-    const batch: BatchCall[] = [];
-    const now = Date.now();
-    let load: PendingCall | undefined;
-    r.batch = [];
-    while (batch.length < max) {
-      const call = this.#queue.take();
-      if (!call) break;
-      if (call.load) {
-        // A load runs alone: never behind calls that may run long (it could not be taken back).
-        if (batch.length > 0) this.#queue.enqueue(call, true);
-        else load = call;
-        break;
-      }
-      const guest = this.#guests.get(call.pluginId);
-      if (!guest) {
-        this.#settle(call, failure('failed', 'unloaded', `plugin ${call.pluginId} was unloaded`));
-        continue;
-      }
-      if (!r.loaded.has(call.pluginId)) {
-        r.loaded.add(call.pluginId);
-        this.#post(r, { type: 'load', spec: guest.spec, prepared: guest.prepared });
-      }
-      this.#assign(r, call, now);
-      r.batch.push(call);
-      // A call that may run long goes last, and the worker posts what it holds before it.
-      const fast = this.#fast.has(call.speedKey);
-      batch.push(
-        fast
-          ? { callId: call.callId, pluginId: call.pluginId, req: call.req }
-          : { callId: call.callId, pluginId: call.pluginId, req: call.req, slow: true },
-      );
-      if (!fast) break;
-    }
-    if (batch.length === 0 && !load) return;
-    r.progressAt = now;
-    if (batch.length > 0) {
-      Atomics.store(r.ctl, CTL_CLAIM, 0);
-      this.#post(r, { type: 'batch', calls: JSON.stringify(batch) });
-    }
-    if (load?.load) {
-      this.#assign(r, load, now);
-      r.loaded.delete(load.pluginId);
-      this.#post(r, {
-        type: 'prepare',
-        callId: load.callId,
-        spec: load.load.spec,
-        wasm: load.load.wasm,
-      });
-    }
-    this.#watchdog.arm(r, r.assigned.length);
-  }
-
-  #assign(r: Runner, call: PendingCall, now: number): void {
-    call.started = now;
-    r.assigned.push(call);
-    this.#queue.hold(call, true);
-    if (call.timeoutMs < r.minTimeoutMs) r.minTimeoutMs = call.timeoutMs;
   }
 
   #expire(r: Runner, call: PendingCall, reason: 'deadline' | 'setup_deadline', what: string): void {
@@ -499,7 +360,7 @@ export class WorkerPoolSandbox implements Sandbox {
       fuelUsed: null,
     });
     // The rest of its batch is accounted for when it has exited (#onExit).
-    this.#scheduleDispatch();
+    this.#dispatcher.schedule();
   }
 
   async unload(pluginId: string): Promise<void> {
@@ -529,6 +390,7 @@ export class WorkerPoolSandbox implements Sandbox {
     for (const r of all) {
       if (r.timer) clearTimeout(r.timer);
       r.timer = null;
+      ringRelease(r.ring);
     }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -540,7 +402,7 @@ export class WorkerPoolSandbox implements Sandbox {
     clearTimeout(timer);
     for (const r of all) {
       // Outcomes a worker finished but had not posted are real; read them once it has exited.
-      const journaled = r.exited ? journalRead(r.journal) : new Map<number, CallOutcome>();
+      const journaled = r.exited ? this.#delivery.read(r) : new Map<number, CallOutcome>();
       for (const call of r.assigned) this.#settle(call, journaled.get(call.callId) ?? closed);
       r.assigned = [];
     }
