@@ -394,7 +394,8 @@ function rewrite(
         }
       }
       blocks += plan.cost.length;
-      for (const fl of plan.flags) if (fl & 1) checkpoints++;
+      const fls = plan.flags;
+      for (let b = 0; b < fls.length; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
       const body = emitter.emit(src, plan, type.params, wrapper, carries);
       if (twinIdx >= 0) {
         twinBodies.push(body.slice());
