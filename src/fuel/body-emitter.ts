@@ -72,8 +72,20 @@ export class BodyEmitter {
   private depthOn = false;
   private carry = false;
   private resetDepth = false;
+  /** This body's out-of-fuel path after the `if` (write back, flag, trap, end), pre-encoded. */
+  private oof = new ByteWriter(32);
+  /** `global.get flag; if; unreachable; end` (after a call that may have run JavaScript). */
+  private flagTrap: Uint8Array;
 
-  constructor(private readonly ctx: EmitContext) {}
+  constructor(private readonly ctx: EmitContext) {
+    this.flagTrap = new ByteWriter(16)
+      .byte(Op.globalGet)
+      .u32(ctx.flagGlobal)
+      .raw(IF_EMPTY)
+      .byte(Op.unreachable)
+      .byte(Op.end)
+      .bytes();
+  }
 
   /**
    * Emits the body (without its size prefix) into a buffer reused by the next call: copy the
@@ -103,6 +115,11 @@ export class BodyEmitter {
     // reads it, a function that also calls carrying ones (or carries itself) sets it again.
     this.resetDepth = this.depthOn && (carry || plan.hasCarryCalls);
     const perInstr = ctx.placement === 'per-instruction';
+    const oof = this.oof;
+    oof.length = 0;
+    oof.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
+    oof.byte(Op.i32Const).s32(ExhaustedFlag.fuel).byte(Op.globalSet).u32(ctx.flagGlobal);
+    oof.byte(Op.unreachable).byte(Op.end);
 
     // Locals: the original declarations, then (1 × i64) (2 × i32).
     const r = new ByteReader(src, plan.localsStart, plan.instrStart);
@@ -258,8 +275,7 @@ export class BodyEmitter {
    */
   private afterHost(): void {
     this.restoreDepth();
-    this.w.byte(Op.globalGet).u32(this.ctx.flagGlobal).raw(IF_EMPTY);
-    this.w.byte(Op.unreachable).byte(Op.end);
+    this.w.copy(this.flagTrap);
   }
 
   private restoreDepth(): void {
@@ -272,8 +288,8 @@ export class BodyEmitter {
   private checkTee(thr: number): void {
     const { w } = this;
     w.byte(Op.localTee).u32(this.f).byte(Op.i64Const).s64(thr).byte(Op.i64LtS).raw(IF_EMPTY);
-    w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(this.ctx.fuelGlobal);
-    this.outOfFuel();
+    const oof = this.oof;
+    w.copy(oof.buffer, 0, oof.length);
   }
 
   private outOfFuel(): void {

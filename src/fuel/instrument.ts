@@ -9,7 +9,8 @@
  * 2. Split the sections; decode only types, imports, functions, memories, exports, and the
  *    code bodies. Everything else (data, elements, names, custom sections) is copied byte for
  *    byte, and no existing index moves: globals, exports, types and locals are only appended.
- * 3. Plan each body (placement.ts), re-emit it (body-emitter.ts), post-validate the module.
+ * 3. Plan each body (placement.ts), re-emit it (body-emitter.ts). The output is validated again
+ *    only on request (`validateOutput`): compiling it validates it anyway.
  *
  * ## Placement (why it is shaped like this)
  * - Fuel lives in an exported mutable i64 global `__hg_fuel` (remaining, counting down), but
@@ -125,6 +126,13 @@ export interface InstrumentOptions {
   readonly placement?: Placement;
   /** Accept `memory.atomic.wait32/64`, which can block the thread. @defaultValue false */
   readonly allowAtomicWait?: boolean;
+  /**
+   * Validate the output too, failing with `HG_FUEL_INTERNAL` (an instrumenter bug) if it does
+   * not. Off by default: compiling the output validates it anyway (a host cannot run an invalid
+   * module), and on large modules this second validation cost as much as the rewrite's
+   * planning. @defaultValue false
+   */
+  readonly validateOutput?: boolean;
 }
 
 export interface InstrumentStats {
@@ -386,7 +394,8 @@ function rewrite(
         }
       }
       blocks += plan.cost.length;
-      for (const fl of plan.flags) if (fl & 1) checkpoints++;
+      const fls = plan.flags;
+      for (let b = 0; b < fls.length; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
       const body = emitter.emit(src, plan, type.params, wrapper, carries);
       if (twinIdx >= 0) {
         twinBodies.push(body.slice());
@@ -456,7 +465,7 @@ function rewrite(
   }
   for (const id of pendingNew) chunks.push(...encodeSection(id, replaced.get(id) as Uint8Array));
   const out = concatBytes(chunks);
-  if (!WebAssembly.validate(out)) {
+  if (opts.validateOutput === true && !WebAssembly.validate(out)) {
     throw new FuelError('HG_FUEL_INTERNAL', 'the instrumented module does not validate');
   }
   return {

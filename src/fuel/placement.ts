@@ -135,13 +135,13 @@ export interface FunctionPlan {
   /** Calls a fuel-carrying function directly. */
   readonly hasCarryCalls: boolean;
   readonly needsWrapper: boolean;
-  readonly evPos: readonly number[];
-  readonly evKind: readonly number[];
-  readonly evArg: readonly number[];
-  readonly cost: readonly number[];
+  readonly evPos: Int32Array;
+  readonly evKind: Int32Array;
+  readonly evArg: Int32Array;
+  readonly cost: Float64Array;
   /** Per `Ev.brIfRefund`: the fuel to give back when the branch is taken. */
-  readonly refund: readonly number[];
-  readonly flags: readonly number[];
+  readonly refund: Float64Array;
+  readonly flags: Int32Array;
   /** Lookahead per block (W). */
   readonly w: Float64Array;
   /** Max W over non-checkpoint successors (W - cost). */
@@ -196,6 +196,13 @@ const PLAIN_OP: Uint8Array = (() => {
   return t;
 })();
 
+/** 1: PLAIN_OP; 2: `local.get/set/tee` (a u32 index, renumbered in carrying functions). */
+const FAST_OP: Uint8Array = (() => {
+  const t = PLAIN_OP.slice();
+  t[Op.localGet] = t[Op.localSet] = t[Op.localTee] = 2;
+  return t;
+})();
+
 function misc(op: number): number {
   if (op === MiscOp.memoryInit || op === MiscOp.memoryCopy || op === MiscOp.memoryFill)
     return Dyn.memory;
@@ -210,9 +217,209 @@ function misc(op: number): number {
   return 0;
 }
 
+const grow32 = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+};
+const grow64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
+  const b = new Float64Array(a.length * 2);
+  b.set(a);
+  return b;
+};
+
+/**
+ * The planner's state, allocated once and reused by every body (no per-body arrays or
+ * closures: planning a large module was dominated by allocation). Lists of block ids (the
+ * sources flowing into the next block, each control frame's pending exits) are linked lists
+ * in one node pool. A plan's arrays are views of these buffers: valid until the next
+ * `planFunction` call.
+ */
+class Planner {
+  evPos = new Int32Array(4096);
+  evKind = new Int32Array(4096);
+  evArg = new Int32Array(4096);
+  nEv = 0;
+  cost = new Float64Array(1024);
+  flags = new Int32Array(1024);
+  nB = 0;
+  eSrc = new Int32Array(1024);
+  eDst = new Int32Array(1024);
+  nE = 0;
+  refBlock = new Int32Array(256);
+  refFrom = new Float64Array(256);
+  refund = new Float64Array(256);
+  nR = 0;
+  fKind = new Int32Array(64);
+  /** Head of the frame's pending-exit list (-1: empty). */
+  fHead = new Int32Array(64);
+  fIf = new Int32Array(64);
+  /** Label arity when known (0 or 1), -1 for type-index block types. */
+  fArity = new Int32Array(64);
+  nF = 0;
+  lVal = new Int32Array(1024);
+  lNext = new Int32Array(1024);
+  nL = 0;
+  w = new Float64Array(1024);
+  succ = new Float64Array(1024);
+
+  cur = 0;
+  needNew = false;
+  newFlags = 0;
+  /** Head of the list of blocks flowing into the next block (-1: none). */
+  srcs = -1;
+  hasCalls = false;
+  hasCarryCalls = false;
+  needsWrapper = false;
+  hostReturnAt = -1;
+  perInstr = false;
+
+  reset(perInstr: boolean): void {
+    this.nEv = this.nB = this.nE = this.nR = this.nF = this.nL = 0;
+    this.cur = 0;
+    this.needNew = false;
+    this.newFlags = 0;
+    this.srcs = -1;
+    this.hasCalls = this.hasCarryCalls = this.needsWrapper = false;
+    this.hostReturnAt = -1;
+    this.perInstr = perInstr;
+    this.addBlock(BF.check | BF.entry);
+    this.pushFrame(F_FUNC, -1, -1);
+  }
+
+  ev(pos: number, kind: number, arg: number): void {
+    const n = this.nEv;
+    if (n === this.evPos.length) {
+      this.evPos = grow32(this.evPos);
+      this.evKind = grow32(this.evKind);
+      this.evArg = grow32(this.evArg);
+    }
+    this.evPos[n] = pos;
+    this.evKind[n] = kind;
+    this.evArg[n] = arg;
+    this.nEv = n + 1;
+  }
+
+  addBlock(fl: number): number {
+    const b = this.nB;
+    if (b === this.cost.length) {
+      this.cost = grow64(this.cost);
+      this.flags = grow32(this.flags);
+    }
+    this.cost[b] = 0;
+    this.flags[b] = fl;
+    this.nB = b + 1;
+    return b;
+  }
+
+  node(val: number, next: number): number {
+    const k = this.nL;
+    if (k === this.lVal.length) {
+      this.lVal = grow32(this.lVal);
+      this.lNext = grow32(this.lNext);
+    }
+    this.lVal[k] = val;
+    this.lNext[k] = next;
+    this.nL = k + 1;
+    return k;
+  }
+
+  pushFrame(kind: number, ifBlock: number, arity: number): void {
+    const i = this.nF;
+    if (i === this.fKind.length) {
+      this.fKind = grow32(this.fKind);
+      this.fHead = grow32(this.fHead);
+      this.fIf = grow32(this.fIf);
+      this.fArity = grow32(this.fArity);
+    }
+    this.fKind[i] = kind;
+    this.fHead[i] = -1;
+    this.fIf[i] = ifBlock;
+    this.fArity[i] = arity;
+    this.nF = i + 1;
+  }
+
+  begin(pos: number, fl: number): void {
+    const b = this.addBlock(fl);
+    if ((fl & BF.check) === 0) {
+      for (let x = this.srcs; x >= 0; x = this.lNext[x] as number) {
+        const e = this.nE;
+        if (e === this.eSrc.length) {
+          this.eSrc = grow32(this.eSrc);
+          this.eDst = grow32(this.eDst);
+        }
+        this.eSrc[e] = this.lVal[x] as number;
+        this.eDst[e] = b;
+        this.nE = e + 1;
+      }
+    }
+    if (!this.perInstr) this.ev(pos, Ev.block, b);
+    this.cur = b;
+    this.needNew = false;
+    this.newFlags = 0;
+    this.srcs = -1;
+  }
+
+  /** Adds the current path's tail (the pending sources, or the current block) to frame i. */
+  tailTo(i: number): void {
+    if (!this.needNew) {
+      this.fHead[i] = this.node(this.cur, this.fHead[i] as number);
+      return;
+    }
+    for (let x = this.srcs; x >= 0; x = this.lNext[x] as number)
+      this.fHead[i] = this.node(this.lVal[x] as number, this.fHead[i] as number);
+  }
+
+  terminate(): void {
+    this.needNew = true;
+    this.newFlags = 0;
+    this.srcs = -1;
+  }
+
+  fallTo(fl: number): void {
+    this.needNew = true;
+    this.newFlags = fl;
+    this.srcs = this.node(this.cur, -1);
+  }
+
+  target(depth: number): void {
+    const i = this.nF - 1 - depth;
+    if (i < 0) throw new PlacementError('invalid', 'branch depth out of range');
+    const k = this.fKind[i] as number;
+    if (k === F_FUNC) this.needsWrapper = true;
+    else if (k !== F_LOOP) this.fHead[i] = this.node(this.cur, this.fHead[i] as number);
+  }
+
+  afterCall(
+    pos: number,
+    next: number,
+    host: boolean,
+    carry: boolean,
+    twin: number,
+    split: boolean,
+  ): void {
+    this.hasCalls = true;
+    if (this.perInstr) {
+      if (host) this.hostReturnAt = next; // after the call's own charge event
+      return;
+    }
+    if (carry) this.hasCarryCalls = true;
+    this.ev(pos, Ev.preCall, carry ? 1 : 0);
+    if (twin >= 0) this.ev(pos, Ev.callTwin, twin);
+    this.ev(next, Ev.postCall, (this.cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
+    // A call may not return: an exception thrown by the host (or a trap) unwinds it, and a
+    // JavaScript caller may catch it and go on. Ending the block here keeps the code after the
+    // call unpaid until it runs, so the fuel written before the call is exact either way.
+    if (split) this.fallTo(0);
+  }
+}
+
+const P = new Planner();
+
 /**
  * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
  * declared locals, and each `local.*` of an index >= shiftLocalsFrom gets an `Ev.local` event.
+ * The plan's arrays are valid until the next call.
  */
 export function planFunction(
   bytes: Uint8Array,
@@ -234,112 +441,50 @@ export function planFunction(
     if (numLocals > 50000) throw new PlacementError('unsupported', 'more than 50000 locals');
   }
   const instrStart = r.pos;
-
-  const evPos: number[] = [];
-  const evKind: number[] = [];
-  const evArg: number[] = [];
-  const ev = (pos: number, kind: number, arg: number): void => {
-    evPos.push(pos);
-    evKind.push(kind);
-    evArg.push(arg);
-  };
-  const cost: number[] = [0];
-  const flags: number[] = [BF.check | BF.entry];
-  const eSrc: number[] = [];
-  const eDst: number[] = [];
-
-  // Control frames.
-  const fKind: number[] = [F_FUNC];
-  const fPending: number[][] = [[]];
-  const fIfBlock: number[] = [-1];
-  /** Label arity when known (0 or 1), -1 for type-index block types. */
-  const fArity: number[] = [-1];
-  const refundBlock: number[] = [];
-  const refundFrom: number[] = [];
-
-  let cur = 0;
-  let needNew = false;
-  let newFlags = 0;
-  let srcs: number[] = [];
-  let hasCalls = false;
-  let hasCarryCalls = false;
-  let needsWrapper = false;
-  let hostReturnAt = -1;
-
-  const begin = (pos: number, fl: number): void => {
-    const b = cost.length;
-    cost.push(0);
-    flags.push(fl);
-    if ((fl & BF.check) === 0) {
-      for (const s of srcs) {
-        eSrc.push(s);
-        eDst.push(b);
-      }
-    }
-    if (!perInstr) ev(pos, Ev.block, b);
-    cur = b;
-    needNew = false;
-    newFlags = 0;
-    srcs = [];
-  };
-  const tail = (): number[] => (needNew ? srcs : [cur]);
-  const terminate = (): void => {
-    needNew = true;
-    newFlags = 0;
-    srcs = [];
-  };
-  const fallTo = (fl: number): void => {
-    needNew = true;
-    newFlags = fl;
-    srcs = [cur];
-  };
-  const target = (depth: number): void => {
-    const i = fKind.length - 1 - depth;
-    if (i < 0) throw new PlacementError('invalid', 'branch depth out of range');
-    const k = fKind[i] as number;
-    if (k === F_FUNC) needsWrapper = true;
-    else if (k !== F_LOOP) (fPending[i] as number[]).push(cur);
-  };
-  const afterCall = (
-    pos: number,
-    next: number,
-    host: boolean,
-    carry: boolean,
-    twin: number,
-    split: boolean,
-  ): void => {
-    hasCalls = true;
-    if (perInstr) {
-      if (host) hostReturnAt = next; // after the call's own charge event
-      return;
-    }
-    if (carry) hasCarryCalls = true;
-    ev(pos, Ev.preCall, carry ? 1 : 0);
-    if (twin >= 0) ev(pos, Ev.callTwin, twin);
-    ev(next, Ev.postCall, (cur << 2) | (carry ? 2 : 0) | (host ? 1 : 0));
-    // A call may not return: an exception thrown by the host (or a trap) unwinds it, and a
-    // JavaScript caller may catch it and go on. Ending the block here keeps the code after the
-    // call unpaid until it runs, so the fuel written before the call is exact either way.
-    if (split || m.catching) fallTo(0);
-  };
+  P.reset(perInstr);
 
   const singleCost = single;
-  while (fKind.length > 0) {
+  while (P.nF > 0) {
     const p = r.pos;
     const op = r.byte();
     const imm = SINGLE_IMM[op] as number;
-    // Fast path: most operators only add to the block's cost.
-    if (PLAIN_OP[op] === 1 && !perInstr) {
-      if (needNew) begin(p, newFlags);
-      if (imm === Imm.u32 || imm === Imm.i32 || imm === Imm.i64) r.skipLeb(10);
-      else if (imm !== Imm.none) skipImmediates(r, imm);
-      cost[cur] = (cost[cur] as number) + (singleCost[op] as number);
-      continue;
-    }
-    if (op >= Op.localGet && op <= Op.localTee && !perInstr) {
-      if (needNew) begin(p, newFlags);
-      if (r.u32() >= shiftLocalsFrom && shiftLocalsFrom >= 0) ev(p, Ev.local, 0);
-      cost[cur] = (cost[cur] as number) + (singleCost[op] as number);
+    // Fast path: most operators only add to the block's cost. A run of them is consumed in
+    // one tight loop straight off the bytes (the module validated: every LEB128 ends inside
+    // the body; a malformed body still ends in the size check below).
+    if (FAST_OP[op] !== 0 && !perInstr) {
+      if (P.needNew) P.begin(p, P.newFlags);
+      let at = p;
+      let o = op;
+      let pos = r.pos;
+      let acc = P.cost[P.cur] as number;
+      for (;;) {
+        acc += singleCost[o] as number;
+        const k = SINGLE_IMM[o] as number;
+        if (FAST_OP[o] === 2) {
+          let idx = 0;
+          let shift = 0;
+          let b: number;
+          do {
+            b = bytes[pos++] as number;
+            idx |= (b & 0x7f) << shift;
+            shift += 7;
+          } while ((b & 0x80) !== 0);
+          if (shiftLocalsFrom >= 0 && idx >>> 0 >= shiftLocalsFrom) P.ev(at, Ev.local, 0);
+        } else if (k === Imm.f32) pos += 4;
+        else if (k === Imm.f64) pos += 8;
+        else if (k === Imm.memarg) {
+          const align = bytes[pos] as number;
+          while (((bytes[pos++] as number) & 0x80) !== 0);
+          if ((align & 0x40) !== 0) while (((bytes[pos++] as number) & 0x80) !== 0);
+          while (((bytes[pos++] as number) & 0x80) !== 0);
+        } else if (k !== Imm.none) while (((bytes[pos++] as number) & 0x80) !== 0);
+        if (pos >= end) break;
+        o = bytes[pos] as number;
+        if (FAST_OP[o] === 0) break;
+        at = pos++;
+      }
+      r.pos = pos;
+      P.cost[P.cur] = acc;
       continue;
     }
     // Block markers: they never start a metered block themselves.
@@ -350,46 +495,43 @@ export function planFunction(
       op === Op.catchAll ||
       op === Op.delegate
     ) {
-      const top = fKind.length - 1;
-      const k = fKind[top] as number;
+      const top = P.nF - 1;
+      const k = P.fKind[top] as number;
       if (op === Op.catch || op === Op.delegate) r.u32();
       if (op === Op.end && k === F_FUNC) {
         if (!r.done) throw new PlacementError('invalid', 'code after the final end');
-        fKind.pop();
-        ev(p, needsWrapper ? Ev.wrapClose : Ev.exit, 0);
+        P.nF--;
+        P.ev(p, P.needsWrapper ? Ev.wrapClose : Ev.exit, 0);
         break;
       }
       if (op === Op.else) {
         if (k !== F_IF) throw new PlacementError('invalid', 'else outside if');
-        (fPending[top] as number[]).push(...tail());
-        needNew = true;
-        newFlags = 0;
-        srcs = [fIfBlock[top] as number];
-        fIfBlock[top] = -1;
+        P.tailTo(top);
+        P.needNew = true;
+        P.newFlags = 0;
+        P.srcs = P.node(P.fIf[top] as number, -1);
+        P.fIf[top] = -1;
         continue;
       }
       if (op === Op.catch || op === Op.catchAll) {
         if (k !== F_TRY) throw new PlacementError('invalid', 'catch outside try');
-        (fPending[top] as number[]).push(...tail());
-        needNew = false;
-        srcs = [];
-        if (perInstr) ev(r.pos, Ev.landing, 0);
-        begin(r.pos, BF.check | BF.reload | BF.landing);
+        P.tailTo(top);
+        P.needNew = false;
+        P.srcs = -1;
+        if (perInstr) P.ev(r.pos, Ev.landing, 0);
+        P.begin(r.pos, BF.check | BF.reload | BF.landing);
         continue;
       }
       // end (block / loop / if / try) or delegate (try).
-      const pending = fPending[top] as number[];
-      fKind.pop();
-      fPending.pop();
-      const ifBlock = fIfBlock.pop() as number;
-      fArity.pop();
+      P.nF--;
       if (k === F_LOOP) continue;
-      if (k === F_BLOCK && pending.length === 0) continue; // never targeted: no split
-      pending.push(...tail());
-      if (ifBlock >= 0) pending.push(ifBlock);
-      needNew = true;
-      newFlags = 0;
-      srcs = pending;
+      if (k === F_BLOCK && P.fHead[top] === -1) continue; // never targeted: no split
+      P.tailTo(top);
+      const ifBlock = P.fIf[top] as number;
+      if (ifBlock >= 0) P.fHead[top] = P.node(ifBlock, P.fHead[top] as number);
+      P.needNew = true;
+      P.newFlags = 0;
+      P.srcs = P.fHead[top] as number;
       continue;
     }
 
@@ -423,9 +565,9 @@ export function planFunction(
     }
 
     if (dyn !== 0 && !perInstr) {
-      begin(p, BF.check | BF.dyn | (dyn << 8) | (needNew ? newFlags : 0));
-    } else if (needNew) {
-      begin(p, newFlags);
+      P.begin(p, BF.check | BF.dyn | (dyn << 8) | (P.needNew ? P.newFlags : 0));
+    } else if (P.needNew) {
+      P.begin(p, P.newFlags);
     }
 
     switch (op) {
@@ -435,70 +577,76 @@ export function planFunction(
       case Op.try: {
         const bt = readBlockType(r);
         if (bt === null) throw new PlacementError('unsupported', 'typed reference block type');
-        fArity.push(bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1);
-        fKind.push(
+        P.pushFrame(
           op === Op.block ? F_BLOCK : op === Op.loop ? F_LOOP : op === Op.if ? F_IF : F_TRY,
+          op === Op.if ? P.cur : -1,
+          bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1,
         );
-        fPending.push([]);
-        fIfBlock.push(op === Op.if ? cur : -1);
-        if (op === Op.loop) fallTo(BF.check);
-        else if (op === Op.if) fallTo(0);
+        if (op === Op.loop) P.fallTo(BF.check);
+        else if (op === Op.if) P.fallTo(0);
         break;
       }
       case Op.br:
-        target(r.u32());
-        terminate();
+        P.target(r.u32());
+        P.terminate();
         break;
       case Op.brIf: {
         const depth = r.u32();
-        target(depth);
-        const i = fKind.length - 1 - depth;
-        const k = fKind[i] as number;
-        if (!perInstr && k !== F_LOOP && k !== F_FUNC && fArity[i] === 0) {
+        P.target(depth);
+        const i = P.nF - 1 - depth;
+        const k = P.fKind[i] as number;
+        if (!perInstr && k !== F_LOOP && k !== F_FUNC && P.fArity[i] === 0) {
           // Forward exit without values: keep the block going (the fall-through path is
           // prepaid with it) and refund the rest of the block when the branch is taken.
-          ev(p, Ev.brIfRefund, refundBlock.length);
-          refundBlock.push(cur);
-          refundFrom.push((cost[cur] as number) + c);
+          const n = P.nR;
+          P.ev(p, Ev.brIfRefund, n);
+          if (n === P.refBlock.length) {
+            P.refBlock = grow32(P.refBlock);
+            P.refFrom = grow64(P.refFrom);
+            P.refund = grow64(P.refund);
+          }
+          P.refBlock[n] = P.cur;
+          P.refFrom[n] = (P.cost[P.cur] as number) + c;
+          P.nR = n + 1;
         } else {
-          fallTo(0);
+          P.fallTo(0);
         }
         break;
       }
       case Op.brTable: {
         const n = r.u32();
-        for (let i = 0; i <= n; i++) target(r.u32());
-        terminate();
+        for (let i = 0; i <= n; i++) P.target(r.u32());
+        P.terminate();
         break;
       }
       case Op.return:
-        ev(p, Ev.exit, 0);
-        terminate();
+        P.ev(p, Ev.exit, 0);
+        P.terminate();
         break;
       case Op.unreachable:
         // A trap a JavaScript caller may catch: write the counter back first.
-        if (!perInstr) ev(p, Ev.throw, 0);
-        terminate();
+        if (!perInstr) P.ev(p, Ev.throw, 0);
+        P.terminate();
         break;
       case Op.call: {
         let f = r.u32();
         const host = f < m.numFuncImports;
         if (host) c += m.importCost[f] as number;
-        const split = m.unwinds === null || m.unwinds[f] !== 0;
+        const split = m.catching || m.unwinds === null || m.unwinds[f] !== 0;
         const twin = m.twin !== null && !perInstr ? (m.twin[f] as number) : -1;
         if (twin >= 0) f = twin;
-        afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1, twin, split);
+        P.afterCall(p, r.pos, host, m.carrying !== null && m.carrying[f] === 1, twin, split);
         break;
       }
       case Op.callIndirect:
         r.u32();
         r.u32();
-        afterCall(p, r.pos, true, false, -1, true);
+        P.afterCall(p, r.pos, true, false, -1, true);
         break;
       case Op.localGet:
       case Op.localSet:
       case Op.localTee:
-        if (r.u32() >= shiftLocalsFrom && shiftLocalsFrom >= 0) ev(p, Ev.local, 0);
+        if (r.u32() >= shiftLocalsFrom && shiftLocalsFrom >= 0) P.ev(p, Ev.local, 0);
         break;
       case Op.returnCall:
       case Op.returnCallIndirect: {
@@ -506,16 +654,16 @@ export function planFunction(
         const f = r.u32();
         if (op === Op.returnCallIndirect) r.u32();
         else if (f < m.numFuncImports) c += m.importCost[f] as number;
-        hasCalls = true;
-        ev(p, Ev.exit, 0);
-        terminate();
+        P.hasCalls = true;
+        P.ev(p, Ev.exit, 0);
+        P.terminate();
         break;
       }
       case Op.throw:
       case Op.rethrow:
         r.u32();
-        if (!perInstr) ev(p, Ev.throw, 0);
-        terminate();
+        if (!perInstr) P.ev(p, Ev.throw, 0);
+        P.terminate();
         break;
       default:
         if (sub < 0 && !skipImmediates(r, imm)) {
@@ -523,25 +671,31 @@ export function planFunction(
         }
     }
     if (perInstr) {
-      if (c > 0 || dyn !== 0) ev(p, Ev.instr, c | (dyn << 24));
-      if (hostReturnAt >= 0) {
-        ev(hostReturnAt, Ev.hostReturn, 0);
-        hostReturnAt = -1;
+      if (c > 0 || dyn !== 0) P.ev(p, Ev.instr, c | (dyn << 24));
+      if (P.hostReturnAt >= 0) {
+        P.ev(P.hostReturnAt, Ev.hostReturn, 0);
+        P.hostReturnAt = -1;
       }
     } else {
-      cost[cur] = (cost[cur] as number) + c;
+      P.cost[P.cur] = (P.cost[P.cur] as number) + c;
     }
     if (op === Op.try && !m.catching) throw new PlacementError('needs-catching', 'try');
   }
   if (r.pos !== end) throw new PlacementError('invalid', 'function body size mismatch');
 
-  const refund = refundBlock.map((b, i) => (cost[b] as number) - (refundFrom[i] as number));
+  const { cost, flags, eSrc, eDst } = P;
+  for (let i = 0; i < P.nR; i++)
+    P.refund[i] = (cost[P.refBlock[i] as number] as number) - (P.refFrom[i] as number);
 
   // Lookahead: one reverse sweep (edges are sorted by destination).
-  const n = cost.length;
-  const w = new Float64Array(n);
-  const succ = new Float64Array(n);
-  let e = eDst.length - 1;
+  const n = P.nB;
+  while (P.w.length < n) {
+    P.w = grow64(P.w);
+    P.succ = grow64(P.succ);
+  }
+  const { w, succ } = P;
+  succ.fill(0, 0, n);
+  let e = P.nE - 1;
   for (let b = n - 1; b >= 0; b--) {
     const wb = (cost[b] as number) + (succ[b] as number);
     w[b] = wb;
@@ -557,16 +711,16 @@ export function planFunction(
     instrStart,
     end,
     numLocals,
-    hasCalls,
-    hasCarryCalls,
-    needsWrapper,
-    evPos,
-    evKind,
-    evArg,
-    cost,
-    refund,
-    flags,
-    w,
-    succ,
+    hasCalls: P.hasCalls,
+    hasCarryCalls: P.hasCarryCalls,
+    needsWrapper: P.needsWrapper,
+    evPos: P.evPos.subarray(0, P.nEv),
+    evKind: P.evKind.subarray(0, P.nEv),
+    evArg: P.evArg.subarray(0, P.nEv),
+    cost: cost.subarray(0, n),
+    refund: P.refund.subarray(0, P.nR),
+    flags: flags.subarray(0, n),
+    w: w.subarray(0, n),
+    succ: succ.subarray(0, n),
   };
 }

@@ -95,6 +95,11 @@ export class ByteWriter {
     }
   }
 
+  /** The underlying buffer (valid up to `length`, until the next write). */
+  get buffer(): Uint8Array {
+    return this.buf;
+  }
+
   bytes(): Uint8Array {
     return this.buf.subarray(0, this.length);
   }

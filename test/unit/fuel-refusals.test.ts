@@ -54,6 +54,8 @@ describe('instrument refuses', () => {
       (func (export "w") (result i32) (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1))))`);
     refusedWith('HG_WASM_UNSUPPORTED', waiting);
     assert.ok(WebAssembly.validate(instrument(waiting, { allowAtomicWait: true }).bytes));
+    // validateOutput: the output is validated again inside instrument() (it passes).
+    instrument(waiting, { allowAtomicWait: true, validateOutput: true });
   });
 
   test('initial memory over the cap (HG_WASM_MEMORY_LIMIT)', () => {
