@@ -29,6 +29,9 @@
  *   decoding its request), 70/30 intervals and zoned cron; total ms, per-create rate, and the
  *   process's CPU time over the loop (`createsCpuMs`: the loop is synchronous, so this is the
  *   main thread's work, less sensitive to a shared machine's load than wall time).
+ * The host is the compiled dist/ (bench/built.ts; `npm run bench` builds it first), so pool
+ * workers boot compiled `worker-boot.js`, and tsx is registered in the main thread only, for this
+ * file (bench/tsx-main.js). Run directly: `node --import ./bench/tsx-main.js bench/arming.bench.ts`.
  * Rounds run one after another (each in a fresh store); the medians are reported. The load
  * average before and after, the Node version, the machine's cores and the commit are written
  * with the results to bench/results/arming.json (RESULTS_NAME changes the file's name).
@@ -39,11 +42,18 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseHostConfig, PROJECT_ROOT, type HostConfig } from '../src/config/host-config.ts';
-import { Host } from '../src/host/host.ts';
-import { WorkerPoolSandbox } from '../src/sandbox/pool/worker-pool-sandbox.ts';
+import type { HostConfig } from '../src/config/host-config.ts';
 import type { HostCallHandler, Sandbox } from '../src/sandbox/types.ts';
-import { HOST_CALL_FUEL } from '../host-functions/registry.ts';
+import { fromDist, hourglass, ROOT as PROJECT_ROOT } from './built.ts';
+
+// The compiled package (bench/built.ts): pool workers boot compiled, as users run the host.
+const { Host, WorkerPoolSandbox } = hourglass;
+const { parseHostConfig } = await fromDist<typeof import('../src/config/host-config.ts')>(
+  'src/config/host-config.js',
+);
+const { HOST_CALL_FUEL } = await fromDist<typeof import('../host-functions/registry.ts')>(
+  'host-functions/registry.js',
+);
 
 const TENANTS = Number(process.env.TENANTS ?? 10);
 const PER_PLUGIN = Number(process.env.PER_PLUGIN ?? 1000);
