@@ -31,7 +31,7 @@
  *   main thread's work, less sensitive to a shared machine's load than wall time).
  * The host is the compiled dist/ (bench/built.ts; `npm run bench` builds it first), so pool
  * workers boot compiled `worker-boot.js`, and tsx is registered in the main thread only, for this
- * file (bench/tsx-main.js). Run directly: `node --import ./bench/tsx-main.js bench/arming.bench.ts`.
+ * file (bench/tsx-main.js). Run directly: `node --expose-gc --import ./bench/tsx-main.js bench/arming.bench.ts`.
  * Rounds run one after another (each in a fresh store); the medians are reported. The load
  * average before and after, the Node version, the machine's cores and the commit are written
  * with the results to bench/results/arming.json (RESULTS_NAME changes the file's name).
@@ -107,10 +107,14 @@ function makeConfig(dir: string): HostConfig {
   );
 }
 
+/** The pools the hosts made (the last one's worker threads are counted). */
+const pools: InstanceType<typeof WorkerPoolSandbox>[] = [];
+
 /** The default pool sandbox, noting when each plugin's `schedules()` output arrives. */
 function timedSandbox(discovered: Map<string, number>): (hostCall: HostCallHandler) => Sandbox {
   return (hostCall) => {
     const inner = new WorkerPoolSandbox({ hostCall, hostCallFuel: HOST_CALL_FUEL });
+    pools.push(inner);
     return {
       load: (spec) => inner.load(spec),
       call: async (pluginId, req) => {
@@ -131,6 +135,12 @@ interface Round {
   startMs: number;
   rssAfterStartMb: number;
   heapAfterStartMb: number;
+  heapAfterGcMb: number;
+  rssAfterGcMb: number;
+  heapTotalAfterStartMb: number;
+  externalAfterStartMb: number;
+  rssBeforeStartMb: number;
+  workers: number;
   restartToFirstFireMs: number;
   restartStartMs: number;
   restartArmMs: number;
@@ -161,11 +171,18 @@ async function round(): Promise<Round> {
   const dir = mkdtempSync(join(os.tmpdir(), 'hourglass-arming-'));
   try {
     const config = makeConfig(dir);
+    global.gc?.();
+    const rssBeforeStartMb = rssMb();
     const first = await startTimed(config);
     const queued = first.host.scheduler.queued;
     if (queued !== TENANTS * PER_PLUGIN) throw new Error(`queued ${queued}, not all schedules`);
     const rssAfterStartMb = rssMb();
-    const heapAfterStartMb = process.memoryUsage().heapUsed / 2 ** 20;
+    const mem = process.memoryUsage();
+    const heapAfterStartMb = mem.heapUsed / 2 ** 20;
+    global.gc?.();
+    const heapAfterGcMb = process.memoryUsage().heapUsed / 2 ** 20;
+    const rssAfterGcMb = rssMb();
+    const workers = pools.at(-1)?.threads ?? NaN;
     await first.host.stop(0);
     global.gc?.();
 
@@ -208,6 +225,12 @@ async function round(): Promise<Round> {
       startMs: first.startMs,
       rssAfterStartMb,
       heapAfterStartMb,
+      heapAfterGcMb,
+      rssAfterGcMb,
+      heapTotalAfterStartMb: mem.heapTotal / 2 ** 20,
+      externalAfterStartMb: mem.external / 2 ** 20,
+      rssBeforeStartMb,
+      workers,
       restartToFirstFireMs,
       restartStartMs,
       restartArmMs,

@@ -2,7 +2,8 @@
  * Runs every benchmark in bench/ (or those named on the command line), one process each:
  * throughput, dispatch, fuel (metering overhead per kernel; bench/kernels/ built at bench time),
  * hostile-lateness (a good tenant's fire lateness beside the worst hostile-corpus cases; ~4 min).
- * Each runs under bench/tsx-main.js: tsx in the main thread only (see bench/built.ts).
+ * Each runs under bench/tsx-main.js (tsx in the main thread only, see bench/built.ts), with
+ * `--expose-gc` (a bench may collect before measuring memory).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -19,7 +20,7 @@ for (const f of files) {
   console.log(`\n=== ${f}`);
   const r = spawnSync(
     process.execPath,
-    ['--import', pathToFileURL(join(here, 'tsx-main.js')).href, join(here, f)],
+    ['--expose-gc', '--import', pathToFileURL(join(here, 'tsx-main.js')).href, join(here, f)],
     { stdio: 'inherit' },
   );
   if (r.status !== 0) failed++;
