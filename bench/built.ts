@@ -9,8 +9,8 @@
  * imports any other compiled module, typed by the caller from its source (a type-only import, so
  * type-checking needs no dist/):
  *
- *   const { HOST_CALL_FUEL } = await fromDist<typeof import('../host-functions/registry.ts')>(
- *     'host-functions/registry.js');
+ *   import type * as Registry from '../host-functions/registry.ts';
+ *   const { HOST_CALL_FUEL } = await fromDist<typeof Registry>('host-functions/registry.js');
  *
  * Run benchmarks with `node --import ./bench/tsx-main.js` (what bench/run-all.ts does): tsx
  * compiles the benchmark's own .ts files in the main thread only, so no pool worker loads tsx
@@ -19,6 +19,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { distStaleness } from '../bin/dist-stale.js';
+import type * as Hourglass from '../src/index.ts';
 
 /** The checkout's root folder. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,4 +38,13 @@ export async function fromDist<M>(path: string): Promise<M> {
 }
 
 /** The package's public entry, compiled. */
-export const hourglass = await fromDist<typeof import('../src/index.ts')>('src/index.js');
+export const hourglass = await fromDist<typeof Hourglass>('src/index.js');
+
+/**
+ * RSS (MB) that tsx added to this process when bench/tsx-main.js registered it (its loader
+ * thread; a user's process has none), or 0 when it was not loaded that way.
+ */
+export function tsxRssMb(): number {
+  const bytes = (globalThis as { __hgTsxRssBytes?: number }).__hgTsxRssBytes;
+  return typeof bytes === 'number' ? bytes / 2 ** 20 : 0;
+}
