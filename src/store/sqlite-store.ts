@@ -667,7 +667,18 @@ export class SqliteStore implements Store {
   }
 
   insertSchedule(rec: ScheduleRecord): void {
-    this.insertSchedules([rec]);
+    const params: unknown[] = [];
+    pushScheduleParams(params, rec);
+    const live = rec.state === 'active' || rec.state === 'paused' || rec.state === 'completed';
+    const write = () =>
+      this.#change('insertSchedule', () => {
+        this.#stmts.insertSchedule.run(params);
+        if (live) this.#stmts.addLive.run(rec.tenant, rec.pluginId, 1);
+      });
+    // The row and its count together: a transaction of their own unless inside one already
+    // (a `schedule_create` is).
+    if (this.#depth > 0) write();
+    else this.transaction(write);
   }
 
   /**
