@@ -21,15 +21,25 @@
  *   `start()` resolving with every plugin discovered and armed again (`restartStartMs`), and
  *   the restart's arming alone (`restartArmMs`, measured like `armMs`: declarations unchanged,
  *   so reconciling writes nothing; the rows are read and queued).
- * - **RSS** of the process (the pool's worker threads included) after the first start and after
- *   the restart, and the main thread's JS heap in use after the first start (`heapAfterStartMb`:
- *   the scheduler's and host's share, without the workers).
+ * - **RSS** of the process (the pool's worker threads included) before the first start (Node and
+ *   the modules, no host: `rssBeforeStartMb`), after it, after a full GC (`rssAfterGcMb`) and
+ *   after the restart; the main thread's JS heap after the first start (`heapAfterStartMb` in
+ *   use, `heapTotalAfterStartMb` reserved, `externalAfterStartMb`: the scheduler's and host's
+ *   share, without the workers) and in use after a full GC (`heapAfterGcMb`: what the schedules
+ *   keep; GC needs `node --expose-gc`, which run-all passes); `workers`: the pool's threads
+ *   (slots + spares). `tsxRssMb` (once per process): what tsx's loader thread, which a user's
+ *   process does not have, adds to every RSS figure here.
  * - **creates**: CREATES runtime schedules created in one tenant through the host's
  *   `schedule_create` handler (`host.schedules.create`, what the host function calls after
  *   decoding its request), 70/30 intervals and zoned cron; total ms, per-create rate, and the
  *   process's CPU time over the loop (`createsCpuMs`: the loop is synchronous, so this is the
  *   main thread's work, less sensitive to a shared machine's load than wall time).
- * Rounds run one after another (each in a fresh store); the medians are reported. The load
+ * The host is the compiled dist/ (bench/built.ts; `npm run bench` builds it first), so pool
+ * workers boot compiled `worker-boot.js`, and tsx is registered in the main thread only, for this
+ * file (bench/tsx-main.js). Run directly: `node --expose-gc --import ./bench/tsx-main.js bench/arming.bench.ts`.
+ * Rounds run one after another (each in a fresh store); the medians are reported. A later
+ * round's RSS includes the heap earlier rounds grew (V8 keeps it): for RSS, run one round per
+ * process (`BENCH_ROUNDS=1`, several times) or read round 1. The load
  * average before and after, the Node version, the machine's cores and the commit are written
  * with the results to bench/results/arming.json (RESULTS_NAME changes the file's name).
  */
@@ -39,11 +49,16 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseHostConfig, PROJECT_ROOT, type HostConfig } from '../src/config/host-config.ts';
-import { Host } from '../src/host/host.ts';
-import { WorkerPoolSandbox } from '../src/sandbox/pool/worker-pool-sandbox.ts';
+import type * as HostConfigModule from '../src/config/host-config.ts';
+import type { HostConfig } from '../src/config/host-config.ts';
+import type * as RegistryModule from '../host-functions/registry.ts';
 import type { HostCallHandler, Sandbox } from '../src/sandbox/types.ts';
-import { HOST_CALL_FUEL } from '../host-functions/registry.ts';
+import { fromDist, hourglass, ROOT as PROJECT_ROOT, tsxRssMb } from './built.ts';
+
+// The compiled package (bench/built.ts): pool workers boot compiled, as users run the host.
+const { Host, WorkerPoolSandbox } = hourglass;
+const { parseHostConfig } = await fromDist<typeof HostConfigModule>('src/config/host-config.js');
+const { HOST_CALL_FUEL } = await fromDist<typeof RegistryModule>('host-functions/registry.js');
 
 const TENANTS = Number(process.env.TENANTS ?? 10);
 const PER_PLUGIN = Number(process.env.PER_PLUGIN ?? 1000);
@@ -97,10 +112,14 @@ function makeConfig(dir: string): HostConfig {
   );
 }
 
+/** The last pool a host made (its worker threads are counted; only one kept: no leak). */
+let lastPool: InstanceType<typeof WorkerPoolSandbox> | null = null;
+
 /** The default pool sandbox, noting when each plugin's `schedules()` output arrives. */
 function timedSandbox(discovered: Map<string, number>): (hostCall: HostCallHandler) => Sandbox {
   return (hostCall) => {
     const inner = new WorkerPoolSandbox({ hostCall, hostCallFuel: HOST_CALL_FUEL });
+    lastPool = inner;
     return {
       load: (spec) => inner.load(spec),
       call: async (pluginId, req) => {
@@ -121,6 +140,12 @@ interface Round {
   startMs: number;
   rssAfterStartMb: number;
   heapAfterStartMb: number;
+  heapAfterGcMb: number;
+  rssAfterGcMb: number;
+  heapTotalAfterStartMb: number;
+  externalAfterStartMb: number;
+  rssBeforeStartMb: number;
+  workers: number;
   restartToFirstFireMs: number;
   restartStartMs: number;
   restartArmMs: number;
@@ -151,11 +176,18 @@ async function round(): Promise<Round> {
   const dir = mkdtempSync(join(os.tmpdir(), 'hourglass-arming-'));
   try {
     const config = makeConfig(dir);
+    global.gc?.();
+    const rssBeforeStartMb = rssMb();
     const first = await startTimed(config);
     const queued = first.host.scheduler.queued;
     if (queued !== TENANTS * PER_PLUGIN) throw new Error(`queued ${queued}, not all schedules`);
     const rssAfterStartMb = rssMb();
-    const heapAfterStartMb = process.memoryUsage().heapUsed / 2 ** 20;
+    const mem = process.memoryUsage();
+    const heapAfterStartMb = mem.heapUsed / 2 ** 20;
+    global.gc?.();
+    const heapAfterGcMb = process.memoryUsage().heapUsed / 2 ** 20;
+    const rssAfterGcMb = rssMb();
+    const workers = lastPool?.threads ?? NaN;
     await first.host.stop(0);
     global.gc?.();
 
@@ -198,6 +230,12 @@ async function round(): Promise<Round> {
       startMs: first.startMs,
       rssAfterStartMb,
       heapAfterStartMb,
+      heapAfterGcMb,
+      rssAfterGcMb,
+      heapTotalAfterStartMb: mem.heapTotal / 2 ** 20,
+      externalAfterStartMb: mem.external / 2 ** 20,
+      rssBeforeStartMb,
+      workers,
       restartToFirstFireMs,
       restartStartMs,
       restartArmMs,
@@ -260,6 +298,9 @@ writeFileSync(
         rounds: ROUNDS,
       },
       goals: { armMs: 1000, restartToFirstFireMs: 1000, rssMb: 300, createsMs: 2000 },
+      // RSS that tsx's loader thread adds to this process (bench/tsx-main.js), which a user's
+      // process does not have: subtract it from the RSS figures for a user's host.
+      tsxRssMb: tsxRssMb(),
       medians,
       rounds,
     },

@@ -3,11 +3,13 @@
  * throughput, lateness, peer-bullmq (starts redis-server), dispatch, fuel (metering overhead per
  * kernel; bench/kernels/ built at bench time),
  * hostile-lateness (a good tenant's fire lateness beside the worst hostile-corpus cases; ~4 min).
+ * Each runs under bench/tsx-main.js (tsx in the main thread only, see bench/built.ts), with
+ * `--expose-gc` (a bench may collect before measuring memory).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
@@ -17,7 +19,11 @@ const files = readdirSync(here)
 let failed = 0;
 for (const f of files) {
   console.log(`\n=== ${f}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, f)], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', pathToFileURL(join(here, 'tsx-main.js')).href, join(here, f)],
+    { stdio: 'inherit' },
+  );
   if (r.status !== 0) failed++;
 }
 process.exitCode = failed ? 1 : 0;

@@ -80,11 +80,12 @@ function reconcileRows(
   result: ReconcileResult,
 ): Map<string, ScheduleRecord | null> {
   const written = new Map<string, ScheduleRecord | null>();
+  const inserts: ScheduleRecord[] = [];
   for (const d of decls) {
     const ex = existing.get(d.id);
     if (!ex) {
       const rec = recordFromDeclaration(pluginId, tenant, d, 'declared', now);
-      store.insertSchedule(rec);
+      inserts.push(rec);
       // A new row's generation is the column's default, 1 (migration 0003).
       written.set(d.id, { ...rec, generation: 1 });
       result.created.push(d.id);
@@ -107,6 +108,8 @@ function reconcileRows(
     written.set(d.id, null);
     result.updated.push(d.id);
   }
+  // New rows in a few multi-row statements (a first load writes all of them).
+  store.insertSchedules(inserts);
   const declared = new Set(decls.map((d) => d.id));
   for (const s of existing.values()) {
     if (s.origin === 'declared' && !declared.has(s.localId) && s.state !== 'retired') {

@@ -17,6 +17,10 @@
  * `temp_store = MEMORY`: statements that fire triggers (the live-schedule counts, migration
  * 0005) keep a statement journal; on disk, that was a temporary file per insert (half the cost of
  * writing a plugin's 1,000 schedules). The journals are small and live only for one statement.
+ *
+ * Schedule rows are inserted in multi-row statements and counted by the store, not by a trigger
+ * per row (migration 0006), and read as arrays (`.raw()`) with their specs parsed once per
+ * distinct text: writing and reading 100k rows is most of arming's and restart's cost.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -86,32 +90,91 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
   updatedAt: 'updated_at',
 };
 
-function scheduleFromRow(r: Row): ScheduleRecord {
+/** The columns of `schedules`, in the order `SELECT ${SCHEDULE_SELECT}` returns them. */
+const SCHEDULE_SELECT =
+  'key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap, misfire, ' +
+  'description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, ' +
+  'updated_at, generation';
+
+/**
+ * Parsed `spec` texts: 100k schedules have few distinct specs (an interval's text, a cron and
+ * zone), so a restart parses each once. Specs are never mutated (records are replaced), so rows
+ * share them. Bounded: cleared when full (a store of distinct specs costs one parse each).
+ */
+const specCache = new Map<string, ScheduleSpec>();
+const SPEC_CACHE_MAX = 4096;
+
+function parseSpec(text: string): ScheduleSpec {
+  let spec = specCache.get(text);
+  if (spec === undefined) {
+    spec = JSON.parse(text) as ScheduleSpec;
+    if (specCache.size >= SPEC_CACHE_MAX) specCache.clear();
+    specCache.set(text, spec);
+  }
+  return spec;
+}
+
+/** A schedule row read with `.raw()` (an array in `SCHEDULE_SELECT` order: no key per cell). */
+function scheduleFromRaw(r: unknown[]): ScheduleRecord {
   return {
-    key: r.key as string,
-    pluginId: r.plugin_id as string,
-    tenant: r.tenant as string,
-    localId: r.local_id as string,
-    origin: r.origin as ScheduleRecord['origin'],
-    spec: JSON.parse(r.spec as string) as ScheduleSpec,
-    jitter: r.jitter as string | null,
-    jitterMs: r.jitter_ms as number,
-    payload: r.payload as string | null,
-    overlap: r.overlap as ScheduleRecord['overlap'],
-    misfire: r.misfire as ScheduleRecord['misfire'],
-    description: r.description as string | null,
-    declHash: r.decl_hash as string,
-    state: r.state as ScheduleRecord['state'],
-    pauseNote: r.pause_note as string | null,
-    anchorAt: r.anchor_at as number,
-    nextAt: r.next_at as number | null,
-    cursor: r.cursor as string | null,
-    bufferedAt: r.buffered_at as number | null,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-    generation: r.generation as number,
+    key: r[0] as string,
+    pluginId: r[1] as string,
+    tenant: r[2] as string,
+    localId: r[3] as string,
+    origin: r[4] as ScheduleRecord['origin'],
+    spec: parseSpec(r[5] as string),
+    jitter: r[6] as string | null,
+    jitterMs: r[7] as number,
+    payload: r[8] as string | null,
+    overlap: r[9] as ScheduleRecord['overlap'],
+    misfire: r[10] as ScheduleRecord['misfire'],
+    description: r[11] as string | null,
+    declHash: r[12] as string,
+    state: r[13] as ScheduleRecord['state'],
+    pauseNote: r[14] as string | null,
+    anchorAt: r[15] as number,
+    nextAt: r[16] as number | null,
+    cursor: r[17] as string | null,
+    bufferedAt: r[18] as number | null,
+    createdAt: r[19] as number,
+    updatedAt: r[20] as number,
+    generation: r[21] as number,
   };
 }
+
+/** The 21 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
+function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
+  out.push(
+    rec.key,
+    rec.pluginId,
+    rec.tenant,
+    rec.localId,
+    rec.origin,
+    JSON.stringify(rec.spec),
+    rec.jitter,
+    rec.jitterMs,
+    rec.payload,
+    rec.overlap,
+    rec.misfire,
+    rec.description,
+    rec.declHash,
+    rec.state,
+    rec.pauseNote,
+    rec.anchorAt,
+    rec.nextAt,
+    rec.cursor,
+    rec.bufferedAt,
+    rec.createdAt,
+    rec.updatedAt,
+  );
+}
+
+const INSERT_SCHEDULE_COLUMNS = `INSERT INTO schedules (key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap,
+           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at)
+         VALUES `;
+const ROW_PLACEHOLDERS = `(${Array.from({ length: 21 }, () => '?').join(', ')})`;
+/** Rows per multi-row INSERT (21 parameters each; SQLite allows 32,766 per statement). */
+const INSERT_BATCH = 50;
 
 function runFromRow(r: Row): RunRecord {
   return {
@@ -369,7 +432,7 @@ export class SqliteStore implements Store {
       ),
       listContracts: db.prepare('SELECT * FROM job_contracts ORDER BY plugin_id, name'),
       listContractsOf: db.prepare('SELECT * FROM job_contracts WHERE plugin_id = ? ORDER BY name'),
-      getSchedule: db.prepare('SELECT * FROM schedules WHERE key = ?'),
+      getSchedule: db.prepare(`SELECT ${SCHEDULE_SELECT} FROM schedules WHERE key = ?`).raw(),
       scheduleDue: db.prepare('SELECT state, next_at FROM schedules WHERE key = ?').raw(),
       // Counts kept by triggers (migration 0005): a point read, not a count of rows.
       countLive: db.prepare(
@@ -380,10 +443,16 @@ export class SqliteStore implements Store {
       ),
       // Positional parameters: binding 21 named ones per row costs more than the insert itself
       // when a plugin's load writes 1,000 rows.
-      insertSchedule: db.prepare(
-        `INSERT INTO schedules (key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap,
-           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      insertSchedule: db.prepare(INSERT_SCHEDULE_COLUMNS + ROW_PLACEHOLDERS),
+      // The live count of inserted rows (migration 0006: no insert trigger), in the same transaction.
+      addLive: db.prepare(
+        `INSERT INTO schedule_counts (tenant, plugin_id, live) VALUES (?, ?, ?)
+         ON CONFLICT (tenant, plugin_id) DO UPDATE SET live = live + excluded.live`,
+      ),
+      // A plugin's new rows go in INSERT_BATCH at a time: one statement step per batch.
+      insertSchedules: db.prepare(
+        INSERT_SCHEDULE_COLUMNS +
+          Array.from({ length: INSERT_BATCH }, () => ROW_PLACEHOLDERS).join(', '),
       ),
       insertRun: db.prepare(
         `INSERT INTO runs (schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at, started_at,
@@ -574,8 +643,8 @@ export class SqliteStore implements Store {
 
   getSchedule(key: string): ScheduleRecord | undefined {
     return this.#read('getSchedule', () => {
-      const r = this.#stmts.getSchedule.get(key) as Row | undefined;
-      return r ? scheduleFromRow(r) : undefined;
+      const r = this.#stmts.getSchedule.get(key) as unknown[] | undefined;
+      return r ? scheduleFromRaw(r) : undefined;
     });
   }
 
@@ -598,13 +667,18 @@ export class SqliteStore implements Store {
       where.push(`${orderCol} > ?`);
       params.push(q.after);
     }
-    let sql = `SELECT * FROM schedules WHERE ${where.join(' AND ')} ORDER BY ${orderCol}`;
+    let sql = `SELECT ${SCHEDULE_SELECT} FROM schedules WHERE ${where.join(' AND ')} ORDER BY ${orderCol}`;
     if (q.limit !== undefined) {
       sql += ' LIMIT ?';
       params.push(q.limit);
     }
     return this.#read('listSchedules', () =>
-      (this.#db.prepare(sql).all(...params) as Row[]).map(scheduleFromRow),
+      (
+        this.#db
+          .prepare(sql)
+          .raw()
+          .all(...params) as unknown[][]
+      ).map(scheduleFromRaw),
     );
   }
 
@@ -621,30 +695,52 @@ export class SqliteStore implements Store {
   }
 
   insertSchedule(rec: ScheduleRecord): void {
-    this.#change('insertSchedule', () =>
-      this.#stmts.insertSchedule.run(
-        rec.key,
-        rec.pluginId,
-        rec.tenant,
-        rec.localId,
-        rec.origin,
-        JSON.stringify(rec.spec),
-        rec.jitter,
-        rec.jitterMs,
-        rec.payload,
-        rec.overlap,
-        rec.misfire,
-        rec.description,
-        rec.declHash,
-        rec.state,
-        rec.pauseNote,
-        rec.anchorAt,
-        rec.nextAt,
-        rec.cursor,
-        rec.bufferedAt,
-        rec.createdAt,
-        rec.updatedAt,
-      ),
+    const params: unknown[] = [];
+    pushScheduleParams(params, rec);
+    const live = rec.state === 'active' || rec.state === 'paused' || rec.state === 'completed';
+    const write = () =>
+      this.#change('insertSchedule', () => {
+        this.#stmts.insertSchedule.run(params);
+        if (live) this.#stmts.addLive.run(rec.tenant, rec.pluginId, 1);
+      });
+    // The row and its count together: a transaction of their own unless inside one already
+    // (a `schedule_create` is).
+    if (this.#depth > 0) write();
+    else this.transaction(write);
+  }
+
+  /**
+   * Inserts rows INSERT_BATCH at a time, and adds the live ones to `schedule_counts` with one
+   * update per tenant and plugin (migration 0006), all in one transaction.
+   */
+  insertSchedules(recs: readonly ScheduleRecord[]): void {
+    if (recs.length === 0) return;
+    this.transaction(() =>
+      this.#change('insertSchedules', () => {
+        const full = recs.length - (recs.length % INSERT_BATCH);
+        const params: unknown[] = [];
+        for (let i = 0; i < full; i += INSERT_BATCH) {
+          params.length = 0;
+          for (let j = i; j < i + INSERT_BATCH; j++)
+            pushScheduleParams(params, recs[j] as ScheduleRecord);
+          this.#stmts.insertSchedules.run(params);
+        }
+        for (let i = full; i < recs.length; i++) {
+          params.length = 0;
+          pushScheduleParams(params, recs[i] as ScheduleRecord);
+          this.#stmts.insertSchedule.run(params);
+        }
+        // Live rows per tenant and plugin (one pair, for a plugin's load or a create).
+        const live = new Map<string, [string, string, number]>();
+        for (const r of recs) {
+          if (r.state !== 'active' && r.state !== 'paused' && r.state !== 'completed') continue;
+          const k = `${r.tenant}\0${r.pluginId}`;
+          const e = live.get(k);
+          if (e) e[2]++;
+          else live.set(k, [r.tenant, r.pluginId, 1]);
+        }
+        for (const e of live.values()) this.#stmts.addLive.run(e);
+      }),
     );
   }
 

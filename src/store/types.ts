@@ -213,6 +213,8 @@ export interface Store {
    */
   countLiveSchedules(tenant: string, pluginId?: string): number;
   insertSchedule(rec: ScheduleRecord): void;
+  /** Inserts many rows (a plugin's new declarations) with few statements; same as one by one. */
+  insertSchedules(recs: readonly ScheduleRecord[]): void;
   updateSchedule(key: string, patch: SchedulePatch): void;
 
   insertRun(run: NewRun): number;

@@ -1,6 +1,6 @@
 /**
- * The live-schedule counts the store keeps per tenant and plugin (migration 0005, triggers):
- * after every kind of change, inside rolled-back transactions, and for a store migrated from
+ * The live-schedule counts the store keeps per tenant and plugin (migration 0005, triggers; the
+ * store counts its own inserts since 0006): after every kind of change, multi-row inserts, inside rolled-back transactions, and for a store migrated from
  * version 4 with rows in it, they equal a real count of the rows.
  */
 import Database from 'better-sqlite3';
@@ -154,6 +154,45 @@ describe('kept live-schedule counts', () => {
     assert.equal(store.countLiveSchedules('b', 'b/p'), 9);
     store.insertSchedule(schedule('a', 'p', 'new', 'paused'));
     assert.equal(store.countLiveSchedules('a'), 10);
+    assertCountsTrue(store, file);
+  });
+
+  test('multi-row inserts (full batches and a rest, mixed states and plugins) are counted', (t) => {
+    const file = tempFile(t);
+    const store = new SqliteStore(file);
+    t.after(() => store.close());
+    const recs: ScheduleRecord[] = [];
+    for (let i = 0; i < 173; i++) {
+      const rec = schedule(`t${i % 2}`, `p${i % 3}`, `s${i}`, STATES[i % 5] as ScheduleState);
+      // Distinct specs too: every row reads back its own (the parsed-spec cache is shared).
+      recs.push({ ...rec, spec: { kind: 'every', every: `${i + 1}m`, everyMs: (i + 1) * 60_000 } });
+    }
+    store.insertSchedules(recs);
+    assertCountsTrue(store, file);
+    for (const r of recs) assert.deepEqual(store.getSchedule(r.key), { ...r, generation: 1 });
+    // A batch that fails part-way (a duplicate key in its second statement) writes nothing.
+    const more = Array.from({ length: 60 }, (_, i) => schedule('t0', 'p9', `m${i}`, 'active'));
+    more[55] = schedule('t0', 'p0', 's0', 'active');
+    assert.throws(() => store.insertSchedules(more), { code: 'HG_STORE' });
+    assert.equal(store.countLiveSchedules('t0', 't0/p9'), 0);
+    assert.equal(store.getSchedule('t0/p9/m0'), undefined);
+    assertCountsTrue(store, file);
+  });
+
+  test('a store migrated from version 5 keeps counting inserts without the insert trigger', (t) => {
+    const file = tempFile(t);
+    const db = new Database(file);
+    for (const f of readdirSync(MIGRATIONS)
+      .filter((n) => /^000[1-5]_/.test(n))
+      .sort())
+      db.exec(readFileSync(join(MIGRATIONS, f), 'utf8'));
+    db.pragma('user_version = 5');
+    db.close();
+    const store = new SqliteStore(file);
+    t.after(() => store.close());
+    store.insertSchedule(schedule('a', 'p', 'x', 'active'));
+    store.insertSchedule(schedule('a', 'p', 'y', 'deleted'));
+    assert.equal(store.countLiveSchedules('a'), 1);
     assertCountsTrue(store, file);
   });
 });
