@@ -33,11 +33,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { parseHostConfig, PROJECT_ROOT } from '../src/config/host-config.ts';
-import { Host } from '../src/host/host.ts';
-import { WorkerPoolSandbox } from '../src/sandbox/pool/worker-pool-sandbox.ts';
-import { DEFAULT_LIMITS } from '../src/plugin/manifest.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
+import type { WorkerPoolSandbox as PoolSandbox } from '../src/index.ts';
+import { hourglass, ROOT as PROJECT_ROOT } from './built.ts';
+
+// The compiled package (bench/built.ts): pool workers boot compiled, as users run the host.
+const { DEFAULT_LIMITS, Host, parseHostConfig, WorkerPoolSandbox } = hourglass;
 
 const NOOP = resolve(PROJECT_ROOT, 'guest-examples/wat/build/noop.wasm');
 const PROXY = resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/proxy/build/proxy.wasm');
@@ -111,7 +112,7 @@ async function bareRound(call: () => Promise<unknown>, ms: number): Promise<Roun
 }
 
 /** Pool calls with `inFlight` outstanding for `ms`: each outcome issues the next call. */
-function poolRound(pool: WorkerPoolSandbox, ms: number, inFlight: number): Promise<Round> {
+function poolRound(pool: PoolSandbox, ms: number, inFlight: number): Promise<Round> {
   return new Promise((done, fail) => {
     const c0 = process.cpuUsage();
     const t0 = performance.now();

@@ -6,8 +6,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseHostConfig, PROJECT_ROOT } from '../src/config/host-config.ts';
-import { Host } from '../src/host/host.ts';
+import type { Host } from '../src/index.ts';
+import { hourglass, ROOT as PROJECT_ROOT } from './built.ts';
+
+// The compiled package (bench/built.ts): pool workers boot compiled, as users run the host.
+const { Host: HostClass, parseHostConfig } = hourglass;
 
 export const NOOP_WASM = resolve(PROJECT_ROOT, 'guest-examples/wat/build/noop.wasm');
 
@@ -47,7 +50,7 @@ export async function burstHost(opts: {
     'bench',
     dir,
   );
-  const host = new Host(config);
+  const host = new HostClass(config);
   await host.start();
   const caller = { pluginId: 'b/noop', tenant: 'b', phase: 'run' as const };
   const keys: string[] = [];
