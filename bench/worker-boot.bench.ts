@@ -31,12 +31,12 @@ function childScript(pool: string, entry: string | null): string {
   const url = (p: string) => JSON.stringify(pathToFileURL(join(pool, p)).href);
   return `import { Worker } from 'node:worker_threads';
 import { newChannel } from ${url('protocol' + (pool.includes('dist') ? '.js' : '.ts'))};
-import { newJournal } from ${url('outcome-journal' + (pool.includes('dist') ? '.js' : '.ts'))};
+import { newRing } from ${url('result-ring' + (pool.includes('dist') ? '.js' : '.ts'))};
 import { DEFAULT_ENTRY } from ${url('worker-lifecycle' + (pool.includes('dist') ? '.js' : '.ts'))};
 const entry = ${entry === null ? 'DEFAULT_ENTRY' : JSON.stringify(entry)};
 const boots = [];
 for (let i = 0; i < ${WORKERS}; i++) {
-  const workerData = { channel: newChannel(), journal: newJournal(), hostCallTimeoutMs: 1000, nice: 0, hostCallFuel: {} };
+  const workerData = { channel: newChannel(), ring: newRing(), hostCallTimeoutMs: 1000, nice: 0, hostCallFuel: {} };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const w = new Worker(typeof entry === 'string' && entry.startsWith('data:') ? new URL(entry) : entry, { workerData });
