@@ -6,6 +6,7 @@
  * A schedule the guest or an operator deleted stays deleted while its declaration is unchanged.
  */
 import type { ParsedDeclaration } from '../schedule/declaration.ts';
+import { patchedRecord } from '../store/schedule-record.ts';
 import type { ScheduleRecord, Store } from '../store/types.ts';
 import { isLive, patchOf, recordFromDeclaration, scheduleKey } from './schedule-ops.ts';
 
@@ -87,7 +88,7 @@ function reconcileRows(
       const rec = recordFromDeclaration(pluginId, tenant, d, 'declared', now);
       inserts.push(rec);
       // A new row's generation is the column's default, 1 (migration 0003).
-      written.set(d.id, { ...rec, generation: 1 });
+      written.set(d.id, patchedRecord(rec, { generation: 1 }));
       result.created.push(d.id);
       continue;
     }

@@ -12,6 +12,7 @@ import { parseDeclaration, type ParsedDeclaration } from '../schedule/declaratio
 import { nextFireAfter } from '../schedule/spec.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { CallerContext } from '../sandbox/types.ts';
+import { patchedRecord } from '../store/schedule-record.ts';
 import type { ScheduleOrigin, SchedulePatch, ScheduleRecord, Store } from '../store/types.ts';
 import {
   guestError,
@@ -171,7 +172,7 @@ export class ScheduleOps implements ScopedScheduleService {
       updatedAt: now,
     };
     this.#d.store.updateSchedule(key, patch);
-    const updated = { ...s, ...patch };
+    const updated = patchedRecord(s, patch);
     this.#d.scheduler.upsert(updated);
     return { ok: true, schedule: updated };
   }

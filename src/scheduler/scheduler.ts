@@ -36,6 +36,7 @@ import type {
   Store,
 } from '../store/types.ts';
 import { DueQueue } from './due-queue.ts';
+import { patchedRecord } from '../store/schedule-record.ts';
 import { WaitingQueue } from './waiting-queue.ts';
 import {
   cancelReasonOf,
@@ -159,7 +160,7 @@ export class Scheduler {
       keys.add(s.key);
       if (s.bufferedAt !== null && !this.#busy.has(s.key)) {
         this.#takeUpBuffered(s, now, true);
-        rows[i] = { ...s, bufferedAt: null };
+        rows[i] = patchedRecord(s, { bufferedAt: null });
       }
     }
     this.#queueActive(rows, now);
@@ -211,7 +212,7 @@ export class Scheduler {
     const at = s.bufferedAt as number;
     this.#buffered.delete(s.key);
     this.#o.store.updateSchedule(s.key, { bufferedAt: null, updatedAt: now });
-    const fresh: ScheduleRecord = { ...s, bufferedAt: null };
+    const fresh = patchedRecord(s, { bufferedAt: null });
     const cancel = cancelReasonOf(s.state);
     if (cancel) {
       this.#record(fresh, at, 'cancelled', cancel, 'buffered');
@@ -232,7 +233,7 @@ export class Scheduler {
     const patch = next === null ? { nextAt: null, state: 'completed' as const } : { nextAt: next };
     return this.#o.store.transaction(() => {
       this.#o.store.updateSchedule(s.key, { ...patch, updatedAt: now });
-      const updated: ScheduleRecord = { ...s, ...patch };
+      const updated = patchedRecord(s, patch);
       if (s.misfire === 'run-once') {
         this.#accept(updated, missedAt, 'catch_up', { coversUntil: now });
       } else {
@@ -494,7 +495,7 @@ export class Scheduler {
       next = nextFireAfter(s.spec, cutoff, s.anchorAt);
     }
     const patch = next === null ? { nextAt: null, state: 'completed' as const } : { nextAt: next };
-    const updated: ScheduleRecord = { ...s, ...patch };
+    const updated = patchedRecord(s, patch);
     this.#o.store.transaction(() => {
       this.#o.store.updateSchedule(key, { ...patch, updatedAt: now });
       if (overran) {
@@ -647,7 +648,7 @@ export class Scheduler {
     if (!end || end.cursor === undefined) return;
     const rec = this.#records.get(s.key);
     if (rec && rec.generation === s.generation)
-      this.#records.set(s.key, { ...rec, cursor: end.cursor });
+      this.#records.set(s.key, patchedRecord(rec, { cursor: end.cursor }));
   }
 
   #finished(s: ScheduleRecord): void {
