@@ -50,11 +50,8 @@ export interface PreparedGuest {
   readonly fuel: InstrumentStats;
 }
 
-interface Compiled {
-  readonly module: WebAssembly.Module;
-  readonly fuel: InstrumentStats;
-  readonly wasiImports: readonly WasiImport[];
-}
+/** A prepared guest without its hash (the cache key holds it). */
+type Compiled = Omit<PreparedGuest, 'sha256'>;
 
 /** Compiled guests by cache key; small, since each entry holds a compiled module. */
 const compiled = new Map<string, Compiled>();
@@ -83,6 +80,16 @@ export async function prepareGuest(
     });
   }
   const sha256 = sha256Hex(wasm);
+  const options: InstrumentOptions = {
+    memoryMaxPages: limits.memoryPages,
+    tableMaxElements: limits.tableElements,
+    initialFuel: limits.fuel.discovery,
+  };
+  const key = cacheKey(sha256, options);
+  // The same bytes under the same limits passed every check below before: a worker loading
+  // many plugins of one guest validates and compiles it once, not once per plugin.
+  const cached = compiled.get(key);
+  if (cached) return { ...cached, sha256 };
   if (wasm.length >= 8 && wasm[4] !== 0x01) {
     throw loadError(
       pluginId,
@@ -141,44 +148,35 @@ export async function prepareGuest(
   );
   if (mismatch) throw loadError(pluginId, mismatch);
 
-  const options: InstrumentOptions = {
-    memoryMaxPages: limits.memoryPages,
-    tableMaxElements: limits.tableElements,
-    initialFuel: limits.fuel.discovery,
-  };
-  const key = cacheKey(sha256, options);
-  let entry = compiled.get(key);
-  if (!entry) {
-    let rewritten: Uint8Array<ArrayBuffer>;
-    let fuel: InstrumentStats;
-    let wasiImports: readonly WasiImport[];
-    try {
-      const metered = instrument(wasm, options);
-      fuel = metered.stats;
-      const entries = rewriteEntries(wrapReturnCodes(metered.bytes, GUEST_EXPORTS).bytes);
-      rewritten = entries.bytes;
-      wasiImports = entries.wasiImports;
-    } catch (err) {
-      throw loadError(pluginId, `cannot be prepared: ${(err as Error).message}`, err);
-    }
-    const wasiProblem = checkWasiImports(wasiImports);
-    if (wasiProblem) throw loadError(pluginId, wasiProblem);
-    try {
-      entry = { module: await WebAssembly.compile(rewritten), fuel, wasiImports };
-    } catch (err) {
-      throw loadError(pluginId, `does not compile: ${(err as Error).message}`, err);
-    }
-    compiled.set(key, entry);
-    if (compiled.size > MAX_CACHED) compiled.delete(compiled.keys().next().value as string);
+  let rewritten: Uint8Array<ArrayBuffer>;
+  let fuel: InstrumentStats;
+  let wasiImports: readonly WasiImport[];
+  try {
+    const metered = instrument(wasm, options);
+    fuel = metered.stats;
+    const entries = rewriteEntries(wrapReturnCodes(metered.bytes, GUEST_EXPORTS).bytes);
+    rewritten = entries.bytes;
+    wasiImports = entries.wasiImports;
+  } catch (err) {
+    throw loadError(pluginId, `cannot be prepared: ${(err as Error).message}`, err);
   }
-  const { module, fuel, wasiImports } = entry;
-  return {
+  const wasiProblem = checkWasiImports(wasiImports);
+  if (wasiProblem) throw loadError(pluginId, wasiProblem);
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(rewritten);
+  } catch (err) {
+    throw loadError(pluginId, `does not compile: ${(err as Error).message}`, err);
+  }
+  const entry: Compiled = {
     module,
-    sha256,
     exports: [...funcExports],
     imports: imports.map((i) => `${i.module}.${i.name}`),
     usesWasi,
     wasiImports,
     fuel,
   };
+  compiled.set(key, entry);
+  if (compiled.size > MAX_CACHED) compiled.delete(compiled.keys().next().value as string);
+  return { ...entry, sha256 };
 }
