@@ -40,14 +40,30 @@ const DURATION_UNIT_MS: Record<string, number> = {
 const DURATION_RE = /^(?:\d{1,9}(?:ms|s|m|h|d))+$/;
 const DURATION_PART_RE = /(\d{1,9})(ms|s|m|h|d)/g;
 
+/**
+ * Durations parsed before (a plugin's 1,000 intervals have few distinct texts), bounded like the
+ * other caches here: emptied when full.
+ */
+const durations = new Map<string, number | null>();
+const DURATION_CACHE_MAX = 2_000;
+
 /** Parses "90s", "1h30m", "250ms". Returns null for anything else (or zero). */
 export function parseDuration(text: string): number | null {
-  if (!DURATION_RE.test(text)) return null;
-  let total = 0;
-  for (const m of text.matchAll(DURATION_PART_RE)) {
-    total += Number(m[1]) * (DURATION_UNIT_MS[m[2] as string] as number);
+  const known = durations.get(text);
+  if (known !== undefined) return known;
+  let total: number | null = 0;
+  if (!DURATION_RE.test(text)) total = null;
+  else {
+    for (const m of text.matchAll(DURATION_PART_RE)) {
+      total += Number(m[1]) * (DURATION_UNIT_MS[m[2] as string] as number);
+    }
+    if (!(total > 0 && Number.isSafeInteger(total))) total = null;
   }
-  return total > 0 && Number.isSafeInteger(total) ? total : null;
+  if (text.length <= 64) {
+    if (durations.size >= DURATION_CACHE_MAX) durations.clear();
+    durations.set(text, total);
+  }
+  return total;
 }
 
 /** Most zone names remembered as valid (IANA has ~600 names and aliases). */

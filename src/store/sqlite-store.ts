@@ -441,6 +441,13 @@ export class SqliteStore implements Store {
       countLiveOf: db.prepare(
         'SELECT COALESCE(SUM(live), 0) AS n FROM schedule_counts WHERE tenant = ? AND plugin_id = ?',
       ),
+      // One pass over the (tenant, state) index and the rows' next_at: ~10-25 ms at 100k rows,
+      // once per start (an index with next_at would tax every fire's update instead).
+      earliestDue: db
+        .prepare(
+          "SELECT tenant, MIN(next_at) FROM schedules WHERE state = 'active' AND next_at IS NOT NULL GROUP BY tenant",
+        )
+        .raw(),
       // Positional parameters: binding 21 named ones per row costs more than the insert itself
       // when a plugin's load writes 1,000 rows.
       insertSchedule: db.prepare(INSERT_SCHEDULE_COLUMNS + ROW_PLACEHOLDERS),
@@ -692,6 +699,14 @@ export class SqliteStore implements Store {
             : this.#stmts.countLiveOf.get(tenant, pluginId)) as { n: number }
         ).n,
     );
+  }
+
+  earliestDueByTenant(): Map<string, number> {
+    return this.#read('earliestDueByTenant', () => {
+      const due = new Map<string, number>();
+      for (const r of this.#stmts.earliestDue.all() as [string, number][]) due.set(r[0], r[1]);
+      return due;
+    });
   }
 
   insertSchedule(rec: ScheduleRecord): void {
