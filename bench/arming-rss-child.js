@@ -10,6 +10,8 @@
 // RSS growth not in the main heap: wasm instances, worker heaps, SQLite's page cache).
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
+import { URL } from 'node:url';
 
 const root = new URL('../dist/', import.meta.url);
 const { Host, WorkerPoolSandbox } = await import(new URL('src/index.js', root).href);

@@ -9,6 +9,7 @@
  * computing its next fire never fails for one declaration; cron validation does bounded work
  * (spec.ts); a payload is at most `MAX_JSON_DEPTH` deep, so encoding it never overflows the stack.
  */
+import { hash } from 'node:crypto';
 import { boundedJsonText, compile, MAX_JSON_DEPTH } from '../validation.ts';
 import {
   cronFirstFire,
@@ -41,7 +42,10 @@ export interface ParsedDeclaration {
   readonly misfire: MisfirePolicy;
   readonly paused: boolean;
   readonly description: string | null;
-  /** Canonical text of everything above: a changed hash means a changed declaration. */
+  /**
+   * Digest of the canonical text of everything above (`declarationText`): a changed hash means
+   * a changed declaration. Stored with the row (`decl_hash`) and kept in memory with it.
+   */
   readonly hash: string;
 }
 
@@ -229,8 +233,18 @@ export function parseDeclaration(
     description: d.description ?? null,
     hash: '',
   };
-  value.hash = declarationHash(value);
+  value.hash = hash('sha256', declarationText(value), 'base64');
   return { ok: true, value: value as unknown as ParsedDeclaration };
+}
+
+/**
+ * Whether a stored row's `decl_hash` is this declaration's. Rows written before 0.2 (issue 10)
+ * hold the canonical text itself (~200 bytes a row, in the store and in memory) rather than its
+ * 44-character digest; such a row (its hash begins with `{`: a digest never does) compares by the
+ * text, so an upgrade changes no schedule, and the row takes the digest with its next change.
+ */
+export function sameDeclaration(stored: string, d: ParsedDeclaration): boolean {
+  return stored === d.hash || (stored.charCodeAt(0) === 0x7b && stored === declarationText(d));
 }
 
 /** `JSON.stringify` of a string or null. */
@@ -240,10 +254,10 @@ function jsonOrNull(text: string | null): string {
 
 /**
  * The declaration's canonical text: exactly `JSON.stringify` of its fields in declaration order
- * (so hashes stored by earlier versions stay equal), built from the parts' own encodings, which
- * costs a third of encoding the object (its nested spec included) at every discovery.
+ * (what earlier versions stored as the hash: see `sameDeclaration`), built from the parts' own
+ * encodings, which costs a third of encoding the object (its nested spec included).
  */
-function declarationHash(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>): string {
+function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>): string {
   const sp = v.spec;
   const spec =
     sp.kind === 'cron'

@@ -1,15 +1,21 @@
 /**
- * The arming fast paths (issue 10): a declaration's hash built from its parts equals the
- * `JSON.stringify` text earlier versions stored (so stored rows stay unchanged across an
- * upgrade), cached duration parsing answers as parsing does, and the store's per-tenant earliest
- * due time (a starting host's load order).
+ * The arming fast paths (issue 10): a declaration's hash is a digest, and a row stored by an
+ * earlier version (its hash the `JSON.stringify` text of the declaration) still compares equal
+ * to it, through `sameDeclaration` and through `reconcile` (an upgrade changes no schedule);
+ * cached duration parsing answers as parsing does; the store's per-tenant earliest due time (a
+ * starting host's load order).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { parseDeclaration, type ParsedDeclaration } from '../../src/schedule/declaration.ts';
+import { reconcile } from '../../src/host/reconcile.ts';
+import {
+  parseDeclaration,
+  sameDeclaration,
+  type ParsedDeclaration,
+} from '../../src/schedule/declaration.ts';
 import { parseDuration } from '../../src/schedule/spec.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ScheduleRecord, ScheduleState } from '../../src/store/types.ts';
@@ -32,6 +38,12 @@ function storedHash(d: ParsedDeclaration): string {
   });
 }
 
+function parsed(input: Record<string, unknown>): ParsedDeclaration {
+  const r = parseDeclaration(input, LIMITS, NOW);
+  if (!r.ok) assert.fail(JSON.stringify(r.issue));
+  return r.value;
+}
+
 describe('declaration hash', () => {
   const inputs: Record<string, unknown>[] = [
     { id: 'a', every: '10m' },
@@ -48,12 +60,41 @@ describe('declaration hash', () => {
     { id: 'h', every: '1m', payload: null, description: '' },
   ];
   for (const input of inputs) {
-    test(`equals the stored JSON text: ${JSON.stringify(input)}`, () => {
-      const r = parseDeclaration(input, LIMITS, NOW);
-      if (!r.ok) assert.fail(JSON.stringify(r.issue));
-      assert.equal(r.value.hash, storedHash(r.value));
+    test(`a digest; the stored text of earlier versions compares equal: ${JSON.stringify(input)}`, () => {
+      const d = parsed(input);
+      assert.match(d.hash, /^[A-Za-z0-9+/]{43}=$/);
+      assert.ok(sameDeclaration(d.hash, d));
+      assert.ok(sameDeclaration(storedHash(d), d));
+      // Any other declaration's text or digest does not.
+      const other = parsed({ ...input, description: 'changed' });
+      assert.ok(!sameDeclaration(storedHash(other), d));
+      assert.ok(!sameDeclaration(other.hash, d));
     });
   }
+
+  test('reconcile leaves a row stored with the text hash unchanged', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hourglass-hash-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const store = new SqliteStore(join(dir, 'hourglass.db'));
+    try {
+      const decls = [parsed({ id: 'a', every: '10m' }), parsed({ id: 'b', every: '20m' })];
+      const first = reconcile(store, 't/p', 't', decls, NOW);
+      assert.deepEqual(first.created, ['a', 'b']);
+      // As an earlier version stored them.
+      for (const d of decls)
+        store.updateSchedule(`t/p/${d.id}`, { declHash: storedHash(d), updatedAt: NOW });
+      const again = reconcile(store, 't/p', 't', decls, NOW + 1_000);
+      assert.deepEqual(again.unchanged, ['a', 'b']);
+      assert.deepEqual([...again.created, ...again.updated, ...again.retired], []);
+      // A changed declaration is updated, and its row takes the digest.
+      const changed = [decls[0] as ParsedDeclaration, parsed({ id: 'b', every: '30m' })];
+      const third = reconcile(store, 't/p', 't', changed, NOW + 2_000);
+      assert.deepEqual(third.updated, ['b']);
+      assert.equal(store.getSchedule('t/p/b')?.declHash, changed[1]?.hash);
+    } finally {
+      store.close();
+    }
+  });
 });
 
 describe('parseDuration, cached', () => {
