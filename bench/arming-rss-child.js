@@ -4,10 +4,10 @@
 // Prints one JSON line: the process's RSS with only the modules loaded (`rssModulesMb`), with
 // the host started on no plugins (`rssIdleMb`: Node, modules, the pool's idle worker threads),
 // and with every plugin of the config loaded and armed (`rssAfterStartMb`, after a full GC
-// `rssAfterGcMb`); the main thread's heap then (`heapUsedMb`, `heapTotalMb`, `externalMb`,
-// `arrayBuffersMb`), the pool's threads, and the estimates derived from them: per idle worker
-// (`perWorkerIdleMb`) and what the workers hold beyond idle after loading (`workersLoadedMb`:
-// RSS growth not in the main heap: wasm instances, worker heaps, SQLite's page cache).
+// `rssAfterGcMb`); the main thread's heap then (`heapUsedMb`, `heapTotalMb`, `externalMb`),
+// the pool's threads, and the estimates derived from them: per idle worker (`perWorkerIdleMb`)
+// and the rest (`otherMb`); then the same host restarted on that store (`rssAfterRestartGcMb`,
+// `heapAfterRestartGcMb`: records read from the rows, as at a user's every later start).
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
@@ -40,15 +40,16 @@ const keepAlive = setInterval(() => undefined, 1000);
 gc();
 const modules = process.memoryUsage();
 // Idle: the same pool, started on no plugins (its workers boot when it is made).
-const idle = await started([]);
+let idle = await started([]);
 await settle();
 gc();
 const idleMem = process.memoryUsage();
 const idleThreads = idle.pool.threads;
 await idle.host.stop(0);
+idle = null;
 await settle();
 
-const full = await started(raw.tenants);
+let full = await started(raw.tenants);
 const rssAfterStartMb = mb(process.memoryUsage().rss);
 gc();
 const mem = process.memoryUsage();
@@ -79,5 +80,13 @@ const out = {
   queued: full.host.scheduler.queued,
 };
 await full.host.stop(0);
+full = null; // its scheduler's records must not count in the restart's figures
+await settle();
+// A restart on that store: the usual start of a user's host (records read from the rows).
+const again = await started(raw.tenants);
+gc();
+out.rssAfterRestartGcMb = mb(process.memoryUsage().rss);
+out.heapAfterRestartGcMb = mb(process.memoryUsage().heapUsed);
+await again.host.stop(0);
 clearInterval(keepAlive);
 process.stdout.write(`${JSON.stringify(out)}\n`);

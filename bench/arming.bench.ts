@@ -29,6 +29,17 @@
  *   keep; GC needs `node --expose-gc`, which run-all passes); `workers`: the pool's threads
  *   (slots + spares). `tsxRssMb` (once per process): what tsx's loader thread, which a user's
  *   process does not have, adds to every RSS figure here.
+ * - **user RSS** (`user.*`, once per round; USER_RSS=0 skips it): RSS as a user's process has
+ *   it, measured by bench/arming-rss-child.js, a child running plain `node` on dist/ (no tsx, no
+ *   bench bookkeeping) on a fresh store with the same config: with only the modules loaded
+ *   (`rssModulesMb`), with a host started on no plugins (`rssIdleMb`: the pool's idle threads),
+ *   after the full start (`rssAfterStartMb`) and a full GC (`rssAfterGcMb`, the figure for the
+ *   RSS goal); the main heap then (`heapUsedMb`, `heapTotalMb`, `externalMb`); per idle worker
+ *   (`perWorkerIdleMb`: the idle host's growth beyond the main heap's, per thread) and what
+ *   remains (`otherMb`: RSS beyond modules, main heap, external and idle workers: the workers'
+ *   loaded guests, SQLite's cache, allocator slack); then after a restart on that store and a
+ *   full GC (`rssAfterRestartGcMb`, `heapAfterRestartGcMb`: records read from the store, as at a
+ *   user's every later start).
  * - **creates**: CREATES runtime schedules created in one tenant through the host's
  *   `schedule_create` handler (`host.schedules.create`, what the host function calls after
  *   decoding its request), 70/30 intervals and zoned cron; total ms, per-create rate, and the
@@ -124,6 +135,8 @@ interface UserRss {
   perWorkerIdleMb: number;
   otherMb: number;
   queued: number;
+  rssAfterRestartGcMb: number;
+  heapAfterRestartGcMb: number;
 }
 
 /**

@@ -114,23 +114,39 @@ function parseSpec(text: string): ScheduleSpec {
   return spec;
 }
 
+/**
+ * Texts many rows share (plugin ids, tenants, origins, states, policies), one copy each: every
+ * cell read is a new string, and records read at a restart stay in memory (100k schedules kept
+ * ~7 copies each, ~25 MB). Bounded: emptied when full.
+ */
+const shared = new Map<string, string>();
+const SHARED_MAX = 10_000;
+
+function sharedText<T extends string>(text: T): T {
+  const known = shared.get(text);
+  if (known !== undefined) return known as T;
+  if (shared.size >= SHARED_MAX) shared.clear();
+  shared.set(text, text);
+  return text;
+}
+
 /** A schedule row read with `.raw()` (an array in `SCHEDULE_SELECT` order: no key per cell). */
 function scheduleFromRaw(r: unknown[]): ScheduleRecord {
   return {
     key: r[0] as string,
-    pluginId: r[1] as string,
-    tenant: r[2] as string,
+    pluginId: sharedText(r[1] as string),
+    tenant: sharedText(r[2] as string),
     localId: r[3] as string,
-    origin: r[4] as ScheduleRecord['origin'],
+    origin: sharedText(r[4] as ScheduleRecord['origin']),
     spec: parseSpec(r[5] as string),
     jitter: r[6] as string | null,
     jitterMs: r[7] as number,
     payload: r[8] as string | null,
-    overlap: r[9] as ScheduleRecord['overlap'],
-    misfire: r[10] as ScheduleRecord['misfire'],
+    overlap: sharedText(r[9] as ScheduleRecord['overlap']),
+    misfire: sharedText(r[10] as ScheduleRecord['misfire']),
     description: r[11] as string | null,
     declHash: r[12] as string,
-    state: r[13] as ScheduleRecord['state'],
+    state: sharedText(r[13] as ScheduleRecord['state']),
     pauseNote: r[14] as string | null,
     anchorAt: r[15] as number,
     nextAt: r[16] as number | null,
