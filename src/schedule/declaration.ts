@@ -19,6 +19,8 @@ import {
   MAX_INTERVAL_MS,
   minimumGapMs,
   parseDuration,
+  sharedSpec,
+  specJson,
   type ScheduleSpec,
 } from './spec.ts';
 
@@ -182,6 +184,7 @@ export function parseDeclaration(
     spec = { kind: 'at', at: new Date(atMs).toISOString(), atMs };
   }
 
+  spec = sharedSpec(specText(spec), spec);
   const gap = minimumGapMs(spec, nowMs);
   if (gap !== null && gap < limits.minIntervalMs) {
     return {
@@ -247,6 +250,15 @@ export function sameDeclaration(stored: string, d: ParsedDeclaration): boolean {
   return stored === d.hash || (stored.charCodeAt(0) === 0x7b && stored === declarationText(d));
 }
 
+/** `JSON.stringify(spec)`, from its parts. */
+function specText(sp: ScheduleSpec): string {
+  return sp.kind === 'cron'
+    ? `{"kind":"cron","cron":${JSON.stringify(sp.cron)},"timezone":${JSON.stringify(sp.timezone)}}`
+    : sp.kind === 'every'
+      ? `{"kind":"every","every":${JSON.stringify(sp.every)},"everyMs":${sp.everyMs}}`
+      : `{"kind":"at","at":${JSON.stringify(sp.at)},"atMs":${sp.atMs}}`;
+}
+
 /** `JSON.stringify` of a string or null. */
 function jsonOrNull(text: string | null): string {
   return text === null ? 'null' : JSON.stringify(text);
@@ -258,15 +270,8 @@ function jsonOrNull(text: string | null): string {
  * encodings, which costs a third of encoding the object (its nested spec included).
  */
 function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>): string {
-  const sp = v.spec;
-  const spec =
-    sp.kind === 'cron'
-      ? `{"kind":"cron","cron":${JSON.stringify(sp.cron)},"timezone":${JSON.stringify(sp.timezone)}}`
-      : sp.kind === 'every'
-        ? `{"kind":"every","every":${JSON.stringify(sp.every)},"everyMs":${sp.everyMs}}`
-        : `{"kind":"at","at":${JSON.stringify(sp.at)},"atMs":${sp.atMs}}`;
   return (
-    `{"id":${JSON.stringify(v.id)},"spec":${spec},"jitter":${jsonOrNull(v.jitter)},` +
+    `{"id":${JSON.stringify(v.id)},"spec":${specJson(v.spec)},"jitter":${jsonOrNull(v.jitter)},` +
     `"jitterMs":${v.jitterMs},"payload":${jsonOrNull(v.payload)},"overlap":"${v.overlap}",` +
     `"misfire":"${v.misfire}","paused":${v.paused},"description":${jsonOrNull(v.description)}}`
   );

@@ -150,6 +150,33 @@ function cronNextAfter(pattern: string, timezone: string, afterMs: number): numb
   return next;
 }
 
+/**
+ * One spec object per distinct spec (100k schedules have few: an interval's text, a cron and
+ * zone), by its JSON text, which is remembered with it: declarations and rows read from the
+ * store share them (specs are never mutated: records are replaced), and writing a row does not
+ * encode its spec again. Bounded: emptied when full (a spec not shared is still correct).
+ */
+const sharedSpecs = new Map<string, ScheduleSpec>();
+const specTexts = new WeakMap<ScheduleSpec, string>();
+export const SPEC_CACHE_MAX = 4_096;
+
+/** The shared spec for `text` (its JSON): `spec` (or `text` parsed) when there is none yet. */
+export function sharedSpec(text: string, spec?: ScheduleSpec): ScheduleSpec {
+  let s = sharedSpecs.get(text);
+  if (s === undefined) {
+    s = spec ?? (JSON.parse(text) as ScheduleSpec);
+    if (sharedSpecs.size >= SPEC_CACHE_MAX) sharedSpecs.clear();
+    sharedSpecs.set(text, s);
+    specTexts.set(s, text);
+  }
+  return s;
+}
+
+/** A spec's JSON text (`JSON.stringify`; remembered for a shared spec). */
+export function specJson(spec: ScheduleSpec): string {
+  return specTexts.get(spec) ?? JSON.stringify(spec);
+}
+
 /** Entries in the module's caches (for tests of their bounds). */
 export function specCacheSizes(): Record<string, number> {
   return {
@@ -158,6 +185,7 @@ export function specCacheSizes(): Record<string, number> {
     next: nextCache.size,
     gap: gapCache.size,
     zones: validZones.size,
+    specs: sharedSpecs.size,
   };
 }
 

@@ -28,7 +28,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HourglassError } from '../errors.ts';
-import type { ScheduleSpec } from '../schedule/spec.ts';
+import { sharedSpec, specJson } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
 import type {
@@ -97,24 +97,6 @@ const SCHEDULE_SELECT =
   'updated_at, generation';
 
 /**
- * Parsed `spec` texts: 100k schedules have few distinct specs (an interval's text, a cron and
- * zone), so a restart parses each once. Specs are never mutated (records are replaced), so rows
- * share them. Bounded: cleared when full (a store of distinct specs costs one parse each).
- */
-const specCache = new Map<string, ScheduleSpec>();
-const SPEC_CACHE_MAX = 4096;
-
-function parseSpec(text: string): ScheduleSpec {
-  let spec = specCache.get(text);
-  if (spec === undefined) {
-    spec = JSON.parse(text) as ScheduleSpec;
-    if (specCache.size >= SPEC_CACHE_MAX) specCache.clear();
-    specCache.set(text, spec);
-  }
-  return spec;
-}
-
-/**
  * Texts many rows share (plugin ids, tenants, origins, states, policies), one copy each: every
  * cell read is a new string, and records read at a restart stay in memory (100k schedules kept
  * ~7 copies each, ~25 MB). Bounded: emptied when full.
@@ -138,7 +120,7 @@ function scheduleFromRaw(r: unknown[]): ScheduleRecord {
     tenant: sharedText(r[2] as string),
     localId: r[3] as string,
     origin: sharedText(r[4] as ScheduleRecord['origin']),
-    spec: parseSpec(r[5] as string),
+    spec: sharedSpec(r[5] as string),
     jitter: r[6] as string | null,
     jitterMs: r[7] as number,
     payload: r[8] as string | null,
@@ -166,7 +148,7 @@ function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
     rec.tenant,
     rec.localId,
     rec.origin,
-    JSON.stringify(rec.spec),
+    specJson(rec.spec),
     rec.jitter,
     rec.jitterMs,
     rec.payload,

@@ -16,7 +16,13 @@ import {
   sameDeclaration,
   type ParsedDeclaration,
 } from '../../src/schedule/declaration.ts';
-import { parseDuration } from '../../src/schedule/spec.ts';
+import {
+  parseDuration,
+  sharedSpec,
+  SPEC_CACHE_MAX,
+  specCacheSizes,
+  specJson,
+} from '../../src/schedule/spec.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ScheduleRecord, ScheduleState } from '../../src/store/types.ts';
 
@@ -94,6 +100,36 @@ describe('declaration hash', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+describe('shared specs', () => {
+  test('declarations and rows with one spec share one object, whose text is JSON.stringify', (t) => {
+    const a = parsed({ id: 'a', cron: '0 9 * * 1-5', timezone: 'Asia/Tokyo' });
+    const b = parsed({ id: 'b', cron: '0 9 * * 1-5', timezone: 'Asia/Tokyo', jitter: '1s' });
+    assert.equal(a.spec, b.spec);
+    assert.equal(specJson(a.spec), JSON.stringify(a.spec));
+    assert.equal(
+      specJson({ kind: 'every', every: '1m', everyMs: 60_000 }),
+      '{"kind":"every","every":"1m","everyMs":60000}',
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'hourglass-spec-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const store = new SqliteStore(join(dir, 'hourglass.db'));
+    try {
+      reconcile(store, 't/p', 't', [a, b], NOW);
+      const rows = store.listSchedules({ pluginId: 't/p' });
+      assert.equal(rows.length, 2);
+      for (const r of rows) assert.equal(r.spec, a.spec);
+    } finally {
+      store.close();
+    }
+  });
+
+  test('the cache stays within its bound', () => {
+    for (let i = 0; i < SPEC_CACHE_MAX + 100; i++)
+      sharedSpec(JSON.stringify({ kind: 'every', every: `${i + 1}s`, everyMs: (i + 1) * 1000 }));
+    assert.ok((specCacheSizes().specs as number) <= SPEC_CACHE_MAX);
   });
 });
 
