@@ -29,6 +29,17 @@
  *   keep; GC needs `node --expose-gc`, which run-all passes); `workers`: the pool's threads
  *   (slots + spares). `tsxRssMb` (once per process): what tsx's loader thread, which a user's
  *   process does not have, adds to every RSS figure here.
+ * - **user RSS** (`user.*`, once per round; USER_RSS=0 skips it): RSS as a user's process has
+ *   it, measured by bench/arming-rss-child.js, a child running plain `node` on dist/ (no tsx, no
+ *   bench bookkeeping) on a fresh store with the same config: with only the modules loaded
+ *   (`rssModulesMb`), with a host started on no plugins (`rssIdleMb`: the pool's idle threads),
+ *   after the full start (`rssAfterStartMb`) and a full GC (`rssAfterGcMb`, the figure for the
+ *   RSS goal); the main heap then (`heapUsedMb`, `heapTotalMb`, `externalMb`); per idle worker
+ *   (`perWorkerIdleMb`: the idle host's growth beyond the main heap's, per thread) and what
+ *   remains (`otherMb`: RSS beyond modules, main heap, external and idle workers: the workers'
+ *   loaded guests, SQLite's cache, allocator slack); then after a restart on that store and a
+ *   full GC (`rssAfterRestartGcMb`, `heapAfterRestartGcMb`: records read from the store, as at a
+ *   user's every later start).
  * - **creates**: CREATES runtime schedules created in one tenant through the host's
  *   `schedule_create` handler (`host.schedules.create`, what the host function calls after
  *   decoding its request), 70/30 intervals and zoned cron; total ms, per-create rate, and the
@@ -45,7 +56,7 @@
  */
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -65,6 +76,7 @@ const PER_PLUGIN = Number(process.env.PER_PLUGIN ?? 1000);
 const CREATES = Number(process.env.CREATES ?? 4000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RESULTS_NAME = process.env.RESULTS_NAME ?? 'arming';
+const USER_RSS = process.env.USER_RSS !== '0';
 const PROXY = resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/proxy/build/proxy.wasm');
 
 const ZONES = ['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'Australia/Sydney', 'UTC'];
@@ -85,6 +97,7 @@ function declaration(i: number, prefix = 's'): Record<string, unknown> {
   };
 }
 
+/** The config's raw JSON (also written to `config.json`, for the RSS child) and its parse. */
 function makeConfig(dir: string): HostConfig {
   const manifest = join(dir, 'proxy.json');
   writeFileSync(
@@ -98,18 +111,52 @@ function makeConfig(dir: string): HostConfig {
     }),
   );
   const schedules = JSON.stringify(Array.from({ length: PER_PLUGIN }, (_, i) => declaration(i)));
-  return parseHostConfig(
-    {
-      store: { path: join(dir, 'hourglass.db') },
-      tenants: Array.from({ length: TENANTS }, (_, t) => ({
-        id: `t${t}`,
-        quotas: { maxSchedules: PER_PLUGIN + CREATES + 10 },
-        plugins: [{ manifest, config: { schedules } }],
-      })),
-    },
-    join(dir, 'config.json'),
-    dir,
+  const raw = {
+    store: { path: join(dir, 'hourglass.db') },
+    tenants: Array.from({ length: TENANTS }, (_, t) => ({
+      id: `t${t}`,
+      quotas: { maxSchedules: PER_PLUGIN + CREATES + 10 },
+      plugins: [{ manifest, config: { schedules } }],
+    })),
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(raw));
+  return parseHostConfig(raw, join(dir, 'config.json'), dir);
+}
+
+interface UserRss {
+  rssModulesMb: number;
+  rssIdleMb: number;
+  rssAfterStartMb: number;
+  rssAfterGcMb: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  workers: number;
+  perWorkerIdleMb: number;
+  otherMb: number;
+  queued: number;
+  rssAfterRestartGcMb: number;
+  heapAfterRestartGcMb: number;
+}
+
+/**
+ * RSS as a user's process has it: bench/arming-rss-child.js, plain `node` on dist/ (no tsx, no
+ * bench bookkeeping), starts a host on a fresh store with this config.
+ */
+function userRss(dir: string): UserRss {
+  const child = join(dir, 'rss');
+  mkdirSync(child);
+  const config = join(child, 'config.json');
+  const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
+    store: { path: string };
+  };
+  writeFileSync(config, JSON.stringify({ ...raw, store: { path: join(child, 'hourglass.db') } }));
+  const out = execFileSync(
+    process.execPath,
+    ['--expose-gc', join(PROJECT_ROOT, 'bench', 'arming-rss-child.js'), config, child],
+    { maxBuffer: 1 << 20 },
   );
+  return JSON.parse(out.toString()) as UserRss;
 }
 
 /** The last pool a host made (its worker threads are counted; only one kept: no leak). */
@@ -154,6 +201,8 @@ interface Round {
   createsCpuMs: number;
   createsPerSec: number;
   queued: number;
+  /** The user's-process figures (`userRss`); absent with USER_RSS=0. */
+  user?: UserRss;
 }
 
 async function startTimed(config: HostConfig) {
@@ -225,7 +274,9 @@ async function round(): Promise<Round> {
     const cpu = process.cpuUsage(cpu0);
     const createsCpuMs = (cpu.user + cpu.system) / 1000;
     await host.stop(0);
+    const user = USER_RSS ? userRss(dir) : undefined;
     return {
+      user,
       armMs: first.armMs,
       startMs: first.startMs,
       rssAfterStartMb,
@@ -276,8 +327,17 @@ for (let i = 0; i < ROUNDS; i++) {
     `round ${i + 1}/${ROUNDS}: ${JSON.stringify(r, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`,
   );
 }
-const keys = Object.keys(rounds[0] as Round) as (keyof Round)[];
-const medians = Object.fromEntries(keys.map((k) => [k, median(rounds.map((r) => r[k]))]));
+type Figure = Exclude<keyof Round, 'user'>;
+const keys = (Object.keys(rounds[0] as Round) as (keyof Round)[]).filter(
+  (k): k is Figure => k !== 'user',
+);
+const medians: Record<string, number> = Object.fromEntries(
+  keys.map((k) => [k, median(rounds.map((r) => r[k]))]),
+);
+if (USER_RSS) {
+  for (const k of Object.keys(rounds[0]?.user ?? {}) as (keyof UserRss)[])
+    medians[`user.${k}`] = median(rounds.map((r) => (r.user as UserRss)[k]));
+}
 console.table(medians);
 const dirOut = join(PROJECT_ROOT, 'bench', 'results');
 mkdirSync(dirOut, { recursive: true });

@@ -203,8 +203,10 @@ export class Host implements HostServices {
       throw err;
     }
     this.#state = 'started';
+    let order: number[];
     try {
       this.store.abandonRunning(this.clock.now(), 'the host stopped before the run finished');
+      order = this.#loadOrder();
     } catch (err) {
       // A store that cannot take this first write: start fails, and leaves nothing running.
       await this.stop(0).catch(() => undefined);
@@ -213,13 +215,15 @@ export class Host implements HostServices {
     // Tenants load concurrently (at most LOAD_CONCURRENCY at a time), so one plugin's slow
     // load (instrumentation, a start function, discovery: all in sandbox workers) delays no
     // other tenant's loading; a tenant's own plugins load in order, so a second plugin with the
-    // same name is still refused as a duplicate. Results keep the config's order.
+    // same name is still refused as a duplicate. Tenants start loading most urgent first
+    // (`#loadOrder`); results keep the config's order.
     const LOAD_CONCURRENCY = 8;
     const results: ({ id: string } | { pluginId: string; message: string })[][] =
       this.config.tenants.map(() => []);
     let next = 0;
     const loadTenants = async (): Promise<void> => {
-      for (let t = next++; t < this.config.tenants.length; t = next++) {
+      for (let i = next++; i < order.length; i = next++) {
+        const t = order[i] as number;
         const tenant = this.config.tenants[t] as TenantConfig;
         for (const entry of tenant.plugins) {
           try {
@@ -251,6 +255,20 @@ export class Host implements HostServices {
     }, this.config.commandPollMs);
     this.#poll.unref();
     return { loaded, failed };
+  }
+
+  /**
+   * The order tenants start loading in: by the earliest stored next time of their active
+   * schedules, then the tenants with none, in config order. A schedule that came due while the
+   * host was down fires as soon as its own tenant is loaded, not after every tenant before it in
+   * the config (a plugin's schedules start firing when it is loaded, while others still load).
+   */
+  #loadOrder(): number[] {
+    const due = this.store.earliestDueByTenant();
+    const at = (t: number): number =>
+      due.get((this.config.tenants[t] as TenantConfig).id) ?? Number.POSITIVE_INFINITY;
+    // Array.prototype.sort is stable: ties keep the config's order.
+    return this.config.tenants.map((_, t) => t).sort((a, b) => at(a) - at(b) || 0);
   }
 
   /** Whether the store takes writes and this host holds its lease (see `StoreSupervisor`). */

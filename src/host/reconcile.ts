@@ -5,8 +5,7 @@
  * except that a declaration with the same id takes the row over (declarations win).
  * A schedule the guest or an operator deleted stays deleted while its declaration is unchanged.
  */
-import type { ParsedDeclaration } from '../schedule/declaration.ts';
-import { patchedRecord } from '../store/schedule-record.ts';
+import { sameDeclaration, type ParsedDeclaration } from '../schedule/declaration.ts';
 import type { ScheduleRecord, Store } from '../store/types.ts';
 import { isLive, patchOf, recordFromDeclaration, scheduleKey } from './schedule-ops.ts';
 
@@ -38,7 +37,7 @@ export function liveCountAfter(
   let n = 0;
   for (const d of decls) {
     const ex = byId.get(d.id);
-    if (!(ex?.state === 'deleted' && ex.declHash === d.hash)) n++;
+    if (!(ex?.state === 'deleted' && sameDeclaration(ex.declHash, d))) n++;
   }
   for (const s of byId.values())
     if (isLive(s) && s.origin === 'runtime' && !declared.has(s.localId)) n++;
@@ -85,14 +84,14 @@ function reconcileRows(
   for (const d of decls) {
     const ex = existing.get(d.id);
     if (!ex) {
-      const rec = recordFromDeclaration(pluginId, tenant, d, 'declared', now);
-      inserts.push(rec);
       // A new row's generation is the column's default, 1 (migration 0003).
-      written.set(d.id, patchedRecord(rec, { generation: 1 }));
+      const rec = recordFromDeclaration(pluginId, tenant, d, 'declared', now, undefined, 1);
+      inserts.push(rec);
+      written.set(d.id, rec);
       result.created.push(d.id);
       continue;
     }
-    const same = ex.origin === 'declared' && ex.declHash === d.hash;
+    const same = ex.origin === 'declared' && sameDeclaration(ex.declHash, d);
     if (same && ex.state !== 'retired') {
       result.unchanged.push(d.id);
       continue;

@@ -85,7 +85,10 @@ function viewBytesBound(s: ScheduleRecord): number {
 /** Rows read per store query while filling a page. */
 const LIST_CHUNK = 16;
 
-/** A new record for a parsed declaration (state from `paused`, next time from now). */
+/**
+ * A new record for a parsed declaration (state from `paused`, next time from now). `generation`:
+ * the row's, when the caller knows it (a new row's is 1); the record has `patchedRecord`'s shape.
+ */
 export function recordFromDeclaration(
   pluginId: string,
   tenant: string,
@@ -93,6 +96,7 @@ export function recordFromDeclaration(
   origin: ScheduleOrigin,
   now: number,
   previous?: ScheduleRecord,
+  generation?: number,
 ): ScheduleRecord {
   const keepPaused = previous?.state === 'paused';
   const paused = keepPaused || d.paused;
@@ -119,12 +123,16 @@ export function recordFromDeclaration(
     bufferedAt: null,
     createdAt: previous?.createdAt ?? now,
     updatedAt: now,
+    generation,
   };
 }
 
-/** Every mutable field of a record, as a patch (identity fields and creation time left out). */
+/**
+ * Every mutable field of a record, as a patch (identity fields, creation time and the store's
+ * generation left out).
+ */
 export function patchOf(rec: ScheduleRecord): SchedulePatch {
-  const { key, pluginId, tenant, localId, createdAt, ...patch } = rec;
+  const { key, pluginId, tenant, localId, createdAt, generation, ...patch } = rec;
   return patch;
 }
 

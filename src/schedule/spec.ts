@@ -40,14 +40,30 @@ const DURATION_UNIT_MS: Record<string, number> = {
 const DURATION_RE = /^(?:\d{1,9}(?:ms|s|m|h|d))+$/;
 const DURATION_PART_RE = /(\d{1,9})(ms|s|m|h|d)/g;
 
+/**
+ * Durations parsed before (a plugin's 1,000 intervals have few distinct texts), bounded like the
+ * other caches here: emptied when full.
+ */
+const durations = new Map<string, number | null>();
+const DURATION_CACHE_MAX = 2_000;
+
 /** Parses "90s", "1h30m", "250ms". Returns null for anything else (or zero). */
 export function parseDuration(text: string): number | null {
-  if (!DURATION_RE.test(text)) return null;
-  let total = 0;
-  for (const m of text.matchAll(DURATION_PART_RE)) {
-    total += Number(m[1]) * (DURATION_UNIT_MS[m[2] as string] as number);
+  const known = durations.get(text);
+  if (known !== undefined) return known;
+  let total: number | null = 0;
+  if (!DURATION_RE.test(text)) total = null;
+  else {
+    for (const m of text.matchAll(DURATION_PART_RE)) {
+      total += Number(m[1]) * (DURATION_UNIT_MS[m[2] as string] as number);
+    }
+    if (!(total > 0 && Number.isSafeInteger(total))) total = null;
   }
-  return total > 0 && Number.isSafeInteger(total) ? total : null;
+  if (text.length <= 64) {
+    if (durations.size >= DURATION_CACHE_MAX) durations.clear();
+    durations.set(text, total);
+  }
+  return total;
 }
 
 /** Most zone names remembered as valid (IANA has ~600 names and aliases). */
@@ -134,6 +150,33 @@ function cronNextAfter(pattern: string, timezone: string, afterMs: number): numb
   return next;
 }
 
+/**
+ * One spec object per distinct spec (100k schedules have few: an interval's text, a cron and
+ * zone), by its JSON text, which is remembered with it: declarations and rows read from the
+ * store share them (specs are never mutated: records are replaced), and writing a row does not
+ * encode its spec again. Bounded: emptied when full (a spec not shared is still correct).
+ */
+const sharedSpecs = new Map<string, ScheduleSpec>();
+const specTexts = new WeakMap<ScheduleSpec, string>();
+export const SPEC_CACHE_MAX = 4_096;
+
+/** The shared spec for `text` (its JSON): `spec` (or `text` parsed) when there is none yet. */
+export function sharedSpec(text: string, spec?: ScheduleSpec): ScheduleSpec {
+  let s = sharedSpecs.get(text);
+  if (s === undefined) {
+    s = spec ?? (JSON.parse(text) as ScheduleSpec);
+    if (sharedSpecs.size >= SPEC_CACHE_MAX) sharedSpecs.clear();
+    sharedSpecs.set(text, s);
+    specTexts.set(s, text);
+  }
+  return s;
+}
+
+/** A spec's JSON text (`JSON.stringify`; remembered for a shared spec). */
+export function specJson(spec: ScheduleSpec): string {
+  return specTexts.get(spec) ?? JSON.stringify(spec);
+}
+
 /** Entries in the module's caches (for tests of their bounds). */
 export function specCacheSizes(): Record<string, number> {
   return {
@@ -142,6 +185,7 @@ export function specCacheSizes(): Record<string, number> {
     next: nextCache.size,
     gap: gapCache.size,
     zones: validZones.size,
+    specs: sharedSpecs.size,
   };
 }
 

@@ -212,6 +212,11 @@ export interface Store {
    * of one of its plugins. Kept as counts, so this costs the same for 10 schedules or 100k.
    */
   countLiveSchedules(tenant: string, pluginId?: string): number;
+  /**
+   * The earliest stored `next_at` of each tenant's active schedules (tenants with none are
+   * absent): the order a starting host loads tenants in, most urgent first.
+   */
+  earliestDueByTenant(): Map<string, number>;
   insertSchedule(rec: ScheduleRecord): void;
   /** Inserts many rows (a plugin's new declarations) with few statements; same as one by one. */
   insertSchedules(recs: readonly ScheduleRecord[]): void;
