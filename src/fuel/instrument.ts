@@ -396,18 +396,18 @@ function rewrite(
       blocks += plan.cost.length;
       const fls = plan.flags;
       for (let b = 0; b < fls.length; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
-      const body = emitter.emit(src, plan, type.params, wrapper, carries);
+      const at = out.length;
+      emitter.emit(out, src, plan, type.params, wrapper, carries);
       if (twinIdx >= 0) {
-        twinBodies.push(body.slice());
-        const w = emitter.wrapper(type.params, twinIdx);
-        out.u32(w.length).copy(w);
-      } else {
-        out.u32(body.length).copy(body);
+        // The body (with its size) goes after the last function; the wrapper stays here.
+        twinBodies.push(out.buffer.slice(at, out.length));
+        out.length = at;
+        emitter.wrapper(out, type.params, twinIdx);
       }
       pos = end;
     }
     if (pos !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
-    for (const body of twinBodies) out.u32(body.length).copy(body);
+    for (const body of twinBodies) out.copy(body);
     const carried = carry ? carryType.size : 0;
     return {
       payload: out.bytes(),
