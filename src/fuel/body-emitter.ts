@@ -80,6 +80,21 @@ const I32 = 0x7f;
  * a check with its out-of-fuel path is 125 with 5-byte indices and 10-byte constants.
  */
 const MAX_EVENT_BYTES = 128;
+
+// Event kinds as literals (case labels TurboFan compares without loading `Ev`'s fields); the
+// types keep them equal to `Ev`'s (plan-types.ts).
+const EV_BLOCK: typeof Ev.block = 1;
+const EV_PRE_CALL: typeof Ev.preCall = 2;
+const EV_POST_CALL: typeof Ev.postCall = 3;
+const EV_EXIT: typeof Ev.exit = 4;
+const EV_THROW: typeof Ev.throw = 5;
+const EV_WRAP_CLOSE: typeof Ev.wrapClose = 6;
+const EV_INSTR: typeof Ev.instr = 7;
+const EV_LANDING: typeof Ev.landing = 8;
+const EV_LOCAL: typeof Ev.local = 9;
+const EV_BR_IF_REFUND: typeof Ev.brIfRefund = 10;
+const EV_HOST_RETURN: typeof Ev.hostReturn = 11;
+const EV_CALL_TWIN: typeof Ev.callTwin = 12;
 /** The most bytes of a prologue besides the copied local declarations. */
 const MAX_PROLOGUE_BYTES = 256;
 
@@ -131,7 +146,7 @@ function u32Size(n: number): number {
 
 export class BodyEmitter {
   /** The output buffer of the body being emitted (capacity reserved for the whole body). */
-  private b = new Uint8Array(0);
+  private b: Uint8Array = new Uint8Array(0);
   private f = 0;
   private t = 0;
   private d = 0;
@@ -141,9 +156,9 @@ export class BodyEmitter {
   /** Where the last `leb` ended. */
   private lebNext = 0;
   /** DataViews of the output buffer and of the input, for copying spans 4 bytes at a time. */
-  private dvo = new DataView(new ArrayBuffer(0));
+  private dvo: DataView = new DataView(new ArrayBuffer(0));
   private dvoOf: Uint8Array | null = null;
-  private dvi = new DataView(new ArrayBuffer(0));
+  private dvi: DataView = new DataView(new ArrayBuffer(0));
   private dviOf: Uint8Array | null = null;
 
   constructor(private readonly ctx: EmitContext) {}
@@ -257,10 +272,10 @@ export class BodyEmitter {
       }
       const arg = evArg[i] as number;
       switch (evKind[i]) {
-        case Ev.block:
+        case EV_BLOCK:
           p = this.charge(p, arg, plan, false);
           break;
-        case Ev.preCall:
+        case EV_PRE_CALL:
           b[p++] = LOCAL_GET;
           p = pu32(b, p, f);
           if (arg === 1) {
@@ -281,13 +296,13 @@ export class BodyEmitter {
           p = pu32(b, p, fuelGlobal);
           if (this.resetDepth) p = this.depthPlusOne(p);
           break;
-        case Ev.throw:
+        case EV_THROW:
           b[p++] = LOCAL_GET;
           p = pu32(b, p, f);
           b[p++] = GLOBAL_SET;
           p = pu32(b, p, fuelGlobal);
           break;
-        case Ev.postCall: {
+        case EV_POST_CALL: {
           const thr = plan.succ[arg >> 2] as number;
           // A carrying callee left its remaining fuel on the stack, above its results.
           if ((arg & 2) === 0) {
@@ -302,16 +317,16 @@ export class BodyEmitter {
           if ((arg & 1) !== 0) p = this.afterHost(p);
           break;
         }
-        case Ev.hostReturn:
+        case EV_HOST_RETURN:
           p = this.afterHost(p);
           break;
-        case Ev.callTwin:
+        case EV_CALL_TWIN:
           this.leb(src, pos + 1);
           b[p++] = CALL;
           p = pu32(b, p, arg);
           at = this.lebNext;
           break;
-        case Ev.brIfRefund: {
+        case EV_BR_IF_REFUND: {
           const give = plan.refund[arg] as number;
           if (give === 0) break; // nothing prepaid after it: copy the br_if as is
           // br_if L  →  if  f += give; br L+1  end
@@ -331,7 +346,7 @@ export class BodyEmitter {
           at = this.lebNext;
           break;
         }
-        case Ev.local: {
+        case EV_LOCAL: {
           // Renumber a declared local past the two inserted parameters.
           const idx = this.leb(src, pos + 1);
           b[p++] = src[pos] as number;
@@ -339,17 +354,17 @@ export class BodyEmitter {
           at = this.lebNext;
           break;
         }
-        case Ev.exit:
+        case EV_EXIT:
           p = this.exit(p, perInstr);
           break;
-        case Ev.wrapClose:
+        case EV_WRAP_CLOSE:
           b[p++] = END;
           p = this.exit(p, perInstr);
           break;
-        case Ev.instr:
+        case EV_INSTR:
           p = this.chargeInstr(p, arg & 0xffffff, arg >>> 24);
           break;
-        case Ev.landing:
+        case EV_LANDING:
           p = this.restoreDepth(p);
           break;
         default:
