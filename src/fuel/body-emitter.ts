@@ -33,7 +33,8 @@
  */
 import type { ByteWriter } from '../wasm/byte-writer.ts';
 import type { CompiledCosts } from './cost-table.ts';
-import { BF, Dyn, Ev } from './placement.ts';
+import { BF, Dyn } from './placement.ts';
+import type { Ev } from './placement.ts';
 import type { FunctionPlan, Placement } from './placement.ts';
 
 export interface EmitContext {

@@ -120,8 +120,7 @@ export function emitFunctions(
 
 /** The new types of one instrumented module, numbered after the original ones. */
 export class NewTypes implements TypeAlloc {
-  readonly list: { readonly params: readonly number[]; readonly results: readonly number[] }[] =
-    [];
+  readonly list: { readonly params: readonly number[]; readonly results: readonly number[] }[] = [];
   private readonly carryOf = new Map<number, number>();
   private readonly blockOf = new Map<string, number>();
 

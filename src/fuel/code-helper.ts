@@ -115,5 +115,5 @@ export function postJob(h: Helper, job: HelperJob): () => HelperAnswer | null {
       return null;
     }
     return m.message as HelperAnswer;
-  }
+  };
 }

@@ -40,7 +40,10 @@ function run(m: HelperJob): { answer: HelperAnswer; transfer: ArrayBuffer[] } {
     const payload = out.bytes();
     return {
       answer: { kind: 'done', payload, ...r },
-      transfer: [payload.buffer as ArrayBuffer, ...r.twinBodies.map((b) => b.buffer as ArrayBuffer)],
+      transfer: [
+        payload.buffer as ArrayBuffer,
+        ...r.twinBodies.map((b) => b.buffer as ArrayBuffer),
+      ],
     };
   } catch (err) {
     // Invalid input, or a type to number: the main thread does the whole module and reports.
