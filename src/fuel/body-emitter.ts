@@ -32,25 +32,15 @@
  * unused part of its 5 reserved bytes. The bytes are the same as the per-byte writer's.
  */
 import type { ByteWriter } from '../wasm/byte-writer.ts';
-import type { CompiledCosts } from './cost-table.ts';
-import { BF, Dyn } from './placement.ts';
+import { ps32, ps64, pu32, u32Size } from '../wasm/leb-write.ts';
+import { ExhaustedFlag, FuelCode } from './fuel-code.ts';
 import type { Ev } from './placement.ts';
-import type { FunctionPlan, Placement } from './placement.ts';
+import type { FunctionPlan } from './placement.ts';
 
-export interface EmitContext {
-  readonly placement: Placement;
-  readonly costs: CompiledCosts;
-  readonly fuelGlobal: number;
-  readonly flagGlobal: number;
-  readonly depthGlobal: number;
-  /** 0 disables the depth counter. */
-  readonly maxCallDepth: number;
-}
+export { ExhaustedFlag } from './fuel-code.ts';
+export type { EmitContext } from './fuel-code.ts';
 
-/** Values of the exhausted flag global. */
-export const ExhaustedFlag = { none: 0, fuel: 1, depth: 2 } as const;
-
-// Opcodes as plain constants (the hot path writes them inline).
+// Opcodes as plain constants of this module (the hot path writes them inline).
 const UNREACHABLE = 0x00;
 const BLOCK = 0x02;
 const IF = 0x04;
@@ -63,15 +53,10 @@ const LOCAL_TEE = 0x22;
 const GLOBAL_GET = 0x23;
 const GLOBAL_SET = 0x24;
 const I32_CONST = 0x41;
-const I64_CONST = 0x42;
 const I32_GE_U = 0x4f;
-const I64_LT_S = 0x53;
 const I32_ADD = 0x6a;
+const I64_CONST = 0x42;
 const I64_ADD = 0x7c;
-const I64_SUB = 0x7d;
-const I64_MUL = 0x7e;
-const I64_SHR_U = 0x88;
-const I64_EXTEND_I32_U = 0xad;
 const EMPTY = 0x40;
 const I64 = 0x7e;
 const I32 = 0x7f;
@@ -99,60 +84,7 @@ const EV_CALL_TWIN: typeof Ev.callTwin = 12;
 /** The most bytes of a prologue besides the copied local declarations. */
 const MAX_PROLOGUE_BYTES = 256;
 
-/** Unsigned LEB128 of `v` at `p`; returns the position after it. */
-function pu32(b: Uint8Array, p: number, v: number): number {
-  let n = v >>> 0;
-  while (n >= 0x80) {
-    b[p++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  b[p++] = n;
-  return p;
-}
-
-/** Signed LEB128 of a 32-bit `v`. */
-function ps32(b: Uint8Array, p: number, v: number): number {
-  let n = v | 0;
-  for (;;) {
-    const x = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (x & 0x40) === 0) || (n === -1 && (x & 0x40) !== 0)) {
-      b[p++] = x;
-      return p;
-    }
-    b[p++] = x | 0x80;
-  }
-}
-
-/** Signed LEB128 of an integer `v` (a safe integer: every fuel constant is one). */
-function ps64(b: Uint8Array, p: number, v: number): number {
-  if (v >= -0x80000000 && v <= 0x7fffffff) return ps32(b, p, v);
-  let n = v;
-  for (;;) {
-    const q = Math.floor(n / 128);
-    const x = n - q * 128;
-    n = q;
-    if ((n === 0 && (x & 0x40) === 0) || (n === -1 && (x & 0x40) !== 0)) {
-      b[p++] = x;
-      return p;
-    }
-    b[p++] = x | 0x80;
-  }
-}
-
-/** Bytes of the unsigned LEB128 of `n`. */
-function u32Size(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
-export class BodyEmitter {
-  /** The output buffer of the body being emitted (capacity reserved for the whole body). */
-  private b: Uint8Array = new Uint8Array(0);
-  private f = 0;
-  private t = 0;
-  private d = 0;
-  private depthOn = false;
-  private carry = false;
+export class BodyEmitter extends FuelCode {
   private resetDepth = false;
   /** Where the last `leb` ended. */
   private lebNext = 0;
@@ -161,8 +93,6 @@ export class BodyEmitter {
   private dvoOf: Uint8Array | null = null;
   private dvi: DataView = new DataView(new ArrayBuffer(0));
   private dviOf: Uint8Array | null = null;
-
-  constructor(private readonly ctx: EmitContext) {}
 
   /**
    * Appends the body, with its size prefix, to `out`. `wrapperType` is the encoded block type.
@@ -435,189 +365,5 @@ export class BodyEmitter {
     } while ((x & 0x80) !== 0);
     this.lebNext = at;
     return result >>> 0;
-  }
-
-  private exit(p: number, perInstr: boolean): number {
-    const { b } = this;
-    if (this.carry) {
-      b[p++] = LOCAL_GET;
-      return pu32(b, p, this.f);
-    }
-    // The reference placement has no fuel local to write back.
-    if (!perInstr) {
-      b[p++] = LOCAL_GET;
-      p = pu32(b, p, this.f);
-      b[p++] = GLOBAL_SET;
-      p = pu32(b, p, this.ctx.fuelGlobal);
-    }
-    if (this.depthOn) {
-      b[p++] = LOCAL_GET;
-      p = pu32(b, p, this.d);
-      b[p++] = GLOBAL_SET;
-      p = pu32(b, p, this.ctx.depthGlobal);
-    }
-    return p;
-  }
-
-  /**
-   * After a call that may have run JavaScript, which may have caught an exception or a trap
-   * that unwound instrumented frames: restore the depth counter (the unwound frames never
-   * restored it), and trap again if the flag says a fuel or depth trap was swallowed (the
-   * limits must hold whatever the host's glue catches).
-   */
-  private afterHost(p: number): number {
-    p = this.restoreDepth(p);
-    const { b } = this;
-    b[p++] = GLOBAL_GET;
-    p = pu32(b, p, this.ctx.flagGlobal);
-    b[p++] = IF;
-    b[p++] = EMPTY;
-    b[p++] = UNREACHABLE;
-    b[p++] = END;
-    return p;
-  }
-
-  private restoreDepth(p: number): number {
-    return this.depthOn ? this.depthPlusOne(p) : p;
-  }
-
-  /** `depth = d + 1`. */
-  private depthPlusOne(p: number): number {
-    const { b } = this;
-    b[p++] = LOCAL_GET;
-    p = pu32(b, p, this.d);
-    b[p++] = I32_CONST;
-    b[p++] = 1;
-    b[p++] = I32_ADD;
-    b[p++] = GLOBAL_SET;
-    return pu32(b, p, this.ctx.depthGlobal);
-  }
-
-  /** Leaves nothing on the stack: `local.tee f; i64.const thr; i64.lt_s; if (out of fuel) end`. */
-  private checkTee(p: number, thr: number): number {
-    const { b, f } = this;
-    b[p++] = LOCAL_TEE;
-    p = pu32(b, p, f);
-    b[p++] = I64_CONST;
-    p = ps64(b, p, thr);
-    b[p++] = I64_LT_S;
-    b[p++] = IF;
-    b[p++] = EMPTY;
-    // Out of fuel: write the counter back, set the flag, trap.
-    b[p++] = LOCAL_GET;
-    p = pu32(b, p, f);
-    b[p++] = GLOBAL_SET;
-    p = pu32(b, p, this.ctx.fuelGlobal);
-    return this.outOfFuel(p);
-  }
-
-  /** `exhausted = 1; unreachable; end`. */
-  private outOfFuel(p: number): number {
-    const { b } = this;
-    b[p++] = I32_CONST;
-    b[p++] = ExhaustedFlag.fuel;
-    b[p++] = GLOBAL_SET;
-    p = pu32(b, p, this.ctx.flagGlobal);
-    b[p++] = UNREACHABLE;
-    b[p++] = END;
-    return p;
-  }
-
-  /** Pushes the operand-dependent price of `dyn` computed from local `t` (an i64). */
-  private price(p: number, dyn: number): number {
-    const { costs } = this.ctx;
-    const k =
-      dyn === Dyn.grow ? costs.growPerPage : dyn === Dyn.memory ? costs.bulkPer64 : costs.tablePer8;
-    if (k === 0) return -1;
-    const { b } = this;
-    b[p++] = LOCAL_GET;
-    p = pu32(b, p, this.t);
-    b[p++] = I64_EXTEND_I32_U;
-    if (dyn !== Dyn.grow) {
-      const shift = dyn === Dyn.memory ? 6 : 3;
-      b[p++] = I64_CONST;
-      p = ps64(b, p, (1 << shift) - 1);
-      b[p++] = I64_ADD;
-      b[p++] = I64_CONST;
-      p = ps64(b, p, shift);
-      b[p++] = I64_SHR_U;
-    }
-    if (k !== 1) {
-      b[p++] = I64_CONST;
-      p = ps64(b, p, k);
-      b[p++] = I64_MUL;
-    }
-    return p;
-  }
-
-  /** Code at the start of metered block `blk` (or the function entry). */
-  private charge(p: number, blk: number, plan: FunctionPlan, entry: boolean): number {
-    const { b } = this;
-    const fl = plan.flags[blk] as number;
-    const c = plan.cost[blk] as number;
-    const dyn = (fl & BF.dyn) !== 0 ? fl >> 8 : 0;
-    const reload = (entry && !this.carry) || (fl & BF.reload) !== 0;
-    if ((fl & BF.landing) !== 0) p = this.restoreDepth(p);
-    if (dyn !== 0) {
-      b[p++] = LOCAL_TEE;
-      p = pu32(b, p, this.t);
-    }
-    const check =
-      (fl & BF.check) !== 0 &&
-      (dyn !== 0 || (fl & BF.landing) !== 0 || (plan.w[blk] as number) > 0);
-    if (reload) {
-      b[p++] = GLOBAL_GET;
-      p = pu32(b, p, this.ctx.fuelGlobal);
-    } else if (c > 0 || dyn !== 0 || check) {
-      b[p++] = LOCAL_GET;
-      p = pu32(b, p, this.f);
-    } else return p;
-    if (c > 0) {
-      b[p++] = I64_CONST;
-      p = ps64(b, p, c);
-      b[p++] = I64_SUB;
-    }
-    if (dyn !== 0) {
-      const q = this.price(p, dyn);
-      if (q >= 0) {
-        p = q;
-        b[p++] = I64_SUB;
-      }
-    }
-    if (check) return this.checkTee(p, plan.succ[blk] as number);
-    b[p++] = LOCAL_SET;
-    return pu32(b, p, this.f);
-  }
-
-  /** Per-instruction placement: `global -= c [+ price]; if global < 0: out of fuel`. */
-  private chargeInstr(p: number, c: number, dyn: number): number {
-    const { b } = this;
-    const g = this.ctx.fuelGlobal;
-    if (dyn !== 0) {
-      b[p++] = LOCAL_TEE;
-      p = pu32(b, p, this.t);
-    }
-    b[p++] = GLOBAL_GET;
-    p = pu32(b, p, g);
-    b[p++] = I64_CONST;
-    p = ps64(b, p, c);
-    b[p++] = I64_SUB;
-    if (dyn !== 0) {
-      const q = this.price(p, dyn);
-      if (q >= 0) {
-        p = q;
-        b[p++] = I64_SUB;
-      }
-    }
-    b[p++] = GLOBAL_SET;
-    p = pu32(b, p, g);
-    b[p++] = GLOBAL_GET;
-    p = pu32(b, p, g);
-    b[p++] = I64_CONST;
-    b[p++] = 0;
-    b[p++] = I64_LT_S;
-    b[p++] = IF;
-    b[p++] = EMPTY;
-    return this.outOfFuel(p);
   }
 }
