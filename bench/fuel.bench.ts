@@ -38,6 +38,10 @@
  * commit's src/ extracted with `git archive <commit> src/fuel src/wasm | tar -x -C .tmp/old`)
  * benchmarks that instrumenter instead, and prints without writing bench/results/fuel.json.
  *
+ * Instrumenting speed alone: FUEL_BENCH_ONLY=instrument (no kernels; writes
+ * bench/results/fuel-instrument.json); FUEL_BENCH_INSTRUMENT_RUNS (default 7) runs on one thread
+ * and as many with the instrumenter's helper thread (`parallel: true`), alternating.
+ *
  * Clock: the machine is shared (2 cores, other engineers' tests and benchmarks), so by default
  * tasks are timed in process CPU time (`process.cpuUsage()`, user + system), which does not
  * count the time this process spends descheduled; BENCH_CLOCK=wall uses performance.now().
@@ -467,35 +471,110 @@ function biggestModule(extra: readonly Kernel[]): { name: string; bytes: Uint8Ar
   return best;
 }
 
+/**
+ * The instrumenter's speed on `mod`: FUEL_BENCH_INSTRUMENT_RUNS (default 7, at least 7) runs
+ * on one thread and as many with the helper thread (`parallel: true`), alternating, after a
+ * warm-up of each; medians of wall and process CPU time (all threads).
+ */
 function instrumentThroughput(mod: { name: string; bytes: Uint8Array }) {
-  const outBytes = instrument(mod.bytes).bytes.length; // warm-up (JIT of the instrumenter)
-  const ms: number[] = [];
-  const cpuMs: number[] = [];
-  for (let i = 0; i < 7; i++) {
+  const runs = Math.max(7, Number(process.env.FUEL_BENCH_INSTRUMENT_RUNS ?? 7));
+  const opts = { seq: { parallel: false }, par: { parallel: true } } as const;
+  // Warm-up (JIT of the instrumenter; boots the helper thread and warms it too).
+  const outBytes = instrument(mod.bytes, opts.seq).bytes.length;
+  for (let i = 0; i < 3; i++) instrument(mod.bytes, opts.par);
+  const times = {
+    seq: { ms: [] as number[], cpu: [] as number[] },
+    par: { ms: [] as number[], cpu: [] as number[] },
+  };
+  const loadavg = os.loadavg();
+  for (let i = 0; i < 2 * runs; i++) {
+    const mode = i % 4 === 0 || i % 4 === 3 ? 'seq' : 'par';
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    instrument(mod.bytes);
-    ms.push(performance.now() - t0);
+    instrument(mod.bytes, opts[mode]);
+    times[mode].ms.push(performance.now() - t0);
     const c = process.cpuUsage(c0);
-    cpuMs.push((c.user + c.system) / 1000);
+    times[mode].cpu.push((c.user + c.system) / 1000);
   }
   const t0 = performance.now();
   for (let i = 0; i < 3; i++) WebAssembly.validate(mod.bytes as Uint8Array<ArrayBuffer>);
   const validateMs = (performance.now() - t0) / 3;
-  const med = median(ms);
-  const medCpu = median(cpuMs);
+  const rate = (t: { ms: number[]; cpu: number[] }) => {
+    const med = median(t.ms);
+    const medCpu = median(t.cpu);
+    return {
+      medianMs: med,
+      mbPerSec: mod.bytes.length / 1e6 / (med / 1000),
+      /** Process CPU time (all threads): what a loaded machine's wall time hides. */
+      medianCpuMs: medCpu,
+      mbPerCpuSec: mod.bytes.length / 1e6 / (medCpu / 1000),
+    };
+  };
   return {
     module: mod.name,
     bytes: mod.bytes.length,
     outputBytes: outBytes,
-    medianMs: med,
-    mbPerSec: mod.bytes.length / 1e6 / (med / 1000),
-    /** Process CPU time (all threads): what a loaded machine's wall time hides. */
-    medianCpuMs: medCpu,
-    mbPerCpuSec: mod.bytes.length / 1e6 / (medCpu / 1000),
+    runs,
+    loadavg,
+    ...rate(times.seq),
+    /** The same with the helper thread planning and emitting half of the bodies. */
+    parallel: rate(times.par),
     /** instrument() validates its input once (the output only with `validateOutput`): */
     validateMs,
   };
+}
+
+function printThroughput(t: ReturnType<typeof instrumentThroughput>): void {
+  const line = (r: {
+    medianMs: number;
+    mbPerSec: number;
+    medianCpuMs: number;
+    mbPerCpuSec: number;
+  }) =>
+    `${r.medianMs.toFixed(0)} ms = ${r.mbPerSec.toFixed(1)} MB/s wall, ` +
+    `${r.medianCpuMs.toFixed(0)} ms = ${r.mbPerCpuSec.toFixed(1)} MB/s CPU`;
+  console.log(
+    `instrumentation: ${t.module} (${(t.bytes / 1e6).toFixed(2)} MB) in ${line(t)}, ` +
+      `output ${(t.outputBytes / 1e6).toFixed(2)} MB (one WebAssembly.validate of the input: ` +
+      `${t.validateMs.toFixed(0)} ms); median of ${t.runs}, load ${t.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
+  );
+  console.log(`  with the helper thread (parallel: true): ${line(t.parallel)}`);
+}
+
+// FUEL_BENCH_ONLY=instrument: the instrumenting speed alone (no kernels are built or timed),
+// written to bench/results/fuel-instrument.json.
+if (process.env.FUEL_BENCH_ONLY === 'instrument') {
+  const big = biggestModule([
+    {
+      name: 'binaryen.js',
+      source: 'node_modules/binaryen (bench/kernels/binaryen.ts)',
+      bytes: await binaryenBytes(PROJECT_ROOT),
+      args: [],
+    },
+  ]);
+  const t = instrumentThroughput(big);
+  printThroughput(t);
+  if (!ALT) {
+    const dir = join(PROJECT_ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'fuel-instrument.json');
+    const machine = {
+      node: process.version,
+      cpus: os.cpus().length,
+      cpu: os.cpus()[0]?.model ?? '?',
+    };
+    const result = {
+      name: 'fuel-instrument',
+      date: new Date().toISOString(),
+      machine,
+      commit: gitCommit(),
+      instrumenterVersion: INSTRUMENTER_VERSION,
+      instrumentation: t,
+    };
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`results written to ${file}`);
+  }
+  process.exit(0);
 }
 
 const loadBefore = os.loadavg();
@@ -559,13 +638,7 @@ console.log(
     .join(' ')}`,
 );
 console.log(`worst   ${worst.slowdown.toFixed(3)}× (${worst.kernel})`);
-console.log(
-  `instrumentation: ${throughput.module} (${(throughput.bytes / 1e6).toFixed(2)} MB) in ` +
-    `${throughput.medianMs.toFixed(0)} ms = ${throughput.mbPerSec.toFixed(1)} MB/s wall, ` +
-    `${throughput.medianCpuMs.toFixed(0)} ms = ${throughput.mbPerCpuSec.toFixed(1)} MB/s CPU, ` +
-    `output ${(throughput.outputBytes / 1e6).toFixed(2)} MB ` +
-    `(one WebAssembly.validate of it: ${throughput.validateMs.toFixed(0)} ms)`,
-);
+printThroughput(throughput);
 
 // Same shape as the other results files: rows with a ratio (here: to the kernel's own plain row).
 const outRows = summary.flatMap((s) => {

@@ -22,92 +22,118 @@
  *
  * Per-instruction placement (a reference for tests): every priced instruction is preceded by
  * `global -= c; if global < 0: out of fuel`; there is no cached local.
+ *
+ * Speed: a large module has about one event per 8 input bytes (binaryen.js: 1.15 M events,
+ * 912 k copied spans of 9.4 bytes on average), so the per-event cost is what matters. Each body
+ * is written straight into the code section's buffer: capacity is reserved once per body from
+ * an upper bound (its length + 256 + 128 bytes per event, `MAX_EVENT_BYTES`), and every write
+ * is an unchecked store at a position kept in a local (`p` in, `p` out), not a method call
+ * that checks capacity per byte. The size prefix is written last, the body moved down over the
+ * unused part of its 5 reserved bytes. The bytes are the same as the per-byte writer's.
  */
-import { ByteReader } from '../wasm/byte-reader.ts';
-import { ByteWriter } from '../wasm/byte-writer.ts';
-import { Op } from '../wasm/opcodes.ts';
-import type { CompiledCosts } from './cost-table.ts';
-import { BF, Dyn, Ev } from './placement.ts';
-import type { FunctionPlan, Placement } from './placement.ts';
+import type { ByteWriter } from '../wasm/byte-writer.ts';
+import { ps32, ps64, pu32, u32Size } from '../wasm/leb-write.ts';
+import { ExhaustedFlag, FuelCode } from './fuel-code.ts';
+import type { Ev } from './placement.ts';
+import type { FunctionPlan } from './placement.ts';
 
-export interface EmitContext {
-  readonly placement: Placement;
-  readonly costs: CompiledCosts;
-  readonly fuelGlobal: number;
-  readonly flagGlobal: number;
-  readonly depthGlobal: number;
-  /** 0 disables the depth counter. */
-  readonly maxCallDepth: number;
-}
+export { ExhaustedFlag } from './fuel-code.ts';
+export type { EmitContext } from './fuel-code.ts';
 
-/** Values of the exhausted flag global. */
-export const ExhaustedFlag = { none: 0, fuel: 1, depth: 2 } as const;
-
+// Opcodes as plain constants of this module (the hot path writes them inline).
+const UNREACHABLE = 0x00;
+const BLOCK = 0x02;
+const IF = 0x04;
+const END = 0x0b;
+const BR = 0x0c;
+const CALL = 0x10;
+const LOCAL_GET = 0x20;
+const LOCAL_SET = 0x21;
+const LOCAL_TEE = 0x22;
+const GLOBAL_GET = 0x23;
+const GLOBAL_SET = 0x24;
+const I32_CONST = 0x41;
+const I32_GE_U = 0x4f;
+const I32_ADD = 0x6a;
+const I64_CONST = 0x42;
+const I64_ADD = 0x7c;
+const EMPTY = 0x40;
 const I64 = 0x7e;
 const I32 = 0x7f;
-const IF_EMPTY = [Op.if, 0x40] as const;
 
-/** Where the last `readLeb` ended. */
-let lebNext = 0;
+/**
+ * The most bytes one event inserts: a block charge with a depth restore, an operand price and
+ * a check with its out-of-fuel path is 125 with 5-byte indices and 10-byte constants.
+ */
+const MAX_EVENT_BYTES = 128;
 
-/** The u32 LEB128 at `at` of a validated body (no checks: the module validated). */
-function readLeb(src: Uint8Array, at: number): number {
-  let result = 0;
-  let shift = 0;
-  let b: number;
-  do {
-    b = src[at++] as number;
-    result |= (b & 0x7f) << shift;
-    shift += 7;
-  } while ((b & 0x80) !== 0);
-  lebNext = at;
-  return result >>> 0;
-}
+// Event kinds as literals (case labels TurboFan compares without loading `Ev`'s fields); the
+// types keep them equal to `Ev`'s (plan-types.ts).
+const EV_BLOCK: typeof Ev.block = 1;
+const EV_PRE_CALL: typeof Ev.preCall = 2;
+const EV_POST_CALL: typeof Ev.postCall = 3;
+const EV_EXIT: typeof Ev.exit = 4;
+const EV_THROW: typeof Ev.throw = 5;
+const EV_WRAP_CLOSE: typeof Ev.wrapClose = 6;
+const EV_INSTR: typeof Ev.instr = 7;
+const EV_LANDING: typeof Ev.landing = 8;
+const EV_LOCAL: typeof Ev.local = 9;
+const EV_BR_IF_REFUND: typeof Ev.brIfRefund = 10;
+const EV_HOST_RETURN: typeof Ev.hostReturn = 11;
+const EV_CALL_TWIN: typeof Ev.callTwin = 12;
+/** The most bytes of a prologue besides the copied local declarations. */
+const MAX_PROLOGUE_BYTES = 256;
 
-export class BodyEmitter {
-  private w = new ByteWriter(4096);
-  private f = 0;
-  private t = 0;
-  private d = 0;
-  private depthOn = false;
-  private carry = false;
+export class BodyEmitter extends FuelCode {
   private resetDepth = false;
-  /** This body's out-of-fuel path after the `if` (write back, flag, trap, end), pre-encoded. */
-  private oof = new ByteWriter(32);
-  /** `global.get flag; if; unreachable; end` (after a call that may have run JavaScript). */
-  private flagTrap: Uint8Array;
-
-  constructor(private readonly ctx: EmitContext) {
-    this.flagTrap = new ByteWriter(16)
-      .byte(Op.globalGet)
-      .u32(ctx.flagGlobal)
-      .raw(IF_EMPTY)
-      .byte(Op.unreachable)
-      .byte(Op.end)
-      .bytes();
-  }
+  /** Where the last `leb` ended. */
+  private lebNext = 0;
+  /** DataViews of the output buffer and of the input, for copying spans 4 bytes at a time. */
+  private dvo: DataView = new DataView(new ArrayBuffer(0));
+  private dvoOf: Uint8Array | null = null;
+  private dvi: DataView = new DataView(new ArrayBuffer(0));
+  private dviOf: Uint8Array | null = null;
 
   /**
-   * Emits the body (without its size prefix) into a buffer reused by the next call: copy the
-   * result before emitting again. `wrapperType` is the encoded block type.
+   * Appends the body, with its size prefix, to `out`. `wrapperType` is the encoded block type.
    * `carry`: the function gets its fuel (i64) and depth (i32) as two parameters after its own
    * and returns its remaining fuel as an extra last result (the plan renumbers its locals).
    */
   emit(
+    out: ByteWriter,
     src: Uint8Array,
     plan: FunctionPlan,
     numParams: number,
     wrapperType: readonly number[] | null,
     carry = false,
-  ): Uint8Array {
+  ): void {
     const { ctx } = this;
-    // One writer for every body: the caller copies the result before the next call.
-    const w = this.w;
-    w.length = 0;
+    const evPos = plan.evPos;
+    const evKind = plan.evKind;
+    const evArg = plan.evArg;
+    const n = evPos.length;
+    const start = out.length;
+    const b = out.reserve(
+      5 + plan.end - plan.localsStart + MAX_PROLOGUE_BYTES + n * (MAX_EVENT_BYTES + 8),
+    );
+    this.b = b;
+    if (b !== this.dvoOf) {
+      this.dvoOf = b;
+      this.dvo = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    if (src !== this.dviOf) {
+      this.dviOf = src;
+      this.dvi = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    }
+    const dvo = this.dvo;
+    const dvi = this.dvi;
+    const srcLim = src.length - 8;
+    let p = start + 5;
     const extra = carry ? 2 : 0;
     const base = numParams + extra + plan.numLocals;
     this.carry = carry;
-    this.f = carry ? numParams : base;
+    const f = carry ? numParams : base;
+    this.f = f;
     this.t = base + 1;
     this.d = carry ? numParams + 1 : base + 2;
     this.depthOn = ctx.maxCallDepth > 0 && plan.hasCalls;
@@ -115,236 +141,229 @@ export class BodyEmitter {
     // reads it, a function that also calls carrying ones (or carries itself) sets it again.
     this.resetDepth = this.depthOn && (carry || plan.hasCarryCalls);
     const perInstr = ctx.placement === 'per-instruction';
-    const oof = this.oof;
-    oof.length = 0;
-    oof.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
-    oof.byte(Op.i32Const).s32(ExhaustedFlag.fuel).byte(Op.globalSet).u32(ctx.flagGlobal);
-    oof.byte(Op.unreachable).byte(Op.end);
+    const fuelGlobal = ctx.fuelGlobal;
 
     // Locals: the original declarations, then (1 × i64) (2 × i32).
-    const r = new ByteReader(src, plan.localsStart, plan.instrStart);
-    const nDecl = r.u32();
-    w.u32(nDecl + 2).copy(src, r.pos, plan.instrStart);
-    w.u32(1).byte(I64).u32(2).byte(I32);
+    const nDecl = this.leb(src, plan.localsStart);
+    p = pu32(b, p, nDecl + 2);
+    b.set(src.subarray(this.lebNext, plan.instrStart), p);
+    p += plan.instrStart - this.lebNext;
+    b[p++] = 1;
+    b[p++] = I64;
+    b[p++] = 2;
+    b[p++] = I32;
 
     // Prologue.
-    if (!perInstr) {
-      this.charge(0, plan, true);
+    if (!perInstr) p = this.charge(p, 0, plan, true);
+    if (this.depthOn) {
+      if (carry) {
+        b[p++] = LOCAL_GET;
+        p = pu32(b, p, this.d);
+      } else {
+        b[p++] = GLOBAL_GET;
+        p = pu32(b, p, ctx.depthGlobal);
+        b[p++] = LOCAL_TEE;
+        p = pu32(b, p, this.d);
+      }
+      b[p++] = I32_CONST;
+      p = ps32(b, p, ctx.maxCallDepth);
+      b[p++] = I32_GE_U;
+      b[p++] = IF;
+      b[p++] = EMPTY;
+      b[p++] = I32_CONST;
+      b[p++] = ExhaustedFlag.depth;
+      b[p++] = GLOBAL_SET;
+      p = pu32(b, p, ctx.flagGlobal);
+      b[p++] = UNREACHABLE;
+      b[p++] = END;
+      if (!carry) p = this.depthPlusOne(p);
     }
-    if (this.depthOn && carry) {
-      w.byte(Op.localGet).u32(this.d);
-      w.byte(Op.i32Const).s32(ctx.maxCallDepth).byte(Op.i32GeU).raw(IF_EMPTY);
-      w.byte(Op.i32Const).s32(ExhaustedFlag.depth).byte(Op.globalSet).u32(ctx.flagGlobal);
-      w.byte(Op.unreachable).byte(Op.end);
-    } else if (this.depthOn) {
-      w.byte(Op.globalGet).u32(ctx.depthGlobal).byte(Op.localTee).u32(this.d);
-      w.byte(Op.i32Const).s32(ctx.maxCallDepth).byte(Op.i32GeU).raw(IF_EMPTY);
-      w.byte(Op.i32Const).s32(ExhaustedFlag.depth).byte(Op.globalSet).u32(ctx.flagGlobal);
-      w.byte(Op.unreachable).byte(Op.end);
-      w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
-      w.byte(Op.globalSet).u32(ctx.depthGlobal);
+    if (wrapperType) {
+      b[p++] = BLOCK;
+      for (const x of wrapperType) b[p++] = x;
     }
-    if (wrapperType) w.byte(Op.block).raw(wrapperType);
 
     let at = plan.instrStart;
-    const n = plan.evPos.length;
     for (let i = 0; i < n; i++) {
-      const pos = plan.evPos[i] as number;
+      const pos = evPos[i] as number;
       if (pos > at) {
-        w.copy(src, at, pos);
-        at = pos;
+        // Copy the original code up to the event (9 bytes on average): 8 bytes a step through
+        // DataViews, past the end (the reserve has room, and what follows overwrites it),
+        // unless that would read past the input.
+        if (pos <= srcLim) {
+          for (let k = at, o = p; k < pos; k += 8, o += 8) {
+            dvo.setUint32(o, dvi.getUint32(k, true), true);
+            dvo.setUint32(o + 4, dvi.getUint32(k + 4, true), true);
+          }
+          p += pos - at;
+          at = pos;
+        } else {
+          while (at < pos) b[p++] = src[at++] as number;
+        }
       }
-      const arg = plan.evArg[i] as number;
-      switch (plan.evKind[i]) {
-        case Ev.block:
-          this.charge(arg, plan, false);
+      const arg = evArg[i] as number;
+      switch (evKind[i]) {
+        case EV_BLOCK:
+          p = this.charge(p, arg, plan, false);
           break;
-        case Ev.preCall:
+        case EV_PRE_CALL:
+          b[p++] = LOCAL_GET;
+          p = pu32(b, p, f);
           if (arg === 1) {
             // A carrying callee: fuel and the callee's depth travel as arguments.
-            w.byte(Op.localGet).u32(this.f);
-            if (this.depthOn)
-              w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
-            else w.byte(Op.i32Const).s32(0);
+            if (this.depthOn) {
+              b[p++] = LOCAL_GET;
+              p = pu32(b, p, this.d);
+              b[p++] = I32_CONST;
+              b[p++] = 1;
+              b[p++] = I32_ADD;
+            } else {
+              b[p++] = I32_CONST;
+              b[p++] = 0;
+            }
             break;
           }
-          w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
-          if (this.resetDepth) {
-            w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
-            w.byte(Op.globalSet).u32(ctx.depthGlobal);
-          }
+          b[p++] = GLOBAL_SET;
+          p = pu32(b, p, fuelGlobal);
+          if (this.resetDepth) p = this.depthPlusOne(p);
           break;
-        case Ev.throw:
-          w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(ctx.fuelGlobal);
+        case EV_THROW:
+          b[p++] = LOCAL_GET;
+          p = pu32(b, p, f);
+          b[p++] = GLOBAL_SET;
+          p = pu32(b, p, fuelGlobal);
           break;
-        case Ev.postCall: {
+        case EV_POST_CALL: {
           const thr = plan.succ[arg >> 2] as number;
           // A carrying callee left its remaining fuel on the stack, above its results.
-          if ((arg & 2) === 0) w.byte(Op.globalGet).u32(ctx.fuelGlobal);
-          if ((arg & 1) !== 0 || thr > 0) this.checkTee(thr);
-          else w.byte(Op.localSet).u32(this.f);
-          if ((arg & 1) !== 0) this.afterHost();
+          if ((arg & 2) === 0) {
+            b[p++] = GLOBAL_GET;
+            p = pu32(b, p, fuelGlobal);
+          }
+          if ((arg & 1) !== 0 || thr > 0) p = this.checkTee(p, thr);
+          else {
+            b[p++] = LOCAL_SET;
+            p = pu32(b, p, f);
+          }
+          if ((arg & 1) !== 0) p = this.afterHost(p);
           break;
         }
-        case Ev.hostReturn:
-          this.afterHost();
+        case EV_HOST_RETURN:
+          p = this.afterHost(p);
           break;
-        case Ev.callTwin: {
-          readLeb(src, pos + 1);
-          w.byte(Op.call).u32(arg);
-          at = lebNext;
+        case EV_CALL_TWIN:
+          this.leb(src, pos + 1);
+          b[p++] = CALL;
+          p = pu32(b, p, arg);
+          at = this.lebNext;
           break;
-        }
-        case Ev.brIfRefund: {
+        case EV_BR_IF_REFUND: {
           const give = plan.refund[arg] as number;
           if (give === 0) break; // nothing prepaid after it: copy the br_if as is
           // br_if L  →  if  f += give; br L+1  end
-          const depth = readLeb(src, pos + 1);
-          w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
-          w.byte(Op.i64Add)
-            .byte(Op.localSet)
-            .u32(this.f)
-            .byte(Op.br)
-            .u32(depth + 1)
-            .byte(Op.end);
-          at = lebNext;
+          const depth = this.leb(src, pos + 1);
+          b[p++] = IF;
+          b[p++] = EMPTY;
+          b[p++] = LOCAL_GET;
+          p = pu32(b, p, f);
+          b[p++] = I64_CONST;
+          p = ps64(b, p, give);
+          b[p++] = I64_ADD;
+          b[p++] = LOCAL_SET;
+          p = pu32(b, p, f);
+          b[p++] = BR;
+          p = pu32(b, p, depth + 1);
+          b[p++] = END;
+          at = this.lebNext;
           break;
         }
-        case Ev.local: {
+        case EV_LOCAL: {
           // Renumber a declared local past the two inserted parameters.
-          const idx = readLeb(src, pos + 1);
-          w.byte(src[pos] as number).u32(idx + 2);
-          at = lebNext;
+          const idx = this.leb(src, pos + 1);
+          b[p++] = src[pos] as number;
+          p = pu32(b, p, idx + 2);
+          at = this.lebNext;
           break;
         }
-        case Ev.exit:
-          this.exit(perInstr);
+        case EV_EXIT:
+          p = this.exit(p, perInstr);
           break;
-        case Ev.wrapClose:
-          w.byte(Op.end);
-          this.exit(perInstr);
+        case EV_WRAP_CLOSE:
+          b[p++] = END;
+          p = this.exit(p, perInstr);
           break;
-        case Ev.instr:
-          this.chargeInstr(arg & 0xffffff, arg >>> 24);
+        case EV_INSTR:
+          p = this.chargeInstr(p, arg & 0xffffff, arg >>> 24);
           break;
-        case Ev.landing:
-          this.restoreDepth();
+        case EV_LANDING:
+          p = this.restoreDepth(p);
           break;
         default:
-          throw new Error(`unknown event ${plan.evKind[i]}`);
+          throw new Error(`unknown event ${evKind[i]}`);
       }
     }
-    w.copy(src, at, plan.end);
-    return w.bytes();
+    b.set(src.subarray(at, plan.end), p);
+    p += plan.end - at;
+    // The size prefix, then the body moved down next to it.
+    const size = p - start - 5;
+    const lebBytes = u32Size(size);
+    if (lebBytes < 5) b.copyWithin(start + lebBytes, start + 5, p);
+    pu32(b, start, size);
+    out.length = start + lebBytes + size;
   }
 
   /**
-   * The body left at an exported function's index when its code moved to a carrying twin:
-   * `args…, fuel, depth; call twin; fuel = last result; depth = depth on entry`. It charges
-   * nothing (the twin's entry does), so the fuel is the same as the original function's.
+   * Appends the body (with its size prefix) left at an exported function's index when its
+   * code moved to a carrying twin: `args…, fuel, depth; call twin; fuel = last result;
+   * depth = depth on entry`. It charges nothing (the twin's entry does), so the fuel is the
+   * same as the original function's.
    */
-  wrapper(numParams: number, twin: number): Uint8Array {
+  wrapper(out: ByteWriter, numParams: number, twin: number): void {
     const { ctx } = this;
-    const w = new ByteWriter(24 + numParams * 2);
+    const start = out.length;
+    const b = out.reserve(5 + 48 + numParams * 6);
+    let p = start + 5;
     const save = numParams;
-    w.u32(1).u32(1).byte(I32);
-    for (let i = 0; i < numParams; i++) w.byte(Op.localGet).u32(i);
-    w.byte(Op.globalGet).u32(ctx.fuelGlobal);
-    w.byte(Op.globalGet).u32(ctx.depthGlobal).byte(Op.localTee).u32(save);
-    w.byte(Op.call).u32(twin).byte(Op.globalSet).u32(ctx.fuelGlobal);
-    w.byte(Op.localGet).u32(save).byte(Op.globalSet).u32(ctx.depthGlobal);
-    w.byte(Op.end);
-    return w.bytes();
-  }
-
-  private exit(perInstr: boolean): void {
-    if (this.carry) {
-      this.w.byte(Op.localGet).u32(this.f);
-      return;
+    b[p++] = 1;
+    b[p++] = 1;
+    b[p++] = I32;
+    for (let i = 0; i < numParams; i++) {
+      b[p++] = LOCAL_GET;
+      p = pu32(b, p, i);
     }
-    if (!perInstr) this.w.byte(Op.localGet).u32(this.f).byte(Op.globalSet).u32(this.ctx.fuelGlobal);
-    if (this.depthOn)
-      this.w.byte(Op.localGet).u32(this.d).byte(Op.globalSet).u32(this.ctx.depthGlobal);
+    b[p++] = GLOBAL_GET;
+    p = pu32(b, p, ctx.fuelGlobal);
+    b[p++] = GLOBAL_GET;
+    p = pu32(b, p, ctx.depthGlobal);
+    b[p++] = LOCAL_TEE;
+    p = pu32(b, p, save);
+    b[p++] = CALL;
+    p = pu32(b, p, twin);
+    b[p++] = GLOBAL_SET;
+    p = pu32(b, p, ctx.fuelGlobal);
+    b[p++] = LOCAL_GET;
+    p = pu32(b, p, save);
+    b[p++] = GLOBAL_SET;
+    p = pu32(b, p, ctx.depthGlobal);
+    b[p++] = END;
+    const size = p - start - 5;
+    const lebBytes = u32Size(size);
+    b.copyWithin(start + lebBytes, start + 5, p);
+    pu32(b, start, size);
+    out.length = start + lebBytes + size;
   }
 
-  /**
-   * After a call that may have run JavaScript, which may have caught an exception or a trap
-   * that unwound instrumented frames: restore the depth counter (the unwound frames never
-   * restored it), and trap again if the flag says a fuel or depth trap was swallowed (the
-   * limits must hold whatever the host's glue catches).
-   */
-  private afterHost(): void {
-    this.restoreDepth();
-    this.w.copy(this.flagTrap);
-  }
-
-  private restoreDepth(): void {
-    if (!this.depthOn) return;
-    this.w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
-    this.w.byte(Op.globalSet).u32(this.ctx.depthGlobal);
-  }
-
-  /** Leaves nothing on the stack: `local.tee f; i64.const thr; i64.lt_s; if (out of fuel) end`. */
-  private checkTee(thr: number): void {
-    const { w } = this;
-    w.byte(Op.localTee).u32(this.f).byte(Op.i64Const).s64(thr).byte(Op.i64LtS).raw(IF_EMPTY);
-    const oof = this.oof;
-    w.copy(oof.buffer, 0, oof.length);
-  }
-
-  private outOfFuel(): void {
-    this.w.byte(Op.i32Const).s32(ExhaustedFlag.fuel).byte(Op.globalSet).u32(this.ctx.flagGlobal);
-    this.w.byte(Op.unreachable).byte(Op.end);
-  }
-
-  /** Pushes the operand-dependent price of `dyn` computed from local `t` (an i64). */
-  private price(dyn: number): boolean {
-    const { costs } = this.ctx;
-    const k =
-      dyn === Dyn.grow ? costs.growPerPage : dyn === Dyn.memory ? costs.bulkPer64 : costs.tablePer8;
-    if (k === 0) return false;
-    const w = this.w;
-    w.byte(Op.localGet).u32(this.t).byte(Op.i64ExtendI32U);
-    if (dyn !== Dyn.grow) {
-      const shift = dyn === Dyn.memory ? 6 : 3;
-      w.byte(Op.i64Const)
-        .s64((1 << shift) - 1)
-        .byte(Op.i64Add);
-      w.byte(Op.i64Const).s64(shift).byte(Op.i64ShrU);
-    }
-    if (k !== 1) w.byte(Op.i64Const).s64(k).byte(Op.i64Mul);
-    return true;
-  }
-
-  /** Code at the start of metered block `b` (or the function entry). */
-  private charge(b: number, plan: FunctionPlan, entry: boolean): void {
-    const { w, ctx } = this;
-    const fl = plan.flags[b] as number;
-    const c = plan.cost[b] as number;
-    const thr = plan.succ[b] as number;
-    const dyn = (fl & BF.dyn) !== 0 ? fl >> 8 : 0;
-    const reload = (entry && !this.carry) || (fl & BF.reload) !== 0;
-    if ((fl & BF.landing) !== 0) this.restoreDepth();
-    if (dyn !== 0) w.byte(Op.localTee).u32(this.t);
-    const check =
-      (fl & BF.check) !== 0 && (dyn !== 0 || (fl & BF.landing) !== 0 || (plan.w[b] as number) > 0);
-    if (reload) w.byte(Op.globalGet).u32(ctx.fuelGlobal);
-    else if (c > 0 || dyn !== 0 || check) w.byte(Op.localGet).u32(this.f);
-    else return;
-    if (c > 0) w.byte(Op.i64Const).s64(c).byte(Op.i64Sub);
-    if (dyn !== 0 && this.price(dyn)) w.byte(Op.i64Sub);
-    if (check) this.checkTee(thr);
-    else w.byte(Op.localSet).u32(this.f);
-  }
-
-  /** Per-instruction placement: `global -= c [+ price]; if global < 0: out of fuel`. */
-  private chargeInstr(c: number, dyn: number): void {
-    const { w, ctx } = this;
-    if (dyn !== 0) w.byte(Op.localTee).u32(this.t);
-    w.byte(Op.globalGet).u32(ctx.fuelGlobal).byte(Op.i64Const).s64(c).byte(Op.i64Sub);
-    if (dyn !== 0 && this.price(dyn)) w.byte(Op.i64Sub);
-    w.byte(Op.globalSet).u32(ctx.fuelGlobal);
-    w.byte(Op.globalGet).u32(ctx.fuelGlobal).byte(Op.i64Const).s64(0).byte(Op.i64LtS).raw(IF_EMPTY);
-    this.outOfFuel();
+  /** The u32 LEB128 at `at` of a validated body (no checks: the module validated). */
+  private leb(src: Uint8Array, at: number): number {
+    let result = 0;
+    let shift = 0;
+    let x: number;
+    do {
+      x = src[at++] as number;
+      result |= (x & 0x7f) << shift;
+      shift += 7;
+    } while ((x & 0x80) !== 0);
+    this.lebNext = at;
+    return result >>> 0;
   }
 }

@@ -78,9 +78,12 @@ import type { FuncType, Section } from '../wasm/sections.ts';
 import { WasmDecodeError } from '../wasm/byte-reader.ts';
 import { compileCostTable, DEFAULT_COST_TABLE } from './cost-table.ts';
 import type { CostTable } from './cost-table.ts';
-import { BodyEmitter } from './body-emitter.ts';
+import { emitFunctions, NewTypes, readU32At, readU32Next } from './code-emitter.ts';
+import type { CodeJob, EmittedRange, Restart } from './code-emitter.ts';
+import { PARALLEL_MIN_CODE_BYTES, postJob, readyHelper } from './code-helper.ts';
+import type { HelperAnswer } from './code-helper.ts';
 import { FuelError } from './errors.ts';
-import { PlacementError, planFunction } from './placement.ts';
+import { PlacementError } from './placement.ts';
 import { mayUnwind } from './unwind-scan.ts';
 import type { ModuleFacts, Placement } from './placement.ts';
 import {
@@ -133,6 +136,14 @@ export interface InstrumentOptions {
    * planning. @defaultValue false
    */
   readonly validateOutput?: boolean;
+  /**
+   * Plan and emit the second half of the function bodies on a helper thread (code-helper.ts;
+   * the output is the same). 'auto': when the code section has at least 2 MB and the helper is
+   * up (the first such call boots it and works alone); true: whenever there are two bodies or
+   * more, waiting for the helper to boot; false: never. Off by default: on a loaded 2-core
+   * machine it cost more CPU and wall time than it saved (docs/fuel.md). @defaultValue false
+   */
+  readonly parallel?: boolean | 'auto';
 }
 
 export interface InstrumentStats {
@@ -287,19 +298,29 @@ function rewrite(
   }
 
   const codeSec = byId(SectionId.code);
-  let unwinds: Uint8Array | null = null;
-  if (ctx.placement === 'metered-blocks' && codeSec) {
-    const bodies = new Int32Array(funcTypes.length * 2);
-    let at = readU32At(bytes, codeSec.payloadStart);
-    if (at.value === funcTypes.length) {
-      let pos = at.next;
-      for (let i = 0; i < funcTypes.length; i++) {
-        at = readU32At(bytes, pos);
-        bodies[2 * i] = at.next;
-        bodies[2 * i + 1] = pos = at.next + at.value;
-      }
-      if (pos === codeSec.end) unwinds = mayUnwind(bytes, bodies, funcImports.length);
+  // Where each body's size prefix is (sizePos[n] = the section's end), when the section's
+  // framing is sound; otherwise emitting reports what is wrong.
+  let sizePos: Int32Array | null = null;
+  if (codeSec && readU32At(bytes, codeSec.payloadStart) === funcTypes.length) {
+    const at = new Int32Array(funcTypes.length + 1);
+    let pos = readU32Next();
+    for (let i = 0; i < funcTypes.length && pos < codeSec.end; i++) {
+      at[i] = pos;
+      pos = readU32At(bytes, pos) + readU32Next();
+      at[i + 1] = pos;
     }
+    if (pos === codeSec.end && (funcTypes.length === 0 || at[funcTypes.length] === pos))
+      sizePos = at;
+  }
+  let unwinds: Uint8Array | null = null;
+  if (ctx.placement === 'metered-blocks' && sizePos) {
+    const bodies = new Int32Array(funcTypes.length * 2);
+    for (let i = 0; i < funcTypes.length; i++) {
+      readU32At(bytes, sizePos[i] as number);
+      bodies[2 * i] = readU32Next();
+      bodies[2 * i + 1] = sizePos[i + 1] as number;
+    }
+    unwinds = mayUnwind(bytes, bodies, funcImports.length);
   }
   let code = codeSec ? emitCode(bytes, codeSec, false, carry) : null;
   if (code === 'no-carry' && codeSec) code = emitCode(bytes, codeSec, false, null);
@@ -312,10 +333,9 @@ function rewrite(
     sec: Section,
     catching: boolean,
     carryInfo: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null,
-  ): EmittedCode | 'needs-catching' | 'no-carry' {
+  ): EmittedCode | Restart {
     const carry = carryInfo ? carryInfo.carrying : null;
     const twinOf = carryInfo ? carryInfo.twin : null;
-    const twinBodies: Uint8Array[] = [];
     const facts: ModuleFacts = {
       costs,
       placement: ctx.placement,
@@ -327,97 +347,103 @@ function rewrite(
       twin: twinOf,
       unwinds,
     };
-    const emitter = new BodyEmitter(ctx);
+    const job: CodeJob = { ctx, facts, types, funcTypes };
+    const n = funcTypes.length;
     const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 2.5) + 16);
-    const newTypes: NewType[] = [];
-    const typeKey = new Map<string, number>();
+    const alloc = new NewTypes(types);
     const nTwins = carryInfo ? carryInfo.twins.length : 0;
-    const newFuncTypes = carry ? new Uint32Array(funcTypes.length + nTwins) : null;
+    const newFuncTypes = carry ? new Uint32Array(n + nTwins) : null;
     newFuncTypes?.set(funcTypes);
-    const carryType = new Map<number, number>();
+    if (readU32At(src, sec.payloadStart) !== n)
+      fail('HG_WASM_INVALID', 'function and code section counts differ');
+    const first = readU32Next();
+    out.u32(n + nTwins);
+
+    // The second half (by bytes) on the helper thread, for a large module.
+    let split = n;
+    let collect: (() => HelperAnswer | null) | null = null;
+    const parallel = opts.parallel ?? false;
+    if (
+      sizePos &&
+      n >= 2 &&
+      parallel !== false &&
+      (parallel === true || sec.end - first >= PARALLEL_MIN_CODE_BYTES)
+    ) {
+      const h = readyHelper(parallel === true);
+      if (h) {
+        const half = first + (sec.end - first) / 2;
+        split = 1;
+        while (split < n - 1 && (sizePos[split] as number) < half) split++;
+        const { hostCost: _h, ...plainCosts } = costs;
+        const { costs: _c, ...plainFacts } = facts;
+        collect = postJob(h, {
+          src,
+          bytes: sec.end - (sizePos[split] as number),
+          from: split,
+          to: n,
+          pos: sizePos[split] as number,
+          costs: plainCosts,
+          ctx: {
+            placement: ctx.placement,
+            fuelGlobal: ctx.fuelGlobal,
+            flagGlobal: ctx.flagGlobal,
+            depthGlobal: ctx.depthGlobal,
+            maxCallDepth: ctx.maxCallDepth,
+          },
+          facts: plainFacts,
+          types,
+          funcTypes,
+        });
+      }
+    }
+    let head: EmittedRange | Restart;
+    let answer: HelperAnswer | null = null;
+    try {
+      head = emitFunctions(src, job, 0, split, first, out, alloc, newFuncTypes);
+    } finally {
+      // Always take the helper's answer, even when this half failed: the next job pairs
+      // with the next answer.
+      if (collect) answer = collect();
+    }
+    if (typeof head === 'string') return head;
+    const ranges = [head];
+    if (split < n) {
+      if (answer?.kind === 'restart') return answer.restart;
+      if (answer?.kind === 'done') {
+        out.copy(answer.payload);
+        ranges.push(answer);
+        // The carrying types the helper left unnumbered, in the same order as one thread.
+        for (let i = split; i < n; i++) {
+          const t = twinOf ? (twinOf[funcImports.length + i] as number) : -1;
+          if (newFuncTypes && (t >= 0 || (carry && carry[funcImports.length + i] === 1)))
+            newFuncTypes[t >= 0 ? t - funcImports.length : i] = alloc.carry(funcTypes[i] as number);
+        }
+      } else {
+        const tail = emitFunctions(src, job, split, n, head.end, out, alloc, newFuncTypes);
+        if (typeof tail === 'string') return tail;
+        ranges.push(tail);
+      }
+    }
+    const end = split < n ? (sizePos as Int32Array)[n] : head.end;
+    if (end !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
+    for (const r of ranges) for (const body of r.twinBodies) out.copy(body);
     let blocks = 0;
     let checkpoints = 0;
     let wrapped = 0;
-    let pos = sec.payloadStart;
-    const count = readU32At(src, pos);
-    pos = count.next;
-    if (count.value !== funcTypes.length)
-      fail('HG_WASM_INVALID', 'function and code section counts differ');
-    out.u32(count.value + nTwins);
-    for (let i = 0; i < count.value; i++) {
-      const size = readU32At(src, pos);
-      const start = size.next;
-      const end = start + size.value;
-      const type = types[funcTypes[i] as number];
-      if (!type) fail('HG_WASM_INVALID', `function ${i} has no type`);
-      const twinIdx = twinOf ? (twinOf[funcImports.length + i] as number) : -1;
-      const carries = twinIdx >= 0 || (carry !== null && carry[funcImports.length + i] === 1);
-      let plan;
-      try {
-        plan = planFunction(src, start, end, facts, carries ? type.params : -1);
-      } catch (err) {
-        if (err instanceof PlacementError && err.kind === 'needs-catching')
-          return 'needs-catching' as const;
-        if (err instanceof PlacementError && err.kind === 'no-carry') return 'no-carry' as const;
-        throw err;
-      }
-      if (carries && newFuncTypes) {
-        const orig = funcTypes[i] as number;
-        let idx = carryType.get(orig);
-        if (idx === undefined) {
-          idx = types.length + newTypes.length;
-          newTypes.push({
-            params: [...type.paramTypes, I64, I32],
-            results: [...type.results, I64],
-          });
-          carryType.set(orig, idx);
-        }
-        newFuncTypes[twinIdx >= 0 ? twinIdx - funcImports.length : i] = idx;
-      }
-      let wrapper: readonly number[] | null = null;
-      if (plan.needsWrapper) {
-        wrapped++;
-        if (type.results.length === 0) wrapper = [0x40];
-        else if (type.results.length === 1) wrapper = [type.results[0] as number];
-        else {
-          const key = type.results.join(',');
-          let idx = typeKey.get(key);
-          if (idx === undefined) {
-            idx = types.findIndex((t) => t.params === 0 && t.results.join(',') === key);
-            if (idx < 0) {
-              idx = types.length + newTypes.length;
-              newTypes.push({ params: [], results: type.results });
-            }
-            typeKey.set(key, idx);
-          }
-          wrapper = [...new ByteWriter(8).s64(idx).bytes()];
-        }
-      }
-      blocks += plan.cost.length;
-      const fls = plan.flags;
-      for (let b = 0; b < fls.length; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
-      const body = emitter.emit(src, plan, type.params, wrapper, carries);
-      if (twinIdx >= 0) {
-        twinBodies.push(body.slice());
-        const w = emitter.wrapper(type.params, twinIdx);
-        out.u32(w.length).copy(w);
-      } else {
-        out.u32(body.length).copy(body);
-      }
-      pos = end;
+    for (const r of ranges) {
+      blocks += r.blocks;
+      checkpoints += r.checkpoints;
+      wrapped += r.wrapped;
     }
-    if (pos !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
-    for (const body of twinBodies) out.u32(body.length).copy(body);
-    const carried = carry ? carryType.size : 0;
     return {
       payload: out.bytes(),
-      newTypes,
+      newTypes: alloc.list,
       newFuncTypes,
       blocks,
       checkpoints,
       wrapped,
       catching,
-      carried,
+      carried: carry ? alloc.carried : 0,
     };
   }
 
@@ -483,9 +509,6 @@ function rewrite(
   };
 }
 
-const I64 = 0x7e;
-const I32 = 0x7f;
-
 interface NewType {
   readonly params: readonly number[];
   readonly results: readonly number[];
@@ -501,18 +524,4 @@ interface EmittedCode {
   readonly wrapped: number;
   readonly catching: boolean;
   readonly carried: number;
-}
-
-function readU32At(buf: Uint8Array, at: number): { value: number; next: number } {
-  let result = 0;
-  let shift = 0;
-  let pos = at;
-  for (;;) {
-    if (pos >= buf.length) throw new WasmDecodeError('unexpected end', pos);
-    const b = buf[pos++] as number;
-    result += (b & 0x7f) * 2 ** shift;
-    if ((b & 0x80) === 0) return { value: result, next: pos };
-    shift += 7;
-    if (shift > 28) throw new WasmDecodeError('LEB128 too long', at);
-  }
 }

@@ -9,7 +9,9 @@
  *
  * One quick pass over every body (opcodes and immediates only, common shapes skipped straight
  * off the bytes: the module validated), then a fixpoint over the call graph (caller lists in
- * typed arrays): a function may unwind if it does itself or calls one that may.
+ * typed arrays): a function may unwind if it does itself or calls one that may. A body's scan
+ * stops at its first operator that settles it (an import call, `call_indirect`, `unreachable`,
+ * a throw): its calls matter only while it may still always return.
  */
 import { ByteReader, WasmDecodeError } from '../wasm/byte-reader.ts';
 import { skipImmediates } from '../wasm/instruction-reader.ts';
@@ -106,8 +108,10 @@ export function mayUnwind(
         r.pos = pos;
         if (op === Op.call || op === Op.returnCall) {
           const f = r.u32();
-          if (f >= total) {
-            unwinds = true; // invalid: the planner will say so
+          if (f >= total || f < numFuncImports) {
+            // An import may unwind (invalid: the planner will say so); either way the
+            // function is settled, and its other calls do not matter.
+            unwinds = true;
             break;
           }
           if (f !== last) {
@@ -137,10 +141,9 @@ export function mayUnwind(
             op === Op.returnCallIndirect ||
             op === Op.unreachable ||
             op === Op.throw ||
-            op === Op.rethrow
-          )
-            unwinds = true;
-          if (!skipImmediates(r, SINGLE_IMM[op] as number)) {
+            op === Op.rethrow ||
+            !skipImmediates(r, SINGLE_IMM[op] as number)
+          ) {
             unwinds = true;
             break;
           }

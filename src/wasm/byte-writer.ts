@@ -21,6 +21,15 @@ export class ByteWriter {
     this.buf = next;
   }
 
+  /**
+   * Makes room for `extra` more bytes and returns the buffer, for callers that write at
+   * `length` themselves and then set `length` (valid until the next call that may grow).
+   */
+  reserve(extra: number): Uint8Array {
+    this.ensure(extra);
+    return this.buf;
+  }
+
   byte(b: number): this {
     this.ensure(1);
     this.buf[this.length++] = b;
