@@ -162,7 +162,9 @@ async function runBatch(calls: BatchCall[]): Promise<void> {
       // Tell the pool's watchdog which call runs since when (no message needed).
       clock[CTL_STARTED_F64] = now;
       Atomics.store(ctl, CTL_RUNNING, c.callId);
-      const outcome = await sandbox.call(c.pluginId, c.req);
+      // Without a promise when the call finishes at once (the usual case).
+      const ran = sandbox.callNow(c.pluginId, c.req);
+      const outcome = ran instanceof Promise ? await ran : ran;
       // In the ring before the call stops being the running one: a worker killed in between
       // leaves either its outcome or a running call (never a call that seems not started).
       deliver(c.callId, outcome);
