@@ -453,7 +453,8 @@ export class InThreadSandbox implements Sandbox {
     try {
       const fn = exports[req.fn];
       if (!fn) throw Error(`Plugin error: function "${req.fn}" does not exist`);
-      if (typeof fn !== 'function') throw Error(`Plugin error: export "${req.fn}" is not a function`);
+      if (typeof fn !== 'function')
+        throw Error(`Plugin error: export "${req.fn}" is not a function`);
       (fn as () => unknown)();
       ended = kernel.end();
       if (wasi?.exit || state.denied || state.fault) {

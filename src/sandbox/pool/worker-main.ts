@@ -12,6 +12,7 @@ import { isHourglassError } from '../../errors.ts';
 import { prepareGuest } from '../guest-module.ts';
 import { InThreadSandbox } from '../in-thread-sandbox.ts';
 import type { CallOutcome, CallerContext, HostCallAnswer } from '../types.ts';
+import { decodeBatch } from './request-codec.ts';
 import { outcomeMeta, ringAppend, ringNotify } from './result-ring.ts';
 import {
   type BatchCall,
@@ -118,9 +119,21 @@ async function handle(msg: ToWorker): Promise<void> {
         });
       }
       return;
-    case 'batch':
-      await runBatch(JSON.parse(msg.calls) as BatchCall[]);
+    case 'batch': {
+      let calls: BatchCall[];
+      try {
+        calls = decodeBatch(msg.calls);
+      } catch (err) {
+        // A bug in the pool's encoding: crash the worker (the pool accounts for what it held)
+        // rather than leave the batch's calls without outcomes.
+        queueMicrotask(() => {
+          throw err;
+        });
+        return;
+      }
+      await runBatch(calls);
       return;
+    }
     case 'unload':
       await sandbox.unload(msg.pluginId);
       return;
