@@ -365,14 +365,24 @@ export class InThreadSandbox implements Sandbox {
     try {
       first = this.#call(guest, req);
     } catch (err) {
-      guest.running = false;
+      this.#next(guest);
       throw err;
     }
     if (!(first instanceof Promise)) {
-      guest.running = false;
+      this.#next(guest);
       return first;
     }
-    return first.finally(() => void this.#drain(guest));
+    return first.finally(() => this.#next(guest));
+  }
+
+  /**
+   * A call ended: the calls queued meanwhile (a host function may have made one) run next, in a
+   * microtask (after this call's caller has its outcome); the instance stays busy until then,
+   * so no later call overtakes them.
+   */
+  #next(guest: LoadedGuest): void {
+    if (guest.waiting.length === 0) guest.running = false;
+    else queueMicrotask(() => void this.#drain(guest));
   }
 
   /** Runs the calls that queued while one ran, in order (Extism's call state is per instance). */
