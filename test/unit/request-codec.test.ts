@@ -68,6 +68,21 @@ test('non-ASCII and long strings survive (UTF-8 paths)', () => {
   assert.deepEqual(decodeBatch(encodeBatch(calls)), viaJson(calls));
 });
 
+test('strings that are not well-formed (lone surrogates) arrive as JSON delivered them', () => {
+  const lone = 'a\ud800b\udc00' + 'z'.repeat(5000) + '\ud83d';
+  const calls = [
+    run(0, {
+      req: { ...run(0).req, input: lone },
+    }),
+    run(1, {
+      req: { ...run(1).req, caller: { ...run(1).req.caller, scheduleKey: 'k\udfff' } },
+    }),
+  ];
+  const back = decodeBatch(encodeBatch(calls));
+  assert.deepEqual(back, viaJson(calls));
+  assert.equal(back[0]?.req.input, lone);
+});
+
 test('a truncated or inconsistent buffer is refused, never read past its end', () => {
   const buf = encodeBatch([run(0), run(1)]);
   for (let cut = 0; cut < buf.byteLength; cut += 7) {

@@ -13,7 +13,9 @@
  * Layout (little-endian): int32 count, then per call: int32 callId, int32 seq, int32 flags
  * (bit 0: slow), float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
  * fn, input, caller.pluginId, caller.tenant, caller.phase, caller.scheduleKey, each as an int32
- * head (-1: absent; else byte length × 2, + 1 when the bytes are ASCII) and its bytes. The
+ * head (-1: absent; else length × 4 + kind) and its bytes. Kinds: 1 ASCII (a byte a unit),
+ * 0 UTF-8, 2 UTF-16 code units (a string that is not well-formed, i.e. has a lone surrogate:
+ * UTF-8 would replace it, JSON kept it; this keeps it too). The
  * encoding is written by the pool and read by its own worker; nothing a guest controls is in it
  * except as string content, and a decoder that meets a length past the buffer throws (the worker
  * then fails the batch's calls, see worker-main.ts).
@@ -29,6 +31,12 @@ const decoder = new TextDecoder();
 const ENCODE_LOOP_MAX = 256;
 /** Longest ASCII string read in a loop; longer ones go through TextDecoder. */
 const DECODE_LOOP_MAX = 64;
+
+const ASCII = 1;
+const UTF8 = 0;
+const UTF16 = 2;
+const isWellFormed = (s: string): boolean =>
+  (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 /** Upper bound of one string's encoded size (head + UTF-8's at most 3 bytes a UTF-16 unit). */
 const bound = (s: string | undefined): number => 4 + (s === undefined ? 0 : s.length * 3);
@@ -73,9 +81,18 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
         bytes[body + i] = ch;
       }
     }
-    const len = ascii ? n : encoder.encodeInto(s, bytes.subarray(body, body + n * 3)).written;
-    view.setInt32(at, len * 2 + (ascii ? 1 : 0), true);
-    at = body + len;
+    if (ascii) {
+      view.setInt32(at, n * 4 + ASCII, true);
+      at = body + n;
+    } else if (isWellFormed(s)) {
+      const len = encoder.encodeInto(s, bytes.subarray(body, body + n * 3)).written;
+      view.setInt32(at, len * 4 + UTF8, true);
+      at = body + len;
+    } else {
+      for (let i = 0; i < n; i++) view.setUint16(body + 2 * i, s.charCodeAt(i), true);
+      view.setInt32(at, n * 4 + UTF16, true);
+      at = body + 2 * n;
+    }
   };
   for (const c of calls) {
     const k = c.req.caller;
@@ -100,6 +117,20 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export class BatchDecodeError extends Error {}
 
+/** `n` UTF-16 code units at `at`, as written (lone surrogates included). */
+function utf16(view: DataView, at: number, n: number): string {
+  let s = '';
+  const chunk: number[] = [];
+  for (let i = 0; i < n; i++) {
+    chunk.push(view.getUint16(at + 2 * i, true));
+    if (chunk.length === 4096 || i === n - 1) {
+      s += String.fromCharCode(...chunk);
+      chunk.length = 0;
+    }
+  }
+  return s;
+}
+
 /** The last short ASCII value of each string field, per thread (see `decodeBatch`). */
 const recent: string[] = new Array<string>(STRINGS).fill('');
 
@@ -117,11 +148,13 @@ export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
     const head = view.getInt32(at, true);
     at += 4;
     if (head === -1) return undefined;
-    const len = head >> 1;
-    if (head < 0 || at + len > end) throw new BatchDecodeError('bad string length');
+    const kind = head & 3;
+    const len = kind === UTF16 ? (head >> 2) * 2 : head >> 2;
+    if (head < 0 || kind === 3 || at + len > end) throw new BatchDecodeError('bad string head');
     const from = at;
     at += len;
-    if ((head & 1) === 0 || len > DECODE_LOOP_MAX) return decoder.decode(bytes.subarray(from, at));
+    if (kind === UTF16) return utf16(view, from, len >> 1);
+    if (kind === UTF8 || len > DECODE_LOOP_MAX) return decoder.decode(bytes.subarray(from, at));
     // Ids, export names and phases repeat from call to call: the field's last value is reused
     // when the bytes are the same (comparing is cheaper than building a string).
     const last = recent[field] as string;
