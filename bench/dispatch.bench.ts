@@ -15,7 +15,11 @@
  *    (the machine is shared: load comes and goes); each reports the median of its rounds, and
  *    the ratio is the median of the per-round ratios. Pool latency (call → outcome) p50/p99
  *    comes from the median round. Each round records /proc/loadavg and the process's CPU time
- *    per call (all threads), which a shared machine disturbs less than the rates.
+ *    per call (all threads, and the main thread's share), which a shared machine disturbs less
+ *    than the rates. Each round ends with `InThreadSandbox.call` back to back on the main
+ *    thread (≤ 1 s): what a worker spends per call on Hourglass's metered call path alone.
+ *    On 2 cores, 0.5× the bare rate needs the pool's whole CPU per call (main thread + workers)
+ *    under ~2 ÷ (0.5 × bare rate): ~5 µs at 770k/s.
  * 2. Fire lateness of 1,000 light schedules (one tenant, every 1 s, jittered over the second)
  *    on the real clock, through the whole host, while another tenant keeps its whole in-flight
  *    cap busy with guests that burn their full budget: `fuel`, a CPU loop that ends out_of_fuel
@@ -38,7 +42,7 @@ import type { WorkerPoolSandbox as PoolSandbox } from '../src/index.ts';
 import { hourglass, ROOT as PROJECT_ROOT } from './built.ts';
 
 // The compiled package (bench/built.ts): pool workers boot compiled, as users run the host.
-const { DEFAULT_LIMITS, Host, parseHostConfig, WorkerPoolSandbox } = hourglass;
+const { DEFAULT_LIMITS, Host, InThreadSandbox, parseHostConfig, WorkerPoolSandbox } = hourglass;
 
 const NOOP = resolve(PROJECT_ROOT, 'guest-examples/wat/build/noop.wasm');
 const PROXY = resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/proxy/build/proxy.wasm');
@@ -80,12 +84,24 @@ interface Round {
   readonly p99Us?: number;
   /** CPU time of the whole process (every thread) per call: less sensitive to load than rates. */
   readonly cpuUsPerCall: number;
+  /** Of which the main thread's (from /proc/self/task; 10 ms ticks, so rounded over a round). */
+  readonly mainCpuUsPerCall: number;
   readonly loadavg: string;
 }
 
 const cpuUs = (since: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(since);
   return u.user + u.system;
+};
+/** The main thread's CPU time in µs (Linux; NaN elsewhere). */
+const mainCpuUs = (): number => {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
 };
 
 const wasm = new Uint8Array(readFileSync(NOOP));
@@ -98,6 +114,7 @@ const req = {
 /** Bare Extism calls back to back for `ms`. */
 async function bareRound(call: () => Promise<unknown>, ms: number): Promise<Round> {
   const c0 = process.cpuUsage();
+  const m0 = mainCpuUs();
   const t0 = performance.now();
   let calls = 0;
   let now = t0;
@@ -108,13 +125,22 @@ async function bareRound(call: () => Promise<unknown>, ms: number): Promise<Roun
   }
   const wallMs = now - t0;
   const cpuUsPerCall = cpuUs(c0) / calls;
-  return { calls, wallMs, perSec: (calls / wallMs) * 1000, cpuUsPerCall, loadavg: loadavg() };
+  const mainCpuUsPerCall = (mainCpuUs() - m0) / calls;
+  return {
+    calls,
+    wallMs,
+    perSec: (calls / wallMs) * 1000,
+    cpuUsPerCall,
+    mainCpuUsPerCall,
+    loadavg: loadavg(),
+  };
 }
 
 /** Pool calls with `inFlight` outstanding for `ms`: each outcome issues the next call. */
 function poolRound(pool: PoolSandbox, ms: number, inFlight: number): Promise<Round> {
   return new Promise((done, fail) => {
     const c0 = process.cpuUsage();
+    const m0 = mainCpuUs();
     const t0 = performance.now();
     const lat: number[] = [];
     let calls = 0;
@@ -142,6 +168,7 @@ function poolRound(pool: PoolSandbox, ms: number, inFlight: number): Promise<Rou
             p50Us: q(0.5),
             p99Us: q(0.99),
             cpuUsPerCall: cpuUs(c0) / calls,
+            mainCpuUsPerCall: (mainCpuUs() - m0) / calls,
             loadavg: loadavg(),
           });
         }
@@ -159,11 +186,23 @@ if (PARTS.includes('1')) {
     ...(process.env.WORKER_NICE ? { workerNice: Number(process.env.WORKER_NICE) } : {}),
   });
   await pool.load({ pluginId: 'b/noop', tenant: 'b', wasm, config: {}, limits: DEFAULT_LIMITS });
-  // Warm-up: JIT both paths.
+  // What one worker does per call, on this thread: Hourglass's metered call path alone.
+  const inThread = new InThreadSandbox({ hostCall: () => '{"ok":null}' });
+  await inThread.load({
+    pluginId: 'b/noop',
+    tenant: 'b',
+    wasm,
+    config: {},
+    limits: DEFAULT_LIMITS,
+  });
+  const inThreadCall = () => inThread.call('b/noop', req);
+  // Warm-up: JIT every path.
   await bareRound(() => bare.call('run', '{}'), 300);
+  await bareRound(inThreadCall, 300);
   await poolRound(pool, 300, IN_FLIGHT);
   const bareRounds: Round[] = [];
   const poolRounds: Round[] = [];
+  const inThreadRounds: Round[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate which goes first, so that neither always meets the same moment of load.
     const pair: Round[] = [];
@@ -174,13 +213,16 @@ if (PARTS.includes('1')) {
     const [b, p] = pair as [Round, Round];
     bareRounds.push(b);
     poolRounds.push(p);
+    const t = await bareRound(inThreadCall, Math.min(TIME_MS, 1000));
+    inThreadRounds.push(t);
     console.log(
       `round ${round + 1}: bare ${Math.round(b.perSec)}/s, pool ${Math.round(p.perSec)}/s ` +
-        `(${(p.perSec / b.perSec).toFixed(3)}×), CPU µs/call bare ${b.cpuUsPerCall.toFixed(2)} pool ${p.cpuUsPerCall.toFixed(2)}, pool p50/p99 ${p.p50Us?.toFixed(0)}/${p.p99Us?.toFixed(0)} µs, load ${p.loadavg}`,
+        `(${(p.perSec / b.perSec).toFixed(3)}×), CPU µs/call bare ${b.cpuUsPerCall.toFixed(2)} pool ${p.cpuUsPerCall.toFixed(2)} (main thread ${p.mainCpuUsPerCall.toFixed(2)}), in-thread ${t.cpuUsPerCall.toFixed(2)}, pool p50/p99 ${p.p50Us?.toFixed(0)}/${p.p99Us?.toFixed(0)} µs, load ${p.loadavg}`,
     );
   }
   await pool.close();
   await bare.close();
+  await inThread.close();
   const ratios = poolRounds.map((p, i) => p.perSec / (bareRounds[i] as Round).perSec);
   const mid = poolRounds.find((r) => r.perSec === median(poolRounds.map((x) => x.perSec)));
   part1 = {
@@ -191,7 +233,10 @@ if (PARTS.includes('1')) {
     cpuUsPerCall: {
       bare: Number(median(bareRounds.map((r) => r.cpuUsPerCall)).toFixed(2)),
       pool: Number(median(poolRounds.map((r) => r.cpuUsPerCall)).toFixed(2)),
+      poolMainThread: Number(median(poolRounds.map((r) => r.mainCpuUsPerCall)).toFixed(2)),
+      inThread: Number(median(inThreadRounds.map((r) => r.cpuUsPerCall)).toFixed(2)),
     },
+    inThreadCallsPerSec: Math.round(median(inThreadRounds.map((r) => r.perSec))),
     inFlight: IN_FLIGHT,
     workers: os.availableParallelism(),
     roundMs: TIME_MS,
@@ -199,6 +244,7 @@ if (PARTS.includes('1')) {
     roundRatios: ratios.map((r) => Number(r.toFixed(3))),
     bareRounds,
     poolRounds,
+    inThreadRounds,
   };
   console.log(
     `\nsustained: bare ${part1.bareCallsPerSec}/s, pool ${part1.poolCallsPerSec}/s, ` +

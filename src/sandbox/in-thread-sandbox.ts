@@ -67,6 +67,33 @@ function drain(meter: FuelMeter | null): void {
 }
 
 const utf8 = new TextEncoder();
+
+/**
+ * A call's input as bytes. Short ASCII (the usual JSON payload) is copied in a loop: cheaper
+ * than `TextEncoder.encode`'s native call for a few dozen bytes. Always a fresh array: the
+ * guest may write into its input block.
+ */
+function encodeInput(s: string): Uint8Array {
+  const n = s.length;
+  if (n > 256) return utf8.encode(s);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return utf8.encode(s);
+    out[i] = c;
+  }
+  return out;
+}
+
+function failure(
+  status: Extract<CallOutcome, { ok: false }>['status'],
+  reason: string,
+  message: string,
+  durationMs: number,
+  fuelUsed: number | null,
+): CallOutcome {
+  return { ok: false, status, reason, message, durationMs, fuelUsed };
+}
 const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 /** A guest spec without its bytes (the compiled module travels separately). */
@@ -76,6 +103,8 @@ interface LoadedGuest {
   readonly spec: PreparedSpec;
   readonly prepared: PreparedGuest;
   plugin: Plugin | null;
+  /** The live instance's exports (the call path calls them directly). */
+  exports: WebAssembly.Exports | null;
   /** The live instance's exported memory (for reading abort messages). */
   memory: WebAssembly.Memory | null;
   /** The live instance's fuel meter. */
@@ -142,6 +171,7 @@ export class InThreadSandbox implements Sandbox {
       spec,
       prepared,
       plugin: null,
+      exports: null,
       memory: null,
       meter: null,
       rc: null,
@@ -175,6 +205,7 @@ export class InThreadSandbox implements Sandbox {
     guest.startFault = null;
     const plugin = await this.#createPlugin(guest);
     const instance = await plugin.getInstance();
+    guest.exports = instance.exports;
     const memory = instance.exports.memory;
     guest.memory = memory instanceof WebAssembly.Memory ? memory : null;
     guest.meter = new FuelMeter(instance);
@@ -310,17 +341,51 @@ export class InThreadSandbox implements Sandbox {
   }
 
   call(pluginId: string, req: CallRequest): Promise<CallOutcome> {
-    const guest = this.#guests.get(pluginId);
-    if (!guest)
-      return Promise.reject(
-        new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`),
-      );
-    return new Promise((resolve, reject) => {
-      guest.waiting.push({ req, resolve, reject });
-      if (!guest.running) void this.#drain(guest);
-    });
+    try {
+      const o = this.callNow(pluginId, req);
+      return o instanceof Promise ? o : Promise.resolve(o);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
+  /**
+   * `call`, without a promise when the call can finish at once (a live instance, not busy, and
+   * the call neither trapped nor exited): the usual case, and the pool worker's per-call path.
+   * Throws (`HG_HOST_STATE`) for a plugin that is not loaded.
+   */
+  callNow(pluginId: string, req: CallRequest): CallOutcome | Promise<CallOutcome> {
+    const guest = this.#guests.get(pluginId);
+    if (!guest) throw new HourglassError('HG_HOST_STATE', `plugin ${pluginId} is not loaded`);
+    if (guest.running) {
+      return new Promise((resolve, reject) => guest.waiting.push({ req, resolve, reject }));
+    }
+    guest.running = true;
+    let first: CallOutcome | Promise<CallOutcome>;
+    try {
+      first = this.#call(guest, req);
+    } catch (err) {
+      this.#next(guest);
+      throw err;
+    }
+    if (!(first instanceof Promise)) {
+      this.#next(guest);
+      return first;
+    }
+    return first.finally(() => this.#next(guest));
+  }
+
+  /**
+   * A call ended: the calls queued meanwhile (a host function may have made one) run next, in a
+   * microtask (after this call's caller has its outcome); the instance stays busy until then,
+   * so no later call overtakes them.
+   */
+  #next(guest: LoadedGuest): void {
+    if (guest.waiting.length === 0) guest.running = false;
+    else queueMicrotask(() => void this.#drain(guest));
+  }
+
+  /** Runs the calls that queued while one ran, in order (Extism's call state is per instance). */
   async #drain(guest: LoadedGuest): Promise<void> {
     guest.running = true;
     try {
@@ -336,124 +401,201 @@ export class InThreadSandbox implements Sandbox {
     }
   }
 
-  async #call(guest: LoadedGuest, req: CallRequest): Promise<CallOutcome> {
-    const limits = guest.spec.limits;
-    const started = performance.now();
-    const elapsed = () => performance.now() - started;
-    let fuelUsed: number | null = null;
-    const fail = (
-      status: Extract<CallOutcome, { ok: false }>['status'],
-      reason: string,
-      message: string,
-    ): CallOutcome => ({
-      ok: false,
-      status,
-      reason,
-      message,
-      durationMs: elapsed(),
-      fuelUsed,
-    });
+  /** One call: synchronous unless the instance must be created first or the call ended badly. */
+  #call(guest: LoadedGuest, req: CallRequest): CallOutcome | Promise<CallOutcome> {
     if (!guest.prepared.exports.includes(req.fn)) {
       return req.fn === 'cleanup'
         ? { ok: true, output: null, durationMs: 0, fuelUsed: 0 }
-        : fail('failed', 'missing_export', `export '${req.fn}' does not exist`);
+        : failure('failed', 'missing_export', `export '${req.fn}' does not exist`, 0, null);
     }
+    const plugin = guest.plugin;
+    if (plugin) return this.#invoke(guest, plugin, req, performance.now());
+    return this.#instantiateAndInvoke(guest, req);
+  }
+
+  async #instantiateAndInvoke(guest: LoadedGuest, req: CallRequest): Promise<CallOutcome> {
+    const started = performance.now();
     let plugin: Plugin;
     try {
       plugin = guest.plugin ??= await this.#instantiate(guest);
     } catch (err) {
       const message = `cannot instantiate: ${(err as Error).message}`;
-      if (err instanceof GuestInitError) return fail(err.status, err.reason, message);
-      return fail('trapped', 'instantiate', message);
+      const ms = performance.now() - started;
+      if (err instanceof GuestInitError) return failure(err.status, err.reason, message, ms, null);
+      return failure('trapped', 'instantiate', message, ms, null);
     }
+    return this.#invoke(guest, plugin, req, started);
+  }
+
+  /**
+   * Calls the export on the live instance. Directly, not through the SDK's `plugin.call`: every
+   * kernel import is Hourglass's own (ExtismKernel), so the SDK's per-call block table, input
+   * block and host context are never read; what the SDK would do besides is to look the export
+   * up, which this does with the SDK's messages.
+   */
+  #invoke(
+    guest: LoadedGuest,
+    plugin: Plugin,
+    req: CallRequest,
+    started: number,
+  ): CallOutcome | Promise<CallOutcome> {
+    const limits = guest.spec.limits;
     const meter = guest.meter;
     const kernel = guest.kernel;
-    if (!meter || !kernel) return fail('trapped', 'instantiate', 'the instance has no fuel meter');
+    const exports = guest.exports;
+    if (!meter || !kernel || !exports) {
+      const ms = performance.now() - started;
+      return failure('trapped', 'instantiate', 'the instance has no fuel meter', ms, null);
+    }
     meter.setBudget(limits.fuel[req.caller.phase]);
     const state: CallState = { caller: req.caller, denied: null, fault: null };
     guest.state = state;
     // Only run() output is a run's output (the tenant's maxOutputBytes); schedules() output is
     // bounded by the Extism memory allowance like any block.
     kernel.begin(
-      utf8.encode(req.input ?? ''),
+      encodeInput(req.input ?? ''),
       req.caller.phase === 'run' ? limits.outputBytes : blockBytesOf(limits),
     );
     const wasi = guest.wasi;
     wasi?.begin(req.caller.scheduledAt);
+    let ended: ReturnType<ExtismKernel['end']> | null = null;
+    let late = false;
+    try {
+      const fn = exports[req.fn];
+      if (!fn) throw Error(`Plugin error: function "${req.fn}" does not exist`);
+      if (typeof fn !== 'function')
+        throw Error(`Plugin error: export "${req.fn}" is not a function`);
+      (fn as () => unknown)();
+      ended = kernel.end();
+      if (wasi?.exit || state.denied || state.fault) {
+        late = true;
+        return this.#ended(guest, plugin, req, started, state, ended, null, wasi);
+      }
+      const fuelUsed = Number(meter.settle().fuelUsed);
+      if (ended.error !== null)
+        return failure('failed', 'guest_error', ended.error, performance.now() - started, fuelUsed);
+      const rc = guest.rc?.value as number | undefined;
+      if (rc !== undefined && rc !== 0) {
+        const ms = performance.now() - started;
+        return failure('failed', 'nonzero_return', `${req.fn}() returned ${rc}`, ms, fuelUsed);
+      }
+      return { ok: true, output: ended.output, durationMs: performance.now() - started, fuelUsed };
+    } catch (err) {
+      late = true;
+      ended ??= kernel.end();
+      return this.#ended(guest, plugin, req, started, state, ended, { err }, wasi);
+    } finally {
+      if (!late) this.#finish(guest, req, ended, wasi);
+    }
+  }
+
+  /**
+   * A call that did not simply return: `proc_exit`, a host refusal or kernel fault (the host
+   * ended it), or a trap (`thrown`). The instance is discarded; the outcome says why.
+   */
+  async #ended(
+    guest: LoadedGuest,
+    plugin: Plugin,
+    req: CallRequest,
+    started: number,
+    state: CallState,
+    ended: ReturnType<ExtismKernel['end']>,
+    thrown: { err: unknown } | null,
+    wasi: WasiKernel | null,
+  ): Promise<CallOutcome> {
+    try {
+      return await this.#classify(guest, plugin, req, started, state, thrown, wasi);
+    } finally {
+      this.#finish(guest, req, ended, wasi);
+    }
+  }
+
+  async #classify(
+    guest: LoadedGuest,
+    plugin: Plugin,
+    req: CallRequest,
+    started: number,
+    state: CallState,
+    thrown: { err: unknown } | null,
+    wasi: WasiKernel | null,
+  ): Promise<CallOutcome> {
+    const limits = guest.spec.limits;
+    const elapsed = () => performance.now() - started;
     // `proc_exit` ends the call however the guest carries on (a trap, or a return if it caught
     // the host's exception): exit 0 succeeds without output, any other code fails. The
     // instance is discarded either way (its runtime has shut down).
-    const exited = async (): Promise<CallOutcome | null> => {
-      const exit = wasi?.exit;
-      if (!exit) return null;
-      fuelUsed = Number(exit.fuelUsed);
+    const exit = wasi?.exit;
+    if (exit) {
+      const fuelUsed = Number(exit.fuelUsed);
       await discard(guest, plugin);
       if (exit.code === 0) return { ok: true, output: null, durationMs: elapsed(), fuelUsed };
-      return fail('failed', 'proc_exit', `${req.fn}() called proc_exit(${exit.code})`);
-    };
-    let ended: ReturnType<ExtismKernel['end']> | null = null;
-    try {
-      await plugin.call(req.fn, undefined, req.caller);
-      ended = kernel.end();
-      const exit = await exited();
-      if (exit) return exit;
-      if (state.denied || state.fault) throw new Error('the call was ended by the host');
-      fuelUsed = Number(meter.settle().fuelUsed);
-      if (ended.error !== null) return fail('failed', 'guest_error', ended.error);
-      const rc = guest.rc?.value as number | undefined;
-      if (rc !== undefined && rc !== 0) {
-        return fail('failed', 'nonzero_return', `${req.fn}() returned ${rc}`);
-      }
-      return { ok: true, output: ended.output, durationMs: elapsed(), fuelUsed };
-    } catch (err) {
-      ended ??= kernel.end();
-      const exit = await exited();
-      if (exit) return exit;
-      const message = err instanceof Error ? err.message : String(err);
-      const settled = meter.settle(err);
-      fuelUsed = Number(settled.fuelUsed);
-      // Anything else leaves the instance in an unknown state: discard it.
-      const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
-      await discard(guest, plugin);
-      if (state.denied) return fail('host_call_denied', 'host_call_denied', state.denied);
-      const fault = state.fault;
-      // A drained call looks out of fuel to the meter: the fault says what really happened.
-      if (fault && fault.reason !== 'abort') return fail(fault.status, fault.reason, fault.message);
-      if (!fault && settled.outcome === 'out_of_fuel') {
-        return fail(
-          'out_of_fuel',
-          'out_of_fuel',
-          `${req.fn}() used its whole budget of ${meter.currentBudget()} fuel`,
-        );
-      }
-      if (!fault && settled.outcome === 'stack_overflow' && meter.depthExceeded()) {
-        return fail('stack_overflow', 'call_depth', `${req.fn}() exceeded the call-depth limit`);
-      }
-      if (pages >= limits.memoryPages) {
-        const why = fault?.message ?? message;
-        return fail(
-          'memory_limit',
-          'memory_cap',
-          `trapped with its memory at the plugin's cap of ${pages} pages: ${why}`,
-        );
-      }
-      if (fault) return fail('trapped', 'abort', fault.message);
-      if (err instanceof RangeError && /call stack/i.test(message))
-        return fail('stack_overflow', 'stack_overflow', message);
-      if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
-      return fail('trapped', 'exception', message);
-    } finally {
-      wasi?.end();
-      const dropped = ended?.droppedLogLines ?? 0;
-      if (dropped > 0) {
-        this.#opts.onGuestLog?.({
-          pluginId: guest.spec.pluginId,
-          level: 'warn',
-          message: `${dropped} more log lines of this ${req.fn}() call were dropped (limit ${limits.logLines})`,
-        });
-      }
-      guest.state = null;
+      return failure(
+        'failed',
+        'proc_exit',
+        `${req.fn}() called proc_exit(${exit.code})`,
+        elapsed(),
+        fuelUsed,
+      );
     }
+    const err = thrown ? thrown.err : new Error('the call was ended by the host');
+    const meter = guest.meter as FuelMeter;
+    const message = err instanceof Error ? err.message : String(err);
+    const settled = meter.settle(err);
+    const fuelUsed = Number(settled.fuelUsed);
+    const fail = (
+      status: Extract<CallOutcome, { ok: false }>['status'],
+      reason: string,
+      text: string,
+    ): CallOutcome => failure(status, reason, text, elapsed(), fuelUsed);
+    // Anything else leaves the instance in an unknown state: discard it.
+    const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
+    await discard(guest, plugin);
+    if (state.denied) return fail('host_call_denied', 'host_call_denied', state.denied);
+    const fault = state.fault;
+    // A drained call looks out of fuel to the meter: the fault says what really happened.
+    if (fault && fault.reason !== 'abort') return fail(fault.status, fault.reason, fault.message);
+    if (!fault && settled.outcome === 'out_of_fuel') {
+      return fail(
+        'out_of_fuel',
+        'out_of_fuel',
+        `${req.fn}() used its whole budget of ${meter.currentBudget()} fuel`,
+      );
+    }
+    if (!fault && settled.outcome === 'stack_overflow' && meter.depthExceeded()) {
+      return fail('stack_overflow', 'call_depth', `${req.fn}() exceeded the call-depth limit`);
+    }
+    if (pages >= limits.memoryPages) {
+      const why = fault?.message ?? message;
+      return fail(
+        'memory_limit',
+        'memory_cap',
+        `trapped with its memory at the plugin's cap of ${pages} pages: ${why}`,
+      );
+    }
+    if (fault) return fail('trapped', 'abort', fault.message);
+    if (err instanceof RangeError && /call stack/i.test(message))
+      return fail('stack_overflow', 'stack_overflow', message);
+    if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
+    return fail('trapped', 'exception', message);
+  }
+
+  /** After every call: WASI's call state, the dropped-log-lines notice, no caller. */
+  #finish(
+    guest: LoadedGuest,
+    req: CallRequest,
+    ended: ReturnType<ExtismKernel['end']> | null,
+    wasi: WasiKernel | null,
+  ): void {
+    wasi?.end();
+    const dropped = ended?.droppedLogLines ?? 0;
+    if (dropped > 0) {
+      this.#opts.onGuestLog?.({
+        pluginId: guest.spec.pluginId,
+        level: 'warn',
+        message: `${dropped} more log lines of this ${req.fn}() call were dropped (limit ${guest.spec.limits.logLines})`,
+      });
+    }
+    guest.state = null;
   }
 
   async unload(pluginId: string): Promise<void> {
@@ -470,6 +612,7 @@ export class InThreadSandbox implements Sandbox {
 /** Drops a guest's instance (after a trap, an exit or a failed init): the next call makes a new one. */
 async function discard(guest: LoadedGuest, plugin: Plugin): Promise<void> {
   guest.plugin = null;
+  guest.exports = null;
   guest.memory = null;
   guest.meter = null;
   guest.rc = null;

@@ -112,6 +112,18 @@ export class FairQueue {
 
   /** The next waiting call, by the fairness rule above. */
   take(): PendingCall | undefined {
+    if (this.#turn.length === 1) {
+      // One tenant waiting (the usual burst): no choice to make.
+      const tenant = this.#turn[0] as string;
+      const q = this.#queues.get(tenant) as PendingCall[];
+      const call = q.shift();
+      if (q.length === 0) {
+        this.#queues.delete(tenant);
+        this.#turn = [];
+      }
+      if (call) this.#waiting--;
+      return call;
+    }
     let best = -1;
     let bestHeld = Infinity;
     for (let i = 0; i < this.#turn.length; i++) {

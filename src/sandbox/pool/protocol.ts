@@ -37,10 +37,10 @@ export type ToWorker =
   /** Instantiate a guest prepared elsewhere (before a batch that calls it). */
   | { type: 'load'; spec: PreparedSpec; prepared: PreparedGuest }
   /**
-   * Calls to run in order (`BatchCall[]` as JSON text: cheaper to post than objects); their
-   * outcomes come back in order, in one or more `results`.
+   * Calls to run in order (`BatchCall[]` encoded by request-codec.ts, transferred); their
+   * outcomes come back in order, through the result ring.
    */
-  | { type: 'batch'; calls: string }
+  | { type: 'batch'; calls: ArrayBuffer }
   | { type: 'unload'; pluginId: string };
 
 export type FromWorker =

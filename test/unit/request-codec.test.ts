@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { BatchCall } from '../../src/sandbox/pool/protocol.ts';
+import {
+  BatchDecodeError,
+  decodeBatch,
+  encodeBatch,
+} from '../../src/sandbox/pool/request-codec.ts';
+
+const run = (i: number, over: Partial<BatchCall> = {}): BatchCall => ({
+  callId: 1000 + i,
+  seq: i,
+  pluginId: 't/p',
+  req: {
+    fn: 'run',
+    input: `{"i":${i}}`,
+    caller: {
+      pluginId: 't/p',
+      tenant: 't',
+      phase: 'run',
+      scheduleKey: `k${i}`,
+      runId: 77 + i,
+      scheduledAt: 1_764_640_000_000 + i,
+    },
+  },
+  ...over,
+});
+
+/** What the JSON encoding it replaces delivered. */
+const viaJson = (calls: BatchCall[]): BatchCall[] => JSON.parse(JSON.stringify(calls));
+
+test('a batch round-trips exactly as JSON did: order, slow flags, absent fields', () => {
+  const calls: BatchCall[] = [
+    run(0),
+    run(1, { slow: true }),
+    {
+      callId: 3,
+      seq: 2,
+      pluginId: 'a/b',
+      req: { fn: 'schedules', caller: { pluginId: 'a/b', tenant: 'a', phase: 'discovery' } },
+    },
+    {
+      callId: 2 ** 31 - 1,
+      seq: 2 ** 30,
+      pluginId: 'a/b',
+      req: { fn: 'cleanup', input: '', caller: { pluginId: 'a/b', tenant: 'a', phase: 'cleanup' } },
+    },
+  ];
+  assert.deepEqual(decodeBatch(encodeBatch(calls)), viaJson(calls));
+  assert.deepEqual(decodeBatch(encodeBatch([])), []);
+});
+
+test('non-ASCII and long strings survive (UTF-8 paths)', () => {
+  const long = 'x'.repeat(300) + 'é';
+  const calls = [
+    run(0, {
+      pluginId: 'tén/πλ',
+      req: {
+        fn: 'run',
+        input: `{"s":"${long}","e":"😀 \\u0000 ünï"}`,
+        caller: { pluginId: 'tén/πλ', tenant: 'tén', phase: 'run', scheduleKey: '日本' },
+      },
+    }),
+    run(1, { req: { ...run(1).req, input: 'a'.repeat(5000) } }),
+    run(2, { req: { ...run(2).req, input: 'b'.repeat(64) } }),
+    run(3, { req: { ...run(3).req, input: 'c'.repeat(65) } }),
+  ];
+  assert.deepEqual(decodeBatch(encodeBatch(calls)), viaJson(calls));
+});
+
+test('strings that are not well-formed (lone surrogates) arrive as JSON delivered them', () => {
+  const lone = 'a\ud800b\udc00' + 'z'.repeat(5000) + '\ud83d';
+  const calls = [
+    run(0, {
+      req: { ...run(0).req, input: lone },
+    }),
+    run(1, {
+      req: { ...run(1).req, caller: { ...run(1).req.caller, scheduleKey: 'k\udfff' } },
+    }),
+  ];
+  const back = decodeBatch(encodeBatch(calls));
+  assert.deepEqual(back, viaJson(calls));
+  assert.equal(back[0]?.req.input, lone);
+});
+
+test('a truncated or inconsistent buffer is refused, never read past its end', () => {
+  const buf = encodeBatch([run(0), run(1)]);
+  for (let cut = 0; cut < buf.byteLength; cut += 7) {
+    assert.throws(() => decodeBatch(buf.slice(0, cut)), BatchDecodeError);
+  }
+  const bad = buf.slice(0);
+  new DataView(bad).setInt32(0, 1 << 28, true);
+  assert.throws(() => decodeBatch(bad), BatchDecodeError);
+  const neg = buf.slice(0);
+  // The first string's head (after count and the fixed part): a negative length.
+  new DataView(neg).setInt32(4 + 28, -6, true);
+  assert.throws(() => decodeBatch(neg), BatchDecodeError);
+});
