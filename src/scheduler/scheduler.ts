@@ -469,45 +469,54 @@ export class Scheduler {
 
   #fire(key: string, now: number): void {
     this.#nominal.delete(key);
-    // Memory is the truth, except when another writer moved the stored time or state: then the
-    // store's record wins (one two-column read by key checks it).
+    // Memory is the truth, unless another writer moved the stored time or state: the fire's
+    // write is conditional on the stored row still being due at the time memory holds, so that
+    // case shows as a write that changed nothing, and the store's record then wins (read whole).
     const mem = this.#records.get(key);
-    const stored = mem && this.#o.store.scheduleDue(key);
-    const s =
-      mem && stored && stored.state === mem.state && stored.nextAt === mem.nextAt
-        ? mem
-        : this.#read(key);
-    if (!s || s.state !== 'active' || s.nextAt === null || this.#held.has(s.pluginId)) return;
+    if (mem && this.#fireFrom(mem, now)) return;
+    const s = this.#read(key);
+    if (s) this.#fireFrom(s, now);
+  }
+
+  /** Fires `s`'s due tick; false (nothing written or started) when the stored row moved. */
+  #fireFrom(s: ScheduleRecord, now: number): boolean {
+    if (s.state !== 'active' || s.nextAt === null) return false;
+    if (this.#held.has(s.pluginId)) return true;
+    const key = s.key;
     const scheduledAt = s.nextAt;
     if (scheduledAt + jitterFor(key, scheduledAt, s.jitterMs) > now) {
-      // The store does not say this tick is due (another writer moved it): the store's time
-      // wins, and the tick fires only when it is due.
+      // Not due by this record (the store's time, after another writer moved it): it fires
+      // only when it is due.
       this.upsert(s);
-      return;
+      return true;
     }
     // Next ticks come from the nominal time; ticks the host overran by more than the grace
     // (+ jitter) are coalesced into one record.
     const cutoff = now - this.#grace - s.jitterMs;
     let next = nextFireAfter(s.spec, scheduledAt, s.anchorAt);
-    let overran: { from: number; until: number } | null = null;
+    let overranFrom: number | null = null;
     if (next !== null && next <= cutoff) {
-      overran = { from: next, until: cutoff };
+      overranFrom = next;
       next = nextFireAfter(s.spec, cutoff, s.anchorAt);
     }
-    const patch = next === null ? { nextAt: null, state: 'completed' as const } : { nextAt: next };
-    const updated = patchedRecord(s, patch);
-    this.#o.store.transaction(() => {
-      this.#o.store.updateSchedule(key, { ...patch, updatedAt: now });
-      if (overran) {
-        const reason = REASONS.late(overran.from, overran.until, now - overran.from);
-        this.#record(updated, overran.from, 'skipped_misfire', reason, 'schedule', {
-          coversUntil: overran.until,
+    const updated = patchedRecord(
+      s,
+      next === null ? { nextAt: null, state: 'completed' } : { nextAt: next },
+    );
+    const fired = this.#o.store.transaction(() => {
+      if (!this.#o.store.advanceSchedule(key, scheduledAt, next, now)) return false;
+      if (overranFrom !== null) {
+        const reason = REASONS.late(overranFrom, cutoff, now - overranFrom);
+        this.#record(updated, overranFrom, 'skipped_misfire', reason, 'schedule', {
+          coversUntil: cutoff,
         });
       }
       // Last: it may start the run, which must not happen in a transaction that can still fail.
       this.#accept(updated, scheduledAt, 'schedule');
+      return true;
     });
-    this.upsert(updated);
+    if (fired) this.upsert(updated);
+    return fired;
   }
 
   // ---- the gate ----

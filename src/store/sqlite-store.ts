@@ -31,6 +31,7 @@ import { HourglassError } from '../errors.ts';
 import type { ScheduleSpec } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
+import { START_AFTER, WalCheckpointer } from './wal-checkpointer.ts';
 import type {
   HostLease,
   LeaseClaim,
@@ -46,7 +47,6 @@ import type {
   SchedulePatch,
   ScheduleQuery,
   ScheduleRecord,
-  ScheduleState,
   Store,
 } from './types.ts';
 
@@ -257,6 +257,9 @@ export interface SqliteStoreOptions {
 /** A lease renewed this recently (by any version of Hourglass) blocks migrations. */
 const MIGRATION_LIVE_MS = 30_000;
 
+/** How often the checkpointer's worker checkpoints the WAL. */
+const CHECKPOINT_EVERY_MS = 100;
+
 /** SQLite's default `max_page_count`. */
 const UNLIMITED_PAGES = 4_294_967_294;
 
@@ -286,6 +289,9 @@ export class SqliteStore implements Store {
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
   #groupError: unknown = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
+  /** Group commits made; the WAL checkpointer starts at `START_AFTER` (wal-checkpointer.ts). */
+  #commits = 0;
+  #checkpointer: WalCheckpointer | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     // better-sqlite3 would silently cut the path at a NUL and open another file.
@@ -433,7 +439,6 @@ export class SqliteStore implements Store {
       listContracts: db.prepare('SELECT * FROM job_contracts ORDER BY plugin_id, name'),
       listContractsOf: db.prepare('SELECT * FROM job_contracts WHERE plugin_id = ? ORDER BY name'),
       getSchedule: db.prepare(`SELECT ${SCHEDULE_SELECT} FROM schedules WHERE key = ?`).raw(),
-      scheduleDue: db.prepare('SELECT state, next_at FROM schedules WHERE key = ?').raw(),
       // Counts kept by triggers (migration 0005): a point read, not a count of rows.
       countLive: db.prepare(
         'SELECT COALESCE(SUM(live), 0) AS n FROM schedule_counts WHERE tenant = ?',
@@ -459,6 +464,13 @@ export class SqliteStore implements Store {
            finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until)
          VALUES (@scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt, @startedAt,
            @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil)`,
+      ),
+      restoreRun: db.prepare(
+        `INSERT INTO runs (id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at,
+           started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until)
+         VALUES (@id, @scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt,
+           @startedAt, @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil)
+         ON CONFLICT (id) DO NOTHING`,
       ),
       finishRun: db.prepare(
         `UPDATE runs SET status=@status, reason=@reason, finished_at=@finishedAt, error=@error,
@@ -530,6 +542,7 @@ export class SqliteStore implements Store {
     }
     try {
       this.#stmts.commit.run();
+      if (++this.#commits === START_AFTER) this.#startCheckpointer();
       for (const w of waiters) w.resolve();
     } catch (err) {
       try {
@@ -541,6 +554,24 @@ export class SqliteStore implements Store {
       for (const w of waiters) w.reject(wrapped);
       if (this.#onWriteError) this.#failed(wrapped);
       else this.#groupError = wrapped;
+    }
+  }
+
+  /** Checkpoints move to a worker thread (the host's commits never run one); see its module. */
+  #startCheckpointer(): void {
+    if (this.path === ':memory:' || this.#checkpointer) return;
+    const autocheckpoint = (pages: number) => {
+      if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${pages}`);
+    };
+    try {
+      this.#checkpointer = new WalCheckpointer(
+        this.path,
+        CHECKPOINT_EVERY_MS,
+        () => autocheckpoint(0),
+        () => autocheckpoint(1000),
+      );
+    } catch {
+      // No thread: the automatic checkpoint stays on.
     }
   }
 
@@ -631,13 +662,6 @@ export class SqliteStore implements Store {
         contract: r.contract as string,
         updatedAt: r.updated_at as number,
       }));
-    });
-  }
-
-  scheduleDue(key: string): { state: ScheduleState; nextAt: number | null } | undefined {
-    return this.#read('scheduleDue', () => {
-      const r = this.#stmts.scheduleDue.get(key) as [ScheduleState, number | null] | undefined;
-      return r && { state: r[0], nextAt: r[1] };
     });
   }
 
@@ -771,6 +795,10 @@ export class SqliteStore implements Store {
     return this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0);
   }
 
+  restoreRun(run: RunRecord): boolean {
+    return this.#change('restoreRun', () => this.#stmts.restoreRun.run(run).changes > 0);
+  }
+
   getRun(id: number): RunRecord | undefined {
     return this.#read('getRun', () => {
       const r = this.#stmts.getRun.get(id) as Row | undefined;
@@ -813,6 +841,8 @@ export class SqliteStore implements Store {
   // ---- scheduler records (migration 0003) ----
 
   #schedStmts: {
+    readonly advance: Database.Statement;
+    readonly complete: Database.Statement;
     readonly startWaiting: Database.Statement;
     readonly listWaiting: Database.Statement;
     readonly writeCursor: Database.Statement;
@@ -820,6 +850,12 @@ export class SqliteStore implements Store {
 
   get #sched() {
     return (this.#schedStmts ??= {
+      advance: this.#db.prepare(
+        "UPDATE schedules SET next_at = ?, updated_at = ? WHERE key = ? AND state = 'active' AND next_at = ?",
+      ),
+      complete: this.#db.prepare(
+        "UPDATE schedules SET next_at = NULL, state = 'completed', updated_at = ? WHERE key = ? AND state = 'active' AND next_at = ?",
+      ),
       startWaiting: this.#db.prepare(
         "UPDATE runs SET status = 'running', started_at = ? WHERE id = ? AND status = 'waiting'",
       ),
@@ -830,6 +866,17 @@ export class SqliteStore implements Store {
         'UPDATE schedules SET cursor = ?, updated_at = ? WHERE key = ? AND generation = ?',
       ),
     });
+  }
+
+  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean {
+    return this.#change(
+      'advanceSchedule',
+      () =>
+        (nextAt === null
+          ? this.#sched.complete.run(now, key, from)
+          : this.#sched.advance.run(nextAt, now, key, from)
+        ).changes > 0,
+    );
   }
 
   startWaitingRun(id: number, startedAt: number): void {
@@ -917,6 +964,7 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.#commitGroup();
+    this.#checkpointer?.close();
     if (this.#db.open) this.#db.close();
   }
 
