@@ -28,6 +28,7 @@ import type { RunEnd, StartedRun } from '../scheduler/scheduler.ts';
 import type { RunRecord, RunStatus, Store } from '../store/types.ts';
 import { compile, parseGuestJson } from '../validation.ts';
 
+/** What a guest's `run()` gets, as JSON (`runInput`). */
 export interface RunContext {
   scheduleId: string;
   runId: string;
@@ -105,20 +106,21 @@ class OutcomeBatch {
   }
 }
 
-export function runContext(run: StartedRun): RunContext {
+/**
+ * The run's input: the `RunContext` as JSON text, built directly (no context object, and the
+ * payload and cursor are spliced in as the JSON text the store holds: the host wrote both with
+ * `JSON.stringify`, so parsing and encoding them again per run would only allocate).
+ */
+export function runInput(run: StartedRun): string {
   const s = run.schedule;
-  return {
-    scheduleId: s.localId,
-    runId: String(run.runId),
-    plugin: s.pluginId,
-    scheduledAt: new Date(run.scheduledAt).toISOString(),
-    firedAt: new Date(run.firedAt).toISOString(),
-    attempt: run.attempt,
-    catchUp: run.trigger === 'catch_up',
-    trigger: run.trigger,
-    payload: s.payload === null ? null : (JSON.parse(s.payload) as unknown),
-    cursor: s.cursor === null ? null : (JSON.parse(s.cursor) as unknown),
-  };
+  return (
+    `{"scheduleId":${JSON.stringify(s.localId)},"runId":"${run.runId}",` +
+    `"plugin":${JSON.stringify(s.pluginId)},` +
+    `"scheduledAt":"${new Date(run.scheduledAt).toISOString()}",` +
+    `"firedAt":"${new Date(run.firedAt).toISOString()}","attempt":${run.attempt},` +
+    `"catchUp":${run.trigger === 'catch_up'},"trigger":"${run.trigger}",` +
+    `"payload":${s.payload ?? 'null'},"cursor":${s.cursor ?? 'null'}}`
+  );
 }
 
 interface Finish {
@@ -136,13 +138,12 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
   const batch = new OutcomeBatch();
   return async (run) => {
     const s = run.schedule;
-    const ctx = runContext(run);
     const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
     let fin: Finish;
     try {
       const outcome = await deps.sandbox.call(deps.sandboxId?.(s.pluginId) ?? s.pluginId, {
         fn: 'run',
-        input: JSON.stringify(ctx),
+        input: runInput(run),
         caller: {
           pluginId: s.pluginId,
           tenant: s.tenant,

@@ -43,6 +43,8 @@ import {
   newRun,
   notRunFinish,
   REASONS,
+  RUNNING,
+  WAITING,
   type CancelReason,
   type NotRunStatus,
 } from './tick-records.ts';
@@ -95,6 +97,9 @@ interface Pending {
   /** Its `waiting` row, once it waits. */
   runId: number | null;
 }
+
+/** `#accept`'s and `#record`'s default (shared: a fire allocates no options object). */
+const NO_EXTRA: { runId?: number; coversUntil?: number | null } = Object.freeze({});
 
 const ALL_STATES: readonly ScheduleState[] = [
   'active',
@@ -529,7 +534,7 @@ export class Scheduler {
     s: ScheduleRecord,
     scheduledAt: number,
     trigger: RunTrigger,
-    extra: { runId?: number; coversUntil?: number | null } = {},
+    extra: { runId?: number; coversUntil?: number | null } = NO_EXTRA,
   ): boolean {
     const now = this.#o.clock.now();
     if (this.#busy.has(s.key)) {
@@ -577,14 +582,8 @@ export class Scheduler {
   }
 
   #rowOf(s: ScheduleRecord, p: Pending, now: number, status: 'waiting' | 'running') {
-    return newRun(
-      s,
-      p.trigger,
-      p.scheduledAt,
-      now,
-      { status, reason: null, finishedAt: null },
-      p.coversUntil,
-    );
+    const state = status === 'running' ? RUNNING : WAITING;
+    return newRun(s, p.trigger, p.scheduledAt, now, state, p.coversUntil);
   }
 
   /** A terminal record for a tick that does not run (written over its waiting row, if any). */
@@ -594,7 +593,7 @@ export class Scheduler {
     status: NotRunStatus,
     reason: string,
     trigger: RunTrigger,
-    extra: { runId?: number; coversUntil?: number | null } = {},
+    extra: { runId?: number; coversUntil?: number | null } = NO_EXTRA,
   ): void {
     const now = this.#o.clock.now();
     if (extra.runId !== undefined) {
@@ -636,20 +635,36 @@ export class Scheduler {
       trigger: p.trigger,
       attempt: 1,
     };
-    this.#guard('run:started listener', () => this.#o.events?.onStarted?.(run));
-    // The guest runs once its `running` row (and the fire's next time) is durable. A commit
-    // that failed rolled them back: the run goes on, and its outcome is written whole.
-    const execute = () => this.#o.execute(run);
-    const promise: Promise<void> = this.#o.store
-      .committed()
-      .then(execute, execute)
-      .then((end) => this.#ended(s, end))
-      .catch((err: unknown) => this.#error(err, `run ${runId}`))
-      .finally(() => {
-        this.#runs.delete(promise);
-        this.#guard(`finishing run ${runId}`, () => this.#finished(s));
-      });
+    try {
+      this.#o.events?.onStarted?.(run);
+    } catch (err) {
+      this.#error(err, 'run:started listener');
+    }
+    const promise: Promise<void> = this.#run(s, run).then(() => {
+      this.#runs.delete(promise);
+      try {
+        this.#finished(s);
+      } catch (err) {
+        this.#error(err, `finishing run ${runId}`);
+      }
+    });
     this.#runs.set(promise, s.pluginId);
+  }
+
+  /** Calls the guest once the run's start is durable, and takes in its end. Never rejects. */
+  async #run(s: ScheduleRecord, run: StartedRun): Promise<void> {
+    try {
+      // The guest runs once its `running` row (and the fire's next time) is durable. A commit
+      // that failed rolled them back: the run goes on, and its outcome is written whole.
+      try {
+        await this.#o.store.committed();
+      } catch {
+        // Rolled back: the outcome is written whole (run-executor.ts).
+      }
+      this.#ended(s, await this.#o.execute(run));
+    } catch (err) {
+      this.#error(err, `run ${run.runId}`);
+    }
   }
 
   /** Keeps the record in memory current with the cursor the run wrote (same incarnation only). */

@@ -257,6 +257,8 @@ export interface SqliteStoreOptions {
 /** A lease renewed this recently (by any version of Hourglass) blocks migrations. */
 const MIGRATION_LIVE_MS = 30_000;
 
+const NOTHING = (): void => undefined;
+
 /** How often the checkpointer's worker checkpoints the WAL. */
 const CHECKPOINT_EVERY_MS = 100;
 
@@ -351,6 +353,16 @@ export class SqliteStore implements Store {
   }
 
   /** A write (joins the group commit): failures are coded and told to the listener. */
+  /** `#change` of one statement without arguments, with no closure. */
+  #exec(what: string, stmt: Database.Statement): void {
+    try {
+      this.#write();
+      stmt.run();
+    } catch (err) {
+      throw this.#failed(storeError(err, this.path, what, true));
+    }
+  }
+
   #change<T>(what: string, fn: () => T): T {
     try {
       this.#write();
@@ -595,24 +607,24 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: () => T): T {
-    this.#change('a transaction', () => undefined);
+    this.#change('a transaction', NOTHING);
     if (this.#depth > 0 || (this.#db.inTransaction && !this.#grouped)) return fn();
     // Inside a group, a savepoint keeps `fn` atomic; otherwise a transaction of its own.
-    // (Prepared statements: cheaper than building a `db.transaction(fn)` wrapper per call.)
-    const [open, close, undo] = this.#grouped
-      ? [this.#stmts.savepoint, this.#stmts.release, this.#stmts.rollbackTo]
-      : [this.#stmts.begin, this.#stmts.commit, this.#stmts.rollback];
-    this.#change('a transaction', () => open.run());
+    // (Prepared statements: cheaper than building a `db.transaction(fn)` wrapper per call; and
+    // no array or closure per call: this runs for every fire and every outcome.)
+    const grouped = this.#grouped;
+    const st = this.#stmts;
+    this.#exec('a transaction', grouped ? st.savepoint : st.begin);
     this.#depth++;
     try {
       const result = fn();
-      this.#change('a commit', () => close.run());
+      this.#exec('a commit', grouped ? st.release : st.commit);
       return result;
     } catch (err) {
       try {
         if (this.#db.inTransaction) {
-          undo.run();
-          if (this.#grouped) this.#stmts.release.run();
+          (grouped ? st.rollbackTo : st.rollback).run();
+          if (grouped) st.release.run();
         }
       } catch {
         // SQLite already rolled back (e.g. after SQLITE_FULL): nothing left to undo.
@@ -787,7 +799,11 @@ export class SqliteStore implements Store {
 
   insertRun(run: NewRun): number {
     return this.#change('insertRun', () =>
-      Number(this.#stmts.insertRun.run({ coversUntil: null, ...run }).lastInsertRowid),
+      Number(
+        this.#stmts.insertRun.run(
+          run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
+        ).lastInsertRowid,
+      ),
     );
   }
 
