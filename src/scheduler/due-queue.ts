@@ -52,7 +52,7 @@ export class DueQueue {
       if (!top || top.dueAt > now) break;
       this.#pop();
       this.#gen.delete(top.key);
-      out.push(top); // the heap's own entry (no copy per fire)
+      out.push({ key: top.key, dueAt: top.dueAt });
     }
     return out;
   }
