@@ -31,7 +31,7 @@ import { HourglassError } from '../errors.ts';
 import type { ScheduleSpec } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
-import { START_AFTER, WalCheckpointer } from './wal-checkpointer.ts';
+import { BOUND_PAGES, START_AFTER, WalCheckpointer } from './wal-checkpointer.ts';
 import type {
   HostLease,
   LeaseClaim,
@@ -579,7 +579,7 @@ export class SqliteStore implements Store {
       this.#checkpointer = new WalCheckpointer(
         this.path,
         CHECKPOINT_EVERY_MS,
-        () => autocheckpoint(0),
+        () => autocheckpoint(BOUND_PAGES),
         () => autocheckpoint(1000),
       );
     } catch {

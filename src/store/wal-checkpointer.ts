@@ -2,19 +2,26 @@
  * WAL checkpoints off the host's thread. SQLite's automatic checkpoint runs inside the commit
  * that pushes the WAL past 1,000 pages: that commit copies the WAL into the database and syncs
  * it, 4–30 ms on the event loop (measured: commit p50 7 µs, p99.9 4.4 ms, max 11 ms at 30k
- * commits; fires queued behind it are that late). With a checkpointer, the host's connection
- * turns the automatic checkpoint off and a worker thread with a connection of its own runs a
- * PASSIVE checkpoint every `everyMs` (PASSIVE never blocks the writer nor waits for it).
+ * commits; fires queued behind it are that late). With a checkpointer, a worker thread with a
+ * connection of its own runs a PASSIVE checkpoint every `everyMs` (PASSIVE never blocks the writer nor waits for it), and
+ * again at once while commits made during a pass left frames behind: the WAL restarts from its
+ * beginning only after a checkpoint that caught up with the last commit (measured: with one pass
+ * per tick under back-to-back commits, it never caught up and the WAL grew to 785 MB). As a
+ * bound if it still cannot catch up, the host's connection keeps an automatic checkpoint, at
+ * `BOUND_PAGES` instead of SQLite's 1,000.
  *
  * The worker is an `eval` worker in CommonJS that requires better-sqlite3 by resolved path:
  * nothing to compile, and it runs the same under tsx and from `dist/`. It is unref'd (never
  * keeps the process up) and started only once a store has made `START_AFTER` group commits, so
  * short-lived stores (tests, the CLI) never pay for a thread. Durability does not change: a
  * commit is in the WAL either way, and a checkpoint that never ran is redone at the next open.
- * If the worker fails, the automatic checkpoint is turned back on.
+ * If the worker fails, the automatic checkpoint goes back to SQLite's default.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+
+/** The host connection's automatic checkpoint while the worker runs (pages; 4 KiB each). */
+export const BOUND_PAGES = 16_000;
 
 /** Group commits before a store starts its checkpointer. */
 export const START_AFTER = 256;
@@ -24,7 +31,12 @@ const { workerData, parentPort } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.path, { fileMustExist: true });
 const timer = setInterval(() => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {}
+  try {
+    for (let i = 0; i < 16; i++) {
+      const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
+      if (r.busy || r.log === r.checkpointed) break;
+    }
+  } catch {}
 }, workerData.everyMs);
 parentPort.once('message', () => {
   clearInterval(timer);
@@ -41,8 +53,8 @@ export class WalCheckpointer {
   #closed = false;
 
   /**
-   * `onReady`: the worker checkpoints (turn the automatic checkpoint off);
-   * `onFailed`: it stopped (turn it back on).
+   * `onReady`: the worker checkpoints (move the automatic checkpoint to `BOUND_PAGES`);
+   * `onFailed`: it stopped (move it back to SQLite's default).
    */
   constructor(path: string, everyMs: number, onReady: () => void, onFailed: () => void) {
     this.#worker = new Worker(SOURCE, {
