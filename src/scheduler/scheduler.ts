@@ -17,8 +17,9 @@
  *   lose a run's outcome (recorded `abandoned` on restart), never fire a tick twice.
  * - While the host owns a schedule, its record in memory (`#records`, kept by `upsert`,
  *   dropped by `remove`, a hold or an unload; cursors updated from each run's end) is the truth:
- *   a start or a trigger does not re-read the store, and a fire reads only the stored state and
- *   next time (another writer that moved them wins: the record is then read whole). A record the
+ *   a start, a trigger or a fire does not read the store: a fire's write of the next time is
+ *   conditional on the stored row being active at the time memory holds (another writer that
+ *   moved it wins: the write changes nothing, and the record is then read whole). A record the
  *   scheduler was not given whole (no `generation`: freshly created) is read once, when first
  *   needed.
  * - Next ticks come from nominal times: jitter only delays a fire, so it never swallows a
