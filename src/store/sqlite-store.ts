@@ -31,7 +31,7 @@ import { HourglassError } from '../errors.ts';
 import type { ScheduleSpec } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
-import { BOUND_PAGES, START_AFTER, WalCheckpointer } from './wal-checkpointer.ts';
+import { BOUND_PAGES, WalCheckpointer } from './wal-checkpointer.ts';
 import type {
   HostLease,
   LeaseClaim,
@@ -291,8 +291,7 @@ export class SqliteStore implements Store {
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
   #groupError: unknown = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
-  /** Group commits made; the WAL checkpointer starts at `START_AFTER` (wal-checkpointer.ts). */
-  #commits = 0;
+  /** The WAL checkpointer thread of a group-committing store (wal-checkpointer.ts). */
   #checkpointer: WalCheckpointer | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
@@ -321,6 +320,7 @@ export class SqliteStore implements Store {
       this.#migrate();
       this.#stmts = this.prepare();
       if (opts.maxBytes != null) this.setMaxBytes(opts.maxBytes);
+      if (this.#groupCommit) this.#startCheckpointer();
     } catch (err) {
       this.#db.close();
       throw storeError(err, path, 'open', false);
@@ -554,7 +554,6 @@ export class SqliteStore implements Store {
     }
     try {
       this.#stmts.commit.run();
-      if (++this.#commits === START_AFTER) this.#startCheckpointer();
       for (const w of waiters) w.resolve();
     } catch (err) {
       try {

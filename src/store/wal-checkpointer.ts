@@ -12,8 +12,9 @@
  *
  * The worker is an `eval` worker in CommonJS that requires better-sqlite3 by resolved path:
  * nothing to compile, and it runs the same under tsx and from `dist/`. It is unref'd (never
- * keeps the process up) and started only once a store has made `START_AFTER` group commits, so
- * short-lived stores (tests, the CLI) never pay for a thread. Durability does not change: a
+ * keeps the process up). A group-committing store (the host's) starts it when it opens, so the
+ * thread is part of a host from its start (a host's thread count does not change as it runs)
+ * and ends with `close()`; the CLI's stores do not group and start none. Durability does not change: a
  * commit is in the WAL either way, and a checkpoint that never ran is redone at the next open.
  * If the worker fails, the automatic checkpoint goes back to SQLite's default.
  */
@@ -22,9 +23,6 @@ import { Worker } from 'node:worker_threads';
 
 /** The host connection's automatic checkpoint while the worker runs (pages; 4 KiB each). */
 export const BOUND_PAGES = 16_000;
-
-/** Group commits before a store starts its checkpointer. */
-export const START_AFTER = 256;
 
 const SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
