@@ -6,12 +6,13 @@
  * The schedule the run got from the scheduler is current (the scheduler keeps its records,
  * cursors included, in memory while the host owns them): nothing is read before the call. The
  * outcome is one transaction (the row's outcome, and the cursor); a row its start's rolled-back
- * commit left missing is written whole (`finishRun` reports it), so no read before the write.
+ * commit left missing is written whole under its id (`finishRun` reports it), so no read before
+ * the write.
  *
- * Recording the outcome is retried until it sticks: a write that throws, or that a failed
- * group commit rolled back (`Store.committed()` rejects; the row is also read back once, by
- * its primary key, to catch an outcome reverted behind the host's back), is
- * reported (`onWriteFailed`) and tried again with backoff, so a run is never left `running`
+ * Recording the outcome is retried until it sticks: a write that throws, one that changed no
+ * row (the run's row exists but the update did not take), or one that a failed group commit
+ * rolled back (`Store.committed()` rejects) is reported (`onWriteFailed`) and tried again with
+ * backoff (nothing is read back: the statements' own change counts tell), so a run is never left `running`
  * while the host is up. The run keeps its slot (and its schedule stays busy) meanwhile, so no
  * later run can start from a cursor that is not yet written. Once the host stops, the last
  * failure ends the loop: the next start records the run `abandoned`.
@@ -27,6 +28,7 @@ import type { RunEnd, StartedRun } from '../scheduler/scheduler.ts';
 import type { RunRecord, RunStatus, Store } from '../store/types.ts';
 import { compile, parseGuestJson } from '../validation.ts';
 
+/** What a guest's `run()` gets, as JSON (`runInput`). */
 export interface RunContext {
   scheduleId: string;
   runId: string;
@@ -104,20 +106,21 @@ class OutcomeBatch {
   }
 }
 
-export function runContext(run: StartedRun): RunContext {
+/**
+ * The run's input: the `RunContext` as JSON text, built directly (no context object, and the
+ * payload and cursor are spliced in as the JSON text the store holds: the host wrote both with
+ * `JSON.stringify`, so parsing and encoding them again per run would only allocate).
+ */
+export function runInput(run: StartedRun): string {
   const s = run.schedule;
-  return {
-    scheduleId: s.localId,
-    runId: String(run.runId),
-    plugin: s.pluginId,
-    scheduledAt: new Date(run.scheduledAt).toISOString(),
-    firedAt: new Date(run.firedAt).toISOString(),
-    attempt: run.attempt,
-    catchUp: run.trigger === 'catch_up',
-    trigger: run.trigger,
-    payload: s.payload === null ? null : (JSON.parse(s.payload) as unknown),
-    cursor: s.cursor === null ? null : (JSON.parse(s.cursor) as unknown),
-  };
+  return (
+    `{"scheduleId":${JSON.stringify(s.localId)},"runId":"${run.runId}",` +
+    `"plugin":${JSON.stringify(s.pluginId)},` +
+    `"scheduledAt":"${new Date(run.scheduledAt).toISOString()}",` +
+    `"firedAt":"${new Date(run.firedAt).toISOString()}","attempt":${run.attempt},` +
+    `"catchUp":${run.trigger === 'catch_up'},"trigger":"${run.trigger}",` +
+    `"payload":${s.payload ?? 'null'},"cursor":${s.cursor ?? 'null'}}`
+  );
 }
 
 interface Finish {
@@ -135,13 +138,12 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
   const batch = new OutcomeBatch();
   return async (run) => {
     const s = run.schedule;
-    const ctx = runContext(run);
     const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
     let fin: Finish;
     try {
       const outcome = await deps.sandbox.call(deps.sandboxId?.(s.pluginId) ?? s.pluginId, {
         fn: 'run',
-        input: JSON.stringify(ctx),
+        input: runInput(run),
         caller: {
           pluginId: s.pluginId,
           tenant: s.tenant,
@@ -177,7 +179,6 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       };
     }
     const finishedAt = deps.clock.now();
-    const { cursor, ...outcome } = fin;
     const record: RunRecord = {
       id: run.runId,
       scheduleKey: s.key,
@@ -185,67 +186,60 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       tenant: s.tenant,
       localId: s.localId,
       trigger: run.trigger,
+      status: fin.status,
+      reason: fin.reason,
       scheduledAt: run.scheduledAt,
       startedAt: run.firedAt,
-      attempt: run.attempt,
-      fuelBudget,
-      ...outcome,
       finishedAt,
+      attempt: run.attempt,
+      error: fin.error,
+      outputBytes: fin.outputBytes,
+      fuelUsed: fin.fuelUsed,
+      fuelBudget,
+      result: fin.result,
       coversUntil: null,
     };
-    let id = run.runId;
-    const write = () =>
-      deps.store.transaction(() => {
-        const finished = deps.store.finishRun(id, {
-          status: fin.status,
-          reason: fin.reason,
-          finishedAt,
-          error: fin.error,
-          outputBytes: fin.outputBytes,
-          fuelUsed: fin.fuelUsed,
-          fuelBudget,
-          result: fin.result,
-        });
-        if (!finished) {
-          // A failed group commit rolled the run's start back: its record is written whole.
-          const { id: _, ...whole } = record;
-          id = deps.store.insertRun(whole);
-        }
-        if (fin.cursor === undefined) return;
+    const write = () => {
+      const written = deps.store.transaction(() => {
+        // `finishRun` takes the fields it writes from the whole record (no copy per outcome).
+        // No row changed: its start's rolled-back commit left none (it is written whole, under
+        // its id), or the update did not take (the row exists): nothing more is written, and
+        // the outcome is tried again.
+        if (!deps.store.finishRun(record.id, record) && !deps.store.restoreRun(record))
+          return false;
+        if (fin.cursor === undefined) return true;
         if (s.generation === undefined)
           deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
         else deps.store.writeCursor(s.key, s.generation, fin.cursor, finishedAt);
+        return true;
       });
-    if (
-      !(await recordOutcome(
-        deps,
-        () => id,
-        () => batch.write(write),
-      ))
-    )
-      return {};
-    deps.onFinished?.({ ...record, id });
-    return cursor === undefined ? {} : { cursor };
+      if (!written)
+        throw new Error(`the outcome of run ${record.id} did not persist (no row changed)`);
+    };
+    if (!(await recordOutcome(deps, record.id, () => batch.write(write)))) return {};
+    deps.onFinished?.(record);
+    return fin.cursor === undefined ? NO_CHANGE : { cursor: fin.cursor };
   };
 }
+
+const NO_CHANGE: RunEnd = {};
 
 /** Writes a run's outcome until it is durable; false if the host stopped first. */
 async function recordOutcome(
   deps: RunExecutorDeps,
-  runId: () => number,
+  runId: number,
   write: () => Promise<void>,
 ): Promise<boolean> {
   let delay = deps.retryMs ?? 50;
   for (let attempt = 1; ; attempt++) {
     try {
       await write();
+      // A group commit that failed rolled the outcome back: `committed()` rejects.
       await deps.store.committed();
-      const row = deps.store.getRun(runId());
-      if (row !== undefined && row.status !== 'running') return true;
-      throw new Error(`the outcome of run ${runId()} did not persist (its commit was rolled back)`);
+      return true;
     } catch (err) {
       try {
-        deps.onWriteFailed?.(runId(), err, attempt);
+        deps.onWriteFailed?.(runId, err, attempt);
       } catch {
         // A throwing listener must not stop the retries.
       }

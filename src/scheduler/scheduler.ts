@@ -17,8 +17,9 @@
  *   lose a run's outcome (recorded `abandoned` on restart), never fire a tick twice.
  * - While the host owns a schedule, its record in memory (`#records`, kept by `upsert`,
  *   dropped by `remove`, a hold or an unload; cursors updated from each run's end) is the truth:
- *   a start or a trigger does not re-read the store, and a fire reads only the stored state and
- *   next time (another writer that moved them wins: the record is then read whole). A record the
+ *   a start, a trigger or a fire does not read the store: a fire's write of the next time is
+ *   conditional on the stored row being active at the time memory holds (another writer that
+ *   moved it wins: the write changes nothing, and the record is then read whole). A record the
  *   scheduler was not given whole (no `generation`: freshly created) is read once, when first
  *   needed.
  * - Next ticks come from nominal times: jitter only delays a fire, so it never swallows a
@@ -43,6 +44,8 @@ import {
   newRun,
   notRunFinish,
   REASONS,
+  RUNNING,
+  WAITING,
   type CancelReason,
   type NotRunStatus,
 } from './tick-records.ts';
@@ -95,6 +98,9 @@ interface Pending {
   /** Its `waiting` row, once it waits. */
   runId: number | null;
 }
+
+/** `#accept`'s and `#record`'s default (shared: a fire allocates no options object). */
+const NO_EXTRA: { runId?: number; coversUntil?: number | null } = Object.freeze({});
 
 const ALL_STATES: readonly ScheduleState[] = [
   'active',
@@ -469,45 +475,54 @@ export class Scheduler {
 
   #fire(key: string, now: number): void {
     this.#nominal.delete(key);
-    // Memory is the truth, except when another writer moved the stored time or state: then the
-    // store's record wins (one two-column read by key checks it).
+    // Memory is the truth, unless another writer moved the stored time or state: the fire's
+    // write is conditional on the stored row still being due at the time memory holds, so that
+    // case shows as a write that changed nothing, and the store's record then wins (read whole).
     const mem = this.#records.get(key);
-    const stored = mem && this.#o.store.scheduleDue(key);
-    const s =
-      mem && stored && stored.state === mem.state && stored.nextAt === mem.nextAt
-        ? mem
-        : this.#read(key);
-    if (!s || s.state !== 'active' || s.nextAt === null || this.#held.has(s.pluginId)) return;
+    if (mem && this.#fireFrom(mem, now)) return;
+    const s = this.#read(key);
+    if (s) this.#fireFrom(s, now);
+  }
+
+  /** Fires `s`'s due tick; false (nothing written or started) when the stored row moved. */
+  #fireFrom(s: ScheduleRecord, now: number): boolean {
+    if (s.state !== 'active' || s.nextAt === null) return false;
+    if (this.#held.has(s.pluginId)) return true;
+    const key = s.key;
     const scheduledAt = s.nextAt;
     if (scheduledAt + jitterFor(key, scheduledAt, s.jitterMs) > now) {
-      // The store does not say this tick is due (another writer moved it): the store's time
-      // wins, and the tick fires only when it is due.
+      // Not due by this record (the store's time, after another writer moved it): it fires
+      // only when it is due.
       this.upsert(s);
-      return;
+      return true;
     }
     // Next ticks come from the nominal time; ticks the host overran by more than the grace
     // (+ jitter) are coalesced into one record.
     const cutoff = now - this.#grace - s.jitterMs;
     let next = nextFireAfter(s.spec, scheduledAt, s.anchorAt);
-    let overran: { from: number; until: number } | null = null;
+    let overranFrom: number | null = null;
     if (next !== null && next <= cutoff) {
-      overran = { from: next, until: cutoff };
+      overranFrom = next;
       next = nextFireAfter(s.spec, cutoff, s.anchorAt);
     }
-    const patch = next === null ? { nextAt: null, state: 'completed' as const } : { nextAt: next };
-    const updated = patchedRecord(s, patch);
-    this.#o.store.transaction(() => {
-      this.#o.store.updateSchedule(key, { ...patch, updatedAt: now });
-      if (overran) {
-        const reason = REASONS.late(overran.from, overran.until, now - overran.from);
-        this.#record(updated, overran.from, 'skipped_misfire', reason, 'schedule', {
-          coversUntil: overran.until,
+    const updated = patchedRecord(
+      s,
+      next === null ? { nextAt: null, state: 'completed' } : { nextAt: next },
+    );
+    const fired = this.#o.store.transaction(() => {
+      if (!this.#o.store.advanceSchedule(key, scheduledAt, next, now)) return false;
+      if (overranFrom !== null) {
+        const reason = REASONS.late(overranFrom, cutoff, now - overranFrom);
+        this.#record(updated, overranFrom, 'skipped_misfire', reason, 'schedule', {
+          coversUntil: cutoff,
         });
       }
       // Last: it may start the run, which must not happen in a transaction that can still fail.
       this.#accept(updated, scheduledAt, 'schedule');
+      return true;
     });
-    this.upsert(updated);
+    if (fired) this.upsert(updated);
+    return fired;
   }
 
   // ---- the gate ----
@@ -520,7 +535,7 @@ export class Scheduler {
     s: ScheduleRecord,
     scheduledAt: number,
     trigger: RunTrigger,
-    extra: { runId?: number; coversUntil?: number | null } = {},
+    extra: { runId?: number; coversUntil?: number | null } = NO_EXTRA,
   ): boolean {
     const now = this.#o.clock.now();
     if (this.#busy.has(s.key)) {
@@ -568,14 +583,8 @@ export class Scheduler {
   }
 
   #rowOf(s: ScheduleRecord, p: Pending, now: number, status: 'waiting' | 'running') {
-    return newRun(
-      s,
-      p.trigger,
-      p.scheduledAt,
-      now,
-      { status, reason: null, finishedAt: null },
-      p.coversUntil,
-    );
+    const state = status === 'running' ? RUNNING : WAITING;
+    return newRun(s, p.trigger, p.scheduledAt, now, state, p.coversUntil);
   }
 
   /** A terminal record for a tick that does not run (written over its waiting row, if any). */
@@ -585,7 +594,7 @@ export class Scheduler {
     status: NotRunStatus,
     reason: string,
     trigger: RunTrigger,
-    extra: { runId?: number; coversUntil?: number | null } = {},
+    extra: { runId?: number; coversUntil?: number | null } = NO_EXTRA,
   ): void {
     const now = this.#o.clock.now();
     if (extra.runId !== undefined) {
@@ -627,20 +636,36 @@ export class Scheduler {
       trigger: p.trigger,
       attempt: 1,
     };
-    this.#guard('run:started listener', () => this.#o.events?.onStarted?.(run));
-    // The guest runs once its `running` row (and the fire's next time) is durable. A commit
-    // that failed rolled them back: the run goes on, and its outcome is written whole.
-    const execute = () => this.#o.execute(run);
-    const promise: Promise<void> = this.#o.store
-      .committed()
-      .then(execute, execute)
-      .then((end) => this.#ended(s, end))
-      .catch((err: unknown) => this.#error(err, `run ${runId}`))
-      .finally(() => {
-        this.#runs.delete(promise);
-        this.#guard(`finishing run ${runId}`, () => this.#finished(s));
-      });
+    try {
+      this.#o.events?.onStarted?.(run);
+    } catch (err) {
+      this.#error(err, 'run:started listener');
+    }
+    const promise: Promise<void> = this.#run(s, run).then(() => {
+      this.#runs.delete(promise);
+      try {
+        this.#finished(s);
+      } catch (err) {
+        this.#error(err, `finishing run ${runId}`);
+      }
+    });
     this.#runs.set(promise, s.pluginId);
+  }
+
+  /** Calls the guest once the run's start is durable, and takes in its end. Never rejects. */
+  async #run(s: ScheduleRecord, run: StartedRun): Promise<void> {
+    try {
+      // The guest runs once its `running` row (and the fire's next time) is durable. A commit
+      // that failed rolled them back: the run goes on, and its outcome is written whole.
+      try {
+        await this.#o.store.committed();
+      } catch {
+        // Rolled back: the outcome is written whole (run-executor.ts).
+      }
+      this.#ended(s, await this.#o.execute(run));
+    } catch (err) {
+      this.#error(err, `run ${run.runId}`);
+    }
   }
 
   /** Keeps the record in memory current with the cursor the run wrote (same incarnation only). */

@@ -5,6 +5,10 @@
  */
 import type { NewRun, RunTrigger, ScheduleRecord, ScheduleState } from '../store/types.ts';
 
+/** The state of a tick's row when it starts running, or starts waiting (shared, no copy). */
+export const RUNNING = { status: 'running', reason: null, finishedAt: null } as const;
+export const WAITING = { status: 'waiting', reason: null, finishedAt: null } as const;
+
 /** Statuses of a tick that does not run. */
 export type NotRunStatus = 'skipped_overlap' | 'skipped_misfire' | 'cancelled';
 
@@ -20,17 +24,21 @@ export function newRun(
   trigger: RunTrigger,
   scheduledAt: number,
   startedAt: number,
-  state: Pick<NewRun, 'status' | 'reason' | 'finishedAt'>,
+  state: Readonly<Pick<NewRun, 'status' | 'reason' | 'finishedAt'>>,
   coversUntil: number | null = null,
 ): NewRun {
+  // One literal with every field (no spread): one object of one shape per tick.
   return {
     scheduleKey: s.key,
     pluginId: s.pluginId,
     tenant: s.tenant,
     localId: s.localId,
     trigger,
+    status: state.status,
+    reason: state.reason,
     scheduledAt,
     startedAt,
+    finishedAt: state.finishedAt,
     attempt: 1,
     error: null,
     outputBytes: null,
@@ -38,7 +46,6 @@ export function newRun(
     fuelBudget: null,
     result: null,
     coversUntil,
-    ...state,
   };
 }
 

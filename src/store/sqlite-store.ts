@@ -31,6 +31,7 @@ import { HourglassError } from '../errors.ts';
 import { sharedSpec, specJson } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
+import { BOUND_PAGES, WalCheckpointer } from './wal-checkpointer.ts';
 import type {
   HostLease,
   LeaseClaim,
@@ -46,7 +47,6 @@ import type {
   SchedulePatch,
   ScheduleQuery,
   ScheduleRecord,
-  ScheduleState,
   Store,
 } from './types.ts';
 
@@ -255,6 +255,11 @@ export interface SqliteStoreOptions {
 /** A lease renewed this recently (by any version of Hourglass) blocks migrations. */
 const MIGRATION_LIVE_MS = 30_000;
 
+const NOTHING = (): void => undefined;
+
+/** How often the checkpointer's worker checkpoints the WAL. */
+const CHECKPOINT_EVERY_MS = 100;
+
 /** SQLite's default `max_page_count`. */
 const UNLIMITED_PAGES = 4_294_967_294;
 
@@ -284,6 +289,8 @@ export class SqliteStore implements Store {
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
   #groupError: unknown = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
+  /** The WAL checkpointer thread of a group-committing store (wal-checkpointer.ts). */
+  #checkpointer: WalCheckpointer | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     // better-sqlite3 would silently cut the path at a NUL and open another file.
@@ -311,6 +318,7 @@ export class SqliteStore implements Store {
       this.#migrate();
       this.#stmts = this.prepare();
       if (opts.maxBytes != null) this.setMaxBytes(opts.maxBytes);
+      if (this.#groupCommit) this.#startCheckpointer();
     } catch (err) {
       this.#db.close();
       throw storeError(err, path, 'open', false);
@@ -343,6 +351,16 @@ export class SqliteStore implements Store {
   }
 
   /** A write (joins the group commit): failures are coded and told to the listener. */
+  /** `#change` of one statement without arguments, with no closure. */
+  #exec(what: string, stmt: Database.Statement): void {
+    try {
+      this.#write();
+      stmt.run();
+    } catch (err) {
+      throw this.#failed(storeError(err, this.path, what, true));
+    }
+  }
+
   #change<T>(what: string, fn: () => T): T {
     try {
       this.#write();
@@ -431,7 +449,6 @@ export class SqliteStore implements Store {
       listContracts: db.prepare('SELECT * FROM job_contracts ORDER BY plugin_id, name'),
       listContractsOf: db.prepare('SELECT * FROM job_contracts WHERE plugin_id = ? ORDER BY name'),
       getSchedule: db.prepare(`SELECT ${SCHEDULE_SELECT} FROM schedules WHERE key = ?`).raw(),
-      scheduleDue: db.prepare('SELECT state, next_at FROM schedules WHERE key = ?').raw(),
       // Counts kept by triggers (migration 0005): a point read, not a count of rows.
       countLive: db.prepare(
         'SELECT COALESCE(SUM(live), 0) AS n FROM schedule_counts WHERE tenant = ?',
@@ -464,6 +481,13 @@ export class SqliteStore implements Store {
            finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until)
          VALUES (@scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt, @startedAt,
            @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil)`,
+      ),
+      restoreRun: db.prepare(
+        `INSERT INTO runs (id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at,
+           started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until)
+         VALUES (@id, @scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt,
+           @startedAt, @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil)
+         ON CONFLICT (id) DO NOTHING`,
       ),
       finishRun: db.prepare(
         `UPDATE runs SET status=@status, reason=@reason, finished_at=@finishedAt, error=@error,
@@ -549,6 +573,24 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Checkpoints move to a worker thread (the host's commits never run one); see its module. */
+  #startCheckpointer(): void {
+    if (this.path === ':memory:' || this.#checkpointer) return;
+    const autocheckpoint = (pages: number) => {
+      if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${pages}`);
+    };
+    try {
+      this.#checkpointer = new WalCheckpointer(
+        this.path,
+        CHECKPOINT_EVERY_MS,
+        () => autocheckpoint(BOUND_PAGES),
+        () => autocheckpoint(1000),
+      );
+    } catch {
+      // No thread: the automatic checkpoint stays on.
+    }
+  }
+
   /**
    * Runs one statement and commits it before returning: any pending group commits first, then
    * the statement in autocommit mode (a single statement is atomic: a compare-and-set).
@@ -569,24 +611,24 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: () => T): T {
-    this.#change('a transaction', () => undefined);
+    this.#change('a transaction', NOTHING);
     if (this.#depth > 0 || (this.#db.inTransaction && !this.#grouped)) return fn();
     // Inside a group, a savepoint keeps `fn` atomic; otherwise a transaction of its own.
-    // (Prepared statements: cheaper than building a `db.transaction(fn)` wrapper per call.)
-    const [open, close, undo] = this.#grouped
-      ? [this.#stmts.savepoint, this.#stmts.release, this.#stmts.rollbackTo]
-      : [this.#stmts.begin, this.#stmts.commit, this.#stmts.rollback];
-    this.#change('a transaction', () => open.run());
+    // (Prepared statements: cheaper than building a `db.transaction(fn)` wrapper per call; and
+    // no array or closure per call: this runs for every fire and every outcome.)
+    const grouped = this.#grouped;
+    const st = this.#stmts;
+    this.#exec('a transaction', grouped ? st.savepoint : st.begin);
     this.#depth++;
     try {
       const result = fn();
-      this.#change('a commit', () => close.run());
+      this.#exec('a commit', grouped ? st.release : st.commit);
       return result;
     } catch (err) {
       try {
         if (this.#db.inTransaction) {
-          undo.run();
-          if (this.#grouped) this.#stmts.release.run();
+          (grouped ? st.rollbackTo : st.rollback).run();
+          if (grouped) st.release.run();
         }
       } catch {
         // SQLite already rolled back (e.g. after SQLITE_FULL): nothing left to undo.
@@ -636,13 +678,6 @@ export class SqliteStore implements Store {
         contract: r.contract as string,
         updatedAt: r.updated_at as number,
       }));
-    });
-  }
-
-  scheduleDue(key: string): { state: ScheduleState; nextAt: number | null } | undefined {
-    return this.#read('scheduleDue', () => {
-      const r = this.#stmts.scheduleDue.get(key) as [ScheduleState, number | null] | undefined;
-      return r && { state: r[0], nextAt: r[1] };
     });
   }
 
@@ -776,12 +811,20 @@ export class SqliteStore implements Store {
 
   insertRun(run: NewRun): number {
     return this.#change('insertRun', () =>
-      Number(this.#stmts.insertRun.run({ coversUntil: null, ...run }).lastInsertRowid),
+      Number(
+        this.#stmts.insertRun.run(
+          run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
+        ).lastInsertRowid,
+      ),
     );
   }
 
   finishRun(id: number, fin: RunFinish): boolean {
     return this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0);
+  }
+
+  restoreRun(run: RunRecord): boolean {
+    return this.#change('restoreRun', () => this.#stmts.restoreRun.run(run).changes > 0);
   }
 
   getRun(id: number): RunRecord | undefined {
@@ -826,6 +869,8 @@ export class SqliteStore implements Store {
   // ---- scheduler records (migration 0003) ----
 
   #schedStmts: {
+    readonly advance: Database.Statement;
+    readonly complete: Database.Statement;
     readonly startWaiting: Database.Statement;
     readonly listWaiting: Database.Statement;
     readonly writeCursor: Database.Statement;
@@ -833,6 +878,12 @@ export class SqliteStore implements Store {
 
   get #sched() {
     return (this.#schedStmts ??= {
+      advance: this.#db.prepare(
+        "UPDATE schedules SET next_at = ?, updated_at = ? WHERE key = ? AND state = 'active' AND next_at = ?",
+      ),
+      complete: this.#db.prepare(
+        "UPDATE schedules SET next_at = NULL, state = 'completed', updated_at = ? WHERE key = ? AND state = 'active' AND next_at = ?",
+      ),
       startWaiting: this.#db.prepare(
         "UPDATE runs SET status = 'running', started_at = ? WHERE id = ? AND status = 'waiting'",
       ),
@@ -843,6 +894,17 @@ export class SqliteStore implements Store {
         'UPDATE schedules SET cursor = ?, updated_at = ? WHERE key = ? AND generation = ?',
       ),
     });
+  }
+
+  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean {
+    return this.#change(
+      'advanceSchedule',
+      () =>
+        (nextAt === null
+          ? this.#sched.complete.run(now, key, from)
+          : this.#sched.advance.run(nextAt, now, key, from)
+        ).changes > 0,
+    );
   }
 
   startWaitingRun(id: number, startedAt: number): void {
@@ -930,6 +992,7 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.#commitGroup();
+    this.#checkpointer?.close();
     if (this.#db.open) this.#db.close();
   }
 

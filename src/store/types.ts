@@ -204,8 +204,6 @@ export interface Store {
   listJobContracts(pluginId?: string): JobContractRecord[];
 
   getSchedule(key: string): ScheduleRecord | undefined;
-  /** A schedule's state and next time only: a fire's cheap check against another writer. */
-  scheduleDue(key: string): { state: ScheduleState; nextAt: number | null } | undefined;
   listSchedules(query?: ScheduleQuery): ScheduleRecord[];
   /**
    * Schedules that count against a tenant's quota (active, paused, completed), of the tenant or
@@ -225,12 +223,23 @@ export interface Store {
   insertRun(run: NewRun): number;
   /** Writes a run's outcome; false when there is no run `id` (its start was rolled back). */
   finishRun(id: number, fin: RunFinish): boolean;
+  /**
+   * Writes a run's whole record under its id, if no row has that id (its start's commit was
+   * rolled back); false, writing nothing, when the row exists.
+   */
+  restoreRun(run: RunRecord): boolean;
   getRun(id: number): RunRecord | undefined;
   listRuns(query?: RunQuery): RunRecord[];
   /** Marks every `running` run as `abandoned` (after a crash or restart); returns them. */
   abandonRunning(now: number, reason: string): RunRecord[];
 
   // ---- scheduler records (migration 0003) ----
+  /**
+   * A fire moves an active schedule on from the tick at `from` (its next time) to `nextAt`
+   * (null: `completed`), in one conditional statement; false (nothing written) when the stored
+   * row is no longer active at `from` (another writer moved it): a fire's check without a read.
+   */
+  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean;
   /** A `waiting` run (a tick that waited for a tenant slot) starts: it becomes `running`. */
   startWaitingRun(id: number, startedAt: number): void;
   /** The plugin's `waiting` runs, oldest first (found at (re)start). */

@@ -68,7 +68,7 @@ test('a fire after a run sees the cursor that run wrote (kept in memory, not re-
   }
 });
 
-test('store: committed() follows the group; finishRun reports a missing row; scheduleDue', async (t) => {
+test('store: committed() follows the group; finishRun reports a missing row; restoreRun, advanceSchedule', async (t) => {
   const dir = tempDir(t);
   const store = new SqliteStore(`${dir}/h.db`, { groupCommit: true });
   t.after(() => store.close());
@@ -109,5 +109,13 @@ test('store: committed() follows the group; finishRun reports a missing row; sch
   };
   assert.equal(store.finishRun(id, fin), true);
   assert.equal(store.finishRun(id + 1000, fin), false);
-  assert.equal(store.scheduleDue('t/p/none'), undefined);
+  // restoreRun writes a missing row whole under its id, never over an existing one.
+  const whole = { ...fin, id: id + 1000, scheduleKey: 't/p/x', pluginId: 't/p', tenant: 't' };
+  const rec = { ...whole, localId: 'x', trigger: 'schedule' as const, scheduledAt: 1 };
+  const run = { ...rec, startedAt: 2, attempt: 1, coversUntil: null };
+  assert.equal(store.restoreRun(run), true);
+  assert.equal(store.getRun(id + 1000)?.status, 'succeeded');
+  assert.equal(store.restoreRun({ ...run, status: 'failed' }), false);
+  assert.equal(store.getRun(id + 1000)?.status, 'succeeded');
+  assert.equal(store.advanceSchedule('t/p/none', 1, 2, 3), false);
 });

@@ -46,7 +46,10 @@ test('a store error inside the scheduler timer is reported, not thrown; the fire
   const clock = new ManualClock(T0);
   let fail = false;
   const config = proxyConfig(dir, { id: 's', every: '10s' });
-  const store = failingStore(config.store.path, (m) => fail && m === 'updateSchedule');
+  const store = failingStore(
+    config.store.path,
+    (m) => fail && (m === 'updateSchedule' || m === 'advanceSchedule'),
+  );
   const { host } = await startHost(config, clock, { store });
   const errors: string[] = [];
   host.events.on('host:error', (e) => errors.push(e.message));
@@ -262,14 +265,15 @@ test('an outcome write that does not persist is retried; a run row that vanished
   host.events.on('host:error', (e) => errors.push(e.message));
   const db = new Database(config.store.path);
   try {
-    // Once, the outcome is reverted to `running` as a rolled-back commit would leave it.
+    // Once, the outcome's update does not take: the row stays `running`, as a write that was
+    // lost would leave it (the statement changes no row, which is how the host sees it).
     db.exec(`CREATE TABLE revert_once (n INTEGER);
       INSERT INTO revert_once VALUES (1);
-      CREATE TRIGGER revert AFTER UPDATE OF status ON runs
+      CREATE TRIGGER revert BEFORE UPDATE OF status ON runs
         WHEN NEW.status = 'succeeded' AND (SELECT COUNT(*) FROM revert_once) > 0
       BEGIN
-        UPDATE runs SET status = 'running' WHERE id = NEW.id;
         DELETE FROM revert_once;
+        SELECT RAISE(IGNORE);
       END;`);
     clock.advance(10_000);
     await quiesce(g);
