@@ -28,6 +28,7 @@ import { ByteWriter } from '../wasm/byte-writer.ts';
 import { Op } from '../wasm/opcodes.ts';
 import type { CompiledCosts } from './cost-table.ts';
 import { BF, Dyn, Ev } from './placement.ts';
+import { CL } from './plan-types.ts';
 import type { FunctionPlan, Placement } from './placement.ts';
 
 export interface EmitContext {
@@ -46,6 +47,11 @@ export const ExhaustedFlag = { none: 0, fuel: 1, depth: 2 } as const;
 const I64 = 0x7e;
 const I32 = 0x7f;
 const IF_EMPTY = [Op.if, 0x40] as const;
+const I32_NE = 0x47;
+const I32_LT_U = 0x49;
+const I64_LE_U = 0x58;
+const I64_GE_S = 0x59;
+const I32_AND = 0x71;
 
 /** Where the last `readLeb` ended. */
 let lebNext = 0;
@@ -189,6 +195,10 @@ export class BodyEmitter {
         case Ev.hostReturn:
           this.afterHost();
           break;
+        case Ev.countedLoop:
+          i = this.countedLoop(src, plan, i, arg);
+          at = plan.counted[arg + CL.end] as number;
+          break;
         case Ev.callTwin: {
           readLeb(src, pos + 1);
           w.byte(Op.call).u32(arg);
@@ -255,6 +265,111 @@ export class BodyEmitter {
     w.byte(Op.localGet).u32(save).byte(Op.globalSet).u32(ctx.depthGlobal);
     w.byte(Op.end);
     return w.bytes();
+  }
+
+  /**
+   * A counted loop (placement.ts, `matchCounted`) at the `loop` opcode of event `i0`:
+   *
+   *   if (j < n && s != 0 && n + s <= 2^32 && f >= (n - j + 1) × W(header))
+   *     the loop, its header charged without a check
+   *   else
+   *     the loop as usual (checked header)
+   *   end
+   *
+   * Both copies charge the same, so the fuel used is the same; the exit `br_if` gains one
+   * label (the `if`). Returns the index of the loop's last event.
+   */
+  private countedLoop(src: Uint8Array, plan: FunctionPlan, i0: number, c: number): number {
+    const { w } = this;
+    const cl = plan.counted;
+    const loopEnd = cl[c + CL.end] as number;
+    const j = cl[c + CL.j] as number;
+    const n = cl[c + CL.n] as number;
+    const s = cl[c + CL.s] as number;
+    let iEnd = i0 + 1;
+    while (iEnd < plan.evPos.length && (plan.evPos[iEnd] as number) < loopEnd) iEnd++;
+    let header = -1;
+    for (let i = i0 + 1; i < iEnd && header < 0; i++)
+      if (plan.evKind[i] === Ev.block) header = plan.evArg[i] as number;
+    if (header < 0) throw new Error('counted loop without a header block');
+    const step = (): void => {
+      if (s >= 0) w.byte(Op.localGet).u32(s).byte(Op.i64ExtendI32U);
+      else w.byte(Op.i64Const).s64((cl[c + CL.k] as number) >>> 0);
+    };
+    w.byte(Op.localGet).u32(j).byte(Op.localGet).u32(n).byte(I32_LT_U);
+    if (s >= 0) w.byte(Op.localGet).u32(s).byte(Op.i32Const).s32(0).byte(I32_NE).byte(I32_AND);
+    w.byte(Op.localGet).u32(n).byte(Op.i64ExtendI32U);
+    step();
+    w.byte(Op.i64Add).byte(Op.i64Const).s64(0x1_0000_0000).byte(I64_LE_U).byte(I32_AND);
+    w.byte(Op.localGet).u32(this.f);
+    w.byte(Op.localGet).u32(n).byte(Op.localGet).u32(j).byte(Op.i32Sub).byte(Op.i64ExtendI32U);
+    w.byte(Op.i64Const).s64(1).byte(Op.i64Add).byte(Op.i64Const).s64(plan.w[header] as number);
+    w.byte(Op.i64Mul).byte(I64_GE_S).byte(I32_AND).raw(IF_EMPTY);
+    this.loopCopy(src, plan, i0, iEnd, c, true);
+    w.byte(Op.else);
+    this.loopCopy(src, plan, i0, iEnd, c, false);
+    w.byte(Op.end);
+    return iEnd - 1;
+  }
+
+  /** One copy of a counted loop (events i0 + 1 … iEnd - 1); `fast`: no check at the header. */
+  private loopCopy(
+    src: Uint8Array,
+    plan: FunctionPlan,
+    i0: number,
+    iEnd: number,
+    c: number,
+    fast: boolean,
+  ): void {
+    const { w } = this;
+    const loopEnd = plan.counted[c + CL.end] as number;
+    const brIf = plan.counted[c + CL.brIf] as number;
+    const depth = plan.counted[c + CL.depth] as number;
+    let at = plan.evPos[i0] as number;
+    let exitDone = false;
+    for (let i = i0 + 1; i < iEnd; i++) {
+      const pos = plan.evPos[i] as number;
+      if (pos > at) {
+        w.copy(src, at, pos);
+        at = pos;
+      }
+      const arg = plan.evArg[i] as number;
+      switch (plan.evKind[i]) {
+        case Ev.block: {
+          const cost = plan.cost[arg] as number;
+          if (!fast || ((plan.flags[arg] as number) & BF.check) === 0) this.charge(arg, plan, false);
+          else if (cost > 0) {
+            w.byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(cost).byte(Op.i64Sub);
+            w.byte(Op.localSet).u32(this.f);
+          }
+          break;
+        }
+        case Ev.brIfRefund: {
+          if (pos !== brIf) throw new Error('counted loop: unexpected br_if');
+          const give = plan.refund[arg] as number;
+          readLeb(src, pos + 1);
+          if (give === 0) w.byte(Op.brIf).u32(depth + 1);
+          else {
+            w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
+            w.byte(Op.i64Add).byte(Op.localSet).u32(this.f);
+            w.byte(Op.br).u32(depth + 2).byte(Op.end);
+          }
+          at = lebNext;
+          exitDone = true;
+          break;
+        }
+        case Ev.local: {
+          const idx = readLeb(src, pos + 1);
+          w.byte(src[pos] as number).u32(idx + 2);
+          at = lebNext;
+          break;
+        }
+        default:
+          throw new Error(`counted loop: unexpected event ${plan.evKind[i]}`);
+      }
+    }
+    if (!exitDone) throw new Error('counted loop without its exit');
+    w.copy(src, at, loopEnd);
   }
 
   private exit(perInstr: boolean): void {

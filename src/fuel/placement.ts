@@ -30,7 +30,19 @@ import {
   SINGLE_IMM,
 } from '../wasm/opcodes.ts';
 import { SIMPLE_VALTYPES } from '../wasm/sections.ts';
-import { BF, Dyn, Ev, F_BLOCK, F_FUNC, F_IF, F_LOOP, F_TRY, PlacementError } from './plan-types.ts';
+import {
+  BF,
+  CL,
+  COUNTED_FIELDS,
+  Dyn,
+  Ev,
+  F_BLOCK,
+  F_FUNC,
+  F_IF,
+  F_LOOP,
+  F_TRY,
+  PlacementError,
+} from './plan-types.ts';
 import type { FunctionPlan, ModuleFacts } from './plan-types.ts';
 import { grow32, grow64, Planner } from './planner.ts';
 
@@ -107,6 +119,165 @@ function misc(op: number): number {
 }
 
 const P = new Planner();
+
+/** Reads a u32 LEB128 at `at` of a validated body; `lebEnd` is where it ended. */
+let lebEnd = 0;
+function leb(bytes: Uint8Array, at: number): number {
+  let v = 0;
+  let shift = 0;
+  let b: number;
+  do {
+    b = bytes[at++] as number;
+    v |= (b & 0x7f) << shift;
+    shift += 7;
+  } while ((b & 0x80) !== 0);
+  lebEnd = at;
+  return v >>> 0;
+}
+
+/** Reads an s32 LEB128 (i32.const's immediate) at `at`, as its unsigned 32-bit value. */
+function sleb32(bytes: Uint8Array, at: number): number {
+  let v = 0;
+  let shift = 0;
+  let b: number;
+  do {
+    b = bytes[at++] as number;
+    if (shift < 32) v |= (b & 0x7f) << shift;
+    shift += 7;
+  } while ((b & 0x80) !== 0);
+  lebEnd = at;
+  return v >>> 0; // the top bits of a 5-byte encoding are the sign extension: dropped
+}
+
+const LOCAL_GET = 0x20;
+const LOCAL_SET = 0x21;
+const I32_CONST = 0x41;
+
+/**
+ * Counted loops (the sieve's inner loop): a loop with no block type whose body is exactly
+ *
+ *   local.get j; local.get n; i32.ge_u; br_if D      (D: a forward label outside the loop)
+ *   straight-line code: plain operators, local.get, local.set/tee of locals other than j, n, s
+ *   local.get j; local.get s | i32.const K; i32.add; local.set j; br 0
+ *   end
+ *
+ * runs its header at most n - j + 1 times when j < n, s != 0 and n + s <= 2^32 (j then
+ * grows by s each iteration without wrapping, and the loop leaves once j >= n). Each header
+ * charges the whole iteration (the exit `br_if` refunds the rest), so the loop spends at most
+ * (n - j + 1) × W(header) before it leaves. When the fuel covers that on entry, the header's
+ * check can never fail: the emitter runs a copy of the loop without it (the charges stay, so
+ * the fuel used is the same); otherwise (not enough fuel, s = 0, wrap-around possible, j >= n)
+ * it runs the checked loop. The bound is loose (it ignores s > 1), which only sends a loop
+ * near the end of its budget down the checked copy. Returns false (no match) or records the
+ * loop in the planner and adds the `Ev.countedLoop` event.
+ */
+function matchCounted(bytes: Uint8Array, p: number, body: number, end: number, shift: number): boolean {
+  let q = body;
+  if (bytes[q] !== LOCAL_GET) return false;
+  const j = leb(bytes, q + 1);
+  q = lebEnd;
+  if (bytes[q] !== LOCAL_GET) return false;
+  const n = leb(bytes, q + 1);
+  q = lebEnd;
+  if (bytes[q] !== Op.i32GeU || bytes[q + 1] !== Op.brIf || j === n) return false;
+  const brIf = q + 1;
+  const depth = leb(bytes, q + 2);
+  q = lebEnd;
+  // The exit's label, counted from inside the loop (its frame is pushed).
+  const fi = P.nF - 1 - depth;
+  if (depth < 1 || fi < 0) return false;
+  const fk = P.fKind[fi] as number;
+  if (fk === F_LOOP || fk === F_FUNC || P.fArity[fi] !== 0) return false;
+  let s = -1;
+  for (;;) {
+    if (q >= end) return false;
+    const op = bytes[q] as number;
+    // The tail: local.get j; local.get s | i32.const K; i32.add; local.set j; br 0; end.
+    if (op === LOCAL_GET && leb(bytes, q + 1) === j) {
+      let t = lebEnd;
+      let k = 0;
+      let stepLocal = -1;
+      if (bytes[t] === LOCAL_GET) {
+        stepLocal = leb(bytes, t + 1);
+        t = lebEnd;
+      } else if (bytes[t] === I32_CONST) {
+        k = sleb32(bytes, t + 1);
+        t = lebEnd;
+      } else t = -1;
+      if (
+        t >= 0 &&
+        bytes[t] === Op.i32Add &&
+        bytes[t + 1] === LOCAL_SET &&
+        leb(bytes, t + 2) === j &&
+        bytes[lebEnd] === Op.br &&
+        bytes[lebEnd + 1] === 0 &&
+        bytes[lebEnd + 2] === Op.end &&
+        stepLocal !== j &&
+        stepLocal !== n &&
+        (stepLocal >= 0 || k !== 0)
+      ) {
+        s = stepLocal;
+        const loopEnd = lebEnd + 3;
+        // Re-scan the body's writes now that s is known.
+        if (s >= 0 && writes(bytes, body, q, s)) return false;
+        const c = P.nC;
+        if (c + COUNTED_FIELDS > P.counted.length) P.counted = grow32(P.counted);
+        const at = (x: number): number => (shift >= 0 && x >= shift ? x + 2 : x);
+        const cl = P.counted;
+        cl[c + CL.end] = loopEnd;
+        cl[c + CL.brIf] = brIf;
+        cl[c + CL.depth] = depth;
+        cl[c + CL.j] = at(j);
+        cl[c + CL.n] = at(n);
+        cl[c + CL.s] = s >= 0 ? at(s) : -1;
+        cl[c + CL.k] = k | 0;
+        P.nC = c + COUNTED_FIELDS;
+        P.ev(p, Ev.countedLoop, c);
+        return true;
+      }
+    }
+    // Straight-line body: plain operators and local accesses that leave j and n alone.
+    const f = FAST_OP[op] as number;
+    if (f === 0) return false;
+    if (f === 2) {
+      const x = leb(bytes, q + 1);
+      if (op !== LOCAL_GET && (x === j || x === n)) return false;
+      q = lebEnd;
+      continue;
+    }
+    q = skipPlain(bytes, q);
+  }
+}
+
+/** Whether the straight-line code in [from, to) sets or tees local x. */
+function writes(bytes: Uint8Array, from: number, to: number, x: number): boolean {
+  let q = from;
+  while (q < to) {
+    const op = bytes[q] as number;
+    if (FAST_OP[op] === 2) {
+      const y = leb(bytes, q + 1);
+      if (op !== LOCAL_GET && y === x) return true;
+      q = lebEnd;
+    } else q = skipPlain(bytes, q);
+  }
+  return false;
+}
+
+/** The position after the plain operator at q (PLAIN_OP: its immediates are skipped). */
+function skipPlain(bytes: Uint8Array, q: number): number {
+  const k = SINGLE_IMM[bytes[q++] as number] as number;
+  if (k === Imm.f32) return q + 4;
+  if (k === Imm.f64) return q + 8;
+  if (k === Imm.memarg) {
+    const align = bytes[q] as number;
+    while (((bytes[q++] as number) & 0x80) !== 0);
+    if ((align & 0x40) !== 0) while (((bytes[q++] as number) & 0x80) !== 0);
+    while (((bytes[q++] as number) & 0x80) !== 0);
+    return q;
+  }
+  if (k !== Imm.none) while (((bytes[q++] as number) & 0x80) !== 0);
+  return q;
+}
 
 /**
  * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
@@ -274,7 +445,10 @@ export function planFunction(
           op === Op.if ? P.cur : -1,
           bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1,
         );
-        if (op === Op.loop) P.fallTo(BF.check);
+        if (op === Op.loop) {
+          if (bt === -1 && !perInstr) matchCounted(bytes, p, r.pos, end, shiftLocalsFrom);
+          P.fallTo(BF.check);
+        }
         else if (op === Op.if) P.fallTo(0);
         break;
       }
@@ -414,5 +588,6 @@ export function planFunction(
     flags: flags.subarray(0, n),
     w: w.subarray(0, n),
     succ: succ.subarray(0, n),
+    counted: P.counted.subarray(0, P.nC),
   };
 }

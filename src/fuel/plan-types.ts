@@ -53,7 +53,22 @@ export const Ev = {
   hostReturn: 11,
   /** A direct call redirected to the callee's carrying twin; arg = the twin's index. */
   callTwin: 12,
+  /**
+   * At a `loop` opcode: a counted loop (`FunctionPlan.counted`, entry arg). The emitter puts a
+   * fast copy of the loop without its header check beside the checked one, chosen once before
+   * the loop by a bound on its trip count (see placement.ts, `matchCounted`).
+   */
+  countedLoop: 13,
 } as const;
+
+/**
+ * `FunctionPlan.counted` holds COUNTED_FIELDS int32 per counted loop: the position after the
+ * loop's `end`, the position of its exit `br_if`, that `br_if`'s depth, then the local indices
+ * (as emitted: renumbered in a carrying function) of the induction variable j and the bound n,
+ * and the step: a local index, or -1 when it is the constant that follows (never 0).
+ */
+export const COUNTED_FIELDS = 7;
+export const CL = { end: 0, brIf: 1, depth: 2, j: 3, n: 4, s: 5, k: 6 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
 
@@ -119,4 +134,6 @@ export interface FunctionPlan {
   readonly w: Float64Array;
   /** Max W over non-checkpoint successors (W - cost). */
   readonly succ: Float64Array;
+  /** COUNTED_FIELDS int32 per counted loop (`Ev.countedLoop`'s arg indexes it). */
+  readonly counted: Int32Array;
 }

@@ -49,6 +49,9 @@ export class Planner {
   nL = 0;
   w = new Float64Array(1024);
   succ = new Float64Array(1024);
+  /** COUNTED_FIELDS per counted loop. */
+  counted = new Int32Array(64);
+  nC = 0;
 
   cur = 0;
   needNew = false;
@@ -62,7 +65,7 @@ export class Planner {
   perInstr = false;
 
   reset(perInstr: boolean): void {
-    this.nEv = this.nB = this.nE = this.nR = this.nF = this.nL = 0;
+    this.nEv = this.nB = this.nE = this.nR = this.nF = this.nL = this.nC = 0;
     this.cur = 0;
     this.needNew = false;
     this.newFlags = 0;
