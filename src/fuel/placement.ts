@@ -146,7 +146,8 @@ function sleb32(bytes: Uint8Array, at: number): number {
     shift += 7;
   } while ((b & 0x80) !== 0);
   lebEnd = at;
-  return v >>> 0; // the top bits of a 5-byte encoding are the sign extension: dropped
+  if (shift < 32 && (b & 0x40) !== 0) v |= -1 << shift; // sign-extend a short encoding
+  return v >>> 0;
 }
 
 const LOCAL_GET = 0x20;
