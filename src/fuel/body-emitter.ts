@@ -270,8 +270,8 @@ export class BodyEmitter {
   /**
    * A counted loop (placement.ts, `matchCounted`) at the `loop` opcode of event `i0`:
    *
-   *   if (j < n && s != 0 && n + s <= 2^32 && f >= (n - j + 1) × W(header))
-   *     the loop, its header charged without a check
+   *   if (j < n && s != 0 && n + s <= 2^32 && f >= (n - j + 1) × (W(header) + calls))
+   *     the loop, its header charged without a check, no check after its calls
    *   else
    *     the loop as usual (checked header)
    *   end
@@ -303,7 +303,8 @@ export class BodyEmitter {
     w.byte(Op.i64Add).byte(Op.i64Const).s64(0x1_0000_0000).byte(I64_LE_U).byte(I32_AND);
     w.byte(Op.localGet).u32(this.f);
     w.byte(Op.localGet).u32(n).byte(Op.localGet).u32(j).byte(Op.i32Sub).byte(Op.i64ExtendI32U);
-    w.byte(Op.i64Const).s64(1).byte(Op.i64Add).byte(Op.i64Const).s64(plan.w[header] as number);
+    const perTrip = (plan.w[header] as number) + (cl[c + CL.calls] as number);
+    w.byte(Op.i64Const).s64(1).byte(Op.i64Add).byte(Op.i64Const).s64(perTrip);
     w.byte(Op.i64Mul).byte(I64_GE_S).byte(I32_AND).raw(IF_EMPTY);
     this.loopCopy(src, plan, i0, iEnd, c, true);
     w.byte(Op.else);
@@ -337,7 +338,8 @@ export class BodyEmitter {
       switch (plan.evKind[i]) {
         case Ev.block: {
           const cost = plan.cost[arg] as number;
-          if (!fast || ((plan.flags[arg] as number) & BF.check) === 0) this.charge(arg, plan, false);
+          if (!fast || ((plan.flags[arg] as number) & BF.check) === 0)
+            this.charge(arg, plan, false);
           else if (cost > 0) {
             w.byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(cost).byte(Op.i64Sub);
             w.byte(Op.localSet).u32(this.f);
@@ -352,7 +354,9 @@ export class BodyEmitter {
           else {
             w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
             w.byte(Op.i64Add).byte(Op.localSet).u32(this.f);
-            w.byte(Op.br).u32(depth + 2).byte(Op.end);
+            w.byte(Op.br)
+              .u32(depth + 2)
+              .byte(Op.end);
           }
           at = lebNext;
           exitDone = true;
@@ -362,6 +366,26 @@ export class BodyEmitter {
           const idx = readLeb(src, pos + 1);
           w.byte(src[pos] as number).u32(idx + 2);
           at = lebNext;
+          break;
+        }
+        // Calls to carrying leaves (placement.ts, leafBound).
+        case Ev.preCall:
+          if (arg !== 1) throw new Error('counted loop: a call that does not carry');
+          w.byte(Op.localGet).u32(this.f);
+          if (this.depthOn)
+            w.byte(Op.localGet).u32(this.d).byte(Op.i32Const).s32(1).byte(Op.i32Add);
+          else w.byte(Op.i32Const).s32(0);
+          break;
+        case Ev.callTwin:
+          readLeb(src, pos + 1);
+          w.byte(Op.call).u32(arg);
+          at = lebNext;
+          break;
+        case Ev.postCall: {
+          if ((arg & 3) !== 2) throw new Error('counted loop: a call that does not carry');
+          const thr = plan.succ[arg >> 2] as number;
+          if (!fast && thr > 0) this.checkTee(thr);
+          else w.byte(Op.localSet).u32(this.f);
           break;
         }
         default:

@@ -288,8 +288,9 @@ function rewrite(
 
   const codeSec = byId(SectionId.code);
   let unwinds: Uint8Array | null = null;
+  let bodies: Int32Array | null = null;
   if (ctx.placement === 'metered-blocks' && codeSec) {
-    const bodies = new Int32Array(funcTypes.length * 2);
+    bodies = new Int32Array(funcTypes.length * 2);
     let at = readU32At(bytes, codeSec.payloadStart);
     if (at.value === funcTypes.length) {
       let pos = at.next;
@@ -326,6 +327,7 @@ function rewrite(
       carrying: carry,
       twin: twinOf,
       unwinds,
+      bodies: unwinds ? bodies : null,
     };
     const emitter = new BodyEmitter(ctx);
     const out = new ByteWriter(Math.ceil((sec.end - sec.payloadStart) * 2.5) + 16);

@@ -172,8 +172,16 @@ const I32_CONST = 0x41;
  * near the end of its budget down the checked copy. Returns false (no match) or records the
  * loop in the planner and adds the `Ev.countedLoop` event.
  */
-function matchCounted(bytes: Uint8Array, p: number, body: number, end: number, shift: number): boolean {
+function matchCounted(
+  bytes: Uint8Array,
+  p: number,
+  body: number,
+  end: number,
+  shift: number,
+  m: ModuleFacts,
+): boolean {
   let q = body;
+  let calls = 0;
   if (bytes[q] !== LOCAL_GET) return false;
   const j = leb(bytes, q + 1);
   q = lebEnd;
@@ -232,10 +240,21 @@ function matchCounted(bytes: Uint8Array, p: number, body: number, end: number, s
         cl[c + CL.n] = at(n);
         cl[c + CL.s] = s >= 0 ? at(s) : -1;
         cl[c + CL.k] = k | 0;
+        cl[c + CL.calls] = calls;
         P.nC = c + COUNTED_FIELDS;
         P.ev(p, Ev.countedLoop, c);
         return true;
       }
+    }
+    // A call to a carrying leaf: its cost is bounded (leafBound), and it checks on entry.
+    if (op === Op.call) {
+      const callee = leb(bytes, q + 1);
+      const next = lebEnd; // leafBound reads LEB128s too
+      const bound = leafBound(bytes, m, callee);
+      if (bound < 0) return false;
+      calls += bound;
+      q = next;
+      continue;
     }
     // Straight-line body: plain operators and local accesses that leave j and n alone.
     const f = FAST_OP[op] as number;
@@ -248,6 +267,61 @@ function matchCounted(bytes: Uint8Array, p: number, body: number, end: number, s
     }
     q = skipPlain(bytes, q);
   }
+}
+
+const leafBounds = new WeakMap<ModuleFacts, Float64Array>();
+
+/**
+ * The most a direct call to function f can spend, or -1 when unbounded or not worth bounding:
+ * f must be a defined function whose calls carry fuel (so nothing but its own code runs) and
+ * a leaf: no loop, call, `memory.grow`, bulk operation, `unreachable` or exception operator,
+ * and only single-byte opcodes. The bound is the sum of all its operators' costs (any path is
+ * at most that). Memoized per module.
+ */
+function leafBound(bytes: Uint8Array, m: ModuleFacts, f: number): number {
+  const bodies = m.bodies;
+  const i = f - m.numFuncImports;
+  if (!bodies || i < 0 || 2 * i >= bodies.length || m.carrying === null) return -1;
+  const callee = m.twin !== null && (m.twin[f] as number) >= 0 ? (m.twin[f] as number) : f;
+  if (m.carrying[callee] !== 1 || (m.unwinds !== null && m.unwinds[f] !== 0)) return -1;
+  let memo = leafBounds.get(m);
+  if (!memo) {
+    memo = new Float64Array(bodies.length >> 1).fill(-2);
+    leafBounds.set(m, memo);
+  }
+  const known = memo[i] as number;
+  if (known !== -2) return known;
+  const end = bodies[2 * i + 1] as number;
+  let q = bodies[2 * i] as number;
+  const nDecl = leb(bytes, q);
+  q = lebEnd;
+  for (let d = 0; d < nDecl; d++) {
+    leb(bytes, q);
+    q = lebEnd + 1;
+  }
+  let sum = 0;
+  const single = m.costs.single;
+  while (q < end) {
+    const op = bytes[q] as number;
+    if (FAST_OP[op] !== 0) {
+      sum += single[op] as number;
+      q = FAST_OP[op] === 2 ? (leb(bytes, q + 1), lebEnd) : skipPlain(bytes, q);
+    } else if (op === Op.block || op === Op.if) {
+      if (bytes[q + 1] !== 0x40 && !SIMPLE_VALTYPES.has(bytes[q + 1] as number)) break;
+      sum += single[op] as number;
+      q += 2;
+    } else if (op === Op.else || op === Op.end || op === Op.return) {
+      sum += single[op] as number;
+      q++;
+    } else if (op === Op.br || op === Op.brIf) {
+      sum += single[op] as number;
+      leb(bytes, q + 1);
+      q = lebEnd;
+    } else break;
+  }
+  const bound = q === end && sum < 1 << 20 ? sum : -1;
+  memo[i] = bound;
+  return bound;
 }
 
 /** Whether the straight-line code in [from, to) sets or tees local x. */
@@ -447,10 +521,9 @@ export function planFunction(
           bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1,
         );
         if (op === Op.loop) {
-          if (bt === -1 && !perInstr) matchCounted(bytes, p, r.pos, end, shiftLocalsFrom);
+          if (bt === -1 && !perInstr) matchCounted(bytes, p, r.pos, end, shiftLocalsFrom, m);
           P.fallTo(BF.check);
-        }
-        else if (op === Op.if) P.fallTo(0);
+        } else if (op === Op.if) P.fallTo(0);
         break;
       }
       case Op.br:

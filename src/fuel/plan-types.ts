@@ -65,10 +65,12 @@ export const Ev = {
  * `FunctionPlan.counted` holds COUNTED_FIELDS int32 per counted loop: the position after the
  * loop's `end`, the position of its exit `br_if`, that `br_if`'s depth, then the local indices
  * (as emitted: renumbered in a carrying function) of the induction variable j and the bound n,
- * and the step: a local index, or -1 when it is the constant that follows (never 0).
+ * the step: a local index, or -1 when it is the constant that follows (never 0), and the most
+ * one iteration's calls can spend (the loop body may call carrying leaves, whose cost is
+ * bounded: `ModuleFacts.bodies`).
  */
-export const COUNTED_FIELDS = 7;
-export const CL = { end: 0, brIf: 1, depth: 2, j: 3, n: 4, s: 5, k: 6 } as const;
+export const COUNTED_FIELDS = 8;
+export const CL = { end: 0, brIf: 1, depth: 2, j: 3, n: 4, s: 5, k: 6, calls: 7 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
 
@@ -97,6 +99,11 @@ export interface ModuleFacts {
    * their metered block. Null: every call does.
    */
   readonly unwinds: Uint8Array | null;
+  /**
+   * [start, end) of each defined function's body (2 per function, imports not counted), or
+   * null: counted loops (placement.ts) read a callee's body to bound what a call to it spends.
+   */
+  readonly bodies?: Int32Array | null;
 }
 
 export class PlacementError extends Error {

@@ -93,6 +93,47 @@ const MODULE = wat(`(module
   (func (export "carried") (param $n i32) (param $s i32) (result i32)
     (call $inner (local.get $n) (local.get $s))))`);
 
+/** Counted loops calling functions: only calls to carrying leaves keep the loop counted. */
+const CALLS = wat(`(module
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (func $leaf (export "leaf") (param $a i32) (result i32)
+    (i32.add (i32.mul (local.get $a) (i32.const 0x9e3779b1)) (i32.const 7)))
+  ;; A leaf with branches of different costs (the bound is the sum of both).
+  (func $branchy (param $a i32) (result i32)
+    (if (result i32) (i32.and (local.get $a) (i32.const 1))
+      (then (i32.mul (i32.add (local.get $a) (i32.const 3)) (i32.const 5)))
+      (else (i32.const 1)))
+    (br_if 0 (i32.eqz (local.get $a)))
+    (drop)
+    (local.get $a))
+  (func $notLeaf (param $a i32) (result i32) (call $leaf (local.get $a)))
+  (func $traps (param $a i32) (result i32)
+    (if (i32.eq (local.get $a) (i32.const 123456)) (then (unreachable)))
+    (local.get $a))
+  (func (export "callsLeaf") (param $j i32) (param $n i32) (param $s i32) (result i32)
+    (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $acc (i32.xor (local.get $acc)
+          (call $leaf (i32.add (local.get $acc) (local.get $j)))))
+        (local.set $acc (i32.add (local.get $acc) (call $branchy (local.get $j))))
+        (local.set $j (i32.add (local.get $j) (local.get $s)))
+        (br $l)))
+    (local.get $acc))
+  (func (export "callsOther") (param $j i32) (param $n i32) (result i32)
+    (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $acc (i32.add (local.get $acc) (call $notLeaf (local.get $j))))
+        (local.set $acc (i32.add (local.get $acc) (call $traps (local.get $j))))
+        (local.set $acc (i32.add (local.get $acc) (call $host (local.get $j))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $l)))
+    (local.get $acc)))`);
+const callImports = { env: { host: (x: number) => (x * 3) | 0 } };
+
 const U32 = 0x1_0000_0000;
 /** Iterations of `while (j < n) j += s` (mod 2^32), or -1 past `cap`. */
 function trips(j: number, n: number, s: number, cap: number): number {
@@ -228,6 +269,63 @@ describe('counted loops', () => {
       const all: bigint[] = [];
       for (let b = 0n; b < ref.used; b++) all.push(b);
       checkExact(name, [...args], all);
+    }
+  });
+
+  test('loops calling leaves: the same fuel, no lower budget completes', async () => {
+    const m = meteredInstance(CALLS, {}, callImports);
+    const ref = meteredInstance(CALLS, { placement: 'per-instruction' }, callImports);
+    const wabt = await wabtInit();
+    const mod = wabt.readWasm(instrument(CALLS).bytes, { readDebugNames: false });
+    try {
+      const text = mod.toText({});
+      const loops = text
+        .split(/\n {2}\(func /)
+        .slice(1)
+        .map((f) => f.match(/\bloop\b/g)?.length ?? 0);
+      // The twins of callsLeaf (counted: two copies) and callsOther (not: one).
+      assert.deepEqual(
+        loops.filter((x) => x > 0),
+        [2, 1],
+      );
+    } finally {
+      mod.destroy();
+    }
+    const next = rng(99);
+    for (let i = 0; i < 60; i++) {
+      const j = i < 30 ? next() % 40 : pick(next);
+      const n = i < 30 ? next() % 120 : pick(next);
+      const s = i % 7 === 0 ? 0 : i < 30 ? 1 + (next() % 5) : pick(next);
+      for (const [name, args, step] of [
+        ['callsLeaf', [j, n, s], s],
+        ['callsOther', [j, n], 1],
+      ] as const) {
+        const k = trips(j, n, step, 300);
+        if (k < 0) {
+          for (const x of [m, ref]) {
+            const r = runWithBudget(x, name, [...args], 50_000n);
+            assert.ok(!r.ok && r.kind === 'out_of_fuel', `${name}(${args.join(', ')})`);
+          }
+          continue;
+        }
+        const want = runWithBudget(ref, name, [...args], 1n << 40n);
+        const got = runWithBudget(m, name, [...args], 1n << 40n);
+        assert.ok(want.ok && got.ok, `${name}(${args.join(', ')})`);
+        assert.equal(got.value, want.value);
+        assert.equal(got.used, want.used, `${name}(${args.join(', ')}): fuel`);
+        for (const b of budgetsFor(want.used, next)) {
+          if (b >= want.used) continue;
+          const r = runWithBudget(m, name, [...args], b);
+          assert.ok(!r.ok && r.kind === 'out_of_fuel', `${name}(${args.join(', ')}) on ${b}`);
+        }
+      }
+    }
+    // A sweep of every budget below the exact cost.
+    const full = runWithBudget(ref, 'callsLeaf', [2, 9, 2], 1n << 40n);
+    assert.ok(full.ok);
+    for (let b = 0n; b < full.used; b++) {
+      const r = runWithBudget(m, 'callsLeaf', [2, 9, 2], b);
+      assert.ok(!r.ok && r.kind === 'out_of_fuel', `callsLeaf on ${b} < ${full.used}`);
     }
   });
 
