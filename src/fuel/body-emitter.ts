@@ -28,7 +28,7 @@ import { ByteWriter } from '../wasm/byte-writer.ts';
 import { Op } from '../wasm/opcodes.ts';
 import type { CompiledCosts } from './cost-table.ts';
 import { BF, Dyn, Ev } from './placement.ts';
-import { CL } from './plan-types.ts';
+import { CK, CL } from './plan-types.ts';
 import type { FunctionPlan, Placement } from './placement.ts';
 
 export interface EmitContext {
@@ -273,11 +273,12 @@ export class BodyEmitter {
    *   if (j < n && s != 0 && n + s <= 2^32 && f >= (n - j + 1) × (W(header) + calls))
    *     the loop, its header charged without a check, no check after its calls
    *   else
-   *     the loop as usual (checked header)
+   *     the loop as usual
    *   end
    *
-   * Both copies charge the same, so the fuel used is the same; the exit `br_if` gains one
-   * label (the `if`). Returns the index of the loop's last event.
+   * (count-down form: `if (j != 0 && f >= (j + 1) × (W(header) + calls))`). Both copies charge
+   * the same, so the fuel used is the same; a top-tested exit `br_if` gains one label (the
+   * `if`). Returns the index of the loop's last event.
    */
   private countedLoop(src: Uint8Array, plan: FunctionPlan, i0: number, c: number): number {
     const { w } = this;
@@ -292,18 +293,30 @@ export class BodyEmitter {
     for (let i = i0 + 1; i < iEnd && header < 0; i++)
       if (plan.evKind[i] === Ev.block) header = plan.evArg[i] as number;
     if (header < 0) throw new Error('counted loop without a header block');
-    const step = (): void => {
+    const perTrip = (plan.w[header] as number) + (cl[c + CL.calls] as number);
+    const pushN = (): void => {
+      if (n >= 0) w.byte(Op.localGet).u32(n);
+      else w.byte(Op.i32Const).s32(cl[c + CL.nk] as number);
+    };
+    if (cl[c + CL.kind] === CK.down) {
+      // j != 0 && f >= (j + 1) × perTrip
+      w.byte(Op.localGet).u32(j).byte(Op.i32Const).s32(0).byte(I32_NE);
+      w.byte(Op.localGet).u32(this.f).byte(Op.localGet).u32(j).byte(Op.i64ExtendI32U);
+    } else {
+      w.byte(Op.localGet).u32(j);
+      pushN();
+      w.byte(I32_LT_U);
+      if (s >= 0) w.byte(Op.localGet).u32(s).byte(Op.i32Const).s32(0).byte(I32_NE).byte(I32_AND);
+      pushN();
+      w.byte(Op.i64ExtendI32U);
       if (s >= 0) w.byte(Op.localGet).u32(s).byte(Op.i64ExtendI32U);
       else w.byte(Op.i64Const).s64((cl[c + CL.k] as number) >>> 0);
-    };
-    w.byte(Op.localGet).u32(j).byte(Op.localGet).u32(n).byte(I32_LT_U);
-    if (s >= 0) w.byte(Op.localGet).u32(s).byte(Op.i32Const).s32(0).byte(I32_NE).byte(I32_AND);
-    w.byte(Op.localGet).u32(n).byte(Op.i64ExtendI32U);
-    step();
-    w.byte(Op.i64Add).byte(Op.i64Const).s64(0x1_0000_0000).byte(I64_LE_U).byte(I32_AND);
-    w.byte(Op.localGet).u32(this.f);
-    w.byte(Op.localGet).u32(n).byte(Op.localGet).u32(j).byte(Op.i32Sub).byte(Op.i64ExtendI32U);
-    const perTrip = (plan.w[header] as number) + (cl[c + CL.calls] as number);
+      w.byte(Op.i64Add).byte(Op.i64Const).s64(0x1_0000_0000).byte(I64_LE_U).byte(I32_AND);
+      // f >= (n - j + 1) × perTrip
+      w.byte(Op.localGet).u32(this.f);
+      pushN();
+      w.byte(Op.localGet).u32(j).byte(Op.i32Sub).byte(Op.i64ExtendI32U);
+    }
     w.byte(Op.i64Const).s64(1).byte(Op.i64Add).byte(Op.i64Const).s64(perTrip);
     w.byte(Op.i64Mul).byte(I64_GE_S).byte(I32_AND).raw(IF_EMPTY);
     this.loopCopy(src, plan, i0, iEnd, c, true);
@@ -392,7 +405,8 @@ export class BodyEmitter {
           throw new Error(`counted loop: unexpected event ${plan.evKind[i]}`);
       }
     }
-    if (!exitDone) throw new Error('counted loop without its exit');
+    if (!exitDone && plan.counted[c + CL.kind] === CK.top)
+      throw new Error('counted loop without its exit');
     w.copy(src, at, loopEnd);
   }
 

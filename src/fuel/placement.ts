@@ -32,6 +32,7 @@ import {
 import { SIMPLE_VALTYPES } from '../wasm/sections.ts';
 import {
   BF,
+  CK,
   CL,
   COUNTED_FIELDS,
   Dyn,
@@ -152,25 +153,30 @@ function sleb32(bytes: Uint8Array, at: number): number {
 
 const LOCAL_GET = 0x20;
 const LOCAL_SET = 0x21;
+const LOCAL_TEE = 0x22;
 const I32_CONST = 0x41;
+const I32_LT_U = 0x49;
 
 /**
- * Counted loops (the sieve's inner loop): a loop with no block type whose body is exactly
+ * Counted loops: a loop without a block type whose body is straight-line code (plain
+ * operators, `local.*`, calls to carrying leaves) around an induction variable j that only
+ * its update changes, in one of three forms:
  *
- *   local.get j; local.get n; i32.ge_u; br_if D      (D: a forward label outside the loop)
- *   straight-line code: plain operators, local.get, local.set/tee of locals other than j, n, s
- *   local.get j; local.get s | i32.const K; i32.add; local.set j; br 0
- *   end
+ *   top-tested (the sieve):  local.get j; N; i32.ge_u; br_if D      (D: a label outside)
+ *                            body; local.get j; S; i32.add; local.set j; br 0; end
+ *   bottom-tested (C, wat):  body; local.get j; S; i32.add; (local.set j; local.get j |
+ *                            local.tee j); N; i32.lt_u; br_if 0; end
+ *   count-down (LLVM):       body; local.get j; i32.const -1; i32.add; local.tee j; br_if 0; end
  *
- * runs its header at most n - j + 1 times when j < n, s != 0 and n + s <= 2^32 (j then
- * grows by s each iteration without wrapping, and the loop leaves once j >= n). Each header
- * charges the whole iteration (the exit `br_if` refunds the rest), so the loop spends at most
- * (n - j + 1) × W(header) before it leaves. When the fuel covers that on entry, the header's
- * check can never fail: the emitter runs a copy of the loop without it (the charges stay, so
- * the fuel used is the same); otherwise (not enough fuel, s = 0, wrap-around possible, j >= n)
- * it runs the checked loop. The bound is loose (it ignores s > 1), which only sends a loop
- * near the end of its budget down the checked copy. Returns false (no match) or records the
- * loop in the planner and adds the `Ev.countedLoop` event.
+ * where N is `local.get n` or `i32.const`, S is `local.get s` or a non-zero `i32.const`, and
+ * the body writes neither j, n nor s. When j < n, s != 0 and n + s <= 2^32, j grows by s each
+ * iteration without wrapping, so the header runs at most n - j + 1 times (count-down: j times
+ * when j != 0). Each iteration spends at most W(header) plus its calls' bounds (leafBound).
+ * When the fuel on entry covers that many iterations, no header check can fail: the emitter
+ * runs a copy of the loop without its checks (the charges stay, so the fuel used is the same),
+ * else (not enough fuel, s = 0, possible wrap-around, j >= n, j = 0) the checked loop. The
+ * bound is loose (it ignores s > 1), which only sends a loop near the end of its budget down
+ * the checked copy. Records the loop and adds `Ev.countedLoop` when the loop matches.
  */
 function matchCounted(
   bytes: Uint8Array,
@@ -179,71 +185,67 @@ function matchCounted(
   end: number,
   shift: number,
   m: ModuleFacts,
-): boolean {
+): void {
   let q = body;
+  let kind: number = CK.bottom;
+  let j = -1;
+  let n = -1;
+  let nk = 0;
+  let brIf = -1;
+  let depth = 0;
+  // Top-tested: the exit first.
+  if (bytes[q] === LOCAL_GET) {
+    const j0 = leb(bytes, q + 1);
+    const t = operand(bytes, lebEnd);
+    if (t >= 0 && bytes[t] === Op.i32GeU && bytes[t + 1] === Op.brIf) {
+      depth = leb(bytes, t + 2);
+      // The exit's label, counted from inside the loop (its frame is pushed).
+      const fi = P.nF - 1 - depth;
+      if (depth < 1 || fi < 0) return;
+      const fk = P.fKind[fi] as number;
+      if (fk === F_LOOP || fk === F_FUNC || P.fArity[fi] !== 0) return;
+      kind = CK.top;
+      j = j0;
+      n = opLocal;
+      nk = opConst;
+      brIf = t + 1;
+      q = lebEnd;
+    }
+  }
+  const bodyStart = q;
   let calls = 0;
-  if (bytes[q] !== LOCAL_GET) return false;
-  const j = leb(bytes, q + 1);
-  q = lebEnd;
-  if (bytes[q] !== LOCAL_GET) return false;
-  const n = leb(bytes, q + 1);
-  q = lebEnd;
-  if (bytes[q] !== Op.i32GeU || bytes[q + 1] !== Op.brIf || j === n) return false;
-  const brIf = q + 1;
-  const depth = leb(bytes, q + 2);
-  q = lebEnd;
-  // The exit's label, counted from inside the loop (its frame is pushed).
-  const fi = P.nF - 1 - depth;
-  if (depth < 1 || fi < 0) return false;
-  const fk = P.fKind[fi] as number;
-  if (fk === F_LOOP || fk === F_FUNC || P.fArity[fi] !== 0) return false;
-  let s = -1;
   for (;;) {
-    if (q >= end) return false;
+    if (q >= end) return;
     const op = bytes[q] as number;
-    // The tail: local.get j; local.get s | i32.const K; i32.add; local.set j; br 0; end.
-    if (op === LOCAL_GET && leb(bytes, q + 1) === j) {
-      let t = lebEnd;
-      let k = 0;
-      let stepLocal = -1;
-      if (bytes[t] === LOCAL_GET) {
-        stepLocal = leb(bytes, t + 1);
-        t = lebEnd;
-      } else if (bytes[t] === I32_CONST) {
-        k = sleb32(bytes, t + 1);
-        t = lebEnd;
-      } else t = -1;
-      if (
-        t >= 0 &&
-        bytes[t] === Op.i32Add &&
-        bytes[t + 1] === LOCAL_SET &&
-        leb(bytes, t + 2) === j &&
-        bytes[lebEnd] === Op.br &&
-        bytes[lebEnd + 1] === 0 &&
-        bytes[lebEnd + 2] === Op.end &&
-        stepLocal !== j &&
-        stepLocal !== n &&
-        (stepLocal >= 0 || k !== 0)
-      ) {
-        s = stepLocal;
-        const loopEnd = lebEnd + 3;
-        // Re-scan the body's writes now that s is known.
-        if (s >= 0 && writes(bytes, body, q, s)) return false;
+    if (op === LOCAL_GET) {
+      const loopEnd = tail(bytes, q, kind, j, n, nk);
+      if (loopEnd >= 0) {
+        if (kind !== CK.top) {
+          j = tailJ;
+          n = tailN;
+          nk = tailNk;
+          kind = tailKind;
+        }
+        const s = tailS;
+        // The body leaves j, n and s alone (scanned again now that they are known).
+        if (j === n || j === s || writes(bytes, bodyStart, q, j, n, s)) return;
         const c = P.nC;
         if (c + COUNTED_FIELDS > P.counted.length) P.counted = grow32(P.counted);
-        const at = (x: number): number => (shift >= 0 && x >= shift ? x + 2 : x);
+        const at = (x: number): number => (x < 0 ? -1 : shift >= 0 && x >= shift ? x + 2 : x);
         const cl = P.counted;
+        cl[c + CL.kind] = kind;
         cl[c + CL.end] = loopEnd;
         cl[c + CL.brIf] = brIf;
         cl[c + CL.depth] = depth;
         cl[c + CL.j] = at(j);
         cl[c + CL.n] = at(n);
-        cl[c + CL.s] = s >= 0 ? at(s) : -1;
-        cl[c + CL.k] = k | 0;
+        cl[c + CL.nk] = nk;
+        cl[c + CL.s] = at(s);
+        cl[c + CL.k] = tailK;
         cl[c + CL.calls] = calls;
         P.nC = c + COUNTED_FIELDS;
         P.ev(p, Ev.countedLoop, c);
-        return true;
+        return;
       }
     }
     // A call to a carrying leaf: its cost is bounded (leafBound), and it checks on entry.
@@ -251,24 +253,103 @@ function matchCounted(
       const callee = leb(bytes, q + 1);
       const next = lebEnd; // leafBound reads LEB128s too
       const bound = leafBound(bytes, m, callee);
-      if (bound < 0) return false;
+      if (bound < 0) return;
       calls += bound;
       q = next;
       continue;
     }
-    // Straight-line body: plain operators and local accesses that leave j and n alone.
     const f = FAST_OP[op] as number;
-    if (f === 0) return false;
+    if (f === 0) return;
     if (f === 2) {
-      const x = leb(bytes, q + 1);
-      if (op !== LOCAL_GET && (x === j || x === n)) return false;
+      leb(bytes, q + 1);
       q = lebEnd;
-      continue;
-    }
-    q = skipPlain(bytes, q);
+    } else q = skipPlain(bytes, q);
   }
 }
 
+/** Set by `operand`: the local it reads (-1 for a constant) and the constant. */
+let opLocal = -1;
+let opConst = 0;
+
+/** `local.get x` or `i32.const k` at q: the position after it, or -1. */
+function operand(bytes: Uint8Array, q: number): number {
+  if (bytes[q] === LOCAL_GET) {
+    opLocal = leb(bytes, q + 1);
+    opConst = 0;
+    return lebEnd;
+  }
+  if (bytes[q] === I32_CONST) {
+    opLocal = -1;
+    opConst = sleb32(bytes, q + 1) | 0;
+    return lebEnd;
+  }
+  return -1;
+}
+
+/** Set by `tail`: the loop's induction variable, bound, step and form. */
+let tailJ = -1;
+let tailN = -1;
+let tailNk = 0;
+let tailS = -1;
+let tailK = 0;
+let tailKind = 0;
+
+/**
+ * Whether the loop's update (and, bottom-tested, its test) starts at q (a `local.get`) and
+ * ends the loop: returns the position after the loop's `end`, or -1. For the top-tested form,
+ * j and the bound are known; the others learn them here.
+ */
+function tail(
+  bytes: Uint8Array,
+  q: number,
+  kind: number,
+  j: number,
+  n: number,
+  nk: number,
+): number {
+  const x = leb(bytes, q + 1);
+  if (kind === CK.top && x !== j) return -1;
+  let t = operand(bytes, lebEnd);
+  if (t < 0 || bytes[t] !== Op.i32Add) return -1;
+  const s = opLocal;
+  const k = opConst;
+  if (s < 0 && k === 0) return -1;
+  t++;
+  const set = bytes[t];
+  if (set !== LOCAL_SET && set !== LOCAL_TEE) return -1;
+  if (leb(bytes, t + 1) !== x) return -1;
+  t = lebEnd;
+  tailS = s;
+  tailK = k;
+  tailJ = x;
+  if (kind === CK.top) {
+    // local.set j; br 0; end
+    if (set !== LOCAL_SET || bytes[t] !== Op.br || bytes[t + 1] !== 0 || bytes[t + 2] !== Op.end)
+      return -1;
+    tailN = n;
+    tailNk = nk;
+    return t + 3;
+  }
+  if (set === LOCAL_SET) {
+    // local.set j; local.get j; N; i32.lt_u
+    if (bytes[t] !== LOCAL_GET || leb(bytes, t + 1) !== x) return -1;
+    t = lebEnd;
+  } else if (s < 0 && k === -1 && bytes[t] === Op.brIf && bytes[t + 1] === 0) {
+    // Count-down: local.tee j; br_if 0; end
+    if (bytes[t + 2] !== Op.end) return -1;
+    tailKind = CK.down;
+    tailN = -1;
+    tailNk = 0;
+    return t + 3;
+  }
+  t = operand(bytes, t);
+  if (t < 0 || bytes[t] !== I32_LT_U || bytes[t + 1] !== Op.brIf) return -1;
+  if (bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
+  tailKind = CK.bottom;
+  tailN = opLocal;
+  tailNk = opConst;
+  return t + 4;
+}
 const leafBounds = new WeakMap<ModuleFacts, Float64Array>();
 
 /**
@@ -324,14 +405,21 @@ function leafBound(bytes: Uint8Array, m: ModuleFacts, f: number): number {
   return bound;
 }
 
-/** Whether the straight-line code in [from, to) sets or tees local x. */
-function writes(bytes: Uint8Array, from: number, to: number, x: number): boolean {
+/** Whether the straight-line code in [from, to) sets or tees local x, y or z. */
+function writes(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  x: number,
+  y: number,
+  z: number,
+): boolean {
   let q = from;
   while (q < to) {
     const op = bytes[q] as number;
     if (FAST_OP[op] === 2) {
-      const y = leb(bytes, q + 1);
-      if (op !== LOCAL_GET && y === x) return true;
+      const v = leb(bytes, q + 1);
+      if (op !== LOCAL_GET && (v === x || v === y || v === z)) return true;
       q = lebEnd;
     } else q = skipPlain(bytes, q);
   }

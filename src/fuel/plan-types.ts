@@ -62,15 +62,28 @@ export const Ev = {
 } as const;
 
 /**
- * `FunctionPlan.counted` holds COUNTED_FIELDS int32 per counted loop: the position after the
- * loop's `end`, the position of its exit `br_if`, that `br_if`'s depth, then the local indices
- * (as emitted: renumbered in a carrying function) of the induction variable j and the bound n,
- * the step: a local index, or -1 when it is the constant that follows (never 0), and the most
- * one iteration's calls can spend (the loop body may call carrying leaves, whose cost is
- * bounded: `ModuleFacts.bodies`).
+ * `FunctionPlan.counted` holds COUNTED_FIELDS int32 per counted loop (placement.ts,
+ * `matchCounted`): its form (CK), the position after the loop's `end`, the position of the
+ * top-tested form's exit `br_if` and its depth, then the local indices (as emitted:
+ * renumbered in a carrying function) of the induction variable j, the bound n (-1: the
+ * constant nk) and the step s (-1: the constant k, never 0), and the most one iteration's
+ * calls can spend (calls to carrying leaves, bounded with `ModuleFacts.bodies`).
  */
-export const COUNTED_FIELDS = 8;
-export const CL = { end: 0, brIf: 1, depth: 2, j: 3, n: 4, s: 5, k: 6, calls: 7 } as const;
+export const COUNTED_FIELDS = 10;
+export const CL = {
+  kind: 0,
+  end: 1,
+  brIf: 2,
+  depth: 3,
+  j: 4,
+  n: 5,
+  nk: 6,
+  s: 7,
+  k: 8,
+  calls: 9,
+} as const;
+/** Counted loop forms: exit test at the top (`j >= n`), at the bottom (`j < n`), count-down. */
+export const CK = { top: 0, bottom: 1, down: 2 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
 

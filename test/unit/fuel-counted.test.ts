@@ -91,7 +91,33 @@ const MODULE = wat(`(module
         (br $outer)))
     (local.get $acc))
   (func (export "carried") (param $n i32) (param $s i32) (result i32)
-    (call $inner (local.get $n) (local.get $s))))`);
+    (call $inner (local.get $n) (local.get $s)))
+  ;; Bottom-tested (the body runs once before the test) and count-down forms.
+  (func (export "bottom") (param $j i32) (param $n i32) (param $s i32) (result i32)
+    (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 7)) (local.get $j)))
+      (local.set $j (i32.add (local.get $j) (local.get $s)))
+      (br_if $l (i32.lt_u (local.get $j) (local.get $n))))
+    (i32.xor (local.get $acc) (local.get $j)))
+  (func (export "bottomTee") (param $j i32) (result i32)
+    (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc) (i32.const 3)))
+      (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 5))) (i32.const 300))))
+    (i32.add (local.get $acc) (local.get $j)))
+  (func (export "down") (param $j i32) (result i32)
+    (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc) (local.get $j)))
+      (br_if $l (local.tee $j (i32.add (local.get $j) (i32.const -1)))))
+    (local.get $acc))
+  (func (export "downBy2") (param $j i32) (result i32)
+    (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc) (local.get $j)))
+      (br_if $l (local.tee $j (i32.add (local.get $j) (i32.const -2)))))
+    (local.get $acc)))`);
 
 /** Counted loops calling functions: only calls to carrying leaves keep the loop counted. */
 const CALLS = wat(`(module
@@ -142,6 +168,16 @@ function trips(j: number, n: number, s: number, cap: number): number {
     if (++k > cap) return -1;
     j = (j + s) % U32;
   }
+  return k;
+}
+
+/** Iterations of `do j += s while (j < n)`, or (n < 0) `do j += n while (j != 0)`, or -1. */
+function tripsBottom(j: number, n: number, s: number, cap: number): number {
+  let k = 0;
+  do {
+    if (++k > cap) return -1;
+    j = (j + s) % U32;
+  } while (n < 0 ? j !== 0 : j < n);
   return k;
 }
 
@@ -218,10 +254,12 @@ describe('counted loops', () => {
       const text = mod.toText({});
       const funcs = text.split(/\n {2}\(func /).slice(1);
       const loops = funcs.map((f) => f.match(/\bloop\b/g)?.length ?? 0);
-      // Exported functions' bodies moved to carrying twins (8-14, in export order); the
-      // originals (0-5, 7) are wrappers. $inner (6): the outer loop + two copies of the inner
-      // one; byLocal, by1, byBig, byNeg: two copies; movesBound, movesStep: one.
-      assert.deepEqual(loops, [0, 0, 0, 0, 0, 0, 3, 0, 2, 2, 2, 2, 1, 1, 0]);
+      // Exported functions' bodies moved to carrying twins (12-22, in export order); the
+      // originals (0-5, 7-11) are wrappers. $inner (6): the outer loop + two copies of the
+      // inner one; byLocal, by1, byBig, byNeg: two copies; movesBound, movesStep: one;
+      // carried: none; bottom, bottomTee, down: two; downBy2 (a step of -2): one.
+      const twins = [2, 2, 2, 2, 1, 1, 0, 2, 2, 2, 1];
+      assert.deepEqual(loops, [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, ...twins]);
     } finally {
       mod.destroy();
     }
@@ -254,6 +292,43 @@ describe('counted loops', () => {
       }
     }
     assert.ok(exact > 800 && endless > 50, `${exact} exact, ${endless} endless`);
+  });
+
+  test('bottom-tested and count-down loops: same value and fuel, no lower budget completes', () => {
+    const next = rng(0xb0);
+    let exact = 0;
+    for (let i = 0; i < 300; i++) {
+      const j = i % 3 === 0 ? next() % 400 : pick(next);
+      const n = i % 3 === 0 ? next() % 400 : pick(next);
+      const s = i % 5 === 0 ? 0 : i % 3 === 0 ? 1 + (next() % 9) : pick(next);
+      for (const [name, args, k] of [
+        ['bottom', [j, n, s], tripsBottom(j, n, s, CAP)],
+        ['bottomTee', [j], tripsBottom(j, 300, 5, CAP)],
+        ['down', [j % 500], tripsBottom(j % 500, -1, U32 - 1, CAP)],
+        ['downBy2', [j % 500], tripsBottom(j % 500, -1, U32 - 2, CAP)],
+      ] as const) {
+        if (k < 0) {
+          checkEndless(name, [...args]);
+          continue;
+        }
+        const used = call(reference, name, [...args], 1n << 40n);
+        assert.ok(used.ok, `${name}(${args.join(', ')})`);
+        checkExact(name, [...args], budgetsFor(used.used, next));
+        exact++;
+      }
+    }
+    assert.ok(exact > 500, `${exact} exact`);
+    for (const [name, args] of [
+      ['bottom', [3, 40, 3]],
+      ['bottomTee', [250]],
+      ['down', [12]],
+    ] as const) {
+      const ref = call(reference, name, [...args], 1_000_000n);
+      assert.ok(ref.ok);
+      const all: bigint[] = [];
+      for (let b = 0n; b < ref.used; b++) all.push(b);
+      checkExact(name, [...args], all);
+    }
   });
 
   test('every budget below the exact cost stops, on a sweep', () => {
