@@ -360,19 +360,23 @@ export class BodyEmitter {
           break;
         }
         case Ev.brIfRefund: {
-          if (pos !== brIf) throw new Error('counted loop: unexpected br_if');
+          // The top-tested exit leaves the loop: one label more (the `if` around the copies).
+          // Other forward `br_if`s stay inside the body.
           const give = plan.refund[arg] as number;
-          readLeb(src, pos + 1);
-          if (give === 0) w.byte(Op.brIf).u32(depth + 1);
+          const d = readLeb(src, pos + 1) + (pos === brIf ? 1 : 0);
+          if (pos === brIf) {
+            if (d !== depth + 1) throw new Error('counted loop: exit depth');
+            exitDone = true;
+          }
+          if (give === 0) w.byte(Op.brIf).u32(d);
           else {
             w.raw(IF_EMPTY).byte(Op.localGet).u32(this.f).byte(Op.i64Const).s64(give);
             w.byte(Op.i64Add).byte(Op.localSet).u32(this.f);
             w.byte(Op.br)
-              .u32(depth + 2)
+              .u32(d + 1)
               .byte(Op.end);
           }
           at = lebNext;
-          exitDone = true;
           break;
         }
         case Ev.local: {

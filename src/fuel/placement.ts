@@ -155,17 +155,20 @@ const LOCAL_GET = 0x20;
 const LOCAL_SET = 0x21;
 const LOCAL_TEE = 0x22;
 const I32_CONST = 0x41;
+const I32_NE = 0x47;
 const I32_LT_U = 0x49;
 
 /**
- * Counted loops: a loop without a block type whose body is straight-line code (plain
- * operators, `local.*`, calls to carrying leaves) around an induction variable j that only
- * its update changes, in one of three forms:
+ * Counted loops: a loop without a block type whose body is plain operators, `local.*`, calls
+ * to carrying leaves, nested `block`/`if` and branches to labels inside the body (none to the
+ * loop or out of it), around an induction variable j that only its update (at the body's top
+ * level) changes, in one of three forms:
  *
  *   top-tested (the sieve):  local.get j; N; i32.ge_u; br_if D      (D: a label outside)
  *                            body; local.get j; S; i32.add; local.set j; br 0; end
  *   bottom-tested (C, wat):  body; local.get j; S; i32.add; (local.set j; local.get j |
  *                            local.tee j); N; i32.lt_u; br_if 0; end
+ *                            (or, S = 1: `i32.ne` instead of `i32.lt_u`, N before or after)
  *   count-down (LLVM):       body; local.get j; i32.const -1; i32.add; local.tee j; br_if 0; end
  *
  * where N is `local.get n` or `i32.const`, S is `local.get s` or a non-zero `i32.const`, and
@@ -212,12 +215,14 @@ function matchCounted(
       q = lebEnd;
     }
   }
-  const bodyStart = q;
   let calls = 0;
+  let nest = 0;
+  let nW = 0;
+  prevOk = false;
   for (;;) {
     if (q >= end) return;
     const op = bytes[q] as number;
-    if (op === LOCAL_GET) {
+    if (op === LOCAL_GET && nest === 0) {
       const loopEnd = tail(bytes, q, kind, j, n, nk);
       if (loopEnd >= 0) {
         if (kind !== CK.top) {
@@ -227,8 +232,12 @@ function matchCounted(
           kind = tailKind;
         }
         const s = tailS;
-        // The body leaves j, n and s alone (scanned again now that they are known).
-        if (j === n || j === s || writes(bytes, bodyStart, q, j, n, s)) return;
+        // The body leaves j, n and s alone.
+        if (j === n || j === s) return;
+        for (let i = 0; i < nW; i++) {
+          const x = WRITES[i] as number;
+          if (x === j || x === n || x === s) return;
+        }
         const c = P.nC;
         if (c + COUNTED_FIELDS > P.counted.length) P.counted = grow32(P.counted);
         const at = (x: number): number => (x < 0 ? -1 : shift >= 0 && x >= shift ? x + 2 : x);
@@ -248,6 +257,7 @@ function matchCounted(
         return;
       }
     }
+    prevOk = false;
     // A call to a carrying leaf: its cost is bounded (leafBound), and it checks on entry.
     if (op === Op.call) {
       const callee = leb(bytes, q + 1);
@@ -259,13 +269,55 @@ function matchCounted(
       continue;
     }
     const f = FAST_OP[op] as number;
-    if (f === 0) return;
     if (f === 2) {
-      leb(bytes, q + 1);
+      const x = leb(bytes, q + 1);
       q = lebEnd;
-    } else q = skipPlain(bytes, q);
+      if (op !== LOCAL_GET) {
+        if (nW === WRITES.length) return;
+        WRITES[nW++] = x;
+      } else {
+        prevOk = true;
+        prevLocal = x;
+        prevConst = 0;
+      }
+      continue;
+    }
+    if (f === 1) {
+      if (op === I32_CONST) {
+        prevConst = sleb32(bytes, q + 1) | 0;
+        prevLocal = -1;
+        prevOk = true;
+      }
+      q = skipPlain(bytes, q);
+      continue;
+    }
+    // Nested blocks and forward branches inside the body: a branch to the loop (one that
+    // skips the update) or out of it (it would need relabelling) keeps the loop uncounted.
+    if (op === Op.block || op === Op.if) {
+      const bt = bytes[q + 1] as number;
+      if (bt !== 0x40 && !SIMPLE_VALTYPES.has(bt)) return;
+      nest++;
+      q += 2;
+    } else if (op === Op.else || op === Op.end) {
+      if (nest === 0) return;
+      if (op === Op.end) nest--;
+      q++;
+    } else if (op === Op.br || op === Op.brIf) {
+      if (leb(bytes, q + 1) >= nest) return;
+      q = lebEnd;
+    } else if (op === Op.brTable) {
+      const count = leb(bytes, q + 1);
+      q = lebEnd;
+      for (let i = 0; i <= count; i++) {
+        if (leb(bytes, q) >= nest) return;
+        q = lebEnd;
+      }
+    } else return;
   }
 }
+
+/** Locals written by a counted loop candidate's body (at most 64). */
+const WRITES = new Int32Array(64);
 
 /** Set by `operand`: the local it reads (-1 for a constant) and the constant. */
 let opLocal = -1;
@@ -342,14 +394,29 @@ function tail(
     tailNk = 0;
     return t + 3;
   }
+  // `j != n` with a step of 1 leaves where `j < n` does when j < n on entry.
+  const one = s < 0 && k === 1;
+  if (one && set === LOCAL_TEE && bytes[t] === I32_NE && prevOk) {
+    // N; local.get j; i32.const 1; i32.add; local.tee j; i32.ne; br_if 0; end
+    if (bytes[t + 1] !== Op.brIf || bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
+    tailKind = CK.bottom;
+    tailN = prevLocal;
+    tailNk = prevConst;
+    return t + 4;
+  }
   t = operand(bytes, t);
-  if (t < 0 || bytes[t] !== I32_LT_U || bytes[t + 1] !== Op.brIf) return -1;
-  if (bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
+  if (t < 0 || bytes[t + 1] !== Op.brIf || bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
+  if (bytes[t] !== I32_LT_U && !(bytes[t] === I32_NE && one)) return -1;
   tailKind = CK.bottom;
   tailN = opLocal;
   tailNk = opConst;
   return t + 4;
 }
+
+/** The body's last instruction when it was `local.get` (prevLocal) or `i32.const` (prevConst). */
+let prevOk = false;
+let prevLocal = -1;
+let prevConst = 0;
 const leafBounds = new WeakMap<ModuleFacts, Float64Array>();
 
 /**
@@ -403,27 +470,6 @@ function leafBound(bytes: Uint8Array, m: ModuleFacts, f: number): number {
   const bound = q === end && sum < 1 << 20 ? sum : -1;
   memo[i] = bound;
   return bound;
-}
-
-/** Whether the straight-line code in [from, to) sets or tees local x, y or z. */
-function writes(
-  bytes: Uint8Array,
-  from: number,
-  to: number,
-  x: number,
-  y: number,
-  z: number,
-): boolean {
-  let q = from;
-  while (q < to) {
-    const op = bytes[q] as number;
-    if (FAST_OP[op] === 2) {
-      const v = leb(bytes, q + 1);
-      if (op !== LOCAL_GET && (v === x || v === y || v === z)) return true;
-      q = lebEnd;
-    } else q = skipPlain(bytes, q);
-  }
-  return false;
 }
 
 /** The position after the plain operator at q (PLAIN_OP: its immediates are skipped). */

@@ -117,6 +117,44 @@ const MODULE = wat(`(module
     (loop $l
       (local.set $acc (i32.add (local.get $acc) (local.get $j)))
       (br_if $l (local.tee $j (i32.add (local.get $j) (i32.const -2)))))
+    (local.get $acc))
+  ;; Branches inside the body: counted. A \`continue\` (skipping the update) or a break out of
+  ;; a nested block: not counted.
+  (func (export "branchy") (param $j i32) (param $n i32) (result i32)
+    (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+        (block $skip
+          (br_if $skip (i32.and (local.get $j) (i32.const 1)))
+          (local.set $acc (i32.add (local.get $acc) (i32.const 100))))
+        (if (i32.and (local.get $j) (i32.const 2))
+          (then (local.set $acc (i32.mul (local.get $acc) (call $leafy (local.get $j)))))
+          (else (local.set $acc (i32.sub (local.get $acc) (i32.const 1)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $l)))
+    (local.get $acc))
+  (func $leafy (param $a i32) (result i32)
+    (select (i32.const 3) (local.get $a) (i32.lt_u (local.get $a) (i32.const 10))))
+  (func (export "continues") (param $j i32) (param $n i32) (result i32)
+    (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 1)))
+        (if (i32.eqz (local.get $acc)) (then (br $l)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $l)))
+    (local.get $acc))
+  (func (export "breaksOut") (param $j i32) (param $n i32) (result i32)
+    (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 1)))
+        (block $b (br_if $done (i32.eq (local.get $acc) (i32.const 50))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $l)))
     (local.get $acc)))`);
 
 /** Counted loops calling functions: only calls to carrying leaves keep the loop counted. */
@@ -254,12 +292,14 @@ describe('counted loops', () => {
       const text = mod.toText({});
       const funcs = text.split(/\n {2}\(func /).slice(1);
       const loops = funcs.map((f) => f.match(/\bloop\b/g)?.length ?? 0);
-      // Exported functions' bodies moved to carrying twins (12-22, in export order); the
-      // originals (0-5, 7-11) are wrappers. $inner (6): the outer loop + two copies of the
-      // inner one; byLocal, by1, byBig, byNeg: two copies; movesBound, movesStep: one;
-      // carried: none; bottom, bottomTee, down: two; downBy2 (a step of -2): one.
-      const twins = [2, 2, 2, 2, 1, 1, 0, 2, 2, 2, 1];
-      assert.deepEqual(loops, [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, ...twins]);
+      // Exported functions' bodies moved to carrying twins (16-29, in export order); the
+      // originals (0-5, 7-12, 14, 15) are wrappers. $inner (6): the outer loop + two copies
+      // of the inner one; byLocal, by1, byBig, byNeg: two copies; movesBound, movesStep: one;
+      // carried: none; bottom, bottomTee, down: two; downBy2 (a step of -2): one; branchy:
+      // two; continues, breaksOut: one; $leafy (13): none.
+      const twins = [2, 2, 2, 2, 1, 1, 0, 2, 2, 2, 1, 2, 1, 1];
+      const originals = [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+      assert.deepEqual(loops, [...originals, ...twins]);
     } finally {
       mod.destroy();
     }
@@ -306,6 +346,9 @@ describe('counted loops', () => {
         ['bottomTee', [j], tripsBottom(j, 300, 5, CAP)],
         ['down', [j % 500], tripsBottom(j % 500, -1, U32 - 1, CAP)],
         ['downBy2', [j % 500], tripsBottom(j % 500, -1, U32 - 2, CAP)],
+        ['branchy', [j, n], trips(j, n, 1, CAP)],
+        ['continues', [j, n], trips(j, n, 1, CAP)],
+        ['breaksOut', [j, n], trips(j, n, 1, 50) < 0 ? 50 : trips(j, n, 1, 50)],
       ] as const) {
         if (k < 0) {
           checkEndless(name, [...args]);
@@ -319,6 +362,7 @@ describe('counted loops', () => {
     }
     assert.ok(exact > 500, `${exact} exact`);
     for (const [name, args] of [
+      ['branchy', [1, 20]],
       ['bottom', [3, 40, 3]],
       ['bottomTee', [250]],
       ['down', [12]],
