@@ -168,7 +168,8 @@ const I32_LT_U = 0x49;
  *                            body; local.get j; S; i32.add; local.set j; br 0; end
  *   bottom-tested (C, wat):  body; local.get j; S; i32.add; (local.set j; local.get j |
  *                            local.tee j); N; i32.lt_u; br_if 0; end
- *                            (or, S = 1: `i32.ne` instead of `i32.lt_u`, N before or after)
+ *                            (or `i32.ne` for a constant S > 0, N before or after, when S
+ *                            divides n - j on entry)
  *   count-down (LLVM):       body; local.get j; i32.const -1; i32.add; local.tee j; br_if 0; end
  *
  * where N is `local.get n` or `i32.const`, S is `local.get s` or a non-zero `i32.const`, and
@@ -394,20 +395,21 @@ function tail(
     tailNk = 0;
     return t + 3;
   }
-  // `j != n` with a step of 1 leaves where `j < n` does when j < n on entry.
-  const one = s < 0 && k === 1;
-  if (one && set === LOCAL_TEE && bytes[t] === I32_NE && prevOk) {
-    // N; local.get j; i32.const 1; i32.add; local.tee j; i32.ne; br_if 0; end
+  // `j != n` with a positive constant step K: counted when j < n and K divides n - j.
+  const ne = s < 0 && k > 0;
+  if (ne && set === LOCAL_TEE && bytes[t] === I32_NE && prevOk) {
+    // N; local.get j; i32.const K; i32.add; local.tee j; i32.ne; br_if 0; end
     if (bytes[t + 1] !== Op.brIf || bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
-    tailKind = CK.bottom;
+    tailKind = CK.ne;
     tailN = prevLocal;
     tailNk = prevConst;
     return t + 4;
   }
   t = operand(bytes, t);
   if (t < 0 || bytes[t + 1] !== Op.brIf || bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
-  if (bytes[t] !== I32_LT_U && !(bytes[t] === I32_NE && one)) return -1;
-  tailKind = CK.bottom;
+  if (bytes[t] === I32_LT_U) tailKind = CK.bottom;
+  else if (bytes[t] === I32_NE && ne) tailKind = CK.ne;
+  else return -1;
   tailN = opLocal;
   tailNk = opConst;
   return t + 4;

@@ -155,6 +155,19 @@ const MODULE = wat(`(module
         (block $b (br_if $done (i32.eq (local.get $acc) (i32.const 50))))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $l)))
+    (local.get $acc))
+  ;; \`j != n\` tests, the bound after or before the update (pointer-walking loops).
+  (func (export "neAfter") (param $j i32) (param $n i32) (result i32)
+    (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc) (local.get $j)))
+      (br_if $l (i32.ne (local.tee $j (i32.add (local.get $j) (i32.const 8))) (local.get $n))))
+    (local.get $acc))
+  (func (export "neBefore") (param $j i32) (param $n i32) (result i32)
+    (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.xor (local.get $acc) (local.get $j)))
+      (br_if $l (i32.ne (local.get $n) (local.tee $j (i32.add (local.get $j) (i32.const 1))))))
     (local.get $acc)))`);
 
 /** Counted loops calling functions: only calls to carrying leaves keep the loop counted. */
@@ -206,6 +219,16 @@ function trips(j: number, n: number, s: number, cap: number): number {
     if (++k > cap) return -1;
     j = (j + s) % U32;
   }
+  return k;
+}
+
+/** Iterations of `do j += s while (j != n)`, or -1 past `cap`. */
+function tripsNe(j: number, n: number, s: number, cap: number): number {
+  let k = 0;
+  do {
+    if (++k > cap) return -1;
+    j = (j + s) % U32;
+  } while (j !== n);
   return k;
 }
 
@@ -292,13 +315,13 @@ describe('counted loops', () => {
       const text = mod.toText({});
       const funcs = text.split(/\n {2}\(func /).slice(1);
       const loops = funcs.map((f) => f.match(/\bloop\b/g)?.length ?? 0);
-      // Exported functions' bodies moved to carrying twins (16-29, in export order); the
-      // originals (0-5, 7-12, 14, 15) are wrappers. $inner (6): the outer loop + two copies
+      // Exported functions' bodies moved to carrying twins (18-33, in export order); the
+      // originals (0-5, 7-12, 14-17) are wrappers. $inner (6): the outer loop + two copies
       // of the inner one; byLocal, by1, byBig, byNeg: two copies; movesBound, movesStep: one;
       // carried: none; bottom, bottomTee, down: two; downBy2 (a step of -2): one; branchy:
-      // two; continues, breaksOut: one; $leafy (13): none.
-      const twins = [2, 2, 2, 2, 1, 1, 0, 2, 2, 2, 1, 2, 1, 1];
-      const originals = [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+      // two; continues, breaksOut: one; $leafy (13): none; neAfter, neBefore: two.
+      const twins = [2, 2, 2, 2, 1, 1, 0, 2, 2, 2, 1, 2, 1, 1, 2, 2];
+      const originals = [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
       assert.deepEqual(loops, [...originals, ...twins]);
     } finally {
       mod.destroy();
@@ -346,6 +369,8 @@ describe('counted loops', () => {
         ['bottomTee', [j], tripsBottom(j, 300, 5, CAP)],
         ['down', [j % 500], tripsBottom(j % 500, -1, U32 - 1, CAP)],
         ['downBy2', [j % 500], tripsBottom(j % 500, -1, U32 - 2, CAP)],
+        ['neAfter', [j % 300, n % 300], tripsNe(j % 300, n % 300, 8, CAP)],
+        ['neBefore', [j % 300, n % 300], tripsNe(j % 300, n % 300, 1, CAP)],
         ['branchy', [j, n], trips(j, n, 1, CAP)],
         ['continues', [j, n], trips(j, n, 1, CAP)],
         ['breaksOut', [j, n], trips(j, n, 1, 50) < 0 ? 50 : trips(j, n, 1, 50)],
@@ -363,6 +388,8 @@ describe('counted loops', () => {
     assert.ok(exact > 500, `${exact} exact`);
     for (const [name, args] of [
       ['branchy', [1, 20]],
+      ['neAfter', [8, 96]],
+      ['neBefore', [250, 270]],
       ['bottom', [3, 40, 3]],
       ['bottomTee', [250]],
       ['down', [12]],
