@@ -52,8 +52,7 @@ const I32_LT_U = 0x49;
 const I64_LE_U = 0x58;
 const I64_GE_S = 0x59;
 const I32_AND = 0x71;
-const I32_EQZ = 0x45;
-const I32_REM_U = 0x70;
+const I32_LE_U = 0x4d;
 
 /** Where the last `readLeb` ended. */
 let lebNext = 0;
@@ -278,8 +277,7 @@ export class BodyEmitter {
    *     the loop as usual
    *   end
    *
-   * (count-down form: `if (j != 0 && f >= (j + 1) × (W(header) + calls))`; the `j != n` form
-   * also needs `(n - j) rem_u K == 0`). Both copies charge
+   * (count-down form: `if (j != 0 && f >= (j + 1) × (W(header) + calls))`). Both copies charge
    * the same, so the fuel used is the same; a top-tested exit `br_if` gains one label (the
    * `if`). Returns the index of the loop's last event.
    */
@@ -309,21 +307,18 @@ export class BodyEmitter {
       w.byte(Op.localGet).u32(j);
       pushN();
       w.byte(I32_LT_U);
-      if (s >= 0) w.byte(Op.localGet).u32(s).byte(Op.i32Const).s32(0).byte(I32_NE).byte(I32_AND);
-      pushN();
-      w.byte(Op.i64ExtendI32U);
-      if (s >= 0) w.byte(Op.localGet).u32(s).byte(Op.i64ExtendI32U);
-      else w.byte(Op.i64Const).s64((cl[c + CL.k] as number) >>> 0);
-      w.byte(Op.i64Add).byte(Op.i64Const).s64(0x1_0000_0000).byte(I64_LE_U).byte(I32_AND);
-      if (cl[c + CL.kind] === CK.ne) {
-        // (n - j) rem_u K == 0: j meets n exactly
+      const k = (cl[c + CL.k] as number) >>> 0;
+      if (s >= 0) {
+        // s != 0 && n + s <= 2^32
+        w.byte(Op.localGet).u32(s).byte(Op.i32Const).s32(0).byte(I32_NE).byte(I32_AND);
         pushN();
-        w.byte(Op.localGet)
-          .u32(j)
-          .byte(Op.i32Sub)
-          .byte(Op.i32Const)
-          .s32(cl[c + CL.k] as number);
-        w.byte(I32_REM_U).byte(I32_EQZ).byte(I32_AND);
+        w.byte(Op.i64ExtendI32U).byte(Op.localGet).u32(s).byte(Op.i64ExtendI32U);
+        w.byte(Op.i64Add).byte(Op.i64Const).s64(0x1_0000_0000).byte(I64_LE_U).byte(I32_AND);
+      } else if (k !== 1) {
+        // n <= 2^32 - k (a step of 1 never wraps below n)
+        pushN();
+        w.byte(Op.i32Const).s32((0x1_0000_0000 - k) | 0);
+        w.byte(I32_LE_U).byte(I32_AND);
       }
       // f >= (n - j + 1) × perTrip
       w.byte(Op.localGet).u32(this.f);

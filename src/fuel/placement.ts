@@ -155,7 +155,6 @@ const LOCAL_GET = 0x20;
 const LOCAL_SET = 0x21;
 const LOCAL_TEE = 0x22;
 const I32_CONST = 0x41;
-const I32_NE = 0x47;
 const I32_LT_U = 0x49;
 
 /**
@@ -168,8 +167,6 @@ const I32_LT_U = 0x49;
  *                            body; local.get j; S; i32.add; local.set j; br 0; end
  *   bottom-tested (C, wat):  body; local.get j; S; i32.add; (local.set j; local.get j |
  *                            local.tee j); N; i32.lt_u; br_if 0; end
- *                            (or `i32.ne` for a constant S > 0, N before or after, when S
- *                            divides n - j on entry)
  *   count-down (LLVM):       body; local.get j; i32.const -1; i32.add; local.tee j; br_if 0; end
  *
  * where N is `local.get n` or `i32.const`, S is `local.get s` or a non-zero `i32.const`, and
@@ -219,7 +216,6 @@ function matchCounted(
   let calls = 0;
   let nest = 0;
   let nW = 0;
-  prevOk = false;
   for (;;) {
     if (q >= end) return;
     const op = bytes[q] as number;
@@ -258,7 +254,6 @@ function matchCounted(
         return;
       }
     }
-    prevOk = false;
     // A call to a carrying leaf: its cost is bounded (leafBound), and it checks on entry.
     if (op === Op.call) {
       const callee = leb(bytes, q + 1);
@@ -276,19 +271,10 @@ function matchCounted(
       if (op !== LOCAL_GET) {
         if (nW === WRITES.length) return;
         WRITES[nW++] = x;
-      } else {
-        prevOk = true;
-        prevLocal = x;
-        prevConst = 0;
       }
       continue;
     }
     if (f === 1) {
-      if (op === I32_CONST) {
-        prevConst = sleb32(bytes, q + 1) | 0;
-        prevLocal = -1;
-        prevOk = true;
-      }
       q = skipPlain(bytes, q);
       continue;
     }
@@ -395,30 +381,15 @@ function tail(
     tailNk = 0;
     return t + 3;
   }
-  // `j != n` with a positive constant step K: counted when j < n and K divides n - j.
-  const ne = s < 0 && k > 0;
-  if (ne && set === LOCAL_TEE && bytes[t] === I32_NE && prevOk) {
-    // N; local.get j; i32.const K; i32.add; local.tee j; i32.ne; br_if 0; end
-    if (bytes[t + 1] !== Op.brIf || bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
-    tailKind = CK.ne;
-    tailN = prevLocal;
-    tailNk = prevConst;
-    return t + 4;
-  }
   t = operand(bytes, t);
   if (t < 0 || bytes[t + 1] !== Op.brIf || bytes[t + 2] !== 0 || bytes[t + 3] !== Op.end) return -1;
-  if (bytes[t] === I32_LT_U) tailKind = CK.bottom;
-  else if (bytes[t] === I32_NE && ne) tailKind = CK.ne;
-  else return -1;
+  if (bytes[t] !== I32_LT_U) return -1;
+  tailKind = CK.bottom;
   tailN = opLocal;
   tailNk = opConst;
   return t + 4;
 }
 
-/** The body's last instruction when it was `local.get` (prevLocal) or `i32.const` (prevConst). */
-let prevOk = false;
-let prevLocal = -1;
-let prevConst = 0;
 const leafBounds = new WeakMap<ModuleFacts, Float64Array>();
 
 /**

@@ -82,11 +82,8 @@ export const CL = {
   k: 8,
   calls: 9,
 } as const;
-/**
- * Counted loop forms: exit test at the top (`j >= n`), at the bottom (`j < n`), count-down
- * (`j != 0`, step -1), at the bottom with `j != n` (a constant step that must divide n - j).
- */
-export const CK = { top: 0, bottom: 1, down: 2, ne: 3 } as const;
+/** Counted loop forms: exit test at the top (`j >= n`), at the bottom (`j < n`), count-down. */
+export const CK = { top: 0, bottom: 1, down: 2 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
 

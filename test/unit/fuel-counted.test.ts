@@ -156,7 +156,7 @@ const MODULE = wat(`(module
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $l)))
     (local.get $acc))
-  ;; \`j != n\` tests, the bound after or before the update (pointer-walking loops).
+  ;; \`j != n\` tests (pointer-walking loops): not counted, still exact.
   (func (export "neAfter") (param $j i32) (param $n i32) (result i32)
     (local $acc i32)
     (loop $l
@@ -319,8 +319,9 @@ describe('counted loops', () => {
       // originals (0-5, 7-12, 14-17) are wrappers. $inner (6): the outer loop + two copies
       // of the inner one; byLocal, by1, byBig, byNeg: two copies; movesBound, movesStep: one;
       // carried: none; bottom, bottomTee, down: two; downBy2 (a step of -2): one; branchy:
-      // two; continues, breaksOut: one; $leafy (13): none; neAfter, neBefore: two.
-      const twins = [2, 2, 2, 2, 1, 1, 0, 2, 2, 2, 1, 2, 1, 1, 2, 2];
+      // two; continues, breaksOut: one; $leafy (13): none; neAfter, neBefore (`j != n`, not
+      // counted: measured slower on binaryen.js): one.
+      const twins = [2, 2, 2, 2, 1, 1, 0, 2, 2, 2, 1, 2, 1, 1, 1, 1];
       const originals = [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
       assert.deepEqual(loops, [...originals, ...twins]);
     } finally {
