@@ -269,7 +269,7 @@ export class BodyEmitter {
   }
 
   /**
-   * A counted loop (placement.ts, `matchCounted`) at the `loop` opcode of event `i0`:
+   * A counted loop (counted-loops.ts, `matchCounted`) at the `loop` opcode of event `i0`:
    *
    *   if (j < n && s != 0 && n + s <= 2^32 && f >= (n - j + 1) × (W(header) + calls))
    *     the loop, its header charged without a check, no check after its calls
@@ -393,7 +393,7 @@ export class BodyEmitter {
           at = lebNext;
           break;
         }
-        // Calls to carrying leaves (placement.ts, leafBound).
+        // Calls to carrying leaves (counted-loops.ts, leafBound).
         case Ev.preCall:
           if (arg !== 1) throw new Error('counted loop: a call that does not carry');
           w.byte(Op.localGet).u32(this.f);

@@ -56,7 +56,7 @@ export const Ev = {
   /**
    * At a `loop` opcode: a counted loop (`FunctionPlan.counted`, entry arg). The emitter puts a
    * fast copy of the loop without its header check beside the checked one, chosen once before
-   * the loop by a bound on its trip count (see placement.ts, `matchCounted`).
+   * the loop by a bound on its trip count (see counted-loops.ts, `matchCounted`).
    */
   countedLoop: 13,
 } as const;
@@ -114,7 +114,7 @@ export interface ModuleFacts {
   readonly unwinds: Uint8Array | null;
   /**
    * [start, end) of each defined function's body (2 per function, imports not counted), or
-   * null: counted loops (placement.ts) read a callee's body to bound what a call to it spends.
+   * null: counted loops (counted-loops.ts) read a callee's body to bound what a call to it spends.
    */
   readonly bodies?: Int32Array | null;
 }
