@@ -62,7 +62,7 @@ export const Ev = {
 } as const;
 
 /**
- * `FunctionPlan.counted` holds COUNTED_FIELDS int32 per counted loop (placement.ts,
+ * `FunctionPlan.counted` holds COUNTED_FIELDS int32 per counted loop (counted-loops.ts,
  * `matchCounted`): its form (CK), the position after the loop's `end`, the position of the
  * top-tested form's exit `br_if` and its depth, then the local indices (as emitted:
  * renumbered in a carrying function) of the induction variable j, the bound n (-1: the
