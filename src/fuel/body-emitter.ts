@@ -26,16 +26,19 @@
  * Speed: a large module has about one event per 8 input bytes (binaryen.js: 1.15 M events,
  * 912 k copied spans of 9.4 bytes on average), so the per-event cost is what matters. Each body
  * is written straight into the code section's buffer: capacity is reserved once per body from
- * an upper bound (its length + 256 + 128 bytes per event, `MAX_EVENT_BYTES`), and every write
+ * an upper bound (its length + 256 + 128 bytes per event, `MAX_EVENT_BYTES`; twice the length
+ * and events with a guard each when it has counted loops, counted-code.ts), and every write
  * is an unchecked store at a position kept in a local (`p` in, `p` out), not a method call
  * that checks capacity per byte. The size prefix is written last, the body moved down over the
  * unused part of its 5 reserved bytes. The bytes are the same as the per-byte writer's.
  */
 import type { ByteWriter } from '../wasm/byte-writer.ts';
 import { ps32, ps64, pu32, u32Size } from '../wasm/leb-write.ts';
-import { ExhaustedFlag, FuelCode } from './fuel-code.ts';
+import { CountedCode, MAX_GUARD_BYTES } from './counted-code.ts';
+import { ExhaustedFlag } from './fuel-code.ts';
 import type { Ev } from './placement.ts';
 import type { FunctionPlan } from './placement.ts';
+import { CL, COUNTED_FIELDS } from './plan-types.ts';
 
 export { ExhaustedFlag } from './fuel-code.ts';
 export type { EmitContext } from './fuel-code.ts';
@@ -81,13 +84,12 @@ const EV_LOCAL: typeof Ev.local = 9;
 const EV_BR_IF_REFUND: typeof Ev.brIfRefund = 10;
 const EV_HOST_RETURN: typeof Ev.hostReturn = 11;
 const EV_CALL_TWIN: typeof Ev.callTwin = 12;
+const EV_COUNTED_LOOP: typeof Ev.countedLoop = 13;
 /** The most bytes of a prologue besides the copied local declarations. */
 const MAX_PROLOGUE_BYTES = 256;
 
-export class BodyEmitter extends FuelCode {
+export class BodyEmitter extends CountedCode {
   private resetDepth = false;
-  /** Where the last `leb` ended. */
-  private lebNext = 0;
   /** DataViews of the output buffer and of the input, for copying spans 4 bytes at a time. */
   private dvo: DataView = new DataView(new ArrayBuffer(0));
   private dvoOf: Uint8Array | null = null;
@@ -113,8 +115,14 @@ export class BodyEmitter extends FuelCode {
     const evArg = plan.evArg;
     const n = evPos.length;
     const start = out.length;
+    // A counted loop is written twice (counted-code.ts), behind a guard; they do not nest.
+    const loops = plan.counted.length / COUNTED_FIELDS;
+    const copies = loops > 0 ? 2 : 1;
     const b = out.reserve(
-      5 + plan.end - plan.localsStart + MAX_PROLOGUE_BYTES + n * (MAX_EVENT_BYTES + 8),
+      5 +
+        copies * (plan.end - plan.localsStart + n * (MAX_EVENT_BYTES + 8)) +
+        MAX_PROLOGUE_BYTES +
+        loops * MAX_GUARD_BYTES,
     );
     this.b = b;
     if (b !== this.dvoOf) {
@@ -251,6 +259,11 @@ export class BodyEmitter extends FuelCode {
         case EV_HOST_RETURN:
           p = this.afterHost(p);
           break;
+        case EV_COUNTED_LOOP:
+          p = this.countedLoop(p, src, plan, i, arg);
+          i = this.countedLast;
+          at = plan.counted[arg + CL.end] as number;
+          break;
         case EV_CALL_TWIN:
           this.leb(src, pos + 1);
           b[p++] = CALL;
@@ -351,19 +364,5 @@ export class BodyEmitter extends FuelCode {
     b.copyWithin(start + lebBytes, start + 5, p);
     pu32(b, start, size);
     out.length = start + lebBytes + size;
-  }
-
-  /** The u32 LEB128 at `at` of a validated body (no checks: the module validated). */
-  private leb(src: Uint8Array, at: number): number {
-    let result = 0;
-    let shift = 0;
-    let x: number;
-    do {
-      x = src[at++] as number;
-      result |= (x & 0x7f) << shift;
-      shift += 7;
-    } while ((x & 0x80) !== 0);
-    this.lebNext = at;
-    return result >>> 0;
   }
 }

@@ -97,7 +97,7 @@ import {
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/4';
+export const INSTRUMENTER_VERSION = 'hg-fuel/5';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
@@ -313,8 +313,9 @@ function rewrite(
       sizePos = at;
   }
   let unwinds: Uint8Array | null = null;
+  let bodies: Int32Array | null = null;
   if (ctx.placement === 'metered-blocks' && sizePos) {
-    const bodies = new Int32Array(funcTypes.length * 2);
+    bodies = new Int32Array(funcTypes.length * 2);
     for (let i = 0; i < funcTypes.length; i++) {
       readU32At(bytes, sizePos[i] as number);
       bodies[2 * i] = readU32Next();
@@ -346,6 +347,7 @@ function rewrite(
       carrying: carry,
       twin: twinOf,
       unwinds,
+      bodies: unwinds ? bodies : null,
     };
     const job: CodeJob = { ctx, facts, types, funcTypes };
     const n = funcTypes.length;

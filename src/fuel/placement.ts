@@ -32,65 +32,11 @@ import {
 import { SIMPLE_VALTYPES } from '../wasm/sections.ts';
 import { BF, Dyn, Ev, F_BLOCK, F_FUNC, F_IF, F_LOOP, F_TRY, PlacementError } from './plan-types.ts';
 import type { FunctionPlan, ModuleFacts } from './plan-types.ts';
-import { grow32, grow64, Planner } from './planner.ts';
+import { matchCounted } from './counted-loops.ts';
+import { FAST_OP, grow32, grow64, Planner } from './planner.ts';
 
 export { BF, Dyn, Ev, PlacementError } from './plan-types.ts';
 export type { FunctionPlan, ModuleFacts, Placement } from './plan-types.ts';
-
-/**
- * Single-byte operators that neither touch control flow, calls, locals nor the operand-priced
- * set, with plain immediates: the planner only adds their cost (a fast path).
- */
-const PLAIN_OP: Uint8Array = (() => {
-  const t = new Uint8Array(256);
-  for (let op = 0; op < 256; op++) {
-    const imm = SINGLE_IMM[op] as number;
-    if (
-      imm === Imm.none ||
-      imm === Imm.u32 ||
-      imm === Imm.i32 ||
-      imm === Imm.i64 ||
-      imm === Imm.f32 ||
-      imm === Imm.f64 ||
-      imm === Imm.memarg
-    )
-      t[op] = 1;
-  }
-  for (const op of [
-    Op.unreachable,
-    Op.end,
-    Op.else,
-    Op.catch,
-    Op.catchAll,
-    Op.delegate,
-    Op.br,
-    Op.brIf,
-    Op.brTable,
-    Op.return,
-    Op.call,
-    Op.callIndirect,
-    Op.returnCall,
-    Op.returnCallIndirect,
-    Op.throw,
-    Op.rethrow,
-    Op.localGet,
-    Op.localSet,
-    Op.localTee,
-    Op.memoryGrow,
-    PREFIX_MISC,
-    PREFIX_SIMD,
-    PREFIX_ATOMIC,
-  ])
-    t[op] = 0;
-  return t;
-})();
-
-/** 1: PLAIN_OP; 2: `local.get/set/tee` (a u32 index, renumbered in carrying functions). */
-const FAST_OP: Uint8Array = (() => {
-  const t = PLAIN_OP.slice();
-  t[Op.localGet] = t[Op.localSet] = t[Op.localTee] = 2;
-  return t;
-})();
 
 function misc(op: number): number {
   if (op === MiscOp.memoryInit || op === MiscOp.memoryCopy || op === MiscOp.memoryFill)
@@ -274,8 +220,10 @@ export function planFunction(
           op === Op.if ? P.cur : -1,
           bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1,
         );
-        if (op === Op.loop) P.fallTo(BF.check);
-        else if (op === Op.if) P.fallTo(0);
+        if (op === Op.loop) {
+          if (bt === -1 && !perInstr) matchCounted(P, bytes, p, r.pos, end, shiftLocalsFrom, m);
+          P.fallTo(BF.check);
+        } else if (op === Op.if) P.fallTo(0);
         break;
       }
       case Op.br:
@@ -414,5 +362,6 @@ export function planFunction(
     flags: flags.subarray(0, n),
     w: w.subarray(0, n),
     succ: succ.subarray(0, n),
+    counted: P.counted.subarray(0, P.nC),
   };
 }

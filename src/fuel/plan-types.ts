@@ -53,7 +53,37 @@ export const Ev = {
   hostReturn: 11,
   /** A direct call redirected to the callee's carrying twin; arg = the twin's index. */
   callTwin: 12,
+  /**
+   * At a `loop` opcode: a counted loop (`FunctionPlan.counted`, entry arg). The emitter puts a
+   * fast copy of the loop without its header check beside the checked one, chosen once before
+   * the loop by a bound on its trip count (see counted-loops.ts, `matchCounted`).
+   */
+  countedLoop: 13,
 } as const;
+
+/**
+ * `FunctionPlan.counted` holds COUNTED_FIELDS int32 per counted loop (counted-loops.ts,
+ * `matchCounted`): its form (CK), the position after the loop's `end`, the position of the
+ * top-tested form's exit `br_if` and its depth, then the local indices (as emitted:
+ * renumbered in a carrying function) of the induction variable j, the bound n (-1: the
+ * constant nk) and the step s (-1: the constant k, never 0), and the most one iteration's
+ * calls can spend (calls to carrying leaves, bounded with `ModuleFacts.bodies`).
+ */
+export const COUNTED_FIELDS = 10;
+export const CL = {
+  kind: 0,
+  end: 1,
+  brIf: 2,
+  depth: 3,
+  j: 4,
+  n: 5,
+  nk: 6,
+  s: 7,
+  k: 8,
+  calls: 9,
+} as const;
+/** Counted loop forms: exit test at the top (`j >= n`), at the bottom (`j < n`), count-down. */
+export const CK = { top: 0, bottom: 1, down: 2 } as const;
 
 export type Placement = 'metered-blocks' | 'per-instruction';
 
@@ -82,6 +112,11 @@ export interface ModuleFacts {
    * their metered block. Null: every call does.
    */
   readonly unwinds: Uint8Array | null;
+  /**
+   * [start, end) of each defined function's body (2 per function, imports not counted), or
+   * null: counted loops (counted-loops.ts) read a callee's body to bound what a call to it spends.
+   */
+  readonly bodies?: Int32Array | null;
 }
 
 export class PlacementError extends Error {
@@ -119,4 +154,6 @@ export interface FunctionPlan {
   readonly w: Float64Array;
   /** Max W over non-checkpoint successors (W - cost). */
   readonly succ: Float64Array;
+  /** COUNTED_FIELDS int32 per counted loop (`Ev.countedLoop`'s arg indexes it). */
+  readonly counted: Int32Array;
 }

@@ -2,7 +2,63 @@
  * The planner's reusable state and its block/edge bookkeeping (placement.ts drives it over a
  * body). Split from placement.ts for size only.
  */
+import { Imm, Op, PREFIX_ATOMIC, PREFIX_MISC, PREFIX_SIMD, SINGLE_IMM } from '../wasm/opcodes.ts';
 import { BF, Ev, F_FUNC, F_LOOP, PlacementError } from './plan-types.ts';
+
+/**
+ * Single-byte operators that neither touch control flow, calls, locals nor the operand-priced
+ * set, with plain immediates: the planner only adds their cost (a fast path).
+ */
+const PLAIN_OP: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (let op = 0; op < 256; op++) {
+    const imm = SINGLE_IMM[op] as number;
+    if (
+      imm === Imm.none ||
+      imm === Imm.u32 ||
+      imm === Imm.i32 ||
+      imm === Imm.i64 ||
+      imm === Imm.f32 ||
+      imm === Imm.f64 ||
+      imm === Imm.memarg
+    )
+      t[op] = 1;
+  }
+  for (const op of [
+    Op.unreachable,
+    Op.end,
+    Op.else,
+    Op.catch,
+    Op.catchAll,
+    Op.delegate,
+    Op.br,
+    Op.brIf,
+    Op.brTable,
+    Op.return,
+    Op.call,
+    Op.callIndirect,
+    Op.returnCall,
+    Op.returnCallIndirect,
+    Op.throw,
+    Op.rethrow,
+    Op.localGet,
+    Op.localSet,
+    Op.localTee,
+    Op.memoryGrow,
+    PREFIX_MISC,
+    PREFIX_SIMD,
+    PREFIX_ATOMIC,
+  ])
+    t[op] = 0;
+  return t;
+})();
+
+/** 1: PLAIN_OP; 2: `local.get/set/tee` (a u32 index, renumbered in carrying functions). */
+export const FAST_OP: Uint8Array = (() => {
+  const t = PLAIN_OP.slice();
+  t[Op.localGet] = t[Op.localSet] = t[Op.localTee] = 2;
+  return t;
+})();
 
 export const grow32 = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
   const b = new Int32Array(a.length * 2);
@@ -49,6 +105,9 @@ export class Planner {
   nL = 0;
   w = new Float64Array(1024);
   succ = new Float64Array(1024);
+  /** COUNTED_FIELDS per counted loop. */
+  counted = new Int32Array(64);
+  nC = 0;
 
   cur = 0;
   needNew = false;
@@ -62,7 +121,7 @@ export class Planner {
   perInstr = false;
 
   reset(perInstr: boolean): void {
-    this.nEv = this.nB = this.nE = this.nR = this.nF = this.nL = 0;
+    this.nEv = this.nB = this.nE = this.nR = this.nF = this.nL = this.nC = 0;
     this.cur = 0;
     this.needNew = false;
     this.newFlags = 0;
