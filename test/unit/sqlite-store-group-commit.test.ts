@@ -100,7 +100,7 @@ test('group commit: a checkpointer thread checkpoints the WAL; every commit stay
   const dir = mkdtempSync(join(tmpdir(), 'hg-group-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'h.db');
-  const host = new SqliteStore(path, { groupCommit: true });
+  const host = new SqliteStore(path, { groupCommit: true, walCheckpointer: true });
   // The checkpointer (wal-checkpointer.ts) checkpoints while the host goes on committing, and
   // its thread never keeps the process up (unref'd).
   for (let i = 0; i < 300; i++) {
