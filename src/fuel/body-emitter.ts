@@ -33,7 +33,7 @@
  * unused part of its 5 reserved bytes. The bytes are the same as the per-byte writer's.
  */
 import type { ByteWriter } from '../wasm/byte-writer.ts';
-import { ps32, ps64, pu32, u32Size } from '../wasm/leb-write.ts';
+import { ps32, pu32, u32Size } from '../wasm/leb-write.ts';
 import { CountedCode, MAX_GUARD_BYTES } from './counted-code.ts';
 import { ExhaustedFlag } from './fuel-code.ts';
 import type { Ev } from './placement.ts';
@@ -48,7 +48,6 @@ const UNREACHABLE = 0x00;
 const BLOCK = 0x02;
 const IF = 0x04;
 const END = 0x0b;
-const BR = 0x0c;
 const CALL = 0x10;
 const LOCAL_GET = 0x20;
 const LOCAL_SET = 0x21;
@@ -58,8 +57,6 @@ const GLOBAL_SET = 0x24;
 const I32_CONST = 0x41;
 const I32_GE_U = 0x4f;
 const I32_ADD = 0x6a;
-const I64_CONST = 0x42;
-const I64_ADD = 0x7c;
 const EMPTY = 0x40;
 const I64 = 0x7e;
 const I32 = 0x7f;
@@ -274,19 +271,7 @@ export class BodyEmitter extends CountedCode {
           const give = plan.refund[arg] as number;
           if (give === 0) break; // nothing prepaid after it: copy the br_if as is
           // br_if L  →  if  f += give; br L+1  end
-          const depth = this.leb(src, pos + 1);
-          b[p++] = IF;
-          b[p++] = EMPTY;
-          b[p++] = LOCAL_GET;
-          p = pu32(b, p, f);
-          b[p++] = I64_CONST;
-          p = ps64(b, p, give);
-          b[p++] = I64_ADD;
-          b[p++] = LOCAL_SET;
-          p = pu32(b, p, f);
-          b[p++] = BR;
-          p = pu32(b, p, depth + 1);
-          b[p++] = END;
+          p = this.refundingBr(p, give, this.leb(src, pos + 1));
           at = this.lebNext;
           break;
         }

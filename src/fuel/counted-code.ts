@@ -15,7 +15,6 @@ import { CK, CL } from './plan-types.ts';
 const IF = 0x04;
 const ELSE = 0x05;
 const END = 0x0b;
-const BR = 0x0c;
 const BR_IF = 0x0d;
 const CALL = 0x10;
 const LOCAL_GET = 0x20;
@@ -210,20 +209,7 @@ export class CountedCode extends FuelCode {
           if (give === 0) {
             b[p++] = BR_IF;
             p = pu32(b, p, d);
-          } else {
-            b[p++] = IF;
-            b[p++] = EMPTY;
-            b[p++] = LOCAL_GET;
-            p = pu32(b, p, f);
-            b[p++] = I64_CONST;
-            p = ps64(b, p, give);
-            b[p++] = I64_ADD;
-            b[p++] = LOCAL_SET;
-            p = pu32(b, p, f);
-            b[p++] = BR;
-            p = pu32(b, p, d + 1);
-            b[p++] = END;
-          }
+          } else p = this.refundingBr(p, give, d);
           at = this.lebNext;
           break;
         }

@@ -25,6 +25,7 @@ export const ExhaustedFlag = { none: 0, fuel: 1, depth: 2 } as const;
 const UNREACHABLE = 0x00;
 const IF = 0x04;
 const END = 0x0b;
+const BR = 0x0c;
 const LOCAL_GET = 0x20;
 const LOCAL_SET = 0x21;
 const LOCAL_TEE = 0x22;
@@ -81,6 +82,24 @@ export class FuelCode {
    * restored it), and trap again if the flag says a fuel or depth trap was swallowed (the
    * limits must hold whatever the host's glue catches).
    */
+  /** A `br_if` whose taken branch refunds `give`: `if  f += give; br depth+1  end`. */
+  protected refundingBr(p: number, give: number, depth: number): number {
+    const { b } = this;
+    b[p++] = IF;
+    b[p++] = EMPTY;
+    b[p++] = LOCAL_GET;
+    p = pu32(b, p, this.f);
+    b[p++] = I64_CONST;
+    p = ps64(b, p, give);
+    b[p++] = I64_ADD;
+    b[p++] = LOCAL_SET;
+    p = pu32(b, p, this.f);
+    b[p++] = BR;
+    p = pu32(b, p, depth + 1);
+    b[p++] = END;
+    return p;
+  }
+
   protected afterHost(p: number): number {
     p = this.restoreDepth(p);
     const { b } = this;
