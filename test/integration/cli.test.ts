@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import { GUEST, decls, tempDir } from './helpers.ts';
+import { scheduleRow } from '../schedule-row.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
 
@@ -180,29 +181,12 @@ test('CLI on a damaged store: every store error has an HG_ code; an out-of-range
     ['ok', at],
     ['far', 8.64e15 + 1], // past Date's range (a guest's "every: 99999999d" once made this)
   ] as const) {
-    store.insertSchedule({
-      key: `t/p/${localId}`,
-      pluginId: 't/p',
-      tenant: 't',
-      localId,
-      origin: 'declared',
-      spec: { kind: 'every', every: '1h', everyMs: 3_600_000 },
-      jitter: null,
-      jitterMs: 0,
-      payload: null,
-      overlap: 'skip',
-      misfire: 'skip',
-      description: null,
-      declHash: 'h',
-      state: 'active',
-      pauseNote: null,
-      anchorAt: at,
-      nextAt,
-      cursor: null,
-      bufferedAt: null,
-      createdAt: at,
-      updatedAt: at,
-    });
+    store.insertSchedule(
+      scheduleRow('t', 'p', localId, at, {
+        spec: { kind: 'every', every: '1h', everyMs: 3_600_000 },
+        nextAt,
+      }),
+    );
   }
   store.close();
   const list = cli(['schedules', '--store', file], dir);
