@@ -31,7 +31,6 @@ import { HourglassError } from '../errors.ts';
 import { sharedSpec, specJson } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
-import { BOUND_PAGES, WalCheckpointer } from './wal-checkpointer.ts';
 import type {
   HostLease,
   LeaseClaim,
@@ -250,24 +249,12 @@ export interface SqliteStoreOptions {
    * past this fails like a full disk (`HG_STORE_WRITE`, SQLite's `SQLITE_FULL`). @defaultValue no limit
    */
   readonly maxBytes?: number | null;
-  /**
-   * Experimental, off by default: WAL checkpoints on a worker thread of their own
-   * (wal-checkpointer.ts) instead of inside the host's commits, for a group-committing store. It
-   * removed the 3-5 ms commits that carry SQLite's automatic checkpoint (lateness p99 2.1-2.4 ms
-   * against ~6 ms), but in 3 of 6 lateness runs (30-60 s) the host's thread stalled for
-   * 0.7-4 s while the thread checkpointed (not yet explained; see docs/design.md), so it stays
-   * off until that is understood. @defaultValue false
-   */
-  readonly walCheckpointer?: boolean;
 }
 
 /** A lease renewed this recently (by any version of Hourglass) blocks migrations. */
 const MIGRATION_LIVE_MS = 30_000;
 
 const NOTHING = (): void => undefined;
-
-/** How often the checkpointer's worker checkpoints the WAL. */
-const CHECKPOINT_EVERY_MS = 100;
 
 /** SQLite's default `max_page_count`. */
 const UNLIMITED_PAGES = 4_294_967_294;
@@ -298,8 +285,6 @@ export class SqliteStore implements Store {
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
   #groupError: unknown = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
-  /** The WAL checkpointer thread of a group-committing store (wal-checkpointer.ts). */
-  #checkpointer: WalCheckpointer | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     // better-sqlite3 would silently cut the path at a NUL and open another file.
@@ -327,7 +312,6 @@ export class SqliteStore implements Store {
       this.#migrate();
       this.#stmts = this.prepare();
       if (opts.maxBytes != null) this.setMaxBytes(opts.maxBytes);
-      if (this.#groupCommit && opts.walCheckpointer) this.#startCheckpointer();
     } catch (err) {
       this.#db.close();
       throw storeError(err, path, 'open', false);
@@ -579,24 +563,6 @@ export class SqliteStore implements Store {
       for (const w of waiters) w.reject(wrapped);
       if (this.#onWriteError) this.#failed(wrapped);
       else this.#groupError = wrapped;
-    }
-  }
-
-  /** Checkpoints move to a worker thread (the host's commits never run one); see its module. */
-  #startCheckpointer(): void {
-    if (this.path === ':memory:' || this.#checkpointer) return;
-    const autocheckpoint = (pages: number) => {
-      if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${pages}`);
-    };
-    try {
-      this.#checkpointer = new WalCheckpointer(
-        this.path,
-        CHECKPOINT_EVERY_MS,
-        () => autocheckpoint(BOUND_PAGES),
-        () => autocheckpoint(1000),
-      );
-    } catch {
-      // No thread: the automatic checkpoint stays on.
     }
   }
 
@@ -1001,7 +967,6 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.#commitGroup();
-    this.#checkpointer?.close();
     if (this.#db.open) this.#db.close();
   }
 

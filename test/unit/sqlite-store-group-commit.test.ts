@@ -95,29 +95,3 @@ test('group commit: close() commits what is pending', (t) => {
   host.close();
   assert.equal(other.listRuns()[0]?.localId, 'last');
 });
-
-test('group commit: a checkpointer thread checkpoints the WAL; every commit stays', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hg-group-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const path = join(dir, 'h.db');
-  const host = new SqliteStore(path, { groupCommit: true, walCheckpointer: true });
-  // The checkpointer (wal-checkpointer.ts) checkpoints while the host goes on committing, and
-  // its thread never keeps the process up (unref'd).
-  for (let i = 0; i < 300; i++) {
-    host.insertRun(run(`a${i}`));
-    await host.committed();
-  }
-  await new Promise((r) => setTimeout(r, 300));
-  for (let i = 0; i < 300; i++) {
-    host.insertRun(run(`b${i}`));
-    await host.committed();
-    if (i % 50 === 0) await new Promise((r) => setTimeout(r, 20));
-  }
-  host.close();
-  const again = new SqliteStore(path, { mustExist: true });
-  try {
-    assert.equal(again.listRuns({ limit: 1000 }).length, 600);
-  } finally {
-    again.close();
-  }
-});
