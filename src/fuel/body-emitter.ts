@@ -56,7 +56,6 @@ const GLOBAL_GET = 0x23;
 const GLOBAL_SET = 0x24;
 const I32_CONST = 0x41;
 const I32_GE_U = 0x4f;
-const I32_ADD = 0x6a;
 const EMPTY = 0x40;
 const I64 = 0x7e;
 const I32 = 0x7f;
@@ -212,22 +211,13 @@ export class BodyEmitter extends CountedCode {
           p = this.charge(p, arg, plan, false);
           break;
         case EV_PRE_CALL:
-          b[p++] = LOCAL_GET;
-          p = pu32(b, p, f);
           if (arg === 1) {
             // A carrying callee: fuel and the callee's depth travel as arguments.
-            if (this.depthOn) {
-              b[p++] = LOCAL_GET;
-              p = pu32(b, p, this.d);
-              b[p++] = I32_CONST;
-              b[p++] = 1;
-              b[p++] = I32_ADD;
-            } else {
-              b[p++] = I32_CONST;
-              b[p++] = 0;
-            }
+            p = this.carryArgs(p);
             break;
           }
+          b[p++] = LOCAL_GET;
+          p = pu32(b, p, f);
           b[p++] = GLOBAL_SET;
           p = pu32(b, p, fuelGlobal);
           if (this.resetDepth) p = this.depthPlusOne(p);

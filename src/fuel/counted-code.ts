@@ -26,7 +26,6 @@ const I32_LT_U = 0x49;
 const I32_LE_U = 0x4d;
 const I64_LE_U = 0x58;
 const I64_GE_S = 0x59;
-const I32_ADD = 0x6a;
 const I32_SUB = 0x6b;
 const I32_AND = 0x71;
 const I64_ADD = 0x7c;
@@ -223,18 +222,7 @@ export class CountedCode extends FuelCode {
         // Calls to carrying leaves (counted-loops.ts, leafBound).
         case Ev.preCall:
           if (arg !== 1) throw new Error('counted loop: a call that does not carry');
-          b[p++] = LOCAL_GET;
-          p = pu32(b, p, f);
-          if (this.depthOn) {
-            b[p++] = LOCAL_GET;
-            p = pu32(b, p, this.d);
-            b[p++] = I32_CONST;
-            b[p++] = 1;
-            b[p++] = I32_ADD;
-          } else {
-            b[p++] = I32_CONST;
-            b[p++] = 0;
-          }
+          p = this.carryArgs(p);
           break;
         case Ev.callTwin:
           this.leb(src, pos + 1);
