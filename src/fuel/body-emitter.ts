@@ -32,6 +32,7 @@
  * that checks capacity per byte. The size prefix is written last, the body moved down over the
  * unused part of its 5 reserved bytes. The bytes are the same as the per-byte writer's.
  */
+import { copyBytes } from '../wasm/byte-writer.ts';
 import type { ByteWriter } from '../wasm/byte-writer.ts';
 import { ps32, pu32, u32Size } from '../wasm/leb-write.ts';
 import { CountedCode, MAX_GUARD_BYTES } from './counted-code.ts';
@@ -109,10 +110,10 @@ export class BodyEmitter extends CountedCode {
     const evPos = plan.evPos;
     const evKind = plan.evKind;
     const evArg = plan.evArg;
-    const n = evPos.length;
+    const n = plan.nEv;
     const start = out.length;
     // A counted loop is written twice (counted-code.ts), behind a guard; they do not nest.
-    const loops = plan.counted.length / COUNTED_FIELDS;
+    const loops = plan.nCounted / COUNTED_FIELDS;
     const copies = loops > 0 ? 2 : 1;
     const b = out.reserve(
       5 +
@@ -150,8 +151,7 @@ export class BodyEmitter extends CountedCode {
     // Locals: the original declarations, then (1 × i64) (2 × i32).
     const nDecl = this.leb(src, plan.localsStart);
     p = pu32(b, p, nDecl + 2);
-    b.set(src.subarray(this.lebNext, plan.instrStart), p);
-    p += plan.instrStart - this.lebNext;
+    p = copyBytes(b, p, src, this.lebNext, plan.instrStart);
     b[p++] = 1;
     b[p++] = I64;
     b[p++] = 2;
@@ -290,8 +290,7 @@ export class BodyEmitter extends CountedCode {
           throw new Error(`unknown event ${evKind[i]}`);
       }
     }
-    b.set(src.subarray(at, plan.end), p);
-    p += plan.end - at;
+    p = copyBytes(b, p, src, at, plan.end);
     // The size prefix, then the body moved down next to it.
     const size = p - start - 5;
     const lebBytes = u32Size(size);

@@ -88,9 +88,9 @@ export function emitFunctions(
       else if (type.results.length === 1) wrapper = [type.results[0] as number];
       else wrapper = s33(alloc.blockType(type.results));
     }
-    blocks += plan.cost.length;
+    blocks += plan.nBlocks;
     const fls = plan.flags;
-    for (let b = 0; b < fls.length; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
+    for (let b = 0; b < plan.nBlocks; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
     const at = out.length;
     emitter.emit(out, src, plan, type.params, wrapper, carries);
     if (twinIdx >= 0) {

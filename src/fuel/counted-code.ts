@@ -6,6 +6,7 @@
  * rare by comparison (a few per function at most), so the copies here favour plainness over
  * the hot loop's tricks (spans are copied with `set`, not 8 bytes at a time).
  */
+import { copyBytes } from '../wasm/byte-writer.ts';
 import { ps32, ps64, pu32 } from '../wasm/leb-write.ts';
 import { FuelCode } from './fuel-code.ts';
 import { BF, Ev } from './placement.ts';
@@ -70,7 +71,7 @@ export class CountedCode extends FuelCode {
     const n = cl[c + CL.n] as number;
     const s = cl[c + CL.s] as number;
     let iEnd = i0 + 1;
-    while (iEnd < plan.evPos.length && (plan.evPos[iEnd] as number) < loopEnd) iEnd++;
+    while (iEnd < plan.nEv && (plan.evPos[iEnd] as number) < loopEnd) iEnd++;
     let header = -1;
     for (let i = i0 + 1; i < iEnd && header < 0; i++)
       if (plan.evKind[i] === Ev.block) header = plan.evArg[i] as number;
@@ -175,8 +176,7 @@ export class CountedCode extends FuelCode {
     for (let i = i0 + 1; i < iEnd; i++) {
       const pos = plan.evPos[i] as number;
       if (pos > at) {
-        b.set(src.subarray(at, pos), p);
-        p += pos - at;
+        p = copyBytes(b, p, src, at, pos);
         at = pos;
       }
       const arg = plan.evArg[i] as number;
@@ -246,8 +246,7 @@ export class CountedCode extends FuelCode {
     }
     if (!exitDone && plan.counted[c + CL.kind] === CK.top)
       throw new Error('counted loop without its exit');
-    b.set(src.subarray(at, loopEnd), p);
-    return p + loopEnd - at;
+    return copyBytes(b, p, src, at, loopEnd);
   }
 
   /** The u32 LEB128 at `at` of a validated body (no checks: the module validated). */

@@ -95,7 +95,7 @@ function fastTable(single: Int32Array): Int32Array {
 /**
  * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
  * declared locals, and each `local.*` of an index >= shiftLocalsFrom gets an `Ev.local` event.
- * The plan's arrays are valid until the next call.
+ * The plan's arrays are the planner's buffers (`FunctionPlan`), valid until the next call.
  */
 export function planFunction(
   bytes: Uint8Array,
@@ -404,14 +404,18 @@ export function planFunction(
     hasCalls: P.hasCalls,
     hasCarryCalls: P.hasCarryCalls,
     needsWrapper: P.needsWrapper,
-    evPos: P.evPos.subarray(0, P.nEv),
-    evKind: P.evKind.subarray(0, P.nEv),
-    evArg: P.evArg.subarray(0, P.nEv),
-    cost: cost.subarray(0, n),
-    refund: P.refund.subarray(0, P.nR),
-    flags: flags.subarray(0, n),
-    w: w.subarray(0, n),
-    succ: succ.subarray(0, n),
-    counted: P.counted.subarray(0, P.nC),
+    nEv: P.nEv,
+    evPos: P.evPos,
+    evKind: P.evKind,
+    evArg: P.evArg,
+    nBlocks: n,
+    cost,
+    nRefunds: P.nR,
+    refund: P.refund,
+    flags,
+    w,
+    succ,
+    nCounted: P.nC,
+    counted: P.counted,
   };
 }
