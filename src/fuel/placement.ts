@@ -54,6 +54,30 @@ function misc(op: number): number {
 
 const P = new Planner();
 
+/** The one plan object, refilled by every call (like the planner's buffers it points to). */
+const PLAN: { -readonly [K in keyof FunctionPlan]: FunctionPlan[K] } = {
+  localsStart: 0,
+  instrStart: 0,
+  end: 0,
+  numLocals: 0,
+  hasCalls: false,
+  hasCarryCalls: false,
+  needsWrapper: false,
+  nEv: 0,
+  evPos: P.evPos,
+  evKind: P.evKind,
+  evArg: P.evArg,
+  nBlocks: 0,
+  cost: P.cost,
+  nRefunds: 0,
+  refund: P.refund,
+  flags: P.flags,
+  w: P.w,
+  succ: P.succ,
+  nCounted: 0,
+  counted: P.counted,
+};
+
 /** Fast-path kinds (the low 3 bits of a `fastTable` entry): how to skip the immediates. */
 const FK_NONE = 1;
 const FK_LOCAL = 2;
@@ -95,7 +119,8 @@ function fastTable(single: Int32Array): Int32Array {
 /**
  * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
  * declared locals, and each `local.*` of an index >= shiftLocalsFrom gets an `Ev.local` event.
- * The plan's arrays are the planner's buffers (`FunctionPlan`), valid until the next call.
+ * The plan (one object, refilled) and its arrays (the planner's buffers, `FunctionPlan`) are
+ * valid until the next call.
  */
 export function planFunction(
   bytes: Uint8Array,
@@ -396,26 +421,26 @@ export function planFunction(
       e--;
     }
   }
-  return {
-    localsStart: start,
-    instrStart,
-    end,
-    numLocals,
-    hasCalls: P.hasCalls,
-    hasCarryCalls: P.hasCarryCalls,
-    needsWrapper: P.needsWrapper,
-    nEv: P.nEv,
-    evPos: P.evPos,
-    evKind: P.evKind,
-    evArg: P.evArg,
-    nBlocks: n,
-    cost,
-    nRefunds: P.nR,
-    refund: P.refund,
-    flags,
-    w,
-    succ,
-    nCounted: P.nC,
-    counted: P.counted,
-  };
+  const plan = PLAN;
+  plan.localsStart = start;
+  plan.instrStart = instrStart;
+  plan.end = end;
+  plan.numLocals = numLocals;
+  plan.hasCalls = P.hasCalls;
+  plan.hasCarryCalls = P.hasCarryCalls;
+  plan.needsWrapper = P.needsWrapper;
+  plan.nEv = P.nEv;
+  plan.evPos = P.evPos;
+  plan.evKind = P.evKind;
+  plan.evArg = P.evArg;
+  plan.nBlocks = n;
+  plan.cost = cost;
+  plan.nRefunds = P.nR;
+  plan.refund = P.refund;
+  plan.flags = flags;
+  plan.w = w;
+  plan.succ = succ;
+  plan.nCounted = P.nC;
+  plan.counted = P.counted;
+  return plan;
 }
