@@ -39,8 +39,12 @@
  * benchmarks that instrumenter instead, and prints without writing bench/results/fuel.json.
  *
  * Instrumenting speed alone: FUEL_BENCH_ONLY=instrument (no kernels; writes
- * bench/results/fuel-instrument.json); FUEL_BENCH_INSTRUMENT_RUNS (default 7) runs on one thread
- * and as many with the instrumenter's helper thread (`parallel: true`), alternating.
+ * bench/results/fuel-instrument.json); FUEL_BENCH_INSTRUMENT_RUNS (default 7) runs. Against
+ * another instrumenter in the same process (ABBA, median of per-pair ratios):
+ * FUEL_BENCH_BASELINE=<path to its instrument.ts>, e.g. main's:
+ *   git archive main src | tar -x -C .tmp/main && \
+ *   FUEL_BENCH_ONLY=instrument FUEL_BENCH_BASELINE=.tmp/main/src/fuel/instrument.ts \
+ *   FUEL_BENCH_INSTRUMENT_RUNS=11 npm run bench -- fuel
  *
  * Clock: the machine is shared (2 cores, other engineers' tests and benchmarks), so by default
  * tasks are timed in process CPU time (`process.cpuUsage()`, user + system), which does not
@@ -88,6 +92,10 @@ const ALT = process.env.FUEL_BENCH_INSTRUMENTER;
 const { instrument, INSTRUMENTER_VERSION } = ALT
   ? ((await import(resolve(ALT))) as typeof current)
   : current;
+const BASELINE = process.env.FUEL_BENCH_BASELINE;
+const baseline = BASELINE
+  ? { path: BASELINE, ...((await import(resolve(BASELINE))) as typeof current) }
+  : null;
 
 interface Kernel {
   readonly name: string;
@@ -473,25 +481,30 @@ function biggestModule(extra: readonly Kernel[]): { name: string; bytes: Uint8Ar
 
 /**
  * The instrumenter's speed on `mod`: FUEL_BENCH_INSTRUMENT_RUNS (default 7, at least 7) runs
- * on one thread and as many with the helper thread (`parallel: true`), alternating, after a
- * warm-up of each; medians of wall and process CPU time (all threads).
+ * after a warm-up; medians of wall and process CPU time (all threads). With
+ * FUEL_BENCH_BASELINE (another instrument.ts, e.g. main's extracted with `git archive`), as
+ * many runs of that one in the same process, alternating (ABBA), and the median of the
+ * per-pair ratios.
  */
 function instrumentThroughput(mod: { name: string; bytes: Uint8Array }) {
   const runs = Math.max(7, Number(process.env.FUEL_BENCH_INSTRUMENT_RUNS ?? 7));
-  const opts = { seq: { parallel: false }, par: { parallel: true } } as const;
-  // Warm-up (JIT of the instrumenter; boots the helper thread and warms it too).
-  const outBytes = instrument(mod.bytes, opts.seq).bytes.length;
-  for (let i = 0; i < 3; i++) instrument(mod.bytes, opts.par);
+  const fns = baseline ? { cur: instrument, base: baseline.instrument } : { cur: instrument };
+  // Warm-up (JIT of the instrumenter).
+  const outBytes = instrument(mod.bytes).bytes.length;
+  for (let i = 0; i < 2; i++) for (const f of Object.values(fns)) f(mod.bytes);
   const times = {
-    seq: { ms: [] as number[], cpu: [] as number[] },
-    par: { ms: [] as number[], cpu: [] as number[] },
+    cur: { ms: [] as number[], cpu: [] as number[] },
+    base: { ms: [] as number[], cpu: [] as number[] },
   };
   const loadavg = os.loadavg();
-  for (let i = 0; i < 2 * runs; i++) {
-    const mode = i % 4 === 0 || i % 4 === 3 ? 'seq' : 'par';
+  const modes = Object.keys(fns) as (keyof typeof fns)[];
+  for (let i = 0; i < runs * modes.length; i++) {
+    // ABBA order, so neither side always runs first.
+    const mode = modes.length === 1 ? 'cur' : i % 4 === 0 || i % 4 === 3 ? 'cur' : 'base';
+    const f = fns[mode] ?? instrument;
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    instrument(mod.bytes, opts[mode]);
+    f(mod.bytes);
     times[mode].ms.push(performance.now() - t0);
     const c = process.cpuUsage(c0);
     times[mode].cpu.push((c.user + c.system) / 1000);
@@ -508,17 +521,30 @@ function instrumentThroughput(mod: { name: string; bytes: Uint8Array }) {
       /** Process CPU time (all threads): what a loaded machine's wall time hides. */
       medianCpuMs: medCpu,
       mbPerCpuSec: mod.bytes.length / 1e6 / (medCpu / 1000),
+      runsMs: t.ms,
+      runsCpuMs: t.cpu,
     };
   };
+  const ratio = (k: 'ms' | 'cpu') =>
+    median(times.cur[k].map((x, i) => x / (times.base[k][i] ?? NaN)));
   return {
     module: mod.name,
     bytes: mod.bytes.length,
     outputBytes: outBytes,
     runs,
     loadavg,
-    ...rate(times.seq),
-    /** The same with the helper thread planning and emitting half of the bodies. */
-    parallel: rate(times.par),
+    ...rate(times.cur),
+    /** FUEL_BENCH_BASELINE's instrumenter in the same process, alternating; null without it. */
+    baseline: baseline
+      ? {
+          path: baseline.path,
+          version: baseline.INSTRUMENTER_VERSION,
+          ...rate(times.base),
+          /** Median over pairs of this instrumenter's time ÷ the baseline's. */
+          wallRatio: ratio('ms'),
+          cpuRatio: ratio('cpu'),
+        }
+      : null,
     /** instrument() validates its input once (the output only with `validateOutput`): */
     validateMs,
   };
@@ -538,7 +564,13 @@ function printThroughput(t: ReturnType<typeof instrumentThroughput>): void {
       `output ${(t.outputBytes / 1e6).toFixed(2)} MB (one WebAssembly.validate of the input: ` +
       `${t.validateMs.toFixed(0)} ms); median of ${t.runs}, load ${t.loadavg.map((x) => x.toFixed(2)).join(' ')}`,
   );
-  console.log(`  with the helper thread (parallel: true): ${line(t.parallel)}`);
+  if (t.baseline) {
+    console.log(
+      `  baseline ${t.baseline.version} (${t.baseline.path}), same process, alternating: ` +
+        `${line(t.baseline)}; this ÷ baseline: wall ${t.baseline.wallRatio.toFixed(3)}, ` +
+        `CPU ${t.baseline.cpuRatio.toFixed(3)} (median over pairs)`,
+    );
+  }
 }
 
 // FUEL_BENCH_ONLY=instrument: the instrumenting speed alone (no kernels are built or timed),

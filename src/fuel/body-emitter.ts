@@ -32,6 +32,7 @@
  * that checks capacity per byte. The size prefix is written last, the body moved down over the
  * unused part of its 5 reserved bytes. The bytes are the same as the per-byte writer's.
  */
+import { copyBytes } from '../wasm/byte-writer.ts';
 import type { ByteWriter } from '../wasm/byte-writer.ts';
 import { ps32, pu32, u32Size } from '../wasm/leb-write.ts';
 import { CountedCode, MAX_GUARD_BYTES } from './counted-code.ts';
@@ -56,7 +57,6 @@ const GLOBAL_GET = 0x23;
 const GLOBAL_SET = 0x24;
 const I32_CONST = 0x41;
 const I32_GE_U = 0x4f;
-const I32_ADD = 0x6a;
 const EMPTY = 0x40;
 const I64 = 0x7e;
 const I32 = 0x7f;
@@ -110,10 +110,10 @@ export class BodyEmitter extends CountedCode {
     const evPos = plan.evPos;
     const evKind = plan.evKind;
     const evArg = plan.evArg;
-    const n = evPos.length;
+    const n = plan.nEv;
     const start = out.length;
     // A counted loop is written twice (counted-code.ts), behind a guard; they do not nest.
-    const loops = plan.counted.length / COUNTED_FIELDS;
+    const loops = plan.nCounted / COUNTED_FIELDS;
     const copies = loops > 0 ? 2 : 1;
     const b = out.reserve(
       5 +
@@ -151,8 +151,7 @@ export class BodyEmitter extends CountedCode {
     // Locals: the original declarations, then (1 × i64) (2 × i32).
     const nDecl = this.leb(src, plan.localsStart);
     p = pu32(b, p, nDecl + 2);
-    b.set(src.subarray(this.lebNext, plan.instrStart), p);
-    p += plan.instrStart - this.lebNext;
+    p = copyBytes(b, p, src, this.lebNext, plan.instrStart);
     b[p++] = 1;
     b[p++] = I64;
     b[p++] = 2;
@@ -212,22 +211,13 @@ export class BodyEmitter extends CountedCode {
           p = this.charge(p, arg, plan, false);
           break;
         case EV_PRE_CALL:
-          b[p++] = LOCAL_GET;
-          p = pu32(b, p, f);
           if (arg === 1) {
             // A carrying callee: fuel and the callee's depth travel as arguments.
-            if (this.depthOn) {
-              b[p++] = LOCAL_GET;
-              p = pu32(b, p, this.d);
-              b[p++] = I32_CONST;
-              b[p++] = 1;
-              b[p++] = I32_ADD;
-            } else {
-              b[p++] = I32_CONST;
-              b[p++] = 0;
-            }
+            p = this.carryArgs(p);
             break;
           }
+          b[p++] = LOCAL_GET;
+          p = pu32(b, p, f);
           b[p++] = GLOBAL_SET;
           p = pu32(b, p, fuelGlobal);
           if (this.resetDepth) p = this.depthPlusOne(p);
@@ -300,8 +290,7 @@ export class BodyEmitter extends CountedCode {
           throw new Error(`unknown event ${evKind[i]}`);
       }
     }
-    b.set(src.subarray(at, plan.end), p);
-    p += plan.end - at;
+    p = copyBytes(b, p, src, at, plan.end);
     // The size prefix, then the body moved down next to it.
     const size = p - start - 5;
     const lebBytes = u32Size(size);

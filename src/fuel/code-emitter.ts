@@ -1,14 +1,13 @@
 /**
- * Plans and emits a run of function bodies (`from` to `to`, in code-section order) into one
- * output buffer: the code section's loop, shared by `instrument()` and its helper thread
- * (code-worker.ts), which does the second half of a large module's functions.
+ * Plans and emits every function body (in code-section order) into the code section's output
+ * buffer: the code section's loop of `instrument()`.
  *
  * Types: a carrying function's new type and a multi-result body's wrapper block type are
- * appended to the type section in the order functions first need them (`TypeAlloc`). The
- * helper thread cannot know the indices the first half allocates, so it leaves the carrying
- * types to the main thread (which assigns them afterwards, in the same order: the bytes are
- * the same as one thread's) and gives up on a body that needs a new wrapper type
- * (`NeedsMainThread`): the main thread then does the whole module alone.
+ * appended to the type section in the order functions first need them (`NewTypes`).
+ *
+ * A helper thread that planned and emitted the second half of a large module's bodies
+ * (opt-in, `parallel`) was removed: it lost on every loaded run and won one quiet run of two
+ * (docs/fuel.md, "Instrumentation throughput").
  */
 import type { ByteWriter } from '../wasm/byte-writer.ts';
 import { WasmDecodeError } from '../wasm/byte-reader.ts';
@@ -19,17 +18,6 @@ import { FuelError } from './errors.ts';
 import { PlacementError, planFunction } from './placement.ts';
 import type { ModuleFacts } from './placement.ts';
 
-/** Appends the types a run of bodies needs. */
-export interface TypeAlloc {
-  /** The index of original type `orig`'s carrying form (params + fuel, depth; results + fuel). */
-  carry(orig: number): number;
-  /** The index of a type `[] -> results` (the block type of a multi-result body's wrapper). */
-  blockType(results: readonly number[]): number;
-}
-
-/** The helper thread met a body that needs a type only the main thread can number. */
-export class NeedsMainThread extends Error {}
-
 export interface CodeJob {
   readonly ctx: EmitContext;
   readonly facts: ModuleFacts;
@@ -38,13 +26,13 @@ export interface CodeJob {
   readonly funcTypes: Uint32Array;
 }
 
-export interface EmittedRange {
+export interface EmittedBodies {
   readonly blocks: number;
   readonly checkpoints: number;
   readonly wrapped: number;
-  /** Bodies (with their size) of the carrying twins of this range's exported functions. */
+  /** Bodies (with their size) of the carrying twins of exported functions. */
   readonly twinBodies: Uint8Array[];
-  /** Where the range's last body ends. */
+  /** Where the last body ends. */
   readonly end: number;
 }
 
@@ -54,19 +42,17 @@ const I64 = 0x7e;
 const I32 = 0x7f;
 
 /**
- * Emits defined functions `from` to `to` (exclusive), whose first size prefix is at `pos`, into
- * `out`; `newFuncTypes` (when some functions carry) receives their function-section entries.
+ * Emits every defined function, whose first size prefix is at `pos`, into `out`;
+ * `newFuncTypes` (when some functions carry) receives their function-section entries.
  */
 export function emitFunctions(
   src: Uint8Array,
   job: CodeJob,
-  from: number,
-  to: number,
   pos: number,
   out: ByteWriter,
-  alloc: TypeAlloc,
+  alloc: NewTypes,
   newFuncTypes: Uint32Array | null,
-): EmittedRange | Restart {
+): EmittedBodies | Restart {
   const { facts, types, funcTypes } = job;
   const nImports = facts.numFuncImports;
   const carry = facts.carrying;
@@ -76,7 +62,7 @@ export function emitFunctions(
   let blocks = 0;
   let checkpoints = 0;
   let wrapped = 0;
-  for (let i = from; i < to; i++) {
+  for (let i = 0; i < funcTypes.length; i++) {
     const size = readU32At(src, pos);
     const start = lebNext;
     const end = start + size;
@@ -102,9 +88,9 @@ export function emitFunctions(
       else if (type.results.length === 1) wrapper = [type.results[0] as number];
       else wrapper = s33(alloc.blockType(type.results));
     }
-    blocks += plan.cost.length;
+    blocks += plan.nBlocks;
     const fls = plan.flags;
-    for (let b = 0; b < fls.length; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
+    for (let b = 0; b < plan.nBlocks; b++) if (((fls[b] as number) & 1) !== 0) checkpoints++;
     const at = out.length;
     emitter.emit(out, src, plan, type.params, wrapper, carries);
     if (twinIdx >= 0) {
@@ -119,7 +105,7 @@ export function emitFunctions(
 }
 
 /** The new types of one instrumented module, numbered after the original ones. */
-export class NewTypes implements TypeAlloc {
+export class NewTypes {
   readonly list: { readonly params: readonly number[]; readonly results: readonly number[] }[] = [];
   private readonly carryOf = new Map<number, number>();
   private readonly blockOf = new Map<string, number>();
@@ -131,6 +117,7 @@ export class NewTypes implements TypeAlloc {
     return this.carryOf.size;
   }
 
+  /** The index of original type `orig`'s carrying form (params + fuel, depth; results + fuel). */
   carry(orig: number): number {
     let idx = this.carryOf.get(orig);
     if (idx === undefined) {
@@ -142,6 +129,7 @@ export class NewTypes implements TypeAlloc {
     return idx;
   }
 
+  /** The index of a type `[] -> results` (the block type of a multi-result body's wrapper). */
   blockType(results: readonly number[]): number {
     const key = results.join(',');
     let idx = this.blockOf.get(key);

@@ -6,6 +6,7 @@
  * rare by comparison (a few per function at most), so the copies here favour plainness over
  * the hot loop's tricks (spans are copied with `set`, not 8 bytes at a time).
  */
+import { copyBytes } from '../wasm/byte-writer.ts';
 import { ps32, ps64, pu32 } from '../wasm/leb-write.ts';
 import { FuelCode } from './fuel-code.ts';
 import { BF, Ev } from './placement.ts';
@@ -26,7 +27,6 @@ const I32_LT_U = 0x49;
 const I32_LE_U = 0x4d;
 const I64_LE_U = 0x58;
 const I64_GE_S = 0x59;
-const I32_ADD = 0x6a;
 const I32_SUB = 0x6b;
 const I32_AND = 0x71;
 const I64_ADD = 0x7c;
@@ -71,7 +71,7 @@ export class CountedCode extends FuelCode {
     const n = cl[c + CL.n] as number;
     const s = cl[c + CL.s] as number;
     let iEnd = i0 + 1;
-    while (iEnd < plan.evPos.length && (plan.evPos[iEnd] as number) < loopEnd) iEnd++;
+    while (iEnd < plan.nEv && (plan.evPos[iEnd] as number) < loopEnd) iEnd++;
     let header = -1;
     for (let i = i0 + 1; i < iEnd && header < 0; i++)
       if (plan.evKind[i] === Ev.block) header = plan.evArg[i] as number;
@@ -176,8 +176,7 @@ export class CountedCode extends FuelCode {
     for (let i = i0 + 1; i < iEnd; i++) {
       const pos = plan.evPos[i] as number;
       if (pos > at) {
-        b.set(src.subarray(at, pos), p);
-        p += pos - at;
+        p = copyBytes(b, p, src, at, pos);
         at = pos;
       }
       const arg = plan.evArg[i] as number;
@@ -223,18 +222,7 @@ export class CountedCode extends FuelCode {
         // Calls to carrying leaves (counted-loops.ts, leafBound).
         case Ev.preCall:
           if (arg !== 1) throw new Error('counted loop: a call that does not carry');
-          b[p++] = LOCAL_GET;
-          p = pu32(b, p, f);
-          if (this.depthOn) {
-            b[p++] = LOCAL_GET;
-            p = pu32(b, p, this.d);
-            b[p++] = I32_CONST;
-            b[p++] = 1;
-            b[p++] = I32_ADD;
-          } else {
-            b[p++] = I32_CONST;
-            b[p++] = 0;
-          }
+          p = this.carryArgs(p);
           break;
         case Ev.callTwin:
           this.leb(src, pos + 1);
@@ -258,8 +246,7 @@ export class CountedCode extends FuelCode {
     }
     if (!exitDone && plan.counted[c + CL.kind] === CK.top)
       throw new Error('counted loop without its exit');
-    b.set(src.subarray(at, loopEnd), p);
-    return p + loopEnd - at;
+    return copyBytes(b, p, src, at, loopEnd);
   }
 
   /** The u32 LEB128 at `at` of a validated body (no checks: the module validated). */

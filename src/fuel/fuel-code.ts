@@ -116,16 +116,36 @@ export class FuelCode {
     return this.depthOn ? this.depthPlusOne(p) : p;
   }
 
-  /** `depth = d + 1`. */
-  protected depthPlusOne(p: number): number {
+  /** `d + 1` on the stack. */
+  private dPlusOne(p: number): number {
     const { b } = this;
     b[p++] = LOCAL_GET;
     p = pu32(b, p, this.d);
     b[p++] = I32_CONST;
     b[p++] = 1;
     b[p++] = I32_ADD;
-    b[p++] = GLOBAL_SET;
-    return pu32(b, p, this.ctx.depthGlobal);
+    return p;
+  }
+
+  /** `depth = d + 1`. */
+  protected depthPlusOne(p: number): number {
+    p = this.dPlusOne(p);
+    this.b[p++] = GLOBAL_SET;
+    return pu32(this.b, p, this.ctx.depthGlobal);
+  }
+
+  /**
+   * A carrying call's extra arguments: the fuel local, then the callee's depth (`d + 1`, or 0
+   * when the depth limit is off).
+   */
+  protected carryArgs(p: number): number {
+    const { b } = this;
+    b[p++] = LOCAL_GET;
+    p = pu32(b, p, this.f);
+    if (this.depthOn) return this.dPlusOne(p);
+    b[p++] = I32_CONST;
+    b[p++] = 0;
+    return p;
   }
 
   /** Leaves nothing on the stack: `local.tee f; i64.const thr; i64.lt_s; if (out of fuel) end`. */

@@ -79,9 +79,7 @@ import { WasmDecodeError } from '../wasm/byte-reader.ts';
 import { compileCostTable, DEFAULT_COST_TABLE } from './cost-table.ts';
 import type { CostTable } from './cost-table.ts';
 import { emitFunctions, NewTypes, readU32At, readU32Next } from './code-emitter.ts';
-import type { CodeJob, EmittedRange, Restart } from './code-emitter.ts';
-import { PARALLEL_MIN_CODE_BYTES, postJob, readyHelper } from './code-helper.ts';
-import type { HelperAnswer } from './code-helper.ts';
+import type { CodeJob, Restart } from './code-emitter.ts';
 import { FuelError } from './errors.ts';
 import { PlacementError } from './placement.ts';
 import { mayUnwind } from './unwind-scan.ts';
@@ -136,14 +134,6 @@ export interface InstrumentOptions {
    * planning. @defaultValue false
    */
   readonly validateOutput?: boolean;
-  /**
-   * Plan and emit the second half of the function bodies on a helper thread (code-helper.ts;
-   * the output is the same). 'auto': when the code section has at least 2 MB and the helper is
-   * up (the first such call boots it and works alone); true: whenever there are two bodies or
-   * more, waiting for the helper to boot; false: never. Off by default: on a loaded 2-core
-   * machine it cost more CPU and wall time than it saved (docs/fuel.md). @defaultValue false
-   */
-  readonly parallel?: boolean | 'auto';
 }
 
 export interface InstrumentStats {
@@ -361,89 +351,17 @@ function rewrite(
     const first = readU32Next();
     out.u32(n + nTwins);
 
-    // The second half (by bytes) on the helper thread, for a large module.
-    let split = n;
-    let collect: (() => HelperAnswer | null) | null = null;
-    const parallel = opts.parallel ?? false;
-    if (
-      sizePos &&
-      n >= 2 &&
-      parallel !== false &&
-      (parallel === true || sec.end - first >= PARALLEL_MIN_CODE_BYTES)
-    ) {
-      const h = readyHelper(parallel === true);
-      if (h) {
-        const half = first + (sec.end - first) / 2;
-        split = 1;
-        while (split < n - 1 && (sizePos[split] as number) < half) split++;
-        const { hostCost: _h, ...plainCosts } = costs;
-        const { costs: _c, ...plainFacts } = facts;
-        collect = postJob(h, {
-          src,
-          bytes: sec.end - (sizePos[split] as number),
-          from: split,
-          to: n,
-          pos: sizePos[split] as number,
-          costs: plainCosts,
-          ctx: {
-            placement: ctx.placement,
-            fuelGlobal: ctx.fuelGlobal,
-            flagGlobal: ctx.flagGlobal,
-            depthGlobal: ctx.depthGlobal,
-            maxCallDepth: ctx.maxCallDepth,
-          },
-          facts: plainFacts,
-          types,
-          funcTypes,
-        });
-      }
-    }
-    let head: EmittedRange | Restart;
-    let answer: HelperAnswer | null = null;
-    try {
-      head = emitFunctions(src, job, 0, split, first, out, alloc, newFuncTypes);
-    } finally {
-      // Always take the helper's answer, even when this half failed: the next job pairs
-      // with the next answer.
-      if (collect) answer = collect();
-    }
-    if (typeof head === 'string') return head;
-    const ranges = [head];
-    if (split < n) {
-      if (answer?.kind === 'restart') return answer.restart;
-      if (answer?.kind === 'done') {
-        out.copy(answer.payload);
-        ranges.push(answer);
-        // The carrying types the helper left unnumbered, in the same order as one thread.
-        for (let i = split; i < n; i++) {
-          const t = twinOf ? (twinOf[funcImports.length + i] as number) : -1;
-          if (newFuncTypes && (t >= 0 || (carry && carry[funcImports.length + i] === 1)))
-            newFuncTypes[t >= 0 ? t - funcImports.length : i] = alloc.carry(funcTypes[i] as number);
-        }
-      } else {
-        const tail = emitFunctions(src, job, split, n, head.end, out, alloc, newFuncTypes);
-        if (typeof tail === 'string') return tail;
-        ranges.push(tail);
-      }
-    }
-    const end = split < n ? (sizePos as Int32Array)[n] : head.end;
-    if (end !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
-    for (const r of ranges) for (const body of r.twinBodies) out.copy(body);
-    let blocks = 0;
-    let checkpoints = 0;
-    let wrapped = 0;
-    for (const r of ranges) {
-      blocks += r.blocks;
-      checkpoints += r.checkpoints;
-      wrapped += r.wrapped;
-    }
+    const range = emitFunctions(src, job, first, out, alloc, newFuncTypes);
+    if (typeof range === 'string') return range;
+    if (range.end !== sec.end) fail('HG_WASM_INVALID', 'code section size mismatch');
+    for (const body of range.twinBodies) out.copy(body);
     return {
       payload: out.bytes(),
       newTypes: alloc.list,
       newFuncTypes,
-      blocks,
-      checkpoints,
-      wrapped,
+      blocks: range.blocks,
+      checkpoints: range.checkpoints,
+      wrapped: range.wrapped,
       catching,
       carried: carry ? alloc.carried : 0,
     };

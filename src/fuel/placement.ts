@@ -54,10 +54,73 @@ function misc(op: number): number {
 
 const P = new Planner();
 
+/** The one plan object, refilled by every call (like the planner's buffers it points to). */
+const PLAN: { -readonly [K in keyof FunctionPlan]: FunctionPlan[K] } = {
+  localsStart: 0,
+  instrStart: 0,
+  end: 0,
+  numLocals: 0,
+  hasCalls: false,
+  hasCarryCalls: false,
+  needsWrapper: false,
+  nEv: 0,
+  evPos: P.evPos,
+  evKind: P.evKind,
+  evArg: P.evArg,
+  nBlocks: 0,
+  cost: P.cost,
+  nRefunds: 0,
+  refund: P.refund,
+  flags: P.flags,
+  w: P.w,
+  succ: P.succ,
+  nCounted: 0,
+  counted: P.counted,
+};
+
+/** Fast-path kinds (the low 3 bits of a `fastTable` entry): how to skip the immediates. */
+const FK_NONE = 1;
+const FK_LOCAL = 2;
+const FK_LEB = 3;
+const FK_F32 = 4;
+const FK_F64 = 5;
+const FK_MEMARG = 6;
+const FK_OF: Partial<Record<number, number>> = {
+  [Imm.none]: FK_NONE,
+  [Imm.u32]: FK_LEB,
+  [Imm.i32]: FK_LEB,
+  [Imm.i64]: FK_LEB,
+  [Imm.f32]: FK_F32,
+  [Imm.f64]: FK_F64,
+  [Imm.memarg]: FK_MEMARG,
+};
+let fastFor: Int32Array | null = null;
+let fastTab = new Int32Array(256);
+
+/**
+ * Per single-byte opcode, `cost << 3 | kind` for the fast path's operators (FAST_OP), 0 for
+ * the others and for costs too large to pack (they take the slow path): one load per operator
+ * instead of three. Built once per cost table (the last one is kept).
+ */
+function fastTable(single: Int32Array): Int32Array {
+  if (single === fastFor) return fastTab;
+  const t = new Int32Array(256);
+  for (let op = 0; op < 256; op++) {
+    const c = single[op] as number;
+    if (FAST_OP[op] === 0 || c < 0 || c >= 1 << 27) continue;
+    const k = FAST_OP[op] === 2 ? FK_LOCAL : FK_OF[SINGLE_IMM[op] as number];
+    if (k !== undefined) t[op] = (c << 3) | k;
+  }
+  fastFor = single;
+  fastTab = t;
+  return t;
+}
+
 /**
  * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
  * declared locals, and each `local.*` of an index >= shiftLocalsFrom gets an `Ev.local` event.
- * The plan's arrays are valid until the next call.
+ * The plan (one object, refilled) and its arrays (the planner's buffers, `FunctionPlan`) are
+ * valid until the next call.
  */
 export function planFunction(
   bytes: Uint8Array,
@@ -81,7 +144,7 @@ export function planFunction(
   const instrStart = r.pos;
   P.reset(perInstr);
 
-  const singleCost = single;
+  const fast = fastTable(single);
   while (P.nF > 0) {
     const p = r.pos;
     const op = r.byte();
@@ -89,36 +152,48 @@ export function planFunction(
     // Fast path: most operators only add to the block's cost. A run of them is consumed in
     // one tight loop straight off the bytes (the module validated: every LEB128 ends inside
     // the body; a malformed body still ends in the size check below).
-    if (FAST_OP[op] !== 0 && !perInstr) {
+    if ((fast[op] as number) !== 0 && !perInstr) {
       if (P.needNew) P.begin(p, P.newFlags);
       let at = p;
-      let o = op;
+      let t = fast[op] as number;
       let pos = r.pos;
       let acc = P.cost[P.cur] as number;
       for (;;) {
-        acc += singleCost[o] as number;
-        const k = SINGLE_IMM[o] as number;
-        if (FAST_OP[o] === 2) {
-          let idx = 0;
-          let shift = 0;
-          let b: number;
-          do {
-            b = bytes[pos++] as number;
-            idx |= (b & 0x7f) << shift;
-            shift += 7;
-          } while ((b & 0x80) !== 0);
-          if (shiftLocalsFrom >= 0 && idx >>> 0 >= shiftLocalsFrom) P.ev(at, Ev.local, 0);
-        } else if (k === Imm.f32) pos += 4;
-        else if (k === Imm.f64) pos += 8;
-        else if (k === Imm.memarg) {
-          const align = bytes[pos] as number;
-          while (((bytes[pos++] as number) & 0x80) !== 0);
-          if ((align & 0x40) !== 0) while (((bytes[pos++] as number) & 0x80) !== 0);
-          while (((bytes[pos++] as number) & 0x80) !== 0);
-        } else if (k !== Imm.none) while (((bytes[pos++] as number) & 0x80) !== 0);
+        acc += t >>> 3;
+        switch (t & 7) {
+          case FK_NONE:
+            break;
+          case FK_LOCAL: {
+            let idx = 0;
+            let shift = 0;
+            let b: number;
+            do {
+              b = bytes[pos++] as number;
+              idx |= (b & 0x7f) << shift;
+              shift += 7;
+            } while ((b & 0x80) !== 0);
+            if (shiftLocalsFrom >= 0 && idx >>> 0 >= shiftLocalsFrom) P.ev(at, Ev.local, 0);
+            break;
+          }
+          case FK_F32:
+            pos += 4;
+            break;
+          case FK_F64:
+            pos += 8;
+            break;
+          case FK_MEMARG: {
+            const align = bytes[pos] as number;
+            while (((bytes[pos++] as number) & 0x80) !== 0);
+            if ((align & 0x40) !== 0) while (((bytes[pos++] as number) & 0x80) !== 0);
+            while (((bytes[pos++] as number) & 0x80) !== 0);
+            break;
+          }
+          default:
+            while (((bytes[pos++] as number) & 0x80) !== 0);
+        }
         if (pos >= end) break;
-        o = bytes[pos] as number;
-        if (FAST_OP[o] === 0) break;
+        t = fast[bytes[pos] as number] as number;
+        if (t === 0) break;
         at = pos++;
       }
       r.pos = pos;
@@ -346,22 +421,26 @@ export function planFunction(
       e--;
     }
   }
-  return {
-    localsStart: start,
-    instrStart,
-    end,
-    numLocals,
-    hasCalls: P.hasCalls,
-    hasCarryCalls: P.hasCarryCalls,
-    needsWrapper: P.needsWrapper,
-    evPos: P.evPos.subarray(0, P.nEv),
-    evKind: P.evKind.subarray(0, P.nEv),
-    evArg: P.evArg.subarray(0, P.nEv),
-    cost: cost.subarray(0, n),
-    refund: P.refund.subarray(0, P.nR),
-    flags: flags.subarray(0, n),
-    w: w.subarray(0, n),
-    succ: succ.subarray(0, n),
-    counted: P.counted.subarray(0, P.nC),
-  };
+  const plan = PLAN;
+  plan.localsStart = start;
+  plan.instrStart = instrStart;
+  plan.end = end;
+  plan.numLocals = numLocals;
+  plan.hasCalls = P.hasCalls;
+  plan.hasCarryCalls = P.hasCarryCalls;
+  plan.needsWrapper = P.needsWrapper;
+  plan.nEv = P.nEv;
+  plan.evPos = P.evPos;
+  plan.evKind = P.evKind;
+  plan.evArg = P.evArg;
+  plan.nBlocks = n;
+  plan.cost = cost;
+  plan.nRefunds = P.nR;
+  plan.refund = P.refund;
+  plan.flags = flags;
+  plan.w = w;
+  plan.succ = succ;
+  plan.nCounted = P.nC;
+  plan.counted = P.counted;
+  return plan;
 }

@@ -134,6 +134,16 @@ export const F_LOOP = 2;
 export const F_IF = 3;
 export const F_TRY = 4;
 
+/**
+ * A plan's arrays are the planner's whole reusable buffers (planner.ts), not views cut to
+ * length: a view per array per body was 13 MB of garbage per instrumenting of binaryen.js.
+ * They are typed without `length` so that no consumer can read one: the counts are `nEv`,
+ * `nBlocks`, `nRefunds` and `nCounted`.
+ */
+export interface PlanArray {
+  readonly [index: number]: number;
+}
+
 export interface FunctionPlan {
   readonly localsStart: number;
   readonly instrStart: number;
@@ -143,17 +153,23 @@ export interface FunctionPlan {
   /** Calls a fuel-carrying function directly. */
   readonly hasCarryCalls: boolean;
   readonly needsWrapper: boolean;
-  readonly evPos: Int32Array;
-  readonly evKind: Int32Array;
-  readonly evArg: Int32Array;
-  readonly cost: Float64Array;
-  /** Per `Ev.brIfRefund`: the fuel to give back when the branch is taken. */
-  readonly refund: Float64Array;
-  readonly flags: Int32Array;
+  /** Events (`evPos`, `evKind`, `evArg`), in order of position. */
+  readonly nEv: number;
+  readonly evPos: PlanArray;
+  readonly evKind: PlanArray;
+  readonly evArg: PlanArray;
+  /** Metered blocks (`cost`, `flags`, `w`, `succ`). */
+  readonly nBlocks: number;
+  readonly cost: PlanArray;
+  /** Per `Ev.brIfRefund` (`nRefunds` of them): the fuel to give back when the branch is taken. */
+  readonly nRefunds: number;
+  readonly refund: PlanArray;
+  readonly flags: PlanArray;
   /** Lookahead per block (W). */
-  readonly w: Float64Array;
+  readonly w: PlanArray;
   /** Max W over non-checkpoint successors (W - cost). */
-  readonly succ: Float64Array;
-  /** COUNTED_FIELDS int32 per counted loop (`Ev.countedLoop`'s arg indexes it). */
-  readonly counted: Int32Array;
+  readonly succ: PlanArray;
+  /** COUNTED_FIELDS int32 per counted loop (`Ev.countedLoop`'s arg indexes it); `nCounted` int32. */
+  readonly nCounted: number;
+  readonly counted: PlanArray;
 }

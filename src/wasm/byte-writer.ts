@@ -44,19 +44,8 @@ export class ByteWriter {
   }
 
   copy(src: Uint8Array, start = 0, end = src.length): this {
-    const n = end - start;
-    this.ensure(n);
-    if (n < 32) {
-      // Short runs (the instrumenter copies a few instructions between insertions): a loop
-      // beats allocating a subarray view.
-      const buf = this.buf;
-      let at = this.length;
-      for (let i = start; i < end; i++) buf[at++] = src[i] as number;
-      this.length = at;
-      return this;
-    }
-    this.buf.set(src.subarray(start, end), this.length);
-    this.length += n;
+    this.ensure(end - start);
+    this.length = copyBytes(this.buf, this.length, src, start, end);
     return this;
   }
 
@@ -117,6 +106,26 @@ export class ByteWriter {
 /** The unsigned LEB128 encoding of `value` as a fresh array. */
 export function u32Bytes(value: number): Uint8Array {
   return new ByteWriter(8).u32(value).bytes().slice();
+}
+
+/**
+ * Copies `src[start, end)` to `dst` at `at` (which has room) and returns where it ended. Short
+ * runs (the instrumenter copies a few instructions between insertions) by a loop: a subarray
+ * view per run costs more, and is garbage.
+ */
+export function copyBytes(
+  dst: Uint8Array,
+  at: number,
+  src: Uint8Array,
+  start: number,
+  end: number,
+): number {
+  if (end - start < 32) {
+    for (let i = start; i < end; i++) dst[at++] = src[i] as number;
+    return at;
+  }
+  dst.set(src.subarray(start, end), at);
+  return at + end - start;
 }
 
 /** Concatenates byte chunks into one array. */
