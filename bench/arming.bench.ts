@@ -11,10 +11,14 @@
  * tenants with one `proxy` guest each, whose `schedules()` returns PER_PLUGIN declarations from
  * its config (70% intervals of 10-59 min, 30% cron in five time zones over 20 patterns). Measured:
  * - **arm**: for every plugin, from the moment its `schedules()` output reached the host to its
- *   `plugin:loaded` event (declarations parsed and validated, quota checked, rows written,
- *   schedules in the due queue), summed over the plugins. This work is synchronous on the main
- *   thread, so the sum is the arming time of all schedules. The whole `host.start()` (sandbox
- *   loads and the guests' discovery calls included) is reported beside it as `startMs`.
+ *   `plugin:loaded` event (declarations parsed and validated, quota checked, schedules in the
+ *   due queue, ready to fire; the new rows handed to the store, which writes declared rows after
+ *   arming, in chunks between other work: see `Store.insertSchedules`), summed over the plugins.
+ *   This work is synchronous on the main thread, so the sum is the arming time of all
+ *   schedules. The whole `host.start()` (sandbox loads and the guests' discovery calls included)
+ *   is reported beside it as `startMs`; `durableMs`: from the start to every row on disk (the
+ *   store's `committed()` after `start()`, which writes what is still deferred), and
+ *   `deferredAtStartRows`: the rows still deferred when `start()` resolved.
  * - **restart**: the host is stopped, one schedule of the last tenant is made due (its stored
  *   `next_at` set to the restart's start), and a new host starts on the same store: the time
  *   from `new Host()` to that schedule's `run:started` (`restartToFirstFireMs`), and to
@@ -185,6 +189,8 @@ const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 interface Round {
   armMs: number;
   startMs: number;
+  durableMs: number;
+  deferredAtStartRows: number;
   rssAfterStartMb: number;
   heapAfterStartMb: number;
   heapAfterGcMb: number;
@@ -213,10 +219,14 @@ async function startTimed(config: HostConfig) {
   const t0 = performance.now();
   const r = await host.start();
   const startMs = performance.now() - t0;
+  const store = host.store as { readonly deferredRows?: number };
+  const deferredAtStartRows = store.deferredRows ?? 0;
+  await host.store.committed();
+  const durableMs = performance.now() - t0;
   if (r.failed.length > 0) throw new Error(`plugins failed: ${JSON.stringify(r.failed[0])}`);
   let armMs = 0;
   for (const [id, at] of loaded) armMs += at - (discovered.get(id) ?? at);
-  return { host, startMs, armMs };
+  return { host, startMs, armMs, durableMs, deferredAtStartRows };
 }
 
 async function round(): Promise<Round> {
@@ -279,6 +289,8 @@ async function round(): Promise<Round> {
       user,
       armMs: first.armMs,
       startMs: first.startMs,
+      durableMs: first.durableMs,
+      deferredAtStartRows: first.deferredAtStartRows,
       rssAfterStartMb,
       heapAfterStartMb,
       heapAfterGcMb,

@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { HourglassError } from '../errors.ts';
 import { sharedSpec, specJson } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
+import { DeferredRows, type DeferredScope } from './deferred-rows.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
 import { BOUND_PAGES, WalCheckpointer } from './wal-checkpointer.ts';
 import type {
@@ -173,6 +174,11 @@ const INSERT_SCHEDULE_COLUMNS = `INSERT INTO schedules (key, plugin_id, tenant, 
 const ROW_PLACEHOLDERS = `(${Array.from({ length: 21 }, () => '?').join(', ')})`;
 /** Rows per multi-row INSERT (21 parameters each; SQLite allows 32,766 per statement). */
 const INSERT_BATCH = 50;
+/**
+ * Deferred rows written per turn of the event loop (~5-10 ms of main thread: what writing one
+ * plugin's 1,000 declarations cost before they were deferred).
+ */
+const DEFERRED_CHUNK = 1_000;
 
 function runFromRow(r: Row): RunRecord {
   return {
@@ -300,6 +306,10 @@ export class SqliteStore implements Store {
   #onWriteError: ((err: HourglassError) => void) | null = null;
   /** The WAL checkpointer thread of a group-committing store (wal-checkpointer.ts). */
   #checkpointer: WalCheckpointer | null = null;
+  /** Rows of `insertSchedules(…, { deferred: true })` not yet written (deferred-rows.ts). */
+  readonly #deferred = new DeferredRows();
+  /** The pending background write of deferred rows (one chunk per turn of the event loop). */
+  #deferredTimer: NodeJS.Immediate | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     // better-sqlite3 would silently cut the path at a NUL and open another file.
@@ -343,7 +353,7 @@ export class SqliteStore implements Store {
       const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
       const pages = bytes === null ? UNLIMITED_PAGES : Math.max(1, Math.ceil(bytes / pageSize));
       this.#db.pragma(`max_page_count = ${pages}`);
-    });
+    }, null);
   }
 
   setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
@@ -351,7 +361,8 @@ export class SqliteStore implements Store {
   }
 
   /** A read: any failure leaves with an `HG_STORE*` code. */
-  #read<T>(what: string, fn: () => T): T {
+  #read<T>(what: string, fn: () => T, scope?: DeferredScope | null): T {
+    if (scope !== null && this.#deferred.size > 0) this.#writeDeferred(scope);
     try {
       return fn();
     } catch (err) {
@@ -370,7 +381,8 @@ export class SqliteStore implements Store {
     }
   }
 
-  #change<T>(what: string, fn: () => T): T {
+  #change<T>(what: string, fn: () => T, scope?: DeferredScope | null): T {
+    if (scope !== null && this.#deferred.size > 0) this.#writeDeferred(scope);
     try {
       this.#write();
       return fn();
@@ -553,6 +565,13 @@ export class SqliteStore implements Store {
    * rejects when the group holding those writes was rolled back.
    */
   committed(): Promise<void> {
+    if (this.#deferred.size > 0) {
+      try {
+        this.#writeDeferred(undefined);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     if (!this.#grouped) return Promise.resolve();
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
@@ -620,8 +639,10 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: () => T): T {
-    this.#change('a transaction', NOTHING);
+    this.#change('a transaction', NOTHING, null);
     if (this.#depth > 0 || (this.#db.inTransaction && !this.#grouped)) return fn();
+    // Rolled back: rows deferred inside are dropped, deferred rows written inside are pending again.
+    const deferred = this.#deferred.snapshot();
     // Inside a group, a savepoint keeps `fn` atomic; otherwise a transaction of its own.
     // (Prepared statements: cheaper than building a `db.transaction(fn)` wrapper per call; and
     // no array or closure per call: this runs for every fire and every outcome.)
@@ -642,6 +663,7 @@ export class SqliteStore implements Store {
       } catch {
         // SQLite already rolled back (e.g. after SQLITE_FULL): nothing left to undo.
       }
+      this.#deferred.restore(deferred);
       throw err;
     } finally {
       this.#depth--;
@@ -649,28 +671,34 @@ export class SqliteStore implements Store {
   }
 
   upsertPlugin(rec: PluginRecord): void {
-    this.#change('upsertPlugin', () => this.#stmts.upsertPlugin.run(rec));
+    this.#change('upsertPlugin', () => this.#stmts.upsertPlugin.run(rec), null);
   }
 
   getPlugin(id: string): PluginRecord | undefined {
     return this.#read('getPlugin', () => {
       const r = this.#stmts.getPlugin.get(id) as Row | undefined;
       return r ? pluginFromRow(r) : undefined;
-    });
+    }, null);
   }
 
   listPlugins(): PluginRecord[] {
-    return this.#read('listPlugins', () =>
-      (this.#stmts.listPlugins.all() as Row[]).map(pluginFromRow),
+    return this.#read(
+      'listPlugins',
+      () => (this.#stmts.listPlugins.all() as Row[]).map(pluginFromRow),
+      null,
     );
   }
 
   replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {
     this.transaction(() =>
-      this.#change('replaceJobContracts', () => {
-        this.#stmts.deleteContracts.run(pluginId);
-        for (const c of contracts) this.#stmts.insertContract.run(c);
-      }),
+      this.#change(
+        'replaceJobContracts',
+        () => {
+          this.#stmts.deleteContracts.run(pluginId);
+          for (const c of contracts) this.#stmts.insertContract.run(c);
+        },
+        null,
+      ),
     );
   }
 
@@ -687,14 +715,14 @@ export class SqliteStore implements Store {
         contract: r.contract as string,
         updatedAt: r.updated_at as number,
       }));
-    });
+    }, null);
   }
 
   getSchedule(key: string): ScheduleRecord | undefined {
     return this.#read('getSchedule', () => {
       const r = this.#stmts.getSchedule.get(key) as unknown[] | undefined;
       return r ? scheduleFromRaw(r) : undefined;
-    });
+    }, { key });
   }
 
   listSchedules(q: ScheduleQuery = {}): ScheduleRecord[] {
@@ -721,13 +749,23 @@ export class SqliteStore implements Store {
       sql += ' LIMIT ?';
       params.push(q.limit);
     }
-    return this.#read('listSchedules', () =>
-      (
-        this.#db
-          .prepare(sql)
-          .raw()
-          .all(...params) as unknown[][]
-      ).map(scheduleFromRaw),
+    // Deferred rows this query could return are written first.
+    const scope =
+      q.pluginId !== undefined
+        ? { pluginId: q.pluginId }
+        : q.tenant !== undefined
+          ? { tenant: q.tenant }
+          : undefined;
+    return this.#read(
+      'listSchedules',
+      () =>
+        (
+          this.#db
+            .prepare(sql)
+            .raw()
+            .all(...params) as unknown[][]
+        ).map(scheduleFromRaw),
+      scope,
     );
   }
 
@@ -740,6 +778,7 @@ export class SqliteStore implements Store {
             ? this.#stmts.countLive.get(tenant)
             : this.#stmts.countLiveOf.get(tenant, pluginId)) as { n: number }
         ).n,
+      { tenant },
     );
   }
 
@@ -768,28 +807,76 @@ export class SqliteStore implements Store {
 
   /**
    * Inserts rows INSERT_BATCH at a time, and adds the live ones to `schedule_counts` with one
-   * update per tenant and plugin (migration 0006), all in one transaction.
+   * update per tenant and plugin (migration 0006), all in one transaction. Deferred rows are
+   * written later (deferred-rows.ts): one chunk of DEFERRED_CHUNK rows per turn of the event
+   * loop, and at once before any read or write that could see them (of their plugin, tenant or
+   * key; anything but plugins, contracts, runs read back, commands read and the lease writes
+   * all of them), before `committed()` resolves and at `close()`.
    */
-  insertSchedules(recs: readonly ScheduleRecord[]): void {
+  insertSchedules(recs: readonly ScheduleRecord[], opts?: { readonly deferred?: boolean }): void {
     if (recs.length === 0) return;
-    this.transaction(() =>
-      this.#change('insertSchedules', () => {
-        const full = recs.length - (recs.length % INSERT_BATCH);
+    if (opts?.deferred === true) {
+      this.#deferred.add(recs);
+      this.#writeDeferredLater();
+      return;
+    }
+    this.#writeDeferred(undefined);
+    this.transaction(() => this.#insertRows(recs, 0, recs.length));
+  }
+
+  /** Rows deferred and not yet written. */
+  get deferredRows(): number {
+    return this.#deferred.size;
+  }
+
+  /** Writes deferred rows in `scope` (all when absent), at most `limit`, in one transaction. */
+  #writeDeferred(scope: DeferredScope | undefined, limit = Infinity): void {
+    if (!this.#deferred.has(scope)) return;
+    this.transaction(() => {
+      for (const [recs, from, to] of this.#deferred.take(scope, limit))
+        this.#insertRows(recs, from, to);
+    });
+  }
+
+  #writeDeferredLater(): void {
+    if (this.#deferredTimer !== null) return;
+    this.#deferredTimer = setImmediate(() => {
+      this.#deferredTimer = null;
+      if (!this.#db.open || this.#deferred.size === 0) return;
+      try {
+        this.#writeDeferred(undefined, DEFERRED_CHUNK);
+      } catch {
+        // Told to the write-error listener; the rows stay pending, and the next operation that
+        // could see them writes them (and throws to its caller) instead of a retry loop here.
+        return;
+      }
+      if (this.#deferred.size > 0) this.#writeDeferredLater();
+    });
+    this.#deferredTimer.unref();
+  }
+
+  /** `recs[from..to)`, as `insertSchedules` writes them (inside the caller's transaction). */
+  #insertRows(recs: readonly ScheduleRecord[], from: number, to: number): void {
+    this.#change(
+      'insertSchedules',
+      () => {
+        const full = to - ((to - from) % INSERT_BATCH);
         const params: unknown[] = [];
-        for (let i = 0; i < full; i += INSERT_BATCH) {
+        for (let i = from; i < full; i += INSERT_BATCH) {
           params.length = 0;
           for (let j = i; j < i + INSERT_BATCH; j++)
             pushScheduleParams(params, recs[j] as ScheduleRecord);
           this.#stmts.insertSchedules.run(params);
         }
-        for (let i = full; i < recs.length; i++) {
+        for (let i = full; i < to; i++) {
           params.length = 0;
           pushScheduleParams(params, recs[i] as ScheduleRecord);
           this.#stmts.insertSchedule.run(params);
         }
         // Live rows per tenant and plugin (one pair, for a plugin's load or a create).
         const live = new Map<string, [string, string, number]>();
-        for (const r of recs) {
+        for (let i = from; i < to; i++) {
+          const r = recs[i] as ScheduleRecord;
           if (r.state !== 'active' && r.state !== 'paused' && r.state !== 'completed') continue;
           const k = `${r.tenant}\0${r.pluginId}`;
           const e = live.get(k);
@@ -797,7 +884,8 @@ export class SqliteStore implements Store {
           else live.set(k, [r.tenant, r.pluginId, 1]);
         }
         for (const e of live.values()) this.#stmts.addLive.run(e);
-      }),
+      },
+      null,
     );
   }
 
@@ -815,7 +903,7 @@ export class SqliteStore implements Store {
         this.#patchCache.set(sig, stmt);
       }
       stmt.run({ ...params, key });
-    });
+    }, { key });
   }
 
   insertRun(run: NewRun): number {
@@ -825,22 +913,27 @@ export class SqliteStore implements Store {
           run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
         ).lastInsertRowid,
       ),
+      { key: run.scheduleKey },
     );
   }
 
   finishRun(id: number, fin: RunFinish): boolean {
-    return this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0);
+    return this.#change(
+      'finishRun',
+      () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0,
+      null,
+    );
   }
 
   restoreRun(run: RunRecord): boolean {
-    return this.#change('restoreRun', () => this.#stmts.restoreRun.run(run).changes > 0);
+    return this.#change('restoreRun', () => this.#stmts.restoreRun.run(run).changes > 0, null);
   }
 
   getRun(id: number): RunRecord | undefined {
     return this.#read('getRun', () => {
       const r = this.#stmts.getRun.get(id) as Row | undefined;
       return r ? runFromRow(r) : undefined;
-    });
+    }, null);
   }
 
   listRuns(q: RunQuery = {}): RunRecord[] {
@@ -860,8 +953,10 @@ export class SqliteStore implements Store {
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     params.push(q.limit ?? 100);
-    return this.#read('listRuns', () =>
-      (this.#db.prepare(sql).all(...params) as Row[]).map(runFromRow),
+    return this.#read(
+      'listRuns',
+      () => (this.#db.prepare(sql).all(...params) as Row[]).map(runFromRow),
+      null,
     );
   }
 
@@ -871,7 +966,7 @@ export class SqliteStore implements Store {
         const rows = (this.#stmts.running.all() as Row[]).map(runFromRow);
         this.#stmts.abandon.run({ now, reason });
         return rows;
-      }),
+      }, null),
     );
   }
 
@@ -913,16 +1008,19 @@ export class SqliteStore implements Store {
           ? this.#sched.complete.run(now, key, from)
           : this.#sched.advance.run(nextAt, now, key, from)
         ).changes > 0,
+      { key },
     );
   }
 
   startWaitingRun(id: number, startedAt: number): void {
-    this.#change('startWaitingRun', () => this.#sched.startWaiting.run(startedAt, id));
+    this.#change('startWaitingRun', () => this.#sched.startWaiting.run(startedAt, id), null);
   }
 
   listWaitingRuns(pluginId: string): RunRecord[] {
-    return this.#read('listWaitingRuns', () =>
-      (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow),
+    return this.#read(
+      'listWaitingRuns',
+      () => (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow),
+      null,
     );
   }
 
@@ -930,6 +1028,7 @@ export class SqliteStore implements Store {
     return this.#change(
       'writeCursor',
       () => this.#sched.writeCursor.run(cursor, now, key, generation).changes > 0,
+      { key },
     );
   }
 
@@ -939,26 +1038,30 @@ export class SqliteStore implements Store {
     note: string | null,
     now: number,
   ): number {
-    return this.#change('enqueueCommand', () =>
-      Number(this.#stmts.enqueue.run(scheduleKey, action, note, now).lastInsertRowid),
+    return this.#change(
+      'enqueueCommand',
+      () => Number(this.#stmts.enqueue.run(scheduleKey, action, note, now).lastInsertRowid),
+      null,
     );
   }
 
   pendingCommands(): OperatorCommand[] {
-    return this.#read('pendingCommands', () =>
-      (this.#stmts.pending.all() as Row[]).map(commandFromRow),
+    return this.#read(
+      'pendingCommands',
+      () => (this.#stmts.pending.all() as Row[]).map(commandFromRow),
+      null,
     );
   }
 
   completeCommand(id: number, result: string, now: number): void {
-    this.#change('completeCommand', () => this.#stmts.complete.run(now, result, id));
+    this.#change('completeCommand', () => this.#stmts.complete.run(now, result, id), null);
   }
 
   getCommand(id: number): OperatorCommand | undefined {
     return this.#read('getCommand', () => {
       const r = this.#stmts.getCommand.get(id) as Row | undefined;
       return r ? commandFromRow(r) : undefined;
-    });
+    }, null);
   }
 
   acquireLease(claim: LeaseClaim): LeaseResult {
@@ -996,13 +1099,24 @@ export class SqliteStore implements Store {
     return this.#read('readLease', () => {
       const r = this.#stmts.readLease.get() as Row | undefined;
       return r ? leaseFromRow(r) : undefined;
-    });
+    }, null);
   }
 
   close(): void {
+    // Deferred rows are written before the file closes (a crash instead loses only rows that
+    // the next discovery derives again).
+    let failed: unknown = null;
+    if (this.#deferredTimer !== null) clearImmediate(this.#deferredTimer);
+    this.#deferredTimer = null;
+    try {
+      if (this.#db.open && this.#deferred.size > 0) this.#writeDeferred(undefined);
+    } catch (err) {
+      failed = err;
+    }
     this.#commitGroup();
     this.#checkpointer?.close();
     if (this.#db.open) this.#db.close();
+    if (failed !== null) throw failed;
   }
 
   [Symbol.dispose](): void {
