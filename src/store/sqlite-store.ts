@@ -800,9 +800,11 @@ export class SqliteStore implements Store {
         if (live) this.#stmts.addLive.run(rec.tenant, rec.pluginId, 1);
       });
     // The row and its count together: a transaction of their own unless inside one already
-    // (a `schedule_create` is).
-    if (this.#depth > 0) write();
-    else this.transaction(write);
+    // (a `schedule_create` is). Deferred rows first, in their own: a failed insert (a duplicate
+    // key) must not roll them back with it.
+    if (this.#depth > 0) return write();
+    if (this.#deferred.size > 0) this.#writeDeferred(undefined);
+    this.transaction(write);
   }
 
   /**

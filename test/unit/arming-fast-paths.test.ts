@@ -25,6 +25,7 @@ import {
 } from '../../src/schedule/spec.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ScheduleRecord, ScheduleState } from '../../src/store/types.ts';
+import { scheduleRow } from './schedule-row.ts';
 
 const NOW = Date.parse('2026-01-15T10:00:00Z');
 const LIMITS = { minIntervalMs: 1_000, maxPayloadBytes: 4_096 };
@@ -151,30 +152,7 @@ function row(
   state: ScheduleState,
   nextAt: number | null,
 ): ScheduleRecord {
-  const pluginId = `${tenant}/p`;
-  return {
-    key: `${pluginId}/${id}`,
-    pluginId,
-    tenant,
-    localId: id,
-    origin: 'declared',
-    spec: { kind: 'every', every: '1m', everyMs: 60_000 },
-    jitter: null,
-    jitterMs: 0,
-    payload: null,
-    overlap: 'skip',
-    misfire: 'skip',
-    description: null,
-    declHash: 'h',
-    state,
-    pauseNote: null,
-    anchorAt: NOW,
-    nextAt,
-    cursor: null,
-    bufferedAt: null,
-    createdAt: NOW,
-    updatedAt: NOW,
-  };
+  return scheduleRow(tenant, id, { state, nextAt, at: NOW });
 }
 
 describe('SqliteStore.earliestDueByTenant', () => {

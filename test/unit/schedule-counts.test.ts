@@ -12,6 +12,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ScheduleRecord, ScheduleState } from '../../src/store/types.ts';
+import { scheduleRow } from './schedule-row.ts';
 
 const T0 = Date.parse('2026-01-15T10:00:00Z');
 const STATES: readonly ScheduleState[] = ['active', 'paused', 'completed', 'deleted', 'retired'];
@@ -29,30 +30,7 @@ function schedule(
   id: string,
   state: ScheduleState,
 ): ScheduleRecord {
-  const pluginId = `${tenant}/${plugin}`;
-  return {
-    key: `${pluginId}/${id}`,
-    pluginId,
-    tenant,
-    localId: id,
-    origin: 'runtime',
-    spec: { kind: 'every', every: '1m', everyMs: 60_000 },
-    jitter: null,
-    jitterMs: 0,
-    payload: null,
-    overlap: 'skip',
-    misfire: 'skip',
-    description: null,
-    declHash: 'h',
-    state,
-    pauseNote: null,
-    anchorAt: T0,
-    nextAt: null,
-    cursor: null,
-    bufferedAt: null,
-    createdAt: T0,
-    updatedAt: T0,
-  };
+  return scheduleRow(tenant, id, { plugin, state, origin: 'runtime', at: T0 });
 }
 
 /** Every tenant's and plugin's kept count against a COUNT(*) of the rows. */
