@@ -33,6 +33,7 @@ export function liveCountAfter(
   byId: ReadonlyMap<string, ScheduleRecord>,
   decls: readonly ParsedDeclaration[],
 ): number {
+  if (byId.size === 0) return decls.length; // a first load: every declaration is new
   const declared = new Set(decls.map((d) => d.id));
   let n = 0;
   for (const d of decls) {
@@ -112,6 +113,7 @@ function reconcileRows(
   // are declared rows, derived again at every discovery, so the plugin is armed before they
   // are on disk, and the store writes them before anything could miss them (Store docs).
   store.insertSchedules(inserts, { deferred: true });
+  if (existing.size === 0) return written; // a first load: nothing to retire
   const declared = new Set(decls.map((d) => d.id));
   for (const s of existing.values()) {
     if (s.origin === 'declared' && !declared.has(s.localId) && s.state !== 'retired') {
