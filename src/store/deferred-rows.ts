@@ -24,9 +24,7 @@ interface Batch {
 
 /** Which pending rows an operation could see. */
 export type DeferredScope =
-  | { readonly tenant: string }
-  | { readonly pluginId: string }
-  | { readonly key: string };
+  { readonly tenant: string } | { readonly pluginId: string } | { readonly key: string };
 
 function matches(b: Batch, scope: DeferredScope | undefined): boolean {
   if (scope === undefined) return true;
@@ -69,7 +67,10 @@ export class DeferredRows {
    * Takes up to `limit` pending rows in `scope`, oldest first, as slices `[recs, from, to)`
    * for the caller to write; they are no longer pending (a rolled-back write `restore`s them).
    */
-  take(scope: DeferredScope | undefined, limit: number): [readonly ScheduleRecord[], number, number][] {
+  take(
+    scope: DeferredScope | undefined,
+    limit: number,
+  ): [readonly ScheduleRecord[], number, number][] {
     const out: [readonly ScheduleRecord[], number, number][] = [];
     const keep: Batch[] = [];
     let left = limit;

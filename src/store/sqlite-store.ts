@@ -349,11 +349,15 @@ export class SqliteStore implements Store {
    * like a full disk. A cap below the current size holds the file at its current size.
    */
   setMaxBytes(bytes: number | null): void {
-    this.#read('set the size limit', () => {
-      const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
-      const pages = bytes === null ? UNLIMITED_PAGES : Math.max(1, Math.ceil(bytes / pageSize));
-      this.#db.pragma(`max_page_count = ${pages}`);
-    }, null);
+    this.#read(
+      'set the size limit',
+      () => {
+        const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+        const pages = bytes === null ? UNLIMITED_PAGES : Math.max(1, Math.ceil(bytes / pageSize));
+        this.#db.pragma(`max_page_count = ${pages}`);
+      },
+      null,
+    );
   }
 
   setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
@@ -675,10 +679,14 @@ export class SqliteStore implements Store {
   }
 
   getPlugin(id: string): PluginRecord | undefined {
-    return this.#read('getPlugin', () => {
-      const r = this.#stmts.getPlugin.get(id) as Row | undefined;
-      return r ? pluginFromRow(r) : undefined;
-    }, null);
+    return this.#read(
+      'getPlugin',
+      () => {
+        const r = this.#stmts.getPlugin.get(id) as Row | undefined;
+        return r ? pluginFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   listPlugins(): PluginRecord[] {
@@ -703,26 +711,34 @@ export class SqliteStore implements Store {
   }
 
   listJobContracts(pluginId?: string): JobContractRecord[] {
-    return this.#read('listJobContracts', () => {
-      const rows = (
-        pluginId === undefined
-          ? this.#stmts.listContracts.all()
-          : this.#stmts.listContractsOf.all(pluginId)
-      ) as Row[];
-      return rows.map((r) => ({
-        pluginId: r.plugin_id as string,
-        name: r.name as string,
-        contract: r.contract as string,
-        updatedAt: r.updated_at as number,
-      }));
-    }, null);
+    return this.#read(
+      'listJobContracts',
+      () => {
+        const rows = (
+          pluginId === undefined
+            ? this.#stmts.listContracts.all()
+            : this.#stmts.listContractsOf.all(pluginId)
+        ) as Row[];
+        return rows.map((r) => ({
+          pluginId: r.plugin_id as string,
+          name: r.name as string,
+          contract: r.contract as string,
+          updatedAt: r.updated_at as number,
+        }));
+      },
+      null,
+    );
   }
 
   getSchedule(key: string): ScheduleRecord | undefined {
-    return this.#read('getSchedule', () => {
-      const r = this.#stmts.getSchedule.get(key) as unknown[] | undefined;
-      return r ? scheduleFromRaw(r) : undefined;
-    }, { key });
+    return this.#read(
+      'getSchedule',
+      () => {
+        const r = this.#stmts.getSchedule.get(key) as unknown[] | undefined;
+        return r ? scheduleFromRaw(r) : undefined;
+      },
+      { key },
+    );
   }
 
   listSchedules(q: ScheduleQuery = {}): ScheduleRecord[] {
@@ -895,26 +911,32 @@ export class SqliteStore implements Store {
     const params = scheduleParams(patch);
     const cols = Object.keys(params).sort();
     if (cols.length === 0) return;
-    this.#change('updateSchedule', () => {
-      const sig = cols.join(',');
-      let stmt = this.#patchCache.get(sig);
-      if (!stmt) {
-        stmt = this.#db.prepare(
-          `UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`,
-        );
-        this.#patchCache.set(sig, stmt);
-      }
-      stmt.run({ ...params, key });
-    }, { key });
+    this.#change(
+      'updateSchedule',
+      () => {
+        const sig = cols.join(',');
+        let stmt = this.#patchCache.get(sig);
+        if (!stmt) {
+          stmt = this.#db.prepare(
+            `UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`,
+          );
+          this.#patchCache.set(sig, stmt);
+        }
+        stmt.run({ ...params, key });
+      },
+      { key },
+    );
   }
 
   insertRun(run: NewRun): number {
-    return this.#change('insertRun', () =>
-      Number(
-        this.#stmts.insertRun.run(
-          run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
-        ).lastInsertRowid,
-      ),
+    return this.#change(
+      'insertRun',
+      () =>
+        Number(
+          this.#stmts.insertRun.run(
+            run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
+          ).lastInsertRowid,
+        ),
       { key: run.scheduleKey },
     );
   }
@@ -932,10 +954,14 @@ export class SqliteStore implements Store {
   }
 
   getRun(id: number): RunRecord | undefined {
-    return this.#read('getRun', () => {
-      const r = this.#stmts.getRun.get(id) as Row | undefined;
-      return r ? runFromRow(r) : undefined;
-    }, null);
+    return this.#read(
+      'getRun',
+      () => {
+        const r = this.#stmts.getRun.get(id) as Row | undefined;
+        return r ? runFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   listRuns(q: RunQuery = {}): RunRecord[] {
@@ -964,11 +990,15 @@ export class SqliteStore implements Store {
 
   abandonRunning(now: number, reason: string): RunRecord[] {
     return this.transaction(() =>
-      this.#change('abandonRunning', () => {
-        const rows = (this.#stmts.running.all() as Row[]).map(runFromRow);
-        this.#stmts.abandon.run({ now, reason });
-        return rows;
-      }, null),
+      this.#change(
+        'abandonRunning',
+        () => {
+          const rows = (this.#stmts.running.all() as Row[]).map(runFromRow);
+          this.#stmts.abandon.run({ now, reason });
+          return rows;
+        },
+        null,
+      ),
     );
   }
 
@@ -1060,10 +1090,14 @@ export class SqliteStore implements Store {
   }
 
   getCommand(id: number): OperatorCommand | undefined {
-    return this.#read('getCommand', () => {
-      const r = this.#stmts.getCommand.get(id) as Row | undefined;
-      return r ? commandFromRow(r) : undefined;
-    }, null);
+    return this.#read(
+      'getCommand',
+      () => {
+        const r = this.#stmts.getCommand.get(id) as Row | undefined;
+        return r ? commandFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   acquireLease(claim: LeaseClaim): LeaseResult {
@@ -1098,10 +1132,14 @@ export class SqliteStore implements Store {
   }
 
   readLease(): HostLease | undefined {
-    return this.#read('readLease', () => {
-      const r = this.#stmts.readLease.get() as Row | undefined;
-      return r ? leaseFromRow(r) : undefined;
-    }, null);
+    return this.#read(
+      'readLease',
+      () => {
+        const r = this.#stmts.readLease.get() as Row | undefined;
+        return r ? leaseFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   close(): void {

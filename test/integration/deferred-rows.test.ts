@@ -39,7 +39,9 @@ function writeConfig(dir: string): string {
     JSON.stringify({
       store: { path: join(dir, 'hourglass.db') },
       sandbox: { mode: 'in-thread' },
-      tenants: [{ id: 't', plugins: [{ manifest, config: { schedules: JSON.stringify(schedules) } }] }],
+      tenants: [
+        { id: 't', plugins: [{ manifest, config: { schedules: JSON.stringify(schedules) } }] },
+      ],
     }),
   );
   return file;
