@@ -5,16 +5,24 @@
  *
  *   npm run bench -- arming                                  (short: 10 tenants, 4k creates)
  *   TENANTS=100 CREATES=40000 npm run bench -- arming        (the full "Must show" run)
- *   (PER_PLUGIN declarations per plugin, default 1000; BENCH_ROUNDS, default 3)
+ *   (PER_PLUGIN declarations per plugin, default 1000; BENCH_ROUNDS, default 3; SANDBOX=in-thread
+ *   runs the guests on the main thread instead of the pool, for `armCpuMs` without other threads)
  *
  * Each round builds a fresh store and a real host (worker-pool sandbox, real clock): TENANTS
  * tenants with one `proxy` guest each, whose `schedules()` returns PER_PLUGIN declarations from
  * its config (70% intervals of 10-59 min, 30% cron in five time zones over 20 patterns). Measured:
  * - **arm**: for every plugin, from the moment its `schedules()` output reached the host to its
- *   `plugin:loaded` event (declarations parsed and validated, quota checked, rows written,
- *   schedules in the due queue), summed over the plugins. This work is synchronous on the main
- *   thread, so the sum is the arming time of all schedules. The whole `host.start()` (sandbox
- *   loads and the guests' discovery calls included) is reported beside it as `startMs`.
+ *   `plugin:loaded` event (declarations parsed and validated, quota checked, schedules in the
+ *   due queue, ready to fire; the new rows handed to the store, which writes declared rows after
+ *   arming, in chunks between other work: see `Store.insertSchedules`), summed over the plugins.
+ *   This work is synchronous on the main thread, so the sum is the arming time of all
+ *   schedules. The whole `host.start()` (sandbox loads and the guests' discovery calls included)
+ *   is reported beside it as `startMs`; `durableMs`: from the start to every row on disk (the
+ *   store's `committed()` after `start()`, which writes what is still deferred), and
+ *   `deferredAtStartRows`: the rows still deferred when `start()` resolved. `armCpuMs`: the
+ *   process's CPU time over the same spans (the main thread's arming work, less sensitive to a
+ *   shared machine's load than wall time; exact with `SANDBOX=in-thread`, where no other thread
+ *   works meanwhile; with the pool, the workers' discovery of other plugins may add to it).
  * - **restart**: the host is stopped, one schedule of the last tenant is made due (its stored
  *   `next_at` set to the restart's start), and a new host starts on the same store: the time
  *   from `new Host()` to that schedule's `run:started` (`restartToFirstFireMs`), and to
@@ -67,7 +75,7 @@ import type { HostCallHandler, Sandbox } from '../src/sandbox/types.ts';
 import { fromDist, hourglass, ROOT as PROJECT_ROOT, tsxRssMb } from './built.ts';
 
 // The compiled package (bench/built.ts): pool workers boot compiled, as users run the host.
-const { Host, WorkerPoolSandbox } = hourglass;
+const { Host, InThreadSandbox, WorkerPoolSandbox } = hourglass;
 const { parseHostConfig } = await fromDist<typeof HostConfigModule>('src/config/host-config.js');
 const { HOST_CALL_FUEL } = await fromDist<typeof RegistryModule>('host-functions/registry.js');
 
@@ -77,6 +85,7 @@ const CREATES = Number(process.env.CREATES ?? 4000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RESULTS_NAME = process.env.RESULTS_NAME ?? 'arming';
 const USER_RSS = process.env.USER_RSS !== '0';
+const IN_THREAD = process.env.SANDBOX === 'in-thread';
 const PROXY = resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/proxy/build/proxy.wasm');
 
 const ZONES = ['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'Australia/Sydney', 'UTC'];
@@ -162,16 +171,30 @@ function userRss(dir: string): UserRss {
 /** The last pool a host made (its worker threads are counted; only one kept: no leak). */
 let lastPool: InstanceType<typeof WorkerPoolSandbox> | null = null;
 
-/** The default pool sandbox, noting when each plugin's `schedules()` output arrives. */
-function timedSandbox(discovered: Map<string, number>): (hostCall: HostCallHandler) => Sandbox {
+/**
+ * The default pool sandbox (or the in-thread one, SANDBOX=in-thread), noting when each plugin's
+ * `schedules()` output arrives, and the process's CPU time then (`cpuAt`, µs).
+ */
+function timedSandbox(
+  discovered: Map<string, number>,
+  cpuAt: Map<string, number> = new Map(),
+): (hostCall: HostCallHandler) => Sandbox {
   return (hostCall) => {
-    const inner = new WorkerPoolSandbox({ hostCall, hostCallFuel: HOST_CALL_FUEL });
-    lastPool = inner;
+    let inner: Sandbox;
+    if (IN_THREAD) inner = new InThreadSandbox({ hostCall, hostCallFuel: HOST_CALL_FUEL });
+    else {
+      const pool = new WorkerPoolSandbox({ hostCall, hostCallFuel: HOST_CALL_FUEL });
+      lastPool = pool;
+      inner = pool;
+    }
     return {
       load: (spec) => inner.load(spec),
       call: async (pluginId, req) => {
         const out = await inner.call(pluginId, req);
-        if (req.fn === 'schedules') discovered.set(req.caller.pluginId, performance.now());
+        if (req.fn === 'schedules') {
+          discovered.set(req.caller.pluginId, performance.now());
+          cpuAt.set(req.caller.pluginId, cpuMicros());
+        }
         return out;
       },
       unload: (id) => inner.unload(id),
@@ -181,10 +204,17 @@ function timedSandbox(discovered: Map<string, number>): (hostCall: HostCallHandl
 }
 
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
+const cpuMicros = () => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
 
 interface Round {
   armMs: number;
+  armCpuMs: number;
   startMs: number;
+  durableMs: number;
+  deferredAtStartRows: number;
   rssAfterStartMb: number;
   heapAfterStartMb: number;
   heapAfterGcMb: number;
@@ -207,16 +237,25 @@ interface Round {
 
 async function startTimed(config: HostConfig) {
   const discovered = new Map<string, number>();
+  const cpuAt = new Map<string, number>();
   const loaded = new Map<string, number>();
-  const host = new Host(config, { sandbox: timedSandbox(discovered) });
-  host.events.on('plugin:loaded', (e) => loaded.set(e.pluginId, performance.now()));
+  let armCpuUs = 0;
+  const host = new Host(config, { sandbox: timedSandbox(discovered, cpuAt) });
+  host.events.on('plugin:loaded', (e) => {
+    loaded.set(e.pluginId, performance.now());
+    armCpuUs += cpuMicros() - (cpuAt.get(e.pluginId) ?? cpuMicros());
+  });
   const t0 = performance.now();
   const r = await host.start();
   const startMs = performance.now() - t0;
+  const store = host.store as { readonly deferredRows?: number };
+  const deferredAtStartRows = store.deferredRows ?? 0;
+  await host.store.committed();
+  const durableMs = performance.now() - t0;
   if (r.failed.length > 0) throw new Error(`plugins failed: ${JSON.stringify(r.failed[0])}`);
   let armMs = 0;
   for (const [id, at] of loaded) armMs += at - (discovered.get(id) ?? at);
-  return { host, startMs, armMs };
+  return { host, startMs, armMs, armCpuMs: armCpuUs / 1000, durableMs, deferredAtStartRows };
 }
 
 async function round(): Promise<Round> {
@@ -236,7 +275,7 @@ async function round(): Promise<Round> {
     global.gc?.();
     const heapAfterGcMb = process.memoryUsage().heapUsed / 2 ** 20;
     const rssAfterGcMb = rssMb();
-    const workers = lastPool?.threads ?? NaN;
+    const workers = IN_THREAD ? 0 : (lastPool?.threads ?? NaN);
     await first.host.stop(0);
     global.gc?.();
 
@@ -278,7 +317,10 @@ async function round(): Promise<Round> {
     return {
       user,
       armMs: first.armMs,
+      armCpuMs: first.armCpuMs,
       startMs: first.startMs,
+      durableMs: first.durableMs,
+      deferredAtStartRows: first.deferredAtStartRows,
       rssAfterStartMb,
       heapAfterStartMb,
       heapAfterGcMb,
@@ -356,6 +398,7 @@ writeFileSync(
         schedules: TENANTS * PER_PLUGIN,
         creates: CREATES,
         rounds: ROUNDS,
+        sandbox: IN_THREAD ? 'in-thread' : 'pool',
       },
       goals: { armMs: 1000, restartToFirstFireMs: 1000, rssMb: 300, createsMs: 2000 },
       // RSS that tsx's loader thread adds to this process (bench/tsx-main.js), which a user's

@@ -33,6 +33,7 @@ export function liveCountAfter(
   byId: ReadonlyMap<string, ScheduleRecord>,
   decls: readonly ParsedDeclaration[],
 ): number {
+  if (byId.size === 0) return decls.length; // a first load: every declaration is new
   const declared = new Set(decls.map((d) => d.id));
   let n = 0;
   for (const d of decls) {
@@ -108,8 +109,11 @@ function reconcileRows(
     written.set(d.id, null);
     result.updated.push(d.id);
   }
-  // New rows in a few multi-row statements (a first load writes all of them).
-  store.insertSchedules(inserts);
+  // New rows in a few multi-row statements (a first load writes all of them), deferred: they
+  // are declared rows, derived again at every discovery, so the plugin is armed before they
+  // are on disk, and the store writes them before anything could miss them (Store docs).
+  store.insertSchedules(inserts, { deferred: true });
+  if (existing.size === 0) return written; // a first load: nothing to retire
   const declared = new Set(decls.map((d) => d.id));
   for (const s of existing.values()) {
     if (s.origin === 'declared' && !declared.has(s.localId) && s.state !== 'retired') {

@@ -19,9 +19,11 @@ import {
   MAX_INTERVAL_MS,
   minimumGapMs,
   parseDuration,
+  rememberValidated,
   sharedSpec,
   specJson,
   type ScheduleSpec,
+  validatedSpec,
 } from './spec.ts';
 
 /**
@@ -161,40 +163,31 @@ export function parseDeclaration(
     return bad('/timezone', 'is only allowed with "cron"');
   }
 
+  // A text accepted before (and still valid at `nowMs`) is not checked again (spec.ts).
+  const known =
+    d.cron !== undefined
+      ? validatedSpec(`c${d.timezone ?? 'UTC'}\u0000${d.cron}`, nowMs)
+      : d.every !== undefined
+        ? validatedSpec(`e${d.every}`, nowMs)
+        : undefined;
   let spec: ScheduleSpec;
-  if (d.cron !== undefined) {
-    const timezone = d.timezone ?? 'UTC';
-    if (!isValidTimeZone(timezone)) return bad('/timezone', `unknown time zone '${timezone}'`);
-    try {
-      cronFor(d.cron, timezone);
-      if (cronFirstFire(d.cron, timezone, nowMs) === null) {
-        return bad(
-          '/cron',
-          `cron '${d.cron}' does not fire within ${HORIZON_YEARS} years (it never fires, or too rarely)`,
-        );
-      }
-    } catch (err) {
-      return bad('/cron', `invalid cron '${d.cron}': ${(err as Error).message}`);
-    }
-    spec = { kind: 'cron', cron: d.cron, timezone };
-  } else if (d.every !== undefined) {
-    const everyMs = parseDuration(d.every);
-    if (everyMs === null)
-      return bad('/every', `invalid duration '${d.every}' (e.g. "90s", "1h30m")`);
-    if (everyMs > MAX_INTERVAL_MS)
-      return bad('/every', `'${d.every}' is longer than the longest interval, 365d`);
-    spec = { kind: 'every', every: d.every, everyMs };
+  let gap: number | null;
+  if (known !== undefined) {
+    spec = known.spec;
+    gap = known.gap;
   } else {
-    const at = d.at as string;
-    const atMs = isCalendarTime(at) ? Date.parse(at) : NaN;
-    if (!Number.isFinite(atMs)) return bad('/at', `invalid time '${at}' (ISO 8601 with offset)`);
-    if (atMs > latestAt(nowMs))
-      return bad('/at', `'${at}' is more than ${HORIZON_YEARS} years ahead`);
-    spec = { kind: 'at', at: new Date(atMs).toISOString(), atMs };
+    const checked = checkSpec(d, nowMs);
+    if ('issue' in checked) return checked.issue;
+    spec = sharedSpec(specText(checked.spec), checked.spec);
+    gap = minimumGapMs(spec, nowMs);
+    rememberValidated(
+      spec.kind === 'cron' ? `c${spec.timezone}\u0000${spec.cron}` : `e${d.every}`,
+      spec,
+      gap,
+      checked.firstFire,
+      nowMs,
+    );
   }
-
-  spec = sharedSpec(specText(spec), spec);
-  const gap = minimumGapMs(spec, nowMs);
   if (gap !== null && gap < limits.minIntervalMs) {
     return {
       ok: false,
@@ -247,6 +240,49 @@ export function parseDeclaration(
   };
   value.hash = sha256(declarationText(value));
   return { ok: true, value: value as unknown as ParsedDeclaration };
+}
+
+/** The checks of a declaration's timing fields (cron, zone, interval, one-shot time). */
+function checkSpec(
+  d: RawDeclaration,
+  nowMs: number,
+): { spec: ScheduleSpec; firstFire: number | null } | { issue: DeclarationResult } {
+  if (d.cron !== undefined) {
+    const timezone = d.timezone ?? 'UTC';
+    if (!isValidTimeZone(timezone))
+      return { issue: bad('/timezone', `unknown time zone '${timezone}'`) };
+    let firstFire: number | null;
+    try {
+      cronFor(d.cron, timezone);
+      firstFire = cronFirstFire(d.cron, timezone, nowMs);
+    } catch (err) {
+      return { issue: bad('/cron', `invalid cron '${d.cron}': ${(err as Error).message}`) };
+    }
+    if (firstFire === null) {
+      return {
+        issue: bad(
+          '/cron',
+          `cron '${d.cron}' does not fire within ${HORIZON_YEARS} years (it never fires, or too rarely)`,
+        ),
+      };
+    }
+    return { spec: { kind: 'cron', cron: d.cron, timezone }, firstFire };
+  }
+  if (d.every !== undefined) {
+    const everyMs = parseDuration(d.every);
+    if (everyMs === null)
+      return { issue: bad('/every', `invalid duration '${d.every}' (e.g. "90s", "1h30m")`) };
+    if (everyMs > MAX_INTERVAL_MS)
+      return { issue: bad('/every', `'${d.every}' is longer than the longest interval, 365d`) };
+    return { spec: { kind: 'every', every: d.every, everyMs }, firstFire: null };
+  }
+  const at = d.at as string;
+  const atMs = isCalendarTime(at) ? Date.parse(at) : NaN;
+  if (!Number.isFinite(atMs))
+    return { issue: bad('/at', `invalid time '${at}' (ISO 8601 with offset)`) };
+  if (atMs > latestAt(nowMs))
+    return { issue: bad('/at', `'${at}' is more than ${HORIZON_YEARS} years ahead`) };
+  return { spec: { kind: 'at', at: new Date(atMs).toISOString(), atMs }, firstFire: null };
 }
 
 /**

@@ -177,6 +177,55 @@ export function specJson(spec: ScheduleSpec): string {
   return specTexts.get(spec) ?? JSON.stringify(spec);
 }
 
+/**
+ * Specs a declaration check accepted, by their declared text (an interval's text; a cron's zone
+ * and pattern), with the minimum gap it found: a plugin's 1,000 declarations over a few texts
+ * are checked once per text (issue 10; per declaration, the zone, croner's pattern cache, the
+ * first-fire and gap caches each cost a lookup under a key built for it, and the spec's JSON
+ * text was built to find the shared spec). What the check depends on is kept with the entry: a
+ * cron's entry serves until its first fire found then (that fire is still within the horizon)
+ * and only on the same UTC day (the gap sample is per day). Only accepted texts are kept (a
+ * refusal is worked out again, with its message); bounded like the others: emptied when full.
+ */
+interface Validated {
+  readonly spec: ScheduleSpec;
+  readonly gap: number | null;
+  /** Serves while `nowMs` is below this (Infinity: always). */
+  readonly until: number;
+  /** The UTC day start it serves (NaN: any day). */
+  readonly day: number;
+}
+const validatedSpecs = new Map<string, Validated>();
+export const VALIDATED_CACHE_MAX = 4_096;
+
+const utcDayStart = (ms: number): number => ms - (((ms % 86_400_000) + 86_400_000) % 86_400_000);
+
+/** The remembered accepted spec for `key` at `nowMs`, if it still serves. */
+export function validatedSpec(key: string, nowMs: number): Validated | undefined {
+  const v = validatedSpecs.get(key);
+  if (v === undefined || nowMs >= v.until) return undefined;
+  if (!Number.isNaN(v.day) && v.day !== utcDayStart(nowMs)) return undefined;
+  return v;
+}
+
+/** Remembers an accepted spec (see `validatedSpec`); `firstFire`: a cron's, null otherwise. */
+export function rememberValidated(
+  key: string,
+  spec: ScheduleSpec,
+  gap: number | null,
+  firstFire: number | null,
+  nowMs: number,
+): void {
+  if (spec.kind === 'at' || key.length > 300) return;
+  if (validatedSpecs.size >= VALIDATED_CACHE_MAX) validatedSpecs.clear();
+  validatedSpecs.set(
+    key,
+    spec.kind === 'cron'
+      ? { spec, gap, until: firstFire ?? -Infinity, day: utcDayStart(nowMs) }
+      : { spec, gap, until: Infinity, day: NaN },
+  );
+}
+
 /** Entries in the module's caches (for tests of their bounds). */
 export function specCacheSizes(): Record<string, number> {
   return {
@@ -186,6 +235,7 @@ export function specCacheSizes(): Record<string, number> {
     gap: gapCache.size,
     zones: validZones.size,
     specs: sharedSpecs.size,
+    validated: validatedSpecs.size,
   };
 }
 
@@ -256,7 +306,7 @@ export function nextFireAfter(
 export function minimumGapMs(spec: ScheduleSpec, fromMs: number): number | null {
   if (spec.kind === 'every') return spec.everyMs;
   if (spec.kind === 'at') return null;
-  const dayStart = fromMs - (((fromMs % 86_400_000) + 86_400_000) % 86_400_000);
+  const dayStart = utcDayStart(fromMs);
   const key = `${spec.timezone}\u0000${dayStart}\u0000${spec.cron}`;
   const known = recall(gapCache, key);
   if (known !== undefined) return known;

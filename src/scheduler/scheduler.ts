@@ -179,6 +179,8 @@ export class Scheduler {
   }
 
   #queueActive(rows: readonly ScheduleRecord[], now: number): void {
+    // The timer is armed once, for the earliest (nothing fires while this loop runs).
+    let earliest = Infinity;
     for (const rec of rows) {
       if (rec.state !== 'active') continue;
       let s = rec;
@@ -187,8 +189,10 @@ export class Scheduler {
         s.nextAt + jitterFor(s.key, s.nextAt, s.jitterMs) < now - this.#grace
       )
         s = this.#misfire(s, now);
-      this.upsert(s);
+      const dueAt = this.#place(s);
+      if (dueAt < earliest) earliest = dueAt;
     }
+    if (earliest < Infinity) this.#arm(earliest);
   }
 
   /** A `waiting` row from before a restart: runs again, or is recorded by the misfire policy. */
@@ -279,6 +283,12 @@ export class Scheduler {
 
   /** (Re)schedules a schedule from its record: active with a next time → queued; else dropped. */
   upsert(s: ScheduleRecord): void {
+    const dueAt = this.#place(s);
+    if (dueAt < Infinity) this.#arm(dueAt);
+  }
+
+  /** `upsert` but for the timer: returns the due time queued (Infinity: none). */
+  #place(s: ScheduleRecord): number {
     let keys = this.#byPlugin.get(s.pluginId);
     if (!keys) this.#byPlugin.set(s.pluginId, (keys = new Set()));
     keys.add(s.key);
@@ -287,16 +297,16 @@ export class Scheduler {
     if (s.state !== 'active' || s.nextAt === null) {
       this.#queue.delete(s.key);
       this.#nominal.delete(s.key);
-      return;
+      return Infinity;
     }
     this.#nominal.set(s.key, s.nextAt);
     if (this.#held.has(s.pluginId)) {
       this.#queue.delete(s.key);
-      return;
+      return Infinity;
     }
     const dueAt = s.nextAt + jitterFor(s.key, s.nextAt, s.jitterMs);
     this.#queue.set(s.key, dueAt);
-    this.#arm(dueAt);
+    return dueAt;
   }
 
   /**

@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { HourglassError } from '../errors.ts';
 import { sharedSpec, specJson } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
+import { DeferredRows, type DeferredScope } from './deferred-rows.ts';
 import { isStoreFailure, storeError } from './sqlite-errors.ts';
 import type {
   HostLease,
@@ -172,6 +173,11 @@ const INSERT_SCHEDULE_COLUMNS = `INSERT INTO schedules (key, plugin_id, tenant, 
 const ROW_PLACEHOLDERS = `(${Array.from({ length: 21 }, () => '?').join(', ')})`;
 /** Rows per multi-row INSERT (21 parameters each; SQLite allows 32,766 per statement). */
 const INSERT_BATCH = 50;
+/**
+ * Deferred rows written per turn of the event loop (~5-10 ms of main thread: what writing one
+ * plugin's 1,000 declarations cost before they were deferred).
+ */
+const DEFERRED_CHUNK = 1_000;
 
 function runFromRow(r: Row): RunRecord {
   return {
@@ -285,6 +291,10 @@ export class SqliteStore implements Store {
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
   #groupError: unknown = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
+  /** Rows of `insertSchedules(…, { deferred: true })` not yet written (deferred-rows.ts). */
+  readonly #deferred = new DeferredRows();
+  /** The pending background write of deferred rows (one chunk per turn of the event loop). */
+  #deferredTimer: NodeJS.Immediate | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     // better-sqlite3 would silently cut the path at a NUL and open another file.
@@ -323,11 +333,15 @@ export class SqliteStore implements Store {
    * like a full disk. A cap below the current size holds the file at its current size.
    */
   setMaxBytes(bytes: number | null): void {
-    this.#read('set the size limit', () => {
-      const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
-      const pages = bytes === null ? UNLIMITED_PAGES : Math.max(1, Math.ceil(bytes / pageSize));
-      this.#db.pragma(`max_page_count = ${pages}`);
-    });
+    this.#read(
+      'set the size limit',
+      () => {
+        const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+        const pages = bytes === null ? UNLIMITED_PAGES : Math.max(1, Math.ceil(bytes / pageSize));
+        this.#db.pragma(`max_page_count = ${pages}`);
+      },
+      null,
+    );
   }
 
   setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
@@ -335,7 +349,8 @@ export class SqliteStore implements Store {
   }
 
   /** A read: any failure leaves with an `HG_STORE*` code. */
-  #read<T>(what: string, fn: () => T): T {
+  #read<T>(what: string, fn: () => T, scope?: DeferredScope | null): T {
+    if (scope !== null && this.#deferred.size > 0) this.#writeDeferred(scope);
     try {
       return fn();
     } catch (err) {
@@ -354,7 +369,8 @@ export class SqliteStore implements Store {
     }
   }
 
-  #change<T>(what: string, fn: () => T): T {
+  #change<T>(what: string, fn: () => T, scope?: DeferredScope | null): T {
+    if (scope !== null && this.#deferred.size > 0) this.#writeDeferred(scope);
     try {
       this.#write();
       return fn();
@@ -537,6 +553,13 @@ export class SqliteStore implements Store {
    * rejects when the group holding those writes was rolled back.
    */
   committed(): Promise<void> {
+    if (this.#deferred.size > 0) {
+      try {
+        this.#writeDeferred(undefined);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     if (!this.#grouped) return Promise.resolve();
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
@@ -586,8 +609,10 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: () => T): T {
-    this.#change('a transaction', NOTHING);
+    this.#change('a transaction', NOTHING, null);
     if (this.#depth > 0 || (this.#db.inTransaction && !this.#grouped)) return fn();
+    // Rolled back: rows deferred inside are dropped, deferred rows written inside are pending again.
+    const deferred = this.#deferred.snapshot();
     // Inside a group, a savepoint keeps `fn` atomic; otherwise a transaction of its own.
     // (Prepared statements: cheaper than building a `db.transaction(fn)` wrapper per call; and
     // no array or closure per call: this runs for every fire and every outcome.)
@@ -608,6 +633,7 @@ export class SqliteStore implements Store {
       } catch {
         // SQLite already rolled back (e.g. after SQLITE_FULL): nothing left to undo.
       }
+      this.#deferred.restore(deferred);
       throw err;
     } finally {
       this.#depth--;
@@ -615,52 +641,70 @@ export class SqliteStore implements Store {
   }
 
   upsertPlugin(rec: PluginRecord): void {
-    this.#change('upsertPlugin', () => this.#stmts.upsertPlugin.run(rec));
+    this.#change('upsertPlugin', () => this.#stmts.upsertPlugin.run(rec), null);
   }
 
   getPlugin(id: string): PluginRecord | undefined {
-    return this.#read('getPlugin', () => {
-      const r = this.#stmts.getPlugin.get(id) as Row | undefined;
-      return r ? pluginFromRow(r) : undefined;
-    });
+    return this.#read(
+      'getPlugin',
+      () => {
+        const r = this.#stmts.getPlugin.get(id) as Row | undefined;
+        return r ? pluginFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   listPlugins(): PluginRecord[] {
-    return this.#read('listPlugins', () =>
-      (this.#stmts.listPlugins.all() as Row[]).map(pluginFromRow),
+    return this.#read(
+      'listPlugins',
+      () => (this.#stmts.listPlugins.all() as Row[]).map(pluginFromRow),
+      null,
     );
   }
 
   replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {
     this.transaction(() =>
-      this.#change('replaceJobContracts', () => {
-        this.#stmts.deleteContracts.run(pluginId);
-        for (const c of contracts) this.#stmts.insertContract.run(c);
-      }),
+      this.#change(
+        'replaceJobContracts',
+        () => {
+          this.#stmts.deleteContracts.run(pluginId);
+          for (const c of contracts) this.#stmts.insertContract.run(c);
+        },
+        null,
+      ),
     );
   }
 
   listJobContracts(pluginId?: string): JobContractRecord[] {
-    return this.#read('listJobContracts', () => {
-      const rows = (
-        pluginId === undefined
-          ? this.#stmts.listContracts.all()
-          : this.#stmts.listContractsOf.all(pluginId)
-      ) as Row[];
-      return rows.map((r) => ({
-        pluginId: r.plugin_id as string,
-        name: r.name as string,
-        contract: r.contract as string,
-        updatedAt: r.updated_at as number,
-      }));
-    });
+    return this.#read(
+      'listJobContracts',
+      () => {
+        const rows = (
+          pluginId === undefined
+            ? this.#stmts.listContracts.all()
+            : this.#stmts.listContractsOf.all(pluginId)
+        ) as Row[];
+        return rows.map((r) => ({
+          pluginId: r.plugin_id as string,
+          name: r.name as string,
+          contract: r.contract as string,
+          updatedAt: r.updated_at as number,
+        }));
+      },
+      null,
+    );
   }
 
   getSchedule(key: string): ScheduleRecord | undefined {
-    return this.#read('getSchedule', () => {
-      const r = this.#stmts.getSchedule.get(key) as unknown[] | undefined;
-      return r ? scheduleFromRaw(r) : undefined;
-    });
+    return this.#read(
+      'getSchedule',
+      () => {
+        const r = this.#stmts.getSchedule.get(key) as unknown[] | undefined;
+        return r ? scheduleFromRaw(r) : undefined;
+      },
+      { key },
+    );
   }
 
   listSchedules(q: ScheduleQuery = {}): ScheduleRecord[] {
@@ -687,13 +731,23 @@ export class SqliteStore implements Store {
       sql += ' LIMIT ?';
       params.push(q.limit);
     }
-    return this.#read('listSchedules', () =>
-      (
-        this.#db
-          .prepare(sql)
-          .raw()
-          .all(...params) as unknown[][]
-      ).map(scheduleFromRaw),
+    // Deferred rows this query could return are written first.
+    const scope =
+      q.pluginId !== undefined
+        ? { pluginId: q.pluginId }
+        : q.tenant !== undefined
+          ? { tenant: q.tenant }
+          : undefined;
+    return this.#read(
+      'listSchedules',
+      () =>
+        (
+          this.#db
+            .prepare(sql)
+            .raw()
+            .all(...params) as unknown[][]
+        ).map(scheduleFromRaw),
+      scope,
     );
   }
 
@@ -706,6 +760,7 @@ export class SqliteStore implements Store {
             ? this.#stmts.countLive.get(tenant)
             : this.#stmts.countLiveOf.get(tenant, pluginId)) as { n: number }
         ).n,
+      { tenant },
     );
   }
 
@@ -727,35 +782,85 @@ export class SqliteStore implements Store {
         if (live) this.#stmts.addLive.run(rec.tenant, rec.pluginId, 1);
       });
     // The row and its count together: a transaction of their own unless inside one already
-    // (a `schedule_create` is).
-    if (this.#depth > 0) write();
-    else this.transaction(write);
+    // (a `schedule_create` is). Deferred rows first, in their own: a failed insert (a duplicate
+    // key) must not roll them back with it.
+    if (this.#depth > 0) return write();
+    if (this.#deferred.size > 0) this.#writeDeferred(undefined);
+    this.transaction(write);
   }
 
   /**
    * Inserts rows INSERT_BATCH at a time, and adds the live ones to `schedule_counts` with one
-   * update per tenant and plugin (migration 0006), all in one transaction.
+   * update per tenant and plugin (migration 0006), all in one transaction. Deferred rows are
+   * written later (deferred-rows.ts): one chunk of DEFERRED_CHUNK rows per turn of the event
+   * loop, and at once before any read or write that could see them (of their plugin, tenant or
+   * key; anything but plugins, contracts, runs read back, commands read and the lease writes
+   * all of them), before `committed()` resolves and at `close()`.
    */
-  insertSchedules(recs: readonly ScheduleRecord[]): void {
+  insertSchedules(recs: readonly ScheduleRecord[], opts?: { readonly deferred?: boolean }): void {
     if (recs.length === 0) return;
-    this.transaction(() =>
-      this.#change('insertSchedules', () => {
-        const full = recs.length - (recs.length % INSERT_BATCH);
+    if (opts?.deferred === true) {
+      this.#deferred.add(recs);
+      this.#writeDeferredLater();
+      return;
+    }
+    this.#writeDeferred(undefined);
+    this.transaction(() => this.#insertRows(recs, 0, recs.length));
+  }
+
+  /** Rows deferred and not yet written. */
+  get deferredRows(): number {
+    return this.#deferred.size;
+  }
+
+  /** Writes deferred rows in `scope` (all when absent), at most `limit`, in one transaction. */
+  #writeDeferred(scope: DeferredScope | undefined, limit = Infinity): void {
+    if (!this.#deferred.has(scope)) return;
+    this.transaction(() => {
+      for (const [recs, from, to] of this.#deferred.take(scope, limit))
+        this.#insertRows(recs, from, to);
+    });
+  }
+
+  #writeDeferredLater(): void {
+    if (this.#deferredTimer !== null) return;
+    this.#deferredTimer = setImmediate(() => {
+      this.#deferredTimer = null;
+      if (!this.#db.open || this.#deferred.size === 0) return;
+      try {
+        this.#writeDeferred(undefined, DEFERRED_CHUNK);
+      } catch {
+        // Told to the write-error listener; the rows stay pending, and the next operation that
+        // could see them writes them (and throws to its caller) instead of a retry loop here.
+        return;
+      }
+      if (this.#deferred.size > 0) this.#writeDeferredLater();
+    });
+    this.#deferredTimer.unref();
+  }
+
+  /** `recs[from..to)`, as `insertSchedules` writes them (inside the caller's transaction). */
+  #insertRows(recs: readonly ScheduleRecord[], from: number, to: number): void {
+    this.#change(
+      'insertSchedules',
+      () => {
+        const full = to - ((to - from) % INSERT_BATCH);
         const params: unknown[] = [];
-        for (let i = 0; i < full; i += INSERT_BATCH) {
+        for (let i = from; i < full; i += INSERT_BATCH) {
           params.length = 0;
           for (let j = i; j < i + INSERT_BATCH; j++)
             pushScheduleParams(params, recs[j] as ScheduleRecord);
           this.#stmts.insertSchedules.run(params);
         }
-        for (let i = full; i < recs.length; i++) {
+        for (let i = full; i < to; i++) {
           params.length = 0;
           pushScheduleParams(params, recs[i] as ScheduleRecord);
           this.#stmts.insertSchedule.run(params);
         }
         // Live rows per tenant and plugin (one pair, for a plugin's load or a create).
         const live = new Map<string, [string, string, number]>();
-        for (const r of recs) {
+        for (let i = from; i < to; i++) {
+          const r = recs[i] as ScheduleRecord;
           if (r.state !== 'active' && r.state !== 'paused' && r.state !== 'completed') continue;
           const k = `${r.tenant}\0${r.pluginId}`;
           const e = live.get(k);
@@ -763,7 +868,8 @@ export class SqliteStore implements Store {
           else live.set(k, [r.tenant, r.pluginId, 1]);
         }
         for (const e of live.values()) this.#stmts.addLive.run(e);
-      }),
+      },
+      null,
     );
   }
 
@@ -771,42 +877,57 @@ export class SqliteStore implements Store {
     const params = scheduleParams(patch);
     const cols = Object.keys(params).sort();
     if (cols.length === 0) return;
-    this.#change('updateSchedule', () => {
-      const sig = cols.join(',');
-      let stmt = this.#patchCache.get(sig);
-      if (!stmt) {
-        stmt = this.#db.prepare(
-          `UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`,
-        );
-        this.#patchCache.set(sig, stmt);
-      }
-      stmt.run({ ...params, key });
-    });
+    this.#change(
+      'updateSchedule',
+      () => {
+        const sig = cols.join(',');
+        let stmt = this.#patchCache.get(sig);
+        if (!stmt) {
+          stmt = this.#db.prepare(
+            `UPDATE schedules SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE key = @key`,
+          );
+          this.#patchCache.set(sig, stmt);
+        }
+        stmt.run({ ...params, key });
+      },
+      { key },
+    );
   }
 
   insertRun(run: NewRun): number {
-    return this.#change('insertRun', () =>
-      Number(
-        this.#stmts.insertRun.run(
-          run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
-        ).lastInsertRowid,
-      ),
+    return this.#change(
+      'insertRun',
+      () =>
+        Number(
+          this.#stmts.insertRun.run(
+            run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
+          ).lastInsertRowid,
+        ),
+      { key: run.scheduleKey },
     );
   }
 
   finishRun(id: number, fin: RunFinish): boolean {
-    return this.#change('finishRun', () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0);
+    return this.#change(
+      'finishRun',
+      () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0,
+      null,
+    );
   }
 
   restoreRun(run: RunRecord): boolean {
-    return this.#change('restoreRun', () => this.#stmts.restoreRun.run(run).changes > 0);
+    return this.#change('restoreRun', () => this.#stmts.restoreRun.run(run).changes > 0, null);
   }
 
   getRun(id: number): RunRecord | undefined {
-    return this.#read('getRun', () => {
-      const r = this.#stmts.getRun.get(id) as Row | undefined;
-      return r ? runFromRow(r) : undefined;
-    });
+    return this.#read(
+      'getRun',
+      () => {
+        const r = this.#stmts.getRun.get(id) as Row | undefined;
+        return r ? runFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   listRuns(q: RunQuery = {}): RunRecord[] {
@@ -826,18 +947,24 @@ export class SqliteStore implements Store {
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     params.push(q.limit ?? 100);
-    return this.#read('listRuns', () =>
-      (this.#db.prepare(sql).all(...params) as Row[]).map(runFromRow),
+    return this.#read(
+      'listRuns',
+      () => (this.#db.prepare(sql).all(...params) as Row[]).map(runFromRow),
+      null,
     );
   }
 
   abandonRunning(now: number, reason: string): RunRecord[] {
     return this.transaction(() =>
-      this.#change('abandonRunning', () => {
-        const rows = (this.#stmts.running.all() as Row[]).map(runFromRow);
-        this.#stmts.abandon.run({ now, reason });
-        return rows;
-      }),
+      this.#change(
+        'abandonRunning',
+        () => {
+          const rows = (this.#stmts.running.all() as Row[]).map(runFromRow);
+          this.#stmts.abandon.run({ now, reason });
+          return rows;
+        },
+        null,
+      ),
     );
   }
 
@@ -879,16 +1006,19 @@ export class SqliteStore implements Store {
           ? this.#sched.complete.run(now, key, from)
           : this.#sched.advance.run(nextAt, now, key, from)
         ).changes > 0,
+      { key },
     );
   }
 
   startWaitingRun(id: number, startedAt: number): void {
-    this.#change('startWaitingRun', () => this.#sched.startWaiting.run(startedAt, id));
+    this.#change('startWaitingRun', () => this.#sched.startWaiting.run(startedAt, id), null);
   }
 
   listWaitingRuns(pluginId: string): RunRecord[] {
-    return this.#read('listWaitingRuns', () =>
-      (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow),
+    return this.#read(
+      'listWaitingRuns',
+      () => (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow),
+      null,
     );
   }
 
@@ -896,6 +1026,7 @@ export class SqliteStore implements Store {
     return this.#change(
       'writeCursor',
       () => this.#sched.writeCursor.run(cursor, now, key, generation).changes > 0,
+      { key },
     );
   }
 
@@ -905,26 +1036,34 @@ export class SqliteStore implements Store {
     note: string | null,
     now: number,
   ): number {
-    return this.#change('enqueueCommand', () =>
-      Number(this.#stmts.enqueue.run(scheduleKey, action, note, now).lastInsertRowid),
+    return this.#change(
+      'enqueueCommand',
+      () => Number(this.#stmts.enqueue.run(scheduleKey, action, note, now).lastInsertRowid),
+      null,
     );
   }
 
   pendingCommands(): OperatorCommand[] {
-    return this.#read('pendingCommands', () =>
-      (this.#stmts.pending.all() as Row[]).map(commandFromRow),
+    return this.#read(
+      'pendingCommands',
+      () => (this.#stmts.pending.all() as Row[]).map(commandFromRow),
+      null,
     );
   }
 
   completeCommand(id: number, result: string, now: number): void {
-    this.#change('completeCommand', () => this.#stmts.complete.run(now, result, id));
+    this.#change('completeCommand', () => this.#stmts.complete.run(now, result, id), null);
   }
 
   getCommand(id: number): OperatorCommand | undefined {
-    return this.#read('getCommand', () => {
-      const r = this.#stmts.getCommand.get(id) as Row | undefined;
-      return r ? commandFromRow(r) : undefined;
-    });
+    return this.#read(
+      'getCommand',
+      () => {
+        const r = this.#stmts.getCommand.get(id) as Row | undefined;
+        return r ? commandFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   acquireLease(claim: LeaseClaim): LeaseResult {
@@ -959,15 +1098,30 @@ export class SqliteStore implements Store {
   }
 
   readLease(): HostLease | undefined {
-    return this.#read('readLease', () => {
-      const r = this.#stmts.readLease.get() as Row | undefined;
-      return r ? leaseFromRow(r) : undefined;
-    });
+    return this.#read(
+      'readLease',
+      () => {
+        const r = this.#stmts.readLease.get() as Row | undefined;
+        return r ? leaseFromRow(r) : undefined;
+      },
+      null,
+    );
   }
 
   close(): void {
+    // Deferred rows are written before the file closes (a crash instead loses only rows that
+    // the next discovery derives again).
+    let failed: unknown = null;
+    if (this.#deferredTimer !== null) clearImmediate(this.#deferredTimer);
+    this.#deferredTimer = null;
+    try {
+      if (this.#db.open && this.#deferred.size > 0) this.#writeDeferred(undefined);
+    } catch (err) {
+      failed = err;
+    }
     this.#commitGroup();
     if (this.#db.open) this.#db.close();
+    if (failed !== null) throw failed;
   }
 
   [Symbol.dispose](): void {

@@ -216,8 +216,15 @@ export interface Store {
    */
   earliestDueByTenant(): Map<string, number>;
   insertSchedule(rec: ScheduleRecord): void;
-  /** Inserts many rows (a plugin's new declarations) with few statements; same as one by one. */
-  insertSchedules(recs: readonly ScheduleRecord[]): void;
+  /**
+   * Inserts many rows (a plugin's new declarations) with few statements; same as one by one.
+   * `deferred`: the rows may be written later (they are declared rows, which the plugin's next
+   * discovery derives again, so a crash before they are written loses nothing), but every read
+   * and write through this store behaves as if they were written now (it writes them first when
+   * it could see them), `committed()` resolves only once they are written, and `close()` writes
+   * them. Another connection (the CLI's) sees them once written. A store may write them at once.
+   */
+  insertSchedules(recs: readonly ScheduleRecord[], opts?: { readonly deferred?: boolean }): void;
   updateSchedule(key: string, patch: SchedulePatch): void;
 
   insertRun(run: NewRun): number;

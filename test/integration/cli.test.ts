@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import { GUEST, decls, tempDir } from './helpers.ts';
-import { scheduleRow } from '../schedule-row.ts';
+import { scheduleRow } from '../unit/schedule-row.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
 
@@ -182,7 +182,8 @@ test('CLI on a damaged store: every store error has an HG_ code; an out-of-range
     ['far', 8.64e15 + 1], // past Date's range (a guest's "every: 99999999d" once made this)
   ] as const) {
     store.insertSchedule(
-      scheduleRow('t', 'p', localId, at, {
+      scheduleRow('t', localId, {
+        at,
         spec: { kind: 'every', every: '1h', everyMs: 3_600_000 },
         nextAt,
       }),

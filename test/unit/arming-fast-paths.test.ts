@@ -25,7 +25,7 @@ import {
 } from '../../src/schedule/spec.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ScheduleRecord, ScheduleState } from '../../src/store/types.ts';
-import { scheduleRow } from '../schedule-row.ts';
+import { scheduleRow } from './schedule-row.ts';
 
 const NOW = Date.parse('2026-01-15T10:00:00Z');
 const LIMITS = { minIntervalMs: 1_000, maxPayloadBytes: 4_096 };
@@ -152,7 +152,7 @@ function row(
   state: ScheduleState,
   nextAt: number | null,
 ): ScheduleRecord {
-  return scheduleRow(tenant, 'p', id, NOW, { state, nextAt });
+  return scheduleRow(tenant, id, { state, nextAt, at: NOW });
 }
 
 describe('SqliteStore.earliestDueByTenant', () => {

@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ScheduleRecord, ScheduleState } from '../../src/store/types.ts';
-import { scheduleRow } from '../schedule-row.ts';
+import { scheduleRow } from './schedule-row.ts';
 
 const T0 = Date.parse('2026-01-15T10:00:00Z');
 const STATES: readonly ScheduleState[] = ['active', 'paused', 'completed', 'deleted', 'retired'];
@@ -30,7 +30,7 @@ function schedule(
   id: string,
   state: ScheduleState,
 ): ScheduleRecord {
-  return scheduleRow(tenant, plugin, id, T0, { origin: 'runtime', state });
+  return scheduleRow(tenant, id, { plugin, state, origin: 'runtime', at: T0 });
 }
 
 /** Every tenant's and plugin's kept count against a COUNT(*) of the rows. */

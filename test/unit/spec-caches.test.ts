@@ -63,6 +63,42 @@ describe('spec caches', () => {
     assert.ok((specCacheSizes().gap as number) <= GAP_CACHE_MAX);
   });
 
+  test('a timing text accepted before is reused only while its check still holds', () => {
+    const at = (iso: string) => Date.parse(iso);
+    // The same text twice: the same spec; the tenant's floor is applied to each declaration.
+    const a = parseDeclaration({ id: 'a', cron: '*/5 * * * *' }, LIMITS, NOW);
+    const b = parseDeclaration({ id: 'b', cron: '*/5 * * * *' }, LIMITS, NOW + 1);
+    assert.ok(a.ok && b.ok);
+    assert.equal(a.value.spec, b.value.spec);
+    const floor = parseDeclaration(
+      { id: 'c', cron: '*/5 * * * *' },
+      { ...LIMITS, minIntervalMs: 600_000 },
+      NOW + 2,
+    );
+    assert.equal(floor.ok, false);
+    const every = parseDeclaration(
+      { id: 'e', every: '1m' },
+      { ...LIMITS, minIntervalMs: 120_000 },
+      NOW,
+    );
+    assert.equal(every.ok, false);
+    // A cron whose only fire (in 2026) has passed is refused, though it was accepted before.
+    const once = '0 0 0 1 6 * 2026';
+    assert.equal(
+      parseDeclaration({ id: 'o', cron: once }, LIMITS, at('2026-01-15T10:00:00Z')).ok,
+      true,
+    );
+    const late = parseDeclaration({ id: 'o', cron: once }, LIMITS, at('2026-07-01T00:00:00Z'));
+    assert.equal(late.ok, false);
+    assert.match(late.ok ? '' : late.issue.message, /does not fire within/);
+    // A gap sample is per UTC day: the next day is sampled again (DST in Berlin: 2026-03-29).
+    const dst = '30 * * * *';
+    const day = (iso: string) =>
+      parseDeclaration({ id: 'd', cron: dst, timezone: 'Europe/Berlin' }, LIMITS, at(iso));
+    assert.ok(day('2026-03-28T12:00:00Z').ok && day('2026-03-29T12:00:00Z').ok);
+    assert.ok((specCacheSizes().validated as number) > 0);
+  });
+
   test('zone spellings (every capitalisation is valid) stay within the zone bound', () => {
     const base = 'europe/berlin';
     let made = 0;

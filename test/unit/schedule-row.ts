@@ -1,16 +1,19 @@
-/**
- * One schedule row for tests that write the store directly: a declared `every: 1m` schedule,
- * active, created at `at`, with `over` applied last. The key is `tenant/plugin/localId`.
- */
-import type { ScheduleRecord } from '../src/store/types.ts';
+/** One `ScheduleRecord` builder for tests that write rows straight into a store. */
+import type { ScheduleRecord } from '../../src/store/types.ts';
 
+/** 2026-01-15T10:00:00Z. */
+const T0 = Date.parse('2026-01-15T10:00:00Z');
+
+/**
+ * A row of plugin `<tenant>/<plugin>` (plugin `p` unless given): an active 1-minute interval
+ * created at `at` (T0 unless given), with `fields` overriding any column.
+ */
 export function scheduleRow(
   tenant: string,
-  plugin: string,
   localId: string,
-  at: number,
-  over: Partial<ScheduleRecord> = {},
+  fields: Partial<ScheduleRecord> & { readonly plugin?: string; readonly at?: number } = {},
 ): ScheduleRecord {
+  const { plugin = 'p', at = T0, ...rest } = fields;
   const pluginId = `${tenant}/${plugin}`;
   return {
     key: `${pluginId}/${localId}`,
@@ -34,6 +37,6 @@ export function scheduleRow(
     bufferedAt: null,
     createdAt: at,
     updatedAt: at,
-    ...over,
+    ...rest,
   };
 }
