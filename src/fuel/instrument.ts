@@ -97,7 +97,7 @@ import {
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/5';
+export const INSTRUMENTER_VERSION = 'hg-fuel/6';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
@@ -264,23 +264,24 @@ function rewrite(
   // escaping by export only gets a carrying twin (its body, appended): direct calls go to the
   // twin, and the exported index keeps a wrapper for callers from outside.
   let carry: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null = null;
+  let escaping: Set<number> | null = null;
   if (ctx.placement === 'metered-blocks' && funcTypes.length > 0) {
-    let escaping: Set<number> | null = null;
     try {
       escaping = readEscapingFunctions(bytes, sections, false);
     } catch (err) {
       if (!(err instanceof WasmDecodeError)) throw err;
     }
-    if (escaping) {
+    const esc = escaping;
+    if (esc) {
       const nf = funcImports.length + funcTypes.length;
       const exported = new Set<number>();
       for (const e of exports)
         if (e.kind === 0 && e.index >= funcImports.length) exported.add(e.index);
-      const twins = [...exported].filter((i) => !escaping.has(i)).sort((a, b) => a - b);
+      const twins = [...exported].filter((i) => !esc.has(i)).sort((a, b) => a - b);
       const carrying = new Uint8Array(nf + twins.length);
       let any = twins.length > 0;
       for (let i = funcImports.length; i < nf; i++) {
-        if (!escaping.has(i) && !exported.has(i)) {
+        if (!esc.has(i) && !exported.has(i)) {
           carrying[i] = 1;
           any = true;
         }
@@ -296,6 +297,15 @@ function rewrite(
       if (any) carry = { carrying, twin, twins };
     }
   }
+  // A private table (plan-types.ts, `ModuleFacts.privateTable`): neither imported nor exported,
+  // no imported global (a constant expression could read a function from outside through
+  // one), and no imported function in an element segment or a global's initializer.
+  let privateTable =
+    escaping !== null &&
+    !imports.some((i) => i.kind === 1 || i.kind === 3) &&
+    !exports.some((e) => e.kind === 1);
+  if (escaping && privateTable)
+    for (const f of escaping) if (f < funcImports.length) privateTable = false;
 
   const codeSec = byId(SectionId.code);
   // Where each body's size prefix is (sizePos[n] = the section's end), when the section's
@@ -323,17 +333,30 @@ function rewrite(
     }
     unwinds = mayUnwind(bytes, bodies, funcImports.length);
   }
-  let code = codeSec ? emitCode(bytes, codeSec, false, carry) : null;
-  if (code === 'no-carry' && codeSec) code = emitCode(bytes, codeSec, false, null);
-  if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true, null);
-  if (code === 'needs-catching' || code === 'no-carry')
-    throw new Error('unreachable: catching pass asked to restart');
+  // Optimistic first: carrying, no `try`, a private table; a body that contradicts one of
+  // these asks for a restart without it.
+  let code: EmittedCode | null = null;
+  let catching = false;
+  while (codeSec) {
+    const got = emitCode(bytes, codeSec, catching, carry, privateTable);
+    if (got === 'table-mutation' && privateTable) privateTable = false;
+    else if (got === 'no-carry' && carry) carry = null;
+    else if (got === 'needs-catching' && !catching) {
+      catching = true;
+      carry = null;
+    } else if (typeof got === 'string') throw new Error(`unreachable: restart ${got} again`);
+    else {
+      code = got;
+      break;
+    }
+  }
 
   function emitCode(
     src: Uint8Array,
     sec: Section,
     catching: boolean,
     carryInfo: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null,
+    privateTable: boolean,
   ): EmittedCode | Restart {
     const carry = carryInfo ? carryInfo.carrying : null;
     const twinOf = carryInfo ? carryInfo.twin : null;
@@ -348,6 +371,7 @@ function rewrite(
       twin: twinOf,
       unwinds,
       bodies: unwinds ? bodies : null,
+      privateTable,
     };
     const job: CodeJob = { ctx, facts, types, funcTypes };
     const n = funcTypes.length;

@@ -53,6 +53,8 @@ function misc(op: number): number {
 }
 
 const P = new Planner();
+/** `table.set`: not a plain operator for the planner (privateTable, plan-types.ts). */
+const TABLE_SET = 0x26;
 
 /**
  * `shiftLocalsFrom` >= 0: the function carries fuel, so two parameters are inserted before its
@@ -68,6 +70,7 @@ export function planFunction(
 ): FunctionPlan {
   const r = new ByteReader(bytes, start, end);
   const perInstr = m.placement === 'per-instruction';
+  const privateTable = m.privateTable === true && !perInstr;
   const { single, misc: miscCost, simd, atomic } = m.costs;
 
   let numLocals = 0;
@@ -188,8 +191,13 @@ export function planFunction(
       }
       skipImmediates(r, subImm);
       c = (op === PREFIX_MISC ? miscCost : op === PREFIX_SIMD ? simd : atomic)[sub] as number;
-      if (op === PREFIX_MISC) dyn = misc(sub);
+      if (op === PREFIX_MISC) {
+        dyn = misc(sub);
+        if (privateTable && (sub === MiscOp.tableGrow || sub === MiscOp.tableFill))
+          throw new PlacementError('table-mutation', 'table.grow or table.fill');
+      }
     } else {
+      if (op === TABLE_SET && privateTable) throw new PlacementError('table-mutation', 'table.set');
       if (imm === Imm.unsupported) {
         throw new PlacementError(
           'unsupported',
@@ -281,7 +289,8 @@ export function planFunction(
       case Op.callIndirect:
         r.u32();
         r.u32();
-        P.afterCall(p, r.pos, true, false, -1, true);
+        // Only this module's functions sit in a private table: no host on the other side.
+        P.afterCall(p, r.pos, !privateTable, false, -1, true);
         break;
       case Op.localGet:
       case Op.localSet:
