@@ -33,7 +33,9 @@
  *   its executed operators' costs, whatever the block boundaries are. The per-instruction
  *   placement (a test reference) must, and does, agree to the unit.
  * - Checks sit at function entry (a loop-free call tree can still be exponential), at loop
- *   headers, after calls that may reach the host, and at operand-priced operators. A check
+ *   headers (in Go's dispatch loops, dispatch-loops.ts: only at cases a jump to the same or an
+ *   earlier case reaches), after calls that may reach the host, and at operand-priced
+ *   operators. A check
  *   compares against the block's lookahead W (the most the code can spend before the next
  *   check), not against 0, so fuel never goes negative: no operator runs unpaid, a completed
  *   call never overspends its budget, and the trap point is a pure function of the budget.
@@ -47,7 +49,10 @@
  *   host, which can charge dynamic costs.
  * - After a call that may reach JavaScript (an import or a table entry), the depth counter is
  *   restored (frames unwound by a caught exception never restored it) and the code traps if
- *   the exhausted flag is set (a fuel or depth trap the glue swallowed stays a trap).
+ *   the exhausted flag is set (a fuel or depth trap the glue swallowed stays a trap). A
+ *   private table (`ModuleFacts.privateTable`: none imported or exported, no imported
+ *   function or global in a segment, no `table.set/grow/fill`) holds only the module's own
+ *   functions, so an indirect call through it is treated as guest code, without these.
  * - Out of fuel is a trap (`unreachable`) preceded by `__hg_fuel_exhausted = 1` and a write
  *   back of the counter: a guest can catch a JS exception thrown by the host (Node 20 ships
  *   exception handling) but never a trap, and the flag tells it apart from `unreachable`.
