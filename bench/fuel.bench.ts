@@ -89,6 +89,13 @@ const KERNELS = join(PROJECT_ROOT, 'bench', 'kernels');
 const BUILD = join(KERNELS, 'build');
 const RUSTC = process.env.HOURGLASS_RUSTC ?? '/usr/bin/rustc';
 const ALT = process.env.FUEL_BENCH_INSTRUMENTER;
+/** FUEL_BENCH_KERNELS=sieve,gojson: only the kernels whose names start with one of these. */
+const ONLY = process.env.FUEL_BENCH_KERNELS?.split(',').filter(Boolean) ?? null;
+const want = (name: string): boolean => !ONLY || ONLY.some((k) => name.startsWith(k));
+/** FUEL_BENCH_OPTIONS='{"maxCallDepth":0}': extra instrument() options (experiments only). */
+const EXTRA_OPTIONS = JSON.parse(process.env.FUEL_BENCH_OPTIONS ?? '{}') as Record<string, unknown>;
+/** A partial or modified run prints only: bench/results/fuel.json is not written. */
+const PARTIAL = ALT !== undefined || ONLY !== null || process.env.FUEL_BENCH_OPTIONS !== undefined;
 const { instrument, INSTRUMENTER_VERSION } = ALT
   ? ((await import(resolve(ALT))) as typeof current)
   : current;
@@ -140,7 +147,7 @@ async function buildKernels(): Promise<Kernel[]> {
     args,
     ...(check ? { check } : {}),
   });
-  return [
+  const all: Kernel[] = [
     wat('fib', [25]),
     wat('loop', [2_000_000]),
     wat('sieve', [120_000]),
@@ -150,7 +157,9 @@ async function buildKernels(): Promise<Kernel[]> {
     wat('leafcall', [2_000_000]),
     wat('fibexp', [25]),
     wat('whileleaf', [2_000_000]),
-    {
+  ].filter((k) => want(k.name));
+  if (want('wordfreq'))
+    all.push({
       name: 'wordfreq (AssemblyScript)',
       source: 'bench/kernels/wordfreq.as',
       bytes: buildAssemblyScript('wordfreq'),
@@ -162,16 +171,17 @@ async function buildKernels(): Promise<Kernel[]> {
           },
         },
       },
-    },
-    ...goKernel(),
-    await binaryenKernel(),
-    {
+    });
+  if (want('gojson')) all.push(...goKernel());
+  if (want('binaryen')) all.push(await binaryenKernel());
+  if (want('docproc'))
+    all.push({
       name: 'docproc (Rust, realistic)',
       source: 'bench/kernels/docproc.rs',
       bytes: buildRust('docproc'),
       args: [42, 300],
-    },
-  ];
+    });
+  return all;
 }
 
 function gitCommit(): string {
@@ -364,7 +374,7 @@ async function load(
 }
 
 async function prepare(kernel: Kernel): Promise<Pair> {
-  const { bytes, stats } = instrument(kernel.bytes, { initialFuel: BUDGET });
+  const { bytes, stats } = instrument(kernel.bytes, { ...EXTRA_OPTIONS, initialFuel: BUDGET });
   const p = await load(kernel, kernel.bytes);
   const f = await load(kernel, bytes);
   const plain = p.instance;
@@ -646,7 +656,7 @@ const slowdowns = summary.map((s) => s.slowdown);
 const gm = geomean(slowdowns);
 const micro = summary.filter((s) => !s.kernel.includes('realistic')).map((s) => s.slowdown);
 const worst = summary.reduce((a, b) => (b.slowdown > a.slowdown ? b : a));
-const throughput = instrumentThroughput(biggestModule(kernels));
+const throughput = ONLY ? null : instrumentThroughput(biggestModule(kernels));
 
 console.log(
   `\nfuel (${INSTRUMENTER_VERSION}, ${DEFAULT_COST_TABLE.version}; ${ROUNDS} rounds × ${TIME_MS} ms ${CLOCK} time per task; slowdown = median over rounds)`,
@@ -670,7 +680,7 @@ console.log(
     .join(' ')}`,
 );
 console.log(`worst   ${worst.slowdown.toFixed(3)}× (${worst.kernel})`);
-printThroughput(throughput);
+if (throughput) printThroughput(throughput);
 
 // Same shape as the other results files: rows with a ratio (here: to the kernel's own plain row).
 const outRows = summary.flatMap((s) => {
@@ -691,7 +701,7 @@ const outRows = summary.flatMap((s) => {
 const dir = join(PROJECT_ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, 'fuel.json');
-if (!ALT) {
+if (!PARTIAL) {
   writeFileSync(
     file,
     `${JSON.stringify(

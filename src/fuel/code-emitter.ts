@@ -36,7 +36,7 @@ export interface EmittedBodies {
   readonly end: number;
 }
 
-export type Restart = 'needs-catching' | 'no-carry';
+export type Restart = 'needs-catching' | 'no-carry' | 'table-mutation';
 
 const I64 = 0x7e;
 const I32 = 0x7f;
@@ -76,6 +76,7 @@ export function emitFunctions(
     } catch (err) {
       if (err instanceof PlacementError && err.kind === 'needs-catching') return 'needs-catching';
       if (err instanceof PlacementError && err.kind === 'no-carry') return 'no-carry';
+      if (err instanceof PlacementError && err.kind === 'table-mutation') return 'table-mutation';
       throw err;
     }
     if (carries && newFuncTypes) {

@@ -33,7 +33,9 @@
  *   its executed operators' costs, whatever the block boundaries are. The per-instruction
  *   placement (a test reference) must, and does, agree to the unit.
  * - Checks sit at function entry (a loop-free call tree can still be exponential), at loop
- *   headers, after calls that may reach the host, and at operand-priced operators. A check
+ *   headers (in Go's dispatch loops, dispatch-loops.ts: only at cases a jump to the same or an
+ *   earlier case reaches), after calls that may reach the host, and at operand-priced
+ *   operators. A check
  *   compares against the block's lookahead W (the most the code can spend before the next
  *   check), not against 0, so fuel never goes negative: no operator runs unpaid, a completed
  *   call never overspends its budget, and the trap point is a pure function of the budget.
@@ -47,7 +49,10 @@
  *   host, which can charge dynamic costs.
  * - After a call that may reach JavaScript (an import or a table entry), the depth counter is
  *   restored (frames unwound by a caught exception never restored it) and the code traps if
- *   the exhausted flag is set (a fuel or depth trap the glue swallowed stays a trap).
+ *   the exhausted flag is set (a fuel or depth trap the glue swallowed stays a trap). A
+ *   private table (`ModuleFacts.privateTable`: none imported or exported, no imported
+ *   function or global in a segment, no `table.set/grow/fill`) holds only the module's own
+ *   functions, so an indirect call through it is treated as guest code, without these.
  * - Out of fuel is a trap (`unreachable`) preceded by `__hg_fuel_exhausted = 1` and a write
  *   back of the counter: a guest can catch a JS exception thrown by the host (Node 20 ships
  *   exception handling) but never a trap, and the flag tells it apart from `unreachable`.
@@ -95,7 +100,7 @@ import {
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/5';
+export const INSTRUMENTER_VERSION = 'hg-fuel/6';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
@@ -254,23 +259,24 @@ function rewrite(
   // escaping by export only gets a carrying twin (its body, appended): direct calls go to the
   // twin, and the exported index keeps a wrapper for callers from outside.
   let carry: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null = null;
+  let escaping: Set<number> | null = null;
   if (ctx.placement === 'metered-blocks' && funcTypes.length > 0) {
-    let escaping: Set<number> | null = null;
     try {
       escaping = readEscapingFunctions(bytes, sections, false);
     } catch (err) {
       if (!(err instanceof WasmDecodeError)) throw err;
     }
-    if (escaping) {
+    const esc = escaping;
+    if (esc) {
       const nf = funcImports.length + funcTypes.length;
       const exported = new Set<number>();
       for (const e of exports)
         if (e.kind === 0 && e.index >= funcImports.length) exported.add(e.index);
-      const twins = [...exported].filter((i) => !escaping.has(i)).sort((a, b) => a - b);
+      const twins = [...exported].filter((i) => !esc.has(i)).sort((a, b) => a - b);
       const carrying = new Uint8Array(nf + twins.length);
       let any = twins.length > 0;
       for (let i = funcImports.length; i < nf; i++) {
-        if (!escaping.has(i) && !exported.has(i)) {
+        if (!esc.has(i) && !exported.has(i)) {
           carrying[i] = 1;
           any = true;
         }
@@ -286,6 +292,15 @@ function rewrite(
       if (any) carry = { carrying, twin, twins };
     }
   }
+  // A private table (plan-types.ts, `ModuleFacts.privateTable`): neither imported nor exported,
+  // no imported global (a constant expression could read a function from outside through
+  // one), and no imported function in an element segment or a global's initializer.
+  let privateTable =
+    escaping !== null &&
+    !imports.some((i) => i.kind === 1 || i.kind === 3) &&
+    !exports.some((e) => e.kind === 1);
+  if (escaping && privateTable)
+    for (const f of escaping) if (f < funcImports.length) privateTable = false;
 
   const codeSec = byId(SectionId.code);
   // Where each body's size prefix is (sizePos[n] = the section's end), when the section's
@@ -313,17 +328,30 @@ function rewrite(
     }
     unwinds = mayUnwind(bytes, bodies, funcImports.length);
   }
-  let code = codeSec ? emitCode(bytes, codeSec, false, carry) : null;
-  if (code === 'no-carry' && codeSec) code = emitCode(bytes, codeSec, false, null);
-  if (code === 'needs-catching' && codeSec) code = emitCode(bytes, codeSec, true, null);
-  if (code === 'needs-catching' || code === 'no-carry')
-    throw new Error('unreachable: catching pass asked to restart');
+  // Optimistic first: carrying, no `try`, a private table; a body that contradicts one of
+  // these asks for a restart without it.
+  let code: EmittedCode | null = null;
+  let catching = false;
+  while (codeSec) {
+    const got = emitCode(bytes, codeSec, catching, carry, privateTable);
+    if (got === 'table-mutation' && privateTable) privateTable = false;
+    else if (got === 'no-carry' && carry) carry = null;
+    else if (got === 'needs-catching' && !catching) {
+      catching = true;
+      carry = null;
+    } else if (typeof got === 'string') throw new Error(`unreachable: restart ${got} again`);
+    else {
+      code = got;
+      break;
+    }
+  }
 
   function emitCode(
     src: Uint8Array,
     sec: Section,
     catching: boolean,
     carryInfo: { carrying: Uint8Array; twin: Int32Array | null; twins: number[] } | null,
+    privateTable: boolean,
   ): EmittedCode | Restart {
     const carry = carryInfo ? carryInfo.carrying : null;
     const twinOf = carryInfo ? carryInfo.twin : null;
@@ -338,6 +366,7 @@ function rewrite(
       twin: twinOf,
       unwinds,
       bodies: unwinds ? bodies : null,
+      privateTable,
     };
     const job: CodeJob = { ctx, facts, types, funcTypes };
     const n = funcTypes.length;

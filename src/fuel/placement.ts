@@ -33,6 +33,8 @@ import { SIMPLE_VALTYPES } from '../wasm/sections.ts';
 import { BF, Dyn, Ev, F_BLOCK, F_FUNC, F_IF, F_LOOP, F_TRY, PlacementError } from './plan-types.ts';
 import type { FunctionPlan, ModuleFacts } from './plan-types.ts';
 import { matchCounted } from './counted-loops.ts';
+import { matchDispatch } from './dispatch-loops.ts';
+import type { Dispatch } from './dispatch-loops.ts';
 import { FAST_OP, grow32, grow64, Planner } from './planner.ts';
 
 export { BF, Dyn, Ev, PlacementError } from './plan-types.ts';
@@ -53,6 +55,10 @@ function misc(op: number): number {
 }
 
 const P = new Planner();
+/** `table.set`: not a plain operator for the planner (privateTable, plan-types.ts). */
+const TABLE_SET = 0x26;
+const LOCAL_GET = 0x20;
+const EMPTY = new Int32Array(0);
 
 /** The one plan object, refilled by every call (like the planner's buffers it points to). */
 const PLAN: { -readonly [K in keyof FunctionPlan]: FunctionPlan[K] } = {
@@ -131,6 +137,7 @@ export function planFunction(
 ): FunctionPlan {
   const r = new ByteReader(bytes, start, end);
   const perInstr = m.placement === 'per-instruction';
+  const privateTable = m.privateTable === true && !perInstr;
   const { single, misc: miscCost, simd, atomic } = m.costs;
 
   let numLocals = 0;
@@ -143,6 +150,13 @@ export function planFunction(
   }
   const instrStart = r.pos;
   P.reset(perInstr);
+  // The dispatch loop being planned (dispatch-loops.ts), its frame, how many of its case
+  // blocks have ended, the next jump, and each ended case's first block.
+  let disp: Dispatch | null = null;
+  let dLoop = -1;
+  let dEnded = 0;
+  let dNext = 0;
+  let caseBlock: Int32Array = EMPTY;
 
   const fast = fastTable(single);
   while (P.nF > 0) {
@@ -237,6 +251,10 @@ export function planFunction(
       }
       // end (block / loop / if / try) or delegate (try).
       P.nF--;
+      if (disp !== null) {
+        if (top === dLoop) disp = null;
+        else if (top === dLoop + disp.n - dEnded) caseBlock[dEnded++] = P.nB; // its first block
+      }
       if (k === F_LOOP) continue;
       if (k === F_BLOCK && P.fHead[top] === -1) continue; // never targeted: no split
       P.tailTo(top);
@@ -263,8 +281,13 @@ export function planFunction(
       }
       skipImmediates(r, subImm);
       c = (op === PREFIX_MISC ? miscCost : op === PREFIX_SIMD ? simd : atomic)[sub] as number;
-      if (op === PREFIX_MISC) dyn = misc(sub);
+      if (op === PREFIX_MISC) {
+        dyn = misc(sub);
+        if (privateTable && (sub === MiscOp.tableGrow || sub === MiscOp.tableFill))
+          throw new PlacementError('table-mutation', 'table.grow or table.fill');
+      }
     } else {
+      if (op === TABLE_SET && privateTable) throw new PlacementError('table-mutation', 'table.set');
       if (imm === Imm.unsupported) {
         throw new PlacementError(
           'unsupported',
@@ -296,15 +319,37 @@ export function planFunction(
           bt === -1 ? 0 : typeof bt === 'number' ? 1 : -1,
         );
         if (op === Op.loop) {
+          if (bt === -1 && !perInstr && disp === null) {
+            disp = matchDispatch(bytes, p + 1, end);
+            if (disp !== null) {
+              // The header is no block boundary: no charge, no check (see dispatch-loops.ts).
+              dLoop = P.nF - 1;
+              dEnded = 0;
+              dNext = 0;
+              caseBlock = new Int32Array(disp.n);
+              break;
+            }
+          }
           if (bt === -1 && !perInstr) matchCounted(P, bytes, p, r.pos, end, shiftLocalsFrom, m);
           P.fallTo(BF.check);
         } else if (op === Op.if) P.fallTo(0);
         break;
       }
-      case Op.br:
-        P.target(r.u32());
+      case Op.br: {
+        const depth = r.u32();
+        if (disp !== null && disp.jumpPos[dNext] === p) {
+          // A jump through the dispatch: this block pays the header's two operators too.
+          const l = disp.jumpLabel[dNext++] as number;
+          c += (single[LOCAL_GET] as number) + (single[Op.brTable] as number);
+          if (l < dEnded) {
+            // To the same or an earlier case: that case checks (a back edge, no edge kept).
+            const b = caseBlock[l] as number;
+            P.flags[b] = (P.flags[b] as number) | BF.check;
+          } else P.target(P.nF - 1 - (dLoop + disp.n - l));
+        } else P.target(depth);
         P.terminate();
         break;
+      }
       case Op.brIf: {
         const depth = r.u32();
         P.target(depth);
@@ -356,7 +401,8 @@ export function planFunction(
       case Op.callIndirect:
         r.u32();
         r.u32();
-        P.afterCall(p, r.pos, true, false, -1, true);
+        // Only this module's functions sit in a private table: no host on the other side.
+        P.afterCall(p, r.pos, !privateTable, false, -1, true);
         break;
       case Op.localGet:
       case Op.localSet:

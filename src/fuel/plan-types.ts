@@ -117,11 +117,20 @@ export interface ModuleFacts {
    * null: counted loops (counted-loops.ts) read a callee's body to bound what a call to it spends.
    */
   readonly bodies?: Int32Array | null;
+  /**
+   * Every table entry is one of this module's own functions, for the whole instance's life:
+   * no table is imported or exported, no imported function or global can reach an element
+   * segment, and no body mutates a table with a value from outside (`table.set`, `table.grow`,
+   * `table.fill`; the planner asks for a restart without this fact when it meets one). An
+   * indirect call then cannot reach JavaScript, so it is planned like a direct call to a
+   * function that keeps the global counter: no host check, no depth restore after it.
+   */
+  readonly privateTable?: boolean;
 }
 
 export class PlacementError extends Error {
   constructor(
-    readonly kind: 'unsupported' | 'invalid' | 'needs-catching' | 'no-carry',
+    readonly kind: 'unsupported' | 'invalid' | 'needs-catching' | 'no-carry' | 'table-mutation',
     message: string,
   ) {
     super(message);

@@ -48,6 +48,7 @@ const PLAIN_OP: Uint8Array = (() => {
     PREFIX_MISC,
     PREFIX_SIMD,
     PREFIX_ATOMIC,
+    0x26, // table.set: may put a function from outside into a private table (placement.ts)
   ])
     t[op] = 0;
   return t;
