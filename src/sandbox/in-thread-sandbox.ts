@@ -1,7 +1,11 @@
 /**
  * The simplest `Sandbox`: Extism foreground plugins on the calling thread. One instance per
  * guest, created lazily from the module compiled at load, and discarded after any trap (a
- * trapped guest's allocator or shadow stack may be mid-update). Host functions are answered
+ * trapped guest's allocator or shadow stack may be mid-update) and after every discovery call
+ * (`schedules()`): a guest's memory grows while it builds its declarations, and a kept
+ * instance would hold that high-water mark for as long as the plugin is loaded (about 1 MB per
+ * guest at 1,000 declarations); runs also do not inherit discovery's heap. The first run then
+ * instantiates the compiled module afresh (its init included). Host functions are answered
  * synchronously by the `HostCallHandler`.
  *
  * Every call is metered (docs/fuel.md): the instance's fuel global is set to the phase's
@@ -156,6 +160,8 @@ export function hostError(code: string, message: string): string {
 export class InThreadSandbox implements Sandbox {
   readonly #guests = new Map<string, LoadedGuest>();
   readonly #opts: InThreadSandboxOptions;
+  /** Linear-memory bytes of dropped instances, not yet taken (`takeReleasedBytes`). */
+  #released = 0;
 
   constructor(opts: InThreadSandboxOptions) {
     this.#opts = opts;
@@ -195,7 +201,7 @@ export class InThreadSandbox implements Sandbox {
       );
     }
     const old = this.#guests.get(spec.pluginId);
-    if (old?.plugin) await old.plugin.close();
+    if (old?.plugin) await this.#discard(old, old.plugin);
     this.#guests.set(spec.pluginId, guest);
     return { exports: prepared.exports, imports: prepared.imports, sha256: prepared.sha256 };
   }
@@ -220,7 +226,7 @@ export class InThreadSandbox implements Sandbox {
       if (startFault) throw new Error(startFault.message);
     } catch (err) {
       const startFault = guest.startFault as CallFault | null;
-      await discard(guest, plugin);
+      await this.#discard(guest, plugin);
       throw startFault ? new Error(startFault.message, { cause: err }) : err;
     }
     return plugin;
@@ -485,7 +491,11 @@ export class InThreadSandbox implements Sandbox {
       ended ??= kernel.end();
       return this.#ended(guest, plugin, req, started, state, ended, { err }, wasi);
     } finally {
-      if (!late) this.#finish(guest, req, ended, wasi);
+      if (!late) {
+        this.#finish(guest, req, ended, wasi);
+        // Discovery's instance is not kept: runs start from a fresh one (below).
+        if (req.caller.phase === 'discovery') void this.#discard(guest, plugin);
+      }
     }
   }
 
@@ -527,7 +537,7 @@ export class InThreadSandbox implements Sandbox {
     const exit = wasi?.exit;
     if (exit) {
       const fuelUsed = Number(exit.fuelUsed);
-      await discard(guest, plugin);
+      await this.#discard(guest, plugin);
       if (exit.code === 0) return { ok: true, output: null, durationMs: elapsed(), fuelUsed };
       return failure(
         'failed',
@@ -549,7 +559,7 @@ export class InThreadSandbox implements Sandbox {
     ): CallOutcome => failure(status, reason, text, elapsed(), fuelUsed);
     // Anything else leaves the instance in an unknown state: discard it.
     const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
-    await discard(guest, plugin);
+    await this.#discard(guest, plugin);
     if (state.denied) return fail('host_call_denied', 'host_call_denied', state.denied);
     const fault = state.fault;
     // A drained call looks out of fuel to the meter: the fault says what really happened.
@@ -601,23 +611,38 @@ export class InThreadSandbox implements Sandbox {
   async unload(pluginId: string): Promise<void> {
     const guest = this.#guests.get(pluginId);
     this.#guests.delete(pluginId);
-    await guest?.plugin?.close().catch(() => undefined);
+    if (guest?.plugin) await this.#discard(guest, guest.plugin);
+  }
+
+  /**
+   * Drops a guest's instance (after discovery, a trap, an exit, a failed init, an unload): the
+   * next call makes a new one. Its linear memory is counted in `releasedBytes` until taken.
+   */
+  async #discard(guest: LoadedGuest, plugin: Plugin): Promise<void> {
+    this.#released += guest.memory?.buffer.byteLength ?? 0;
+    guest.plugin = null;
+    guest.exports = null;
+    guest.memory = null;
+    guest.meter = null;
+    guest.rc = null;
+    guest.kernel = null;
+    await plugin.close().catch(() => undefined);
+  }
+
+  /**
+   * Bytes of linear memory held by instances dropped since the last call (and resets the
+   * count). They are freed only at the thread's next major GC: a pool worker asks for one
+   * when enough has piled up (pool/worker-gc.ts).
+   */
+  takeReleasedBytes(): number {
+    const n = this.#released;
+    this.#released = 0;
+    return n;
   }
 
   async close(): Promise<void> {
     for (const id of [...this.#guests.keys()]) await this.unload(id);
   }
-}
-
-/** Drops a guest's instance (after a trap, an exit or a failed init): the next call makes a new one. */
-async function discard(guest: LoadedGuest, plugin: Plugin): Promise<void> {
-  guest.plugin = null;
-  guest.exports = null;
-  guest.memory = null;
-  guest.meter = null;
-  guest.rc = null;
-  guest.kernel = null;
-  await plugin.close().catch(() => undefined);
 }
 
 /** Reads an AssemblyScript string (UTF-16, byte length at ptr-4) from guest memory, bounded. */
