@@ -21,7 +21,8 @@
  * misuse, limits crossed and `env.abort` end the call the same way (fuel drained, never a JS
  * exception a guest's `catch_all` could swallow), with the status and reason of the fault.
  * WASI imports are Hourglass's own too (kernel/wasi.ts), and the module's init runs here, with
- * memory, meter and WASI bound, under the discovery budget (kernel/guest-init.ts).
+ * memory, meter and WASI bound, under the discovery budget (kernel/guest-init.ts). What a call
+ * that did not simply return is reported as is decided in call-failure.ts.
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
@@ -30,7 +31,16 @@ import { HourglassError } from '../errors.ts';
 import { FuelMeter } from '../fuel/meter.ts';
 import { prepareGuest, EXTISM_KERNEL, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
 import { HOURGLASS_WASI } from './kernel/entry-rewrite.ts';
-import { ExtismKernel, type KernelFault } from './kernel/extism-kernel.ts';
+import { ExtismKernel } from './kernel/extism-kernel.ts';
+import {
+  type CallFault,
+  type CallState,
+  abortFault,
+  classifyFailure,
+  endedByHost,
+  exitOutcome,
+  failure,
+} from './call-failure.ts';
 import { GuestInitError, runGuestInit } from './kernel/guest-init.ts';
 import { WasiKernel } from './kernel/wasi.ts';
 import { RC_GLOBAL } from './return-code.ts';
@@ -38,7 +48,6 @@ import type { PluginLimits } from '../plugin/manifest.ts';
 import type {
   CallOutcome,
   CallRequest,
-  CallerContext,
   GuestInfo,
   GuestSpec,
   HostCallHandler,
@@ -48,16 +57,6 @@ import { asHostCallAnswer } from './types.ts';
 
 /** Largest host-function request accepted (bytes); larger ones get `too_large`. */
 export const MAX_HOST_REQUEST_BYTES = 65_536;
-/** What ends a call early: a kernel fault, or `env.abort` (status `trapped`, reason `abort`). */
-type CallFault = KernelFault | { status: 'trapped'; reason: 'abort'; message: string };
-
-interface CallState {
-  caller: CallerContext;
-  /** Why a host call was refused for capability or phase (ends the call). */
-  denied: string | null;
-  /** The first fault of the call (it ends the call). */
-  fault: CallFault | null;
-}
 
 /** Extism blocks (input, allocations, host answers) a call may hold: the memory cap's bytes. */
 export function blockBytesOf(limits: PluginLimits): number {
@@ -89,15 +88,6 @@ function encodeInput(s: string): Uint8Array {
   return out;
 }
 
-function failure(
-  status: Extract<CallOutcome, { ok: false }>['status'],
-  reason: string,
-  message: string,
-  durationMs: number,
-  fuelUsed: number | null,
-): CallOutcome {
-  return { ok: false, status, reason, message, durationMs, fuelUsed };
-}
 const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 /** A guest spec without its bytes (the compiled module travels separately). */
@@ -286,8 +276,7 @@ export class InThreadSandbox implements Sandbox {
             // JS exception could be caught by the guest's `catch_all`; the trap that follows
             // cannot.
             abort: (_cx: CallContext, msg: number, file: number, line: number, col: number) => {
-              const text = `abort: ${readAscString(guest.memory, msg) ?? '?'} at ${readAscString(guest.memory, file) ?? '?'}:${line}:${col}`;
-              fault({ status: 'trapped', reason: 'abort', message: text });
+              fault(abortFault(guest.memory, msg, file, line, col));
             },
           },
         },
@@ -536,57 +525,25 @@ export class InThreadSandbox implements Sandbox {
     // instance is discarded either way (its runtime has shut down).
     const exit = wasi?.exit;
     if (exit) {
-      const fuelUsed = Number(exit.fuelUsed);
       await this.#discard(guest, plugin);
-      if (exit.code === 0) return { ok: true, output: null, durationMs: elapsed(), fuelUsed };
-      return failure(
-        'failed',
-        'proc_exit',
-        `${req.fn}() called proc_exit(${exit.code})`,
-        elapsed(),
-        fuelUsed,
-      );
+      return exitOutcome(req.fn, exit, elapsed());
     }
-    const err = thrown ? thrown.err : new Error('the call was ended by the host');
+    const err = thrown ? thrown.err : endedByHost();
     const meter = guest.meter as FuelMeter;
-    const message = err instanceof Error ? err.message : String(err);
     const settled = meter.settle(err);
-    const fuelUsed = Number(settled.fuelUsed);
-    const fail = (
-      status: Extract<CallOutcome, { ok: false }>['status'],
-      reason: string,
-      text: string,
-    ): CallOutcome => failure(status, reason, text, elapsed(), fuelUsed);
     // Anything else leaves the instance in an unknown state: discard it.
     const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
     await this.#discard(guest, plugin);
-    if (state.denied) return fail('host_call_denied', 'host_call_denied', state.denied);
-    const fault = state.fault;
-    // A drained call looks out of fuel to the meter: the fault says what really happened.
-    if (fault && fault.reason !== 'abort') return fail(fault.status, fault.reason, fault.message);
-    if (!fault && settled.outcome === 'out_of_fuel') {
-      return fail(
-        'out_of_fuel',
-        'out_of_fuel',
-        `${req.fn}() used its whole budget of ${meter.currentBudget()} fuel`,
-      );
-    }
-    if (!fault && settled.outcome === 'stack_overflow' && meter.depthExceeded()) {
-      return fail('stack_overflow', 'call_depth', `${req.fn}() exceeded the call-depth limit`);
-    }
-    if (pages >= limits.memoryPages) {
-      const why = fault?.message ?? message;
-      return fail(
-        'memory_limit',
-        'memory_cap',
-        `trapped with its memory at the plugin's cap of ${pages} pages: ${why}`,
-      );
-    }
-    if (fault) return fail('trapped', 'abort', fault.message);
-    if (err instanceof RangeError && /call stack/i.test(message))
-      return fail('stack_overflow', 'stack_overflow', message);
-    if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
-    return fail('trapped', 'exception', message);
+    return classifyFailure({
+      fn: req.fn,
+      state,
+      err,
+      meter,
+      settled,
+      pages,
+      memoryPages: limits.memoryPages,
+      elapsed,
+    });
   }
 
   /** After every call: WASI's call state, the dropped-log-lines notice, no caller. */
@@ -642,19 +599,5 @@ export class InThreadSandbox implements Sandbox {
 
   async close(): Promise<void> {
     for (const id of [...this.#guests.keys()]) await this.unload(id);
-  }
-}
-
-/** Reads an AssemblyScript string (UTF-16, byte length at ptr-4) from guest memory, bounded. */
-function readAscString(memory: WebAssembly.Memory | null, ptr: number): string | null {
-  try {
-    if (!memory || ptr < 4) return null;
-    const view = new DataView(memory.buffer);
-    const len = Math.min(view.getUint32(ptr - 4, true), 2048) >>> 1;
-    let s = '';
-    for (let i = 0; i < len; i++) s += String.fromCharCode(view.getUint16(ptr + i * 2, true));
-    return s;
-  } catch {
-    return null;
   }
 }
