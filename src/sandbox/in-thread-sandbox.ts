@@ -3,9 +3,10 @@
  * guest, created lazily from the module compiled at load, and discarded after any trap (a
  * trapped guest's allocator or shadow stack may be mid-update) and after every discovery call
  * (`schedules()`): a guest's memory grows while it builds its declarations, and a kept
- * instance would hold that high-water mark for as long as the plugin is loaded (about 1 MB per
- * guest at 1,000 declarations); runs also do not inherit discovery's heap. The first run then
- * instantiates the compiled module afresh (its init included). Host functions are answered
+ * instance would hold that high-water mark, its JS objects and its kernel for as long as the
+ * plugin is loaded; runs also do not inherit discovery's heap. The first run then instantiates
+ * the compiled module afresh (its init included). A dropped instance's memory is counted
+ * (`takeReleasedBytes`) for the pool worker's collector. Host functions are answered
  * synchronously by the `HostCallHandler`.
  *
  * Every call is metered (docs/fuel.md): the instance's fuel global is set to the phase's
@@ -482,7 +483,7 @@ export class InThreadSandbox implements Sandbox {
     } finally {
       if (!late) {
         this.#finish(guest, req, ended, wasi);
-        // Discovery's instance is not kept: runs start from a fresh one (below).
+        // Discovery's instance is not kept: runs start from a fresh one (see the head comment).
         if (req.caller.phase === 'discovery') void this.#discard(guest, plugin);
       }
     }
