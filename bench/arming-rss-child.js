@@ -67,7 +67,8 @@ const out = {
   externalMb: mb(mem.external),
   workers,
   perWorkerIdleMb,
-  // The rest: what the workers hold beyond idle (100 guest instances), SQLite's page cache,
+  // The rest: what the workers hold beyond idle (compiled modules, heaps grown by discovery;
+  // guest instances are dropped after it), SQLite's page cache,
   // buffers, and the main heap's share the modules already had.
   otherMb:
     mb(

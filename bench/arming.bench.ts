@@ -45,7 +45,8 @@
  *   RSS goal); the main heap then (`heapUsedMb`, `heapTotalMb`, `externalMb`); per idle worker
  *   (`perWorkerIdleMb`: the idle host's growth beyond the main heap's, per thread) and what
  *   remains (`otherMb`: RSS beyond modules, main heap, external and idle workers: the workers'
- *   loaded guests, SQLite's cache, allocator slack); then after a restart on that store and a
+ *   compiled guests and heaps (their instances are dropped after discovery), SQLite's cache,
+ *   allocator slack); then after a restart on that store and a
  *   full GC (`rssAfterRestartGcMb`, `heapAfterRestartGcMb`: records read from the store, as at a
  *   user's every later start).
  * - **creates**: CREATES runtime schedules created in one tenant through the host's

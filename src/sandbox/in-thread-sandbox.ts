@@ -1,7 +1,12 @@
 /**
  * The simplest `Sandbox`: Extism foreground plugins on the calling thread. One instance per
  * guest, created lazily from the module compiled at load, and discarded after any trap (a
- * trapped guest's allocator or shadow stack may be mid-update). Host functions are answered
+ * trapped guest's allocator or shadow stack may be mid-update) and after every discovery call
+ * (`schedules()`): a guest's memory grows while it builds its declarations, and a kept
+ * instance would hold that high-water mark, its JS objects and its kernel for as long as the
+ * plugin is loaded; runs also do not inherit discovery's heap. The first run then instantiates
+ * the compiled module afresh (its init included). A dropped instance's memory is counted
+ * (`takeReleasedBytes`) for the pool worker's collector. Host functions are answered
  * synchronously by the `HostCallHandler`.
  *
  * Every call is metered (docs/fuel.md): the instance's fuel global is set to the phase's
@@ -17,7 +22,8 @@
  * misuse, limits crossed and `env.abort` end the call the same way (fuel drained, never a JS
  * exception a guest's `catch_all` could swallow), with the status and reason of the fault.
  * WASI imports are Hourglass's own too (kernel/wasi.ts), and the module's init runs here, with
- * memory, meter and WASI bound, under the discovery budget (kernel/guest-init.ts).
+ * memory, meter and WASI bound, under the discovery budget (kernel/guest-init.ts). What a call
+ * that did not simply return is reported as is decided in call-failure.ts.
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
@@ -26,7 +32,16 @@ import { HourglassError } from '../errors.ts';
 import { FuelMeter } from '../fuel/meter.ts';
 import { prepareGuest, EXTISM_KERNEL, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
 import { HOURGLASS_WASI } from './kernel/entry-rewrite.ts';
-import { ExtismKernel, type KernelFault } from './kernel/extism-kernel.ts';
+import { ExtismKernel } from './kernel/extism-kernel.ts';
+import {
+  type CallFault,
+  type CallState,
+  abortFault,
+  classifyFailure,
+  endedByHost,
+  exitOutcome,
+  failure,
+} from './call-failure.ts';
 import { GuestInitError, runGuestInit } from './kernel/guest-init.ts';
 import { WasiKernel } from './kernel/wasi.ts';
 import { RC_GLOBAL } from './return-code.ts';
@@ -34,7 +49,6 @@ import type { PluginLimits } from '../plugin/manifest.ts';
 import type {
   CallOutcome,
   CallRequest,
-  CallerContext,
   GuestInfo,
   GuestSpec,
   HostCallHandler,
@@ -44,16 +58,6 @@ import { asHostCallAnswer } from './types.ts';
 
 /** Largest host-function request accepted (bytes); larger ones get `too_large`. */
 export const MAX_HOST_REQUEST_BYTES = 65_536;
-/** What ends a call early: a kernel fault, or `env.abort` (status `trapped`, reason `abort`). */
-type CallFault = KernelFault | { status: 'trapped'; reason: 'abort'; message: string };
-
-interface CallState {
-  caller: CallerContext;
-  /** Why a host call was refused for capability or phase (ends the call). */
-  denied: string | null;
-  /** The first fault of the call (it ends the call). */
-  fault: CallFault | null;
-}
 
 /** Extism blocks (input, allocations, host answers) a call may hold: the memory cap's bytes. */
 export function blockBytesOf(limits: PluginLimits): number {
@@ -85,15 +89,6 @@ function encodeInput(s: string): Uint8Array {
   return out;
 }
 
-function failure(
-  status: Extract<CallOutcome, { ok: false }>['status'],
-  reason: string,
-  message: string,
-  durationMs: number,
-  fuelUsed: number | null,
-): CallOutcome {
-  return { ok: false, status, reason, message, durationMs, fuelUsed };
-}
 const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 /** A guest spec without its bytes (the compiled module travels separately). */
@@ -156,6 +151,8 @@ export function hostError(code: string, message: string): string {
 export class InThreadSandbox implements Sandbox {
   readonly #guests = new Map<string, LoadedGuest>();
   readonly #opts: InThreadSandboxOptions;
+  /** Linear-memory bytes of dropped instances, not yet taken (`takeReleasedBytes`). */
+  #released = 0;
 
   constructor(opts: InThreadSandboxOptions) {
     this.#opts = opts;
@@ -195,7 +192,7 @@ export class InThreadSandbox implements Sandbox {
       );
     }
     const old = this.#guests.get(spec.pluginId);
-    if (old?.plugin) await old.plugin.close();
+    if (old?.plugin) await this.#discard(old, old.plugin);
     this.#guests.set(spec.pluginId, guest);
     return { exports: prepared.exports, imports: prepared.imports, sha256: prepared.sha256 };
   }
@@ -220,7 +217,7 @@ export class InThreadSandbox implements Sandbox {
       if (startFault) throw new Error(startFault.message);
     } catch (err) {
       const startFault = guest.startFault as CallFault | null;
-      await discard(guest, plugin);
+      await this.#discard(guest, plugin);
       throw startFault ? new Error(startFault.message, { cause: err }) : err;
     }
     return plugin;
@@ -280,8 +277,7 @@ export class InThreadSandbox implements Sandbox {
             // JS exception could be caught by the guest's `catch_all`; the trap that follows
             // cannot.
             abort: (_cx: CallContext, msg: number, file: number, line: number, col: number) => {
-              const text = `abort: ${readAscString(guest.memory, msg) ?? '?'} at ${readAscString(guest.memory, file) ?? '?'}:${line}:${col}`;
-              fault({ status: 'trapped', reason: 'abort', message: text });
+              fault(abortFault(guest.memory, msg, file, line, col));
             },
           },
         },
@@ -485,7 +481,11 @@ export class InThreadSandbox implements Sandbox {
       ended ??= kernel.end();
       return this.#ended(guest, plugin, req, started, state, ended, { err }, wasi);
     } finally {
-      if (!late) this.#finish(guest, req, ended, wasi);
+      if (!late) {
+        this.#finish(guest, req, ended, wasi);
+        // Discovery's instance is not kept: runs start from a fresh one (see the head comment).
+        if (req.caller.phase === 'discovery') void this.#discard(guest, plugin);
+      }
     }
   }
 
@@ -526,57 +526,25 @@ export class InThreadSandbox implements Sandbox {
     // instance is discarded either way (its runtime has shut down).
     const exit = wasi?.exit;
     if (exit) {
-      const fuelUsed = Number(exit.fuelUsed);
-      await discard(guest, plugin);
-      if (exit.code === 0) return { ok: true, output: null, durationMs: elapsed(), fuelUsed };
-      return failure(
-        'failed',
-        'proc_exit',
-        `${req.fn}() called proc_exit(${exit.code})`,
-        elapsed(),
-        fuelUsed,
-      );
+      await this.#discard(guest, plugin);
+      return exitOutcome(req.fn, exit, elapsed());
     }
-    const err = thrown ? thrown.err : new Error('the call was ended by the host');
+    const err = thrown ? thrown.err : endedByHost();
     const meter = guest.meter as FuelMeter;
-    const message = err instanceof Error ? err.message : String(err);
     const settled = meter.settle(err);
-    const fuelUsed = Number(settled.fuelUsed);
-    const fail = (
-      status: Extract<CallOutcome, { ok: false }>['status'],
-      reason: string,
-      text: string,
-    ): CallOutcome => failure(status, reason, text, elapsed(), fuelUsed);
     // Anything else leaves the instance in an unknown state: discard it.
     const pages = guest.memory ? guest.memory.buffer.byteLength / 65_536 : 0;
-    await discard(guest, plugin);
-    if (state.denied) return fail('host_call_denied', 'host_call_denied', state.denied);
-    const fault = state.fault;
-    // A drained call looks out of fuel to the meter: the fault says what really happened.
-    if (fault && fault.reason !== 'abort') return fail(fault.status, fault.reason, fault.message);
-    if (!fault && settled.outcome === 'out_of_fuel') {
-      return fail(
-        'out_of_fuel',
-        'out_of_fuel',
-        `${req.fn}() used its whole budget of ${meter.currentBudget()} fuel`,
-      );
-    }
-    if (!fault && settled.outcome === 'stack_overflow' && meter.depthExceeded()) {
-      return fail('stack_overflow', 'call_depth', `${req.fn}() exceeded the call-depth limit`);
-    }
-    if (pages >= limits.memoryPages) {
-      const why = fault?.message ?? message;
-      return fail(
-        'memory_limit',
-        'memory_cap',
-        `trapped with its memory at the plugin's cap of ${pages} pages: ${why}`,
-      );
-    }
-    if (fault) return fail('trapped', 'abort', fault.message);
-    if (err instanceof RangeError && /call stack/i.test(message))
-      return fail('stack_overflow', 'stack_overflow', message);
-    if (err instanceof WebAssembly.RuntimeError) return fail('trapped', 'trap', message);
-    return fail('trapped', 'exception', message);
+    await this.#discard(guest, plugin);
+    return classifyFailure({
+      fn: req.fn,
+      state,
+      err,
+      meter,
+      settled,
+      pages,
+      memoryPages: limits.memoryPages,
+      elapsed,
+    });
   }
 
   /** After every call: WASI's call state, the dropped-log-lines notice, no caller. */
@@ -601,35 +569,36 @@ export class InThreadSandbox implements Sandbox {
   async unload(pluginId: string): Promise<void> {
     const guest = this.#guests.get(pluginId);
     this.#guests.delete(pluginId);
-    await guest?.plugin?.close().catch(() => undefined);
+    if (guest?.plugin) await this.#discard(guest, guest.plugin);
+  }
+
+  /**
+   * Drops a guest's instance (after discovery, a trap, an exit, a failed init, an unload): the
+   * next call makes a new one. Its linear memory is counted in `releasedBytes` until taken.
+   */
+  async #discard(guest: LoadedGuest, plugin: Plugin): Promise<void> {
+    this.#released += guest.memory?.buffer.byteLength ?? 0;
+    guest.plugin = null;
+    guest.exports = null;
+    guest.memory = null;
+    guest.meter = null;
+    guest.rc = null;
+    guest.kernel = null;
+    await plugin.close().catch(() => undefined);
+  }
+
+  /**
+   * Bytes of linear memory held by instances dropped since the last call (and resets the
+   * count). They are freed only at the thread's next major GC: a pool worker asks for one
+   * when enough has piled up (pool/worker-gc.ts).
+   */
+  takeReleasedBytes(): number {
+    const n = this.#released;
+    this.#released = 0;
+    return n;
   }
 
   async close(): Promise<void> {
     for (const id of [...this.#guests.keys()]) await this.unload(id);
-  }
-}
-
-/** Drops a guest's instance (after a trap, an exit or a failed init): the next call makes a new one. */
-async function discard(guest: LoadedGuest, plugin: Plugin): Promise<void> {
-  guest.plugin = null;
-  guest.exports = null;
-  guest.memory = null;
-  guest.meter = null;
-  guest.rc = null;
-  guest.kernel = null;
-  await plugin.close().catch(() => undefined);
-}
-
-/** Reads an AssemblyScript string (UTF-16, byte length at ptr-4) from guest memory, bounded. */
-function readAscString(memory: WebAssembly.Memory | null, ptr: number): string | null {
-  try {
-    if (!memory || ptr < 4) return null;
-    const view = new DataView(memory.buffer);
-    const len = Math.min(view.getUint32(ptr - 4, true), 2048) >>> 1;
-    let s = '';
-    for (let i = 0; i < len; i++) s += String.fromCharCode(view.getUint16(ptr + i * 2, true));
-    return s;
-  } catch {
-    return null;
   }
 }

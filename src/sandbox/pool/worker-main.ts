@@ -13,6 +13,7 @@ import { prepareGuest } from '../guest-module.ts';
 import { InThreadSandbox } from '../in-thread-sandbox.ts';
 import type { CallOutcome, CallerContext, HostCallAnswer } from '../types.ts';
 import { decodeBatch } from './request-codec.ts';
+import { WorkerGc } from './worker-gc.ts';
 import { outcomeMeta, ringAppend, ringNotify } from './result-ring.ts';
 import {
   type BatchCall,
@@ -204,7 +205,14 @@ async function runBatch(calls: BatchCall[]): Promise<void> {
 }
 
 let chain: Promise<void> = Promise.resolve();
+/** Messages received and not yet handled. */
+let queued = 0;
+const collector = new WorkerGc();
 port.on('message', (msg: ToWorker) => {
-  chain = chain.then(() => handle(msg)).catch(() => undefined); // load and unload report their own errors; batches never throw
+  queued++;
+  chain = chain
+    .then(() => handle(msg))
+    .catch(() => undefined) // load and unload report their own errors; batches never throw
+    .then(() => collector.released(sandbox.takeReleasedBytes(), --queued === 0));
 });
 post({ type: 'ready' });
