@@ -15,6 +15,7 @@ import type {
   RunFinish,
   ScheduleRecord,
 } from '../../src/store/types.ts';
+import { scheduleRow } from './schedule-row.ts';
 
 const MIGRATIONS_DIR = join(
   dirname(fileURLToPath(import.meta.url)),
@@ -64,31 +65,16 @@ function expectCode(fn: () => unknown, code: string): HourglassError {
 function schedule(localId: string, over: Partial<ScheduleRecord> = {}): ScheduleRecord {
   const tenant = over.tenant ?? 'acme';
   const pluginId = over.pluginId ?? `${tenant}/poller`;
-  return {
+  return scheduleRow(tenant, localId, {
     key: `${pluginId}/${localId}`,
     pluginId,
-    tenant,
-    localId,
-    origin: 'declared',
+    at: T0,
     spec: { kind: 'cron', cron: '0 9 * * *', timezone: 'Europe/Berlin' },
-    jitter: null,
-    jitterMs: 0,
-    payload: null,
-    overlap: 'skip',
-    misfire: 'skip',
-    description: null,
     declHash: `hash-${localId}`,
-    state: 'active',
-    pauseNote: null,
-    anchorAt: T0,
     nextAt: T0 + 60_000,
-    cursor: null,
-    bufferedAt: null,
-    createdAt: T0,
-    updatedAt: T0,
     generation: 1,
     ...over,
-  };
+  });
 }
 
 function newRun(scheduleKey: string, over: Partial<NewRun> = {}): NewRun {
