@@ -178,12 +178,15 @@ export class FuelCode {
     return p;
   }
 
-  /** Pushes the operand-dependent price of `dyn` computed from local `t` (an i64). */
-  protected price(p: number, dyn: number): number {
+  /**
+   * Subtracts the operand-dependent price of `dyn`, computed from local `t` (an i64), from the
+   * i64 on the stack; writes nothing when that price is always 0.
+   */
+  protected subtractPrice(p: number, dyn: number): number {
     const { costs } = this.ctx;
     const k =
       dyn === Dyn.grow ? costs.growPerPage : dyn === Dyn.memory ? costs.bulkPer64 : costs.tablePer8;
-    if (k === 0) return -1;
+    if (k === 0) return p;
     const { b } = this;
     b[p++] = LOCAL_GET;
     p = pu32(b, p, this.t);
@@ -202,6 +205,7 @@ export class FuelCode {
       p = ps64(b, p, k);
       b[p++] = I64_MUL;
     }
+    b[p++] = I64_SUB;
     return p;
   }
 
@@ -232,13 +236,7 @@ export class FuelCode {
       p = ps64(b, p, c);
       b[p++] = I64_SUB;
     }
-    if (dyn !== 0) {
-      const q = this.price(p, dyn);
-      if (q >= 0) {
-        p = q;
-        b[p++] = I64_SUB;
-      }
-    }
+    if (dyn !== 0) p = this.subtractPrice(p, dyn);
     if (check) return this.checkTee(p, plan.succ[blk] as number);
     b[p++] = LOCAL_SET;
     return pu32(b, p, this.f);
@@ -257,13 +255,7 @@ export class FuelCode {
     b[p++] = I64_CONST;
     p = ps64(b, p, c);
     b[p++] = I64_SUB;
-    if (dyn !== 0) {
-      const q = this.price(p, dyn);
-      if (q >= 0) {
-        p = q;
-        b[p++] = I64_SUB;
-      }
-    }
+    if (dyn !== 0) p = this.subtractPrice(p, dyn);
     b[p++] = GLOBAL_SET;
     p = pu32(b, p, g);
     b[p++] = GLOBAL_GET;
