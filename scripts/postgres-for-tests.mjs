@@ -10,8 +10,8 @@
 //   runs the command with HOURGLASS_TEST_PG_URL=postgres://postgres@127.0.0.1:<port>/postgres,
 //   then stops the server (`pg_ctl stop -m immediate`), removes the dir and exits with the
 //   command's status. SIGINT/SIGTERM/SIGHUP are passed to the command and the cluster is still
-//   stopped. A SIGKILL of this process leaves the server running (postmaster notices its lock
-//   file only if the dir is removed).
+//   stopped; a detached watchdog shell does the same within a second if this process is
+//   SIGKILLed.
 // - Binaries: initdb and pg_ctl from PATH, else the newest /usr/lib/postgresql/<version>/bin (a
 //   fresh Debian has them only there). None found is an error, never a skip.
 // - initdb and postgres refuse to run as root: as root they run as the `postgres` system user
@@ -93,12 +93,17 @@ function serverUser() {
   return { uid: Number(uid), gid: Number(gid), runuser };
 }
 
-/** Runs a PostgreSQL binary (as `postgres` when root); resolves with its exit status and output. */
-function runPg(cluster, bin, args, { quiet = true } = {}) {
+/** The argv that runs a PostgreSQL binary: as `postgres` through runuser when we are root. */
+function pgCommand(cluster, bin, args) {
   const file = join(cluster.binDir, bin);
-  const [cmd, argv] = cluster.user
-    ? [cluster.user.runuser, ['-u', 'postgres', '--', file, ...args]]
-    : [file, args];
+  return cluster.user
+    ? [cluster.user.runuser, '-u', 'postgres', '--', file, ...args]
+    : [file, ...args];
+}
+
+/** Runs a PostgreSQL binary; resolves with its exit status and output. */
+function runPg(cluster, bin, args, { quiet = true } = {}) {
+  const [cmd, ...argv] = pgCommand(cluster, bin, args);
   return new Promise((resolve) => {
     const child = spawn(cmd, argv, { cwd: cluster.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -114,11 +119,31 @@ function runPg(cluster, bin, args, { quiet = true } = {}) {
 }
 
 function runPgSync(cluster, bin, args) {
-  const file = join(cluster.binDir, bin);
-  const [cmd, argv] = cluster.user
-    ? [cluster.user.runuser, ['-u', 'postgres', '--', file, ...args]]
-    : [file, args];
+  const [cmd, ...argv] = pgCommand(cluster, bin, args);
   return spawnSync(cmd, argv, { cwd: cluster.dir, stdio: 'ignore', timeout: 60_000 }).status;
+}
+
+/**
+ * A detached shell that stops the server and removes the dir once this process is gone, so a
+ * SIGKILL of the wrapper (or of its whole process group) leaves nothing running. On a normal
+ * exit the wrapper has cleaned up already and kills it.
+ */
+function startWatchdog(cluster) {
+  const stop = pgCommand(cluster, 'pg_ctl', ['stop', '-D', cluster.data, '-m', 'immediate']);
+  const script =
+    'p=$1 d=$2; shift 2; while kill -0 "$p" 2>/dev/null; do sleep 1; done; ' +
+    '[ -e "$d/data/postmaster.pid" ] && "$@" >/dev/null 2>&1; rm -rf "$d"';
+  const child = spawn(
+    '/bin/sh',
+    ['-c', script, 'pg-watchdog', String(process.pid), cluster.dir, ...stop],
+    {
+      cwd: '/',
+      detached: true,
+      stdio: 'ignore',
+    },
+  );
+  child.unref();
+  return child;
 }
 
 function freePort() {
@@ -158,6 +183,7 @@ async function startCluster(state) {
   const dir = makeDir(user);
   const cluster = { binDir, user, dir, data: join(dir, 'data'), started: false };
   state.cluster = cluster;
+  cluster.watchdog = startWatchdog(cluster);
   const checkpoint = () => {
     if (state.signal) throw new Interrupted();
   };
@@ -256,6 +282,11 @@ function stopCluster(state) {
     }
   }
   rmSync(cluster.dir, { recursive: true, force: true });
+  try {
+    process.kill(-cluster.watchdog.pid, 'SIGTERM'); // its group: the shell and its `sleep`
+  } catch {
+    // already gone
+  }
 }
 
 function killPostmaster(pidFile) {
