@@ -102,15 +102,12 @@ function pgCommand(cluster, bin, args) {
 }
 
 /** Runs a PostgreSQL binary; resolves with its exit status and output. */
-function runPg(cluster, bin, args, { quiet = true } = {}) {
+function runPg(cluster, bin, args) {
   const [cmd, ...argv] = pgCommand(cluster, bin, args);
   return new Promise((resolve) => {
     const child = spawn(cmd, argv, { cwd: cluster.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    const keep = (chunk) => {
-      output += chunk;
-      if (!quiet) process.stderr.write(chunk);
-    };
+    const keep = (chunk) => (output += chunk);
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     child.on('error', (err) => resolve({ status: -1, output: `${output}${err.message}\n` }));
