@@ -1,0 +1,59 @@
+/**
+ * PostgreSQL for tests: one fresh database per test on the server `npm test` starts
+ * (`scripts/postgres-for-tests.mjs`, which sets HOURGLASS_TEST_PG_URL), or on the server that
+ * variable names. Never skips: without the variable it throws, so a missing database fails the
+ * run instead of hiding tests.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+const URL_VAR = 'HOURGLASS_TEST_PG_URL';
+
+/** The URL of a database on the test server in which tests may create and drop databases. */
+export function testPgAdminUrl(): string {
+  const url = process.env[URL_VAR];
+  if (!url) {
+    throw new Error(
+      `${URL_VAR} is not set: run the tests with npm test, which starts PostgreSQL ` +
+        `(or: node scripts/postgres-for-tests.mjs -- node --import tsx --test <files>)`,
+    );
+  }
+  return url;
+}
+
+export interface FreshDatabase {
+  /** Connection URL of the new, empty database. */
+  readonly url: string;
+  /** Drops the database, closing whatever connections are still open on it. */
+  drop(): Promise<void>;
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: testPgAdminUrl() });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Creates an empty database `hg_test_<random hex>`. With a test context it is dropped after
+ * the test; otherwise call `drop()`.
+ */
+export async function freshDatabase(t?: {
+  after(fn: () => Promise<void>): void;
+}): Promise<FreshDatabase> {
+  const name = `hg_test_${randomBytes(8).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(testPgAdminUrl());
+  url.pathname = `/${name}`;
+  const db: FreshDatabase = {
+    url: url.toString(),
+    drop: () =>
+      admin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
+  };
+  t?.after(() => db.drop());
+  return db;
+}
