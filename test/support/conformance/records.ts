@@ -205,6 +205,8 @@ export function recordConformance(make: () => StoreUnderTest): void {
       await s0.finishRun(id, succeeded(T0 + 62_000));
       await s0.enqueueCommand('acme/poller/b', 'trigger', null, T0);
       await s0.committed();
+      // Reopened before anything reads the writes back (a read may write deferred rows).
+      await f.reopen();
       await f.both(async (s) => {
         assert.equal((await s.getPlugin('acme/poller'))?.status, 'loaded');
         assert.equal((await s.listJobContracts('acme/poller')).length, 1);

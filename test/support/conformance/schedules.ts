@@ -72,7 +72,17 @@ export function scheduleConformance(make: () => StoreUnderTest): void {
       });
     });
 
-    test('deferred rows: every read sees them at once; durable after committed()', async (t) => {
+    test('deferred rows are durable after committed(), before anything read them', async (t) => {
+      const f = await setup(t, make);
+      const rows = [row('a'), row('b', { plugin: 'other' }), row('c', { tenant: 'globex' })];
+      await f.store.insertSchedules(rows, { deferred: true });
+      await f.store.committed();
+      const s = await f.reopen();
+      for (const r of rows) assert.deepEqual(plain(await s.getSchedule(r.key)), r);
+      assert.equal(await s.countLiveSchedules('acme'), 2);
+    });
+
+    test('deferred rows: every read sees them at once', async (t) => {
       const f = await setup(t, make);
       const rows = Array.from({ length: 30 }, (_, i) =>
         row(`d${String(i).padStart(2, '0')}`, { nextAt: T0 + 1_000 + i }),
