@@ -2,10 +2,19 @@
  * One conformance suite for every `Store` (issue 11): the store's contract as src/store/types.ts
  * documents it, asserted through the interface only, on the open store and again after the same
  * database is reopened. A store joins by one small test file that calls `storeConformance` with
- * a factory (test/unit/store-conformance-sqlite.test.ts is the model).
+ * a factory (test/unit/store-conformance-sqlite.test.ts is the model):
  *
- * What only one implementation has (SQLite's files, pragmas, migrations, group commit mechanics,
- * the host lease, size caps, corruption) stays in that implementation's own tests.
+ *   describe('PgStore conformance', () => storeConformance(() => ({
+ *     name: 'postgres',
+ *     open: (tenants) => …a new, empty database or schema…,
+ *     reopen: async (store, tenants) => { await store.committed(); await store.close(); return …; },
+ *     cleanup: async () => …drop it…,
+ *   })));
+ *
+ * Each test opens its own store through `open` (a fresh database each time) and writes rows of
+ * the tenants it names there (`acme`, `globex`) only. What only one implementation has (SQLite's
+ * files, pragmas, migrations, group commit mechanics, the host lease, size caps, corruption)
+ * stays in that implementation's own tests.
  */
 import { recordConformance } from './conformance/records.ts';
 import { runConformance } from './conformance/runs.ts';

@@ -23,12 +23,12 @@ function sqliteUnderTest(opts: SqliteStoreOptions): StoreUnderTest {
     },
     async reopen(store) {
       await store.committed();
-      store.close();
+      await store.close();
       last = new SqliteStore(file, { ...opts, mustExist: true });
       return last;
     },
     async cleanup() {
-      last?.close();
+      await last?.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
