@@ -8,5 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const migrations = join('src', 'store', 'migrations');
+const pgMigrations = join('src', 'store', 'postgres', 'migrations');
 cpSync(join(root, migrations), join(root, 'dist', migrations), { recursive: true });
+cpSync(join(root, pgMigrations), join(root, 'dist', pgMigrations), { recursive: true });
 writeFileSync(join(root, 'dist', '.build-stamp'), `${new Date().toISOString()}\n`);

@@ -23,6 +23,8 @@ export const ErrorCodes = {
   HG_STORE_CORRUPT: 'the store file is damaged or not a Hourglass store',
   HG_STORE_WRITE: 'a write to the store failed (disk full, I/O error, read-only, busy)',
   HG_STORE_LEASE: 'another live host holds the store, or this host lost its lease',
+  HG_STORE_FENCED:
+    "a write was refused: this host no longer owns the tenant (its lease's epoch is stale)",
   HG_HOST_STATE: 'the host was used in the wrong state (e.g. registration after start)',
   HG_CLI_USAGE: 'a CLI command was called with bad arguments',
   HG_PLUGIN_TOO_COMPLEX:

@@ -5,7 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
-import { Host } from '../host/host.ts';
+import { openHost } from '../cluster/open-host.ts';
 import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
 import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
@@ -85,7 +85,16 @@ const COMMANDS: Record<string, Command> = {
     options: { ...common, 'exit-on-store-failure': { type: 'boolean' } },
     async run(v) {
       const config = resolveConfig(str(v, 'config'));
-      const host = new Host(config);
+      const opened = await openHost(config, {
+        clusterEvents: {
+          onAdopted: (e) =>
+            out(
+              `hourglass: took tenant ${e.tenant} (epoch ${e.epoch}${e.from ? `, from ${e.from}` : ''}${e.abandoned ? `, ${e.abandoned} run(s) abandoned` : ''})`,
+            ),
+          onDropped: (e) => out(`hourglass: ${e.lost ? 'lost' : 'handed over'} tenant ${e.tenant}`),
+        },
+      });
+      const host = opened.host;
       /** An event that ends the host (exit code, why); acted on once the host has started. */
       let ending: [number, string] | null = null;
       let endWith = (code: number, why: string) => {
@@ -118,8 +127,8 @@ const COMMANDS: Record<string, Command> = {
       host.events.on('guest:log', (e) =>
         out(`[${e.pluginId}] ${e.level}: ${truncate(e.message, 500)}`),
       );
-      out(`hourglass: store ${config.store.path} (config: ${config.source})`);
-      const { loaded, failed } = await host.start();
+      out(`hourglass: store ${opened.storeName} (config: ${config.source})`);
+      const { loaded, failed } = await opened.start();
       out(
         `hourglass: running with ${loaded.length} plugin(s)${failed.length ? `, ${failed.length} failed` : ''}; Ctrl-C to stop`,
       );
@@ -133,7 +142,7 @@ const COMMANDS: Record<string, Command> = {
           out(`hourglass: ${why}: stopping (grace ${config.shutdownGraceMs} ms)`);
           process.removeAllListeners('SIGINT');
           process.removeAllListeners('SIGTERM');
-          host.stop().then(
+          opened.stop().then(
             () => resolve(exitCode),
             (err: unknown) => {
               out(`hourglass: error while stopping: ${errorMessage(err)}`);

@@ -68,7 +68,29 @@ export interface StoreConfig {
    * stops firing, reports `store:failed`, and resumes once writes succeed). @defaultValue null (no limit)
    */
   readonly maxBytes: number | null;
+  /**
+   * A PostgreSQL store instead of the SQLite file: several hosts may share it (docs/cluster.md).
+   * From `store.postgres` in the config, or the `HOURGLASS_POSTGRES_URL` environment variable
+   * (which wins over the file's URL, so a password need not be written in it). @defaultValue null
+   */
+  readonly postgres: PostgresConfig | null;
 }
+
+export interface PostgresConfig {
+  readonly url: string;
+  /** Connections per host. @defaultValue 10 */
+  readonly poolSize: number;
+  /** Server-side limit per statement. @defaultValue 10000 */
+  readonly statementTimeoutMs: number;
+  /**
+   * A host that stops renewing its tenant leases loses them after this; another host then takes
+   * its tenants over. @defaultValue 10000
+   */
+  readonly leaseTtlMs: number;
+}
+
+/** The environment variable that selects (and names) a PostgreSQL store. */
+export const POSTGRES_URL_ENV = 'HOURGLASS_POSTGRES_URL';
 
 export interface HostConfig {
   /** Where the config came from ("(embedded default)" when none was given). */
@@ -121,7 +143,13 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
 
 interface RawConfig {
-  store?: { path?: string; maxBytes?: number };
+  store?: {
+    path?: string;
+    maxBytes?: number;
+    postgres?:
+      | string
+      | { url?: string; poolSize?: number; statementTimeoutMs?: number; leaseTtlMs?: number };
+  };
   shutdownGraceMs?: number;
   commandPollMs?: number;
   leaseHeartbeatMs?: number;
@@ -157,6 +185,37 @@ export const PATH = {
   pattern: '^[^\\u0000]*$',
 };
 
+const POSTGRES_URL = {
+  type: 'string',
+  maxLength: 4096,
+  pattern: '^postgres(ql)?://[^\\u0000]*$',
+};
+
+/** The PostgreSQL settings of a config (`store.postgres`, and the environment's URL). */
+function postgresConfig(
+  raw: NonNullable<RawConfig['store']>['postgres'],
+  file: string,
+): PostgresConfig | null {
+  const fromEnv = process.env[POSTGRES_URL_ENV];
+  if (raw === undefined && !fromEnv) return null;
+  const o = typeof raw === 'string' ? { url: raw } : (raw ?? {});
+  const url = fromEnv || o.url;
+  if (!url || !/^postgres(ql)?:\/\//.test(url) || url.includes('\0')) {
+    throw new ConfigError(
+      'HG_CONFIG_INVALID',
+      file,
+      '/store/postgres',
+      `needs a URL (postgres://…), in the file or in ${POSTGRES_URL_ENV}`,
+    );
+  }
+  return Object.freeze({
+    url,
+    poolSize: o.poolSize ?? 10,
+    statementTimeoutMs: o.statementTimeoutMs ?? 10_000,
+    leaseTtlMs: o.leaseTtlMs ?? 10_000,
+  });
+}
+
 /** Config files larger than this are refused before reading. */
 const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_WASM_BYTES = 64 * 1024 * 1024;
@@ -173,6 +232,21 @@ const validateConfig = compile<RawConfig>({
       properties: {
         path: PATH,
         maxBytes: { type: 'integer', minimum: 65_536, maximum: Number.MAX_SAFE_INTEGER },
+        postgres: {
+          oneOf: [
+            POSTGRES_URL,
+            {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                url: POSTGRES_URL,
+                poolSize: { type: 'integer', minimum: 1, maximum: 1000 },
+                statementTimeoutMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
+                leaseTtlMs: { type: 'integer', minimum: 1000, maximum: 3_600_000 },
+              },
+            },
+          ],
+        },
       },
     },
     shutdownGraceMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
@@ -263,6 +337,7 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
           ? ':memory:'
           : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db'),
       maxBytes: raw.store?.maxBytes ?? null,
+      postgres: postgresConfig(raw.store?.postgres, file),
     }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,
     commandPollMs: raw.commandPollMs ?? 500,

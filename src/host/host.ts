@@ -49,6 +49,11 @@ export interface HostOptions {
   readonly store?: Store;
   /** @defaultValue 1000 */
   readonly misfireGraceMs?: number;
+  /**
+   * Tenants are owned through the cluster (src/cluster/, a PostgreSQL store): `start()` loads
+   * none; the cluster calls `adoptTenant` / `dropTenant` as it takes and gives up their leases.
+   */
+  readonly clustered?: boolean;
 }
 
 export interface LoadedPlugin {
@@ -97,12 +102,14 @@ export class Host implements HostServices {
   readonly #share = new MainThreadShare((tenant) => this.quotas(tenant).hostCallMsPerSecond);
   /** The lease and the store's health (store-supervisor.ts). */
   readonly #supervisor: StoreSupervisor;
+  readonly #clustered: boolean;
   #stopping: Promise<void> | null = null;
 
   constructor(config: HostConfig, opts: HostOptions = {}) {
     this.config = config;
     this.clock = opts.clock ?? systemClock;
     this.#tenants = new Map(config.tenants.map((t) => [t.id, t]));
+    this.#clustered = opts.clustered ?? false;
     this.store =
       opts.store ??
       new SqliteStore(config.store.path, { groupCommit: true, maxBytes: config.store.maxBytes });
@@ -218,6 +225,7 @@ export class Host implements HostServices {
     // same name is still refused as a duplicate. Tenants start loading most urgent first
     // (`#loadOrder`); results keep the config's order.
     const LOAD_CONCURRENCY = 8;
+    if (this.#clustered) order = [];
     const results: ({ id: string } | { pluginId: string; message: string })[][] =
       this.config.tenants.map(() => []);
     let next = 0;
@@ -255,6 +263,49 @@ export class Host implements HostServices {
     }, this.config.commandPollMs);
     this.#poll.unref();
     return { loaded, failed };
+  }
+
+  /**
+   * Loads every plugin of a tenant this host now owns (the cluster has copied its rows into the
+   * store). A plugin that fails is recorded and skipped, as at `start()`.
+   */
+  async adoptTenant(tenantId: string): Promise<{ loaded: string[]; failed: string[] }> {
+    const tenant = this.config.tenants.find((t) => t.id === tenantId);
+    if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
+    const loaded: string[] = [];
+    const failed: string[] = [];
+    for (const entry of tenant.plugins) {
+      if (this.#state !== 'started') break;
+      try {
+        loaded.push((await this.loadPlugin(tenant.id, entry)).id);
+      } catch (err) {
+        failed.push((isHourglassError(err) && err.pluginId) || `${tenant.id}/(${entry.manifest})`);
+      }
+    }
+    return { loaded, failed };
+  }
+
+  /**
+   * Stops serving a tenant. Given up (`lost` false): like unloading its plugins (their runs
+   * finish, `cleanup()` runs, all of it written). Lost (another host took it over): nothing of
+   * it fires or starts from now on and its plugins leave the sandbox at once; runs already in a
+   * worker end by themselves (within their deadline), and what they write is refused by the
+   * store's fencing.
+   */
+  async dropTenant(tenantId: string, lost: boolean): Promise<void> {
+    const ids = [...this.#plugins.values()].filter((p) => p.tenant === tenantId).map((p) => p.id);
+    if (!lost) {
+      for (const id of ids) await this.unloadPlugin(id);
+      return;
+    }
+    for (const id of ids) {
+      const plugin = this.#plugins.get(id);
+      if (!plugin) continue;
+      this.scheduler.removePlugin(id);
+      this.#plugins.delete(id);
+      await this.#sandbox.unload(plugin.sandboxId);
+      this.events.emit('plugin:unloaded', { pluginId: id });
+    }
   }
 
   /**

@@ -668,8 +668,11 @@ export class Scheduler {
       // The guest runs once its `running` row (and the fire's next time) is durable. A commit
       // that failed rolled them back: the run goes on, and its outcome is written whole.
       try {
-        await this.#o.store.committed();
-      } catch {
+        await this.#o.store.committed({ tenant: s.tenant });
+      } catch (err) {
+        // Another host owns the tenant now (a shared store refused this host's writes): the
+        // tick is that host's to account for; calling the guest would run it twice.
+        if ((err as { code?: unknown } | null)?.code === 'HG_STORE_FENCED') return;
         // Rolled back: the outcome is written whole (run-executor.ts).
       }
       this.#ended(s, await this.#o.execute(run));

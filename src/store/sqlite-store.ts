@@ -344,6 +344,14 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * The connection itself, for the PostgreSQL store's in-memory mirror (postgres/mirror.ts),
+   * which copies rows in and out by primary key. Not for anything else.
+   */
+  get mirrorDatabase(): Database.Database {
+    return this.#db;
+  }
+
   setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
     this.#onWriteError = listener;
   }

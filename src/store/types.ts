@@ -3,8 +3,8 @@
  * with state, next fire time and cursor), job contracts and the run history. The scheduler
  * keeps an in-memory due queue derived from it and writes every change through it.
  *
- * The SQLite implementation is the embedded default; a shared-database implementation (with
- * leases, for several hosts) can plug in behind the same interface.
+ * The SQLite implementation is the embedded default; the PostgreSQL one (postgres/pg-store.ts)
+ * lets several hosts share one database, each owning some tenants (docs/cluster.md).
  */
 import type { HourglassError } from '../errors.ts';
 import type { MisfirePolicy, OverlapPolicy } from '../schedule/declaration.ts';
@@ -289,8 +289,12 @@ export interface Store {
   /**
    * Resolves once every write made so far is durable (a store that commits each write before
    * returning resolves at once); rejects when they were rolled back (a failed group commit).
+   * `scope.tenant`: only that tenant's writes matter to the caller; a store shared by several
+   * hosts rejects with `HG_STORE_FENCED` when this host no longer owns the tenant (its writes
+   * were refused), and the caller must then not act on them (e.g. call the guest).
    */
-  committed(): Promise<void>;
+  committed(scope?: { readonly tenant?: string }): Promise<void>;
 
-  close(): void;
+  /** Closes the store; a store with writes to send resolves once they are sent (or failed). */
+  close(): void | Promise<void>;
 }

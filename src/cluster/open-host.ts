@@ -1,0 +1,87 @@
+/**
+ * A host on the store its config names: the SQLite file (one host per store), or PostgreSQL,
+ * where the host joins the cluster of every host on that database and serves the tenants whose
+ * leases it holds (cluster.ts). What `hourglass start` and embedders call.
+ */
+import { randomUUID } from 'node:crypto';
+import type { HostConfig } from '../config/host-config.ts';
+import { errorMessage, HourglassError } from '../errors.ts';
+import { Host, type HostOptions } from '../host/host.ts';
+import { PgStore } from '../store/postgres/pg-store.ts';
+import { Cluster, type ClusterEvents, type ClusterOptions } from './cluster.ts';
+
+export interface OpenedHost {
+  readonly host: Host;
+  /** Set on a PostgreSQL store. */
+  readonly cluster: Cluster | null;
+  /** Names the store in messages (the SQLite path, or the URL without its password). */
+  readonly storeName: string;
+  /** Starts the host (and joins the cluster); what it loaded at once (the cluster: its share). */
+  start(): Promise<{ loaded: string[]; failed: { pluginId: string; message: string }[] }>;
+  /** Stops the host (and leaves the cluster, handing its tenants over at once). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function openHost(
+  config: HostConfig,
+  opts: Omit<HostOptions, 'store' | 'clustered'> & {
+    readonly cluster?: Omit<ClusterOptions, 'leaseTtlMs'>;
+    readonly clusterEvents?: ClusterEvents;
+  } = {},
+): Promise<OpenedHost> {
+  const pgc = config.store.postgres;
+  if (!pgc) {
+    const host = new Host(config, opts);
+    return {
+      host,
+      cluster: null,
+      storeName: config.store.path,
+      start: () => host.start(),
+      stop: (graceMs) => host.stop(graceMs),
+    };
+  }
+  const store = await PgStore.open({
+    url: pgc.url,
+    poolSize: pgc.poolSize,
+    statementTimeoutMs: pgc.statementTimeoutMs,
+    owner: randomUUID(),
+  });
+  let host: Host;
+  try {
+    host = new Host(config, { ...opts, store, clustered: true });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const cluster = new Cluster(
+    host,
+    store,
+    pgc.url,
+    {
+      ...opts.cluster,
+      leaseTtlMs: pgc.leaseTtlMs,
+      onError:
+        opts.cluster?.onError ??
+        ((message, cause) => host.events.emit('host:error', { message, cause })),
+    },
+    opts.clusterEvents,
+  );
+  return {
+    host,
+    cluster,
+    storeName: store.name,
+    async start() {
+      await host.start();
+      try {
+        await cluster.start();
+      } catch (err) {
+        await cluster.stop(0).catch(() => undefined);
+        throw new HourglassError('HG_STORE', `joining the cluster failed: ${errorMessage(err)}`, {
+          cause: err,
+        });
+      }
+      return { loaded: host.plugins.map((p) => p.id), failed: [] };
+    },
+    stop: (graceMs) => cluster.stop(graceMs),
+  };
+}

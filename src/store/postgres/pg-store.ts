@@ -1,0 +1,731 @@
+/**
+ * The PostgreSQL store (docs/cluster.md): several hosts on one database, each owning some
+ * tenants.
+ *
+ * Shape. A host reads and writes only the tenants it owns (a lease per tenant in `hg_shards`,
+ * taken by src/cluster/), and while it owns one it is that tenant's only writer. So the store
+ * keeps the owned tenants' rows in an in-memory mirror (a `SqliteStore` on `:memory:`: the same
+ * code answers every synchronous read and write of the `Store` interface, with the same
+ * semantics) and writes every changed row to PostgreSQL behind it: each write marks its rows
+ * dirty, and one transaction per turn of the event loop (a flush) upserts their current images.
+ * `committed()` resolves once the flush holding the writes made so far has committed, like the
+ * SQLite store's group commit; the scheduler calls a guest only then. The mirror is not a cache
+ * of shared data: nobody else writes an owned tenant's rows (operator commands are queued rows
+ * that the owner applies), so it is the owner's state and PostgreSQL is its durable copy.
+ *
+ * Fencing. Every row carries the epoch of the tenant's lease it was written under; a flush
+ * first locks its tenants' lease rows (`FOR SHARE`, so a takeover waits for it or it for the
+ * takeover), drops the rows of tenants this host no longer owns at that epoch (counted in
+ * `hg_fence_rejections`), and the database's trigger `hg_fence()` refuses any row whose epoch is
+ * not current (SQLSTATE HGF01). A fenced tenant's waiters reject with `HG_STORE_FENCED` (the
+ * scheduler then does not call the guest) and the fence listener drops the tenant.
+ *
+ * Failures. A flush that fails for another reason (connection lost, database restarting) keeps
+ * its rows dirty and is retried with backoff; its waiters reject with `HG_STORE_WRITE`, and the
+ * write-error listener hears it (the host stops firing until a flush succeeds again). Run and
+ * command ids come from blocks of 2^20 taken from a PostgreSQL sequence, so an insert never waits
+ * for the database.
+ */
+import pg from 'pg';
+import { HourglassError } from '../../errors.ts';
+import { SqliteStore } from '../sqlite-store.ts';
+import type {
+  HostLease,
+  JobContractRecord,
+  LeaseClaim,
+  LeaseResult,
+  NewRun,
+  OperatorAction,
+  OperatorCommand,
+  PluginRecord,
+  RunFinish,
+  RunQuery,
+  RunRecord,
+  SchedulePatch,
+  ScheduleQuery,
+  ScheduleRecord,
+  Store,
+} from '../types.ts';
+import {
+  columnArrays,
+  dropTenantRows,
+  importRows,
+  readImages,
+  recountTenant,
+  tenantOfRow,
+  upsertSql,
+  type RowImage,
+} from './mirror.ts';
+import { pgError } from './pg-errors.ts';
+import { migrate } from './pg-schema.ts';
+import {
+  COMMANDS,
+  CONTRACTS,
+  PLUGINS,
+  RUNS,
+  SCHEDULES,
+  tenantOf,
+  type TableSpec,
+} from './tables.ts';
+
+export interface PgStoreOptions {
+  /** `postgres://user:password@host:port/database` */
+  readonly url: string;
+  /** Connections in the pool. @defaultValue 10 */
+  readonly poolSize?: number;
+  /** Server-side limit per statement. @defaultValue 10000 */
+  readonly statementTimeoutMs?: number;
+  /** The host's owner token (`hg_shards.owner`). */
+  readonly owner: string;
+}
+
+/** Ids per block; blocks start above 2^40 so that ids PostgreSQL hands out itself never meet them. */
+const ID_BLOCK = 2 ** 20;
+const ID_BASE = 2 ** 40;
+/** The first retry of a failed flush; doubles up to FLUSH_RETRY_MAX_MS. */
+const FLUSH_RETRY_MS = 100;
+const FLUSH_RETRY_MAX_MS = 2_000;
+/** Finished runs the mirror keeps (they are in PostgreSQL; the mirror serves the host's reads). */
+const MIRROR_FINISHED_RUNS = 10_000;
+/** Finished runs and applied commands per tenant copied into the mirror when it is adopted. */
+const MIRROR_HISTORY = 1_000;
+
+interface Waiter {
+  readonly tenant: string | undefined;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+interface Dirty {
+  plugins: Set<string>;
+  contracts: Set<string>;
+  schedules: Set<string>;
+  runs: Set<number>;
+  commands: Set<number>;
+}
+
+function emptyDirty(): Dirty {
+  return {
+    plugins: new Set(),
+    contracts: new Set(),
+    schedules: new Set(),
+    runs: new Set(),
+    commands: new Set(),
+  };
+}
+
+function dirtySize(d: Dirty): number {
+  return d.plugins.size + d.contracts.size + d.schedules.size + d.runs.size + d.commands.size;
+}
+
+/** bigint (int8) columns as numbers: every stored number is a time in ms, a count or an id < 2^53. */
+export const PG_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable url)';
+  }
+}
+
+export class PgStore implements Store {
+  readonly name: string;
+  readonly pool: pg.Pool;
+  readonly owner: string;
+  readonly #mirror = new SqliteStore(':memory:');
+  /** Tenants this host owns, with the epoch it owns each under. */
+  readonly #epochs = new Map<string, number>();
+  #dirty = emptyDirty();
+  /** Waiters for the next flush (writes not yet sent). */
+  #waiters: Waiter[] = [];
+  /** Waiters for the flush in flight. */
+  #inFlightWaiters: Waiter[] = [];
+  #flushing: Promise<void> | null = null;
+  #flushQueued = false;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryMs = FLUSH_RETRY_MS;
+  #lastFailure: HourglassError | null = null;
+  #onWriteError: ((err: HourglassError) => void) | null = null;
+  #onFenced: ((tenant: string) => void) | null = null;
+  #nextId = 0;
+  #idEnd = 0;
+  #nextBlock: Promise<void> | null = null;
+  #spareBlock: [number, number] | null = null;
+  #closed = false;
+  /** Rows refused for a stale epoch, by this store. */
+  fencedRows = 0;
+
+  private constructor(opts: PgStoreOptions) {
+    this.name = redactUrl(opts.url);
+    this.owner = opts.owner;
+    this.pool = new pg.Pool({
+      connectionString: opts.url,
+      max: opts.poolSize ?? 10,
+      statement_timeout: opts.statementTimeoutMs ?? 10_000,
+      connectionTimeoutMillis: 5_000,
+      types: PG_TYPES,
+    });
+    // An idle client's error (the server restarted) must not crash the process: the next query
+    // on a fresh client reports it.
+    this.pool.on('error', () => undefined);
+  }
+
+  /** Connects, migrates (under an advisory lock) and takes a first block of ids. */
+  static async open(opts: PgStoreOptions): Promise<PgStore> {
+    const store = new PgStore(opts);
+    try {
+      await migrate(store.pool, store.name);
+      await store.#takeBlock();
+      store.#useSpare();
+      return store;
+    } catch (err) {
+      await store.pool.end().catch(() => undefined);
+      throw pgError(err, store.name, 'open');
+    }
+  }
+
+  // ---- ownership (src/cluster/ decides; the store only loads, fences and forgets) ----
+
+  /** The tenants this host owns, with their epochs. */
+  get owned(): ReadonlyMap<string, number> {
+    return this.#epochs;
+  }
+
+  /** Called when a flush found that this host no longer owns `tenant`. */
+  setFenceListener(listener: ((tenant: string) => void) | null): void {
+    this.#onFenced = listener;
+  }
+
+  /**
+   * The host now owns `tenant` under `epoch` (its lease was just taken): copies the tenant's
+   * rows from PostgreSQL into the mirror, in one snapshot: plugins, contracts, schedules, open
+   * runs and pending commands, and the latest `MIRROR_HISTORY` finished runs and applied commands
+   * (the host's own reads; the rest of the history is read from PostgreSQL by the CLI).
+   */
+  async adoptTenant(tenant: string, epoch: number): Promise<void> {
+    const c = await this.pool.connect();
+    const rows: Record<string, unknown>[][] = [];
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      for (const sql of [
+        'SELECT * FROM plugins WHERE tenant = $1',
+        'SELECT * FROM job_contracts WHERE tenant = $1',
+        'SELECT * FROM schedules WHERE tenant = $1',
+        `SELECT * FROM runs WHERE tenant = $1 AND status IN ('running', 'waiting')
+         UNION ALL (SELECT * FROM runs WHERE tenant = $1 AND status NOT IN ('running', 'waiting')
+                    ORDER BY id DESC LIMIT ${MIRROR_HISTORY})`,
+        `SELECT * FROM operator_commands WHERE tenant = $1 AND applied_at IS NULL
+         UNION ALL (SELECT * FROM operator_commands WHERE tenant = $1 AND applied_at IS NOT NULL
+                    ORDER BY id DESC LIMIT ${MIRROR_HISTORY})`,
+      ])
+        rows.push((await c.query(sql, [tenant])).rows);
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw pgError(err, this.name, `load tenant ${tenant}`);
+    } finally {
+      c.release();
+    }
+    const db = this.#mirror.mirrorDatabase;
+    this.#epochs.set(tenant, epoch);
+    const specs = [PLUGINS, CONTRACTS, SCHEDULES, RUNS, COMMANDS];
+    db.transaction(() => {
+      dropTenantRows(db, tenant);
+      specs.forEach((spec, i) => importRows(db, spec, rows[i] ?? []));
+      recountTenant(db, tenant);
+    })();
+  }
+
+  /**
+   * Records the tenant's runs left `running` (by its previous owner, or this host before a
+   * restart) as `abandoned`; returns them. Called once the tenant is adopted.
+   */
+  abandonTenantRuns(tenant: string, now: number, reason: string): RunRecord[] {
+    const db = this.#mirror.mirrorDatabase;
+    const ids = (
+      db.prepare("SELECT id FROM runs WHERE tenant = ? AND status = 'running'").all(tenant) as {
+        id: number;
+      }[]
+    ).map((r) => r.id);
+    if (ids.length === 0) return [];
+    db.prepare(
+      "UPDATE runs SET status = 'abandoned', reason = ?, finished_at = ? WHERE tenant = ? AND status = 'running'",
+    ).run(reason, now, tenant);
+    for (const id of ids) this.#dirty.runs.add(id);
+    this.#touch();
+    return ids.map((id) => this.#mirror.getRun(id) as RunRecord);
+  }
+
+  /** The host no longer owns `tenant`: forgets its rows and unsent writes (nothing is written). */
+  dropTenant(tenant: string): void {
+    this.#epochs.delete(tenant);
+    const d = this.#dirty;
+    for (const set of [d.plugins, d.contracts, d.schedules] as Set<string>[])
+      for (const k of set) if (tenantOf(k) === tenant) set.delete(k);
+    const db = this.#mirror.mirrorDatabase;
+    for (const id of d.runs) {
+      const r = this.#mirror.getRun(id);
+      if (r && r.tenant === tenant) d.runs.delete(id);
+    }
+    for (const id of d.commands) {
+      const cmd = this.#mirror.getCommand(id);
+      if (cmd && tenantOf(cmd.scheduleKey) === tenant) d.commands.delete(id);
+    }
+    db.transaction(() => dropTenantRows(db, tenant))();
+  }
+
+  /**
+   * Copies operator commands queued in PostgreSQL for owned tenants (by any host or CLI) into
+   * the mirror, where `pendingCommands()` finds them; returns how many were new.
+   */
+  async fetchCommands(): Promise<number> {
+    const tenants = [...this.#epochs.keys()];
+    if (tenants.length === 0) return 0;
+    let rows: Record<string, unknown>[];
+    try {
+      rows = (
+        await this.pool.query(
+          'SELECT * FROM operator_commands WHERE applied_at IS NULL AND tenant = ANY($1) ORDER BY id',
+          [tenants],
+        )
+      ).rows;
+    } catch (err) {
+      throw pgError(err, this.name, 'read operator commands');
+    }
+    const db = this.#mirror.mirrorDatabase;
+    const fresh = rows.filter(
+      (r) =>
+        this.#epochs.has(tenantOf(r.schedule_key as string)) &&
+        !this.#mirror.getCommand(r.id as number),
+    );
+    importRows(db, COMMANDS, fresh);
+    return fresh.length;
+  }
+
+  // ---- ids ----
+
+  async #takeBlock(): Promise<void> {
+    const r = await this.pool.query<{ b: number }>("SELECT nextval('hg_ids') AS b");
+    const start = ID_BASE + (r.rows[0] as { b: number }).b * ID_BLOCK;
+    this.#spareBlock = [start, start + ID_BLOCK];
+  }
+
+  #useSpare(): void {
+    const b = this.#spareBlock as [number, number];
+    this.#spareBlock = null;
+    [this.#nextId, this.#idEnd] = b;
+  }
+
+  #newId(): number {
+    if (this.#nextId >= this.#idEnd) {
+      if (!this.#spareBlock)
+        throw new HourglassError('HG_STORE_WRITE', `store '${this.name}': no ids on hand yet`);
+      this.#useSpare();
+    }
+    // Half a block left: fetch the next one in the background.
+    if (
+      this.#spareBlock === null &&
+      this.#nextBlock === null &&
+      this.#idEnd - this.#nextId < ID_BLOCK / 2
+    ) {
+      this.#nextBlock = this.#takeBlock()
+        .catch(() => undefined)
+        .finally(() => (this.#nextBlock = null));
+    }
+    return this.#nextId++;
+  }
+
+  // ---- flushing ----
+
+  #touch(): void {
+    if (this.#flushQueued || this.#closed) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#startFlush();
+    });
+  }
+
+  #startFlush(): void {
+    if (this.#flushing !== null || this.#retryTimer !== null) return;
+    const dirty = this.#dirty;
+    const waiters = this.#waiters;
+    if (dirtySize(dirty) === 0) {
+      this.#waiters = [];
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    this.#dirty = emptyDirty();
+    this.#waiters = [];
+    this.#inFlightWaiters = waiters;
+    const db = this.#mirror.mirrorDatabase;
+    const batch: [TableSpec, RowImage[]][] = [
+      [PLUGINS, readImages(db, PLUGINS, dirty.plugins)],
+      [CONTRACTS, readImages(db, CONTRACTS, dirty.contracts)],
+      [SCHEDULES, readImages(db, SCHEDULES, dirty.schedules)],
+      [RUNS, readImages(db, RUNS, dirty.runs)],
+      [COMMANDS, readImages(db, COMMANDS, dirty.commands)],
+    ];
+    const epochs = new Map(this.#epochs);
+    this.#flushing = this.#runFlush(batch, dirty, epochs, waiters);
+  }
+
+  /** Writes one batch and settles its waiters; then starts the next flush if writes piled up. */
+  async #runFlush(
+    batch: [TableSpec, RowImage[]][],
+    dirty: Dirty,
+    epochs: ReadonlyMap<string, number>,
+    waiters: Waiter[],
+  ): Promise<void> {
+    let fenced: Set<string> | null = null;
+    let failure: HourglassError | null = null;
+    try {
+      fenced = await this.#write(batch, dirty.contracts, epochs);
+    } catch (err) {
+      failure = pgError(err, this.name, 'a flush');
+    }
+    // Settled synchronously from here: a `committed()` call now joins the next flush.
+    this.#flushing = null;
+    this.#inFlightWaiters = [];
+    if (fenced !== null) {
+      this.#retryMs = FLUSH_RETRY_MS;
+      this.#lastFailure = null;
+      for (const w of waiters) {
+        if (w.tenant !== undefined && fenced.has(w.tenant))
+          w.reject(
+            new HourglassError(
+              'HG_STORE_FENCED',
+              `store '${this.name}': this host no longer owns tenant ${w.tenant}; its writes were refused`,
+            ),
+          );
+        else w.resolve();
+      }
+      for (const t of fenced) {
+        if (this.#epochs.get(t) === epochs.get(t)) this.#epochs.delete(t);
+        try {
+          this.#onFenced?.(t);
+        } catch {
+          // A listener's failure must not become the store's.
+        }
+      }
+      this.#pruneRuns();
+    } else {
+      const e = failure as HourglassError;
+      this.#lastFailure = e;
+      // Keep the rows: the retry writes their images again (unchanged rows are harmless).
+      for (const k of Object.keys(dirty) as (keyof Dirty)[])
+        for (const v of dirty[k] as Set<never>) (this.#dirty[k] as Set<never>).add(v);
+      for (const w of waiters) w.reject(e);
+      try {
+        this.#onWriteError?.(e);
+      } catch {
+        // as above
+      }
+      if (!this.#closed) {
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = null;
+          this.#startFlush();
+        }, this.#retryMs);
+        this.#retryTimer.unref();
+        this.#retryMs = Math.min(this.#retryMs * 2, FLUSH_RETRY_MAX_MS);
+      }
+      return;
+    }
+    if (dirtySize(this.#dirty) > 0 || this.#waiters.length > 0) this.#startFlush();
+  }
+
+  /** One transaction: lock the tenants' leases, drop fenced tenants' rows, upsert the rest. */
+  async #write(
+    batch: [TableSpec, RowImage[]][],
+    contractPlugins: ReadonlySet<string>,
+    epochs: ReadonlyMap<string, number>,
+  ): Promise<Set<string>> {
+    const tenants = new Set<string>();
+    for (const [spec, rows] of batch) {
+      const t = tenantOfRow(spec);
+      for (const r of rows) tenants.add(t(r));
+    }
+    for (const p of contractPlugins) tenants.add(tenantOf(p));
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const leases = await c.query<{ tenant: string; owner: string | null; epoch: number }>(
+        'SELECT tenant, owner, epoch FROM hg_shards WHERE tenant = ANY($1) FOR SHARE',
+        [[...tenants]],
+      );
+      const live = new Set<string>();
+      for (const l of leases.rows)
+        if (l.owner === this.owner && epochs.get(l.tenant) === l.epoch) live.add(l.tenant);
+      const fenced = new Set([...tenants].filter((t) => !live.has(t)));
+      const refused = new Map<string, number>();
+      const epochOf = (t: string) => epochs.get(t) ?? 0;
+      // Contracts are replaced per plugin: delete the plugin's rows, then insert the images.
+      const plugins = [...contractPlugins].filter((p) => live.has(tenantOf(p)));
+      if (plugins.length > 0)
+        await c.query('DELETE FROM job_contracts WHERE plugin_id = ANY($1)', [plugins]);
+      for (const [spec, all] of batch) {
+        const tenant = tenantOfRow(spec);
+        const rows = all.filter((r) => {
+          const t = tenant(r);
+          if (live.has(t)) return true;
+          refused.set(t, (refused.get(t) ?? 0) + 1);
+          return false;
+        });
+        if (rows.length === 0) continue;
+        if (spec === COMMANDS) {
+          await c.query(upsertSql(COMMANDS, []), columnArrays(COMMANDS, rows, []));
+        } else if (spec === CONTRACTS) {
+          await c.query(
+            upsertSql(CONTRACTS, [
+              ['tenant', 'text'],
+              ['epoch', 'bigint'],
+            ]),
+            columnArrays(CONTRACTS, rows, [(r) => tenant(r), (r) => epochOf(tenant(r))]),
+          );
+        } else {
+          await c.query(
+            upsertSql(spec, [['epoch', 'bigint']]),
+            columnArrays(spec, rows, [(r) => epochOf(tenant(r))]),
+          );
+        }
+      }
+      for (const [t, n] of refused) {
+        await c.query(
+          'INSERT INTO hg_fence_rejections (tenant, owner, epoch, rows) VALUES ($1, $2, $3, $4)',
+          [t, this.owner, epochOf(t), n],
+        );
+        this.fencedRows += n;
+      }
+      await c.query('COMMIT');
+      return fenced;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  /** Finished runs beyond MIRROR_FINISHED_RUNS leave the mirror (oldest first) once written. */
+  #pruneRuns(): void {
+    if (this.#closed) return;
+    const db = this.#mirror.mirrorDatabase;
+    const n = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
+    if (n <= MIRROR_FINISHED_RUNS * 1.5) return;
+    const keep = [...this.#dirty.runs];
+    db.prepare(
+      `DELETE FROM runs WHERE id IN (
+         SELECT id FROM runs WHERE status NOT IN ('running', 'waiting')
+           AND id NOT IN (SELECT value FROM json_each(?))
+         ORDER BY id LIMIT ?)`,
+    ).run(JSON.stringify(keep), n - MIRROR_FINISHED_RUNS);
+  }
+
+  /** Resolves once every write made so far is in PostgreSQL (of `scope.tenant`, if given). */
+  committed(scope?: { readonly tenant?: string }): Promise<void> {
+    const pending = dirtySize(this.#dirty) > 0 || this.#flushQueued;
+    if (!pending && this.#flushing === null) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = { tenant: scope?.tenant, resolve, reject };
+      if (pending || this.#retryTimer !== null) this.#waiters.push(w);
+      else this.#inFlightWaiters.push(w);
+    });
+  }
+
+  setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
+    this.#onWriteError = listener;
+  }
+
+  // ---- the Store interface: the mirror answers, writes mark rows dirty ----
+
+  transaction<T>(fn: () => T): T {
+    return this.#mirror.transaction(fn);
+  }
+
+  upsertPlugin(rec: PluginRecord): void {
+    this.#mirror.upsertPlugin(rec);
+    this.#dirty.plugins.add(rec.id);
+    this.#touch();
+  }
+  getPlugin(id: string): PluginRecord | undefined {
+    return this.#mirror.getPlugin(id);
+  }
+  listPlugins(): PluginRecord[] {
+    return this.#mirror.listPlugins();
+  }
+
+  replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {
+    this.#mirror.replaceJobContracts(pluginId, contracts);
+    this.#dirty.contracts.add(pluginId);
+    this.#touch();
+  }
+  listJobContracts(pluginId?: string): JobContractRecord[] {
+    return this.#mirror.listJobContracts(pluginId);
+  }
+
+  getSchedule(key: string): ScheduleRecord | undefined {
+    return this.#mirror.getSchedule(key);
+  }
+  listSchedules(query?: ScheduleQuery): ScheduleRecord[] {
+    return this.#mirror.listSchedules(query);
+  }
+  countLiveSchedules(tenant: string, pluginId?: string): number {
+    return this.#mirror.countLiveSchedules(tenant, pluginId);
+  }
+  earliestDueByTenant(): Map<string, number> {
+    return this.#mirror.earliestDueByTenant();
+  }
+  insertSchedule(rec: ScheduleRecord): void {
+    this.#mirror.insertSchedule(rec);
+    this.#dirty.schedules.add(rec.key);
+    this.#touch();
+  }
+  /** Written at once into the mirror (`deferred` changes nothing here: the flush is already later). */
+  insertSchedules(recs: readonly ScheduleRecord[]): void {
+    this.#mirror.insertSchedules(recs);
+    for (const r of recs) this.#dirty.schedules.add(r.key);
+    this.#touch();
+  }
+  updateSchedule(key: string, patch: SchedulePatch): void {
+    this.#mirror.updateSchedule(key, patch);
+    this.#dirty.schedules.add(key);
+    this.#touch();
+  }
+
+  insertRun(run: NewRun): number {
+    const id = this.#newId();
+    this.#mirror.restoreRun({ ...run, id, coversUntil: run.coversUntil ?? null });
+    this.#dirty.runs.add(id);
+    this.#touch();
+    return id;
+  }
+  finishRun(id: number, fin: RunFinish): boolean {
+    const ok = this.#mirror.finishRun(id, fin);
+    if (ok) {
+      this.#dirty.runs.add(id);
+      this.#touch();
+    }
+    return ok;
+  }
+  restoreRun(run: RunRecord): boolean {
+    const ok = this.#mirror.restoreRun(run);
+    if (ok) {
+      this.#dirty.runs.add(run.id);
+      this.#touch();
+    }
+    return ok;
+  }
+  getRun(id: number): RunRecord | undefined {
+    return this.#mirror.getRun(id);
+  }
+  listRuns(query?: RunQuery): RunRecord[] {
+    return this.#mirror.listRuns(query);
+  }
+  abandonRunning(now: number, reason: string): RunRecord[] {
+    const runs = this.#mirror.abandonRunning(now, reason);
+    for (const r of runs) this.#dirty.runs.add(r.id);
+    if (runs.length > 0) this.#touch();
+    return runs;
+  }
+
+  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean {
+    const ok = this.#mirror.advanceSchedule(key, from, nextAt, now);
+    if (ok) {
+      this.#dirty.schedules.add(key);
+      this.#touch();
+    }
+    return ok;
+  }
+  startWaitingRun(id: number, startedAt: number): void {
+    this.#mirror.startWaitingRun(id, startedAt);
+    this.#dirty.runs.add(id);
+    this.#touch();
+  }
+  listWaitingRuns(pluginId: string): RunRecord[] {
+    return this.#mirror.listWaitingRuns(pluginId);
+  }
+  writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean {
+    const ok = this.#mirror.writeCursor(key, generation, cursor, now);
+    if (ok) {
+      this.#dirty.schedules.add(key);
+      this.#touch();
+    }
+    return ok;
+  }
+
+  enqueueCommand(
+    scheduleKey: string,
+    action: OperatorAction,
+    note: string | null,
+    now: number,
+  ): number {
+    const id = this.#newId();
+    importRows(this.#mirror.mirrorDatabase, COMMANDS, [
+      {
+        id,
+        schedule_key: scheduleKey,
+        action,
+        note,
+        created_at: now,
+        applied_at: null,
+        result: null,
+      },
+    ]);
+    this.#dirty.commands.add(id);
+    this.#touch();
+    return id;
+  }
+  pendingCommands(): OperatorCommand[] {
+    return this.#mirror.pendingCommands();
+  }
+  completeCommand(id: number, result: string, now: number): void {
+    this.#mirror.completeCommand(id, result, now);
+    this.#dirty.commands.add(id);
+    this.#touch();
+  }
+  getCommand(id: number): OperatorCommand | undefined {
+    return this.#mirror.getCommand(id);
+  }
+
+  // ---- the host lease: on PostgreSQL, hosts hold tenants (src/cluster/), not the store ----
+
+  /** Always granted: several hosts share a PostgreSQL store (tenant leases decide who fires what). */
+  acquireLease(claim: LeaseClaim): LeaseResult {
+    return this.#mirror.acquireLease(claim);
+  }
+  /** Fails (throws the last flush's error) while PostgreSQL does not take this host's writes. */
+  renewLease(owner: string, now: number): boolean {
+    if (this.#lastFailure) throw this.#lastFailure;
+    return this.#mirror.renewLease(owner, now);
+  }
+  releaseLease(owner: string): void {
+    this.#mirror.releaseLease(owner);
+  }
+  readLease(): HostLease | undefined {
+    return this.#mirror.readLease();
+  }
+
+  /** Writes what is pending (once, if the database answers), then closes the pool. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      this.#startFlush();
+    }
+    await this.committed().catch(() => undefined);
+    this.#closed = true;
+    await this.#nextBlock?.catch(() => undefined);
+    this.#mirror.close();
+    await this.pool.end();
+  }
+}
