@@ -68,7 +68,7 @@ export class Cluster {
   #timer: NodeJS.Timeout | null = null;
   #fenceTimer: NodeJS.Timeout | null = null;
   #ticking: Promise<void> | null = null;
-  /** Adoptions run one after another, beside the rounds. */
+  /** Adoptions and hand-overs run one after another, beside the rounds. */
   #adopting: Promise<void> = Promise.resolve();
   #listener: pg.Client | null = null;
   #stopped = false;
@@ -111,6 +111,11 @@ export class Cluster {
     this.#fenceTimer.unref();
   }
 
+  /** This host's token in `hg_hosts`, `hg_shards` and `hg_lease_history`. */
+  get owner(): string {
+    return this.#store.owner;
+  }
+
   /** The tenants this host owns now. */
   get owned(): string[] {
     return [...this.#held.keys()];
@@ -141,13 +146,15 @@ export class Cluster {
   }
 
   async #balance(): Promise<void> {
-    const hosts = await this.#leases.liveHosts();
-    const share = Math.ceil(this.#tenants.length / Math.max(1, hosts.length));
     const owners = await this.#leases.owners(this.#tenants);
+    // Live: beating, and not the holder of a lease it let lapse (it stopped renewing).
+    const lapsed = new Set([...owners.values()].map((o) => o.lapsed));
+    const hosts = (await this.#leases.liveHosts()).filter((h) => !lapsed.has(h));
+    const share = Math.ceil(this.#tenants.length / Math.max(1, hosts.length));
     const mine = this.owned.filter((t) => !this.#busy.has(t));
     if (this.#held.size < share) {
       // Free tenants, starting at a place that differs per host (fewer lost races).
-      const free = this.#tenants.filter((t) => (owners.get(t) ?? null) === null);
+      const free = this.#tenants.filter((t) => (owners.get(t)?.owner ?? null) === null);
       const offset = hash(this.#store.owner) % Math.max(1, free.length);
       const order = [...free.slice(offset), ...free.slice(0, offset)];
       for (const t of order) {
@@ -163,9 +170,15 @@ export class Cluster {
       }
     } else if (mine.length > share) {
       const counts = new Map<string, number>(hosts.map((h) => [h, 0]));
-      for (const o of owners.values()) if (o !== null) counts.set(o, (counts.get(o) ?? 0) + 1);
+      for (const o of owners.values())
+        if (o.owner !== null && counts.has(o.owner))
+          counts.set(o.owner, (counts.get(o.owner) ?? 0) + 1);
       const starved = [...counts.entries()].some(([h, n]) => h !== this.#store.owner && n < share);
-      if (starved) await this.#giveUp(mine[mine.length - 1] as string);
+      if (starved) {
+        const t = mine[mine.length - 1] as string;
+        this.#busy.add(t);
+        this.#adopting = this.#adopting.then(() => this.#giveUp(t));
+      }
     }
   }
 
@@ -208,15 +221,16 @@ export class Cluster {
   /** Gives a tenant up in good order: its runs end and are written, then the lease is freed. */
   async #giveUp(tenant: string): Promise<void> {
     const epoch = this.#held.get(tenant)?.epoch;
-    if (epoch === undefined) return;
-    this.#busy.add(tenant);
     try {
+      if (epoch === undefined || this.#stopped) return;
       await this.#host.dropTenant(tenant, false);
       await this.#store.committed({ tenant });
       this.#store.dropTenant(tenant);
       this.#held.delete(tenant);
       await this.#leases.release(tenant, epoch);
       this.events.onDropped?.({ tenant, lost: false });
+    } catch (err) {
+      this.#onError(`cluster: handing tenant ${tenant} over failed: ${errorMessage(err)}`, err);
     } finally {
       this.#busy.delete(tenant);
     }

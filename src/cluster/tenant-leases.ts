@@ -50,24 +50,40 @@ export class TenantLeases {
     return r.rows.map((x) => x.owner);
   }
 
-  /** The leases of `tenants`: who owns each (null: free or expired). */
-  async owners(tenants: readonly string[]): Promise<Map<string, string | null>> {
-    const r = await this.#pool.query<{ tenant: string; owner: string | null }>(
-      `SELECT tenant, CASE WHEN owner IS NULL OR expires_at < now() THEN NULL ELSE owner END AS owner
-       FROM hg_shards WHERE tenant = ANY($1)`,
+  /**
+   * The leases of `tenants`: who owns each (null: free or expired) and, for an expired one, who
+   * let it expire (a host that stopped renewing: dead, stalled or cut off).
+   */
+  async owners(
+    tenants: readonly string[],
+  ): Promise<Map<string, { owner: string | null; lapsed: string | null }>> {
+    const r = await this.#pool.query<{ tenant: string; owner: string | null; expired: boolean }>(
+      `SELECT tenant, owner, (expires_at < now()) AS expired FROM hg_shards WHERE tenant = ANY($1)`,
       [tenants],
     );
-    return new Map(r.rows.map((x) => [x.tenant, x.owner]));
+    return new Map(
+      r.rows.map((x) => [
+        x.tenant,
+        x.owner !== null && x.expired
+          ? { owner: null, lapsed: x.owner }
+          : { owner: x.owner, lapsed: null },
+      ]),
+    );
   }
 
   /** Takes `tenant` if it is free, expired or already ours; a new epoch either way. */
   async claim(tenant: string, ttlMs: number): Promise<Claimed | null> {
     const r = await this.#pool.query<{ epoch: number; from: string | null }>(
-      `WITH prev AS (SELECT owner FROM hg_shards WHERE tenant = $1)
-       UPDATE hg_shards SET owner = $2, epoch = epoch + 1, claimed_at = now(),
-         expires_at = now() + $3 * interval '1 millisecond'
-       WHERE tenant = $1 AND (owner IS NULL OR owner = $2 OR expires_at < now())
-       RETURNING epoch, (SELECT owner FROM prev) AS from`,
+      `WITH prev AS (SELECT owner FROM hg_shards WHERE tenant = $1),
+       claimed AS (
+         UPDATE hg_shards SET owner = $2, epoch = epoch + 1, claimed_at = clock_timestamp(),
+           expires_at = now() + $3 * interval '1 millisecond'
+         WHERE tenant = $1 AND (owner IS NULL OR owner = $2 OR expires_at < now())
+         RETURNING tenant, epoch, claimed_at),
+       history AS (
+         INSERT INTO hg_lease_history (tenant, epoch, owner, claimed_at)
+         SELECT tenant, epoch, $2, claimed_at FROM claimed)
+       SELECT epoch, (SELECT owner FROM prev) AS from FROM claimed`,
       [tenant, this.owner, ttlMs],
     );
     const row = r.rows[0];

@@ -10,6 +10,7 @@
 //   "fail": "msg"           error_set("msg"), return 1, no output
 //   "output": "<text>"      write exactly this instead of the normal output
 //   "setCursor": <json>     the output's cursor (omitted when absent)
+//   "countCursor": true     the output's cursor is {"n": <the previous cursor's n> + 1}
 //   "returnCode": n         return n (default 0), without error_set
 // cleanup(): returns 0.
 
@@ -64,8 +65,11 @@ export function run(): i32 {
   if (trap.asBool()) unreachable();
   if (p.has('fail')) return fail(p.get('fail').asString());
 
+  let cursor: Json | null = p.has('setCursor') ? p.get('setCursor') : null;
+  if (p.get('countCursor').asBool())
+    cursor = jsonObject().set('n', jsonInt(ctx.cursor.get('n').asInt() + 1));
   if (p.has('output')) writeOutput(p.get('output').asString());
-  else writeJson(runResult(p.has('setCursor') ? p.get('setCursor') : null, result));
+  else writeJson(runResult(cursor, result));
   return <i32>p.get('returnCode').asInt();
 }
 

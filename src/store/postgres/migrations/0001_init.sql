@@ -31,6 +31,16 @@ CREATE TABLE hg_shards (
   claimed_at TIMESTAMPTZ
 );
 
+-- Every claim of a tenant's lease (for operators, and to check fencing from the database:
+-- a row written under an epoch must fall within that epoch's ownership).
+CREATE TABLE hg_lease_history (
+  tenant     TEXT NOT NULL,
+  epoch      BIGINT NOT NULL,
+  owner      TEXT NOT NULL,
+  claimed_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (tenant, epoch)
+);
+
 -- Writes refused because their epoch was stale (kept for operators and the cluster test).
 CREATE TABLE hg_fence_rejections (
   id       BIGSERIAL PRIMARY KEY,
