@@ -24,7 +24,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
-import { PG_TYPES, type PgStore } from '../store/postgres/pg-store.ts';
+import { guardPool, PG_TYPES, type PgStore } from '../store/postgres/pg-store.ts';
 import { TenantLeases, type Claimed } from './tenant-leases.ts';
 
 export interface ClusterOptions {
@@ -92,7 +92,7 @@ export class Cluster {
       connectionTimeoutMillis: 5_000,
       types: PG_TYPES,
     });
-    this.#pool.on('error', () => undefined);
+    guardPool(this.#pool);
     this.#leases = new TenantLeases(this.#pool, store.owner);
     this.#onError = opts.onError ?? (() => undefined);
     this.events = events;

@@ -126,6 +126,17 @@ export const PG_TYPES = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * A connection that fails (the server restarted, a network reset) emits `error` on its client,
+ * idle or checked out; unheard, that would end the process. The query in flight rejects, and
+ * the pool replaces the client, so the event itself needs no action.
+ */
+export function guardPool(pool: pg.Pool): pg.Pool {
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
+}
+
 /** The URL without its password, for messages. */
 export function redactUrl(url: string): string {
   try {
@@ -174,9 +185,7 @@ export class PgStore implements Store {
       connectionTimeoutMillis: 5_000,
       types: PG_TYPES,
     });
-    // An idle client's error (the server restarted) must not crash the process: the next query
-    // on a fresh client reports it.
-    this.pool.on('error', () => undefined);
+    guardPool(this.pool);
   }
 
   /** Connects, migrates (under an advisory lock) and takes a first block of ids. */
