@@ -6,6 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { TenantLeases } from '../../src/cluster/tenant-leases.ts';
+import { PgStore } from '../../src/store/postgres/pg-store.ts';
 
 const URL_VAR = 'HOURGLASS_TEST_PG_URL';
 
@@ -56,4 +58,24 @@ export async function freshDatabase(t?: {
   };
   t?.after(() => db.drop());
   return db;
+}
+
+/**
+ * A `PgStore` on `url` that owns `tenants` (their leases claimed and their rows adopted, as the
+ * cluster does); `owner` again after a close is a restart of the same host.
+ */
+export async function ownedPgStore(
+  url: string,
+  owner: string,
+  tenants: readonly string[],
+): Promise<PgStore> {
+  const store = await PgStore.open({ url, owner });
+  const leases = new TenantLeases(store.pool, owner);
+  await leases.ensure(tenants);
+  for (const t of tenants) {
+    const claimed = await leases.claim(t, 60_000);
+    if (!claimed) throw new Error(`tenant ${t} is held by another owner`);
+    await store.adoptTenant(t, claimed.epoch);
+  }
+  return store;
 }

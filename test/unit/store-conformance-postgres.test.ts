@@ -6,28 +6,9 @@
  * epoch) and reads everything back from PostgreSQL, not from the old store's mirror.
  */
 import { describe } from 'node:test';
-import { TenantLeases } from '../../src/cluster/tenant-leases.ts';
-import { PgStore } from '../../src/store/postgres/pg-store.ts';
 import type { Store } from '../../src/store/types.ts';
-import { freshDatabase, type FreshDatabase } from '../support/postgres.ts';
+import { freshDatabase, ownedPgStore, type FreshDatabase } from '../support/postgres.ts';
 import { storeConformance, type StoreUnderTest } from '../support/store-conformance.ts';
-
-/** A store on `url` that owns `tenants`. */
-export async function ownedPgStore(
-  url: string,
-  owner: string,
-  tenants: readonly string[],
-): Promise<PgStore> {
-  const store = await PgStore.open({ url, owner });
-  const leases = new TenantLeases(store.pool, owner);
-  await leases.ensure(tenants);
-  for (const t of tenants) {
-    const claimed = await leases.claim(t, 60_000);
-    if (!claimed) throw new Error(`tenant ${t} is held by another owner`);
-    await store.adoptTenant(t, claimed.epoch);
-  }
-  return store;
-}
 
 function pgUnderTest(): StoreUnderTest {
   let db: FreshDatabase | null = null;

@@ -1,0 +1,190 @@
+/**
+ * What only the PostgreSQL store has (the shared contract is in store-conformance-postgres):
+ * migrations and the version check, fencing by epoch (the flush's check, the database's trigger,
+ * the count of refused rows), disjoint id blocks, and its config.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import pg from 'pg';
+import { TenantLeases } from '../../src/cluster/tenant-leases.ts';
+import { parseHostConfig, POSTGRES_URL_ENV } from '../../src/config/host-config.ts';
+import { PG_TYPES, PgStore } from '../../src/store/postgres/pg-store.ts';
+import type { NewRun } from '../../src/store/types.ts';
+import { freshDatabase, ownedPgStore } from '../support/postgres.ts';
+import { scheduleRow } from './schedule-row.ts';
+
+const run = (tenant: string, localId: string): NewRun => ({
+  scheduleKey: `${tenant}/p/${localId}`,
+  pluginId: `${tenant}/p`,
+  tenant,
+  localId,
+  trigger: 'schedule',
+  status: 'running',
+  reason: null,
+  scheduledAt: 1_000,
+  startedAt: 1_001,
+  finishedAt: null,
+  attempt: 1,
+  error: null,
+  outputBytes: null,
+  fuelUsed: null,
+  fuelBudget: null,
+  result: null,
+});
+
+async function client(url: string, t: { after(fn: () => Promise<void>): void }) {
+  const c = new pg.Client({ connectionString: url, types: PG_TYPES });
+  c.on('error', () => undefined);
+  await c.connect();
+  t.after(() => c.end());
+  return c;
+}
+
+describe('PgStore', () => {
+  test('migrates once when several hosts open a new database together; refuses a newer schema', async (t) => {
+    const db = await freshDatabase(t);
+    const stores = await Promise.all(
+      ['a', 'b', 'c'].map((owner) => PgStore.open({ url: db.url, owner })),
+    );
+    for (const s of stores) await s.close();
+    const c = await client(db.url, t);
+    const v = await c.query<{ value: string }>(
+      "SELECT value FROM hg_meta WHERE key = 'schema_version'",
+    );
+    assert.equal(v.rows[0]?.value, '1');
+    await c.query("UPDATE hg_meta SET value = '99' WHERE key = 'schema_version'");
+    await assert.rejects(PgStore.open({ url: db.url, owner: 'd' }), { code: 'HG_STORE_VERSION' });
+  });
+
+  test('an unreachable database fails open with HG_STORE_WRITE, naming it without its password', async () => {
+    await assert.rejects(
+      PgStore.open({ url: 'postgres://u:secret@127.0.0.1:1/x', owner: 'a' }),
+      (err: Error & { code?: string }) =>
+        err.code === 'HG_STORE_WRITE' && !err.message.includes('secret'),
+    );
+  });
+
+  test('a takeover fences the old owner: its writes are refused, counted, and its waiters told', async (t) => {
+    const db = await freshDatabase(t);
+    const old = await ownedPgStore(db.url, 'old', ['acme']);
+    t.after(() => old.close());
+    old.insertSchedule(scheduleRow('acme', 'a', { plugin: 'p', at: 5_000 }));
+    const id = old.insertRun(run('acme', 'a'));
+    await old.committed({ tenant: 'acme' });
+
+    // Another host takes the tenant over (the old lease expired).
+    const c = await client(db.url, t);
+    await c.query("UPDATE hg_shards SET expires_at = now() - interval '1 second'");
+    const taker = await PgStore.open({ url: db.url, owner: 'new' });
+    t.after(() => taker.close());
+    const claimed = await new TenantLeases(taker.pool, 'new').claim('acme', 60_000);
+    assert.equal(claimed?.from, 'old');
+    await taker.adoptTenant('acme', claimed?.epoch as number);
+    assert.equal(taker.abandonTenantRuns('acme', 2_000, 'taken over').length, 1);
+    await taker.committed({ tenant: 'acme' });
+
+    const fenced: string[] = [];
+    old.setFenceListener((tenant) => fenced.push(tenant));
+    old.finishRun(id, {
+      status: 'succeeded',
+      reason: null,
+      finishedAt: 3_000,
+      error: null,
+      outputBytes: 0,
+      fuelUsed: 1,
+      fuelBudget: 10,
+      result: null,
+    });
+    old.updateSchedule('acme/p/a', { nextAt: 9_000, updatedAt: 3_000 });
+    await assert.rejects(old.committed({ tenant: 'acme' }), { code: 'HG_STORE_FENCED' });
+    assert.deepEqual(fenced, ['acme']);
+    assert.equal(old.fencedRows, 2);
+    assert.equal(old.owned.has('acme'), false);
+
+    const r = await c.query('SELECT status, reason FROM runs WHERE id = $1', [id]);
+    assert.deepEqual(r.rows, [{ status: 'abandoned', reason: 'taken over' }]);
+    const s = await c.query("SELECT next_at FROM schedules WHERE key = 'acme/p/a'");
+    assert.notEqual(s.rows[0]?.next_at, 9_000);
+    const refused = await c.query('SELECT tenant, owner, rows FROM hg_fence_rejections');
+    assert.deepEqual(refused.rows, [{ tenant: 'acme', owner: 'old', rows: 2 }]);
+  });
+
+  test('the database itself refuses a row with a stale epoch (trigger hg_fence, HGF01)', async (t) => {
+    const db = await freshDatabase(t);
+    const s = await ownedPgStore(db.url, 'a', ['acme']);
+    t.after(() => s.close());
+    s.insertSchedule(scheduleRow('acme', 'a', { plugin: 'p', at: 5_000 }));
+    await s.committed();
+    const c = await client(db.url, t);
+    await assert.rejects(
+      c.query("UPDATE schedules SET next_at = 1, epoch = epoch - 1 WHERE key = 'acme/p/a'"),
+      { code: 'HGF01' },
+    );
+    await assert.rejects(
+      c.query("UPDATE schedules SET next_at = 1, epoch = 99 WHERE key = 'acme/p/a'"),
+      { code: 'HGF01' },
+    );
+  });
+
+  test('hosts take disjoint id blocks; ids survive a restart unchanged', async (t) => {
+    const db = await freshDatabase(t);
+    const a = await ownedPgStore(db.url, 'a', ['acme']);
+    const b = await ownedPgStore(db.url, 'b', ['globex']);
+    const ida = [a.insertRun(run('acme', 'x')), a.insertRun(run('acme', 'y'))];
+    const idb = [b.insertRun(run('globex', 'x'))];
+    assert.equal(new Set([...ida, ...idb]).size, 3);
+    assert.ok(Math.abs((ida[0] as number) - (idb[0] as number)) >= 2 ** 20);
+    await a.close();
+    await b.close();
+    const again = await ownedPgStore(db.url, 'a', ['acme']);
+    t.after(() => again.close());
+    assert.equal(again.getRun(ida[1] as number)?.localId, 'y');
+  });
+});
+
+describe('store.postgres in the host config', () => {
+  const base = { tenants: [{ id: 'acme' }] };
+  const parse = (raw: object) => parseHostConfig(raw, '/cfg/hourglass.json', '/cfg');
+
+  test('absent: the SQLite file; a URL string or an object with settings', (t) => {
+    const saved = process.env[POSTGRES_URL_ENV];
+    delete process.env[POSTGRES_URL_ENV];
+    t.after(() => {
+      if (saved !== undefined) process.env[POSTGRES_URL_ENV] = saved;
+    });
+    assert.equal(parse(base).store.postgres, null);
+    assert.deepEqual(parse({ ...base, store: { postgres: 'postgres://h/db' } }).store.postgres, {
+      url: 'postgres://h/db',
+      poolSize: 10,
+      statementTimeoutMs: 10_000,
+      leaseTtlMs: 10_000,
+    });
+    const o = parse({
+      ...base,
+      store: { postgres: { url: 'postgresql://h/db', poolSize: 3, leaseTtlMs: 2_000 } },
+    });
+    assert.equal(o.store.postgres?.poolSize, 3);
+    assert.equal(o.store.postgres?.leaseTtlMs, 2_000);
+    assert.throws(() => parse({ ...base, store: { postgres: 'mysql://h/db' } }), {
+      code: 'HG_CONFIG_INVALID',
+    });
+    assert.throws(() => parse({ ...base, store: { postgres: { poolSize: 3 } } }), {
+      code: 'HG_CONFIG_INVALID',
+    });
+  });
+
+  test('the environment variable selects PostgreSQL and wins over the file', (t) => {
+    const saved = process.env[POSTGRES_URL_ENV];
+    t.after(() => {
+      if (saved === undefined) delete process.env[POSTGRES_URL_ENV];
+      else process.env[POSTGRES_URL_ENV] = saved;
+    });
+    process.env[POSTGRES_URL_ENV] = 'postgres://secret@env/db';
+    assert.equal(parse(base).store.postgres?.url, 'postgres://secret@env/db');
+    assert.equal(
+      parse({ ...base, store: { postgres: { url: 'postgres://file/db', poolSize: 2 } } }).store
+        .postgres?.url,
+      'postgres://secret@env/db',
+    );
+  });
+});
