@@ -192,17 +192,18 @@ export type LeaseResult =
   | { readonly ok: true; readonly lease: HostLease }
   | { readonly ok: false; readonly holder: HostLease };
 
-export interface Store {
-  /** Runs `fn` atomically (nested calls join the outer transaction). */
-  transaction<T>(fn: () => T): T;
-
+/** Plugins and the job contracts they registered. */
+export interface PluginRecords {
   upsertPlugin(rec: PluginRecord): void;
   getPlugin(id: string): PluginRecord | undefined;
   listPlugins(): PluginRecord[];
 
   replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void;
   listJobContracts(pluginId?: string): JobContractRecord[];
+}
 
+/** Schedules: declared and runtime-created, their state, next time and cursor. */
+export interface ScheduleRecords {
   getSchedule(key: string): ScheduleRecord | undefined;
   listSchedules(query?: ScheduleQuery): ScheduleRecord[];
   /**
@@ -226,7 +227,21 @@ export interface Store {
    */
   insertSchedules(recs: readonly ScheduleRecord[], opts?: { readonly deferred?: boolean }): void;
   updateSchedule(key: string, patch: SchedulePatch): void;
+  /**
+   * A fire moves an active schedule on from the tick at `from` (its next time) to `nextAt`
+   * (null: `completed`), in one conditional statement; false (nothing written) when the stored
+   * row is no longer active at `from` (another writer moved it): a fire's check without a read.
+   */
+  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean;
+  /**
+   * Writes a run's new cursor if the schedule is still the incarnation the run started from;
+   * returns whether it was written.
+   */
+  writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean;
+}
 
+/** The run history, and the ticks waiting for a tenant slot (`waiting` runs). */
+export interface RunRecords {
   insertRun(run: NewRun): number;
   /** Writes a run's outcome; false when there is no run `id` (its start was rolled back). */
   finishRun(id: number, fin: RunFinish): boolean;
@@ -239,24 +254,14 @@ export interface Store {
   listRuns(query?: RunQuery): RunRecord[];
   /** Marks every `running` run as `abandoned` (after a crash or restart); returns them. */
   abandonRunning(now: number, reason: string): RunRecord[];
-
-  // ---- scheduler records (migration 0003) ----
-  /**
-   * A fire moves an active schedule on from the tick at `from` (its next time) to `nextAt`
-   * (null: `completed`), in one conditional statement; false (nothing written) when the stored
-   * row is no longer active at `from` (another writer moved it): a fire's check without a read.
-   */
-  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean;
   /** A `waiting` run (a tick that waited for a tenant slot) starts: it becomes `running`. */
   startWaitingRun(id: number, startedAt: number): void;
   /** The plugin's `waiting` runs, oldest first (found at (re)start). */
   listWaitingRuns(pluginId: string): RunRecord[];
-  /**
-   * Writes a run's new cursor if the schedule is still the incarnation the run started from;
-   * returns whether it was written.
-   */
-  writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean;
+}
 
+/** Operator commands queued by another process (a CLI, another host), applied by the owner. */
+export interface CommandQueue {
   enqueueCommand(
     scheduleKey: string,
     action: OperatorAction,
@@ -266,7 +271,10 @@ export interface Store {
   pendingCommands(): OperatorCommand[];
   completeCommand(id: number, result: string, now: number): void;
   getCommand(id: number): OperatorCommand | undefined;
+}
 
+/** The host lease (SQLite: one host per store; PostgreSQL: always granted, see pg-store.ts). */
+export interface HostLeaseRecords {
   /**
    * Takes the lease by compare-and-set in one transaction: it succeeds when there is no lease,
    * the lease is stale, it is `claim.owner`'s own, or it is `claim.replaceOwner`'s. Otherwise
@@ -278,6 +286,17 @@ export interface Store {
   /** Gives up the lease if `owner` holds it (never another owner's). */
   releaseLease(owner: string): void;
   readLease(): HostLease | undefined;
+}
+
+/**
+ * The whole store, split by concern above. Synchronous by design (the scheduler's state changes
+ * are atomic with respect to the event loop); durability is asynchronous (`committed()`), which
+ * is what lets a store write behind (SQLite's group commit, PostgreSQL's flushes).
+ */
+export interface Store
+  extends PluginRecords, ScheduleRecords, RunRecords, CommandQueue, HostLeaseRecords {
+  /** Runs `fn` atomically (nested calls join the outer transaction). */
+  transaction<T>(fn: () => T): T;
 
   /**
    * Tells `listener` of every write the store could not make (`HG_STORE_WRITE`, e.g. disk full,
