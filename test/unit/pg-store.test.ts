@@ -9,28 +9,9 @@ import pg from 'pg';
 import { TenantLeases } from '../../src/cluster/tenant-leases.ts';
 import { parseHostConfig, POSTGRES_URL_ENV } from '../../src/config/host-config.ts';
 import { PG_TYPES, PgStore } from '../../src/store/postgres/pg-store.ts';
-import type { NewRun } from '../../src/store/types.ts';
+import { runOf, succeeded } from '../support/conformance/fixture.ts';
 import { freshDatabase, ownedPgStore } from '../support/postgres.ts';
 import { scheduleRow } from './schedule-row.ts';
-
-const run = (tenant: string, localId: string): NewRun => ({
-  scheduleKey: `${tenant}/p/${localId}`,
-  pluginId: `${tenant}/p`,
-  tenant,
-  localId,
-  trigger: 'schedule',
-  status: 'running',
-  reason: null,
-  scheduledAt: 1_000,
-  startedAt: 1_001,
-  finishedAt: null,
-  attempt: 1,
-  error: null,
-  outputBytes: null,
-  fuelUsed: null,
-  fuelBudget: null,
-  result: null,
-});
 
 async function client(url: string, t: { after(fn: () => Promise<void>): void }) {
   const c = new pg.Client({ connectionString: url, types: PG_TYPES });
@@ -69,7 +50,7 @@ describe('PgStore', () => {
     const old = await ownedPgStore(db.url, 'old', ['acme']);
     t.after(() => old.close());
     old.insertSchedule(scheduleRow('acme', 'a', { plugin: 'p', at: 5_000 }));
-    const id = old.insertRun(run('acme', 'a'));
+    const id = old.insertRun(runOf('acme/p/a'));
     await old.committed({ tenant: 'acme' });
 
     // Another host takes the tenant over (the old lease expired).
@@ -85,16 +66,7 @@ describe('PgStore', () => {
 
     const fenced: string[] = [];
     old.setFenceListener((tenant) => fenced.push(tenant));
-    old.finishRun(id, {
-      status: 'succeeded',
-      reason: null,
-      finishedAt: 3_000,
-      error: null,
-      outputBytes: 0,
-      fuelUsed: 1,
-      fuelBudget: 10,
-      result: null,
-    });
+    old.finishRun(id, succeeded(3_000));
     old.updateSchedule('acme/p/a', { nextAt: 9_000, updatedAt: 3_000 });
     await assert.rejects(old.committed({ tenant: 'acme' }), { code: 'HG_STORE_FENCED' });
     assert.deepEqual(fenced, ['acme']);
@@ -130,8 +102,8 @@ describe('PgStore', () => {
     const db = await freshDatabase(t);
     const a = await ownedPgStore(db.url, 'a', ['acme']);
     const b = await ownedPgStore(db.url, 'b', ['globex']);
-    const ida = [a.insertRun(run('acme', 'x')), a.insertRun(run('acme', 'y'))];
-    const idb = [b.insertRun(run('globex', 'x'))];
+    const ida = [a.insertRun(runOf('acme/p/x')), a.insertRun(runOf('acme/p/y'))];
+    const idb = [b.insertRun(runOf('globex/p/x'))];
     assert.equal(new Set([...ida, ...idb]).size, 3);
     assert.ok(Math.abs((ida[0] as number) - (idb[0] as number)) >= 2 ** 20);
     await a.close();
