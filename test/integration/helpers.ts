@@ -1,4 +1,14 @@
-/** Shared set-up for integration tests: real SQLite files, real Extism, real compiled guests. */
+/**
+ * Shared set-up for integration tests: real SQLite files or a real PostgreSQL database, real
+ * Extism, real compiled guests.
+ *
+ * Both stores. A test that states a store-agnostic promise loops over `STORES` and takes its
+ * directory from `storeDir(t, store)`: on 'postgres' that directory is tied to a fresh database
+ * (test/support/postgres.ts), so `makeConfig` / `proxyConfig` put `store.postgres` in the config,
+ * and `startHost` opens the host through `openHost` (a one-host cluster that owns every tenant).
+ * Stop it with the `stop()` `startHost` returns (on PostgreSQL it also leaves the cluster);
+ * `crash()` ends it without a stop.
+ */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,8 +21,10 @@ import {
   type HostConfig,
   type TenantQuotas,
 } from '../../src/config/host-config.ts';
+import { openHost } from '../../src/cluster/open-host.ts';
 import { Host, type HostOptions } from '../../src/host/host.ts';
 import type { RunRecord } from '../../src/store/types.ts';
+import { freshDatabase } from '../support/postgres.ts';
 
 export const GUEST = {
   poller: resolve(PROJECT_ROOT, 'guest-examples/assemblyscript/poller/build/poller.wasm'),
@@ -50,10 +62,36 @@ export function tempDir(t: { after(fn: () => void): void }): string {
   return dir;
 }
 
+export type StoreKind = 'sqlite' | 'postgres';
+export const STORES: readonly StoreKind[] = ['sqlite', 'postgres'];
+
+/** The PostgreSQL settings of directories made by `storeDir(t, 'postgres')`. */
+const pgOfDir = new Map<string, { url: string; leaseTtlMs?: number }>();
+
+/**
+ * A temporary directory for a test's manifests and store; on 'postgres' also a fresh database
+ * (dropped after the test), which every config made in this directory names as its store.
+ * `leaseTtlMs`: the cluster's lease TTL (for tests that kill a host and wait for its lease).
+ */
+export async function storeDir(
+  t: { after(fn: () => void | Promise<void>): void },
+  kind: StoreKind,
+  pg: { leaseTtlMs?: number } = {},
+): Promise<string> {
+  const dir = tempDir(t);
+  if (kind === 'postgres') {
+    const db = await freshDatabase(t);
+    pgOfDir.set(dir, { url: db.url, ...pg });
+    t.after(() => void pgOfDir.delete(dir));
+  }
+  return dir;
+}
+
 /** Writes manifests for the plugins and returns a parsed host config with its store in `dir`. */
 export function makeConfig(dir: string, tenants: readonly TenantSpec[]): HostConfig {
+  const pg = pgOfDir.get(dir);
   const raw = {
-    store: { path: join(dir, 'hourglass.db') },
+    store: { path: join(dir, 'hourglass.db'), ...(pg ? { postgres: pg } : {}) },
     tenants: tenants.map((t) => ({
       id: t.id,
       ...(t.quotas ? { quotas: t.quotas } : {}),
@@ -93,14 +131,44 @@ export function decls(...declarations: Record<string, unknown>[]): string {
   return JSON.stringify(declarations);
 }
 
+export interface StartedHost {
+  readonly host: Host;
+  readonly loaded: string[];
+  readonly failed: { pluginId: string; message: string }[];
+  /** Stops the host (on PostgreSQL: and leaves the cluster, releasing its leases). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a host on the config's store: SQLite, or (with `store.postgres`) through `openHost`,
+ * which joins the cluster and resolves once this host owns every tenant (it is the only one).
+ */
 export async function startHost(
   config: HostConfig,
   clock: ManualClock,
-  opts: Omit<HostOptions, 'clock'> = {},
-) {
+  opts: Omit<HostOptions, 'clock' | 'store' | 'clustered'> = {},
+): Promise<StartedHost> {
+  if (config.store.postgres) {
+    const opened = await openHost(config, { clock, ...opts });
+    const started = await opened.start();
+    return { host: opened.host, ...started, stop: (graceMs) => opened.stop(graceMs) };
+  }
   const host = new Host(config, { clock, ...opts });
   const started = await host.start();
-  return { host, ...started };
+  return { host, ...started, stop: (graceMs) => host.stop(graceMs) };
+}
+
+/**
+ * The host dies: no stop(), no cleanup of its own; the scheduler stops and the store is closed
+ * (as by a crash: the SQLite file keeps what was committed; PostgreSQL what was flushed, which
+ * closing does for what the host had written). On PostgreSQL the dead host's tenant leases are
+ * then released (what their expiry does after a real crash, without waiting for the TTL; see
+ * sigkill.test.ts for the expiry), leaving its runs `running` for the next owner to abandon.
+ */
+export async function crash(h: StartedHost): Promise<void> {
+  h.host.scheduler.stop();
+  await h.host.store.close();
+  if (h.host.config.store.postgres) await h.stop(0).catch(() => undefined);
 }
 
 /** Advances virtual time in steps, letting every run started on the way finish. */
