@@ -171,6 +171,18 @@ export async function crash(h: StartedHost): Promise<void> {
   if (h.host.config.store.postgres) await h.stop(0).catch(() => undefined);
 }
 
+/**
+ * Lets what a clock step started reach the guest. A guest is called only once its run's row is
+ * committed: at once on SQLite (the group commits within the turn), after a round trip on
+ * PostgreSQL (a flush); so wait for the store's writes and a turn of the loop, a few times.
+ */
+export async function turns(host: Host, rounds = 3): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    await host.store.committed();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 /** Advances virtual time in steps, letting every run started on the way finish. */
 export async function advance(
   host: Host,
