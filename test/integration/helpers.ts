@@ -12,9 +12,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import pg from 'pg';
 import type { Capability } from '../../src/capabilities.ts';
 import { CAPABILITIES } from '../../src/capabilities.ts';
-import { ManualClock } from '../../src/clock.ts';
+import { ManualClock, type Clock } from '../../src/clock.ts';
 import {
   parseHostConfig,
   PROJECT_ROOT,
@@ -23,6 +24,7 @@ import {
 } from '../../src/config/host-config.ts';
 import { openHost } from '../../src/cluster/open-host.ts';
 import { Host, type HostOptions } from '../../src/host/host.ts';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { RunRecord } from '../../src/store/types.ts';
 import { freshDatabase } from '../support/postgres.ts';
 
@@ -145,11 +147,13 @@ export interface StartedHost {
  */
 export async function startHost(
   config: HostConfig,
-  clock: ManualClock,
-  opts: Omit<HostOptions, 'clock' | 'store' | 'clustered'> = {},
+  clock: Clock,
+  opts: Omit<HostOptions, 'clock'> = {},
 ): Promise<StartedHost> {
   if (config.store.postgres) {
-    const opened = await openHost(config, { clock, ...opts });
+    const { store, clustered, ...rest } = opts;
+    if (store || clustered) throw new Error('startHost: on PostgreSQL, openHost makes the store');
+    const opened = await openHost(config, { clock, ...rest });
     const started = await opened.start();
     return { host: opened.host, ...started, stop: (graceMs) => opened.stop(graceMs) };
   }
@@ -219,6 +223,27 @@ export interface ProxyResult {
   scheduleId: string;
   trigger: string;
   catchUp: boolean;
+}
+
+/** The status of run `id` in the config's store, read from outside the host (what it wrote). */
+export async function storedRunStatus(config: HostConfig, id: number): Promise<string | undefined> {
+  const pgc = config.store.postgres;
+  if (!pgc) {
+    const store = new SqliteStore(config.store.path);
+    try {
+      return store.getRun(id)?.status;
+    } finally {
+      store.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: pgc.url });
+  await client.connect();
+  try {
+    const r = await client.query<{ status: string }>('SELECT status FROM runs WHERE id = $1', [id]);
+    return r.rows[0]?.status;
+  } finally {
+    await client.end();
+  }
 }
 
 export { ManualClock };
