@@ -24,6 +24,9 @@ import {
 } from '../../src/config/host-config.ts';
 import { openHost } from '../../src/cluster/open-host.ts';
 import { Host, type HostOptions } from '../../src/host/host.ts';
+import { importRows } from '../../src/store/postgres/mirror.ts';
+import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
+import { COMMANDS, CONTRACTS, PLUGINS, RUNS, SCHEDULES } from '../../src/store/postgres/tables.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { RunRecord } from '../../src/store/types.ts';
 import { freshDatabase } from '../support/postgres.ts';
@@ -89,11 +92,16 @@ export async function storeDir(
   return dir;
 }
 
+/** The config file's `store` for a host whose store is in `dir` (see `storeDir`). */
+export function storeConfigOf(dir: string): { path: string; postgres?: object } {
+  const pg = pgOfDir.get(dir);
+  return { path: join(dir, 'hourglass.db'), ...(pg ? { postgres: pg } : {}) };
+}
+
 /** Writes manifests for the plugins and returns a parsed host config with its store in `dir`. */
 export function makeConfig(dir: string, tenants: readonly TenantSpec[]): HostConfig {
-  const pg = pgOfDir.get(dir);
   const raw = {
-    store: { path: join(dir, 'hourglass.db'), ...(pg ? { postgres: pg } : {}) },
+    store: storeConfigOf(dir),
     tenants: tenants.map((t) => ({
       id: t.id,
       ...(t.quotas ? { quotas: t.quotas } : {}),
@@ -227,20 +235,34 @@ export interface ProxyResult {
 
 /** The status of run `id` in the config's store, read from outside the host (what it wrote). */
 export async function storedRunStatus(config: HostConfig, id: number): Promise<string | undefined> {
-  const pgc = config.store.postgres;
-  if (!pgc) {
-    const store = new SqliteStore(config.store.path);
-    try {
-      return store.getRun(id)?.status;
-    } finally {
-      store.close();
-    }
+  const store = await storedCopy(config);
+  try {
+    return store.getRun(id)?.status;
+  } finally {
+    store.close();
   }
-  const client = new pg.Client({ connectionString: pgc.url });
+}
+
+/**
+ * What the config's store holds, read from outside any host (what the hosts wrote): the SQLite
+ * file, or a copy of every row in PostgreSQL in an in-memory SQLite store (the same copy-in the
+ * PostgreSQL store's mirror makes when it adopts a tenant, without its history limit). Close it.
+ */
+export async function storedCopy(config: HostConfig): Promise<SqliteStore> {
+  const pgc = config.store.postgres;
+  if (!pgc) return new SqliteStore(config.store.path);
+  const copy = new SqliteStore(':memory:');
+  const client = new pg.Client({ connectionString: pgc.url, types: PG_TYPES });
   await client.connect();
   try {
-    const r = await client.query<{ status: string }>('SELECT status FROM runs WHERE id = $1', [id]);
-    return r.rows[0]?.status;
+    for (const spec of [PLUGINS, CONTRACTS, SCHEDULES, RUNS, COMMANDS]) {
+      const rows = (await client.query(`SELECT * FROM ${spec.name}`)).rows;
+      importRows(copy.mirrorDatabase, spec, rows);
+    }
+    return copy;
+  } catch (err) {
+    copy.close();
+    throw err;
   } finally {
     await client.end();
   }
