@@ -20,8 +20,8 @@
  * same on a one-host PostgreSQL cluster (`openHost`; a restart stops the host and opens a new
  * one on the database, a crash releases the dead host's leases: helpers.ts `crash`).
  * Steps: HG_MODEL_STEPS (default 2400, split over HG_MODEL_SEEDS seeds, default 6);
- * HG_MODEL_SEED runs one given seed. On PostgreSQL: HG_MODEL_STEPS_PG (default 600) over the
- * first HG_MODEL_SEEDS_PG seeds (default 2).
+ * HG_MODEL_SEED runs one given seed. On PostgreSQL: HG_MODEL_STEPS_PG (default 1200) over the
+ * first HG_MODEL_SEEDS_PG seeds (default 4).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -52,7 +52,7 @@ import {
 
 const STEPS = {
   sqlite: Number(process.env.HG_MODEL_STEPS ?? 2400),
-  postgres: Number(process.env.HG_MODEL_STEPS_PG ?? 600),
+  postgres: Number(process.env.HG_MODEL_STEPS_PG ?? 1200),
 };
 const seeds = (n: number) =>
   process.env.HG_MODEL_SEED
@@ -60,7 +60,7 @@ const seeds = (n: number) =>
     : Array.from({ length: n }, (_, i) => 1000 + i);
 const SEEDS = {
   sqlite: seeds(Number(process.env.HG_MODEL_SEEDS ?? 6)),
-  postgres: seeds(Number(process.env.HG_MODEL_SEEDS_PG ?? 2)),
+  postgres: seeds(Number(process.env.HG_MODEL_SEEDS_PG ?? 4)),
 };
 
 function prng(seed: number): () => number {
