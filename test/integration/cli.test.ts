@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
-import pg from 'pg';
-import { freshDatabase } from '../support/postgres.ts';
 import { GUEST, decls, tempDir } from './helpers.ts';
 import { scheduleRow } from '../unit/schedule-row.ts';
 
@@ -18,16 +16,9 @@ function cli(args: string[], cwd: string) {
 }
 
 /** Starts `hourglass start` and resolves once `ready` matches its output. */
-function startCli(
-  args: string[],
-  cwd: string,
-  ready: RegExp,
-  timeoutMs = 40_000,
-  env: NodeJS.ProcessEnv = process.env,
-) {
+function startCli(args: string[], cwd: string, ready: RegExp, timeoutMs = 40_000) {
   const child = spawn(process.execPath, [CLI, 'start', ...args], {
     cwd,
-    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -67,60 +58,6 @@ test('`hourglass start` on the embedded default fires the example’s schedule a
   assert.match(runs.out, /default\/poller\/housekeeping\s+schedule\s+succeeded/);
   const schedules = cli(['schedules'], cwd);
   assert.match(schedules.out, /default\/poller\/housekeeping\s+declared\s+active/);
-});
-
-test('`hourglass start` with HOURGLASS_POSTGRES_URL joins the cluster on PostgreSQL, fires, records and hands over on SIGTERM', async (t) => {
-  const dir = tempDir(t);
-  const db = await freshDatabase(t);
-  writeFileSync(
-    join(dir, 'p.json'),
-    JSON.stringify({ name: 'p', version: '1', wasm: GUEST.proxy, capabilities: [] }),
-  );
-  writeFileSync(
-    join(dir, 'config.json'),
-    JSON.stringify({
-      store: { path: 'state/h.db' },
-      tenants: [
-        {
-          id: 't',
-          plugins: [{ manifest: 'p.json', config: { schedules: decls({ id: 's', every: '1s' }) } }],
-        },
-      ],
-    }),
-  );
-  const env = { ...process.env, HOURGLASS_POSTGRES_URL: db.url };
-  const args = ['--config', join(dir, 'config.json')];
-  const host = startCli(args, dir, /run \d+ t\/p\/s succeeded/, 40_000, env);
-  try {
-    await host.seen;
-  } finally {
-    host.child.kill('SIGTERM');
-  }
-  assert.equal(await host.stopped, 0, host.output());
-  const output = host.output();
-  assert.match(output, /hourglass: store postgres:\/\/.*\/hg_test_/);
-  assert.match(output, /hourglass: took tenant t \(epoch 1\)/);
-  assert.match(output, /hourglass: running with 1 plugin\(s\);/);
-  assert.match(output, /hourglass: stopped/);
-  assert.ok(!existsSync(join(dir, 'state/h.db')), 'the URL in the environment wins over the file');
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    const runs = await c.query<{ status: string }>(
-      "SELECT status FROM runs WHERE schedule_key = 't/p/s' ORDER BY id",
-    );
-    assert.ok(runs.rows.some((r) => r.status === 'succeeded'));
-    assert.ok(
-      runs.rows.every((r) => r.status !== 'running'),
-      JSON.stringify(runs.rows),
-    );
-    const shard = await c.query<{ owner: string | null }>(
-      "SELECT owner FROM hg_shards WHERE tenant = 't'",
-    );
-    assert.deepEqual(shard.rows, [{ owner: null }], 'the lease is released at the stop');
-  } finally {
-    await c.end();
-  }
 });
 
 test('operator commands: through a running host, and straight to the store when none runs', async (t) => {
