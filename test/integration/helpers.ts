@@ -157,15 +157,19 @@ export async function startHost(
   config: HostConfig,
   clock: Clock,
   opts: Omit<HostOptions, 'clock'> = {},
+  /** Called with the host before it starts (to listen to its events). */
+  before?: (host: Host) => void,
 ): Promise<StartedHost> {
   if (config.store.postgres) {
     const { store, clustered, ...rest } = opts;
     if (store || clustered) throw new Error('startHost: on PostgreSQL, openHost makes the store');
     const opened = await openHost(config, { clock, ...rest });
+    before?.(opened.host);
     const started = await opened.start();
     return { host: opened.host, ...started, stop: (graceMs) => opened.stop(graceMs) };
   }
   const host = new Host(config, { clock, ...opts });
+  before?.(host);
   const started = await host.start();
   return { host, ...started, stop: (graceMs) => host.stop(graceMs) };
 }
