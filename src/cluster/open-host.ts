@@ -91,7 +91,14 @@ export async function openHost(
       } finally {
         host.events.off('plugin:failed', onFailed);
       }
-      return { loaded: host.plugins.map((p) => p.id), failed };
+      // In the config's order, as a SQLite host's start() (tenants are adopted in another).
+      const at = new Map(config.tenants.map((t, i) => [t.id, i]));
+      const rank = (pluginId: string) => at.get(pluginId.slice(0, pluginId.indexOf('/'))) ?? 0;
+      const byConfig = (a: string, b: string) => rank(a) - rank(b);
+      return {
+        loaded: host.plugins.map((p) => p.id).sort(byConfig),
+        failed: failed.sort((a, b) => byConfig(a.pluginId, b.pluginId)),
+      };
     },
     stop: (graceMs) => cluster.stop(graceMs),
   };
