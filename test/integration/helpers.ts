@@ -76,17 +76,17 @@ const pgOfDir = new Map<string, { url: string; leaseTtlMs?: number }>();
 /**
  * A temporary directory for a test's manifests and store; on 'postgres' also a fresh database
  * (dropped after the test), which every config made in this directory names as its store.
- * `leaseTtlMs`: the cluster's lease TTL (for tests that kill a host and wait for its lease).
+ * `cluster.leaseTtlMs`: the lease TTL (for tests that kill a host and wait for its lease).
  */
 export async function storeDir(
   t: { after(fn: () => void | Promise<void>): void },
   kind: StoreKind,
-  pg: { leaseTtlMs?: number } = {},
+  cluster: { leaseTtlMs?: number } = {},
 ): Promise<string> {
   const dir = tempDir(t);
   if (kind === 'postgres') {
     const db = await freshDatabase(t);
-    pgOfDir.set(dir, { url: db.url, ...pg });
+    pgOfDir.set(dir, { url: db.url, ...cluster });
     t.after(() => void pgOfDir.delete(dir));
   }
   return dir;
@@ -94,8 +94,8 @@ export async function storeDir(
 
 /** The config file's `store` for a host whose store is in `dir` (see `storeDir`). */
 export function storeConfigOf(dir: string): { path: string; postgres?: object } {
-  const pg = pgOfDir.get(dir);
-  return { path: join(dir, 'hourglass.db'), ...(pg ? { postgres: pg } : {}) };
+  const postgres = pgOfDir.get(dir);
+  return { path: join(dir, 'hourglass.db'), ...(postgres ? { postgres } : {}) };
 }
 
 /** Writes manifests for the plugins and returns a parsed host config with its store in `dir`. */
