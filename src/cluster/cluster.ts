@@ -190,7 +190,7 @@ export class Cluster {
       await this.#store.adoptTenant(tenant, claimed.epoch);
       const abandoned = this.#store.abandonTenantRuns(
         tenant,
-        Date.now(),
+        this.#host.clock.now(),
         claimed.from && claimed.from !== this.#store.owner
           ? `its host (${claimed.from}) stopped owning the tenant before the run finished`
           : 'the host stopped before the run finished',

@@ -16,7 +16,10 @@ export interface OpenedHost {
   readonly cluster: Cluster | null;
   /** Names the store in messages (the SQLite path, or the URL without its password). */
   readonly storeName: string;
-  /** Starts the host (and joins the cluster); what it loaded at once (the cluster: its share). */
+  /**
+   * Starts the host (and joins the cluster); what it loaded at once and what failed to load (on
+   * the cluster: the plugins of its share of the tenants).
+   */
   start(): Promise<{ loaded: string[]; failed: { pluginId: string; message: string }[] }>;
   /** Stops the host (and leaves the cluster, handing its tenants over at once). */
   stop(graceMs?: number): Promise<void>;
@@ -72,6 +75,12 @@ export async function openHost(
     storeName: store.name,
     async start() {
       await host.start();
+      // The plugins of the tenants taken while joining that failed to load, as a SQLite host's
+      // start() reports them.
+      const failed: { pluginId: string; message: string }[] = [];
+      const onFailed = (e: { pluginId: string; message: string }) =>
+        failed.push({ pluginId: e.pluginId, message: e.message });
+      host.events.on('plugin:failed', onFailed);
       try {
         await cluster.start();
       } catch (err) {
@@ -79,8 +88,17 @@ export async function openHost(
         throw new HourglassError('HG_STORE', `joining the cluster failed: ${errorMessage(err)}`, {
           cause: err,
         });
+      } finally {
+        host.events.off('plugin:failed', onFailed);
       }
-      return { loaded: host.plugins.map((p) => p.id), failed: [] };
+      // In the config's order, as a SQLite host's start() (tenants are adopted in another).
+      const at = new Map(config.tenants.map((t, i) => [t.id, i]));
+      const rank = (pluginId: string) => at.get(pluginId.slice(0, pluginId.indexOf('/'))) ?? 0;
+      const byConfig = (a: string, b: string) => rank(a) - rank(b);
+      return {
+        loaded: host.plugins.map((p) => p.id).sort(byConfig),
+        failed: failed.sort((a, b) => byConfig(a.pluginId, b.pluginId)),
+      };
     },
     stop: (graceMs) => cluster.stop(graceMs),
   };

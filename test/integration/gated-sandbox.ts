@@ -101,9 +101,18 @@ export class GatedSandbox implements Sandbox {
   }
 }
 
-/** Lets the event loop run until released calls have returned and their outcomes are written. */
-export async function quiesce(g: GatedSandbox, rounds = 3): Promise<void> {
+/**
+ * Lets the event loop run until released calls have returned and their outcomes are written.
+ * With `store`, each round also waits for the store's writes so far (a guest is called only once
+ * its run is committed: on PostgreSQL, after a round trip).
+ */
+export async function quiesce(
+  g: GatedSandbox,
+  rounds = 3,
+  store?: { committed(): Promise<void> },
+): Promise<void> {
   for (let quiet = 0; quiet < rounds;) {
+    await store?.committed();
     await new Promise((resolve) => setImmediate(resolve));
     quiet = g.inside === 0 ? quiet + 1 : 0;
   }

@@ -16,25 +16,52 @@
  * - no run is left `running` but those really in flight; reloads finish once the plugin's own
  *   runs are released, even with other plugins' runs held.
  *
- * Real SQLite, the real in-thread Extism sandbox and the proxy guest, on a ManualClock.
+ * Real SQLite, the real in-thread Extism sandbox and the proxy guest, on a ManualClock; and the
+ * same on a one-host PostgreSQL cluster (`openHost`; a restart stops the host and opens a new
+ * one on the database, a crash releases the dead host's leases: helpers.ts `crash`).
  * Steps: HG_MODEL_STEPS (default 2400, split over HG_MODEL_SEEDS seeds, default 6);
- * HG_MODEL_SEED runs one given seed.
+ * HG_MODEL_SEED runs one given seed. On PostgreSQL: HG_MODEL_STEPS_PG (default 1200) over the
+ * first HG_MODEL_SEEDS_PG seeds (default 4).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import type { HostConfig } from '../../src/config/host-config.ts';
-import { Host } from '../../src/host/host.ts';
+import type { Host } from '../../src/host/host.ts';
 import type { CallerContext } from '../../src/sandbox/types.ts';
 import { nextFireAfter } from '../../src/schedule/spec.ts';
+import { importRows } from '../../src/store/postgres/mirror.ts';
+import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
+import { SCHEDULES } from '../../src/store/postgres/tables.ts';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { ScheduleRecord } from '../../src/store/types.ts';
 import { GatedSandbox, quiesce } from './gated-sandbox.ts';
-import { GUEST, T0, ManualClock, decls, makeConfig, tempDir } from './helpers.ts';
+import {
+  GUEST,
+  T0,
+  ManualClock,
+  STORES,
+  crash,
+  decls,
+  makeConfig,
+  startHost,
+  storeDir,
+  type StartedHost,
+} from './helpers.ts';
 
-const STEPS = Number(process.env.HG_MODEL_STEPS ?? 2400);
-const SEEDS = process.env.HG_MODEL_SEED
-  ? [Number(process.env.HG_MODEL_SEED)]
-  : Array.from({ length: Number(process.env.HG_MODEL_SEEDS ?? 6) }, (_, i) => 1000 + i);
+const STEPS = {
+  sqlite: Number(process.env.HG_MODEL_STEPS ?? 2400),
+  postgres: Number(process.env.HG_MODEL_STEPS_PG ?? 1200),
+};
+const seeds = (n: number) =>
+  process.env.HG_MODEL_SEED
+    ? [Number(process.env.HG_MODEL_SEED)]
+    : Array.from({ length: n }, (_, i) => 1000 + i);
+const SEEDS = {
+  sqlite: seeds(Number(process.env.HG_MODEL_SEEDS ?? 6)),
+  postgres: seeds(Number(process.env.HG_MODEL_SEEDS_PG ?? 4)),
+};
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -150,13 +177,25 @@ class Model {
   }
 }
 
+interface RunRow {
+  id: number;
+  schedule_key: string;
+  scheduled_at: number;
+  covers_until: number | null;
+}
+
 class Harness {
   readonly dir: string;
   readonly config: HostConfig;
   readonly rand: () => number;
   readonly model = new Model();
   clock = new ManualClock(T0);
+  started!: StartedHost;
   host!: Host;
+  /** On PostgreSQL: the connection `check()` reads the database through. */
+  pg: pg.Client | null = null;
+  /** On PostgreSQL: the schedules of the database's snapshot, read into SQLite (`stored()`). */
+  pgCopy: SqliteStore | null = null;
   g!: GatedSandbox;
   reload: { pluginId: string; promise: Promise<unknown>; done: boolean } | null = null;
   lastRunId = 0;
@@ -174,12 +213,21 @@ class Harness {
   }
 
   async boot(): Promise<void> {
-    const host = new Host(this.config, {
-      clock: this.clock,
-      sandbox: (hc) => (this.g = new GatedSandbox(hc)),
+    // The gate's hooks are in place before any run can reach it (runs start while start()
+    // still loads other plugins, or on PostgreSQL adopts other tenants).
+    const started = await startHost(this.config, this.clock, {
+      sandbox: (hc) => {
+        this.g = new GatedSandbox(hc);
+        this.#arm(this.g);
+        return this.g;
+      },
     });
-    this.host = host;
-    const g = this.g;
+    this.started = started;
+    this.host = started.host;
+    assert.deepEqual(started.failed, []);
+  }
+
+  #arm(g: GatedSandbox): void {
     g.rewriteInput = (req) => {
       const ctx = JSON.parse(req.input ?? '{}') as Record<string, unknown>;
       return JSON.stringify({ ...ctx, payload: { setCursor: { run: req.caller.runId } } });
@@ -187,18 +235,16 @@ class Harness {
     // A failed assertion inside the sandbox call would become the run's failure: keep it.
     g.onRun = (req) => {
       try {
-        this.onRun(host, req);
+        this.onRun(g, req);
       } catch (err) {
         this.violations.push(`${(err as Error).message}\n${this.log.slice(-30).join('\n')}`);
       }
     };
-    const started = await host.start();
-    assert.deepEqual(started.failed, []);
   }
 
   /** A run reaches the guest: its schedule must be active in the model, its tick owed. */
-  onRun(host: Host, req: { input?: string; caller: CallerContext }): void {
-    if (host !== this.host) return;
+  onRun(g: GatedSandbox, req: { input?: string; caller: CallerContext }): void {
+    if (g !== this.g) return;
     const key = req.caller.scheduleKey as string;
     const runId = req.caller.runId as number;
     const ctx = JSON.parse(req.input ?? '{}') as { trigger: string; scheduledAt: string };
@@ -272,20 +318,19 @@ class Harness {
       this.reload = reload;
     } else if (r < 0.97 && !this.reload) {
       this.log.push(`${i}: restart`);
-      await this.host.stop(0);
+      await this.started.stop(0);
       this.clock = new ManualClock(now + Math.floor(this.rand() * 5 * 60_000));
       await this.boot();
     } else if (!this.reload) {
       this.log.push(`${i}: crash`);
-      this.host.scheduler.stop();
-      this.host.store.close();
+      await crash(this.started);
       await this.g.inner.close();
       this.clock = new ManualClock(now + Math.floor(this.rand() * 5 * 60_000));
       await this.boot();
     }
-    await quiesce(this.g, 4);
+    await quiesce(this.g, 4, this.host.store);
     await this.checkReload();
-    this.check();
+    await this.check();
   }
 
   apply(key: string, action: string, ok: boolean, now: number): void {
@@ -347,42 +392,67 @@ class Harness {
       `reload of ${reload.pluginId} did not finish\n${this.log.slice(-30).join('\n')}`,
     );
     this.reload = null;
-    await quiesce(this.g, 4);
+    await quiesce(this.g, 4, this.host.store);
   }
 
-  check(): void {
-    assert.deepEqual(this.violations, []);
-    const now = this.clock.now();
+  /**
+   * What the store holds: rows of runs after `lastRunId`, ids of runs `running`, and the
+   * schedules. SQLite: its file, and the host's schedules, read at once. PostgreSQL: the runs and
+   * schedules in one snapshot of the database once every write made so far is flushed (the host
+   * goes on meanwhile, so its own state may already be ahead); the runs `running` as the host
+   * holds them (one whose outcome is not yet flushed is not left running).
+   */
+  async stored(): Promise<{
+    rows: RunRow[];
+    running: number[];
+    schedule: (key: string) => ScheduleRecord | undefined;
+  }> {
+    const rowsSql = `SELECT id, schedule_key, scheduled_at, covers_until FROM runs WHERE id > ${this.lastRunId} ORDER BY id`;
+    const pgc = this.config.store.postgres;
+    if (pgc) {
+      await this.host.store.committed();
+      if (!this.pg) {
+        this.pg = new pg.Client({ connectionString: pgc.url, types: PG_TYPES });
+        await this.pg.connect();
+      }
+      await this.pg.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const rows = (await this.pg.query<RunRow>(rowsSql)).rows;
+      const schedules = (await this.pg.query('SELECT * FROM schedules')).rows;
+      await this.pg.query('COMMIT');
+      const copy = (this.pgCopy ??= new SqliteStore(':memory:'));
+      copy.mirrorDatabase.prepare('DELETE FROM schedules').run();
+      importRows(copy.mirrorDatabase, SCHEDULES, schedules);
+      const running = this.host.store.listRuns({ status: 'running' }).map((r) => r.id);
+      return { rows, running, schedule: (key) => copy.getSchedule(key) };
+    }
     const db = new Database(this.config.store.path, { readonly: true, fileMustExist: true });
     try {
-      const rows = db
-        .prepare(
-          'SELECT id, schedule_key, scheduled_at, covers_until, status, trigger FROM runs WHERE id > ? ORDER BY id',
-        )
-        .all(this.lastRunId) as {
-        id: number;
-        schedule_key: string;
-        scheduled_at: number;
-        covers_until: number | null;
-      }[];
-      for (const row of rows) {
-        const k = this.model.keys.get(row.schedule_key);
-        if (!k) continue;
-        k.recorded.add(row.scheduled_at);
-        if (row.covers_until !== null) k.covers.push([row.scheduled_at, row.covers_until]);
-        this.lastRunId = row.id;
-      }
-      const running = db.prepare("SELECT id FROM runs WHERE status = 'running'").all() as {
-        id: number;
-      }[];
-      const inFlight = new Set(this.g.held.map((h) => h.runId));
-      for (const { id } of running)
-        assert.ok(inFlight.has(id) || this.g.inside > 0, `run ${id} left running`);
+      const rows = db.prepare(rowsSql).all() as RunRow[];
+      const running = (
+        db.prepare("SELECT id FROM runs WHERE status = 'running'").all() as { id: number }[]
+      ).map((r) => r.id);
+      return { rows, running, schedule: (key) => this.host.store.getSchedule(key) };
     } finally {
       db.close();
     }
+  }
+
+  async check(): Promise<void> {
+    assert.deepEqual(this.violations, []);
+    const now = this.clock.now();
+    const { rows, running, schedule } = await this.stored();
+    for (const row of rows) {
+      const k = this.model.keys.get(row.schedule_key);
+      if (!k) continue;
+      k.recorded.add(row.scheduled_at);
+      if (row.covers_until !== null) k.covers.push([row.scheduled_at, row.covers_until]);
+      this.lastRunId = row.id;
+    }
+    const inFlight = new Set(this.g.held.map((h) => h.runId));
+    for (const id of running)
+      assert.ok(inFlight.has(id) || this.g.inside > 0, `run ${id} left running`);
     for (const [key, k] of this.model.keys) {
-      const s = this.host.store.getSchedule(key);
+      const s = schedule(key);
       assert.ok(s);
       for (const span of k.spans) {
         const from = Math.max(span.from, k.enumerated);
@@ -415,23 +485,28 @@ class Harness {
   }
 }
 
-for (const seed of SEEDS) {
-  test(`scheduler model, seed ${seed}`, async (t) => {
-    const h = new Harness(tempDir(t), seed);
-    await h.boot();
-    for (const s of h.host.store.listSchedules({ states: ['active'] })) h.record(s.key, s);
-    const steps = Math.max(1, Math.floor(STEPS / SEEDS.length));
-    try {
-      for (let i = 0; i < steps; i++) await h.step(i);
-      // The end: release everything; every reload finishes; nothing stays running.
-      h.g.open();
-      await h.checkReload();
-      await h.host.scheduler.settle();
-      await quiesce(h.g, 4);
-      h.check();
-    } finally {
-      h.g.open();
-      await h.host.stop();
+for (const store of STORES)
+  describe(store, () => {
+    for (const seed of SEEDS[store]) {
+      test(`scheduler model, seed ${seed}`, async (t) => {
+        const h = new Harness(await storeDir(t, store), seed);
+        await h.boot();
+        for (const s of h.host.store.listSchedules({ states: ['active'] })) h.record(s.key, s);
+        const steps = Math.max(1, Math.floor(STEPS[store] / SEEDS[store].length));
+        try {
+          for (let i = 0; i < steps; i++) await h.step(i);
+          // The end: release everything; every reload finishes; nothing stays running.
+          h.g.open();
+          await h.checkReload();
+          await h.host.scheduler.settle();
+          await quiesce(h.g, 4, h.host.store);
+          await h.check();
+        } finally {
+          h.g.open();
+          await h.started.stop();
+          h.pgCopy?.close();
+          await h.pg?.end();
+        }
+      });
     }
   });
-}

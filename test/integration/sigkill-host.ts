@@ -1,15 +1,16 @@
 /**
  * The host process of the SIGKILL test (sigkill.test.ts): a real Host on the real clock and a
- * real SQLite store, running the proxy guest through the real in-thread sandbox with each run
- * held for `HG_RUN_MS` (a stand-in for a slow guest, so ticks wait for the tenant's slot). Each
+ * real SQLite store, or a one-host cluster on PostgreSQL (`openHost`), running the proxy guest
+ * through the real in-thread sandbox with each run held for `HG_RUN_MS` (a stand-in for a slow guest, so ticks wait for the tenant's slot). Each
  * run's cursor counts the runs that recorded one: the guest returns the cursor it saw + 1.
  *
  * Usage: node --import tsx sigkill-host.ts <config.json> [stop-after-ms]
- * Prints "ready" once started; with stop-after-ms, stops gracefully after it and exits 0.
+ * Prints "ready" once started (on PostgreSQL: once it owns every tenant, which is after the
+ * killed host's leases expired); with stop-after-ms, stops gracefully after it and exits 0.
  */
 import { readFileSync } from 'node:fs';
 import { parseHostConfig } from '../../src/config/host-config.ts';
-import { Host } from '../../src/host/host.ts';
+import { openHost } from '../../src/cluster/open-host.ts';
 import { InThreadSandbox } from '../../src/sandbox/in-thread-sandbox.ts';
 import type {
   CallOutcome,
@@ -48,17 +49,20 @@ class SlowSandbox implements Sandbox {
 const [file, stopAfter] = process.argv.slice(2);
 if (!file) throw new Error('usage: sigkill-host.ts <config.json> [stop-after-ms]');
 const config = parseHostConfig(JSON.parse(readFileSync(file, 'utf8')), file, process.cwd());
-const host = new Host(config, { sandbox: (hc) => new SlowSandbox(hc) });
-host.events.on('host:error', (e) => process.stderr.write(`host:error ${e.message}\n`));
-const started = await host.start();
+const opened = await openHost(config, { sandbox: (hc) => new SlowSandbox(hc) });
+opened.host.events.on('host:error', (e) => process.stderr.write(`host:error ${e.message}\n`));
+const started = await opened.start();
 if (started.failed.length > 0) {
   process.stderr.write(`failed: ${JSON.stringify(started.failed)}\n`);
   process.exit(2);
 }
+// On PostgreSQL the tenant is this host's once the killed host's lease has expired.
+while (opened.cluster && opened.cluster.owned.length < config.tenants.length)
+  await new Promise((resolve) => setTimeout(resolve, 50));
 process.stdout.write('ready\n');
 setInterval(() => undefined, 1 << 30); // stay up until killed (or stopped below)
 if (stopAfter !== undefined) {
   setTimeout(() => {
-    void host.stop().then(() => process.exit(0));
+    void opened.stop().then(() => process.exit(0));
   }, Number(stopAfter));
 }
