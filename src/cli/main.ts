@@ -10,7 +10,7 @@ import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
 import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
 import { isoOrDash, table, truncate } from './format.ts';
-import { applyCommand, openStore, resolveConfig } from './store-access.ts';
+import { openCliStore, resolveConfig } from './store-access.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -61,15 +61,14 @@ const operatorCommand = (
   options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
   positionals: 1,
   async run(v, [key]) {
-    const config = resolveConfig(str(v, 'config'));
-    const store = openStore(config, str(v, 'store'));
+    const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
     try {
-      const r = await applyCommand(store, config, key as string, action, str(v, 'note') ?? null);
+      const r = await store.applyCommand(key as string, action, str(v, 'note') ?? null);
       if (!r.ok) throw new HourglassError('HG_SCHEDULE_NOT_FOUND', r.message);
       out(r.message);
       return 0;
     } finally {
-      store.close();
+      await store.close();
     }
   },
 });
@@ -172,10 +171,10 @@ const COMMANDS: Record<string, Command> = {
       json: { type: 'boolean' },
     },
     async run(v) {
-      const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const plugin = str(v, 'plugin');
-        const rows = store.listSchedules({
+        const rows = await store.listSchedules({
           ...(plugin ? { pluginId: plugin } : {}),
           ...(v.all
             ? { states: ['active', 'paused', 'completed', 'deleted', 'retired'] as const }
@@ -206,7 +205,7 @@ const COMMANDS: Record<string, Command> = {
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     },
   },
@@ -234,11 +233,11 @@ const COMMANDS: Record<string, Command> = {
           `--status must be one of ${RunStatuses.join(', ')}`,
         );
       }
-      const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const schedule = str(v, 'schedule');
         const plugin = str(v, 'plugin');
-        const rows = store.listRuns({
+        const rows = await store.listRuns({
           limit,
           ...(schedule ? { scheduleKey: schedule } : {}),
           ...(plugin ? { pluginId: plugin } : {}),
@@ -279,7 +278,7 @@ const COMMANDS: Record<string, Command> = {
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     },
   },
