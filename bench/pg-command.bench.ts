@@ -110,7 +110,10 @@ try {
   await opened.start();
   const pool = new pg.Pool({ connectionString: url.toString(), max: 1, types: PG_TYPES });
   let paused = false;
-  const nextAction = () => ((paused = !paused) ? 'pause' : 'resume');
+  const nextAction = () => {
+    paused = !paused;
+    return paused ? 'pause' : 'resume';
+  };
 
   /** The CLI's way: queue + NOTIFY, wait for the outcome. */
   const viaNotify = async (): Promise<Sample> => {

@@ -57,7 +57,10 @@ const operatorCommand = (
   summary: string,
 ): Command => ({
   summary,
-  usage: `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH]${action === 'pause' ? ' [--note TEXT]' : ''}`,
+  usage:
+    `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH]${action === 'pause' ? ' [--note TEXT]' : ''}\n` +
+    '  On PostgreSQL (store.postgres or HOURGLASS_POSTGRES_URL) the host owning the tenant applies it;\n' +
+    '  with no live owner it stays queued until a host takes the tenant.',
   options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
   positionals: 1,
   async run(v, [key]) {

@@ -253,7 +253,7 @@ test('CLI on PostgreSQL with no host: a command is reported queued, and applied 
   );
 });
 
-test('CLI on a PostgreSQL database without the schema: one line, HG_STORE, nothing created', async (t) => {
+test('CLI on a PostgreSQL database without the schema: one line, HG_STORE, nothing created; --store means SQLite', async (t) => {
   const db = await freshDatabase(t);
   const dir = tempDir(t);
   const args = writeConfig(dir, db.url);
@@ -266,6 +266,10 @@ test('CLI on a PostgreSQL database without the schema: one line, HG_STORE, nothi
     );
     assert.equal(r.err.trim().split('\n').length, 1);
   }
+  // `--store PATH` still names a SQLite file, whatever the config says.
+  const sqlite = await cli(['runs', '--store', join(dir, 'none.db'), ...args], dir);
+  assert.equal(sqlite.code, 1);
+  assert.match(sqlite.err, /^hourglass: HG_STORE: no store at .*none\.db/);
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
   const tables = await c.query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'");
