@@ -77,10 +77,25 @@ function writeConfig(dir: string, url: string): string[] {
   return ['--config', join(dir, 'config.json')];
 }
 
-async function startHost(dir: string): Promise<OpenedHost & { store: PgStore }> {
+/** A fresh database, dropped after the hosts `startHost` started on it have stopped. */
+async function database(t: { after(fn: () => Promise<void>): void }) {
+  const db = await freshDatabase();
+  const hosts: OpenedHost[] = [];
+  t.after(async () => {
+    for (const h of hosts) await h.stop(0).catch(() => undefined);
+    await db.drop();
+  });
+  return { url: db.url, hosts };
+}
+
+async function startHost(
+  dir: string,
+  hosts: OpenedHost[],
+): Promise<OpenedHost & { store: PgStore }> {
   const opened = await openHost(loadHostConfig(join(dir, 'config.json')), {
     cluster: { tickMs: 60_000 },
   });
+  hosts.push(opened);
   await opened.start();
   const store = opened.host.store as PgStore;
   await store.committed();
@@ -110,11 +125,10 @@ async function commandRows(url: string) {
 }
 
 test('CLI on PostgreSQL: schedules and runs read what the host wrote; pause, resume and trigger reach the owning host', async (t) => {
-  const db = await freshDatabase(t);
+  const db = await database(t);
   const dir = tempDir(t);
   const args = writeConfig(dir, db.url);
-  const opened = await startHost(dir);
-  t.after(() => opened.stop(0));
+  const opened = await startHost(dir, db.hosts);
   const { host, store } = opened;
   assert.deepEqual(opened.cluster?.owned, ['t']);
   assert.equal(host.scheduler.queued, 2);
@@ -191,10 +205,10 @@ test('CLI on PostgreSQL: schedules and runs read what the host wrote; pause, res
 });
 
 test('CLI on PostgreSQL with no host: a command is reported queued, and applied when a host takes the tenant', async (t) => {
-  const db = await freshDatabase(t);
+  const db = await database(t);
   const dir = tempDir(t);
   const args = writeConfig(dir, db.url);
-  const first = await startHost(dir);
+  const first = await startHost(dir, db.hosts);
   await first.stop(0);
 
   const pause = await cli(['pause', 't/p/daily', '--note', 'later', ...args], dir);
@@ -222,8 +236,7 @@ test('CLI on PostgreSQL with no host: a command is reported queued, and applied 
     ],
   );
 
-  const second = await startHost(dir);
-  t.after(() => second.stop(0));
+  const second = await startHost(dir, db.hosts);
   // The host applies what it found pending once it has loaded the tenant.
   for (let i = 0; ; i++) {
     const rows = await commandRows(db.url);
@@ -254,7 +267,7 @@ test('CLI on PostgreSQL with no host: a command is reported queued, and applied 
 });
 
 test('CLI on a PostgreSQL database without the schema: one line, HG_STORE, nothing created; --store means SQLite', async (t) => {
-  const db = await freshDatabase(t);
+  const db = await database(t);
   const dir = tempDir(t);
   const args = writeConfig(dir, db.url);
   for (const cmd of [['schedules'], ['runs'], ['pause', 't/p/daily']]) {
