@@ -10,7 +10,7 @@ import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
 import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
 import { isoOrDash, table, truncate } from './format.ts';
-import { applyCommand, openStore, resolveConfig } from './store-access.ts';
+import { openCliStore, resolveConfig } from './store-access.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -57,19 +57,21 @@ const operatorCommand = (
   summary: string,
 ): Command => ({
   summary,
-  usage: `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH]${action === 'pause' ? ' [--note TEXT]' : ''}`,
+  usage:
+    `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH]${action === 'pause' ? ' [--note TEXT]' : ''}\n` +
+    '  On PostgreSQL (store.postgres or HOURGLASS_POSTGRES_URL) the host owning the tenant applies it;\n' +
+    '  with no live owner it stays queued until a host takes the tenant.',
   options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
   positionals: 1,
   async run(v, [key]) {
-    const config = resolveConfig(str(v, 'config'));
-    const store = openStore(config, str(v, 'store'));
+    const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
     try {
-      const r = await applyCommand(store, config, key as string, action, str(v, 'note') ?? null);
+      const r = await store.applyCommand(key as string, action, str(v, 'note') ?? null);
       if (!r.ok) throw new HourglassError('HG_SCHEDULE_NOT_FOUND', r.message);
       out(r.message);
       return 0;
     } finally {
-      store.close();
+      await store.close();
     }
   },
 });
@@ -172,10 +174,10 @@ const COMMANDS: Record<string, Command> = {
       json: { type: 'boolean' },
     },
     async run(v) {
-      const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const plugin = str(v, 'plugin');
-        const rows = store.listSchedules({
+        const rows = await store.listSchedules({
           ...(plugin ? { pluginId: plugin } : {}),
           ...(v.all
             ? { states: ['active', 'paused', 'completed', 'deleted', 'retired'] as const }
@@ -206,7 +208,7 @@ const COMMANDS: Record<string, Command> = {
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     },
   },
@@ -234,11 +236,11 @@ const COMMANDS: Record<string, Command> = {
           `--status must be one of ${RunStatuses.join(', ')}`,
         );
       }
-      const store = openStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const schedule = str(v, 'schedule');
         const plugin = str(v, 'plugin');
-        const rows = store.listRuns({
+        const rows = await store.listRuns({
           limit,
           ...(schedule ? { scheduleKey: schedule } : {}),
           ...(plugin ? { pluginId: plugin } : {}),
@@ -279,7 +281,7 @@ const COMMANDS: Record<string, Command> = {
         );
         return 0;
       } finally {
-        store.close();
+        await store.close();
       }
     },
   },

@@ -1,9 +1,10 @@
 /**
- * How CLI commands reach the store while a host may be running. Reads go straight to the
- * SQLite file (WAL allows it). Changes go through the running host when there is one (queued
- * in `operator_commands`, applied by the host within its poll interval, and awaited here), so
- * the host's in-memory queue never disagrees with the store; with no host running, pause /
- * resume / delete are applied to the store directly.
+ * How CLI commands reach the store while a host may be running. On PostgreSQL (config
+ * `store.postgres` or `HOURGLASS_POSTGRES_URL`, unless `--store PATH` names a SQLite file) see
+ * pg-access.ts. On SQLite: reads go straight to the file (WAL allows it). Changes go through
+ * the running host when there is one (queued in `operator_commands`, applied by the host within
+ * its poll interval, and awaited here), so the host's in-memory queue never disagrees with the
+ * store; with no host running, pause / resume / delete are applied to the store directly.
  */
 import { existsSync } from 'node:fs';
 import { systemClock } from '../clock.ts';
@@ -15,6 +16,8 @@ import { holderDead, leaseStaleMs } from '../host/store-supervisor.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import type { HostLease, OperatorAction, Store } from '../store/types.ts';
+import { hostOutcome, type CliStore, type CommandOutcome } from './cli-store.ts';
+import { openPgCliStore } from './pg-access.ts';
 
 export function resolveConfig(configPath: string | undefined): HostConfig {
   return configPath ? loadHostConfig(configPath) : defaultHostConfig();
@@ -34,18 +37,28 @@ export function openStore(config: HostConfig, storePath?: string): SqliteStore {
   return new SqliteStore(path, { mustExist: true });
 }
 
+/**
+ * The store the CLI's store commands use: the SQLite file `--store` names, else PostgreSQL when
+ * the config (or the environment) names one, else the config's SQLite file.
+ */
+export async function openCliStore(config: HostConfig, storePath?: string): Promise<CliStore> {
+  if (storePath === undefined && config.store.postgres)
+    return openPgCliStore(config.store.postgres);
+  const store = openStore(config, storePath);
+  return {
+    listSchedules: async (q) => store.listSchedules(q),
+    listRuns: async (q) => store.listRuns(q),
+    applyCommand: (key, action, note) => applyCommand(store, config, key, action, note),
+    close: async () => store.close(),
+  };
+}
+
 /** The host holding the store's lease, if it is live (same rule as `Host.start()` uses). */
 export function liveHost(store: Store, staleMs: number): HostLease | undefined {
   const lease = store.readLease();
   if (!lease) return undefined;
   if (Date.now() - lease.heartbeatAt > staleMs || holderDead(lease)) return undefined;
   return lease;
-}
-
-export interface CommandOutcome {
-  readonly via: 'host' | 'store' | 'queued';
-  readonly ok: boolean;
-  readonly message: string;
 }
 
 export async function applyCommand(
@@ -72,15 +85,7 @@ export async function applyCommand(
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {
       const cmd = store.getCommand(id);
-      if (cmd?.appliedAt != null && cmd.result) {
-        const r = JSON.parse(cmd.result) as {
-          ok?: string;
-          error?: { code: string; message: string };
-        };
-        return r.error
-          ? { via: 'host', ok: false, message: `${r.error.code}: ${r.error.message}` }
-          : { via: 'host', ok: true, message: `${action} ${key}: ${r.ok}` };
-      }
+      if (cmd?.appliedAt != null && cmd.result) return hostOutcome(cmd.result, action, key);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     return {

@@ -98,6 +98,8 @@ export class Host implements HostServices {
   readonly #discovering = new Map<string, Map<string, JobContract>>();
   #state: State = 'new';
   #poll: NodeJS.Timeout | null = null;
+  /** Tenants whose plugins `adoptTenant` is loading: their operator commands wait until it ends. */
+  readonly #adopting = new Set<string>();
   /** Each tenant's share of the main thread for host calls (see `#hostCall`). */
   readonly #share = new MainThreadShare((tenant) => this.quotas(tenant).hostCallMsPerSecond);
   /** The lease and the store's health (store-supervisor.ts). */
@@ -274,12 +276,27 @@ export class Host implements HostServices {
     if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
     const loaded: string[] = [];
     const failed: string[] = [];
-    for (const entry of tenant.plugins) {
-      if (this.#state !== 'started') break;
+    this.#adopting.add(tenantId);
+    try {
+      for (const entry of tenant.plugins) {
+        if (this.#state !== 'started') break;
+        try {
+          loaded.push((await this.loadPlugin(tenant.id, entry)).id);
+        } catch (err) {
+          failed.push(
+            (isHourglassError(err) && err.pluginId) || `${tenant.id}/(${entry.manifest})`,
+          );
+        }
+      }
+    } finally {
+      this.#adopting.delete(tenantId);
+    }
+    // Commands queued while no host served the tenant (the store copied them in): now.
+    if (this.#supervisor.state === 'healthy') {
       try {
-        loaded.push((await this.loadPlugin(tenant.id, entry)).id);
+        this.applyOperatorCommands();
       } catch (err) {
-        failed.push((isHourglassError(err) && err.pluginId) || `${tenant.id}/(${entry.manifest})`);
+        this.#supervisor.reportError(err, 'operator commands failed');
       }
     }
     return { loaded, failed };
@@ -721,7 +738,10 @@ export class Host implements HostServices {
   /** Applies commands the CLI queued in the store. Called on a timer while the host runs. */
   applyOperatorCommands(): number {
     if (this.#state !== 'started') return 0;
-    const pending = this.store.pendingCommands();
+    // A tenant still loading would answer `not_found` for schedules of plugins not loaded yet.
+    const pending = this.store
+      .pendingCommands()
+      .filter((c) => !this.#adopting.has(c.scheduleKey.slice(0, c.scheduleKey.indexOf('/'))));
     for (const cmd of pending) {
       let result: string;
       try {

@@ -91,7 +91,7 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
 };
 
 /** The columns of `schedules`, in the order `SELECT ${SCHEDULE_SELECT}` returns them. */
-const SCHEDULE_SELECT =
+export const SCHEDULE_SELECT =
   'key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap, misfire, ' +
   'description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, ' +
   'updated_at, generation';
@@ -113,7 +113,7 @@ function sharedText<T extends string>(text: T): T {
 }
 
 /** A schedule row read with `.raw()` (an array in `SCHEDULE_SELECT` order: no key per cell). */
-function scheduleFromRaw(r: unknown[]): ScheduleRecord {
+export function scheduleFromRaw(r: unknown[]): ScheduleRecord {
   return {
     key: r[0] as string,
     pluginId: sharedText(r[1] as string),
@@ -179,7 +179,7 @@ const INSERT_BATCH = 50;
  */
 const DEFERRED_CHUNK = 1_000;
 
-function runFromRow(r: Row): RunRecord {
+export function runFromRow(r: Row): RunRecord {
   return {
     id: r.id as number,
     scheduleKey: r.schedule_key as string,
@@ -216,7 +216,7 @@ function pluginFromRow(r: Row): PluginRecord {
   };
 }
 
-function commandFromRow(r: Row): OperatorCommand {
+export function commandFromRow(r: Row): OperatorCommand {
   return {
     id: r.id as number,
     scheduleKey: r.schedule_key as string,

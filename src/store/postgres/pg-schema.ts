@@ -28,7 +28,8 @@ function migrations(): Migration[] {
 
 export const PG_SCHEMA_VERSION = migrations().at(-1)?.version ?? 0;
 
-async function currentVersion(c: pg.ClientBase): Promise<number> {
+/** The schema version of the database (0: no Hourglass schema yet). */
+export async function currentVersion(c: pg.ClientBase): Promise<number> {
   const t = await c.query<{ t: string | null }>("SELECT to_regclass('hg_meta')::text AS t");
   if (t.rows[0]?.t == null) return 0;
   const v = await c.query<{ value: string }>(

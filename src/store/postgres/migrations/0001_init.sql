@@ -141,8 +141,11 @@ CREATE TABLE runs (
   covers_until  BIGINT,
   epoch         BIGINT NOT NULL
 );
-CREATE INDEX runs_schedule ON runs (schedule_key, id);
-CREATE INDEX runs_plugin ON runs (plugin_id, id);
+-- Listings newest first (the CLI: src/store/postgres/pg-reads.ts) by start time, then id: run ids
+-- come in per-host blocks, so they are not in time order across hosts.
+CREATE INDEX runs_schedule ON runs (schedule_key, started_at, id);
+CREATE INDEX runs_plugin ON runs (plugin_id, started_at, id);
+CREATE INDEX runs_started ON runs (started_at, id);
 CREATE INDEX runs_open ON runs (tenant, status) WHERE status IN ('running', 'waiting');
 CREATE TRIGGER runs_fence BEFORE INSERT OR UPDATE ON runs
   FOR EACH ROW EXECUTE FUNCTION hg_fence();
