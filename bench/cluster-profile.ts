@@ -10,6 +10,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RoundResult } from './cluster-round.ts';
 
 /** /proc's clock ticks per second (`getconf CLK_TCK`: 100 on Linux). */
 const TICK_MS = 10;
@@ -124,8 +125,14 @@ const PARTS: [string, RegExp][] = [
   ['other Hourglass', /\/dist\/src\//],
 ];
 
-/** Main-thread ms per part over the profile; `(idle)`, `(garbage collector)` and the rest apart. */
-export function splitProfile(path: string): Record<string, number> {
+export interface ProfileSplit {
+  /** Main-thread ms per part; `idle`, `V8 garbage collector` and the rest apart. */
+  byPart: Record<string, number>;
+  /** The functions with the most self time: name, file, part, ms. */
+  top: { fn: string; file: string; part: string; ms: number }[];
+}
+
+export function splitProfile(path: string): ProfileSplit {
   const p = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -148,10 +155,65 @@ export function splitProfile(path: string): Record<string, number> {
     partOf.set(id, part);
     return part;
   };
-  const out: Record<string, number> = {};
+  const byPart: Record<string, number> = {};
+  const self = new Map<string, { fn: string; file: string; part: string; ms: number }>();
   for (let i = 0; i < p.samples.length; i++) {
-    const part = classify(p.samples[i] as number);
-    out[part] = (out[part] ?? 0) + (p.timeDeltas[i] ?? 0) / 1000;
+    const id = p.samples[i] as number;
+    const ms = (p.timeDeltas[i] ?? 0) / 1000;
+    const part = classify(id);
+    byPart[part] = (byPart[part] ?? 0) + ms;
+    if (part === 'idle') continue;
+    const n = byId.get(id) as ProfileNode;
+    const file = n.callFrame.url.replace(/^.*\/(node_modules|dist)\//, '$1/');
+    const key = `${n.callFrame.functionName}@${file}`;
+    const e = self.get(key) ?? { fn: n.callFrame.functionName || '(anonymous)', file, part, ms: 0 };
+    e.ms += ms;
+    self.set(key, e);
   }
-  return out;
+  const top = [...self.values()].sort((a, b) => b.ms - a.ms).slice(0, 15);
+  for (const t of top) t.ms = Number(t.ms.toFixed(1));
+  for (const k of Object.keys(byPart)) byPart[k] = Number((byPart[k] as number).toFixed(1));
+  return { byPart, top };
+}
+
+/** Prints where the time of a profiled round went (bench/cluster-round.ts). */
+export function printProfile(x: RoundResult, windowMs: number): void {
+  const share = (ms: number) => `${((ms / windowMs) * 100).toFixed(0)}%`;
+  console.log(
+    `\nwhere the time goes (${x.workload} ${x.config}, ${x.runsPerSec} runs/s over ${windowMs / 1000} s; CPU in % of one core):`,
+  );
+  console.log(
+    `  host main thread ${share(x.cpuMs.hostMain)}, the host's threads (pool workers) ${share(x.cpuMs.hostThreads)}, ` +
+      `Node's threads (GC, compiler) ${share(x.cpuMs.nodeThreads)}, PostgreSQL's processes ${share(x.cpuMs.postgres)}`,
+  );
+  if (x.profile) {
+    const total = Object.values(x.profile.byPart).reduce((a, b) => a + b, 0);
+    console.table(
+      Object.entries(x.profile.byPart)
+        .sort((a, b) => b[1] - a[1])
+        .map(([part, ms]) => ({
+          'main thread (profile)': part,
+          ms: Math.round(ms),
+          share: `${((ms / total) * 100).toFixed(1)}%`,
+          'µs/run': Number(((ms * 1000) / Math.max(1, x.runs)).toFixed(1)),
+        })),
+    );
+    console.table(x.profile.top.slice(0, 10));
+  }
+  const f = x.flush?.[0];
+  if (f && f.flushes > 0) {
+    console.log(
+      `  flushes: ${f.flushes} (${((f.flushes * 1000) / windowMs).toFixed(1)}/s), ` +
+        `${(f.rows / f.flushes).toFixed(0)} rows each, ${(f.flushMs / f.flushes).toFixed(2)} ms each ` +
+        `(BEGIN sent → COMMIT answered, wall; one flush at a time), ${share(f.flushMs)} of the window`,
+    );
+    console.table(
+      Object.entries(f.byKind).map(([statement, k]) => ({
+        statement,
+        n: k.n,
+        'ms avg': Number((k.ms / k.n).toFixed(3)),
+        'ms total': Math.round(k.ms),
+      })),
+    );
+  }
 }
