@@ -115,7 +115,7 @@ const PARTS: [string, RegExp][] = [
   ['flush prep (row images, column arrays)', /\/dist\/src\/store\/postgres\/(mirror|tables)\.js/],
   ['PgStore (dirty marks, flush control)', /\/dist\/src\/store\/postgres\//],
   [
-    'SQLite store (PgStore: the in-memory mirror)',
+    'SQLite store (on PostgreSQL: the in-memory mirror)',
     /\/dist\/src\/store\/|\/node_modules\/better-sqlite3\//,
   ],
   ['scheduler', /\/dist\/src\/(scheduler|schedule)\//],

@@ -3,7 +3,7 @@
  * (issue 11), in one run, and where the time goes. Not part of CI.
  *
  *   npm run bench -- cluster                                          (short: ~3 min)
- *   WORKLOADS=loop,fires ROUNDS=5 WARMUP_S=5 WINDOW_S=15 npm run bench -- cluster   (full, ~15 min)
+ *   WORKLOADS=loop,fires ROUNDS=5 WARMUP_S=5 WINDOW_S=15 npm run bench -- cluster   (full, ~20 min)
  *   or, after `npm run build`: node --expose-gc --import ./bench/tsx-main.js bench/cluster.bench.ts
  *
  * PostgreSQL: the bench re-runs itself under scripts/postgres-for-tests.mjs (a throwaway
@@ -39,11 +39,12 @@
  * window from /proc: the hosts' main threads, the threads a host started (its pool's workers),
  * Node's own threads (GC, compiler), the PostgreSQL server's processes; µs per run, cores busy.
  *
- * Then (PROFILE=0 skips it) one more `loop` pg-1 round, outside the medians: the main
- * thread's CPU profile over the window split by part (bench/cluster-profile.ts) and the store's
- * flushes timed from outside (statements' wall time, rows per flush: bench/cluster-host.ts).
+ * Then (PROFILE=0 skips them) one more `loop` round of sqlite-1 and of pg-1, outside the
+ * medians: the main thread's CPU profile over the window split by part (bench/cluster-profile.ts)
+ * and, on PostgreSQL, the store's flushes timed from outside (statements' wall time, rows per
+ * flush: bench/cluster-host.ts).
  * Writes bench/results/cluster.json: load before and after, Node, commit, cores, the PostgreSQL
- * settings, every round, the medians and the profiled round.
+ * settings, every round, the medians and the profiled rounds.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -209,12 +210,15 @@ try {
       );
     }
   }
-  let profiled: RoundResult | null = null;
-  if (PROFILE && CONFIGS.includes('pg-1') && WORKLOADS.includes('loop')) {
-    profiled = await round(setup, 'loop', IN_FLIGHT, 'pg-1', 0, true);
-    printRound(profiled);
-    printProfile(profiled, setup.windowMs);
-  }
+  // The profiled rounds: pg-1, and sqlite-1 beside it for comparison.
+  const profiled: RoundResult[] = [];
+  if (PROFILE && WORKLOADS.includes('loop'))
+    for (const config of ['sqlite-1', 'pg-1'].filter((c) => CONFIGS.includes(c))) {
+      const x = await round(setup, 'loop', IN_FLIGHT, config, 0, true);
+      profiled.push(x);
+      printRound(x);
+      printProfile(x, setup.windowMs);
+    }
   writeResult('cluster', {
     loadBefore: before.loadavg,
     loadAfter: environment().loadavg,
