@@ -3,6 +3,10 @@
  * /proc (the host processes' main threads, their other threads, the PostgreSQL server's
  * processes), and the main thread's CPU profile split by what the samples were doing.
  *
+ * The profile samples the main thread on a wall clock: a synchronous call that blocks in the
+ * kernel (better-sqlite3 writing the WAL, or its fsync at a checkpoint) is charged to its JS
+ * frame like CPU work; /proc's per-thread CPU tells the two apart.
+ *
  * A sample is charged to the deepest frame of its stack that belongs to a known part (so a
  * better-sqlite3 call made by the SqliteStore counts as the store, a socket write made by the
  * pg driver as the driver); samples with no such frame are Node's own ("other"), V8's garbage
@@ -187,12 +191,16 @@ export function printProfile(x: RoundResult, windowMs: number): void {
       `Node's threads (GC, compiler) ${share(x.cpuMs.nodeThreads)}, PostgreSQL's processes ${share(x.cpuMs.postgres)}`,
   );
   if (x.profile) {
+    console.log(
+      '  main thread, sampled: a sample taken while the thread waits in a blocking call (a\n' +
+        "  synchronous SQLite write, its fsync) counts for that call's part, not as idle:",
+    );
     const total = Object.values(x.profile.byPart).reduce((a, b) => a + b, 0);
     console.table(
       Object.entries(x.profile.byPart)
         .sort((a, b) => b[1] - a[1])
         .map(([part, ms]) => ({
-          'main thread (profile)': part,
+          'main thread (sampled wall time)': part,
           ms: Math.round(ms),
           share: `${((ms / total) * 100).toFixed(1)}%`,
           'µs/run': Number(((ms * 1000) / Math.max(1, x.runs)).toFixed(1)),
