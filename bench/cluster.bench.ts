@@ -2,7 +2,7 @@
  * Runs recorded per second on PostgreSQL with 1, 2 and 3 host processes beside SQLite with one
  * (issue 11), in one run, and where the time goes. Not part of CI.
  *
- *   npm run bench -- cluster                                          (short: ~3 min)
+ *   npm run bench -- cluster                                          (short: ~3-4 min)
  *   WORKLOADS=loop,fires ROUNDS=5 WARMUP_S=5 WINDOW_S=15 npm run bench -- cluster   (full, ~20 min)
  *   or, after `npm run build`: node --expose-gc --import ./bench/tsx-main.js bench/cluster.bench.ts
  *
@@ -25,6 +25,10 @@
  *   that: at-most-one turns every tick beyond the system's rate into a `skipped_overlap`
  *   record, and writing those crowds out the runs (12,000 ticks/s offered gave 483 runs and
  *   13,700 skip records per second on SQLite).
+ *   A run waits for two commits (its start is durable before the guest is called; then its
+ *   outcome), so with a fixed number in flight the rate is also in-flight ÷ latency: where a
+ *   store's commit is slow (PostgreSQL: one flush at a time, each a transaction of several
+ *   round trips and a WAL fsync), more in flight (IN_FLIGHT) raises it, until the CPU is full.
  * - `fires`, the fire path at an offered rate: FIRES (200) schedules per tenant `every: 1s`
  *   (2,400 ticks/s, below every configuration's rate), runs/s and fire lateness, CPU per run.
  *
@@ -171,7 +175,7 @@ try {
     `PostgreSQL ${settings.server_version}: fsync=${settings.fsync}, synchronous_commit=${settings.synchronous_commit}, ` +
       `full_page_writes=${settings.full_page_writes}, wal_sync_method=${settings.wal_sync_method}` +
       (OWN_PG
-        ? ' (a throwaway server; durability switched on for the bench)'
+        ? ` (a throwaway server; fsync and full_page_writes switched on for the bench, synchronous_commit=${SYNC_COMMIT}: PG_SYNCHRONOUS_COMMIT)`
         : ' (HOURGLASS_TEST_PG_URL, as found)') +
       `; SQLite: WAL, synchronous=NORMAL (the store's default). ${os.cpus().length} cores, load ${before.loadavg}`,
   );
@@ -195,8 +199,8 @@ try {
     console.table(m);
     results[w] = m;
     const one = m['pg-1']?.runsPerSec;
-    if (one) {
-      const more = CONFIGS.filter((c) => c.startsWith('pg-') && c !== 'pg-1');
+    const more = CONFIGS.filter((c) => c.startsWith('pg-') && c !== 'pg-1');
+    if (one && more.length > 0) {
       console.log(
         `${w}: hosts on PostgreSQL vs pg-1: ` +
           more
