@@ -41,13 +41,14 @@ const config = parseHostConfig(JSON.parse(readFileSync(file, 'utf8')), file, dir
 /** Wall time (ms) and count per statement kind of the store's flushes, and rows upserted. */
 export interface FlushTiming {
   flushes: number;
-  /** From BEGIN sent to COMMIT answered, summed. */
+  /** From BEGIN sent to COMMIT answered, summed; and the longest. */
   flushMs: number;
+  maxFlushMs: number;
   rows: number;
   byKind: Record<string, { n: number; ms: number }>;
 }
 
-const timing: FlushTiming = { flushes: 0, flushMs: 0, rows: 0, byKind: {} };
+const timing: FlushTiming = { flushes: 0, flushMs: 0, maxFlushMs: 0, rows: 0, byKind: {} };
 
 function kindOf(sql: string): string {
   const s = sql.trimStart();
@@ -90,6 +91,7 @@ function timeFlushes(store: PgStore): void {
             if (kind === 'COMMIT' && begun > 0) {
               timing.flushes++;
               timing.flushMs += t1 - begun;
+              timing.maxFlushMs = Math.max(timing.maxFlushMs, t1 - begun);
               begun = 0;
             }
             return r;
@@ -144,7 +146,7 @@ let session: Session | null = null;
 process.on('message', (m: { cmd?: string; path?: string; perTenant?: number }) => {
   if (m.cmd === 'drive') return drive(m.perTenant as number);
   if (m.cmd === 'profile-start') {
-    Object.assign(timing, { flushes: 0, flushMs: 0, rows: 0, byKind: {} });
+    Object.assign(timing, { flushes: 0, flushMs: 0, maxFlushMs: 0, rows: 0, byKind: {} });
     session = new Session();
     session.connect();
     void session

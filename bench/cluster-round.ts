@@ -65,6 +65,8 @@ export interface RoundResult {
   cpuUsPerRun: Record<'hostMain' | 'hostThreads' | 'nodeThreads' | 'postgres' | 'total', number>;
   /** Of all processes over the window, in cores (the machine has os.cpus().length). */
   coresBusy: number;
+  /** PostgreSQL checkpoints that began in the window (pg_stat_bgwriter; all databases). */
+  checkpoints?: number;
   flush?: FlushTiming[];
   profile?: ProfileSplit;
 }
@@ -162,6 +164,12 @@ async function balanced(s: Setup, url: string, hosts: number): Promise<number> {
   }
 }
 
+/** Checkpoints the server has begun so far (timed and requested). */
+async function checkpoints(s: Setup): Promise<number> {
+  const sql = 'SELECT checkpoints_timed + checkpoints_req AS n FROM pg_stat_bgwriter';
+  return Number((await admin(s.adminUrl, (c) => c.query<{ n: string }>(sql))).rows[0]?.n ?? 0);
+}
+
 interface Counted {
   byStatus: Record<string, number>;
   latency: number[];
@@ -252,11 +260,13 @@ export async function round(
     }
     const cpu0 = children.map((c) => hostCpu(c.pid, c.nodeThreads));
     const pg0 = onPg ? postgresCpu(s.postmasterPid) : 0;
+    const ckpt0 = onPg ? await checkpoints(s) : 0;
     const t0 = Date.now();
     await sleep(s.windowMs);
     const t1 = Date.now();
     const cpu1 = children.map((c) => hostCpu(c.pid, c.nodeThreads));
     const pgMs = onPg ? postgresCpu(s.postmasterPid) - pg0 : 0;
+    const ckpt = onPg ? (await checkpoints(s)) - ckpt0 : undefined;
     const flush: FlushTiming[] = [];
     if (profile) {
       profiled.proc.send({ cmd: 'profile-stop', path: profilePath });
@@ -311,6 +321,7 @@ export async function round(
         total: perRun(totalMs),
       },
       coresBusy: Number((totalMs / (t1 - t0)).toFixed(2)),
+      ...(ckpt === undefined ? {} : { checkpoints: ckpt }),
     };
     if (profile) {
       result.flush = flush;

@@ -140,6 +140,7 @@ function printRound(x: RoundResult): void {
       `${what} p50 ${x.latencyMs.p50} ms p99 ${x.latencyMs.p99} ms; CPU µs/run: host main ${c.hostMain}, ` +
       `pool workers ${c.hostThreads}, Node threads ${c.nodeThreads}, PostgreSQL ${c.postgres}; ` +
       `${x.coresBusy} cores busy` +
+      (x.checkpoints ? `; ${x.checkpoints} PostgreSQL checkpoint(s) began` : '') +
       (x.hosts > 1 ? `; balanced in ${x.balanceMs} ms` : ''),
   );
 }
