@@ -2,7 +2,9 @@
  * Runs every benchmark in bench/ (or those named on the command line), one process each:
  * throughput, lateness, peer-bullmq (starts redis-server), dispatch, fuel (metering overhead per
  * kernel; bench/kernels/ built at bench time),
- * hostile-lateness (a good tenant's fire lateness beside the worst hostile-corpus cases; ~4 min).
+ * hostile-lateness (a good tenant's fire lateness beside the worst hostile-corpus cases; ~4 min),
+ * cluster (runs/s on PostgreSQL with 1-3 host processes beside SQLite; starts its own
+ * PostgreSQL; ~3 min).
  * Each runs under bench/tsx-main.js (tsx in the main thread only, see bench/built.ts), with
  * `--expose-gc` (a bench may collect before measuring memory).
  */
