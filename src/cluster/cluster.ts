@@ -25,6 +25,7 @@ import pg from 'pg';
 import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { guardPool, PG_TYPES, type PgStore } from '../store/postgres/pg-store.ts';
+import { COMMANDS_CHANNEL } from '../store/postgres/pg-reads.ts';
 import { TenantLeases, type Claimed } from './tenant-leases.ts';
 
 export interface ClusterOptions {
@@ -131,6 +132,12 @@ export class Cluster {
   }
 
   async #round(): Promise<void> {
+    // The host was stopped directly (not through `stop()` here): leave the cluster with it, so
+    // its tenants are released instead of renewed for a host that no longer serves them.
+    if (this.#host.stopping) {
+      void this.stop();
+      return;
+    }
     const sent = performance.now();
     await this.#leases.heartbeat(process.pid, hostname(), this.#startedAt, this.#ttl);
     const held = new Map([...this.#held].map(([t, h]) => [t, h.epoch]));
@@ -266,7 +273,7 @@ export class Cluster {
     });
     c.on('notification', () => void this.#applyCommands().catch(() => undefined));
     await c.connect();
-    await c.query('LISTEN hg_commands');
+    await c.query(`LISTEN ${COMMANDS_CHANNEL}`);
     this.#listener = c;
   }
 

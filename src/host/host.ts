@@ -340,6 +340,11 @@ export class Host implements HostServices {
   }
 
   /** Whether the store takes writes and this host holds its lease (see `StoreSupervisor`). */
+  /** Whether `stop()` has been called (the host is stopping or stopped). */
+  get stopping(): boolean {
+    return this.#state === 'stopping' || this.#state === 'stopped';
+  }
+
   get storeHealth(): StoreSupervisor['state'] {
     return this.#supervisor.state;
   }

@@ -112,3 +112,38 @@ test(
     t.diagnostic(`outage at ${outage}, back at ${back}; events: ${events.join(', ')}`);
   },
 );
+
+test('a clustered host stopped directly (host.stop(), not through openHost) leaves the cluster and releases its tenants', async (t) => {
+  const db = await freshDatabase(t);
+  const dir = tempDir(t);
+  const manifest = join(dir, 'proxy.json');
+  writeFileSync(
+    manifest,
+    JSON.stringify({ name: 'proxy', version: '1.0.0', wasm: GUEST.proxy, capabilities: [] }),
+  );
+  const file = join(dir, 'config.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      store: { postgres: { url: db.url, leaseTtlMs: 60_000 } },
+      sandbox: { workers: 1 },
+      tenants: [{ id: 'a', plugins: [{ manifest }] }],
+    }),
+  );
+  const opened = await openHost(loadHostConfig(file));
+  await opened.start();
+  assert.deepEqual(opened.cluster?.owned, ['a']);
+  await opened.host.stop(0);
+  const sql = new pg.Client({ connectionString: db.url, types: PG_TYPES });
+  sql.on('error', () => undefined);
+  await sql.connect();
+  t.after(() => sql.end());
+  const deadline = Date.now() + 20_000;
+  let owner: unknown = 'a host';
+  while (owner !== null && Date.now() < deadline) {
+    await sleep(100);
+    owner = (await sql.query("SELECT owner FROM hg_shards WHERE tenant = 'a'")).rows[0]?.owner;
+  }
+  assert.equal(owner, null, 'the lease is released long before its 60 s TTL');
+  assert.deepEqual((await sql.query('SELECT owner FROM hg_hosts')).rows, []);
+});
