@@ -20,12 +20,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import pg from 'pg';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
-import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
-import { freshDatabase } from '../support/postgres.ts';
-import { checkRecord } from './cluster-record.ts';
-import { GUEST, tempDir } from './helpers.ts';
+import { freshDatabase, testClient } from '../support/postgres.ts';
+import { checkRecord, proxyManifest } from './cluster-record.ts';
+import { tempDir } from './helpers.ts';
 
 const CHAOS_MS = Number(process.env.HG_CHAOS_MS ?? 130_000);
 const TTL_MS = 4_000;
@@ -102,11 +100,7 @@ test(
   async (t) => {
     const db = await freshDatabase(t);
     const dir = tempDir(t);
-    const manifest = join(dir, 'proxy.json');
-    writeFileSync(
-      manifest,
-      JSON.stringify({ name: 'proxy', version: '1.0.0', wasm: GUEST.proxy, capabilities: [] }),
-    );
+    const manifest = proxyManifest(dir);
     const config = join(dir, 'config.json');
     writeFileSync(
       config,
@@ -131,10 +125,7 @@ test(
     });
     await Promise.all(hosts.map((h) => h.ready));
 
-    const sql = new pg.Client({ connectionString: db.url, types: PG_TYPES });
-    sql.on('error', () => undefined); // the database is dropped after the test
-    await sql.connect();
-    t.after(() => sql.end());
+    const sql = await testClient(db.url, t);
 
     // Cursors and next times never go back (sampled twice a second).
     const last = new Map<string, { next: number | null; n: number }>();

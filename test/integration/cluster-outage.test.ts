@@ -14,10 +14,9 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { openHost } from '../../src/cluster/open-host.ts';
 import { loadHostConfig } from '../../src/config/host-config.ts';
-import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
-import { freshDatabase, testPgAdminUrl } from '../support/postgres.ts';
-import { checkRecord } from './cluster-record.ts';
-import { GUEST, tempDir } from './helpers.ts';
+import { freshDatabase, testClient, testPgAdminUrl } from '../support/postgres.ts';
+import { checkRecord, proxyManifest } from './cluster-record.ts';
+import { tempDir } from './helpers.ts';
 
 const TTL_MS = 3_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -29,11 +28,7 @@ test(
     const db = await freshDatabase(t);
     const name = new URL(db.url).pathname.slice(1);
     const dir = tempDir(t);
-    const manifest = join(dir, 'proxy.json');
-    writeFileSync(
-      manifest,
-      JSON.stringify({ name: 'proxy', version: '1.0.0', wasm: GUEST.proxy, capabilities: [] }),
-    );
+    const manifest = proxyManifest(dir);
     const schedules = JSON.stringify(
       Array.from({ length: 5 }, (_, i) => ({
         id: `e${i}`,
@@ -101,10 +96,7 @@ test(
     await opened.stop(2_000);
     const end = Date.now();
 
-    const sql = new pg.Client({ connectionString: db.url, types: PG_TYPES });
-    sql.on('error', () => undefined);
-    await sql.connect();
-    t.after(() => sql.end());
+    const sql = await testClient(db.url, t);
     const { runs } = await checkRecord(sql, end, 10);
     const after = runs.filter((r) => r.status === 'succeeded' && (r.started_at as number) > back);
     assert.ok(after.length >= 10, `firing resumed after the outage (${after.length} runs)`);
@@ -116,11 +108,7 @@ test(
 test('a clustered host stopped directly (host.stop(), not through openHost) leaves the cluster and releases its tenants', async (t) => {
   const db = await freshDatabase(t);
   const dir = tempDir(t);
-  const manifest = join(dir, 'proxy.json');
-  writeFileSync(
-    manifest,
-    JSON.stringify({ name: 'proxy', version: '1.0.0', wasm: GUEST.proxy, capabilities: [] }),
-  );
+  const manifest = proxyManifest(dir);
   const file = join(dir, 'config.json');
   writeFileSync(
     file,
@@ -134,10 +122,7 @@ test('a clustered host stopped directly (host.stop(), not through openHost) leav
   await opened.start();
   assert.deepEqual(opened.cluster?.owned, ['a']);
   await opened.host.stop(0);
-  const sql = new pg.Client({ connectionString: db.url, types: PG_TYPES });
-  sql.on('error', () => undefined);
-  await sql.connect();
-  t.after(() => sql.end());
+  const sql = await testClient(db.url, t);
   const deadline = Date.now() + 20_000;
   let owner: unknown = 'a host';
   while (owner !== null && Date.now() < deadline) {

@@ -7,9 +7,12 @@
  * its number of succeeded runs. Asserts; returns the runs and the refused (fenced) writes.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { sharedSpec } from '../../src/schedule/spec.ts';
 import type { RunRecord, ScheduleRecord } from '../../src/store/types.ts';
+import { GUEST } from './helpers.ts';
 import { unaccounted } from './tick-accounting.ts';
 
 type Row = Record<string, number | string | null>;
@@ -103,4 +106,14 @@ export async function checkRecord(
     runs,
     refused: refused.rows[0] ?? { batches: 0, rows: 0 },
   };
+}
+
+/** Writes the proxy guest's manifest (no capabilities) in `dir`; returns its path. */
+export function proxyManifest(dir: string): string {
+  const manifest = join(dir, 'proxy.json');
+  writeFileSync(
+    manifest,
+    JSON.stringify({ name: 'proxy', version: '1.0.0', wasm: GUEST.proxy, capabilities: [] }),
+  );
+  return manifest;
 }

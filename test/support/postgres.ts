@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { TenantLeases } from '../../src/cluster/tenant-leases.ts';
-import { PgStore } from '../../src/store/postgres/pg-store.ts';
+import { PG_TYPES, PgStore } from '../../src/store/postgres/pg-store.ts';
 
 const URL_VAR = 'HOURGLASS_TEST_PG_URL';
 
@@ -78,4 +78,19 @@ export async function ownedPgStore(
     await store.adoptTenant(t, claimed.epoch);
   }
   return store;
+}
+
+/**
+ * A client on `url` that reads bigint columns as numbers (as the store does), ignores the error
+ * event of a dropped database, and is closed after the test.
+ */
+export async function testClient(
+  url: string,
+  t: { after(fn: () => Promise<void>): void },
+): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url, types: PG_TYPES });
+  c.on('error', () => undefined);
+  await c.connect();
+  t.after(() => c.end());
+  return c;
 }

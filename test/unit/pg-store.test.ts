@@ -5,21 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import pg from 'pg';
 import { TenantLeases } from '../../src/cluster/tenant-leases.ts';
 import { parseHostConfig, POSTGRES_URL_ENV } from '../../src/config/host-config.ts';
-import { PG_TYPES, PgStore } from '../../src/store/postgres/pg-store.ts';
+import { PgStore } from '../../src/store/postgres/pg-store.ts';
 import { runOf, succeeded } from '../support/conformance/fixture.ts';
-import { freshDatabase, ownedPgStore } from '../support/postgres.ts';
+import { freshDatabase, ownedPgStore, testClient } from '../support/postgres.ts';
 import { scheduleRow } from './schedule-row.ts';
-
-async function client(url: string, t: { after(fn: () => Promise<void>): void }) {
-  const c = new pg.Client({ connectionString: url, types: PG_TYPES });
-  c.on('error', () => undefined);
-  await c.connect();
-  t.after(() => c.end());
-  return c;
-}
 
 describe('PgStore', () => {
   test('migrates once when several hosts open a new database together; refuses a newer schema', async (t) => {
@@ -28,7 +19,7 @@ describe('PgStore', () => {
       ['a', 'b', 'c'].map((owner) => PgStore.open({ url: db.url, owner })),
     );
     for (const s of stores) await s.close();
-    const c = await client(db.url, t);
+    const c = await testClient(db.url, t);
     const v = await c.query<{ value: string }>(
       "SELECT value FROM hg_meta WHERE key = 'schema_version'",
     );
@@ -54,7 +45,7 @@ describe('PgStore', () => {
     await old.committed({ tenant: 'acme' });
 
     // Another host takes the tenant over (the old lease expired).
-    const c = await client(db.url, t);
+    const c = await testClient(db.url, t);
     await c.query("UPDATE hg_shards SET expires_at = now() - interval '1 second'");
     const taker = await PgStore.open({ url: db.url, owner: 'new' });
     t.after(() => taker.close());
@@ -87,7 +78,7 @@ describe('PgStore', () => {
     t.after(() => s.close());
     s.insertSchedule(scheduleRow('acme', 'a', { plugin: 'p', at: 5_000 }));
     await s.committed();
-    const c = await client(db.url, t);
+    const c = await testClient(db.url, t);
     await assert.rejects(
       c.query("UPDATE schedules SET next_at = 1, epoch = epoch - 1 WHERE key = 'acme/p/a'"),
       { code: 'HGF01' },

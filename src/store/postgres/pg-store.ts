@@ -172,6 +172,8 @@ export class PgStore implements Store {
   #nextBlock: Promise<void> | null = null;
   #spareBlock: [number, number] | null = null;
   #closed = false;
+  /** Runs written since the mirror's runs were last counted (`#pruneRuns`). */
+  #runsSincePrune = 0;
   /** Rows refused for a stale epoch, by this store. */
   fencedRows = 0;
 
@@ -426,7 +428,7 @@ export class PgStore implements Store {
           // A listener's failure must not become the store's.
         }
       }
-      this.#pruneRuns();
+      this.#pruneRuns(dirty.runs.size);
     } else {
       const e = failure as HourglassError;
       this.#lastFailure = e;
@@ -524,9 +526,15 @@ export class PgStore implements Store {
     }
   }
 
-  /** Finished runs beyond MIRROR_FINISHED_RUNS leave the mirror (oldest first) once written. */
-  #pruneRuns(): void {
-    if (this.#closed) return;
+  /**
+   * Finished runs beyond MIRROR_FINISHED_RUNS leave the mirror (oldest first) once written.
+   * Counted only after about half that many runs were written since the last count (`written`
+   * runs of each flush bound the rows it could have added), not on every flush.
+   */
+  #pruneRuns(written: number): void {
+    this.#runsSincePrune += written;
+    if (this.#closed || this.#runsSincePrune < MIRROR_FINISHED_RUNS / 2) return;
+    this.#runsSincePrune = 0;
     const db = this.#mirror.mirrorDatabase;
     const n = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
     if (n <= MIRROR_FINISHED_RUNS * 1.5) return;
