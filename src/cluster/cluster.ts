@@ -26,6 +26,8 @@ import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { guardPool, PG_TYPES, type PgStore } from '../store/postgres/pg-store.ts';
 import { COMMANDS_CHANNEL } from '../store/postgres/pg-reads.ts';
+import { replicaOwner, replicaShard } from '../host/replica.ts';
+import type { ScheduleRecord } from '../store/types.ts';
 import { TenantLeases, type Claimed } from './tenant-leases.ts';
 
 export interface ClusterOptions {
@@ -117,9 +119,14 @@ export class Cluster {
     return this.#store.owner;
   }
 
-  /** The tenants this host owns now. */
+  /** The tenants this host owns now (not its replica shards). */
   get owned(): string[] {
-    return [...this.#held.keys()];
+    return [...this.#held.keys()].filter((t) => replicaOwner(t) === null);
+  }
+
+  /** This host's replica shards (`<tenant>@<owner>`: its copies of every-host schedules). */
+  get replicas(): string[] {
+    return [...this.#held.keys()].filter((t) => replicaOwner(t) !== null);
   }
 
   /** One round: beat, renew, drop what was lost, balance, apply commands. Never throws. */
@@ -148,29 +155,34 @@ export class Cluster {
         if (h?.epoch === epoch) h.sentAt = sent;
       } else if (h?.epoch === epoch) void this.#lose(t);
     }
-    await this.#balance();
+    const hosts = await this.#balance();
+    await this.#syncReplicas();
+    await this.#closeOrphans(hosts);
     await this.#applyCommands();
   }
 
-  async #balance(): Promise<void> {
+  /** Takes or gives up tenants; returns the live hosts. */
+  async #balance(): Promise<string[]> {
     const owners = await this.#leases.owners(this.#tenants);
     // Live: beating, and not the holder of a lease it let lapse (it stopped renewing).
     const lapsed = new Set([...owners.values()].map((o) => o.lapsed));
     const hosts = (await this.#leases.liveHosts()).filter((h) => !lapsed.has(h));
     const share = Math.ceil(this.#tenants.length / Math.max(1, hosts.length));
     const mine = this.owned.filter((t) => !this.#busy.has(t));
-    if (this.#held.size < share) {
+    let count = this.owned.length;
+    if (count < share) {
       // Free tenants, starting at a place that differs per host (fewer lost races).
       const free = this.#tenants.filter((t) => (owners.get(t)?.owner ?? null) === null);
       const offset = hash(this.#store.owner) % Math.max(1, free.length);
       const order = [...free.slice(offset), ...free.slice(0, offset)];
       for (const t of order) {
-        if (this.#held.size >= share || this.#stopped) break;
+        if (count >= share || this.#stopped) break;
         if (this.#busy.has(t) || this.#held.has(t)) continue;
         const sent = performance.now();
         const claimed = await this.#leases.claim(t, this.#ttl);
         if (!claimed) continue; // another host was faster
         this.#held.set(t, { epoch: claimed.epoch, sentAt: sent });
+        count++;
         // Loading a tenant's plugins may take a while: renewals go on meanwhile.
         this.#busy.add(t);
         this.#adopting = this.#adopting.then(() => this.#adopt(claimed));
@@ -187,10 +199,93 @@ export class Cluster {
         this.#adopting = this.#adopting.then(() => this.#giveUp(t));
       }
     }
+    return hosts;
   }
 
-  /** Loads a tenant just claimed (one at a time, in the order claimed). */
-  async #adopt(claimed: Claimed): Promise<void> {
+  /**
+   * Every-host schedules (src/host/replica.ts): reads the tenants' templates, takes this host's
+   * replica shard of each tenant that has some, and brings its copies in line.
+   */
+  async #syncReplicas(): Promise<void> {
+    const templates = await this.#store.hostScopedTemplates(this.#tenants);
+    const byTenant = new Map<string, ScheduleRecord[]>();
+    for (const t of templates) {
+      let list = byTenant.get(t.tenant);
+      if (!list) byTenant.set(t.tenant, (list = []));
+      list.push(t);
+    }
+    for (const tenant of this.#tenants) {
+      const shard = replicaShard(tenant, this.#store.owner);
+      const list = byTenant.get(tenant) ?? [];
+      if (this.#busy.has(shard) || this.#stopped) continue;
+      if (!this.#held.has(shard)) {
+        if (!list.some((t) => t.state !== 'deleted' && t.state !== 'retired')) continue;
+        await this.#leases.ensure([shard]);
+        const sent = performance.now();
+        const claimed = await this.#leases.claim(shard, this.#ttl);
+        if (!claimed) continue; // a survivor is closing it after a lapse: next round
+        this.#held.set(shard, { epoch: claimed.epoch, sentAt: sent });
+        this.#busy.add(shard);
+        this.#adopting = this.#adopting.then(() => this.#adopt(claimed, list));
+      } else {
+        const epoch = this.#held.get(shard)?.epoch;
+        this.#busy.add(shard);
+        this.#adopting = this.#adopting.then(async () => {
+          try {
+            if (this.#held.get(shard)?.epoch === epoch && !this.#stopped)
+              await this.#host.syncReplica(shard, list);
+          } catch (err) {
+            this.#onError(`cluster: replica ${shard}: ${errorMessage(err)}`, err);
+          } finally {
+            this.#busy.delete(shard);
+          }
+        });
+      }
+    }
+  }
+
+  /**
+   * Closes the replica shards of hosts that are gone (a dead host's, or one that left): takes
+   * the shard (fencing its host, should it wake), records its open runs `abandoned`, retires
+   * its copies, and marks it retired. One at a time, beside adoptions.
+   */
+  async #closeOrphans(hosts: readonly string[]): Promise<void> {
+    const live = new Set(hosts);
+    for (const shard of await this.#leases.orphanReplicas()) {
+      const owner = replicaOwner(shard);
+      if (owner === null || live.has(owner) || this.#busy.has(shard) || this.#stopped) continue;
+      const claimed = await this.#leases.claim(shard, this.#ttl);
+      if (!claimed) continue;
+      this.#busy.add(shard);
+      this.#held.set(shard, { epoch: claimed.epoch, sentAt: performance.now() });
+      this.#adopting = this.#adopting.then(async () => {
+        try {
+          await this.#store.adoptTenant(shard, claimed.epoch);
+          const now = this.#host.clock.now();
+          this.#store.abandonTenantRuns(
+            shard,
+            now,
+            `its host (${owner}) stopped before the run finished`,
+          );
+          this.#store.retireReplicaCopies(shard, now);
+          await this.#store.committed({ tenant: shard });
+          await this.#leases.retire(shard, claimed.epoch);
+        } catch (err) {
+          this.#onError(`cluster: closing replica ${shard}: ${errorMessage(err)}`, err);
+        } finally {
+          this.#store.dropTenant(shard);
+          this.#held.delete(shard);
+          this.#busy.delete(shard);
+        }
+      });
+    }
+  }
+
+  /**
+   * Loads a tenant just claimed (one at a time, in the order claimed); a replica shard gets
+   * its copies of `templates`.
+   */
+  async #adopt(claimed: Claimed, templates?: readonly ScheduleRecord[]): Promise<void> {
     const tenant = claimed.tenant;
     try {
       if (this.#held.get(tenant)?.epoch !== claimed.epoch || this.#stopped) return;
@@ -202,7 +297,8 @@ export class Cluster {
           ? `its host (${claimed.from}) stopped owning the tenant before the run finished`
           : 'the host stopped before the run finished',
       );
-      await this.#host.adoptTenant(tenant);
+      if (templates) await this.#host.syncReplica(tenant, templates);
+      else await this.#host.adoptTenant(tenant);
       if (this.#held.get(tenant)?.epoch !== claimed.epoch) {
         // Lost while loading: undo what the load started.
         await this.#host.dropTenant(tenant, true);

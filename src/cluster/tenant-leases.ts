@@ -77,7 +77,7 @@ export class TenantLeases {
       `WITH prev AS (SELECT owner FROM hg_shards WHERE tenant = $1),
        claimed AS (
          UPDATE hg_shards SET owner = $2, epoch = epoch + 1, claimed_at = clock_timestamp(),
-           expires_at = now() + $3 * interval '1 millisecond'
+           retired = false, expires_at = now() + $3 * interval '1 millisecond'
          WHERE tenant = $1 AND (owner IS NULL OR owner = $2 OR expires_at < now())
          RETURNING tenant, epoch, claimed_at),
        history AS (
@@ -110,6 +110,27 @@ export class TenantLeases {
   async release(tenant: string, epoch: number): Promise<void> {
     await this.#pool.query(
       'UPDATE hg_shards SET owner = NULL, expires_at = NULL WHERE tenant = $1 AND owner = $2 AND epoch = $3',
+      [tenant, this.owner, epoch],
+    );
+  }
+
+  /**
+   * Replica shards (`<tenant>@<owner>`, src/host/replica.ts) free or expired and not yet
+   * retired, with the host each belongs to: a survivor closes those whose host is gone.
+   */
+  async orphanReplicas(): Promise<string[]> {
+    const r = await this.#pool.query<{ tenant: string }>(
+      `SELECT tenant FROM hg_shards
+       WHERE strpos(tenant, '@') > 0 AND NOT retired AND (owner IS NULL OR expires_at < now())`,
+    );
+    return r.rows.map((x) => x.tenant);
+  }
+
+  /** Frees a replica shard this owner closed, so it is not collected again. */
+  async retire(tenant: string, epoch: number): Promise<void> {
+    await this.#pool.query(
+      `UPDATE hg_shards SET owner = NULL, expires_at = NULL, retired = true
+       WHERE tenant = $1 AND owner = $2 AND epoch = $3`,
       [tenant, this.owner, epoch],
     );
   }

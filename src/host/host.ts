@@ -36,6 +36,7 @@ import {
 } from '../../host-functions/types.ts';
 import { HostEvents } from './events.ts';
 import { liveCountAfter, pluginSchedules, reconcile, type ReconcileResult } from './reconcile.ts';
+import { baseTenant, replicaOwner, syncCopies } from './replica.ts';
 import { createRunExecutor } from './run-executor.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
@@ -100,6 +101,8 @@ export class Host implements HostServices {
   #poll: NodeJS.Timeout | null = null;
   /** Tenants whose plugins `adoptTenant` is loading: their operator commands wait until it ends. */
   readonly #adopting = new Set<string>();
+  /** Per replica copy, the template state last applied to it (replica.ts `syncCopies`). */
+  readonly #replicaSeen = new Map<string, string>();
   /** Each tenant's share of the main thread for host calls (see `#hostCall`). */
   readonly #share = new MainThreadShare((tenant) => this.quotas(tenant).hostCallMsPerSecond);
   /** The lease and the store's health (store-supervisor.ts). */
@@ -149,6 +152,13 @@ export class Host implements HostServices {
           ),
         stopped: () => this.#state !== 'started',
       }),
+      // A tenant's every-host schedules fire as each host's copies (replica.ts), not from the
+      // owner's rows; on one host they fire from their rows.
+      ...(this.#clustered
+        ? {
+            firesHere: (s: ScheduleRecord) => s.scope !== 'host' || replicaOwner(s.tenant) !== null,
+          }
+        : {}),
       events: {
         onStarted: (run) => this.events.emit('run:started', run),
         onSkipped: (schedule, status, reason) =>
@@ -186,8 +196,9 @@ export class Host implements HostServices {
     }
   }
 
+  /** A tenant's quotas (a replica shard's are its tenant's: replica.ts). */
   quotas(tenant: string): TenantQuotas {
-    const t = this.#tenants.get(tenant);
+    const t = this.#tenants.get(baseTenant(tenant));
     if (!t) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenant}'`);
     return t.quotas;
   }
@@ -310,6 +321,8 @@ export class Host implements HostServices {
    * store's fencing.
    */
   async dropTenant(tenantId: string, lost: boolean): Promise<void> {
+    for (const key of this.#replicaSeen.keys())
+      if (key.startsWith(`${tenantId}/`)) this.#replicaSeen.delete(key);
     const ids = [...this.#plugins.values()].filter((p) => p.tenant === tenantId).map((p) => p.id);
     if (!lost) {
       for (const id of ids) await this.unloadPlugin(id);
@@ -323,6 +336,115 @@ export class Host implements HostServices {
       await this.#sandbox.unload(plugin.sandboxId);
       this.events.emit('plugin:unloaded', { pluginId: id });
     }
+  }
+
+  /**
+   * Brings this host's replica shard of a tenant (`<tenant>@<owner>`, replica.ts) in line with
+   * the tenant's every-host templates, as its owner wrote them: loads the plugins that have
+   * templates (into the sandbox only: no discovery, which the owner did), creates, changes,
+   * pauses, resumes and retires the copies, and unloads plugins left without templates. The
+   * cluster calls it after taking the shard and then every round.
+   */
+  async syncReplica(shard: string, templates: readonly ScheduleRecord[]): Promise<void> {
+    const tenantId = baseTenant(shard);
+    const tenant = this.#tenants.get(tenantId);
+    if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
+    const byPlugin = new Map<string, ScheduleRecord[]>();
+    for (const t of templates) {
+      const name = t.pluginId.slice(tenantId.length + 1);
+      let list = byPlugin.get(name);
+      if (!list) byPlugin.set(name, (list = []));
+      list.push(t);
+    }
+    const deps = {
+      store: this.store,
+      scheduler: this.scheduler,
+      schedules: this.schedules,
+      quotas: (t: string) => this.quotas(t),
+      now: () => this.clock.now(),
+      onError: (message: string) => this.#reportError(message, null),
+    };
+    for (const [name, list] of byPlugin) {
+      if (this.#state !== 'started') return;
+      const pluginId = `${shard}/${name}`;
+      const serving = list.some((t) => t.state !== 'deleted' && t.state !== 'retired');
+      if (!this.#plugins.has(pluginId)) {
+        if (!serving) continue;
+        await this.#serially(pluginId, () => this.#loadReplica(tenant, shard, name, list, deps));
+      } else {
+        syncCopies(deps, pluginId, shard, list, this.#replicaSeen);
+        if (!serving) await this.unloadPlugin(pluginId);
+      }
+    }
+    // A plugin whose templates all went (the plugin was removed from the tenant's config).
+    for (const p of [...this.#plugins.values()]) {
+      if (p.tenant !== shard || byPlugin.has(p.id.slice(shard.length + 1))) continue;
+      syncCopies(deps, p.id, shard, [], this.#replicaSeen);
+      await this.unloadPlugin(p.id);
+    }
+  }
+
+  /** Loads a plugin of a replica shard (no discovery), writes its copies, and arms them. */
+  async #loadReplica(
+    tenant: TenantConfig,
+    shard: string,
+    name: string,
+    templates: readonly ScheduleRecord[],
+    deps: Parameters<typeof syncCopies>[0],
+  ): Promise<void> {
+    const pluginId = `${shard}/${name}`;
+    let manifest: PluginManifest | null = null;
+    let entry: PluginEntry | undefined;
+    for (const e of tenant.plugins) {
+      const m = loadManifest(e.manifest);
+      if (m.name === name) {
+        manifest = m;
+        entry = e;
+        break;
+      }
+    }
+    if (!manifest || !entry) {
+      // The tenant's owner runs a plugin this host's config does not have.
+      this.#reportError(
+        `replica ${pluginId}: no plugin named '${name}' in tenant '${tenant.id}'`,
+        null,
+      );
+      return;
+    }
+    const allowed = new Set<Capability>(tenant.capabilities);
+    const plugin: LoadedPlugin = {
+      id: pluginId,
+      tenant: shard,
+      manifest,
+      granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
+      limits: capLimits(manifest.limits, tenant.quotas),
+      sandboxId: pluginId,
+    };
+    const info = await this.#sandbox.load({
+      pluginId,
+      tenant: shard,
+      wasm: readWasmFile(manifest, this.config.maxWasmBytes, pluginId),
+      config: { ...manifest.config, ...entry.config },
+      limits: plugin.limits,
+    });
+    try {
+      this.store.upsertPlugin(
+        this.#pluginRecord(pluginId, shard, manifest, info.sha256, 'loaded', null),
+      );
+      syncCopies(deps, pluginId, shard, templates, this.#replicaSeen);
+    } catch (err) {
+      await this.#sandbox.unload(pluginId);
+      throw err;
+    }
+    this.#plugins.set(pluginId, plugin);
+    // Reads the copies back: a shard taken again after a lapse has rows with old next times,
+    // which the misfire policies cover.
+    this.scheduler.addPlugin(pluginId);
+    this.events.emit('plugin:loaded', {
+      pluginId,
+      schedules: templates.length,
+      reconcile: { created: [], updated: [], retired: [], unchanged: [] },
+    });
   }
 
   /**

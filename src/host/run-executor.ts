@@ -27,6 +27,7 @@ import type { Sandbox } from '../sandbox/types.ts';
 import type { RunEnd, StartedRun } from '../scheduler/scheduler.ts';
 import type { RunRecord, RunStatus, Store } from '../store/types.ts';
 import { compile, parseGuestJson } from '../validation.ts';
+import { baseTenant } from './replica.ts';
 
 /** What a guest's `run()` gets, as JSON (`runInput`). */
 export interface RunContext {
@@ -113,9 +114,12 @@ class OutcomeBatch {
  */
 export function runInput(run: StartedRun): string {
   const s = run.schedule;
+  // A host's copy of an every-host schedule (replica.ts) names its plugin as configured.
+  const plugin =
+    s.scope === 'host' ? baseTenant(s.tenant) + s.pluginId.slice(s.tenant.length) : s.pluginId;
   return (
     `{"scheduleId":${JSON.stringify(s.localId)},"runId":"${run.runId}",` +
-    `"plugin":${JSON.stringify(s.pluginId)},` +
+    `"plugin":${JSON.stringify(plugin)},` +
     `"scheduledAt":"${new Date(run.scheduledAt).toISOString()}",` +
     `"firedAt":"${new Date(run.firedAt).toISOString()}","attempt":${run.attempt},` +
     `"catchUp":${run.trigger === 'catch_up'},"trigger":"${run.trigger}",` +
@@ -149,6 +153,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
           tenant: s.tenant,
           phase: 'run',
           scheduleKey: s.key,
+          ...(s.scope === 'host' ? { everyHost: true } : {}),
           runId: run.runId,
           scheduledAt: run.scheduledAt,
         },

@@ -114,6 +114,7 @@ export function recordFromDeclaration(
     overlap: d.overlap,
     misfire: d.misfire,
     description: d.description,
+    scope: d.scope,
     declHash: d.hash,
     state: paused ? 'paused' : nextAt === null ? 'completed' : 'active',
     pauseNote: keepPaused ? (previous?.pauseNote ?? null) : null,
@@ -134,6 +135,20 @@ export function recordFromDeclaration(
 export function patchOf(rec: ScheduleRecord): SchedulePatch {
   const { key, pluginId, tenant, localId, createdAt, generation, ...patch } = rec;
   return patch;
+}
+
+/**
+ * A run of an every-host schedule (`scope: "host"`) changing schedules: refused with `phase`,
+ * which ends the call (a contract violation, like any call outside its phases). Every host runs
+ * such a tick, so its changes would be made once per host; on one host the rule is the same, so
+ * a guest behaves alike on one host and on a cluster.
+ */
+function everyHostWrite(caller: CallerContext, fn: string): ReturnType<typeof guestError> | null {
+  if (caller.phase !== 'run' || caller.everyHost !== true) return null;
+  return guestError(
+    'phase',
+    `'${fn}' is not allowed in a run of a schedule that runs on every host (scope "host"); such a run may only read schedules`,
+  );
 }
 
 export type OpResult =
@@ -198,12 +213,20 @@ export class ScheduleOps implements ScopedScheduleService {
   // ---- scoped to the calling plugin (host functions) ----
 
   create(caller: CallerContext, declaration: unknown): HostResult<ScheduleView> {
+    const denied = everyHostWrite(caller, 'schedule_create');
+    if (denied) return denied;
     const quotas = this.#d.quotas(caller.tenant);
     const now = this.#d.clock.now();
     const parsed = parseDeclaration(declaration, quotas, now);
     if (!parsed.ok)
       return guestError(parsed.issue.code, `${parsed.issue.field}: ${parsed.issue.message}`);
     const d = parsed.value;
+    if (d.scope === 'host') {
+      return guestError(
+        'invalid_argument',
+        '/scope: "host" is for declared schedules (the output of schedules(), which every host discovers); a schedule created at runtime runs once in the cluster',
+      );
+    }
     if (d.spec.kind === 'at' && d.spec.atMs <= now)
       return guestError('invalid_argument', '/at: is in the past');
     const key = scheduleKey(caller.pluginId, d.id);
@@ -231,14 +254,20 @@ export class ScheduleOps implements ScopedScheduleService {
   }
 
   pause(caller: CallerContext, id: string, note: string | null): HostResult<ScheduleView> {
+    const denied = everyHostWrite(caller, 'schedule_pause');
+    if (denied) return denied;
     return asView(this.pauseKey(scheduleKey(caller.pluginId, id), note), id);
   }
 
   resume(caller: CallerContext, id: string): HostResult<ScheduleView> {
+    const denied = everyHostWrite(caller, 'schedule_resume');
+    if (denied) return denied;
     return asView(this.resumeKey(scheduleKey(caller.pluginId, id)), id);
   }
 
   delete(caller: CallerContext, id: string): HostResult<{ id: string; deleted: true }> {
+    const denied = everyHostWrite(caller, 'schedule_delete');
+    if (denied) return denied;
     const r = this.deleteKey(scheduleKey(caller.pluginId, id));
     return r.ok
       ? { ok: { id, deleted: true } }

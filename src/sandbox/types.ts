@@ -16,6 +16,11 @@ export interface CallerContext {
   readonly phase: Phase;
   /** Set in the run phase. */
   readonly scheduleKey?: string;
+  /**
+   * Set in the run phase of a schedule that runs on every host (`scope: "host"`): such a run may
+   * read schedules but not change them (each host runs it; see docs/cluster.md).
+   */
+  readonly everyHost?: boolean;
   readonly runId?: number;
   /**
    * Set in the run phase: the tick's scheduled time (ms since the Unix epoch). Guests read it

@@ -40,6 +40,12 @@ export const MAX_DECLARATIONS = 1_000;
 
 export type OverlapPolicy = 'skip' | 'buffer-one';
 export type MisfirePolicy = 'skip' | 'run-once';
+/**
+ * Where a schedule's ticks run: once in the cluster (the default), or on every host of the
+ * cluster with at most one run per host (`host`: see docs/cluster.md). On one host the two
+ * are the same.
+ */
+export type ScheduleScope = 'cluster' | 'host';
 
 declare const parsedBrand: unique symbol;
 
@@ -55,6 +61,7 @@ export interface ParsedDeclaration {
   readonly misfire: MisfirePolicy;
   readonly paused: boolean;
   readonly description: string | null;
+  readonly scope: ScheduleScope;
   /**
    * Digest of the canonical text of everything above (`declarationText`): a changed hash means
    * a changed declaration. Stored with the row (`decl_hash`) and kept in memory with it.
@@ -89,6 +96,7 @@ interface RawDeclaration {
   misfire?: MisfirePolicy;
   paused?: boolean;
   description?: string;
+  scope?: ScheduleScope;
 }
 
 export const declarationSchema = {
@@ -107,6 +115,7 @@ export const declarationSchema = {
     misfire: { type: 'string', enum: ['skip', 'run-once'] },
     paused: { type: 'boolean' },
     description: { type: 'string', maxLength: 500 },
+    scope: { type: 'string', enum: ['cluster', 'host'] },
   },
 } as const;
 
@@ -236,6 +245,7 @@ export function parseDeclaration(
     misfire: d.misfire ?? 'skip',
     paused: d.paused ?? false,
     description: d.description ?? null,
+    scope: d.scope ?? 'cluster',
     hash: '',
   };
   value.hash = sha256(declarationText(value));
@@ -318,7 +328,9 @@ function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>
   return (
     `{"id":${JSON.stringify(v.id)},"spec":${specJson(v.spec)},"jitter":${jsonOrNull(v.jitter)},` +
     `"jitterMs":${v.jitterMs},"payload":${jsonOrNull(v.payload)},"overlap":"${v.overlap}",` +
-    `"misfire":"${v.misfire}","paused":${v.paused},"description":${jsonOrNull(v.description)}}`
+    `"misfire":"${v.misfire}","paused":${v.paused},"description":${jsonOrNull(v.description)}` +
+    // Only when not the default: the hashes of declarations written before scopes existed hold.
+    `${v.scope === 'host' ? ',"scope":"host"' : ''}}`
   );
 }
 

@@ -85,6 +85,12 @@ export interface SchedulerOptions {
   /** After a failed fire, the timer is re-armed this much later. @defaultValue 1000 */
   readonly retryMs?: number;
   readonly events?: SchedulerEvents;
+  /**
+   * Whether this host fires a schedule (default: every one). In a cluster, the owner of a
+   * tenant keeps its every-host schedules (`scope: "host"`) without firing them: each host fires
+   * its own copies of them (src/host/replica.ts).
+   */
+  readonly firesHere?: (s: ScheduleRecord) => boolean;
 }
 
 interface Pending {
@@ -113,6 +119,7 @@ const ALL_STATES: readonly ScheduleState[] = [
 export class Scheduler {
   readonly #o: SchedulerOptions;
   readonly #grace: number;
+  readonly #firesHere: ((s: ScheduleRecord) => boolean) | null;
   readonly #queue = new DueQueue();
   /** The nominal time of each queued tick (its due time adds jitter). */
   readonly #nominal = new Map<string, number>();
@@ -136,6 +143,7 @@ export class Scheduler {
 
   constructor(opts: SchedulerOptions) {
     this.#o = opts;
+    this.#firesHere = opts.firesHere ?? null;
     this.#grace = opts.misfireGraceMs ?? 1000;
   }
 
@@ -182,7 +190,7 @@ export class Scheduler {
     // The timer is armed once, for the earliest (nothing fires while this loop runs).
     let earliest = Infinity;
     for (const rec of rows) {
-      if (rec.state !== 'active') continue;
+      if (rec.state !== 'active' || (this.#firesHere !== null && !this.#firesHere(rec))) continue;
       let s = rec;
       if (
         s.nextAt !== null &&
@@ -294,7 +302,11 @@ export class Scheduler {
     keys.add(s.key);
     if (s.generation === undefined) this.#records.delete(s.key);
     else this.#records.set(s.key, s);
-    if (s.state !== 'active' || s.nextAt === null) {
+    if (
+      s.state !== 'active' ||
+      s.nextAt === null ||
+      (this.#firesHere !== null && !this.#firesHere(s))
+    ) {
       this.#queue.delete(s.key);
       this.#nominal.delete(s.key);
       return Infinity;
@@ -354,7 +366,8 @@ export class Scheduler {
       s.state === 'deleted' ||
       s.state === 'retired' ||
       this.#held.has(s.pluginId) ||
-      !this.#byPlugin.get(s.pluginId)?.has(key)
+      !this.#byPlugin.get(s.pluginId)?.has(key) ||
+      (this.#firesHere !== null && !this.#firesHere(s))
     )
       return 'not_found';
     return this.#accept(s, this.#o.clock.now(), 'manual') ? 'started' : 'skipped';

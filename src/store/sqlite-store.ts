@@ -81,6 +81,7 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
   misfire: 'misfire',
   description: 'description',
   declHash: 'decl_hash',
+  scope: 'scope',
   state: 'state',
   pauseNote: 'pause_note',
   anchorAt: 'anchor_at',
@@ -94,7 +95,7 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
 export const SCHEDULE_SELECT =
   'key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap, misfire, ' +
   'description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, ' +
-  'updated_at, generation';
+  'updated_at, generation, scope';
 
 /**
  * Texts many rows share (plugin ids, tenants, origins, states, policies), one copy each: every
@@ -127,6 +128,7 @@ export function scheduleFromRaw(r: unknown[]): ScheduleRecord {
     overlap: sharedText(r[9] as ScheduleRecord['overlap']),
     misfire: sharedText(r[10] as ScheduleRecord['misfire']),
     description: r[11] as string | null,
+    scope: sharedText(r[22] as ScheduleRecord['scope']),
     declHash: r[12] as string,
     state: sharedText(r[13] as ScheduleRecord['state']),
     pauseNote: r[14] as string | null,
@@ -140,7 +142,7 @@ export function scheduleFromRaw(r: unknown[]): ScheduleRecord {
   };
 }
 
-/** The 21 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
+/** The 22 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
 function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
   out.push(
     rec.key,
@@ -164,14 +166,15 @@ function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
     rec.bufferedAt,
     rec.createdAt,
     rec.updatedAt,
+    rec.scope,
   );
 }
 
 const INSERT_SCHEDULE_COLUMNS = `INSERT INTO schedules (key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap,
-           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at)
+           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at, scope)
          VALUES `;
-const ROW_PLACEHOLDERS = `(${Array.from({ length: 21 }, () => '?').join(', ')})`;
-/** Rows per multi-row INSERT (21 parameters each; SQLite allows 32,766 per statement). */
+const ROW_PLACEHOLDERS = `(${Array.from({ length: 22 }, () => '?').join(', ')})`;
+/** Rows per multi-row INSERT (22 parameters each; SQLite allows 32,766 per statement). */
 const INSERT_BATCH = 50;
 /**
  * Deferred rows written per turn of the event loop (~5-10 ms of main thread: what writing one

@@ -7,7 +7,7 @@
  * lets several hosts share one database, each owning some tenants (docs/cluster.md).
  */
 import type { HourglassError } from '../errors.ts';
-import type { MisfirePolicy, OverlapPolicy } from '../schedule/declaration.ts';
+import type { MisfirePolicy, OverlapPolicy, ScheduleScope } from '../schedule/declaration.ts';
 import type { ScheduleSpec } from '../schedule/spec.ts';
 
 export type PluginStatus = 'loaded' | 'failed' | 'unloaded';
@@ -41,6 +41,8 @@ export interface ScheduleRecord {
   readonly overlap: OverlapPolicy;
   readonly misfire: MisfirePolicy;
   readonly description: string | null;
+  /** Once in the cluster, or on every host (a declared schedule only). */
+  readonly scope: ScheduleScope;
   readonly declHash: string;
   readonly state: ScheduleState;
   readonly pauseNote: string | null;

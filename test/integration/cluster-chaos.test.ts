@@ -15,13 +15,11 @@
  *   generous bound, since the machine may be loaded (tests do not assert speed).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { freshDatabase, testClient } from '../support/postgres.ts';
+import { spawnHost, type Proc } from './cluster-procs.ts';
 import { checkRecord, proxyManifest } from './cluster-record.ts';
 import { tempDir } from './helpers.ts';
 
@@ -30,49 +28,6 @@ const TTL_MS = 4_000;
 const KILL_EVERY_MS = 6_000;
 const TENANTS = 6;
 const PER_TENANT = 20;
-const CHILD = join(PROJECT_ROOT, 'test/integration/cluster-host.ts');
-
-interface Proc {
-  child: ChildProcess;
-  owner: string | null;
-  ready: Promise<void>;
-  exited: Promise<void>;
-  errors: string[];
-}
-
-function spawnHost(config: string, log: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, config], {
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const p: Proc = {
-    child,
-    owner: null,
-    errors: [],
-    ready: Promise.resolve(),
-    exited: new Promise((resolve) => child.once('exit', () => resolve())),
-  };
-  p.ready = new Promise((resolve, reject) => {
-    child.once('exit', (code, signal) => reject(new Error(`host exited (${code ?? signal})`)));
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      log.push(line);
-      try {
-        const e = JSON.parse(line) as { ev: string; owner?: string; message?: string };
-        if (e.ev === 'ready') {
-          p.owner = e.owner ?? null;
-          resolve();
-        }
-        if (e.ev === 'error') p.errors.push(e.message ?? '');
-      } catch {
-        // not an event line
-      }
-    });
-  });
-  p.ready.catch(() => undefined);
-  child.stderr?.on('data', (d: Buffer) => log.push(`stderr ${child.pid}: ${d.toString()}`));
-  return p;
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function declarations(t: number): string {

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { TenantLeases } from '../../src/cluster/tenant-leases.ts';
 import { parseHostConfig, POSTGRES_URL_ENV } from '../../src/config/host-config.ts';
 import { PgStore } from '../../src/store/postgres/pg-store.ts';
+import { PG_SCHEMA_VERSION } from '../../src/store/postgres/pg-schema.ts';
 import { runOf, succeeded } from '../support/conformance/fixture.ts';
 import { freshDatabase, ownedPgStore, testClient } from '../support/postgres.ts';
 import { scheduleRow } from './schedule-row.ts';
@@ -23,7 +24,7 @@ describe('PgStore', () => {
     const v = await c.query<{ value: string }>(
       "SELECT value FROM hg_meta WHERE key = 'schema_version'",
     );
-    assert.equal(v.rows[0]?.value, '1');
+    assert.equal(v.rows[0]?.value, String(PG_SCHEMA_VERSION));
     await c.query("UPDATE hg_meta SET value = '99' WHERE key = 'schema_version'");
     await assert.rejects(PgStore.open({ url: db.url, owner: 'd' }), { code: 'HG_STORE_VERSION' });
   });

@@ -16,6 +16,7 @@ const base: ScheduleRecord = {
   overlap: 'skip',
   misfire: 'run-once',
   description: 'd',
+  scope: 'cluster',
   declHash: 'h',
   state: 'active',
   pauseNote: null,

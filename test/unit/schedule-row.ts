@@ -28,6 +28,7 @@ export function scheduleRow(
     overlap: 'skip',
     misfire: 'skip',
     description: null,
+    scope: 'cluster',
     declHash: 'h',
     state: 'active',
     pauseNote: null,

@@ -191,6 +191,7 @@ test('a newer version does not migrate a store under a live host of an older one
   const raw = new Database(file);
   for (const c of ['owner', 'host_name', 'epoch'])
     raw.exec(`ALTER TABLE host_lease DROP COLUMN ${c}`);
+  raw.exec('ALTER TABLE schedules DROP COLUMN scope'); // migration 7's
   raw.pragma('user_version = 3');
   raw
     .prepare('INSERT INTO host_lease (id, pid, started_at, heartbeat_at) VALUES (1, ?, ?, ?)')

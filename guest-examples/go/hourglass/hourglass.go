@@ -79,6 +79,7 @@ type Schedule struct {
 	Misfire     string `json:"misfire,omitempty"` // "skip" (default) | "run-once"
 	Paused      bool   `json:"paused,omitempty"`
 	Description string `json:"description,omitempty"`
+	Scope       string `json:"scope,omitempty"` // "cluster" (default) | "host": declared schedules only
 }
 
 // ScheduleView is what a schedule looks like to its guest.

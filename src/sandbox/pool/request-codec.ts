@@ -11,7 +11,7 @@
  * plugins it calls, as before.
  *
  * Layout (little-endian): int32 count, then per call: int32 callId, int32 seq, int32 flags
- * (bit 0: slow), float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
+ * (bit 0: slow; bit 1: caller.everyHost), float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
  * fn, input, caller.pluginId, caller.tenant, caller.phase, caller.scheduleKey, each as an int32
  * head (-1: absent; else length × 4 + kind) and its bytes. Kinds: 1 ASCII (a byte a unit),
  * 0 UTF-8, 2 UTF-16 code units (a string that is not well-formed, i.e. has a lone surrogate:
@@ -98,7 +98,7 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
     const k = c.req.caller;
     view.setInt32(at, c.callId, true);
     view.setInt32(at + 4, c.seq, true);
-    view.setInt32(at + 8, c.slow ? 1 : 0, true);
+    view.setInt32(at + 8, (c.slow ? 1 : 0) | (k.everyHost === true ? 2 : 0), true);
     view.setFloat64(at + 12, k.runId ?? NaN, true);
     view.setFloat64(at + 20, k.scheduledAt ?? NaN, true);
     at += FIXED;
@@ -173,7 +173,8 @@ export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
     if (at + FIXED > end) throw new BatchDecodeError('truncated batch');
     const callId = view.getInt32(at, true);
     const seq = view.getInt32(at + 4, true);
-    const slow = (view.getInt32(at + 8, true) & 1) === 1;
+    const flags = view.getInt32(at + 8, true);
+    const slow = (flags & 1) === 1;
     const runId = view.getFloat64(at + 12, true);
     const scheduledAt = view.getFloat64(at + 20, true);
     at += FIXED;
@@ -198,6 +199,7 @@ export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
       phase: phase as Phase,
     };
     if (scheduleKey !== undefined) caller.scheduleKey = scheduleKey;
+    if ((flags & 2) === 2) caller.everyHost = true;
     if (!Number.isNaN(runId)) caller.runId = runId;
     if (!Number.isNaN(scheduledAt)) caller.scheduledAt = scheduledAt;
     const req: CallRequest =

@@ -28,7 +28,7 @@
  */
 import pg from 'pg';
 import { HourglassError } from '../../errors.ts';
-import { SqliteStore } from '../sqlite-store.ts';
+import { SCHEDULE_SELECT, scheduleFromRaw, SqliteStore } from '../sqlite-store.ts';
 import type {
   HostLease,
   JobContractRecord,
@@ -320,6 +320,43 @@ export class PgStore implements Store {
     );
     importRows(db, COMMANDS, fresh);
     return fresh.length;
+  }
+
+  /**
+   * The every-host templates of `tenants` (declared rows with `scope = 'host'`, in any state),
+   * as their owners committed them: what each host's replica copies follow (src/host/replica.ts).
+   */
+  async hostScopedTemplates(tenants: readonly string[]): Promise<ScheduleRecord[]> {
+    try {
+      const r = await this.pool.query<unknown[]>({
+        text: `SELECT ${SCHEDULE_SELECT} FROM schedules
+               WHERE tenant = ANY($1) AND scope = 'host' AND origin = 'declared' ORDER BY key`,
+        values: [tenants],
+        rowMode: 'array',
+      });
+      return r.rows.map(scheduleFromRaw);
+    } catch (err) {
+      throw pgError(err, this.name, 'read every-host schedules');
+    }
+  }
+
+  /**
+   * Closes an adopted replica shard whose host is gone: retires its live copies (their open
+   * runs were recorded `abandoned` by `abandonTenantRuns`). The caller commits and drops it.
+   */
+  retireReplicaCopies(shard: string, now: number): number {
+    const live = this.#mirror.listSchedules({
+      tenant: shard,
+      states: ['active', 'paused', 'completed'],
+    });
+    for (const s of live)
+      this.updateSchedule(s.key, {
+        state: 'retired',
+        nextAt: null,
+        bufferedAt: null,
+        updatedAt: now,
+      });
+    return live.length;
   }
 
   // ---- ids ----

@@ -58,6 +58,7 @@ export const SCHEDULES: TableSpec = {
     ['created_at', B],
     ['updated_at', B],
     ['generation', B],
+    ['scope', T],
   ],
 };
 

@@ -124,6 +124,9 @@ pub struct Schedule {
     pub paused: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// "cluster" (default) | "host": every host of a cluster runs each tick (declared only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Schedule {
@@ -162,6 +165,10 @@ impl Schedule {
     }
     pub fn description(mut self, text: &str) -> Self {
         self.description = Some(text.into());
+        self
+    }
+    pub fn scope(mut self, scope: &str) -> Self {
+        self.scope = Some(scope.into());
         self
     }
 }
