@@ -286,6 +286,8 @@ test(
     }, 15_000);
     assert.ok(goesOn, 'the survivor still runs its copy of b/proxy/h');
     assert.deepEqual(one.cluster?.owned.sort(), ['a', 'b']);
+    stopped.add(one);
+    await one.stop(2_000);
   },
 );
 

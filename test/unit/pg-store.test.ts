@@ -10,7 +10,7 @@ import { parseHostConfig, POSTGRES_URL_ENV } from '../../src/config/host-config.
 import { PgStore } from '../../src/store/postgres/pg-store.ts';
 import { PG_SCHEMA_VERSION } from '../../src/store/postgres/pg-schema.ts';
 import { runOf, succeeded } from '../support/conformance/fixture.ts';
-import { freshDatabase, ownedPgStore, testClient } from '../support/postgres.ts';
+import { freshDatabase, ownedPgStore, testClient, testPgAdminUrl } from '../support/postgres.ts';
 import { scheduleRow } from './schedule-row.ts';
 
 describe('PgStore', () => {
@@ -71,6 +71,25 @@ describe('PgStore', () => {
     assert.notEqual(s.rows[0]?.next_at, 9_000);
     const refused = await c.query('SELECT tenant, owner, rows FROM hg_fence_rejections');
     assert.deepEqual(refused.rows, [{ tenant: 'acme', owner: 'old', rows: 2 }]);
+  });
+
+  test('closed while its database is gone: close() returns, and the failed flush is not retried against the closed mirror', async (t) => {
+    const db = await freshDatabase(t);
+    const name = new URL(db.url).pathname.slice(1);
+    const s = await ownedPgStore(db.url, 'a', ['acme']);
+    const admin = await testClient(testPgAdminUrl(), t);
+    await admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false`);
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
+      name,
+    ]);
+    s.insertSchedule(scheduleRow('acme', 'a', { plugin: 'p', at: 5_000 }));
+    await assert.rejects(s.committed(), { code: 'HG_STORE' });
+    await s.close();
+    // A retry (100 ms after a failure, doubling) reading the closed mirror would throw from a
+    // timer: an uncaught exception that fails this test.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(s.owned, new Map([['acme', 1]]));
+    await admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`);
   });
 
   test('the database itself refuses a row with a stale epoch (trigger hg_fence, HGF01)', async (t) => {

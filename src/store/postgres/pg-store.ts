@@ -405,6 +405,14 @@ export class PgStore implements Store {
 
   #startFlush(): void {
     if (this.#flushing !== null || this.#retryTimer !== null) return;
+    if (this.#closed) {
+      // The mirror is gone (a retry armed while closing must not read it): nothing is written.
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      const e = new HourglassError('HG_STORE', `store '${this.name}' is closed`);
+      for (const w of waiters) w.reject(e);
+      return;
+    }
     const dirty = this.#dirty;
     const waiters = this.#waiters;
     if (dirtySize(dirty) === 0) {
@@ -778,6 +786,12 @@ export class PgStore implements Store {
     }
     await this.committed().catch(() => undefined);
     this.#closed = true;
+    // The last flush failed (the database is gone): its rows are lost with the mirror; the
+    // retry it armed must not run.
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
     await this.#nextBlock?.catch(() => undefined);
     this.#mirror.close();
     await this.pool.end();
