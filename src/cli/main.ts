@@ -198,7 +198,7 @@ const COMMANDS: Record<string, Command> = {
             ['SCHEDULE', 'ORIGIN', 'STATE', 'NEXT RUN', 'WHEN', 'NOTE'],
             rows.map((s) => [
               s.key,
-              s.origin,
+              s.scope === 'host' ? `${s.origin}, every host` : s.origin,
               s.state,
               isoOrDash(s.nextAt),
               spec(s),

@@ -32,6 +32,8 @@ import {
 } from '../store/postgres/pg-reads.ts';
 import { currentVersion, PG_SCHEMA_VERSION } from '../store/postgres/pg-schema.ts';
 import { PG_TYPES, redactUrl } from '../store/postgres/pg-store.ts';
+import { patchedRecord } from '../store/schedule-record.ts';
+import { replicaOwner } from '../host/replica.ts';
 import { tenantOf } from '../store/postgres/tables.ts';
 import type { OperatorAction, OperatorCommand } from '../store/types.ts';
 import { hostOutcome, type CliStore, type CommandOutcome } from './cli-store.ts';
@@ -73,7 +75,15 @@ export async function openPgCliStore(pgc: PostgresConfig): Promise<CliStore> {
     throw err;
   }
   return {
-    listSchedules: wrap('listing schedules', (q) => listSchedules(pool, q)),
+    // An every-host template fires nowhere itself (its copies, one per host, each have their
+    // own next run: docs/cluster.md): no next run of its own to show.
+    listSchedules: wrap('listing schedules', async (q) =>
+      (await listSchedules(pool, q)).map((s) =>
+        s.scope === 'host' && replicaOwner(s.tenant) === null
+          ? patchedRecord(s, { nextAt: null })
+          : s,
+      ),
+    ),
     listRuns: wrap('listing runs', (q) => listRuns(pool, q)),
     applyCommand: wrap('an operator command', (key, action, note) =>
       sendPgCommand(pool, key, action, note),

@@ -16,7 +16,8 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { CAPABILITIES } from '../../src/capabilities.ts';
 import { openHost, type OpenedHost } from '../../src/cluster/open-host.ts';
-import { loadHostConfig } from '../../src/config/host-config.ts';
+import { loadHostConfig, type PostgresConfig } from '../../src/config/host-config.ts';
+import { openPgCliStore } from '../../src/cli/pg-access.ts';
 import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
 import { queueCommand } from '../../src/store/postgres/pg-reads.ts';
 import { freshDatabase, testClient } from '../support/postgres.ts';
@@ -223,6 +224,14 @@ test(
       (await q(`SELECT state FROM schedules WHERE key = 'a/proxy/c'`)).map((r) => r.state),
       ['active'],
     );
+    // The CLI lists the template without a next run of its own, and each copy with one.
+    const cli = await openPgCliStore(loadHostConfig(file).store.postgres as PostgresConfig);
+    const listed = new Map((await cli.listSchedules({})).map((s) => [s.key, s] as const));
+    await cli.close();
+    assert.equal(listed.get('a/proxy/h')?.scope, 'host');
+    assert.equal(listed.get('a/proxy/h')?.nextAt, null);
+    assert.notEqual(listed.get(copyKey('a', owners[0] as string, 'h'))?.nextAt ?? null, null);
+    assert.notEqual(listed.get('a/proxy/c')?.nextAt ?? null, null);
     // Each copy's cursor counts its own successes.
     const h1 = copyKey('a', owners[1] as string, 'h');
     const [copy] = await q('SELECT cursor FROM schedules WHERE key = $1', [h1]);
