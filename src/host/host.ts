@@ -851,13 +851,16 @@ export class Host implements HostServices {
         return this.schedules.deleteKey(key);
       case 'trigger': {
         const r = this.scheduler.trigger(key);
-        return r === 'not_found'
-          ? {
-              ok: false,
-              code: 'not_found',
-              message: `schedule '${key}' does not exist or its plugin is not loaded`,
-            }
-          : { ok: true, trigger: r };
+        if (r !== 'not_found') return { ok: true, trigger: r };
+        const everyHost =
+          this.#clustered && this.store.getSchedule(key)?.scope === 'host' && !key.includes('@');
+        return {
+          ok: false,
+          code: 'not_found',
+          message: everyHost
+            ? `schedule '${key}' runs on every host: trigger one host's copy, '${key.replace('/', '@<owner>/')}' (hourglass schedules lists them)`
+            : `schedule '${key}' does not exist or its plugin is not loaded`,
+        };
       }
     }
   }

@@ -19,7 +19,7 @@ import { openHost, type OpenedHost } from '../../src/cluster/open-host.ts';
 import { loadHostConfig, type PostgresConfig } from '../../src/config/host-config.ts';
 import { openPgCliStore } from '../../src/cli/pg-access.ts';
 import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
-import { queueCommand } from '../../src/store/postgres/pg-reads.ts';
+import { getCommand, queueCommand } from '../../src/store/postgres/pg-reads.ts';
 import { freshDatabase, testClient } from '../support/postgres.ts';
 import { spawnHost, type Proc } from './cluster-procs.ts';
 import {
@@ -251,6 +251,17 @@ test(
     assert.ok(copiesPaused, 'both copies of a/proxy/h are paused');
     const [note] = await q(`SELECT pause_note FROM schedules WHERE key = $1`, [h1]);
     assert.equal(note?.pause_note, 'maintenance');
+    // A trigger of the template names what to trigger instead: one host's copy.
+    const trig = await queueCommand(pool, 'b/proxy/h', 'trigger', null, Date.now());
+    let answer: string | null = null;
+    await waitFor(async () => {
+      answer = (await getCommand(pool, trig))?.result ?? null;
+      return answer !== null;
+    }, 15_000);
+    assert.match(
+      String(answer),
+      /runs on every host: trigger one host's copy, 'b@<owner>\/proxy\/h'/,
+    );
     // ... and stay paused: no run of a copy starts after the pause reached it.
     const pausedAt = Date.now();
     await sleep(2_500);
