@@ -7,7 +7,11 @@ import { randomUUID } from 'node:crypto';
 import type { HostConfig } from '../config/host-config.ts';
 import { errorMessage, HourglassError } from '../errors.ts';
 import { Host, type HostOptions } from '../host/host.ts';
+import { hostOutcome, type CommandOutcome } from '../cli/cli-store.ts';
+import { sendPgCommand } from '../cli/pg-access.ts';
 import { PgStore } from '../store/postgres/pg-store.ts';
+import { tenantOf } from '../store/postgres/tables.ts';
+import type { OperatorAction } from '../store/types.ts';
 import { Cluster, type ClusterEvents, type ClusterOptions } from './cluster.ts';
 
 export interface OpenedHost {
@@ -23,6 +27,12 @@ export interface OpenedHost {
   start(): Promise<{ loaded: string[]; failed: { pluginId: string; message: string }[] }>;
   /** Stops the host (and leaves the cluster, handing its tenants over at once). */
   stop(graceMs?: number): Promise<void>;
+  /**
+   * An operator command on any schedule of the cluster, from this host: applied here when this
+   * host serves the schedule's tenant (or shard), else queued for the host that does and
+   * answered by it (or reported queued when no host serves it), as the CLI does.
+   */
+  command(key: string, action: OperatorAction, note?: string | null): Promise<CommandOutcome>;
 }
 
 export async function openHost(
@@ -41,6 +51,8 @@ export async function openHost(
       storeName: config.store.path,
       start: () => host.start(),
       stop: (graceMs) => host.stop(graceMs),
+      command: (key, action, note = null) =>
+        Promise.resolve(hostOutcome(host.operateToResult(key, action, note), action, key)),
     };
   }
   const store = await PgStore.open({
@@ -101,5 +113,11 @@ export async function openHost(
       };
     },
     stop: (graceMs) => cluster.stop(graceMs),
+    async command(key, action, note = null) {
+      if (store.owned.has(tenantOf(key)))
+        return hostOutcome(host.operateToResult(key, action, note), action, key);
+      const { command: _, ...outcome } = await sendPgCommand(store.pool, key, action, note);
+      return outcome;
+    },
   };
 }

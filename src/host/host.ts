@@ -865,6 +865,21 @@ export class Host implements HostServices {
     }
   }
 
+  /**
+   * `operate`, answered as the JSON an applied operator command records as its result
+   * (`{"ok": <state or trigger outcome>}` or `{"error": {code, message}}`); never throws.
+   */
+  operateToResult(key: string, action: OperatorAction, note: string | null): string {
+    try {
+      const r = this.operate(key, action, note);
+      return r.ok
+        ? JSON.stringify({ ok: 'trigger' in r ? r.trigger : r.schedule.state })
+        : JSON.stringify({ error: { code: r.code, message: r.message } });
+    } catch (err) {
+      return JSON.stringify({ error: { code: 'internal', message: errorMessage(err) } });
+    }
+  }
+
   /** Applies commands the CLI queued in the store. Called on a timer while the host runs. */
   applyOperatorCommands(): number {
     if (this.#state !== 'started') return 0;
@@ -873,15 +888,7 @@ export class Host implements HostServices {
       .pendingCommands()
       .filter((c) => !this.#adopting.has(c.scheduleKey.slice(0, c.scheduleKey.indexOf('/'))));
     for (const cmd of pending) {
-      let result: string;
-      try {
-        const r = this.operate(cmd.scheduleKey, cmd.action, cmd.note);
-        result = r.ok
-          ? JSON.stringify({ ok: 'trigger' in r ? r.trigger : r.schedule.state })
-          : JSON.stringify({ error: { code: r.code, message: r.message } });
-      } catch (err) {
-        result = JSON.stringify({ error: { code: 'internal', message: errorMessage(err) } });
-      }
+      const result = this.operateToResult(cmd.scheduleKey, cmd.action, cmd.note);
       this.store.completeCommand(cmd.id, result, Date.now());
     }
     return pending.length;

@@ -273,6 +273,25 @@ test(
       [],
     );
 
+    // An operator command from either host reaches the owner of the schedule's tenant.
+    const oneHas = one.cluster?.owned[0] as string;
+    const paused = await two.command(`${oneHas}/proxy/c`, 'pause', 'from two');
+    assert.deepEqual(paused, {
+      via: 'host',
+      ok: true,
+      message: `pause ${oneHas}/proxy/c: paused`,
+    });
+    assert.deepEqual(
+      await q('SELECT state, pause_note FROM schedules WHERE key = $1', [`${oneHas}/proxy/c`]),
+      [{ state: 'paused', pause_note: 'from two' }],
+    );
+    const resumed = await one.command(`${oneHas}/proxy/c`, 'resume');
+    assert.equal(resumed.ok, true, resumed.message);
+    await one.host.store.committed();
+    assert.deepEqual(await q('SELECT state FROM schedules WHERE key = $1', [`${oneHas}/proxy/c`]), [
+      { state: 'active' },
+    ]);
+
     // Host two leaves: host one closes its replica shards.
     stopped.add(two);
     await two.stop(2_000);
