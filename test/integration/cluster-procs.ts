@@ -49,4 +49,3 @@ export function spawnHost(config: string, log: string[]): Proc {
   child.stderr?.on('data', (d: Buffer) => log.push(`stderr ${child.pid}: ${d.toString()}`));
   return p;
 }
-
