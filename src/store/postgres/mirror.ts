@@ -1,8 +1,9 @@
 /**
  * Row images between the PostgreSQL store's in-memory mirror (a `SqliteStore` on `:memory:`)
  * and PostgreSQL: read the current rows of given keys from the mirror, build the upsert that
- * writes them to PostgreSQL with their tenant's epoch, and copy a tenant's rows from PostgreSQL
- * into the mirror when the host takes the tenant (and drop them when it gives it up).
+ * writes them to PostgreSQL with their tenant's epoch (and the flush that writes a whole batch
+ * in one statement, `flushSql`), and copy a tenant's rows from PostgreSQL into the mirror when
+ * the host takes the tenant (and drop them when it gives it up).
  *
  * Images, not statements: a flush writes each changed row's current state, so writing the same
  * image twice (a retry after a lost connection) changes nothing, and several changes of one row
@@ -88,7 +89,7 @@ export interface FlushPart {
 }
 
 /** Parameters of `flushSql` before the parts' arrays. */
-export const FLUSH_PARAMS = 4;
+const FLUSH_PARAMS = 4;
 
 /**
  * A flush as one statement (one round trip, its own transaction; the fencing argument is in
