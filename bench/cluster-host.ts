@@ -18,7 +18,9 @@
  * `CLUSTER_HOST_FLUSH_TIMING=1` (the bench's profiled round only) times the PostgreSQL store's
  * flushes from outside the store: it wraps the clients `PgStore` takes from its pool with
  * `pool.connect()` (which only flushes and tenant loads do) and sums, per statement kind, the
- * wall time from sending to the answer, and the rows each flush upserts. Nothing in src/ changes.
+ * wall time from sending to the answer, and the rows each flush upserts. A flush is either the
+ * one statement `WITH lease …` (its rows: the sum of its 4th parameter, rows per tenant) or,
+ * when it replaces job contracts, BEGIN … COMMIT. Nothing in src/ changes.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -41,7 +43,7 @@ const config = parseHostConfig(JSON.parse(readFileSync(file, 'utf8')), file, dir
 /** Wall time (ms) and count per statement kind of the store's flushes, and rows upserted. */
 export interface FlushTiming {
   flushes: number;
-  /** From BEGIN sent to COMMIT answered, summed; and the longest. */
+  /** From BEGIN sent to COMMIT answered (or the one statement's round trip), summed; the longest. */
   flushMs: number;
   maxFlushMs: number;
   rows: number;
@@ -50,8 +52,11 @@ export interface FlushTiming {
 
 const timing: FlushTiming = { flushes: 0, flushMs: 0, maxFlushMs: 0, rows: 0, byKind: {} };
 
+const ONE_STATEMENT = 'flush (one statement)';
+
 function kindOf(sql: string): string {
   const s = sql.trimStart();
+  if (s.startsWith('WITH lease ')) return ONE_STATEMENT;
   if (s.startsWith('INSERT INTO ')) return `upsert ${s.slice(12).split(/[\s(]/)[0] ?? '?'}`;
   if (s.startsWith('SELECT tenant, owner, epoch FROM hg_shards')) return 'lock leases';
   return s.split(/\s/)[0]?.toUpperCase() ?? '?';
@@ -83,12 +88,18 @@ function timeFlushes(store: PgStore): void {
             const cols = a[1] as unknown[][] | undefined;
             timing.rows += Array.isArray(cols?.[0]) ? cols[0].length : 0;
           }
+          if (kind === ONE_STATEMENT) {
+            begun = t0;
+            const perTenant = (a[1] as unknown[] | undefined)?.[3];
+            if (Array.isArray(perTenant))
+              for (const n of perTenant) timing.rows += typeof n === 'number' ? n : 0;
+          }
           return query(...a).then((r) => {
             const t1 = performance.now();
             const k = (timing.byKind[kind] ??= { n: 0, ms: 0 });
             k.n++;
             k.ms += t1 - t0;
-            if (kind === 'COMMIT' && begun > 0) {
+            if ((kind === 'COMMIT' || kind === ONE_STATEMENT) && begun > 0) {
               timing.flushes++;
               timing.flushMs += t1 - begun;
               timing.maxFlushMs = Math.max(timing.maxFlushMs, t1 - begun);

@@ -213,7 +213,7 @@ export function printProfile(x: RoundResult, windowMs: number): void {
     console.log(
       `  flushes: ${f.flushes} (${((f.flushes * 1000) / windowMs).toFixed(1)}/s), ` +
         `${(f.rows / f.flushes).toFixed(0)} rows each, ${(f.flushMs / f.flushes).toFixed(2)} ms each (longest ${f.maxFlushMs.toFixed(1)} ms) ` +
-        `(BEGIN sent → COMMIT answered, wall; one flush at a time), ${share(f.flushMs)} of the window`,
+        `(BEGIN sent → COMMIT answered, or the one statement sent → answered; wall; one flush at a time), ${share(f.flushMs)} of the window`,
     );
     console.table(
       Object.entries(f.byKind).map(([statement, k]) => ({

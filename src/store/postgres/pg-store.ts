@@ -7,18 +7,33 @@
  * keeps the owned tenants' rows in an in-memory mirror (a `SqliteStore` on `:memory:`: the same
  * code answers every synchronous read and write of the `Store` interface, with the same
  * semantics) and writes every changed row to PostgreSQL behind it: each write marks its rows
- * dirty, and one transaction per turn of the event loop (a flush) upserts their current images.
+ * dirty, and one flush per turn of the event loop (one at a time) upserts their current images.
  * `committed()` resolves once the flush holding the writes made so far has committed, like the
  * SQLite store's group commit; the scheduler calls a guest only then. The mirror is not a cache
  * of shared data: nobody else writes an owned tenant's rows (operator commands are queued rows
  * that the owner applies), so it is the owner's state and PostgreSQL is its durable copy.
  *
- * Fencing. Every row carries the epoch of the tenant's lease it was written under; a flush
- * first locks its tenants' lease rows (`FOR SHARE`, so a takeover waits for it or it for the
- * takeover), drops the rows of tenants this host no longer owns at that epoch (counted in
- * `hg_fence_rejections`), and the database's trigger `hg_fence()` refuses any row whose epoch is
- * not current (SQLSTATE HGF01). A fenced tenant's waiters reject with `HG_STORE_FENCED` (the
- * scheduler then does not call the guest) and the fence listener drops the tenant.
+ * Fencing. Every row carries the epoch of the tenant's lease it was written under. A flush is
+ * one statement (`flushSql` in mirror.ts: one round trip, its own transaction): it locks the
+ * lease rows (`hg_shards`, `FOR SHARE`) of the batch's tenants that this host still holds at the
+ * epochs it thinks, upserts the rows of those tenants only, and records each other tenant in
+ * `hg_fence_rejections` with its count of rows (which are dropped). Every upsert takes only rows
+ * of tenants the lock returned, so a tenant's lease row is locked before any of its rows is
+ * written. A takeover is an UPDATE of the lease row that bumps its epoch; if it
+ * - committed before the statement started: the statement sees the new epoch (or owner), so the
+ *   tenant is not locked and its rows are refused;
+ * - is in progress (updated, not committed): `FOR SHARE` waits for it to end; committed, READ
+ *   COMMITTED re-reads the row's newest version and checks owner and epoch again: refused; rolled
+ *   back, the old row is locked: written;
+ * - starts after the lock was taken: its UPDATE waits until the flush commits, so the rows land
+ *   under the epoch then still current, and the new owner, which reads the tenant's rows only
+ *   after its claim commits, finds them.
+ * A batch that replaces job contracts (a plugin loaded: a plugin's contracts are deleted, then
+ * inserted, which one statement cannot do to the same row) is a transaction of several
+ * statements with the same steps: lock, drop and count the fenced tenants' rows, write the rest.
+ * Independently, the database's trigger `hg_fence()` refuses any row whose epoch is not current
+ * (SQLSTATE HGF01). A fenced tenant's waiters reject with `HG_STORE_FENCED` (the scheduler then
+ * does not call the guest) and the fence listener drops the tenant.
  *
  * Failures. A flush that fails for another reason (connection lost, database restarting) keeps
  * its rows dirty and is retried with backoff; its waiters reject with `HG_STORE_WRITE`, and the
@@ -49,11 +64,14 @@ import type {
 import {
   columnArrays,
   dropTenantRows,
+  flushSql,
   importRows,
+  pgExtra,
   readImages,
   recountTenant,
   tenantOfRow,
   upsertSql,
+  type FlushPart,
   type RowImage,
 } from './mirror.ts';
 import { pgError } from './pg-errors.ts';
@@ -499,11 +517,58 @@ export class PgStore implements Store {
     if (dirtySize(this.#dirty) > 0 || this.#waiters.length > 0) this.#startFlush();
   }
 
-  /** One transaction: lock the tenants' leases, drop fenced tenants' rows, upsert the rest. */
+  /**
+   * Writes a batch with its fencing (the module comment): one statement (`flushSql`) unless it
+   * replaces job contracts, which needs a transaction of several (`#writeContracts`). Returns
+   * the tenants whose rows were refused.
+   */
   async #write(
     batch: [TableSpec, RowImage[]][],
     contractPlugins: ReadonlySet<string>,
     epochs: ReadonlyMap<string, number>,
+  ): Promise<Set<string>> {
+    const epochOf = (t: string): number => epochs.get(t) ?? 0;
+    if (contractPlugins.size > 0) return this.#writeContracts(batch, contractPlugins, epochOf);
+    const rowsOf = new Map<string, number>();
+    const parts: FlushPart[] = [];
+    const arrays: unknown[][] = [];
+    for (const [spec, rows] of batch) {
+      if (rows.length === 0) continue;
+      const tenant = tenantOfRow(spec);
+      for (const r of rows) rowsOf.set(tenant(r), (rowsOf.get(tenant(r)) ?? 0) + 1);
+      const extra = pgExtra(spec, epochOf);
+      parts.push({ spec, extra: extra.columns });
+      arrays.push(...columnArrays(spec, rows, extra.values));
+    }
+    if (parts.length === 0) return new Set();
+    const tenants = [...rowsOf.keys()];
+    const c = await this.pool.connect();
+    try {
+      const r = await c.query<{ tenant: string }>(flushSql(parts), [
+        tenants,
+        tenants.map(epochOf),
+        this.owner,
+        tenants.map((t) => rowsOf.get(t)),
+        ...arrays,
+      ]);
+      const fenced = new Set(r.rows.map((x) => x.tenant));
+      for (const t of fenced) this.fencedRows += rowsOf.get(t) ?? 0;
+      return fenced;
+    } finally {
+      c.release();
+    }
+  }
+
+  /**
+   * A batch that replaces job contracts (a plugin loaded): one transaction of several
+   * statements, as contracts are replaced per plugin (delete its rows, then insert the images),
+   * which one statement cannot do to the same row. Lock the tenants' leases, drop fenced
+   * tenants' rows, write the rest.
+   */
+  async #writeContracts(
+    batch: [TableSpec, RowImage[]][],
+    contractPlugins: ReadonlySet<string>,
+    epochOf: (tenant: string) => number,
   ): Promise<Set<string>> {
     const tenants = new Set<string>();
     for (const [spec, rows] of batch) {
@@ -520,11 +585,9 @@ export class PgStore implements Store {
       );
       const live = new Set<string>();
       for (const l of leases.rows)
-        if (l.owner === this.owner && epochs.get(l.tenant) === l.epoch) live.add(l.tenant);
+        if (l.owner === this.owner && epochOf(l.tenant) === l.epoch) live.add(l.tenant);
       const fenced = new Set([...tenants].filter((t) => !live.has(t)));
       const refused = new Map<string, number>();
-      const epochOf = (t: string) => epochs.get(t) ?? 0;
-      // Contracts are replaced per plugin: delete the plugin's rows, then insert the images.
       const plugins = [...contractPlugins].filter((p) => live.has(tenantOf(p)));
       if (plugins.length > 0)
         await c.query('DELETE FROM job_contracts WHERE plugin_id = ANY($1)', [plugins]);
@@ -537,31 +600,16 @@ export class PgStore implements Store {
           return false;
         });
         if (rows.length === 0) continue;
-        if (spec === COMMANDS) {
-          await c.query(upsertSql(COMMANDS, []), columnArrays(COMMANDS, rows, []));
-        } else if (spec === CONTRACTS) {
-          await c.query(
-            upsertSql(CONTRACTS, [
-              ['tenant', 'text'],
-              ['epoch', 'bigint'],
-            ]),
-            columnArrays(CONTRACTS, rows, [(r) => tenant(r), (r) => epochOf(tenant(r))]),
-          );
-        } else {
-          await c.query(
-            upsertSql(spec, [['epoch', 'bigint']]),
-            columnArrays(spec, rows, [(r) => epochOf(tenant(r))]),
-          );
-        }
+        const extra = pgExtra(spec, epochOf);
+        await c.query(upsertSql(spec, extra.columns), columnArrays(spec, rows, extra.values));
       }
-      for (const [t, n] of refused) {
+      for (const [t, n] of refused)
         await c.query(
           'INSERT INTO hg_fence_rejections (tenant, owner, epoch, rows) VALUES ($1, $2, $3, $4)',
           [t, this.owner, epochOf(t), n],
         );
-        this.fencedRows += n;
-      }
       await c.query('COMMIT');
+      for (const n of refused.values()) this.fencedRows += n;
       return fenced;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
