@@ -20,7 +20,14 @@ import {
 } from '../plugin/manifest.ts';
 import { InThreadSandbox } from '../sandbox/in-thread-sandbox.ts';
 import { WorkerPoolSandbox } from '../sandbox/pool/worker-pool-sandbox.ts';
-import type { CallerContext, HostCallAnswer, HostCallHandler, Sandbox } from '../sandbox/types.ts';
+import type {
+  CallerContext,
+  GuestInfo,
+  GuestSpec,
+  HostCallAnswer,
+  HostCallHandler,
+  Sandbox,
+} from '../sandbox/types.ts';
 import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declaration.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
@@ -411,22 +418,15 @@ export class Host implements HostServices {
       );
       return;
     }
-    const allowed = new Set<Capability>(tenant.capabilities);
-    const plugin: LoadedPlugin = {
-      id: pluginId,
-      tenant: shard,
+    const { plugin, info } = await this.#sandboxLoad(
+      tenant,
+      shard,
+      entry,
       manifest,
-      granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
-      limits: capLimits(manifest.limits, tenant.quotas),
-      sandboxId: pluginId,
-    };
-    const info = await this.#sandbox.load({
       pluginId,
-      tenant: shard,
-      wasm: readWasmFile(manifest, this.config.maxWasmBytes, pluginId),
-      config: { ...manifest.config, ...entry.config },
-      limits: plugin.limits,
-    });
+      pluginId,
+      readWasmFile(manifest, this.config.maxWasmBytes, pluginId),
+    );
     try {
       this.store.upsertPlugin(
         this.#pluginRecord(pluginId, shard, manifest, info.sha256, 'loaded', null),
@@ -553,23 +553,16 @@ export class Host implements HostServices {
   ): Promise<LoadedPlugin> {
     const wasm = readWasmFile(manifest, this.config.maxWasmBytes, pluginId);
     const old = this.#plugins.get(pluginId);
-    const allowed = new Set<Capability>(tenant.capabilities);
-    const plugin: LoadedPlugin = {
-      id: pluginId,
-      tenant: tenant.id,
-      manifest,
-      granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
-      limits: capLimits(manifest.limits, tenant.quotas),
-      sandboxId: old?.sandboxId === pluginId ? `${pluginId}#2` : pluginId,
-    };
     // 1. Build and check the new version beside the old one.
-    const info = await this.#sandbox.load({
-      pluginId: plugin.sandboxId,
-      tenant: tenant.id,
+    const { plugin, info } = await this.#sandboxLoad(
+      tenant,
+      tenant.id,
+      entry,
+      manifest,
+      pluginId,
+      old?.sandboxId === pluginId ? `${pluginId}#2` : pluginId,
       wasm,
-      config: { ...manifest.config, ...entry.config },
-      limits: plugin.limits,
-    });
+    );
     let checked: CheckedVersion;
     try {
       checked = await this.#discover(plugin, info.sha256);
@@ -608,6 +601,38 @@ export class Host implements HostServices {
       reconcile: result,
     });
     return plugin;
+  }
+
+  /**
+   * A plugin's grants and limits (the manifest's, within the tenant's), and its module loaded
+   * into the sandbox as `sandboxId`, for `shard` (the tenant, or a replica shard of it).
+   */
+  async #sandboxLoad(
+    tenant: TenantConfig,
+    shard: string,
+    entry: PluginEntry,
+    manifest: PluginManifest,
+    pluginId: string,
+    sandboxId: string,
+    wasm: GuestSpec['wasm'],
+  ): Promise<{ plugin: LoadedPlugin; info: GuestInfo }> {
+    const allowed = new Set<Capability>(tenant.capabilities);
+    const plugin: LoadedPlugin = {
+      id: pluginId,
+      tenant: shard,
+      manifest,
+      granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
+      limits: capLimits(manifest.limits, tenant.quotas),
+      sandboxId,
+    };
+    const info = await this.#sandbox.load({
+      pluginId: sandboxId,
+      tenant: shard,
+      wasm,
+      config: { ...manifest.config, ...entry.config },
+      limits: plugin.limits,
+    });
+    return { plugin, info };
   }
 
   /** Discovery and validation of a version (no store change): `schedules()`, declarations. */
