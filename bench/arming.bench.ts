@@ -122,7 +122,11 @@ function makeConfig(dir: string): HostConfig {
   );
   const schedules = JSON.stringify(Array.from({ length: PER_PLUGIN }, (_, i) => declaration(i)));
   const raw = {
-    store: { path: join(dir, 'hourglass.db') },
+    // STORE_WRITER=inline: the scheduler's thread writes the file (A/B against the writer thread).
+    store: {
+      path: join(dir, 'hourglass.db'),
+      writer: process.env.STORE_WRITER === 'inline' ? 'inline' : 'thread',
+    },
     tenants: Array.from({ length: TENANTS }, (_, t) => ({
       id: `t${t}`,
       quotas: { maxSchedules: PER_PLUGIN + CREATES + 10 },

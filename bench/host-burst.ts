@@ -27,6 +27,10 @@ export async function burstHost(opts: {
   concurrency: number;
   mode: 'pool' | 'in-thread';
   workers?: number;
+  /**
+   * Who writes the store file (`store.writer`). @defaultValue env STORE_WRITER, else "thread"
+   */
+  writer?: 'thread' | 'inline';
   /** The i-th schedule's declaration. @defaultValue every 24h (fires only when triggered) */
   declaration?: (i: number) => Record<string, unknown>;
 }): Promise<BurstHost> {
@@ -37,7 +41,10 @@ export async function burstHost(opts: {
   );
   const config = parseHostConfig(
     {
-      store: { path: join(dir, 'hourglass.db') },
+      store: {
+        path: join(dir, 'hourglass.db'),
+        writer: opts.writer ?? (process.env.STORE_WRITER === 'inline' ? 'inline' : 'thread'),
+      },
       sandbox: { mode: opts.mode, ...(opts.workers ? { workers: opts.workers } : {}) },
       tenants: [
         {

@@ -69,6 +69,12 @@ export interface StoreConfig {
    */
   readonly maxBytes: number | null;
   /**
+   * Who writes the SQLite file: `thread`, a writer thread of its own, so the scheduler's thread
+   * never waits for the disk (src/store/sqlite-writer/); `inline`, the scheduler's thread, with
+   * group commit (the store the CLI uses; `:memory:` is always inline). @defaultValue "thread"
+   */
+  readonly writer: 'thread' | 'inline';
+  /**
    * A PostgreSQL store instead of the SQLite file: several hosts may share it (docs/cluster.md).
    * From `store.postgres` in the config, or the `HOURGLASS_POSTGRES_URL` environment variable
    * (which wins over the file's URL, so a password need not be written in it). @defaultValue null
@@ -146,6 +152,7 @@ interface RawConfig {
   store?: {
     path?: string;
     maxBytes?: number;
+    writer?: 'thread' | 'inline';
     postgres?:
       | string
       | { url?: string; poolSize?: number; statementTimeoutMs?: number; leaseTtlMs?: number };
@@ -232,6 +239,7 @@ const validateConfig = compile<RawConfig>({
       properties: {
         path: PATH,
         maxBytes: { type: 'integer', minimum: 65_536, maximum: Number.MAX_SAFE_INTEGER },
+        writer: { enum: ['thread', 'inline'] },
         postgres: {
           oneOf: [
             POSTGRES_URL,
@@ -337,6 +345,7 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
           ? ':memory:'
           : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db'),
       maxBytes: raw.store?.maxBytes ?? null,
+      writer: raw.store?.writer ?? 'thread',
       postgres: postgresConfig(raw.store?.postgres, file),
     }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,

@@ -31,7 +31,7 @@ import type {
 import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declaration.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
-import { SqliteStore } from '../store/sqlite-store.ts';
+import { openSqliteStore } from '../store/sqlite-writer/threaded-store.ts';
 import type { OperatorAction, PluginRecord, ScheduleRecord, Store } from '../store/types.ts';
 import { MainThreadShare } from '../../host-functions/main-thread-share.ts';
 import { dispatchHostCall, HOST_CALL_FUEL } from '../../host-functions/registry.ts';
@@ -122,9 +122,7 @@ export class Host implements HostServices {
     this.clock = opts.clock ?? systemClock;
     this.#tenants = new Map(config.tenants.map((t) => [t.id, t]));
     this.#clustered = opts.clustered ?? false;
-    this.store =
-      opts.store ??
-      new SqliteStore(config.store.path, { groupCommit: true, maxBytes: config.store.maxBytes });
+    this.store = opts.store ?? openSqliteStore(config.store);
     const hostCall: HostCallHandler = (caller, fn, request) => this.#hostCall(caller, fn, request);
     const onGuestLog = (e: { pluginId: string; level: string; message: string }) =>
       this.events.emit('guest:log', { ...e, pluginId: e.pluginId.replace(/#\d+$/, '') });

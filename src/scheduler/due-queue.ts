@@ -2,13 +2,19 @@
  * A binary min-heap of (due time, schedule key) with lazy invalidation: changing or removing
  * a schedule gives it a new sequence number, and stale entries are dropped when they reach the top.
  * One queue and one timer serve every schedule (100k schedules cost 100k small objects, not
- * 100k timers).
+ * 100k timers). Entries due at the same time leave in the order they were set (ties go by
+ * sequence number), so what fires first does not depend on the heap's shape.
  */
 
 interface Entry {
   readonly dueAt: number;
   readonly key: string;
   readonly gen: number;
+}
+
+/** `a` leaves the queue before `b`. */
+function before(a: Entry, b: Entry): boolean {
+  return a.dueAt < b.dueAt || (a.dueAt === b.dueAt && a.gen < b.gen);
 }
 
 export class DueQueue {
@@ -71,7 +77,7 @@ export class DueQueue {
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if ((h[p] as Entry).dueAt <= e.dueAt) break;
+      if (!before(e, h[p] as Entry)) break;
       h[i] = h[p] as Entry;
       i = p;
     }
@@ -87,8 +93,8 @@ export class DueQueue {
       const l = 2 * i + 1;
       if (l >= h.length) break;
       const r = l + 1;
-      const c = r < h.length && (h[r] as Entry).dueAt < (h[l] as Entry).dueAt ? r : l;
-      if ((h[c] as Entry).dueAt >= last.dueAt) break;
+      const c = r < h.length && before(h[r] as Entry, h[l] as Entry) ? r : l;
+      if (!before(h[c] as Entry, last)) break;
       h[i] = h[c] as Entry;
       i = c;
     }

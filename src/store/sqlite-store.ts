@@ -348,8 +348,9 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * The connection itself, for the PostgreSQL store's in-memory mirror (postgres/mirror.ts),
-   * which copies rows in and out by primary key. Not for anything else.
+   * The connection itself, for the write-behind stores (write-behind.ts): their in-memory
+   * mirror copies rows in and out by primary key, and the threaded store's writer
+   * (sqlite-writer/) writes row images with it. Not for anything else.
    */
   get mirrorDatabase(): Database.Database {
     return this.#db;

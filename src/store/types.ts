@@ -3,8 +3,9 @@
  * with state, next fire time and cursor), job contracts and the run history. The scheduler
  * keeps an in-memory due queue derived from it and writes every change through it.
  *
- * The SQLite implementation is the embedded default; the PostgreSQL one (postgres/pg-store.ts)
- * lets several hosts share one database, each owning some tenants (docs/cluster.md).
+ * The SQLite implementation is the embedded default (on a host, written by a thread of its own:
+ * sqlite-writer/); the PostgreSQL one (postgres/pg-store.ts) lets several hosts share one
+ * database, each owning some tenants (docs/cluster.md).
  */
 import type { HourglassError } from '../errors.ts';
 import type { MisfirePolicy, OverlapPolicy, ScheduleScope } from '../schedule/declaration.ts';

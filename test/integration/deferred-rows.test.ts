@@ -1,6 +1,8 @@
 /**
  * Declared rows written after arming (issue 10): a plugin is armed before its new declared rows
- * are on disk. Proved here with a real host, guest and SQLite file:
+ * are on disk. Proved here with a real host, guest and SQLite file, on the inline store
+ * (`store.writer: "inline"`, where deferral is the store's own bookkeeping; the threaded store
+ * writes every row behind the scheduler's thread anyway):
  * - a host killed (SIGKILL) right after arming, with the rows still unwritten, loses nothing:
  *   the next start's discovery creates them again, arms them, and counts them;
  * - while they are unwritten, the guest's own listing, the host's reads and runtime operations
@@ -37,7 +39,7 @@ function writeConfig(dir: string): string {
   writeFileSync(
     file,
     JSON.stringify({
-      store: { path: join(dir, 'hourglass.db') },
+      store: { path: join(dir, 'hourglass.db'), writer: 'inline' },
       sandbox: { mode: 'in-thread' },
       tenants: [
         { id: 't', plugins: [{ manifest, config: { schedules: JSON.stringify(schedules) } }] },

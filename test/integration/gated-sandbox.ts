@@ -103,16 +103,16 @@ export class GatedSandbox implements Sandbox {
 
 /**
  * Lets the event loop run until released calls have returned and their outcomes are written.
- * With `store`, each round also waits for the store's writes so far (a guest is called only once
- * its run is committed: on PostgreSQL, after a round trip).
+ * Each round waits for the store's writes so far (a guest is called only once its run is
+ * committed: on the threaded SQLite store and on PostgreSQL, after a round trip).
  */
 export async function quiesce(
   g: GatedSandbox,
+  store: { committed(): Promise<void> },
   rounds = 3,
-  store?: { committed(): Promise<void> },
 ): Promise<void> {
   for (let quiet = 0; quiet < rounds;) {
-    await store?.committed();
+    await store.committed();
     await new Promise((resolve) => setImmediate(resolve));
     quiet = g.inside === 0 ? quiet + 1 : 0;
   }

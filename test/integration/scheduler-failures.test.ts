@@ -190,7 +190,7 @@ test('reloading one plugin waits only for its own runs, and keeps its waiting ti
   const g = gated as GatedSandbox;
   try {
     clock.advance(60_000);
-    await quiesce(g);
+    await quiesce(g, host.store);
     // Held: t/a/x (running) and u/b/z (running); t/a/y waits for t's only slot.
     assert.deepEqual(g.held.map((h) => h.scheduleKey).sort(), ['t/a/x', 'u/b/z']);
     const [waiting] = host.store.listRuns({ status: 'waiting' });
@@ -199,7 +199,7 @@ test('reloading one plugin waits only for its own runs, and keeps its waiting ti
     assert.ok(entry);
     let done = false;
     const reload = host.loadPlugin('t', entry).then(() => (done = true));
-    await quiesce(g);
+    await quiesce(g, host.store);
     assert.equal(done, false, 'waits for its own run');
     g.held.find((h) => h.scheduleKey === 't/a/x')?.release();
     await reload;
@@ -208,7 +208,7 @@ test('reloading one plugin waits only for its own runs, and keeps its waiting ti
       "b's run is still held: not awaited",
     );
     // The waiting tick survived the reload and runs on the new version.
-    await quiesce(g);
+    await quiesce(g, host.store);
     assert.ok(g.held.some((h) => h.runId === waiting?.id));
     g.open();
     await host.scheduler.settle();
@@ -255,7 +255,10 @@ test('a wasm that disappears fails the reload and leaves the old version serving
 test('an outcome write that does not persist is retried; a run row that vanished is written whole', async (t) => {
   const dir = tempDir(t);
   const clock = new ManualClock(T0);
-  const config = proxyConfig(dir, { id: 's', every: '10s' });
+  // The inline store: this test changes the file under the host, which reads it back (the
+  // threaded store's host reads its own mirror; the file is only its durable copy).
+  const base = proxyConfig(dir, { id: 's', every: '10s' });
+  const config = { ...base, store: { ...base.store, writer: 'inline' as const } };
   let gated: GatedSandbox | undefined;
   const { host } = await startHost(config, clock, {
     sandbox: (hc) => (gated = new GatedSandbox(hc)),
@@ -276,7 +279,7 @@ test('an outcome write that does not persist is retried; a run row that vanished
         SELECT RAISE(IGNORE);
       END;`);
     clock.advance(10_000);
-    await quiesce(g);
+    await quiesce(g, host.store);
     g.held[0]?.release();
     await host.scheduler.settle();
     assert.deepEqual(
@@ -286,7 +289,7 @@ test('an outcome write that does not persist is retried; a run row that vanished
     assert.equal(errors.filter((m) => m.includes('did not persist')).length, 1);
     // The run's row disappears while it runs (its start was rolled back): written whole.
     clock.advance(10_000);
-    await quiesce(g);
+    await quiesce(g, host.store);
     const held = g.held[0];
     assert.ok(held);
     db.prepare('DELETE FROM runs WHERE id = ?').run(held.runId);

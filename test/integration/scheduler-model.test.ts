@@ -328,7 +328,7 @@ class Harness {
       this.clock = new ManualClock(now + Math.floor(this.rand() * 5 * 60_000));
       await this.boot();
     }
-    await quiesce(this.g, 4, this.host.store);
+    await quiesce(this.g, this.host.store, 4);
     await this.checkReload();
     await this.check();
   }
@@ -392,7 +392,7 @@ class Harness {
       `reload of ${reload.pluginId} did not finish\n${this.log.slice(-30).join('\n')}`,
     );
     this.reload = null;
-    await quiesce(this.g, 4, this.host.store);
+    await quiesce(this.g, this.host.store, 4);
   }
 
   /**
@@ -499,7 +499,7 @@ for (const store of STORES)
           h.g.open();
           await h.checkReload();
           await h.host.scheduler.settle();
-          await quiesce(h.g, 4, h.host.store);
+          await quiesce(h.g, h.host.store, 4);
           await h.check();
         } finally {
           h.g.open();

@@ -4,12 +4,9 @@
  *
  * Shape. A host reads and writes only the tenants it owns (a lease per tenant in `hg_shards`,
  * taken by src/cluster/), and while it owns one it is that tenant's only writer. So the store
- * keeps the owned tenants' rows in an in-memory mirror (a `SqliteStore` on `:memory:`: the same
- * code answers every synchronous read and write of the `Store` interface, with the same
- * semantics) and writes every changed row to PostgreSQL behind it: each write marks its rows
- * dirty, and one flush per turn of the event loop (one at a time) upserts their current images.
- * `committed()` resolves once the flush holding the writes made so far has committed, like the
- * SQLite store's group commit; the scheduler calls a guest only then. The mirror is not a cache
+ * keeps the owned tenants' rows in an in-memory mirror and writes every changed row to
+ * PostgreSQL behind it (`WriteBehindStore`, ../write-behind.ts: dirty rows, one flush at a time,
+ * `committed()`, retries). The mirror is not a cache
  * of shared data: nobody else writes an owned tenant's rows (operator commands are queued rows
  * that the owner applies), so it is the owner's state and PostgreSQL is its durable copy.
  *
@@ -43,48 +40,31 @@
  */
 import pg from 'pg';
 import { HourglassError } from '../../errors.ts';
-import { SCHEDULE_SELECT, scheduleFromRaw, SqliteStore } from '../sqlite-store.ts';
+import { SCHEDULE_SELECT, scheduleFromRaw } from '../sqlite-store.ts';
 import type {
   HostLease,
-  JobContractRecord,
   LeaseClaim,
   LeaseResult,
   NewRun,
   OperatorAction,
-  OperatorCommand,
-  PluginRecord,
-  RunFinish,
-  RunQuery,
   RunRecord,
-  SchedulePatch,
-  ScheduleQuery,
   ScheduleRecord,
-  Store,
 } from '../types.ts';
+import { WriteBehindStore, type Batch, type Dirty } from '../write-behind.ts';
 import {
   columnArrays,
   dropTenantRows,
   flushSql,
   importRows,
   pgExtra,
-  readImages,
   recountTenant,
   tenantOfRow,
   upsertSql,
   type FlushPart,
-  type RowImage,
 } from './mirror.ts';
 import { pgError } from './pg-errors.ts';
 import { migrate } from './pg-schema.ts';
-import {
-  COMMANDS,
-  CONTRACTS,
-  PLUGINS,
-  RUNS,
-  SCHEDULES,
-  tenantOf,
-  type TableSpec,
-} from './tables.ts';
+import { COMMANDS, CONTRACTS, PLUGINS, RUNS, SCHEDULES, tenantOf } from './tables.ts';
 
 export interface PgStoreOptions {
   /** `postgres://user:password@host:port/database` */
@@ -100,41 +80,8 @@ export interface PgStoreOptions {
 /** Ids per block; blocks start above 2^40 so that ids PostgreSQL hands out itself never meet them. */
 const ID_BLOCK = 2 ** 20;
 const ID_BASE = 2 ** 40;
-/** The first retry of a failed flush; doubles up to FLUSH_RETRY_MAX_MS. */
-const FLUSH_RETRY_MS = 100;
-const FLUSH_RETRY_MAX_MS = 2_000;
-/** Finished runs the mirror keeps (they are in PostgreSQL; the mirror serves the host's reads). */
-const MIRROR_FINISHED_RUNS = 10_000;
 /** Finished runs and applied commands per tenant copied into the mirror when it is adopted. */
 const MIRROR_HISTORY = 1_000;
-
-interface Waiter {
-  readonly tenant: string | undefined;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-interface Dirty {
-  plugins: Set<string>;
-  contracts: Set<string>;
-  schedules: Set<string>;
-  runs: Set<number>;
-  commands: Set<number>;
-}
-
-function emptyDirty(): Dirty {
-  return {
-    plugins: new Set(),
-    contracts: new Set(),
-    schedules: new Set(),
-    runs: new Set(),
-    commands: new Set(),
-  };
-}
-
-function dirtySize(d: Dirty): number {
-  return d.plugins.size + d.contracts.size + d.schedules.size + d.runs.size + d.commands.size;
-}
 
 /** bigint (int8) columns as numbers: every stored number is a time in ms, a count or an id < 2^53. */
 export const PG_TYPES = {
@@ -166,36 +113,24 @@ export function redactUrl(url: string): string {
   }
 }
 
-export class PgStore implements Store {
+export class PgStore extends WriteBehindStore {
   readonly name: string;
   readonly pool: pg.Pool;
   readonly owner: string;
-  readonly #mirror = new SqliteStore(':memory:');
   /** Tenants this host owns, with the epoch it owns each under. */
   readonly #epochs = new Map<string, number>();
-  #dirty = emptyDirty();
-  /** Waiters for the next flush (writes not yet sent). */
-  #waiters: Waiter[] = [];
-  /** Waiters for the flush in flight. */
-  #inFlightWaiters: Waiter[] = [];
-  #flushing: Promise<void> | null = null;
-  #flushQueued = false;
-  #retryTimer: NodeJS.Timeout | null = null;
-  #retryMs = FLUSH_RETRY_MS;
-  #lastFailure: HourglassError | null = null;
-  #onWriteError: ((err: HourglassError) => void) | null = null;
+  /** The epochs each flush in flight was sent under (`tenantFenced` compares). */
+  #flushEpochs: ReadonlyMap<string, number> = new Map();
   #onFenced: ((tenant: string) => void) | null = null;
   #nextId = 0;
   #idEnd = 0;
   #nextBlock: Promise<void> | null = null;
   #spareBlock: [number, number] | null = null;
-  #closed = false;
-  /** Runs written since the mirror's runs were last counted (`#pruneRuns`). */
-  #runsSincePrune = 0;
   /** Rows refused for a stale epoch, by this store. */
   fencedRows = 0;
 
   private constructor(opts: PgStoreOptions) {
+    super();
     this.name = redactUrl(opts.url);
     this.owner = opts.owner;
     this.pool = new pg.Pool({
@@ -264,7 +199,7 @@ export class PgStore implements Store {
     } finally {
       c.release();
     }
-    const db = this.#mirror.mirrorDatabase;
+    const db = this.mirror.mirrorDatabase;
     this.#epochs.set(tenant, epoch);
     const specs = [PLUGINS, CONTRACTS, SCHEDULES, RUNS, COMMANDS];
     db.transaction(() => {
@@ -279,7 +214,7 @@ export class PgStore implements Store {
    * restart) as `abandoned`; returns them. Called once the tenant is adopted.
    */
   abandonTenantRuns(tenant: string, now: number, reason: string): RunRecord[] {
-    const db = this.#mirror.mirrorDatabase;
+    const db = this.mirror.mirrorDatabase;
     const ids = (
       db.prepare("SELECT id FROM runs WHERE tenant = ? AND status = 'running'").all(tenant) as {
         id: number;
@@ -289,24 +224,24 @@ export class PgStore implements Store {
     db.prepare(
       "UPDATE runs SET status = 'abandoned', reason = ?, finished_at = ? WHERE tenant = ? AND status = 'running'",
     ).run(reason, now, tenant);
-    for (const id of ids) this.#dirty.runs.add(id);
-    this.#touch();
-    return ids.map((id) => this.#mirror.getRun(id) as RunRecord);
+    for (const id of ids) this.dirty.runs.add(id);
+    this.touch();
+    return ids.map((id) => this.mirror.getRun(id) as RunRecord);
   }
 
   /** The host no longer owns `tenant`: forgets its rows and unsent writes (nothing is written). */
   dropTenant(tenant: string): void {
     this.#epochs.delete(tenant);
-    const d = this.#dirty;
+    const d = this.dirty;
     for (const set of [d.plugins, d.contracts, d.schedules] as Set<string>[])
       for (const k of set) if (tenantOf(k) === tenant) set.delete(k);
-    const db = this.#mirror.mirrorDatabase;
+    const db = this.mirror.mirrorDatabase;
     for (const id of d.runs) {
-      const r = this.#mirror.getRun(id);
+      const r = this.mirror.getRun(id);
       if (r && r.tenant === tenant) d.runs.delete(id);
     }
     for (const id of d.commands) {
-      const cmd = this.#mirror.getCommand(id);
+      const cmd = this.mirror.getCommand(id);
       if (cmd && tenantOf(cmd.scheduleKey) === tenant) d.commands.delete(id);
     }
     db.transaction(() => dropTenantRows(db, tenant))();
@@ -330,11 +265,11 @@ export class PgStore implements Store {
     } catch (err) {
       throw pgError(err, this.name, 'read operator commands');
     }
-    const db = this.#mirror.mirrorDatabase;
+    const db = this.mirror.mirrorDatabase;
     const fresh = rows.filter(
       (r) =>
         this.#epochs.has(tenantOf(r.schedule_key as string)) &&
-        !this.#mirror.getCommand(r.id as number),
+        !this.mirror.getCommand(r.id as number),
     );
     importRows(db, COMMANDS, fresh);
     return fresh.length;
@@ -363,7 +298,7 @@ export class PgStore implements Store {
    * runs were recorded `abandoned` by `abandonTenantRuns`). The caller commits and drops it.
    */
   retireReplicaCopies(shard: string, now: number): number {
-    const live = this.#mirror.listSchedules({
+    const live = this.mirror.listSchedules({
       tenant: shard,
       states: ['active', 'paused', 'completed'],
     });
@@ -410,111 +345,21 @@ export class PgStore implements Store {
     return this.#nextId++;
   }
 
-  // ---- flushing ----
+  // ---- flushing (the base's loop; this writes a batch with its fencing) ----
 
-  #touch(): void {
-    if (this.#flushQueued || this.#closed) return;
-    this.#flushQueued = true;
-    queueMicrotask(() => {
-      this.#flushQueued = false;
-      this.#startFlush();
-    });
-  }
-
-  #startFlush(): void {
-    if (this.#flushing !== null || this.#retryTimer !== null) return;
-    if (this.#closed) {
-      // The mirror is gone (a retry armed while closing must not read it): nothing is written.
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      const e = new HourglassError('HG_STORE', `store '${this.name}' is closed`);
-      for (const w of waiters) w.reject(e);
-      return;
-    }
-    const dirty = this.#dirty;
-    const waiters = this.#waiters;
-    if (dirtySize(dirty) === 0) {
-      this.#waiters = [];
-      for (const w of waiters) w.resolve();
-      return;
-    }
-    this.#dirty = emptyDirty();
-    this.#waiters = [];
-    this.#inFlightWaiters = waiters;
-    const db = this.#mirror.mirrorDatabase;
-    const batch: [TableSpec, RowImage[]][] = [
-      [PLUGINS, readImages(db, PLUGINS, dirty.plugins)],
-      [CONTRACTS, readImages(db, CONTRACTS, dirty.contracts)],
-      [SCHEDULES, readImages(db, SCHEDULES, dirty.schedules)],
-      [RUNS, readImages(db, RUNS, dirty.runs)],
-      [COMMANDS, readImages(db, COMMANDS, dirty.commands)],
-    ];
+  protected async writeBatch(batch: Batch, dirty: Dirty): Promise<ReadonlySet<string>> {
     const epochs = new Map(this.#epochs);
-    this.#flushing = this.#runFlush(batch, dirty, epochs, waiters);
+    this.#flushEpochs = epochs;
+    try {
+      return await this.#write(batch, dirty.contracts, epochs);
+    } catch (err) {
+      throw pgError(err, this.name, 'a flush');
+    }
   }
 
-  /** Writes one batch and settles its waiters; then starts the next flush if writes piled up. */
-  async #runFlush(
-    batch: [TableSpec, RowImage[]][],
-    dirty: Dirty,
-    epochs: ReadonlyMap<string, number>,
-    waiters: Waiter[],
-  ): Promise<void> {
-    let fenced: Set<string> | null = null;
-    let failure: HourglassError | null = null;
-    try {
-      fenced = await this.#write(batch, dirty.contracts, epochs);
-    } catch (err) {
-      failure = pgError(err, this.name, 'a flush');
-    }
-    // Settled synchronously from here: a `committed()` call now joins the next flush.
-    this.#flushing = null;
-    this.#inFlightWaiters = [];
-    if (fenced !== null) {
-      this.#retryMs = FLUSH_RETRY_MS;
-      this.#lastFailure = null;
-      for (const w of waiters) {
-        if (w.tenant !== undefined && fenced.has(w.tenant))
-          w.reject(
-            new HourglassError(
-              'HG_STORE_FENCED',
-              `store '${this.name}': this host no longer owns tenant ${w.tenant}; its writes were refused`,
-            ),
-          );
-        else w.resolve();
-      }
-      for (const t of fenced) {
-        if (this.#epochs.get(t) === epochs.get(t)) this.#epochs.delete(t);
-        try {
-          this.#onFenced?.(t);
-        } catch {
-          // A listener's failure must not become the store's.
-        }
-      }
-      this.#pruneRuns(dirty.runs.size);
-    } else {
-      const e = failure as HourglassError;
-      this.#lastFailure = e;
-      // Keep the rows: the retry writes their images again (unchanged rows are harmless).
-      for (const k of Object.keys(dirty) as (keyof Dirty)[])
-        for (const v of dirty[k] as Set<never>) (this.#dirty[k] as Set<never>).add(v);
-      for (const w of waiters) w.reject(e);
-      try {
-        this.#onWriteError?.(e);
-      } catch {
-        // as above
-      }
-      if (!this.#closed) {
-        this.#retryTimer = setTimeout(() => {
-          this.#retryTimer = null;
-          this.#startFlush();
-        }, this.#retryMs);
-        this.#retryTimer.unref();
-        this.#retryMs = Math.min(this.#retryMs * 2, FLUSH_RETRY_MAX_MS);
-      }
-      return;
-    }
-    if (dirtySize(this.#dirty) > 0 || this.#waiters.length > 0) this.#startFlush();
+  protected tenantFenced(tenant: string): void {
+    if (this.#epochs.get(tenant) === this.#flushEpochs.get(tenant)) this.#epochs.delete(tenant);
+    this.#onFenced?.(tenant);
   }
 
   /**
@@ -523,7 +368,7 @@ export class PgStore implements Store {
    * the tenants whose rows were refused.
    */
   async #write(
-    batch: [TableSpec, RowImage[]][],
+    batch: Batch,
     contractPlugins: ReadonlySet<string>,
     epochs: ReadonlyMap<string, number>,
   ): Promise<Set<string>> {
@@ -566,7 +411,7 @@ export class PgStore implements Store {
    * tenants' rows, write the rest.
    */
   async #writeContracts(
-    batch: [TableSpec, RowImage[]][],
+    batch: Batch,
     contractPlugins: ReadonlySet<string>,
     epochOf: (tenant: string) => number,
   ): Promise<Set<string>> {
@@ -619,157 +464,13 @@ export class PgStore implements Store {
     }
   }
 
-  /**
-   * Finished runs beyond MIRROR_FINISHED_RUNS leave the mirror (oldest first) once written.
-   * Counted only after about half that many runs were written since the last count (`written`
-   * runs of each flush bound the rows it could have added), not on every flush.
-   */
-  #pruneRuns(written: number): void {
-    this.#runsSincePrune += written;
-    if (this.#closed || this.#runsSincePrune < MIRROR_FINISHED_RUNS / 2) return;
-    this.#runsSincePrune = 0;
-    const db = this.#mirror.mirrorDatabase;
-    const n = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
-    if (n <= MIRROR_FINISHED_RUNS * 1.5) return;
-    const keep = [...this.#dirty.runs];
-    db.prepare(
-      `DELETE FROM runs WHERE id IN (
-         SELECT id FROM runs WHERE status NOT IN ('running', 'waiting')
-           AND id NOT IN (SELECT value FROM json_each(?))
-         ORDER BY id LIMIT ?)`,
-    ).run(JSON.stringify(keep), n - MIRROR_FINISHED_RUNS);
-  }
+  // ---- the Store interface where it differs from the base's ----
 
-  /** Resolves once every write made so far is in PostgreSQL (of `scope.tenant`, if given). */
-  committed(scope?: { readonly tenant?: string }): Promise<void> {
-    const pending = dirtySize(this.#dirty) > 0 || this.#flushQueued;
-    if (!pending && this.#flushing === null) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const w = { tenant: scope?.tenant, resolve, reject };
-      if (pending || this.#retryTimer !== null) this.#waiters.push(w);
-      else this.#inFlightWaiters.push(w);
-    });
-  }
-
-  setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
-    this.#onWriteError = listener;
-  }
-
-  // ---- the Store interface: the mirror answers, writes mark rows dirty ----
-
-  transaction<T>(fn: () => T): T {
-    return this.#mirror.transaction(fn);
-  }
-
-  upsertPlugin(rec: PluginRecord): void {
-    this.#mirror.upsertPlugin(rec);
-    this.#dirty.plugins.add(rec.id);
-    this.#touch();
-  }
-  getPlugin(id: string): PluginRecord | undefined {
-    return this.#mirror.getPlugin(id);
-  }
-  listPlugins(): PluginRecord[] {
-    return this.#mirror.listPlugins();
-  }
-
-  replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {
-    this.#mirror.replaceJobContracts(pluginId, contracts);
-    this.#dirty.contracts.add(pluginId);
-    this.#touch();
-  }
-  listJobContracts(pluginId?: string): JobContractRecord[] {
-    return this.#mirror.listJobContracts(pluginId);
-  }
-
-  getSchedule(key: string): ScheduleRecord | undefined {
-    return this.#mirror.getSchedule(key);
-  }
-  listSchedules(query?: ScheduleQuery): ScheduleRecord[] {
-    return this.#mirror.listSchedules(query);
-  }
-  countLiveSchedules(tenant: string, pluginId?: string): number {
-    return this.#mirror.countLiveSchedules(tenant, pluginId);
-  }
-  earliestDueByTenant(): Map<string, number> {
-    return this.#mirror.earliestDueByTenant();
-  }
-  insertSchedule(rec: ScheduleRecord): void {
-    this.#mirror.insertSchedule(rec);
-    this.#dirty.schedules.add(rec.key);
-    this.#touch();
-  }
-  /** Written at once into the mirror (`deferred` changes nothing here: the flush is already later). */
-  insertSchedules(recs: readonly ScheduleRecord[]): void {
-    this.#mirror.insertSchedules(recs);
-    for (const r of recs) this.#dirty.schedules.add(r.key);
-    this.#touch();
-  }
-  updateSchedule(key: string, patch: SchedulePatch): void {
-    this.#mirror.updateSchedule(key, patch);
-    this.#dirty.schedules.add(key);
-    this.#touch();
-  }
-
-  insertRun(run: NewRun): number {
+  /** Ids from this host's block (so an insert never waits for the database). */
+  protected insertRunRow(run: NewRun): number {
     const id = this.#newId();
-    this.#mirror.restoreRun({ ...run, id, coversUntil: run.coversUntil ?? null });
-    this.#dirty.runs.add(id);
-    this.#touch();
+    this.mirror.restoreRun({ ...run, id, coversUntil: run.coversUntil ?? null });
     return id;
-  }
-  finishRun(id: number, fin: RunFinish): boolean {
-    const ok = this.#mirror.finishRun(id, fin);
-    if (ok) {
-      this.#dirty.runs.add(id);
-      this.#touch();
-    }
-    return ok;
-  }
-  restoreRun(run: RunRecord): boolean {
-    const ok = this.#mirror.restoreRun(run);
-    if (ok) {
-      this.#dirty.runs.add(run.id);
-      this.#touch();
-    }
-    return ok;
-  }
-  getRun(id: number): RunRecord | undefined {
-    return this.#mirror.getRun(id);
-  }
-  listRuns(query?: RunQuery): RunRecord[] {
-    return this.#mirror.listRuns(query);
-  }
-  abandonRunning(now: number, reason: string): RunRecord[] {
-    const runs = this.#mirror.abandonRunning(now, reason);
-    for (const r of runs) this.#dirty.runs.add(r.id);
-    if (runs.length > 0) this.#touch();
-    return runs;
-  }
-
-  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean {
-    const ok = this.#mirror.advanceSchedule(key, from, nextAt, now);
-    if (ok) {
-      this.#dirty.schedules.add(key);
-      this.#touch();
-    }
-    return ok;
-  }
-  startWaitingRun(id: number, startedAt: number): void {
-    this.#mirror.startWaitingRun(id, startedAt);
-    this.#dirty.runs.add(id);
-    this.#touch();
-  }
-  listWaitingRuns(pluginId: string): RunRecord[] {
-    return this.#mirror.listWaitingRuns(pluginId);
-  }
-  writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean {
-    const ok = this.#mirror.writeCursor(key, generation, cursor, now);
-    if (ok) {
-      this.#dirty.schedules.add(key);
-      this.#touch();
-    }
-    return ok;
   }
 
   enqueueCommand(
@@ -779,7 +480,7 @@ export class PgStore implements Store {
     now: number,
   ): number {
     const id = this.#newId();
-    importRows(this.#mirror.mirrorDatabase, COMMANDS, [
+    importRows(this.mirror.mirrorDatabase, COMMANDS, [
       {
         id,
         schedule_key: scheduleKey,
@@ -790,58 +491,30 @@ export class PgStore implements Store {
         result: null,
       },
     ]);
-    this.#dirty.commands.add(id);
-    this.#touch();
+    this.dirty.commands.add(id);
+    this.touch();
     return id;
   }
-  pendingCommands(): OperatorCommand[] {
-    return this.#mirror.pendingCommands();
-  }
-  completeCommand(id: number, result: string, now: number): void {
-    this.#mirror.completeCommand(id, result, now);
-    this.#dirty.commands.add(id);
-    this.#touch();
-  }
-  getCommand(id: number): OperatorCommand | undefined {
-    return this.#mirror.getCommand(id);
-  }
-
   // ---- the host lease: on PostgreSQL, hosts hold tenants (src/cluster/), not the store ----
 
   /** Always granted: several hosts share a PostgreSQL store (tenant leases decide who fires what). */
   acquireLease(claim: LeaseClaim): LeaseResult {
-    return this.#mirror.acquireLease(claim);
+    return this.mirror.acquireLease(claim);
   }
   /** Fails (throws the last flush's error) while PostgreSQL does not take this host's writes. */
   renewLease(owner: string, now: number): boolean {
-    if (this.#lastFailure) throw this.#lastFailure;
-    return this.#mirror.renewLease(owner, now);
+    if (this.lastFailure) throw this.lastFailure;
+    return this.mirror.renewLease(owner, now);
   }
   releaseLease(owner: string): void {
-    this.#mirror.releaseLease(owner);
+    this.mirror.releaseLease(owner);
   }
   readLease(): HostLease | undefined {
-    return this.#mirror.readLease();
+    return this.mirror.readLease();
   }
 
-  /** Writes what is pending (once, if the database answers), then closes the pool. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#retryTimer !== null) {
-      clearTimeout(this.#retryTimer);
-      this.#retryTimer = null;
-      this.#startFlush();
-    }
-    await this.committed().catch(() => undefined);
-    this.#closed = true;
-    // The last flush failed (the database is gone): its rows are lost with the mirror; the
-    // retry it armed must not run.
-    if (this.#retryTimer !== null) {
-      clearTimeout(this.#retryTimer);
-      this.#retryTimer = null;
-    }
+  protected async closeDurable(): Promise<void> {
     await this.#nextBlock?.catch(() => undefined);
-    this.#mirror.close();
     await this.pool.end();
   }
 }

@@ -1,0 +1,76 @@
+/**
+ * Messages between the threaded SQLite store (threaded-store.ts, the scheduler's thread) and its
+ * writer thread (writer-main.ts), which owns the database file's only connection of this host.
+ *
+ * A request carries `sync: true` when the caller blocks on it (`Atomics.wait` on `signal`): the
+ * writer answers on the sync port and then wakes it. Other requests are answered on the
+ * worker's own port, matched by `id`.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { RowImage } from '../postgres/mirror.ts';
+import type { LeaseClaim, LeaseResult, HostLease, OperatorAction } from '../types.ts';
+
+export interface WriterData {
+  readonly path: string;
+  readonly maxBytes: number | null;
+  /** One Int32 the writer sets to 1 (and notifies) once a sync answer is on `port`. */
+  readonly signal: SharedArrayBuffer;
+  readonly port: MessagePort;
+}
+
+/** One table's rows in a write: its name, columns and key, and the images (arrays in column order). */
+export interface TableRows {
+  readonly table: string;
+  readonly columns: readonly string[];
+  readonly rows: readonly RowImage[];
+}
+
+export type WriterRequest =
+  | { readonly op: 'open' }
+  | {
+      readonly op: 'write';
+      readonly tables: readonly TableRows[];
+      /** Plugins whose contracts are replaced: their rows are deleted first. */
+      readonly contractPlugins: readonly string[];
+      /** The live-schedule counts of the tenants the batch's schedules belong to. */
+      readonly counts: readonly (readonly [string, string, number])[];
+    }
+  | { readonly op: 'acquire'; readonly claim: LeaseClaim }
+  | { readonly op: 'renew'; readonly owner: string; readonly now: number }
+  | { readonly op: 'release'; readonly owner: string }
+  | { readonly op: 'readLease' }
+  | {
+      readonly op: 'enqueue';
+      readonly key: string;
+      readonly action: OperatorAction;
+      readonly note: string | null;
+      readonly now: number;
+    }
+  | { readonly op: 'commands'; readonly after: number }
+  /** Takes not-yet-applied commands out (they were enqueued in a transaction that threw). */
+  | { readonly op: 'dequeue'; readonly ids: readonly number[] }
+  | { readonly op: 'maxBytes'; readonly bytes: number | null }
+  | { readonly op: 'close' };
+
+export type Envelope = WriterRequest & { readonly id: number; readonly sync: boolean };
+
+/** What each request answers. */
+export interface WriterAnswers {
+  open: null;
+  write: null;
+  /** `changed`: another connection committed since the store was opened (or last acquired). */
+  acquire: { readonly result: LeaseResult; readonly changed: boolean };
+  renew: boolean;
+  release: null;
+  readLease: HostLease | null;
+  enqueue: number;
+  /** Pending operator commands with an id above `after`, as rows. */
+  commands: Record<string, unknown>[];
+  dequeue: null;
+  maxBytes: null;
+  close: null;
+}
+
+export type Answer =
+  | { readonly id: number; readonly ok: unknown }
+  | { readonly id: number; readonly error: { readonly code: string; readonly message: string } };

@@ -1,0 +1,146 @@
+/**
+ * The writer thread of the threaded SQLite store (threaded-store.ts): it owns this host's
+ * connection to the database file and does every file write, so that a write or sync that waits
+ * behind other I/O (on a loaded disk: tens to hundreds of milliseconds) stalls this thread, not
+ * the scheduler's. It applies row images in one transaction per flush, and answers the rare
+ * synchronous operations (the lease, enqueueing a command) and the command poll.
+ *
+ * Images are written with `INSERT OR REPLACE` for schedules: a replace fires no trigger (SQLite
+ * fires delete triggers on a replace only with `recursive_triggers`), so neither the
+ * incarnation trigger nor the live counts move on their own; the counts are copied from the
+ * mirror, which keeps them exactly (`counts` in the request). Other tables have no triggers and
+ * take an upsert.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import { SqliteStore } from '../sqlite-store.ts';
+import { storeError } from '../sqlite-errors.ts';
+import type {
+  Answer,
+  Envelope,
+  TableRows,
+  WriterAnswers,
+  WriterData,
+  WriterRequest,
+} from './protocol.ts';
+
+const data = workerData as WriterData;
+const signal = new Int32Array(data.signal);
+let store: SqliteStore | null = null;
+let openError: unknown = null;
+try {
+  store = new SqliteStore(data.path, { maxBytes: data.maxBytes });
+} catch (err) {
+  openError = err;
+}
+const db: Database.Database | null = store?.mirrorDatabase ?? null;
+/** `PRAGMA data_version` when the host last read the file: changes when another connection commits. */
+let seenVersion = db ? dataVersion(db) : 0;
+
+function dataVersion(d: Database.Database): number {
+  return d.pragma('data_version', { simple: true }) as number;
+}
+
+const statements = new Map<string, Database.Statement>();
+function statement(sql: string): Database.Statement {
+  let st = statements.get(sql);
+  if (!st) statements.set(sql, (st = (db as Database.Database).prepare(sql)));
+  return st;
+}
+
+function writeSql(t: TableRows): string {
+  const cols = t.columns.join(', ');
+  const params = t.columns.map(() => '?').join(', ');
+  if (t.table === 'schedules' || t.table === 'job_contracts')
+    return `INSERT OR REPLACE INTO ${t.table} (${cols}) VALUES (${params})`;
+  const key = t.columns[0] as string;
+  const set = t.columns
+    .slice(1)
+    .map((c) => `${c} = excluded.${c}`)
+    .join(', ');
+  return `INSERT INTO ${t.table} (${cols}) VALUES (${params}) ON CONFLICT (${key}) DO UPDATE SET ${set}`;
+}
+
+function write(req: Extract<WriterRequest, { op: 'write' }>): null {
+  const d = db as Database.Database;
+  d.transaction(() => {
+    if (req.contractPlugins.length > 0)
+      statement(
+        'DELETE FROM job_contracts WHERE plugin_id IN (SELECT value FROM json_each(?))',
+      ).run(JSON.stringify(req.contractPlugins));
+    for (const t of req.tables) {
+      if (t.rows.length === 0) continue;
+      const st = statement(writeSql(t));
+      for (const r of t.rows) st.run(r);
+    }
+    const count = statement(
+      'INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live) VALUES (?, ?, ?)',
+    );
+    for (const c of req.counts) count.run(c);
+  })();
+  return null;
+}
+
+function handle(req: WriterRequest): WriterAnswers[WriterRequest['op']] {
+  if (req.op === 'open') {
+    if (openError) throw openError;
+    return null;
+  }
+  const s = store as SqliteStore;
+  const d = db as Database.Database;
+  switch (req.op) {
+    case 'write':
+      return write(req);
+    case 'acquire': {
+      const result = s.acquireLease(req.claim);
+      const v = dataVersion(d);
+      const changed = v !== seenVersion;
+      seenVersion = v;
+      return { result, changed };
+    }
+    case 'renew':
+      return s.renewLease(req.owner, req.now);
+    case 'release':
+      s.releaseLease(req.owner);
+      return null;
+    case 'readLease':
+      return s.readLease() ?? null;
+    case 'enqueue':
+      return s.enqueueCommand(req.key, req.action, req.note, req.now);
+    case 'commands':
+      return statement(
+        'SELECT * FROM operator_commands WHERE applied_at IS NULL AND id > ? ORDER BY id',
+      ).all(req.after) as Record<string, unknown>[];
+    case 'dequeue':
+      statement(
+        'DELETE FROM operator_commands WHERE applied_at IS NULL AND id IN (SELECT value FROM json_each(?))',
+      ).run(JSON.stringify(req.ids));
+      return null;
+    case 'maxBytes':
+      s.setMaxBytes(req.bytes);
+      return null;
+    case 'close':
+      store = null;
+      s.close();
+      return null;
+  }
+}
+
+(parentPort as NonNullable<typeof parentPort>).on('message', (m: Envelope) => {
+  let answer: Answer;
+  try {
+    if (store === null && m.op !== 'open' && openError === null)
+      throw new Error('the store is closed');
+    answer = { id: m.id, ok: handle(m) };
+  } catch (err) {
+    const e = storeError(err, data.path, m.op === 'write' ? 'a flush' : m.op, m.op !== 'readLease');
+    answer = { id: m.id, error: { code: e.code, message: e.message } };
+  }
+  if (m.sync) {
+    data.port.postMessage(answer);
+    Atomics.store(signal, 0, 1);
+    Atomics.notify(signal, 0);
+  } else {
+    (parentPort as NonNullable<typeof parentPort>).postMessage(answer);
+  }
+});

@@ -1,0 +1,435 @@
+/**
+ * A store that keeps its rows in an in-memory mirror and writes them behind to a durable copy:
+ * the shape the PostgreSQL store (postgres/pg-store.ts) and the threaded SQLite store
+ * (sqlite-writer/) share.
+ *
+ * The mirror is a `SqliteStore` on `:memory:`: the same code answers every synchronous read and
+ * write of the `Store` interface, with the same semantics, on the scheduler's thread and without
+ * I/O. Each write marks its rows dirty; one flush per turn of the event loop (one at a time)
+ * reads their current images and hands them to the subclass's `writeBatch`, which makes them
+ * durable elsewhere (PostgreSQL; a writer thread that owns the SQLite file). `committed()`
+ * resolves once the flush holding the writes made so far has committed, like SQLite's group
+ * commit; the scheduler calls a guest only then.
+ *
+ * Images, not statements: a flush writes each changed row's current state, so writing the same
+ * image twice (a retry) changes nothing, and several changes of one row in a burst cost one
+ * write. A flush that fails keeps its rows dirty and is retried with backoff; its waiters reject
+ * with the failure (`HG_STORE_WRITE`), and the write-error listener hears it (the host stops
+ * firing until a flush succeeds again, `renewLease` throwing the failure meanwhile). Nothing the
+ * host wrote is lost while the process lives.
+ *
+ * The mirror keeps every plugin, contract, schedule and open run, and the latest
+ * `MIRROR_FINISHED_RUNS` finished runs (the host's own reads); the whole history is in the
+ * durable copy, which the CLI reads.
+ */
+import { HourglassError } from '../errors.ts';
+import { readImages, type RowImage } from './postgres/mirror.ts';
+import {
+  COMMANDS,
+  CONTRACTS,
+  PLUGINS,
+  RUNS,
+  SCHEDULES,
+  type TableSpec,
+} from './postgres/tables.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import type {
+  HostLease,
+  JobContractRecord,
+  LeaseClaim,
+  LeaseResult,
+  NewRun,
+  OperatorAction,
+  OperatorCommand,
+  PluginRecord,
+  RunFinish,
+  RunQuery,
+  RunRecord,
+  SchedulePatch,
+  ScheduleQuery,
+  ScheduleRecord,
+  Store,
+} from './types.ts';
+
+/** The first retry of a failed flush; doubles up to FLUSH_RETRY_MAX_MS. */
+const FLUSH_RETRY_MS = 100;
+const FLUSH_RETRY_MAX_MS = 2_000;
+/** Finished runs the mirror keeps (the durable copy has them all). */
+export const MIRROR_FINISHED_RUNS = 10_000;
+
+interface Waiter {
+  readonly tenant: string | undefined;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** The keys of the rows changed since the last flush, per table. */
+export interface Dirty {
+  plugins: Set<string>;
+  /** Plugin ids whose contracts were replaced (a plugin's contracts are written whole). */
+  contracts: Set<string>;
+  schedules: Set<string>;
+  runs: Set<number>;
+  commands: Set<number>;
+}
+
+function emptyDirty(): Dirty {
+  return {
+    plugins: new Set(),
+    contracts: new Set(),
+    schedules: new Set(),
+    runs: new Set(),
+    commands: new Set(),
+  };
+}
+
+function dirtySize(d: Dirty): number {
+  return d.plugins.size + d.contracts.size + d.schedules.size + d.runs.size + d.commands.size;
+}
+
+/** A flush's rows: the current images of the dirty keys, table by table. */
+export type Batch = readonly (readonly [TableSpec, RowImage[]])[];
+
+export abstract class WriteBehindStore implements Store {
+  /** Names the store in messages. */
+  abstract readonly name: string;
+  protected readonly mirror = new SqliteStore(':memory:');
+  protected dirty = emptyDirty();
+  /** Waiters for the next flush (writes not yet sent). */
+  #waiters: Waiter[] = [];
+  /** Waiters for the flush in flight. */
+  #inFlightWaiters: Waiter[] = [];
+  #flushing: Promise<void> | null = null;
+  #flushQueued = false;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryMs = FLUSH_RETRY_MS;
+  /** The last flush's failure, until a flush succeeds. */
+  protected lastFailure: HourglassError | null = null;
+  #onWriteError: ((err: HourglassError) => void) | null = null;
+  protected closed = false;
+  /** Runs written since the mirror's runs were last counted (`#pruneRuns`). */
+  #runsSincePrune = 0;
+
+  /**
+   * Makes a batch durable. Resolves with the tenants whose rows the durable copy refused (this
+   * host no longer owns them: their waiters reject with `HG_STORE_FENCED`); rejects, with an
+   * `HourglassError`, when nothing was written.
+   */
+  protected abstract writeBatch(batch: Batch, dirty: Dirty): Promise<ReadonlySet<string>>;
+
+  /** A flush found that this host no longer owns `tenant` (after its waiters were rejected). */
+  protected tenantFenced(_tenant: string): void {}
+
+  /** Releases what the durable side holds (connections, a thread), after the last flush. */
+  protected abstract closeDurable(): Promise<void>;
+
+  // ---- flushing ----
+
+  protected touch(): void {
+    if (this.#flushQueued || this.closed) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#startFlush();
+    });
+  }
+
+  #startFlush(): void {
+    if (this.#flushing !== null || this.#retryTimer !== null) return;
+    if (this.closed) {
+      // The mirror is gone (a retry armed while closing must not read it): nothing is written.
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      const e = new HourglassError('HG_STORE', `store '${this.name}' is closed`);
+      for (const w of waiters) w.reject(e);
+      return;
+    }
+    const dirty = this.dirty;
+    const waiters = this.#waiters;
+    if (dirtySize(dirty) === 0) {
+      this.#waiters = [];
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    this.dirty = emptyDirty();
+    this.#waiters = [];
+    this.#inFlightWaiters = waiters;
+    const db = this.mirror.mirrorDatabase;
+    const batch: Batch = [
+      [PLUGINS, readImages(db, PLUGINS, dirty.plugins)],
+      [CONTRACTS, readImages(db, CONTRACTS, dirty.contracts)],
+      [SCHEDULES, readImages(db, SCHEDULES, dirty.schedules)],
+      [RUNS, readImages(db, RUNS, dirty.runs)],
+      [COMMANDS, readImages(db, COMMANDS, dirty.commands)],
+    ];
+    this.#flushing = this.#runFlush(batch, dirty, waiters);
+  }
+
+  /** Writes one batch and settles its waiters; then starts the next flush if writes piled up. */
+  async #runFlush(batch: Batch, dirty: Dirty, waiters: Waiter[]): Promise<void> {
+    let fenced: ReadonlySet<string> | null = null;
+    let failure: HourglassError | null = null;
+    try {
+      fenced = await this.writeBatch(batch, dirty);
+    } catch (err) {
+      failure =
+        err instanceof HourglassError
+          ? err
+          : new HourglassError(
+              'HG_STORE_WRITE',
+              `store '${this.name}': a flush failed: ${String(err)}`,
+              {
+                cause: err,
+              },
+            );
+    }
+    // Settled synchronously from here: a `committed()` call now joins the next flush.
+    this.#flushing = null;
+    this.#inFlightWaiters = [];
+    if (fenced !== null) {
+      this.#retryMs = FLUSH_RETRY_MS;
+      this.lastFailure = null;
+      for (const w of waiters) {
+        if (w.tenant !== undefined && fenced.has(w.tenant))
+          w.reject(
+            new HourglassError(
+              'HG_STORE_FENCED',
+              `store '${this.name}': this host no longer owns tenant ${w.tenant}; its writes were refused`,
+            ),
+          );
+        else w.resolve();
+      }
+      for (const t of fenced) {
+        try {
+          this.tenantFenced(t);
+        } catch {
+          // A listener's failure must not become the store's.
+        }
+      }
+      this.#pruneRuns(dirty.runs.size);
+    } else {
+      const e = failure as HourglassError;
+      this.lastFailure = e;
+      // Keep the rows: the retry writes their images again (unchanged rows are harmless).
+      for (const k of Object.keys(dirty) as (keyof Dirty)[])
+        for (const v of dirty[k] as Set<never>) (this.dirty[k] as Set<never>).add(v);
+      for (const w of waiters) w.reject(e);
+      try {
+        this.#onWriteError?.(e);
+      } catch {
+        // as above
+      }
+      if (!this.closed) {
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = null;
+          this.#startFlush();
+        }, this.#retryMs);
+        this.#retryTimer.unref();
+        this.#retryMs = Math.min(this.#retryMs * 2, FLUSH_RETRY_MAX_MS);
+      }
+      return;
+    }
+    if (dirtySize(this.dirty) > 0 || this.#waiters.length > 0) this.#startFlush();
+  }
+
+  /**
+   * Finished runs beyond MIRROR_FINISHED_RUNS leave the mirror (oldest first) once written.
+   * Counted only after about half that many runs were written since the last count (`written`
+   * runs of each flush bound the rows it could have added), not on every flush.
+   */
+  #pruneRuns(written: number): void {
+    this.#runsSincePrune += written;
+    if (this.closed || this.#runsSincePrune < MIRROR_FINISHED_RUNS / 2) return;
+    this.#runsSincePrune = 0;
+    const db = this.mirror.mirrorDatabase;
+    const n = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
+    if (n <= MIRROR_FINISHED_RUNS * 1.5) return;
+    const keep = [...this.dirty.runs];
+    db.prepare(
+      `DELETE FROM runs WHERE id IN (
+         SELECT id FROM runs WHERE status NOT IN ('running', 'waiting')
+           AND id NOT IN (SELECT value FROM json_each(?))
+         ORDER BY id LIMIT ?)`,
+    ).run(JSON.stringify(keep), n - MIRROR_FINISHED_RUNS);
+  }
+
+  /** Resolves once every write made so far is durable (of `scope.tenant`, if given). */
+  committed(scope?: { readonly tenant?: string }): Promise<void> {
+    const pending = dirtySize(this.dirty) > 0 || this.#flushQueued;
+    if (!pending && this.#flushing === null) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = { tenant: scope?.tenant, resolve, reject };
+      if (pending || this.#retryTimer !== null) this.#waiters.push(w);
+      else this.#inFlightWaiters.push(w);
+    });
+  }
+
+  setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
+    this.#onWriteError = listener;
+  }
+
+  /** Writes what is pending (once, if the durable side answers), then closes it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      this.#startFlush();
+    }
+    await this.committed().catch(() => undefined);
+    this.closed = true;
+    // The last flush failed (the durable side is gone): its rows are lost with the mirror; the
+    // retry it armed must not run.
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    try {
+      await this.closeDurable();
+    } finally {
+      this.mirror.close();
+    }
+  }
+
+  // ---- the Store interface: the mirror answers, writes mark rows dirty ----
+
+  transaction<T>(fn: () => T): T {
+    return this.mirror.transaction(fn);
+  }
+
+  upsertPlugin(rec: PluginRecord): void {
+    this.mirror.upsertPlugin(rec);
+    this.dirty.plugins.add(rec.id);
+    this.touch();
+  }
+  getPlugin(id: string): PluginRecord | undefined {
+    return this.mirror.getPlugin(id);
+  }
+  listPlugins(): PluginRecord[] {
+    return this.mirror.listPlugins();
+  }
+
+  replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {
+    this.mirror.replaceJobContracts(pluginId, contracts);
+    this.dirty.contracts.add(pluginId);
+    this.touch();
+  }
+  listJobContracts(pluginId?: string): JobContractRecord[] {
+    return this.mirror.listJobContracts(pluginId);
+  }
+
+  getSchedule(key: string): ScheduleRecord | undefined {
+    return this.mirror.getSchedule(key);
+  }
+  listSchedules(query?: ScheduleQuery): ScheduleRecord[] {
+    return this.mirror.listSchedules(query);
+  }
+  countLiveSchedules(tenant: string, pluginId?: string): number {
+    return this.mirror.countLiveSchedules(tenant, pluginId);
+  }
+  earliestDueByTenant(): Map<string, number> {
+    return this.mirror.earliestDueByTenant();
+  }
+  insertSchedule(rec: ScheduleRecord): void {
+    this.mirror.insertSchedule(rec);
+    this.dirty.schedules.add(rec.key);
+    this.touch();
+  }
+  /** Written at once into the mirror (`deferred` changes nothing here: the flush is already later). */
+  insertSchedules(recs: readonly ScheduleRecord[]): void {
+    this.mirror.insertSchedules(recs);
+    for (const r of recs) this.dirty.schedules.add(r.key);
+    this.touch();
+  }
+  updateSchedule(key: string, patch: SchedulePatch): void {
+    this.mirror.updateSchedule(key, patch);
+    this.dirty.schedules.add(key);
+    this.touch();
+  }
+  advanceSchedule(key: string, from: number, nextAt: number | null, now: number): boolean {
+    const ok = this.mirror.advanceSchedule(key, from, nextAt, now);
+    if (ok) {
+      this.dirty.schedules.add(key);
+      this.touch();
+    }
+    return ok;
+  }
+  writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean {
+    const ok = this.mirror.writeCursor(key, generation, cursor, now);
+    if (ok) {
+      this.dirty.schedules.add(key);
+      this.touch();
+    }
+    return ok;
+  }
+
+  /** A new run's row in the mirror; returns its id (a store with its own ids overrides this). */
+  protected insertRunRow(run: NewRun): number {
+    return this.mirror.insertRun(run);
+  }
+  insertRun(run: NewRun): number {
+    const id = this.insertRunRow(run);
+    this.dirty.runs.add(id);
+    this.touch();
+    return id;
+  }
+  finishRun(id: number, fin: RunFinish): boolean {
+    const ok = this.mirror.finishRun(id, fin);
+    if (ok) {
+      this.dirty.runs.add(id);
+      this.touch();
+    }
+    return ok;
+  }
+  restoreRun(run: RunRecord): boolean {
+    const ok = this.mirror.restoreRun(run);
+    if (ok) {
+      this.dirty.runs.add(run.id);
+      this.touch();
+    }
+    return ok;
+  }
+  getRun(id: number): RunRecord | undefined {
+    return this.mirror.getRun(id);
+  }
+  listRuns(query?: RunQuery): RunRecord[] {
+    return this.mirror.listRuns(query);
+  }
+  abandonRunning(now: number, reason: string): RunRecord[] {
+    const runs = this.mirror.abandonRunning(now, reason);
+    for (const r of runs) this.dirty.runs.add(r.id);
+    if (runs.length > 0) this.touch();
+    return runs;
+  }
+  startWaitingRun(id: number, startedAt: number): void {
+    this.mirror.startWaitingRun(id, startedAt);
+    this.dirty.runs.add(id);
+    this.touch();
+  }
+  listWaitingRuns(pluginId: string): RunRecord[] {
+    return this.mirror.listWaitingRuns(pluginId);
+  }
+
+  abstract enqueueCommand(
+    scheduleKey: string,
+    action: OperatorAction,
+    note: string | null,
+    now: number,
+  ): number;
+  pendingCommands(): OperatorCommand[] {
+    return this.mirror.pendingCommands();
+  }
+  completeCommand(id: number, result: string, now: number): void {
+    this.mirror.completeCommand(id, result, now);
+    this.dirty.commands.add(id);
+    this.touch();
+  }
+  getCommand(id: number): OperatorCommand | undefined {
+    return this.mirror.getCommand(id);
+  }
+
+  abstract acquireLease(claim: LeaseClaim): LeaseResult;
+  abstract renewLease(owner: string, now: number): boolean;
+  abstract releaseLease(owner: string): void;
+  abstract readLease(): HostLease | undefined;
+}

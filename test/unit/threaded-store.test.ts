@@ -1,0 +1,194 @@
+/**
+ * The threaded SQLite store (src/store/sqlite-writer/): what only it does, against a real file
+ * and a real writer thread. Its `Store` contract is in the conformance suite
+ * (store-conformance-sqlite.test.ts); here: another connection sees a flush once `committed()`
+ * resolves; a reopen reads the file back (ids go on); a write the file refuses is reported,
+ * kept and written once space returns; the lease is kept by the writer and released after the
+ * last flush; commands a CLI queues reach `pendingCommands()`; a copy is made again when another
+ * connection wrote before the lease was taken.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import type { HourglassError } from '../../src/errors.ts';
+import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
+import type { LeaseClaim, NewRun } from '../../src/store/types.ts';
+import { scheduleRow } from './schedule-row.ts';
+
+const T0 = Date.parse('2026-01-15T10:00:00Z');
+
+function file(t: TestContext): string {
+  const d = mkdtempSync(join(tmpdir(), 'hourglass-threaded-'));
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  return join(d, 'h.db');
+}
+
+function run(localId: string): NewRun {
+  return {
+    scheduleKey: `acme/p/${localId}`,
+    pluginId: 'acme/p',
+    tenant: 'acme',
+    localId,
+    trigger: 'schedule',
+    status: 'running',
+    reason: null,
+    scheduledAt: T0,
+    startedAt: T0,
+    finishedAt: null,
+    attempt: 1,
+    error: null,
+    outputBytes: null,
+    fuelUsed: null,
+    fuelBudget: null,
+    result: null,
+  };
+}
+
+function claim(owner: string): LeaseClaim {
+  return { owner, pid: process.pid, hostName: 'here', now: Date.now(), staleMs: 60_000 };
+}
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('a flush is in the file once committed() resolves; a reopen reads it back and ids go on', async (t) => {
+  const path = file(t);
+  const store = new ThreadedSqliteStore(path);
+  store.insertSchedules([scheduleRow('acme', 'a'), scheduleRow('acme', 'b')]);
+  const r1 = store.insertRun(run('a'));
+  store.updateSchedule('acme/p/b', { state: 'paused', pauseNote: 'n', updatedAt: T0 + 1 });
+  await store.committed();
+  const cli = new SqliteStore(path, { mustExist: true });
+  try {
+    assert.equal(cli.getSchedule('acme/p/b')?.state, 'paused');
+    assert.equal(cli.getRun(r1)?.status, 'running');
+    assert.equal(cli.countLiveSchedules('acme'), 2, 'counts follow the mirror');
+  } finally {
+    cli.close();
+  }
+  store.updateSchedule('acme/p/a', { state: 'deleted', updatedAt: T0 + 2 });
+  await store.close();
+
+  const again = new ThreadedSqliteStore(path);
+  t.after(() => again.close());
+  assert.equal(again.getSchedule('acme/p/b')?.pauseNote, 'n');
+  assert.equal(again.getSchedule('acme/p/a')?.state, 'deleted', 'close wrote the last change');
+  assert.equal(again.countLiveSchedules('acme'), 1);
+  assert.equal(again.getRun(r1)?.localId, 'a');
+  assert.ok(again.insertRun(run('b')) > r1, 'run ids go on after the file');
+  // A deleted schedule created again is a new incarnation, once (no trigger fires twice).
+  const gen = again.getSchedule('acme/p/a')?.generation as number;
+  again.updateSchedule('acme/p/a', { state: 'active', updatedAt: T0 + 3 });
+  assert.equal(again.getSchedule('acme/p/a')?.generation, gen + 1);
+  await again.committed();
+  const cli2 = new SqliteStore(path, { mustExist: true });
+  try {
+    assert.equal(cli2.getSchedule('acme/p/a')?.generation, gen + 1);
+  } finally {
+    cli2.close();
+  }
+});
+
+test('a write the file refuses is reported and kept, and written once space returns', async (t) => {
+  const path = file(t);
+  const store = new ThreadedSqliteStore(path);
+  t.after(() => store.close());
+  const errors: HourglassError[] = [];
+  store.setWriteErrorListener((e) => errors.push(e));
+  store.setMaxBytes(1); // held at its current size: as a full disk
+  const ids: number[] = [];
+  for (let i = 0; i < 300; i++)
+    ids.push(store.insertRun({ ...run(`r${i}`), error: 'x'.repeat(200) }));
+  await assert.rejects(store.committed(), (e: HourglassError) => e.code === 'HG_STORE_WRITE');
+  assert.ok(errors.some((e) => e.code === 'HG_STORE_WRITE'));
+  assert.throws(() => store.renewLease('h', Date.now()), /HG_STORE_WRITE|SQLITE_FULL|full/);
+  assert.equal(store.getRun(ids[299] as number)?.localId, 'r299', 'the host still reads its rows');
+  store.setMaxBytes(null);
+  await until('a retried flush', () => {
+    try {
+      store.renewLease('h', Date.now());
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  await store.committed();
+  const cli = new SqliteStore(path, { mustExist: true });
+  try {
+    assert.equal(cli.listRuns({ limit: 1000 }).length, 300, 'nothing was lost');
+  } finally {
+    cli.close();
+  }
+});
+
+test('the lease: one holder; a renewal that finds it taken says so at the next one; close releases it after the last write', async (t) => {
+  const path = file(t);
+  const a = new ThreadedSqliteStore(path);
+  assert.equal(a.acquireLease(claim('A')).ok, true);
+  const b = new ThreadedSqliteStore(path);
+  t.after(() => b.close());
+  const refused = b.acquireLease(claim('B'));
+  assert.equal(refused.ok, false);
+  assert.equal(!refused.ok && refused.holder.owner, 'A');
+  assert.equal(a.readLease()?.owner, 'A');
+  assert.equal(a.renewLease('A', Date.now()), true);
+
+  a.insertSchedule(scheduleRow('acme', 'late'));
+  a.releaseLease('A');
+  await a.close();
+  const taken = b.acquireLease(claim('B'));
+  assert.equal(taken.ok, true, 'released');
+  assert.equal(
+    b.getSchedule('acme/p/late')?.localId,
+    'late',
+    'written before the release; B copied it again',
+  );
+
+  // B's lease taken over (by force, as a takeover of a dead holder would): B hears it.
+  const c = new SqliteStore(path, { mustExist: true });
+  try {
+    assert.equal(c.acquireLease({ ...claim('C'), replaceOwner: 'B' }).ok, true);
+  } finally {
+    c.close();
+  }
+  assert.equal(b.renewLease('B', Date.now()), true, 'the answer of the previous renewal');
+  await until('the lost lease', () => !b.renewLease('B', Date.now()));
+});
+
+test('commands a CLI queues reach pendingCommands(); their outcome reaches the file', async (t) => {
+  const path = file(t);
+  const host = new ThreadedSqliteStore(path);
+  t.after(() => host.close());
+  host.insertSchedule(scheduleRow('acme', 'a'));
+  await host.committed();
+  const cli = new SqliteStore(path, { mustExist: true });
+  t.after(() => cli.close());
+  const id = cli.enqueueCommand('acme/p/a', 'pause', 'maintenance', T0);
+  await until('the command', () => host.pendingCommands().some((c) => c.id === id));
+  host.completeCommand(id, '{"ok":"paused"}', T0 + 1);
+  assert.deepEqual(host.pendingCommands(), []);
+  await host.committed();
+  assert.equal(cli.getCommand(id)?.result, '{"ok":"paused"}');
+  // A command the host queues itself has the file's next id; one queued in a transaction that
+  // throws is taken out again.
+  const own = host.enqueueCommand('acme/p/a', 'resume', null, T0 + 2);
+  assert.equal(own, id + 1);
+  assert.throws(() =>
+    host.transaction(() => {
+      host.enqueueCommand('acme/p/a', 'delete', null, T0 + 3);
+      throw new Error('no');
+    }),
+  );
+  assert.deepEqual(
+    cli.pendingCommands().map((c) => c.action),
+    ['resume'],
+  );
+});
