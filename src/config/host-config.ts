@@ -69,9 +69,10 @@ export interface StoreConfig {
    */
   readonly maxBytes: number | null;
   /**
-   * Who writes the SQLite file: `thread`, a writer thread of its own, so the scheduler's thread
-   * never waits for the disk (src/store/sqlite-writer/); `inline`, the scheduler's thread, with
-   * group commit (the store the CLI uses; `:memory:` is always inline). @defaultValue "thread"
+   * Who writes the SQLite file: `inline`, the scheduler's thread, with group commit; `thread`, a
+   * writer thread of its own, so the scheduler's thread never waits for the disk (lower fire
+   * lateness on a busy disk, at a cost in throughput, arming and restart: docs/store.md,
+   * src/store/sqlite-writer/). `:memory:` is always inline. @defaultValue "inline"
    */
   readonly writer: 'thread' | 'inline';
   /**
@@ -345,7 +346,7 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
           ? ':memory:'
           : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db'),
       maxBytes: raw.store?.maxBytes ?? null,
-      writer: raw.store?.writer ?? 'thread',
+      writer: raw.store?.writer ?? 'inline',
       postgres: postgresConfig(raw.store?.postgres, file),
     }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,

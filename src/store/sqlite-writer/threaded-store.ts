@@ -1,10 +1,11 @@
 /**
- * The embedded default store on the host: the SQLite file, written by a thread of its own.
+ * The host's SQLite file, written by a thread of its own (`store.writer: "thread"`; the default
+ * is the inline store, see "Cost" below).
  *
  * Why. The scheduler's thread must not do file I/O. On a loaded disk a WAL append, a sync or an
  * automatic checkpoint inside a commit waits tens to hundreds of milliseconds behind other I/O
- * (kernel stacks in docs/design.md, "Store writer thread"); on the scheduler's thread that wait
- * is every due tick's lateness. A second connection for checkpoints only moves the wait.
+ * (kernel stacks in docs/design.md, "Store"); on the scheduler's thread that wait is every due
+ * tick's lateness. A second connection for checkpoints only moves the wait.
  *
  * Shape. `WriteBehindStore` (../write-behind.ts): the host's rows live in an in-memory mirror
  * that answers every read and write synchronously; changed rows' images go to the writer thread
@@ -29,6 +30,11 @@
  *   next poll finds (an operator command takes one poll interval longer).
  * A writer thread that dies fails every later write (`HG_STORE_WRITE`): the host stops firing,
  * as with a failing disk, and says so.
+ *
+ * Cost (measured, docs/store.md): fire lateness p99 falls several-fold on a busy disk, but the
+ * mirror's inserts and each flush's images cost the scheduler's thread more CPU than group commit
+ * did (arming 100k schedules ~1.9x slower, a 20k burst ~0.56x the runs/s), and opening copies the
+ * file into memory. Hence opt-in until those are brought down.
  */
 import type Database from 'better-sqlite3';
 import {
@@ -376,8 +382,8 @@ export class ThreadedSqliteStore extends WriteBehindStore {
 }
 
 /**
- * The host's SQLite store as configured: threaded (the default), or inline with group commit
- * (`store.writer: "inline"`, and always for `:memory:`, which a second thread cannot share).
+ * The host's SQLite store as configured: inline with group commit (the default), or threaded
+ * (`store.writer: "thread"`; never for `:memory:`, which a second thread cannot share).
  */
 export function openSqliteStore(config: {
   readonly path: string;
