@@ -23,7 +23,7 @@
  * durable copy, which the CLI reads.
  */
 import { HourglassError } from '../errors.ts';
-import { readImages, type RowImage } from './postgres/mirror.ts';
+import { importRows, readImages, type RowImage } from './postgres/mirror.ts';
 import {
   COMMANDS,
   CONTRACTS,
@@ -410,6 +410,26 @@ export abstract class WriteBehindStore implements Store {
     return this.mirror.listWaitingRuns(pluginId);
   }
 
+  /** A command queued under `id` into the mirror (not dirty: the caller wrote it, or will). */
+  protected importCommand(
+    id: number,
+    scheduleKey: string,
+    action: OperatorAction,
+    note: string | null,
+    now: number,
+  ): void {
+    importRows(this.mirror.mirrorDatabase, COMMANDS, [
+      {
+        id,
+        schedule_key: scheduleKey,
+        action,
+        note,
+        created_at: now,
+        applied_at: null,
+        result: null,
+      },
+    ]);
+  }
   abstract enqueueCommand(
     scheduleKey: string,
     action: OperatorAction,

@@ -16,6 +16,7 @@ import type { HourglassError } from '../../src/errors.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
 import type { LeaseClaim, NewRun } from '../../src/store/types.ts';
+import { runOf } from '../support/conformance/fixture.ts';
 import { scheduleRow } from './schedule-row.ts';
 
 const T0 = Date.parse('2026-01-15T10:00:00Z');
@@ -26,25 +27,9 @@ function file(t: TestContext): string {
   return join(d, 'h.db');
 }
 
+/** A `running` run of `acme/p/<localId>`. */
 function run(localId: string): NewRun {
-  return {
-    scheduleKey: `acme/p/${localId}`,
-    pluginId: 'acme/p',
-    tenant: 'acme',
-    localId,
-    trigger: 'schedule',
-    status: 'running',
-    reason: null,
-    scheduledAt: T0,
-    startedAt: T0,
-    finishedAt: null,
-    attempt: 1,
-    error: null,
-    outputBytes: null,
-    fuelUsed: null,
-    fuelBudget: null,
-    result: null,
-  };
+  return runOf(`acme/p/${localId}`);
 }
 
 function claim(owner: string): LeaseClaim {

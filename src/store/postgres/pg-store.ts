@@ -480,21 +480,12 @@ export class PgStore extends WriteBehindStore {
     now: number,
   ): number {
     const id = this.#newId();
-    importRows(this.mirror.mirrorDatabase, COMMANDS, [
-      {
-        id,
-        schedule_key: scheduleKey,
-        action,
-        note,
-        created_at: now,
-        applied_at: null,
-        result: null,
-      },
-    ]);
+    this.importCommand(id, scheduleKey, action, note, now);
     this.dirty.commands.add(id);
     this.touch();
     return id;
   }
+
   // ---- the host lease: on PostgreSQL, hosts hold tenants (src/cluster/), not the store ----
 
   /** Always granted: several hosts share a PostgreSQL store (tenant leases decide who fires what). */

@@ -288,17 +288,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
     now: number,
   ): number {
     const id = this.#call({ op: 'enqueue', key: scheduleKey, action, note, now });
-    importRows(this.mirror.mirrorDatabase, COMMANDS, [
-      {
-        id,
-        schedule_key: scheduleKey,
-        action,
-        note,
-        created_at: now,
-        applied_at: null,
-        result: null,
-      },
-    ]);
+    this.importCommand(id, scheduleKey, action, note, now);
     this.#enqueued?.push(id);
     return id;
   }
