@@ -6,7 +6,7 @@
  * The mirror is a `SqliteStore` on `:memory:`: the same code answers every synchronous read and
  * write of the `Store` interface, with the same semantics, on the scheduler's thread and without
  * I/O. Each write marks its rows dirty; one flush per turn of the event loop (one at a time)
- * reads their current images and hands them to the subclass's `writeBatch`, which makes them
+ * hands them to the subclass's `writeBatch`, which reads their current state and makes it
  * durable elsewhere (PostgreSQL; a writer thread that owns the SQLite file). `committed()`
  * resolves once the flush holding the writes made so far has committed, like SQLite's group
  * commit; the scheduler calls a guest only then.
@@ -111,11 +111,25 @@ export abstract class WriteBehindStore implements Store {
   #runsSincePrune = 0;
 
   /**
-   * Makes a batch durable. Resolves with the tenants whose rows the durable copy refused (this
-   * host no longer owns them: their waiters reject with `HG_STORE_FENCED`); rejects, with an
-   * `HourglassError`, when nothing was written.
+   * Makes the rows of `dirty` durable: reads their current state from the mirror at once (before
+   * returning the promise: the flush's snapshot; `readBatch` as images), then writes it.
+   * Resolves with the tenants whose rows the durable copy refused (this host no longer owns
+   * them: their waiters reject with `HG_STORE_FENCED`); rejects, with an `HourglassError`, when
+   * nothing was written.
    */
-  protected abstract writeBatch(batch: Batch, dirty: Dirty): Promise<ReadonlySet<string>>;
+  protected abstract writeBatch(dirty: Dirty): Promise<ReadonlySet<string>>;
+
+  /** The current images of the dirty rows, table by table. */
+  protected readBatch(dirty: Dirty): Batch {
+    const db = this.mirror.mirrorDatabase;
+    return [
+      [PLUGINS, readImages(db, PLUGINS, dirty.plugins)],
+      [CONTRACTS, readImages(db, CONTRACTS, dirty.contracts)],
+      [SCHEDULES, readImages(db, SCHEDULES, dirty.schedules)],
+      [RUNS, readImages(db, RUNS, dirty.runs)],
+      [COMMANDS, readImages(db, COMMANDS, dirty.commands)],
+    ];
+  }
 
   /** A flush found that this host no longer owns `tenant` (after its waiters were rejected). */
   protected tenantFenced(_tenant: string): void {}
@@ -154,23 +168,15 @@ export abstract class WriteBehindStore implements Store {
     this.dirty = emptyDirty();
     this.#waiters = [];
     this.#inFlightWaiters = waiters;
-    const db = this.mirror.mirrorDatabase;
-    const batch: Batch = [
-      [PLUGINS, readImages(db, PLUGINS, dirty.plugins)],
-      [CONTRACTS, readImages(db, CONTRACTS, dirty.contracts)],
-      [SCHEDULES, readImages(db, SCHEDULES, dirty.schedules)],
-      [RUNS, readImages(db, RUNS, dirty.runs)],
-      [COMMANDS, readImages(db, COMMANDS, dirty.commands)],
-    ];
-    this.#flushing = this.#runFlush(batch, dirty, waiters);
+    this.#flushing = this.#runFlush(dirty, waiters);
   }
 
   /** Writes one batch and settles its waiters; then starts the next flush if writes piled up. */
-  async #runFlush(batch: Batch, dirty: Dirty, waiters: Waiter[]): Promise<void> {
+  async #runFlush(dirty: Dirty, waiters: Waiter[]): Promise<void> {
     let fenced: ReadonlySet<string> | null = null;
     let failure: HourglassError | null = null;
     try {
-      fenced = await this.writeBatch(batch, dirty);
+      fenced = await this.writeBatch(dirty);
     } catch (err) {
       failure =
         err instanceof HourglassError

@@ -347,7 +347,8 @@ export class PgStore extends WriteBehindStore {
 
   // ---- flushing (the base's loop; this writes a batch with its fencing) ----
 
-  protected async writeBatch(batch: Batch, dirty: Dirty): Promise<ReadonlySet<string>> {
+  protected async writeBatch(dirty: Dirty): Promise<ReadonlySet<string>> {
+    const batch = this.readBatch(dirty);
     const epochs = new Map(this.#epochs);
     this.#flushEpochs = epochs;
     try {

@@ -7,7 +7,6 @@
  * worker's own port, matched by `id`.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { RowImage } from '../postgres/mirror.ts';
 import type { LeaseClaim, LeaseResult, HostLease, OperatorAction } from '../types.ts';
 
 export interface WriterData {
@@ -18,22 +17,25 @@ export interface WriterData {
   readonly port: MessagePort;
 }
 
-/** One table's rows in a write: its name, columns and key, and the images (arrays in column order). */
-export interface TableRows {
+/**
+ * One table's rows in a write: its name and columns (the key first), and the rows as one JSON
+ * array of arrays in column order, as the mirror's SQLite wrote it.
+ */
+export interface TableJson {
   readonly table: string;
   readonly columns: readonly string[];
-  readonly rows: readonly RowImage[];
+  readonly json: string;
 }
 
 export type WriterRequest =
   | { readonly op: 'open' }
   | {
       readonly op: 'write';
-      readonly tables: readonly TableRows[];
+      readonly tables: readonly TableJson[];
       /** Plugins whose contracts are replaced: their rows are deleted first. */
       readonly contractPlugins: readonly string[];
-      /** The live-schedule counts of the tenants the batch's schedules belong to. */
-      readonly counts: readonly (readonly [string, string, number])[];
+      /** The live-schedule counts of the tenants the batch's schedules belong to (JSON rows). */
+      readonly counts: string | null;
     }
   | { readonly op: 'acquire'; readonly claim: LeaseClaim }
   | { readonly op: 'renew'; readonly owner: string; readonly now: number }

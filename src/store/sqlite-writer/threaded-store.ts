@@ -60,9 +60,9 @@ import type {
   OperatorAction,
   OperatorCommand,
 } from '../types.ts';
-import { MIRROR_FINISHED_RUNS, WriteBehindStore, type Batch, type Dirty } from '../write-behind.ts';
+import { MIRROR_FINISHED_RUNS, WriteBehindStore, type Dirty } from '../write-behind.ts';
 import { SqliteStore } from '../sqlite-store.ts';
-import type { Answer, WriterAnswers, WriterData, WriterRequest } from './protocol.ts';
+import type { Answer, TableJson, WriterAnswers, WriterData, WriterRequest } from './protocol.ts';
 
 export interface ThreadedSqliteStoreOptions {
   /** As `SqliteStoreOptions.maxBytes`. */
@@ -97,6 +97,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
   #renewError: HourglassError | null = null;
   #fetchingCommands = false;
   #countsOf: Database.Statement | null = null;
+  readonly #jsonOf = new Map<string, Database.Statement>();
   /** Commands enqueued inside the outermost transaction in progress (null: none in progress). */
   #enqueued: number[] | null = null;
   /** The highest operator command id copied into the mirror. */
@@ -239,29 +240,60 @@ export class ThreadedSqliteStore extends WriteBehindStore {
 
   // ---- flushing ----
 
-  protected writeBatch(batch: Batch, dirty: Dirty): Promise<ReadonlySet<string>> {
-    const db = this.mirror.mirrorDatabase;
-    let counts: [string, string, number][] = [];
+  /**
+   * Reads the dirty rows as JSON text, built by SQLite (one text per table: no object per row or
+   * cell on this thread, and a text crosses to the writer as one copy, where row images would be
+   * serialized cell by cell), and sends them to the writer.
+   */
+  protected writeBatch(dirty: Dirty): Promise<ReadonlySet<string>> {
+    const tables: TableJson[] = [];
+    for (const [spec, keys] of [
+      [PLUGINS, dirty.plugins],
+      [CONTRACTS, dirty.contracts],
+      [SCHEDULES, dirty.schedules],
+      [RUNS, dirty.runs],
+      [COMMANDS, dirty.commands],
+    ] as const) {
+      if (keys.size === 0) continue;
+      tables.push({
+        table: spec.name,
+        columns: spec.columns.map((c) => c[0]),
+        json: this.#json(spec, keys),
+      });
+    }
+    let counts: string | null = null;
     if (dirty.schedules.size > 0) {
       const tenants = new Set<string>();
       for (const k of dirty.schedules) tenants.add(k.slice(0, k.indexOf('/')));
-      this.#countsOf ??= db
+      this.#countsOf ??= this.mirror.mirrorDatabase
         .prepare(
-          'SELECT tenant, plugin_id, live FROM schedule_counts WHERE tenant IN (SELECT value FROM json_each(?))',
+          `SELECT json_group_array(json_array(tenant, plugin_id, live)) FROM schedule_counts
+           WHERE tenant IN (SELECT value FROM json_each(?))`,
         )
-        .raw();
-      counts = this.#countsOf.all(JSON.stringify([...tenants])) as [string, string, number][];
+        .pluck();
+      counts = this.#countsOf.get(JSON.stringify([...tenants])) as string;
     }
     return this.#request({
       op: 'write',
-      tables: batch.map(([spec, rows]) => ({
-        table: spec.name,
-        columns: spec.columns.map((c) => c[0]),
-        rows,
-      })),
+      tables,
       contractPlugins: [...dirty.contracts],
       counts,
     }).then(() => NOTHING_FENCED);
+  }
+
+  /** The current rows of `keys` in `spec`'s table, as one JSON array of arrays (column order). */
+  #json(spec: TableSpec, keys: ReadonlySet<string | number>): string {
+    let st = this.#jsonOf.get(spec.name);
+    if (!st) {
+      st = this.mirror.mirrorDatabase
+        .prepare(
+          `SELECT json_group_array(json_array(${columnsOf(spec)})) FROM ${spec.name}
+           WHERE ${spec.key} IN (SELECT value FROM json_each(?))`,
+        )
+        .pluck();
+      this.#jsonOf.set(spec.name, st);
+    }
+    return st.get(JSON.stringify([...keys])) as string;
   }
 
   protected async closeDurable(): Promise<void> {

@@ -2,7 +2,8 @@
  * The writer thread of the threaded SQLite store (threaded-store.ts): it owns this host's
  * connection to the database file and does every file write, so that a write or sync that waits
  * behind other I/O (on a loaded disk: tens to hundreds of milliseconds) stalls this thread, not
- * the scheduler's. It applies row images in one transaction per flush, and answers the rare
+ * the scheduler's. It applies each flush in one transaction (one statement per table, reading
+ * the rows from their JSON text), and answers the rare
  * synchronous operations (the lease, enqueueing a command) and the command poll.
  *
  * Images are written with `INSERT OR REPLACE` for schedules: a replace fires no trigger (SQLite
@@ -18,7 +19,7 @@ import { storeError } from '../sqlite-errors.ts';
 import type {
   Answer,
   Envelope,
-  TableRows,
+  TableJson,
   WriterAnswers,
   WriterData,
   WriterRequest,
@@ -48,17 +49,20 @@ function statement(sql: string): Database.Statement {
   return st;
 }
 
-function writeSql(t: TableRows): string {
+/** Writes a table's JSON rows (`TableJson`) in one statement: SQLite reads them itself. */
+function writeSql(t: TableJson): string {
   const cols = t.columns.join(', ');
-  const params = t.columns.map(() => '?').join(', ');
+  const values = t.columns.map((_, i) => `value ->> ${i}`).join(', ');
   if (t.table === 'schedules' || t.table === 'job_contracts')
-    return `INSERT OR REPLACE INTO ${t.table} (${cols}) VALUES (${params})`;
+    return `INSERT OR REPLACE INTO ${t.table} (${cols}) SELECT ${values} FROM json_each(?)`;
   const key = t.columns[0] as string;
   const set = t.columns
     .slice(1)
     .map((c) => `${c} = excluded.${c}`)
     .join(', ');
-  return `INSERT INTO ${t.table} (${cols}) VALUES (${params}) ON CONFLICT (${key}) DO UPDATE SET ${set}`;
+  // `WHERE true`: an upsert's SELECT needs one, or ON CONFLICT would parse as a join's.
+  return `INSERT INTO ${t.table} (${cols}) SELECT ${values} FROM json_each(?) WHERE true
+          ON CONFLICT (${key}) DO UPDATE SET ${set}`;
 }
 
 function write(req: Extract<WriterRequest, { op: 'write' }>): null {
@@ -68,15 +72,12 @@ function write(req: Extract<WriterRequest, { op: 'write' }>): null {
       statement(
         'DELETE FROM job_contracts WHERE plugin_id IN (SELECT value FROM json_each(?))',
       ).run(JSON.stringify(req.contractPlugins));
-    for (const t of req.tables) {
-      if (t.rows.length === 0) continue;
-      const st = statement(writeSql(t));
-      for (const r of t.rows) st.run(r);
-    }
-    const count = statement(
-      'INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live) VALUES (?, ?, ?)',
-    );
-    for (const c of req.counts) count.run(c);
+    for (const t of req.tables) statement(writeSql(t)).run(t.json);
+    if (req.counts !== null)
+      statement(
+        `INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live)
+         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`,
+      ).run(req.counts);
   })();
   return null;
 }
