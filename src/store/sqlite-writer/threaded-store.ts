@@ -33,8 +33,8 @@
  *
  * Cost (measured, docs/store.md): fire lateness p99 falls several-fold on a busy disk, but the
  * mirror's inserts and each flush's images cost the scheduler's thread more CPU than group commit
- * did (arming 100k schedules ~1.9x slower, a 20k burst ~0.56x the runs/s), and opening copies the
- * file into memory. Hence opt-in until those are brought down.
+ * did (arming 100k schedules 1.3x slower, a 20k burst 0.51x the runs/s), and opening copies the
+ * file into memory (a restart to first fire +0.5 s). Hence opt-in until those are brought down.
  */
 import type Database from 'better-sqlite3';
 import {
