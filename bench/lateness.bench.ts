@@ -15,9 +15,14 @@
  * more period), and a first fire reads the schedule created through the API once (it has no
  * `generation` in memory yet), which is not the steady state this measures.
  * Reports p50/p99/max lateness, the event loop's delay (p50/p99/max) over the window, runs
- * recorded per second, and writes bench/results/lateness.json with load, Node and commit.
+ * recorded per second, and writes bench/results/lateness.json with load, Node and commit. To say
+ * where a tail comes from it also reports the fires more than 2 ms late (and how many of them
+ * overlapped one of the main thread's GC pauses), those pauses, and the machine's CPU shares
+ * over the window (user, system, idle, iowait, steal: another process's or the hypervisor's
+ * time shows there). TRACE=file writes every fire's [due, lateness] and every pause.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { burstHost } from './host-burst.ts';
 import { environment, percentile, writeResult } from './common.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
@@ -40,12 +45,30 @@ const setupMs = performance.now() - setupStart;
 const host = h.host;
 const now = () => performance.timeOrigin + performance.now();
 const late: number[] = [];
+/** [due, lateness] of each measured fire, in due order as they come. */
+const fires: [number, number][] = [];
+/** [start, duration] of each of this thread's GC pauses while measuring. */
+const gcs: [number, number][] = [];
+new PerformanceObserver((list) => {
+  if (!measuring) return;
+  for (const e of list.getEntries()) gcs.push([performance.timeOrigin + e.startTime, e.duration]);
+}).observe({ entryTypes: ['gc'] });
+/** The machine's CPU time by kind (/proc/stat's first line), to report the window's shares. */
+const cpuTimes = (): number[] =>
+  (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
 let measuring = false;
 let finished = 0;
 host.events.on('run:started', (run) => {
   if (!measuring || run.trigger !== 'schedule') return;
   const s = run.schedule;
-  late.push(now() - (run.scheduledAt + jitterFor(s.key, run.scheduledAt, s.jitterMs)));
+  const due = run.scheduledAt + jitterFor(s.key, run.scheduledAt, s.jitterMs);
+  const l = now() - due;
+  late.push(l);
+  fires.push([due, l]);
 });
 host.events.on('run:finished', () => {
   if (measuring) finished++;
@@ -58,9 +81,12 @@ await new Promise((r) => setTimeout(r, WARMUP_MS));
 const loop = monitorEventLoopDelay({ resolution: 1 });
 loop.enable();
 measuring = true;
+const cpu0 = cpuTimes();
 const t0 = performance.now();
 await new Promise((r) => setTimeout(r, SECONDS * 1000));
 measuring = false;
+const cpu = cpuTimes().map((v, i) => v - (cpu0[i] ?? 0));
+if (process.env.TRACE) writeFileSync(process.env.TRACE, JSON.stringify({ fires, gcs }));
 const wallS = (performance.now() - t0) / 1000;
 loop.disable();
 clearInterval(keepAlive);
@@ -88,7 +114,46 @@ const result = {
     p99: ms(loop.percentile(99) / 1e6),
     max: ms(loop.max / 1e6),
   },
+  over2ms: over2ms(),
+  mainThreadGc: {
+    pauses: gcs.length,
+    totalMs: ms(gcs.reduce((a, g) => a + g[1], 0)),
+    p50Ms: ms(
+      percentile(
+        gcs.map((g) => g[1]),
+        50,
+      ),
+    ),
+    maxMs: ms(
+      percentile(
+        gcs.map((g) => g[1]),
+        100,
+      ),
+    ),
+  },
+  // Shares of the machine's CPU time (all cores) over the window, from /proc/stat.
+  machineCpuPct: cpuShares(),
   goal: 'p99 fire lateness <= 2 ms at 10k schedules, 1,000 fires/s, 60 s, quiet machine',
 };
+
+/** Fires started more than 2 ms late: how many, and how many waited on a GC pause. */
+function over2ms(): { fires: number; pct: number; duringGc: number } {
+  const byStart = [...gcs].sort((a, b) => a[0] - b[0]);
+  let n = 0;
+  let duringGc = 0;
+  for (const [due, l] of fires) {
+    if (l <= 2) continue;
+    n++;
+    // A pause that overlapped [due, due + l]: the fire waited on it (at least partly).
+    if (byStart.some(([start, d]) => start <= due + l && start + d >= due)) duringGc++;
+  }
+  return { fires: n, pct: Number(((100 * n) / Math.max(1, fires.length)).toFixed(2)), duringGc };
+}
+
+function cpuShares(): Record<string, number> {
+  const total = cpu.reduce((a, v) => a + v, 0) || 1;
+  const pct = (i: number) => Number(((100 * (cpu[i] ?? 0)) / total).toFixed(1));
+  return { user: pct(0) + pct(1), system: pct(2), idle: pct(3), iowait: pct(4), steal: pct(7) };
+}
 console.log(result);
 writeResult('lateness', result);

@@ -16,12 +16,45 @@ export interface Clock {
 /** Node's setTimeout caps delays at 2^31-1 ms; longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * How early the system clock's timer wakes before a due time, to finish the wait precisely.
+ * Node's timers count whole milliseconds on libuv's monotonic loop clock, whose millisecond
+ * boundaries are not `Date.now()`'s: a plain `setTimeout(due - Date.now())` wakes anywhere from
+ * about 1 ms early (then nothing is due yet, and re-arming costs at least another millisecond)
+ * to 2 ms late. So the timer wakes up to this much early and finishes the wait by yielding to
+ * the event loop (`setImmediate`: I/O and results are still handled) until `Date.now()` reaches
+ * the due time. The yielding costs CPU only in that last stretch before a due time.
+ */
+const EARLY_MS = 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, Math.min(ms, MAX_TIMER_MS)));
-    t.unref?.();
-    return { cancel: () => clearTimeout(t) };
+    const at = Date.now() + ms;
+    let timeout: NodeJS.Timeout | null = null;
+    let immediate: NodeJS.Immediate | null = null;
+    const check = (first: boolean): void => {
+      timeout = immediate = null;
+      const left = at - Date.now();
+      if (left <= 0 && !first) return fn();
+      if (left > EARLY_MS) {
+        timeout = setTimeout(check, Math.min(left - EARLY_MS, MAX_TIMER_MS), false);
+        timeout.unref?.();
+      } else {
+        // Kept referenced: Node polls for I/O without a timeout while only unreferenced
+        // immediates are pending, so one would wait for whatever wakes the loop next. It holds
+        // the process for at most EARLY_MS. (It also keeps `fn` out of `setTimer` itself.)
+        immediate = setImmediate(check, false);
+      }
+    };
+    check(true);
+    return {
+      cancel: () => {
+        if (timeout) clearTimeout(timeout);
+        if (immediate) clearImmediate(immediate);
+        timeout = immediate = null;
+      },
+    };
   },
 };
 

@@ -18,10 +18,11 @@
  * firing until a flush succeeds again, `renewLease` throwing the failure meanwhile). Nothing the
  * host wrote is lost while the process lives.
  *
- * The mirror keeps every plugin, contract, schedule and open run, and the latest
- * `MIRROR_FINISHED_RUNS` finished runs (the host's own reads); the whole history is in the
+ * The mirror keeps every plugin, contract, schedule and open run, and the finished runs among
+ * the latest `MIRROR_FINISHED_RUNS` run ids (the host's own reads); the whole history is in the
  * durable copy, which the CLI reads.
  */
+import type Database from 'better-sqlite3';
 import { HourglassError } from '../errors.ts';
 import { importRows, readImages, type RowImage } from './postgres/mirror.ts';
 import {
@@ -56,6 +57,8 @@ const FLUSH_RETRY_MS = 100;
 const FLUSH_RETRY_MAX_MS = 2_000;
 /** Finished runs the mirror keeps (the durable copy has them all). */
 export const MIRROR_FINISHED_RUNS = 10_000;
+/** How many runs are written between two prunes of the mirror's runs (`#pruneRuns`). */
+const PRUNE_STEP = 32;
 
 interface Waiter {
   readonly tenant: string | undefined;
@@ -109,6 +112,9 @@ export abstract class WriteBehindStore implements Store {
   protected closed = false;
   /** Runs written since the mirror's runs were last counted (`#pruneRuns`). */
   #runsSincePrune = 0;
+  /** The newest run id this store inserted (`#pruneRuns`). */
+  #newestRun = 0;
+  #pruneStatement: Database.Statement | null = null;
 
   /**
    * Makes the rows of `dirty` durable: reads their current state from the mirror at once (before
@@ -239,24 +245,23 @@ export abstract class WriteBehindStore implements Store {
   }
 
   /**
-   * Finished runs beyond MIRROR_FINISHED_RUNS leave the mirror (oldest first) once written.
-   * Counted only after about half that many runs were written since the last count (`written`
-   * runs of each flush bound the rows it could have added), not on every flush.
+   * Finished runs older than the newest MIRROR_FINISHED_RUNS run ids leave the mirror once
+   * written (open runs and rows still to be flushed stay), a few at a time: after every
+   * PRUNE_STEP runs written (`written` runs of each flush bound the rows it could have added),
+   * by the id range, so a prune costs about the rows it deletes. One turn never deletes thousands
+   * of rows while fires wait behind it.
    */
   #pruneRuns(written: number): void {
     this.#runsSincePrune += written;
-    if (this.closed || this.#runsSincePrune < MIRROR_FINISHED_RUNS / 2) return;
+    if (this.closed || this.#runsSincePrune < PRUNE_STEP) return;
     this.#runsSincePrune = 0;
-    const db = this.mirror.mirrorDatabase;
-    const n = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
-    if (n <= MIRROR_FINISHED_RUNS * 1.5) return;
-    const keep = [...this.dirty.runs];
-    db.prepare(
-      `DELETE FROM runs WHERE id IN (
-         SELECT id FROM runs WHERE status NOT IN ('running', 'waiting')
-           AND id NOT IN (SELECT value FROM json_each(?))
-         ORDER BY id LIMIT ?)`,
-    ).run(JSON.stringify(keep), n - MIRROR_FINISHED_RUNS);
+    const below = this.#newestRun - MIRROR_FINISHED_RUNS;
+    if (below <= 0) return;
+    this.#pruneStatement ??= this.mirror.mirrorDatabase.prepare(
+      `DELETE FROM runs WHERE id < ? AND status NOT IN ('running', 'waiting')
+         AND id NOT IN (SELECT value FROM json_each(?))`,
+    );
+    this.#pruneStatement.run(below, JSON.stringify([...this.dirty.runs]));
   }
 
   /** Resolves once every write made so far is durable (of `scope.tenant`, if given). */
@@ -375,6 +380,7 @@ export abstract class WriteBehindStore implements Store {
   }
   insertRun(run: NewRun): number {
     const id = this.insertRunRow(run);
+    if (id > this.#newestRun) this.#newestRun = id;
     this.dirty.runs.add(id);
     this.touch();
     return id;

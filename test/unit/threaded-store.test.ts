@@ -5,7 +5,7 @@
  * resolves; a reopen reads the file back (ids go on); a write the file refuses is reported,
  * kept and written once space returns; the lease is kept by the writer and released after the
  * last flush; commands a CLI queues reach `pendingCommands()`; a copy is made again when another
- * connection wrote before the lease was taken.
+ * connection wrote before the lease was taken; the mirror lets go of old finished runs.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +16,8 @@ import type { HourglassError } from '../../src/errors.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
 import type { LeaseClaim, NewRun } from '../../src/store/types.ts';
-import { runOf } from '../support/conformance/fixture.ts';
+import { MIRROR_FINISHED_RUNS } from '../../src/store/write-behind.ts';
+import { runOf, succeeded } from '../support/conformance/fixture.ts';
 import { scheduleRow } from './schedule-row.ts';
 
 const T0 = Date.parse('2026-01-15T10:00:00Z');
@@ -176,4 +177,36 @@ test('commands a CLI queues reach pendingCommands(); their outcome reaches the f
     cli.pendingCommands().map((c) => c.action),
     ['resume'],
   );
+});
+
+test('the mirror lets go of finished runs older than the newest MIRROR_FINISHED_RUNS ids, a few per flush; the file keeps them', async (t) => {
+  const path = file(t);
+  const store = new ThreadedSqliteStore(path);
+  t.after(() => store.close());
+  store.insertSchedules([scheduleRow('acme', 'a')]);
+  const open = store.insertRun(run('a'));
+  const ids: number[] = [];
+  for (let i = 0; i < MIRROR_FINISHED_RUNS + 100; i++) {
+    const id = store.insertRun(run('a'));
+    store.finishRun(id, succeeded(T0 + i));
+    ids.push(id);
+  }
+  await store.committed();
+  const newest = ids[ids.length - 1] as number;
+  // One flush wrote 10,101 runs: pruned once, as far as its id range.
+  assert.equal(store.getRun(open)?.status, 'running', 'an open run stays, however old');
+  assert.equal(store.getRun(ids[0] as number), undefined);
+  assert.equal(store.getRun(newest - MIRROR_FINISHED_RUNS - 1), undefined);
+  assert.equal(store.getRun(newest - MIRROR_FINISHED_RUNS)?.status, 'succeeded');
+  // Afterwards the mirror follows a few at a time: 40 more runs move the range by 40.
+  for (let i = 0; i < 40; i++) store.finishRun(store.insertRun(run('a')), succeeded(T0));
+  await store.committed();
+  assert.equal(store.getRun(newest - MIRROR_FINISHED_RUNS + 39), undefined);
+  assert.equal(store.getRun(newest - MIRROR_FINISHED_RUNS + 40)?.status, 'succeeded');
+  store.finishRun(open, succeeded(T0));
+  await store.committed();
+  const cli = new SqliteStore(path, { mustExist: true });
+  t.after(() => cli.close());
+  assert.equal(cli.getRun(ids[0] as number)?.status, 'succeeded', 'the file keeps the history');
+  assert.equal(cli.getRun(open)?.status, 'succeeded');
 });
