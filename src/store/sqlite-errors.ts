@@ -10,6 +10,18 @@
  */
 import { errorMessage, HourglassError, type ErrorCode } from '../errors.ts';
 
+/**
+ * Refuses a store path with a NUL byte (`HG_CONFIG_INVALID`): better-sqlite3 would silently cut
+ * the path there and open another file. Checked before anything is opened or spawned.
+ */
+export function assertStorePath(path: string): void {
+  if (path.includes('\0'))
+    throw new HourglassError(
+      'HG_CONFIG_INVALID',
+      `store path contains a NUL byte: ${JSON.stringify(path)}`,
+    );
+}
+
 /** SQLite result codes (primary, before `_`) that mean "the store cannot take writes now". */
 const WRITE_FAILURES = new Set([
   'SQLITE_FULL',

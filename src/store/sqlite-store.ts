@@ -31,7 +31,7 @@ import { HourglassError } from '../errors.ts';
 import { sharedSpec, specJson } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { DeferredRows, type DeferredScope } from './deferred-rows.ts';
-import { isStoreFailure, storeError } from './sqlite-errors.ts';
+import { assertStorePath, isStoreFailure, storeError } from './sqlite-errors.ts';
 import type {
   HostLease,
   LeaseClaim,
@@ -300,13 +300,7 @@ export class SqliteStore implements Store {
   #deferredTimer: NodeJS.Immediate | null = null;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
-    // better-sqlite3 would silently cut the path at a NUL and open another file.
-    if (path.includes('\0')) {
-      throw new HourglassError(
-        'HG_CONFIG_INVALID',
-        `store path contains a NUL byte: ${JSON.stringify(path)}`,
-      );
-    }
+    assertStorePath(path);
     this.path = path;
     this.#groupCommit = opts.groupCommit ?? false;
     try {

@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { HourglassError } from '../../src/errors.ts';
 import { classify } from '../../src/store/sqlite-errors.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
 import type { NewRun } from '../../src/store/types.ts';
 
 function dir(t: { after(fn: () => void): void }): string {
@@ -95,10 +96,15 @@ test('corruption past the header: reads fail with HG_STORE_CORRUPT, not a bare S
   );
 });
 
-test('a NUL in the path is refused (SQLite would open a shorter path)', (t) => {
+test('a NUL in the path is refused (SQLite would open a shorter path), by either store', (t) => {
   const d = dir(t);
   assert.equal(
     code(() => new SqliteStore(join(d, 'a.db\0.x'))),
+    'HG_CONFIG_INVALID',
+  );
+  // Before a writer thread is spawned.
+  assert.equal(
+    code(() => new ThreadedSqliteStore(join(d, 'a.db\0.x'))),
     'HG_CONFIG_INVALID',
   );
 });

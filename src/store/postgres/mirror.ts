@@ -10,7 +10,7 @@
  * in a burst cost one write.
  */
 import type Database from 'better-sqlite3';
-import { COMMANDS, CONTRACTS, tenantOf, type TableSpec } from './tables.ts';
+import { COMMANDS, CONTRACTS, columnsOf, tenantOf, type TableSpec } from './tables.ts';
 
 export type RowImage = unknown[];
 
@@ -23,7 +23,7 @@ function selectOf(db: Database.Database, spec: TableSpec): Database.Statement {
   if (!st) {
     st = db
       .prepare(
-        `SELECT ${spec.columns.map((c) => c[0]).join(', ')} FROM ${spec.name}
+        `SELECT ${columnsOf(spec)} FROM ${spec.name}
          WHERE ${spec.key} IN (SELECT value FROM json_each(?))`,
       )
       .raw();
@@ -190,7 +190,7 @@ export function importRows(
   if (rows.length === 0) return;
   const names = spec.columns.map((c) => c[0]);
   const st = db.prepare(
-    `INSERT OR REPLACE INTO ${spec.name} (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})`,
+    `INSERT OR REPLACE INTO ${spec.name} (${columnsOf(spec)}) VALUES (${names.map(() => '?').join(', ')})`,
   );
   for (const r of rows) st.run(names.map((n) => r[n] ?? null));
 }

@@ -114,6 +114,11 @@ export const COMMANDS: TableSpec = {
   ],
 };
 
+/** A table's column names, comma-separated, in the spec's order (for SELECT and INSERT lists). */
+export function columnsOf(spec: TableSpec): string {
+  return spec.columns.map((c) => c[0]).join(', ');
+}
+
 /** The tenant of a plugin id (`<tenant>/<name>`) or schedule key (`<tenant>/<plugin>/<id>`). */
 export function tenantOf(id: string): string {
   const i = id.indexOf('/');

@@ -46,11 +46,13 @@ import {
 import { HourglassError, type ErrorCode } from '../../errors.ts';
 import { importRows } from '../postgres/mirror.ts';
 import {
+  columnsOf,
   COMMANDS,
   CONTRACTS,
   PLUGINS,
   RUNS,
   SCHEDULES,
+  tenantOf,
   type TableSpec,
 } from '../postgres/tables.ts';
 import type {
@@ -61,6 +63,7 @@ import type {
   OperatorCommand,
 } from '../types.ts';
 import { MIRROR_FINISHED_RUNS, WriteBehindStore, type Dirty } from '../write-behind.ts';
+import { assertStorePath } from '../sqlite-errors.ts';
 import { SqliteStore } from '../sqlite-store.ts';
 import type { Answer, TableJson, WriterAnswers, WriterData, WriterRequest } from './protocol.ts';
 
@@ -77,8 +80,6 @@ const SYNC_TIMEOUT_MS = 60_000;
 const WRITER_ENTRY = import.meta.url.endsWith('.ts')
   ? new URL('./writer-entry.js', import.meta.url)
   : new URL('./writer-main.js', import.meta.url);
-
-const columnsOf = (spec: TableSpec): string => spec.columns.map((c) => c[0]).join(', ');
 
 export class ThreadedSqliteStore extends WriteBehindStore {
   readonly name: string;
@@ -105,12 +106,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
 
   constructor(path: string, opts: ThreadedSqliteStoreOptions = {}) {
     super();
-    if (path.includes('\0')) {
-      throw new HourglassError(
-        'HG_CONFIG_INVALID',
-        `store path contains a NUL byte: ${JSON.stringify(path)}`,
-      );
-    }
+    assertStorePath(path);
     this.path = path;
     this.name = path;
     const signal = new SharedArrayBuffer(4);
@@ -264,7 +260,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
     let counts: string | null = null;
     if (dirty.schedules.size > 0) {
       const tenants = new Set<string>();
-      for (const k of dirty.schedules) tenants.add(k.slice(0, k.indexOf('/')));
+      for (const k of dirty.schedules) tenants.add(tenantOf(k));
       this.#countsOf ??= this.mirror.mirrorDatabase
         .prepare(
           `SELECT json_group_array(json_array(tenant, plugin_id, live)) FROM schedule_counts
