@@ -114,7 +114,12 @@ export abstract class WriteBehindStore implements Store {
   #runsSincePrune = 0;
   /** The newest run id this store inserted (`#pruneRuns`). */
   #newestRun = 0;
-  #pruneStatement: Database.Statement | null = null;
+  /** Run ids below this were read by a prune (`#pruneRuns`). */
+  #prunedBelow = 0;
+  /** Runs below `#prunedBelow` written since the last prune: deleted at the next if finished. */
+  #lateFinished: number[] = [];
+  #pruneRange: Database.Statement | null = null;
+  #pruneDelete: Database.Statement | null = null;
 
   /**
    * Makes the rows of `dirty` durable: reads their current state from the mirror at once (before
@@ -218,7 +223,7 @@ export abstract class WriteBehindStore implements Store {
           // A listener's failure must not become the store's.
         }
       }
-      this.#pruneRuns(dirty.runs.size);
+      this.#pruneRuns(dirty.runs);
     } else {
       const e = failure as HourglassError;
       this.lastFailure = e;
@@ -246,22 +251,40 @@ export abstract class WriteBehindStore implements Store {
 
   /**
    * Finished runs older than the newest MIRROR_FINISHED_RUNS run ids leave the mirror once
-   * written (open runs and rows still to be flushed stay), a few at a time: after every
-   * PRUNE_STEP runs written (`written` runs of each flush bound the rows it could have added),
-   * by the id range, so a prune costs about the rows it deletes. One turn never deletes thousands
-   * of rows while fires wait behind it.
+   * written, a few at a time, after every PRUNE_STEP runs written: each id range is read once
+   * (`#prunedBelow` moves up), its finished rows deleted, its open rows left. A row below that
+   * mark that a later flush wrote (an old run that finished since) is deleted at the next prune.
+   * Rows with writes not yet flushed stay (their flush reads them; they come back the same way).
+   * A prune costs about the rows it deletes: one turn never deletes thousands of rows, nor reads
+   * the unflushed set, while fires wait behind it. (Runs imported below the mark, a tenant's
+   * history adopted from another host, stay until they change or the tenant is dropped.)
    */
-  #pruneRuns(written: number): void {
-    this.#runsSincePrune += written;
-    if (this.closed || this.#runsSincePrune < PRUNE_STEP) return;
+  #pruneRuns(flushed: ReadonlySet<number>): void {
+    if (this.closed) return;
+    for (const id of flushed) if (id < this.#prunedBelow) this.#lateFinished.push(id);
+    this.#runsSincePrune += flushed.size;
+    if (this.#runsSincePrune < PRUNE_STEP) return;
     this.#runsSincePrune = 0;
+    const db = this.mirror.mirrorDatabase;
+    const ids = this.#lateFinished;
+    this.#lateFinished = [];
     const below = this.#newestRun - MIRROR_FINISHED_RUNS;
-    if (below <= 0) return;
-    this.#pruneStatement ??= this.mirror.mirrorDatabase.prepare(
-      `DELETE FROM runs WHERE id < ? AND status NOT IN ('running', 'waiting')
-         AND id NOT IN (SELECT value FROM json_each(?))`,
+    if (below > this.#prunedBelow) {
+      this.#pruneRange ??= db
+        .prepare(
+          `SELECT id FROM runs WHERE id >= ? AND id < ? AND status NOT IN ('running', 'waiting')`,
+        )
+        .pluck();
+      for (const id of this.#pruneRange.all(this.#prunedBelow, below) as number[]) ids.push(id);
+      this.#prunedBelow = below;
+    }
+    const gone = ids.filter((id) => !this.dirty.runs.has(id));
+    if (gone.length === 0) return;
+    this.#pruneDelete ??= db.prepare(
+      `DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))
+         AND status NOT IN ('running', 'waiting')`,
     );
-    this.#pruneStatement.run(below, JSON.stringify([...this.dirty.runs]));
+    this.#pruneDelete.run(JSON.stringify(gone));
   }
 
   /** Resolves once every write made so far is durable (of `scope.tenant`, if given). */

@@ -203,8 +203,13 @@ test('the mirror lets go of finished runs older than the newest MIRROR_FINISHED_
   await store.committed();
   assert.equal(store.getRun(newest - MIRROR_FINISHED_RUNS + 39), undefined);
   assert.equal(store.getRun(newest - MIRROR_FINISHED_RUNS + 40)?.status, 'succeeded');
+  // The old open run finishes: it goes at the next prune.
   store.finishRun(open, succeeded(T0));
   await store.committed();
+  assert.equal(store.getRun(open)?.status, 'succeeded');
+  for (let i = 0; i < 40; i++) store.finishRun(store.insertRun(run('a')), succeeded(T0));
+  await store.committed();
+  assert.equal(store.getRun(open), undefined);
   const cli = new SqliteStore(path, { mustExist: true });
   t.after(() => cli.close());
   assert.equal(cli.getRun(ids[0] as number)?.status, 'succeeded', 'the file keeps the history');
