@@ -182,6 +182,21 @@ const INSERT_BATCH = 50;
  */
 const DEFERRED_CHUNK = 1_000;
 
+/**
+ * The condition of the runs' status index (`runs_not_succeeded`, migration 0008). SQLite uses a
+ * partial index only for a query whose WHERE names its condition, so every query by status
+ * other than 'succeeded' does, literally (test/unit/sqlite-store.test.ts checks the plans).
+ */
+export const NOT_SUCCEEDED = "status <> 'succeeded'";
+
+/** The store's fixed queries of runs by status (exported for the plan test). */
+export const RUN_QUERIES = {
+  running: `SELECT * FROM runs WHERE status = 'running' AND ${NOT_SUCCEEDED} ORDER BY id`,
+  abandon: `UPDATE runs SET status = 'abandoned', reason = @reason, finished_at = @now
+    WHERE status = 'running' AND ${NOT_SUCCEEDED}`,
+  listWaiting: `SELECT * FROM runs WHERE status = 'waiting' AND ${NOT_SUCCEEDED} AND plugin_id = ? ORDER BY id`,
+} as const;
+
 export function runFromRow(r: Row): RunRecord {
   return {
     id: r.id as number,
@@ -538,10 +553,8 @@ export class SqliteStore implements Store {
            fuel_budget = ?, result = ? WHERE id = ?`,
       ),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
-      running: db.prepare("SELECT * FROM runs WHERE status = 'running' ORDER BY id"),
-      abandon: db.prepare(
-        "UPDATE runs SET status='abandoned', reason=@reason, finished_at=@now WHERE status='running'",
-      ),
+      running: db.prepare(RUN_QUERIES.running),
+      abandon: db.prepare(RUN_QUERIES.abandon),
       enqueue: db.prepare(
         'INSERT INTO operator_commands (schedule_key, action, note, created_at) VALUES (?, ?, ?, ?)',
       ),
@@ -1008,7 +1021,8 @@ export class SqliteStore implements Store {
       params.push(q.pluginId);
     }
     if (q.status !== undefined) {
-      where.push('status = ?');
+      // The status index is partial (migration 0008): its condition, named, lets SQLite use it.
+      where.push(q.status === 'succeeded' ? 'status = ?' : `status = ? AND ${NOT_SUCCEEDED}`);
       params.push(q.status);
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
@@ -1055,9 +1069,7 @@ export class SqliteStore implements Store {
       startWaiting: this.#db.prepare(
         "UPDATE runs SET status = 'running', started_at = ? WHERE id = ? AND status = 'waiting'",
       ),
-      listWaiting: this.#db.prepare(
-        "SELECT * FROM runs WHERE status = 'waiting' AND plugin_id = ? ORDER BY id",
-      ),
+      listWaiting: this.#db.prepare(RUN_QUERIES.listWaiting),
       writeCursor: this.#db.prepare(
         'UPDATE schedules SET cursor = ?, updated_at = ? WHERE key = ? AND generation = ?',
       ),
