@@ -140,6 +140,26 @@ class OutcomeBatch {
 }
 
 /**
+ * `new Date(ms).toISOString()`, remembering the last answer: runs started together share their
+ * times to the millisecond (a burst's ticks, a batch of starts), and this is per run.
+ */
+class IsoCache {
+  #ms = NaN;
+  #iso = '';
+
+  of(ms: number): string {
+    if (ms !== this.#ms) {
+      this.#iso = new Date(ms).toISOString();
+      this.#ms = ms;
+    }
+    return this.#iso;
+  }
+}
+
+const scheduledIso = new IsoCache();
+const firedIso = new IsoCache();
+
+/**
  * The run's input: the `RunContext` as JSON text, built directly (no context object, and the
  * payload and cursor are spliced in as the JSON text the store holds: the host wrote both with
  * `JSON.stringify`, so parsing and encoding them again per run would only allocate).
@@ -152,8 +172,8 @@ export function runInput(run: StartedRun): string {
   return (
     `{"scheduleId":${JSON.stringify(s.localId)},"runId":"${run.runId}",` +
     `"plugin":${JSON.stringify(plugin)},` +
-    `"scheduledAt":"${new Date(run.scheduledAt).toISOString()}",` +
-    `"firedAt":"${new Date(run.firedAt).toISOString()}","attempt":${run.attempt},` +
+    `"scheduledAt":"${scheduledIso.of(run.scheduledAt)}",` +
+    `"firedAt":"${firedIso.of(run.firedAt)}","attempt":${run.attempt},` +
     `"catchUp":${run.trigger === 'catch_up'},"trigger":"${run.trigger}",` +
     `"payload":${s.payload ?? 'null'},"cursor":${s.cursor ?? 'null'}}`
   );
