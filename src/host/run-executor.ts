@@ -78,14 +78,28 @@ export interface RunExecutorDeps {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+interface OutcomeWrite {
+  readonly write: () => void;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /**
  * Outcome writes wait for the loop turn's check phase and go in together: the results of
  * several workers (each its own message, its own task) then share one group commit instead of
- * one commit each. Each write stays its own transaction (a savepoint in the group).
+ * one commit each. Each write stays its own transaction (a savepoint in the group, when it has
+ * more than one statement). A write's promise settles once the group holding it is durable
+ * (`Store.committed()`, asked once per batch, not once per run), or with the write's own error.
  */
 class OutcomeBatch {
-  #writes: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  readonly #store: Store;
+  #writes: OutcomeWrite[] = [];
 
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  /** Resolves when `write` ran and what it wrote is durable; rejects with either's failure. */
   write(write: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#writes.length === 0) setImmediate(() => this.#flush());
@@ -96,16 +110,54 @@ class OutcomeBatch {
   #flush(): void {
     const writes = this.#writes;
     this.#writes = [];
+    let written = 0;
     for (const w of writes) {
       try {
         w.write();
-        w.resolve();
+        writes[written++] = w;
       } catch (err) {
         w.reject(err);
       }
     }
+    if (written === 0) return;
+    writes.length = written;
+    // A group commit that failed rolled the outcomes back: `committed()` rejects.
+    let durable: Promise<void>;
+    try {
+      durable = this.#store.committed();
+    } catch (err) {
+      durable = Promise.reject(err as Error);
+    }
+    durable.then(
+      () => {
+        for (const w of writes) w.resolve();
+      },
+      (err: unknown) => {
+        for (const w of writes) w.reject(err);
+      },
+    );
   }
 }
+
+/**
+ * `new Date(ms).toISOString()`, remembering the last answer: runs started together share their
+ * times to the millisecond (a burst's ticks, a batch of starts), and this is per run.
+ */
+class IsoCache {
+  #ms = NaN;
+  #iso = '';
+
+  of(ms: number): string {
+    if (ms !== this.#ms) {
+      this.#iso = new Date(ms).toISOString();
+      this.#ms = ms;
+    }
+    return this.#iso;
+  }
+}
+
+const scheduledIso = new IsoCache();
+const firedIso = new IsoCache();
 
 /**
  * The run's input: the `RunContext` as JSON text, built directly (no context object, and the
@@ -120,8 +172,8 @@ export function runInput(run: StartedRun): string {
   return (
     `{"scheduleId":${JSON.stringify(s.localId)},"runId":"${run.runId}",` +
     `"plugin":${JSON.stringify(plugin)},` +
-    `"scheduledAt":"${new Date(run.scheduledAt).toISOString()}",` +
-    `"firedAt":"${new Date(run.firedAt).toISOString()}","attempt":${run.attempt},` +
+    `"scheduledAt":"${scheduledIso.of(run.scheduledAt)}",` +
+    `"firedAt":"${firedIso.of(run.firedAt)}","attempt":${run.attempt},` +
     `"catchUp":${run.trigger === 'catch_up'},"trigger":"${run.trigger}",` +
     `"payload":${s.payload ?? 'null'},"cursor":${s.cursor ?? 'null'}}`
   );
@@ -139,7 +191,7 @@ interface Finish {
 }
 
 export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => Promise<RunEnd> {
-  const batch = new OutcomeBatch();
+  const batch = new OutcomeBatch(deps.store);
   return async (run) => {
     const s = run.schedule;
     const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
@@ -148,17 +200,37 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       const outcome = await deps.sandbox.call(deps.sandboxId?.(s.pluginId) ?? s.pluginId, {
         fn: 'run',
         input: runInput(run),
-        caller: {
-          pluginId: s.pluginId,
-          tenant: s.tenant,
-          phase: 'run',
-          scheduleKey: s.key,
-          ...(s.scope === 'host' ? { everyHost: true } : {}),
-          runId: run.runId,
-          scheduledAt: run.scheduledAt,
-        },
+        caller:
+          s.scope === 'host'
+            ? {
+                pluginId: s.pluginId,
+                tenant: s.tenant,
+                phase: 'run',
+                scheduleKey: s.key,
+                everyHost: true,
+                runId: run.runId,
+                scheduledAt: run.scheduledAt,
+              }
+            : {
+                pluginId: s.pluginId,
+                tenant: s.tenant,
+                phase: 'run',
+                scheduleKey: s.key,
+                runId: run.runId,
+                scheduledAt: run.scheduledAt,
+              },
       });
-      if (!outcome.ok) {
+      if (outcome.ok && (outcome.output === null || outcome.output.length === 0)) {
+        // The common outcome (no output): one literal, nothing to parse or check.
+        fin = {
+          status: 'succeeded',
+          reason: null,
+          error: null,
+          outputBytes: 0,
+          fuelUsed: outcome.fuelUsed,
+          result: null,
+        };
+      } else if (!outcome.ok) {
         fin = {
           status: outcome.status,
           reason: outcome.reason,
@@ -204,23 +276,30 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       result: fin.result,
       coversUntil: null,
     };
-    const write = () => {
-      const written = deps.store.transaction(() => {
-        // `finishRun` takes the fields it writes from the whole record (no copy per outcome).
-        // No row changed: its start's rolled-back commit left none (it is written whole, under
-        // its id), or the update did not take (the row exists): nothing more is written, and
-        // the outcome is tried again.
-        if (!deps.store.finishRun(record.id, record) && !deps.store.restoreRun(record))
-          return false;
-        if (fin.cursor === undefined) return true;
-        if (s.generation === undefined)
-          deps.store.updateSchedule(s.key, { cursor: fin.cursor, updatedAt: finishedAt });
-        else deps.store.writeCursor(s.key, s.generation, fin.cursor, finishedAt);
-        return true;
-      });
-      if (!written)
-        throw new Error(`the outcome of run ${record.id} did not persist (no row changed)`);
-    };
+    // `finishRun` takes the fields it writes from the whole record (no copy per outcome).
+    // No row changed: its start's rolled-back commit left none (it is written whole, under its
+    // id), or the update did not take (the row exists): nothing more is written, and the
+    // outcome is tried again.
+    const outcomeWritten = () =>
+      deps.store.finishRun(record.id, record) || deps.store.restoreRun(record);
+    const cursor = fin.cursor;
+    const write =
+      cursor === undefined
+        ? // One statement that writes (the update, or else the insert): atomic by itself, so no
+          // transaction (a savepoint and its release: two statements per run).
+          () => {
+            if (!outcomeWritten()) notPersisted(record.id);
+          }
+        : () => {
+            const written = deps.store.transaction(() => {
+              if (!outcomeWritten()) return false;
+              if (s.generation === undefined)
+                deps.store.updateSchedule(s.key, { cursor, updatedAt: finishedAt });
+              else deps.store.writeCursor(s.key, s.generation, cursor, finishedAt);
+              return true;
+            });
+            if (!written) notPersisted(record.id);
+          };
     if (!(await recordOutcome(deps, record.id, () => batch.write(write)))) return {};
     deps.onFinished?.(record);
     return fin.cursor === undefined ? NO_CHANGE : { cursor: fin.cursor };
@@ -229,7 +308,14 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
 
 const NO_CHANGE: RunEnd = {};
 
-/** Writes a run's outcome until it is durable; false if the host stopped first. */
+function notPersisted(runId: number): never {
+  throw new Error(`the outcome of run ${runId} did not persist (no row changed)`);
+}
+
+/**
+ * Writes a run's outcome until it is durable; false if the host stopped first. `write`
+ * resolves once the outcome is written and durable (OutcomeBatch).
+ */
 async function recordOutcome(
   deps: RunExecutorDeps,
   runId: number,
@@ -239,8 +325,6 @@ async function recordOutcome(
   for (let attempt = 1; ; attempt++) {
     try {
       await write();
-      // A group commit that failed rolled the outcome back: `committed()` rejects.
-      await deps.store.committed();
       return true;
     } catch (err) {
       try {

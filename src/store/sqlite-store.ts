@@ -182,6 +182,21 @@ const INSERT_BATCH = 50;
  */
 const DEFERRED_CHUNK = 1_000;
 
+/**
+ * The condition of the runs' status index (`runs_not_succeeded`, migration 0008). SQLite uses a
+ * partial index only for a query whose WHERE names its condition, so every query by status
+ * other than 'succeeded' does, literally (test/unit/sqlite-store.test.ts checks the plans).
+ */
+export const NOT_SUCCEEDED = "status <> 'succeeded'";
+
+/** The store's fixed queries of runs by status (exported for the plan test). */
+export const RUN_QUERIES = {
+  running: `SELECT * FROM runs WHERE status = 'running' AND ${NOT_SUCCEEDED} ORDER BY id`,
+  abandon: `UPDATE runs SET status = 'abandoned', reason = @reason, finished_at = @now
+    WHERE status = 'running' AND ${NOT_SUCCEEDED}`,
+  listWaiting: `SELECT * FROM runs WHERE status = 'waiting' AND ${NOT_SUCCEEDED} AND plugin_id = ? ORDER BY id`,
+} as const;
+
 export function runFromRow(r: Row): RunRecord {
   return {
     id: r.id as number,
@@ -265,6 +280,25 @@ const MIGRATION_LIVE_MS = 30_000;
 
 const NOTHING = (): void => undefined;
 
+/** `committed()` when no group is open (shared: nothing to wait for). */
+const DONE: Promise<void> = Promise.resolve();
+
+interface GroupDone {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function groupDone(): GroupDone {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /** SQLite's default `max_page_count`. */
 const UNLIMITED_PAGES = 4_294_967_294;
 
@@ -287,8 +321,11 @@ export class SqliteStore implements Store {
   readonly #groupCommit: boolean;
   /** An implicit (group) transaction is open; a microtask commits it. */
   #grouped = false;
-  /** Waiters for the open group's commit (`committed()`), settled when it ends. */
-  #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /**
+   * The open group's commit as one promise, made at the first `committed()` of the group and
+   * shared by every caller (each run awaits it: no promise and waiter object per call).
+   */
+  #groupDone: GroupDone | null = null;
   /** Nesting depth of `transaction()` calls. */
   #depth = 0;
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
@@ -491,11 +528,12 @@ export class SqliteStore implements Store {
         INSERT_SCHEDULE_COLUMNS +
           Array.from({ length: INSERT_BATCH }, () => ROW_PLACEHOLDERS).join(', '),
       ),
+      // Positional parameters (insertRun, finishRun): one per run each, on the main thread;
+      // named ones cost a copy of the record (its id or a default added) and a lookup per name.
       insertRun: db.prepare(
         `INSERT INTO runs (schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at, started_at,
            finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until)
-         VALUES (@scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt, @startedAt,
-           @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       restoreRun: db.prepare(
         `INSERT INTO runs (id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at,
@@ -505,14 +543,12 @@ export class SqliteStore implements Store {
          ON CONFLICT (id) DO NOTHING`,
       ),
       finishRun: db.prepare(
-        `UPDATE runs SET status=@status, reason=@reason, finished_at=@finishedAt, error=@error,
-           output_bytes=@outputBytes, fuel_used=@fuelUsed, fuel_budget=@fuelBudget, result=@result WHERE id=@id`,
+        `UPDATE runs SET status = ?, reason = ?, finished_at = ?, error = ?, output_bytes = ?, fuel_used = ?,
+           fuel_budget = ?, result = ? WHERE id = ?`,
       ),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
-      running: db.prepare("SELECT * FROM runs WHERE status = 'running' ORDER BY id"),
-      abandon: db.prepare(
-        "UPDATE runs SET status='abandoned', reason=@reason, finished_at=@now WHERE status='running'",
-      ),
+      running: db.prepare(RUN_QUERIES.running),
+      abandon: db.prepare(RUN_QUERIES.abandon),
       enqueue: db.prepare(
         'INSERT INTO operator_commands (schedule_key, action, note, created_at) VALUES (?, ?, ?, ?)',
       ),
@@ -566,22 +602,22 @@ export class SqliteStore implements Store {
         return Promise.reject(err as Error);
       }
     }
-    if (!this.#grouped) return Promise.resolve();
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    if (!this.#grouped) return DONE;
+    return (this.#groupDone ??= groupDone()).promise;
   }
 
   #commitGroup(): void {
     if (!this.#grouped) return;
     this.#grouped = false;
-    const waiters = this.#waiters;
-    this.#waiters = [];
+    const done = this.#groupDone;
+    this.#groupDone = null;
     if (!this.#db.open || !this.#db.inTransaction) {
-      for (const w of waiters) w.resolve();
+      done?.resolve();
       return;
     }
     try {
       this.#stmts.commit.run();
-      for (const w of waiters) w.resolve();
+      done?.resolve();
     } catch (err) {
       try {
         if (this.#db.inTransaction) this.#stmts.rollback.run();
@@ -589,7 +625,7 @@ export class SqliteStore implements Store {
         // SQLite rolls back by itself after most commit failures; nothing more to undo.
       }
       const wrapped = storeError(err, this.path, 'a group commit', true);
-      for (const w of waiters) w.reject(wrapped);
+      done?.reject(wrapped);
       if (this.#onWriteError) this.#failed(wrapped);
       else this.#groupError = wrapped;
     }
@@ -901,24 +937,55 @@ export class SqliteStore implements Store {
   }
 
   insertRun(run: NewRun): number {
-    return this.#change(
-      'insertRun',
-      () =>
-        Number(
-          this.#stmts.insertRun.run(
-            run.coversUntil === undefined ? { ...run, coversUntil: null } : run,
-          ).lastInsertRowid,
-        ),
-      { key: run.scheduleKey },
-    );
+    if (this.#deferred.size > 0) this.#writeDeferred({ key: run.scheduleKey });
+    try {
+      this.#write();
+      return Number(
+        this.#stmts.insertRun.run(
+          run.scheduleKey,
+          run.pluginId,
+          run.tenant,
+          run.localId,
+          run.trigger,
+          run.status,
+          run.reason,
+          run.scheduledAt,
+          run.startedAt,
+          run.finishedAt,
+          run.attempt,
+          run.error,
+          run.outputBytes,
+          run.fuelUsed,
+          run.fuelBudget,
+          run.result,
+          run.coversUntil ?? null,
+        ).lastInsertRowid,
+      );
+    } catch (err) {
+      throw this.#failed(storeError(err, this.path, 'insertRun', true));
+    }
   }
 
   finishRun(id: number, fin: RunFinish): boolean {
-    return this.#change(
-      'finishRun',
-      () => this.#stmts.finishRun.run({ ...fin, id }).changes > 0,
-      null,
-    );
+    // `#change` inlined: no closure per call (once per run).
+    try {
+      this.#write();
+      return (
+        this.#stmts.finishRun.run(
+          fin.status,
+          fin.reason,
+          fin.finishedAt,
+          fin.error,
+          fin.outputBytes,
+          fin.fuelUsed,
+          fin.fuelBudget,
+          fin.result,
+          id,
+        ).changes > 0
+      );
+    } catch (err) {
+      throw this.#failed(storeError(err, this.path, 'finishRun', true));
+    }
   }
 
   restoreRun(run: RunRecord): boolean {
@@ -948,7 +1015,8 @@ export class SqliteStore implements Store {
       params.push(q.pluginId);
     }
     if (q.status !== undefined) {
-      where.push('status = ?');
+      // The status index is partial (migration 0008): its condition, named, lets SQLite use it.
+      where.push(q.status === 'succeeded' ? 'status = ?' : `status = ? AND ${NOT_SUCCEEDED}`);
       params.push(q.status);
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
@@ -995,9 +1063,7 @@ export class SqliteStore implements Store {
       startWaiting: this.#db.prepare(
         "UPDATE runs SET status = 'running', started_at = ? WHERE id = ? AND status = 'waiting'",
       ),
-      listWaiting: this.#db.prepare(
-        "SELECT * FROM runs WHERE status = 'waiting' AND plugin_id = ? ORDER BY id",
-      ),
+      listWaiting: this.#db.prepare(RUN_QUERIES.listWaiting),
       writeCursor: this.#db.prepare(
         'UPDATE schedules SET cursor = ?, updated_at = ? WHERE key = ? AND generation = ?',
       ),

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { HourglassError } from '../../src/errors.ts';
-import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { NOT_SUCCEEDED, RUN_QUERIES, SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { NewRun, ScheduleRecord } from '../../src/store/types.ts';
 import { scheduleRow } from './schedule-row.ts';
 
@@ -134,6 +134,61 @@ describe('SqliteStore: opening and migrations', () => {
     } finally {
       db.close();
     }
+  });
+
+  test('queries of runs by status use the partial status index (succeeded runs are not in it)', (t) => {
+    const { store, file } = openStore(t);
+    const s = schedule('a');
+    store.insertSchedule(s);
+    const done = store.insertRun(newRun(s.key));
+    store.finishRun(done, {
+      status: 'succeeded',
+      reason: null,
+      finishedAt: T0 + 1,
+      error: null,
+      outputBytes: 0,
+      fuelUsed: null,
+      fuelBudget: null,
+      result: null,
+    });
+    store.insertRun(newRun(s.key));
+    store.close();
+    const db = new Database(file, { readonly: true });
+    t.after(() => db.close());
+    // Parameters to plan with (the abandon statement has named ones).
+    const args = (sql: string) =>
+      sql.includes('@') ? [{ reason: 'x', now: 1 }] : Array(sql.split('?').length - 1).fill('x');
+    const indexed = (sql: string) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args(sql)) as { detail: string }[]).some(
+        (r) => r.detail.includes('runs_not_succeeded'),
+      );
+    const names = (
+      db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'")
+        .all() as {
+        name: string;
+      }[]
+    ).map((r) => r.name);
+    assert.ok(names.includes('runs_not_succeeded'));
+    assert.ok(!names.includes('runs_status') && !names.includes('runs_waiting'));
+    assert.equal(
+      (
+        db
+          .prepare(
+            `SELECT COUNT(*) AS n FROM runs INDEXED BY runs_not_succeeded WHERE ${NOT_SUCCEEDED}`,
+          )
+          .get() as { n: number }
+      ).n,
+      1,
+      'only the run that did not succeed is in the index',
+    );
+    for (const sql of Object.values(RUN_QUERIES)) assert.ok(indexed(sql), sql);
+    // listRuns builds its WHERE the same way (a status other than 'succeeded' names the condition).
+    assert.ok(
+      indexed(`SELECT * FROM runs WHERE status = ? AND ${NOT_SUCCEEDED} ORDER BY id DESC LIMIT ?`),
+    );
+    // …and must: without it SQLite would not use the index.
+    assert.ok(!indexed("SELECT * FROM runs WHERE status = 'running' ORDER BY id"));
   });
 
   test('journal_mode is wal', (t) => {

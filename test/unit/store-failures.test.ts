@@ -198,6 +198,9 @@ test('a newer version does not migrate a store under a live host of an older one
   for (const c of ['owner', 'host_name', 'epoch'])
     raw.exec(`ALTER TABLE host_lease DROP COLUMN ${c}`);
   raw.exec('ALTER TABLE schedules DROP COLUMN scope'); // migration 7's
+  // migration 8's
+  raw.exec(`DROP INDEX runs_not_succeeded; CREATE INDEX runs_status ON runs (status);
+    CREATE INDEX runs_waiting ON runs (plugin_id, id) WHERE status = 'waiting'`);
   raw.pragma('user_version = 3');
   raw
     .prepare('INSERT INTO host_lease (id, pid, started_at, heartbeat_at) VALUES (1, ?, ?, ?)')

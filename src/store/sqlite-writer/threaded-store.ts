@@ -64,7 +64,7 @@ import type {
 } from '../types.ts';
 import { MIRROR_FINISHED_RUNS, WriteBehindStore, type Dirty } from '../write-behind.ts';
 import { assertStorePath } from '../sqlite-errors.ts';
-import { SqliteStore } from '../sqlite-store.ts';
+import { NOT_SUCCEEDED, SqliteStore } from '../sqlite-store.ts';
 import type { Answer, TableJson, WriterAnswers, WriterData, WriterRequest } from './protocol.ts';
 
 export interface ThreadedSqliteStoreOptions {
@@ -205,7 +205,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
         const runs = columnsOf(RUNS);
         db.exec(
           `INSERT INTO main.runs (${runs})
-             SELECT ${runs} FROM disk.runs WHERE status IN ('running', 'waiting')
+             SELECT ${runs} FROM disk.runs WHERE status IN ('running', 'waiting') AND ${NOT_SUCCEEDED}
              UNION ALL SELECT * FROM (SELECT ${runs} FROM disk.runs
                WHERE status NOT IN ('running', 'waiting') ORDER BY id DESC LIMIT ${MIRROR_FINISHED_RUNS})`,
         );
