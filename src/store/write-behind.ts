@@ -110,7 +110,7 @@ export abstract class WriteBehindStore implements Store {
   protected lastFailure: HourglassError | null = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
   protected closed = false;
-  /** Runs written since the mirror's runs were last counted (`#pruneRuns`). */
+  /** Runs written since the mirror was last pruned (`#pruneRuns`). */
   #runsSincePrune = 0;
   /** The newest run id this store inserted (`#pruneRuns`). */
   #newestRun = 0;
