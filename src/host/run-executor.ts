@@ -200,37 +200,18 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       const outcome = await deps.sandbox.call(deps.sandboxId?.(s.pluginId) ?? s.pluginId, {
         fn: 'run',
         input: runInput(run),
-        caller:
-          s.scope === 'host'
-            ? {
-                pluginId: s.pluginId,
-                tenant: s.tenant,
-                phase: 'run',
-                scheduleKey: s.key,
-                everyHost: true,
-                runId: run.runId,
-                scheduledAt: run.scheduledAt,
-              }
-            : {
-                pluginId: s.pluginId,
-                tenant: s.tenant,
-                phase: 'run',
-                scheduleKey: s.key,
-                runId: run.runId,
-                scheduledAt: run.scheduledAt,
-              },
+        // One literal of one shape for every run (`everyHost` false is the same as absent).
+        caller: {
+          pluginId: s.pluginId,
+          tenant: s.tenant,
+          phase: 'run',
+          scheduleKey: s.key,
+          everyHost: s.scope === 'host',
+          runId: run.runId,
+          scheduledAt: run.scheduledAt,
+        },
       });
-      if (outcome.ok && (outcome.output === null || outcome.output.length === 0)) {
-        // The common outcome (no output): one literal, nothing to parse or check.
-        fin = {
-          status: 'succeeded',
-          reason: null,
-          error: null,
-          outputBytes: 0,
-          fuelUsed: outcome.fuelUsed,
-          result: null,
-        };
-      } else if (!outcome.ok) {
+      if (!outcome.ok) {
         fin = {
           status: outcome.status,
           reason: outcome.reason,
@@ -242,8 +223,11 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
           result: null,
         };
       } else {
-        fin = interpretOutput(outcome.output, deps.quotas(s.tenant).maxOutputBytes);
-        fin.fuelUsed = outcome.fuelUsed;
+        fin = interpretOutput(
+          outcome.output,
+          outcome.fuelUsed,
+          () => deps.quotas(s.tenant).maxOutputBytes,
+        );
       }
     } catch (err) {
       fin = {
@@ -339,18 +323,32 @@ async function recordOutcome(
   }
 }
 
-function interpretOutput(output: Uint8Array | null, maxOutputBytes: number): Finish {
-  const size = output?.length ?? 0;
-  const base = { outputBytes: size, fuelUsed: null, result: null };
-  if (size > maxOutputBytes) {
+function interpretOutput(
+  output: Uint8Array | null,
+  fuelUsed: number | null,
+  maxOutputBytes: () => number,
+): Finish {
+  // The common outcome (no output): one literal, nothing to parse, no quota to look up.
+  if (output === null || output.length === 0)
+    return {
+      status: 'succeeded',
+      reason: null,
+      error: null,
+      outputBytes: 0,
+      fuelUsed,
+      result: null,
+    };
+  const size = output.length;
+  const base = { outputBytes: size, fuelUsed, result: null };
+  const max = maxOutputBytes();
+  if (size > max) {
     return {
       ...base,
       status: 'failed',
       reason: 'output_too_large',
-      error: `output is ${size} bytes, over the tenant's limit of ${maxOutputBytes}`,
+      error: `output is ${size} bytes, over the tenant's limit of ${max}`,
     };
   }
-  if (!output || size === 0) return { ...base, status: 'succeeded', reason: null, error: null };
   let value: unknown;
   try {
     value = parseGuestJson(utf8.decode(output));
