@@ -87,6 +87,8 @@ export async function burstHost(opts: {
       const t0 = performance.now();
       for (const k of keys) host.operate(k, 'trigger');
       await all;
+      // Until the last outcome is durable (a store that writes behind may announce it first).
+      await host.store.committed();
       const ms = performance.now() - t0;
       clearInterval(keepAlive);
       host.events.off('run:finished', onFinished);

@@ -89,7 +89,11 @@ interface OutcomeWrite {
  * several workers (each its own message, its own task) then share one group commit instead of
  * one commit each. Each write stays its own transaction (a savepoint in the group, when it has
  * more than one statement). A write's promise settles once the group holding it is durable
- * (`Store.committed()`, asked once per batch, not once per run), or with the write's own error.
+ * (`Store.committed()`, asked once per batch, not once per run), or with the write's own error;
+ * on a store that keeps its writes in order (`Store.writesKeptInOrder`: the stores that write
+ * behind), once it is written: the run's slot is then free a round trip to the durable copy
+ * earlier, and the next run of the slot is called only once a commit that carries this outcome
+ * too is durable (the scheduler waits for its start's).
  */
 class OutcomeBatch {
   readonly #store: Store;
@@ -99,7 +103,7 @@ class OutcomeBatch {
     this.#store = store;
   }
 
-  /** Resolves when `write` ran and what it wrote is durable; rejects with either's failure. */
+  /** Resolves when `write` ran and its write is durable (or kept); rejects on either's failure. */
   write(write: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#writes.length === 0) setImmediate(() => this.#flush());
@@ -121,6 +125,10 @@ class OutcomeBatch {
     }
     if (written === 0) return;
     writes.length = written;
+    if (this.#store.writesKeptInOrder === true) {
+      for (const w of writes) w.resolve();
+      return;
+    }
     // A group commit that failed rolled the outcomes back: `committed()` rejects.
     let durable: Promise<void>;
     try {

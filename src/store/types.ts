@@ -317,6 +317,17 @@ export interface Store
    */
   committed(scope?: { readonly tenant?: string }): Promise<void>;
 
+  /**
+   * True when a write, once made, stays made while the process lives (a failed flush keeps it
+   * and writes it again; nothing rolls it back) and durability comes in order (a `committed()`
+   * that resolves covers every earlier write). A caller may then act on a write before it is
+   * durable whenever its next durable step waits for a later `committed()`: a run's slot is
+   * released once its outcome is written, since the next run's start waits for the commit that
+   * carries both (one round trip to the durable copy per run, not two). Absent: false (SQLite's
+   * group commit rolls a failed group back).
+   */
+  readonly writesKeptInOrder?: boolean;
+
   /** Closes the store; a store with writes to send resolves once they are sent (or failed). */
   close(): void | Promise<void>;
 }

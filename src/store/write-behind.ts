@@ -93,16 +93,36 @@ function dirtySize(d: Dirty): number {
 /** A flush's rows: the current images of the dirty keys, table by table. */
 export type Batch = readonly (readonly [TableSpec, RowImage[]])[];
 
+/**
+ * The mirror: the store's schema in memory, without the runs' indexes by schedule and by plugin.
+ * Those serve reads of a long history (the CLI's, from the durable copy); the mirror holds at
+ * most `MIRROR_FINISHED_RUNS` finished runs and its reads of runs by schedule or plugin (an
+ * embedder's `listRuns`) scan them, while every run's insert and prune no longer updates two
+ * indexes: 4 of the scheduler thread's ~32 µs per run in a burst.
+ */
+function mirrorStore(): SqliteStore {
+  const mirror = new SqliteStore(':memory:');
+  mirror.mirrorDatabase.exec('DROP INDEX runs_schedule; DROP INDEX runs_plugin');
+  return mirror;
+}
+
 export abstract class WriteBehindStore implements Store {
   /** Names the store in messages. */
   abstract readonly name: string;
-  protected readonly mirror = new SqliteStore(':memory:');
+  /** A failed flush keeps its rows, and flushes commit one at a time, in order. */
+  readonly writesKeptInOrder = true;
+  protected readonly mirror = mirrorStore();
   protected dirty = emptyDirty();
+  /**
+   * How many flushes may be in flight at once. More than one only where the durable side
+   * applies them in order and refuses a flush sent behind one that failed (`writeBatch`'s
+   * `chained`), so that a flush that commits still implies every earlier one did.
+   */
+  protected readonly flushDepth: number = 1;
   /** Waiters for the next flush (writes not yet sent). */
   #waiters: Waiter[] = [];
-  /** Waiters for the flush in flight. */
-  #inFlightWaiters: Waiter[] = [];
-  #flushing: Promise<void> | null = null;
+  /** The flushes in flight, oldest first (answers come back in order): waiters and runs. */
+  readonly #inFlight: { readonly waiters: Waiter[]; readonly runs: ReadonlySet<number> }[] = [];
   #flushQueued = false;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryMs = FLUSH_RETRY_MS;
@@ -128,7 +148,7 @@ export abstract class WriteBehindStore implements Store {
    * them: their waiters reject with `HG_STORE_FENCED`); rejects, with an `HourglassError`, when
    * nothing was written.
    */
-  protected abstract writeBatch(dirty: Dirty): Promise<ReadonlySet<string>>;
+  protected abstract writeBatch(dirty: Dirty, chained: boolean): Promise<ReadonlySet<string>>;
 
   /** The current images of the dirty rows, table by table. */
   protected readBatch(dirty: Dirty): Batch {
@@ -160,7 +180,7 @@ export abstract class WriteBehindStore implements Store {
   }
 
   #startFlush(): void {
-    if (this.#flushing !== null || this.#retryTimer !== null) return;
+    if (this.#inFlight.length >= this.flushDepth || this.#retryTimer !== null) return;
     if (this.closed) {
       // The mirror is gone (a retry armed while closing must not read it): nothing is written.
       const waiters = this.#waiters;
@@ -178,16 +198,17 @@ export abstract class WriteBehindStore implements Store {
     }
     this.dirty = emptyDirty();
     this.#waiters = [];
-    this.#inFlightWaiters = waiters;
-    this.#flushing = this.#runFlush(dirty, waiters);
+    const chained = this.#inFlight.length > 0;
+    this.#inFlight.push({ waiters, runs: dirty.runs });
+    void this.#runFlush(dirty, waiters, chained);
   }
 
   /** Writes one batch and settles its waiters; then starts the next flush if writes piled up. */
-  async #runFlush(dirty: Dirty, waiters: Waiter[]): Promise<void> {
+  async #runFlush(dirty: Dirty, waiters: Waiter[], chained: boolean): Promise<void> {
     let fenced: ReadonlySet<string> | null = null;
     let failure: HourglassError | null = null;
     try {
-      fenced = await this.writeBatch(dirty);
+      fenced = await this.writeBatch(dirty, chained);
     } catch (err) {
       failure =
         err instanceof HourglassError
@@ -200,9 +221,8 @@ export abstract class WriteBehindStore implements Store {
               },
             );
     }
-    // Settled synchronously from here: a `committed()` call now joins the next flush.
-    this.#flushing = null;
-    this.#inFlightWaiters = [];
+    // Settled synchronously from here: a `committed()` call now joins a later flush.
+    this.#inFlight.shift();
     if (fenced !== null) {
       this.#retryMs = FLUSH_RETRY_MS;
       this.lastFailure = null;
@@ -236,7 +256,8 @@ export abstract class WriteBehindStore implements Store {
       } catch {
         // as above
       }
-      if (!this.closed) {
+      // A flush behind this one fails too (`chained`); the first failure arms the retry.
+      if (!this.closed && this.#retryTimer === null) {
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = null;
           this.#startFlush();
@@ -254,7 +275,8 @@ export abstract class WriteBehindStore implements Store {
    * written, a few at a time, after every PRUNE_STEP runs written: each id range is read once
    * (`#prunedBelow` moves up), its finished rows deleted, its open rows left. A row below that
    * mark that a later flush wrote (an old run that finished since) is deleted at the next prune.
-   * Rows with writes not yet flushed stay (their flush reads them; they come back the same way).
+   * Rows with writes not yet flushed, or in a flush in flight, stay (their flush reads them, or
+   * reads them again if it fails; they come back the same way).
    * A prune costs about the rows it deletes: one turn never deletes thousands of rows, nor reads
    * the unflushed set, while fires wait behind it. (Runs imported below the mark, a tenant's
    * history adopted from another host, stay until they change or the tenant is dropped.)
@@ -278,7 +300,10 @@ export abstract class WriteBehindStore implements Store {
       for (const id of this.#pruneRange.all(this.#prunedBelow, below) as number[]) ids.push(id);
       this.#prunedBelow = below;
     }
-    const gone = ids.filter((id) => !this.dirty.runs.has(id));
+    // A flush still in flight may fail and read its rows again.
+    const gone = ids.filter(
+      (id) => !this.dirty.runs.has(id) && !this.#inFlight.some((f) => f.runs.has(id)),
+    );
     if (gone.length === 0) return;
     this.#pruneDelete ??= db.prepare(
       `DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))
@@ -290,11 +315,12 @@ export abstract class WriteBehindStore implements Store {
   /** Resolves once every write made so far is durable (of `scope.tenant`, if given). */
   committed(scope?: { readonly tenant?: string }): Promise<void> {
     const pending = dirtySize(this.dirty) > 0 || this.#flushQueued;
-    if (!pending && this.#flushing === null) return Promise.resolve();
+    const last = this.#inFlight.at(-1);
+    if (!pending && last === undefined) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const w = { tenant: scope?.tenant, resolve, reject };
-      if (pending || this.#retryTimer !== null) this.#waiters.push(w);
-      else this.#inFlightWaiters.push(w);
+      if (pending || this.#retryTimer !== null || last === undefined) this.#waiters.push(w);
+      else last.waiters.push(w);
     });
   }
 

@@ -3,12 +3,26 @@
  * real guest, real file, real writer thread. Runs fire and are recorded; another connection (the
  * CLI's) sees them once committed; a command the CLI queues is applied by the host and its
  * outcome reaches the file; after a stop, a new host on the same file takes the lease and goes on
- * from what the first wrote (states, run history, run ids).
+ * from what the first wrote (states, run history, run ids). A run's slot is freed once its
+ * outcome is written, before it is durable (`Store.writesKeptInOrder`), yet every guest call
+ * finds its own start and every earlier outcome in the file.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { InThreadSandbox } from '../../src/sandbox/in-thread-sandbox.ts';
+import type { HostCallHandler, Sandbox } from '../../src/sandbox/types.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
-import { ManualClock, proxyConfig, runsOf, startHost, tempDir, advance } from './helpers.ts';
+import {
+  advance,
+  decls,
+  GUEST,
+  makeConfig,
+  ManualClock,
+  proxyConfig,
+  runsOf,
+  startHost,
+  tempDir,
+} from './helpers.ts';
 
 const T0 = Date.parse('2026-01-15T10:00:00Z');
 
@@ -65,5 +79,72 @@ test('a host on the writer thread: runs recorded, CLI commands applied, a restar
     assert.equal(runsOf(second.host, 't/p/q').length, 2, 'the paused schedule did not fire');
   } finally {
     await second.stop();
+  }
+});
+
+test('on the writer thread a run frees its slot once its outcome is written, and the next guest call still finds that outcome in the file', async (t) => {
+  const dir = tempDir(t);
+  const every = (id: string) => ({ id, every: '1h' });
+  const base = makeConfig(dir, [
+    {
+      id: 't',
+      quotas: { maxRunsInFlight: 1 },
+      plugins: [
+        {
+          name: 'p',
+          wasm: GUEST.proxy,
+          config: { schedules: decls(every('a'), every('b'), every('c')) },
+        },
+      ],
+    },
+  ]);
+  const config = { ...base, store: { ...base.store, writer: 'thread' as const } };
+  const cli: { store: SqliteStore | null } = { store: null };
+  t.after(() => cli.store?.close());
+  const called: number[] = [];
+  const problems: string[] = [];
+  // The real sandbox, and a look at the file (another connection, as the CLI's) at every call.
+  const observed = (hostCall: HostCallHandler): Sandbox => {
+    const inner = new InThreadSandbox({ hostCall });
+    return {
+      load: (spec) => inner.load(spec),
+      unload: (id) => inner.unload(id),
+      close: () => inner.close(),
+      call(pluginId, req) {
+        const runId = req.caller.runId;
+        if (req.fn === 'run' && runId !== undefined) {
+          called.push(runId);
+          cli.store ??= new SqliteStore(config.store.path, { mustExist: true });
+          for (const r of cli.store.listRuns({ limit: 100 })) {
+            if (r.id === runId && r.status !== 'running')
+              problems.push(`run ${runId} was called while the file says ${r.status}`);
+            if (r.id !== runId && r.status === 'running')
+              problems.push(`run ${runId} was called while run ${r.id} is running in the file`);
+          }
+        }
+        return inner.call(pluginId, req);
+      },
+    };
+  };
+  const clock = new ManualClock(T0);
+  const { host, stop } = await startHost(config, clock, { sandbox: observed });
+  try {
+    let finished = 0;
+    host.events.on('run:finished', () => finished++);
+    for (const id of ['a', 'b', 'c']) assert.ok(host.operate(`t/p/${id}`, 'trigger').ok);
+    const end = Date.now() + 20_000;
+    while (finished < 3) {
+      if (Date.now() > end) assert.fail(`${finished} of 3 runs finished`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await host.store.committed();
+    assert.equal(called.length, 3, 'one tick after another, the tenant allowing one at a time');
+    assert.deepEqual(problems, []);
+    assert.deepEqual(
+      (cli.store as SqliteStore).listRuns({ limit: 100 }).map((r) => r.status),
+      ['succeeded', 'succeeded', 'succeeded'],
+    );
+  } finally {
+    await stop();
   }
 });

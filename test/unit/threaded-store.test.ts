@@ -3,7 +3,7 @@
  * and a real writer thread. Its `Store` contract is in the conformance suite
  * (store-conformance-sqlite.test.ts); here: another connection sees a flush once `committed()`
  * resolves; a reopen reads the file back (ids go on); a write the file refuses is reported,
- * kept and written once space returns; the lease is kept by the writer and released after the
+ * kept and written once space returns, and one sent behind it is refused with it; the lease is kept by the writer and released after the
  * last flush; commands a CLI queues reach `pendingCommands()`; a copy is made again when another
  * connection wrote before the lease was taken; the mirror lets go of old finished runs.
  */
@@ -113,6 +113,38 @@ test('a write the file refuses is reported and kept, and written once space retu
   } finally {
     cli.close();
   }
+});
+
+test('a flush sent behind one the file refused is refused too: a flush that commits implies every earlier one did', async (t) => {
+  const path = file(t);
+  const store = new ThreadedSqliteStore(path);
+  t.after(() => store.close());
+  const [small, chained] = [store.insertRun(run('a')), store.insertRun(run('b'))];
+  await store.committed();
+  store.setMaxBytes(1); // held at its current size: as a full disk
+  // Alone, a small change fits in the file's pages: it commits under the cap.
+  store.finishRun(small, succeeded(T0));
+  await store.committed();
+  // A flush that needs new pages is refused; one sent while it was in flight, which would
+  // fit, is refused with it.
+  for (let i = 0; i < 300; i++) store.insertRun({ ...run(`r${i}`), error: 'x'.repeat(200) });
+  const big = store.committed();
+  await Promise.resolve(); // the big flush is sent (the next one goes while it is in flight)
+  store.finishRun(chained, succeeded(T0));
+  const behind = store.committed();
+  const outcomes = await Promise.allSettled([big, behind]);
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    ['rejected', 'rejected'],
+  );
+  const cli = new SqliteStore(path, { mustExist: true });
+  t.after(() => cli.close());
+  assert.equal(cli.getRun(small)?.status, 'succeeded');
+  assert.equal(cli.getRun(chained)?.status, 'running', 'not written before the flush ahead of it');
+  store.setMaxBytes(null);
+  await until('a retried flush', () => cli.getRun(chained)?.status === 'succeeded');
+  await store.committed();
+  assert.equal(cli.listRuns({ limit: 1000 }).length, 302, 'nothing was lost');
 });
 
 test('the lease: one holder; a renewal that finds it taken says so at the next one; close releases it after the last write', async (t) => {

@@ -11,6 +11,12 @@ export interface TableSpec {
   readonly columns: readonly (readonly [name: string, pgType: string])[];
   /** The primary key, a column of `columns`. */
   readonly key: string;
+  /**
+   * The columns a row's later writes may change (the others are written once, with the row);
+   * absent: any. An upsert of an existing row sets only these, so it leaves the indexes on the
+   * others alone.
+   */
+  readonly updatable?: readonly string[];
 }
 
 const T = 'text';
@@ -84,6 +90,18 @@ export const RUNS: TableSpec = {
     ['fuel_budget', B],
     ['result', T],
     ['covers_until', B],
+  ],
+  // A run's start (`waiting` → `running`) and its outcome; nothing else changes a run row.
+  updatable: [
+    'status',
+    'reason',
+    'started_at',
+    'finished_at',
+    'error',
+    'output_bytes',
+    'fuel_used',
+    'fuel_budget',
+    'result',
   ],
 };
 

@@ -24,6 +24,8 @@ export interface WriterData {
 export interface TableJson {
   readonly table: string;
   readonly columns: readonly string[];
+  /** The columns an existing row's upsert sets (`TableSpec.updatable`); absent: all. */
+  readonly updatable?: readonly string[];
   readonly json: string;
 }
 
@@ -31,6 +33,12 @@ export type WriterRequest =
   | { readonly op: 'open' }
   | {
       readonly op: 'write';
+      /**
+       * Sent while an earlier write was in flight: refused if the writer's last write failed
+       * (its rows come back in a later write), so a write that commits implies every earlier one
+       * did (`WriteBehindStore.flushDepth`).
+       */
+      readonly chained: boolean;
       readonly tables: readonly TableJson[];
       /** Plugins whose contracts are replaced: their rows are deleted first. */
       readonly contractPlugins: readonly string[];

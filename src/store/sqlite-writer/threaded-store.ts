@@ -82,6 +82,8 @@ const WRITER_ENTRY = import.meta.url.endsWith('.ts')
   : new URL('./writer-main.js', import.meta.url);
 
 export class ThreadedSqliteStore extends WriteBehindStore {
+  /** The writer applies writes in order and refuses one chained behind a failure. */
+  protected override readonly flushDepth = 2;
   readonly name: string;
   readonly path: string;
   readonly #worker: Worker;
@@ -241,7 +243,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
    * cell on this thread, and a text crosses to the writer as one copy, where row images would be
    * serialized cell by cell), and sends them to the writer.
    */
-  protected writeBatch(dirty: Dirty): Promise<ReadonlySet<string>> {
+  protected writeBatch(dirty: Dirty, chained: boolean): Promise<ReadonlySet<string>> {
     const tables: TableJson[] = [];
     for (const [spec, keys] of [
       [PLUGINS, dirty.plugins],
@@ -254,6 +256,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
       tables.push({
         table: spec.name,
         columns: spec.columns.map((c) => c[0]),
+        ...(spec.updatable ? { updatable: spec.updatable } : {}),
         json: this.#json(spec, keys),
       });
     }
@@ -271,6 +274,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
     }
     return this.#request({
       op: 'write',
+      chained,
       tables,
       contractPlugins: [...dirty.contracts],
       counts,

@@ -9,12 +9,13 @@
  * Images are written with `INSERT OR REPLACE` for schedules: a replace fires no trigger (SQLite
  * fires delete triggers on a replace only with `recursive_triggers`), so neither the
  * incarnation trigger nor the live counts move on their own; the counts are copied from the
- * mirror, which keeps them exactly (`counts` in the request). Other tables have no triggers and
- * take an upsert.
+ * mirror, which keeps them exactly (`counts` in the request). Runs go row by row (`writeRows`);
+ * other tables have no triggers and take an upsert.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { SqliteStore } from '../sqlite-store.ts';
+import { HourglassError } from '../../errors.ts';
 import { storeError } from '../sqlite-errors.ts';
 import type {
   Answer,
@@ -65,20 +66,56 @@ function writeSql(t: TableJson): string {
           ON CONFLICT (${key}) DO UPDATE SET ${set}`;
 }
 
+/**
+ * Writes the JSON rows of a table whose rows change after their insert (`updatable`: a run's
+ * start and its outcome) row by row: an update of those columns by key, and the insert when it
+ * changed no row (a new row). A run costs about half what one JSON upsert costs (13 µs against
+ * 28 µs for a start and an outcome, 8 runs a transaction): the upsert tries the insert first,
+ * and reads each row's JSON again for every column.
+ */
+function writeRows(t: TableJson, updatable: readonly string[]): void {
+  const key = t.columns[0] as string;
+  const update = statement(
+    `UPDATE ${t.table} SET ${updatable.map((c) => `${c} = ?`).join(', ')} WHERE ${key} = ?`,
+  );
+  const insert = statement(
+    `INSERT INTO ${t.table} (${t.columns.join(', ')}) VALUES (${t.columns.map(() => '?').join(', ')})`,
+  );
+  const at = updatable.map((c) => t.columns.indexOf(c));
+  const args: unknown[] = new Array(at.length + 1);
+  for (const row of JSON.parse(t.json) as unknown[][]) {
+    for (let i = 0; i < at.length; i++) args[i] = row[at[i] as number];
+    args[at.length] = row[0];
+    if (update.run(args).changes === 0) insert.run(row);
+  }
+}
+
+/** The last write failed: a chained write is refused until one that is not succeeds. */
+let lastWriteFailed = false;
+
 function write(req: Extract<WriterRequest, { op: 'write' }>): null {
+  if (req.chained && lastWriteFailed)
+    throw new HourglassError(
+      'HG_STORE_WRITE',
+      `store '${data.path}': a flush failed, and this one was sent behind it (both are written again)`,
+    );
+  lastWriteFailed = true;
   const d = db as Database.Database;
   d.transaction(() => {
     if (req.contractPlugins.length > 0)
       statement(
         'DELETE FROM job_contracts WHERE plugin_id IN (SELECT value FROM json_each(?))',
       ).run(JSON.stringify(req.contractPlugins));
-    for (const t of req.tables) statement(writeSql(t)).run(t.json);
+    for (const t of req.tables)
+      if (t.updatable) writeRows(t, t.updatable);
+      else statement(writeSql(t)).run(t.json);
     if (req.counts !== null)
       statement(
         `INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live)
          SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`,
       ).run(req.counts);
   })();
+  lastWriteFailed = false;
   return null;
 }
 
