@@ -90,6 +90,16 @@ function dirtySize(d: Dirty): number {
   return d.plugins.size + d.contracts.size + d.schedules.size + d.runs.size + d.commands.size;
 }
 
+/**
+ * A flush in flight: its rows, the waiters it settles (`committed()` calls join it while it is
+ * the last), and whether it was sent behind another (`writeBatch`'s `chained`).
+ */
+interface Flight {
+  readonly dirty: Dirty;
+  readonly waiters: Waiter[];
+  readonly chained: boolean;
+}
+
 /** A flush's rows: the current images of the dirty keys, table by table. */
 export type Batch = readonly (readonly [TableSpec, RowImage[]])[];
 
@@ -109,7 +119,7 @@ function mirrorStore(): SqliteStore {
 export abstract class WriteBehindStore implements Store {
   /** Names the store in messages. */
   abstract readonly name: string;
-  /** A failed flush keeps its rows, and flushes commit one at a time, in order. */
+  /** A failed flush keeps its rows, and flushes commit in order (`flushDepth`). */
   readonly writesKeptInOrder = true;
   protected readonly mirror = mirrorStore();
   protected dirty = emptyDirty();
@@ -121,8 +131,8 @@ export abstract class WriteBehindStore implements Store {
   protected readonly flushDepth: number = 1;
   /** Waiters for the next flush (writes not yet sent). */
   #waiters: Waiter[] = [];
-  /** The flushes in flight, oldest first (answers come back in order): waiters and runs. */
-  readonly #inFlight: { readonly waiters: Waiter[]; readonly runs: ReadonlySet<number> }[] = [];
+  /** The flushes in flight, oldest first (answers come back in order). */
+  readonly #inFlight: Flight[] = [];
   #flushQueued = false;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryMs = FLUSH_RETRY_MS;
@@ -198,13 +208,13 @@ export abstract class WriteBehindStore implements Store {
     }
     this.dirty = emptyDirty();
     this.#waiters = [];
-    const chained = this.#inFlight.length > 0;
-    this.#inFlight.push({ waiters, runs: dirty.runs });
-    void this.#runFlush(dirty, waiters, chained);
+    const flight = { dirty, waiters, chained: this.#inFlight.length > 0 };
+    this.#inFlight.push(flight);
+    void this.#runFlush(flight);
   }
 
   /** Writes one batch and settles its waiters; then starts the next flush if writes piled up. */
-  async #runFlush(dirty: Dirty, waiters: Waiter[], chained: boolean): Promise<void> {
+  async #runFlush({ dirty, waiters, chained }: Flight): Promise<void> {
     let fenced: ReadonlySet<string> | null = null;
     let failure: HourglassError | null = null;
     try {
@@ -302,7 +312,7 @@ export abstract class WriteBehindStore implements Store {
     }
     // A flush still in flight may fail and read its rows again.
     const gone = ids.filter(
-      (id) => !this.dirty.runs.has(id) && !this.#inFlight.some((f) => f.runs.has(id)),
+      (id) => !this.dirty.runs.has(id) && !this.#inFlight.some((f) => f.dirty.runs.has(id)),
     );
     if (gone.length === 0) return;
     this.#pruneDelete ??= db.prepare(
