@@ -387,6 +387,16 @@ export class SqliteStore implements Store {
     return this.#db;
   }
 
+  /** Inside `transaction(fn)` (not only a group commit's implicit transaction). */
+  get inExplicitTransaction(): boolean {
+    return this.#depth > 0 || (this.#db.inTransaction && !this.#grouped);
+  }
+
+  /** Commits the open group now (nothing when none is open). */
+  commitGroup(): void {
+    this.#commitGroup();
+  }
+
   setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
     this.#onWriteError = listener;
   }

@@ -59,6 +59,12 @@ const FLUSH_RETRY_MAX_MS = 2_000;
 export const MIRROR_FINISHED_RUNS = 10_000;
 /** How many runs are written between two prunes of the mirror's runs (`#pruneRuns`). */
 const PRUNE_STEP = 32;
+/**
+ * The most finished runs one prune reads (`#pruneRuns`): a flush of 20,000 new runs pushes as
+ * many out of the mirror's window at once, and deleting them in one turn held the scheduler's
+ * thread for 12 ms, between that flush's commit and the start of the runs it carried.
+ */
+const PRUNE_MAX = 1_024;
 
 interface Waiter {
   readonly tenant: string | undefined;
@@ -73,6 +79,11 @@ export interface Dirty {
   contracts: Set<string>;
   schedules: Set<string>;
   runs: Set<number>;
+  /**
+   * Those of `runs` this store inserted, whose rows are not in the durable copy yet (a flush
+   * that fails gives them back): the durable side may insert them without looking first.
+   */
+  runsNew: Set<number>;
   commands: Set<number>;
 }
 
@@ -82,6 +93,7 @@ function emptyDirty(): Dirty {
     contracts: new Set(),
     schedules: new Set(),
     runs: new Set(),
+    runsNew: new Set(),
     commands: new Set(),
   };
 }
@@ -90,13 +102,27 @@ function dirtySize(d: Dirty): number {
   return d.plugins.size + d.contracts.size + d.schedules.size + d.runs.size + d.commands.size;
 }
 
+/** Adds `from`'s keys to `into`'s (and returns `into`). */
+function mergeDirty(into: Dirty, from: Dirty): Dirty {
+  for (const k of Object.keys(from) as (keyof Dirty)[])
+    for (const v of from[k] as Set<never>) (into[k] as Set<never>).add(v);
+  return into;
+}
+
 /**
- * A flush in flight: its rows, the waiters it settles (`committed()` calls join it while it is
- * the last), and whether it was sent behind another (`writeBatch`'s `chained`).
+ * A flush in flight: its rows (those of its parts too), the waiters it settles (`committed()`
+ * calls join it while it is the last), and whether it was sent behind another (`writeBatch`'s
+ * `chained`).
  */
 interface Flight {
   readonly dirty: Dirty;
   readonly waiters: Waiter[];
+  readonly chained: boolean;
+}
+
+/** A flush whose first parts were sent during this turn (`streamRows`); its last part is not. */
+interface OpenFlush {
+  readonly dirty: Dirty;
   readonly chained: boolean;
 }
 
@@ -111,7 +137,7 @@ export type Batch = readonly (readonly [TableSpec, RowImage[]])[];
  * indexes: 4 of the scheduler thread's ~32 µs per run in a burst.
  */
 function mirrorStore(): SqliteStore {
-  const mirror = new SqliteStore(':memory:');
+  const mirror = new SqliteStore(':memory:', { groupCommit: true });
   mirror.mirrorDatabase.exec('DROP INDEX runs_schedule; DROP INDEX runs_plugin');
   return mirror;
 }
@@ -129,10 +155,21 @@ export abstract class WriteBehindStore implements Store {
    * `chained`), so that a flush that commits still implies every earlier one did.
    */
   protected readonly flushDepth: number = 1;
+  /**
+   * Rows after which the writes of a turn start to go out before the turn ends, in parts of a
+   * flush that the durable side applies in one transaction it commits only with the flush's last
+   * part (`writePart`, `abandonParts`): a turn that writes thousands of rows (a burst of
+   * triggers, a cron minute shared by many schedules) is written while it runs, not after.
+   * What commits is still the mirror at a turn's end, so the durable copy never holds a state
+   * from the middle of one. Infinity: never (the durable side cannot hold a flush open).
+   */
+  protected readonly streamRows: number = Infinity;
   /** Waiters for the next flush (writes not yet sent). */
   #waiters: Waiter[] = [];
   /** The flushes in flight, oldest first (answers come back in order). */
   readonly #inFlight: Flight[] = [];
+  /** The flush this turn's parts went to (`streamRows`), until its last part is sent. */
+  #open: OpenFlush | null = null;
   #flushQueued = false;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryMs = FLUSH_RETRY_MS;
@@ -152,13 +189,39 @@ export abstract class WriteBehindStore implements Store {
   #pruneDelete: Database.Statement | null = null;
 
   /**
-   * Makes the rows of `dirty` durable: reads their current state from the mirror at once (before
-   * returning the promise: the flush's snapshot; `readBatch` as images), then writes it.
+   * Makes the rows of `dirty` durable, with those of the parts sent for this flush if any
+   * (`writePart`): reads their current state from the mirror at once (before returning the
+   * promise: the flush's snapshot; `readBatch` as images), then writes it.
    * Resolves with the tenants whose rows the durable copy refused (this host no longer owns
    * them: their waiters reject with `HG_STORE_FENCED`); rejects, with an `HourglassError`, when
    * nothing was written.
    */
   protected abstract writeBatch(dirty: Dirty, chained: boolean): Promise<ReadonlySet<string>>;
+
+  /**
+   * Sends the current images of `dirty`'s rows as a part of the next flush: applied, not
+   * committed, until that flush's last part (`writeBatch`) commits them with it. Answers
+   * nothing: a part that fails fails its flush. Only called where `streamRows` is finite.
+   */
+  protected writePart(_dirty: Dirty, _chained: boolean): void {
+    throw new Error(`store '${this.name}' cannot write a flush in parts`);
+  }
+
+  /** Tells the durable side to undo the parts it applied (`abandonParts`). */
+  protected dropParts(): void {}
+
+  /**
+   * Undoes the parts sent this turn (their rows go out again with the next flush). The durable
+   * side's transaction must not be left open under another operation (the lease, a command):
+   * a subclass calls this before sending one.
+   */
+  protected abandonParts(): void {
+    const open = this.#open;
+    if (open === null) return;
+    this.#open = null;
+    mergeDirty(this.dirty, open.dirty);
+    this.dropParts();
+  }
 
   /** The current images of the dirty rows, table by table. */
   protected readBatch(dirty: Dirty): Batch {
@@ -181,6 +244,7 @@ export abstract class WriteBehindStore implements Store {
   // ---- flushing ----
 
   protected touch(): void {
+    if (this.streamRows !== Infinity && dirtySize(this.dirty) >= this.streamRows) this.#sendPart();
     if (this.#flushQueued || this.closed) return;
     this.#flushQueued = true;
     queueMicrotask(() => {
@@ -189,8 +253,33 @@ export abstract class WriteBehindStore implements Store {
     });
   }
 
+  /**
+   * Sends the rows written so far this turn as a part of the next flush (`streamRows`). Not
+   * inside a transaction of the mirror (it may still roll back), not while a failed flush waits
+   * for its retry, and only when that flush could start now.
+   */
+  #sendPart(): void {
+    if (this.closed || this.#retryTimer !== null || this.mirror.inExplicitTransaction) return;
+    if (this.#open === null) {
+      if (this.#inFlight.length >= this.flushDepth) return;
+      this.#open = { dirty: emptyDirty(), chained: this.#inFlight.length > 0 };
+    }
+    const part = this.dirty;
+    this.dirty = emptyDirty();
+    mergeDirty(this.#open.dirty, part);
+    this.writePart(part, this.#open.chained);
+  }
+
   #startFlush(): void {
-    if (this.#inFlight.length >= this.flushDepth || this.#retryTimer !== null) return;
+    // A flush begun in parts (`#sendPart`) ends here, at the end of the turn that sent them.
+    let open = this.#open;
+    if (open !== null && (this.closed || this.#retryTimer !== null)) {
+      this.abandonParts();
+      open = null;
+    }
+    if (open === null && (this.#inFlight.length >= this.flushDepth || this.#retryTimer !== null))
+      return;
+    this.#open = null;
     if (this.closed) {
       // The mirror is gone (a retry armed while closing must not read it): nothing is written.
       const waiters = this.#waiters;
@@ -201,24 +290,30 @@ export abstract class WriteBehindStore implements Store {
     }
     const dirty = this.dirty;
     const waiters = this.#waiters;
-    if (dirtySize(dirty) === 0) {
+    if (open === null && dirtySize(dirty) === 0) {
       this.#waiters = [];
       for (const w of waiters) w.resolve();
       return;
     }
     this.dirty = emptyDirty();
     this.#waiters = [];
-    const flight = { dirty, waiters, chained: this.#inFlight.length > 0 };
+    const flight =
+      open === null
+        ? { dirty, waiters, chained: this.#inFlight.length > 0 }
+        : { dirty: mergeDirty(open.dirty, dirty), waiters, chained: open.chained };
     this.#inFlight.push(flight);
-    void this.#runFlush(flight);
+    void this.#runFlush(flight, dirty);
   }
 
-  /** Writes one batch and settles its waiters; then starts the next flush if writes piled up. */
-  async #runFlush({ dirty, waiters, chained }: Flight): Promise<void> {
+  /**
+   * Writes one batch (`last`: the rows not sent in its parts) and settles its waiters; then
+   * starts the next flush if writes piled up.
+   */
+  async #runFlush({ dirty, waiters, chained }: Flight, last: Dirty): Promise<void> {
     let fenced: ReadonlySet<string> | null = null;
     let failure: HourglassError | null = null;
     try {
-      fenced = await this.writeBatch(dirty, chained);
+      fenced = await this.writeBatch(last, chained);
     } catch (err) {
       failure =
         err instanceof HourglassError
@@ -258,8 +353,7 @@ export abstract class WriteBehindStore implements Store {
       const e = failure as HourglassError;
       this.lastFailure = e;
       // Keep the rows: the retry writes their images again (unchanged rows are harmless).
-      for (const k of Object.keys(dirty) as (keyof Dirty)[])
-        for (const v of dirty[k] as Set<never>) (this.dirty[k] as Set<never>).add(v);
+      mergeDirty(this.dirty, dirty);
       for (const w of waiters) w.reject(e);
       try {
         this.#onWriteError?.(e);
@@ -282,9 +376,10 @@ export abstract class WriteBehindStore implements Store {
 
   /**
    * Finished runs older than the newest MIRROR_FINISHED_RUNS run ids leave the mirror once
-   * written, a few at a time, after every PRUNE_STEP runs written: each id range is read once
-   * (`#prunedBelow` moves up), its finished rows deleted, its open rows left. A row below that
-   * mark that a later flush wrote (an old run that finished since) is deleted at the next prune.
+   * written, a few at a time, after every PRUNE_STEP runs written: each id range is read once,
+   * at most PRUNE_MAX finished rows a prune (`#prunedBelow` moves up), its finished rows
+   * deleted, its open rows left. A row below that mark that a later flush wrote (an old run
+   * that finished since) is deleted at the next prune.
    * Rows with writes not yet flushed, or in a flush in flight, stay (their flush reads them, or
    * reads them again if it fails; they come back the same way).
    * A prune costs about the rows it deletes: one turn never deletes thousands of rows, nor reads
@@ -304,15 +399,21 @@ export abstract class WriteBehindStore implements Store {
     if (below > this.#prunedBelow) {
       this.#pruneRange ??= db
         .prepare(
-          `SELECT id FROM runs WHERE id >= ? AND id < ? AND status NOT IN ('running', 'waiting')`,
+          `SELECT id FROM runs WHERE id >= ? AND id < ? AND status NOT IN ('running', 'waiting')
+           ORDER BY id LIMIT ${PRUNE_MAX}`,
         )
         .pluck();
-      for (const id of this.#pruneRange.all(this.#prunedBelow, below) as number[]) ids.push(id);
-      this.#prunedBelow = below;
+      const found = this.#pruneRange.all(this.#prunedBelow, below) as number[];
+      for (const id of found) ids.push(id);
+      // A full page: the rest of the range waits for the next prune.
+      this.#prunedBelow = found.length === PRUNE_MAX ? (found.at(-1) as number) + 1 : below;
     }
     // A flush still in flight may fail and read its rows again.
     const gone = ids.filter(
-      (id) => !this.dirty.runs.has(id) && !this.#inFlight.some((f) => f.dirty.runs.has(id)),
+      (id) =>
+        !this.dirty.runs.has(id) &&
+        !this.#open?.dirty.runs.has(id) &&
+        !this.#inFlight.some((f) => f.dirty.runs.has(id)),
     );
     if (gone.length === 0) return;
     this.#pruneDelete ??= db.prepare(
@@ -324,7 +425,7 @@ export abstract class WriteBehindStore implements Store {
 
   /** Resolves once every write made so far is durable (of `scope.tenant`, if given). */
   committed(scope?: { readonly tenant?: string }): Promise<void> {
-    const pending = dirtySize(this.dirty) > 0 || this.#flushQueued;
+    const pending = dirtySize(this.dirty) > 0 || this.#flushQueued || this.#open !== null;
     const last = this.#inFlight.at(-1);
     if (!pending && last === undefined) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -441,6 +542,7 @@ export abstract class WriteBehindStore implements Store {
     const id = this.insertRunRow(run);
     if (id > this.#newestRun) this.#newestRun = id;
     this.dirty.runs.add(id);
+    this.dirty.runsNew.add(id);
     this.touch();
     return id;
   }
@@ -456,6 +558,7 @@ export abstract class WriteBehindStore implements Store {
     const ok = this.mirror.restoreRun(run);
     if (ok) {
       this.dirty.runs.add(run.id);
+      this.dirty.runsNew.add(run.id);
       this.touch();
     }
     return ok;

@@ -5,7 +5,10 @@
  * resolves; a reopen reads the file back (ids go on); a write the file refuses is reported,
  * kept and written once space returns, and one sent behind it is refused with it; the lease is kept by the writer and released after the
  * last flush; commands a CLI queues reach `pendingCommands()`; a copy is made again when another
- * connection wrote before the lease was taken; the mirror lets go of old finished runs.
+ * connection wrote before the lease was taken; the mirror lets go of old finished runs. A turn
+ * that writes thousands of rows goes out in parts that commit only with the turn's last write
+ * (an operation of another kind rolls them back; a part the file refuses fails its flush); a run
+ * the host thinks new but the file has takes the host's image.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +19,7 @@ import type { HourglassError } from '../../src/errors.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
 import type { LeaseClaim, NewRun } from '../../src/store/types.ts';
-import { MIRROR_FINISHED_RUNS } from '../../src/store/write-behind.ts';
+import { MIRROR_FINISHED_RUNS, type Dirty } from '../../src/store/write-behind.ts';
 import { runOf, succeeded } from '../support/conformance/fixture.ts';
 import { scheduleRow } from './schedule-row.ts';
 
@@ -246,4 +249,89 @@ test('the mirror lets go of finished runs older than the newest MIRROR_FINISHED_
   t.after(() => cli.close());
   assert.equal(cli.getRun(ids[0] as number)?.status, 'succeeded', 'the file keeps the history');
   assert.equal(cli.getRun(open)?.status, 'succeeded');
+});
+
+/** Counts the parts it sends (`WriteBehindStore.streamRows`). */
+class CountingStore extends ThreadedSqliteStore {
+  parts = 0;
+  protected override writePart(dirty: Dirty, chained: boolean): void {
+    this.parts++;
+    super.writePart(dirty, chained);
+  }
+}
+
+test('a turn of thousands of writes goes out in parts that commit only with its end; another operation rolls them back and they go again', async (t) => {
+  const path = file(t);
+  const store = new CountingStore(path);
+  t.after(() => store.close());
+  const cli = new SqliteStore(path, { mustExist: true });
+  t.after(() => cli.close());
+  const ids: number[] = [];
+  for (let i = 0; i < 3000; i++) ids.push(store.insertRun(run(`r${i}`)));
+  const sent = store.parts;
+  assert.ok(sent >= 4, `parts were sent during the turn (${sent})`);
+  // A synchronous operation: the writer answers it after the parts ahead of it, which it rolls
+  // back first. The file holds none of them: a part is never committed by itself.
+  assert.equal(store.readLease(), undefined);
+  assert.equal(cli.listRuns({ limit: 10_000 }).length, 0, 'nothing of an unfinished turn');
+  for (let i = 0; i < 1000; i++) store.finishRun(ids[i] as number, succeeded(T0 + i));
+  assert.ok(store.parts > sent, 'the rolled-back rows go out again, in parts');
+  await store.committed();
+  const rows = cli.listRuns({ limit: 10_000 });
+  assert.equal(rows.length, 3000, 'each run once');
+  assert.equal(rows.filter((r) => r.status === 'succeeded').length, 1000);
+  assert.equal(cli.getRun(ids[2999] as number)?.localId, 'r2999');
+});
+
+test('a part the file refuses fails its flush; its rows are kept and written once space returns', async (t) => {
+  const path = file(t);
+  const store = new CountingStore(path);
+  t.after(() => store.close());
+  store.setMaxBytes(1); // held at its current size: as a full disk
+  for (let i = 0; i < 2000; i++) store.insertRun({ ...run(`r${i}`), error: 'x'.repeat(200) });
+  assert.ok(store.parts > 0);
+  await assert.rejects(store.committed(), (e: HourglassError) => e.code === 'HG_STORE_WRITE');
+  store.setMaxBytes(null);
+  const cli = new SqliteStore(path, { mustExist: true });
+  t.after(() => cli.close());
+  await until('a retried flush', () => cli.listRuns({ limit: 5000 }).length > 0);
+  await store.committed();
+  assert.equal(cli.listRuns({ limit: 5000 }).length, 2000, 'nothing was lost');
+});
+
+test('a run the host inserted that the file already has takes the host image (the flush does not fail)', async (t) => {
+  const path = file(t);
+  const store = new ThreadedSqliteStore(path);
+  t.after(() => store.close());
+  const first = store.insertRun(run('a'));
+  await store.committed();
+  // Another connection takes the next run id behind the host's back.
+  const other = new SqliteStore(path, { mustExist: true });
+  t.after(() => other.close());
+  assert.equal(other.insertRun(run('theirs')), first + 1);
+  const mine = store.insertRun(run('mine'));
+  assert.equal(mine, first + 1);
+  await store.committed();
+  assert.equal(other.getRun(mine)?.localId, 'mine');
+});
+
+test('a flush that pushes thousands of finished runs out of the mirror prunes them a page at a time', async (t) => {
+  const path = file(t);
+  const store = new ThreadedSqliteStore(path);
+  t.after(() => store.close());
+  const ids: number[] = [];
+  for (let i = 0; i < MIRROR_FINISHED_RUNS + 3000; i++) {
+    const id = store.insertRun(run('a'));
+    store.finishRun(id, succeeded(T0 + i));
+    ids.push(id);
+  }
+  await store.committed();
+  const at = (i: number) => store.getRun(ids[i] as number);
+  assert.equal(at(0), undefined);
+  assert.equal(at(1023), undefined);
+  assert.equal(at(1024)?.status, 'succeeded', 'the rest of the range waits for the next prune');
+  for (let i = 0; i < 32; i++) store.finishRun(store.insertRun(run('a')), succeeded(T0));
+  await store.committed();
+  assert.equal(at(2047), undefined);
+  assert.equal(at(2048)?.status, 'succeeded');
 });

@@ -238,7 +238,10 @@ export class PgStore extends WriteBehindStore {
     const db = this.mirror.mirrorDatabase;
     for (const id of d.runs) {
       const r = this.mirror.getRun(id);
-      if (r && r.tenant === tenant) d.runs.delete(id);
+      if (r && r.tenant === tenant) {
+        d.runs.delete(id);
+        d.runsNew.delete(id);
+      }
     }
     for (const id of d.commands) {
       const cmd = this.mirror.getCommand(id);

@@ -24,27 +24,42 @@ export interface WriterData {
 export interface TableJson {
   readonly table: string;
   readonly columns: readonly string[];
+  /**
+   * Rows new to the file (`Dirty.runsNew`): inserted without looking for them first (a row that
+   * is there after all, which the host does not expect, takes the image instead).
+   */
+  readonly inserted?: boolean;
   /** The columns an existing row's upsert sets (`TableSpec.updatable`); absent: all. */
   readonly updatable?: readonly string[];
   readonly json: string;
 }
 
+/** A flush's rows, committed with the parts sent before it (if any). */
+export interface WriteRequest {
+  readonly op: 'write';
+  /**
+   * Sent while an earlier write was in flight: refused if the writer's last write failed (its
+   * rows come back in a later write), so a write that commits implies every earlier one did
+   * (`WriteBehindStore.flushDepth`). A write sent in parts is chained as its first part was.
+   */
+  readonly chained: boolean;
+  readonly tables: readonly TableJson[];
+  /** Plugins whose contracts are replaced: their rows are deleted first. */
+  readonly contractPlugins: readonly string[];
+  /** The live-schedule counts of the tenants the batch's schedules belong to (JSON rows). */
+  readonly counts: string | null;
+}
+
 export type WriterRequest =
   | { readonly op: 'open' }
-  | {
-      readonly op: 'write';
-      /**
-       * Sent while an earlier write was in flight: refused if the writer's last write failed
-       * (its rows come back in a later write), so a write that commits implies every earlier one
-       * did (`WriteBehindStore.flushDepth`).
-       */
-      readonly chained: boolean;
-      readonly tables: readonly TableJson[];
-      /** Plugins whose contracts are replaced: their rows are deleted first. */
-      readonly contractPlugins: readonly string[];
-      /** The live-schedule counts of the tenants the batch's schedules belong to (JSON rows). */
-      readonly counts: string | null;
-    }
+  | WriteRequest
+  /**
+   * A part of the next write, applied in a transaction the writer leaves open until that write
+   * (`WriteBehindStore.streamRows`). Not answered: a part that fails fails the write.
+   */
+  | (Omit<WriteRequest, 'op'> & { readonly op: 'part' })
+  /** Rolls back the parts applied since the last write (they are sent again). Not answered. */
+  | { readonly op: 'abort' }
   | { readonly op: 'acquire'; readonly claim: LeaseClaim }
   | { readonly op: 'renew'; readonly owner: string; readonly now: number }
   | { readonly op: 'release'; readonly owner: string }
@@ -68,6 +83,8 @@ export type Envelope = WriterRequest & { readonly id: number; readonly sync: boo
 export interface WriterAnswers {
   open: null;
   write: null;
+  part: never;
+  abort: never;
   /** `changed`: another connection committed since the store was opened (or last acquired). */
   acquire: { readonly result: LeaseResult; readonly changed: boolean };
   renew: boolean;

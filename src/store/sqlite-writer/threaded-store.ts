@@ -65,7 +65,14 @@ import type {
 import { MIRROR_FINISHED_RUNS, WriteBehindStore, type Dirty } from '../write-behind.ts';
 import { assertStorePath } from '../sqlite-errors.ts';
 import { NOT_SUCCEEDED, SqliteStore } from '../sqlite-store.ts';
-import type { Answer, TableJson, WriterAnswers, WriterData, WriterRequest } from './protocol.ts';
+import type {
+  Answer,
+  TableJson,
+  WriteRequest,
+  WriterAnswers,
+  WriterData,
+  WriterRequest,
+} from './protocol.ts';
 
 export interface ThreadedSqliteStoreOptions {
   /** As `SqliteStoreOptions.maxBytes`. */
@@ -74,6 +81,12 @@ export interface ThreadedSqliteStoreOptions {
 
 /** Applied operator commands copied into the mirror when it is loaded. */
 const MIRROR_COMMANDS = 1_000;
+/**
+ * Rows after which a turn's writes go to the writer in parts (`WriteBehindStore.streamRows`):
+ * a few milliseconds of the writer's work each, so a burst of thousands of runs is on its way to
+ * the file while the turn that started them still runs.
+ */
+const STREAM_ROWS = 512;
 /** Longest wait for a synchronous answer (the writer's boot under tsx, a busy disk). */
 const SYNC_TIMEOUT_MS = 60_000;
 
@@ -83,7 +96,9 @@ const WRITER_ENTRY = import.meta.url.endsWith('.ts')
 
 export class ThreadedSqliteStore extends WriteBehindStore {
   /** The writer applies writes in order and refuses one chained behind a failure. */
-  protected override readonly flushDepth = 2;
+  protected override readonly flushDepth = 4;
+  /** The writer holds a transaction open across a write's parts (`WriteBehindStore.streamRows`). */
+  protected override readonly streamRows = STREAM_ROWS;
   readonly name: string;
   readonly path: string;
   readonly #worker: Worker;
@@ -152,6 +167,8 @@ export class ThreadedSqliteStore extends WriteBehindStore {
 
   #request<R extends WriterRequest>(req: R): Promise<WriterAnswers[R['op']]> {
     if (this.#dead) return Promise.reject(this.#dead);
+    // Nothing else runs inside the transaction of a write's parts.
+    if (req.op !== 'write') this.abandonParts();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -162,6 +179,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
   /** Blocks this thread until the writer answers (rare operations only). */
   #call<R extends WriterRequest>(req: R): WriterAnswers[R['op']] {
     if (this.#dead) throw this.#dead;
+    this.abandonParts();
     const id = this.#nextId++;
     Atomics.store(this.#signal, 0, 0);
     this.#worker.postMessage({ ...req, id, sync: true });
@@ -184,6 +202,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
   /** Copies the file's rows into the mirror (replacing what it held). */
   #load(): void {
     const db = this.mirror.mirrorDatabase;
+    this.mirror.commitGroup(); // ATTACH is refused inside a transaction
     db.prepare('ATTACH DATABASE ? AS disk').run(this.path);
     try {
       db.transaction(() => {
@@ -241,9 +260,9 @@ export class ThreadedSqliteStore extends WriteBehindStore {
   /**
    * Reads the dirty rows as JSON text, built by SQLite (one text per table: no object per row or
    * cell on this thread, and a text crosses to the writer as one copy, where row images would be
-   * serialized cell by cell), and sends them to the writer.
+   * serialized cell by cell).
    */
-  protected writeBatch(dirty: Dirty, chained: boolean): Promise<ReadonlySet<string>> {
+  #rows(dirty: Dirty): Pick<WriteRequest, 'tables' | 'contractPlugins' | 'counts'> {
     const tables: TableJson[] = [];
     for (const [spec, keys] of [
       [PLUGINS, dirty.plugins],
@@ -253,11 +272,23 @@ export class ThreadedSqliteStore extends WriteBehindStore {
       [COMMANDS, dirty.commands],
     ] as const) {
       if (keys.size === 0) continue;
+      const columns = spec.columns.map((c) => c[0]);
+      let rest: Iterable<string | number> = keys;
+      if (spec === RUNS && dirty.runsNew.size > 0) {
+        tables.push({
+          table: spec.name,
+          columns,
+          inserted: true,
+          json: this.#json(spec, dirty.runsNew),
+        });
+        if (dirty.runsNew.size === keys.size) continue;
+        rest = [...dirty.runs].filter((id) => !dirty.runsNew.has(id));
+      }
       tables.push({
         table: spec.name,
-        columns: spec.columns.map((c) => c[0]),
+        columns,
         ...(spec.updatable ? { updatable: spec.updatable } : {}),
-        json: this.#json(spec, keys),
+        json: this.#json(spec, rest),
       });
     }
     let counts: string | null = null;
@@ -272,17 +303,26 @@ export class ThreadedSqliteStore extends WriteBehindStore {
         .pluck();
       counts = this.#countsOf.get(JSON.stringify([...tenants])) as string;
     }
-    return this.#request({
-      op: 'write',
-      chained,
-      tables,
-      contractPlugins: [...dirty.contracts],
-      counts,
-    }).then(() => NOTHING_FENCED);
+    return { tables, contractPlugins: [...dirty.contracts], counts };
+  }
+
+  /** Sends the dirty rows; the writer commits them with the parts sent before (if any). */
+  protected writeBatch(dirty: Dirty, chained: boolean): Promise<ReadonlySet<string>> {
+    return this.#request({ op: 'write', chained, ...this.#rows(dirty) }).then(() => NOTHING_FENCED);
+  }
+
+  /** A part of the next write: the writer applies it in a transaction it leaves open. */
+  protected override writePart(dirty: Dirty, chained: boolean): void {
+    if (this.#dead) return; // the write that ends it fails
+    this.#worker.postMessage({ op: 'part', chained, ...this.#rows(dirty), id: 0, sync: false });
+  }
+
+  protected override dropParts(): void {
+    if (!this.#dead) this.#worker.postMessage({ op: 'abort', id: 0, sync: false });
   }
 
   /** The current rows of `keys` in `spec`'s table, as one JSON array of arrays (column order). */
-  #json(spec: TableSpec, keys: ReadonlySet<string | number>): string {
+  #json(spec: TableSpec, keys: Iterable<string | number>): string {
     let st = this.#jsonOf.get(spec.name);
     if (!st) {
       st = this.mirror.mirrorDatabase

@@ -3,7 +3,8 @@
  * connection to the database file and does every file write, so that a write or sync that waits
  * behind other I/O (on a loaded disk: tens to hundreds of milliseconds) stalls this thread, not
  * the scheduler's. It applies each flush in one transaction (one statement per table, reading
- * the rows from their JSON text), and answers the rare
+ * the rows from their JSON text; a large flush comes in parts, applied as they come in a
+ * transaction left open until its last part), and answers the rare
  * synchronous operations (the lease, enqueueing a command) and the command poll.
  *
  * Images are written with `INSERT OR REPLACE` for schedules: a replace fires no trigger (SQLite
@@ -21,10 +22,13 @@ import type {
   Answer,
   Envelope,
   TableJson,
+  WriteRequest,
   WriterAnswers,
   WriterData,
   WriterRequest,
 } from './protocol.ts';
+
+type PartRequest = Extract<WriterRequest, { op: 'part' }>;
 
 const data = workerData as WriterData;
 const signal = new Int32Array(data.signal);
@@ -90,31 +94,110 @@ function writeRows(t: TableJson, updatable: readonly string[]): void {
   }
 }
 
+/**
+ * Writes rows new to the file (`TableJson.inserted`): an insert each, 30% cheaper than the
+ * update that `writeRows` tries first. A row already there (which the host does not expect: it
+ * inserted the row since its last write) takes the image instead.
+ */
+function insertRows(t: TableJson): void {
+  const cols = t.columns.join(', ');
+  const values = t.columns.map(() => '?').join(', ');
+  const insert = statement(`INSERT INTO ${t.table} (${cols}) VALUES (${values})`);
+  for (const row of JSON.parse(t.json) as unknown[][]) {
+    try {
+      insert.run(row);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err;
+      const set = t.columns
+        .slice(1)
+        .map((c) => `${c} = excluded.${c}`)
+        .join(', ');
+      statement(
+        `INSERT INTO ${t.table} (${cols}) VALUES (${values}) ON CONFLICT DO UPDATE SET ${set}`,
+      ).run(row);
+    }
+  }
+}
+
 /** The last write failed: a chained write is refused until one that is not succeeds. */
 let lastWriteFailed = false;
+/** A transaction holds the parts of the next write (`part`), until that write or an abort. */
+let partsOpen = false;
+/** Why a part of the next write failed (its transaction was rolled back): that write fails. */
+let partsError: unknown = null;
 
-function write(req: Extract<WriterRequest, { op: 'write' }>): null {
+function refuseChained(req: WriteRequest | PartRequest): void {
   if (req.chained && lastWriteFailed)
     throw new HourglassError(
       'HG_STORE_WRITE',
       `store '${data.path}': a flush failed, and this one was sent behind it (both are written again)`,
     );
+}
+
+/** Writes a flush's rows (or a part's) inside the transaction open on `db`. */
+function apply(req: WriteRequest | PartRequest): void {
+  if (req.contractPlugins.length > 0)
+    statement('DELETE FROM job_contracts WHERE plugin_id IN (SELECT value FROM json_each(?))').run(
+      JSON.stringify(req.contractPlugins),
+    );
+  for (const t of req.tables)
+    if (t.inserted) insertRows(t);
+    else if (t.updatable) writeRows(t, t.updatable);
+    else statement(writeSql(t)).run(t.json);
+  if (req.counts !== null)
+    statement(
+      `INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live)
+       SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`,
+    ).run(req.counts);
+}
+
+function rollbackParts(): void {
+  partsOpen = false;
+  const d = db as Database.Database;
+  if (d.inTransaction) d.exec('ROLLBACK');
+}
+
+/** Applies a part of the next write in the transaction the first part opened. */
+function part(req: PartRequest): void {
+  if (partsError !== null) return;
+  try {
+    if (!partsOpen) {
+      refuseChained(req);
+      (db as Database.Database).exec('BEGIN');
+      partsOpen = true;
+    }
+    apply(req);
+  } catch (err) {
+    partsError = err;
+    rollbackParts();
+  }
+}
+
+/** Undoes the parts applied since the last write (the host sends their rows again). */
+function abort(): void {
+  if (partsOpen) rollbackParts();
+  partsError = null;
+}
+
+/** Writes a flush in one transaction: the one its parts opened, if any, committed now. */
+function write(req: WriteRequest): null {
+  if (partsError !== null) {
+    const err = partsError;
+    partsError = null;
+    lastWriteFailed = true;
+    throw err;
+  }
+  if (!partsOpen) refuseChained(req);
   lastWriteFailed = true;
   const d = db as Database.Database;
-  d.transaction(() => {
-    if (req.contractPlugins.length > 0)
-      statement(
-        'DELETE FROM job_contracts WHERE plugin_id IN (SELECT value FROM json_each(?))',
-      ).run(JSON.stringify(req.contractPlugins));
-    for (const t of req.tables)
-      if (t.updatable) writeRows(t, t.updatable);
-      else statement(writeSql(t)).run(t.json);
-    if (req.counts !== null)
-      statement(
-        `INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live)
-         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`,
-      ).run(req.counts);
-  })();
+  if (partsOpen) {
+    try {
+      apply(req);
+      d.exec('COMMIT');
+    } finally {
+      rollbackParts(); // after a commit: nothing is open, only the flag is cleared
+    }
+  } else d.transaction(() => apply(req))();
   lastWriteFailed = false;
   return null;
 }
@@ -126,9 +209,15 @@ function handle(req: WriterRequest): WriterAnswers[WriterRequest['op']] {
   }
   const s = store as SqliteStore;
   const d = db as Database.Database;
+  // The host abandons a write's parts before anything else (`abandonParts`); never run another
+  // operation inside their transaction.
+  if (req.op !== 'write') abort();
   switch (req.op) {
     case 'write':
       return write(req);
+    case 'part':
+    case 'abort':
+      throw new Error(`'${req.op}' is not answered`);
     case 'acquire': {
       const result = s.acquireLease(req.claim);
       const v = dataVersion(d);
@@ -165,6 +254,12 @@ function handle(req: WriterRequest): WriterAnswers[WriterRequest['op']] {
 }
 
 (parentPort as NonNullable<typeof parentPort>).on('message', (m: Envelope) => {
+  if (m.op === 'part' || m.op === 'abort') {
+    if (store === null) return; // the write that ends them fails
+    if (m.op === 'part') part(m);
+    else abort();
+    return;
+  }
   let answer: Answer;
   try {
     if (store === null && m.op !== 'open' && openError === null)
