@@ -273,6 +273,11 @@ export interface SqliteStoreOptions {
    * past this fails like a full disk (`HG_STORE_WRITE`, SQLite's `SQLITE_FULL`). @defaultValue no limit
    */
   readonly maxBytes?: number | null;
+  /**
+   * Told when rows of `insertSchedules(…, { deferred: true })` are written (inside the
+   * transaction that writes them): a write-behind store's mirror marks them changed then.
+   */
+  readonly onDeferredWritten?: (recs: readonly ScheduleRecord[], from: number, to: number) => void;
 }
 
 /** A lease renewed this recently (by any version of Hourglass) blocks migrations. */
@@ -333,6 +338,7 @@ export class SqliteStore implements Store {
   #onWriteError: ((err: HourglassError) => void) | null = null;
   /** Rows of `insertSchedules(…, { deferred: true })` not yet written (deferred-rows.ts). */
   readonly #deferred = new DeferredRows();
+  readonly #onDeferredWritten: SqliteStoreOptions['onDeferredWritten'];
   /** The pending background write of deferred rows (one chunk per turn of the event loop). */
   #deferredTimer: NodeJS.Immediate | null = null;
 
@@ -340,6 +346,7 @@ export class SqliteStore implements Store {
     assertStorePath(path);
     this.path = path;
     this.#groupCommit = opts.groupCommit ?? false;
+    this.#onDeferredWritten = opts.onDeferredWritten;
     try {
       if (path !== ':memory:' && !opts.mustExist) mkdirSync(dirname(path), { recursive: true });
       this.#db = new Database(path, { fileMustExist: opts.mustExist ?? false });
@@ -869,8 +876,10 @@ export class SqliteStore implements Store {
   #writeDeferred(scope: DeferredScope | undefined, limit = Infinity): void {
     if (!this.#deferred.has(scope)) return;
     this.transaction(() => {
-      for (const [recs, from, to] of this.#deferred.take(scope, limit))
+      for (const [recs, from, to] of this.#deferred.take(scope, limit)) {
         this.#insertRows(recs, from, to);
+        this.#onDeferredWritten?.(recs, from, to);
+      }
     });
   }
 

@@ -33,7 +33,7 @@ import {
   SCHEDULES,
   type TableSpec,
 } from './postgres/tables.ts';
-import { SqliteStore } from './sqlite-store.ts';
+import { SqliteStore, type SqliteStoreOptions } from './sqlite-store.ts';
 import type {
   HostLease,
   JobContractRecord,
@@ -136,8 +136,8 @@ export type Batch = readonly (readonly [TableSpec, RowImage[]])[];
  * embedder's `listRuns`) scan them, while every run's insert and prune no longer updates two
  * indexes: 4 of the scheduler thread's ~32 µs per run in a burst.
  */
-function mirrorStore(): SqliteStore {
-  const mirror = new SqliteStore(':memory:', { groupCommit: true });
+function mirrorStore(onDeferredWritten: SqliteStoreOptions['onDeferredWritten']): SqliteStore {
+  const mirror = new SqliteStore(':memory:', { groupCommit: true, onDeferredWritten });
   mirror.mirrorDatabase.exec('DROP INDEX runs_schedule; DROP INDEX runs_plugin');
   return mirror;
 }
@@ -147,7 +147,17 @@ export abstract class WriteBehindStore implements Store {
   abstract readonly name: string;
   /** A failed flush keeps its rows, and flushes commit in order (`flushDepth`). */
   readonly writesKeptInOrder = true;
-  protected readonly mirror = mirrorStore();
+  protected readonly mirror = mirrorStore((recs, from, to) => {
+    for (let i = from; i < to; i++) this.dirty.schedules.add((recs[i] as ScheduleRecord).key);
+    this.touch();
+  });
+  /**
+   * `insertSchedules(…, { deferred: true })` defers its rows in the mirror (which writes them
+   * in chunks after the turn, or first when a read could see them) and marks them changed as
+   * they are written. Off where the durable side drops a tenant's mirror rows directly (the
+   * PostgreSQL store), which rows still deferred would outlive.
+   */
+  protected readonly deferSchedules: boolean = false;
   protected dirty = emptyDirty();
   /**
    * How many flushes may be in flight at once. More than one only where the durable side
@@ -425,6 +435,8 @@ export abstract class WriteBehindStore implements Store {
 
   /** Resolves once every write made so far is durable (of `scope.tenant`, if given). */
   committed(scope?: { readonly tenant?: string }): Promise<void> {
+    // Rows the mirror still defers: written into it now (and so marked changed).
+    if (this.mirror.deferredRows > 0) void this.mirror.committed().catch(() => undefined);
     const pending = dirtySize(this.dirty) > 0 || this.#flushQueued || this.#open !== null;
     const last = this.#inFlight.at(-1);
     if (!pending && last === undefined) return Promise.resolve();
@@ -506,8 +518,15 @@ export abstract class WriteBehindStore implements Store {
     this.dirty.schedules.add(rec.key);
     this.touch();
   }
-  /** Written at once into the mirror (`deferred` changes nothing here: the flush is already later). */
-  insertSchedules(recs: readonly ScheduleRecord[]): void {
+  /** Rows of `insertSchedules(…, { deferred: true })` the mirror has not written yet. */
+  get deferredRows(): number {
+    return this.mirror.deferredRows;
+  }
+  insertSchedules(recs: readonly ScheduleRecord[], opts?: { readonly deferred?: boolean }): void {
+    if (this.deferSchedules && opts?.deferred === true) {
+      this.mirror.insertSchedules(recs, opts); // marked changed as the mirror writes them
+      return;
+    }
     this.mirror.insertSchedules(recs);
     for (const r of recs) this.dirty.schedules.add(r.key);
     this.touch();

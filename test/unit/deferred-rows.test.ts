@@ -3,7 +3,8 @@
  * behaves as if they were written at once (every read and write that could see them writes them
  * first), writes them by itself in chunks, and at `committed()` and `close()`; a rolled-back
  * transaction drops the rows it deferred and keeps pending the ones it wrote. Another connection
- * (a stand-in for the CLI or a crash: what is on disk) sees them only once written.
+ * (a stand-in for the CLI or a crash: what is on disk) sees them only once written. The threaded
+ * store defers them in its mirror the same way, and they reach its file as the mirror writes them.
  */
 import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
 import type { ScheduleRecord } from '../../src/store/types.ts';
 import { scheduleRow } from './schedule-row.ts';
 
@@ -193,5 +195,28 @@ describe('deferred schedule rows', () => {
     } finally {
       store.close();
     }
+  });
+
+  test('the threaded store defers them in its mirror; the file gets them as the mirror writes them', async (t) => {
+    const file = tempFile(t);
+    const store = new ThreadedSqliteStore(file);
+    t.after(() => store.close());
+    store.insertSchedules(rows('a', 'p', 2_500), { deferred: true });
+    store.insertSchedules(rows('b', 'p', 10), { deferred: true });
+    assert.equal(store.deferredRows, 2_510);
+    assert.equal(store.getSchedule('b/p/s3')?.key, 'b/p/s3', 'a read sees them');
+    assert.equal(store.deferredRows, 2_500, 'that plugin only');
+    // Written by the mirror in chunks between turns, each then flushed to the file: no
+    // committed() needed.
+    const end = Date.now() + 20_000;
+    while (onDisk(file)['a/p'] !== 2_500) {
+      if (Date.now() > end) assert.fail(`on disk: ${JSON.stringify(onDisk(file))}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(store.deferredRows, 0);
+    store.insertSchedules(rows('c', 'p', 5), { deferred: true });
+    await store.committed();
+    assert.deepEqual(onDisk(file), { 'a/p': 2_500, 'b/p': 10, 'c/p': 5 });
+    assert.equal(store.countLiveSchedules('c'), 5);
   });
 });

@@ -99,6 +99,8 @@ export class ThreadedSqliteStore extends WriteBehindStore {
   protected override readonly flushDepth = 4;
   /** The writer holds a transaction open across a write's parts (`WriteBehindStore.streamRows`). */
   protected override readonly streamRows = STREAM_ROWS;
+  /** Declared rows are deferred in the mirror as the inline store defers them in the file. */
+  protected override readonly deferSchedules = true;
   readonly name: string;
   readonly path: string;
   readonly #worker: Worker;
