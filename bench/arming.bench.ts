@@ -122,10 +122,10 @@ function makeConfig(dir: string): HostConfig {
   );
   const schedules = JSON.stringify(Array.from({ length: PER_PLUGIN }, (_, i) => declaration(i)));
   const raw = {
-    // STORE_WRITER=thread: the store's writer thread writes the file (A/B against inline).
+    // STORE_WRITER=inline: the scheduler's thread writes the file (A/B against the default).
     store: {
       path: join(dir, 'hourglass.db'),
-      writer: process.env.STORE_WRITER === 'thread' ? 'thread' : 'inline',
+      writer: process.env.STORE_WRITER === 'inline' ? 'inline' : 'thread',
     },
     tenants: Array.from({ length: TENANTS }, (_, t) => ({
       id: `t${t}`,

@@ -28,7 +28,7 @@ export async function burstHost(opts: {
   mode: 'pool' | 'in-thread';
   workers?: number;
   /**
-   * Who writes the store file (`store.writer`). @defaultValue env STORE_WRITER, else "inline"
+   * Who writes the store file (`store.writer`). @defaultValue env STORE_WRITER, else "thread"
    */
   writer?: 'thread' | 'inline';
   /** The i-th schedule's declaration. @defaultValue every 24h (fires only when triggered) */
@@ -43,7 +43,7 @@ export async function burstHost(opts: {
     {
       store: {
         path: join(dir, 'hourglass.db'),
-        writer: opts.writer ?? (process.env.STORE_WRITER === 'thread' ? 'thread' : 'inline'),
+        writer: opts.writer ?? (process.env.STORE_WRITER === 'inline' ? 'inline' : 'thread'),
       },
       sandbox: { mode: opts.mode, ...(opts.workers ? { workers: opts.workers } : {}) },
       tenants: [

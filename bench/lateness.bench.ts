@@ -10,7 +10,7 @@
  *
  * Env: SECONDS (measured window, default 10), SCHEDULES (default 10000; fires/s = SCHEDULES/10),
  * MODE (pool | in-thread, default pool), STORE_WRITER (inline | thread: who writes the store
- * file, default inline, the host's default). The first two periods after start are a warm-up, not
+ * file, default thread, the host's default). The first two periods after start are a warm-up, not
  * measured: a schedule's first tick is one period after its creation plus its jitter (up to one
  * more period), and a first fire reads the schedule created through the API once (it has no
  * `generation` in memory yet), which is not the steady state this measures.
@@ -99,7 +99,7 @@ const ms = (v: number) => Number(v.toFixed(3));
 const result = {
   schedules: SCHEDULES,
   mode: MODE,
-  writer: process.env.STORE_WRITER === 'thread' ? 'thread' : 'inline',
+  writer: process.env.STORE_WRITER === 'inline' ? 'inline' : 'thread',
   seconds: SECONDS,
   loadBefore: before.loadavg,
   fires: late.length,

@@ -69,10 +69,10 @@ export interface StoreConfig {
    */
   readonly maxBytes: number | null;
   /**
-   * Who writes the SQLite file: `inline`, the scheduler's thread, with group commit; `thread`, a
-   * writer thread of its own, so the scheduler's thread never waits for the disk (lower fire
-   * lateness on a busy disk, at a cost in throughput, arming and restart: docs/store.md,
-   * src/store/sqlite-writer/). `:memory:` is always inline. @defaultValue "inline"
+   * Who writes the SQLite file: `thread`, a writer thread of its own, so the scheduler's thread
+   * never waits for the disk; `inline`, the scheduler's thread, with group commit (more runs/s
+   * in a burst, but every wait of a busy disk is fire lateness: docs/store.md,
+   * src/store/sqlite-writer/). `:memory:` is always inline. @defaultValue "thread"
    */
   readonly writer: 'thread' | 'inline';
   /**
@@ -346,7 +346,7 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
           ? ':memory:'
           : resolve(baseDir, raw.store?.path ?? 'data/hourglass.db'),
       maxBytes: raw.store?.maxBytes ?? null,
-      writer: raw.store?.writer ?? 'inline',
+      writer: raw.store?.writer ?? 'thread',
       postgres: postgresConfig(raw.store?.postgres, file),
     }),
     shutdownGraceMs: raw.shutdownGraceMs ?? 10_000,
