@@ -164,7 +164,11 @@ function userRss(dir: string): UserRss {
   const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
     store: { path: string };
   };
-  writeFileSync(config, JSON.stringify({ ...raw, store: { path: join(child, 'hourglass.db') } }));
+  // The same store settings (its writer too), on a file of its own.
+  writeFileSync(
+    config,
+    JSON.stringify({ ...raw, store: { ...raw.store, path: join(child, 'hourglass.db') } }),
+  );
   const out = execFileSync(
     process.execPath,
     ['--expose-gc', join(PROJECT_ROOT, 'bench', 'arming-rss-child.js'), config, child],
