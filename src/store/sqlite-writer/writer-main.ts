@@ -2,8 +2,8 @@
  * The writer thread of the threaded SQLite store (threaded-store.ts): it owns this host's
  * connection to the database file and does every file write, so that a write or sync that waits
  * behind other I/O (on a loaded disk: tens to hundreds of milliseconds) stalls this thread, not
- * the scheduler's. It applies each flush in one transaction (one statement per table, reading
- * the rows from their JSON text; a large flush comes in parts, applied as they come in a
+ * the scheduler's. It applies each flush in one transaction (a statement per row, parsed from
+ * each table's JSON text; a large flush comes in parts, applied as they come in a
  * transaction left open until its last part), and answers the rare
  * synchronous operations (the lease, enqueueing a command) and the command poll.
  *
@@ -40,6 +40,13 @@ try {
   openError = err;
 }
 const db: Database.Database | null = store?.mirrorDatabase ?? null;
+/**
+ * The writer's page cache: SQLite's own default (2 MB), not better-sqlite3's 16 MB. The host
+ * reads from its mirror, so this connection's cache only spares the writer's updates a read
+ * from the OS's cache; at 16 MB it was most of the writer's memory (user RSS with 100k
+ * schedules: docs/store.md).
+ */
+db?.pragma('cache_size = -2000');
 /** `PRAGMA data_version` when the host last read the file: changes when another connection commits. */
 let seenVersion = db ? dataVersion(db) : 0;
 
@@ -54,20 +61,28 @@ function statement(sql: string): Database.Statement {
   return st;
 }
 
-/** Writes a table's JSON rows (`TableJson`) in one statement: SQLite reads them itself. */
-function writeSql(t: TableJson): string {
+/**
+ * Writes a table's JSON rows (`TableJson`) whole, a statement per row (`INSERT OR REPLACE` for
+ * schedules and contracts, an upsert otherwise). Parsed here rather than by SQLite's `json_each`:
+ * SQLite copied each flush's text and parsed it in allocations of hundreds of KB, which left
+ * this thread's allocator holding 20-60 MB after a plugin's declarations were written.
+ */
+function writeWhole(t: TableJson): void {
   const cols = t.columns.join(', ');
-  const values = t.columns.map((_, i) => `value ->> ${i}`).join(', ');
+  const values = t.columns.map(() => '?').join(', ');
+  let sql: string;
   if (t.table === 'schedules' || t.table === 'job_contracts')
-    return `INSERT OR REPLACE INTO ${t.table} (${cols}) SELECT ${values} FROM json_each(?)`;
-  const key = t.columns[0] as string;
-  const set = t.columns
-    .slice(1)
-    .map((c) => `${c} = excluded.${c}`)
-    .join(', ');
-  // `WHERE true`: an upsert's SELECT needs one, or ON CONFLICT would parse as a join's.
-  return `INSERT INTO ${t.table} (${cols}) SELECT ${values} FROM json_each(?) WHERE true
-          ON CONFLICT (${key}) DO UPDATE SET ${set}`;
+    sql = `INSERT OR REPLACE INTO ${t.table} (${cols}) VALUES (${values})`;
+  else {
+    const set = t.columns
+      .slice(1)
+      .map((c) => `${c} = excluded.${c}`)
+      .join(', ');
+    sql = `INSERT INTO ${t.table} (${cols}) VALUES (${values})
+           ON CONFLICT (${t.columns[0] as string}) DO UPDATE SET ${set}`;
+  }
+  const st = statement(sql);
+  for (const row of JSON.parse(t.json) as unknown[][]) st.run(row);
 }
 
 /**
@@ -143,7 +158,7 @@ function apply(req: WriteRequest | PartRequest): void {
   for (const t of req.tables)
     if (t.inserted) insertRows(t);
     else if (t.updatable) writeRows(t, t.updatable);
-    else statement(writeSql(t)).run(t.json);
+    else writeWhole(t);
   if (req.counts !== null)
     statement(
       `INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live)
