@@ -10,8 +10,9 @@
  * Images are written with `INSERT OR REPLACE` for schedules: a replace fires no trigger (SQLite
  * fires delete triggers on a replace only with `recursive_triggers`), so neither the
  * incarnation trigger nor the live counts move on their own; the counts are copied from the
- * mirror, which keeps them exactly (`counts` in the request). Runs go row by row (`writeRows`);
- * other tables have no triggers and take an upsert.
+ * mirror, which keeps them exactly (`counts` in the request). Runs go row by row: new ones as
+ * inserts (`insertRows`), changed ones as updates (`writeRows`); other tables have no triggers
+ * and take an upsert.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
@@ -68,21 +69,27 @@ function statement(sql: string): Database.Statement {
  * this thread's allocator holding 20-60 MB after a plugin's declarations were written.
  */
 function writeWhole(t: TableJson): void {
-  const cols = t.columns.join(', ');
-  const values = t.columns.map(() => '?').join(', ');
-  let sql: string;
-  if (t.table === 'schedules' || t.table === 'job_contracts')
-    sql = `INSERT OR REPLACE INTO ${t.table} (${cols}) VALUES (${values})`;
-  else {
-    const set = t.columns
-      .slice(1)
-      .map((c) => `${c} = excluded.${c}`)
-      .join(', ');
-    sql = `INSERT INTO ${t.table} (${cols}) VALUES (${values})
-           ON CONFLICT (${t.columns[0] as string}) DO UPDATE SET ${set}`;
-  }
-  const st = statement(sql);
+  const st = statement(
+    t.table === 'schedules' || t.table === 'job_contracts'
+      ? `INSERT OR REPLACE INTO ${t.table} (${t.columns.join(', ')}) ${valuesSql(t)}`
+      : upsertSql(t),
+  );
   for (const row of JSON.parse(t.json) as unknown[][]) st.run(row);
+}
+
+/** `VALUES (?, …)`: one parameter per column of `t`. */
+function valuesSql(t: TableJson): string {
+  return `VALUES (${t.columns.map(() => '?').join(', ')})`;
+}
+
+/** A row of `t` by parameters: inserted, or its image replaces every column but the key. */
+function upsertSql(t: TableJson): string {
+  const set = t.columns
+    .slice(1)
+    .map((c) => `${c} = excluded.${c}`)
+    .join(', ');
+  return `INSERT INTO ${t.table} (${t.columns.join(', ')}) ${valuesSql(t)}
+          ON CONFLICT (${t.columns[0] as string}) DO UPDATE SET ${set}`;
 }
 
 /**
@@ -115,21 +122,13 @@ function writeRows(t: TableJson, updatable: readonly string[]): void {
  * inserted the row since its last write) takes the image instead.
  */
 function insertRows(t: TableJson): void {
-  const cols = t.columns.join(', ');
-  const values = t.columns.map(() => '?').join(', ');
-  const insert = statement(`INSERT INTO ${t.table} (${cols}) VALUES (${values})`);
+  const insert = statement(`INSERT INTO ${t.table} (${t.columns.join(', ')}) ${valuesSql(t)}`);
   for (const row of JSON.parse(t.json) as unknown[][]) {
     try {
       insert.run(row);
     } catch (err) {
       if ((err as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err;
-      const set = t.columns
-        .slice(1)
-        .map((c) => `${c} = excluded.${c}`)
-        .join(', ');
-      statement(
-        `INSERT INTO ${t.table} (${cols}) VALUES (${values}) ON CONFLICT DO UPDATE SET ${set}`,
-      ).run(row);
+      statement(upsertSql(t)).run(row);
     }
   }
 }
