@@ -348,7 +348,8 @@ export class SqliteStore implements Store {
     this.#groupCommit = opts.groupCommit ?? false;
     this.#onDeferredWritten = opts.onDeferredWritten;
     try {
-      if (path !== ':memory:' && !opts.mustExist) mkdirSync(dirname(path), { recursive: true });
+      if (path !== ':memory:' && path !== '' && !opts.mustExist)
+        mkdirSync(dirname(path), { recursive: true });
       this.#db = new Database(path, { fileMustExist: opts.mustExist ?? false });
     } catch (err) {
       throw storeError(err, path, 'open', false);

@@ -3,9 +3,9 @@
  * the shape the PostgreSQL store (postgres/pg-store.ts) and the threaded SQLite store
  * (sqlite-writer/) share.
  *
- * The mirror is a `SqliteStore` on `:memory:`: the same code answers every synchronous read and
- * write of the `Store` interface, with the same semantics, on the scheduler's thread and without
- * I/O. Each write marks its rows dirty; one flush per turn of the event loop (one at a time)
+ * The mirror is a `SqliteStore` of its own (`mirrorStore`): the same code answers every
+ * synchronous read and write of the `Store` interface, with the same semantics, on the
+ * scheduler's thread and without I/O while its rows fit its cache. Each write marks its rows dirty; one flush per turn of the event loop (one at a time)
  * hands them to the subclass's `writeBatch`, which reads their current state and makes it
  * durable elsewhere (PostgreSQL; a writer thread that owns the SQLite file). `committed()`
  * resolves once the flush holding the writes made so far has committed, like SQLite's group
@@ -130,15 +130,36 @@ interface OpenFlush {
 export type Batch = readonly (readonly [TableSpec, RowImage[]])[];
 
 /**
- * The mirror: the store's schema in memory, without the runs' indexes by schedule and by plugin.
- * Those serve reads of a long history (the CLI's, from the durable copy); the mirror holds at
- * most `MIRROR_FINISHED_RUNS` finished runs and its reads of runs by schedule or plugin (an
+ * Pages of the mirror kept in memory (KiB): the rest of it lives in a temporary file (below).
+ * Room for the hot rows of the benches and of a busy host (10k schedules, ~3 MB, and the
+ * finished runs the mirror keeps, ~3 MB) with margin.
+ */
+export const MIRROR_CACHE_KIB = 8192;
+
+/**
+ * The mirror: the store's schema, without the runs' indexes by schedule and by plugin. Those
+ * serve reads of a long history (the CLI's, from the durable copy); the mirror holds at most
+ * `MIRROR_FINISHED_RUNS` finished runs and its reads of runs by schedule or plugin (an
  * embedder's `listRuns`) scan them, while every run's insert and prune no longer updates two
  * indexes: 4 of the scheduler thread's ~32 µs per run in a burst.
+ *
+ * It is SQLite's private temporary database (an empty file name), not `:memory:`: the same
+ * pager and the same speed while it fits in `MIRROR_CACHE_KIB`, but pages beyond that spill to
+ * a file SQLite creates in its temporary directory (SQLITE_TMPDIR, TMPDIR, /var/tmp, /tmp) and
+ * unlinks at once, so a crash leaves nothing behind. On `:memory:` every page stays resident:
+ * 100k schedules cost ~30 MB of RSS (issue 10: user RSS 303-340 MB against a goal of 300 MB;
+ * ~285-300 MB spilled). Nothing is durable there (no sync, the rollback journal in memory): the
+ * durable copy is the store's, and the mirror is rebuilt from it at every open. A spill that
+ * cannot be written (a full temporary directory) fails that write with `HG_STORE_WRITE`, as a
+ * full disk does.
  */
 function mirrorStore(onDeferredWritten: SqliteStoreOptions['onDeferredWritten']): SqliteStore {
-  const mirror = new SqliteStore(':memory:', { groupCommit: true, onDeferredWritten });
-  mirror.mirrorDatabase.exec('DROP INDEX runs_schedule; DROP INDEX runs_plugin');
+  const mirror = new SqliteStore('', { groupCommit: true, onDeferredWritten });
+  const db = mirror.mirrorDatabase;
+  db.pragma(`cache_size = -${MIRROR_CACHE_KIB}`);
+  db.pragma('journal_mode = MEMORY');
+  db.pragma('synchronous = OFF');
+  db.exec('DROP INDEX runs_schedule; DROP INDEX runs_plugin');
   return mirror;
 }
 

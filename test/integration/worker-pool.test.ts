@@ -3,6 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { test } from 'node:test';
 import { parseHostConfig, PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { isHourglassError } from '../../src/errors.ts';
@@ -500,4 +502,23 @@ test('pool: workers that fail at boot are respawned with backoff, then the pool 
   } finally {
     await pool.close();
   }
+});
+
+test('a pool closed while its workers boot is collectable once they exit (no boot timer keeps it, nor its host, for 30 s)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  setFlagsFromString('--no-expose-gc');
+  let collected = false;
+  const registry = new FinalizationRegistry(() => (collected = true));
+  await (async () => {
+    const pool = new WorkerPoolSandbox({ hostCall: () => '{"ok":null}', size: 1, spareWorkers: 1 });
+    registry.register(pool, 'pool');
+    await pool.close(); // its workers were still booting
+  })();
+  const end = Date.now() + 20_000;
+  while (!collected && Date.now() < end) {
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(collected, 'the closed pool is still reachable');
 });

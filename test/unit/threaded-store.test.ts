@@ -11,7 +11,7 @@
  * the host thinks new but the file has takes the host's image.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -19,7 +19,11 @@ import type { HourglassError } from '../../src/errors.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
 import type { LeaseClaim, NewRun } from '../../src/store/types.ts';
-import { MIRROR_FINISHED_RUNS, type Dirty } from '../../src/store/write-behind.ts';
+import {
+  MIRROR_CACHE_KIB,
+  MIRROR_FINISHED_RUNS,
+  type Dirty,
+} from '../../src/store/write-behind.ts';
 import { runOf, succeeded } from '../support/conformance/fixture.ts';
 import { scheduleRow } from './schedule-row.ts';
 
@@ -334,4 +338,49 @@ test('a flush that pushes thousands of finished runs out of the mirror prunes th
   await store.committed();
   assert.equal(at(2047), undefined);
   assert.equal(at(2048)?.status, 'succeeded');
+});
+
+/** The mirror's own connection (its pager settings and size). */
+class MirrorView extends ThreadedSqliteStore {
+  pragma(name: string): unknown {
+    return this.mirror.mirrorDatabase.pragma(name, { simple: true });
+  }
+}
+
+test('the mirror keeps MIRROR_CACHE_KIB in memory and spills the rest to a temporary file: rows beyond it read back whole, before and after a reopen', async (t) => {
+  const path = file(t);
+  const description = 'd'.repeat(400);
+  const rows = Array.from({ length: 30_000 }, (_, i) =>
+    scheduleRow('acme', `s${i}`, { description, nextAt: T0 + i }),
+  );
+  const check = (store: MirrorView): void => {
+    // Spilled: SQLite's temporary file (`etilqs_*`, unlinked at once) is open. A `:memory:`
+    // mirror would hold every page in memory and open no file.
+    const spills = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return /\/etilqs_\w+/.test(readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+    assert.ok(spills.length > 0, 'no temporary file open');
+    assert.equal(store.pragma('cache_size'), -MIRROR_CACHE_KIB);
+    const bytes = (store.pragma('page_count') as number) * (store.pragma('page_size') as number);
+    assert.ok(bytes > 1.5 * MIRROR_CACHE_KIB * 1024, `the mirror holds ${bytes} bytes`);
+    const all = store.listSchedules({ pluginId: 'acme/p' });
+    assert.equal(all.length, rows.length);
+    assert.ok(all.every((s) => s.description === description));
+    assert.equal(store.getSchedule('acme/p/s12345')?.nextAt, T0 + 12_345);
+  };
+  const store = new MirrorView(path);
+  let open = true;
+  t.after(() => (open ? store.close() : undefined));
+  store.insertSchedules(rows);
+  await store.committed();
+  check(store);
+  open = false;
+  await store.close();
+  const again = new MirrorView(path);
+  t.after(() => again.close());
+  check(again);
 });

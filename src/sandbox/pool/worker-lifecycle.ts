@@ -167,7 +167,11 @@ export class WorkerSet {
       }
     }, SETUP_GRACE_MS);
     boot.unref();
-    worker.once('message', () => clearTimeout(boot));
+    // Cleared at exit too: a worker terminated before it booted (a pool closed at once) would
+    // otherwise leave the timer holding the pool, and through it the host, for its 30 s.
+    const booted = () => clearTimeout(boot);
+    worker.once('message', booted);
+    worker.once('exit', booted);
     return r;
   }
 

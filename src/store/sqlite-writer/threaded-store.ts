@@ -34,8 +34,9 @@
  * Cost (measured, docs/store.md): fire lateness p99 falls several-fold on a busy disk (under
  * 1.2 ms against 10-13 ms at 1,000 fires/s). The mirror's writes and each flush's images cost the
  * scheduler's thread more CPU per run than group commit (a 20k burst at ~0.7x the inline runs/s,
- * still over 3x BullMQ's), opening copies the file into memory (restart to first fire ~0.55 s
- * against ~0.3 s), and the mirror holds the schedules table in memory (100k schedules: ~30 MB).
+ * still over 3x BullMQ's), opening copies the file into the mirror (restart to first fire
+ * ~0.55 s against ~0.3 s), and the mirror keeps up to `MIRROR_CACHE_KIB` of pages resident (the
+ * rest spills to a temporary file: write-behind.ts).
  */
 import type Database from 'better-sqlite3';
 import {
