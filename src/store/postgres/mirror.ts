@@ -1,6 +1,6 @@
 /**
- * Row images between the PostgreSQL store's in-memory mirror (a `SqliteStore` on `:memory:`)
- * and PostgreSQL: read the current rows of given keys from the mirror, build the upsert that
+ * Row images between the PostgreSQL store's mirror (a `SqliteStore`, write-behind.ts) and
+ * PostgreSQL: read the current rows of given keys from the mirror, build the upsert that
  * writes them to PostgreSQL with their tenant's epoch (and the flush that writes a whole batch
  * in one statement, `flushSql`), and copy a tenant's rows from PostgreSQL into the mirror when
  * the host takes the tenant (and drop them when it gives it up).
