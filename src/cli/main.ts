@@ -9,6 +9,9 @@ import { openHost } from '../cluster/open-host.ts';
 import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
 import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
+import type { Logger } from 'pino';
+import type { HostConfig } from '../config/host-config.ts';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, logHostEvents } from '../observability/log.ts';
 import { isoOrDash, table, truncate } from './format.ts';
 import { openCliStore, resolveConfig } from './store-access.ts';
 
@@ -76,90 +79,107 @@ const operatorCommand = (
   },
 });
 
+/** A value of `--k` among `allowed`, or a usage error naming them. */
+function oneOf<T extends string>(v: Values, k: string, allowed: readonly T[]): T | undefined {
+  const x = str(v, k);
+  if (x === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(x))
+    throw new HourglassError(
+      'HG_CLI_USAGE',
+      `--${k} must be one of ${allowed.join(', ')}, got '${x}'`,
+    );
+  return x as T;
+}
+
+/** `hourglass start`: runs the host until a signal or an ending event; the exit code. */
+async function runHost(
+  config: HostConfig,
+  log: Logger,
+  exitOnStoreFailure: boolean,
+): Promise<number> {
+  const opened = await openHost(config, {
+    clusterEvents: {
+      onAdopted: (e) =>
+        log.info(
+          { tenant: e.tenant, epoch: e.epoch, from: e.from ?? null, abandoned: e.abandoned },
+          'took tenant',
+        ),
+      onDropped: (e) =>
+        log.info({ tenant: e.tenant }, e.lost ? 'lost tenant' : 'handed over tenant'),
+    },
+  });
+  const host = opened.host;
+  /** An event that ends the host (exit code, why); acted on once the host has started. */
+  let ending: [number, string] | null = null;
+  let endWith = (code: number, why: string) => {
+    ending ??= [code, why];
+  };
+  logHostEvents(host.events, log);
+  host.events.on('store:failed', (e) => {
+    if (exitOnStoreFailure) endWith(3, `store failed (${e.code}); exiting as asked`);
+  });
+  host.events.on('lease:lost', () => endWith(4, 'lease lost to another host'));
+  log.info({ store: opened.storeName, config: config.source }, 'hourglass: starting');
+  const { loaded, failed } = await opened.start();
+  log.info(
+    { plugins: loaded.length, failed: failed.length },
+    `hourglass: running with ${loaded.length} plugin(s)${failed.length ? `, ${failed.length} failed` : ''}; Ctrl-C to stop`,
+  );
+  // The host's own timers are unref'd (embedding must not keep a process alive): hold it here.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  const code = await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (why: string, exitCode: number) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ why, graceMs: config.shutdownGraceMs }, `hourglass: ${why}: stopping`);
+      process.removeAllListeners('SIGINT');
+      process.removeAllListeners('SIGTERM');
+      opened.stop().then(
+        () => resolve(exitCode),
+        (err: unknown) => {
+          log.error({ error: errorMessage(err) }, 'hourglass: error while stopping');
+          resolve(exitCode || 1);
+        },
+      );
+    };
+    endWith = (exitCode, why) => stop(why, exitCode);
+    if (ending) stop(ending[1], ending[0]);
+    process.once('SIGINT', () => stop('SIGINT', 0));
+    process.once('SIGTERM', () => stop('SIGTERM', 0));
+  });
+  clearInterval(keepAlive);
+  log.info({ exitCode: code }, 'hourglass: stopped');
+  return code;
+}
+
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'run the host: load plugins, fire schedules, record runs (until SIGINT/SIGTERM)',
     usage:
-      'hourglass start [--config FILE] [--exit-on-store-failure]   (without --config: ./data/hourglass.db and the example plugins)\n' +
+      'hourglass start [--config FILE] [--exit-on-store-failure] [--log-format json|pretty] [--log-level LEVEL]\n' +
+      '  Without --config: ./data/hourglass.db and the example plugins. Logs are JSON lines on stdout\n' +
+      '  (pino: time, level, msg and the ids that apply: tenant, plugin, schedule, run); --log-format\n' +
+      '  pretty for a terminal; --log-level trace|debug|info|warn|error (default info).\n' +
       '  Refused (exit 1) while another live host holds the store. When the store cannot take writes\n' +
       '  (disk full, I/O error) the host stops firing and retries; with --exit-on-store-failure it\n' +
       '  stops and exits 3 instead. A host that loses its lease to another stops and exits 4.',
-    options: { ...common, 'exit-on-store-failure': { type: 'boolean' } },
+    options: {
+      ...common,
+      'exit-on-store-failure': { type: 'boolean' },
+      'log-format': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
     async run(v) {
+      const format = oneOf(v, 'log-format', LOG_FORMATS) ?? 'json';
+      const level = oneOf(v, 'log-level', LOG_LEVELS) ?? 'info';
       const config = resolveConfig(str(v, 'config'));
-      const opened = await openHost(config, {
-        clusterEvents: {
-          onAdopted: (e) =>
-            out(
-              `hourglass: took tenant ${e.tenant} (epoch ${e.epoch}${e.from ? `, from ${e.from}` : ''}${e.abandoned ? `, ${e.abandoned} run(s) abandoned` : ''})`,
-            ),
-          onDropped: (e) => out(`hourglass: ${e.lost ? 'lost' : 'handed over'} tenant ${e.tenant}`),
-        },
-      });
-      const host = opened.host;
-      /** An event that ends the host (exit code, why); acted on once the host has started. */
-      let ending: [number, string] | null = null;
-      let endWith = (code: number, why: string) => {
-        ending ??= [code, why];
-      };
-      host.events.on('store:failed', (e) => {
-        if (v['exit-on-store-failure']) endWith(3, `store failed (${e.code}); exiting as asked`);
-      });
-      host.events.on('store:recovered', (e) =>
-        out(`hourglass: the store takes writes again after ${e.downMs} ms; firing resumed`),
-      );
-      host.events.on('lease:lost', () => endWith(4, 'lease lost to another host'));
-      host.events.on('plugin:loaded', (e) =>
-        out(
-          `plugin ${e.pluginId} loaded: ${e.schedules} declared schedule(s) (created ${e.reconcile.created.length}, updated ${e.reconcile.updated.length}, retired ${e.reconcile.retired.length})`,
-        ),
-      );
-      host.events.on('plugin:failed', (e) =>
-        out(`plugin ${e.pluginId} failed to load: ${e.code}: ${e.message}`),
-      );
-      host.events.on('run:finished', (r) =>
-        out(
-          `run ${r.id} ${r.scheduleKey} ${r.status}${r.reason ? ` (${r.reason})` : ''}${r.error ? `: ${truncate(r.error, 200)}` : ''}`,
-        ),
-      );
-      host.events.on('schedule:skipped', (e) =>
-        out(`tick of ${e.schedule.key} ${e.status}: ${e.reason}`),
-      );
-      host.events.on('host:error', (e) => out(`error: ${e.message}`));
-      host.events.on('guest:log', (e) =>
-        out(`[${e.pluginId}] ${e.level}: ${truncate(e.message, 500)}`),
-      );
-      out(`hourglass: store ${opened.storeName} (config: ${config.source})`);
-      const { loaded, failed } = await opened.start();
-      out(
-        `hourglass: running with ${loaded.length} plugin(s)${failed.length ? `, ${failed.length} failed` : ''}; Ctrl-C to stop`,
-      );
-      // The host's own timers are unref'd (embedding must not keep a process alive): hold it here.
-      const keepAlive = setInterval(() => undefined, 1 << 30);
-      const code = await new Promise<number>((resolve) => {
-        let stopping = false;
-        const stop = (why: string, exitCode: number) => {
-          if (stopping) return;
-          stopping = true;
-          out(`hourglass: ${why}: stopping (grace ${config.shutdownGraceMs} ms)`);
-          process.removeAllListeners('SIGINT');
-          process.removeAllListeners('SIGTERM');
-          opened.stop().then(
-            () => resolve(exitCode),
-            (err: unknown) => {
-              out(`hourglass: error while stopping: ${errorMessage(err)}`);
-              resolve(exitCode || 1);
-            },
-          );
-        };
-        endWith = (exitCode, why) => stop(why, exitCode);
-        if (ending) stop(ending[1], ending[0]);
-        process.once('SIGINT', () => stop('SIGINT', 0));
-        process.once('SIGTERM', () => stop('SIGTERM', 0));
-      });
-      clearInterval(keepAlive);
-      out('hourglass: stopped');
-      return code;
+      const log = createLogger({ format, level });
+      try {
+        return await runHost(config, log, v['exit-on-store-failure'] === true);
+      } finally {
+        log.flush();
+      }
     },
   },
   schedules: {

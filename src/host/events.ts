@@ -1,5 +1,11 @@
-/** Typed host events with namespaced keys. */
+/**
+ * Typed host events with namespaced keys: the one source that logs (src/observability/) and
+ * other listeners read. `emit` is guarded: a listener that throws does not reach the code that
+ * emitted (a run's outcome, a timer, a load) nor stop the listeners after it; it becomes a
+ * `host:error` event (a throwing `host:error` listener is dropped silently, so no loop).
+ */
 import { EventEmitter } from 'node:events';
+import { errorMessage } from '../errors.ts';
 import type { StartedRun } from '../scheduler/scheduler.ts';
 import type { HostLease, RunRecord, ScheduleRecord } from '../store/types.ts';
 import type { ReconcileResult } from './reconcile.ts';
@@ -27,4 +33,21 @@ export interface HostEventMap {
   'lease:lost': [{ holder: HostLease | null }];
 }
 
-export class HostEvents extends EventEmitter<HostEventMap> {}
+export class HostEvents extends EventEmitter<HostEventMap> {
+  override emit<K extends keyof HostEventMap>(event: K, ...args: HostEventMap[K]): boolean {
+    // Raw listeners: a `once` listener's wrapper removes itself when called.
+    const listeners = this.rawListeners(event) as ((...a: HostEventMap[K]) => void)[];
+    for (const listener of listeners) {
+      try {
+        listener.apply(this, args);
+      } catch (err) {
+        if (event !== 'host:error')
+          this.emit('host:error', {
+            message: `a listener of '${event}' threw: ${errorMessage(err)}`,
+            cause: err,
+          });
+      }
+    }
+    return listeners.length > 0;
+  }
+}

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { freshDatabase } from '../support/postgres.ts';
-import { GUEST, decls, tempDir } from './helpers.ts';
+import { GUEST, decls, logLines, runsLogged, tempDir } from './helpers.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
 
@@ -45,7 +45,7 @@ test('`hourglass start` with HOURGLASS_POSTGRES_URL joins the cluster, fires, re
     const timer = setTimeout(() => reject(new Error(`no run within 40 s:\n${output}`)), 40_000);
     const on = (chunk: Buffer) => {
       output += chunk.toString();
-      if (/run \d+ t\/p\/s succeeded/.test(output)) {
+      if (runsLogged(output, 't/p/s').length > 0) {
         clearTimeout(timer);
         resolve();
       }
@@ -60,8 +60,13 @@ test('`hourglass start` with HOURGLASS_POSTGRES_URL joins the cluster, fires, re
     child.kill('SIGTERM');
   }
   assert.equal(await exited, 0, output);
-  assert.match(output, /hourglass: store postgres:\/\/.*\/hg_test_/);
-  assert.match(output, /hourglass: took tenant t \(epoch 1\)/);
+  const lines = logLines(output);
+  assert.match(
+    String(lines.find((l) => l.msg === 'hourglass: starting')?.store),
+    /^postgres:\/\/.*\/hg_test_/,
+  );
+  const took = lines.find((l) => l.msg === 'took tenant');
+  assert.deepEqual([took?.tenant, took?.epoch], ['t', 1]);
   assert.match(output, /hourglass: running with 1 plugin\(s\);/);
   assert.match(output, /hourglass: stopped/);
   assert.ok(!existsSync(join(dir, 'state/h.db')), 'the URL in the environment wins over the file');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
-import { GUEST, decls, tempDir } from './helpers.ts';
+import { GUEST, decls, logLines, runsLogged, tempDir } from './helpers.ts';
 import { scheduleRow } from '../unit/schedule-row.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
@@ -15,8 +15,13 @@ function cli(args: string[], cwd: string) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** Starts `hourglass start` and resolves once `ready` matches its output. */
-function startCli(args: string[], cwd: string, ready: RegExp, timeoutMs = 40_000) {
+/** Starts `hourglass start` and resolves once `ready` holds of its output. */
+function startCli(
+  args: string[],
+  cwd: string,
+  ready: (output: string) => boolean,
+  timeoutMs = 40_000,
+) {
   const child = spawn(process.execPath, [CLI, 'start', ...args], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -24,12 +29,12 @@ function startCli(args: string[], cwd: string, ready: RegExp, timeoutMs = 40_000
   let output = '';
   const seen = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`no ${ready} within ${timeoutMs} ms:\n${output}`)),
+      () => reject(new Error(`not ready within ${timeoutMs} ms:\n${output}`)),
       timeoutMs,
     );
     const on = (chunk: Buffer) => {
       output += chunk.toString();
-      if (ready.test(output)) {
+      if (ready(output)) {
         clearTimeout(timer);
         resolve(output);
       }
@@ -45,7 +50,8 @@ function startCli(args: string[], cwd: string, ready: RegExp, timeoutMs = 40_000
 
 test('`hourglass start` on the embedded default fires the example’s schedule and `hourglass runs` shows it', async (t) => {
   const cwd = tempDir(t);
-  const host = startCli([], cwd, /run \d+ default\/poller\/housekeeping succeeded/);
+  const key = 'default/poller/housekeeping';
+  const host = startCli([], cwd, (out) => runsLogged(out, key).length > 0);
   try {
     await host.seen;
   } finally {
@@ -58,6 +64,26 @@ test('`hourglass start` on the embedded default fires the example’s schedule a
   assert.match(runs.out, /default\/poller\/housekeeping\s+schedule\s+succeeded/);
   const schedules = cli(['schedules'], cwd);
   assert.match(schedules.out, /default\/poller\/housekeeping\s+declared\s+active/);
+
+  // The logs are JSON lines with a time, a level and the ids of what they are about.
+  const lines = logLines(host.output());
+  assert.ok(lines.length > 0 && lines.every((l) => typeof l.time === 'string' && l.level));
+  const loaded = lines.find((l) => l.msg === 'plugin loaded');
+  assert.deepEqual([loaded?.tenant, loaded?.plugin], ['default', 'default/poller']);
+  const logged = runsLogged(host.output(), key)[0] as Record<string, unknown>;
+  const stored = JSON.parse(cli(['runs', '--json'], cwd).out) as {
+    id: number;
+    scheduleKey: string;
+  }[];
+  assert.equal(
+    logged.run,
+    stored.find((r) => r.scheduleKey === key)?.id,
+    'the run id the store has',
+  );
+  assert.equal(logged.tenant, 'default');
+  assert.equal(logged.plugin, 'default/poller');
+  assert.equal(typeof logged.fuelUsed, 'number');
+  assert.equal(typeof logged.durationMs, 'number');
 });
 
 test('operator commands: through a running host, and straight to the store when none runs', async (t) => {
@@ -85,7 +111,7 @@ test('operator commands: through a running host, and straight to the store when 
     }),
   );
   const args = ['--config', join(dir, 'config.json')];
-  const host = startCli(args, dir, /running with 1 plugin/);
+  const host = startCli(args, dir, (out) => /running with 1 plugin/.test(out));
   try {
     await host.seen;
     const trig = cli(['trigger', 't/p/daily', ...args], dir);

@@ -273,3 +273,28 @@ export async function storedCopy(config: HostConfig): Promise<SqliteStore> {
 }
 
 export { ManualClock };
+
+/** The JSON lines (pino) of `hourglass start`'s output, parsed; other text is skipped. */
+export function logLines(output: string): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line cut by the chunk being read
+    }
+  }
+  return lines;
+}
+
+/** The 'run finished' log lines of schedule `key` with `status`. */
+export function runsLogged(
+  output: string,
+  key: string,
+  status = 'succeeded',
+): Record<string, unknown>[] {
+  return logLines(output).filter(
+    (l) => l.msg === 'run finished' && l.schedule === key && l.status === status,
+  );
+}

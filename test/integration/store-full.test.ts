@@ -23,7 +23,7 @@ import { test } from 'node:test';
 import { parseHostConfig, PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { Host } from '../../src/host/host.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
-import { GUEST, decls, tempDir } from './helpers.ts';
+import { GUEST, decls, runsLogged, tempDir } from './helpers.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,5 +202,8 @@ test('`hourglass start --exit-on-store-failure` stops and exits 3 when the store
   assert.equal(code, 3, out);
   assert.match(out, /store failed \(HG_STORE_WRITE\); exiting as asked/);
   assert.match(out, /hourglass: stopped/);
-  assert.match(out, /run \d+ t\/p\/big succeeded/, 'runs were recorded before the store filled');
+  assert.ok(
+    runsLogged(out, 't/p/big').length > 0,
+    `runs were recorded before the store filled:\n${out}`,
+  );
 });
