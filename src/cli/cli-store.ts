@@ -1,10 +1,12 @@
 /**
- * What the CLI's store commands (`schedules`, `runs`, `pause`, `resume`, `trigger`, `delete`)
+ * What the CLI's store commands (`plugins`, `schedules`, `runs`, `pause`, `resume`, `trigger`,
+ * `delete`)
  * need of a store, whichever it is: the SQLite file (store-access.ts) or PostgreSQL
  * (pg-access.ts). Async, because PostgreSQL is.
  */
 import type {
   OperatorAction,
+  PluginRecord,
   RunQuery,
   RunRecord,
   ScheduleQuery,
@@ -19,6 +21,8 @@ export interface CommandOutcome {
 }
 
 export interface CliStore {
+  /** Every plugin the store has a row of (loaded, failed with its error, or unloaded), by id. */
+  listPlugins(): Promise<PluginRecord[]>;
   listSchedules(q: ScheduleQuery): Promise<ScheduleRecord[]>;
   listRuns(q: RunQuery): Promise<RunRecord[]>;
   /** Pause, resume, trigger or delete a schedule (through the host that serves it, if any). */

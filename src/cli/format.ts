@@ -1,4 +1,5 @@
 /** Plain-text tables and times for the CLI. */
+import { escapeUnsafe } from '../observability/inert.ts';
 
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -17,8 +18,12 @@ export function isoOrDash(ms: number | null | undefined): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
+/**
+ * One table cell of at most `max` characters: whitespace runs become one space, and what could
+ * still act on a terminal (a guest's escape sequences, bidirectional overrides) is escaped.
+ */
 export function truncate(text: string | null | undefined, max: number): string {
   if (!text) return '';
   const one = text.replace(/\s+/g, ' ');
-  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+  return escapeUnsafe(one.length > max ? `${one.slice(0, max - 1)}…` : one);
 }

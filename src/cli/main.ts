@@ -3,6 +3,8 @@
  * `hourglass` — the operator's command line. Every command has `--help`; errors print one line
  * (`hourglass: <code>: <reason>`) and exit non-zero (1 for failures, 2 for usage).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
 import { openHost } from '../cluster/open-host.ts';
@@ -10,7 +12,7 @@ import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
 import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
 import type { Logger } from 'pino';
-import type { HostConfig } from '../config/host-config.ts';
+import { PROJECT_ROOT, type HostConfig } from '../config/host-config.ts';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, logHostEvents } from '../observability/log.ts';
 import { isoOrDash, table, truncate } from './format.ts';
 import { openCliStore, resolveConfig } from './store-access.ts';
@@ -179,6 +181,37 @@ const COMMANDS: Record<string, Command> = {
         return await runHost(config, log, v['exit-on-store-failure'] === true);
       } finally {
         log.flush();
+      }
+    },
+  },
+  plugins: {
+    summary: 'list plugins with their version, state and load error',
+    usage: 'hourglass plugins [--json] [--config FILE] [--store PATH]',
+    options: { ...common, ...storeOpt, json: { type: 'boolean' } },
+    async run(v) {
+      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      try {
+        const rows = await store.listPlugins();
+        if (v.json) {
+          out(JSON.stringify(rows, null, 2));
+          return 0;
+        }
+        out(
+          table(
+            ['PLUGIN', 'VERSION', 'STATE', 'SINCE', 'MODULE', 'ERROR'],
+            rows.map((p) => [
+              p.id,
+              truncate(p.version, 20),
+              p.status,
+              isoOrDash(p.updatedAt),
+              p.wasmSha256 === null ? '-' : p.wasmSha256.slice(0, 12),
+              truncate(p.error, 100),
+            ]),
+          ),
+        );
+        return 0;
+      } finally {
+        await store.close();
       }
     },
   },
@@ -401,9 +434,18 @@ function help(): string {
     'hourglass — WebAssembly-sandboxed plugin runtime and job scheduler',
     '',
     'usage: hourglass <command> [options]   (hourglass <command> --help for details)',
+    '       hourglass --version',
     '',
     ...names.map((n) => `  ${n.padEnd(w)}  ${COMMANDS[n]?.summary}`),
   ].join('\n');
+}
+
+/** The installed package's version (its package.json, beside src/ and dist/). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+    version?: unknown;
+  };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -411,6 +453,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     out(help());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    out(`hourglass ${packageVersion()}`);
+    return 0;
   }
   const cmd = COMMANDS[name];
   if (!cmd) {

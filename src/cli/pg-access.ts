@@ -24,6 +24,7 @@ import { HourglassError } from '../errors.ts';
 import { pgError } from '../store/postgres/pg-errors.ts';
 import {
   getCommand,
+  listPlugins,
   listRuns,
   listSchedules,
   queueCommand,
@@ -85,6 +86,7 @@ export async function openPgCliStore(pgc: PostgresConfig): Promise<CliStore> {
       ),
     ),
     listRuns: wrap('listing runs', (q) => listRuns(pool, q)),
+    listPlugins: wrap('listing plugins', () => listPlugins(pool)),
     applyCommand: wrap('an operator command', (key, action, note) =>
       sendPgCommand(pool, key, action, note),
     ),

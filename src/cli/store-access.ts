@@ -46,6 +46,7 @@ export async function openCliStore(config: HostConfig, storePath?: string): Prom
     return openPgCliStore(config.store.postgres);
   const store = openStore(config, storePath);
   return {
+    listPlugins: async () => store.listPlugins(),
     listSchedules: async (q) => store.listSchedules(q),
     listRuns: async (q) => store.listRuns(q),
     applyCommand: (key, action, note) => applyCommand(store, config, key, action, note),

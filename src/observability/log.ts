@@ -17,6 +17,7 @@ import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { HostEventMap, HostEvents } from '../host/events.ts';
 import { tenantOf } from '../store/postgres/tables.ts';
+import { escapeUnsafe } from './inert.ts';
 
 export type LogFormat = 'json' | 'pretty';
 export const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
@@ -51,16 +52,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 const MAX_GUEST_TEXT = 500;
 const MAX_ERROR_TEXT = 1000;
 
-// C0 (but not tab), DEL, C1, line/paragraph separators and the bidirectional controls.
-/* eslint-disable no-control-regex */
-const UNSAFE =
-  /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-/* eslint-enable no-control-regex */
-
 /** Guest-controlled text, made safe to show: control characters escaped, cut to `max`. */
 export function inert(text: string, max = MAX_GUEST_TEXT): string {
-  const cut = text.length > max ? `${text.slice(0, max)}… (${text.length - max} more)` : text;
-  return cut.replace(UNSAFE, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+  return escapeUnsafe(
+    text.length > max ? `${text.slice(0, max)}… (${text.length - max} more)` : text,
+  );
 }
 
 export const GUEST_LOG_BURST = 100;

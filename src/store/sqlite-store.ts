@@ -220,7 +220,7 @@ export function runFromRow(r: Row): RunRecord {
   };
 }
 
-function pluginFromRow(r: Row): PluginRecord {
+export function pluginFromRow(r: Row): PluginRecord {
   return {
     id: r.id as string,
     tenant: r.tenant as string,

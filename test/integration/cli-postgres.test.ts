@@ -16,7 +16,7 @@ import pg from 'pg';
 import { openHost, type OpenedHost } from '../../src/cluster/open-host.ts';
 import { loadHostConfig, PROJECT_ROOT } from '../../src/config/host-config.ts';
 import type { PgStore } from '../../src/store/postgres/pg-store.ts';
-import type { RunRecord, ScheduleRecord } from '../../src/store/types.ts';
+import type { PluginRecord, RunRecord, ScheduleRecord } from '../../src/store/types.ts';
 import { freshDatabase } from '../support/postgres.ts';
 import { GUEST, decls, tempDir } from './helpers.ts';
 
@@ -141,6 +141,13 @@ test('CLI on PostgreSQL: schedules and runs read what the host wrote; pause, res
   const json = await cli(['schedules', '--json', ...args], dir);
   assert.equal(json.code, 0, json.err);
   assert.deepEqual(JSON.parse(json.out) as ScheduleRecord[], store.listSchedules());
+  const plugins = await cli(['plugins', '--json', ...args], dir);
+  assert.equal(plugins.code, 0, plugins.err);
+  assert.deepEqual(JSON.parse(plugins.out) as PluginRecord[], store.listPlugins());
+  assert.deepEqual(
+    store.listPlugins().map((p) => [p.id, p.status]),
+    [['t/p', 'loaded']],
+  );
 
   // trigger: the host starts a run, which `hourglass runs` then lists.
   const finished = new Promise<void>((resolve) =>

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
+import type { PluginRecord } from '../../src/store/types.ts';
 import { GUEST, decls, logLines, runsLogged, tempDir } from './helpers.ts';
 import { scheduleRow } from '../unit/schedule-row.ts';
 
@@ -232,4 +233,60 @@ test('CLI on a damaged store: every store error has an HG_ code; an out-of-range
     assert.equal(r.code, 1, cmd);
     assert.match(r.err, /^hourglass: HG_STORE_CORRUPT: /, cmd);
   }
+});
+
+test('`hourglass plugins` lists each plugin with its version, state and load error, the error made inert; `--version` prints the package version', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'h.db');
+  const store = new SqliteStore(file);
+  const at = Date.parse('2026-01-15T10:00:00Z');
+  const plugin = (name: string, fields: Partial<PluginRecord>): PluginRecord => ({
+    id: `t/${name}`,
+    tenant: 't',
+    name,
+    version: '1.2.3',
+    manifestPath: join(dir, `${name}.json`),
+    wasmSha256: 'ab'.repeat(32),
+    status: 'loaded',
+    error: null,
+    updatedAt: at,
+    ...fields,
+  });
+  store.upsertPlugin(plugin('feeds', {}));
+  // A load error quotes what the guest declared: an escape sequence and a line break in it.
+  store.upsertPlugin(
+    plugin('bad', {
+      status: 'failed',
+      wasmSha256: null,
+      error: "HG_DECLARATION: schedule 'x\u001b[2J' invalid\nforged line",
+    }),
+  );
+  store.close();
+  const list = cli(['plugins', '--store', file], dir);
+  assert.equal(list.code, 0, list.err);
+  const lines = list.out.trimEnd().split('\n');
+  assert.equal(lines.length, 3, list.out);
+  assert.match(lines[0] as string, /^PLUGIN\s+VERSION\s+STATE\s+SINCE\s+MODULE\s+ERROR$/);
+  assert.match(lines[1] as string, /^t\/bad\s+1\.2\.3\s+failed\s+2026-01-15T10:00:00Z\s+-\s+/);
+  assert.ok(lines[1]?.includes(`'x\\u{1b}[2J' invalid forged line`), lines[1]);
+  assert.ok(!list.out.includes('\u001b'), 'an escape sequence reached the terminal');
+  assert.match(
+    lines[2] as string,
+    /^t\/feeds\s+1\.2\.3\s+loaded\s+2026-01-15T10:00:00Z\s+abababababab$/,
+  );
+  const json = cli(['plugins', '--json', '--store', file], dir);
+  assert.deepEqual(
+    (JSON.parse(json.out) as PluginRecord[]).map((p) => [p.id, p.status, p.error]),
+    [
+      ['t/bad', 'failed', "HG_DECLARATION: schedule 'x\u001b[2J' invalid\nforged line"],
+      ['t/feeds', 'loaded', null],
+    ],
+  );
+
+  const version = cli(['--version'], dir);
+  assert.equal(version.code, 0);
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  assert.equal(version.out, `hourglass ${pkg.version}\n`);
 });

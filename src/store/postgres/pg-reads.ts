@@ -17,10 +17,17 @@
  * order is as good as their clocks agree.
  */
 import type pg from 'pg';
-import { commandFromRow, runFromRow, scheduleFromRaw, SCHEDULE_SELECT } from '../sqlite-store.ts';
+import {
+  commandFromRow,
+  pluginFromRow,
+  runFromRow,
+  scheduleFromRaw,
+  SCHEDULE_SELECT,
+} from '../sqlite-store.ts';
 import type {
   OperatorAction,
   OperatorCommand,
+  PluginRecord,
   RunQuery,
   RunRecord,
   ScheduleQuery,
@@ -48,6 +55,15 @@ export async function listSchedules(db: pg.Pool, q: ScheduleQuery = {}): Promise
     rowMode: 'array',
   });
   return r.rows.map(scheduleFromRaw);
+}
+
+/** Every plugin row, by id (bytewise, as SQLite orders them). */
+export async function listPlugins(db: pg.Pool): Promise<PluginRecord[]> {
+  const r = await db.query<Record<string, unknown>>(
+    `SELECT id, tenant, name, version, manifest_path, wasm_sha256, status, error, updated_at
+     FROM plugins ORDER BY id COLLATE "C"`,
+  );
+  return r.rows.map(pluginFromRow);
 }
 
 /** Runs newest first (see the head comment), at most `q.limit` (default 100). */
