@@ -43,7 +43,7 @@ export class HostEvents extends EventEmitter<HostEventMap> {
       } catch (err) {
         if (event !== 'host:error')
           this.emit('host:error', {
-            message: `a listener of '${event}' threw: ${errorMessage(err)}`,
+            message: `a ${event} listener threw: ${errorMessage(err)}`,
             cause: err,
           });
       }

@@ -171,8 +171,8 @@ test('a listener that throws becomes a host:error; the emitter and later listene
   assert.deepEqual(seen, [1, 2]);
   assert.equal(once, 1);
   assert.deepEqual(errors, [
-    "a listener of 'run:finished' threw: listener bug",
-    "a listener of 'run:finished' threw: listener bug",
+    'a run:finished listener threw: listener bug',
+    'a run:finished listener threw: listener bug',
   ]);
   assert.equal(events.emit('plugin:unloaded', { pluginId: 'x/y' }), false, 'no listener');
 });
