@@ -24,6 +24,12 @@ export interface HostEventMap {
     },
   ];
   'guest:log': [{ pluginId: string; level: string; message: string }];
+  /**
+   * A guest's host-function call was answered: `code` is `ok` or the error's code. Emitted
+   * only while someone listens (the metrics). `fn` is the name the guest called, which may be
+   * no host function (answered `invalid_argument`).
+   */
+  'host:call': [{ pluginId: string; tenant: string; fn: string; code: string }];
   'host:error': [{ message: string; cause: unknown }];
   /** A store write failed (disk full, I/O error): the host stopped firing and retries. */
   'store:failed': [{ code: string; message: string; cause: unknown }];

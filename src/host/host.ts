@@ -27,6 +27,7 @@ import type {
   HostCallAnswer,
   HostCallHandler,
   Sandbox,
+  SandboxStats,
 } from '../sandbox/types.ts';
 import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declaration.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
@@ -465,6 +466,11 @@ export class Host implements HostServices {
     return this.#state === 'stopping' || this.#state === 'stopped';
   }
 
+  /** The sandbox's queue, busy workers and replacements now (null: it does not say). */
+  get sandboxStats(): SandboxStats | null {
+    return this.#sandbox.stats?.() ?? null;
+  }
+
   get storeHealth(): StoreSupervisor['state'] {
     return this.#supervisor.state;
   }
@@ -820,6 +826,13 @@ export class Host implements HostServices {
     const answer = JSON.stringify(result);
     if (admitted) this.#share.spend(caller.tenant, performance.now() - started);
     const refusal = 'error' in result ? result.error : null;
+    if (this.events.listenerCount('host:call') > 0)
+      this.events.emit('host:call', {
+        pluginId: caller.pluginId,
+        tenant: caller.tenant,
+        fn,
+        code: refusal ? refusal.code : 'ok',
+      });
     const denied =
       refusal && (refusal.code === 'capability' || refusal.code === 'phase')
         ? `${fn}: ${refusal.code}: ${refusal.message}`

@@ -116,6 +116,18 @@ export interface CallRequest {
   readonly caller: CallerContext;
 }
 
+/** A sandbox's load at one moment (read by the metrics at scrape time; cheap to compute). */
+export interface SandboxStats {
+  /** Calls and loads waiting for a worker. */
+  readonly queued: number;
+  /** Workers holding at least one call or load. */
+  readonly busy: number;
+  /** Worker slots (the pool's size). */
+  readonly workers: number;
+  /** Workers replaced since the sandbox was made, by why (monotonic). */
+  readonly replaced: { readonly timed_out: number; readonly worker_crashed: number };
+}
+
 export interface Sandbox {
   /** Compiles and prepares a guest. Throws `HourglassError` (`HG_PLUGIN_LOAD`) if it cannot. */
   load(spec: GuestSpec): Promise<GuestInfo>;
@@ -123,4 +135,6 @@ export interface Sandbox {
   call(pluginId: string, req: CallRequest): Promise<CallOutcome>;
   unload(pluginId: string): Promise<void>;
   close(): Promise<void>;
+  /** Its load now (optional: a sandbox without workers may not say). */
+  stats?(): SandboxStats;
 }

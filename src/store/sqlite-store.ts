@@ -26,6 +26,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { HourglassError } from '../errors.ts';
 import { sharedSpec, specJson } from '../schedule/spec.ts';
@@ -47,8 +48,11 @@ import type {
   SchedulePatch,
   ScheduleQuery,
   ScheduleRecord,
+  ScheduleStateCount,
   Store,
 } from './types.ts';
+
+const NOT_ACTIVE = ['paused', 'completed', 'deleted', 'retired'] as const;
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -336,6 +340,7 @@ export class SqliteStore implements Store {
   /** A group commit that failed (and was rolled back), with no listener: thrown by the next write. */
   #groupError: unknown = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
+  #onCommit: ((seconds: number) => void) | null = null;
   /** Rows of `insertSchedules(…, { deferred: true })` not yet written (deferred-rows.ts). */
   readonly #deferred = new DeferredRows();
   readonly #onDeferredWritten: SqliteStoreOptions['onDeferredWritten'];
@@ -403,6 +408,18 @@ export class SqliteStore implements Store {
   /** Commits the open group now (nothing when none is open). */
   commitGroup(): void {
     this.#commitGroup();
+  }
+
+  setCommitListener(listener: ((seconds: number) => void) | null): void {
+    this.#onCommit = listener;
+  }
+
+  #committedIn(ms: number): void {
+    try {
+      this.#onCommit?.(ms / 1000);
+    } catch {
+      // A listener's failure must not become the store's (the commit succeeded).
+    }
   }
 
   setWriteErrorListener(listener: ((err: HourglassError) => void) | null): void {
@@ -526,6 +543,14 @@ export class SqliteStore implements Store {
       countLiveOf: db.prepare(
         'SELECT COALESCE(SUM(live), 0) AS n FROM schedule_counts WHERE tenant = ? AND plugin_id = ?',
       ),
+      // Schedules by state (`countSchedulesByState`): the kept live counts per tenant, and a
+      // count of one (tenant, state) range of the index for each state but `active`.
+      liveByTenant: db
+        .prepare('SELECT tenant, SUM(live) FROM schedule_counts GROUP BY tenant')
+        .raw(),
+      countInState: db
+        .prepare('SELECT COUNT(*) FROM schedules WHERE tenant = ? AND state = ?')
+        .pluck(),
       // One pass over the (tenant, state) index and the rows' next_at: ~10-25 ms at 100k rows,
       // once per start (an index with next_at would tax every fire's update instead).
       earliestDue: db
@@ -634,7 +659,9 @@ export class SqliteStore implements Store {
       return;
     }
     try {
+      const started = performance.now();
       this.#stmts.commit.run();
+      this.#committedIn(performance.now() - started);
       done?.resolve();
     } catch (err) {
       try {
@@ -829,6 +856,28 @@ export class SqliteStore implements Store {
       const due = new Map<string, number>();
       for (const r of this.#stmts.earliestDue.all() as [string, number][]) due.set(r[0], r[1]);
       return due;
+    });
+  }
+
+  /**
+   * Per tenant: `active` is its kept live count less its paused and completed rows; the other
+   * states are counted on the (tenant, state) index. Costs the rows not active (~12 ms for a
+   * GROUP BY over 100k rows; ~0.5 ms this way when few are not active).
+   */
+  countSchedulesByState(): ScheduleStateCount[] {
+    return this.#read('countSchedulesByState', () => {
+      const out: ScheduleStateCount[] = [];
+      const count = this.#stmts.countInState;
+      for (const [tenant, live] of this.#stmts.liveByTenant.all() as [string, number][]) {
+        let active = live;
+        for (const state of NOT_ACTIVE) {
+          const n = count.get(tenant, state) as number;
+          if (state === 'paused' || state === 'completed') active -= n;
+          if (n > 0) out.push({ tenant, state, count: n });
+        }
+        if (active > 0) out.push({ tenant, state: 'active', count: active });
+      }
+      return out;
     });
   }
 

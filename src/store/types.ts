@@ -144,6 +144,13 @@ export interface OperatorCommand {
   readonly result: string | null;
 }
 
+/** One tenant's schedules in one state (`ScheduleRecords.countSchedulesByState`). */
+export interface ScheduleStateCount {
+  readonly tenant: string;
+  readonly state: ScheduleState;
+  readonly count: number;
+}
+
 export interface ScheduleQuery {
   readonly pluginId?: string;
   readonly tenant?: string;
@@ -219,6 +226,12 @@ export interface ScheduleRecords {
    * absent): the order a starting host loads tenants in, most urgent first.
    */
   earliestDueByTenant(): Map<string, number>;
+  /**
+   * How many schedules each tenant has in each state (states with none left out), for the
+   * metrics. Cheap with many schedules: the live count is kept (`countLiveSchedules`), so only
+   * the rows that are not `active` are counted. Optional: a store without it reports none.
+   */
+  countSchedulesByState?(): ScheduleStateCount[];
   insertSchedule(rec: ScheduleRecord): void;
   /**
    * Inserts many rows (a plugin's new declarations) with few statements; same as one by one.
@@ -307,6 +320,13 @@ export interface Store
    * throw. `null` removes it. Optional: a store without it is watched through its errors only.
    */
   setWriteErrorListener?(listener: ((err: HourglassError) => void) | null): void;
+
+  /**
+   * Tells `listener` how long each commit that succeeded took, in seconds: a group commit's
+   * `COMMIT` (SQLite written inline), or a flush from its start until the durable copy has
+   * committed it (the writer thread, PostgreSQL). One listener; `null` removes it. Optional.
+   */
+  setCommitListener?(listener: ((seconds: number) => void) | null): void;
 
   /**
    * Resolves once every write made so far is durable (a store that commits each write before

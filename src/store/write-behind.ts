@@ -23,6 +23,7 @@
  * durable copy, which the CLI reads.
  */
 import type Database from 'better-sqlite3';
+import { performance } from 'node:perf_hooks';
 import { HourglassError } from '../errors.ts';
 import { importRows, readImages, type RowImage } from './postgres/mirror.ts';
 import {
@@ -49,6 +50,7 @@ import type {
   SchedulePatch,
   ScheduleQuery,
   ScheduleRecord,
+  ScheduleStateCount,
   Store,
 } from './types.ts';
 
@@ -137,7 +139,7 @@ export type Batch = readonly (readonly [TableSpec, RowImage[]])[];
 export const MIRROR_CACHE_KIB = 8192;
 
 /**
- * The mirror: the store's schema, without the runs' indexes by schedule and by plugin. Those
+ * The mirror: the store's schema, without the runs' indexes by schedule, plugin and tenant. Those
  * serve reads of a long history (the CLI's, from the durable copy); the mirror holds at most
  * `MIRROR_FINISHED_RUNS` finished runs and its reads of runs by schedule or plugin (an
  * embedder's `listRuns`) scan them, while every run's insert and prune no longer updates two
@@ -159,7 +161,7 @@ function mirrorStore(onDeferredWritten: SqliteStoreOptions['onDeferredWritten'])
   db.pragma(`cache_size = -${MIRROR_CACHE_KIB}`);
   db.pragma('journal_mode = MEMORY');
   db.pragma('synchronous = OFF');
-  db.exec('DROP INDEX runs_schedule; DROP INDEX runs_plugin');
+  db.exec('DROP INDEX runs_schedule; DROP INDEX runs_plugin; DROP INDEX runs_tenant');
   return mirror;
 }
 
@@ -207,6 +209,7 @@ export abstract class WriteBehindStore implements Store {
   /** The last flush's failure, until a flush succeeds. */
   protected lastFailure: HourglassError | null = null;
   #onWriteError: ((err: HourglassError) => void) | null = null;
+  #onCommit: ((seconds: number) => void) | null = null;
   protected closed = false;
   /** Runs written since the mirror was last pruned (`#pruneRuns`). */
   #runsSincePrune = 0;
@@ -343,8 +346,14 @@ export abstract class WriteBehindStore implements Store {
   async #runFlush({ dirty, waiters, chained }: Flight, last: Dirty): Promise<void> {
     let fenced: ReadonlySet<string> | null = null;
     let failure: HourglassError | null = null;
+    const started = performance.now();
     try {
       fenced = await this.writeBatch(last, chained);
+      try {
+        this.#onCommit?.((performance.now() - started) / 1000);
+      } catch {
+        // A listener's failure must not become the store's.
+      }
     } catch (err) {
       failure =
         err instanceof HourglassError
@@ -472,6 +481,11 @@ export abstract class WriteBehindStore implements Store {
     this.#onWriteError = listener;
   }
 
+  /** Each flush that committed: from its start (images read) until the durable side answered. */
+  setCommitListener(listener: ((seconds: number) => void) | null): void {
+    this.#onCommit = listener;
+  }
+
   /** Writes what is pending (once, if the durable side answers), then closes it. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -533,6 +547,9 @@ export abstract class WriteBehindStore implements Store {
   }
   earliestDueByTenant(): Map<string, number> {
     return this.mirror.earliestDueByTenant();
+  }
+  countSchedulesByState(): ScheduleStateCount[] {
+    return this.mirror.countSchedulesByState();
   }
   insertSchedule(rec: ScheduleRecord): void {
     this.mirror.insertSchedule(rec);

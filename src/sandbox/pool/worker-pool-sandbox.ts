@@ -31,7 +31,14 @@
  */
 import os from 'node:os';
 import { HourglassError } from '../../errors.ts';
-import type { CallOutcome, CallRequest, GuestInfo, GuestSpec, Sandbox } from '../types.ts';
+import type {
+  CallOutcome,
+  CallRequest,
+  GuestInfo,
+  GuestSpec,
+  Sandbox,
+  SandboxStats,
+} from '../types.ts';
 import { asHostCallAnswer } from '../types.ts';
 import { BatchDispatcher, type Guest } from './batch-dispatch.ts';
 import { FairQueue, pendingCall, type LoadTask, type PendingCall } from './dispatch.ts';
@@ -75,6 +82,8 @@ export class WorkerPoolSandbox implements Sandbox {
   /** Calls and loads not settled; while > 0, `#alive` is ref'd (see the head comment). */
   #owed = 0;
   readonly #alive: NodeJS.Timeout;
+  /** Workers replaced so far, by why (`stats`). */
+  readonly #replaced = { timed_out: 0, worker_crashed: 0 };
 
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
@@ -136,6 +145,18 @@ export class WorkerPoolSandbox implements Sandbox {
   /** Worker threads alive now: `size` + spares when settled, more while retired ones exit. */
   get threads(): number {
     return this.#workers.threads;
+  }
+
+  /** Calls waiting, workers busy, replacements so far: a pass over the slots, no allocation but the answer. */
+  stats(): SandboxStats {
+    let busy = 0;
+    for (const s of this.#workers.slots) if (s.runner.assigned.length > 0) busy++;
+    return {
+      queued: this.#queue.waiting,
+      busy,
+      workers: this.#workers.slots.length,
+      replaced: { ...this.#replaced },
+    };
   }
 
   /** Terminates a worker as if it had crashed (for tests and operators). */
@@ -290,6 +311,7 @@ export class WorkerPoolSandbox implements Sandbox {
   /** Puts a warm worker in `slot` and retires (terminates) the one it had. */
   #replace(slot: Slot, reason: 'timed_out' | 'worker_crashed'): void {
     this.#workers.replace(slot);
+    this.#replaced[reason]++;
     this.#o.onWorkerReplaced?.({ slot: slot.index, reason });
   }
 
