@@ -1,6 +1,6 @@
 /**
  * How fast an operator command reaches the host on a PostgreSQL store: the CLI's way (queued
- * with `NOTIFY hg_commands`, src/cli/pg-access.ts) against the same row queued without the
+ * with `NOTIFY hg_commands`, src/operator/pg-access.ts) against the same row queued without the
  * notification, which the host then finds only at its cluster tick's poll (every 1 s by default).
  *
  *   npm run bench -- pg-command
@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type * as PgAccess from '../src/cli/pg-access.ts';
+import type * as PgAccess from '../src/operator/pg-access.ts';
 import type * as OpenHost from '../src/cluster/open-host.ts';
 import type * as PgStoreModule from '../src/store/postgres/pg-store.ts';
 import { fromDist, hourglass, ROOT } from './built.ts';
@@ -53,7 +53,7 @@ if (!process.env[URL_VAR]) {
 }
 
 const { openHost } = await fromDist<typeof OpenHost>('src/cluster/open-host.js');
-const { sendPgCommand } = await fromDist<typeof PgAccess>('src/cli/pg-access.js');
+const { sendPgCommand } = await fromDist<typeof PgAccess>('src/operator/pg-access.js');
 const { PG_TYPES } = await fromDist<typeof PgStoreModule>('src/store/postgres/pg-store.js');
 const { parseHostConfig } = hourglass;
 

@@ -31,6 +31,14 @@ export const ErrorCodes = {
     'a plugin module is larger, or nests blocks deeper, than the loader instruments (refused before instrumenting)',
   HG_SANDBOX_BOOT:
     'the sandbox worker threads failed to boot, again and again (respawned with backoff, then given up)',
+  HG_API_UNAUTHORIZED: 'an API request without a valid token',
+  HG_API_FORBIDDEN:
+    "an API request outside its token's scope (a tenant token on an operator route)",
+  HG_API_NOT_FOUND: 'no such record (or not one the token may see)',
+  HG_API_BAD_REQUEST: "an API request that does not match the route's schema",
+  HG_API_CONFLICT: "an action the schedule's state refuses (e.g. resuming a deleted schedule)",
+  HG_API_RATE_LIMITED: "too many requests for the token's rate limit",
+  HG_API_UNAVAILABLE: 'the host cannot answer now (stopping, or the store is failing)',
   // The fuel instrumenter's own codes (`FuelError`; `hourglass instrument` prints them, and a
   // plugin load that fails on one is HG_PLUGIN_LOAD with the FuelError as its cause).
   ...FuelErrorCodes,

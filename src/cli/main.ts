@@ -12,10 +12,13 @@ import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
 import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
 import type { Logger } from 'pino';
-import { PROJECT_ROOT, type HostConfig } from '../config/host-config.ts';
+import { PROJECT_ROOT, TENANT_ID_PATTERN, type HostConfig } from '../config/host-config.ts';
+import { hashToken, newToken } from '../api/auth.ts';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, logHostEvents } from '../observability/log.ts';
 import { isoOrDash, table, truncate } from './format.ts';
-import { openCliStore, resolveConfig } from './store-access.ts';
+import { openOperatorStore, resolveConfig } from '../operator/store-access.ts';
+import { serveApi } from '../api/serve.ts';
+import type { RunningApi } from '../api/server.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -69,7 +72,7 @@ const operatorCommand = (
   options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
   positionals: 1,
   async run(v, [key]) {
-    const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+    const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
     try {
       const r = await store.applyCommand(key as string, action, str(v, 'note') ?? null);
       if (!r.ok) throw new HourglassError('HG_SCHEDULE_NOT_FOUND', r.message);
@@ -122,7 +125,26 @@ async function runHost(
   });
   host.events.on('lease:lost', () => endWith(4, 'lease lost to another host'));
   log.info({ store: opened.storeName, config: config.source }, 'hourglass: starting');
-  const { loaded, failed } = await opened.start();
+  let started = false;
+  let api: RunningApi | null;
+  try {
+    api = await serveApi(opened, config, log, {
+      version: packageVersion(),
+      started: () => started,
+    });
+  } catch (err) {
+    await opened.stop(0).catch(() => undefined);
+    throw err;
+  }
+  let loadedAndFailed: Awaited<ReturnType<typeof opened.start>>;
+  try {
+    loadedAndFailed = await opened.start();
+  } catch (err) {
+    await api?.close().catch(() => undefined);
+    throw err;
+  }
+  started = true;
+  const { loaded, failed } = loadedAndFailed;
   log.info(
     { plugins: loaded.length, failed: failed.length },
     `hourglass: running with ${loaded.length} plugin(s)${failed.length ? `, ${failed.length} failed` : ''}; Ctrl-C to stop`,
@@ -137,13 +159,17 @@ async function runHost(
       log.info({ why, graceMs: config.shutdownGraceMs }, `hourglass: ${why}: stopping`);
       process.removeAllListeners('SIGINT');
       process.removeAllListeners('SIGTERM');
-      opened.stop().then(
-        () => resolve(exitCode),
-        (err: unknown) => {
-          log.error({ error: errorMessage(err) }, 'hourglass: error while stopping');
-          resolve(exitCode || 1);
-        },
-      );
+      // The host first (readiness turns false at once, in-flight runs finish), then the API.
+      opened
+        .stop()
+        .finally(() => api?.close())
+        .then(
+          () => resolve(exitCode),
+          (err: unknown) => {
+            log.error({ error: errorMessage(err) }, 'hourglass: error while stopping');
+            resolve(exitCode || 1);
+          },
+        );
     };
     endWith = (exitCode, why) => stop(why, exitCode);
     if (ending) stop(ending[1], ending[0]);
@@ -184,12 +210,38 @@ const COMMANDS: Record<string, Command> = {
       }
     },
   },
+  token: {
+    summary: "make an HTTP API token: prints it once, and its entry for the config's api.tokens",
+    usage:
+      'hourglass token --name NAME [--tenant TENANT]\n' +
+      '  Prints a new random token (keep it: it is not stored anywhere) and the JSON entry to add to\n' +
+      "  the config's api.tokens, which holds only the token's SHA-256. With --tenant the token sees\n" +
+      '  and acts on that tenant only; without, it is an operator token (everything).',
+    options: { help: common.help!, name: { type: 'string' }, tenant: { type: 'string' } },
+    async run(v) {
+      const name = str(v, 'name');
+      const tenant = str(v, 'tenant');
+      if (!name || !/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name))
+        throw new HourglassError(
+          'HG_CLI_USAGE',
+          '--name NAME is required ([A-Za-z0-9._@-], 64 at most)',
+        );
+      if (tenant !== undefined && !new RegExp(TENANT_ID_PATTERN).test(tenant))
+        throw new HourglassError('HG_CLI_USAGE', `--tenant '${tenant}' is not a tenant id`);
+      const token = newToken();
+      out(`token: ${token}`);
+      out(
+        `config entry (api.tokens): ${JSON.stringify({ name, sha256: hashToken(token), ...(tenant ? { tenant } : {}) })}`,
+      );
+      return 0;
+    },
+  },
   plugins: {
     summary: 'list plugins with their version, state and load error',
     usage: 'hourglass plugins [--json] [--config FILE] [--store PATH]',
     options: { ...common, ...storeOpt, json: { type: 'boolean' } },
     async run(v) {
-      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const rows = await store.listPlugins();
         if (v.json) {
@@ -227,7 +279,7 @@ const COMMANDS: Record<string, Command> = {
       json: { type: 'boolean' },
     },
     async run(v) {
-      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const plugin = str(v, 'plugin');
         const rows = await store.listSchedules({
@@ -289,7 +341,7 @@ const COMMANDS: Record<string, Command> = {
           `--status must be one of ${RunStatuses.join(', ')}`,
         );
       }
-      const store = await openCliStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
       try {
         const schedule = str(v, 'schedule');
         const plugin = str(v, 'plugin');

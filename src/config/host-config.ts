@@ -121,6 +121,33 @@ export interface HostConfig {
   readonly maxWasmBytes: number;
   readonly sandbox: SandboxConfig;
   readonly tenants: readonly TenantConfig[];
+  /** The HTTP API; null (no `api` section): not served. */
+  readonly api: ApiConfig | null;
+}
+
+/** An API token, as the config holds it: its SHA-256, never the token (`hourglass token`). */
+export interface ApiTokenConfig {
+  /** Names the token in request logs. */
+  readonly name: string;
+  /** SHA-256 of the token, lowercase hex. */
+  readonly sha256: string;
+  /** The tenant the token is limited to; absent: an operator token (everything). */
+  readonly tenant: string | null;
+}
+
+/** The HTTP API (src/api/), served by `hourglass start` when the config has an `api` section. */
+export interface ApiConfig {
+  /** Address to listen on. @defaultValue "127.0.0.1" (loopback only) */
+  readonly host: string;
+  /** Port; 0 takes a free one (logged at start). @defaultValue 7070 */
+  readonly port: number;
+  /** PEM files: with them the API speaks HTTPS only. @defaultValue null (plain HTTP) */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly tokens: readonly ApiTokenConfig[];
+  /** Requests per minute per token (per address for requests without a valid token). @defaultValue 600 */
+  readonly rateLimitPerMinute: number;
+  /** Largest request body. @defaultValue 1048576 */
+  readonly bodyLimitBytes: number;
 }
 
 export interface SandboxConfig {
@@ -163,6 +190,14 @@ interface RawConfig {
   leaseHeartbeatMs?: number;
   maxWasmBytes?: number;
   sandbox?: { mode?: 'pool' | 'in-thread'; workers?: number };
+  api?: {
+    host?: string;
+    port?: number;
+    tls?: { cert: string; key: string };
+    tokens?: { name: string; sha256: string; tenant?: string }[];
+    rateLimitPerMinute?: number;
+    bodyLimitBytes?: number;
+  };
   tenants: {
     id: string;
     quotas?: Partial<TenantQuotas>;
@@ -270,6 +305,36 @@ const validateConfig = compile<RawConfig>({
         workers: { type: 'integer', minimum: 1, maximum: 256 },
       },
     },
+    api: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        host: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9.:_%-]+$' },
+        port: { type: 'integer', minimum: 0, maximum: 65_535 },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['cert', 'key'],
+          properties: { cert: PATH, key: PATH },
+        },
+        tokens: {
+          type: 'array',
+          maxItems: 10_000,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'sha256'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' },
+              sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+              tenant: { type: 'string', pattern: TENANT_ID_PATTERN },
+            },
+          },
+        },
+        rateLimitPerMinute: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        bodyLimitBytes: { type: 'integer', minimum: 1024, maximum: 1_073_741_824 },
+      },
+    },
     tenants: {
       type: 'array',
       maxItems: 10_000,
@@ -358,6 +423,41 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
       workers: raw.sandbox?.workers ?? null,
     }),
     tenants: Object.freeze(tenants),
+    api: apiConfig(raw.api, file, baseDir, seen),
+  });
+}
+
+function apiConfig(
+  raw: RawConfig['api'],
+  file: string,
+  baseDir: string,
+  tenants: ReadonlySet<string>,
+): ApiConfig | null {
+  if (!raw) return null;
+  const names = new Set<string>();
+  const hashes = new Set<string>();
+  const tokens = (raw.tokens ?? []).map((t, i): ApiTokenConfig => {
+    const problem = names.has(t.name)
+      ? `duplicate token name '${t.name}'`
+      : hashes.has(t.sha256)
+        ? 'the same token twice'
+        : t.tenant !== undefined && !tenants.has(t.tenant)
+          ? `no tenant '${t.tenant}' in this config`
+          : null;
+    if (problem) throw new ConfigError('HG_CONFIG_INVALID', file, `/api/tokens/${i}`, problem);
+    names.add(t.name);
+    hashes.add(t.sha256);
+    return Object.freeze({ name: t.name, sha256: t.sha256, tenant: t.tenant ?? null });
+  });
+  return Object.freeze({
+    host: raw.host ?? '127.0.0.1',
+    port: raw.port ?? 7070,
+    tls: raw.tls
+      ? Object.freeze({ cert: resolve(baseDir, raw.tls.cert), key: resolve(baseDir, raw.tls.key) })
+      : null,
+    tokens: Object.freeze(tokens),
+    rateLimitPerMinute: raw.rateLimitPerMinute ?? 600,
+    bodyLimitBytes: raw.bodyLimitBytes ?? 1_048_576,
   });
 }
 

@@ -224,6 +224,15 @@ export function runFromRow(r: Row): RunRecord {
   };
 }
 
+export function contractFromRow(r: Row): JobContractRecord {
+  return {
+    pluginId: r.plugin_id as string,
+    name: r.name as string,
+    contract: r.contract as string,
+    updatedAt: r.updated_at as number,
+  };
+}
+
 export function pluginFromRow(r: Row): PluginRecord {
   return {
     id: r.id as string,
@@ -772,12 +781,7 @@ export class SqliteStore implements Store {
             ? this.#stmts.listContracts.all()
             : this.#stmts.listContractsOf.all(pluginId)
         ) as Row[];
-        return rows.map((r) => ({
-          pluginId: r.plugin_id as string,
-          name: r.name as string,
-          contract: r.contract as string,
-          updatedAt: r.updated_at as number,
-        }));
+        return rows.map(contractFromRow);
       },
       null,
     );
@@ -1087,6 +1091,22 @@ export class SqliteStore implements Store {
       // The status index is partial (migration 0008): its condition, named, lets SQLite use it.
       where.push(q.status === 'succeeded' ? 'status = ?' : `status = ? AND ${NOT_SUCCEEDED}`);
       params.push(q.status);
+    }
+    if (q.tenant !== undefined) {
+      where.push('tenant = ?');
+      params.push(q.tenant);
+    }
+    if (q.since !== undefined) {
+      where.push('started_at >= ?');
+      params.push(q.since);
+    }
+    if (q.until !== undefined) {
+      where.push('started_at < ?');
+      params.push(q.until);
+    }
+    if (q.before !== undefined) {
+      where.push('id < ?');
+      params.push(q.before.id);
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     params.push(q.limit ?? 100);

@@ -161,10 +161,26 @@ export interface ScheduleQuery {
   readonly limit?: number;
 }
 
+/** Where a page of runs ended: the last run listed (runs are listed newest first). */
+export interface RunCursor {
+  readonly startedAt: number;
+  readonly id: number;
+}
+
 export interface RunQuery {
   readonly scheduleKey?: string;
   readonly pluginId?: string;
+  readonly tenant?: string;
   readonly status?: RunStatus;
+  /** Runs started at or after this time (ms since the epoch). */
+  readonly since?: number;
+  /** Runs started before this time (ms since the epoch). */
+  readonly until?: number;
+  /**
+   * Keyset pagination: only runs listed after this one. SQLite orders runs by id (one host
+   * takes ids in order); PostgreSQL by start time, then id (hosts take ids in blocks).
+   */
+  readonly before?: RunCursor;
   readonly limit?: number;
 }
 

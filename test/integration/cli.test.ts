@@ -290,3 +290,55 @@ test('`hourglass plugins` lists each plugin with its version, state and load err
   };
   assert.equal(version.out, `hourglass ${pkg.version}\n`);
 });
+
+test('`hourglass token` makes a token whose entry lets `hourglass start` serve the API to it', async (t) => {
+  const dir = tempDir(t);
+  const made = cli(['token', '--name', 'team-t', '--tenant', 't'], dir);
+  assert.equal(made.code, 0, made.err);
+  const token = /^token: (hg_[A-Za-z0-9_-]{43})$/m.exec(made.out)?.[1];
+  const entry = /^config entry \(api.tokens\): (.*)$/m.exec(made.out)?.[1];
+  assert.ok(token && entry, made.out);
+  assert.ok(!entry.includes(token), 'the config entry holds no token');
+  assert.equal(cli(['token'], dir).code, 2, 'a name is required');
+  writeFileSync(
+    join(dir, 'p.json'),
+    JSON.stringify({ name: 'p', version: '1', wasm: GUEST.proxy, capabilities: [] }),
+  );
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      store: { path: 'h.db' },
+      api: { port: 0, tokens: [JSON.parse(entry)] },
+      tenants: [
+        {
+          id: 't',
+          plugins: [{ manifest: 'p.json', config: { schedules: decls({ id: 'd', every: '1h' }) } }],
+        },
+      ],
+    }),
+  );
+  const host = startCli(['--config', join(dir, 'config.json')], dir, (out) =>
+    /running with 1 plugin/.test(out),
+  );
+  try {
+    const out = await host.seen;
+    const url = logLines(out).find((l) => l.msg?.toString().startsWith('api: listening'))?.url;
+    assert.equal(typeof url, 'string', out);
+    const get = (path: string, auth?: string) =>
+      fetch(`${String(url)}${path}`, auth ? { headers: { authorization: `Bearer ${auth}` } } : {});
+    assert.equal((await get('/readyz')).status, 200);
+    assert.equal((await get('/v1/schedules')).status, 401);
+    const page = (await (await get('/v1/schedules', token)).json()) as { items: { key: string }[] };
+    assert.deepEqual(
+      page.items.map((s) => s.key),
+      ['t/p/d'],
+    );
+  } finally {
+    host.child.kill('SIGTERM');
+  }
+  assert.equal(await host.stopped, 0);
+  assert.ok(
+    logLines(host.output()).some((l) => l.msg === 'api request' && l.who === 'team-t'),
+    'the request was logged with its token name',
+  );
+});

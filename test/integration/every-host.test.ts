@@ -17,7 +17,7 @@ import pg from 'pg';
 import { CAPABILITIES } from '../../src/capabilities.ts';
 import { openHost, type OpenedHost } from '../../src/cluster/open-host.ts';
 import { loadHostConfig, type PostgresConfig } from '../../src/config/host-config.ts';
-import { openPgCliStore } from '../../src/cli/pg-access.ts';
+import { openPgOperatorStore } from '../../src/operator/pg-access.ts';
 import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
 import { getCommand, queueCommand } from '../../src/store/postgres/pg-reads.ts';
 import { freshDatabase, testClient } from '../support/postgres.ts';
@@ -225,7 +225,7 @@ test(
       ['active'],
     );
     // The CLI lists the template without a next run of its own, and each copy with one.
-    const cli = await openPgCliStore(loadHostConfig(file).store.postgres as PostgresConfig);
+    const cli = await openPgOperatorStore(loadHostConfig(file).store.postgres as PostgresConfig);
     const listed = new Map((await cli.listSchedules({})).map((s) => [s.key, s] as const));
     await cli.close();
     assert.equal(listed.get('a/proxy/h')?.scope, 'host');

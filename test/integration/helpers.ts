@@ -98,9 +98,17 @@ export function storeConfigOf(dir: string): { path: string; postgres?: object } 
   return { path: join(dir, 'hourglass.db'), ...(postgres ? { postgres } : {}) };
 }
 
-/** Writes manifests for the plugins and returns a parsed host config with its store in `dir`. */
-export function makeConfig(dir: string, tenants: readonly TenantSpec[]): HostConfig {
+/**
+ * Writes manifests for the plugins and returns a parsed host config with its store in `dir`;
+ * `extra`: more top-level config fields (e.g. `api`).
+ */
+export function makeConfig(
+  dir: string,
+  tenants: readonly TenantSpec[],
+  extra: Record<string, unknown> = {},
+): HostConfig {
   const raw = {
+    ...extra,
     store: storeConfigOf(dir),
     tenants: tenants.map((t) => ({
       id: t.id,

@@ -524,3 +524,79 @@ describe('capLimits', () => {
     assert.deepEqual(capLimits(DEFAULT_LIMITS, DEFAULT_QUOTAS), DEFAULT_LIMITS);
   });
 });
+
+describe('parseHostConfig: api', () => {
+  const H = 'a'.repeat(64);
+  const base = (api: unknown) => ({ tenants: [{ id: 'a' }], api });
+
+  test('absent: no API; present: loopback on 7070 with the defaults', () => {
+    assert.equal(parseHostConfig({ tenants: [] }, 'c.json', '/base').api, null);
+    const api = parseHostConfig(base({}), 'c.json', '/base').api;
+    assert.deepEqual(api, {
+      host: '127.0.0.1',
+      port: 7070,
+      tls: null,
+      tokens: [],
+      rateLimitPerMinute: 600,
+      bodyLimitBytes: 1_048_576,
+    });
+  });
+
+  test('tokens: operator and tenant; TLS paths resolve against the config folder', () => {
+    const api = parseHostConfig(
+      base({
+        tls: { cert: 'c.pem', key: '/k.pem' },
+        tokens: [
+          { name: 'ops', sha256: H },
+          { name: 'team-a', sha256: 'b'.repeat(64), tenant: 'a' },
+        ],
+      }),
+      'c.json',
+      '/base',
+    ).api;
+    assert.deepEqual(api?.tls, { cert: resolve('/base', 'c.pem'), key: '/k.pem' });
+    assert.deepEqual(api?.tokens, [
+      { name: 'ops', sha256: H, tenant: null },
+      { name: 'team-a', sha256: 'b'.repeat(64), tenant: 'a' },
+    ]);
+  });
+
+  for (const [why, api, field] of [
+    [
+      'a token in clear (not a SHA-256)',
+      { tokens: [{ name: 'x', sha256: 'hg_secret' }] },
+      '/api/tokens/0/sha256',
+    ],
+    ['an unknown tenant', { tokens: [{ name: 'x', sha256: H, tenant: 'zz' }] }, '/api/tokens/0'],
+    [
+      'a duplicate name',
+      {
+        tokens: [
+          { name: 'x', sha256: H },
+          { name: 'x', sha256: 'c'.repeat(64) },
+        ],
+      },
+      '/api/tokens/1',
+    ],
+    [
+      'the same token twice',
+      {
+        tokens: [
+          { name: 'x', sha256: H },
+          { name: 'y', sha256: H },
+        ],
+      },
+      '/api/tokens/1',
+    ],
+    ['a port out of range', { port: 70_000 }, '/api/port'],
+    ['an unknown field', { listen: '0.0.0.0' }, '/api/listen'],
+  ] as const)
+    test(`refused: ${why}`, () => {
+      expectConfigError(
+        () => parseHostConfig(base(api), 'c.json', '/base'),
+        'HG_CONFIG_INVALID',
+        'c.json',
+        field,
+      );
+    });
+});

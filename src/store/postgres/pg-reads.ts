@@ -19,12 +19,14 @@
 import type pg from 'pg';
 import {
   commandFromRow,
+  contractFromRow,
   pluginFromRow,
   runFromRow,
   scheduleFromRaw,
   SCHEDULE_SELECT,
 } from '../sqlite-store.ts';
 import type {
+  JobContractRecord,
   OperatorAction,
   OperatorCommand,
   PluginRecord,
@@ -74,12 +76,47 @@ export async function listRuns(db: pg.Pool, q: RunQuery = {}): Promise<RunRecord
   if (q.scheduleKey !== undefined) where.push(`schedule_key = ${p(q.scheduleKey)}`);
   if (q.pluginId !== undefined) where.push(`plugin_id = ${p(q.pluginId)}`);
   if (q.status !== undefined) where.push(`status = ${p(q.status)}`);
+  if (q.tenant !== undefined) where.push(`tenant = ${p(q.tenant)}`);
+  if (q.since !== undefined) where.push(`started_at >= ${p(q.since)}`);
+  if (q.until !== undefined) where.push(`started_at < ${p(q.until)}`);
+  if (q.before !== undefined)
+    where.push(`(started_at, id) < (${p(q.before.startedAt)}, ${p(q.before.id)})`);
   const r = await db.query<Record<string, unknown>>(
     `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
      ORDER BY started_at DESC, id DESC LIMIT ${p(q.limit ?? 100)}`,
     params,
   );
   return r.rows.map(runFromRow);
+}
+
+/** One run by id. */
+export async function getRun(db: pg.Pool, id: number): Promise<RunRecord | undefined> {
+  const r = await db.query<Record<string, unknown>>('SELECT * FROM runs WHERE id = $1', [id]);
+  return r.rows[0] ? runFromRow(r.rows[0]) : undefined;
+}
+
+/** One schedule by key, in any state. */
+export async function getSchedule(db: pg.Pool, key: string): Promise<ScheduleRecord | undefined> {
+  const r = await db.query<unknown[]>({
+    text: `SELECT ${SCHEDULE_SELECT} FROM schedules WHERE key = $1`,
+    values: [key],
+    rowMode: 'array',
+  });
+  return r.rows[0] ? scheduleFromRaw(r.rows[0]) : undefined;
+}
+
+/** Job contracts (of one plugin), by plugin id then name. */
+export async function listJobContracts(
+  db: pg.Pool,
+  pluginId?: string,
+): Promise<JobContractRecord[]> {
+  const r = await db.query<Record<string, unknown>>(
+    `SELECT plugin_id, name, contract, updated_at FROM job_contracts
+     ${pluginId === undefined ? '' : 'WHERE plugin_id = $1'}
+     ORDER BY plugin_id COLLATE "C", name COLLATE "C"`,
+    pluginId === undefined ? [] : [pluginId],
+  );
+  return r.rows.map(contractFromRow);
 }
 
 /** The state of a schedule's row, if it has one. */

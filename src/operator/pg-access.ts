@@ -26,6 +26,9 @@ import {
   getCommand,
   listPlugins,
   listRuns,
+  getRun,
+  getSchedule,
+  listJobContracts,
   listSchedules,
   queueCommand,
   scheduleState,
@@ -37,7 +40,7 @@ import { patchedRecord } from '../store/schedule-record.ts';
 import { replicaOwner } from '../host/replica.ts';
 import { tenantOf } from '../store/postgres/tables.ts';
 import type { OperatorAction, OperatorCommand } from '../store/types.ts';
-import { hostOutcome, type CliStore, type CommandOutcome } from './cli-store.ts';
+import { hostOutcome, type CommandOutcome, type OperatorStore } from './operator-store.ts';
 
 /** How long a command waits for the owning host's outcome before the CLI gives up waiting. */
 const WAIT_MS = 10_000;
@@ -49,12 +52,18 @@ export interface PgCommandOutcome extends CommandOutcome {
   readonly command?: OperatorCommand;
 }
 
-/** Connects and checks the schema; the pool holds one connection (the CLI runs one query at a time). */
-export async function openPgCliStore(pgc: PostgresConfig): Promise<CliStore> {
+/**
+ * Connects and checks the schema. The pool holds one connection unless told otherwise (the CLI
+ * runs one query at a time; the HTTP API several).
+ */
+export async function openPgOperatorStore(
+  pgc: PostgresConfig,
+  opts: { readonly connections?: number } = {},
+): Promise<OperatorStore> {
   const name = redactUrl(pgc.url);
   const pool = new pg.Pool({
     connectionString: pgc.url,
-    max: 1,
+    max: opts.connections ?? 1,
     statement_timeout: pgc.statementTimeoutMs,
     connectionTimeoutMillis: 5_000,
     types: PG_TYPES,
@@ -85,7 +94,10 @@ export async function openPgCliStore(pgc: PostgresConfig): Promise<CliStore> {
           : s,
       ),
     ),
+    getSchedule: wrap('reading a schedule', (key) => getSchedule(pool, key)),
     listRuns: wrap('listing runs', (q) => listRuns(pool, q)),
+    getRun: wrap('reading a run', (id) => getRun(pool, id)),
+    listJobContracts: wrap('listing job contracts', (pluginId) => listJobContracts(pool, pluginId)),
     listPlugins: wrap('listing plugins', () => listPlugins(pool)),
     applyCommand: wrap('an operator command', (key, action, note) =>
       sendPgCommand(pool, key, action, note),
@@ -127,7 +139,12 @@ export async function sendPgCommand(
   if (!owner) {
     const state = await scheduleState(pool, key);
     if (state !== 'active' && state !== 'paused' && state !== 'completed')
-      return { via: 'store', ok: false, message: `not_found: schedule '${key}' does not exist` };
+      return {
+        via: 'store',
+        ok: false,
+        code: 'not_found',
+        message: `not_found: schedule '${key}' does not exist`,
+      };
     const id = await queueCommand(pool, key, action, note, Date.now());
     return {
       via: 'queued',
@@ -148,6 +165,7 @@ export async function sendPgCommand(
       return {
         via: 'host',
         ok: false,
+        code: 'timed_out',
         message: `the host owning tenant ${tenant}${where} did not apply the command within ${waitMs} ms; it stays queued (command ${id})`,
         ...withCommand(cmd),
       };

@@ -16,8 +16,8 @@ import { holderDead, leaseStaleMs } from '../host/store-supervisor.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import type { HostLease, OperatorAction, Store } from '../store/types.ts';
-import { hostOutcome, type CliStore, type CommandOutcome } from './cli-store.ts';
-import { openPgCliStore } from './pg-access.ts';
+import { hostOutcome, type CommandOutcome, type OperatorStore } from './operator-store.ts';
+import { openPgOperatorStore } from './pg-access.ts';
 
 export function resolveConfig(configPath: string | undefined): HostConfig {
   return configPath ? loadHostConfig(configPath) : defaultHostConfig();
@@ -41,14 +41,20 @@ export function openStore(config: HostConfig, storePath?: string): SqliteStore {
  * The store the CLI's store commands use: the SQLite file `--store` names, else PostgreSQL when
  * the config (or the environment) names one, else the config's SQLite file.
  */
-export async function openCliStore(config: HostConfig, storePath?: string): Promise<CliStore> {
+export async function openOperatorStore(
+  config: HostConfig,
+  storePath?: string,
+): Promise<OperatorStore> {
   if (storePath === undefined && config.store.postgres)
-    return openPgCliStore(config.store.postgres);
+    return openPgOperatorStore(config.store.postgres);
   const store = openStore(config, storePath);
   return {
     listPlugins: async () => store.listPlugins(),
     listSchedules: async (q) => store.listSchedules(q),
+    getSchedule: async (key) => store.getSchedule(key),
     listRuns: async (q) => store.listRuns(q),
+    getRun: async (id) => store.getRun(id),
+    listJobContracts: async (pluginId) => store.listJobContracts(pluginId),
     applyCommand: (key, action, note) => applyCommand(store, config, key, action, note),
     close: async () => store.close(),
   };
@@ -92,6 +98,7 @@ export async function applyCommand(
     return {
       via: 'host',
       ok: false,
+      code: 'timed_out',
       message: `the running host (pid ${host.pid}) did not apply the command within ${waitMs} ms`,
     };
   }
@@ -118,6 +125,11 @@ export async function applyCommand(
         ? ops.resumeKey(key)
         : ops.deleteKey(key);
   return r.ok
-    ? { via: 'store', ok: true, message: `${action} ${key}: ${r.schedule.state}` }
-    : { via: 'store', ok: false, message: `${r.code}: ${r.message}` };
+    ? {
+        via: 'store',
+        ok: true,
+        value: r.schedule.state,
+        message: `${action} ${key}: ${r.schedule.state}`,
+      }
+    : { via: 'store', ok: false, code: r.code, message: `${r.code}: ${r.message}` };
 }

@@ -1,0 +1,71 @@
+/**
+ * The API beside a running host (`hourglass start`): its reads on a store connection of its
+ * own (the SQLite file, or a small PostgreSQL pool: the host's in-memory mirror keeps only
+ * recent runs), its actions through the host (`OpenedHost.command`), ready while the host has
+ * started, is not stopping and its store takes writes.
+ */
+import type { Logger } from 'pino';
+import type { OpenedHost } from '../cluster/open-host.ts';
+import type { HostConfig } from '../config/host-config.ts';
+import { openPgOperatorStore } from '../operator/pg-access.ts';
+import { OperatorService } from '../operator/service.ts';
+import { openOperatorStore } from '../operator/store-access.ts';
+import { startApiServer, type MetricsSource, type Readiness, type RunningApi } from './server.ts';
+
+/** PostgreSQL connections the API's reads may hold at once. */
+const API_PG_CONNECTIONS = 4;
+
+export async function serveApi(
+  opened: OpenedHost,
+  config: HostConfig,
+  log: Logger,
+  opts: {
+    readonly version: string;
+    readonly metrics?: MetricsSource | null;
+    /** Whether `opened.start()` has returned. */
+    readonly started: () => boolean;
+  },
+): Promise<RunningApi | null> {
+  const api = config.api;
+  if (!api) return null;
+  const store = config.store.postgres
+    ? await openPgOperatorStore(config.store.postgres, { connections: API_PG_CONNECTIONS })
+    : await openOperatorStore(config);
+  const host = opened.host;
+  const service = new OperatorService(store, config, {
+    limitsOf: (id) => host.plugins.find((p) => p.id === id)?.limits ?? null,
+    command: (key, action, note) => opened.command(key, action, note),
+  });
+  const readiness = (): Readiness => {
+    if (host.stopping) return { ready: false, reason: 'stopping' };
+    if (!opts.started()) return { ready: false, reason: 'starting' };
+    const health = host.storeHealth;
+    return health === 'healthy'
+      ? { ready: true, reason: null }
+      : { ready: false, reason: `store ${health}` };
+  };
+  let running: RunningApi;
+  try {
+    running = await startApiServer({
+      config: api,
+      service,
+      log,
+      readiness,
+      metrics: opts.metrics ?? null,
+      version: opts.version,
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return {
+    url: running.url,
+    async close() {
+      try {
+        await running.close();
+      } finally {
+        await store.close();
+      }
+    },
+  };
+}

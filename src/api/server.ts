@@ -1,0 +1,330 @@
+/**
+ * The HTTP API (fastify), served by `hourglass start` when the config has an `api` section:
+ * read tenants, plugins, schedules, runs and job contracts; pause, resume, trigger and delete
+ * schedules; health (`/healthz`), readiness (`/readyz`), metrics (`/metrics`) and the OpenAPI
+ * document (`/openapi.json`). Routes hold no logic: they call the operator service
+ * (src/operator/service.ts), which applies the token's scope.
+ *
+ * Requests, in order:
+ * 1. `onRequest`: the bearer token is looked up (auth.ts) and the caller kept on the request;
+ * 2. the rate limit (`@fastify/rate-limit`), per token, or per address without a valid token
+ *    (so unauthenticated floods are limited too);
+ * 3. `preValidation`: a route that needs a token answers 401 without a valid one, 403 when the
+ *    route is the operator's (`/metrics`) and the token a tenant's;
+ * 4. fastify validates params, query and body with the route's schema (schemas.ts; unknown
+ *    query fields are refused, not dropped); bodies beyond `bodyLimitBytes` get 413 unread;
+ * 5. the answer is serialized by the route's response schema;
+ * 6. `onResponse`: one log line per request, with who made it (token name) and its status.
+ *
+ * Errors answer `{"error": {"code": "HG_API_…", "message": …}}` with a stable code.
+ */
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { ApiConfig } from '../config/host-config.ts';
+import type { ErrorCode } from '../errors.ts';
+import type { OperatorService } from '../operator/service.ts';
+import { OPERATOR, type ActionOutcome, type Scope } from '../operator/service.ts';
+import type { OperatorAction, RunStatus, ScheduleState } from '../store/types.ts';
+import { TokenTable, type Caller } from './auth.ts';
+import { routeSchemas, SHARED_SCHEMAS } from './schemas.ts';
+
+export interface Readiness {
+  readonly ready: boolean;
+  /** Why not ready (stopping, store failing, still starting). */
+  readonly reason: string | null;
+}
+
+export interface MetricsSource {
+  readonly contentType: string;
+  text(): Promise<string>;
+}
+
+export interface ApiServerOptions {
+  readonly config: ApiConfig;
+  readonly service: OperatorService;
+  readonly log: Logger;
+  readonly readiness: () => Readiness;
+  readonly metrics?: MetricsSource | null;
+  /** Shown in the OpenAPI document. */
+  readonly version: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller: Caller | null;
+  }
+  interface FastifyContextConfig {
+    /** Answers without a token. */
+    public?: boolean;
+    /** Only for operator tokens. */
+    operator?: boolean;
+  }
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function send(reply: FastifyReply, status: number, code: ErrorCode, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}
+
+function scopeOf(req: FastifyRequest): Scope {
+  // preValidation refused every request without a caller on a route that needs one.
+  return req.caller?.scope ?? OPERATOR;
+}
+
+const ACTION_STATUS: Record<string, [number, ErrorCode]> = {
+  not_found: [404, 'HG_API_NOT_FOUND'],
+  timed_out: [504, 'HG_API_UNAVAILABLE'],
+};
+
+/** The fastify app (not listening): `startApiServer` listens; tests may `inject`. */
+export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstance> {
+  const tokens = new TokenTable(o.config.tokens);
+  const app = Fastify({
+    loggerInstance: o.log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: o.config.bodyLimitBytes,
+    // Reject what the schema does not name instead of dropping it silently.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ...(o.config.tls
+      ? {
+          https: {
+            cert: readFileSync(o.config.tls.cert),
+            key: readFileSync(o.config.tls.key),
+          },
+        }
+      : {}),
+  });
+  for (const s of SHARED_SCHEMAS) app.addSchema(s);
+  app.decorateRequest('caller', null);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: {
+        title: 'Hourglass API',
+        version: o.version,
+        description:
+          'Operator tokens see and act on everything; tenant tokens on their tenant only.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.addHook('onRequest', async (req) => {
+    req.caller = tokens.verify(req.headers.authorization);
+  });
+  await app.register(fastifyRateLimit, {
+    max: o.config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req) => (req.caller ? `token:${req.caller.name}` : `addr:${req.ip}`),
+    errorResponseBuilder: (_req, ctx) =>
+      Object.assign(
+        new ApiError(
+          429,
+          'HG_API_RATE_LIMITED',
+          `rate limit: ${ctx.max} requests a minute; retry in ${ctx.after}`,
+        ),
+        { statusCode: 429 },
+      ),
+  });
+  app.addHook('preValidation', async (req, reply) => {
+    const cfg = req.routeOptions.config;
+    if (cfg.public) return;
+    if (!req.caller) {
+      reply.header('www-authenticate', 'Bearer');
+      return send(reply, 401, 'HG_API_UNAUTHORIZED', 'a valid bearer token is required');
+    }
+    if (cfg.operator && req.caller.scope.kind !== 'operator')
+      return send(reply, 403, 'HG_API_FORBIDDEN', 'this route needs an operator token');
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const scope = req.caller?.scope;
+    o.log.info(
+      {
+        req: { method: req.method, url: req.url, ip: req.ip },
+        status: reply.statusCode,
+        who: req.caller?.name ?? null,
+        ...(scope?.kind === 'tenant' ? { tenant: scope.tenant } : {}),
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'api request',
+    );
+  });
+  app.setNotFoundHandler((req, reply) =>
+    send(reply, 404, 'HG_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`),
+  );
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => {
+    if (err instanceof ApiError) return send(reply, err.status, err.code, err.message);
+    if (err.validation) return send(reply, 400, 'HG_API_BAD_REQUEST', err.message);
+    const status = err.statusCode ?? 500;
+    if (status === 429) return send(reply, 429, 'HG_API_RATE_LIMITED', err.message);
+    if (status < 500) return send(reply, status, 'HG_API_BAD_REQUEST', err.message);
+    req.log.error({ error: err.message }, 'api: request failed');
+    return send(reply, 503, 'HG_API_UNAVAILABLE', err.message);
+  });
+
+  // ---- health, readiness, metrics, OpenAPI ----
+
+  app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({
+    ok: true,
+  }));
+  app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
+    const r = o.readiness();
+    return reply.code(r.ready ? 200 : 503).send(r);
+  });
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
+  if (o.metrics) {
+    const metrics = o.metrics;
+    app.get('/metrics', { config: { operator: true }, schema: { hide: true } }, async (_r, reply) =>
+      reply.type(metrics.contentType).send(await metrics.text()),
+    );
+  }
+
+  // ---- reads ----
+
+  const svc = o.service;
+  const notFound = (what: string) => new ApiError(404, 'HG_API_NOT_FOUND', `no ${what}`);
+
+  app.get('/v1/tenants', { schema: routeSchemas.tenants }, async (req) =>
+    svc.tenants(scopeOf(req)),
+  );
+  app.get<{ Querystring: { tenant?: string } }>(
+    '/v1/plugins',
+    { schema: routeSchemas.plugins },
+    async (req) => svc.plugins(scopeOf(req), req.query.tenant),
+  );
+  app.get<{ Params: { tenant: string; name: string } }>(
+    '/v1/plugins/:tenant/:name',
+    { schema: routeSchemas.plugin },
+    async (req) => {
+      const id = `${req.params.tenant}/${req.params.name}`;
+      return (await svc.plugin(scopeOf(req), id)) ?? Promise.reject(notFound(`plugin ${id}`));
+    },
+  );
+  app.get<{
+    Querystring: {
+      tenant?: string;
+      plugin?: string;
+      state?: ScheduleState[];
+      after?: string;
+      limit: number;
+    };
+  }>('/v1/schedules', { schema: routeSchemas.schedules }, async (req) => {
+    const q = req.query;
+    return svc.schedules(scopeOf(req), {
+      ...(q.tenant === undefined ? {} : { tenant: q.tenant }),
+      ...(q.plugin === undefined ? {} : { pluginId: q.plugin }),
+      ...(q.state === undefined ? {} : { states: q.state }),
+      ...(q.after === undefined ? {} : { after: q.after }),
+      limit: q.limit,
+    });
+  });
+  type KeyParams = { Params: { tenant: string; plugin: string; id: string } };
+  // `<tenant>/<plugin name>/<id>`; a host's copy of an every-host schedule has `<tenant>@<owner>`.
+  const scheduleKey = (p: KeyParams['Params']) => `${p.tenant}/${p.plugin}/${p.id}`;
+  app.get<KeyParams>(
+    '/v1/schedules/:tenant/:plugin/:id',
+    { schema: routeSchemas.schedule },
+    async (req) => {
+      const key = scheduleKey(req.params);
+      return (await svc.schedule(scopeOf(req), key)) ?? Promise.reject(notFound(`schedule ${key}`));
+    },
+  );
+  app.get<{
+    Querystring: {
+      tenant?: string;
+      plugin?: string;
+      schedule?: string;
+      status?: RunStatus;
+      since?: number;
+      until?: number;
+      cursor?: string;
+      limit: number;
+    };
+  }>('/v1/runs', { schema: routeSchemas.runs }, async (req) => {
+    const q = req.query;
+    return svc.runs(scopeOf(req), {
+      ...(q.tenant === undefined ? {} : { tenant: q.tenant }),
+      ...(q.plugin === undefined ? {} : { pluginId: q.plugin }),
+      ...(q.schedule === undefined ? {} : { scheduleKey: q.schedule }),
+      ...(q.status === undefined ? {} : { status: q.status }),
+      ...(q.since === undefined ? {} : { since: q.since }),
+      ...(q.until === undefined ? {} : { until: q.until }),
+      ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
+      limit: q.limit,
+    });
+  });
+  app.get<{ Params: { id: number } }>('/v1/runs/:id', { schema: routeSchemas.run }, async (req) => {
+    return (
+      (await svc.run(scopeOf(req), req.params.id)) ??
+      Promise.reject(notFound(`run ${req.params.id}`))
+    );
+  });
+  app.get<{ Querystring: { plugin?: string } }>(
+    '/v1/jobs',
+    { schema: routeSchemas.jobs },
+    async (req) => svc.jobs(scopeOf(req), req.query.plugin),
+  );
+
+  // ---- actions ----
+
+  const answer = (reply: FastifyReply, r: ActionOutcome) => {
+    if (r.ok) return reply.send({ ok: true, via: r.via, value: r.value });
+    const [status, code] = ACTION_STATUS[r.code] ?? [409, 'HG_API_CONFLICT'];
+    return send(reply, status, code, r.message);
+  };
+  const action = (verb: 'POST' | 'DELETE', suffix: string, act: OperatorAction, summary: string) =>
+    app.route<KeyParams & { Body: { note?: string } | null }>({
+      method: verb,
+      url: `/v1/schedules/:tenant/:plugin/:id${suffix}`,
+      schema: { ...routeSchemas.action, summary },
+      handler: async (req, reply) =>
+        answer(
+          reply,
+          await svc.act(scopeOf(req), scheduleKey(req.params), act, req.body?.note ?? null),
+        ),
+    });
+  action('POST', '/pause', 'pause', 'Pause a schedule (with an optional note)');
+  action('POST', '/resume', 'resume', 'Resume a paused schedule');
+  action('POST', '/trigger', 'trigger', 'Run a schedule now (its overlap policy applies)');
+  action('DELETE', '', 'delete', 'Delete a schedule (its runs are kept)');
+
+  return app;
+}
+
+export interface RunningApi {
+  /** `http(s)://host:port`, with the port actually bound. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(o: ApiServerOptions): Promise<RunningApi> {
+  const app = await buildApiServer(o);
+  await app.listen({ host: o.config.host, port: o.config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.config.port;
+  const host = o.config.host.includes(':') ? `[${o.config.host}]` : o.config.host;
+  const url = `${o.config.tls ? 'https' : 'http'}://${host}:${port}`;
+  o.log.info({ url }, `api: listening on ${url}`);
+  return { url, close: () => app.close() };
+}

@@ -1,0 +1,425 @@
+/**
+ * The HTTP API over real HTTP (a loopback port), beside a real host running the proxy guest for
+ * two tenants, on SQLite and on PostgreSQL: every route, and the scoping matrix (operator,
+ * tenant A, tenant B, no token, a bad token) with the answer each gets.
+ */
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { hashToken, newToken } from '../../src/api/auth.ts';
+import { serveApi } from '../../src/api/serve.ts';
+import type { RunningApi } from '../../src/api/server.ts';
+import { openHost, type OpenedHost } from '../../src/cluster/open-host.ts';
+import type { HostConfig } from '../../src/config/host-config.ts';
+import { createLogger } from '../../src/observability/log.ts';
+import type { RunRecord, ScheduleRecord } from '../../src/store/types.ts';
+import {
+  GUEST,
+  ManualClock,
+  STORES,
+  T0,
+  decls,
+  logLines,
+  makeConfig,
+  storeDir,
+  storedCopy,
+  type StoreKind,
+} from './helpers.ts';
+
+const TOKENS = { ops: newToken(), a: newToken(), b: newToken() };
+
+function config(dir: string, api: Record<string, unknown> = {}): HostConfig {
+  const plugin = (tenant: string) => ({
+    name: 'p',
+    wasm: GUEST.proxy,
+    config: {
+      schedules: decls(
+        { id: 's1', every: '1h', payload: {} },
+        { id: 's2', every: '1h', payload: { fail: 'no luck' } },
+      ),
+      discovery_calls: JSON.stringify([
+        { fn: 'jobs_register', args: { name: `${tenant}-job`, cron: '0 * * * *' } },
+      ]),
+    },
+  });
+  return makeConfig(
+    dir,
+    [
+      { id: 'a', plugins: [plugin('a')] },
+      { id: 'b', plugins: [plugin('b')] },
+    ],
+    {
+      api: {
+        port: 0,
+        tokens: [
+          { name: 'ops', sha256: hashToken(TOKENS.ops) },
+          { name: 'team-a', tenant: 'a', sha256: hashToken(TOKENS.a) },
+          { name: 'team-b', tenant: 'b', sha256: hashToken(TOKENS.b) },
+        ],
+        ...api,
+      },
+    },
+  );
+}
+
+interface Served {
+  readonly opened: OpenedHost;
+  readonly api: RunningApi;
+  readonly config: HostConfig;
+  log(): Record<string, unknown>[];
+  call(
+    who: keyof typeof TOKENS | 'none' | 'bad',
+    path: string,
+    init?: { method?: string; body?: unknown },
+  ): Promise<{ status: number; body: unknown }>;
+}
+
+async function serve(
+  t: { after(fn: () => void | Promise<void>): void },
+  kind: StoreKind,
+  api: Record<string, unknown> = {},
+): Promise<Served> {
+  const dir = await storeDir(t, kind);
+  const cfg = config(dir, api);
+  const opened = await openHost(cfg, { clock: new ManualClock(T0) });
+  let out = '';
+  const sink = new PassThrough();
+  sink.on('data', (c: Buffer) => (out += c.toString()));
+  const log = createLogger({ destination: sink });
+  let started = false;
+  const running = await serveApi(opened, cfg, log, { version: 'test', started: () => started });
+  assert.ok(running);
+  t.after(async () => {
+    await opened.stop(0);
+    await running.close();
+  });
+  await opened.start();
+  started = true;
+  return {
+    opened,
+    api: running,
+    config: cfg,
+    log: () => logLines(out),
+    async call(who, path, init = {}) {
+      const headers: Record<string, string> = {};
+      if (who === 'bad') headers.authorization = `Bearer ${newToken()}`;
+      else if (who !== 'none') headers.authorization = `Bearer ${TOKENS[who]}`;
+      if (init.body !== undefined) headers['content-type'] = 'application/json';
+      const res = await fetch(`${running.url}${path}`, {
+        method: init.method ?? 'GET',
+        headers,
+        ...(init.body === undefined
+          ? {}
+          : { body: typeof init.body === 'string' ? init.body : JSON.stringify(init.body) }),
+      });
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // not JSON (metrics)
+      }
+      return { status: res.status, body };
+    },
+  };
+}
+
+/** Waits until the host has written everything it recorded (the API reads the durable store). */
+async function written(s: Served): Promise<void> {
+  await s.opened.host.store.committed();
+}
+
+type Page<T> = { items: T[]; next: string | null };
+const errCode = (body: unknown) => (body as { error: { code: string } }).error.code;
+
+for (const kind of STORES) {
+  describe(`HTTP API on ${kind}`, () => {
+    test('health, readiness and the OpenAPI document answer without a token', async (t) => {
+      const s = await serve(t, kind);
+      assert.deepEqual(await s.call('none', '/healthz'), { status: 200, body: { ok: true } });
+      assert.deepEqual(await s.call('none', '/readyz'), {
+        status: 200,
+        body: { ready: true, reason: null },
+      });
+      const doc = (await s.call('none', '/openapi.json')).body as {
+        openapi: string;
+        paths: Record<string, Record<string, unknown>>;
+      };
+      assert.match(doc.openapi, /^3\./);
+      for (const path of [
+        '/v1/tenants',
+        '/v1/plugins',
+        '/v1/plugins/{tenant}/{name}',
+        '/v1/schedules',
+        '/v1/schedules/{tenant}/{plugin}/{id}',
+        '/v1/schedules/{tenant}/{plugin}/{id}/pause',
+        '/v1/runs',
+        '/v1/runs/{id}',
+        '/v1/jobs',
+      ])
+        assert.ok(doc.paths[path], `${path} in the OpenAPI document`);
+      // The document's query schema is the one the server validates with.
+      const params = (doc.paths['/v1/runs']?.get as { parameters: { name: string }[] }).parameters;
+      assert.deepEqual(params.map((p) => p.name).sort(), [
+        'cursor',
+        'limit',
+        'plugin',
+        'schedule',
+        'since',
+        'status',
+        'tenant',
+        'until',
+      ]);
+      await s.opened.stop(0);
+      const r = await s.call('none', '/readyz');
+      assert.equal(r.status, 503);
+      assert.deepEqual(r.body, { ready: false, reason: 'stopping' });
+    });
+
+    test('the scoping matrix: operator, tenant A, tenant B, no token, a bad token', async (t) => {
+      const s = await serve(t, kind);
+      // Runs of both tenants, so there is something to hide.
+      for (const key of ['a/p/s1', 'b/p/s1', 'b/p/s2']) {
+        const r = await s.call('ops', `/v1/schedules/${key}/trigger`, { method: 'POST' });
+        assert.deepEqual(r, { status: 200, body: { ok: true, via: 'host', value: 'started' } });
+      }
+      await s.opened.host.scheduler.settle();
+      await written(s);
+
+      for (const who of ['none', 'bad'] as const)
+        for (const path of ['/v1/tenants', '/v1/runs', '/v1/runs/1', '/v1/schedules']) {
+          const r = await s.call(who, path);
+          assert.equal(r.status, 401, `${who} ${path}`);
+          assert.equal(errCode(r.body), 'HG_API_UNAUTHORIZED');
+        }
+
+      const ids = async (who: 'ops' | 'a' | 'b', path: string) => {
+        const r = await s.call(who, path);
+        assert.equal(r.status, 200, `${who} ${path}: ${JSON.stringify(r.body)}`);
+        const body = r.body as Page<{ key?: string; id?: unknown }> | { id: string }[];
+        const items = Array.isArray(body) ? body : body.items;
+        return items.map((x) => String('key' in x && x.key ? x.key : x.id)).sort();
+      };
+      assert.deepEqual(await ids('ops', '/v1/tenants'), ['a', 'b']);
+      assert.deepEqual(await ids('a', '/v1/tenants'), ['a']);
+      assert.deepEqual(await ids('b', '/v1/tenants'), ['b']);
+      assert.deepEqual(await ids('ops', '/v1/plugins'), ['a/p', 'b/p']);
+      assert.deepEqual(await ids('a', '/v1/plugins'), ['a/p']);
+      assert.deepEqual(await ids('a', '/v1/plugins?tenant=b'), []);
+      assert.deepEqual(await ids('ops', '/v1/schedules'), ['a/p/s1', 'a/p/s2', 'b/p/s1', 'b/p/s2']);
+      assert.deepEqual(await ids('a', '/v1/schedules'), ['a/p/s1', 'a/p/s2']);
+      // Filters naming the other tenant find nothing (they do not widen the scope).
+      assert.deepEqual(await ids('a', '/v1/schedules?tenant=b'), []);
+      assert.deepEqual(await ids('a', '/v1/schedules?plugin=b/p'), []);
+
+      const runs = async (who: 'ops' | 'a' | 'b', query = '') =>
+        ((await s.call(who, `/v1/runs${query}`)).body as Page<RunRecord>).items;
+      const all = await runs('ops');
+      assert.deepEqual(all.map((r) => r.scheduleKey).sort(), ['a/p/s1', 'b/p/s1', 'b/p/s2']);
+      assert.deepEqual(
+        (await runs('a')).map((r) => r.scheduleKey),
+        ['a/p/s1'],
+      );
+      assert.deepEqual(await runs('a', '?tenant=b'), []);
+      assert.deepEqual(await runs('a', '?schedule=b/p/s1'), []);
+      assert.deepEqual(await runs('a', '?plugin=b/p'), []);
+      assert.deepEqual(
+        (await runs('b', '?status=failed')).map((r) => r.scheduleKey),
+        ['b/p/s2'],
+      );
+
+      // One record by id or key: another tenant's answers as a record that does not exist.
+      const runOfB = all.find((r) => r.scheduleKey === 'b/p/s2');
+      assert.ok(runOfB);
+      for (const [who, status] of [
+        ['ops', 200],
+        ['b', 200],
+        ['a', 404],
+      ] as const) {
+        const r = await s.call(who, `/v1/runs/${runOfB.id}`);
+        assert.equal(r.status, status, `${who} reads b's run`);
+        if (status === 404) {
+          assert.equal(errCode(r.body), 'HG_API_NOT_FOUND');
+          const missing = await s.call(who, '/v1/runs/999999');
+          assert.equal(missing.status, 404);
+          assert.equal(errCode(missing.body), 'HG_API_NOT_FOUND');
+        } else {
+          const run = r.body as RunRecord;
+          assert.equal(run.status, 'failed');
+          assert.equal(run.error, 'no luck');
+          assert.ok(run.fuelUsed && run.fuelUsed > 0, 'fuel used');
+        }
+      }
+      assert.equal((await s.call('a', '/v1/runs/999999')).status, 404);
+      assert.equal((await s.call('a', '/v1/schedules/b/p/s1')).status, 404);
+      assert.equal((await s.call('a', '/v1/plugins/b/p')).status, 404);
+      assert.equal((await s.call('b', '/v1/schedules/b/p/s1')).status, 200);
+      const plugin = (await s.call('b', '/v1/plugins/b/p')).body as {
+        status: string;
+        capabilities: string[];
+        limits: { fuel: { run: number } } | null;
+      };
+      assert.equal(plugin.status, 'loaded');
+      assert.ok(plugin.capabilities.includes('schedule_create'), plugin.capabilities.join());
+      assert.ok(plugin.limits && plugin.limits.fuel.run > 0);
+      assert.deepEqual(
+        ((await s.call('a', '/v1/jobs')).body as { name: string }[]).map((j) => j.name),
+        ['a-job'],
+      );
+      assert.deepEqual((await s.call('a', '/v1/jobs?plugin=b/p')).body, []);
+      assert.deepEqual(
+        ((await s.call('ops', '/v1/jobs')).body as { name: string }[]).map((j) => j.name).sort(),
+        ['a-job', 'b-job'],
+      );
+
+      // Actions on another tenant's schedule are refused and change nothing.
+      for (const [method, suffix] of [
+        ['POST', '/pause'],
+        ['POST', '/resume'],
+        ['POST', '/trigger'],
+        ['DELETE', ''],
+      ] as const) {
+        const r = await s.call('a', `/v1/schedules/b/p/s1${suffix}`, { method });
+        assert.equal(r.status, 404, `a ${method} b/p/s1${suffix}`);
+      }
+      await s.opened.host.scheduler.settle();
+      await written(s);
+      assert.equal((await runs('ops', '?schedule=b/p/s1')).length, 1, 'no run triggered by a');
+      const b1 = (await s.call('ops', '/v1/schedules/b/p/s1')).body as ScheduleRecord;
+      assert.equal(b1.state, 'active');
+
+      // Every request was logged with who made it.
+      const logged = s.log().filter((l) => l.msg === 'api request');
+      assert.ok(logged.some((l) => l.who === 'team-a' && l.tenant === 'a' && l.status === 404));
+      assert.ok(logged.some((l) => l.who === null && l.status === 401));
+      assert.ok(logged.some((l) => l.who === 'ops' && l.status === 200));
+    });
+
+    test('pause with a note, resume, trigger and delete, reflected in the store', async (t) => {
+      const s = await serve(t, kind);
+      const pause = await s.call('a', '/v1/schedules/a/p/s1/pause', {
+        method: 'POST',
+        body: { note: 'maintenance <b>window</b>' },
+      });
+      assert.deepEqual(pause, { status: 200, body: { ok: true, via: 'host', value: 'paused' } });
+      await written(s);
+      const stored = await storedCopy(s.config);
+      try {
+        const rec = stored.getSchedule('a/p/s1');
+        assert.equal(rec?.state, 'paused');
+        assert.equal(rec?.pauseNote, 'maintenance <b>window</b>');
+      } finally {
+        stored.close();
+      }
+      const read = (await s.call('a', '/v1/schedules/a/p/s1')).body as ScheduleRecord;
+      assert.equal(read.pauseNote, 'maintenance <b>window</b>');
+      assert.deepEqual(
+        ((await s.call('a', '/v1/schedules?state=paused')).body as Page<ScheduleRecord>).items.map(
+          (x) => x.key,
+        ),
+        ['a/p/s1'],
+      );
+      assert.deepEqual(
+        (await s.call('a', '/v1/schedules/a/p/s1/resume', { method: 'POST' })).body,
+        { ok: true, via: 'host', value: 'active' },
+      );
+      assert.deepEqual((await s.call('a', '/v1/schedules/a/p/s1', { method: 'DELETE' })).body, {
+        ok: true,
+        via: 'host',
+        value: 'deleted',
+      });
+      const gone = await s.call('a', '/v1/schedules/a/p/s1/resume', { method: 'POST' });
+      assert.equal(gone.status, 404);
+      assert.equal(errCode(gone.body), 'HG_API_NOT_FOUND');
+      // Deleted, still readable by key (history), and no longer listed by default.
+      assert.equal(
+        ((await s.call('a', '/v1/schedules/a/p/s1')).body as ScheduleRecord).state,
+        'deleted',
+      );
+      assert.deepEqual(
+        ((await s.call('a', '/v1/schedules')).body as Page<ScheduleRecord>).items.map((x) => x.key),
+        ['a/p/s2'],
+      );
+    });
+
+    test('runs page newest first with a cursor, filtered by time', async (t) => {
+      const s = await serve(t, kind);
+      for (let i = 0; i < 5; i++) {
+        assert.equal(
+          (await s.call('ops', '/v1/schedules/a/p/s1/trigger', { method: 'POST' })).status,
+          200,
+        );
+        await s.opened.host.scheduler.settle();
+      }
+      await written(s);
+      const seen: number[] = [];
+      let cursor: string | null = null;
+      do {
+        const q: string = `?schedule=a/p/s1&limit=2${cursor ? `&cursor=${cursor}` : ''}`;
+        const page = (await s.call('a', `/v1/runs${q}`)).body as Page<RunRecord>;
+        assert.ok(page.items.length <= 2);
+        seen.push(...page.items.map((r) => r.id));
+        cursor = page.next;
+      } while (cursor);
+      assert.equal(seen.length, 5);
+      assert.deepEqual(
+        [...seen].sort((x, y) => y - x),
+        seen,
+        'newest first',
+      );
+      assert.equal(new Set(seen).size, 5);
+      // The manual clock stands still: every run started at T0.
+      const at = (q: string) =>
+        s.call('a', `/v1/runs?schedule=a/p/s1&${q}`).then((r) => (r.body as Page<RunRecord>).items);
+      assert.equal((await at(`since=${T0}`)).length, 5);
+      assert.equal((await at(`since=${T0 + 1}`)).length, 0);
+      assert.equal((await at(`until=${T0}`)).length, 0);
+      assert.equal((await at(`until=${T0 + 1}`)).length, 5);
+    });
+
+    test('bad requests get 400 with a stable code; oversized bodies 413', async (t) => {
+      const s = await serve(t, kind, { bodyLimitBytes: 4096 });
+      for (const path of [
+        '/v1/runs?limit=0',
+        '/v1/runs?limit=5000',
+        '/v1/runs?status=exploded',
+        '/v1/runs?cursor=abc',
+        '/v1/runs?tenat=a',
+        '/v1/runs/abc',
+        '/v1/schedules/A!/p/s1',
+      ]) {
+        const r = await s.call('ops', path);
+        assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.body)}`);
+        assert.equal(errCode(r.body), 'HG_API_BAD_REQUEST');
+      }
+      const extra = await s.call('ops', '/v1/schedules/a/p/s1/pause', {
+        method: 'POST',
+        body: { note: 'x', evil: true },
+      });
+      assert.equal(extra.status, 400);
+      const big = await s.call('ops', '/v1/schedules/a/p/s1/pause', {
+        method: 'POST',
+        body: { note: 'x'.repeat(8192) },
+      });
+      assert.equal(big.status, 413);
+      assert.equal((await s.call('ops', '/v1/nothing')).status, 404);
+      // Nothing was paused by the refused requests.
+      assert.equal(
+        ((await s.call('ops', '/v1/schedules/a/p/s1')).body as ScheduleRecord).state,
+        'active',
+      );
+    });
+
+    test('each token has its own rate limit', async (t) => {
+      const s = await serve(t, kind, { rateLimitPerMinute: 3 });
+      for (let i = 0; i < 3; i++) assert.equal((await s.call('a', '/v1/tenants')).status, 200);
+      const limited = await s.call('a', '/v1/tenants');
+      assert.equal(limited.status, 429);
+      assert.equal(errCode(limited.body), 'HG_API_RATE_LIMITED');
+      assert.equal((await s.call('b', '/v1/tenants')).status, 200, 'b has its own budget');
+      // Requests without a valid token share their address's budget.
+      for (let i = 0; i < 3; i++) await s.call('bad', '/v1/tenants');
+      assert.equal((await s.call('none', '/v1/tenants')).status, 429);
+    });
+  });
+}
