@@ -2,7 +2,8 @@
  * The API beside a running host (`hourglass start`): its reads on a store connection of its
  * own (the SQLite file, or a small PostgreSQL pool: the host's in-memory mirror keeps only
  * recent runs), its actions through the host (`OpenedHost.command`), ready while the host has
- * started, is not stopping and its store takes writes.
+ * started, is not stopping and its store takes writes; `/metrics` from the host's events
+ * (src/observability/metrics.ts), for operator tokens.
  */
 import type { Logger } from 'pino';
 import type { OpenedHost } from '../cluster/open-host.ts';
@@ -10,7 +11,8 @@ import type { HostConfig } from '../config/host-config.ts';
 import { openPgOperatorStore } from '../operator/pg-access.ts';
 import { OperatorService } from '../operator/service.ts';
 import { openOperatorStore } from '../operator/store-access.ts';
-import { startApiServer, type MetricsSource, type Readiness, type RunningApi } from './server.ts';
+import { HostMetrics } from '../observability/metrics.ts';
+import { startApiServer, type Readiness, type RunningApi } from './server.ts';
 
 /** PostgreSQL connections the API's reads may hold at once. */
 const API_PG_CONNECTIONS = 4;
@@ -21,7 +23,6 @@ export async function serveApi(
   log: Logger,
   opts: {
     readonly version: string;
-    readonly metrics?: MetricsSource | null;
     /** Whether `opened.start()` has returned. */
     readonly started: () => boolean;
   },
@@ -44,6 +45,8 @@ export async function serveApi(
       ? { ready: true, reason: null }
       : { ready: false, reason: `store ${health}` };
   };
+  // Made before the host starts, so its plugin loads are counted.
+  const metrics = new HostMetrics(host);
   let running: RunningApi;
   try {
     running = await startApiServer({
@@ -51,10 +54,11 @@ export async function serveApi(
       service,
       log,
       readiness,
-      metrics: opts.metrics ?? null,
+      metrics,
       version: opts.version,
     });
   } catch (err) {
+    metrics.close();
     await store.close();
     throw err;
   }
@@ -64,6 +68,7 @@ export async function serveApi(
       try {
         await running.close();
       } finally {
+        metrics.close();
         await store.close();
       }
     },

@@ -288,6 +288,17 @@ for (const kind of STORES) {
       const b1 = (await s.call('ops', '/v1/schedules/b/p/s1')).body as ScheduleRecord;
       assert.equal(b1.state, 'active');
 
+      // Metrics: the operator's (they name every tenant), in the Prometheus text format.
+      assert.equal((await s.call('a', '/metrics')).status, 403);
+      assert.equal((await s.call('none', '/metrics')).status, 401);
+      const scrape = await s.call('ops', '/metrics');
+      assert.equal(scrape.status, 200);
+      assert.match(
+        String(scrape.body),
+        /^hourglass_runs_finished_total\{[^}]*status="failed"[^}]*\} 1$/m,
+        'the failed run of b/p/s2',
+      );
+
       // Every request was logged with who made it.
       const logged = s.log().filter((l) => l.msg === 'api request');
       assert.ok(logged.some((l) => l.who === 'team-a' && l.tenant === 'a' && l.status === 404));
