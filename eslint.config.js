@@ -27,5 +27,20 @@ export default tseslint.config(
     },
   },
   { files: ['bin/*.js'], languageOptions: { globals: { process: 'readonly' } } },
+  {
+    // The dashboard's page script runs in a browser.
+    files: ['src/api/dashboard/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        document: 'readonly',
+        fetch: 'readonly',
+        sessionStorage: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        Node: 'readonly',
+      },
+    },
+  },
   prettier,
 );

@@ -1,18 +1,19 @@
 // Whether a checkout's compiled dist/ is missing or older than its sources (shared by
 // bin/hourglass.js, which then runs the sources through tsx, and bench/built.ts, which refuses
 // to measure stale code). Compares dist/.build-stamp (written by `npm run build`) with the
-// newest .ts/.sql file under src/ and host-functions/. Plain JavaScript: it runs without tsx.
+// newest .ts/.sql (or dashboard .html/.js/.css) file under src/ and host-functions/. Plain JavaScript: it runs without tsx.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** Newest modification time of the .ts/.sql files under `dir` (0 when there are none). */
+/** Newest modification time of the source files under `dir` (0 when there are none). */
 function newestSource(dir) {
   let newest = 0;
   if (!existsSync(dir)) return newest;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, e.name);
     if (e.isDirectory()) newest = Math.max(newest, newestSource(path));
-    else if (/\.(ts|sql)$/.test(e.name)) newest = Math.max(newest, statSync(path).mtimeMs);
+    else if (/\.(ts|sql|html|js|css)$/.test(e.name))
+      newest = Math.max(newest, statSync(path).mtimeMs);
   }
   return newest;
 }

@@ -170,6 +170,20 @@ export const scheduleParams = {
 } as const;
 
 export const routeSchemas = {
+  whoami: {
+    summary: "The token's name and scope",
+    response: {
+      200: {
+        type: 'object',
+        properties: {
+          name: str,
+          scope: { type: 'string', enum: ['operator', 'tenant'] },
+          tenant: strOrNull,
+        },
+      },
+      ...errors,
+    },
+  },
   tenants: {
     summary: 'Tenants the token may see, with quotas and grantable capabilities',
     response: { 200: { type: 'array', items: ref('Tenant') }, ...errors },

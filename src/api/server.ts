@@ -94,6 +94,27 @@ const ACTION_STATUS: Record<string, [number, ErrorCode]> = {
   timed_out: [504, 'HG_API_UNAVAILABLE'],
 };
 
+/** The dashboard's files (src/api/dashboard/, copied beside the compiled server by the build). */
+const DASHBOARD_FILES = [
+  ['index.html', 'text/html; charset=utf-8'],
+  ['app.js', 'text/javascript; charset=utf-8'],
+  ['app.css', 'text/css; charset=utf-8'],
+] as const;
+
+/**
+ * The page's headers: its own script and style only (no inline script, so text a guest stored
+ * cannot run even if it reached the page as markup), API calls to this origin only, never
+ * framed, no referrer, not cached.
+ */
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
 /** The fastify app (not listening): `startApiServer` listens; tests may `inject`. */
 export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstance> {
   const tokens = new TokenTable(o.config.tokens);
@@ -200,7 +221,32 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
     );
   }
 
+  // ---- the dashboard (a static page over this API) ----
+
+  for (const [file, type] of DASHBOARD_FILES) {
+    const body = readFileSync(new URL(`./dashboard/${file}`, import.meta.url));
+    const url = file === 'index.html' ? '/dashboard/' : `/dashboard/${file}`;
+    app.get(url, { config: { public: true }, schema: { hide: true } }, async (_req, reply) =>
+      reply.headers(PAGE_HEADERS).type(type).send(body),
+    );
+  }
+  app.get('/', { config: { public: true }, schema: { hide: true } }, async (_req, reply) =>
+    reply.redirect('/dashboard/'),
+  );
+  app.get('/dashboard', { config: { public: true }, schema: { hide: true } }, async (_req, reply) =>
+    reply.redirect('/dashboard/'),
+  );
+
   // ---- reads ----
+
+  app.get('/v1/whoami', { schema: routeSchemas.whoami }, async (req) => {
+    const scope = scopeOf(req);
+    return {
+      name: req.caller?.name ?? '',
+      scope: scope.kind,
+      tenant: scope.kind === 'tenant' ? scope.tenant : null,
+    };
+  });
 
   const svc = o.service;
   const notFound = (what: string) => new ApiError(404, 'HG_API_NOT_FOUND', `no ${what}`);
