@@ -197,6 +197,17 @@ export const routeSchemas = {
     },
     response: { 200: { type: 'array', items: ref('Plugin') }, ...errors },
   },
+  reload: {
+    summary:
+      'Reload a plugin from its manifest: the new version is checked beside the old one, which finishes its runs first; a version that fails leaves the old one serving',
+    params: pluginParams,
+    response: {
+      200: { type: 'object', properties: { ok: { type: 'boolean' }, version: str } },
+      409: ref('Error'),
+      422: ref('Error'),
+      ...errors,
+    },
+  },
   plugin: {
     summary: 'One plugin',
     params: pluginParams,

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { OpenedHost } from '../cluster/open-host.ts';
 import type { HostConfig } from '../config/host-config.ts';
+import { errorMessage, isHourglassError } from '../errors.ts';
 import { openPgOperatorStore } from '../operator/pg-access.ts';
 import { OperatorService } from '../operator/service.ts';
 import { openOperatorStore } from '../operator/store-access.ts';
@@ -36,6 +37,28 @@ export async function serveApi(
   const service = new OperatorService(store, config, {
     limitsOf: (id) => host.plugins.find((p) => p.id === id)?.limits ?? null,
     command: (key, action, note) => opened.command(key, action, note),
+    async reload(rec) {
+      const served = host.plugins.find((p) => p.id === rec.id);
+      if (!served && config.store.postgres && rec.status === 'loaded')
+        return {
+          ok: false,
+          code: 'elsewhere',
+          message: `plugin ${rec.id} is served by another host of the cluster: reload it there`,
+        };
+      const manifest = served?.manifest.file ?? rec.manifestPath;
+      const entry = config.tenants
+        .find((t) => t.id === rec.tenant)
+        ?.plugins.find((e) => e.manifest === manifest);
+      if (!entry)
+        return { ok: false, code: 'not_found', message: `plugin ${rec.id} is not in the config` };
+      try {
+        const loaded = await host.loadPlugin(rec.tenant, entry);
+        return { ok: true, version: loaded.manifest.version };
+      } catch (err) {
+        const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
+        return { ok: false, code, message: `${code}: ${errorMessage(err)}` };
+      }
+    },
   });
   const readiness = (): Readiness => {
     if (host.stopping) return { ready: false, reason: 'stopping' };

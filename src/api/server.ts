@@ -334,6 +334,18 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
 
   // ---- actions ----
 
+  app.post<{ Params: { tenant: string; name: string } }>(
+    '/v1/plugins/:tenant/:name/reload',
+    { schema: routeSchemas.reload },
+    async (req, reply) => {
+      const r = await svc.reload(scopeOf(req), `${req.params.tenant}/${req.params.name}`);
+      if (r.ok) return { ok: true, version: r.version };
+      if (r.code === 'not_found') return send(reply, 404, 'HG_API_NOT_FOUND', r.message);
+      if (r.code === 'elsewhere') return send(reply, 409, 'HG_API_CONFLICT', r.message);
+      return send(reply, 422, 'HG_API_RELOAD_FAILED', r.message);
+    },
+  );
+
   const answer = (reply: FastifyReply, r: ActionOutcome) => {
     if (r.ok) return reply.send({ ok: true, via: r.via, value: r.value });
     const [status, code] = ACTION_STATUS[r.code] ?? [409, 'HG_API_CONFLICT'];

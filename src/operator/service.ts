@@ -78,10 +78,21 @@ export type ActionOutcome =
   | { readonly ok: true; readonly via: CommandOutcome['via']; readonly value: string | null }
   | { readonly ok: false; readonly code: string; readonly message: string };
 
+/** What a reload did: the version now serving, or why the new one was refused. */
+export type ReloadOutcome =
+  | { readonly ok: true; readonly version: string }
+  | { readonly ok: false; readonly code: string; readonly message: string };
+
 export interface OperatorHostView {
   /** The plugins this host has loaded, with what the sandbox enforces. */
   limitsOf(pluginId: string): PluginLimits | null;
   command(key: string, action: OperatorAction, note: string | null): Promise<CommandOutcome>;
+  /**
+   * Loads the plugin again from its manifest (as its record names it): the new version is
+   * built and checked beside the old one, which finishes its runs and is then replaced; a
+   * version that fails leaves the old one serving.
+   */
+  reload(plugin: PluginRecord): Promise<ReloadOutcome>;
 }
 
 /** The tenant a schedule key (`tenant/plugin/id`, or `tenant@owner/...` for a host's copy) names. */
@@ -216,6 +227,15 @@ export class OperatorService {
     if (pluginId !== undefined && !OperatorService.sees(scope, tenantOfPlugin(pluginId))) return [];
     const rows = await this.#store.listJobContracts(pluginId);
     return rows.filter((c) => OperatorService.sees(scope, tenantOfPlugin(c.pluginId)));
+  }
+
+  /** Reloads a plugin the scope may act on (see `OperatorHostView.reload`). */
+  async reload(scope: Scope, pluginId: string): Promise<ReloadOutcome> {
+    const rec = OperatorService.sees(scope, tenantOfPlugin(pluginId))
+      ? (await this.#store.listPlugins()).find((p) => p.id === pluginId)
+      : undefined;
+    if (!rec) return { ok: false, code: 'not_found', message: `no plugin ${pluginId}` };
+    return this.#host.reload(rec);
   }
 
   /** Pause (with a note), resume, trigger or delete a schedule the scope may act on. */

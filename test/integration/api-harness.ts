@@ -10,6 +10,7 @@ import { serveApi } from '../../src/api/serve.ts';
 import type { RunningApi } from '../../src/api/server.ts';
 import { openHost, type OpenedHost } from '../../src/cluster/open-host.ts';
 import type { HostConfig } from '../../src/config/host-config.ts';
+import type { HostOptions } from '../../src/host/host.ts';
 import { createLogger } from '../../src/observability/log.ts';
 import {
   GUEST,
@@ -70,6 +71,8 @@ export interface Served {
   readonly api: RunningApi;
   readonly config: HostConfig;
   readonly clock: ManualClock;
+  /** The folder of the store and the plugins' manifests (`<tenant>-p.json`). */
+  readonly dir: string;
   log(): Record<string, unknown>[];
   call(
     who: keyof typeof TOKENS | 'none' | 'bad',
@@ -83,11 +86,12 @@ export async function serve(
   kind: StoreKind,
   api: Record<string, unknown> = {},
   declarations: readonly Record<string, unknown>[] = DECLARATIONS,
+  hostOpts: Pick<HostOptions, 'sandbox'> = {},
 ): Promise<Served> {
   const dir = await storeDir(t, kind);
   const cfg = config(dir, api, declarations);
   const clock = new ManualClock(T0);
-  const opened = await openHost(cfg, { clock });
+  const opened = await openHost(cfg, { clock, ...hostOpts });
   let out = '';
   const sink = new PassThrough();
   sink.on('data', (c: Buffer) => (out += c.toString()));
@@ -106,6 +110,7 @@ export async function serve(
     api: running,
     config: cfg,
     clock,
+    dir,
     log: () => logLines(out),
     async call(who, path, init = {}) {
       const headers: Record<string, string> = {};

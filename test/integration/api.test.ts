@@ -6,8 +6,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RunRecord, ScheduleRecord } from '../../src/store/types.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CallRequest, GuestSpec } from '../../src/sandbox/types.ts';
 import { serve, written } from './api-harness.ts';
-import { STORES, T0, storedCopy } from './helpers.ts';
+import { GatedSandbox } from './gated-sandbox.ts';
+import { GUEST, STORES, T0, advance, storedCopy, turns } from './helpers.ts';
+
+/** Lets the event loop run until `cond` holds (a lost promise fails the test's own timeout). */
+async function waitFor(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
 
 type Page<T> = { items: T[]; next: string | null };
 const errCode = (body: unknown) => (body as { error: { code: string } }).error.code;
@@ -266,6 +275,94 @@ for (const kind of STORES) {
       assert.equal((await at(`since=${T0 + 1}`)).length, 0);
       assert.equal((await at(`until=${T0}`)).length, 0);
       assert.equal((await at(`until=${T0 + 1}`)).length, 5);
+    });
+
+    test('reload with a run in flight: the old version finishes it, the next tick runs the new one; a bad version is refused and the old one serves on', async (t) => {
+      // Which loaded version (sandbox id: `a/p`, then `a/p#2`) each run went to.
+      const ranOn: { key: string; sandboxId: string }[] = [];
+      const loads: string[] = [];
+      let gate: GatedSandbox | undefined;
+      const s = await serve(t, kind, {}, undefined, {
+        sandbox: (hostCall) => {
+          gate = new (class extends GatedSandbox {
+            override load(spec: GuestSpec) {
+              loads.push(spec.pluginId);
+              return super.load(spec);
+            }
+            override call(sandboxId: string, req: CallRequest) {
+              if (req.fn === 'run') ranOn.push({ key: req.caller.scheduleKey ?? '', sandboxId });
+              return super.call(sandboxId, req);
+            }
+          })(hostCall);
+          return gate;
+        },
+      });
+      assert.ok(gate);
+      const g = gate;
+      assert.equal(
+        (await s.call('a', '/v1/schedules/a/p/s1/trigger', { method: 'POST' })).status,
+        200,
+      );
+      await waitFor(() => g.held.length === 1);
+      const manifest = join(s.dir, 'a-p.json');
+      const v1 = JSON.parse(readFileSync(manifest, 'utf8')) as Record<string, unknown>;
+      writeFileSync(manifest, JSON.stringify({ ...v1, version: '2.0.0' }));
+      let reloaded: { status: number; body: unknown } | undefined;
+      const reload = s
+        .call('a', '/v1/plugins/a/p/reload', { method: 'POST' })
+        .then((r) => (reloaded = r));
+      // The new version is loaded and checked, then waits for the run in flight.
+      await waitFor(() => loads.includes('a/p#2'));
+      await turns(s.opened.host, 5);
+      assert.equal(reloaded, undefined, 'the reload waits for the run in flight');
+      g.open();
+      await reload;
+      assert.deepEqual(reloaded, { status: 200, body: { ok: true, version: '2.0.0' } });
+      await s.opened.host.scheduler.settle();
+      await advance(s.opened.host, s.clock, 3_600_000, 600_000);
+      await written(s);
+      assert.deepEqual(
+        ranOn.filter((r) => r.key === 'a/p/s1'),
+        [
+          { key: 'a/p/s1', sandboxId: 'a/p' },
+          { key: 'a/p/s1', sandboxId: 'a/p#2' },
+        ],
+      );
+      const runs = (
+        (await s.call('a', '/v1/runs?schedule=a/p/s1')).body as Page<RunRecord>
+      ).items.map((r) => [r.trigger, r.status]);
+      assert.deepEqual(runs, [
+        ['schedule', 'succeeded'],
+        ['manual', 'succeeded'],
+      ]);
+      const plugin = (await s.call('a', '/v1/plugins/a/p')).body as { version: string };
+      assert.equal(plugin.version, '2.0.0');
+
+      // A version whose module does not load: refused with the loader's reason, the old serves.
+      writeFileSync(
+        manifest,
+        JSON.stringify({ ...v1, version: '3.0.0', wasm: GUEST.wat('check-unknown-import') }),
+      );
+      const bad = await s.call('a', '/v1/plugins/a/p/reload', { method: 'POST' });
+      assert.equal(bad.status, 422);
+      assert.equal(errCode(bad.body), 'HG_API_RELOAD_FAILED');
+      assert.match(JSON.stringify(bad.body), /HG_PLUGIN_LOAD/);
+      const after = (await s.call('a', '/v1/plugins/a/p')).body as {
+        version: string;
+        status: string;
+        error: string;
+      };
+      assert.equal(after.version, '2.0.0');
+      assert.equal(after.status, 'loaded');
+      assert.match(after.error, /^reload failed: /);
+      assert.equal(
+        (await s.call('a', '/v1/schedules/a/p/s1/trigger', { method: 'POST' })).status,
+        200,
+      );
+      await s.opened.host.scheduler.settle();
+      assert.equal(ranOn.at(-1)?.sandboxId, 'a/p#2', 'the old version still serves');
+      // Another tenant's plugin: as if it did not exist.
+      assert.equal((await s.call('b', '/v1/plugins/a/p/reload', { method: 'POST' })).status, 404);
     });
 
     test('bad requests get 400 with a stable code; oversized bodies 413', async (t) => {
