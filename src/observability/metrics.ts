@@ -9,9 +9,15 @@
  * - Its own `Registry` (or the caller's), never prom-client's global one: two hosts in one
  *   process (tests, a bench) never mix their numbers, and `close()` takes its metrics out of a
  *   registry it was given, so a new `HostMetrics` can take their names.
- * - Cheap per run: a finished run is one counter increment and two histogram observations; a
- *   started run one observation. Label objects are made once per plugin (and status, trigger)
- *   and reused; prom-client then only joins their values into its series key.
+ * - Cheap per run: the listeners do plain arithmetic, prom-client formats at scrape time. A
+ *   finished run is a map lookup by plugin id, an increment of the series of its status and two
+ *   histogram observations (a bucket-index search, an increment, a sum and a count); a started
+ *   run a lookup by tenant and one observation. The series are `KeptCounter`/`KeptHistogram`
+ *   series (./kept.ts) held per plugin (and status), per tenant (and trigger), each made when
+ *   first counted; prom-client's registry reads them at scrape time and prints what its own
+ *   metrics fed alike would (same names, labels, buckets, HELP/TYPE lines, series order). Its
+ *   labelled `inc` and `observe` cost ~370 and ~460 ns (label validation and hashing per call):
+ *   4.3 µs a run with them, against ~0.1-0.3 µs now (bench/metrics.bench.ts).
  * - Counts read at scrape time, not kept per event: schedules by state (`Store.
  *   countSchedulesByState`: the kept live counts plus an index count of the rows not active,
  *   ~0.5 ms with 100k schedules, against ~12 ms for a GROUP BY over them), and the pool's queue
@@ -30,11 +36,12 @@
  *   run records' (`finishedAt - startedAt`, the host's clock) so they agree with the store;
  *   fire lateness is the `run:started` event's `firedAt - scheduledAt`.
  */
-import { Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
+import { Counter, Gauge, Registry, exponentialBuckets } from 'prom-client';
 import type { HostEventMap } from '../host/events.ts';
 import type { Host } from '../host/host.ts';
-import type { RunStatus } from '../store/types.ts';
+import { RunStatuses, type RunStatus, type RunTrigger } from '../store/types.ts';
 import { HOST_CALL_FUEL } from '../../host-functions/registry.ts';
+import { KeptCounter, KeptHistogram, type CounterSeries, type HistogramSeries } from './kept.ts';
 
 export interface HostMetricsOptions {
   /** Where the metrics go. @defaultValue a registry of its own */
@@ -68,11 +75,27 @@ function pluginLabel(pluginId: string): string {
     : id;
 }
 
-/** Per plugin: its label objects, made once. */
+/** A run status's index in `RunStatuses`. */
+const STATUS_INDEX: Readonly<Record<RunStatus, number>> = Object.fromEntries(
+  RunStatuses.map((s, i) => [s, i]),
+) as Record<RunStatus, number>;
+
+const TRIGGERS: readonly RunTrigger[] = ['schedule', 'buffered', 'catch_up', 'manual'];
+const TRIGGER_INDEX: Readonly<Record<RunTrigger, number>> = Object.fromEntries(
+  TRIGGERS.map((t, i) => [t, i]),
+) as Record<RunTrigger, number>;
+
+/** Per plugin id: its labels and its series, each made when first counted. */
 interface PluginEntry {
   readonly labels: PluginLabels;
-  readonly byStatus: Map<RunStatus, PluginLabels & { readonly status: RunStatus }>;
+  /** Runs finished, by `STATUS_INDEX`. */
+  readonly runs: (CounterSeries<'tenant' | 'plugin' | 'status'> | undefined)[];
+  fuel: HistogramSeries<'tenant' | 'plugin'> | undefined;
+  duration: HistogramSeries<'tenant' | 'plugin'> | undefined;
 }
+
+/** Per tenant shard: fire lateness by `TRIGGER_INDEX`. */
+type LatenessEntry = (HistogramSeries<'tenant' | 'trigger'> | undefined)[];
 
 export class HostMetrics {
   readonly registry: Registry;
@@ -82,19 +105,24 @@ export class HostMetrics {
   readonly #names: string[] = [];
   readonly #off: (() => void)[] = [];
   readonly #plugins = new Map<string, PluginEntry>();
-  readonly #lateLabels = new Map<string, { readonly tenant: string; readonly trigger: string }>();
+  readonly #late = new Map<string, LatenessEntry>();
+  /** Host calls: tenant shard → function label → answer code → series. */
+  readonly #calls = new Map<
+    string,
+    Map<string, Map<string, CounterSeries<'tenant' | 'function' | 'code'>>>
+  >();
   readonly #hostFns: ReadonlySet<string> = new Set(Object.keys(HOST_CALL_FUEL));
   #closed = false;
 
-  readonly #runs: Counter<'tenant' | 'plugin' | 'status'>;
-  readonly #fuel: Histogram<'tenant' | 'plugin'>;
-  readonly #duration: Histogram<'tenant' | 'plugin'>;
-  readonly #lateness: Histogram<'tenant' | 'trigger'>;
-  readonly #skipped: Counter<'tenant' | 'plugin' | 'status'>;
-  readonly #hostCalls: Counter<'tenant' | 'function' | 'code'>;
-  readonly #loads: Counter<'tenant' | 'plugin'>;
-  readonly #loadFailures: Counter<'tenant' | 'plugin' | 'code'>;
-  readonly #commit: Histogram;
+  readonly #runs: KeptCounter<'tenant' | 'plugin' | 'status'>;
+  readonly #fuel: KeptHistogram<'tenant' | 'plugin'>;
+  readonly #duration: KeptHistogram<'tenant' | 'plugin'>;
+  readonly #lateness: KeptHistogram<'tenant' | 'trigger'>;
+  readonly #skipped: KeptCounter<'tenant' | 'plugin' | 'status'>;
+  readonly #hostCalls: KeptCounter<'tenant' | 'function' | 'code'>;
+  readonly #loads: KeptCounter<'tenant' | 'plugin'>;
+  readonly #loadFailures: KeptCounter<'tenant' | 'plugin' | 'code'>;
+  readonly #commit: KeptHistogram<never>;
 
   constructor(host: Host, opts: HostMetricsOptions = {}) {
     this.#host = host;
@@ -107,14 +135,14 @@ export class HostMetrics {
       return { ...cfg, registers };
     };
 
-    this.#runs = new Counter(
+    this.#runs = new KeptCounter(
       named({
         name: 'hourglass_runs_finished_total',
         help: 'Runs finished, by outcome (the run record status), tenant and plugin.',
         labelNames: ['tenant', 'plugin', 'status'] as const,
       }),
     );
-    this.#fuel = new Histogram(
+    this.#fuel = new KeptHistogram(
       named({
         name: 'hourglass_run_fuel_used',
         help: 'Fuel used per finished run (runs that reported it).',
@@ -122,7 +150,7 @@ export class HostMetrics {
         buckets: FUEL_BUCKETS,
       }),
     );
-    this.#duration = new Histogram(
+    this.#duration = new KeptHistogram(
       named({
         name: 'hourglass_run_duration_seconds',
         help: 'Run duration, from its start to its outcome (as the run record has them).',
@@ -130,7 +158,7 @@ export class HostMetrics {
         buckets: DURATION_BUCKETS,
       }),
     );
-    this.#lateness = new Histogram(
+    this.#lateness = new KeptHistogram(
       named({
         name: 'hourglass_fire_lateness_seconds',
         help: 'How late a run started: its start minus the time its tick was scheduled for.',
@@ -138,35 +166,35 @@ export class HostMetrics {
         buckets: LATENESS_BUCKETS,
       }),
     );
-    this.#skipped = new Counter(
+    this.#skipped = new KeptCounter(
       named({
         name: 'hourglass_ticks_skipped_total',
         help: 'Ticks not run, by why (skipped_overlap, skipped_misfire, cancelled).',
         labelNames: ['tenant', 'plugin', 'status'] as const,
       }),
     );
-    this.#hostCalls = new Counter(
+    this.#hostCalls = new KeptCounter(
       named({
         name: 'hourglass_host_calls_total',
         help: 'Host-function calls by guests, by function and answer code (ok or the error code).',
         labelNames: ['tenant', 'function', 'code'] as const,
       }),
     );
-    this.#loads = new Counter(
+    this.#loads = new KeptCounter(
       named({
         name: 'hourglass_plugin_loads_total',
         help: 'Plugin loads (and reloads) that succeeded.',
         labelNames: ['tenant', 'plugin'] as const,
       }),
     );
-    this.#loadFailures = new Counter(
+    this.#loadFailures = new KeptCounter(
       named({
         name: 'hourglass_plugin_load_failures_total',
         help: 'Plugin loads (and reloads) that failed, by error code.',
         labelNames: ['tenant', 'plugin', 'code'] as const,
       }),
     );
-    this.#commit = new Histogram(
+    this.#commit = new KeptHistogram(
       named({
         name: 'hourglass_store_commit_seconds',
         help: 'Store commit latency: a flush until the durable copy committed it, or a group COMMIT.',
@@ -201,7 +229,7 @@ export class HostMetrics {
     if (host.sandboxStats !== null) this.#poolMetrics(named);
 
     if (store.setCommitListener) {
-      const commit = this.#commit;
+      const commit = this.#commit.series({});
       store.setCommitListener((seconds) => commit.observe(seconds));
       this.#off.push(() => store.setCommitListener?.(null));
     }
@@ -264,13 +292,19 @@ export class HostMetrics {
     if (!e) {
       e = {
         labels: { tenant: tenantLabel(tenant), plugin: pluginLabel(pluginId) },
-        byStatus: new Map(),
+        runs: new Array<undefined>(RunStatuses.length).fill(undefined),
+        fuel: undefined,
+        duration: undefined,
       };
       this.#plugins.set(pluginId, e);
     }
     return e;
   }
 
+  /**
+   * The listeners: plain arithmetic on series held per plugin (and status, tenant, trigger),
+   * each series made the first time it is counted; prom-client reads them at scrape time.
+   */
   #listen(): void {
     const events = this.#host.events;
     const on = <K extends keyof HostEventMap>(k: K, f: (...a: HostEventMap[K]) => void) => {
@@ -278,39 +312,48 @@ export class HostMetrics {
       this.#off.push(() => events.off(k, f as never));
     };
     on('run:finished', (r) => {
-      const e = this.#plugin(r.pluginId, r.tenant);
-      let labels = e.byStatus.get(r.status);
-      if (!labels) e.byStatus.set(r.status, (labels = { ...e.labels, status: r.status }));
-      this.#runs.inc(labels);
-      if (r.fuelUsed !== null) this.#fuel.observe(e.labels, r.fuelUsed);
+      const e = this.#plugins.get(r.pluginId) ?? this.#plugin(r.pluginId, r.tenant);
+      const i = STATUS_INDEX[r.status];
+      (e.runs[i] ??= this.#runs.series({ ...e.labels, status: r.status })).value++;
+      if (r.fuelUsed !== null) (e.fuel ??= this.#fuel.series(e.labels)).observe(r.fuelUsed);
       if (r.finishedAt !== null)
-        this.#duration.observe(e.labels, Math.max(0, r.finishedAt - r.startedAt) / 1000);
+        (e.duration ??= this.#duration.series(e.labels)).observe(
+          Math.max(0, r.finishedAt - r.startedAt) / 1000,
+        );
     });
     on('run:started', (run) => {
       const tenant = run.schedule.tenant;
-      const key = `${tenant}\0${run.trigger}`;
-      let labels = this.#lateLabels.get(key);
-      if (!labels)
-        this.#lateLabels.set(key, (labels = { tenant: tenantLabel(tenant), trigger: run.trigger }));
-      this.#lateness.observe(labels, Math.max(0, run.firedAt - run.scheduledAt) / 1000);
+      let late = this.#late.get(tenant);
+      if (!late)
+        this.#late.set(tenant, (late = new Array<undefined>(TRIGGERS.length).fill(undefined)));
+      (late[TRIGGER_INDEX[run.trigger]] ??= this.#lateness.series({
+        tenant: tenantLabel(tenant),
+        trigger: run.trigger,
+      })).observe(Math.max(0, run.firedAt - run.scheduledAt) / 1000);
     });
     on('schedule:skipped', (e) => {
       const p = this.#plugin(e.schedule.pluginId, e.schedule.tenant);
-      this.#skipped.inc({ ...p.labels, status: e.status });
+      this.#skipped.series({ ...p.labels, status: e.status }).value++;
     });
     on('host:call', (c) => {
-      this.#hostCalls.inc({
-        tenant: tenantLabel(c.tenant),
-        function: this.#hostFns.has(c.fn) ? c.fn : 'other',
-        code: c.code,
-      });
+      const fn = this.#hostFns.has(c.fn) ? c.fn : 'other';
+      let byFn = this.#calls.get(c.tenant);
+      if (!byFn) this.#calls.set(c.tenant, (byFn = new Map()));
+      let byCode = byFn.get(fn);
+      if (!byCode) byFn.set(fn, (byCode = new Map()));
+      let s = byCode.get(c.code);
+      if (!s) {
+        s = this.#hostCalls.series({ tenant: tenantLabel(c.tenant), function: fn, code: c.code });
+        byCode.set(c.code, s);
+      }
+      s.value++;
     });
     on('plugin:loaded', (e) => {
-      this.#loads.inc(this.#plugin(e.pluginId, tenantOfPlugin(e.pluginId)).labels);
+      this.#loads.series(this.#plugin(e.pluginId, tenantOfPlugin(e.pluginId)).labels).value++;
     });
     on('plugin:failed', (e) => {
       const p = this.#plugin(e.pluginId, tenantOfPlugin(e.pluginId));
-      this.#loadFailures.inc({ ...p.labels, code: e.code });
+      this.#loadFailures.series({ ...p.labels, code: e.code }).value++;
     });
   }
 
