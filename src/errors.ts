@@ -39,6 +39,8 @@ export const ErrorCodes = {
   HG_API_CONFLICT: "an action the schedule's state refuses (e.g. resuming a deleted schedule)",
   HG_API_RELOAD_FAILED:
     "a plugin's new version was refused (its load, discovery or declarations failed); the old one serves on",
+  HG_API_UPLOAD_REFUSED:
+    "an uploaded plugin version was refused (hourglass check's reasons, the tenant's capabilities or caps, or its load)",
   HG_API_RATE_LIMITED: "too many requests for the token's rate limit",
   HG_API_UNAVAILABLE: 'the host cannot answer now (stopping, or the store is failing)',
   // The fuel instrumenter's own codes (`FuelError`; `hourglass instrument` prints them, and a

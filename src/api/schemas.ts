@@ -197,6 +197,27 @@ export const routeSchemas = {
     },
     response: { 200: { type: 'array', items: ref('Plugin') }, ...errors },
   },
+  upload: {
+    summary:
+      "Upload a new version of a configured plugin (its manifest and its module, base64): refused with `hourglass check`'s reasons, or beyond the tenant's capabilities and caps; else loaded like a reload and kept across restarts",
+    params: pluginParams,
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['manifest', 'wasm'],
+      properties: {
+        manifest: { type: 'object' },
+        wasm: { type: 'string', contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
+      },
+    },
+    response: {
+      200: { type: 'object', properties: { ok: { type: 'boolean' }, version: str } },
+      409: ref('Error'),
+      413: ref('Error'),
+      422: ref('Error'),
+      ...errors,
+    },
+  },
   reload: {
     summary:
       'Reload a plugin from its manifest: the new version is checked beside the old one, which finishes its runs first; a version that fails leaves the old one serving',

@@ -7,11 +7,12 @@
  */
 import type { Logger } from 'pino';
 import type { OpenedHost } from '../cluster/open-host.ts';
-import type { HostConfig } from '../config/host-config.ts';
+import type { HostConfig, PluginEntry } from '../config/host-config.ts';
 import { errorMessage, isHourglassError } from '../errors.ts';
 import { openPgOperatorStore } from '../operator/pg-access.ts';
 import { OperatorService } from '../operator/service.ts';
 import { openOperatorStore } from '../operator/store-access.ts';
+import { PluginUploads } from '../operator/uploads.ts';
 import { HostMetrics } from '../observability/metrics.ts';
 import { startApiServer, type Readiness, type RunningApi } from './server.ts';
 
@@ -34,9 +35,38 @@ export async function serveApi(
     ? await openPgOperatorStore(config.store.postgres, { connections: API_PG_CONNECTIONS })
     : await openOperatorStore(config);
   const host = opened.host;
+  /**
+   * `r`, once what the host wrote before it is in the durable store the API reads: a pause
+   * answered 200 is seen paused by the next GET (the host writes behind, src/store/write-behind.ts).
+   */
+  const durable = async <T>(r: T): Promise<T> => {
+    await host.store.committed().catch(() => undefined);
+    return r;
+  };
+  const uploads = new PluginUploads(config);
+  /** Entries of plugins whose version was uploaded since the start (the rest: the config's). */
+  const uploaded = new Map<string, PluginEntry>();
   const service = new OperatorService(store, config, {
     limitsOf: (id) => host.plugins.find((p) => p.id === id)?.limits ?? null,
-    command: (key, action, note) => opened.command(key, action, note),
+    command: async (key, action, note) => durable(await opened.command(key, action, note)),
+    async upload(tenantId, name, manifest, wasm) {
+      const tenant = config.tenants.find((t) => t.id === tenantId);
+      if (!tenant) return { ok: false, code: 'not_found', message: `no tenant ${tenantId}` };
+      const staged = await uploads.stage(tenant, name, manifest, wasm);
+      if (!staged.ok) return staged;
+      const id = `${tenantId}/${name}`;
+      const entry = { manifest: staged.manifest.file, config: staged.entry.config };
+      try {
+        const loaded = await host.loadPlugin(tenantId, entry, { newManifestFile: true });
+        uploads.activate(tenantId, name, staged.dir);
+        uploaded.set(id, entry);
+        return await durable({ ok: true, version: loaded.manifest.version });
+      } catch (err) {
+        uploads.discard(tenantId, name, staged.dir);
+        const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
+        return durable({ ok: false, code: 'refused', message: `${code}: ${errorMessage(err)}` });
+      }
+    },
     async reload(rec) {
       const served = host.plugins.find((p) => p.id === rec.id);
       if (!served && config.store.postgres && rec.status === 'loaded')
@@ -46,17 +76,19 @@ export async function serveApi(
           message: `plugin ${rec.id} is served by another host of the cluster: reload it there`,
         };
       const manifest = served?.manifest.file ?? rec.manifestPath;
-      const entry = config.tenants
-        .find((t) => t.id === rec.tenant)
-        ?.plugins.find((e) => e.manifest === manifest);
+      const entry =
+        uploaded.get(rec.id) ??
+        config.tenants
+          .find((t) => t.id === rec.tenant)
+          ?.plugins.find((e) => e.manifest === manifest);
       if (!entry)
         return { ok: false, code: 'not_found', message: `plugin ${rec.id} is not in the config` };
       try {
         const loaded = await host.loadPlugin(rec.tenant, entry);
-        return { ok: true, version: loaded.manifest.version };
+        return await durable({ ok: true, version: loaded.manifest.version });
       } catch (err) {
         const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
-        return { ok: false, code, message: `${code}: ${errorMessage(err)}` };
+        return durable({ ok: false, code, message: `${code}: ${errorMessage(err)}` });
       }
     },
   });
@@ -79,6 +111,7 @@ export async function serveApi(
       readiness,
       metrics,
       version: opts.version,
+      uploadBodyLimit: Math.ceil((config.maxWasmBytes * 4) / 3) + 1_048_576,
     });
   } catch (err) {
     metrics.close();

@@ -29,7 +29,7 @@ import Fastify, {
 } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { ApiConfig } from '../config/host-config.ts';
+import { DEFAULT_MAX_WASM_BYTES, type ApiConfig } from '../config/host-config.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { OperatorService } from '../operator/service.ts';
 import { OPERATOR, type ActionOutcome, type Scope } from '../operator/service.ts';
@@ -56,6 +56,11 @@ export interface ApiServerOptions {
   readonly metrics?: MetricsSource | null;
   /** Shown in the OpenAPI document. */
   readonly version: string;
+  /**
+   * Largest upload request (a module of the host's `maxWasmBytes`, base64, and its manifest).
+   * @defaultValue room for a module of `DEFAULT_MAX_WASM_BYTES`
+   */
+  readonly uploadBodyLimit?: number;
 }
 
 declare module 'fastify' {
@@ -334,6 +339,26 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
 
   // ---- actions ----
 
+  app.put<{
+    Params: { tenant: string; name: string };
+    Body: { manifest: Record<string, unknown>; wasm: string };
+  }>(
+    '/v1/plugins/:tenant/:name',
+    // Base64 takes 4 bytes for 3; a manifest is small.
+    {
+      schema: routeSchemas.upload,
+      bodyLimit: o.uploadBodyLimit ?? Math.ceil((DEFAULT_MAX_WASM_BYTES * 4) / 3) + 1_048_576,
+    },
+    async (req, reply) => {
+      const { tenant, name } = req.params;
+      const wasm = Buffer.from(req.body.wasm, 'base64');
+      const r = await svc.upload(scopeOf(req), tenant, name, req.body.manifest, wasm);
+      if (r.ok) return { ok: true, version: r.version };
+      if (r.code === 'not_found') return send(reply, 404, 'HG_API_NOT_FOUND', r.message);
+      if (r.code === 'unsupported') return send(reply, 409, 'HG_API_CONFLICT', r.message);
+      return send(reply, 422, 'HG_API_UPLOAD_REFUSED', r.message);
+    },
+  );
   app.post<{ Params: { tenant: string; name: string } }>(
     '/v1/plugins/:tenant/:name/reload',
     { schema: routeSchemas.reload },

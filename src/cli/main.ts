@@ -18,6 +18,7 @@ import { createLogger, LOG_FORMATS, LOG_LEVELS, logHostEvents } from '../observa
 import { isoOrDash, table, truncate } from './format.ts';
 import { openOperatorStore, resolveConfig } from '../operator/store-access.ts';
 import { serveApi } from '../api/serve.ts';
+import { withUploads } from '../operator/uploads.ts';
 import type { RunningApi } from '../api/server.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -201,7 +202,8 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const format = oneOf(v, 'log-format', LOG_FORMATS) ?? 'json';
       const level = oneOf(v, 'log-level', LOG_LEVELS) ?? 'info';
-      const config = resolveConfig(str(v, 'config'));
+      // Plugins with a version uploaded through the API load it (src/operator/uploads.ts).
+      const config = withUploads(resolveConfig(str(v, 'config')));
       const log = createLogger({ format, level });
       try {
         return await runHost(config, log, v['exit-on-store-failure'] === true);

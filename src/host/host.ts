@@ -495,7 +495,14 @@ export class Host implements HostServices {
    * one, which keeps serving until the new one has passed; only then are the plugin's own runs
    * awaited and the old version replaced. A version that fails leaves the old one in service.
    */
-  async loadPlugin(tenantId: string, entry: PluginEntry): Promise<LoadedPlugin> {
+  async loadPlugin(
+    tenantId: string,
+    entry: PluginEntry,
+    opts: {
+      /** The new version's manifest is another file (an upload): replace the plugin's. */
+      readonly newManifestFile?: boolean;
+    } = {},
+  ): Promise<LoadedPlugin> {
     const tenant = this.#tenants.get(tenantId);
     if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
     let manifest: PluginManifest | null = null;
@@ -504,7 +511,7 @@ export class Host implements HostServices {
       manifest = loadManifest(entry.manifest);
       pluginId = `${tenantId}/${manifest.name}`;
       const other = this.#plugins.get(pluginId);
-      if (other && other.manifest.file !== manifest.file) {
+      if (other && other.manifest.file !== manifest.file && !opts.newManifestFile) {
         throw new HourglassError(
           'HG_PLUGIN_DUPLICATE',
           `plugin ${pluginId}: tenant '${tenantId}' already has a plugin named '${manifest.name}' (${other.manifest.file})`,

@@ -93,6 +93,13 @@ export interface OperatorHostView {
    * version that fails leaves the old one serving.
    */
   reload(plugin: PluginRecord): Promise<ReloadOutcome>;
+  /** Checks, loads and keeps a new version of a configured plugin (src/operator/uploads.ts). */
+  upload(
+    tenant: string,
+    name: string,
+    manifest: Record<string, unknown>,
+    wasm: Buffer,
+  ): Promise<ReloadOutcome>;
 }
 
 /** The tenant a schedule key (`tenant/plugin/id`, or `tenant@owner/...` for a host's copy) names. */
@@ -236,6 +243,19 @@ export class OperatorService {
       : undefined;
     if (!rec) return { ok: false, code: 'not_found', message: `no plugin ${pluginId}` };
     return this.#host.reload(rec);
+  }
+
+  /** A new version (module and manifest) of a plugin of a tenant the scope may act on. */
+  async upload(
+    scope: Scope,
+    tenant: string,
+    name: string,
+    manifest: Record<string, unknown>,
+    wasm: Buffer,
+  ): Promise<ReloadOutcome> {
+    if (!OperatorService.sees(scope, tenant))
+      return { ok: false, code: 'not_found', message: `no plugin ${tenant}/${name}` };
+    return this.#host.upload(tenant, name, manifest, wasm);
   }
 
   /** Pause (with a note), resume, trigger or delete a schedule the scope may act on. */

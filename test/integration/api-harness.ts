@@ -9,6 +9,7 @@ import { hashToken, newToken } from '../../src/api/auth.ts';
 import { serveApi } from '../../src/api/serve.ts';
 import type { RunningApi } from '../../src/api/server.ts';
 import { openHost, type OpenedHost } from '../../src/cluster/open-host.ts';
+import { CAPABILITIES } from '../../src/capabilities.ts';
 import type { HostConfig } from '../../src/config/host-config.ts';
 import type { HostOptions } from '../../src/host/host.ts';
 import { createLogger } from '../../src/observability/log.ts';
@@ -50,7 +51,12 @@ function config(
     dir,
     [
       { id: 'a', plugins: [plugin('a')] },
-      { id: 'b', plugins: [plugin('b')] },
+      // Tenant b does not grant schedule_delete (uploads asking for it are refused).
+      {
+        id: 'b',
+        capabilities: CAPABILITIES.filter((c) => c !== 'schedule_delete'),
+        plugins: [plugin('b')],
+      },
     ],
     {
       api: {

@@ -6,8 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RunRecord, ScheduleRecord } from '../../src/store/types.ts';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CAPABILITIES } from '../../src/capabilities.ts';
+import { runCheck } from '../../src/check/check.ts';
+import { withUploads } from '../../src/operator/uploads.ts';
+import { loadManifest } from '../../src/plugin/manifest.ts';
 import type { CallRequest, GuestSpec } from '../../src/sandbox/types.ts';
 import { serve, written } from './api-harness.ts';
 import { GatedSandbox } from './gated-sandbox.ts';
@@ -363,6 +367,89 @@ for (const kind of STORES) {
       assert.equal(ranOn.at(-1)?.sandboxId, 'a/p#2', 'the old version still serves');
       // Another tenant's plugin: as if it did not exist.
       assert.equal((await s.call('b', '/v1/plugins/a/p/reload', { method: 'POST' })).status, 404);
+    });
+
+    test("upload: a new version is checked, loaded and kept across restarts; a bad module is refused with `hourglass check`'s reasons", async (t) => {
+      const s = await serve(t, kind);
+      const upload = (who: 'a' | 'b' | 'ops', plugin: string, manifest: object, wasm: string) =>
+        s.call(who, `/v1/plugins/${plugin}`, {
+          method: 'PUT',
+          body: { manifest, wasm: readFileSync(wasm).toString('base64') },
+        });
+      const v2 = { name: 'p', version: '2.0.0', capabilities: [...CAPABILITIES] };
+      if (kind === 'postgres') {
+        const r = await upload('a', 'a/p', v2, GUEST.proxy);
+        assert.equal(r.status, 409, 'a cluster has no shared plugin files yet');
+        assert.match(JSON.stringify(r.body), /PostgreSQL cluster/);
+        return;
+      }
+      assert.deepEqual(await upload('a', 'a/p', v2, GUEST.proxy), {
+        status: 200,
+        body: { ok: true, version: '2.0.0' },
+      });
+      const p = (await s.call('a', '/v1/plugins/a/p')).body as { version: string; status: string };
+      assert.deepEqual([p.version, p.status], ['2.0.0', 'loaded']);
+      assert.equal(
+        (await s.call('a', '/v1/schedules/a/p/s1/trigger', { method: 'POST' })).status,
+        200,
+      );
+      await s.opened.host.scheduler.settle();
+      await written(s);
+      assert.equal(
+        ((await s.call('a', '/v1/runs?schedule=a/p/s1')).body as Page<RunRecord>).items[0]?.status,
+        'succeeded',
+      );
+
+      // A module `hourglass check` refuses: the same reasons, and version 2 serves on.
+      const badWasm = GUEST.wat('check-unknown-import');
+      const bad = await upload('a', 'a/p', { ...v2, version: '3.0.0' }, badWasm);
+      assert.equal(bad.status, 422);
+      assert.equal(errCode(bad.body), 'HG_API_UPLOAD_REFUSED');
+      const dir = join(s.dir, 'check');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'm.json'), JSON.stringify({ ...v2, wasm: badWasm }));
+      const checked = JSON.parse(
+        (await runCheck({ wasm: badWasm, manifest: join(dir, 'm.json'), json: true })).text,
+      ) as { verdict: string; problems: { severity: string; message: string }[] };
+      assert.equal(checked.verdict, 'refused');
+      const reasons = checked.problems.filter((x) => x.severity === 'error');
+      assert.ok(reasons.length > 0);
+      const said = (bad.body as { error: { message: string } }).error.message;
+      for (const reason of reasons)
+        assert.ok(said.includes(reason.message), `${said} / ${reason.message}`);
+      assert.equal(
+        ((await s.call('a', '/v1/plugins/a/p')).body as { version: string }).version,
+        '2.0.0',
+      );
+
+      // Beyond the tenant: limits over its caps, a renamed plugin, another tenant's, an unknown one.
+      const over = await upload('a', 'a/p', { ...v2, limits: { memoryPages: 5000 } }, GUEST.proxy);
+      assert.equal(over.status, 422);
+      assert.match(JSON.stringify(over.body), /memoryPages 5000 > 1024/);
+      const renamed = await upload('a', 'a/p', { ...v2, name: 'q' }, GUEST.proxy);
+      assert.equal(renamed.status, 422);
+      const ungranted = await upload('b', 'b/p', v2, GUEST.proxy);
+      assert.equal(ungranted.status, 422);
+      assert.match(
+        JSON.stringify(ungranted.body),
+        /schedule_delete, which tenant 'b' does not grant/,
+      );
+      assert.equal((await upload('a', 'b/p', v2, GUEST.proxy)).status, 404);
+      assert.equal((await upload('ops', 'a/zzz', { ...v2, name: 'zzz' }, GUEST.proxy)).status, 404);
+      assert.equal(
+        ((await s.call('b', '/v1/plugins/b/p')).body as { version: string }).version,
+        '1.0.0',
+      );
+
+      // A restart loads the uploaded version.
+      await s.opened.stop(0);
+      const entry = withUploads(s.config).tenants.find((x) => x.id === 'a')?.plugins[0];
+      assert.ok(entry);
+      assert.equal(loadManifest(entry.manifest).version, '2.0.0');
+      assert.equal(
+        withUploads(s.config).tenants[1]?.plugins[0]?.manifest,
+        s.config.tenants[1]?.plugins[0]?.manifest,
+      );
     });
 
     test('bad requests get 400 with a stable code; oversized bodies 413', async (t) => {
