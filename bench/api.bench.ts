@@ -227,7 +227,7 @@ const hostView = {
   upload: async () => refused,
 };
 const operatorStore = await openOperatorStore(config, storePath);
-const service = new OperatorService(operatorStore, config, hostView);
+const service = new OperatorService(operatorStore, () => config, hostView);
 const logSink = createWriteStream('/dev/null');
 const server = await startApiServer({
   config: api,

@@ -197,6 +197,43 @@ export const routeSchemas = {
     },
     response: { 200: { type: 'array', items: ref('Plugin') }, ...errors },
   },
+  reloadConfig: {
+    summary:
+      'Read the config again and apply it (operator): changed plugins reloaded, new ones loaded, removed ones unloaded; tenant changes need a restart',
+    response: {
+      200: {
+        type: 'object',
+        properties: {
+          plugins: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                pluginId: str,
+                action: {
+                  type: 'string',
+                  enum: ['loaded', 'reloaded', 'unloaded', 'unchanged', 'failed'],
+                },
+                version: str,
+                error: str,
+                reconcile: {
+                  type: 'object',
+                  properties: {
+                    created: { type: 'array', items: str },
+                    updated: { type: 'array', items: str },
+                    retired: { type: 'array', items: str },
+                    unchanged: { type: 'array', items: str },
+                  },
+                },
+              },
+            },
+          },
+          restartNeeded: { type: 'array', items: str },
+        },
+      },
+      ...errors,
+    },
+  },
   upload: {
     summary:
       "Upload a new version of a configured plugin (its manifest and its module, base64): refused with `hourglass check`'s reasons, or beyond the tenant's capabilities and caps; else loaded like a reload and kept across restarts",

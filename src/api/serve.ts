@@ -13,6 +13,7 @@ import { openPgOperatorStore } from '../operator/pg-access.ts';
 import { OperatorService } from '../operator/service.ts';
 import { openOperatorStore } from '../operator/store-access.ts';
 import { PluginUploads } from '../operator/uploads.ts';
+import type { ReloadReport } from '../operator/hot-reload.ts';
 import { HostMetrics } from '../observability/metrics.ts';
 import { startApiServer, type Readiness, type RunningApi } from './server.ts';
 
@@ -25,6 +26,10 @@ export async function serveApi(
   log: Logger,
   opts: {
     readonly version: string;
+    /** The config in service now (a hot reload replaces it). @defaultValue `config` */
+    readonly configNow?: () => HostConfig;
+    /** Reads the config again and applies it (`POST /v1/reload`); absent: not offered. */
+    readonly reloadConfig?: () => Promise<ReloadReport>;
     /** Whether `opened.start()` has returned. */
     readonly started: () => boolean;
   },
@@ -46,11 +51,12 @@ export async function serveApi(
   const uploads = new PluginUploads(config);
   /** Entries of plugins whose version was uploaded since the start (the rest: the config's). */
   const uploaded = new Map<string, PluginEntry>();
-  const service = new OperatorService(store, config, {
+  const configNow = opts.configNow ?? (() => config);
+  const service = new OperatorService(store, configNow, {
     limitsOf: (id) => host.plugins.find((p) => p.id === id)?.limits ?? null,
     command: async (key, action, note) => durable(await opened.command(key, action, note)),
     async upload(tenantId, name, manifest, wasm) {
-      const tenant = config.tenants.find((t) => t.id === tenantId);
+      const tenant = configNow().tenants.find((t) => t.id === tenantId);
       if (!tenant) return { ok: false, code: 'not_found', message: `no tenant ${tenantId}` };
       const staged = await uploads.stage(tenant, name, manifest, wasm);
       if (!staged.ok) return staged;
@@ -112,6 +118,7 @@ export async function serveApi(
       metrics,
       version: opts.version,
       uploadBodyLimit: Math.ceil((config.maxWasmBytes * 4) / 3) + 1_048_576,
+      reloadConfig: opts.reloadConfig ?? null,
     });
   } catch (err) {
     metrics.close();

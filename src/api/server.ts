@@ -34,6 +34,7 @@ import type { ErrorCode } from '../errors.ts';
 import type { OperatorService } from '../operator/service.ts';
 import { OPERATOR, type ActionOutcome, type Scope } from '../operator/service.ts';
 import type { OperatorAction, RunStatus, ScheduleState } from '../store/types.ts';
+import type { ReloadReport } from '../operator/hot-reload.ts';
 import { TokenTable, type Caller } from './auth.ts';
 import { routeSchemas, SHARED_SCHEMAS } from './schemas.ts';
 
@@ -61,6 +62,8 @@ export interface ApiServerOptions {
    * @defaultValue room for a module of `DEFAULT_MAX_WASM_BYTES`
    */
   readonly uploadBodyLimit?: number;
+  /** `POST /v1/reload` (operator): reads the config again and applies it. */
+  readonly reloadConfig?: (() => Promise<ReloadReport>) | null;
 }
 
 declare module 'fastify' {
@@ -339,6 +342,12 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
 
   // ---- actions ----
 
+  if (o.reloadConfig) {
+    const reloadConfig = o.reloadConfig;
+    app.post('/v1/reload', { config: { operator: true }, schema: routeSchemas.reloadConfig }, () =>
+      reloadConfig(),
+    );
+  }
   app.put<{
     Params: { tenant: string; name: string };
     Body: { manifest: Record<string, unknown>; wasm: string };

@@ -12,13 +12,21 @@ import { RunStatuses, type RunStatus } from '../store/types.ts';
 import { runCheck } from '../check/check.ts';
 import { runFuelCommand, runInstrumentCommand, type CommandResult } from '../fuel/cli-commands.ts';
 import type { Logger } from 'pino';
-import { PROJECT_ROOT, TENANT_ID_PATTERN, type HostConfig } from '../config/host-config.ts';
+import {
+  DEFAULT_CONFIG_SOURCE,
+  defaultHostConfig,
+  loadHostConfig,
+  PROJECT_ROOT,
+  TENANT_ID_PATTERN,
+  type HostConfig,
+} from '../config/host-config.ts';
 import { hashToken, newToken } from '../api/auth.ts';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, logHostEvents } from '../observability/log.ts';
 import { isoOrDash, table, truncate } from './format.ts';
 import { openOperatorStore, resolveConfig } from '../operator/store-access.ts';
 import { serveApi } from '../api/serve.ts';
 import { withUploads } from '../operator/uploads.ts';
+import { reloadConfig, type ReloadReport } from '../operator/hot-reload.ts';
 import type { RunningApi } from '../api/server.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -127,11 +135,41 @@ async function runHost(
   host.events.on('lease:lost', () => endWith(4, 'lease lost to another host'));
   log.info({ store: opened.storeName, config: config.source }, 'hourglass: starting');
   let started = false;
+  // Hot reload (SIGHUP or POST /v1/reload): the config file read again, one reload at a time.
+  let current = config;
+  let reloading: Promise<ReloadReport> = Promise.resolve({ plugins: [], restartNeeded: [] });
+  const reload = (why: string): Promise<ReloadReport> =>
+    (reloading = reloading
+      .catch(() => undefined)
+      .then(async () => {
+        const next = withUploads(
+          current.source === DEFAULT_CONFIG_SOURCE
+            ? defaultHostConfig()
+            : loadHostConfig(current.source),
+        );
+        const report = await reloadConfig(opened.host, current, next);
+        current = next;
+        log.info(
+          { why, plugins: report.plugins, restartNeeded: report.restartNeeded },
+          `hourglass: config reloaded (${report.plugins.filter((p) => p.action !== 'unchanged').length} plugin change(s))`,
+        );
+        return report;
+      }));
+  // Registered at once: Node's default for SIGHUP is to exit.
+  const onHangUp = () => {
+    if (!started) return log.warn('hourglass: SIGHUP ignored: the host is still starting');
+    reload('SIGHUP').catch((err: unknown) =>
+      log.error({ error: errorMessage(err) }, 'hourglass: config reload failed; nothing changed'),
+    );
+  };
+  process.on('SIGHUP', onHangUp);
   let api: RunningApi | null;
   try {
     api = await serveApi(opened, config, log, {
       version: packageVersion(),
       started: () => started,
+      configNow: () => current,
+      reloadConfig: () => reload('api'),
     });
   } catch (err) {
     await opened.stop(0).catch(() => undefined);
@@ -160,6 +198,7 @@ async function runHost(
       log.info({ why, graceMs: config.shutdownGraceMs }, `hourglass: ${why}: stopping`);
       process.removeAllListeners('SIGINT');
       process.removeAllListeners('SIGTERM');
+      process.off('SIGHUP', onHangUp);
       // The host first (readiness turns false at once, in-flight runs finish), then the API.
       opened
         .stop()

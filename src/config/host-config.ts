@@ -481,6 +481,9 @@ export const PROJECT_ROOT = resolve(
   import.meta.url.endsWith('.ts') ? '../..' : '../../..',
 );
 
+/** The `source` of the embedded default config. */
+export const DEFAULT_CONFIG_SOURCE = '(embedded default)';
+
 /**
  * The embedded default: a SQLite file in ./data of the working folder, one tenant `default`
  * running the example plugins that ship with the project.
@@ -503,7 +506,7 @@ export function defaultHostConfig(cwd: string = process.cwd()): HostConfig {
         },
       ],
     },
-    '(embedded default)',
+    DEFAULT_CONFIG_SOURCE,
     cwd,
   );
 }

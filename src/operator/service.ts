@@ -132,10 +132,11 @@ function encodeCursor(r: RunRecord): string {
 
 export class OperatorService {
   readonly #store: OperatorStore;
-  readonly #config: HostConfig;
+  readonly #config: () => HostConfig;
   readonly #host: OperatorHostView;
 
-  constructor(store: OperatorStore, config: HostConfig, host: OperatorHostView) {
+  /** `config`: the config in service now (a hot reload replaces it). */
+  constructor(store: OperatorStore, config: () => HostConfig, host: OperatorHostView) {
     this.#store = store;
     this.#config = config;
     this.#host = host;
@@ -147,8 +148,8 @@ export class OperatorService {
   }
 
   tenants(scope: Scope): TenantView[] {
-    return this.#config.tenants
-      .filter((t) => OperatorService.sees(scope, t.id))
+    return this.#config()
+      .tenants.filter((t) => OperatorService.sees(scope, t.id))
       .map((t) => ({
         id: t.id,
         quotas: t.quotas,
@@ -174,7 +175,7 @@ export class OperatorService {
   }
 
   #pluginView(p: PluginRecord): PluginView {
-    const tenant = this.#config.tenants.find((t) => t.id === p.tenant);
+    const tenant = this.#config().tenants.find((t) => t.id === p.tenant);
     return { ...p, capabilities: tenant?.capabilities ?? [], limits: this.#host.limitsOf(p.id) };
   }
 

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { hashToken, newToken } from '../../src/api/auth.ts';
 import { PROJECT_ROOT } from '../../src/config/host-config.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { PluginRecord } from '../../src/store/types.ts';
@@ -341,4 +342,100 @@ test('`hourglass token` makes a token whose entry lets `hourglass start` serve t
     logLines(host.output()).some((l) => l.msg === 'api request' && l.who === 'team-t'),
     'the request was logged with its token name',
   );
+});
+
+test('hot reload: SIGHUP and POST /v1/reload read the config again, reload changed plugins, load new ones, unload removed ones, and report the diff', async (t) => {
+  const dir = tempDir(t);
+  const token = newToken();
+  for (const name of ['p', 'q'])
+    writeFileSync(
+      join(dir, `${name}.json`),
+      JSON.stringify({ name, version: '1', wasm: GUEST.proxy, capabilities: [] }),
+    );
+  const write = (plugins: { manifest: string; config: Record<string, string> }[]) =>
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        store: { path: 'h.db' },
+        api: { port: 0, tokens: [{ name: 'ops', sha256: hashToken(token) }] },
+        tenants: [{ id: 't', plugins }],
+      }),
+    );
+  const p = (...ids: string[]) => ({
+    manifest: 'p.json',
+    config: { schedules: decls(...ids.map((id) => ({ id, every: '1h' }))) },
+  });
+  write([p('a', 'b')]);
+  const host = startCli(['--config', join(dir, 'config.json')], dir, (out) =>
+    /running with 1 plugin/.test(out),
+  );
+  try {
+    const out = await host.seen;
+    const url = String(logLines(out).find((l) => l.msg === `api: listening on ${l.url}`)?.url);
+    // p's schedules change (b changed, a gone, c new); q is new.
+    const pNew = {
+      manifest: 'p.json',
+      config: { schedules: decls({ id: 'b', every: '2h' }, { id: 'c', every: '1h' }) },
+    };
+    write([pNew, { manifest: 'q.json', config: { schedules: decls({ id: 'x', every: '1h' }) } }]);
+    host.child.kill('SIGHUP');
+    const reloaded = () =>
+      logLines(host.output()).filter((l) => String(l.msg).startsWith('hourglass: config reloaded'));
+    while (reloaded().length === 0) await new Promise((r) => setTimeout(r, 20));
+    const line = reloaded()[0] as { why: string; plugins: unknown[]; restartNeeded: unknown[] };
+    assert.equal(line.why, 'SIGHUP');
+    assert.deepEqual(line.restartNeeded, []);
+    assert.deepEqual(line.plugins, [
+      {
+        pluginId: 't/p',
+        action: 'reloaded',
+        version: '1',
+        reconcile: { created: ['c'], updated: ['b'], retired: ['a'], unchanged: [] },
+      },
+      {
+        pluginId: 't/q',
+        action: 'loaded',
+        version: '1',
+        reconcile: { created: ['x'], updated: [], retired: [], unchanged: [] },
+      },
+    ]);
+    const post = async () => {
+      const r = await fetch(`${url}/v1/reload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(r.status, 200);
+      return (await r.json()) as { plugins: { pluginId: string; action: string }[] };
+    };
+    assert.deepEqual(
+      (await post()).plugins.map((x) => [x.pluginId, x.action]),
+      [
+        ['t/p', 'unchanged'],
+        ['t/q', 'unchanged'],
+      ],
+    );
+    write([pNew]);
+    assert.deepEqual(
+      (await post()).plugins.map((x) => [x.pluginId, x.action]),
+      [
+        ['t/p', 'unchanged'],
+        ['t/q', 'unloaded'],
+      ],
+    );
+  } finally {
+    host.child.kill('SIGTERM');
+  }
+  assert.equal(await host.stopped, 0);
+  const store = new SqliteStore(join(dir, 'h.db'), { mustExist: true });
+  try {
+    assert.deepEqual(
+      store.listSchedules({ pluginId: 't/p' }).map((s) => [s.localId, s.state]),
+      [
+        ['b', 'active'],
+        ['c', 'active'],
+      ],
+    );
+  } finally {
+    store.close();
+  }
 });
