@@ -93,6 +93,8 @@ try {
     fuelBudget: 500_000_000,
     result: null,
     coversUntil: null,
+    pluginVersion: '1',
+    wasmSha256: null,
   };
   const emitNs = (): number => {
     const t0 = performance.now();

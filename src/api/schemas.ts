@@ -55,6 +55,8 @@ export const runSchema = {
     fuelBudget: intOrNull,
     result: strOrNull,
     coversUntil: intOrNull,
+    pluginVersion: strOrNull,
+    wasmSha256: strOrNull,
   },
 } as const;
 

@@ -77,6 +77,8 @@ export interface LoadedPlugin {
    * version loaded beside the old one during a reload (they alternate).
    */
   readonly sandboxId: string;
+  /** The SHA-256 of the module this version loaded. */
+  readonly wasmSha256: string;
 }
 
 /** A new version of a plugin, loaded and discovered, not yet in service. */
@@ -149,7 +151,7 @@ export class Host implements HostServices {
         clock: this.clock,
         quotas,
         runFuelBudget: (pluginId) => this.#plugins.get(pluginId)?.limits.fuel.run ?? null,
-        sandboxId: (pluginId) => this.#plugins.get(pluginId)?.sandboxId,
+        served: (pluginId) => this.#plugins.get(pluginId),
         onFinished: (run) => this.events.emit('run:finished', run),
         onWriteFailed: (runId, err, attempt) =>
           this.#reportError(
@@ -628,21 +630,23 @@ export class Host implements HostServices {
     wasm: GuestSpec['wasm'],
   ): Promise<{ plugin: LoadedPlugin; info: GuestInfo }> {
     const allowed = new Set<Capability>(tenant.capabilities);
-    const plugin: LoadedPlugin = {
-      id: pluginId,
-      tenant: shard,
-      manifest,
-      granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
-      limits: capLimits(manifest.limits, tenant.quotas),
-      sandboxId,
-    };
+    const limits = capLimits(manifest.limits, tenant.quotas);
     const info = await this.#sandbox.load({
       pluginId: sandboxId,
       tenant: shard,
       wasm,
       config: { ...manifest.config, ...entry.config },
-      limits: plugin.limits,
+      limits,
     });
+    const plugin: LoadedPlugin = {
+      id: pluginId,
+      tenant: shard,
+      manifest,
+      granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
+      limits,
+      sandboxId,
+      wasmSha256: info.sha256,
+    };
     return { plugin, info };
   }
 

@@ -66,8 +66,11 @@ export interface RunExecutorDeps {
   /** The run-phase fuel budget the sandbox gives the plugin's calls (null: not metered). */
   readonly runFuelBudget?: (pluginId: string) => number | null;
   readonly onFinished?: (run: RunRecord) => void;
-  /** The sandbox id the plugin's current version is loaded under. @defaultValue the plugin id */
-  readonly sandboxId?: (pluginId: string) => string | undefined;
+  /**
+   * The plugin's version in service: the sandbox id it is loaded under, its manifest's version
+   * and its module's hash (recorded with the run). @defaultValue the plugin id, no version
+   */
+  readonly served?: (pluginId: string) => ServedVersion | undefined;
   /** Writing a run's outcome failed (it is retried while `stopped()` is false). */
   readonly onWriteFailed?: (runId: number, err: unknown, attempt: number) => void;
   /** The host is stopping: stop retrying failed outcome writes. */
@@ -198,14 +201,22 @@ interface Finish {
   cursor?: string | null;
 }
 
+export interface ServedVersion {
+  readonly sandboxId: string;
+  readonly manifest: { readonly version: string };
+  readonly wasmSha256: string;
+}
+
 export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => Promise<RunEnd> {
   const batch = new OutcomeBatch(deps.store);
   return async (run) => {
     const s = run.schedule;
     const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
     let fin: Finish;
+    // The version that runs it (a reload swaps versions only between the plugin's runs).
+    const served = deps.served?.(s.pluginId);
     try {
-      const outcome = await deps.sandbox.call(deps.sandboxId?.(s.pluginId) ?? s.pluginId, {
+      const outcome = await deps.sandbox.call(served?.sandboxId ?? s.pluginId, {
         fn: 'run',
         input: runInput(run),
         // One literal of one shape for every run (`everyHost` false is the same as absent).
@@ -267,6 +278,8 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       fuelBudget,
       result: fin.result,
       coversUntil: null,
+      pluginVersion: served?.manifest.version ?? null,
+      wasmSha256: served?.wasmSha256 ?? null,
     };
     // `finishRun` takes the fields it writes from the whole record (no copy per outcome).
     // No row changed: its start's rolled-back commit left none (it is written whole, under its

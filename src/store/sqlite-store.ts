@@ -221,6 +221,8 @@ export function runFromRow(r: Row): RunRecord {
     fuelBudget: r.fuel_budget as number | null,
     result: r.result as string | null,
     coversUntil: (r.covers_until as number | null | undefined) ?? null,
+    pluginVersion: (r.plugin_version as string | null | undefined) ?? null,
+    wasmSha256: (r.wasm_sha256 as string | null | undefined) ?? null,
   };
 }
 
@@ -589,14 +591,16 @@ export class SqliteStore implements Store {
       ),
       restoreRun: db.prepare(
         `INSERT INTO runs (id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at,
-           started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until)
+           started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until,
+           plugin_version, wasm_sha256)
          VALUES (@id, @scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt,
-           @startedAt, @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil)
+           @startedAt, @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil,
+           @pluginVersion, @wasmSha256)
          ON CONFLICT (id) DO NOTHING`,
       ),
       finishRun: db.prepare(
         `UPDATE runs SET status = ?, reason = ?, finished_at = ?, error = ?, output_bytes = ?, fuel_used = ?,
-           fuel_budget = ?, result = ? WHERE id = ?`,
+           fuel_budget = ?, result = ?, plugin_version = ?, wasm_sha256 = ? WHERE id = ?`,
       ),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
       running: db.prepare(RUN_QUERIES.running),
@@ -1053,6 +1057,8 @@ export class SqliteStore implements Store {
           fin.fuelUsed,
           fin.fuelBudget,
           fin.result,
+          fin.pluginVersion ?? null,
+          fin.wasmSha256 ?? null,
           id,
         ).changes > 0
       );

@@ -108,10 +108,16 @@ export interface RunRecord {
    * [scheduledAt, coversUntil]; null: its own tick only.
    */
   readonly coversUntil: number | null;
+  /** The version of the plugin that ran it (its manifest's); null when nothing ran. */
+  readonly pluginVersion: string | null;
+  /** The SHA-256 of the module that ran it; null when nothing ran. */
+  readonly wasmSha256: string | null;
 }
 
-export type NewRun = Omit<RunRecord, 'id' | 'coversUntil'> & {
+export type NewRun = Omit<RunRecord, 'id' | 'coversUntil' | 'pluginVersion' | 'wasmSha256'> & {
   readonly coversUntil?: number | null;
+  readonly pluginVersion?: string | null;
+  readonly wasmSha256?: string | null;
 };
 export type RunFinish = Pick<
   RunRecord,
@@ -123,7 +129,8 @@ export type RunFinish = Pick<
   | 'fuelUsed'
   | 'fuelBudget'
   | 'result'
->;
+> &
+  Partial<Pick<RunRecord, 'pluginVersion' | 'wasmSha256'>>;
 
 export interface JobContractRecord {
   readonly pluginId: string;

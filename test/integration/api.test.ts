@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RunRecord, ScheduleRecord } from '../../src/store/types.ts';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CAPABILITIES } from '../../src/capabilities.ts';
@@ -332,12 +333,14 @@ for (const kind of STORES) {
           { key: 'a/p/s1', sandboxId: 'a/p#2' },
         ],
       );
+      // Each run records the version that ran it.
+      const sha = createHash('sha256').update(readFileSync(GUEST.proxy)).digest('hex');
       const runs = (
         (await s.call('a', '/v1/runs?schedule=a/p/s1')).body as Page<RunRecord>
-      ).items.map((r) => [r.trigger, r.status]);
+      ).items.map((r) => [r.trigger, r.status, r.pluginVersion, r.wasmSha256]);
       assert.deepEqual(runs, [
-        ['schedule', 'succeeded'],
-        ['manual', 'succeeded'],
+        ['schedule', 'succeeded', '2.0.0', sha],
+        ['manual', 'succeeded', '1.0.0', sha],
       ]);
       const plugin = (await s.call('a', '/v1/plugins/a/p')).body as { version: string };
       assert.equal(plugin.version, '2.0.0');

@@ -137,7 +137,14 @@ test('store: committed() follows the group; finishRun reports a missing row; res
   // restoreRun writes a missing row whole under its id, never over an existing one.
   const whole = { ...fin, id: id + 1000, scheduleKey: 't/p/x', pluginId: 't/p', tenant: 't' };
   const rec = { ...whole, localId: 'x', trigger: 'schedule' as const, scheduledAt: 1 };
-  const run = { ...rec, startedAt: 2, attempt: 1, coversUntil: null };
+  const run = {
+    ...rec,
+    startedAt: 2,
+    attempt: 1,
+    coversUntil: null,
+    pluginVersion: '1.0.0',
+    wasmSha256: 'ab'.repeat(32),
+  };
   assert.equal(store.restoreRun(run), true);
   assert.equal(store.getRun(id + 1000)?.status, 'succeeded');
   assert.equal(store.restoreRun({ ...run, status: 'failed' }), false);

@@ -58,6 +58,8 @@ function run(over: Partial<RunRecord> = {}): RunRecord {
     fuelBudget: 1_000_000,
     result: null,
     coversUntil: null,
+    pluginVersion: '1.0.0',
+    wasmSha256: 'ab'.repeat(32),
     ...over,
   };
 }

@@ -202,6 +202,7 @@ test('a newer version does not migrate a store under a live host of an older one
   raw.exec(`DROP INDEX runs_not_succeeded; CREATE INDEX runs_status ON runs (status);
     CREATE INDEX runs_waiting ON runs (plugin_id, id) WHERE status = 'waiting'`);
   raw.exec('DROP INDEX runs_tenant'); // migration 9's
+  raw.exec('ALTER TABLE runs DROP COLUMN plugin_version; ALTER TABLE runs DROP COLUMN wasm_sha256'); // 10's
   raw.pragma('user_version = 3');
   raw
     .prepare('INSERT INTO host_lease (id, pid, started_at, heartbeat_at) VALUES (1, ?, ?, ?)')

@@ -177,6 +177,8 @@ async function showRun(id) {
     ['Fuel used', r.fuelUsed],
     ['Fuel budget', r.fuelBudget],
     ['Output bytes', r.outputBytes],
+    ['Plugin version', r.pluginVersion],
+    ['Module SHA-256', r.wasmSha256],
   ];
   $('run-fields').replaceChildren(
     ...fields.flatMap(([k, v]) => [el('dt', k), el('dd', v ?? '—', { 'data-field': k })]),

@@ -473,7 +473,13 @@ export class PgStore extends WriteBehindStore {
   /** Ids from this host's block (so an insert never waits for the database). */
   protected insertRunRow(run: NewRun): number {
     const id = this.#newId();
-    this.mirror.restoreRun({ ...run, id, coversUntil: run.coversUntil ?? null });
+    this.mirror.restoreRun({
+      ...run,
+      id,
+      coversUntil: run.coversUntil ?? null,
+      pluginVersion: run.pluginVersion ?? null,
+      wasmSha256: run.wasmSha256 ?? null,
+    });
     return id;
   }
 

@@ -90,6 +90,8 @@ export const RUNS: TableSpec = {
     ['fuel_budget', B],
     ['result', T],
     ['covers_until', B],
+    ['plugin_version', T],
+    ['wasm_sha256', T],
   ],
   // A run's start (`waiting` → `running`) and its outcome; nothing else changes a run row.
   updatable: [
@@ -102,6 +104,8 @@ export const RUNS: TableSpec = {
     'fuel_used',
     'fuel_budget',
     'result',
+    'plugin_version',
+    'wasm_sha256',
   ],
 };
 

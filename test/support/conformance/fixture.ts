@@ -113,6 +113,8 @@ export function runOf(scheduleKey: string, over: Partial<NewRun> = {}): Omit<Run
     result: null,
     ...over,
     coversUntil: over.coversUntil ?? null,
+    pluginVersion: over.pluginVersion ?? null,
+    wasmSha256: over.wasmSha256 ?? null,
   };
 }
 

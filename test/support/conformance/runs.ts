@@ -43,6 +43,8 @@ export function runConformance(make: () => StoreUnderTest): void {
         fuelUsed: 1_000,
         fuelBudget: 5_000,
         result: '{"ok":false}',
+        pluginVersion: '2.1.0',
+        wasmSha256: 'cd'.repeat(32),
       };
       assert.equal(await f.store.finishRun(id, fin), true);
       assert.equal(await f.store.finishRun(id + 1_000, succeeded(T0)), false);
@@ -110,6 +112,43 @@ export function runConformance(make: () => StoreUnderTest): void {
           [T0 + 90, T0 + 75, T0 + 60],
         );
         assert.deepEqual(await s.listRuns({ scheduleKey: 'acme/poller/nope' }), []);
+      });
+    });
+
+    test('listRuns: by tenant, started since / until, pages after a cursor', async (t) => {
+      const f = await setup(t, make);
+      const made: RunRecord[] = [];
+      for (let i = 0; i < 12; i++) {
+        const key = i % 3 === 2 ? 'globex/poller/x' : 'acme/poller/a';
+        const r = runOf(key, { startedAt: T0 + i * 1_000 });
+        made.push({ id: await f.store.insertRun(r), ...r, coversUntil: null });
+      }
+      const newest = [...made].reverse();
+      const acme = newest.filter((r) => r.tenant === 'acme');
+      await f.both(async (s) => {
+        assert.deepEqual(ids(await s.listRuns({ tenant: 'acme', limit: 100 })), ids(acme));
+        assert.deepEqual(
+          ids(await s.listRuns({ tenant: 'globex', limit: 100 })),
+          ids(newest.filter((r) => r.tenant === 'globex')),
+        );
+        assert.deepEqual(
+          ids(await s.listRuns({ since: T0 + 3_000, until: T0 + 6_000, limit: 100 })),
+          ids(newest.filter((r) => r.startedAt >= T0 + 3_000 && r.startedAt < T0 + 6_000)),
+        );
+        // Pages of 3 of acme's, each after the last of the one before, cover them once.
+        const seen: number[] = [];
+        let before: RunRecord | undefined;
+        for (;;) {
+          const page: RunRecord[] = await s.listRuns({
+            tenant: 'acme',
+            limit: 3,
+            ...(before ? { before } : {}),
+          });
+          if (page.length === 0) break;
+          seen.push(...ids(page));
+          before = page.at(-1);
+        }
+        assert.deepEqual(seen, ids(acme));
       });
     });
 
