@@ -26,6 +26,8 @@ import { isoOrDash, table, truncate } from './format.ts';
 import { openOperatorStore, resolveConfig } from '../operator/store-access.ts';
 import { serveApi } from '../api/serve.ts';
 import { withUploads } from '../operator/uploads.ts';
+import { openHttpOperatorStore, TOKEN_ENV, URL_ENV } from '../operator/http-access.ts';
+import type { OperatorStore } from '../operator/operator-store.ts';
 import { reloadConfig, type ReloadReport } from '../operator/hot-reload.ts';
 import type { RunningApi } from '../api/server.ts';
 
@@ -44,7 +46,25 @@ const common: Options = {
   config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
 };
-const storeOpt: Options = { store: { type: 'string' } };
+const storeOpt: Options = { store: { type: 'string' }, url: { type: 'string' } };
+
+/**
+ * The store a store command reads and acts on: a remote host's API (`--url`, or HOURGLASS_URL;
+ * the token in HOURGLASS_TOKEN), else the local store (`--store`, or the config's).
+ */
+async function openStoreOf(v: Values): Promise<OperatorStore> {
+  const url = str(v, 'url') ?? (process.env[URL_ENV] || undefined);
+  if (url !== undefined && str(v, 'store') === undefined) {
+    const token = process.env[TOKEN_ENV];
+    if (!token)
+      throw new HourglassError(
+        'HG_CLI_USAGE',
+        `--url needs an API token in ${TOKEN_ENV} (make one with hourglass token)`,
+      );
+    return openHttpOperatorStore(url, token);
+  }
+  return openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+}
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -75,13 +95,14 @@ const operatorCommand = (
 ): Command => ({
   summary,
   usage:
-    `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH]${action === 'pause' ? ' [--note TEXT]' : ''}\n` +
+    `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH | --url URL]${action === 'pause' ? ' [--note TEXT]' : ''}\n` +
     '  On PostgreSQL (store.postgres or HOURGLASS_POSTGRES_URL) the host owning the tenant applies it;\n' +
-    '  with no live owner it stays queued until a host takes the tenant.',
+    '  with no live owner it stays queued until a host takes the tenant. With --url (or HOURGLASS_URL)\n' +
+    "  it goes to a remote host's HTTP API, with the token in HOURGLASS_TOKEN.",
   options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
   positionals: 1,
   async run(v, [key]) {
-    const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+    const store = await openStoreOf(v);
     try {
       const r = await store.applyCommand(key as string, action, str(v, 'note') ?? null);
       if (!r.ok) throw new HourglassError('HG_SCHEDULE_NOT_FOUND', r.message);
@@ -279,10 +300,10 @@ const COMMANDS: Record<string, Command> = {
   },
   plugins: {
     summary: 'list plugins with their version, state and load error',
-    usage: 'hourglass plugins [--json] [--config FILE] [--store PATH]',
+    usage: 'hourglass plugins [--json] [--config FILE] [--store PATH | --url URL]',
     options: { ...common, ...storeOpt, json: { type: 'boolean' } },
     async run(v) {
-      const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openStoreOf(v);
       try {
         const rows = await store.listPlugins();
         if (v.json) {
@@ -311,7 +332,7 @@ const COMMANDS: Record<string, Command> = {
   schedules: {
     summary: 'list schedules with their state and next run',
     usage:
-      'hourglass schedules [--plugin TENANT/NAME] [--all] [--json] [--config FILE] [--store PATH]',
+      'hourglass schedules [--plugin TENANT/NAME] [--all] [--json] [--config FILE] [--store PATH | --url URL]',
     options: {
       ...common,
       ...storeOpt,
@@ -320,7 +341,7 @@ const COMMANDS: Record<string, Command> = {
       json: { type: 'boolean' },
     },
     async run(v) {
-      const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openStoreOf(v);
       try {
         const plugin = str(v, 'plugin');
         const rows = await store.listSchedules({
@@ -361,7 +382,7 @@ const COMMANDS: Record<string, Command> = {
   runs: {
     summary: 'recent runs, newest first, of a schedule or a plugin (or all)',
     usage:
-      'hourglass runs [--schedule TENANT/PLUGIN/ID | --plugin TENANT/NAME] [--status S] [--limit N] [--json] [--config FILE] [--store PATH]',
+      'hourglass runs [--schedule TENANT/PLUGIN/ID | --plugin TENANT/NAME] [--status S] [--limit N] [--json] [--config FILE] [--store PATH | --url URL]',
     options: {
       ...common,
       ...storeOpt,
@@ -382,7 +403,7 @@ const COMMANDS: Record<string, Command> = {
           `--status must be one of ${RunStatuses.join(', ')}`,
         );
       }
-      const store = await openOperatorStore(resolveConfig(str(v, 'config')), str(v, 'store'));
+      const store = await openStoreOf(v);
       try {
         const schedule = str(v, 'schedule');
         const plugin = str(v, 'plugin');

@@ -12,8 +12,14 @@ import { scheduleRow } from '../unit/schedule-row.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
 
-function cli(args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+function cli(args: string[], cwd: string, env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 60_000,
+    // The caller's own remote settings never leak into a test.
+    env: { ...process.env, HOURGLASS_TOKEN: '', HOURGLASS_URL: '', ...env },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -334,6 +340,27 @@ test('`hourglass token` makes a token whose entry lets `hourglass start` serve t
       page.items.map((s) => s.key),
       ['t/p/d'],
     );
+    // The CLI against the remote API (another folder: no local store to fall back on).
+    const away = tempDir(t);
+    const remote = (args: string[], tok: string | null = token) =>
+      cli([...args, '--url', String(url)], away, tok === null ? {} : { HOURGLASS_TOKEN: tok });
+    const listed = remote(['schedules', '--json']);
+    assert.equal(listed.code, 0, listed.err);
+    assert.deepEqual(
+      (JSON.parse(listed.out) as { key: string }[]).map((s) => s.key),
+      ['t/p/d'],
+    );
+    const paused = remote(['pause', 't/p/d', '--note', 'from afar']);
+    assert.equal(paused.code, 0, paused.err);
+    assert.match(paused.out, /pause t\/p\/d: paused/);
+    assert.match(remote(['schedules']).out, /t\/p\/d .*paused.*from afar/);
+    const trig = remote(['trigger', 't/p/nope']);
+    assert.equal(trig.code, 1);
+    assert.match(trig.err, /not_found/);
+    assert.equal(remote(['plugins'], null).code, 2, 'no token: a usage error');
+    const refused = remote(['runs'], 'hg_wrong');
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /HG_API_UNAUTHORIZED/);
   } finally {
     host.child.kill('SIGTERM');
   }

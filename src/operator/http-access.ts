@@ -1,0 +1,170 @@
+/**
+ * The operator store of a remote host, through its HTTP API (`hourglass <command> --url URL`,
+ * the token in `HOURGLASS_TOKEN`): the CLI's reads and actions, scoped by the server to what the
+ * token may see. Listings page through the API's pages (at most 1000 rows each) up to the limit
+ * asked for.
+ */
+import { HourglassError, type ErrorCode } from '../errors.ts';
+import type { JobContractRecord, PluginRecord, RunRecord, ScheduleRecord } from '../store/types.ts';
+import type { CommandOutcome, OperatorStore } from './operator-store.ts';
+
+/** The environment variable the CLI reads the API token from (never a flag: shells log those). */
+export const TOKEN_ENV = 'HOURGLASS_TOKEN';
+/** The environment variable naming a remote host's API when `--url` is not given. */
+export const URL_ENV = 'HOURGLASS_URL';
+
+const PAGE = 1000;
+const TIMEOUT_MS = 30_000;
+
+interface ApiErrorBody {
+  readonly error?: { readonly code?: string; readonly message?: string };
+}
+
+function keyPath(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+export function openHttpOperatorStore(url: string, token: string): OperatorStore {
+  let base: URL;
+  try {
+    base = new URL(url);
+  } catch {
+    throw new HourglassError('HG_CLI_USAGE', `--url: '${url}' is not a URL`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw new HourglassError('HG_CLI_USAGE', `--url: '${url}' is not an http(s) URL`);
+
+  async function call(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: unknown }> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, base), {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new HourglassError(
+        'HG_API_UNAVAILABLE',
+        `${base.origin}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`,
+      );
+    }
+    const json: unknown = await res.json().catch(() => null);
+    return { status: res.status, json };
+  }
+
+  /** A read's answer, or its error as an HourglassError with the API's code. */
+  async function get<T>(path: string): Promise<T> {
+    const r = await call('GET', path);
+    if (r.status === 200) return r.json as T;
+    const e = (r.json as ApiErrorBody | null)?.error;
+    const code = (e?.code?.startsWith('HG_API_') ? e.code : 'HG_API_UNAVAILABLE') as ErrorCode;
+    throw new HourglassError(code, `${base.origin}${path}: ${e?.message ?? `HTTP ${r.status}`}`);
+  }
+
+  const query = (q: Record<string, string | number | readonly string[] | undefined>) => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) {
+      if (v === undefined) continue;
+      if (Array.isArray(v)) for (const x of v) p.append(k, x);
+      else p.set(k, String(v));
+    }
+    return p.toString();
+  };
+
+  return {
+    listPlugins: () => get<PluginRecord[]>('/v1/plugins'),
+    async listSchedules(q) {
+      const rows: ScheduleRecord[] = [];
+      let after = q.after;
+      const want = q.limit ?? Infinity;
+      while (rows.length < want) {
+        const page = await get<{ items: ScheduleRecord[]; next: string | null }>(
+          `/v1/schedules?${query({
+            tenant: q.tenant,
+            plugin: q.pluginId,
+            state: q.states,
+            after,
+            limit: Math.min(PAGE, want - rows.length),
+          })}`,
+        );
+        rows.push(...page.items);
+        if (page.next === null) break;
+        after = page.next;
+      }
+      return rows;
+    },
+    async getSchedule(key) {
+      return get<ScheduleRecord>(`/v1/schedules/${keyPath(key)}`).catch((err: unknown) => {
+        if (err instanceof HourglassError && err.code === 'HG_API_NOT_FOUND') return undefined;
+        throw err;
+      });
+    },
+    async listRuns(q) {
+      const rows: RunRecord[] = [];
+      const want = q.limit ?? 100;
+      let cursor = q.before ? `${q.before.startedAt}.${q.before.id}` : undefined;
+      while (rows.length < want) {
+        const page = await get<{ items: RunRecord[]; next: string | null }>(
+          `/v1/runs?${query({
+            tenant: q.tenant,
+            plugin: q.pluginId,
+            schedule: q.scheduleKey,
+            status: q.status,
+            since: q.since,
+            until: q.until,
+            cursor,
+            limit: Math.min(PAGE, want - rows.length),
+          })}`,
+        );
+        rows.push(...page.items);
+        if (page.next === null) break;
+        cursor = page.next;
+      }
+      return rows;
+    },
+    async getRun(id) {
+      return get<RunRecord>(`/v1/runs/${id}`).catch((err: unknown) => {
+        if (err instanceof HourglassError && err.code === 'HG_API_NOT_FOUND') return undefined;
+        throw err;
+      });
+    },
+    listJobContracts: (pluginId) =>
+      get<JobContractRecord[]>(
+        `/v1/jobs${pluginId === undefined ? '' : `?${query({ plugin: pluginId })}`}`,
+      ),
+    async applyCommand(key, action, note): Promise<CommandOutcome> {
+      const path = `/v1/schedules/${keyPath(key)}${action === 'delete' ? '' : `/${action}`}`;
+      const r = await call(
+        action === 'delete' ? 'DELETE' : 'POST',
+        path,
+        action === 'pause' && note !== null ? { note } : undefined,
+      );
+      if (r.status === 200) {
+        const ok = r.json as { via: CommandOutcome['via']; value: string | null };
+        return {
+          via: ok.via,
+          ok: true,
+          ...(ok.value === null ? {} : { value: ok.value }),
+          message: `${action} ${key}: ${ok.value ?? 'done'}`,
+        };
+      }
+      const e = (r.json as ApiErrorBody | null)?.error;
+      const code = r.status === 404 ? 'not_found' : (e?.code ?? `http_${r.status}`);
+      return {
+        via: 'host',
+        ok: false,
+        code,
+        message: `${code}: ${e?.message ?? `HTTP ${r.status}`}`,
+      };
+    },
+    close: async () => undefined,
+  };
+}
