@@ -73,6 +73,7 @@ try {
     firedAt: 2,
     trigger: 'manual' as const,
     attempt: 1,
+    payload: null,
   };
   const record = {
     id: 1,

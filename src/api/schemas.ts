@@ -355,4 +355,28 @@ export const routeSchemas = {
       ...errors,
     },
   },
+  trigger: {
+    params: scheduleParams,
+    body: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      properties: {
+        payload: { description: "this run's payload (any JSON) instead of the schedule's" },
+      },
+    },
+    response: {
+      200: {
+        type: 'object',
+        properties: {
+          ok: { type: 'boolean' },
+          via: { type: 'string', enum: ['host', 'store', 'queued'] },
+          value: strOrNull,
+        },
+      },
+      409: ref('Error'),
+      503: ref('Error'),
+      504: ref('Error'),
+      ...errors,
+    },
+  },
 } as const;

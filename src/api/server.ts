@@ -99,6 +99,7 @@ function scopeOf(req: FastifyRequest): Scope {
 
 const ACTION_STATUS: Record<string, [number, ErrorCode]> = {
   not_found: [404, 'HG_API_NOT_FOUND'],
+  invalid: [400, 'HG_API_BAD_REQUEST'],
   timed_out: [504, 'HG_API_UNAVAILABLE'],
 };
 
@@ -386,19 +387,30 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
     return send(reply, status, code, r.message);
   };
   const action = (verb: 'POST' | 'DELETE', suffix: string, act: OperatorAction, summary: string) =>
-    app.route<KeyParams & { Body: { note?: string } | null }>({
+    app.route<KeyParams & { Body: { note?: string; payload?: unknown } | null }>({
       method: verb,
       url: `/v1/schedules/:tenant/:plugin/:id${suffix}`,
-      schema: { ...routeSchemas.action, summary },
-      handler: async (req, reply) =>
-        answer(
-          reply,
-          await svc.act(scopeOf(req), scheduleKey(req.params), act, req.body?.note ?? null),
-        ),
+      schema: { ...(act === 'trigger' ? routeSchemas.trigger : routeSchemas.action), summary },
+      handler: async (req, reply) => {
+        // The action's argument: a pause's note, or a trigger's own payload (JSON text).
+        const body = req.body ?? {};
+        const arg =
+          act === 'trigger'
+            ? 'payload' in body
+              ? JSON.stringify(body.payload)
+              : null
+            : (body.note ?? null);
+        return answer(reply, await svc.act(scopeOf(req), scheduleKey(req.params), act, arg));
+      },
     });
   action('POST', '/pause', 'pause', 'Pause a schedule (with an optional note)');
   action('POST', '/resume', 'resume', 'Resume a paused schedule');
-  action('POST', '/trigger', 'trigger', 'Run a schedule now (its overlap policy applies)');
+  action(
+    'POST',
+    '/trigger',
+    'trigger',
+    'Run a schedule now (its overlap policy applies), with its payload or the one given',
+  );
   action('DELETE', '', 'delete', 'Delete a schedule (its runs are kept)');
 
   return app;

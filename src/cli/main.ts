@@ -95,16 +95,23 @@ const operatorCommand = (
 ): Command => ({
   summary,
   usage:
-    `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH | --url URL]${action === 'pause' ? ' [--note TEXT]' : ''}\n` +
+    `hourglass ${action} <tenant/plugin/schedule-id> [--config FILE] [--store PATH | --url URL]${action === 'pause' ? ' [--note TEXT]' : action === 'trigger' ? ' [--payload JSON]' : ''}\n` +
     '  On PostgreSQL (store.postgres or HOURGLASS_POSTGRES_URL) the host owning the tenant applies it;\n' +
     '  with no live owner it stays queued until a host takes the tenant. With --url (or HOURGLASS_URL)\n' +
     "  it goes to a remote host's HTTP API, with the token in HOURGLASS_TOKEN.",
-  options: { ...common, ...storeOpt, ...(action === 'pause' ? { note: { type: 'string' } } : {}) },
+  options: {
+    ...common,
+    ...storeOpt,
+    ...(action === 'pause' ? { note: { type: 'string' } } : {}),
+    ...(action === 'trigger' ? { payload: { type: 'string' } } : {}),
+  },
   positionals: 1,
   async run(v, [key]) {
     const store = await openStoreOf(v);
     try {
-      const r = await store.applyCommand(key as string, action, str(v, 'note') ?? null);
+      // The action's argument: a pause's note, or a trigger's own payload (JSON).
+      const arg = str(v, action === 'trigger' ? 'payload' : 'note') ?? null;
+      const r = await store.applyCommand(key as string, action, arg);
       if (!r.ok) throw new HourglassError('HG_SCHEDULE_NOT_FOUND', r.message);
       out(r.message);
       return 0;

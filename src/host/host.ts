@@ -881,6 +881,10 @@ export class Host implements HostServices {
 
   // ---- operator actions (any schedule, by key "<tenant>/<plugin>/<id>") ----
 
+  /**
+   * An operator's action on a schedule. `note`: a pause's note, or a trigger's own payload
+   * (JSON text, within the tenant's `maxPayloadBytes`; null: the schedule's payload).
+   */
   operate(
     key: string,
     action: OperatorAction,
@@ -888,7 +892,7 @@ export class Host implements HostServices {
   ):
     | OpResult
     | { ok: true; trigger: 'started' | 'skipped' }
-    | { ok: false; code: 'not_found'; message: string } {
+    | { ok: false; code: 'not_found' | 'invalid'; message: string } {
     switch (action) {
       case 'pause':
         return this.schedules.pauseKey(key, note);
@@ -897,7 +901,28 @@ export class Host implements HostServices {
       case 'delete':
         return this.schedules.deleteKey(key);
       case 'trigger': {
-        const r = this.scheduler.trigger(key);
+        let payload: string | null = null;
+        if (note !== null) {
+          try {
+            payload = JSON.stringify(JSON.parse(note));
+          } catch (err) {
+            return {
+              ok: false,
+              code: 'invalid',
+              message: `the payload is not JSON: ${errorMessage(err)}`,
+            };
+          }
+          // An unknown tenant's key is `not_found` below (the scheduler has none of its schedules).
+          const tenant = this.#tenants.get(baseTenant(key.slice(0, Math.max(0, key.indexOf('/')))));
+          const max = tenant?.quotas.maxPayloadBytes ?? Infinity;
+          if (Buffer.byteLength(payload) > max)
+            return {
+              ok: false,
+              code: 'invalid',
+              message: `the payload is ${Buffer.byteLength(payload)} bytes; the tenant allows ${max}`,
+            };
+        }
+        const r = this.scheduler.trigger(key, payload);
         if (r !== 'not_found') return { ok: true, trigger: r };
         const everyHost =
           this.#clustered && this.store.getSchedule(key)?.scope === 'host' && !key.includes('@');

@@ -186,7 +186,7 @@ export function runInput(run: StartedRun): string {
     `"scheduledAt":"${scheduledIso.of(run.scheduledAt)}",` +
     `"firedAt":"${firedIso.of(run.firedAt)}","attempt":${run.attempt},` +
     `"catchUp":${run.trigger === 'catch_up'},"trigger":"${run.trigger}",` +
-    `"payload":${s.payload ?? 'null'},"cursor":${s.cursor ?? 'null'}}`
+    `"payload":${run.payload ?? s.payload ?? 'null'},"cursor":${s.cursor ?? 'null'}}`
   );
 }
 

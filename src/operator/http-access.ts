@@ -142,11 +142,17 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
       ),
     async applyCommand(key, action, note): Promise<CommandOutcome> {
       const path = `/v1/schedules/${keyPath(key)}${action === 'delete' ? '' : `/${action}`}`;
-      const r = await call(
-        action === 'delete' ? 'DELETE' : 'POST',
-        path,
-        action === 'pause' && note !== null ? { note } : undefined,
-      );
+      let body: unknown;
+      if (action === 'pause' && note !== null) body = { note };
+      if (action === 'trigger' && note !== null) {
+        try {
+          body = { payload: JSON.parse(note) as unknown };
+        } catch (err) {
+          const message = `invalid: the payload is not JSON: ${err instanceof Error ? err.message : String(err)}`;
+          return { via: 'host', ok: false, code: 'invalid', message };
+        }
+      }
+      const r = await call(action === 'delete' ? 'DELETE' : 'POST', path, body);
       if (r.status === 200) {
         const ok = r.json as { via: CommandOutcome['via']; value: string | null };
         return {

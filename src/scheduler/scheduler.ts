@@ -57,6 +57,8 @@ export interface StartedRun {
   readonly firedAt: number;
   readonly trigger: RunTrigger;
   readonly attempt: number;
+  /** A manual trigger's own payload (JSON text), instead of the schedule's; else null. */
+  readonly payload: string | null;
 }
 
 /** What a run's end changed in its schedule: the cursor it wrote (undefined: unchanged). */
@@ -101,12 +103,15 @@ interface Pending {
   /** The incarnation the tick belongs to. */
   readonly generation: number | undefined;
   readonly coversUntil: number | null;
+  /** A manual trigger's own payload (JSON text); null: the schedule's. */
+  readonly payload: string | null;
   /** Its `waiting` row, once it waits. */
   runId: number | null;
 }
 
 /** `#accept`'s and `#record`'s default (shared: a fire allocates no options object). */
-const NO_EXTRA: { runId?: number; coversUntil?: number | null } = Object.freeze({});
+const NO_EXTRA: { runId?: number; coversUntil?: number | null; payload?: string | null } =
+  Object.freeze({});
 
 const ALL_STATES: readonly ScheduleState[] = [
   'active',
@@ -359,7 +364,12 @@ export class Scheduler {
   }
 
   /** Runs a schedule now (operator or test), under the same at-most-one gate. */
-  trigger(key: string): 'started' | 'skipped' | 'not_found' {
+  /**
+   * Runs the schedule now (`manual`), under its at-most-one gate; `payload` (JSON text) instead
+   * of the schedule's for this run only (a run that waits for a tenant slot keeps it in memory:
+   * after a restart it runs with the schedule's).
+   */
+  trigger(key: string, payload: string | null = null): 'started' | 'skipped' | 'not_found' {
     const s = this.#recordOf(key);
     if (
       !s ||
@@ -370,7 +380,9 @@ export class Scheduler {
       (this.#firesHere !== null && !this.#firesHere(s))
     )
       return 'not_found';
-    return this.#accept(s, this.#o.clock.now(), 'manual') ? 'started' : 'skipped';
+    return this.#accept(s, this.#o.clock.now(), 'manual', payload === null ? NO_EXTRA : { payload })
+      ? 'started'
+      : 'skipped';
   }
 
   /** The schedule's record: from memory, else read (and kept, while its plugin is not held). */
@@ -558,7 +570,7 @@ export class Scheduler {
     s: ScheduleRecord,
     scheduledAt: number,
     trigger: RunTrigger,
-    extra: { runId?: number; coversUntil?: number | null } = NO_EXTRA,
+    extra: { runId?: number; coversUntil?: number | null; payload?: string | null } = NO_EXTRA,
   ): boolean {
     const now = this.#o.clock.now();
     if (this.#busy.has(s.key)) {
@@ -586,6 +598,7 @@ export class Scheduler {
       trigger,
       generation: s.generation,
       coversUntil: extra.coversUntil ?? null,
+      payload: extra.payload ?? null,
       runId: extra.runId ?? null,
     };
     if (
@@ -658,6 +671,7 @@ export class Scheduler {
       firedAt: now,
       trigger: p.trigger,
       attempt: 1,
+      payload: p.payload,
     };
     try {
       this.#o.events?.onStarted?.(run);

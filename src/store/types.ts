@@ -145,6 +145,7 @@ export interface OperatorCommand {
   readonly id: number;
   readonly scheduleKey: string;
   readonly action: OperatorAction;
+  /** The action's argument: a pause's note, or a trigger's payload (JSON text); else null. */
   readonly note: string | null;
   readonly createdAt: number;
   readonly appliedAt: number | null;

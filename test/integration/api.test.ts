@@ -247,6 +247,33 @@ for (const kind of STORES) {
       );
     });
 
+    test('trigger with its own payload: that run only; a payload over the quota is refused', async (t) => {
+      const s = await serve(t, kind);
+      const trigger = (body?: unknown) =>
+        s.call('a', '/v1/schedules/a/p/s1/trigger', {
+          method: 'POST',
+          ...(body === undefined ? {} : { body }),
+        });
+      // The proxy guest fails with the message its payload names.
+      assert.equal((await trigger({ payload: { fail: 'as asked' } })).status, 200);
+      await s.opened.host.scheduler.settle();
+      assert.equal((await trigger()).status, 200);
+      await s.opened.host.scheduler.settle();
+      await written(s);
+      const runs = ((await s.call('a', '/v1/runs?schedule=a/p/s1')).body as Page<RunRecord>).items;
+      assert.deepEqual(
+        runs.map((r) => [r.trigger, r.status, r.error]),
+        [
+          ['manual', 'succeeded', null],
+          ['manual', 'failed', 'as asked'],
+        ],
+      );
+      const big = await trigger({ payload: 'x'.repeat(70_000) });
+      assert.equal(big.status, 400);
+      assert.match(JSON.stringify(big.body), /the tenant allows 65536/);
+      assert.equal((await trigger({ note: 'a trigger takes no note' })).status, 400);
+    });
+
     test('runs page newest first with a cursor, filtered by time', async (t) => {
       const s = await serve(t, kind);
       for (let i = 0; i < 5; i++) {

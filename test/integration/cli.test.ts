@@ -125,6 +125,18 @@ test('operator commands: through a running host, and straight to the store when 
     const trig = cli(['trigger', 't/p/daily', ...args], dir);
     assert.equal(trig.code, 0, trig.err);
     assert.match(trig.out, /trigger t\/p\/daily: started/);
+    // A trigger with its own payload, through the host's command queue (the guest fails as told),
+    // once the first run is over (a trigger while it runs would be skipped: at most one run).
+    const finished = () =>
+      (JSON.parse(cli(['runs', '--json', ...args], dir).out) as { status: string }[]).every(
+        (r) => r.status !== 'running',
+      );
+    while (!finished()) await new Promise((resolve) => setTimeout(resolve, 50));
+    const own = cli(['trigger', 't/p/daily', '--payload', '{"fail":"told to"}', ...args], dir);
+    assert.equal(own.code, 0, own.err);
+    const notJson = cli(['trigger', 't/p/daily', '--payload', '{nope', ...args], dir);
+    assert.equal(notJson.code, 1);
+    assert.match(notJson.err, /invalid: the payload is not JSON/);
     const pause = cli(['pause', 't/p/daily', '--note', 'maintenance', ...args], dir);
     assert.match(pause.out, /pause t\/p\/daily: paused/);
     const missing = cli(['pause', 't/p/nope', ...args], dir);
@@ -144,8 +156,11 @@ test('operator commands: through a running host, and straight to the store when 
     assert.equal(s?.state, 'active');
     const runs = store.listRuns({ scheduleKey: 't/p/daily' });
     assert.deepEqual(
-      runs.map((r) => [r.trigger, r.status]),
-      [['manual', 'succeeded']],
+      runs.map((r) => [r.trigger, r.status, r.error]),
+      [
+        ['manual', 'failed', 'told to'],
+        ['manual', 'succeeded', null],
+      ],
     );
   } finally {
     store.close();

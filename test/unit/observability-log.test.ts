@@ -82,6 +82,7 @@ test('a run’s lines carry its tenant, plugin, schedule and run; a failed run l
     firedAt: T0 + 3,
     trigger: 'schedule',
     attempt: 1,
+    payload: null,
   });
   events.emit('run:finished', run());
   events.emit('run:finished', run({ id: 43, status: 'trapped', error: 'boom\n{"level":50}' }));
