@@ -8,13 +8,15 @@ import { describe, test } from 'node:test';
 import type { RunRecord, ScheduleRecord } from '../../src/store/types.ts';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { CAPABILITIES } from '../../src/capabilities.ts';
 import { runCheck } from '../../src/check/check.ts';
 import { withUploads } from '../../src/operator/uploads.ts';
 import { loadManifest } from '../../src/plugin/manifest.ts';
 import type { CallRequest, GuestSpec } from '../../src/sandbox/types.ts';
-import { serve, written } from './api-harness.ts';
+import { PROJECT_ROOT } from '../../src/config/host-config.ts';
+import { serve, TOKENS, written } from './api-harness.ts';
 import { GatedSandbox } from './gated-sandbox.ts';
 import { GUEST, STORES, T0, advance, storedCopy, turns } from './helpers.ts';
 
@@ -480,6 +482,30 @@ for (const kind of STORES) {
         withUploads(s.config).tenants[1]?.plugins[0]?.manifest,
         s.config.tenants[1]?.plugins[0]?.manifest,
       );
+    });
+
+    test('TLS: with a certificate and key the API speaks HTTPS', async (t) => {
+      const tls = join(PROJECT_ROOT, 'test', 'fixtures', 'tls');
+      const s = await serve(t, kind, {
+        tls: { cert: join(tls, 'cert.pem'), key: join(tls, 'key.pem') },
+      });
+      assert.match(s.api.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = httpsGet(
+          `${s.api.url}/v1/whoami`,
+          {
+            ca: readFileSync(join(tls, 'cert.pem')),
+            headers: { authorization: `Bearer ${TOKENS.a}` },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve(text));
+          },
+        );
+        req.on('error', reject);
+      });
+      assert.deepEqual(JSON.parse(body), { name: 'team-a', scope: 'tenant', tenant: 'a' });
     });
 
     test('bad requests get 400 with a stable code; oversized bodies 413', async (t) => {
