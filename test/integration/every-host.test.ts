@@ -279,6 +279,7 @@ test(
     assert.deepEqual(paused, {
       via: 'host',
       ok: true,
+      value: 'paused',
       message: `pause ${oneHas}/proxy/c: paused`,
     });
     assert.deepEqual(
