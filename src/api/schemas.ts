@@ -171,6 +171,22 @@ export const scheduleParams = {
   },
 } as const;
 
+/** What an action on a schedule answers: its state, or a trigger's `started` / `skipped`. */
+const actionResponse = {
+  200: {
+    type: 'object',
+    properties: {
+      ok: { type: 'boolean' },
+      via: { type: 'string', enum: ['host', 'store', 'queued'] },
+      value: strOrNull,
+    },
+  },
+  409: ref('Error'),
+  503: ref('Error'),
+  504: ref('Error'),
+  ...errors,
+} as const;
+
 export const routeSchemas = {
   whoami: {
     summary: "The token's name and scope",
@@ -340,20 +356,7 @@ export const routeSchemas = {
       additionalProperties: false,
       properties: { note: { type: 'string', maxLength: 1000 } },
     },
-    response: {
-      200: {
-        type: 'object',
-        properties: {
-          ok: { type: 'boolean' },
-          via: { type: 'string', enum: ['host', 'store', 'queued'] },
-          value: strOrNull,
-        },
-      },
-      409: ref('Error'),
-      503: ref('Error'),
-      504: ref('Error'),
-      ...errors,
-    },
+    response: actionResponse,
   },
   trigger: {
     params: scheduleParams,
@@ -364,19 +367,6 @@ export const routeSchemas = {
         payload: { description: "this run's payload (any JSON) instead of the schedule's" },
       },
     },
-    response: {
-      200: {
-        type: 'object',
-        properties: {
-          ok: { type: 'boolean' },
-          via: { type: 'string', enum: ['host', 'store', 'queued'] },
-          value: strOrNull,
-        },
-      },
-      409: ref('Error'),
-      503: ref('Error'),
-      504: ref('Error'),
-      ...errors,
-    },
+    response: actionResponse,
   },
 } as const;

@@ -23,6 +23,14 @@ function cli(args: string[], cwd: string, env: Record<string, string> = {}) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+/** Writes `<dir>/<name>.json`: plugin `name`, version 1, the proxy guest, no capabilities. */
+function proxyManifest(dir: string, name: string): void {
+  writeFileSync(
+    join(dir, `${name}.json`),
+    JSON.stringify({ name, version: '1', wasm: GUEST.proxy, capabilities: [] }),
+  );
+}
+
 /** Starts `hourglass start` and resolves once `ready` holds of its output. */
 function startCli(
   args: string[],
@@ -96,10 +104,7 @@ test('`hourglass start` on the embedded default fires the example’s schedule a
 
 test('operator commands: through a running host, and straight to the store when none runs', async (t) => {
   const dir = tempDir(t);
-  writeFileSync(
-    join(dir, 'p.json'),
-    JSON.stringify({ name: 'p', version: '1', wasm: GUEST.proxy, capabilities: [] }),
-  );
+  proxyManifest(dir, 'p');
   writeFileSync(
     join(dir, 'config.json'),
     JSON.stringify({
@@ -322,10 +327,7 @@ test('`hourglass token` makes a token whose entry lets `hourglass start` serve t
   assert.ok(token && entry, made.out);
   assert.ok(!entry.includes(token), 'the config entry holds no token');
   assert.equal(cli(['token'], dir).code, 2, 'a name is required');
-  writeFileSync(
-    join(dir, 'p.json'),
-    JSON.stringify({ name: 'p', version: '1', wasm: GUEST.proxy, capabilities: [] }),
-  );
+  proxyManifest(dir, 'p');
   writeFileSync(
     join(dir, 'config.json'),
     JSON.stringify({
@@ -389,11 +391,7 @@ test('`hourglass token` makes a token whose entry lets `hourglass start` serve t
 test('hot reload: SIGHUP and POST /v1/reload read the config again, reload changed plugins, load new ones, unload removed ones, and report the diff', async (t) => {
   const dir = tempDir(t);
   const token = newToken();
-  for (const name of ['p', 'q'])
-    writeFileSync(
-      join(dir, `${name}.json`),
-      JSON.stringify({ name, version: '1', wasm: GUEST.proxy, capabilities: [] }),
-    );
+  for (const name of ['p', 'q']) proxyManifest(dir, name);
   const write = (plugins: { manifest: string; config: Record<string, string> }[]) =>
     writeFileSync(
       join(dir, 'config.json'),
