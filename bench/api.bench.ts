@@ -221,7 +221,7 @@ const unused = { via: 'store' as const, ok: false, message: 'unused' };
 const refused = { ok: false as const, code: 'unused', message: 'unused' };
 // Reads only: nothing reaches a host.
 const hostView = {
-  limitsOf: () => null,
+  served: () => null,
   command: async () => unused,
   reload: async () => refused,
   upload: async () => refused,

@@ -1,6 +1,7 @@
 /**
  * Hourglass public API: what an embedding application uses (the host, configuration types and
- * parsers, stores, errors, the guest ABI types), exported by name. The fuel instrumenter is the
+ * parsers, stores, errors, the guest ABI types; the HTTP API, metrics, logs and hot reload that
+ * `hourglass start` puts beside a host), exported by name. The fuel instrumenter is the
  * sub-path `hourglass/fuel`; the CLI's plumbing (`check`, `instrument`) stays private.
  */
 export { Host, type HostOptions, type LoadedPlugin } from './host/host.ts';
@@ -62,3 +63,10 @@ export type {
 } from './sandbox/types.ts';
 export { parseDeclaration, type ParsedDeclaration } from './schedule/declaration.ts';
 export type { RunContext } from './host/run-executor.ts';
+export { openHost, type OpenedHost } from './cluster/open-host.ts';
+export { serveApi } from './api/serve.ts';
+export type { RunningApi } from './api/server.ts';
+export type { ApiConfig, ApiTokenConfig } from './config/host-config.ts';
+export { HostMetrics } from './observability/metrics.ts';
+export { createLogger, logHostEvents } from './observability/log.ts';
+export { reloadConfig, type ReloadReport, type PluginChange } from './operator/hot-reload.ts';

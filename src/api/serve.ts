@@ -53,7 +53,7 @@ export async function serveApi(
   const uploaded = new Map<string, PluginEntry>();
   const configNow = opts.configNow ?? (() => config);
   const service = new OperatorService(store, configNow, {
-    limitsOf: (id) => host.plugins.find((p) => p.id === id)?.limits ?? null,
+    served: (id) => host.plugins.find((p) => p.id === id) ?? null,
     command: async (key, action, note) => durable(await opened.command(key, action, note)),
     async upload(tenantId, name, manifest, wasm) {
       const tenant = configNow().tenants.find((t) => t.id === tenantId);

@@ -41,7 +41,10 @@ export interface TenantView {
 }
 
 export interface PluginView extends PluginRecord {
-  /** Capabilities the tenant grants (a plugin uses those its manifest asks for among them). */
+  /**
+   * The capabilities the plugin was granted (its manifest's among its tenant's) when it is
+   * loaded on this host; else the ones its tenant grants.
+   */
   readonly capabilities: readonly Capability[];
   /** What the sandbox enforces for this plugin, when it is loaded on this host. */
   readonly limits: PluginLimits | null;
@@ -84,8 +87,14 @@ export type ReloadOutcome =
   | { readonly ok: false; readonly code: string; readonly message: string };
 
 export interface OperatorHostView {
-  /** The plugins this host has loaded, with what the sandbox enforces. */
-  limitsOf(pluginId: string): PluginLimits | null;
+  /**
+   * A plugin this host has loaded: the capabilities it was granted (its manifest's, among its
+   * tenant's) and what the sandbox enforces; null when it is not loaded here.
+   */
+  served(pluginId: string): {
+    readonly granted: ReadonlySet<Capability>;
+    readonly limits: PluginLimits;
+  } | null;
   command(key: string, action: OperatorAction, note: string | null): Promise<CommandOutcome>;
   /**
    * Loads the plugin again from its manifest (as its record names it): the new version is
@@ -176,7 +185,12 @@ export class OperatorService {
 
   #pluginView(p: PluginRecord): PluginView {
     const tenant = this.#config().tenants.find((t) => t.id === p.tenant);
-    return { ...p, capabilities: tenant?.capabilities ?? [], limits: this.#host.limitsOf(p.id) };
+    const served = this.#host.served(p.id);
+    return {
+      ...p,
+      capabilities: served ? [...served.granted] : (tenant?.capabilities ?? []),
+      limits: served?.limits ?? null,
+    };
   }
 
   async schedules(scope: Scope, f: ScheduleFilter): Promise<Page<ScheduleRecord>> {
