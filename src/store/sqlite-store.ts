@@ -338,6 +338,17 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #stmts: ReturnType<SqliteStore['prepare']>;
   readonly #patchCache = new Map<string, Database.Statement>();
+  /**
+   * Listing statements by their SQL (one per combination of filters: a few hundred at most), so a
+   * page of runs or schedules (the API's, the CLI's) is not compiled anew every time.
+   */
+  readonly #listCache = new Map<string, Database.Statement>();
+
+  #listStatement(sql: string): Database.Statement {
+    let stmt = this.#listCache.get(sql);
+    if (!stmt) this.#listCache.set(sql, (stmt = this.#db.prepare(sql)));
+    return stmt;
+  }
   readonly #groupCommit: boolean;
   /** An implicit (group) transaction is open; a microtask commits it. */
   #grouped = false;
@@ -837,8 +848,7 @@ export class SqliteStore implements Store {
       'listSchedules',
       () =>
         (
-          this.#db
-            .prepare(sql)
+          this.#listStatement(sql)
             .raw()
             .all(...params) as unknown[][]
         ).map(scheduleFromRaw),
@@ -1118,7 +1128,7 @@ export class SqliteStore implements Store {
     params.push(q.limit ?? 100);
     return this.#read(
       'listRuns',
-      () => (this.#db.prepare(sql).all(...params) as Row[]).map(runFromRow),
+      () => (this.#listStatement(sql).all(...params) as Row[]).map(runFromRow),
       null,
     );
   }
