@@ -76,9 +76,12 @@ export function environment(): Record<string, unknown> {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PROJECT_ROOT })
       .toString()
       .trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-      cwd: PROJECT_ROOT,
-    }).toString();
+    // Results a bench of the same run just wrote do not make the code dirty.
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results'],
+      { cwd: PROJECT_ROOT },
+    ).toString();
     if (dirty.trim() !== '') commit += '+dirty';
   } catch {
     // Not a git checkout.
