@@ -26,7 +26,10 @@ export async function serveApi(
   log: Logger,
   opts: {
     readonly version: string;
-    /** The config in service now (a hot reload replaces it). @defaultValue `config` */
+    /**
+     * The config in service now, its uploaded versions applied (`withUploads`): a hot reload
+     * replaces it. @defaultValue `config`
+     */
     readonly configNow?: () => HostConfig;
     /** Reads the config again and applies it (`POST /v1/reload`); absent: not offered. */
     readonly reloadConfig?: () => Promise<ReloadReport>;
@@ -49,14 +52,26 @@ export async function serveApi(
     return r;
   };
   const uploads = new PluginUploads(config);
-  /** Entries of plugins whose version was uploaded since the start (the rest: the config's). */
-  const uploaded = new Map<string, PluginEntry>();
   const configNow = opts.configNow ?? (() => config);
+  /**
+   * Entries of plugins whose version was uploaded since the config in service was read (the
+   * rest: the config's), with that config (`under`: whose config values the entry took). A
+   * config read since supersedes them: it has the uploads applied (`withUploads`, so its entry
+   * names the uploaded version) and its own config values, which win.
+   */
+  const uploaded = new Map<string, { readonly entry: PluginEntry; readonly under: HostConfig }>();
+  const uploadedEntry = (pluginId: string, now: HostConfig): PluginEntry | undefined => {
+    const u = uploaded.get(pluginId);
+    if (u?.under === now) return u.entry;
+    uploaded.delete(pluginId);
+    return undefined;
+  };
   const service = new OperatorService(store, configNow, {
     served: (id) => host.plugins.find((p) => p.id === id) ?? null,
     command: async (key, action, note) => durable(await opened.command(key, action, note)),
     async upload(tenantId, name, manifest, wasm) {
-      const tenant = configNow().tenants.find((t) => t.id === tenantId);
+      const now = configNow();
+      const tenant = now.tenants.find((t) => t.id === tenantId);
       if (!tenant) return { ok: false, code: 'not_found', message: `no tenant ${tenantId}` };
       const staged = await uploads.stage(tenant, name, manifest, wasm);
       if (!staged.ok) return staged;
@@ -65,7 +80,7 @@ export async function serveApi(
       try {
         const loaded = await host.loadPlugin(tenantId, entry, { newManifestFile: true });
         uploads.activate(tenantId, name, staged.dir);
-        uploaded.set(id, entry);
+        uploaded.set(id, { entry, under: now });
         return await durable({ ok: true, version: loaded.manifest.version });
       } catch (err) {
         uploads.discard(tenantId, name, staged.dir);
@@ -82,11 +97,10 @@ export async function serveApi(
           message: `plugin ${rec.id} is served by another host of the cluster: reload it there`,
         };
       const manifest = served?.manifest.file ?? rec.manifestPath;
+      const now = configNow();
       const entry =
-        uploaded.get(rec.id) ??
-        config.tenants
-          .find((t) => t.id === rec.tenant)
-          ?.plugins.find((e) => e.manifest === manifest);
+        uploadedEntry(rec.id, now) ??
+        now.tenants.find((t) => t.id === rec.tenant)?.plugins.find((e) => e.manifest === manifest);
       if (!entry)
         return { ok: false, code: 'not_found', message: `plugin ${rec.id} is not in the config` };
       try {

@@ -2,8 +2,9 @@
  * New plugin versions uploaded through the API (`.wasm` + manifest), kept beside the store:
  * `<store folder>/uploads/<tenant>/<plugin>/<sha256>/` holds a version (`plugin.wasm`,
  * `hourglass.json` naming it), and `<store folder>/uploads/<tenant>/<plugin>/current` names the
- * version in service. At start (`withUploads`) a config entry whose plugin has a current upload
- * loads that version instead of the config's manifest, so an upload survives restarts; an
+ * version in service. At start and on each config reload (`withUploads`) a config entry whose
+ * plugin has a current upload loads that version instead of the config's manifest (with the
+ * config values of the config just read), so an upload survives restarts and config reloads; an
  * operator takes it back by deleting the plugin's uploads folder.
  *
  * An upload is refused, before anything is in service, when:

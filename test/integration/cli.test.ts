@@ -479,3 +479,92 @@ test('hot reload: SIGHUP and POST /v1/reload read the config again, reload chang
     store.close();
   }
 });
+
+test('a plugin reload after a config reload loads the config values in service (not those at start), also over an earlier upload', async (t) => {
+  const dir = tempDir(t);
+  const token = newToken();
+  proxyManifest(dir, 'p');
+  // Plugin p declares the schedules its config value names: which ones are live shows the values.
+  const write = (id: string) =>
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        store: { path: 'h.db' },
+        api: { port: 0, tokens: [{ name: 'ops', sha256: hashToken(token) }] },
+        tenants: [
+          {
+            id: 't',
+            plugins: [{ manifest: 'p.json', config: { schedules: decls({ id, every: '1h' }) } }],
+          },
+        ],
+      }),
+    );
+  write('a');
+  const host = startCli(['--config', join(dir, 'config.json')], dir, (out) =>
+    /running with 1 plugin/.test(out),
+  );
+  try {
+    const out = await host.seen;
+    const url = String(logLines(out).find((l) => l.msg === `api: listening on ${l.url}`)?.url);
+    const call = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(`${url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: r.status, body: (await r.json()) as unknown };
+    };
+    const live = async () =>
+      (
+        (await call('GET', '/v1/schedules?plugin=t/p&state=active')).body as {
+          items: { localId: string }[];
+        }
+      ).items.map((s) => s.localId);
+    /** Waits (bounded) until the API reads `ids` as p's live schedules. */
+    const liveBecomes = async (ids: string[]) => {
+      const deadline = Date.now() + 30_000;
+      while (JSON.stringify(await live()) !== JSON.stringify(ids)) {
+        assert.ok(Date.now() < deadline, `live schedules never became ${ids.join(', ')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const configReload = async () => {
+      const r = await call('POST', '/v1/reload');
+      assert.equal(r.status, 200);
+      return (r.body as { plugins: { pluginId: string; action: string; version: string }[] })
+        .plugins;
+    };
+    const pluginReload = () => call('POST', '/v1/plugins/t/p/reload');
+
+    write('b');
+    assert.deepEqual(
+      (await configReload()).map((x) => [x.pluginId, x.action, x.version]),
+      [['t/p', 'reloaded', '1']],
+    );
+    await liveBecomes(['b']);
+    assert.deepEqual(await pluginReload(), { status: 200, body: { ok: true, version: '1' } });
+    assert.deepEqual(await live(), ['b'], 'the reload took the config values now in service');
+
+    // An upload keeps the config values then in service; a later config reload's values win.
+    const uploaded = await call('PUT', '/v1/plugins/t/p', {
+      manifest: { name: 'p', version: '2', capabilities: [] },
+      wasm: readFileSync(GUEST.proxy).toString('base64'),
+    });
+    assert.deepEqual(uploaded, { status: 200, body: { ok: true, version: '2' } });
+    assert.deepEqual(await live(), ['b']);
+    write('c');
+    assert.deepEqual(
+      (await configReload()).map((x) => [x.pluginId, x.action, x.version]),
+      [['t/p', 'reloaded', '2']],
+    );
+    await liveBecomes(['c']);
+    assert.deepEqual(await pluginReload(), { status: 200, body: { ok: true, version: '2' } });
+    assert.deepEqual(await live(), ['c'], 'the config reload superseded the upload’s values');
+  } finally {
+    host.child.kill('SIGTERM');
+  }
+  assert.equal(await host.stopped, 0);
+});
