@@ -20,6 +20,15 @@ import { startApiServer, type Readiness, type RunningApi } from './server.ts';
 /** PostgreSQL connections the API's reads may hold at once. */
 const API_PG_CONNECTIONS = 4;
 
+/**
+ * Why a plugin version did not load (an upload or a reload): its error code (`HG_PLUGIN_LOAD`
+ * when it has none), and a message led by that code.
+ */
+function loadFailure(err: unknown): { code: string; message: string } {
+  const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
+  return { code, message: `${code}: ${errorMessage(err)}` };
+}
+
 export async function serveApi(
   opened: OpenedHost,
   config: HostConfig,
@@ -84,8 +93,7 @@ export async function serveApi(
         return await durable({ ok: true, version: loaded.manifest.version });
       } catch (err) {
         uploads.discard(tenantId, name, staged.dir);
-        const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
-        return durable({ ok: false, code: 'refused', message: `${code}: ${errorMessage(err)}` });
+        return durable({ ok: false, code: 'refused', message: loadFailure(err).message });
       }
     },
     async reload(rec) {
@@ -107,8 +115,7 @@ export async function serveApi(
         const loaded = await host.loadPlugin(rec.tenant, entry);
         return await durable({ ok: true, version: loaded.manifest.version });
       } catch (err) {
-        const code = isHourglassError(err) ? err.code : 'HG_PLUGIN_LOAD';
-        return durable({ ok: false, code, message: `${code}: ${errorMessage(err)}` });
+        return durable({ ok: false, ...loadFailure(err) });
       }
     },
   });
