@@ -193,24 +193,42 @@ export class OperatorService {
     };
   }
 
-  async schedules(scope: Scope, f: ScheduleFilter): Promise<Page<ScheduleRecord>> {
-    const tenant = scope.kind === 'tenant' ? scope.tenant : f.tenant;
+  /**
+   * One page of a listing for `scope`: none when a tenant's filter names another tenant; else
+   * `list` asked for the tenant in scope (or the filter's, for the operator) and for one row
+   * more than `f.limit`, which tells whether there is a next page (`cursorOf` its last row).
+   */
+  async #page<T>(
+    scope: Scope,
+    f: { readonly tenant?: string; readonly limit: number },
+    list: (tenant: { tenant?: string }, limit: number) => Promise<T[]>,
+    cursorOf: (last: T) => string,
+  ): Promise<Page<T>> {
     if (scope.kind === 'tenant' && f.tenant !== undefined && f.tenant !== scope.tenant)
       return { items: [], next: null };
-    const items = await this.#store.listSchedules({
-      ...(tenant === undefined ? {} : { tenant }),
-      ...(f.pluginId === undefined ? {} : { pluginId: f.pluginId }),
-      ...(f.states === undefined ? {} : { states: f.states }),
-      ...(f.after === undefined ? {} : { after: f.after }),
-      limit: f.limit + 1,
-    });
+    const tenant = scope.kind === 'tenant' ? scope.tenant : f.tenant;
+    const items = await list(tenant === undefined ? {} : { tenant }, f.limit + 1);
     const more = items.length > f.limit;
     if (more) items.length = f.limit;
     const last = items.at(-1);
-    return {
-      items,
-      next: more && last ? (f.pluginId === undefined ? last.key : last.localId) : null,
-    };
+    return { items, next: more && last ? cursorOf(last) : null };
+  }
+
+  schedules(scope: Scope, f: ScheduleFilter): Promise<Page<ScheduleRecord>> {
+    return this.#page(
+      scope,
+      f,
+      (tenant, limit) =>
+        this.#store.listSchedules({
+          ...tenant,
+          ...(f.pluginId === undefined ? {} : { pluginId: f.pluginId }),
+          ...(f.states === undefined ? {} : { states: f.states }),
+          ...(f.after === undefined ? {} : { after: f.after }),
+          limit,
+        }),
+      // Within one plugin the store pages by local id, else by key.
+      (last) => (f.pluginId === undefined ? last.key : last.localId),
+    );
   }
 
   async schedule(scope: Scope, key: string): Promise<ScheduleRecord | undefined> {
@@ -219,25 +237,24 @@ export class OperatorService {
     return s && OperatorService.sees(scope, s.tenant) ? s : undefined;
   }
 
-  async runs(scope: Scope, f: RunFilter): Promise<Page<RunRecord>> {
-    const tenant = scope.kind === 'tenant' ? scope.tenant : f.tenant;
-    if (scope.kind === 'tenant' && f.tenant !== undefined && f.tenant !== scope.tenant)
-      return { items: [], next: null };
+  runs(scope: Scope, f: RunFilter): Promise<Page<RunRecord>> {
     const before = f.cursor === undefined ? undefined : decodeCursor(f.cursor);
-    const items = await this.#store.listRuns({
-      ...(tenant === undefined ? {} : { tenant }),
-      ...(f.pluginId === undefined ? {} : { pluginId: f.pluginId }),
-      ...(f.scheduleKey === undefined ? {} : { scheduleKey: f.scheduleKey }),
-      ...(f.status === undefined ? {} : { status: f.status }),
-      ...(f.since === undefined ? {} : { since: f.since }),
-      ...(f.until === undefined ? {} : { until: f.until }),
-      ...(before === undefined ? {} : { before }),
-      limit: f.limit + 1,
-    });
-    const more = items.length > f.limit;
-    if (more) items.length = f.limit;
-    const last = items.at(-1);
-    return { items, next: more && last ? encodeCursor(last) : null };
+    return this.#page(
+      scope,
+      f,
+      (tenant, limit) =>
+        this.#store.listRuns({
+          ...tenant,
+          ...(f.pluginId === undefined ? {} : { pluginId: f.pluginId }),
+          ...(f.scheduleKey === undefined ? {} : { scheduleKey: f.scheduleKey }),
+          ...(f.status === undefined ? {} : { status: f.status }),
+          ...(f.since === undefined ? {} : { since: f.since }),
+          ...(f.until === undefined ? {} : { until: f.until }),
+          ...(before === undefined ? {} : { before }),
+          limit,
+        }),
+      encodeCursor,
+    );
   }
 
   async run(scope: Scope, id: number): Promise<RunRecord | undefined> {
