@@ -79,41 +79,48 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
     return p.toString();
   };
 
+  /**
+   * A listing's rows, page after page from cursor `start` until `want` rows or its last page:
+   * `page(cursor, limit)` is a page's query (the cursor is `after` for schedules).
+   */
+  async function walk<T>(
+    path: string,
+    want: number,
+    start: string | undefined,
+    page: (cursor: string | undefined, limit: number) => string,
+  ): Promise<T[]> {
+    const rows: T[] = [];
+    let cursor = start;
+    while (rows.length < want) {
+      const got = await get<{ items: T[]; next: string | null }>(
+        `${path}?${page(cursor, Math.min(PAGE, want - rows.length))}`,
+      );
+      rows.push(...got.items);
+      if (got.next === null) break;
+      cursor = got.next;
+    }
+    return rows;
+  }
+
   return {
     listPlugins: () => get<PluginRecord[]>('/v1/plugins'),
-    async listSchedules(q) {
-      const rows: ScheduleRecord[] = [];
-      let after = q.after;
-      const want = q.limit ?? Infinity;
-      while (rows.length < want) {
-        const page = await get<{ items: ScheduleRecord[]; next: string | null }>(
-          `/v1/schedules?${query({
-            tenant: q.tenant,
-            plugin: q.pluginId,
-            state: q.states,
-            after,
-            limit: Math.min(PAGE, want - rows.length),
-          })}`,
-        );
-        rows.push(...page.items);
-        if (page.next === null) break;
-        after = page.next;
-      }
-      return rows;
-    },
+    listSchedules: (q) =>
+      walk<ScheduleRecord>('/v1/schedules', q.limit ?? Infinity, q.after, (after, limit) =>
+        query({ tenant: q.tenant, plugin: q.pluginId, state: q.states, after, limit }),
+      ),
     async getSchedule(key) {
       return get<ScheduleRecord>(`/v1/schedules/${keyPath(key)}`).catch((err: unknown) => {
         if (err instanceof HourglassError && err.code === 'HG_API_NOT_FOUND') return undefined;
         throw err;
       });
     },
-    async listRuns(q) {
-      const rows: RunRecord[] = [];
-      const want = q.limit ?? 100;
-      let cursor = q.before ? `${q.before.startedAt}.${q.before.id}` : undefined;
-      while (rows.length < want) {
-        const page = await get<{ items: RunRecord[]; next: string | null }>(
-          `/v1/runs?${query({
+    listRuns: (q) =>
+      walk<RunRecord>(
+        '/v1/runs',
+        q.limit ?? 100,
+        q.before ? `${q.before.startedAt}.${q.before.id}` : undefined,
+        (cursor, limit) =>
+          query({
             tenant: q.tenant,
             plugin: q.pluginId,
             schedule: q.scheduleKey,
@@ -121,15 +128,9 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
             since: q.since,
             until: q.until,
             cursor,
-            limit: Math.min(PAGE, want - rows.length),
-          })}`,
-        );
-        rows.push(...page.items);
-        if (page.next === null) break;
-        cursor = page.next;
-      }
-      return rows;
-    },
+            limit,
+          }),
+      ),
     async getRun(id) {
       return get<RunRecord>(`/v1/runs/${id}`).catch((err: unknown) => {
         if (err instanceof HourglassError && err.code === 'HG_API_NOT_FOUND') return undefined;
