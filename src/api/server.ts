@@ -32,7 +32,12 @@ import type { Logger } from 'pino';
 import { DEFAULT_MAX_WASM_BYTES, type ApiConfig } from '../config/host-config.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { OperatorService } from '../operator/service.ts';
-import { OPERATOR, type ActionOutcome, type Scope } from '../operator/service.ts';
+import {
+  OPERATOR,
+  type ActionOutcome,
+  type ReloadOutcome,
+  type Scope,
+} from '../operator/service.ts';
 import type { OperatorAction, RunStatus, ScheduleState } from '../store/types.ts';
 import type { ReloadReport } from '../operator/hot-reload.ts';
 import { TokenTable, type Caller } from './auth.ts';
@@ -349,6 +354,21 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
       reloadConfig(),
     );
   }
+  /**
+   * An upload's or a reload's answer: the version now serving; else 404 for a plugin the caller
+   * cannot see, 409 for outcome code `conflict`, 422 with `failed` for the rest.
+   */
+  const loadAnswer = (
+    reply: FastifyReply,
+    r: ReloadOutcome,
+    conflict: 'unsupported' | 'elsewhere',
+    failed: ErrorCode,
+  ) => {
+    if (r.ok) return reply.send({ ok: true, version: r.version });
+    if (r.code === 'not_found') return send(reply, 404, 'HG_API_NOT_FOUND', r.message);
+    if (r.code === conflict) return send(reply, 409, 'HG_API_CONFLICT', r.message);
+    return send(reply, 422, failed, r.message);
+  };
   app.put<{
     Params: { tenant: string; name: string };
     Body: { manifest: Record<string, unknown>; wasm: string };
@@ -363,10 +383,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
       const { tenant, name } = req.params;
       const wasm = Buffer.from(req.body.wasm, 'base64');
       const r = await svc.upload(scopeOf(req), tenant, name, req.body.manifest, wasm);
-      if (r.ok) return { ok: true, version: r.version };
-      if (r.code === 'not_found') return send(reply, 404, 'HG_API_NOT_FOUND', r.message);
-      if (r.code === 'unsupported') return send(reply, 409, 'HG_API_CONFLICT', r.message);
-      return send(reply, 422, 'HG_API_UPLOAD_REFUSED', r.message);
+      return loadAnswer(reply, r, 'unsupported', 'HG_API_UPLOAD_REFUSED');
     },
   );
   app.post<{ Params: { tenant: string; name: string } }>(
@@ -374,10 +391,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
     { schema: routeSchemas.reload },
     async (req, reply) => {
       const r = await svc.reload(scopeOf(req), `${req.params.tenant}/${req.params.name}`);
-      if (r.ok) return { ok: true, version: r.version };
-      if (r.code === 'not_found') return send(reply, 404, 'HG_API_NOT_FOUND', r.message);
-      if (r.code === 'elsewhere') return send(reply, 409, 'HG_API_CONFLICT', r.message);
-      return send(reply, 422, 'HG_API_RELOAD_FAILED', r.message);
+      return loadAnswer(reply, r, 'elsewhere', 'HG_API_RELOAD_FAILED');
     },
   );
 
