@@ -76,7 +76,7 @@ export async function serveApi(
     return undefined;
   };
   const service = new OperatorService(store, configNow, {
-    served: (id) => host.plugins.find((p) => p.id === id) ?? null,
+    served: (id) => host.plugin(id) ?? null,
     command: async (key, action, note) => durable(await opened.command(key, action, note)),
     async upload(tenantId, name, manifest, wasm) {
       const now = configNow();
@@ -97,7 +97,7 @@ export async function serveApi(
       }
     },
     async reload(rec) {
-      const served = host.plugins.find((p) => p.id === rec.id);
+      const served = host.plugin(rec.id);
       if (!served && config.store.postgres && rec.status === 'loaded')
         return {
           ok: false,

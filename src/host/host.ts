@@ -211,8 +211,14 @@ export class Host implements HostServices {
     return t.quotas;
   }
 
+  /** The plugins loaded now: a new array each call (for one plugin, `plugin(id)`). */
   get plugins(): readonly LoadedPlugin[] {
     return [...this.#plugins.values()];
+  }
+
+  /** The plugin loaded as `pluginId` (`<tenant>/<name>`), if any. */
+  plugin(pluginId: string): LoadedPlugin | undefined {
+    return this.#plugins.get(pluginId);
   }
 
   /**

@@ -99,7 +99,7 @@ export async function reloadConfig(
         }
         const pluginId = `${tenant.id}/${manifest.name}`;
         wanted.add(pluginId);
-        const served = host.plugins.find((p) => p.id === pluginId);
+        const served = host.plugin(pluginId);
         if (!served && host.config.store.postgres && !isServedHere(host, tenant.id)) continue;
         const oldEntry = before.plugins.find((e) => e.manifest === served?.manifest.file);
         if (served && !changed(host, pluginId, served.manifest, manifest, oldEntry, entry)) {

@@ -151,6 +151,10 @@ export class PluginUploads {
         message:
           'uploads need a store folder of this host (SQLite); on a PostgreSQL cluster, change the manifest on every host and reload',
       };
+    // Reads the tenant's manifests (tens of µs each, nothing beside the check's child process
+    // below). Matching the host's loaded plugins by manifest path would not do: a plugin that
+    // failed to load (which an upload may mend) is not among them, and after an upload the
+    // loaded manifest is the uploaded one, not the path the config entry names.
     const entry = tenant.plugins.find((e) => nameOf(e) === name);
     if (!entry) return { ok: false, code: 'not_found', message: `no plugin ${tenant.id}/${name}` };
     if (wasm.length > this.#config.maxWasmBytes)
