@@ -130,6 +130,7 @@ export async function serveApi(
   // Made before the host starts, so its plugin loads are counted.
   const metrics = new HostMetrics(host);
   let running: RunningApi;
+  const reload = opts.reloadConfig;
   try {
     running = await startApiServer({
       config: api,
@@ -139,7 +140,8 @@ export async function serveApi(
       metrics,
       version: opts.version,
       uploadBodyLimit: Math.ceil((config.maxWasmBytes * 4) / 3) + 1_048_576,
-      reloadConfig: opts.reloadConfig ?? null,
+      // Answered once the reload's writes are durable, like every other action (see `durable`).
+      reloadConfig: reload ? async () => durable(await reload()) : null,
     });
   } catch (err) {
     metrics.close();
