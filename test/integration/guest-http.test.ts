@@ -5,15 +5,21 @@
  * timeouts, size caps, the request cap and fuel, and the run records that say what happened.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { parseHostConfig } from '../../src/config/host-config.ts';
+import { systemClock, type Clock } from '../../src/clock.ts';
 import type { Host } from '../../src/host/host.ts';
+import { DEFAULT_LIMITS } from '../../src/plugin/manifest.ts';
+import { InThreadSandbox } from '../../src/sandbox/in-thread-sandbox.ts';
+import { WorkerPoolSandbox } from '../../src/sandbox/pool/worker-pool-sandbox.ts';
+import type { HostCallAnswer, Sandbox } from '../../src/sandbox/types.ts';
 import type { RunRecord } from '../../src/store/types.ts';
-import { GUEST, ManualClock, T0, startHost, tempDir } from './helpers.ts';
+import { GUEST, ManualClock, T0, decls, startHost, tempDir } from './helpers.ts';
 
 interface Server {
   readonly base: string;
@@ -91,6 +97,7 @@ interface ProbeTenant {
 async function probeHost(
   t: { after(fn: () => void | Promise<void>): void },
   tenants: readonly ProbeTenant[],
+  clock: Clock = new ManualClock(T0),
 ): Promise<Host> {
   const dir = tempDir(t);
   const raw = {
@@ -128,7 +135,7 @@ async function probeHost(
     })),
   };
   const config = parseHostConfig(raw, join(dir, 'config.json'), dir);
-  const started = await startHost(config, new ManualClock(T0));
+  const started = await startHost(config, clock);
   t.after(() => started.stop());
   assert.deepEqual(started.failed, []);
   return started.host;
@@ -155,6 +162,10 @@ function errorOf(rec: RunRecord): { code: string; message: string } {
   assert.equal(a.status, 0, `expected an error answer, got ${a.status}: ${JSON.stringify(a.body)}`);
   return (a.body as { error: { code: string; message: string } }).error;
 }
+
+const PROXY_MANIFEST = fileURLToPath(
+  new URL('../../guest-examples/assemblyscript/proxy/hourglass.json', import.meta.url),
+);
 
 describe('guest outbound HTTP through the pool', () => {
   test('allowed requests reach the server (GET, POST with body and headers, response headers); refusals end the call host_call_denied and say why', async (t) => {
@@ -344,5 +355,134 @@ describe('guest outbound HTTP through the pool', () => {
     // 100,000 fuel a request: a budget of 1M pays for fewer than 10.
     const made = srv.paths.length - before;
     assert.ok(made >= 1 && made < 10, `requests made: ${made}`);
+  });
+
+  test('a tenant whose runs wait on a slow server holds only its own share of the pool: another tenant’s every-second schedule runs on time meanwhile; workers killed at the deadline leave no net thread behind', async (t) => {
+    const srv = await loopback();
+    t.after(() => srv.close());
+    const threads = () => readdirSync('/proc/self/task').length;
+    const host = await probeHost(
+      t,
+      [
+        {
+          id: 'a',
+          http: { allowedHosts: [`http://127.0.0.1:${srv.port}`], allowPrivate: ['127.0.0.1'] },
+          quotas: { maxRunsInFlight: 1 },
+          probes: [
+            // Three plugins (at most one run per schedule), one run at a time (maxRunsInFlight).
+            ...[0, 1, 2].map((i) => ({
+              name: `waits-${i}`,
+              mode: 'l',
+              req: { url: `${srv.base}/slow` },
+              http: {
+                allowedHosts: ['http://*:*'],
+                limits: { timeoutMs: 400, requestsPerCall: 8 },
+              },
+            })),
+            {
+              // Loops on a slow server past its call's deadline: the pool terminates its worker.
+              name: 'killed',
+              mode: 'l',
+              req: { url: `${srv.base}/slow` },
+              http: { allowedHosts: ['http://*:*'], limits: { requestsPerCall: 10_000 } },
+              limits: { timeoutMs: 600, fuel: { run: 1e12 } },
+            },
+          ],
+        },
+        {
+          id: 'c',
+          http: {},
+          probes: [],
+          extra: [
+            {
+              manifest: PROXY_MANIFEST,
+              config: { schedules: decls({ id: 'tick', every: '1s' }) },
+            },
+          ],
+        },
+      ],
+      systemClock,
+    );
+    // Tenant a: three runs of ~3 s of waiting each, one at a time (its maxRunsInFlight).
+    const started = Date.now();
+    const keys = [0, 1, 2].map((i) => `a/waits-${i}/probe`);
+    for (const key of keys) assert.ok(host.operate(key, 'trigger').ok);
+    const done = () => keys.flatMap((key) => host.store.listRuns({ scheduleKey: key, limit: 1 }));
+    for (;;) {
+      await host.store.committed();
+      if (done().filter((r) => r.status !== 'running').length === 3) break;
+      assert.ok(Date.now() - started < 120_000, 'tenant a’s runs never finished');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const waited = done();
+    for (const r of waited) {
+      assert.equal(r.status, 'host_call_denied', r.error ?? '');
+      assert.match(r.error ?? '', /too_many_requests/);
+    }
+    const from = Math.min(...waited.map((r) => r.startedAt));
+    const to = Math.max(...waited.map((r) => r.finishedAt ?? 0));
+    assert.ok(to - from >= 6_000, `tenant a waited ${to - from} ms`);
+    const ticks = host.store
+      .listRuns({ scheduleKey: 'c/proxy/tick', limit: 1000 })
+      .filter((r) => r.scheduledAt >= from && r.scheduledAt + 1000 <= to);
+    assert.ok(
+      ticks.length >= Math.floor((to - from) / 1000) - 2,
+      `only ${ticks.length} ticks of c`,
+    );
+    for (const r of ticks) {
+      assert.equal(r.status, 'succeeded');
+      // On time: started within a second of its tick even on a loaded machine, never waiting
+      // behind tenant a's blocked worker (a wait there would be ≥ 400 ms per request).
+      assert.ok(
+        r.startedAt - r.scheduledAt < 1_000,
+        `tick ${r.scheduledAt} started ${r.startedAt - r.scheduledAt} ms late`,
+      );
+    }
+
+    // Deadline kills: each takes its worker's net thread with it.
+    await run(host, 'a/killed/probe'); // boots a net thread in some worker
+    const before = threads();
+    for (let i = 0; i < 4; i++) {
+      const rec = await run(host, 'a/killed/probe');
+      assert.equal(rec.status, 'timed_out', rec.error ?? '');
+    }
+    await host.scheduler.settle();
+    assert.ok(threads() <= before + 2, `threads: ${before} before four kills, ${threads()} after`);
+  });
+});
+
+describe('host calls that answer later (the seam outbound HTTP and store-backed handlers use)', () => {
+  const wasm = () => new Uint8Array(readFileSync(GUEST.wat('http-probe')));
+  const late = (): Promise<HostCallAnswer> =>
+    new Promise((r) =>
+      setTimeout(() => r({ answer: '{"ok":{"late":true}}', fuel: 7, denied: null }), 50),
+    );
+  async function callSeam(sandbox: Sandbox): Promise<string> {
+    await sandbox.load({
+      pluginId: 't/s',
+      tenant: 't',
+      wasm: wasm(),
+      config: { mode: 's', req: '{"id":"x"}' },
+      limits: DEFAULT_LIMITS,
+    });
+    const o = await sandbox.call('t/s', {
+      fn: 'run',
+      caller: { pluginId: 't/s', tenant: 't', phase: 'run', runId: 1 },
+    });
+    assert.ok(o.ok, JSON.stringify(o));
+    return new TextDecoder().decode(o.output ?? new Uint8Array());
+  }
+
+  test('the pool waits for a promise: the guest receives the late answer', async (t) => {
+    const pool = new WorkerPoolSandbox({ hostCall: late, size: 1, spareWorkers: 0 });
+    t.after(() => pool.close());
+    assert.equal(await callSeam(pool), '{"ok":{"late":true}}');
+  });
+
+  test('the in-thread sandbox cannot wait: a promise is answered unavailable at once', async (t) => {
+    const sandbox = new InThreadSandbox({ hostCall: late });
+    t.after(() => sandbox.close());
+    const answer = JSON.parse(await callSeam(sandbox)) as { error: { code: string } };
+    assert.equal(answer.error.code, 'unavailable');
   });
 });

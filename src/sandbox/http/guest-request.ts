@@ -118,7 +118,9 @@ export function parseUrl(text: string): URL | Refused {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     return bad('denied', `scheme ${url.protocol.slice(0, 16)} is not allowed (http or https only)`);
-  if (url.username !== '' || url.password !== '')
+  // Any `@` in the authority, even with nothing before it: parsers disagree on such URLs.
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#\\]*)/i.exec(text)?.[1] ?? '';
+  if (url.username !== '' || url.password !== '' || authority.includes('@'))
     return bad('invalid_request', 'credentials in the URL are not accepted (use a header)');
   if (url.hostname === '') return bad('invalid_request', 'the URL has no host');
   url.hash = '';

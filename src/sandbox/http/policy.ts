@@ -120,7 +120,7 @@ export const DEFAULT_TENANT_HTTP: TenantHttpConfig = Object.freeze({
 });
 
 const PATTERN =
-  /^(?:(https?|\*):\/\/)?(\*|\*\.[^/:*[\]]+|\[[0-9a-fA-F:.]+\]|[^/:*[\]]+)(?::(\d{1,5}|\*))?$/;
+  /^(?:(https?|\*):\/\/)?(\*|\*\.[^/:*[\]]+|\[[0-9a-fA-F:.]+\]|[^/:*[\]]+)(?::(\d{1,5}|\*))?$/i;
 
 /** Parses one allowlist entry; throws `Error` with a message naming what is wrong. */
 export function parseHostPattern(source: string): HostPattern {
@@ -130,7 +130,7 @@ export function parseHostPattern(source: string): HostPattern {
       `'${source}' is not a host pattern ([scheme://]host[:port], e.g. "https://api.example.com", "*.example.com", "http://127.0.0.1:*")`,
     );
   }
-  const scheme = (m[1] ?? 'https') as HostPattern['scheme'];
+  const scheme = (m[1]?.toLowerCase() ?? 'https') as HostPattern['scheme'];
   const rawHost = m[2] as string;
   let host: string;
   if (rawHost === '*') host = '*';
