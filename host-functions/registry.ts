@@ -6,7 +6,7 @@
  * (`Dispatched`): the answer and the fuel of the work the handler did, which the sandbox
  * charges after the call.
  */
-import { CAPABILITIES, type Capability } from '../src/capabilities.ts';
+import { HOST_FUNCTIONS as HOST_FUNCTION_NAMES, type Capability } from '../src/capabilities.ts';
 import type { CallerContext } from '../src/sandbox/types.ts';
 import { compile, parseGuestJson, type Validator } from '../src/validation.ts';
 import { jobsRegister } from './jobs-register.ts';
@@ -46,8 +46,8 @@ export const HOST_FUNCTIONS: ReadonlyMap<string, Entry> = new Map(
   ]),
 );
 
-// Every capability has exactly one host function.
-for (const cap of CAPABILITIES) {
+// Every host-function capability has exactly one host function.
+for (const cap of HOST_FUNCTION_NAMES) {
   if (!HOST_FUNCTIONS.has(cap)) throw new Error(`host function '${cap}' is not registered`);
 }
 

@@ -6,7 +6,7 @@
  * own loader (trial-host.ts); these findings also say which part of the check a load failure
  * belongs to, so that no error message is ever parsed.
  */
-import { CAPABILITIES, isCapability } from '../capabilities.ts';
+import { HOST_FUNCTIONS, isHostFunction } from '../capabilities.ts';
 import type { PluginManifest } from '../plugin/manifest.ts';
 import {
   EXTISM_KERNEL,
@@ -39,11 +39,11 @@ export interface StaticListing {
 function importRole(module: string, name: string): { role: ImportRole; note: string } {
   if (module === EXTISM_KERNEL) return { role: 'extism_kernel', note: 'Extism kernel' };
   if (module === HOST_NAMESPACE) {
-    return isCapability(name)
+    return isHostFunction(name)
       ? { role: 'host_function', note: 'Hourglass host function' }
       : {
           role: 'unknown',
-          note: `unknown Hourglass host function (known: ${CAPABILITIES.join(', ')})`,
+          note: `unknown Hourglass host function (known: ${HOST_FUNCTIONS.join(', ')})`,
         };
   }
   if (module === 'env' && name === 'abort') return { role: 'abort', note: 'AssemblyScript abort' };

@@ -58,7 +58,7 @@ class RecordingSandbox implements Sandbox {
   constructor(hostCall: HostCallHandler) {
     this.#inner = new InThreadSandbox({
       hostCall: (caller, fn, request) => {
-        const answer = asHostCallAnswer(hostCall(caller, fn, request));
+        const answer = asHostCallAnswer(hostCall(caller, fn, request), fn);
         this.hostCalls.push({ phase: caller.phase, fn, answer: answer.answer });
         return answer;
       },

@@ -6,6 +6,13 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITIES, type Capability } from '../capabilities.ts';
+import {
+  HttpSectionError,
+  TENANT_HTTP_SCHEMA,
+  tenantHttpConfig,
+  type RawHttpSection,
+  type TenantHttpConfig,
+} from '../sandbox/http/policy.ts';
 import { ConfigError } from '../errors.ts';
 import { compile } from '../validation.ts';
 import { readJsonFile } from './operator-file.ts';
@@ -58,6 +65,11 @@ export interface TenantConfig {
   readonly quotas: TenantQuotas;
   /** Capabilities this tenant's plugins may be granted. @defaultValue all */
   readonly capabilities: readonly Capability[];
+  /**
+   * Outbound HTTP its plugins may make: hosts (allowlist), special addresses allowed
+   * (`allowPrivate`), methods, and caps on each plugin's limits. @defaultValue no hosts
+   */
+  readonly http: TenantHttpConfig;
   readonly plugins: readonly PluginEntry[];
 }
 
@@ -202,6 +214,7 @@ interface RawConfig {
     id: string;
     quotas?: Partial<TenantQuotas>;
     capabilities?: Capability[];
+    http?: RawHttpSection;
     plugins?: { manifest: string; config?: Record<string, string> }[];
   }[];
 }
@@ -350,6 +363,7 @@ const validateConfig = compile<RawConfig>({
             uniqueItems: true,
             items: { type: 'string', enum: [...CAPABILITIES] },
           },
+          http: TENANT_HTTP_SCHEMA,
           plugins: {
             type: 'array',
             maxItems: 10_000,
@@ -389,10 +403,23 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
       );
     }
     seen.add(t.id);
+    let http: TenantHttpConfig;
+    try {
+      http = tenantHttpConfig(t.http);
+    } catch (err) {
+      if (!(err instanceof HttpSectionError)) throw err;
+      throw new ConfigError(
+        'HG_CONFIG_INVALID',
+        file,
+        `/tenants/${i}/http${err.field}`,
+        err.message,
+      );
+    }
     return Object.freeze({
       id: t.id,
       quotas: Object.freeze({ ...DEFAULT_QUOTAS, ...t.quotas }),
       capabilities: Object.freeze([...(t.capabilities ?? CAPABILITIES)]),
+      http,
       plugins: Object.freeze(
         (t.plugins ?? []).map((p) =>
           Object.freeze({

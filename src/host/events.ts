@@ -9,6 +9,10 @@ import { errorMessage } from '../errors.ts';
 import type { StartedRun } from '../scheduler/scheduler.ts';
 import type { HostLease, RunRecord, ScheduleRecord } from '../store/types.ts';
 import type { ReconcileResult } from './reconcile.ts';
+import type { HttpRequestRecord } from '../sandbox/http/guest-http.ts';
+
+/** One outbound request of a guest, with the run it belongs to (null outside runs). */
+export type GuestHttpRecord = HttpRequestRecord & { readonly runId: number | null };
 
 export interface HostEventMap {
   'plugin:loaded': [{ pluginId: string; schedules: number; reconcile: ReconcileResult }];
@@ -24,6 +28,8 @@ export interface HostEventMap {
     },
   ];
   'guest:log': [{ pluginId: string; level: string; message: string }];
+  /** A guest's outbound HTTP request ended (answered, failed or refused); never its body. */
+  'guest:http': [{ pluginId: string; tenant: string } & GuestHttpRecord];
   /**
    * A guest's host-function call was answered: `code` is `ok` or the error's code. Emitted
    * only while someone listens (the metrics). `fn` is the name the guest called, which may be

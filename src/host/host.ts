@@ -5,6 +5,7 @@
  * `Sandbox` (a worker pool by default, where loading runs too), and the store's lease and health
  * are watched by the `StoreSupervisor`.
  */
+import { resolveHttpPolicy } from '../sandbox/http/policy.ts';
 import { performance } from 'node:perf_hooks';
 import { type Capability } from '../capabilities.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -42,7 +43,7 @@ import {
   type HostServices,
   type JobContract,
 } from '../../host-functions/types.ts';
-import { HostEvents } from './events.ts';
+import { HostEvents, type GuestHttpRecord } from './events.ts';
 import { liveCountAfter, pluginSchedules, reconcile, type ReconcileResult } from './reconcile.ts';
 import { baseTenant, replicaOwner, syncCopies } from './replica.ts';
 import { createRunExecutor } from './run-executor.ts';
@@ -127,8 +128,21 @@ export class Host implements HostServices {
     this.#clustered = opts.clustered ?? false;
     this.store = opts.store ?? openSqliteStore(config.store);
     const hostCall: HostCallHandler = (caller, fn, request) => this.#hostCall(caller, fn, request);
-    const onGuestLog = (e: { pluginId: string; level: string; message: string }) =>
-      this.events.emit('guest:log', { ...e, pluginId: e.pluginId.replace(/#\d+$/, '') });
+    const onGuestLog = (e: {
+      pluginId: string;
+      level: string;
+      message: string;
+      http?: GuestHttpRecord;
+    }) => {
+      const pluginId = e.pluginId.replace(/#\d+$/, '');
+      if (e.http === undefined) this.events.emit('guest:log', { ...e, pluginId });
+      else
+        this.events.emit('guest:http', {
+          ...e.http,
+          pluginId,
+          tenant: this.#plugins.get(pluginId)?.tenant ?? pluginId.split('/')[0] ?? '',
+        });
+    };
     this.#sandbox = opts.sandbox
       ? opts.sandbox(hostCall)
       : config.sandbox.mode === 'in-thread'
@@ -637,18 +651,20 @@ export class Host implements HostServices {
   ): Promise<{ plugin: LoadedPlugin; info: GuestInfo }> {
     const allowed = new Set<Capability>(tenant.capabilities);
     const limits = capLimits(manifest.limits, tenant.quotas);
+    const granted = new Set(manifest.capabilities.filter((c) => allowed.has(c)));
     const info = await this.#sandbox.load({
       pluginId: sandboxId,
       tenant: shard,
       wasm,
       config: { ...manifest.config, ...entry.config },
       limits,
+      ...(granted.has('http') ? { http: resolveHttpPolicy(manifest.http, tenant.http) } : {}),
     });
     const plugin: LoadedPlugin = {
       id: pluginId,
       tenant: shard,
       manifest,
-      granted: new Set(manifest.capabilities.filter((c) => allowed.has(c))),
+      granted,
       limits,
       sandboxId,
       wasmSha256: info.sha256,

@@ -187,6 +187,23 @@ export function logHostEvents(
     const level = GUEST_LEVELS.has(e.level) ? (e.level as LogLevel) : 'info';
     logger[level]({ ...ids, guest: true }, inert(e.message));
   });
+  sub('guest:http', (e) =>
+    logger.debug(
+      {
+        tenant: e.tenant,
+        plugin: e.pluginId,
+        ...(e.runId === null ? {} : { run: e.runId }),
+        method: e.method,
+        origin: inert(e.origin),
+        status: e.status,
+        ...(e.error === null ? {} : { error: e.error }),
+        ms: Math.round(e.ms),
+        bytesIn: e.bytesIn,
+        bytesOut: e.bytesOut,
+      },
+      'guest http request',
+    ),
+  );
   sub('host:error', (e) => logger.error({ error: inert(e.message, MAX_ERROR_TEXT) }, 'host error'));
   sub('store:failed', (e) =>
     logger.error({ code: e.code, error: e.message }, 'store failed: firing stopped, retrying'),

@@ -120,6 +120,8 @@ export class HostMetrics {
   readonly #lateness: KeptHistogram<'tenant' | 'trigger'>;
   readonly #skipped: KeptCounter<'tenant' | 'plugin' | 'status'>;
   readonly #hostCalls: KeptCounter<'tenant' | 'function' | 'code'>;
+  readonly #httpRequests: KeptCounter<'tenant' | 'outcome'>;
+  readonly #httpBytes: KeptCounter<'tenant' | 'direction'>;
   readonly #loads: KeptCounter<'tenant' | 'plugin'>;
   readonly #loadFailures: KeptCounter<'tenant' | 'plugin' | 'code'>;
   readonly #commit: KeptHistogram<never>;
@@ -171,6 +173,20 @@ export class HostMetrics {
         name: 'hourglass_ticks_skipped_total',
         help: 'Ticks not run, by why (skipped_overlap, skipped_misfire, cancelled).',
         labelNames: ['tenant', 'plugin', 'status'] as const,
+      }),
+    );
+    this.#httpRequests = new KeptCounter(
+      named({
+        name: 'hourglass_guest_http_requests_total',
+        help: 'Outbound HTTP requests by guests, by outcome (a status class such as 2xx, or the error code: denied, timeout, response_too_large, ...).',
+        labelNames: ['tenant', 'outcome'] as const,
+      }),
+    );
+    this.#httpBytes = new KeptCounter(
+      named({
+        name: 'hourglass_guest_http_bytes_total',
+        help: 'Bytes of outbound HTTP bodies by guests, by direction (in: responses, out: requests).',
+        labelNames: ['tenant', 'direction'] as const,
       }),
     );
     this.#hostCalls = new KeptCounter(
@@ -334,6 +350,13 @@ export class HostMetrics {
     on('schedule:skipped', (e) => {
       const p = this.#plugin(e.schedule.pluginId, e.schedule.tenant);
       this.#skipped.series({ ...p.labels, status: e.status }).value++;
+    });
+    on('guest:http', (r) => {
+      const tenant = tenantLabel(r.tenant);
+      const outcome = r.status > 0 ? `${Math.floor(r.status / 100)}xx` : (r.error ?? 'failed');
+      this.#httpRequests.series({ tenant, outcome }).value++;
+      if (r.bytesIn > 0) this.#httpBytes.series({ tenant, direction: 'in' }).value += r.bytesIn;
+      if (r.bytesOut > 0) this.#httpBytes.series({ tenant, direction: 'out' }).value += r.bytesOut;
     });
     on('host:call', (c) => {
       const fn = this.#hostFns.has(c.fn) ? c.fn : 'other';

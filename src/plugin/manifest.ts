@@ -10,6 +10,13 @@ import { PATH } from '../config/host-config.ts';
 import { readJsonFile, readOperatorFile } from '../config/operator-file.ts';
 import { ConfigError, HourglassError } from '../errors.ts';
 import { compile } from '../validation.ts';
+import {
+  HttpSectionError,
+  PLUGIN_HTTP_SCHEMA,
+  pluginHttpConfig,
+  type PluginHttpConfig,
+  type RawHttpSection,
+} from '../sandbox/http/policy.ts';
 
 export interface PluginLimits {
   /** Linear-memory cap in 64 KiB pages. @defaultValue 256 (16 MiB) */
@@ -51,6 +58,8 @@ export interface PluginManifest {
   readonly capabilities: readonly Capability[];
   readonly limits: PluginLimits;
   readonly config: Readonly<Record<string, string>>;
+  /** Outbound HTTP it asks for (used only with the `http` capability granted). */
+  readonly http: PluginHttpConfig;
 }
 
 export const PLUGIN_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
@@ -79,6 +88,7 @@ interface RawManifest {
     logLines?: number;
   };
   config?: Record<string, string>;
+  http?: RawHttpSection;
 }
 
 const fuelBudget = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER };
@@ -119,6 +129,7 @@ const validateManifest = compile<RawManifest>({
       maxProperties: 256,
       additionalProperties: { type: 'string', maxLength: 65_536 },
     },
+    http: PLUGIN_HTTP_SCHEMA,
   },
 });
 
@@ -157,6 +168,13 @@ export function parseManifest(value: unknown, file: string): PluginManifest {
   const r = validateManifest(value);
   if (!r.ok) throw new ConfigError('HG_MANIFEST_INVALID', file, r.issue.field, r.issue.problem);
   const m = r.value;
+  let http: PluginHttpConfig;
+  try {
+    http = pluginHttpConfig(m.http);
+  } catch (err) {
+    if (!(err instanceof HttpSectionError)) throw err;
+    throw new ConfigError('HG_MANIFEST_INVALID', file, `/http${err.field}`, err.message);
+  }
   return Object.freeze({
     file,
     name: m.name,
@@ -173,6 +191,7 @@ export function parseManifest(value: unknown, file: string): PluginManifest {
       outputBytes: DEFAULT_LIMITS.outputBytes,
     }),
     config: Object.freeze({ ...m.config }),
+    http,
   });
 }
 

@@ -15,7 +15,7 @@
  * deadline, never on the main thread (src/sandbox/pool/); the cache is then per worker. A
  * module over the loader's bounds (module-bounds.ts) is refused before anything else runs.
  */
-import { isCapability } from '../capabilities.ts';
+import { isHostFunction } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
 import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import { instrument, type InstrumentOptions, type InstrumentStats } from '../fuel/instrument.ts';
@@ -127,7 +127,7 @@ export async function prepareGuest(
       throw loadError(pluginId, `imports ${imp.kind} '${name}'; only functions can be imported`);
     // Only names Hourglass's kernel implements (none of the SDK's own stays reachable).
     if (imp.module === EXTISM_KERNEL && isKernelFunction(imp.name)) continue;
-    if (imp.module === HOST_NAMESPACE && isCapability(imp.name)) continue;
+    if (imp.module === HOST_NAMESPACE && isHostFunction(imp.name)) continue;
     if (imp.module === 'env' && imp.name === 'abort') continue;
     if (imp.module === WASI) {
       usesWasi = true;

@@ -27,12 +27,13 @@
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { performance } from 'node:perf_hooks';
-import { CAPABILITIES } from '../capabilities.ts';
+import { HOST_FUNCTIONS } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
 import { FuelMeter } from '../fuel/meter.ts';
 import { prepareGuest, EXTISM_KERNEL, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
 import { HOURGLASS_WASI } from './kernel/entry-rewrite.ts';
 import { ExtismKernel } from './kernel/extism-kernel.ts';
+import { GuestHttp, type HttpRequestRecord } from './http/guest-http.ts';
 import {
   type CallFault,
   type CallState,
@@ -110,6 +111,8 @@ interface LoadedGuest {
   kernel: ExtismKernel | null;
   /** The live instance's WASI (src/sandbox/kernel/wasi.ts; one per instance). */
   wasi: WasiKernel | null;
+  /** The live instance's outbound HTTP (src/sandbox/http/guest-http.ts). */
+  http: GuestHttp | null;
   /** A fault raised while an instance was being created (its start function): load fails. */
   startFault: CallFault | null;
   /**
@@ -130,6 +133,11 @@ export interface GuestLogEntry {
   readonly pluginId: string;
   readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   readonly message: string;
+  /**
+   * Set on the entry of an outbound HTTP request (debug level; not a guest's own line): it
+   * travels the guest-log path from pool workers, and the host logs and counts it apart.
+   */
+  readonly http?: HttpRequestRecord & { readonly runId: number | null };
 }
 
 export interface InThreadSandboxOptions {
@@ -174,6 +182,7 @@ export class InThreadSandbox implements Sandbox {
       rc: null,
       kernel: null,
       wasi: null,
+      http: null,
       startFault: null,
       state: null,
       waiting: [],
@@ -241,10 +250,37 @@ export class InThreadSandbox implements Sandbox {
         fault,
         charge: (n) => guest.meter?.charge(n) ?? true,
         log: (level, message) => this.#opts.onGuestLog?.({ pluginId, level, message }),
+        http: (request, body, room) => {
+          const http = guest.http;
+          if (!http || !guest.state) {
+            fault({
+              status: 'failed',
+              reason: 'exception',
+              message: 'http_request is only available during an export call',
+            });
+            return { status: 0, head: '', body: new Uint8Array(0) };
+          }
+          return http.request(request, body, room);
+        },
       },
       guest.spec.config,
     );
     guest.kernel = kernel;
+    guest.http = new GuestHttp(guest.spec.http ?? null, {
+      charge: (n) => guest.meter?.charge(n) ?? true,
+      deny: (message) => {
+        if (guest.state) guest.state.denied ??= message;
+        else guest.startFault ??= { status: 'failed', reason: 'exception', message };
+        drain(guest.meter);
+      },
+      record: (r) =>
+        this.#opts.onGuestLog?.({
+          pluginId,
+          level: 'debug',
+          message: `http ${r.method} ${r.origin}: ${r.status || r.error}`,
+          http: { ...r, runId: guest.state?.caller.runId ?? null },
+        }),
+    });
     // Hourglass's WASI, one per instance (its clocks and random stream restart with it); it
     // caps its own log lines.
     const wasiImports = guest.prepared.wasiImports;
@@ -258,7 +294,7 @@ export class InThreadSandbox implements Sandbox {
           });
     guest.wasi = wasi;
     const userFns: Record<string, (cx: CallContext, offset: bigint) => bigint> = {};
-    for (const name of CAPABILITIES) {
+    for (const name of HOST_FUNCTIONS) {
       userFns[name] = (_cx, offset) => this.#hostCall(guest, kernel, name, offset);
     }
     return createPlugin(
@@ -327,7 +363,7 @@ export class InThreadSandbox implements Sandbox {
       return hostError('out_of_fuel', `not enough fuel left to call ${fn}`);
     }
     const text = kernel.readText(offset) ?? '';
-    const r = asHostCallAnswer(this.#opts.hostCall(caller, fn, text));
+    const r = asHostCallAnswer(this.#opts.hostCall(caller, fn, text), fn);
     meter.charge(BigInt(r.answer.length) + BigInt(Math.max(0, Math.ceil(r.fuel))));
     if (r.denied !== null) {
       state.denied = r.denied;
@@ -454,6 +490,7 @@ export class InThreadSandbox implements Sandbox {
     );
     const wasi = guest.wasi;
     wasi?.begin(req.caller.scheduledAt);
+    guest.http?.begin(Date.now() + limits.timeoutMs);
     let ended: ReturnType<ExtismKernel['end']> | null = null;
     let late = false;
     try {

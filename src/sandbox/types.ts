@@ -3,6 +3,7 @@
  * only see `CallOutcome` values, so running guests in a worker pool or under fuel metering
  * plugs in behind this interface without touching them.
  */
+import type { HttpPolicy } from './http/policy.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
 import type { RunStatus } from '../store/types.ts';
 
@@ -52,16 +53,43 @@ export interface HostCallAnswer {
 /**
  * Answers one host-function call: `request` is the guest's raw JSON text. Never throws for
  * guest input. A plain string is an answer with no work fuel and no denial (for test doubles).
+ *
+ * The answer may come later (a promise: a handler backed by a database or the network). The
+ * worker pool waits for it (the guest's worker blocks in `Atomics.wait`, bounded by the pool's
+ * `hostCallTimeoutMs`, while the main thread stays free); the in-thread sandbox cannot wait on
+ * its own thread, so there a promise is answered `unavailable` at once (`asHostCallAnswer`).
  */
 export type HostCallHandler = (
   caller: CallerContext,
   fn: string,
   request: string,
-) => HostCallAnswer | string;
+) => HostCallAnswer | string | Promise<HostCallAnswer>;
 
-/** A handler's result as a `HostCallAnswer`. */
-export function asHostCallAnswer(r: HostCallAnswer | string): HostCallAnswer {
-  return typeof r === 'string' ? { answer: r, fuel: 0, denied: null } : r;
+/** A synchronous handler result as a `HostCallAnswer`. */
+export function asHostCallAnswer(r: HostCallAnswer | string): HostCallAnswer;
+/**
+ * A handler result as a `HostCallAnswer`; a promise (an asynchronous handler, where the caller
+ * cannot wait) becomes an `unavailable` error answer, its eventual result ignored.
+ */
+export function asHostCallAnswer(
+  r: HostCallAnswer | string | Promise<HostCallAnswer>,
+  fn: string,
+): HostCallAnswer;
+export function asHostCallAnswer(
+  r: HostCallAnswer | string | Promise<HostCallAnswer>,
+  fn?: string,
+): HostCallAnswer {
+  if (typeof r === 'string') return { answer: r, fuel: 0, denied: null };
+  if (r instanceof Promise) {
+    r.catch(() => undefined); // nobody waits for it
+    const message = `${fn ?? 'this host function'} answers asynchronously, which only the worker pool can wait for`;
+    return {
+      answer: JSON.stringify({ error: { code: 'unavailable', message } }),
+      fuel: 0,
+      denied: null,
+    };
+  }
+  return r;
 }
 
 export interface GuestSpec {
@@ -70,6 +98,8 @@ export interface GuestSpec {
   readonly wasm: Uint8Array<ArrayBuffer>;
   readonly config: Readonly<Record<string, string>>;
   readonly limits: PluginLimits;
+  /** Outbound HTTP the plugin may make (sandbox/http/policy.ts); absent: none. */
+  readonly http?: HttpPolicy;
 }
 
 export interface GuestInfo {

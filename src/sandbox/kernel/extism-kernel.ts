@@ -45,6 +45,20 @@ export interface KernelHooks {
   charge(n: number): boolean;
   /** Receives a guest log line (already capped and truncated). */
   log(level: LogLevel, message: string): void;
+  /**
+   * Performs a guest's `http_request` (the request JSON and body as the guest gave them; the
+   * answer's body must fit in `room` bytes of Extism memory). Decides everything (grant,
+   * allowlists, limits, fuel; sandbox/http/): an answer with status 0 is an error, its `head`
+   * the error JSON the guest receives as the body. Absent: every request answers `denied`.
+   */
+  http?(request: string, body: Uint8Array | null, room: number): HttpAnswer;
+}
+
+/** What `http_request` gives back: status, then headers JSON (or error JSON) and body. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly head: string;
+  readonly body: Uint8Array;
 }
 
 export interface KernelLimits {
@@ -106,6 +120,9 @@ export class ExtismKernel {
   #output: { block: Uint8Array; at: number; len: number } | null = null;
   #error = 0;
   #logLines = 0;
+  /** The last `http_request`'s status and headers JSON (Extism's `http_status_code`/`http_headers`). */
+  #httpStatus = 0;
+  #httpHeaders: string | null = null;
   /**
    * The DataView of the block a u64 load or store used last: a guest copies its bytes in and
    * out 8 at a time (the AssemblyScript PDK's output of 1,000 declarations is ~6,000 stores),
@@ -138,6 +155,8 @@ export class ExtismKernel {
     this.#output = null;
     this.#error = 0;
     this.#logLines = 0;
+    this.#httpStatus = 0;
+    this.#httpHeaders = null;
     this.#maxOutput = maxOutputBytes;
     this.#blocks.push(input);
     this.#live = input.length;
@@ -281,11 +300,10 @@ export class ExtismKernel {
         return entry === undefined ? 0n : this.#storeCharged(entry.value);
       },
       var_set: (_cx, keyAddr: bigint, valueAddr: bigint) => this.#varSet(keyAddr, valueAddr),
-      // Outbound HTTP is not offered (foreground SDK plugins cannot do it either): a guest sees
-      // Extism's "no response" values.
-      http_request: () => 0n,
-      http_status_code: () => 0,
-      http_headers: () => 0n,
+      http_request: (_cx, reqAddr: bigint, bodyAddr: bigint) => this.#http(reqAddr, bodyAddr),
+      http_status_code: () => this.#httpStatus,
+      http_headers: () =>
+        this.#httpHeaders === null ? 0n : this.#storeCharged(utf8.encode(this.#httpHeaders)),
       length: (_cx, addr: bigint) => BigInt(this.#blockAt(addr)?.length ?? 0),
       length_unsafe: (_cx, addr: bigint) => BigInt(this.#blockAt(addr)?.length ?? 0),
       log_trace: log('trace'),
@@ -449,6 +467,39 @@ export class ExtismKernel {
     if (!this.#hooks.charge(value.length)) return;
     this.#vars.set(key, { value: value.slice(), size });
     this.#varBytes = total;
+  }
+
+  /**
+   * `http_request(request, body)`: the answer's body in a new block (0 when empty), its status
+   * and headers kept for `http_status_code` / `http_headers`. A failure is status 0 with the
+   * error JSON as the body, so every PDK's response reader sees it.
+   */
+  #http(reqAddr: bigint, bodyAddr: bigint): bigint {
+    const req = this.#blockAt(reqAddr);
+    if (req === null) {
+      this.#invalid('http_request', reqAddr);
+      return 0n;
+    }
+    const body = bodyAddr === 0n ? null : this.#blockAt(bodyAddr);
+    if (bodyAddr !== 0n && body === null) {
+      this.#invalid('http_request', bodyAddr);
+      return 0n;
+    }
+    this.#httpStatus = 0;
+    this.#httpHeaders = null;
+    const a = this.#hooks.http?.(
+      text.decode(req.subarray(0, MAX_KEY_BYTES)),
+      body,
+      this.#limits.blockBytes - this.#live,
+    ) ?? {
+      status: 0,
+      head: '{"error":{"code":"denied","message":"outbound HTTP is not available here"}}',
+      body: new Uint8Array(0),
+    };
+    this.#httpStatus = a.status;
+    this.#httpHeaders = a.status > 0 ? a.head : null;
+    const out = a.status > 0 ? a.body : utf8.encode(a.head);
+    return out.length === 0 ? 0n : this.store(out);
   }
 
   #log(level: LogLevel, addr: bigint): void {

@@ -1,5 +1,6 @@
 /** Options of the worker pool (`WorkerPoolSandbox`). */
 import type { HostCallHandler } from '../types.ts';
+import type { GuestLogEntry } from '../in-thread-sandbox.ts';
 
 export interface WorkerPoolOptions {
   readonly hostCall: HostCallHandler;
@@ -46,7 +47,8 @@ export interface WorkerPoolOptions {
   readonly maxBootFailures?: number;
   /** The module a worker boots. For tests (a worker that fails at boot). @defaultValue the pool's worker */
   readonly workerEntry?: URL;
-  readonly onGuestLog?: (entry: { pluginId: string; level: string; message: string }) => void;
+  /** Guest log lines, and outbound HTTP requests (entries with `http`). */
+  readonly onGuestLog?: (entry: GuestLogEntry) => void;
   /** Called when a worker is replaced (after a deadline or a crash). */
   readonly onWorkerReplaced?: (info: {
     slot: number;

@@ -12,8 +12,9 @@
  * answer to a call that already timed out carries an old sequence number and is ignored.
  */
 import type { GuestInfo, CallRequest, CallerContext, HostCallAnswer } from '../types.ts';
+import { asHostCallAnswer } from '../types.ts';
 import type { PreparedGuest } from '../guest-module.ts';
-import type { PreparedSpec } from '../in-thread-sandbox.ts';
+import type { GuestLogEntry, PreparedSpec } from '../in-thread-sandbox.ts';
 
 /** One call of a batch. */
 export interface BatchCall {
@@ -60,13 +61,8 @@ export type FromWorker =
    */
   | { type: 'results'; callIds: number[]; metas: string; outputs: (Uint8Array | null)[] }
   | { type: 'hostcall'; seq: number; caller: CallerContext; fn: string; request: string }
-  /** A guest log line the result ring refused. */
-  | {
-      type: 'log';
-      pluginId: string;
-      level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
-      message: string;
-    };
+  /** A guest log line (or HTTP request record) the result ring refused. */
+  | ({ type: 'log' } & GuestLogEntry);
 
 /**
  * Control words: [0] state (0 waiting, 1 answered), [1] response length, [2] sequence,
@@ -115,22 +111,49 @@ const decoder = new TextDecoder();
  */
 const ANSWER_HEAD_BYTES = 12;
 
+function internalAnswer(err: unknown): HostCallAnswer {
+  const message = err instanceof Error ? err.message : String(err);
+  return {
+    answer: JSON.stringify({ error: { code: 'internal', message } }),
+    fuel: 0,
+    denied: null,
+  };
+}
+
 /**
- * Main thread: writes the answer to host call `seq` (what `produce` returns; if it throws, an
- * `internal` error answer) and wakes the worker.
+ * Main thread: writes the answer to host call `seq` (what `produce` returns, at once or when its
+ * promise settles; if it throws or rejects, an `internal` error answer) and wakes the worker.
+ * An answer that comes after the worker stopped waiting carries an old `seq` and is ignored
+ * there; one for a worker that is gone lands in a channel nobody reads.
  */
 export function answerHostCall(
   channel: SharedArrayBuffer,
   seq: number,
-  produce: () => HostCallAnswer,
+  produce: () => HostCallAnswer | string | Promise<HostCallAnswer>,
 ): void {
-  let response: HostCallAnswer;
+  let response: HostCallAnswer | string | Promise<HostCallAnswer>;
   try {
     response = produce();
   } catch (err) {
-    const answer = JSON.stringify({ error: { code: 'internal', message: (err as Error).message } });
-    response = { answer, fuel: 0, denied: null };
+    response = internalAnswer(err);
   }
+  newest.set(channel, seq);
+  if (response instanceof Promise) {
+    // Written only if the worker has not asked anything since (it gave up on this call): a late
+    // write would overwrite the data area under a newer answer it has not read yet.
+    const late = (r: HostCallAnswer) => {
+      if (newest.get(channel) === seq) writeAnswer(channel, seq, r);
+    };
+    response.then(late, (err: unknown) => late(internalAnswer(err)));
+    return;
+  }
+  writeAnswer(channel, seq, asHostCallAnswer(response));
+}
+
+/** The newest host call asked on each channel (see `answerHostCall`). */
+const newest = new WeakMap<SharedArrayBuffer, number>();
+
+function writeAnswer(channel: SharedArrayBuffer, seq: number, response: HostCallAnswer): void {
   const ctl = new Int32Array(channel, 0, CTL_WORDS);
   const denied = response.denied === null ? null : encoder.encode(response.denied.slice(0, 4096));
   const room = CHANNEL_CAPACITY - ANSWER_HEAD_BYTES - (denied?.length ?? 0);

@@ -39,7 +39,6 @@ import type {
   Sandbox,
   SandboxStats,
 } from '../types.ts';
-import { asHostCallAnswer } from '../types.ts';
 import { BatchDispatcher, type Guest } from './batch-dispatch.ts';
 import { FairQueue, pendingCall, type LoadTask, type PendingCall } from './dispatch.ts';
 import type { WorkerPoolOptions } from './options.ts';
@@ -177,9 +176,7 @@ export class WorkerPoolSandbox implements Sandbox {
         this.#delivery.posted(r, m);
         return;
       case 'hostcall':
-        answerHostCall(r.channel, m.seq, () =>
-          asHostCallAnswer(this.#o.hostCall(m.caller, m.fn, m.request)),
-        );
+        answerHostCall(r.channel, m.seq, () => this.#o.hostCall(m.caller, m.fn, m.request));
         return;
       case 'prepared':
         this.#delivery.drain(r); // log lines of the load
