@@ -59,10 +59,15 @@ func scalarText(raw json.RawMessage) string {
 	return ""
 }
 
-// parseJSONFeed returns the items, or ok=false when body is not {"items":[…]}.
+// parseJSONFeed returns the items, or ok=false when body is not {"items":[…]}. (A typed
+// decode: members other than id, url and title are skipped, not kept.)
 func parseJSONFeed(body string) ([]feedItem, bool) {
 	var doc struct {
-		Items *[]map[string]json.RawMessage `json:"items"`
+		Items *[]struct {
+			ID    json.RawMessage `json:"id"`
+			URL   json.RawMessage `json:"url"`
+			Title json.RawMessage `json:"title"`
+		} `json:"items"`
 	}
 	if json.Unmarshal([]byte(body), &doc) != nil || doc.Items == nil {
 		return nil, false
@@ -70,11 +75,11 @@ func parseJSONFeed(body string) ([]feedItem, bool) {
 	var out []feedItem
 	for _, item := range *doc.Items {
 		var title string
-		_ = json.Unmarshal(item["title"], &title)
+		_ = json.Unmarshal(item.Title, &title)
 		title = strings.TrimSpace(title)
-		id := scalarText(item["id"])
+		id := scalarText(item.ID)
 		if id == "" {
-			id = scalarText(item["url"])
+			id = scalarText(item.URL)
 		}
 		if id == "" {
 			id = title
