@@ -48,6 +48,25 @@ for (const { lang, name } of EXAMPLES) {
   });
 }
 
+for (const lang of ['assemblyscript', 'rust']) {
+  test(`check accepts ${lang}/webhook without its manifest; its HTTP imports are Extism's kernel`, async () => {
+    // (Its manifest asks for the `http` capability, which this host does not know yet.)
+    const { wasm } = example(lang, 'webhook');
+    const bare = await checkJson({ wasm });
+    assert.equal(bare.exitCode, 0, JSON.stringify(bare.report.problems));
+    const http = bare.report.imports.filter((i) => i.name.startsWith('extism:host/env.http_'));
+    assert.deepEqual(http.map((i) => i.name).sort(), [
+      'extism:host/env.http_headers',
+      'extism:host/env.http_request',
+      'extism:host/env.http_status_code',
+    ]);
+    assert.ok(
+      http.every((i) => i.role === 'extism_kernel'),
+      JSON.stringify(http),
+    );
+  });
+}
+
 test('check reports declarations with their next five fire times in their time zone, and contracts', async () => {
   const { wasm, manifest } = example('rust', 'cron-report');
   const { exitCode, report } = await checkJson({ wasm, manifest });

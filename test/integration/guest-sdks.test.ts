@@ -1,7 +1,8 @@
 /**
  * The guest SDK examples (AssemblyScript, Rust, Go) through the real host: discovery, fired
- * runs, runtime schedule creation, cursors, pause/delete of their own schedules, and a foreign
- * id answering not_found. The guests are built by `npm run build:guests`; a language whose
+ * runs, runtime schedule creation, cursors, pause/delete of their own schedules, a foreign
+ * id answering not_found, and config values reaching each language (`config_get`: the
+ * pollers' `feed_url` / `feed_format`, the webhooks' `webhook_url`). The guests are built by `npm run build:guests`; a language whose
  * toolchain was missing makes its tests FAIL with the build script's message, never skip.
  */
 import assert from 'node:assert/strict';
@@ -163,6 +164,36 @@ for (const lang of LANGUAGES) {
     }
   });
 
+  test(`${lang} poller: config feed_url switches poll-feed runs to feed polling; a bad feed_format fails before any request`, async (t) => {
+    const { manifest, plugin } = example(lang, 'poller');
+    const pluginId = `acme/${plugin}`;
+    const dir = tempDir(t);
+    // Port 9 (discard) is never asked: the format is checked first.
+    const config = makeConfig(dir, [
+      {
+        id: 'acme',
+        plugins: [
+          { manifest, config: { feed_url: 'http://127.0.0.1:9/feed.json', feed_format: 'xml' } },
+        ],
+      },
+    ]);
+    const { host, failed } = await startHost(config, new ManualClock(T0));
+    try {
+      assert.deepEqual(failed, []);
+      const caller = { pluginId, tenant: 'acme', phase: 'run' as const };
+      assert.ok('ok' in host.schedules.create(caller, { id: 'poll-feed-cfg', every: '1h' }));
+      const { run } = await triggerRun(host, `${pluginId}/poll-feed-cfg`);
+      assert.equal(run.status, 'failed');
+      assert.match(run.error ?? '', /feed_format: expected "json" or "rss", got "xml"/);
+      // Housekeeping does not read the feed settings: it behaves as without them.
+      const hk = await triggerRun(host, `${pluginId}/housekeeping`);
+      assert.equal(hk.run.status, 'succeeded', hk.run.error ?? '');
+      assert.deepEqual(JSON.parse(hk.run.result ?? 'null'), { created: true });
+    } finally {
+      await host.stop();
+    }
+  });
+
   test(`${lang} cron-report: discovery persists cron declarations and the job contract; runs fire on time`, async (t) => {
     const { manifest, plugin } = example(lang, 'cron-report');
     const pluginId = `acme/${plugin}`;
@@ -214,6 +245,30 @@ for (const lang of LANGUAGES) {
       assert.equal(cleanups.length, 3);
       assert.ok(cleanups.every((r) => r.status === 'succeeded'));
       assert.equal(host.store.getSchedule(`${pluginId}/nightly-cleanup`)?.cursor, '{"runs":3}');
+    } finally {
+      await host.stop();
+    }
+  });
+}
+
+for (const lang of ['assemblyscript', 'rust'] as const) {
+  test(`${lang} webhook: discovery declares report; a run without config webhook_url fails and says so`, async (t) => {
+    const { plugin } = example(lang, 'webhook');
+    const wasm = resolve(PROJECT_ROOT, 'guest-examples', lang, 'webhook', 'build', 'webhook.wasm');
+    const dir = tempDir(t);
+    // Its own manifest asks for `http`; without webhook_url the guest never makes a request,
+    // so no capability is needed here.
+    const config = makeConfig(dir, [
+      { id: 'acme', plugins: [{ name: plugin, wasm, capabilities: [] }] },
+    ]);
+    const { host, failed } = await startHost(config, new ManualClock(T0));
+    try {
+      assert.deepEqual(failed, []);
+      const report = host.store.getSchedule(`acme/${plugin}/report`);
+      assert.deepEqual(report?.spec, { kind: 'every', every: '1m', everyMs: 60_000 });
+      const { run } = await triggerRun(host, `acme/${plugin}/report`);
+      assert.equal(run.status, 'failed');
+      assert.match(run.error ?? '', /config webhook_url is not set/);
     } finally {
       await host.stop();
     }

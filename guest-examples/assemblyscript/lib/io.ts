@@ -1,10 +1,10 @@
-// Input, output, errors and config for Hourglass guests, over @extism/as-pdk.
+// Input, output, errors, config and variables for Hourglass guests, over @extism/as-pdk.
 //
 // Output is always written as UTF-8 bytes: as-pdk's `Host.outputString` sizes its buffer in
 // UTF-16 units and breaks on non-ASCII text.
 
 import { Host, Memory } from '@extism/as-pdk';
-import { config_get, error_set, length } from '@extism/as-pdk/lib/env';
+import { config_get, error_set, length, var_get, var_set } from '@extism/as-pdk/lib/env';
 import { Json, jsonObject } from './json';
 
 /** The call's input, decoded from UTF-8. */
@@ -32,6 +32,25 @@ export function configGet(key: string): string | null {
   const offset = config_get(Memory.allocateString(key).offset);
   if (offset == 0) return null;
   return new Memory(offset, length(offset)).toString();
+}
+
+/** The Extism variable `key` (UTF-8), or null when it is not set or empty. */
+export function varGet(key: string): string | null {
+  const offset = var_get(Memory.allocateString(key).offset);
+  if (offset == 0) return null;
+  const n = length(offset);
+  if (n == 0) return null;
+  return new Memory(offset, n).toString();
+}
+
+/**
+ * Sets the Extism variable `key` to `value` (UTF-8), or removes it when `value` is null.
+ * Variables are bounded (`limits.varBytes`, see docs/guest-abi.md): past the limit the host
+ * ends the call.
+ */
+export function varSet(key: string, value: string | null): void {
+  const k = Memory.allocateString(key);
+  var_set(k.offset, value === null ? 0 : Memory.allocateString(value).offset);
 }
 
 /** The run context handed to `run()` (docs/guest-abi.md, "Run context"). */

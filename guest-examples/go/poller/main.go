@@ -2,6 +2,10 @@
 // housekeeping (declared) creates the runtime schedule poll-feed-1 when it is missing;
 // poll-feed-* runs count themselves in the cursor and pause their schedule after three polls;
 // a payload {"action": …} (a user's request) drives one host function.
+// With config feed_url set, poll-feed-* runs GET the feed instead and output
+// {"new":[{"id","title"}…],"seen":N} (feed.go; config feed_format: json | rss, default sniffed);
+// a failed request fails the run with "http: <code>: <message>" or "http: status <n>". Without
+// feed_url, nothing changes.
 package main
 
 import (
@@ -52,6 +56,9 @@ func handle(ctx *hg.RunContext) (*hg.RunResult, error) {
 		cursor := map[string]int{"ticks": cursor.Ticks + 1}
 		return hg.Result(map[string]bool{"created": created}).SetCursor(cursor), err
 	case strings.HasPrefix(ctx.ScheduleID, "poll-feed-"):
+		if url, ok := hg.Config("feed_url"); ok && url != "" {
+			return pollFeed(url)
+		}
 		seen := cursor.Seen + 1
 		if seen == 3 {
 			if _, err := hg.SchedulePause(ctx.ScheduleID, "caught up"); err != nil {
@@ -64,6 +71,58 @@ func handle(ctx *hg.RunContext) (*hg.RunResult, error) {
 		return hg.Result(result).SetCursor(map[string]int{"seen": seen}), nil
 	}
 	return nil, fmt.Errorf("unknown schedule: %s", ctx.ScheduleID)
+}
+
+const accept = "application/json, application/rss+xml, application/xml;q=0.9, */*;q=0.5"
+
+// pollFeed reports the feed's items not seen before, and how many were.
+func pollFeed(url string) (*hg.RunResult, error) {
+	format, _ := hg.Config("feed_format")
+	if format != "" && format != "json" && format != "rss" {
+		return nil, fmt.Errorf(`feed_format: expected "json" or "rss", got "%s"`, format)
+	}
+	res := hg.HTTPGet(url, map[string]string{"accept": accept})
+	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	body := string(res.Body)
+	if format == "" {
+		format = sniff(body, res.Headers["content-type"])
+	}
+	var items []feedItem
+	switch format {
+	case "json":
+		parsed, ok := parseJSONFeed(body)
+		if !ok {
+			return nil, fmt.Errorf(`feed: not a JSON feed {"items":[…]}`)
+		}
+		items = parsed
+	case "rss":
+		items = parseRSS(body)
+	default:
+		return nil, fmt.Errorf("feed: neither JSON nor RSS (set config feed_format)")
+	}
+	items = firstDistinct(items)
+	var previous []string
+	if stored := hg.GetVar(seenVar); len(stored) > 0 {
+		previous = strings.Split(string(stored), "\n")
+	}
+	known := map[string]bool{}
+	for _, k := range previous {
+		known[k] = true
+	}
+	type entry struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+	}
+	fresh := []entry{}
+	for _, it := range items {
+		if !known[it.Key] {
+			fresh = append(fresh, entry{it.ID, it.Title})
+		}
+	}
+	hg.SetVar(seenVar, []byte(strings.Join(nextSeen(items, previous), "\n")))
+	return hg.Result(map[string]any{"new": fresh, "seen": len(items) - len(fresh)}), nil
 }
 
 func main() {}

@@ -6,10 +6,36 @@
 //   themselves after the third run.
 // - A run whose payload is `{"action": …}` drives one host function (pause, resume, delete,
 //   create, register) and returns the host's answer, leaving the cursor unchanged.
+// - With config `feed_url` set, `poll-feed-*` runs really poll: they GET the URL (outbound HTTP,
+//   manifest capability `http`), parse a JSON or RSS 2.0 feed (config `feed_format`: `json` |
+//   `rss`, default: sniffed) and output `{"new":[{"id","title"}…],"seen":N}`: the items not
+//   reported before, and how many of the feed's items were (`N`). The ids seen are kept in an
+//   Extism variable (feed.ts), so each item is reported once. A failed request fails the run
+//   with `http: <code>: <message>`, a non-2xx answer with `http: status <n>`. The cursor is
+//   left alone and the schedule is not paused. Without `feed_url`, nothing changes.
 
-import { Json, jsonBool, jsonInt, jsonObject, jsonRaw } from '../../lib/json';
-import { RunContext, fail, runResult, writeJson, writeOutput } from '../../lib/io';
+import { Json, jsonArray, jsonBool, jsonInt, jsonObject, jsonRaw, jsonString } from '../../lib/json';
+import {
+  RunContext,
+  configGet,
+  fail,
+  runResult,
+  varGet,
+  varSet,
+  writeJson,
+  writeOutput,
+} from '../../lib/io';
 import * as hourglass from '../../lib/host';
+import { httpRequest } from '../../lib/http';
+import {
+  FeedItem,
+  SEEN_VAR,
+  firstDistinct,
+  nextSeen,
+  parseJsonFeed,
+  parseRss,
+  sniffFormat,
+} from './feed';
 
 const POLLER_ID = 'poll-feed-1';
 const JOB_CONTRACT =
@@ -56,6 +82,8 @@ function housekeeping(ctx: RunContext): i32 {
 
 /** One poll: count it, and pause this schedule once it has run three times. */
 function poll(ctx: RunContext): i32 {
+  const url = configGet('feed_url');
+  if (url !== null && url.length > 0) return pollFeed(url);
   const seen = ctx.cursor.get('seen').asInt() + 1;
   if (seen == 3) {
     const res = hourglass.schedulePause(ctx.scheduleId, 'caught up');
@@ -64,6 +92,42 @@ function poll(ctx: RunContext): i32 {
   const cursor = jsonObject().set('seen', jsonInt(seen));
   const result = jsonObject().set('polled', ctx.payload.get('feed')).set('seen', jsonInt(seen));
   writeJson(runResult(cursor, result));
+  return 0;
+}
+
+const ACCEPT = 'application/json, application/rss+xml, application/xml;q=0.9, */*;q=0.5';
+
+/** A real poll of `url`: reports the feed's items not seen before (see the head comment). */
+function pollFeed(url: string): i32 {
+  const configured = configGet('feed_format');
+  let format = configured === null ? '' : configured;
+  if (format != '' && format != 'json' && format != 'rss') {
+    return fail('feed_format: expected "json" or "rss", got "' + format + '"');
+  }
+  const res = httpRequest('GET', url, jsonObject().set('accept', jsonString(ACCEPT)));
+  const failure = res.failure();
+  if (failure !== null) return fail(failure);
+  if (format == '') format = sniffFormat(res.body, res.header('content-type'));
+  let parsed: FeedItem[] | null = null;
+  if (format == 'json') parsed = parseJsonFeed(res.body);
+  else if (format == 'rss') parsed = parseRss(res.body);
+  else return fail('feed: neither JSON nor RSS (set config feed_format)');
+  if (parsed === null) return fail('feed: not a JSON feed {"items":[…]}');
+  const items = firstDistinct(parsed);
+
+  const stored = varGet(SEEN_VAR);
+  const previous = stored === null ? new Array<string>() : stored.split('\n');
+  const known = new Set<string>();
+  for (let i = 0; i < previous.length; i++) known.add(previous[i]);
+  const fresh = jsonArray();
+  let seen = 0;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    if (known.has(item.key)) seen++;
+    else fresh.push(jsonObject().set('id', jsonString(item.id)).set('title', jsonString(item.title)));
+  }
+  varSet(SEEN_VAR, nextSeen(items, previous).join('\n'));
+  writeJson(runResult(null, jsonObject().set('new', fresh).set('seen', jsonInt(seen))));
   return 0;
 }
 

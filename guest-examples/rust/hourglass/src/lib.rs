@@ -9,14 +9,18 @@
 //!   `schedules() -> FnResult<Json<Vec<Schedule>>>`,
 //!   `run(Json(ctx): Json<RunContext>) -> FnResult<Json<RunResult>>`, `cleanup() -> FnResult<()>`.
 //!   Returning `Err` sets Extism's error and returns 1, which fails the call.
+//! - Outbound HTTP: [`http`] (`http::get`, `http::post`, `http::send`); config values:
+//!   [`config::get`]; Extism variables: [`var::get`] / [`var::set`] (re-exported from the PDK).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::fmt;
 
-pub use extism_pdk::{self, config, plugin_fn, FnResult, Json};
-pub use serde_json::{json, Value};
+pub use extism_pdk::{self, config, plugin_fn, var, FnResult, Json};
+
+pub mod http;
+pub use serde_json::{self, json, Value};
 
 mod raw {
     use extism_pdk::*;

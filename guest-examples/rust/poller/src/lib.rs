@@ -2,7 +2,13 @@
 //! `housekeeping` (declared) creates the runtime schedule `poll-feed-1` when it is missing;
 //! `poll-feed-*` runs count themselves in the cursor and pause their schedule after three
 //! polls; a payload `{"action": …}` (a user's request) drives one host function.
+//! With config `feed_url` set, `poll-feed-*` runs GET the feed instead and output
+//! `{"new":[{"id","title"}…],"seen":N}` (feed.rs; config `feed_format`: `json` | `rss`, default
+//! sniffed); a failed request fails the run with `http: <code>: <message>` or
+//! `http: status <n>`. Without `feed_url`, nothing changes.
 use hourglass_guest::*;
+
+mod feed;
 
 const POLLER_ID: &str = "poll-feed-1";
 
@@ -55,6 +61,9 @@ pub fn run(Json(ctx): Json<RunContext>) -> FnResult<Json<RunResult>> {
     if !ctx.schedule_id.starts_with("poll-feed-") {
         return fail(format!("unknown schedule: {}", ctx.schedule_id));
     }
+    if let Some(url) = config::get("feed_url")?.filter(|u| !u.is_empty()) {
+        return poll_feed(&url);
+    }
     let seen = ctx.cursor["seen"].as_i64().unwrap_or(0) + 1;
     if seen == 3 {
         schedule_pause(&ctx.schedule_id, Some("caught up"))?;
@@ -62,4 +71,43 @@ pub fn run(Json(ctx): Json<RunContext>) -> FnResult<Json<RunResult>> {
     let polled: &Value = &ctx.payload["feed"];
     let out = RunResult::new().cursor(json!({ "seen": seen }));
     Ok(Json(out.result(json!({ "polled": polled, "seen": seen }))))
+}
+
+const ACCEPT: &str = "application/json, application/rss+xml, application/xml;q=0.9, */*;q=0.5";
+
+/// A real poll: the feed's items not reported before, and how many were.
+fn poll_feed(url: &str) -> FnResult<Json<RunResult>> {
+    let configured = config::get("feed_format")?.unwrap_or_default();
+    if !matches!(configured.as_str(), "" | "json" | "rss") {
+        return fail(format!("feed_format: expected \"json\" or \"rss\", got \"{configured}\""));
+    }
+    let res = http::get(url, &[("accept", ACCEPT)])?;
+    if let Some(message) = res.failure() {
+        return fail(message);
+    }
+    let body = res.text();
+    let format = match configured.as_str() {
+        "" => feed::sniff(&body, res.header("content-type")),
+        f => f,
+    };
+    let items = match format {
+        "json" => match feed::parse_json(&body) {
+            Some(items) => items,
+            None => return fail("feed: not a JSON feed {\"items\":[…]}"),
+        },
+        "rss" => feed::parse_rss(&body),
+        _ => return fail("feed: neither JSON nor RSS (set config feed_format)"),
+    };
+    let items = feed::first_distinct(items);
+    let stored: String = var::get(feed::SEEN_VAR)?.unwrap_or_default();
+    let previous: Vec<&str> = stored.split('\n').filter(|k| !k.is_empty()).collect();
+    let known: std::collections::HashSet<&str> = previous.iter().copied().collect();
+    let fresh: Vec<Value> = items
+        .iter()
+        .filter(|i| !known.contains(i.key.as_str()))
+        .map(|i| json!({ "id": i.id, "title": i.title }))
+        .collect();
+    let seen = items.len() - fresh.len();
+    var::set(feed::SEEN_VAR, feed::next_seen(&items, &previous).join("\n"))?;
+    Ok(Json(RunResult::new().result(json!({ "new": fresh, "seen": seen }))))
 }
