@@ -6,8 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -19,60 +17,20 @@ import { InThreadSandbox } from '../../src/sandbox/in-thread-sandbox.ts';
 import { WorkerPoolSandbox } from '../../src/sandbox/pool/worker-pool-sandbox.ts';
 import type { HostCallAnswer, Sandbox } from '../../src/sandbox/types.ts';
 import type { RunRecord } from '../../src/store/types.ts';
+import { startFeedServer, type FeedServer } from '../support/feed-server.ts';
 import { GUEST, ManualClock, T0, decls, startHost, tempDir } from './helpers.ts';
 
-interface Server {
-  readonly base: string;
-  readonly port: number;
-  readonly paths: string[];
-  close(): Promise<void>;
-}
-
-/** A loopback server: `/hello`, `/slow` (never ends), `/huge` (endless), `/redirect?to=URL`. */
-async function loopback(): Promise<Server> {
-  const paths: string[] = [];
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    paths.push(url.pathname);
-    if (url.pathname === '/hello') {
-      res.setHeader('x-probe', 'yes');
-      res.end(JSON.stringify(`hello ${req.method ?? ''}`));
-    } else if (url.pathname === '/echo') {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () =>
-        res.end(JSON.stringify({ headers: req.headers, body: Buffer.concat(chunks).toString() })),
-      );
-    } else if (url.pathname === '/slow') {
-      res.writeHead(200);
-      res.write('x'); // and never more
-    } else if (url.pathname === '/huge') {
-      res.writeHead(200);
-      const chunk = Buffer.alloc(65_536, 120);
-      const pump = () => {
-        while (res.write(chunk));
-        res.once('drain', pump);
-      };
-      pump();
-    } else if (url.pathname === '/redirect') {
-      res.writeHead(302, { location: url.searchParams.get('to') ?? '/hello' });
-      res.end();
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
+/**
+ * The loopback server (test/support/feed-server.ts) with `/hello` answering the JSON string
+ * `"hello GET"` with `x-probe` and `content-type` headers.
+ */
+async function loopback(): Promise<FeedServer & { readonly paths: () => string[] }> {
+  const feeds = await startFeedServer();
+  feeds.respond('/hello', {
+    body: '"hello GET"',
+    headers: { 'x-probe': 'yes', 'content-type': 'application/json' },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    port,
-    paths,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
-  };
+  return Object.assign(feeds, { paths: () => feeds.requests.map((r) => r.path) });
 }
 
 interface Probe {
@@ -179,28 +137,28 @@ describe('guest outbound HTTP through the pool', () => {
         id: 'a',
         http: { ...allowed, allowPrivate: ['127.0.0.1/32'] },
         probes: [
-          { name: 'get', req: { url: `${srv.base}/hello` } },
+          { name: 'get', req: { url: `${srv.url}/hello` } },
           {
             name: 'post',
-            req: { url: `${srv.base}/echo`, method: 'POST', headers: { 'x-token': 'abc' } },
+            req: { url: `${srv.url}/hook`, method: 'POST', headers: { 'x-token': 'abc' } },
             body: 'payload!',
           },
-          { name: 'headers', mode: 'h', req: { url: `${srv.base}/hello` } },
+          { name: 'headers', mode: 'h', req: { url: `${srv.url}/hello` } },
           { name: 'byname', req: { url: `http://localhost:${srv.port}/hello` } },
           { name: 'offlist', req: { url: `http://127.0.0.2:${srv.port}/hello` } },
           { name: 'otherport', req: { url: `http://127.0.0.1:1/hello` } },
           {
             name: 'narrowed',
-            req: { url: `${srv.base}/hello` },
+            req: { url: `${srv.url}/hello` },
             http: { allowedHosts: ['https://example.com'] },
           },
-          { name: 'method', req: { url: `${srv.base}/hello`, method: 'DELETE' } },
+          { name: 'method', req: { url: `${srv.url}/hello`, method: 'DELETE' } },
           {
             name: 'inject',
-            req: { url: `${srv.base}/hello`, headers: { 'x-a': 'v\r\nhost: evil' } },
+            req: { url: `${srv.url}/hello`, headers: { 'x-a': 'v\r\nhost: evil' } },
           },
           { name: 'creds', req: { url: `http://user:pw@127.0.0.1:${srv.port}/hello` } },
-          { name: 'hostheader', req: { url: `${srv.base}/hello`, headers: { Host: 'evil' } } },
+          { name: 'hostheader', req: { url: `${srv.url}/hello`, headers: { Host: 'evil' } } },
           { name: 'scheme', req: { url: `file:///etc/passwd` } },
         ],
       },
@@ -209,15 +167,15 @@ describe('guest outbound HTTP through the pool', () => {
     assert.deepEqual(get, { status: 200, body: 'hello GET' });
 
     const post = answer(await run(host, 'a/post/probe'));
-    assert.equal(post.status, 200);
-    const echoed = post.body as { headers: Record<string, string>; body: string };
-    assert.equal(echoed.body, 'payload!');
-    assert.equal(echoed.headers['x-token'], 'abc');
-    assert.equal(echoed.headers['content-length'], '8');
+    assert.deepEqual(post, { status: 200, body: { received: 1 } });
+    const hook = srv.hooks[0];
+    assert.equal(hook?.body, 'payload!');
+    assert.equal(hook.headers['x-token'], 'abc');
+    assert.equal(hook.headers['content-length'], '8');
 
     const headers = answer(await run(host, 'a/headers/probe')).body as Record<string, string>;
     assert.equal(headers['x-probe'], 'yes');
-    assert.equal(headers['content-length'], '11');
+    assert.equal(headers['content-type'], 'application/json');
 
     // The tenant allows 127.0.0.1: a name that resolves there is allowed too.
     assert.deepEqual(answer(await run(host, 'a/byname/probe')), { status: 200, body: 'hello GET' });
@@ -246,10 +204,10 @@ describe('guest outbound HTTP through the pool', () => {
     }
     // Nothing refused reached the server.
     assert.deepEqual(
-      srv.paths.filter((p) => p !== '/hello' && p !== '/echo'),
+      srv.paths().filter((p) => p !== '/hello' && p !== '/hook'),
       [],
     );
-    assert.equal(srv.paths.filter((p) => p === '/hello').length, 3);
+    assert.equal(srv.paths().filter((p) => p === '/hello').length, 3);
   });
 
   test('special addresses: a name resolving to 127.0.0.1, 127.0.0.1 itself and its other spellings are denied without the tenant allowance; a redirect to a denied host is denied', async (t) => {
@@ -274,8 +232,8 @@ describe('guest outbound HTTP through the pool', () => {
         id: 'c',
         http: { allowedHosts: [`http://127.0.0.1:${p}`], allowPrivate: ['127.0.0.1'] },
         probes: [
-          { name: 'redirect', req: { url: `${srv.base}/redirect?to=http://127.0.0.2:${p}/hello` } },
-          { name: 'samehost', req: { url: `${srv.base}/redirect?to=/hello` } },
+          { name: 'redirect', req: { url: `${srv.url}/redirect?to=http://127.0.0.2:${p}/hello` } },
+          { name: 'samehost', req: { url: `${srv.url}/redirect?to=/hello` } },
         ],
       },
     ]);
@@ -299,7 +257,7 @@ describe('guest outbound HTTP through the pool', () => {
       body: 'hello GET',
     });
     // Only the allowed hops reached the server: two redirects and one /hello.
-    assert.deepEqual(srv.paths, ['/redirect', '/redirect', '/hello']);
+    assert.deepEqual(srv.paths(), ['/redirect', '/redirect', '/hello']);
   });
 
   test('a slow server hits the per-request timeout and an endless body the response cap, as typed errors the guest handles; a request loop is stopped by the request cap, and by fuel', async (t) => {
@@ -313,24 +271,24 @@ describe('guest outbound HTTP through the pool', () => {
         probes: [
           {
             name: 'slow',
-            req: { url: `${srv.base}/slow` },
+            req: { url: `${srv.url}/slow` },
             http: { allowedHosts: ['http://*:*'], limits: { timeoutMs: 300 } },
           },
           {
             name: 'huge',
-            req: { url: `${srv.base}/huge` },
+            req: { url: `${srv.url}/huge` },
             http: { allowedHosts: ['http://*:*'], limits: { responseBytes: 100_000 } },
           },
           {
             name: 'loop',
             mode: 'l',
-            req: { url: `${srv.base}/hello` },
+            req: { url: `${srv.url}/hello` },
             http: { allowedHosts: ['http://*:*'], limits: { requestsPerCall: 5 } },
           },
           {
             name: 'fuel',
             mode: 'l',
-            req: { url: `${srv.base}/hello` },
+            req: { url: `${srv.url}/hello` },
             http: { allowedHosts: ['http://*:*'], limits: { requestsPerCall: 1000 } },
             limits: { fuel: { run: 1_000_000 } },
           },
@@ -349,11 +307,11 @@ describe('guest outbound HTTP through the pool', () => {
     assert.equal(loop.status, 'host_call_denied');
     assert.match(loop.error ?? '', /too_many_requests: the call has made its 5 requests/);
 
-    const before = srv.paths.length;
+    const before = srv.paths().length;
     const fuel = await run(host, 'a/fuel/probe');
     assert.equal(fuel.status, 'out_of_fuel', fuel.error ?? '');
     // 100,000 fuel a request: a budget of 1M pays for fewer than 10.
-    const made = srv.paths.length - before;
+    const made = srv.paths().length - before;
     assert.ok(made >= 1 && made < 10, `requests made: ${made}`);
   });
 
@@ -373,7 +331,7 @@ describe('guest outbound HTTP through the pool', () => {
             ...[0, 1, 2].map((i) => ({
               name: `waits-${i}`,
               mode: 'l',
-              req: { url: `${srv.base}/slow` },
+              req: { url: `${srv.url}/slow` },
               http: {
                 allowedHosts: ['http://*:*'],
                 limits: { timeoutMs: 400, requestsPerCall: 8 },
@@ -383,7 +341,7 @@ describe('guest outbound HTTP through the pool', () => {
               // Loops on a slow server past its call's deadline: the pool terminates its worker.
               name: 'killed',
               mode: 'l',
-              req: { url: `${srv.base}/slow` },
+              req: { url: `${srv.url}/slow` },
               http: { allowedHosts: ['http://*:*'], limits: { requestsPerCall: 10_000 } },
               limits: { timeoutMs: 600, fuel: { run: 1e12 } },
             },
