@@ -27,7 +27,7 @@ export interface HostEventMap {
       reason: string;
     },
   ];
-  'guest:log': [{ pluginId: string; level: string; message: string }];
+  'guest:log': [{ pluginId: string; level: string; message: string; runId?: number | null }];
   /** A guest's outbound HTTP request ended (answered, failed or refused); never its body. */
   'guest:http': [{ pluginId: string; tenant: string } & GuestHttpRecord];
   /**

@@ -132,6 +132,7 @@ export class Host implements HostServices {
       pluginId: string;
       level: string;
       message: string;
+      runId?: number | null;
       http?: GuestHttpRecord;
     }) => {
       const pluginId = e.pluginId.replace(/#\d+$/, '');

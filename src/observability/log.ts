@@ -182,7 +182,11 @@ export function logHostEvents(
   sub('guest:log', (e) => {
     const { ok, dropped } = limiter.take(e.pluginId);
     if (!ok) return;
-    const ids = { tenant: tenantOf(e.pluginId), plugin: e.pluginId };
+    const ids = {
+      tenant: tenantOf(e.pluginId),
+      plugin: e.pluginId,
+      ...(e.runId === undefined || e.runId === null ? {} : { run: e.runId }),
+    };
     if (dropped > 0) logger.warn({ ...ids, dropped }, 'guest log lines dropped (rate limit)');
     const level = GUEST_LEVELS.has(e.level) ? (e.level as LogLevel) : 'info';
     logger[level]({ ...ids, guest: true }, inert(e.message));

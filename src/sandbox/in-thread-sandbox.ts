@@ -133,6 +133,8 @@ export interface GuestLogEntry {
   readonly pluginId: string;
   readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   readonly message: string;
+  /** The run whose call wrote it (null outside runs: discovery, cleanup, init). */
+  readonly runId?: number | null;
   /**
    * Set on the entry of an outbound HTTP request (debug level; not a guest's own line): it
    * travels the guest-log path from pool workers, and the host logs and counts it apart.
@@ -249,7 +251,13 @@ export class InThreadSandbox implements Sandbox {
       {
         fault,
         charge: (n) => guest.meter?.charge(n) ?? true,
-        log: (level, message) => this.#opts.onGuestLog?.({ pluginId, level, message }),
+        log: (level, message) =>
+          this.#opts.onGuestLog?.({
+            pluginId,
+            level,
+            message,
+            runId: guest.state?.caller.runId ?? null,
+          }),
         http: (request, body, room) => {
           const http = guest.http;
           if (!http || !guest.state) {
@@ -290,7 +298,13 @@ export class InThreadSandbox implements Sandbox {
         : new WasiKernel(pluginId, {
             memory: () => guest.memory,
             meter: () => guest.meter,
-            log: (level, message) => this.#opts.onGuestLog?.({ pluginId, level, message }),
+            log: (level, message) =>
+              this.#opts.onGuestLog?.({
+                pluginId,
+                level,
+                message,
+                runId: guest.state?.caller.runId ?? null,
+              }),
           });
     guest.wasi = wasi;
     const userFns: Record<string, (cx: CallContext, offset: bigint) => bigint> = {};
@@ -597,6 +611,7 @@ export class InThreadSandbox implements Sandbox {
       this.#opts.onGuestLog?.({
         pluginId: guest.spec.pluginId,
         level: 'warn',
+        runId: req.caller.runId ?? null,
         message: `${dropped} more log lines of this ${req.fn}() call were dropped (limit ${guest.spec.limits.logLines})`,
       });
     }

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { parseHostConfig } from '../../src/config/host-config.ts';
 import { systemClock, type Clock } from '../../src/clock.ts';
+import type { HostEventMap } from '../../src/host/events.ts';
 import type { Host } from '../../src/host/host.ts';
 import { DEFAULT_LIMITS } from '../../src/plugin/manifest.ts';
 import { InThreadSandbox } from '../../src/sandbox/in-thread-sandbox.ts';
@@ -163,8 +164,18 @@ describe('guest outbound HTTP through the pool', () => {
         ],
       },
     ]);
-    const get = answer(await run(host, 'a/get/probe'));
-    assert.deepEqual(get, { status: 200, body: 'hello GET' });
+    const records: Parameters<typeof logHttp>[0][] = [];
+    const logHttp = (e: HostEventMap['guest:http'][0]) => records.push(e);
+    host.events.on('guest:http', logHttp);
+    const getRun = await run(host, 'a/get/probe');
+    assert.deepEqual(answer(getRun), { status: 200, body: 'hello GET' });
+    // What the debug log line and the metrics are made of: ids, origin, status, sizes.
+    assert.deepEqual(
+      records.map((r) => [r.tenant, r.pluginId, r.runId, r.method, r.origin, r.status, r.error]),
+      [['a', 'a/get', getRun.id, 'GET', srv.url, 200, null]],
+    );
+    assert.equal(records[0]?.bytesIn, 11);
+    host.events.off('guest:http', logHttp);
 
     const post = answer(await run(host, 'a/post/probe'));
     assert.deepEqual(post, { status: 200, body: { received: 1 } });

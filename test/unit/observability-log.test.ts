@@ -119,6 +119,7 @@ test('guest log lines: the guest’s level, text made inert, a plugin over its r
     pluginId: 'acme/feeds',
     level: 'error',
     message: 'fake\n\u001b[31mline',
+    runId: 42,
   });
   events.emit('guest:log', { pluginId: 'acme/feeds', level: 'nonsense', message: 'x' });
   for (let i = 0; i < GUEST_LOG_BURST + 50; i++)
@@ -129,7 +130,9 @@ test('guest log lines: the guest’s level, text made inert, a plugin over its r
     [first[0]?.level, first[0]?.msg, first[0]?.guest, first[0]?.tenant, first[0]?.plugin],
     [50, 'fake\\u{a}\\u{1b}[31mline', true, 'acme', 'acme/feeds'],
   );
+  assert.equal(first[0]?.run, 42, 'a line a run wrote carries its id');
   assert.equal(first[1]?.level, 30, 'an unknown level logs at info');
+  assert.equal(first[1]?.run, undefined);
   assert.equal(first.filter((l) => l.plugin === 'acme/noisy').length, GUEST_LOG_BURST);
   assert.equal(first.at(-1)?.msg, 'still heard', 'one plugin’s noise does not silence another');
   now += 1000; // the bucket refills GUEST_LOG_PER_SEC lines a second
