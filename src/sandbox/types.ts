@@ -125,7 +125,7 @@ export interface CallRequest {
    * thread: the call reads them, and its changes are applied to them if it succeeds. Absent:
    * the sandbox keeps the plugin's variables itself while it is loaded (nothing persists).
    */
-  readonly vars?: PluginVars;
+  readonly vars?: PluginVars | undefined;
 }
 
 /** A sandbox's load at one moment (read by the metrics at scrape time; cheap to compute). */
