@@ -994,7 +994,12 @@ export class Host implements HostServices {
       const r = this.operate(key, action, note);
       return r.ok
         ? JSON.stringify({
-            ok: 'trigger' in r ? r.trigger : 'cleared' in r ? `cleared ${r.cleared}` : r.schedule.state,
+            ok:
+              'trigger' in r
+                ? r.trigger
+                : 'cleared' in r
+                  ? `cleared ${r.cleared}`
+                  : r.schedule.state,
           })
         : JSON.stringify({ error: { code: r.code, message: r.message } });
     } catch (err) {

@@ -140,7 +140,18 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
       get<JobContractRecord[]>(
         `/v1/jobs${pluginId === undefined ? '' : `?${query({ plugin: pluginId })}`}`,
       ),
+    async getPluginState() {
+      throw new HourglassError(
+        'HG_CLI_USAGE',
+        "a plugin's state is not served over the HTTP API: use --store or --config",
+      );
+    },
     async applyCommand(key, action, note): Promise<CommandOutcome> {
+      if (action === 'clear_state')
+        throw new HourglassError(
+          'HG_CLI_USAGE',
+          "a plugin's state is not served over the HTTP API: use --store or --config",
+        );
       const path = `/v1/schedules/${keyPath(key)}${action === 'delete' ? '' : `/${action}`}`;
       let body: unknown;
       if (action === 'pause' && note !== null) body = { note };

@@ -188,7 +188,11 @@ export function deltaFromJson(j: unknown): VarsDelta {
     throw new Error('bad variables delta');
   const changes: [string, Uint8Array | null][] = [];
   for (const c of o.changes as unknown[]) {
-    if (!Array.isArray(c) || typeof c[0] !== 'string' || (c[1] !== null && typeof c[1] !== 'string'))
+    if (
+      !Array.isArray(c) ||
+      typeof c[0] !== 'string' ||
+      (c[1] !== null && typeof c[1] !== 'string')
+    )
       throw new Error('bad variables change');
     changes.push([
       c[0],

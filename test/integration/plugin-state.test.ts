@@ -52,7 +52,9 @@ function counterConfig(dir: string, config: Record<string, string> = {}): HostCo
 }
 
 /** Triggers the counter's schedule and waits for its run: its status and result. */
-async function tick(h: StartedHost): Promise<{ status: string; reason: string | null; n: unknown }> {
+async function tick(
+  h: StartedHost,
+): Promise<{ status: string; reason: string | null; n: unknown }> {
   const r = h.host.operate(KEY, 'trigger');
   assert.equal(r.ok, true, JSON.stringify(r));
   await h.host.scheduler.settle();
@@ -85,7 +87,8 @@ for (const kind of STORES) {
     let h = await startHost(config, clock);
     try {
       assert.deepEqual(h.failed, []);
-      for (const n of [1, 2, 3]) assert.deepEqual(await tick(h), { status: 'succeeded', reason: null, n });
+      for (const n of [1, 2, 3])
+        assert.deepEqual(await tick(h), { status: 'succeeded', reason: null, n });
       // A restart on the same store.
       await h.stop();
       assert.equal(await storedCounter(config), 3);

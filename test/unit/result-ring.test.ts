@@ -164,7 +164,14 @@ test("result ring: an outcome with changes to its plugin's variables round-trips
       ['gone', null],
     ] as [string, Uint8Array | null][],
   };
-  assert.equal(ringAppend(ring, 5, { ...ok(new Uint8Array([1, 2])), vars }), true);
+  const outcome: CallOutcome = {
+    ok: true,
+    output: new Uint8Array([1, 2]),
+    durationMs: 1.5,
+    fuelUsed: 42,
+    vars,
+  };
+  assert.equal(ringAppend(ring, 5, outcome), true);
   const { got } = drain(ring);
-  assert.deepEqual(got, [[5, { ...ok(new Uint8Array([1, 2])), vars }]]);
+  assert.deepEqual(got, [[5, outcome]]);
 });

@@ -64,15 +64,7 @@ import {
 } from './mirror.ts';
 import { pgError } from './pg-errors.ts';
 import { migrate } from './pg-schema.ts';
-import {
-  COMMANDS,
-  CONTRACTS,
-  PLUGIN_STATE,
-  PLUGINS,
-  RUNS,
-  SCHEDULES,
-  tenantOf,
-} from './tables.ts';
+import { COMMANDS, CONTRACTS, PLUGIN_STATE, PLUGINS, RUNS, SCHEDULES, tenantOf } from './tables.ts';
 
 export interface PgStoreOptions {
   /** `postgres://user:password@host:port/database` */
