@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseHostConfig, type HostConfig } from '../../src/config/host-config.ts';
+import { openPgOperatorStore } from '../../src/operator/pg-access.ts';
 import { DEFAULT_LIMITS } from '../../src/plugin/manifest.ts';
 import { decodeStoredVars, PluginVars } from '../../src/sandbox/plugin-vars.ts';
 import { WorkerPoolSandbox } from '../../src/sandbox/pool/worker-pool-sandbox.ts';
@@ -195,5 +196,29 @@ test('plugin state in the pool: an operator-style clear reaches the workers with
     assert.equal(resultOf(await call()), 1);
   } finally {
     await pool.close();
+  }
+});
+
+test("plugin state on PostgreSQL: the CLI's store layer lists the state and its clear reaches the host that owns the tenant (its copy in memory too)", async (t) => {
+  const dir = await storeDir(t, 'postgres');
+  const config = counterConfig(dir);
+  const h = await startHost(config, new ManualClock(T0));
+  const pgc = config.store.postgres;
+  assert.ok(pgc);
+  const cli = await openPgOperatorStore(pgc);
+  try {
+    for (const n of [1, 2]) assert.equal((await tick(h)).n, n);
+    await h.host.store.committed();
+    const rec = await cli.getPluginState(PLUGIN);
+    assert.deepEqual(rec && decodeStoredVars(rec.vars).map(([k, v]) => [k, [...v]]), [
+      ['n', [2, 0, 0, 0, 0, 0, 0, 0]],
+    ]);
+    const r = await cli.applyCommand(PLUGIN, 'clear_state', null);
+    assert.deepEqual([r.ok, r.via, r.value], [true, 'host', 'cleared 1']);
+    assert.equal(h.host.pluginVars(PLUGIN)?.size, 0);
+    assert.equal((await tick(h)).n, 1);
+  } finally {
+    await cli.close();
+    await h.stop();
   }
 });
