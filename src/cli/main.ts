@@ -141,8 +141,8 @@ function preview(value: Uint8Array): string {
 const stateCommand: Command = {
   summary: "a plugin's state (its Extism variables): list them, or clear them",
   usage:
-    'hourglass state list <tenant/plugin> [--json] [--config FILE] [--store PATH]\n' +
-    '       hourglass state clear <tenant/plugin> [--key KEY] [--config FILE] [--store PATH]\n' +
+    'hourglass state list <tenant/plugin> [--json] [--config FILE] [--store PATH | --url URL]\n' +
+    '       hourglass state clear <tenant/plugin> [--key KEY] [--config FILE] [--store PATH | --url URL]\n' +
     '  A clear goes through the running host that serves the plugin (its variables in memory\n' +
     "  too); with no host running, to the store (SQLite) or queued for the tenant's next owner\n" +
     '  (PostgreSQL). Without --key every variable is cleared.',
