@@ -32,7 +32,7 @@
  */
 
 import { KERNEL_SIGNATURES, type KernelName } from './import-signatures.ts';
-import { VAR_OVERHEAD_BYTES, type PluginVars, type VarsDelta } from '../plugin-vars.ts';
+import { VAR_OVERHEAD_BYTES, varSize, type PluginVars, type VarsDelta } from '../plugin-vars.ts';
 
 export { VAR_OVERHEAD_BYTES };
 
@@ -463,7 +463,9 @@ export class ExtismKernel {
     }
     const value = this.#blockAt(valueAddr);
     if (value === null) return this.#invalid('var_set', valueAddr);
-    const size = keyBlock.length + value.length + VAR_OVERHEAD_BYTES;
+    // Counted as the plugin's copy counts it (plugin-vars.ts): the key as its decoded text's
+    // UTF-8, which differs from the block only for bytes that are not UTF-8.
+    const size = varSize(key, value);
     const total = this.#varBytes - oldSize + size;
     if (total > this.#limits.varBytes) {
       this.#hooks.fault({
