@@ -18,6 +18,7 @@ export const ErrorCodes = {
   HG_QUOTA_EXCEEDED: 'a tenant quota would be exceeded',
   HG_SCHEDULE_NOT_FOUND: 'no schedule with that id',
   HG_SCHEDULE_CONFLICT: 'a schedule with that id already exists',
+  HG_STATE_NOT_FOUND: 'no state for that plugin (not loaded on the host, and nothing stored)',
   HG_STORE: 'the store failed (open, migrate, read or write)',
   HG_STORE_VERSION: 'the store was written by a newer version of Hourglass',
   HG_STORE_CORRUPT: 'the store file is damaged or not a Hourglass store',

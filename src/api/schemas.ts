@@ -284,6 +284,40 @@ export const routeSchemas = {
       ...errors,
     },
   },
+  pluginState: {
+    summary:
+      "A plugin's state (its Extism variables), as the store holds it: keys, sizes and values (base64)",
+    params: pluginParams,
+    response: {
+      200: {
+        type: 'object',
+        properties: {
+          plugin: str,
+          bytes: int,
+          updatedAt: intOrNull,
+          vars: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { key: str, bytes: int, counts: int, base64: str },
+            },
+          },
+        },
+      },
+      ...errors,
+    },
+  },
+  clearState: {
+    summary:
+      "Clear a plugin's state (the variable `key`, else all), through the host that serves it: the next run starts from the cleared state",
+    params: pluginParams,
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { key: { type: 'string', maxLength: 65536 } },
+    },
+    response: actionResponse,
+  },
   plugin: {
     summary: 'One plugin',
     params: pluginParams,

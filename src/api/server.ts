@@ -386,6 +386,27 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
       return loadAnswer(reply, r, 'unsupported', 'HG_API_UPLOAD_REFUSED');
     },
   );
+  app.get<{ Params: { tenant: string; name: string } }>(
+    '/v1/plugins/:tenant/:name/state',
+    { schema: routeSchemas.pluginState },
+    async (req) => {
+      const id = `${req.params.tenant}/${req.params.name}`;
+      return (await svc.state(scopeOf(req), id)) ?? Promise.reject(notFound(`plugin ${id}`));
+    },
+  );
+  app.delete<{ Params: { tenant: string; name: string }; Querystring: { key?: string } }>(
+    '/v1/plugins/:tenant/:name/state',
+    { schema: routeSchemas.clearState },
+    async (req, reply) =>
+      answer(
+        reply,
+        await svc.clearState(
+          scopeOf(req),
+          `${req.params.tenant}/${req.params.name}`,
+          req.query.key ?? null,
+        ),
+      ),
+  );
   app.post<{ Params: { tenant: string; name: string } }>(
     '/v1/plugins/:tenant/:name/reload',
     { schema: routeSchemas.reload },

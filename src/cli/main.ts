@@ -30,6 +30,7 @@ import { openHttpOperatorStore, TOKEN_ENV, URL_ENV } from '../operator/http-acce
 import type { OperatorStore } from '../operator/operator-store.ts';
 import { reloadConfig, type ReloadReport } from '../operator/hot-reload.ts';
 import type { RunningApi } from '../api/server.ts';
+import { stateEntries } from '../host/plugin-state.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -120,6 +121,95 @@ const operatorCommand = (
     }
   },
 });
+
+/**
+ * A variable's value for a listing: its text, quoted, when it is printable UTF-8; else its first
+ * bytes in hex.
+ */
+function preview(value: Uint8Array): string {
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(value);
+    if (!/[\p{Cc}\p{Cs}]/u.test(text.replace(/[\t\n]/g, ' ')))
+      return truncate(JSON.stringify(text), 60);
+  } catch {
+    // not UTF-8: hex below
+  }
+  const hex = Buffer.from(value.subarray(0, 24)).toString('hex');
+  return `0x${hex}${value.length > 24 ? '…' : ''}`;
+}
+
+const stateCommand: Command = {
+  summary: "a plugin's state (its Extism variables): list them, or clear them",
+  usage:
+    'hourglass state list <tenant/plugin> [--json] [--config FILE] [--store PATH | --url URL]\n' +
+    '       hourglass state clear <tenant/plugin> [--key KEY] [--config FILE] [--store PATH | --url URL]\n' +
+    '  A clear goes through the running host that serves the plugin (its variables in memory\n' +
+    "  too); with no host running, to the store (SQLite) or queued for the tenant's next owner\n" +
+    '  (PostgreSQL). Without --key every variable is cleared.',
+  options: { ...common, ...storeOpt, key: { type: 'string' }, json: { type: 'boolean' } },
+  positionals: 2,
+  async run(v, [sub, pluginId]) {
+    if (sub !== 'list' && sub !== 'clear')
+      throw new HourglassError('HG_CLI_USAGE', `expected 'list' or 'clear', got '${String(sub)}'`);
+    if (!/^[^/]+\/[^/]+$/.test(pluginId as string))
+      throw new HourglassError(
+        'HG_CLI_USAGE',
+        `a plugin is named <tenant>/<plugin>, got '${String(pluginId)}'`,
+      );
+    const store = await openStoreOf(v);
+    try {
+      if (sub === 'clear') {
+        const r = await store.applyCommand(
+          pluginId as string,
+          'clear_state',
+          str(v, 'key') ?? null,
+        );
+        if (!r.ok) throw new HourglassError('HG_STATE_NOT_FOUND', r.message);
+        out(r.message);
+        return 0;
+      }
+      const rec = await store.getPluginState(pluginId as string);
+      const entries = rec ? stateEntries(rec.vars) : [];
+      if (v.json) {
+        out(
+          JSON.stringify(
+            {
+              plugin: pluginId,
+              bytes: rec?.bytes ?? 0,
+              updatedAt: rec?.updatedAt ?? null,
+              vars: entries.map((e) => ({
+                key: e.key,
+                bytes: e.value.length,
+                counts: e.size,
+                base64: Buffer.from(e.value).toString('base64'),
+              })),
+            },
+            null,
+            2,
+          ),
+        );
+        return 0;
+      }
+      out(
+        table(
+          ['KEY', 'BYTES', 'COUNTS', 'VALUE'],
+          entries.map((e) => [
+            truncate(e.key, 40),
+            String(e.value.length),
+            String(e.size),
+            preview(e.value),
+          ]),
+        ),
+      );
+      out(
+        `${entries.length} variable(s), ${rec?.bytes ?? 0} bytes counted against the plugin's varBytes${rec ? ` (changed ${isoOrDash(rec.updatedAt)})` : ''}`,
+      );
+      return 0;
+    } finally {
+      await store.close();
+    }
+  },
+};
 
 /** A value of `--k` among `allowed`, or a usage error naming them. */
 function oneOf<T extends string>(v: Values, k: string, allowed: readonly T[]): T | undefined {
@@ -546,6 +636,7 @@ const COMMANDS: Record<string, Command> = {
   resume: operatorCommand('resume', 'resume a paused schedule from its next tick'),
   trigger: operatorCommand('trigger', 'run a schedule now (at most one run at a time still holds)'),
   delete: operatorCommand('delete', 'delete a schedule (its runs are kept)'),
+  state: stateCommand,
 };
 
 function help(): string {

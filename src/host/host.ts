@@ -47,6 +47,8 @@ import { HostEvents, type GuestHttpRecord } from './events.ts';
 import { liveCountAfter, pluginSchedules, reconcile, type ReconcileResult } from './reconcile.ts';
 import { baseTenant, replicaOwner, syncCopies } from './replica.ts';
 import { createRunExecutor } from './run-executor.ts';
+import { PluginStateBook } from './plugin-state.ts';
+import type { PluginVars } from '../sandbox/plugin-vars.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
 
@@ -118,6 +120,8 @@ export class Host implements HostServices {
   readonly #share = new MainThreadShare((tenant) => this.quotas(tenant).hostCallMsPerSecond);
   /** The lease and the store's health (store-supervisor.ts). */
   readonly #supervisor: StoreSupervisor;
+  /** Each loaded plugin's state, its Extism variables (plugin-state.ts). */
+  readonly #pluginState: PluginStateBook;
   readonly #clustered: boolean;
   #stopping: Promise<void> | null = null;
 
@@ -155,6 +159,11 @@ export class Host implements HostServices {
             ...(config.sandbox.workers === null ? {} : { size: config.sandbox.workers }),
           });
     const quotas = (tenant: string) => this.quotas(tenant);
+    this.#pluginState = new PluginStateBook({
+      store: this.store,
+      now: () => this.clock.now(),
+      onError: (message, cause) => this.#reportError(message, cause),
+    });
     this.scheduler = new Scheduler({
       store: this.store,
       clock: this.clock,
@@ -167,6 +176,7 @@ export class Host implements HostServices {
         quotas,
         runFuelBudget: (pluginId) => this.#plugins.get(pluginId)?.limits.fuel.run ?? null,
         served: (pluginId) => this.#plugins.get(pluginId),
+        vars: (pluginId) => this.#pluginState.get(pluginId),
         onFinished: (run) => this.events.emit('run:finished', run),
         onWriteFailed: (runId, err, attempt) =>
           this.#reportError(
@@ -362,6 +372,7 @@ export class Host implements HostServices {
       if (!plugin) continue;
       this.scheduler.removePlugin(id);
       this.#plugins.delete(id);
+      this.#pluginState.forget(id);
       await this.#sandbox.unload(plugin.sandboxId);
       this.events.emit('plugin:unloaded', { pluginId: id });
     }
@@ -450,11 +461,13 @@ export class Host implements HostServices {
       readWasmFile(manifest, this.config.maxWasmBytes, pluginId),
     );
     try {
+      this.#pluginState.open(pluginId, shard, plugin.limits.varBytes);
       this.store.upsertPlugin(
         this.#pluginRecord(pluginId, shard, manifest, info.sha256, 'loaded', null),
       );
       syncCopies(deps, pluginId, shard, templates, this.#replicaSeen);
     } catch (err) {
+      this.#pluginState.forget(pluginId);
       await this.#sandbox.unload(pluginId);
       throw err;
     }
@@ -599,8 +612,11 @@ export class Host implements HostServices {
     );
     let checked: CheckedVersion;
     try {
+      // The plugin's state (kept across reloads: the old version's runs share it).
+      this.#pluginState.open(pluginId, tenant.id, plugin.limits.varBytes);
       checked = await this.#discover(plugin, info.sha256);
     } catch (err) {
+      if (!old) this.#pluginState.forget(pluginId);
       await this.#sandbox.unload(plugin.sandboxId);
       throw err;
     }
@@ -614,6 +630,7 @@ export class Host implements HostServices {
     try {
       result = this.#commit(checked, rows);
     } catch (err) {
+      if (!old) this.#pluginState.forget(pluginId);
       await this.#sandbox.unload(plugin.sandboxId);
       if (old) this.scheduler.addPlugin(pluginId);
       throw err;
@@ -683,6 +700,7 @@ export class Host implements HostServices {
       outcome = await this.#sandbox.call(plugin.sandboxId, {
         fn: 'schedules',
         caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'discovery' },
+        vars: this.#pluginState.get(plugin.id),
       });
     } finally {
       this.#discovering.delete(plugin.id);
@@ -817,6 +835,7 @@ export class Host implements HostServices {
       await this.#cleanup(plugin);
     } finally {
       this.#plugins.delete(pluginId);
+      this.#pluginState.forget(pluginId);
       await this.#sandbox.unload(plugin.sandboxId);
     }
     const rec = this.store.getPlugin(pluginId);
@@ -828,6 +847,7 @@ export class Host implements HostServices {
     const out = await this.#sandbox.call(plugin.sandboxId, {
       fn: 'cleanup',
       caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'cleanup' },
+      vars: this.#pluginState.get(plugin.id),
     });
     if (!out.ok)
       this.events.emit('host:error', {
@@ -915,8 +935,11 @@ export class Host implements HostServices {
   ):
     | OpResult
     | { ok: true; trigger: 'started' | 'skipped' }
+    | { ok: true; cleared: number }
     | { ok: false; code: 'not_found' | 'invalid'; message: string } {
     switch (action) {
+      case 'clear_state':
+        return this.clearPluginState(key, note);
       case 'pause':
         return this.schedules.pauseKey(key, note);
       case 'resume':
@@ -961,6 +984,31 @@ export class Host implements HostServices {
   }
 
   /**
+   * Clears a plugin's state (its Extism variables): one variable (`key`) or all. A plugin served
+   * here is cleared in memory too (its workers' copies are refreshed with their next call);
+   * otherwise in the store. `not_found`: no such plugin here and no state in the store.
+   */
+  clearPluginState(
+    pluginId: string,
+    key: string | null,
+  ): { ok: true; cleared: number } | { ok: false; code: 'not_found'; message: string } {
+    const tenant = this.#plugins.get(pluginId)?.tenant ?? pluginId.slice(0, pluginId.indexOf('/'));
+    const cleared = this.#pluginState.clear(pluginId, tenant, key);
+    if (cleared === null)
+      return {
+        ok: false,
+        code: 'not_found',
+        message: `plugin '${pluginId}' is not loaded and has no state`,
+      };
+    return { ok: true, cleared };
+  }
+
+  /** A plugin's state as this host holds it (loaded plugins only), for operators and tests. */
+  pluginVars(pluginId: string): PluginVars | undefined {
+    return this.#pluginState.get(pluginId);
+  }
+
+  /**
    * `operate`, answered as the JSON an applied operator command records as its result
    * (`{"ok": <state or trigger outcome>}` or `{"error": {code, message}}`); never throws.
    */
@@ -968,7 +1016,14 @@ export class Host implements HostServices {
     try {
       const r = this.operate(key, action, note);
       return r.ok
-        ? JSON.stringify({ ok: 'trigger' in r ? r.trigger : r.schedule.state })
+        ? JSON.stringify({
+            ok:
+              'trigger' in r
+                ? r.trigger
+                : 'cleared' in r
+                  ? `cleared ${r.cleared}`
+                  : r.schedule.state,
+          })
         : JSON.stringify({ error: { code: r.code, message: r.message } });
     } catch (err) {
       return JSON.stringify({ error: { code: 'internal', message: errorMessage(err) } });

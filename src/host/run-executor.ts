@@ -24,6 +24,7 @@ import type { Clock } from '../clock.ts';
 import type { TenantQuotas } from '../config/host-config.ts';
 import { errorMessage } from '../errors.ts';
 import type { Sandbox } from '../sandbox/types.ts';
+import type { PluginVars } from '../sandbox/plugin-vars.ts';
 import type { RunEnd, StartedRun } from '../scheduler/scheduler.ts';
 import type { RunRecord, RunStatus, Store } from '../store/types.ts';
 import { compile, parseGuestJson } from '../validation.ts';
@@ -71,6 +72,8 @@ export interface RunExecutorDeps {
    * and its module's hash (recorded with the run). @defaultValue the plugin id, no version
    */
   readonly served?: (pluginId: string) => ServedVersion | undefined;
+  /** The plugin's variables (Extism `var_get` / `var_set`; host/plugin-state.ts). */
+  readonly vars?: (pluginId: string) => PluginVars | undefined;
   /** Writing a run's outcome failed (it is retried while `stopped()` is false). */
   readonly onWriteFailed?: (runId: number, err: unknown, attempt: number) => void;
   /** The host is stopping: stop retrying failed outcome writes. */
@@ -229,6 +232,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
           runId: run.runId,
           scheduledAt: run.scheduledAt,
         },
+        vars: deps.vars?.(s.pluginId),
       });
       if (!outcome.ok) {
         fin = {

@@ -7,6 +7,7 @@
 import { HourglassError, type ErrorCode } from '../errors.ts';
 import type { JobContractRecord, PluginRecord, RunRecord, ScheduleRecord } from '../store/types.ts';
 import type { CommandOutcome, OperatorStore } from './operator-store.ts';
+import type { PluginStateView } from './service.ts';
 
 /** The environment variable the CLI reads the API token from (never a flag: shells log those). */
 export const TOKEN_ENV = 'HOURGLASS_TOKEN';
@@ -141,7 +142,40 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
       get<JobContractRecord[]>(
         `/v1/jobs${pluginId === undefined ? '' : `?${query({ plugin: pluginId })}`}`,
       ),
+    async getPluginState(pluginId) {
+      const view = await get<PluginStateView>(`/v1/plugins/${keyPath(pluginId)}/state`).catch(
+        (err: unknown) => {
+          if (err instanceof HourglassError && err.code === 'HG_API_NOT_FOUND') return undefined;
+          throw err;
+        },
+      );
+      if (!view) return undefined;
+      return {
+        pluginId,
+        tenant: pluginId.slice(0, Math.max(0, pluginId.indexOf('/'))),
+        vars: JSON.stringify(view.vars.map((v) => [v.key, v.base64])),
+        bytes: view.bytes,
+        updatedAt: view.updatedAt ?? 0,
+      };
+    },
     async applyCommand(key, action, note): Promise<CommandOutcome> {
+      if (action === 'clear_state') {
+        const q = note === null ? '' : `?${query({ key: note })}`;
+        const r = await call('DELETE', `/v1/plugins/${keyPath(key)}/state${q}`);
+        if (r.status === 200) {
+          const ok = r.json as { via: CommandOutcome['via']; value: string | null };
+          const value = ok.value ?? 'done';
+          return { via: ok.via, ok: true, value, message: `clear_state ${key}: ${value}` };
+        }
+        const e = (r.json as ApiErrorBody | null)?.error;
+        const code = r.status === 404 ? 'not_found' : (e?.code ?? `http_${r.status}`);
+        return {
+          via: 'host',
+          ok: false,
+          code,
+          message: `${code}: ${e?.message ?? `HTTP ${r.status}`}`,
+        };
+      }
       const path = `/v1/schedules/${keyPath(key)}${action === 'delete' ? '' : `/${action}`}`;
       let body: unknown;
       if (action === 'pause' && note !== null) body = { note };

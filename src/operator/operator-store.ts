@@ -8,6 +8,7 @@ import type {
   JobContractRecord,
   OperatorAction,
   PluginRecord,
+  PluginStateRecord,
   RunQuery,
   RunRecord,
   ScheduleQuery,
@@ -34,7 +35,12 @@ export interface OperatorStore {
   listRuns(q: RunQuery): Promise<RunRecord[]>;
   getRun(id: number): Promise<RunRecord | undefined>;
   listJobContracts(pluginId?: string): Promise<JobContractRecord[]>;
-  /** Pause, resume, trigger or delete a schedule (through the host that serves it, if any). */
+  /** A plugin's state (its Extism variables), as the store holds it. */
+  getPluginState(pluginId: string): Promise<PluginStateRecord | undefined>;
+  /**
+   * Pause, resume, trigger or delete a schedule (through the host that serves it, if any); or
+   * `clear_state` of a plugin (`key` its id, `note` the one variable to clear, null: all).
+   */
   applyCommand(key: string, action: OperatorAction, note: string | null): Promise<CommandOutcome>;
   close(): Promise<void>;
 }

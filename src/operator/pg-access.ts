@@ -24,6 +24,7 @@ import { HourglassError } from '../errors.ts';
 import { pgError } from '../store/postgres/pg-errors.ts';
 import {
   getCommand,
+  getPluginState,
   listPlugins,
   listRuns,
   getRun,
@@ -99,6 +100,7 @@ export async function openPgOperatorStore(
     getRun: wrap('reading a run', (id) => getRun(pool, id)),
     listJobContracts: wrap('listing job contracts', (pluginId) => listJobContracts(pool, pluginId)),
     listPlugins: wrap('listing plugins', () => listPlugins(pool)),
+    getPluginState: wrap("reading a plugin's state", (pluginId) => getPluginState(pool, pluginId)),
     applyCommand: wrap('an operator command', (key, action, note) =>
       sendPgCommand(pool, key, action, note),
     ),
@@ -137,7 +139,8 @@ export async function sendPgCommand(
   const tenant = tenantOf(key);
   const owner = await tenantOwner(pool, tenant);
   if (!owner) {
-    const state = await scheduleState(pool, key);
+    // A plugin's state is cleared by the tenant's next owner (`clear_state` names no schedule).
+    const state = action === 'clear_state' ? 'active' : await scheduleState(pool, key);
     if (state !== 'active' && state !== 'paused' && state !== 'completed')
       return {
         via: 'store',

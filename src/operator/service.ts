@@ -26,6 +26,7 @@ import type {
   ScheduleState,
 } from '../store/types.ts';
 import type { CommandOutcome, OperatorStore } from './operator-store.ts';
+import { stateEntries } from '../host/plugin-state.ts';
 
 /** Who is asking: the operator, or one tenant. */
 export type Scope =
@@ -48,6 +49,19 @@ export interface PluginView extends PluginRecord {
   readonly capabilities: readonly Capability[];
   /** What the sandbox enforces for this plugin, when it is loaded on this host. */
   readonly limits: PluginLimits | null;
+}
+
+/** A plugin's state as the API answers it (`GET /v1/plugins/:tenant/:name/state`). */
+export interface PluginStateView {
+  readonly plugin: string;
+  readonly bytes: number;
+  readonly updatedAt: number | null;
+  readonly vars: readonly {
+    readonly key: string;
+    readonly bytes: number;
+    readonly counts: number;
+    readonly base64: string;
+  }[];
 }
 
 export interface ScheduleFilter {
@@ -266,6 +280,37 @@ export class OperatorService {
     if (pluginId !== undefined && !OperatorService.sees(scope, tenantOfPlugin(pluginId))) return [];
     const rows = await this.#store.listJobContracts(pluginId);
     return rows.filter((c) => OperatorService.sees(scope, tenantOfPlugin(c.pluginId)));
+  }
+
+  /**
+   * A plugin's state (its Extism variables) as the store holds it, for a plugin the scope sees;
+   * an existing plugin without state has none (undefined: no such plugin).
+   */
+  async state(scope: Scope, pluginId: string): Promise<PluginStateView | undefined> {
+    if (!OperatorService.sees(scope, tenantOfPlugin(pluginId))) return undefined;
+    const rec = await this.#store.getPluginState(pluginId);
+    if (!rec && !(await this.#store.listPlugins()).some((p) => p.id === pluginId)) return undefined;
+    return {
+      plugin: pluginId,
+      bytes: rec?.bytes ?? 0,
+      updatedAt: rec?.updatedAt ?? null,
+      vars: (rec ? stateEntries(rec.vars) : []).map((e) => ({
+        key: e.key,
+        bytes: e.value.length,
+        counts: e.size,
+        base64: Buffer.from(e.value).toString('base64'),
+      })),
+    };
+  }
+
+  /** Clears a plugin's state (one variable, or all) through the host that serves it. */
+  async clearState(scope: Scope, pluginId: string, key: string | null): Promise<ActionOutcome> {
+    if (!OperatorService.sees(scope, tenantOfPlugin(pluginId)))
+      return { ok: false, code: 'not_found', message: `plugin '${pluginId}' has no state` };
+    const r = await this.#host.command(pluginId, 'clear_state', key);
+    return r.ok
+      ? { ok: true, via: r.via, value: r.value ?? null }
+      : { ok: false, code: r.code ?? 'failed', message: r.message };
   }
 
   /** Reloads a plugin the scope may act on (see `OperatorHostView.reload`). */

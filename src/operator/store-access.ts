@@ -4,7 +4,8 @@
  * pg-access.ts. On SQLite: reads go straight to the file (WAL allows it). Changes go through
  * the running host when there is one (queued in `operator_commands`, applied by the host within
  * its poll interval, and awaited here), so the host's in-memory queue never disagrees with the
- * store; with no host running, pause / resume / delete are applied to the store directly.
+ * store; with no host running, pause / resume / delete and a plugin's `clear_state` are applied
+ * to the store directly.
  */
 import { existsSync } from 'node:fs';
 import { systemClock } from '../clock.ts';
@@ -12,6 +13,7 @@ import { hasNul } from '../config/operator-file.ts';
 import { defaultHostConfig, loadHostConfig, type HostConfig } from '../config/host-config.ts';
 import { HourglassError } from '../errors.ts';
 import { ScheduleOps } from '../host/schedule-ops.ts';
+import { PluginStateBook } from '../host/plugin-state.ts';
 import { holderDead, leaseStaleMs } from '../host/store-supervisor.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
@@ -55,6 +57,7 @@ export async function openOperatorStore(
     listRuns: async (q) => store.listRuns(q),
     getRun: async (id) => store.getRun(id),
     listJobContracts: async (pluginId) => store.listJobContracts(pluginId),
+    getPluginState: async (pluginId) => store.getPluginState(pluginId),
     applyCommand: (key, action, note) => applyCommand(store, config, key, action, note),
     close: async () => store.close(),
   };
@@ -103,6 +106,27 @@ export async function applyCommand(
     };
   }
   // No host: change the store directly, through the same operations the host uses.
+  if (action === 'clear_state') {
+    const book = new PluginStateBook({
+      store,
+      now: () => Date.now(),
+      onError: () => undefined,
+    });
+    const cleared = book.clear(key, key.slice(0, Math.max(0, key.indexOf('/'))), note);
+    return cleared === null
+      ? {
+          via: 'store',
+          ok: false,
+          code: 'not_found',
+          message: `not_found: plugin '${key}' has no state`,
+        }
+      : {
+          via: 'store',
+          ok: true,
+          value: `cleared ${cleared}`,
+          message: `clear_state ${key}: cleared ${cleared}`,
+        };
+  }
   const scheduler = new Scheduler({
     store,
     clock: systemClock,

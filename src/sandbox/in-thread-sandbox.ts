@@ -21,6 +21,9 @@
  * blocks, output, variables and log lines are capped before anything is allocated, and kernel
  * misuse, limits crossed and `env.abort` end the call the same way (fuel drained, never a JS
  * exception a guest's `catch_all` could swallow), with the status and reason of the fault.
+ * Extism variables are the plugin's, not the instance's (plugin-vars.ts): a call reads those its
+ * request names (`CallRequest.vars`, else the guest's own set, kept while it is loaded), and
+ * its changes are applied to them only if it succeeds (`#commitVars`).
  * WASI imports are Hourglass's own too (kernel/wasi.ts), and the module's init runs here, with
  * memory, meter and WASI bound, under the discovery budget (kernel/guest-init.ts). What a call
  * that did not simply return is reported as is decided in call-failure.ts.
@@ -34,6 +37,7 @@ import { prepareGuest, EXTISM_KERNEL, HOST_NAMESPACE, type PreparedGuest } from 
 import { HOURGLASS_WASI } from './kernel/entry-rewrite.ts';
 import { ExtismKernel } from './kernel/extism-kernel.ts';
 import { GuestHttp, type HttpRequestRecord } from './http/guest-http.ts';
+import { PluginVars, type VarsDelta } from './plugin-vars.ts';
 import {
   type CallFault,
   type CallState,
@@ -115,6 +119,8 @@ interface LoadedGuest {
   http: GuestHttp | null;
   /** A fault raised while an instance was being created (its start function): load fails. */
   startFault: CallFault | null;
+  /** The plugin's variables when a call names none (`CallRequest.vars`); outlive instances. */
+  readonly vars: PluginVars;
   /**
    * Calls to one instance are serialized (Extism's call state is per instance): calls made
    * while one runs wait here, and the running call's loop takes them in order.
@@ -186,6 +192,7 @@ export class InThreadSandbox implements Sandbox {
       wasi: null,
       http: null,
       startFault: null,
+      vars: new PluginVars(spec.limits.varBytes),
       state: null,
       waiting: [],
       running: false,
@@ -501,6 +508,7 @@ export class InThreadSandbox implements Sandbox {
     kernel.begin(
       encodeInput(req.input ?? ''),
       req.caller.phase === 'run' ? limits.outputBytes : blockBytesOf(limits),
+      req.vars ?? guest.vars,
     );
     const wasi = guest.wasi;
     wasi?.begin(req.caller.scheduledAt);
@@ -514,9 +522,10 @@ export class InThreadSandbox implements Sandbox {
         throw Error(`Plugin error: export "${req.fn}" is not a function`);
       (fn as () => unknown)();
       ended = kernel.end();
+      const delta = kernel.takeVars();
       if (wasi?.exit || state.denied || state.fault) {
         late = true;
-        return this.#ended(guest, plugin, req, started, state, ended, null, wasi);
+        return this.#ended(guest, plugin, req, started, state, ended, null, wasi, delta);
       }
       const fuelUsed = Number(meter.settle().fuelUsed);
       if (ended.error !== null)
@@ -526,11 +535,19 @@ export class InThreadSandbox implements Sandbox {
         const ms = performance.now() - started;
         return failure('failed', 'nonzero_return', `${req.fn}() returned ${rc}`, ms, fuelUsed);
       }
-      return { ok: true, output: ended.output, durationMs: performance.now() - started, fuelUsed };
+      const ok: CallOutcome = {
+        ok: true,
+        output: ended.output,
+        durationMs: performance.now() - started,
+        fuelUsed,
+      };
+      return delta === null ? ok : this.#commitVars(guest, req, delta, ok);
     } catch (err) {
       late = true;
       ended ??= kernel.end();
-      return this.#ended(guest, plugin, req, started, state, ended, { err }, wasi);
+      // A call that threw keeps none of its changes (a proc_exit(0) caught as a throw aside).
+      const delta = kernel.takeVars();
+      return this.#ended(guest, plugin, req, started, state, ended, { err }, wasi, delta);
     } finally {
       if (!late) {
         this.#finish(guest, req, ended, wasi);
@@ -553,9 +570,12 @@ export class InThreadSandbox implements Sandbox {
     ended: ReturnType<ExtismKernel['end']>,
     thrown: { err: unknown } | null,
     wasi: WasiKernel | null,
+    delta: VarsDelta | null,
   ): Promise<CallOutcome> {
     try {
-      return await this.#classify(guest, plugin, req, started, state, thrown, wasi);
+      const outcome = await this.#classify(guest, plugin, req, started, state, thrown, wasi);
+      // Only `proc_exit(0)` ends this way and succeeds: its changes are kept.
+      return delta === null ? outcome : this.#commitVars(guest, req, delta, outcome);
     } finally {
       this.#finish(guest, req, ended, wasi);
     }
@@ -598,6 +618,30 @@ export class InThreadSandbox implements Sandbox {
     });
   }
 
+  /**
+   * A call ended with changes to its variables: applied (and reported in the outcome) if it
+   * succeeded, dropped if not. Applying checks the plugin's bound again (plugin-vars.ts); when
+   * they do not fit, nothing is kept and the call fails `memory_limit` / `var_limit`.
+   */
+  #commitVars(
+    guest: LoadedGuest,
+    req: CallRequest,
+    delta: VarsDelta,
+    outcome: CallOutcome,
+  ): CallOutcome {
+    if (!outcome.ok) return outcome;
+    const vars = req.vars ?? guest.vars;
+    if (!vars.apply(delta.changes))
+      return failure(
+        'memory_limit',
+        'var_limit',
+        `the call's changes to its variables would take the plugin over its limit of ${vars.limit} bytes`,
+        outcome.durationMs,
+        outcome.fuelUsed,
+      );
+    return { ...outcome, vars: delta };
+  }
+
   /** After every call: WASI's call state, the dropped-log-lines notice, no caller. */
   #finish(
     guest: LoadedGuest,
@@ -637,6 +681,11 @@ export class InThreadSandbox implements Sandbox {
     guest.rc = null;
     guest.kernel = null;
     await plugin.close().catch(() => undefined);
+  }
+
+  /** The variables the guest keeps itself (calls that name none: `CallRequest.vars`). */
+  varsOf(pluginId: string): PluginVars | undefined {
+    return this.#guests.get(pluginId)?.vars;
   }
 
   /**

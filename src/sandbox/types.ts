@@ -6,6 +6,7 @@
 import type { HttpPolicy } from './http/policy.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
 import type { RunStatus } from '../store/types.ts';
+import type { PluginVars, VarsDelta } from './plugin-vars.ts';
 
 export type Phase = 'discovery' | 'run' | 'cleanup';
 export type GuestExport = 'schedules' | 'run' | 'cleanup';
@@ -129,6 +130,11 @@ export type CallOutcome =
       readonly output: Uint8Array | null;
       readonly durationMs: number;
       readonly fuelUsed: number | null;
+      /**
+       * The changes the call made to its plugin's variables, already applied to the
+       * `CallRequest.vars` it named (plugin-vars.ts); absent when it made none.
+       */
+      readonly vars?: VarsDelta;
     }
   | {
       readonly ok: false;
@@ -144,6 +150,12 @@ export interface CallRequest {
   readonly fn: GuestExport;
   readonly input?: string;
   readonly caller: CallerContext;
+  /**
+   * The plugin's variables (Extism `var_get` / `var_set`; plugin-vars.ts), held by the caller's
+   * thread: the call reads them, and its changes are applied to them if it succeeds. Absent:
+   * the sandbox keeps the plugin's variables itself while it is loaded (nothing persists).
+   */
+  readonly vars?: PluginVars | undefined;
 }
 
 /** A sandbox's load at one moment (read by the metrics at scrape time; cheap to compute). */

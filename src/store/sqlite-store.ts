@@ -42,6 +42,7 @@ import type {
   OperatorAction,
   OperatorCommand,
   PluginRecord,
+  PluginStateRecord,
   RunFinish,
   RunQuery,
   RunRecord,
@@ -246,6 +247,16 @@ export function pluginFromRow(r: Row): PluginRecord {
     status: r.status as PluginRecord['status'],
     error: r.error as string | null,
     updatedAt: r.updated_at as number,
+  };
+}
+
+export function pluginStateFromRow(r: Row): PluginStateRecord {
+  return {
+    pluginId: r.plugin_id as string,
+    tenant: r.tenant as string,
+    vars: r.vars as string,
+    bytes: Number(r.bytes),
+    updatedAt: Number(r.updated_at),
   };
 }
 
@@ -550,6 +561,13 @@ export class SqliteStore implements Store {
            error=excluded.error, updated_at=excluded.updated_at`,
       ),
       getPlugin: db.prepare('SELECT * FROM plugins WHERE id = ?'),
+      getPluginState: db.prepare('SELECT * FROM plugin_state WHERE plugin_id = ?'),
+      putPluginState: db.prepare(
+        `INSERT INTO plugin_state (plugin_id, tenant, vars, bytes, updated_at)
+         VALUES (@pluginId, @tenant, @vars, @bytes, @updatedAt)
+         ON CONFLICT(plugin_id) DO UPDATE SET tenant=excluded.tenant, vars=excluded.vars,
+           bytes=excluded.bytes, updated_at=excluded.updated_at`,
+      ),
       listPlugins: db.prepare('SELECT * FROM plugins ORDER BY id'),
       deleteContracts: db.prepare('DELETE FROM job_contracts WHERE plugin_id = ?'),
       insertContract: db.prepare(
@@ -772,6 +790,21 @@ export class SqliteStore implements Store {
       () => (this.#stmts.listPlugins.all() as Row[]).map(pluginFromRow),
       null,
     );
+  }
+
+  getPluginState(pluginId: string): PluginStateRecord | undefined {
+    return this.#read(
+      'getPluginState',
+      () => {
+        const r = this.#stmts.getPluginState.get(pluginId) as Row | undefined;
+        return r ? pluginStateFromRow(r) : undefined;
+      },
+      null,
+    );
+  }
+
+  putPluginState(rec: PluginStateRecord): void {
+    this.#change('putPluginState', () => this.#stmts.putPluginState.run(rec), null);
   }
 
   replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void {

@@ -25,6 +25,19 @@ export interface PluginRecord {
   readonly updatedAt: number;
 }
 
+/**
+ * A plugin's state: its Extism variables (src/sandbox/plugin-vars.ts), one row per plugin,
+ * written whole. `vars` is JSON text, an array of `[key, base64 value]` pairs.
+ */
+export interface PluginStateRecord {
+  readonly pluginId: string;
+  readonly tenant: string;
+  readonly vars: string;
+  /** What the variables count against the plugin's `varBytes` (keys + values + 64 each). */
+  readonly bytes: number;
+  readonly updatedAt: number;
+}
+
 export type ScheduleOrigin = 'declared' | 'runtime';
 /** `deleted` and `retired` schedules are kept for history but invisible to guests. */
 export type ScheduleState = 'active' | 'paused' | 'completed' | 'deleted' | 'retired';
@@ -139,7 +152,11 @@ export interface JobContractRecord {
   readonly updatedAt: number;
 }
 
-export type OperatorAction = 'pause' | 'resume' | 'trigger' | 'delete';
+/**
+ * `clear_state` names a plugin id (`<tenant>/<name>`) where the others name a schedule key; its
+ * note is the one variable to clear (null: all).
+ */
+export type OperatorAction = 'pause' | 'resume' | 'trigger' | 'delete' | 'clear_state';
 
 export interface OperatorCommand {
   readonly id: number;
@@ -234,6 +251,11 @@ export interface PluginRecords {
 
   replaceJobContracts(pluginId: string, contracts: readonly JobContractRecord[]): void;
   listJobContracts(pluginId?: string): JobContractRecord[];
+
+  /** A plugin's state (its variables), if it ever had any. */
+  getPluginState(pluginId: string): PluginStateRecord | undefined;
+  /** Writes a plugin's state whole (an empty `vars` array: cleared). */
+  putPluginState(rec: PluginStateRecord): void;
 }
 
 /** Schedules: declared and runtime-created, their state, next time and cursor. */

@@ -30,6 +30,7 @@ import {
   COMMANDS,
   CONTRACTS,
   PLUGINS,
+  PLUGIN_STATE,
   RUNS,
   SCHEDULES,
   type TableSpec,
@@ -44,6 +45,7 @@ import type {
   OperatorAction,
   OperatorCommand,
   PluginRecord,
+  PluginStateRecord,
   RunFinish,
   RunQuery,
   RunRecord,
@@ -79,6 +81,8 @@ export interface Dirty {
   plugins: Set<string>;
   /** Plugin ids whose contracts were replaced (a plugin's contracts are written whole). */
   contracts: Set<string>;
+  /** Plugin ids whose state (variables) changed (one row per plugin). */
+  state: Set<string>;
   schedules: Set<string>;
   runs: Set<number>;
   /**
@@ -93,6 +97,7 @@ function emptyDirty(): Dirty {
   return {
     plugins: new Set(),
     contracts: new Set(),
+    state: new Set(),
     schedules: new Set(),
     runs: new Set(),
     runsNew: new Set(),
@@ -101,7 +106,14 @@ function emptyDirty(): Dirty {
 }
 
 function dirtySize(d: Dirty): number {
-  return d.plugins.size + d.contracts.size + d.schedules.size + d.runs.size + d.commands.size;
+  return (
+    d.plugins.size +
+    d.contracts.size +
+    d.state.size +
+    d.schedules.size +
+    d.runs.size +
+    d.commands.size
+  );
 }
 
 /** Adds `from`'s keys to `into`'s (and returns `into`). */
@@ -263,6 +275,7 @@ export abstract class WriteBehindStore implements Store {
     return [
       [PLUGINS, readImages(db, PLUGINS, dirty.plugins)],
       [CONTRACTS, readImages(db, CONTRACTS, dirty.contracts)],
+      [PLUGIN_STATE, readImages(db, PLUGIN_STATE, dirty.state)],
       [SCHEDULES, readImages(db, SCHEDULES, dirty.schedules)],
       [RUNS, readImages(db, RUNS, dirty.runs)],
       [COMMANDS, readImages(db, COMMANDS, dirty.commands)],
@@ -534,6 +547,16 @@ export abstract class WriteBehindStore implements Store {
   }
   listJobContracts(pluginId?: string): JobContractRecord[] {
     return this.mirror.listJobContracts(pluginId);
+  }
+
+  getPluginState(pluginId: string): PluginStateRecord | undefined {
+    return this.mirror.getPluginState(pluginId);
+  }
+
+  putPluginState(rec: PluginStateRecord): void {
+    this.mirror.putPluginState(rec);
+    this.dirty.state.add(rec.pluginId);
+    this.touch();
   }
 
   getSchedule(key: string): ScheduleRecord | undefined {

@@ -26,7 +26,14 @@ import { openHost } from '../../src/cluster/open-host.ts';
 import { Host, type HostOptions } from '../../src/host/host.ts';
 import { importRows } from '../../src/store/postgres/mirror.ts';
 import { PG_TYPES } from '../../src/store/postgres/pg-store.ts';
-import { COMMANDS, CONTRACTS, PLUGINS, RUNS, SCHEDULES } from '../../src/store/postgres/tables.ts';
+import {
+  COMMANDS,
+  CONTRACTS,
+  PLUGIN_STATE,
+  PLUGINS,
+  RUNS,
+  SCHEDULES,
+} from '../../src/store/postgres/tables.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import type { RunRecord } from '../../src/store/types.ts';
 import { freshDatabase } from '../support/postgres.ts';
@@ -267,7 +274,7 @@ export async function storedCopy(config: HostConfig): Promise<SqliteStore> {
   const client = new pg.Client({ connectionString: pgc.url, types: PG_TYPES });
   await client.connect();
   try {
-    for (const spec of [PLUGINS, CONTRACTS, SCHEDULES, RUNS, COMMANDS]) {
+    for (const spec of [PLUGINS, CONTRACTS, PLUGIN_STATE, SCHEDULES, RUNS, COMMANDS]) {
       const rows = (await client.query(`SELECT * FROM ${spec.name}`)).rows;
       importRows(copy.mirrorDatabase, spec, rows);
     }

@@ -23,7 +23,7 @@ const abuse = (
 });
 
 export const CASES: readonly HostileCase[] = [
-  // Item 2: variables are bounded per instance (limits.varBytes, 64 KiB by default), across runs.
+  // Item 2: variables are bounded per plugin (limits.varBytes, 64 KiB by default), across runs.
   abuse('var-set-bomb', '2', 'v', 'memory_limit', 'var_limit', {
     expect: { trigger: 'k', times: 3, status: 'memory_limit', reason: 'var_limit' },
   }),

@@ -12,6 +12,7 @@ import {
   type KernelFault,
   type LogLevel,
 } from '../../src/sandbox/kernel/extism-kernel.ts';
+import { PluginVars } from '../../src/sandbox/plugin-vars.ts';
 
 type Fn = (cx: unknown, ...args: unknown[]) => unknown;
 
@@ -90,11 +91,17 @@ describe('ExtismKernel', () => {
 
   test('variables count key + value + overhead, across calls; replacing and deleting give bytes back', () => {
     const { k, call, block, faults } = kernel({ varBytes: 2 * (1 + 100 + VAR_OVERHEAD_BYTES) });
-    k.begin(new Uint8Array(0), 10);
+    const vars = new PluginVars(2 * (1 + 100 + VAR_OVERHEAD_BYTES));
+    k.begin(new Uint8Array(0), 10, vars);
     const value = call('alloc', 100n) as bigint;
     call('var_set', block('a'), value);
     k.end();
-    k.begin(new Uint8Array(0), 10);
+    // The sandbox commits a successful call's changes (in-thread-sandbox.ts).
+    const first = k.takeVars();
+    assert.ok(first);
+    assert.equal(first.base, 0);
+    assert.equal(vars.apply(first.changes), true);
+    k.begin(new Uint8Array(0), 10, vars);
     call('var_set', block('b'), call('alloc', 100n));
     assert.equal(k.varBytes(), 2 * (1 + 100 + VAR_OVERHEAD_BYTES));
     call('var_set', block('c'), call('alloc', 1n));
@@ -107,6 +114,20 @@ describe('ExtismKernel', () => {
     assert.equal(k.varBytes(), 1 + 100 + VAR_OVERHEAD_BYTES + 1 + 1 + VAR_OVERHEAD_BYTES);
     assert.equal(call('length', call('var_get', block('a'))), 100n);
     assert.equal(call('var_get', block('b')), 0n);
+  });
+
+  test("a call's changes are its own until committed: a call that is not committed leaves the variables as they were", () => {
+    const { k, call, block } = kernel();
+    const vars = new PluginVars(1_000);
+    k.begin(new Uint8Array(0), 10, vars);
+    call('var_set', block('a'), block('xyz'));
+    assert.equal(call('length', call('var_get', block('a'))), 3n); // the call sees its own set
+    k.end();
+    assert.equal(vars.size, 0); // nothing applied yet
+    k.takeVars(); // dropped (the call failed)
+    k.begin(new Uint8Array(0), 10, vars);
+    assert.equal(call('var_get', block('a')), 0n);
+    assert.equal(k.takeVars(), null); // no changes: nothing to report
   });
 
   test('config_get reads the config; an unknown key is 0', () => {

@@ -96,3 +96,23 @@ test('a truncated or inconsistent buffer is refused, never read past its end', (
   new DataView(neg).setInt32(4 + 28, -6, true);
   assert.throws(() => decodeBatch(neg), BatchDecodeError);
 });
+
+test("a call's snapshot of its plugin's variables round-trips (binary values, UTF-8 keys), and calls without one carry nothing", () => {
+  const vars = {
+    version: 41,
+    entries: [
+      ['n', new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0])],
+      ['clé', new Uint8Array([0, 255, 128])],
+      ['empty', new Uint8Array(0)],
+    ] as [string, Uint8Array][],
+  };
+  const [a, b, c] = decodeBatch(
+    encodeBatch([run(0, { vars }), run(1), run(2, { slow: true, vars })]),
+  );
+  assert.deepEqual(a?.vars, vars);
+  assert.equal(b?.vars, undefined);
+  assert.equal('vars' in (b as object), false);
+  assert.deepEqual(c?.vars, vars);
+  assert.equal(c?.slow, true);
+  assert.equal(c?.req.input, '{"i":2}');
+});

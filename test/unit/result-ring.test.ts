@@ -154,3 +154,24 @@ test('result ring: ringWait resolves when the worker notifies, is null while ent
   ringRelease(ring);
   await second;
 });
+
+test("result ring: an outcome with changes to its plugin's variables round-trips them (not on the fast path)", () => {
+  const ring = newRing();
+  const vars = {
+    base: 7,
+    changes: [
+      ['n', new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0])],
+      ['gone', null],
+    ] as [string, Uint8Array | null][],
+  };
+  const outcome: CallOutcome = {
+    ok: true,
+    output: new Uint8Array([1, 2]),
+    durationMs: 1.5,
+    fuelUsed: 42,
+    vars,
+  };
+  assert.equal(ringAppend(ring, 5, outcome), true);
+  const { got } = drain(ring);
+  assert.deepEqual(got, [[5, outcome]]);
+});

@@ -20,6 +20,10 @@
  *   its end, a limit crossed) is a *fault*: the kernel reports it through `KernelHooks.fault`,
  *   which drains the call's fuel, so the guest traps at the fuel check that follows every
  *   import call (a trap cannot be caught) and the call ends with the fault's status/reason.
+ * - Variables are the plugin's, not the instance's (../plugin-vars.ts): a call reads them from
+ *   the `PluginVars` given to `begin`, and its own changes are kept apart (`takeVars`), so the
+ *   sandbox commits them only if the call succeeds; nothing of a refused `var_set` is kept.
+ *   Outside a call (a module's start function) changes are discarded at the next `begin`.
  * - Addresses keep the SDK's shape (block index << 48 | offset): PDKs do arithmetic within a
  *   block. A freed block's index is reused by a later `alloc` (a guest that frees every host
  *   answer can make any number of host calls; a stale offset can only reach the same guest's
@@ -28,6 +32,9 @@
  */
 
 import { KERNEL_SIGNATURES, type KernelName } from './import-signatures.ts';
+import { VAR_OVERHEAD_BYTES, varSize, type PluginVars, type VarsDelta } from '../plugin-vars.ts';
+
+export { VAR_OVERHEAD_BYTES };
 
 /** How a fault ends the call (a run status and a stable reason; docs/errors.md). */
 export interface KernelFault {
@@ -64,14 +71,12 @@ export interface HttpAnswer {
 export interface KernelLimits {
   /** Bytes of live Extism blocks (input, allocations, host answers) per call. */
   readonly blockBytes: number;
-  /** Bytes of variables per instance (keys + values + VAR_OVERHEAD_BYTES each). */
+  /** Bytes of variables per plugin (keys + values + VAR_OVERHEAD_BYTES each). */
   readonly varBytes: number;
   /** Log lines delivered per call; further lines are counted and dropped. */
   readonly logLines: number;
 }
 
-/** Counted per variable on top of its key and value, so `varBytes` also bounds the key count. */
-export const VAR_OVERHEAD_BYTES = 64;
 /** A log line is cut to this many bytes of UTF-8 (before decoding). */
 export const MAX_LOG_LINE_BYTES = 4_096;
 /** Keys longer than this name no config value or variable (never decoded). */
@@ -130,8 +135,11 @@ export class ExtismKernel {
    */
   #viewOf: Uint8Array | null = null;
   #view: DataView | null = null;
-  /** Variables with the bytes each counts (key bytes + value bytes + overhead). */
-  readonly #vars = new Map<string, { readonly value: Uint8Array; readonly size: number }>();
+  /** The plugin's variables as the call found them (null: none). */
+  #base: PluginVars | null = null;
+  /** The call's own changes (value null: deleted), made lazily: most calls have none. */
+  #delta: Map<string, { readonly value: Uint8Array | null; readonly size: number }> | null = null;
+  /** Bytes of the variables as the call sees them (base with its changes). */
   #varBytes = 0;
 
   constructor(limits: KernelLimits, hooks: KernelHooks, config: Readonly<Record<string, string>>) {
@@ -144,8 +152,11 @@ export class ExtismKernel {
     this.#config = config;
   }
 
-  /** Starts a call: clears the blocks, stores the input, sets the call's output cap. */
-  begin(input: Uint8Array, maxOutputBytes: number): void {
+  /**
+   * Starts a call: clears the blocks, stores the input, sets the call's output cap, and names
+   * the plugin's variables it reads (its changes are kept apart: `takeVars`).
+   */
+  begin(input: Uint8Array, maxOutputBytes: number, vars: PluginVars | null = null): void {
     if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0)
       throw new RangeError(`maxOutputBytes must be an integer >= 0 (got ${maxOutputBytes})`);
     this.#blocks = [null];
@@ -158,6 +169,9 @@ export class ExtismKernel {
     this.#httpStatus = 0;
     this.#httpHeaders = null;
     this.#maxOutput = maxOutputBytes;
+    this.#base = vars;
+    this.#delta = null;
+    this.#varBytes = vars?.bytes ?? 0;
     this.#blocks.push(input);
     this.#live = input.length;
     this.#input = 1;
@@ -183,9 +197,22 @@ export class ExtismKernel {
     return result;
   }
 
-  /** Total bytes of variables held (keys, values and per-variable overhead). */
+  /** Total bytes of variables the call sees (keys, values and per-variable overhead). */
   varBytes(): number {
     return this.#varBytes;
+  }
+
+  /**
+   * The changes the call made to its variables (null: none), taken once: the sandbox applies
+   * them to the plugin's variables if the call succeeded, and reports them.
+   */
+  takeVars(): VarsDelta | null {
+    const d = this.#delta;
+    this.#delta = null;
+    if (d === null || d.size === 0) return null;
+    const changes: [string, Uint8Array | null][] = [];
+    for (const [k, e] of d) changes.push([k, e.value]);
+    return { base: this.#base?.version ?? 0, changes };
   }
 
   /** Length of the block starting exactly at `offset`, or null if none does. */
@@ -296,8 +323,8 @@ export class ExtismKernel {
       },
       var_get: (_cx, addr: bigint) => {
         const key = this.#takeKey(addr, 'var_get');
-        const entry = key === null ? undefined : this.#vars.get(key);
-        return entry === undefined ? 0n : this.#storeCharged(entry.value);
+        const value = key === null ? null : this.#varValue(key);
+        return value === null ? 0n : this.#storeCharged(value);
       },
       var_set: (_cx, keyAddr: bigint, valueAddr: bigint) => this.#varSet(keyAddr, valueAddr),
       http_request: (_cx, reqAddr: bigint, bodyAddr: bigint) => this.#http(reqAddr, bodyAddr),
@@ -443,18 +470,20 @@ export class ExtismKernel {
     }
     if (!this.#hooks.charge(keyBlock.length)) return;
     const key = text.decode(keyBlock);
-    const old = this.#vars.get(key);
-    const oldSize = old?.size ?? 0;
+    const changed = this.#delta?.get(key);
+    const oldSize = changed !== undefined ? changed.size : (this.#base?.get(key)?.size ?? 0);
     if (valueAddr === 0n) {
-      if (old !== undefined) {
-        this.#vars.delete(key);
+      if (oldSize > 0 || changed !== undefined) {
+        (this.#delta ??= new Map()).set(key, { value: null, size: 0 });
         this.#varBytes -= oldSize;
       }
       return;
     }
     const value = this.#blockAt(valueAddr);
     if (value === null) return this.#invalid('var_set', valueAddr);
-    const size = keyBlock.length + value.length + VAR_OVERHEAD_BYTES;
+    // Counted as the plugin's copy counts it (plugin-vars.ts): the key as its decoded text's
+    // UTF-8, which differs from the block only for bytes that are not UTF-8.
+    const size = varSize(key, value);
     const total = this.#varBytes - oldSize + size;
     if (total > this.#limits.varBytes) {
       this.#hooks.fault({
@@ -465,7 +494,7 @@ export class ExtismKernel {
       return;
     }
     if (!this.#hooks.charge(value.length)) return;
-    this.#vars.set(key, { value: value.slice(), size });
+    (this.#delta ??= new Map()).set(key, { value: value.slice(), size });
     this.#varBytes = total;
   }
 
@@ -500,6 +529,13 @@ export class ExtismKernel {
     this.#httpHeaders = a.status > 0 ? a.head : null;
     const out = a.status > 0 ? a.body : utf8.encode(a.head);
     return out.length === 0 ? 0n : this.store(out);
+  }
+
+  /** A variable's value as the call sees it (its own changes first), or null. */
+  #varValue(key: string): Uint8Array | null {
+    const changed = this.#delta?.get(key);
+    if (changed !== undefined) return changed.value;
+    return this.#base?.get(key)?.value ?? null;
   }
 
   #log(level: LogLevel, addr: bigint): void {

@@ -16,6 +16,8 @@
  *   watchdog, through the claim word) and dispatched again.
  * - A load runs alone, on an idle worker: never behind calls that may run long (it could not be
  *   taken back).
+ * - A call of a plugin with variables carries a snapshot of them when its worker's copy is not
+ *   known to be current (vars-sync.ts).
  * - Dispatching happens in a microtask, once the code that queued a call has run, so that every
  *   call it makes synchronously (a timer's burst of due runs, a `Promise.all`) travels in one
  *   batch.
@@ -27,6 +29,7 @@ import type { FairQueue, PendingCall } from './dispatch.ts';
 import { CLAIM_STOLEN, CTL_CLAIM, type BatchCall, type ToWorker } from './protocol.ts';
 import { encodeBatch } from './request-codec.ts';
 import { WorkerSet, type Runner } from './worker-lifecycle.ts';
+import { snapshotFor, snapshotLost } from './vars-sync.ts';
 
 export interface Guest {
   readonly spec: PreparedSpec;
@@ -71,8 +74,10 @@ export class BatchDispatcher {
 
   /** Queues calls taken back from a worker again, first in line, in this order. */
   requeue(calls: readonly PendingCall[]): void {
-    for (let i = calls.length - 1; i >= 0; i--)
+    for (let i = calls.length - 1; i >= 0; i--) {
+      snapshotLost(calls[i] as PendingCall);
       this.#host.queue.enqueue(calls[i] as PendingCall, true);
+    }
     this.schedule();
   }
 
@@ -145,6 +150,7 @@ export class BatchDispatcher {
       }
       if (!r.loaded.has(call.pluginId)) {
         r.loaded.add(call.pluginId);
+        r.vars.delete(call.pluginId); // a new instance's guest: its variables come with the call
         this.#post(r, { type: 'load', spec: guest.spec, prepared: guest.prepared });
       }
       this.#assign(r, call, now);
@@ -153,9 +159,11 @@ export class BatchDispatcher {
       call.slow = !fast.has(call.speedKey);
       const { callId, pluginId, req } = call;
       const seq = r.nextSeq++;
-      batch.push(
-        call.slow ? { callId, seq, pluginId, req, slow: true } : { callId, seq, pluginId, req },
-      );
+      const b: BatchCall = call.slow
+        ? { callId, seq, pluginId, req, slow: true }
+        : { callId, seq, pluginId, req };
+      const vars = req.vars === undefined ? undefined : snapshotFor(r.vars, call);
+      batch.push(vars === undefined ? b : { ...b, vars });
       if (call.slow) break;
     }
     if (batch.length === 0 && !load) return;
@@ -169,6 +177,7 @@ export class BatchDispatcher {
     if (load?.load) {
       this.#assign(r, load, now);
       r.loaded.delete(load.pluginId);
+      r.vars.delete(load.pluginId);
       this.#post(r, {
         type: 'prepare',
         callId: load.callId,

@@ -10,6 +10,7 @@
 import type { PreparedSpec } from '../in-thread-sandbox.ts';
 import type { CallOutcome, CallRequest } from '../types.ts';
 import type { FromWorker } from './protocol.ts';
+import type { VarsCopies } from './vars-sync.ts';
 
 /** A plugin's load, queued and dispatched like a call (it occupies a worker while it runs). */
 export interface LoadTask {
@@ -36,6 +37,8 @@ export interface PendingCall {
   held: boolean;
   /** Posted as one that may run long (so it ended its batch). */
   slow: boolean;
+  /** The worker copies a snapshot of the plugin's variables was posted for (vars-sync.ts). */
+  varsCopies: VarsCopies | null;
   /** Set for a plugin's load (then `req` names the discovery caller, for fairness only). */
   readonly load?: LoadTask;
 }
@@ -63,6 +66,7 @@ export function pendingCall(
     retries: 0,
     held: false,
     slow: false,
+    varsCopies: null,
     ...(load ? { load } : {}),
   };
 }

@@ -15,6 +15,7 @@ import type { GuestInfo, CallRequest, CallerContext, HostCallAnswer } from '../t
 import { asHostCallAnswer } from '../types.ts';
 import type { PreparedGuest } from '../guest-module.ts';
 import type { GuestLogEntry, PreparedSpec } from '../in-thread-sandbox.ts';
+import type { VarsSnapshot } from '../plugin-vars.ts';
 
 /** One call of a batch. */
 export interface BatchCall {
@@ -25,6 +26,8 @@ export interface BatchCall {
   readonly req: CallRequest;
   /** May run long: the worker wakes the pool for the outcomes it published before starting it. */
   readonly slow?: true;
+  /** The plugin's variables, when the worker's copy is stale (pool/vars-sync.ts). */
+  readonly vars?: VarsSnapshot;
 }
 
 export type ToWorker =

@@ -11,7 +11,9 @@
  * plugins it calls, as before.
  *
  * Layout (little-endian): int32 count, then per call: int32 callId, int32 seq, int32 flags
- * (bit 0: slow; bit 1: caller.everyHost), float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
+ * (bit 0: slow; bit 1: caller.everyHost; bit 2: a snapshot of the plugin's variables follows the
+ * strings: float64 version, int32 count, then per variable its key as a string and its value as
+ * an int32 length and the bytes), float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
  * fn, input, caller.pluginId, caller.tenant, caller.phase, caller.scheduleKey, each as an int32
  * head (-1: absent; else length × 4 + kind) and its bytes. Kinds: 1 ASCII (a byte a unit),
  * 0 UTF-8, 2 UTF-16 code units (a string that is not well-formed, i.e. has a lone surrogate:
@@ -21,6 +23,7 @@
  * then fails the batch's calls, see worker-main.ts).
  */
 import type { CallRequest, CallerContext, GuestExport, Phase } from '../types.ts';
+import type { VarsSnapshot } from '../plugin-vars.ts';
 import type { BatchCall } from './protocol.ts';
 
 const FIXED = 4 * 3 + 8 * 2;
@@ -56,6 +59,10 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
       bound(k.tenant) +
       bound(k.phase) +
       bound(k.scheduleKey);
+    if (c.vars) {
+      size += 12;
+      for (const [key, v] of c.vars.entries) size += bound(key) + 4 + v.length;
+    }
   }
   const buf = new ArrayBuffer(size);
   const view = new DataView(buf);
@@ -98,7 +105,11 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
     const k = c.req.caller;
     view.setInt32(at, c.callId, true);
     view.setInt32(at + 4, c.seq, true);
-    view.setInt32(at + 8, (c.slow ? 1 : 0) | (k.everyHost === true ? 2 : 0), true);
+    view.setInt32(
+      at + 8,
+      (c.slow ? 1 : 0) | (k.everyHost === true ? 2 : 0) | (c.vars ? 4 : 0),
+      true,
+    );
     view.setFloat64(at + 12, k.runId ?? NaN, true);
     view.setFloat64(at + 20, k.scheduledAt ?? NaN, true);
     at += FIXED;
@@ -109,6 +120,17 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
     str(k.tenant);
     str(k.phase);
     str(k.scheduleKey);
+    if (c.vars) {
+      view.setFloat64(at, c.vars.version, true);
+      view.setInt32(at + 8, c.vars.entries.length, true);
+      at += 12;
+      for (const [key, v] of c.vars.entries) {
+        str(key);
+        view.setInt32(at, v.length, true);
+        bytes.set(v, at + 4);
+        at += 4 + v.length;
+      }
+    }
   }
   return at === size ? buf : buf.slice(0, at);
 }
@@ -132,7 +154,7 @@ function utf16(view: DataView, at: number, n: number): string {
 }
 
 /** The last short ASCII value of each string field, per thread (see `decodeBatch`). */
-const recent: string[] = new Array<string>(STRINGS).fill('');
+const recent: string[] = new Array<string>(STRINGS + 1).fill('');
 
 /** Decodes what `encodeBatch` wrote. Throws `BatchDecodeError` on anything inconsistent. */
 export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
@@ -185,6 +207,25 @@ export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
     const tenant = str(4);
     const phase = str(5);
     const scheduleKey = str(6);
+    let vars: VarsSnapshot | undefined;
+    if ((flags & 4) === 4) {
+      if (at + 12 > end) throw new BatchDecodeError('truncated batch');
+      const version = view.getFloat64(at, true);
+      const n = view.getInt32(at + 8, true);
+      at += 12;
+      if (n < 0 || n * 8 > end - at) throw new BatchDecodeError('bad variable count');
+      const entries: [string, Uint8Array][] = [];
+      for (let j = 0; j < n; j++) {
+        const key = str(7);
+        if (key === undefined || at + 4 > end) throw new BatchDecodeError('bad variable');
+        const len = view.getInt32(at, true);
+        at += 4;
+        if (len < 0 || at + len > end) throw new BatchDecodeError('bad variable length');
+        entries.push([key, bytes.slice(at, at + len)]);
+        at += len;
+      }
+      vars = { version, entries };
+    }
     if (
       pluginId === undefined ||
       fn === undefined ||
@@ -206,7 +247,10 @@ export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
       input === undefined
         ? { fn: fn as GuestExport, caller }
         : { fn: fn as GuestExport, input, caller };
-    out.push(slow ? { callId, seq, pluginId, req, slow: true } : { callId, seq, pluginId, req });
+    const call: BatchCall = slow
+      ? { callId, seq, pluginId, req, slow: true }
+      : { callId, seq, pluginId, req };
+    out.push(vars === undefined ? call : { ...call, vars });
   }
   return out;
 }

@@ -13,6 +13,7 @@
  */
 import type { GuestLogEntry } from '../in-thread-sandbox.ts';
 import type { CallOutcome } from '../types.ts';
+import { deltaFromJson } from '../plugin-vars.ts';
 import type { FromWorker } from './protocol.ts';
 import { RingCorruptError, ringDrain, ringWait } from './result-ring.ts';
 import type { Runner } from './worker-lifecycle.ts';
@@ -60,7 +61,10 @@ export class ResultDelivery {
     const outcomes = new Map<number, CallOutcome>();
     m.callIds.forEach((id, i) => {
       const o = metas[i] as CallOutcome;
-      if (o.ok) (o as { output: Uint8Array | null }).output = m.outputs[i] ?? null;
+      if (o.ok) {
+        (o as { output: Uint8Array | null }).output = m.outputs[i] ?? null;
+        if (o.vars !== undefined) (o as { vars: unknown }).vars = deltaFromJson(o.vars);
+      }
       outcomes.set(id, o);
     });
     this.#host.results(r, outcomes);

@@ -32,11 +32,13 @@
  *
  * Entry (8-byte aligned): int32 size, int32 tag (> 0: the outcome of that call id; -1: a log
  * line; 0: padding), int32 meta length (-1: a plain success, float64 duration and float64 fuel
- * follow, NaN for null fuel; else the outcome without `output`, or the log line, as UTF-8 JSON),
+ * follow, NaN for null fuel; else the outcome without `output` (the changes to the plugin's
+ * variables included, values in base64), or the log line, as UTF-8 JSON),
  * int32 output length (-1: null), then the meta and the output bytes.
  */
 import type { GuestLogEntry } from '../in-thread-sandbox.ts';
 import type { CallOutcome } from '../types.ts';
+import { deltaFromJson, deltaToJson } from '../plugin-vars.ts';
 
 /** Ring size (a power of two). */
 export const RING_BYTES = 1 << 20;
@@ -90,7 +92,9 @@ function viewsOf(ring: SharedArrayBuffer): Views {
 export function outcomeMeta(o: CallOutcome): string {
   return JSON.stringify(
     o.ok
-      ? { ok: true, durationMs: o.durationMs, fuelUsed: o.fuelUsed }
+      ? o.vars === undefined
+        ? { ok: true, durationMs: o.durationMs, fuelUsed: o.fuelUsed }
+        : { ok: true, durationMs: o.durationMs, fuelUsed: o.fuelUsed, vars: deltaToJson(o.vars) }
       : {
           ok: false,
           status: o.status,
@@ -118,6 +122,7 @@ export function ringAppend(
   const fast =
     outcome !== null &&
     outcome.ok &&
+    outcome.vars === undefined &&
     Number.isFinite(outcome.durationMs) &&
     (outcome.fuelUsed === null || Number.isFinite(outcome.fuelUsed));
   const meta = fast ? '' : outcome ? outcomeMeta(outcome) : JSON.stringify(log ?? null);
@@ -246,7 +251,16 @@ function readEntry(
   const o = parsed as CallOutcome | null;
   if (!o || typeof o !== 'object' || typeof o.ok !== 'boolean')
     throw new RingCorruptError('bad outcome entry');
-  if (o.ok) (o as { output: Uint8Array | null }).output = output;
+  if (o.ok) {
+    (o as { output: Uint8Array | null }).output = output;
+    if (o.vars !== undefined) {
+      try {
+        (o as { vars: unknown }).vars = deltaFromJson(o.vars);
+      } catch (err) {
+        throw new RingCorruptError(`bad entry: ${(err as Error).message}`);
+      }
+    }
+  }
   reader.outcome(tag, o);
 }
 

@@ -16,6 +16,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { PendingCall } from './dispatch.ts';
+import type { VarsCopies } from './vars-sync.ts';
 import { newRing } from './result-ring.ts';
 import { CTL_BYTES, CTL_WORDS, newChannel, type FromWorker, type WorkerInit } from './protocol.ts';
 
@@ -39,6 +40,8 @@ export interface Runner {
   readonly ctl: Int32Array;
   readonly clock: Float64Array;
   readonly loaded: Set<string>;
+  /** What the pool knows of this worker's copies of plugins' variables (vars-sync.ts). */
+  readonly vars: VarsCopies;
   /**
    * Calls posted to this worker that may not have started, in order: `batch[i]` has sequence
    * number `batchBase + i` (see `CTL_CLAIM`); `nextSeq` is the next call's.
@@ -140,6 +143,7 @@ export class WorkerSet {
       ctl: new Int32Array(channel, 0, CTL_WORDS),
       clock: new Float64Array(channel, 0, CTL_BYTES / 8),
       loaded: new Set(),
+      vars: new Map(),
       batch: [],
       batchBase: 0,
       nextSeq: 0,

@@ -176,6 +176,8 @@ async function runBatch(calls: BatchCall[]): Promise<void> {
       // Tell the pool's watchdog which call runs since when (no message needed).
       clock[CTL_STARTED_F64] = now;
       Atomics.store(ctl, CTL_RUNNING, c.callId);
+      // A stale copy of the plugin's variables is replaced first (pool/vars-sync.ts).
+      if (c.vars) sandbox.varsOf(c.pluginId)?.replace(c.vars);
       // Without a promise when the call finishes at once (the usual case).
       const ran = sandbox.callNow(c.pluginId, c.req);
       const outcome = ran instanceof Promise ? await ran : ran;

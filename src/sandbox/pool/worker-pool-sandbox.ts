@@ -17,6 +17,9 @@
  *   calls it held are never lost: those that had finished end with their real outcomes (read
  *   from its ring), and those that had not started are dispatched again.
  * - Host functions are answered on the main thread through a shared-memory channel.
+ * - A plugin's variables (`CallRequest.vars`) stay on the main thread; each worker keeps a copy,
+ *   refreshed by a snapshot with a call only when it is stale, and a call's changes come back
+ *   with its outcome and are applied before it settles (vars-sync.ts, ../plugin-vars.ts).
  * - Lifetimes: while the pool owes an answer (a call or load not settled) it holds a keep-alive
  *   timer, and only then: calls waiting for a worker that is still booting (a replacement, a
  *   spare) must keep the process alive, an idle pool must not (worker threads are always
@@ -47,6 +50,7 @@ import { loadResult, type LoadAnswer } from './load-result.ts';
 import { ResultDelivery } from './result-delivery.ts';
 import { ringRelease } from './result-ring.ts';
 import { Watchdog } from './watchdog.ts';
+import { applyVars } from './vars-sync.ts';
 import { DEFAULT_ENTRY, WorkerSet, type Runner, type Slot } from './worker-lifecycle.ts';
 
 export type { WorkerPoolOptions } from './options.ts';
@@ -211,7 +215,7 @@ export class WorkerPoolSandbox implements Sandbox {
       }
       if (outcome.durationMs < this.#fastCallMs) this.#fast.add(call.speedKey);
       else this.#fast.delete(call.speedKey);
-      this.#settle(call, outcome);
+      this.#settle(call, applyVars(call, outcome, r.vars));
     }
     if (head > 0) r.assigned.splice(0, head);
     this.#progress(r);
@@ -271,7 +275,7 @@ export class WorkerPoolSandbox implements Sandbox {
     for (const call of r.assigned) {
       if (call.settled) continue;
       const outcome = journaled.get(call.callId);
-      if (outcome) this.#settle(call, outcome);
+      if (outcome) this.#settle(call, applyVars(call, outcome, null));
       else if (call.callId === running || call.retries >= MAX_RETRIES) {
         this.#fast.delete(call.speedKey);
         this.#settle(
@@ -422,7 +426,10 @@ export class WorkerPoolSandbox implements Sandbox {
     for (const r of all) {
       // Outcomes a worker finished but had not posted are real; read them once it has exited.
       const journaled = r.exited ? this.#delivery.read(r) : new Map<number, CallOutcome>();
-      for (const call of r.assigned) this.#settle(call, journaled.get(call.callId) ?? closed);
+      for (const call of r.assigned) {
+        const outcome = journaled.get(call.callId);
+        this.#settle(call, outcome ? applyVars(call, outcome, null) : closed);
+      }
       r.assigned = [];
     }
     clearInterval(this.#alive);

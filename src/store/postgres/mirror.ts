@@ -215,6 +215,7 @@ export function dropTenantRows(db: Database.Database, tenant: string): void {
     prefix,
   );
   db.prepare('DELETE FROM plugins WHERE tenant = ?').run(tenant);
+  db.prepare('DELETE FROM plugin_state WHERE tenant = ?').run(tenant);
   db.prepare('DELETE FROM operator_commands WHERE substr(schedule_key, 1, ?) = ?').run(
     prefix.length,
     prefix,

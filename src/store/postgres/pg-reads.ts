@@ -21,6 +21,7 @@ import {
   commandFromRow,
   contractFromRow,
   pluginFromRow,
+  pluginStateFromRow,
   runFromRow,
   scheduleFromRaw,
   SCHEDULE_SELECT,
@@ -30,6 +31,7 @@ import type {
   OperatorAction,
   OperatorCommand,
   PluginRecord,
+  PluginStateRecord,
   RunQuery,
   RunRecord,
   ScheduleQuery,
@@ -117,6 +119,18 @@ export async function listJobContracts(
     pluginId === undefined ? [] : [pluginId],
   );
   return r.rows.map(contractFromRow);
+}
+
+/** A plugin's state (its Extism variables), if it has a row. */
+export async function getPluginState(
+  db: pg.Pool,
+  pluginId: string,
+): Promise<PluginStateRecord | undefined> {
+  const r = await db.query<Record<string, unknown>>(
+    'SELECT plugin_id, tenant, vars, bytes, updated_at FROM plugin_state WHERE plugin_id = $1',
+    [pluginId],
+  );
+  return r.rows[0] ? pluginStateFromRow(r.rows[0]) : undefined;
 }
 
 /** The state of a schedule's row, if it has one. */

@@ -64,7 +64,7 @@ import {
 } from './mirror.ts';
 import { pgError } from './pg-errors.ts';
 import { migrate } from './pg-schema.ts';
-import { COMMANDS, CONTRACTS, PLUGINS, RUNS, SCHEDULES, tenantOf } from './tables.ts';
+import { COMMANDS, CONTRACTS, PLUGIN_STATE, PLUGINS, RUNS, SCHEDULES, tenantOf } from './tables.ts';
 
 export interface PgStoreOptions {
   /** `postgres://user:password@host:port/database` */
@@ -171,7 +171,7 @@ export class PgStore extends WriteBehindStore {
 
   /**
    * The host now owns `tenant` under `epoch` (its lease was just taken): copies the tenant's
-   * rows from PostgreSQL into the mirror, in one snapshot: plugins, contracts, schedules, open
+   * rows from PostgreSQL into the mirror, in one snapshot: plugins, contracts, plugin state, schedules, open
    * runs and pending commands, and the latest `MIRROR_HISTORY` finished runs and applied commands
    * (the host's own reads; the rest of the history is read from PostgreSQL by the CLI).
    */
@@ -183,6 +183,7 @@ export class PgStore extends WriteBehindStore {
       for (const sql of [
         'SELECT * FROM plugins WHERE tenant = $1',
         'SELECT * FROM job_contracts WHERE tenant = $1',
+        'SELECT * FROM plugin_state WHERE tenant = $1',
         'SELECT * FROM schedules WHERE tenant = $1',
         `SELECT * FROM runs WHERE tenant = $1 AND status IN ('running', 'waiting')
          UNION ALL (SELECT * FROM runs WHERE tenant = $1 AND status NOT IN ('running', 'waiting')
@@ -201,7 +202,7 @@ export class PgStore extends WriteBehindStore {
     }
     const db = this.mirror.mirrorDatabase;
     this.#epochs.set(tenant, epoch);
-    const specs = [PLUGINS, CONTRACTS, SCHEDULES, RUNS, COMMANDS];
+    const specs = [PLUGINS, CONTRACTS, PLUGIN_STATE, SCHEDULES, RUNS, COMMANDS];
     db.transaction(() => {
       dropTenantRows(db, tenant);
       specs.forEach((spec, i) => importRows(db, spec, rows[i] ?? []));
@@ -233,7 +234,7 @@ export class PgStore extends WriteBehindStore {
   dropTenant(tenant: string): void {
     this.#epochs.delete(tenant);
     const d = this.dirty;
-    for (const set of [d.plugins, d.contracts, d.schedules] as Set<string>[])
+    for (const set of [d.plugins, d.contracts, d.state, d.schedules] as Set<string>[])
       for (const k of set) if (tenantOf(k) === tenant) set.delete(k);
     const db = this.mirror.mirrorDatabase;
     for (const id of d.runs) {

@@ -109,6 +109,19 @@ export const RUNS: TableSpec = {
   ],
 };
 
+/** Plugin state (Extism variables), one row per plugin written whole: a plain image per change. */
+export const PLUGIN_STATE: TableSpec = {
+  name: 'plugin_state',
+  key: 'plugin_id',
+  columns: [
+    ['plugin_id', T],
+    ['tenant', T],
+    ['vars', T],
+    ['bytes', B],
+    ['updated_at', B],
+  ],
+};
+
 /** Job contracts: PostgreSQL adds `tenant` (the plugin id's first segment) for fencing. */
 export const CONTRACTS: TableSpec = {
   name: 'job_contracts',

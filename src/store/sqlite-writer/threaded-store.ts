@@ -15,7 +15,7 @@
  * other processes read the file and see a write within a flush's round trip.
  *
  * Opening. The writer opens and migrates the file; then this thread copies the rows into the
- * mirror with one `ATTACH` (plugins, contracts, schedules and counts, open runs, pending
+ * mirror with one `ATTACH` (plugins, contracts, plugin state, schedules and counts, open runs, pending
  * commands, and the latest finished runs and applied commands). If another connection committed
  * between that copy and this host taking the lease, the copy is made again.
  *
@@ -52,6 +52,7 @@ import {
   COMMANDS,
   CONTRACTS,
   PLUGINS,
+  PLUGIN_STATE,
   RUNS,
   SCHEDULES,
   tenantOf,
@@ -227,6 +228,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
         for (const t of [
           'plugins',
           'job_contracts',
+          'plugin_state',
           'schedules',
           'schedule_counts',
           'runs',
@@ -234,7 +236,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
         ])
           db.exec(`DELETE FROM main.${t}`);
         db.exec('DELETE FROM main.sqlite_sequence');
-        for (const spec of [PLUGINS, CONTRACTS, SCHEDULES])
+        for (const spec of [PLUGINS, CONTRACTS, PLUGIN_STATE, SCHEDULES])
           db.exec(
             `INSERT INTO main.${spec.name} (${columnsOf(spec)}) SELECT ${columnsOf(spec)} FROM disk.${spec.name}`,
           );
@@ -285,6 +287,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
     for (const [spec, keys] of [
       [PLUGINS, dirty.plugins],
       [CONTRACTS, dirty.contracts],
+      [PLUGIN_STATE, dirty.state],
       [SCHEDULES, dirty.schedules],
       [RUNS, dirty.runs],
       [COMMANDS, dirty.commands],

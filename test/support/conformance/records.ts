@@ -1,7 +1,11 @@
 /** Conformance: plugins, job contracts, operator commands, transactions and `committed()`. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { JobContractRecord, PluginRecord } from '../../../src/store/types.ts';
+import type {
+  JobContractRecord,
+  PluginRecord,
+  PluginStateRecord,
+} from '../../../src/store/types.ts';
 import { plain, row, runOf, setup, succeeded, T0, type StoreUnderTest } from './fixture.ts';
 
 const plugin = (id: string, over: Partial<PluginRecord> = {}): PluginRecord => ({
@@ -91,6 +95,56 @@ export function recordConformance(make: () => StoreUnderTest): void {
       });
       await f.both(async (s) =>
         assert.deepEqual(await s.listJobContracts('acme/p1'), [contract('acme/p1', 'a')]),
+      );
+    });
+  });
+
+  describe('plugin state', () => {
+    const state = (pluginId: string, vars: string, bytes: number, at = T0): PluginStateRecord => ({
+      pluginId,
+      tenant: pluginId.split('/')[0] as string,
+      vars,
+      bytes,
+      updatedAt: at,
+    });
+
+    test('putPluginState writes a plugin’s state whole, per plugin; getPluginState reads it back', async (t) => {
+      const f = await setup(t, make);
+      await f.both(async (s) => assert.equal(await s.getPluginState('acme/poller'), undefined));
+      const first = state('acme/poller', '[["n","AQAAAAAAAAA="]]', 73);
+      await f.store.putPluginState(first);
+      await f.store.putPluginState(state('globex/poller', '[["k","eA=="]]', 66));
+      await f.both(async (s) => assert.deepEqual(await s.getPluginState('acme/poller'), first));
+      const second = state('acme/poller', '[["n","AgAAAAAAAAA="],["m",""]]', 138, T0 + 5);
+      await f.store.putPluginState(second);
+      await f.both(async (s) => {
+        assert.deepEqual(await s.getPluginState('acme/poller'), second);
+        assert.deepEqual(
+          await s.getPluginState('globex/poller'),
+          state('globex/poller', '[["k","eA=="]]', 66),
+        );
+      });
+      // Cleared: an empty array, kept as a row.
+      await f.store.putPluginState(state('acme/poller', '[]', 0, T0 + 9));
+      await f.both(async (s) =>
+        assert.deepEqual(
+          await s.getPluginState('acme/poller'),
+          state('acme/poller', '[]', 0, T0 + 9),
+        ),
+      );
+    });
+
+    test('a state written in a transaction that throws is not kept', async (t) => {
+      const f = await setup(t, make);
+      await f.store.putPluginState(state('acme/poller', '[["a","eA=="]]', 66));
+      assert.throws(() =>
+        f.store.transaction(() => {
+          f.store.putPluginState(state('acme/poller', '[["b","eA=="]]', 66, T0 + 1));
+          throw new Error('rolled back');
+        }),
+      );
+      await f.both(async (s) =>
+        assert.equal((await s.getPluginState('acme/poller'))?.vars, '[["a","eA=="]]'),
       );
     });
   });
