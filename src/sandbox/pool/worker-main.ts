@@ -5,7 +5,9 @@
  * exists (result-ring.ts): no message, and a terminated worker loses none. What the ring refuses
  * (too large, or the ring is full) is posted as a message instead. Host-function calls block this
  * thread on the shared channel until the main thread answers (or the bounded wait expires with
- * `internal`).
+ * `internal`). A call may carry a snapshot of its plugin's variables (vars-sync.ts): the worker's
+ * copy is replaced with it before the call runs; a successful call's changes go back with its
+ * outcome (../plugin-vars.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isHourglassError } from '../../errors.ts';
