@@ -96,6 +96,7 @@ try {
     coversUntil: null,
     pluginVersion: '1',
     wasmSha256: null,
+    logTail: null,
   };
   const emitNs = (): number => {
     const t0 = performance.now();

@@ -57,6 +57,7 @@ export const runSchema = {
     coversUntil: intOrNull,
     pluginVersion: strOrNull,
     wasmSha256: strOrNull,
+    logTail: strOrNull,
   },
 } as const;
 

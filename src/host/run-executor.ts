@@ -216,6 +216,8 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
     const s = run.schedule;
     const fuelBudget = deps.runFuelBudget?.(s.pluginId) ?? null;
     let fin: Finish;
+    // The guest's last log lines, kept with the outcome for the run's detail.
+    let logTail: string | null = null;
     // The version that runs it (a reload swaps versions only between the plugin's runs).
     const served = deps.served?.(s.pluginId);
     try {
@@ -234,6 +236,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
         },
         vars: deps.vars?.(s.pluginId),
       });
+      logTail = outcome.logTail ?? null;
       if (!outcome.ok) {
         fin = {
           status: outcome.status,
@@ -284,6 +287,7 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
       coversUntil: null,
       pluginVersion: served?.manifest.version ?? null,
       wasmSha256: served?.wasmSha256 ?? null,
+      logTail,
     };
     // `finishRun` takes the fields it writes from the whole record (no copy per outcome).
     // No row changed: its start's rolled-back commit left none (it is written whole, under its

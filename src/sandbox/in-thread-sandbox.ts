@@ -35,7 +35,7 @@ import { HourglassError } from '../errors.ts';
 import { FuelMeter } from '../fuel/meter.ts';
 import { prepareGuest, EXTISM_KERNEL, HOST_NAMESPACE, type PreparedGuest } from './guest-module.ts';
 import { HOURGLASS_WASI } from './kernel/entry-rewrite.ts';
-import { ExtismKernel } from './kernel/extism-kernel.ts';
+import { ExtismKernel, type LogLevel } from './kernel/extism-kernel.ts';
 import { GuestHttp, type HttpRequestRecord } from './http/guest-http.ts';
 import { PluginVars, type VarsDelta } from './plugin-vars.ts';
 import {
@@ -60,6 +60,11 @@ import type {
   Sandbox,
 } from './types.ts';
 import { asHostCallAnswer } from './types.ts';
+
+/** Guest log lines a call's outcome keeps for its run record (the last ones). */
+export const LOG_TAIL_LINES = 10;
+/** Characters of each of them. */
+export const LOG_TAIL_CHARS = 300;
 
 /** Largest host-function request accepted (bytes); larger ones get `too_large`. */
 export const MAX_HOST_REQUEST_BYTES = 65_536;
@@ -117,6 +122,8 @@ interface LoadedGuest {
   wasi: WasiKernel | null;
   /** The live instance's outbound HTTP (src/sandbox/http/guest-http.ts). */
   http: GuestHttp | null;
+  /** The running call's last log lines (`CallOutcome.logTail`); null between calls. */
+  logTail: string[] | null;
   /** A fault raised while an instance was being created (its start function): load fails. */
   startFault: CallFault | null;
   /** The plugin's variables when a call names none (`CallRequest.vars`); outlive instances. */
@@ -191,6 +198,7 @@ export class InThreadSandbox implements Sandbox {
       kernel: null,
       wasi: null,
       http: null,
+      logTail: null,
       startFault: null,
       vars: new PluginVars(spec.limits.varBytes),
       state: null,
@@ -249,6 +257,21 @@ export class InThreadSandbox implements Sandbox {
       else guest.startFault ??= f;
       drain(guest.meter);
     };
+    // A guest's log line (Extism `log_*`, WASI stdout/stderr): to the host, and into the tail
+    // its run record keeps.
+    const guestLog = (level: LogLevel, message: string): void => {
+      const tail = guest.logTail;
+      if (tail) {
+        if (tail.length === LOG_TAIL_LINES) tail.shift();
+        tail.push(`${level}: ${message.slice(0, LOG_TAIL_CHARS)}`);
+      }
+      this.#opts.onGuestLog?.({
+        pluginId,
+        level,
+        message,
+        runId: guest.state?.caller.runId ?? null,
+      });
+    };
     const kernel = new ExtismKernel(
       {
         blockBytes: blockBytesOf(limits),
@@ -258,13 +281,7 @@ export class InThreadSandbox implements Sandbox {
       {
         fault,
         charge: (n) => guest.meter?.charge(n) ?? true,
-        log: (level, message) =>
-          this.#opts.onGuestLog?.({
-            pluginId,
-            level,
-            message,
-            runId: guest.state?.caller.runId ?? null,
-          }),
+        log: guestLog,
         http: (request, body, room) => {
           const http = guest.http;
           if (!http || !guest.state) {
@@ -305,13 +322,7 @@ export class InThreadSandbox implements Sandbox {
         : new WasiKernel(pluginId, {
             memory: () => guest.memory,
             meter: () => guest.meter,
-            log: (level, message) =>
-              this.#opts.onGuestLog?.({
-                pluginId,
-                level,
-                message,
-                runId: guest.state?.caller.runId ?? null,
-              }),
+            log: guestLog,
           });
     guest.wasi = wasi;
     const userFns: Record<string, (cx: CallContext, offset: bigint) => bigint> = {};
@@ -486,7 +497,24 @@ export class InThreadSandbox implements Sandbox {
    * block and host context are never read; what the SDK would do besides is to look the export
    * up, which this does with the SDK's messages.
    */
+  /** `#invokeCall`, with the call's last log lines attached to its outcome. */
   #invoke(
+    guest: LoadedGuest,
+    plugin: Plugin,
+    req: CallRequest,
+    started: number,
+  ): CallOutcome | Promise<CallOutcome> {
+    const tail: string[] = [];
+    guest.logTail = tail;
+    const withTail = (o: CallOutcome): CallOutcome => {
+      if (guest.logTail === tail) guest.logTail = null;
+      return tail.length === 0 ? o : { ...o, logTail: tail.join('\n') };
+    };
+    const o = this.#invokeCall(guest, plugin, req, started);
+    return o instanceof Promise ? o.then(withTail) : withTail(o);
+  }
+
+  #invokeCall(
     guest: LoadedGuest,
     plugin: Plugin,
     req: CallRequest,

@@ -135,6 +135,8 @@ export type CallOutcome =
        * `CallRequest.vars` it named (plugin-vars.ts); absent when it made none.
        */
       readonly vars?: VarsDelta;
+      /** The call's last guest log lines (`LOG_TAIL_LINES`), for its run record; absent: none. */
+      readonly logTail?: string;
     }
   | {
       readonly ok: false;
@@ -144,6 +146,7 @@ export type CallOutcome =
       readonly message: string;
       readonly durationMs: number;
       readonly fuelUsed: number | null;
+      readonly logTail?: string;
     };
 
 export interface CallRequest {

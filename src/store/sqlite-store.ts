@@ -224,6 +224,7 @@ export function runFromRow(r: Row): RunRecord {
     coversUntil: (r.covers_until as number | null | undefined) ?? null,
     pluginVersion: (r.plugin_version as string | null | undefined) ?? null,
     wasmSha256: (r.wasm_sha256 as string | null | undefined) ?? null,
+    logTail: (r.log_tail as string | null | undefined) ?? null,
   };
 }
 
@@ -621,15 +622,15 @@ export class SqliteStore implements Store {
       restoreRun: db.prepare(
         `INSERT INTO runs (id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason, scheduled_at,
            started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result, covers_until,
-           plugin_version, wasm_sha256)
+           plugin_version, wasm_sha256, log_tail)
          VALUES (@id, @scheduleKey, @pluginId, @tenant, @localId, @trigger, @status, @reason, @scheduledAt,
            @startedAt, @finishedAt, @attempt, @error, @outputBytes, @fuelUsed, @fuelBudget, @result, @coversUntil,
-           @pluginVersion, @wasmSha256)
+           @pluginVersion, @wasmSha256, @logTail)
          ON CONFLICT (id) DO NOTHING`,
       ),
       finishRun: db.prepare(
         `UPDATE runs SET status = ?, reason = ?, finished_at = ?, error = ?, output_bytes = ?, fuel_used = ?,
-           fuel_budget = ?, result = ?, plugin_version = ?, wasm_sha256 = ? WHERE id = ?`,
+           fuel_budget = ?, result = ?, plugin_version = ?, wasm_sha256 = ?, log_tail = ? WHERE id = ?`,
       ),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
       running: db.prepare(RUN_QUERIES.running),
@@ -1102,6 +1103,7 @@ export class SqliteStore implements Store {
           fin.result,
           fin.pluginVersion ?? null,
           fin.wasmSha256 ?? null,
+          fin.logTail ?? null,
           id,
         ).changes > 0
       );

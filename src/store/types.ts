@@ -125,12 +125,21 @@ export interface RunRecord {
   readonly pluginVersion: string | null;
   /** The SHA-256 of the module that ran it; null when nothing ran. */
   readonly wasmSha256: string | null;
+  /**
+   * The guest's last log lines in this run (`level: message`, one a line, at most
+   * LOG_TAIL_LINES of LOG_TAIL_CHARS each; src/sandbox/in-thread-sandbox.ts); null: none.
+   */
+  readonly logTail: string | null;
 }
 
-export type NewRun = Omit<RunRecord, 'id' | 'coversUntil' | 'pluginVersion' | 'wasmSha256'> & {
+export type NewRun = Omit<
+  RunRecord,
+  'id' | 'coversUntil' | 'pluginVersion' | 'wasmSha256' | 'logTail'
+> & {
   readonly coversUntil?: number | null;
   readonly pluginVersion?: string | null;
   readonly wasmSha256?: string | null;
+  readonly logTail?: string | null;
 };
 export type RunFinish = Pick<
   RunRecord,
@@ -143,7 +152,7 @@ export type RunFinish = Pick<
   | 'fuelBudget'
   | 'result'
 > &
-  Partial<Pick<RunRecord, 'pluginVersion' | 'wasmSha256'>>;
+  Partial<Pick<RunRecord, 'pluginVersion' | 'wasmSha256' | 'logTail'>>;
 
 export interface JobContractRecord {
   readonly pluginId: string;

@@ -144,6 +144,7 @@ test('store: committed() follows the group; finishRun reports a missing row; res
     coversUntil: null,
     pluginVersion: '1.0.0',
     wasmSha256: 'ab'.repeat(32),
+    logTail: null,
   };
   assert.equal(store.restoreRun(run), true);
   assert.equal(store.getRun(id + 1000)?.status, 'succeeded');

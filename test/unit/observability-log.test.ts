@@ -60,6 +60,7 @@ function run(over: Partial<RunRecord> = {}): RunRecord {
     coversUntil: null,
     pluginVersion: '1.0.0',
     wasmSha256: 'ab'.repeat(32),
+    logTail: null,
     ...over,
   };
 }

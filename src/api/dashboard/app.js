@@ -185,6 +185,7 @@ async function showRun(id) {
   );
   $('run-result').textContent = r.result ?? '—';
   $('run-error').textContent = r.error ?? '—';
+  $('run-log').textContent = r.logTail ?? '—';
   $('run-detail').hidden = false;
 }
 

@@ -92,9 +92,13 @@ function viewsOf(ring: SharedArrayBuffer): Views {
 export function outcomeMeta(o: CallOutcome): string {
   return JSON.stringify(
     o.ok
-      ? o.vars === undefined
-        ? { ok: true, durationMs: o.durationMs, fuelUsed: o.fuelUsed }
-        : { ok: true, durationMs: o.durationMs, fuelUsed: o.fuelUsed, vars: deltaToJson(o.vars) }
+      ? {
+          ok: true,
+          durationMs: o.durationMs,
+          fuelUsed: o.fuelUsed,
+          ...(o.vars === undefined ? {} : { vars: deltaToJson(o.vars) }),
+          ...(o.logTail === undefined ? {} : { logTail: o.logTail }),
+        }
       : {
           ok: false,
           status: o.status,
@@ -102,6 +106,7 @@ export function outcomeMeta(o: CallOutcome): string {
           message: o.message,
           durationMs: o.durationMs,
           fuelUsed: o.fuelUsed,
+          ...(o.logTail === undefined ? {} : { logTail: o.logTail }),
         },
   );
 }
@@ -123,6 +128,7 @@ export function ringAppend(
     outcome !== null &&
     outcome.ok &&
     outcome.vars === undefined &&
+    outcome.logTail === undefined &&
     Number.isFinite(outcome.durationMs) &&
     (outcome.fuelUsed === null || Number.isFinite(outcome.fuelUsed));
   const meta = fast ? '' : outcome ? outcomeMeta(outcome) : JSON.stringify(log ?? null);

@@ -480,6 +480,7 @@ export class PgStore extends WriteBehindStore {
       coversUntil: run.coversUntil ?? null,
       pluginVersion: run.pluginVersion ?? null,
       wasmSha256: run.wasmSha256 ?? null,
+      logTail: run.logTail ?? null,
     });
     return id;
   }

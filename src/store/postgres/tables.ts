@@ -92,6 +92,7 @@ export const RUNS: TableSpec = {
     ['covers_until', B],
     ['plugin_version', T],
     ['wasm_sha256', T],
+    ['log_tail', T],
   ],
   // A run's start (`waiting` → `running`) and its outcome; nothing else changes a run row.
   updatable: [
@@ -106,6 +107,7 @@ export const RUNS: TableSpec = {
     'result',
     'plugin_version',
     'wasm_sha256',
+    'log_tail',
   ],
 };
 

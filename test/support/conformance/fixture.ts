@@ -115,6 +115,7 @@ export function runOf(scheduleKey: string, over: Partial<NewRun> = {}): Omit<Run
     coversUntil: over.coversUntil ?? null,
     pluginVersion: over.pluginVersion ?? null,
     wasmSha256: over.wasmSha256 ?? null,
+    logTail: over.logTail ?? null,
   };
 }
 

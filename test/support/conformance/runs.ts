@@ -45,6 +45,7 @@ export function runConformance(make: () => StoreUnderTest): void {
         result: '{"ok":false}',
         pluginVersion: '2.1.0',
         wasmSha256: 'cd'.repeat(32),
+        logTail: 'info: starting\nerror: it went wrong: "x"',
       };
       assert.equal(await f.store.finishRun(id, fin), true);
       assert.equal(await f.store.finishRun(id + 1_000, succeeded(T0)), false);
@@ -62,6 +63,7 @@ export function runConformance(make: () => StoreUnderTest): void {
         id: id + 1_000,
         ...runOf('acme/poller/b', { coversUntil: T0 + 120_000 }),
         ...succeeded(T0 + 50),
+        logTail: 'warn: kept when restored',
       };
       assert.equal(await f.store.restoreRun(lost), true);
       // The id is taken now, and so is the first run's: neither changes.
