@@ -61,6 +61,18 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
     return { status: res.status, json };
   }
 
+  /** A command the API refused, as its outcome (404: `not_found`, like the stores' own). */
+  function refused(r: { status: number; json: unknown }): CommandOutcome {
+    const e = (r.json as ApiErrorBody | null)?.error;
+    const code = r.status === 404 ? 'not_found' : (e?.code ?? `http_${r.status}`);
+    return {
+      via: 'host',
+      ok: false,
+      code,
+      message: `${code}: ${e?.message ?? `HTTP ${r.status}`}`,
+    };
+  }
+
   /** A read's answer, or its error as an HourglassError with the API's code. */
   async function get<T>(path: string): Promise<T> {
     const r = await call('GET', path);
@@ -167,14 +179,7 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
           const value = ok.value ?? 'done';
           return { via: ok.via, ok: true, value, message: `clear_state ${key}: ${value}` };
         }
-        const e = (r.json as ApiErrorBody | null)?.error;
-        const code = r.status === 404 ? 'not_found' : (e?.code ?? `http_${r.status}`);
-        return {
-          via: 'host',
-          ok: false,
-          code,
-          message: `${code}: ${e?.message ?? `HTTP ${r.status}`}`,
-        };
+        return refused(r);
       }
       const path = `/v1/schedules/${keyPath(key)}${action === 'delete' ? '' : `/${action}`}`;
       let body: unknown;
@@ -197,14 +202,7 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
           message: `${action} ${key}: ${ok.value ?? 'done'}`,
         };
       }
-      const e = (r.json as ApiErrorBody | null)?.error;
-      const code = r.status === 404 ? 'not_found' : (e?.code ?? `http_${r.status}`);
-      return {
-        via: 'host',
-        ok: false,
-        code,
-        message: `${code}: ${e?.message ?? `HTTP ${r.status}`}`,
-      };
+      return refused(r);
     },
     close: async () => undefined,
   };
