@@ -3,6 +3,10 @@
  * intervals, and one-shot times, plus optional jitter.
  *
  * Design notes:
+ * - Croner's daylight-saving rules are Hourglass's (fixed-time jobs run once at a spring-forward
+ *   jump and once in a repeated hour; other jobs skip a missing time and repeat a doubled one):
+ *   croner is pinned to an exact version, and docs/schedules.md lists the cases that
+ *   test/unit/dst-behaviour.test.ts pins. There is no per-schedule DST policy yet (issue 14).
  * - Croner is used only as a calculator (`nextRun`), never as a timer: the scheduler keeps one
  *   due-time queue and one timer for all schedules. Parsed patterns are cached by
  *   pattern + zone, because many schedules share a handful of patterns.
