@@ -112,13 +112,6 @@ export interface PluginHttpConfig {
   readonly limits: HttpLimits;
 }
 
-export const DEFAULT_TENANT_HTTP: TenantHttpConfig = Object.freeze({
-  allowedHosts: Object.freeze([]),
-  allowPrivate: Object.freeze([]),
-  methods: HTTP_METHODS,
-  caps: DEFAULT_HTTP_CAPS,
-});
-
 const PATTERN =
   /^(?:(https?|\*):\/\/)?(\*|\*\.[^/:*[\]]+|\[[0-9a-fA-F:.]+\]|[^/:*[\]]+)(?::(\d{1,5}|\*))?$/i;
 
