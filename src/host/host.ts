@@ -11,7 +11,6 @@ import { type Capability } from '../capabilities.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { HostConfig, PluginEntry, TenantConfig, TenantQuotas } from '../config/host-config.ts';
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
-import { parseGuestJson } from '../validation.ts';
 import {
   capLimits,
   loadManifest,
@@ -30,7 +29,8 @@ import type {
   Sandbox,
   SandboxStats,
 } from '../sandbox/types.ts';
-import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declaration.ts';
+import type { ParsedDeclaration } from '../schedule/declaration.ts';
+import { discoveryParse } from '../schedule/discovery-output.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { openSqliteStore } from '../store/sqlite-writer/threaded-store.ts';
@@ -88,7 +88,7 @@ export interface LoadedPlugin {
 interface CheckedVersion {
   readonly plugin: LoadedPlugin;
   readonly sha256: string;
-  readonly declarations: ReturnType<typeof parseDeclarationList> & { ok: true };
+  readonly declarations: { readonly ok: true; readonly value: ParsedDeclaration[] };
   readonly contracts: ReadonlyMap<string, JobContract>;
 }
 
@@ -695,12 +695,19 @@ export class Host implements HostServices {
     const contracts = new Map<string, JobContract>();
     this.#discovering.set(plugin.id, contracts);
     this.#staging.set(plugin.id, plugin);
+    const quotas = this.quotas(plugin.tenant);
+    // Parsed where the call runs (schedule/discovery-output.ts): on a pool worker, off this thread.
+    const request = {
+      limits: { minIntervalMs: quotas.minIntervalMs, maxPayloadBytes: quotas.maxPayloadBytes },
+      nowMs: this.clock.now(),
+    };
     let outcome;
     try {
       outcome = await this.#sandbox.call(plugin.sandboxId, {
         fn: 'schedules',
         caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'discovery' },
         vars: this.#pluginState.get(plugin.id),
+        declarations: request,
       });
     } finally {
       this.#discovering.delete(plugin.id);
@@ -712,19 +719,13 @@ export class Host implements HostServices {
         `plugin ${plugin.id}: schedules() ${outcome.status} (${outcome.reason}): ${outcome.message}`,
       );
     }
-    let value: unknown;
-    try {
-      value = parseGuestJson(
-        new TextDecoder('utf-8', { fatal: true }).decode(outcome.output ?? new Uint8Array()),
-      );
-    } catch (err) {
+    const parsed = discoveryParse(outcome.declarations, outcome.output, request);
+    if (!parsed.ok && 'notJson' in parsed) {
       throw new HourglassError(
         'HG_DISCOVERY_FAILED',
-        `plugin ${plugin.id}: schedules() did not return JSON: ${errorMessage(err)}`,
+        `plugin ${plugin.id}: schedules() did not return JSON: ${parsed.notJson}`,
       );
     }
-    const quotas = this.quotas(plugin.tenant);
-    const parsed = parseDeclarationList(value, quotas, this.clock.now());
     if (!parsed.ok) {
       const which =
         parsed.index < 0

@@ -51,6 +51,7 @@ import { GuestInitError, runGuestInit } from './kernel/guest-init.ts';
 import { WasiKernel } from './kernel/wasi.ts';
 import { RC_GLOBAL } from './return-code.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
+import { parseDiscoveryOutput } from '../schedule/discovery-output.ts';
 import type {
   CallOutcome,
   CallRequest,
@@ -497,7 +498,11 @@ export class InThreadSandbox implements Sandbox {
    * block and host context are never read; what the SDK would do besides is to look the export
    * up, which this does with the SDK's messages.
    */
-  /** `#invokeCall`, with the call's last log lines attached to its outcome. */
+  /**
+   * `#invokeCall`, with the call's last log lines attached to its outcome, and a discovery
+   * call's output parsed when the request asks for it (schedule/discovery-output.ts: on a pool
+   * worker, this is what keeps the parse off the scheduler's thread).
+   */
   #invoke(
     guest: LoadedGuest,
     plugin: Plugin,
@@ -506,12 +511,18 @@ export class InThreadSandbox implements Sandbox {
   ): CallOutcome | Promise<CallOutcome> {
     const tail: string[] = [];
     guest.logTail = tail;
-    const withTail = (o: CallOutcome): CallOutcome => {
+    const finish = (o: CallOutcome): CallOutcome => {
       if (guest.logTail === tail) guest.logTail = null;
-      return tail.length === 0 ? o : { ...o, logTail: tail.join('\n') };
+      let out = tail.length === 0 ? o : { ...o, logTail: tail.join('\n') };
+      if (out.ok && req.declarations !== undefined) {
+        const at = performance.now();
+        const declarations = parseDiscoveryOutput(out.output, req.declarations);
+        out = { ...out, output: null, declarations, declarationsMs: performance.now() - at };
+      }
+      return out;
     };
     const o = this.#invokeCall(guest, plugin, req, started);
-    return o instanceof Promise ? o.then(withTail) : withTail(o);
+    return o instanceof Promise ? o.then(finish) : finish(o);
   }
 
   #invokeCall(
