@@ -339,8 +339,18 @@ export class Host implements HostServices {
     if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
     const loaded: string[] = [];
     const failed: string[] = [];
-    // Another host may have run the tenant meanwhile: its fuel window is counted from the store.
+    // Another host may have run the tenant meanwhile: its fuel window is counted again, from the
+    // durable copy when the store can sum it there (PostgreSQL: every host's runs).
     this.#fuel.forget(tenantId);
+    const from = this.#fuel.windowStartOf(tenantId, this.clock.now());
+    if (from !== null && this.store.fuelUsedSince) {
+      try {
+        this.#fuel.prime(tenantId, from, await this.store.fuelUsedSince(tenantId, from));
+      } catch (err) {
+        // Counted from this host's copy instead (its latest runs of the tenant).
+        this.#reportError(`summing the fuel window of tenant ${tenantId} failed`, err);
+      }
+    }
     this.#adopting.add(tenantId);
     try {
       for (const entry of tenant.plugins) {

@@ -11,9 +11,10 @@
  * host took it up (a start, or a cluster adoption: `forget`), it is summed from the store's runs
  * of the tenant started in the window; after that, memory counts (every run of the tenant in the
  * window is then this host's). A restart within the window keeps the count (the runs are in the
- * store); no new table, so nothing to migrate or fence. On PostgreSQL the sum reads the owner's
- * mirror, which holds the runs this host recorded plus the latest 1,000 finished runs the tenant
- * had when it was adopted: a window with more runs than that before a takeover is undercounted.
+ * store); no new table, so nothing to migrate or fence. On PostgreSQL the owner's mirror holds
+ * only the tenant's latest 1,000 finished runs, so a host taking a tenant up (`Host.adoptTenant`)
+ * sums its window in PostgreSQL itself (`Store.fuelUsedSince`, every host's flushed runs) and
+ * `prime`s the count with it.
  */
 import type { Store } from '../store/types.ts';
 
@@ -122,6 +123,20 @@ export class FuelWindows {
       if (page.length < PAGE || last === undefined) return used;
       before = { startedAt: last.startedAt, id: last.id };
     }
+  }
+
+  /**
+   * The tenant's count for `now`'s window, as summed elsewhere (`Store.fuelUsedSince`, when the
+   * host takes the tenant up); returns the window's start to sum from. No-op without a window.
+   */
+  windowStartOf(tenant: string, now: number): number | null {
+    const w = this.#o.window(tenant);
+    return w === null ? null : windowStart(now, w.windowMs);
+  }
+
+  /** Sets the tenant's count for the window that starts at `start` (see `windowStartOf`). */
+  prime(tenant: string, start: number, used: number): void {
+    this.#counts.set(tenant, { start, used, told: false });
   }
 
   /** Forgets the tenant's count (the host gave the tenant up, or took it up again). */

@@ -410,6 +410,14 @@ export interface Store
    */
   readonly writesKeptInOrder?: boolean;
 
+  /**
+   * The fuel used by the tenant's runs started at or after `since`, summed by the durable copy
+   * (fuel windows: a cluster host counts a tenant's window from it when it takes the tenant
+   * over, since its own copy holds only the tenant's latest runs). Optional: without it the
+   * count is summed from `listRuns`.
+   */
+  fuelUsedSince?(tenant: string, since: number): Promise<number>;
+
   /** Closes the store; a store with writes to send resolves once they are sent (or failed). */
   close(): void | Promise<void>;
 }
