@@ -164,7 +164,8 @@ export class Host implements HostServices {
     const quotas = (tenant: string) => this.quotas(tenant);
     this.#fuel = new FuelWindows({
       store: this.store,
-      window: (tenant) => this.quotas(tenant).fuelWindow ?? null,
+      // A tenant no longer configured (a reload dropped it while its runs end) has none.
+      window: (tenant) => this.#tenants.get(baseTenant(tenant))?.quotas.fuelWindow ?? null,
       onExhausted: (e) => this.events.emit('tenant:quota_exhausted', e),
     });
     this.#pluginState = new PluginStateBook({
