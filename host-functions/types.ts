@@ -45,6 +45,8 @@ export interface ScheduleView {
   jitter: string | null;
   overlap: string;
   misfire: string;
+  /** 0..9, higher first among the tenant's ticks waiting for a run slot (default 5). */
+  priority: number;
   state: 'active' | 'paused' | 'completed';
   pauseNote: string | null;
   nextRunAt: string | null;

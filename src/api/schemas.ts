@@ -78,6 +78,7 @@ export const scheduleSchema = {
     misfire: str,
     description: strOrNull,
     scope: str,
+    priority: int,
     state: { type: 'string', enum: ['active', 'paused', 'completed', 'deleted', 'retired'] },
     pauseNote: strOrNull,
     anchorAt: int,

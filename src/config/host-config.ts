@@ -16,6 +16,7 @@ import {
 import { ConfigError } from '../errors.ts';
 import { compile } from '../validation.ts';
 import { readJsonFile } from './operator-file.ts';
+import type { FuelWindow } from '../scheduler/fuel-windows.ts';
 
 /** Per-tenant quotas. */
 export interface TenantQuotas {
@@ -51,6 +52,18 @@ export interface TenantQuotas {
   readonly maxTableElements: number;
   /** Most log lines a guest call may deliver (caps `limits.logLines`). @defaultValue 1000 */
   readonly maxLogLines: number;
+  /**
+   * At the tenant's `maxRunsInFlight`, a waiting tick's effective priority rises one level per
+   * this many ms waited, so the lowest priority never starves (docs/schedules.md,
+   * "Priorities"). @defaultValue 60000
+   */
+  readonly priorityAgingMs: number;
+  /**
+   * Fuel the tenant's runs may use per window of `windowMs` (windows aligned to the clock); once
+   * spent, its ticks are recorded `quota_exhausted` until the window turns (docs/schedules.md,
+   * "Fuel windows"). @defaultValue none (no limit)
+   */
+  readonly fuelWindow?: FuelWindow;
 }
 
 export interface PluginEntry {
@@ -184,6 +197,7 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
   maxVarBytes: 1_048_576,
   maxTableElements: 100_000,
   maxLogLines: 1_000,
+  priorityAgingMs: 60_000,
 });
 
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
@@ -231,6 +245,17 @@ const quotaProps = {
   maxVarBytes: { type: 'integer', minimum: 0, maximum: 268_435_456 },
   maxTableElements: { type: 'integer', minimum: 0, maximum: 10_000_000 },
   maxLogLines: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+  priorityAgingMs: { type: 'integer', minimum: 1, maximum: 86_400_000 },
+  fuelWindow: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['fuel', 'windowMs'],
+    properties: {
+      fuel: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+      // One second to one week.
+      windowMs: { type: 'integer', minimum: 1_000, maximum: 604_800_000 },
+    },
+  },
 };
 
 /** A file path: bounded, and never with a NUL (which would cut it short further down). */

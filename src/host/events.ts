@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { errorMessage } from '../errors.ts';
+import type { QuotaExhausted } from '../scheduler/fuel-windows.ts';
 import type { StartedRun } from '../scheduler/scheduler.ts';
 import type { HostLease, RunRecord, ScheduleRecord } from '../store/types.ts';
 import type { ReconcileResult } from './reconcile.ts';
@@ -23,7 +24,7 @@ export interface HostEventMap {
   'schedule:skipped': [
     {
       schedule: ScheduleRecord;
-      status: 'skipped_overlap' | 'skipped_misfire' | 'cancelled';
+      status: 'skipped_overlap' | 'skipped_misfire' | 'cancelled' | 'quota_exhausted';
       reason: string;
     },
   ];
@@ -36,6 +37,11 @@ export interface HostEventMap {
    * no host function (answered `invalid_argument`).
    */
   'host:call': [{ pluginId: string; tenant: string; fn: string; code: string }];
+  /**
+   * A tenant's fuel window is spent: its ticks are recorded `quota_exhausted` until
+   * `windowEnd` (once per tenant and window; docs/schedules.md, "Fuel windows").
+   */
+  'tenant:quota_exhausted': [QuotaExhausted];
   'host:error': [{ message: string; cause: unknown }];
   /** A store write failed (disk full, I/O error): the host stopped firing and retries. */
   'store:failed': [{ code: string; message: string; cause: unknown }];

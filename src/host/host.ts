@@ -32,6 +32,7 @@ import type {
 import type { ParsedDeclaration } from '../schedule/declaration.ts';
 import { discoveryParse } from '../schedule/discovery-output.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
+import { FuelWindows } from '../scheduler/fuel-windows.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { openSqliteStore } from '../store/sqlite-writer/threaded-store.ts';
 import type { OperatorAction, PluginRecord, ScheduleRecord, Store } from '../store/types.ts';
@@ -123,6 +124,8 @@ export class Host implements HostServices {
   /** Each loaded plugin's state, its Extism variables (plugin-state.ts). */
   readonly #pluginState: PluginStateBook;
   readonly #clustered: boolean;
+  /** Each tenant's fuel used in its current fuel window (fuel-windows.ts). */
+  readonly #fuel: FuelWindows;
   #stopping: Promise<void> | null = null;
 
   constructor(config: HostConfig, opts: HostOptions = {}) {
@@ -159,6 +162,12 @@ export class Host implements HostServices {
             ...(config.sandbox.workers === null ? {} : { size: config.sandbox.workers }),
           });
     const quotas = (tenant: string) => this.quotas(tenant);
+    this.#fuel = new FuelWindows({
+      store: this.store,
+      // A tenant no longer configured (a reload dropped it while its runs end) has none.
+      window: (tenant) => this.#tenants.get(baseTenant(tenant))?.quotas.fuelWindow ?? null,
+      onExhausted: (e) => this.events.emit('tenant:quota_exhausted', e),
+    });
     this.#pluginState = new PluginStateBook({
       store: this.store,
       now: () => this.clock.now(),
@@ -168,6 +177,8 @@ export class Host implements HostServices {
       store: this.store,
       clock: this.clock,
       maxRunsInFlight: (tenant) => quotas(tenant).maxRunsInFlight,
+      agingMs: (tenant) => quotas(tenant).priorityAgingMs,
+      admit: (tenant, now) => this.#fuel.check(tenant, now),
       ...(opts.misfireGraceMs === undefined ? {} : { misfireGraceMs: opts.misfireGraceMs }),
       execute: createRunExecutor({
         store: this.store,
@@ -177,7 +188,10 @@ export class Host implements HostServices {
         runFuelBudget: (pluginId) => this.#plugins.get(pluginId)?.limits.fuel.run ?? null,
         served: (pluginId) => this.#plugins.get(pluginId),
         vars: (pluginId) => this.#pluginState.get(pluginId),
-        onFinished: (run) => this.events.emit('run:finished', run),
+        onFinished: (run) => {
+          this.#fuel.add(run.tenant, run.startedAt, run.fuelUsed);
+          this.events.emit('run:finished', run);
+        },
         onWriteFailed: (runId, err, attempt) =>
           this.#reportError(
             `recording the outcome of run ${runId} failed (attempt ${attempt}; retrying): ${errorMessage(err)}`,
@@ -326,6 +340,18 @@ export class Host implements HostServices {
     if (!tenant) throw new HourglassError('HG_HOST_STATE', `unknown tenant '${tenantId}'`);
     const loaded: string[] = [];
     const failed: string[] = [];
+    // Another host may have run the tenant meanwhile: its fuel window is counted again, from the
+    // durable copy when the store can sum it there (PostgreSQL: every host's runs).
+    this.#fuel.forget(tenantId);
+    const from = this.#fuel.windowStartOf(tenantId, this.clock.now());
+    if (from !== null && this.store.fuelUsedSince) {
+      try {
+        this.#fuel.prime(tenantId, from, await this.store.fuelUsedSince(tenantId, from));
+      } catch (err) {
+        // Counted from this host's copy instead (its latest runs of the tenant).
+        this.#reportError(`summing the fuel window of tenant ${tenantId} failed`, err);
+      }
+    }
     this.#adopting.add(tenantId);
     try {
       for (const entry of tenant.plugins) {
@@ -360,6 +386,7 @@ export class Host implements HostServices {
    * store's fencing.
    */
   async dropTenant(tenantId: string, lost: boolean): Promise<void> {
+    this.#fuel.forget(tenantId);
     for (const key of this.#replicaSeen.keys())
       if (key.startsWith(`${tenantId}/`)) this.#replicaSeen.delete(key);
     const ids = [...this.#plugins.values()].filter((p) => p.tenant === tenantId).map((p) => p.id);

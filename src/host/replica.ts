@@ -51,6 +51,7 @@ function declarationOf(t: ScheduleRecord): Record<string, unknown> {
     ...(t.payload === null ? {} : { payload: JSON.parse(t.payload) as unknown }),
     overlap: t.overlap,
     misfire: t.misfire,
+    priority: t.priority,
     ...(t.description === null ? {} : { description: t.description }),
     scope: 'host',
   };

@@ -216,6 +216,18 @@ export function logHostEvents(
     logger.info({ downMs: e.downMs }, 'store takes writes again: firing resumed'),
   );
   sub('lease:lost', () => logger.error('lease lost to another host'));
+  sub('tenant:quota_exhausted', (e) =>
+    logger.warn(
+      {
+        tenant: e.tenant,
+        fuel: e.fuel,
+        used: e.used,
+        windowStart: new Date(e.windowStart).toISOString(),
+        windowEnd: new Date(e.windowEnd).toISOString(),
+      },
+      "tenant's fuel window spent: its ticks are recorded quota_exhausted until the window turns",
+    ),
+  );
   return () => {
     for (const off of subs) off();
   };

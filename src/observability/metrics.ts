@@ -171,7 +171,7 @@ export class HostMetrics {
     this.#skipped = new KeptCounter(
       named({
         name: 'hourglass_ticks_skipped_total',
-        help: 'Ticks not run, by why (skipped_overlap, skipped_misfire, cancelled).',
+        help: 'Ticks not run, by why (skipped_overlap, skipped_misfire, cancelled, quota_exhausted).',
         labelNames: ['tenant', 'plugin', 'status'] as const,
       }),
     );

@@ -62,6 +62,8 @@ export interface ParsedDeclaration {
   readonly paused: boolean;
   readonly description: string | null;
   readonly scope: ScheduleScope;
+  /** 0..9, higher first among the tenant's waiting ticks (`DEFAULT_PRIORITY` when absent). */
+  readonly priority: number;
   /**
    * Digest of the canonical text of everything above (`declarationText`): a changed hash means
    * a changed declaration. Stored with the row (`decl_hash`) and kept in memory with it.
@@ -97,7 +99,16 @@ interface RawDeclaration {
   paused?: boolean;
   description?: string;
   scope?: ScheduleScope;
+  priority?: number;
 }
+
+/**
+ * Schedule priorities (docs/schedules.md, "Priorities"): an integer in 0..9, higher first among
+ * a tenant's ticks waiting for a run slot; a schedule that names none has 5.
+ */
+export const MIN_PRIORITY = 0;
+export const MAX_PRIORITY = 9;
+export const DEFAULT_PRIORITY = 5;
 
 export const declarationSchema = {
   type: 'object',
@@ -116,6 +127,7 @@ export const declarationSchema = {
     paused: { type: 'boolean' },
     description: { type: 'string', maxLength: 500 },
     scope: { type: 'string', enum: ['cluster', 'host'] },
+    priority: { type: 'integer', minimum: MIN_PRIORITY, maximum: MAX_PRIORITY },
   },
 } as const;
 
@@ -246,6 +258,7 @@ export function parseDeclaration(
     paused: d.paused ?? false,
     description: d.description ?? null,
     scope: d.scope ?? 'cluster',
+    priority: d.priority ?? DEFAULT_PRIORITY,
     hash: '',
   };
   value.hash = sha256(declarationText(value));
@@ -330,7 +343,9 @@ function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>
     `"jitterMs":${v.jitterMs},"payload":${jsonOrNull(v.payload)},"overlap":"${v.overlap}",` +
     `"misfire":"${v.misfire}","paused":${v.paused},"description":${jsonOrNull(v.description)}` +
     // Only when not the default: the hashes of declarations written before scopes existed hold.
-    `${v.scope === 'host' ? ',"scope":"host"' : ''}}`
+    `${v.scope === 'host' ? ',"scope":"host"' : ''}` +
+    // Likewise: a declaration without a priority (or with the default) keeps its hash.
+    `${v.priority === DEFAULT_PRIORITY ? '' : `,"priority":${v.priority}`}}`
   );
 }
 

@@ -26,6 +26,11 @@
  *   tick. A fire later than the misfire grace + jitter coalesces the ticks it overran into one
  *   `skipped_misfire` record (no backlog replay, no silent loss).
  * - A timer callback never throws: store errors and throwing listeners become `onError`.
+ * - Priorities (docs/schedules.md, "Priorities"): a tenant's waiting ticks start in priority
+ *   order with aging (`PriorityWaiting`), not first come first served. Waiting rows taken up at
+ *   a plugin's load are all queued before any starts, so their order holds across a restart.
+ * - Fuel windows (docs/schedules.md, "Fuel windows"): `admit` is asked before a tick starts or
+ *   waits, and before a waiting tick starts; a tick it refuses is recorded `quota_exhausted`.
  */
 import type { Clock, TimerHandle } from '../clock.ts';
 import { jitterFor, nextFireAfter } from '../schedule/spec.ts';
@@ -38,7 +43,8 @@ import type {
 } from '../store/types.ts';
 import { DueQueue } from './due-queue.ts';
 import { patchedRecord } from '../store/schedule-record.ts';
-import { WaitingQueue } from './waiting-queue.ts';
+import { PriorityWaiting } from './waiting-queue.ts';
+import { MAX_PRIORITY } from '../schedule/declaration.ts';
 import {
   cancelReasonOf,
   newRun,
@@ -93,7 +99,20 @@ export interface SchedulerOptions {
    * its own copies of them (src/host/replica.ts).
    */
   readonly firesHere?: (s: ScheduleRecord) => boolean;
+  /**
+   * A waiting tick's effective priority rises one level per this many ms waited, so the lowest
+   * priority never starves (docs/schedules.md, "Priorities"). @defaultValue 60000
+   */
+  readonly agingMs?: (tenant: string) => number;
+  /**
+   * Whether the tenant may start a run now: null, or why not (its fuel window is spent); a tick
+   * refused is recorded `quota_exhausted` (docs/schedules.md, "Fuel windows"). Default: always.
+   */
+  readonly admit?: (tenant: string, now: number) => string | null;
 }
+
+/** `SchedulerOptions.agingMs`'s default. */
+export const DEFAULT_AGING_MS = 60_000;
 
 interface Pending {
   readonly key: string;
@@ -107,11 +126,19 @@ interface Pending {
   readonly payload: string | null;
   /** Its `waiting` row, once it waits. */
   runId: number | null;
+  /** Its schedule's priority (0..9), read when the tick was accepted. */
+  readonly priority: number;
+  /** When it began waiting (a tick taken up at load: its `waiting` row's start). */
+  readonly since: number;
 }
 
 /** `#accept`'s and `#record`'s default (shared: a fire allocates no options object). */
-const NO_EXTRA: { runId?: number; coversUntil?: number | null; payload?: string | null } =
-  Object.freeze({});
+const NO_EXTRA: {
+  runId?: number;
+  coversUntil?: number | null;
+  payload?: string | null;
+  since?: number;
+} = Object.freeze({});
 
 const ALL_STATES: readonly ScheduleState[] = [
   'active',
@@ -134,7 +161,9 @@ export class Scheduler {
   /** Keys with a run accepted (waiting or running). */
   readonly #busy = new Set<string>();
   readonly #inFlight = new Map<string, number>();
-  readonly #waiting = new Map<string, WaitingQueue<Pending>>();
+  readonly #waiting = new Map<string, PriorityWaiting<Pending>>();
+  /** While a plugin's waiting rows are taken up at load: they queue, and start after. */
+  #takingUp = false;
   /** The schedules the scheduler was given whole (see the head comment). */
   readonly #records = new Map<string, ScheduleRecord>();
   /** Ticks buffered by `buffer-one` (mirrors `schedules.buffered_at`). */
@@ -167,8 +196,14 @@ export class Scheduler {
     const known = new Set<number>();
     for (const list of this.#waiting.values())
       for (const p of list) if (p.runId !== null) known.add(p.runId);
-    for (const row of this.#o.store.listWaitingRuns(pluginId)) {
-      if (!known.has(row.id)) this.#takeUpWaiting(row, now);
+    // Queued all before any starts (`#takingUp`), so they start in priority order, not by age.
+    this.#takingUp = true;
+    try {
+      for (const row of this.#o.store.listWaitingRuns(pluginId)) {
+        if (!known.has(row.id)) this.#takeUpWaiting(row, now);
+      }
+    } finally {
+      this.#takingUp = false;
     }
     // One read of the plugin's rows (or none) serves both passes (taking up buffered ticks does
     // not change a row's state or next time, so the rows stay right for queueing).
@@ -224,7 +259,11 @@ export class Scheduler {
       this.#emitSkipped(s, 'skipped_misfire', reason);
       return;
     }
-    this.#accept(s, row.scheduledAt, row.trigger, { runId: row.id, coversUntil: row.coversUntil });
+    this.#accept(s, row.scheduledAt, row.trigger, {
+      runId: row.id,
+      coversUntil: row.coversUntil,
+      since: row.startedAt,
+    });
   }
 
   /**
@@ -349,8 +388,8 @@ export class Scheduler {
     if (nominal !== undefined && nominal <= now)
       this.#record(s, nominal, 'cancelled', reason, 'schedule', { coversUntil: now });
     const list = this.#waiting.get(s.tenant);
-    const i = list?.indexWhere((p) => p.key === key) ?? -1;
-    if (list && i >= 0) {
+    const i = list?.find((p) => p.key === key) ?? null;
+    if (list && i !== null) {
       const p = list.removeAt(i);
       this.#busy.delete(key);
       this.#cancelPending(s, p as Pending, reason);
@@ -570,7 +609,12 @@ export class Scheduler {
     s: ScheduleRecord,
     scheduledAt: number,
     trigger: RunTrigger,
-    extra: { runId?: number; coversUntil?: number | null; payload?: string | null } = NO_EXTRA,
+    extra: {
+      runId?: number;
+      coversUntil?: number | null;
+      payload?: string | null;
+      since?: number;
+    } = NO_EXTRA,
   ): boolean {
     const now = this.#o.clock.now();
     if (this.#busy.has(s.key)) {
@@ -600,8 +644,16 @@ export class Scheduler {
       coversUntil: extra.coversUntil ?? null,
       payload: extra.payload ?? null,
       runId: extra.runId ?? null,
+      priority: s.priority,
+      since: extra.since ?? now,
     };
+    const refused = this.#o.admit?.(s.tenant, now) ?? null;
+    if (refused !== null) {
+      this.#record(s, scheduledAt, 'quota_exhausted', refused, trigger, extra);
+      return false;
+    }
     if (
+      this.#takingUp ||
       this.#suspended ||
       this.#held.has(s.pluginId) ||
       (this.#inFlight.get(s.tenant) ?? 0) >= this.#o.maxRunsInFlight(s.tenant)
@@ -610,7 +662,14 @@ export class Scheduler {
         pending.runId = this.#o.store.insertRun(this.#rowOf(s, pending, now, 'waiting'));
       this.#busy.add(s.key);
       let list = this.#waiting.get(s.tenant);
-      if (!list) this.#waiting.set(s.tenant, (list = new WaitingQueue()));
+      if (!list)
+        this.#waiting.set(
+          s.tenant,
+          (list = new PriorityWaiting(
+            MAX_PRIORITY + 1,
+            this.#o.agingMs?.(s.tenant) ?? DEFAULT_AGING_MS,
+          )),
+        );
       list.push(pending);
       return true;
     }
@@ -737,21 +796,20 @@ export class Scheduler {
     for (const tenant of [...this.#waiting.keys()]) this.#drain(tenant);
   }
 
-  /** Starts waiting ticks (FIFO per tenant) while the tenant has free slots. */
+  /**
+   * Starts waiting ticks (by priority with aging, `PriorityWaiting`) while the tenant has free
+   * slots; with its fuel window spent, records them `quota_exhausted` instead.
+   */
   #drain(tenant: string): void {
     if (this.#stopped || this.#suspended) return;
     const list = this.#waiting.get(tenant);
-    let i = 0;
-    while (
-      list &&
-      i < list.length &&
-      (this.#inFlight.get(tenant) ?? 0) < this.#o.maxRunsInFlight(tenant)
-    ) {
+    if (!list) return;
+    const now = this.#o.clock.now();
+    const skip = this.#held.size === 0 ? undefined : (p: Pending) => this.#held.has(p.pluginId);
+    while (list.length > 0 && (this.#inFlight.get(tenant) ?? 0) < this.#o.maxRunsInFlight(tenant)) {
+      const i = list.next(now, skip);
+      if (i === null) return;
       const p = list.at(i) as Pending;
-      if (this.#held.has(p.pluginId)) {
-        i++;
-        continue;
-      }
       const s = this.#recordOf(p.key);
       const cancel =
         cancelReasonOf(s?.state) ??
@@ -759,6 +817,16 @@ export class Scheduler {
       try {
         if (!s || cancel) {
           if (s) this.#cancelPending(s, p, cancel ?? 'deleted');
+          list.removeAt(i);
+          this.#busy.delete(p.key);
+          continue;
+        }
+        const refused = this.#o.admit?.(tenant, now) ?? null;
+        if (refused !== null) {
+          this.#record(s, p.scheduledAt, 'quota_exhausted', refused, p.trigger, {
+            ...(p.runId === null ? {} : { runId: p.runId }),
+            coversUntil: p.coversUntil,
+          });
           list.removeAt(i);
           this.#busy.delete(p.key);
           continue;

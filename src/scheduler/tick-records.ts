@@ -10,7 +10,7 @@ export const RUNNING = { status: 'running', reason: null, finishedAt: null } as 
 export const WAITING = { status: 'waiting', reason: null, finishedAt: null } as const;
 
 /** Statuses of a tick that does not run. */
-export type NotRunStatus = 'skipped_overlap' | 'skipped_misfire' | 'cancelled';
+export type NotRunStatus = 'skipped_overlap' | 'skipped_misfire' | 'cancelled' | 'quota_exhausted';
 
 /**
  * Why a tick accepted (queued, waiting for a tenant slot, or buffered) was cancelled: its

@@ -30,6 +30,7 @@ export function patchedRecord(
     misfire: 'misfire' in p ? (p.misfire as ScheduleRecord['misfire']) : s.misfire,
     description: 'description' in p ? (p.description as string | null) : s.description,
     scope: 'scope' in p ? (p.scope as ScheduleRecord['scope']) : s.scope,
+    priority: 'priority' in p ? (p.priority as number) : s.priority,
     declHash: 'declHash' in p ? (p.declHash as string) : s.declHash,
     state: 'state' in p ? (p.state as ScheduleRecord['state']) : s.state,
     pauseNote: 'pauseNote' in p ? (p.pauseNote as string | null) : s.pauseNote,

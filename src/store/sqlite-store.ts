@@ -87,6 +87,7 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
   description: 'description',
   declHash: 'decl_hash',
   scope: 'scope',
+  priority: 'priority',
   state: 'state',
   pauseNote: 'pause_note',
   anchorAt: 'anchor_at',
@@ -100,7 +101,7 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
 export const SCHEDULE_SELECT =
   'key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap, misfire, ' +
   'description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, ' +
-  'updated_at, generation, scope';
+  'updated_at, generation, scope, priority';
 
 /**
  * Texts many rows share (plugin ids, tenants, origins, states, policies), one copy each: every
@@ -144,10 +145,11 @@ export function scheduleFromRaw(r: unknown[]): ScheduleRecord {
     createdAt: r[19] as number,
     updatedAt: r[20] as number,
     generation: r[21] as number,
+    priority: r[23] as number,
   };
 }
 
-/** The 22 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
+/** The 23 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
 function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
   out.push(
     rec.key,
@@ -172,14 +174,15 @@ function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
     rec.createdAt,
     rec.updatedAt,
     rec.scope,
+    rec.priority,
   );
 }
 
 const INSERT_SCHEDULE_COLUMNS = `INSERT INTO schedules (key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap,
-           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at, scope)
+           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at, scope, priority)
          VALUES `;
-const ROW_PLACEHOLDERS = `(${Array.from({ length: 22 }, () => '?').join(', ')})`;
-/** Rows per multi-row INSERT (22 parameters each; SQLite allows 32,766 per statement). */
+const ROW_PLACEHOLDERS = `(${Array.from({ length: 23 }, () => '?').join(', ')})`;
+/** Rows per multi-row INSERT (23 parameters each; SQLite allows 32,766 per statement). */
 const INSERT_BATCH = 50;
 /**
  * Deferred rows written per turn of the event loop (~5-10 ms of main thread: what writing one

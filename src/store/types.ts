@@ -57,6 +57,11 @@ export interface ScheduleRecord {
   readonly description: string | null;
   /** Once in the cluster, or on every host (a declared schedule only). */
   readonly scope: ScheduleScope;
+  /**
+   * Orders the tenant's ticks waiting for a run slot: 0..9, higher first, with aging
+   * (docs/schedules.md, "Priorities"). @defaultValue 5
+   */
+  readonly priority: number;
   readonly declHash: string;
   readonly state: ScheduleState;
   readonly pauseNote: string | null;
@@ -94,6 +99,8 @@ export const RunStatuses = [
   'skipped_misfire',
   'abandoned',
   'cancelled',
+  /** Not run: the tenant's fuel window was spent (docs/schedules.md, "Fuel windows"). */
+  'quota_exhausted',
 ] as const;
 export type RunStatus = (typeof RunStatuses)[number];
 export type RunTrigger = 'schedule' | 'buffered' | 'catch_up' | 'manual';
@@ -402,6 +409,14 @@ export interface Store
    * group commit rolls a failed group back).
    */
   readonly writesKeptInOrder?: boolean;
+
+  /**
+   * The fuel used by the tenant's runs started at or after `since`, summed by the durable copy
+   * (fuel windows: a cluster host counts a tenant's window from it when it takes the tenant
+   * over, since its own copy holds only the tenant's latest runs). Optional: without it the
+   * count is summed from `listRuns`.
+   */
+  fuelUsedSince?(tenant: string, since: number): Promise<number>;
 
   /** Closes the store; a store with writes to send resolves once they are sent (or failed). */
   close(): void | Promise<void>;

@@ -340,6 +340,18 @@ describe('parseDeclaration: hash', () => {
     );
   });
 
+  test('priority: 0..9, default 5, which leaves the hash of older declarations alone', () => {
+    const plain = ok(parse({ id: 'a', every: '1m' }));
+    assert.equal(plain.priority, 5);
+    assert.equal(plain.hash, ok(parse({ id: 'a', every: '1m', priority: 5 })).hash);
+    assert.equal(ok(parse({ id: 'a', every: '1m', priority: 0 })).priority, 0);
+    for (const bad of [-1, 10, 2.5, '3']) {
+      const r = parse({ id: 'a', every: '1m', priority: bad });
+      assert.equal(r.ok, false, `priority ${JSON.stringify(bad)} refused`);
+      if (!r.ok) assert.equal(r.issue.field, '/priority');
+    }
+  });
+
   const changes: Record<string, unknown> = {
     id: 'b',
     cron: '0 10 * * *',
@@ -350,6 +362,7 @@ describe('parseDeclaration: hash', () => {
     misfire: 'run-once',
     paused: true,
     description: 'e',
+    priority: 9,
   };
   for (const [field, value] of Object.entries(changes)) {
     test(`changes when ${field} changes`, () => {

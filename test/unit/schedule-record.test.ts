@@ -17,6 +17,7 @@ const base: ScheduleRecord = {
   misfire: 'run-once',
   description: 'd',
   scope: 'cluster',
+  priority: 7,
   declHash: 'h',
   state: 'active',
   pauseNote: null,

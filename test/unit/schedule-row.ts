@@ -29,6 +29,7 @@ export function scheduleRow(
     misfire: 'skip',
     description: null,
     scope: 'cluster',
+    priority: 5,
     declHash: 'h',
     state: 'active',
     pauseNote: null,

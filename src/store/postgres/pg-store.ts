@@ -211,6 +211,22 @@ export class PgStore extends WriteBehindStore {
   }
 
   /**
+   * The fuel of the tenant's runs started at or after `since`, from PostgreSQL (index
+   * `runs_tenant`): every host's flushed runs, not only the mirror's latest ones.
+   */
+  async fuelUsedSince(tenant: string, since: number): Promise<number> {
+    try {
+      const r = await this.pool.query<{ used: string | null }>(
+        'SELECT SUM(fuel_used)::text AS used FROM runs WHERE tenant = $1 AND started_at >= $2',
+        [tenant, since],
+      );
+      return Number(r.rows[0]?.used ?? 0);
+    } catch (err) {
+      throw pgError(err, this.name, `sum the fuel of tenant ${tenant}`);
+    }
+  }
+
+  /**
    * Records the tenant's runs left `running` (by its previous owner, or this host before a
    * restart) as `abandoned`; returns them. Called once the tenant is adopted.
    */

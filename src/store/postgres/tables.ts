@@ -65,6 +65,7 @@ export const SCHEDULES: TableSpec = {
     ['updated_at', B],
     ['generation', B],
     ['scope', T],
+    ['priority', 'integer'],
   ],
 };
 

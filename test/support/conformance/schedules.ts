@@ -19,6 +19,7 @@ function variedRows(): ScheduleRecord[] {
       payload: '{"url":"https://example.com"}',
       overlap: 'buffer-one',
       misfire: 'run-once',
+      priority: 9,
       description: 'desc',
       declHash: 'hash-every',
       state: 'paused',
@@ -29,6 +30,7 @@ function variedRows(): ScheduleRecord[] {
       updatedAt: T0 + 2,
     }),
     row('at', {
+      priority: 0,
       spec: {
         kind: 'at',
         at: '2026-02-01T12:00:00.000Z',
