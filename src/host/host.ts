@@ -51,6 +51,7 @@ import { PluginStateBook } from './plugin-state.ts';
 import type { PluginVars } from '../sandbox/plugin-vars.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
+import { RunRetention } from './retention.ts';
 
 export interface HostOptions {
   /** @defaultValue the system clock */
@@ -123,6 +124,8 @@ export class Host implements HostServices {
   /** Each loaded plugin's state, its Extism variables (plugin-state.ts). */
   readonly #pluginState: PluginStateBook;
   readonly #clustered: boolean;
+  /** Run-history retention (retention.ts): prune rounds on the host's clock. */
+  readonly retention: RunRetention;
   #stopping: Promise<void> | null = null;
 
   constructor(config: HostConfig, opts: HostOptions = {}) {
@@ -211,6 +214,15 @@ export class Host implements HostServices {
         leaseLost: (e) => this.events.emit('lease:lost', e),
         error: (message, cause) => this.#reportError(message, cause),
       },
+    });
+    this.retention = new RunRetention({
+      store: this.store,
+      clock: this.clock,
+      config: config.retention,
+      tenants: config.tenants,
+      healthy: () => this.#supervisor.state === 'healthy',
+      pruned: (tenant, count) => this.events.emit('runs:pruned', { tenant, count }),
+      error: (err, what) => this.#supervisor.reportError(err, what),
     });
     this.schedules = new ScheduleOps({
       store: this.store,
@@ -314,6 +326,7 @@ export class Host implements HostServices {
       }
     }, this.config.commandPollMs);
     this.#poll.unref();
+    this.retention.start();
     return { loaded, failed };
   }
 
@@ -1088,6 +1101,7 @@ export class Host implements HostServices {
     };
     if (this.#poll) clearInterval(this.#poll);
     await step('stop the scheduler', () => this.scheduler.stop());
+    await step('stop retention', () => this.retention.stop());
     if (wasStarted) {
       await step('wait for runs', () =>
         within('runs in flight', this.scheduler.settle(), deadline),

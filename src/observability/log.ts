@@ -216,6 +216,7 @@ export function logHostEvents(
     logger.info({ downMs: e.downMs }, 'store takes writes again: firing resumed'),
   );
   sub('lease:lost', () => logger.error('lease lost to another host'));
+  sub('runs:pruned', (e) => logger.debug({ tenant: e.tenant, count: e.count }, 'runs pruned'));
   return () => {
     for (const off of subs) off();
   };
