@@ -3,7 +3,7 @@
  * (manifest → compile → discovery → reconcile), answers host-function calls, executes runs, and
  * applies operator commands. The host runs on the main thread; guest code runs inside the
  * `Sandbox` (a worker pool by default, where loading runs too), and the store's lease and health
- * are watched by the `StoreSupervisor`.
+ * are watched by the `StoreSupervisor`; run history is pruned by `RunRetention` (retention.ts).
  */
 import { resolveHttpPolicy } from '../sandbox/http/policy.ts';
 import { performance } from 'node:perf_hooks';

@@ -51,7 +51,9 @@ export class RunRetention {
     if (this.#stopped || this.#timer !== null) return;
     this.#timer = this.#d.clock.setTimer(() => {
       this.#timer = null;
-      void this.runRound().finally(() => this.start());
+      void this.runRound()
+        .catch(() => undefined)
+        .finally(() => this.start());
     }, this.#d.config.intervalMs);
   }
 

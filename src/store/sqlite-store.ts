@@ -1264,7 +1264,10 @@ export class SqliteStore implements Store {
         const nth = this.#listStatement(
           'SELECT id FROM runs WHERE schedule_key = ? ORDER BY id DESC LIMIT 1 OFFSET ?',
         ).pluck();
-        const floor = new Map<string, number>();
+        // A round's floors are kept for its later steps: a floor read earlier is at most the
+        // current one (a schedule's new runs only raise it), so it keeps more, never less.
+        if (step.cursor === null) this.#pruneFloors.clear();
+        const floor = this.#pruneFloors;
         const kept = (r: PruneRow): boolean => {
           if (step.keepPerSchedule <= 0) return false;
           let f = floor.get(r.schedule_key);
@@ -1280,6 +1283,9 @@ export class SqliteStore implements Store {
       null,
     );
   }
+
+  /** Each schedule's `keepPerSchedule`-th newest run id, read during the current prune round. */
+  readonly #pruneFloors = new Map<string, number>();
 
   /** Runs of `tenant` beyond `maxRuns` (0 when within it, or no cap). */
   #runsOverCap(tenant: string, maxRuns: number | null): number {

@@ -371,6 +371,9 @@ export class PgStore extends WriteBehindStore {
     }
   }
 
+  /** Each schedule's `keepPerSchedule`-th newest run (null: fewer), read this prune round. */
+  readonly #pruneFloors = new Map<string, { started_at: number; id: number } | null>();
+
   protected override ownsTenant(tenant: string): boolean {
     return this.#epochs.has(tenant);
   }
@@ -399,19 +402,25 @@ export class PgStore extends WriteBehindStore {
           [step.tenant, step.cursor?.startedAt ?? -1, step.cursor?.id ?? -1, pruneWindow(step)],
         )
       ).rows;
-      const floor = new Map<string, { started_at: number; id: number } | null>();
+      // A round's floors are kept for its later steps (as SqliteStore's: an earlier floor is
+      // at most the current one, so it keeps more, never less).
+      if (step.cursor === null) this.#pruneFloors.clear();
+      const floor = this.#pruneFloors;
       if (step.keepPerSchedule > 0 && rows.length > 0) {
-        const keys = [...new Set(rows.map((r) => r.schedule_key))];
-        const r = await this.pool.query<{
-          key: string;
-          started_at: number | null;
-          id: number | null;
-        }>(
-          `SELECT k.key, t.started_at, t.id FROM unnest($1::text[]) AS k(key)
+        const keys = [...new Set(rows.map((r) => r.schedule_key))].filter((k) => !floor.has(k));
+        const r =
+          keys.length === 0
+            ? { rows: [] }
+            : await this.pool.query<{
+                key: string;
+                started_at: number | null;
+                id: number | null;
+              }>(
+                `SELECT k.key, t.started_at, t.id FROM unnest($1::text[]) AS k(key)
            LEFT JOIN LATERAL (SELECT started_at, id FROM runs WHERE schedule_key = k.key
                               ORDER BY started_at DESC, id DESC OFFSET $2 LIMIT 1) t ON true`,
-          [keys, step.keepPerSchedule - 1],
-        );
+                [keys, step.keepPerSchedule - 1],
+              );
         for (const f of r.rows)
           floor.set(f.key, f.id === null ? null : { started_at: f.started_at as number, id: f.id });
       }
