@@ -7,7 +7,8 @@
  * PostgreSQL; ~3 min), metrics (a burst's runs/s with and without `HostMetrics`, and the
  * metrics listeners' ns per run), api (the HTTP API's requests/s listing runs with 1M runs in
  * the store, paged, beside GET /healthz; ~1-2 min), http (a guest's outbound request through
- * the sandbox against the same request made directly from Node; ~10 s).
+ * the sandbox against the same request made directly from Node; ~10 s), retention (fire
+ * lateness while a 1M-run history is pruned, beside a baseline without pruning; ~4 min).
  * Each runs under bench/tsx-main.js (tsx in the main thread only, see bench/built.ts), with
  * `--expose-gc` (a bench may collect before measuring memory).
  */

@@ -73,9 +73,42 @@ export interface PluginEntry {
   readonly config: Readonly<Record<string, string>>;
 }
 
+/**
+ * How much of a tenant's run history the store keeps (docs/store.md, "Retention"). Finished
+ * runs go when they are older than `maxAgeMs` or beyond the newest `maxRuns` of the tenant;
+ * runs not finished and each schedule's newest `keepPerSchedule` runs always stay.
+ */
+export interface TenantRetention {
+  /**
+   * Finished runs that started longer ago than this are deleted (`maxAgeDays` in the file is
+   * the same in days); null: kept whatever their age. @defaultValue 2592000000 (30 days)
+   */
+  readonly maxAgeMs: number | null;
+  /** Most runs of the tenant kept; the oldest beyond it are deleted. null: no cap. @defaultValue 1000000 */
+  readonly maxRuns: number | null;
+  /** The newest runs of every schedule that are kept whatever their age and the cap. @defaultValue 10 */
+  readonly keepPerSchedule: number;
+}
+
+export const DEFAULT_RETENTION: TenantRetention = Object.freeze({
+  maxAgeMs: 30 * 86_400_000,
+  maxRuns: 1_000_000,
+  keepPerSchedule: 10,
+});
+
+/** How the host prunes run history (src/host/retention.ts), for every tenant. */
+export interface RetentionConfig {
+  /** Time between two prune rounds (each round goes through every tenant). @defaultValue 60000 */
+  readonly intervalMs: number;
+  /** Most runs one step deletes; steps of a round follow each other a turn apart. @defaultValue 500 */
+  readonly batchRows: number;
+}
+
 export interface TenantConfig {
   readonly id: string;
   readonly quotas: TenantQuotas;
+  /** How much run history is kept (`TenantRetention`). @defaultValue `DEFAULT_RETENTION` */
+  readonly retention: TenantRetention;
   /** Capabilities this tenant's plugins may be granted. @defaultValue all */
   readonly capabilities: readonly Capability[];
   /**
@@ -145,6 +178,8 @@ export interface HostConfig {
   /** Largest plugin `.wasm` a manifest may name (checked before reading). @defaultValue 67108864 (64 MiB) */
   readonly maxWasmBytes: number;
   readonly sandbox: SandboxConfig;
+  /** Run-history pruning (`RetentionConfig`); what each tenant keeps is its `retention`. */
+  readonly retention: RetentionConfig;
   readonly tenants: readonly TenantConfig[];
   /** The HTTP API; null (no `api` section): not served. */
   readonly api: ApiConfig | null;
@@ -216,6 +251,7 @@ interface RawConfig {
   leaseHeartbeatMs?: number;
   maxWasmBytes?: number;
   sandbox?: { mode?: 'pool' | 'in-thread'; workers?: number };
+  retention?: { intervalMs?: number; batchRows?: number };
   api?: {
     host?: string;
     port?: number;
@@ -227,6 +263,12 @@ interface RawConfig {
   tenants: {
     id: string;
     quotas?: Partial<TenantQuotas>;
+    retention?: {
+      maxAgeMs?: number | null;
+      maxAgeDays?: number | null;
+      maxRuns?: number | null;
+      keepPerSchedule?: number;
+    };
     capabilities?: Capability[];
     http?: RawHttpSection;
     plugins?: { manifest: string; config?: Record<string, string> }[];
@@ -255,6 +297,22 @@ const quotaProps = {
       // One second to one week.
       windowMs: { type: 'integer', minimum: 1_000, maximum: 604_800_000 },
     },
+  },
+};
+
+/** A positive integer up to `max`, or null (no limit). */
+const LIMIT_OR_NULL = (max: number) => ({
+  oneOf: [{ type: 'integer', minimum: 1, maximum: max }, { type: 'null' }],
+});
+
+const RETENTION_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    maxAgeMs: LIMIT_OR_NULL(Number.MAX_SAFE_INTEGER),
+    maxAgeDays: LIMIT_OR_NULL(1_000_000),
+    maxRuns: LIMIT_OR_NULL(Number.MAX_SAFE_INTEGER),
+    keepPerSchedule: { type: 'integer', minimum: 0, maximum: 1_000_000 },
   },
 };
 
@@ -343,6 +401,14 @@ const validateConfig = compile<RawConfig>({
         workers: { type: 'integer', minimum: 1, maximum: 256 },
       },
     },
+    retention: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        intervalMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
+        batchRows: { type: 'integer', minimum: 1, maximum: 100_000 },
+      },
+    },
     api: {
       type: 'object',
       additionalProperties: false,
@@ -383,6 +449,7 @@ const validateConfig = compile<RawConfig>({
         properties: {
           id: { type: 'string', pattern: TENANT_ID_PATTERN },
           quotas: { type: 'object', additionalProperties: false, properties: quotaProps },
+          retention: RETENTION_SCHEMA,
           capabilities: {
             type: 'array',
             uniqueItems: true,
@@ -443,6 +510,7 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
     return Object.freeze({
       id: t.id,
       quotas: Object.freeze({ ...DEFAULT_QUOTAS, ...t.quotas }),
+      retention: tenantRetention(t.retention, file, `/tenants/${i}/retention`),
       capabilities: Object.freeze([...(t.capabilities ?? CAPABILITIES)]),
       http,
       plugins: Object.freeze(
@@ -474,8 +542,41 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
       mode: raw.sandbox?.mode ?? 'pool',
       workers: raw.sandbox?.workers ?? null,
     }),
+    retention: Object.freeze({
+      intervalMs: raw.retention?.intervalMs ?? 60_000,
+      batchRows: raw.retention?.batchRows ?? 500,
+    }),
     tenants: Object.freeze(tenants),
     api: apiConfig(raw.api, file, baseDir, seen),
+  });
+}
+
+/** A tenant's `retention` section, defaults filled in (`maxAgeDays` as milliseconds). */
+function tenantRetention(
+  raw: RawConfig['tenants'][number]['retention'],
+  file: string,
+  field: string,
+): TenantRetention {
+  if (raw === undefined) return DEFAULT_RETENTION;
+  if (raw.maxAgeMs !== undefined && raw.maxAgeDays !== undefined)
+    throw new ConfigError(
+      'HG_CONFIG_INVALID',
+      file,
+      `${field}/maxAgeDays`,
+      'give maxAgeMs or maxAgeDays, not both',
+    );
+  const maxAgeMs =
+    raw.maxAgeMs !== undefined
+      ? raw.maxAgeMs
+      : raw.maxAgeDays !== undefined
+        ? raw.maxAgeDays === null
+          ? null
+          : raw.maxAgeDays * 86_400_000
+        : DEFAULT_RETENTION.maxAgeMs;
+  return Object.freeze({
+    maxAgeMs,
+    maxRuns: raw.maxRuns !== undefined ? raw.maxRuns : DEFAULT_RETENTION.maxRuns,
+    keepPerSchedule: raw.keepPerSchedule ?? DEFAULT_RETENTION.keepPerSchedule,
   });
 }
 

@@ -47,6 +47,11 @@ export interface HostEventMap {
   'store:failed': [{ code: string; message: string; cause: unknown }];
   /** Writes succeed again: the host reloaded its schedules from the store and fires again. */
   'store:recovered': [{ downMs: number }];
+  /**
+   * Retention deleted `count` finished runs of `tenant` (one round of its prune, src/host/
+   * retention.ts; emitted only when it deleted some).
+   */
+  'runs:pruned': [{ tenant: string; count: number }];
   /** Another host took the store's lease: this host no longer fires (stop and restart it). */
   'lease:lost': [{ holder: HostLease | null }];
 }

@@ -3,7 +3,7 @@
  * (manifest → compile → discovery → reconcile), answers host-function calls, executes runs, and
  * applies operator commands. The host runs on the main thread; guest code runs inside the
  * `Sandbox` (a worker pool by default, where loading runs too), and the store's lease and health
- * are watched by the `StoreSupervisor`.
+ * are watched by the `StoreSupervisor`; run history is pruned by `RunRetention` (retention.ts).
  */
 import { resolveHttpPolicy } from '../sandbox/http/policy.ts';
 import { performance } from 'node:perf_hooks';
@@ -52,6 +52,7 @@ import { PluginStateBook } from './plugin-state.ts';
 import type { PluginVars } from '../sandbox/plugin-vars.ts';
 import { ScheduleOps, type OpResult } from './schedule-ops.ts';
 import { StoreSupervisor } from './store-supervisor.ts';
+import { RunRetention } from './retention.ts';
 
 export interface HostOptions {
   /** @defaultValue the system clock */
@@ -126,6 +127,8 @@ export class Host implements HostServices {
   readonly #clustered: boolean;
   /** Each tenant's fuel used in its current fuel window (fuel-windows.ts). */
   readonly #fuel: FuelWindows;
+  /** Run-history retention (retention.ts): prune rounds on the host's clock. */
+  readonly retention: RunRetention;
   #stopping: Promise<void> | null = null;
 
   constructor(config: HostConfig, opts: HostOptions = {}) {
@@ -225,6 +228,15 @@ export class Host implements HostServices {
         leaseLost: (e) => this.events.emit('lease:lost', e),
         error: (message, cause) => this.#reportError(message, cause),
       },
+    });
+    this.retention = new RunRetention({
+      store: this.store,
+      clock: this.clock,
+      config: config.retention,
+      tenants: config.tenants,
+      healthy: () => this.#supervisor.state === 'healthy',
+      pruned: (tenant, count) => this.events.emit('runs:pruned', { tenant, count }),
+      error: (err, what) => this.#supervisor.reportError(err, what),
     });
     this.schedules = new ScheduleOps({
       store: this.store,
@@ -328,6 +340,7 @@ export class Host implements HostServices {
       }
     }, this.config.commandPollMs);
     this.#poll.unref();
+    this.retention.start();
     return { loaded, failed };
   }
 
@@ -1116,6 +1129,7 @@ export class Host implements HostServices {
     };
     if (this.#poll) clearInterval(this.#poll);
     await step('stop the scheduler', () => this.scheduler.stop());
+    await step('stop retention', () => this.retention.stop());
     if (wasStarted) {
       await step('wait for runs', () =>
         within('runs in flight', this.scheduler.settle(), deadline),

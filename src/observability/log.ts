@@ -228,6 +228,7 @@ export function logHostEvents(
       "tenant's fuel window spent: its ticks are recorded quota_exhausted until the window turns",
     ),
   );
+  sub('runs:pruned', (e) => logger.debug({ tenant: e.tenant, count: e.count }, 'runs pruned'));
   return () => {
     for (const off of subs) off();
   };

@@ -124,6 +124,7 @@ export class HostMetrics {
   readonly #httpBytes: KeptCounter<'tenant' | 'direction'>;
   readonly #loads: KeptCounter<'tenant' | 'plugin'>;
   readonly #loadFailures: KeptCounter<'tenant' | 'plugin' | 'code'>;
+  readonly #pruned: KeptCounter<'tenant'>;
   readonly #commit: KeptHistogram<never>;
 
   constructor(host: Host, opts: HostMetricsOptions = {}) {
@@ -201,6 +202,13 @@ export class HostMetrics {
         name: 'hourglass_plugin_loads_total',
         help: 'Plugin loads (and reloads) that succeeded.',
         labelNames: ['tenant', 'plugin'] as const,
+      }),
+    );
+    this.#pruned = new KeptCounter(
+      named({
+        name: 'hourglass_runs_pruned_total',
+        help: 'Finished runs deleted by run-history retention.',
+        labelNames: ['tenant'] as const,
       }),
     );
     this.#loadFailures = new KeptCounter(
@@ -373,6 +381,9 @@ export class HostMetrics {
     });
     on('plugin:loaded', (e) => {
       this.#loads.series(this.#plugin(e.pluginId, tenantOfPlugin(e.pluginId)).labels).value++;
+    });
+    on('runs:pruned', (e) => {
+      this.#pruned.series({ tenant: tenantLabel(e.tenant) }).value += e.count;
     });
     on('plugin:failed', (e) => {
       const p = this.#plugin(e.pluginId, tenantOfPlugin(e.pluginId));

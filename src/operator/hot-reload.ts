@@ -7,9 +7,9 @@
  *   version that fails leaves the old one serving, and says why.
  * - A new entry is loaded; an entry gone from the config is unloaded (its schedules stay in the
  *   store, and come back with the entry).
- * - Tenants added or removed, and changed quotas or capabilities, are not applied to a running
- *   host (every loaded plugin's grants and caps derive from them): they are reported as needing
- *   a restart.
+ * - Tenants added or removed, and changed quotas, capabilities or retention, are not applied to
+ *   a running host (every loaded plugin's grants and caps derive from them, and the retention
+ *   task takes the tenants at start): they are reported as needing a restart.
  * The report lists every plugin's outcome with its reconcile diff (schedules created, updated,
  * retired, unchanged). On a PostgreSQL cluster a host reloads the plugins of the tenants it
  * serves; send SIGHUP to every host.
@@ -54,11 +54,12 @@ function sha256File(path: string): string | null {
 function tenantChanges(before: HostConfig, after: HostConfig): string[] {
   const notes: string[] = [];
   const old = new Map(before.tenants.map((t) => [t.id, t]));
-  const key = (t: TenantConfig) => JSON.stringify([t.quotas, t.capabilities]);
+  const key = (t: TenantConfig) => JSON.stringify([t.quotas, t.capabilities, t.retention]);
   for (const t of after.tenants) {
     const o = old.get(t.id);
     if (!o) notes.push(`tenant ${t.id} added`);
-    else if (key(o) !== key(t)) notes.push(`tenant ${t.id}: quotas or capabilities changed`);
+    else if (key(o) !== key(t))
+      notes.push(`tenant ${t.id}: quotas, capabilities or retention changed`);
   }
   for (const t of before.tenants)
     if (!after.tenants.some((x) => x.id === t.id)) notes.push(`tenant ${t.id} removed`);

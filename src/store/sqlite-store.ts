@@ -32,6 +32,13 @@ import { HourglassError } from '../errors.ts';
 import { sharedSpec, specJson } from '../schedule/spec.ts';
 import { pidAlive } from './process-alive.ts';
 import { DeferredRows, type DeferredScope } from './deferred-rows.ts';
+import {
+  OPEN_RUN_STATUSES,
+  choosePrunable,
+  pruneWindow,
+  type PruneRow,
+  type PruneSelection,
+} from './retention.ts';
 import { assertStorePath, isStoreFailure, storeError } from './sqlite-errors.ts';
 import type {
   HostLease,
@@ -44,6 +51,8 @@ import type {
   PluginRecord,
   PluginStateRecord,
   RunFinish,
+  RunPruneResult,
+  RunPruneStep,
   RunQuery,
   RunRecord,
   SchedulePatch,
@@ -1235,6 +1244,85 @@ export class SqliteStore implements Store {
       () => (this.#sched.listWaiting.all(pluginId) as Row[]).map(runFromRow),
       null,
     );
+  }
+
+  /**
+   * Retention's choice for one step (retention.ts), read from this database's whole history:
+   * the tenant's runs after the cursor, by id (index `runs_tenant`), and each schedule's newest
+   * `keepPerSchedule` (index `runs_schedule`). The count's excess is counted at a round's first
+   * step, and only when the tenant's id range is wider than `maxRuns` (a count of a million
+   * index entries takes tens of milliseconds; the writer thread does it, or an inline store's
+   * scheduler thread once per round). Needs the runs' indexes: not for a write-behind mirror.
+   */
+  selectPrunable(step: RunPruneStep): PruneSelection {
+    return this.#read(
+      'pruneRuns',
+      () => {
+        const excess = step.cursor?.excess ?? this.#runsOverCap(step.tenant, step.maxRuns);
+        if (step.startedBefore === null && excess <= 0) return { ids: [], cursor: null };
+        const rows = this.#listStatement(
+          `SELECT id, schedule_key, status, started_at FROM runs
+           WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`,
+        ).all(step.tenant, step.cursor?.id ?? -1, pruneWindow(step)) as PruneRow[];
+        const nth = this.#listStatement(
+          'SELECT id FROM runs WHERE schedule_key = ? ORDER BY id DESC LIMIT 1 OFFSET ?',
+        ).pluck();
+        // A round's floors are kept for its later steps: a floor read earlier is at most the
+        // current one (a schedule's new runs only raise it), so it keeps more, never less.
+        if (step.cursor === null) this.#pruneFloors.clear();
+        const floor = this.#pruneFloors;
+        const kept = (r: PruneRow): boolean => {
+          if (step.keepPerSchedule <= 0) return false;
+          let f = floor.get(r.schedule_key);
+          if (f === undefined) {
+            // The schedule's Nth newest run; fewer than N runs: every one is kept.
+            f = (nth.get(r.schedule_key, step.keepPerSchedule - 1) as number | undefined) ?? 0;
+            floor.set(r.schedule_key, f);
+          }
+          return r.id >= f;
+        };
+        return choosePrunable(rows, step, excess, kept);
+      },
+      null,
+    );
+  }
+
+  /** Each schedule's `keepPerSchedule`-th newest run id, read during the current prune round. */
+  readonly #pruneFloors = new Map<string, number>();
+
+  /** Runs of `tenant` beyond `maxRuns` (0 when within it, or no cap). */
+  #runsOverCap(tenant: string, maxRuns: number | null): number {
+    if (maxRuns === null) return 0;
+    const range = this.#listStatement(
+      'SELECT (SELECT MAX(id) FROM runs WHERE tenant = ?) - (SELECT MIN(id) FROM runs WHERE tenant = ?) + 1',
+    ).pluck();
+    const width = (range.get(tenant, tenant) as number | null) ?? 0;
+    if (width <= maxRuns) return 0;
+    const n = this.#listStatement('SELECT COUNT(*) FROM runs WHERE tenant = ?')
+      .pluck()
+      .get(tenant) as number;
+    return Math.max(0, n - maxRuns);
+  }
+
+  /** Deletes the finished runs among `ids` (open ones stay); returns how many went. */
+  deleteRuns(ids: readonly number[]): number {
+    if (ids.length === 0) return 0;
+    return this.#change(
+      'pruneRuns',
+      () =>
+        this.#listStatement(
+          `DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))
+           AND status NOT IN (${OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`,
+        ).run(JSON.stringify(ids)).changes,
+      null,
+    );
+  }
+
+  async pruneRuns(step: RunPruneStep): Promise<RunPruneResult> {
+    const sel = this.selectPrunable(step);
+    const deleted = this.deleteRuns(sel.ids);
+    await this.committed();
+    return { deleted, cursor: sel.cursor };
   }
 
   writeCursor(key: string, generation: number, cursor: string | null, now: number): boolean {

@@ -225,6 +225,39 @@ export interface RunQuery {
   readonly limit?: number;
 }
 
+/**
+ * One step of run-history retention for a tenant (src/store/retention.ts): at most `limit`
+ * finished runs deleted, oldest first.
+ */
+export interface RunPruneStep {
+  readonly tenant: string;
+  /** Runs that started before this (ms since the epoch) go; null: no age limit. */
+  readonly startedBefore: number | null;
+  /** Runs beyond this many of the tenant go, oldest first; null: no count limit. */
+  readonly maxRuns: number | null;
+  /** The newest runs of each schedule that are always kept. */
+  readonly keepPerSchedule: number;
+  /** Most runs the step deletes. */
+  readonly limit: number;
+  /** Where the previous step of this round stopped; null: a round's first step. */
+  readonly cursor: RunPruneCursor | null;
+}
+
+/** Where a prune round goes on: after this run (in the store's order), with the count's excess. */
+export interface RunPruneCursor {
+  readonly startedAt: number;
+  readonly id: number;
+  /** Runs still beyond the tenant's `maxRuns` (counted at the round's first step). */
+  readonly excess: number;
+}
+
+export interface RunPruneResult {
+  /** Runs deleted by this step (durable once it resolves). */
+  readonly deleted: number;
+  /** Where the next step goes on; null: this round is over for the tenant. */
+  readonly cursor: RunPruneCursor | null;
+}
+
 /** Who holds the store: one host at a time (see `acquireLease`). */
 export interface HostLease {
   /** A random token per `Host` instance (two hosts in one process differ). */
@@ -336,6 +369,13 @@ export interface RunRecords {
   startWaitingRun(id: number, startedAt: number): void;
   /** The plugin's `waiting` runs, oldest first (found at (re)start). */
   listWaitingRuns(pluginId: string): RunRecord[];
+  /**
+   * One step of retention (docs/store.md, "Retention"): deletes at most `step.limit` of the
+   * tenant's finished runs, from the whole history (the durable copy's), through the same path
+   * as the store's other writes; resolves once the deletes are durable. A store shared by
+   * several hosts prunes only a tenant this host owns (nothing otherwise), fenced by its epoch.
+   */
+  pruneRuns(step: RunPruneStep): Promise<RunPruneResult>;
 }
 
 /** Operator commands queued by another process (a CLI, another host), applied by the owner. */

@@ -35,6 +35,7 @@ import {
   SCHEDULES,
   type TableSpec,
 } from './postgres/tables.ts';
+import type { PruneSelection } from './retention.ts';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite-store.ts';
 import type {
   HostLease,
@@ -47,6 +48,8 @@ import type {
   PluginRecord,
   PluginStateRecord,
   RunFinish,
+  RunPruneResult,
+  RunPruneStep,
   RunQuery,
   RunRecord,
   SchedulePatch,
@@ -90,6 +93,10 @@ export interface Dirty {
    * that fails gives them back): the durable side may insert them without looking first.
    */
   runsNew: Set<number>;
+  /** Runs deleted by retention (`pruneRuns`): gone from the mirror, deleted by the flush. */
+  runsGone: Set<number>;
+  /** The tenants of `runsGone` (a shared store fences the deletes by tenant). */
+  goneTenants: Set<string>;
   commands: Set<number>;
 }
 
@@ -101,6 +108,8 @@ function emptyDirty(): Dirty {
     schedules: new Set(),
     runs: new Set(),
     runsNew: new Set(),
+    runsGone: new Set(),
+    goneTenants: new Set(),
     commands: new Set(),
   };
 }
@@ -112,6 +121,7 @@ function dirtySize(d: Dirty): number {
     d.state.size +
     d.schedules.size +
     d.runs.size +
+    d.runsGone.size +
     d.commands.size
   );
 }
@@ -280,6 +290,17 @@ export abstract class WriteBehindStore implements Store {
       [RUNS, readImages(db, RUNS, dirty.runs)],
       [COMMANDS, readImages(db, COMMANDS, dirty.commands)],
     ];
+  }
+
+  /**
+   * Retention's choice for one step (retention.ts), read from the durable copy (the whole
+   * history; the mirror holds only the latest runs).
+   */
+  protected abstract selectPrunable(step: RunPruneStep): Promise<PruneSelection>;
+
+  /** This host may prune `tenant` (a shared store: it owns the tenant). */
+  protected ownsTenant(_tenant: string): boolean {
+    return true;
   }
 
   /** A flush found that this host no longer owns `tenant` (after its waiters were rejected). */
@@ -643,6 +664,33 @@ export abstract class WriteBehindStore implements Store {
     }
     return ok;
   }
+  /**
+   * Retention (docs/store.md, "Retention"): the durable side picks the runs (`selectPrunable`);
+   * those with writes not yet durable (dirty, or in a flush in flight) stay for a later round;
+   * the rest leave the mirror at once and are deleted in the durable copy by the next flush
+   * (`Dirty.runsGone`), in order with every other write, fenced like them on a shared store.
+   * A deleted run cannot become dirty again: its row is gone from the mirror.
+   */
+  async pruneRuns(step: RunPruneStep): Promise<RunPruneResult> {
+    if (this.closed || !this.ownsTenant(step.tenant)) return { deleted: 0, cursor: null };
+    const sel = await this.selectPrunable(step);
+    if (this.closed || !this.ownsTenant(step.tenant)) return { deleted: 0, cursor: null };
+    const ids = sel.ids.filter(
+      (id) =>
+        !this.dirty.runs.has(id) &&
+        !this.#open?.dirty.runs.has(id) &&
+        !this.#inFlight.some((f) => f.dirty.runs.has(id)),
+    );
+    if (ids.length > 0) {
+      this.mirror.deleteRuns(ids);
+      for (const id of ids) this.dirty.runsGone.add(id);
+      this.dirty.goneTenants.add(step.tenant);
+      this.touch();
+      await this.committed({ tenant: step.tenant });
+    }
+    return { deleted: ids.length, cursor: sel.cursor };
+  }
+
   getRun(id: number): RunRecord | undefined {
     return this.mirror.getRun(id);
   }

@@ -63,6 +63,8 @@ export interface TenantSpec {
   readonly id: string;
   readonly quotas?: Partial<TenantQuotas>;
   readonly capabilities?: readonly Capability[];
+  /** The tenant's `retention` section, as in the config file. */
+  readonly retention?: Record<string, unknown>;
   readonly plugins: readonly (
     PluginSpec | { readonly manifest: string; readonly config?: Record<string, string> }
   )[];
@@ -121,6 +123,7 @@ export function makeConfig(
       id: t.id,
       ...(t.quotas ? { quotas: t.quotas } : {}),
       ...(t.capabilities ? { capabilities: t.capabilities } : {}),
+      ...(t.retention ? { retention: t.retention } : {}),
       plugins: t.plugins.map((p) => {
         if ('manifest' in p)
           return { manifest: p.manifest, ...(p.config ? { config: p.config } : {}) };

@@ -17,6 +17,7 @@
  * stays in that implementation's own tests.
  */
 import { recordConformance } from './conformance/records.ts';
+import { retentionConformance } from './conformance/retention.ts';
 import { runConformance } from './conformance/runs.ts';
 import { scheduleConformance } from './conformance/schedules.ts';
 import type { StoreUnderTest } from './conformance/fixture.ts';
@@ -31,4 +32,5 @@ export function storeConformance(sut: () => StoreUnderTest): void {
   scheduleConformance(sut);
   runConformance(sut);
   recordConformance(sut);
+  retentionConformance(sut);
 }

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { CAPABILITIES } from '../../src/capabilities.ts';
 import {
   DEFAULT_QUOTAS,
+  DEFAULT_RETENTION,
   defaultHostConfig,
   loadHostConfig,
   parseHostConfig,
@@ -193,6 +194,43 @@ describe('parseHostConfig: defaults', () => {
   });
 });
 
+describe('parseHostConfig: retention', () => {
+  test('defaults: 30 days, 1,000,000 runs, the newest 10 of each schedule; a round a minute, 500 a step', () => {
+    const c = parseHostConfig({ tenants: [{ id: 'a' }] }, FILE, BASE);
+    assert.deepEqual(c.tenants[0]?.retention, {
+      maxAgeMs: 30 * 86_400_000,
+      maxRuns: 1_000_000,
+      keepPerSchedule: 10,
+    });
+    assert.equal(c.tenants[0]?.retention, DEFAULT_RETENTION);
+    assert.deepEqual(c.retention, { intervalMs: 60_000, batchRows: 500 });
+  });
+
+  test('maxAgeDays in days, null turns a limit off, the rest keeps its default', () => {
+    const c = parseHostConfig(
+      {
+        retention: { intervalMs: 5_000, batchRows: 100 },
+        tenants: [
+          { id: 'a', retention: { maxAgeDays: 7, keepPerSchedule: 0 } },
+          { id: 'b', retention: { maxAgeMs: null, maxRuns: null } },
+          { id: 'c', retention: { maxAgeMs: 90_000, maxRuns: 50 } },
+        ],
+      },
+      FILE,
+      BASE,
+    );
+    assert.deepEqual(
+      c.tenants.map((t) => t.retention),
+      [
+        { maxAgeMs: 7 * 86_400_000, maxRuns: 1_000_000, keepPerSchedule: 0 },
+        { maxAgeMs: null, maxRuns: null, keepPerSchedule: 10 },
+        { maxAgeMs: 90_000, maxRuns: 50, keepPerSchedule: 10 },
+      ],
+    );
+    assert.deepEqual(c.retention, { intervalMs: 5_000, batchRows: 100 });
+  });
+});
+
 describe('parseHostConfig: errors', () => {
   const cases: [string, unknown, string][] = [
     [
@@ -245,6 +283,36 @@ describe('parseHostConfig: errors', () => {
       '/tenants/0/plugins/0/config/n',
     ],
     ['empty store path', { store: { path: '' }, tenants: [] }, '/store/path'],
+    [
+      'unknown retention property',
+      { tenants: [{ id: 'a', retention: { maxAge: 5 } }] },
+      '/tenants/0/retention/maxAge',
+    ],
+    [
+      'retention maxRuns of 0',
+      { tenants: [{ id: 'a', retention: { maxRuns: 0 } }] },
+      '/tenants/0/retention/maxRuns',
+    ],
+    [
+      'retention maxAgeDays as text',
+      { tenants: [{ id: 'a', retention: { maxAgeDays: '30' } }] },
+      '/tenants/0/retention/maxAgeDays',
+    ],
+    [
+      'retention keepPerSchedule negative',
+      { tenants: [{ id: 'a', retention: { keepPerSchedule: -1 } }] },
+      '/tenants/0/retention/keepPerSchedule',
+    ],
+    [
+      'retention maxAgeMs and maxAgeDays both',
+      { tenants: [{ id: 'a', retention: { maxAgeMs: 1000, maxAgeDays: 1 } }] },
+      '/tenants/0/retention/maxAgeDays',
+    ],
+    [
+      'retention batchRows of 0',
+      { retention: { batchRows: 0 }, tenants: [] },
+      '/retention/batchRows',
+    ],
     ['not an object', [], '/'],
     ['null', null, '/'],
   ];

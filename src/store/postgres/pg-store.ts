@@ -26,8 +26,9 @@
  *   under the epoch then still current, and the new owner, which reads the tenant's rows only
  *   after its claim commits, finds them.
  * A batch that replaces job contracts (a plugin loaded: a plugin's contracts are deleted, then
- * inserted, which one statement cannot do to the same row) is a transaction of several
- * statements with the same steps: lock, drop and count the fenced tenants' rows, write the rest.
+ * inserted, which one statement cannot do to the same row) or deletes runs (retention: only the
+ * tenant's owner prunes) is a transaction of several statements with the same steps: lock, drop
+ * and count the fenced tenants' rows, write the rest (and delete the held tenants' runs).
  * Independently, the database's trigger `hg_fence()` refuses any row whose epoch is not current
  * (SQLSTATE HGF01). A fenced tenant's waiters reject with `HG_STORE_FENCED` (the scheduler then
  * does not call the guest) and the fence listener drops the tenant.
@@ -47,10 +48,18 @@ import type {
   LeaseResult,
   NewRun,
   OperatorAction,
+  RunPruneStep,
   RunRecord,
   ScheduleRecord,
 } from '../types.ts';
 import { WriteBehindStore, type Batch, type Dirty } from '../write-behind.ts';
+import {
+  OPEN_RUN_STATUSES,
+  choosePrunable,
+  pruneWindow,
+  type PruneRow,
+  type PruneSelection,
+} from '../retention.ts';
 import {
   columnArrays,
   dropTenantRows,
@@ -372,9 +381,75 @@ export class PgStore extends WriteBehindStore {
     const epochs = new Map(this.#epochs);
     this.#flushEpochs = epochs;
     try {
-      return await this.#write(batch, dirty.contracts, epochs);
+      return await this.#write(batch, dirty.contracts, epochs, dirty);
     } catch (err) {
       throw pgError(err, this.name, 'a flush');
+    }
+  }
+
+  /** Each schedule's `keepPerSchedule`-th newest run (null: fewer), read this prune round. */
+  readonly #pruneFloors = new Map<string, { started_at: number; id: number } | null>();
+
+  protected override ownsTenant(tenant: string): boolean {
+    return this.#epochs.has(tenant);
+  }
+
+  /**
+   * Retention's choice (retention.ts) from PostgreSQL's whole history: the tenant's runs by start
+   * time, then id (index `runs_tenant`), and each schedule's newest `keepPerSchedule` in the
+   * same order (index `runs_schedule`), one statement for the window's schedules.
+   */
+  protected async selectPrunable(step: RunPruneStep): Promise<PruneSelection> {
+    try {
+      let excess = step.cursor?.excess ?? 0;
+      if (step.cursor === null && step.maxRuns !== null) {
+        const n = await this.pool.query<{ n: number }>(
+          'SELECT count(*)::int8 AS n FROM runs WHERE tenant = $1',
+          [step.tenant],
+        );
+        excess = Math.max(0, (n.rows[0]?.n ?? 0) - step.maxRuns);
+      }
+      if (step.startedBefore === null && excess <= 0) return { ids: [], cursor: null };
+      const rows = (
+        await this.pool.query<PruneRow>(
+          `SELECT id, schedule_key, status, started_at FROM runs
+           WHERE tenant = $1 AND (started_at, id) > ($2, $3)
+           ORDER BY started_at, id LIMIT $4`,
+          [step.tenant, step.cursor?.startedAt ?? -1, step.cursor?.id ?? -1, pruneWindow(step)],
+        )
+      ).rows;
+      // A round's floors are kept for its later steps (as SqliteStore's: an earlier floor is
+      // at most the current one, so it keeps more, never less).
+      if (step.cursor === null) this.#pruneFloors.clear();
+      const floor = this.#pruneFloors;
+      if (step.keepPerSchedule > 0 && rows.length > 0) {
+        const keys = [...new Set(rows.map((r) => r.schedule_key))].filter((k) => !floor.has(k));
+        const r =
+          keys.length === 0
+            ? { rows: [] }
+            : await this.pool.query<{
+                key: string;
+                started_at: number | null;
+                id: number | null;
+              }>(
+                `SELECT k.key, t.started_at, t.id FROM unnest($1::text[]) AS k(key)
+           LEFT JOIN LATERAL (SELECT started_at, id FROM runs WHERE schedule_key = k.key
+                              ORDER BY started_at DESC, id DESC OFFSET $2 LIMIT 1) t ON true`,
+                [keys, step.keepPerSchedule - 1],
+              );
+        for (const f of r.rows)
+          floor.set(f.key, f.id === null ? null : { started_at: f.started_at as number, id: f.id });
+      }
+      const kept = (row: PruneRow): boolean => {
+        if (step.keepPerSchedule <= 0) return false;
+        const f = floor.get(row.schedule_key);
+        // Fewer than N runs (or none read): every one is kept.
+        if (f === null || f === undefined) return true;
+        return row.started_at > f.started_at || (row.started_at === f.started_at && row.id >= f.id);
+      };
+      return choosePrunable(rows, step, excess, kept);
+    } catch (err) {
+      throw pgError(err, this.name, `prune runs of ${step.tenant}`);
     }
   }
 
@@ -392,9 +467,11 @@ export class PgStore extends WriteBehindStore {
     batch: Batch,
     contractPlugins: ReadonlySet<string>,
     epochs: ReadonlyMap<string, number>,
+    gone: Pick<Dirty, 'runsGone' | 'goneTenants'>,
   ): Promise<Set<string>> {
     const epochOf = (t: string): number => epochs.get(t) ?? 0;
-    if (contractPlugins.size > 0) return this.#writeContracts(batch, contractPlugins, epochOf);
+    if (contractPlugins.size > 0 || gone.runsGone.size > 0)
+      return this.#writeContracts(batch, contractPlugins, epochOf, gone);
     const rowsOf = new Map<string, number>();
     const parts: FlushPart[] = [];
     const arrays: unknown[][] = [];
@@ -426,17 +503,19 @@ export class PgStore extends WriteBehindStore {
   }
 
   /**
-   * A batch that replaces job contracts (a plugin loaded): one transaction of several
-   * statements, as contracts are replaced per plugin (delete its rows, then insert the images),
-   * which one statement cannot do to the same row. Lock the tenants' leases, drop fenced
-   * tenants' rows, write the rest.
+   * A batch that replaces job contracts (a plugin loaded), or deletes runs (retention,
+   * `Dirty.runsGone`): one transaction of several statements, as contracts are replaced per
+   * plugin (delete its rows, then insert the images), which one statement cannot do to the same
+   * row. Lock the tenants' leases, drop fenced tenants' rows, write the rest, delete the runs
+   * of the tenants still held (a delete fires no `hg_fence()`: the lock is its fence).
    */
   async #writeContracts(
     batch: Batch,
     contractPlugins: ReadonlySet<string>,
     epochOf: (tenant: string) => number,
+    gone: Pick<Dirty, 'runsGone' | 'goneTenants'>,
   ): Promise<Set<string>> {
-    const tenants = new Set<string>();
+    const tenants = new Set<string>(gone.goneTenants);
     for (const [spec, rows] of batch) {
       const t = tenantOfRow(spec);
       for (const r of rows) tenants.add(t(r));
@@ -469,6 +548,12 @@ export class PgStore extends WriteBehindStore {
         const extra = pgExtra(spec, epochOf);
         await c.query(upsertSql(spec, extra.columns), columnArrays(spec, rows, extra.values));
       }
+      // Retention's deletes (`pruneRuns`): only of tenants still held at this host's epoch.
+      if (gone.runsGone.size > 0)
+        await c.query(
+          'DELETE FROM runs WHERE id = ANY($1) AND tenant = ANY($2) AND status <> ALL($3)',
+          [[...gone.runsGone], [...live], OPEN_RUN_STATUSES],
+        );
       for (const [t, n] of refused)
         await c.query(
           'INSERT INTO hg_fence_rejections (tenant, owner, epoch, rows) VALUES ($1, $2, $3, $4)',

@@ -7,7 +7,8 @@
  * worker's own port, matched by `id`.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { LeaseClaim, LeaseResult, HostLease, OperatorAction } from '../types.ts';
+import type { PruneSelection } from '../retention.ts';
+import type { LeaseClaim, LeaseResult, HostLease, OperatorAction, RunPruneStep } from '../types.ts';
 
 export interface WriterData {
   readonly path: string;
@@ -48,6 +49,8 @@ export interface WriteRequest {
   readonly contractPlugins: readonly string[];
   /** The live-schedule counts of the tenants the batch's schedules belong to (JSON rows). */
   readonly counts: string | null;
+  /** Runs deleted by retention (finished ones only), after the rows are written. */
+  readonly deletedRuns: readonly number[];
 }
 
 export type WriterRequest =
@@ -75,6 +78,8 @@ export type WriterRequest =
   /** Takes not-yet-applied commands out (they were enqueued in a transaction that threw). */
   | { readonly op: 'dequeue'; readonly ids: readonly number[] }
   | { readonly op: 'maxBytes'; readonly bytes: number | null }
+  /** Retention's choice for one step, read from the file's whole history (no write). */
+  | { readonly op: 'prunable'; readonly step: RunPruneStep }
   | { readonly op: 'close' };
 
 export type Envelope = WriterRequest & { readonly id: number; readonly sync: boolean };
@@ -95,6 +100,7 @@ export interface WriterAnswers {
   commands: Record<string, unknown>[];
   dequeue: null;
   maxBytes: null;
+  prunable: PruneSelection;
   close: null;
 }
 

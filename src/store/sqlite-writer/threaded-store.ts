@@ -58,10 +58,12 @@ import {
   tenantOf,
   type TableSpec,
 } from '../postgres/tables.ts';
+import type { PruneSelection } from '../retention.ts';
 import type {
   HostLease,
   LeaseClaim,
   LeaseResult,
+  RunPruneStep,
   OperatorAction,
   OperatorCommand,
 } from '../types.ts';
@@ -282,7 +284,7 @@ export class ThreadedSqliteStore extends WriteBehindStore {
    * cell on this thread, and a text crosses to the writer as one copy, where row images would be
    * serialized cell by cell).
    */
-  #rows(dirty: Dirty): Pick<WriteRequest, 'tables' | 'contractPlugins' | 'counts'> {
+  #rows(dirty: Dirty): Pick<WriteRequest, 'tables' | 'contractPlugins' | 'counts' | 'deletedRuns'> {
     const tables: TableJson[] = [];
     for (const [spec, keys] of [
       [PLUGINS, dirty.plugins],
@@ -324,7 +326,17 @@ export class ThreadedSqliteStore extends WriteBehindStore {
         .pluck();
       counts = this.#countsOf.get(JSON.stringify([...tenants])) as string;
     }
-    return { tables, contractPlugins: [...dirty.contracts], counts };
+    return {
+      tables,
+      contractPlugins: [...dirty.contracts],
+      counts,
+      deletedRuns: [...dirty.runsGone],
+    };
+  }
+
+  /** Retention's choice, read by the writer from the file (the whole history). */
+  protected selectPrunable(step: RunPruneStep): Promise<PruneSelection> {
+    return this.#request({ op: 'prunable', step });
   }
 
   /** Sends the dirty rows; the writer commits them with the parts sent before (if any). */

@@ -158,6 +158,7 @@ function apply(req: WriteRequest | PartRequest): void {
     if (t.inserted) insertRows(t);
     else if (t.updatable) writeRows(t, t.updatable);
     else writeWhole(t);
+  if (req.deletedRuns.length > 0) (store as SqliteStore).deleteRuns(req.deletedRuns);
   if (req.counts !== null)
     statement(
       `INSERT OR REPLACE INTO schedule_counts (tenant, plugin_id, live)
@@ -260,6 +261,8 @@ function handle(req: WriterRequest): WriterAnswers[WriterRequest['op']] {
     case 'maxBytes':
       s.setMaxBytes(req.bytes);
       return null;
+    case 'prunable':
+      return s.selectPrunable(req.step);
     case 'close':
       store = null;
       s.close();
