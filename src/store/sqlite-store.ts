@@ -94,13 +94,17 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
   cursor: 'cursor',
   bufferedAt: 'buffered_at',
   updatedAt: 'updated_at',
+  retry: 'retry',
+  job: 'job',
+  breakerAfter: 'breaker_after',
+  failStreak: 'fail_streak',
 };
 
 /** The columns of `schedules`, in the order `SELECT ${SCHEDULE_SELECT}` returns them. */
 export const SCHEDULE_SELECT =
   'key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap, misfire, ' +
   'description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, ' +
-  'updated_at, generation, scope';
+  'updated_at, generation, scope, retry, job, breaker_after, fail_streak';
 
 /**
  * Texts many rows share (plugin ids, tenants, origins, states, policies), one copy each: every
@@ -144,10 +148,14 @@ export function scheduleFromRaw(r: unknown[]): ScheduleRecord {
     createdAt: r[19] as number,
     updatedAt: r[20] as number,
     generation: r[21] as number,
+    retry: r[23] as string | null,
+    job: r[24] as string | null,
+    breakerAfter: r[25] === null ? null : Number(r[25]),
+    failStreak: Number(r[26]),
   };
 }
 
-/** The 22 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
+/** The 26 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
 function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
   out.push(
     rec.key,
@@ -172,14 +180,19 @@ function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
     rec.createdAt,
     rec.updatedAt,
     rec.scope,
+    rec.retry,
+    rec.job,
+    rec.breakerAfter,
+    rec.failStreak,
   );
 }
 
 const INSERT_SCHEDULE_COLUMNS = `INSERT INTO schedules (key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap,
-           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at, scope)
+           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at, scope,
+           retry, job, breaker_after, fail_streak)
          VALUES `;
-const ROW_PLACEHOLDERS = `(${Array.from({ length: 22 }, () => '?').join(', ')})`;
-/** Rows per multi-row INSERT (22 parameters each; SQLite allows 32,766 per statement). */
+const ROW_PLACEHOLDERS = `(${Array.from({ length: 26 }, () => '?').join(', ')})`;
+/** Rows per multi-row INSERT (26 parameters each; SQLite allows 32,766 per statement). */
 const INSERT_BATCH = 50;
 /**
  * Deferred rows written per turn of the event loop (~5-10 ms of main thread: what writing one

@@ -38,6 +38,10 @@ export function scheduleRow(
     bufferedAt: null,
     createdAt: at,
     updatedAt: at,
+    retry: null,
+    job: null,
+    breakerAfter: null,
+    failStreak: 0,
     ...rest,
   };
 }

@@ -65,6 +65,10 @@ export const SCHEDULES: TableSpec = {
     ['updated_at', B],
     ['generation', B],
     ['scope', T],
+    ['retry', T],
+    ['job', T],
+    ['breaker_after', B],
+    ['fail_streak', B],
   ],
 };
 
