@@ -51,6 +51,11 @@ export interface TenantQuotas {
   readonly maxTableElements: number;
   /** Most log lines a guest call may deliver (caps `limits.logLines`). @defaultValue 1000 */
   readonly maxLogLines: number;
+  /**
+   * The breaker's default for the tenant's schedules: this many failed ticks in a row pause a
+   * schedule (a schedule's own `breaker.afterFailures` wins); 0: never. @defaultValue 0
+   */
+  readonly breakerAfterFailures: number;
 }
 
 export interface PluginEntry {
@@ -184,6 +189,7 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
   maxVarBytes: 1_048_576,
   maxTableElements: 100_000,
   maxLogLines: 1_000,
+  breakerAfterFailures: 0,
 });
 
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
@@ -231,6 +237,7 @@ const quotaProps = {
   maxVarBytes: { type: 'integer', minimum: 0, maximum: 268_435_456 },
   maxTableElements: { type: 'integer', minimum: 0, maximum: 10_000_000 },
   maxLogLines: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+  breakerAfterFailures: { type: 'integer', minimum: 0, maximum: 1_000 },
 };
 
 /** A file path: bounded, and never with a NUL (which would cut it short further down). */

@@ -25,6 +25,7 @@ import {
   type ScheduleSpec,
   validatedSpec,
 } from './spec.ts';
+import { breakerSchema, parseRetry, retrySchema, retryText, type RawRetry } from './retry.ts';
 
 /**
  * SHA-256 in base64: the one-shot `crypto.hash` (Node ≥ 20.12; a third of `createHash`'s cost)
@@ -62,6 +63,12 @@ export interface ParsedDeclaration {
   readonly paused: boolean;
   readonly description: string | null;
   readonly scope: ScheduleScope;
+  /** Its retry policy's canonical JSON text (src/schedule/retry.ts); null: none of its own. */
+  readonly retry: string | null;
+  /** The job contract it names (its retry policy is the default), or null. */
+  readonly job: string | null;
+  /** `breaker.afterFailures` (0: never pause); null: the tenant's default. */
+  readonly breakerAfter: number | null;
   /**
    * Digest of the canonical text of everything above (`declarationText`): a changed hash means
    * a changed declaration. Stored with the row (`decl_hash`) and kept in memory with it.
@@ -97,6 +104,9 @@ interface RawDeclaration {
   paused?: boolean;
   description?: string;
   scope?: ScheduleScope;
+  retry?: RawRetry;
+  job?: string;
+  breaker?: { afterFailures: number };
 }
 
 export const declarationSchema = {
@@ -116,6 +126,9 @@ export const declarationSchema = {
     paused: { type: 'boolean' },
     description: { type: 'string', maxLength: 500 },
     scope: { type: 'string', enum: ['cluster', 'host'] },
+    retry: retrySchema,
+    job: { type: 'string', pattern: SCHEDULE_ID_PATTERN },
+    breaker: breakerSchema,
   },
 } as const;
 
@@ -235,6 +248,13 @@ export function parseDeclaration(
     payload = text;
   }
 
+  let retry: string | null = null;
+  if (d.retry !== undefined) {
+    const r = parseRetry(d.retry);
+    if (!r.ok) return bad(r.field, r.message);
+    retry = retryText(r.value);
+  }
+
   const value = {
     id: d.id,
     spec,
@@ -246,6 +266,9 @@ export function parseDeclaration(
     paused: d.paused ?? false,
     description: d.description ?? null,
     scope: d.scope ?? 'cluster',
+    retry,
+    job: d.job ?? null,
+    breakerAfter: d.breaker?.afterFailures ?? null,
     hash: '',
   };
   value.hash = sha256(declarationText(value));
@@ -330,7 +353,9 @@ function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>
     `"jitterMs":${v.jitterMs},"payload":${jsonOrNull(v.payload)},"overlap":"${v.overlap}",` +
     `"misfire":"${v.misfire}","paused":${v.paused},"description":${jsonOrNull(v.description)}` +
     // Only when not the default: the hashes of declarations written before scopes existed hold.
-    `${v.scope === 'host' ? ',"scope":"host"' : ''}}`
+    `${v.scope === 'host' ? ',"scope":"host"' : ''}` +
+    `${v.retry === null ? '' : `,"retry":${v.retry}`}${v.job === null ? '' : `,"job":${JSON.stringify(v.job)}`}` +
+    `${v.breakerAfter === null ? '' : `,"breakerAfter":${v.breakerAfter}`}}`
   );
 }
 
