@@ -1,10 +1,16 @@
 /**
  * The scheduler: one due-time queue and one timer for every schedule, the at-most-one gate,
- * overlap and misfire policies, and per-tenant caps on runs in flight.
+ * overlap and misfire policies, per-tenant caps on runs in flight, retries and the breaker.
  *
- * Invariants (docs/design.md, "Every tick leaves a record"):
+ * Invariants (docs/design.md, "Every tick leaves a record", "Retries, at-most-one and overlap"):
  * - At most one run per schedule key exists at any time: a key is "busy" from the moment a
- *   tick is accepted (waiting for tenant capacity, or running) until its run is recorded.
+ *   tick is accepted (waiting for tenant capacity, or running) until its run is recorded, or,
+ *   when its policy retries the run, until the tick's last attempt is recorded: a pending retry
+ *   (a `waiting` row, trigger `retry`, due at its `started_at`) holds the key through its
+ *   backoff, so ticks due meanwhile meet the overlap policy. It holds no tenant slot.
+ * - The breaker counts ticks (a tick's last attempt), never attempts: a failed tick adds one to
+ *   the schedule's `failStreak`, a success sets it to 0, and reaching the limit pauses the
+ *   schedule like an operator's pause.
  * - Every tick leaves a record. A tick that runs has its run row; one that waits for a tenant
  *   slot has a `waiting` row from the moment it waits (so a crash, a stop or a reload cannot
  *   lose it); a buffered tick is `schedules.buffered_at`; a tick that does not run is recorded
@@ -836,13 +842,25 @@ export class Scheduler {
     const status = end ? end.status : undefined;
     if (status !== undefined) {
       // A retry keeps the key busy (its tick is not over): later ticks follow the overlap
-      // policy meanwhile, and a buffered one waits for the tick's last attempt.
-      if (status !== 'succeeded' && this.#retryAfter(s, run, status)) {
+      // policy meanwhile, and a buffered one waits for the tick's last attempt. A retry that
+      // could not be written ends the tick (never a key left busy).
+      let retried = false;
+      if (status !== 'succeeded')
+        try {
+          retried = this.#retryAfter(s, run, status);
+        } catch (err) {
+          this.#error(err, `writing a retry of ${s.key} (the tick ends with run ${run.runId})`);
+        }
+      if (retried) {
         this.#drain(s.tenant);
         return;
       }
       this.#busy.delete(s.key);
-      this.#tickEnded(s, status);
+      try {
+        this.#tickEnded(s, status);
+      } catch (err) {
+        this.#error(err, `counting the failed ticks of ${s.key}`);
+      }
     } else {
       this.#busy.delete(s.key);
     }

@@ -80,6 +80,7 @@ describe('parseHostConfig: defaults', () => {
       maxVarBytes: 1_048_576,
       maxTableElements: 100_000,
       maxLogLines: 1_000,
+      breakerAfterFailures: 0,
     });
     assert.deepEqual(t.quotas, { ...DEFAULT_QUOTAS });
     assert.deepEqual([...t.capabilities], [...CAPABILITIES]);
