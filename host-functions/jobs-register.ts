@@ -1,4 +1,5 @@
 import { SCHEDULE_ID_PATTERN } from '../src/schedule/declaration.ts';
+import { retrySchema } from '../src/schedule/retry.ts';
 import { defineHostFunction, FUEL_PER_CRON_SEARCH, type JobContract } from './types.ts';
 
 /** Declares a job contract. Discovery only: the contracts of one discovery replace the last. */
@@ -19,6 +20,7 @@ export const jobsRegister = defineHostFunction<JobContract>({
       concurrency: { type: 'integer', minimum: 1, maximum: 64 },
       timeoutMs: { type: 'integer', minimum: 1, maximum: 3_600_000 },
       input: { type: 'object', maxProperties: 256 },
+      retry: retrySchema,
     },
   },
   // A cron is parsed (not searched): priced like one search, which it costs at most.

@@ -9,6 +9,7 @@
  */
 import type { Capability } from '../src/capabilities.ts';
 import type { CallerContext, Phase } from '../src/sandbox/types.ts';
+import type { RawRetry } from '../src/schedule/retry.ts';
 
 /** Error codes a guest can receive (docs/guest-abi.md). */
 export const GuestErrorCodes = [
@@ -63,6 +64,8 @@ export interface JobContract {
   concurrency?: number;
   timeoutMs?: number;
   input?: Record<string, unknown>;
+  /** The retry policy of the schedules that name this contract (`job`) and have none of their own. */
+  retry?: RawRetry;
 }
 
 /**

@@ -87,6 +87,13 @@ export const scheduleSchema = {
     bufferedAt: intOrNull,
     createdAt: int,
     updatedAt: int,
+    /** The schedule's own retry policy (JSON text), or null (its job contract's, else none). */
+    retry: strOrNull,
+    job: strOrNull,
+    /** The breaker's limit (0: off), or null: the tenant's `breakerAfterFailures`. */
+    breakerAfter: intOrNull,
+    /** Failed ticks in a row so far (the breaker's count). */
+    failStreak: int,
   },
 } as const;
 

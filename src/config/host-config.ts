@@ -64,6 +64,11 @@ export interface TenantQuotas {
    * "Fuel windows"). @defaultValue none (no limit)
    */
   readonly fuelWindow?: FuelWindow;
+  /**
+   * The breaker's default for the tenant's schedules: this many failed ticks in a row pause a
+   * schedule (a schedule's own `breaker.afterFailures` wins); 0: never. @defaultValue 0
+   */
+  readonly breakerAfterFailures: number;
 }
 
 export interface PluginEntry {
@@ -233,6 +238,7 @@ export const DEFAULT_QUOTAS: TenantQuotas = Object.freeze({
   maxTableElements: 100_000,
   maxLogLines: 1_000,
   priorityAgingMs: 60_000,
+  breakerAfterFailures: 0,
 });
 
 export const TENANT_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
@@ -298,6 +304,7 @@ const quotaProps = {
       windowMs: { type: 'integer', minimum: 1_000, maximum: 604_800_000 },
     },
   },
+  breakerAfterFailures: { type: 'integer', minimum: 0, maximum: 1_000 },
 };
 
 /** A positive integer up to `max`, or null (no limit). */

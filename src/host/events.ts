@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { errorMessage } from '../errors.ts';
 import type { QuotaExhausted } from '../scheduler/fuel-windows.ts';
-import type { StartedRun } from '../scheduler/scheduler.ts';
+import type { RetryScheduled, StartedRun } from '../scheduler/scheduler.ts';
 import type { HostLease, RunRecord, ScheduleRecord } from '../store/types.ts';
 import type { ReconcileResult } from './reconcile.ts';
 import type { HttpRequestRecord } from '../sandbox/http/guest-http.ts';
@@ -21,6 +21,13 @@ export interface HostEventMap {
   'plugin:unloaded': [{ pluginId: string }];
   'run:started': [StartedRun];
   'run:finished': [RunRecord];
+  /** A failed run's tick gets another attempt, due at `dueAt` (its `waiting` row is written). */
+  'run:retrying': [RetryScheduled];
+  /**
+   * The breaker paused a schedule after `failures` failed ticks in a row (`note` is its pause
+   * note); an operator's resume clears the count.
+   */
+  'schedule:tripped': [{ schedule: ScheduleRecord; failures: number; note: string }];
   'schedule:skipped': [
     {
       schedule: ScheduleRecord;

@@ -31,6 +31,7 @@ import type {
 } from '../sandbox/types.ts';
 import type { ParsedDeclaration } from '../schedule/declaration.ts';
 import { discoveryParse } from '../schedule/discovery-output.ts';
+import { parseRetry, type RetryPolicy } from '../schedule/retry.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { FuelWindows } from '../scheduler/fuel-windows.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
@@ -112,6 +113,8 @@ export class Host implements HostServices {
   readonly #loading = new Map<string, Promise<unknown>>();
   /** Contracts registered during the discovery in progress, per plugin. */
   readonly #discovering = new Map<string, Map<string, JobContract>>();
+  /** The retry policies of each loaded plugin's job contracts (the default of schedules naming them). */
+  readonly #jobRetry = new Map<string, Map<string, RetryPolicy>>();
   #state: State = 'new';
   #poll: NodeJS.Timeout | null = null;
   /** Tenants whose plugins `adoptTenant` is loading: their operator commands wait until it ends. */
@@ -209,8 +212,13 @@ export class Host implements HostServices {
             firesHere: (s: ScheduleRecord) => s.scope !== 'host' || replicaOwner(s.tenant) !== null,
           }
         : {}),
+      jobRetry: (s) => (s.job === null ? undefined : this.#jobRetry.get(s.pluginId)?.get(s.job)),
+      breakerAfter: (tenant) => quotas(tenant).breakerAfterFailures,
       events: {
         onStarted: (run) => this.events.emit('run:started', run),
+        onRetrying: (retry) => this.events.emit('run:retrying', retry),
+        onTripped: (schedule, failures, note) =>
+          this.events.emit('schedule:tripped', { schedule, failures, note }),
         onSkipped: (schedule, status, reason) =>
           this.events.emit('schedule:skipped', { schedule, status, reason }),
         onError: (err, during) => this.#supervisor.reportError(err, `scheduler: ${during}`),
@@ -243,6 +251,7 @@ export class Host implements HostServices {
       scheduler: this.scheduler,
       clock: this.clock,
       quotas,
+      jobExists: (pluginId, name) => this.#jobRetry.get(pluginId)?.has(name) ?? false,
     });
   }
 
@@ -776,6 +785,13 @@ export class Host implements HostServices {
         `plugin ${plugin.id}: ${which}: ${parsed.issue.field} ${parsed.issue.message}`,
       );
     }
+    for (const d of parsed.value) {
+      if (d.job !== null && !contracts.has(d.job))
+        throw new HourglassError(
+          'HG_DECLARATION_INVALID',
+          `plugin ${plugin.id}: declaration '${d.id}': /job names no job contract registered in this discovery ('${d.job}')`,
+        );
+    }
     // A reload is refused here, before the old version is held; a first load is checked once,
     // in `#commit` (the same check, in the transaction that writes the rows).
     if (this.#plugins.has(plugin.id)) this.#checkQuota(plugin, parsed.value);
@@ -834,6 +850,7 @@ export class Host implements HostServices {
       this.store.upsertPlugin(
         this.#pluginRecord(plugin.id, plugin.tenant, plugin.manifest, v.sha256, 'loaded', null),
       );
+      this.#jobRetry.set(plugin.id, jobRetries(v.contracts));
       return result;
     });
   }
@@ -955,6 +972,10 @@ export class Host implements HostServices {
           `/cron: invalid cron '${contract.cron}': ${errorMessage(err)}`,
         );
       }
+    }
+    if (contract.retry !== undefined) {
+      const r = parseRetry(contract.retry);
+      if (!r.ok) return guestError('invalid_argument', `${r.field}: ${r.message}`);
     }
     if (!contracts.has(contract.name) && contracts.size >= 1000) {
       return guestError('quota_exceeded', 'a plugin may register at most 1000 job contracts');
@@ -1165,4 +1186,16 @@ export class Host implements HostServices {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** The retry policies of a discovery's job contracts, by name (contracts without one left out). */
+function jobRetries(contracts: ReadonlyMap<string, JobContract>): Map<string, RetryPolicy> {
+  const out = new Map<string, RetryPolicy>();
+  for (const [name, c] of contracts) {
+    if (c.retry === undefined) continue;
+    // Checked when it was registered (`registerJob`).
+    const r = parseRetry(c.retry);
+    if (r.ok) out.set(name, r.value);
+  }
+  return out;
 }

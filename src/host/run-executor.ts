@@ -315,11 +315,19 @@ export function createRunExecutor(deps: RunExecutorDeps): (run: StartedRun) => P
           };
     if (!(await recordOutcome(deps, record.id, () => batch.write(write)))) return {};
     deps.onFinished?.(record);
-    return fin.cursor === undefined ? NO_CHANGE : { cursor: fin.cursor };
+    return fin.cursor === undefined
+      ? endOf(fin.status)
+      : { cursor: fin.cursor, status: fin.status };
   };
 }
 
-const NO_CHANGE: RunEnd = {};
+/** A run's end that changed no cursor, one shared object per status (no object per run). */
+const ENDS = new Map<RunStatus, RunEnd>();
+function endOf(status: RunStatus): RunEnd {
+  let end = ENDS.get(status);
+  if (end === undefined) ENDS.set(status, (end = Object.freeze({ status })));
+  return end;
+}
 
 function notPersisted(runId: number): never {
   throw new Error(`the outcome of run ${runId} did not persist (no row changed)`);

@@ -127,6 +127,11 @@ export function recordFromDeclaration(
     createdAt: previous?.createdAt ?? now,
     updatedAt: now,
     generation,
+    retry: d.retry,
+    job: d.job,
+    breakerAfter: d.breakerAfter,
+    // A changed declaration keeps its count (a reload is no operator's resume).
+    failStreak: previous?.failStreak ?? 0,
   };
 }
 
@@ -162,6 +167,8 @@ export interface ScheduleOpsDeps {
   readonly scheduler: Scheduler;
   readonly clock: Clock;
   readonly quotas: (tenant: string) => TenantQuotas;
+  /** Whether the plugin's last discovery registered job contract `name` (`schedule_create`'s `job`). */
+  readonly jobExists?: (pluginId: string, name: string) => boolean;
 }
 
 export class ScheduleOps implements ScopedScheduleService {
@@ -190,10 +197,12 @@ export class ScheduleOps implements ScopedScheduleService {
     if (s.state !== 'paused') return { ok: true, schedule: s };
     const now = this.#d.clock.now();
     const nextAt = nextFireAfter(s.spec, now, s.anchorAt);
+    // A resume clears the breaker's count of failed ticks (docs/schedules.md).
     const patch = {
       state: nextAt === null ? ('completed' as const) : ('active' as const),
       pauseNote: null,
       nextAt,
+      failStreak: 0,
       updatedAt: now,
     };
     this.#d.store.updateSchedule(key, patch);
@@ -231,6 +240,11 @@ export class ScheduleOps implements ScopedScheduleService {
     }
     if (d.spec.kind === 'at' && d.spec.atMs <= now)
       return guestError('invalid_argument', '/at: is in the past');
+    if (d.job !== null && !(this.#d.jobExists?.(caller.pluginId, d.job) ?? false))
+      return guestError(
+        'invalid_argument',
+        `/job: names no job contract of this plugin ('${d.job}'; register it with jobs_register)`,
+      );
     const key = scheduleKey(caller.pluginId, d.id);
     return this.#d.store.transaction(() => {
       const existing = this.#d.store.getSchedule(key);

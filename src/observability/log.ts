@@ -173,6 +173,25 @@ export function logHostEvents(
     if (r.status === 'succeeded') logger.info(fields, 'run finished');
     else logger.warn(fields, 'run finished');
   });
+  sub('run:retrying', (e) =>
+    logger.info(
+      {
+        ...scheduleIds(e.schedule.key),
+        run: e.runId,
+        status: e.status,
+        attempt: e.attempt,
+        retryRun: e.retryRunId,
+        dueAt: new Date(e.dueAt).toISOString(),
+      },
+      'run will be retried',
+    ),
+  );
+  sub('schedule:tripped', (e) =>
+    logger.warn(
+      { ...scheduleIds(e.schedule.key), failures: e.failures, note: e.note },
+      'schedule paused by its breaker',
+    ),
+  );
   sub('schedule:skipped', (e) =>
     logger.info(
       { ...scheduleIds(e.schedule.key), status: e.status, reason: e.reason },

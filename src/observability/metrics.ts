@@ -80,7 +80,7 @@ const STATUS_INDEX: Readonly<Record<RunStatus, number>> = Object.fromEntries(
   RunStatuses.map((s, i) => [s, i]),
 ) as Record<RunStatus, number>;
 
-const TRIGGERS: readonly RunTrigger[] = ['schedule', 'buffered', 'catch_up', 'manual'];
+const TRIGGERS: readonly RunTrigger[] = ['schedule', 'buffered', 'catch_up', 'manual', 'retry'];
 const TRIGGER_INDEX: Readonly<Record<RunTrigger, number>> = Object.fromEntries(
   TRIGGERS.map((t, i) => [t, i]),
 ) as Record<RunTrigger, number>;
@@ -119,6 +119,8 @@ export class HostMetrics {
   readonly #duration: KeptHistogram<'tenant' | 'plugin'>;
   readonly #lateness: KeptHistogram<'tenant' | 'trigger'>;
   readonly #skipped: KeptCounter<'tenant' | 'plugin' | 'status'>;
+  readonly #retries: KeptCounter<'tenant' | 'plugin'>;
+  readonly #trips: KeptCounter<'tenant' | 'plugin'>;
   readonly #hostCalls: KeptCounter<'tenant' | 'function' | 'code'>;
   readonly #httpRequests: KeptCounter<'tenant' | 'outcome'>;
   readonly #httpBytes: KeptCounter<'tenant' | 'direction'>;
@@ -174,6 +176,20 @@ export class HostMetrics {
         name: 'hourglass_ticks_skipped_total',
         help: 'Ticks not run, by why (skipped_overlap, skipped_misfire, cancelled, quota_exhausted).',
         labelNames: ['tenant', 'plugin', 'status'] as const,
+      }),
+    );
+    this.#retries = new KeptCounter(
+      named({
+        name: 'hourglass_run_retries_total',
+        help: 'Retries scheduled: failed runs whose tick gets another attempt (retry policy).',
+        labelNames: ['tenant', 'plugin'] as const,
+      }),
+    );
+    this.#trips = new KeptCounter(
+      named({
+        name: 'hourglass_schedule_trips_total',
+        help: 'Schedules paused by their breaker (failed ticks in a row).',
+        labelNames: ['tenant', 'plugin'] as const,
       }),
     );
     this.#httpRequests = new KeptCounter(
@@ -358,6 +374,12 @@ export class HostMetrics {
     on('schedule:skipped', (e) => {
       const p = this.#plugin(e.schedule.pluginId, e.schedule.tenant);
       this.#skipped.series({ ...p.labels, status: e.status }).value++;
+    });
+    on('run:retrying', (e) => {
+      this.#retries.series(this.#plugin(e.schedule.pluginId, e.schedule.tenant).labels).value++;
+    });
+    on('schedule:tripped', (e) => {
+      this.#trips.series(this.#plugin(e.schedule.pluginId, e.schedule.tenant).labels).value++;
     });
     on('guest:http', (r) => {
       const tenant = tenantLabel(r.tenant);

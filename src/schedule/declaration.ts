@@ -25,6 +25,7 @@ import {
   type ScheduleSpec,
   validatedSpec,
 } from './spec.ts';
+import { breakerSchema, parseRetry, retrySchema, retryText, type RawRetry } from './retry.ts';
 
 /**
  * SHA-256 in base64: the one-shot `crypto.hash` (Node ≥ 20.12; a third of `createHash`'s cost)
@@ -64,6 +65,12 @@ export interface ParsedDeclaration {
   readonly scope: ScheduleScope;
   /** 0..9, higher first among the tenant's waiting ticks (`DEFAULT_PRIORITY` when absent). */
   readonly priority: number;
+  /** Its retry policy's canonical JSON text (src/schedule/retry.ts); null: none of its own. */
+  readonly retry: string | null;
+  /** The job contract it names (its retry policy is the default), or null. */
+  readonly job: string | null;
+  /** `breaker.afterFailures` (0: never pause); null: the tenant's default. */
+  readonly breakerAfter: number | null;
   /**
    * Digest of the canonical text of everything above (`declarationText`): a changed hash means
    * a changed declaration. Stored with the row (`decl_hash`) and kept in memory with it.
@@ -100,6 +107,9 @@ interface RawDeclaration {
   description?: string;
   scope?: ScheduleScope;
   priority?: number;
+  retry?: RawRetry;
+  job?: string;
+  breaker?: { afterFailures: number };
 }
 
 /**
@@ -128,6 +138,9 @@ export const declarationSchema = {
     description: { type: 'string', maxLength: 500 },
     scope: { type: 'string', enum: ['cluster', 'host'] },
     priority: { type: 'integer', minimum: MIN_PRIORITY, maximum: MAX_PRIORITY },
+    retry: retrySchema,
+    job: { type: 'string', pattern: SCHEDULE_ID_PATTERN },
+    breaker: breakerSchema,
   },
 } as const;
 
@@ -247,6 +260,13 @@ export function parseDeclaration(
     payload = text;
   }
 
+  let retry: string | null = null;
+  if (d.retry !== undefined) {
+    const r = parseRetry(d.retry);
+    if (!r.ok) return bad(r.field, r.message);
+    retry = retryText(r.value);
+  }
+
   const value = {
     id: d.id,
     spec,
@@ -259,6 +279,9 @@ export function parseDeclaration(
     description: d.description ?? null,
     scope: d.scope ?? 'cluster',
     priority: d.priority ?? DEFAULT_PRIORITY,
+    retry,
+    job: d.job ?? null,
+    breakerAfter: d.breaker?.afterFailures ?? null,
     hash: '',
   };
   value.hash = sha256(declarationText(value));
@@ -345,7 +368,10 @@ function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>
     // Only when not the default: the hashes of declarations written before scopes existed hold.
     `${v.scope === 'host' ? ',"scope":"host"' : ''}` +
     // Likewise: a declaration without a priority (or with the default) keeps its hash.
-    `${v.priority === DEFAULT_PRIORITY ? '' : `,"priority":${v.priority}`}}`
+    `${v.priority === DEFAULT_PRIORITY ? '' : `,"priority":${v.priority}`}` +
+    // Likewise for retries, job contracts and the breaker.
+    `${v.retry === null ? '' : `,"retry":${v.retry}`}${v.job === null ? '' : `,"job":${JSON.stringify(v.job)}`}` +
+    `${v.breakerAfter === null ? '' : `,"breakerAfter":${v.breakerAfter}`}}`
   );
 }
 

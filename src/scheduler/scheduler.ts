@@ -1,10 +1,16 @@
 /**
  * The scheduler: one due-time queue and one timer for every schedule, the at-most-one gate,
- * overlap and misfire policies, and per-tenant caps on runs in flight.
+ * overlap and misfire policies, per-tenant caps on runs in flight, retries and the breaker.
  *
- * Invariants (docs/design.md, "Every tick leaves a record"):
+ * Invariants (docs/design.md, "Every tick leaves a record", "Retries, at-most-one and overlap"):
  * - At most one run per schedule key exists at any time: a key is "busy" from the moment a
- *   tick is accepted (waiting for tenant capacity, or running) until its run is recorded.
+ *   tick is accepted (waiting for tenant capacity, or running) until its run is recorded, or,
+ *   when its policy retries the run, until the tick's last attempt is recorded: a pending retry
+ *   (a `waiting` row, trigger `retry`, due at its `started_at`) holds the key through its
+ *   backoff, so ticks due meanwhile meet the overlap policy. It holds no tenant slot.
+ * - The breaker counts ticks (a tick's last attempt), never attempts: a failed tick adds one to
+ *   the schedule's `failStreak`, a success sets it to 0, and reaching the limit pauses the
+ *   schedule like an operator's pause.
  * - Every tick leaves a record. A tick that runs has its run row; one that waits for a tenant
  *   slot has a `waiting` row from the moment it waits (so a crash, a stop or a reload cannot
  *   lose it); a buffered tick is `schedules.buffered_at`; a tick that does not run is recorded
@@ -33,9 +39,17 @@
  *   waits, and before a waiting tick starts; a tick it refuses is recorded `quota_exhausted`.
  */
 import type { Clock, TimerHandle } from '../clock.ts';
+import {
+  NO_RETRY,
+  retries,
+  retryDelayMs,
+  retryFromText,
+  type RetryPolicy,
+} from '../schedule/retry.ts';
 import { jitterFor, nextFireAfter } from '../schedule/spec.ts';
 import type {
   RunRecord,
+  RunStatus,
   RunTrigger,
   ScheduleRecord,
   ScheduleState,
@@ -67,9 +81,28 @@ export interface StartedRun {
   readonly payload: string | null;
 }
 
-/** What a run's end changed in its schedule: the cursor it wrote (undefined: unchanged). */
+/**
+ * What a run's end changed in its schedule: the cursor it wrote (undefined: unchanged), and
+ * the outcome recorded (undefined: none was, the host stopped first), which decides a retry and
+ * the breaker's count.
+ */
 export interface RunEnd {
   readonly cursor?: string | null;
+  readonly status?: RunStatus;
+}
+
+/** A failed run's tick gets another attempt (`SchedulerEvents.onRetrying`). */
+export interface RetryScheduled {
+  readonly schedule: ScheduleRecord;
+  /** The failed run, and how it ended. */
+  readonly runId: number;
+  readonly status: RunStatus;
+  /** The tick's nominal time (every attempt of a tick has the same). */
+  readonly scheduledAt: number;
+  /** The next attempt's number, its `waiting` row, and when it is due. */
+  readonly attempt: number;
+  readonly retryRunId: number;
+  readonly dueAt: number;
 }
 
 /** Runs a started run to its end and records its outcome. Must not throw. */
@@ -78,6 +111,10 @@ export type RunExecutor = (run: StartedRun) => Promise<RunEnd | void>;
 export interface SchedulerEvents {
   onSkipped?(schedule: ScheduleRecord, status: NotRunStatus, reason: string): void;
   onStarted?(run: StartedRun): void;
+  /** A failed run's tick will run again (its next attempt is persisted, due at `dueAt`). */
+  onRetrying?(retry: RetryScheduled): void;
+  /** The breaker paused `schedule` (its record says so) after `failures` failed ticks in a row. */
+  onTripped?(schedule: ScheduleRecord, failures: number, note: string): void;
   /** A store error or a throwing listener inside the scheduler (never thrown from a timer). */
   onError?(err: unknown, during: string): void;
 }
@@ -109,6 +146,13 @@ export interface SchedulerOptions {
    * refused is recorded `quota_exhausted` (docs/schedules.md, "Fuel windows"). Default: always.
    */
   readonly admit?: (tenant: string, now: number) => string | null;
+  /**
+   * A schedule's retry policy when it has none of its own (`retry` null): its job contract's.
+   * @defaultValue none (one attempt)
+   */
+  readonly jobRetry?: (s: ScheduleRecord) => RetryPolicy | undefined;
+  /** The tenant's breaker: failed ticks in a row that pause a schedule (0: never). @defaultValue 0 */
+  readonly breakerAfter?: (tenant: string) => number;
 }
 
 /** `SchedulerOptions.agingMs`'s default. */
@@ -130,6 +174,8 @@ interface Pending {
   readonly priority: number;
   /** When it began waiting (a tick taken up at load: its `waiting` row's start). */
   readonly since: number;
+  /** Which attempt of its tick it is (1, or more for a retry). */
+  readonly attempt: number;
 }
 
 /** `#accept`'s and `#record`'s default (shared: a fire allocates no options object). */
@@ -168,6 +214,13 @@ export class Scheduler {
   readonly #records = new Map<string, ScheduleRecord>();
   /** Ticks buffered by `buffer-one` (mirrors `schedules.buffered_at`). */
   readonly #buffered = new Map<string, number>();
+  /**
+   * Retries waiting for their backoff, by key (their keys stay busy), and when each is due. Each
+   * has its `waiting` row (trigger `retry`, `started_at` its due time until it starts).
+   */
+  readonly #retrying = new Map<string, Pending>();
+  readonly #retryDue = new Map<string, number>();
+  readonly #retryQueue = new DueQueue();
   /** Runs in flight and their plugin. */
   readonly #runs = new Map<Promise<void>, string>();
   #timer: TimerHandle | null = null;
@@ -196,6 +249,7 @@ export class Scheduler {
     const known = new Set<number>();
     for (const list of this.#waiting.values())
       for (const p of list) if (p.runId !== null) known.add(p.runId);
+    for (const p of this.#retrying.values()) if (p.runId !== null) known.add(p.runId);
     // Queued all before any starts (`#takingUp`), so they start in priority order, not by age.
     this.#takingUp = true;
     try {
@@ -215,9 +269,13 @@ export class Scheduler {
       if (s.bufferedAt !== null && !this.#busy.has(s.key)) {
         this.#takeUpBuffered(s, now, true);
         rows[i] = patchedRecord(s, { bufferedAt: null });
+      } else if (s.bufferedAt !== null && this.#retrying.has(s.key)) {
+        // Buffered behind a pending retry: taken up when the retried tick ends.
+        this.#buffered.set(s.key, s.bufferedAt);
       }
     }
     this.#queueActive(rows, now);
+    this.#armRetries();
     this.#drainAll();
   }
 
@@ -249,6 +307,28 @@ export class Scheduler {
     const cancel = cancelReasonOf(s?.state);
     if (!s || cancel) {
       this.#o.store.finishRun(row.id, notRunFinish('cancelled', cancel ?? 'deleted', now));
+      return;
+    }
+    if (row.trigger === 'retry' && !this.#busy.has(s.key)) {
+      // A pending retry: due at its row's `started_at` (at once if that has passed; the tick
+      // was accepted before, so the misfire policy does not apply to it).
+      this.#pendRetry(
+        {
+          key: s.key,
+          pluginId: s.pluginId,
+          scheduledAt: row.scheduledAt,
+          trigger: 'retry',
+          generation: undefined,
+          coversUntil: null,
+          payload: null,
+          runId: row.id,
+          attempt: row.attempt,
+          priority: s.priority,
+          // Due (and waiting for a slot, if it must) from its row's `started_at`.
+          since: row.startedAt,
+        },
+        row.startedAt,
+      );
       return;
     }
     const late =
@@ -327,7 +407,12 @@ export class Scheduler {
    */
   removePlugin(pluginId: string): void {
     this.#held.delete(pluginId);
-    for (const key of this.#byPlugin.get(pluginId) ?? []) this.#cancelKey(key, 'unloaded');
+    for (const key of this.#byPlugin.get(pluginId) ?? []) {
+      // A pending retry keeps its row: the plugin's next load (on this host or the tenant's
+      // next owner) takes it up.
+      if (this.#dropRetry(key)) this.#busy.delete(key);
+      this.#cancelKey(key, 'unloaded');
+    }
     this.#byPlugin.delete(pluginId);
   }
 
@@ -393,6 +478,12 @@ export class Scheduler {
       const p = list.removeAt(i);
       this.#busy.delete(key);
       this.#cancelPending(s, p as Pending, reason);
+    }
+    const retry = this.#retrying.get(key);
+    if (retry) {
+      this.#dropRetry(key);
+      this.#busy.delete(key);
+      this.#cancelPending(s, retry, reason);
     }
     const bufferedAt = this.#buffered.get(key) ?? s.bufferedAt;
     if (bufferedAt !== null && bufferedAt !== undefined) {
@@ -465,6 +556,11 @@ export class Scheduler {
     this.#disarm();
     for (const list of this.#waiting.values()) for (const p of list) this.#busy.delete(p.key);
     this.#waiting.clear();
+    // Pending retries keep their rows: the next start takes them up.
+    for (const key of [...this.#retrying.keys()]) {
+      this.#dropRetry(key);
+      this.#busy.delete(key);
+    }
   }
 
   /** Stops firing and starting runs while the store fails (runs in flight go on). */
@@ -495,6 +591,15 @@ export class Scheduler {
           }
         }
       }
+      for (const p of this.#retrying.values()) {
+        const row = p.runId === null ? undefined : this.#o.store.getRun(p.runId);
+        if (row?.status !== 'waiting') {
+          const s = this.#o.store.getSchedule(p.key);
+          const dueAt = this.#retryDue.get(p.key) ?? now;
+          if (s) p.runId = this.#o.store.insertRun(this.#retryRow(s, p, dueAt));
+        }
+      }
+      this.#armRetries();
       for (const pluginId of this.#byPlugin.keys())
         if (!this.#held.has(pluginId)) this.#schedulePlugin(pluginId, now);
       this.#drainAll();
@@ -543,8 +648,16 @@ export class Scheduler {
         return;
       }
     }
+    for (const { key } of this.#retryQueue.popDue(now)) {
+      try {
+        this.#startRetry(key);
+      } catch (err) {
+        this.#error(err, `starting a retry of ${key}`);
+      }
+    }
     const next = this.#queue.peekTime();
     if (next !== null) this.#arm(next);
+    this.#armRetries();
   }
 
   #fire(key: string, now: number): void {
@@ -646,6 +759,7 @@ export class Scheduler {
       runId: extra.runId ?? null,
       priority: s.priority,
       since: extra.since ?? now,
+      attempt: 1,
     };
     const refused = this.#o.admit?.(s.tenant, now) ?? null;
     if (refused !== null) {
@@ -661,25 +775,35 @@ export class Scheduler {
       if (pending.runId === null)
         pending.runId = this.#o.store.insertRun(this.#rowOf(s, pending, now, 'waiting'));
       this.#busy.add(s.key);
-      let list = this.#waiting.get(s.tenant);
-      if (!list)
-        this.#waiting.set(
-          s.tenant,
-          (list = new PriorityWaiting(
-            MAX_PRIORITY + 1,
-            this.#o.agingMs?.(s.tenant) ?? DEFAULT_AGING_MS,
-          )),
-        );
-      list.push(pending);
+      this.#wait(s.tenant, pending);
       return true;
     }
     this.#start(s, pending);
     return true;
   }
 
+  /** Queues an accepted tick (its `waiting` row written) for a slot of its tenant. */
+  #wait(tenant: string, p: Pending): void {
+    let list = this.#waiting.get(tenant);
+    if (!list)
+      this.#waiting.set(
+        tenant,
+        (list = new PriorityWaiting(
+          MAX_PRIORITY + 1,
+          this.#o.agingMs?.(tenant) ?? DEFAULT_AGING_MS,
+        )),
+      );
+    list.push(p);
+  }
+
   #rowOf(s: ScheduleRecord, p: Pending, now: number, status: 'waiting' | 'running') {
     const state = status === 'running' ? RUNNING : WAITING;
-    return newRun(s, p.trigger, p.scheduledAt, now, state, p.coversUntil);
+    return newRun(s, p.trigger, p.scheduledAt, now, state, p.coversUntil, p.attempt);
+  }
+
+  /** A pending retry's row: `waiting`, its `started_at` the time it is due until it starts. */
+  #retryRow(s: ScheduleRecord, p: Pending, dueAt: number) {
+    return newRun(s, 'retry', p.scheduledAt, dueAt, WAITING, null, p.attempt);
   }
 
   /** A terminal record for a tick that does not run (written over its waiting row, if any). */
@@ -729,7 +853,7 @@ export class Scheduler {
       scheduledAt: p.scheduledAt,
       firedAt: now,
       trigger: p.trigger,
-      attempt: 1,
+      attempt: p.attempt,
       payload: p.payload,
     };
     try {
@@ -737,10 +861,10 @@ export class Scheduler {
     } catch (err) {
       this.#error(err, 'run:started listener');
     }
-    const promise: Promise<void> = this.#run(s, run).then(() => {
+    const promise: Promise<void> = this.#run(s, run).then((end) => {
       this.#runs.delete(promise);
       try {
-        this.#finished(s);
+        this.#finished(s, run, end);
       } catch (err) {
         this.#error(err, `finishing run ${runId}`);
       }
@@ -748,8 +872,11 @@ export class Scheduler {
     this.#runs.set(promise, s.pluginId);
   }
 
-  /** Calls the guest once the run's start is durable, and takes in its end. Never rejects. */
-  async #run(s: ScheduleRecord, run: StartedRun): Promise<void> {
+  /**
+   * Calls the guest once the run's start is durable, and takes in its end (returned, undefined
+   * when there is none to act on). Never rejects.
+   */
+  async #run(s: ScheduleRecord, run: StartedRun): Promise<RunEnd | void> {
     try {
       // The guest runs once its `running` row (and the fire's next time) is durable. A commit
       // that failed rolled them back: the run goes on, and its outcome is written whole.
@@ -761,7 +888,9 @@ export class Scheduler {
         if ((err as { code?: unknown } | null)?.code === 'HG_STORE_FENCED') return;
         // Rolled back: the outcome is written whole (run-executor.ts).
       }
-      this.#ended(s, await this.#o.execute(run));
+      const end = await this.#o.execute(run);
+      this.#ended(s, end);
+      return end;
     } catch (err) {
       this.#error(err, `run ${run.runId}`);
     }
@@ -775,21 +904,204 @@ export class Scheduler {
       this.#records.set(s.key, patchedRecord(rec, { cursor: end.cursor }));
   }
 
-  #finished(s: ScheduleRecord): void {
-    this.#busy.delete(s.key);
+  #finished(s: ScheduleRecord, run: StartedRun, end: RunEnd | void): void {
     this.#inFlight.set(s.tenant, (this.#inFlight.get(s.tenant) ?? 1) - 1);
-    const bufferedAt = this.#buffered.get(s.key);
-    if (bufferedAt !== undefined) {
-      this.#buffered.delete(s.key);
-      // Stopped or reloading: `buffered_at` stays in the store; the next `addPlugin` takes it up.
-      if (!this.#stopped && !this.#held.has(s.pluginId)) {
-        const fresh = this.#o.store.getSchedule(s.key);
-        if (fresh && this.#byPlugin.get(s.pluginId)?.has(s.key))
-          this.#takeUpBuffered(fresh, this.#o.clock.now(), false);
-        else if (fresh) this.#cancelKey(s.key, 'unloaded');
+    const status = end ? end.status : undefined;
+    if (status !== undefined) {
+      // A retry keeps the key busy (its tick is not over): later ticks follow the overlap
+      // policy meanwhile, and a buffered one waits for the tick's last attempt. A retry that
+      // could not be written ends the tick (never a key left busy).
+      let retried = false;
+      if (status !== 'succeeded')
+        try {
+          retried = this.#retryAfter(s, run, status);
+        } catch (err) {
+          this.#error(err, `writing a retry of ${s.key} (the tick ends with run ${run.runId})`);
+        }
+      if (retried) {
+        this.#drain(s.tenant);
+        return;
       }
+      this.#busy.delete(s.key);
+      try {
+        this.#tickEnded(s, status);
+      } catch (err) {
+        this.#error(err, `counting the failed ticks of ${s.key}`);
+      }
+    } else {
+      this.#busy.delete(s.key);
     }
+    this.#afterTick(s);
     this.#drain(s.tenant);
+  }
+
+  /** `s`'s tick is over (its key no longer busy): a tick buffered behind it is taken up. */
+  #afterTick(s: ScheduleRecord): void {
+    const bufferedAt = this.#buffered.get(s.key);
+    if (bufferedAt === undefined) return;
+    this.#buffered.delete(s.key);
+    // Stopped or reloading: `buffered_at` stays in the store; the next `addPlugin` takes it up.
+    if (!this.#stopped && !this.#held.has(s.pluginId)) {
+      const fresh = this.#o.store.getSchedule(s.key);
+      if (fresh && this.#byPlugin.get(s.pluginId)?.has(s.key))
+        this.#takeUpBuffered(fresh, this.#o.clock.now(), false);
+      else if (fresh) this.#cancelKey(s.key, 'unloaded');
+    }
+  }
+
+  // ---- retries and the breaker ----
+
+  /** The retry policy of `s`: its own, else its job contract's, else one attempt. */
+  #policyOf(s: ScheduleRecord): RetryPolicy {
+    if (s.retry !== null) return retryFromText(s.retry);
+    return (s.job !== null ? this.#o.jobRetry?.(s) : undefined) ?? NO_RETRY;
+  }
+
+  /**
+   * Persists the next attempt of `run`'s tick if its policy retries `status`: a `waiting` row
+   * (trigger `retry`) due after the backoff. False: the tick ends with this run.
+   */
+  #retryAfter(s: ScheduleRecord, run: StartedRun, status: RunStatus): boolean {
+    const cur = this.#recordOf(s.key);
+    if (
+      !cur ||
+      (cur.state !== 'active' && cur.state !== 'completed') ||
+      (s.generation !== undefined && cur.generation !== s.generation) ||
+      !this.#byPlugin.get(cur.pluginId)?.has(cur.key)
+    )
+      return false;
+    const policy = this.#policyOf(cur);
+    if (!retries(policy, status, run.attempt)) return false;
+    const now = this.#o.clock.now();
+    const dueAt = now + retryDelayMs(policy, cur.key, run.scheduledAt, run.attempt);
+    const p: Pending = {
+      key: cur.key,
+      pluginId: cur.pluginId,
+      scheduledAt: run.scheduledAt,
+      trigger: 'retry',
+      generation: cur.generation,
+      coversUntil: null,
+      payload: run.payload,
+      runId: null,
+      attempt: run.attempt + 1,
+      priority: cur.priority,
+      since: dueAt,
+    };
+    p.runId = this.#o.store.insertRun(this.#retryRow(cur, p, dueAt));
+    this.#pendRetry(p, dueAt);
+    const retry: RetryScheduled = {
+      schedule: cur,
+      runId: run.runId,
+      status,
+      scheduledAt: run.scheduledAt,
+      attempt: p.attempt,
+      retryRunId: p.runId,
+      dueAt,
+    };
+    this.#guard('run:retrying listener', () => this.#o.events?.onRetrying?.(retry));
+    return true;
+  }
+
+  /** Holds `p` (its row written) until `dueAt`; its key is busy meanwhile. */
+  #pendRetry(p: Pending, dueAt: number): void {
+    this.#busy.add(p.key);
+    this.#retrying.set(p.key, p);
+    this.#retryDue.set(p.key, dueAt);
+    this.#retryQueue.set(p.key, dueAt);
+    this.#arm(dueAt);
+  }
+
+  /** Forgets a pending retry (its row stays as it is); whether there was one. */
+  #dropRetry(key: string): boolean {
+    this.#retryQueue.delete(key);
+    this.#retryDue.delete(key);
+    return this.#retrying.delete(key);
+  }
+
+  #armRetries(): void {
+    const next = this.#retryQueue.peekTime();
+    if (next !== null) this.#arm(next);
+  }
+
+  /** A retry's backoff is over: it runs (or waits for a tenant slot) under the held gate. */
+  #startRetry(key: string): void {
+    const p = this.#retrying.get(key);
+    if (!p) return;
+    this.#retrying.delete(key);
+    this.#retryDue.delete(key);
+    const s = this.#recordOf(key);
+    const cancel =
+      cancelReasonOf(s?.state) ??
+      (p.generation !== undefined && s?.generation !== p.generation ? 'deleted' : null);
+    if (!s || cancel) {
+      this.#busy.delete(key);
+      if (s) this.#cancelPending(s, p, cancel ?? 'deleted');
+      return;
+    }
+    const refused = this.#o.admit?.(s.tenant, this.#o.clock.now()) ?? null;
+    if (refused !== null) {
+      // The tenant's fuel window is spent: the retry is recorded, and its tick is over.
+      this.#record(s, p.scheduledAt, 'quota_exhausted', refused, p.trigger, {
+        ...(p.runId === null ? {} : { runId: p.runId }),
+        coversUntil: p.coversUntil,
+      });
+      this.#busy.delete(key);
+      this.#afterTick(s);
+      return;
+    }
+    if (
+      this.#suspended ||
+      this.#held.has(s.pluginId) ||
+      (this.#inFlight.get(s.tenant) ?? 0) >= this.#o.maxRunsInFlight(s.tenant)
+    ) {
+      this.#wait(s.tenant, p);
+      return;
+    }
+    this.#start(s, p);
+  }
+
+  /**
+   * A tick's last attempt ended `status`: a success sets the schedule's failed-tick count to 0;
+   * a failure adds one, and pauses the schedule when the count reaches its breaker's limit.
+   */
+  #tickEnded(s: ScheduleRecord, status: RunStatus): void {
+    const cur = this.#recordOf(s.key);
+    if (!cur || (s.generation !== undefined && cur.generation !== s.generation)) return;
+    const now = this.#o.clock.now();
+    if (status === 'succeeded') {
+      if (cur.failStreak === 0) return;
+      this.#o.store.updateSchedule(cur.key, { failStreak: 0, updatedAt: now });
+      this.#keep(patchedRecord(cur, { failStreak: 0, updatedAt: now }));
+      return;
+    }
+    const failures = cur.failStreak + 1;
+    const limit = cur.breakerAfter ?? this.#o.breakerAfter?.(cur.tenant) ?? 0;
+    if (limit > 0 && failures >= limit && cur.state === 'active') {
+      const note = REASONS.tripped(failures, limit, status);
+      const patch = {
+        state: 'paused' as const,
+        pauseNote: note,
+        nextAt: null,
+        failStreak: failures,
+        updatedAt: now,
+      };
+      this.#o.store.transaction(() => {
+        this.#o.store.updateSchedule(cur.key, patch);
+        this.#cancelKey(cur.key, 'paused');
+      });
+      const paused = patchedRecord(cur, patch);
+      this.#guard('schedule:tripped listener', () =>
+        this.#o.events?.onTripped?.(paused, failures, note),
+      );
+      return;
+    }
+    this.#o.store.updateSchedule(cur.key, { failStreak: failures, updatedAt: now });
+    this.#keep(patchedRecord(cur, { failStreak: failures, updatedAt: now }));
+  }
+
+  /** Replaces a kept record (one not kept stays unkept: it is read when next needed). */
+  #keep(rec: ScheduleRecord): void {
+    if (this.#records.has(rec.key)) this.#records.set(rec.key, rec);
   }
 
   #drainAll(): void {
@@ -829,6 +1141,7 @@ export class Scheduler {
           });
           list.removeAt(i);
           this.#busy.delete(p.key);
+          this.#afterTick(s);
           continue;
         }
         list.removeAt(i);

@@ -18,7 +18,7 @@ export type NotRunStatus = 'skipped_overlap' | 'skipped_misfire' | 'cancelled' |
  */
 export type CancelReason = 'paused' | 'deleted' | 'retired' | 'unloaded';
 
-/** A run row for a tick of `s` (attempt 1; outcome fields empty until it finishes). */
+/** A run row for a tick of `s` (attempt 1 unless given; outcome fields empty until it finishes). */
 export function newRun(
   s: ScheduleRecord,
   trigger: RunTrigger,
@@ -26,6 +26,7 @@ export function newRun(
   startedAt: number,
   state: Readonly<Pick<NewRun, 'status' | 'reason' | 'finishedAt'>>,
   coversUntil: number | null = null,
+  attempt = 1,
 ): NewRun {
   // One literal with every field (no spread): one object of one shape per tick.
   return {
@@ -39,7 +40,7 @@ export function newRun(
     scheduledAt,
     startedAt,
     finishedAt: state.finishedAt,
-    attempt: 1,
+    attempt,
     error: null,
     outputBytes: null,
     fuelUsed: null,
@@ -88,6 +89,8 @@ export const REASONS = {
     `tick of ${iso(from)} (and any later ones) missed while the host was down (or not firing)`,
   late: (from: number, until: number, lateMs: number) =>
     `ticks from ${iso(from)} to ${iso(until)} missed: the host fired ${lateMs} ms late (event loop blocked, store suspended or clock jump)`,
+  tripped: (failures: number, limit: number, last: string) =>
+    `breaker: ${failures} failed ticks in a row (limit ${limit}; the last one ${last}); resume to clear`,
   waitedTooLong: (from: number) =>
     `tick of ${iso(from)} was waiting for a tenant slot or buffered when the host stopped, and is past the misfire grace`,
 } as const;

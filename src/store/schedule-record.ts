@@ -41,5 +41,9 @@ export function patchedRecord(
     createdAt: s.createdAt,
     updatedAt: 'updatedAt' in p ? (p.updatedAt as number) : s.updatedAt,
     generation: 'generation' in p ? p.generation : s.generation,
+    retry: 'retry' in p ? (p.retry as string | null) : s.retry,
+    job: 'job' in p ? (p.job as string | null) : s.job,
+    breakerAfter: 'breakerAfter' in p ? (p.breakerAfter as number | null) : s.breakerAfter,
+    failStreak: 'failStreak' in p ? (p.failStreak as number) : s.failStreak,
   };
 }

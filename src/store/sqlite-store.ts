@@ -104,13 +104,17 @@ const SCHEDULE_COLUMNS: Record<keyof SchedulePatch, string> = {
   cursor: 'cursor',
   bufferedAt: 'buffered_at',
   updatedAt: 'updated_at',
+  retry: 'retry',
+  job: 'job',
+  breakerAfter: 'breaker_after',
+  failStreak: 'fail_streak',
 };
 
 /** The columns of `schedules`, in the order `SELECT ${SCHEDULE_SELECT}` returns them. */
 export const SCHEDULE_SELECT =
   'key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap, misfire, ' +
   'description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, ' +
-  'updated_at, generation, scope, priority';
+  'updated_at, generation, scope, priority, retry, job, breaker_after, fail_streak';
 
 /**
  * Texts many rows share (plugin ids, tenants, origins, states, policies), one copy each: every
@@ -155,10 +159,14 @@ export function scheduleFromRaw(r: unknown[]): ScheduleRecord {
     updatedAt: r[20] as number,
     generation: r[21] as number,
     priority: r[23] as number,
+    retry: r[24] as string | null,
+    job: r[25] as string | null,
+    breakerAfter: r[26] === null ? null : Number(r[26]),
+    failStreak: Number(r[27]),
   };
 }
 
-/** The 23 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
+/** The 27 inserted columns of a record, in `insertSchedule`'s order (into `out`). */
 function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
   out.push(
     rec.key,
@@ -184,14 +192,19 @@ function pushScheduleParams(out: unknown[], rec: ScheduleRecord): void {
     rec.updatedAt,
     rec.scope,
     rec.priority,
+    rec.retry,
+    rec.job,
+    rec.breakerAfter,
+    rec.failStreak,
   );
 }
 
 const INSERT_SCHEDULE_COLUMNS = `INSERT INTO schedules (key, plugin_id, tenant, local_id, origin, spec, jitter, jitter_ms, payload, overlap,
-           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at, scope, priority)
+           misfire, description, decl_hash, state, pause_note, anchor_at, next_at, cursor, buffered_at, created_at, updated_at, scope,
+           priority, retry, job, breaker_after, fail_streak)
          VALUES `;
-const ROW_PLACEHOLDERS = `(${Array.from({ length: 23 }, () => '?').join(', ')})`;
-/** Rows per multi-row INSERT (23 parameters each; SQLite allows 32,766 per statement). */
+const ROW_PLACEHOLDERS = `(${Array.from({ length: 27 }, () => '?').join(', ')})`;
+/** Rows per multi-row INSERT (27 parameters each; SQLite allows 32,766 per statement). */
 const INSERT_BATCH = 50;
 /**
  * Deferred rows written per turn of the event loop (~5-10 ms of main thread: what writing one

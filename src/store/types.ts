@@ -77,6 +77,17 @@ export interface ScheduleRecord {
    * cursor into the new one (`Store.writeCursor`).
    */
   readonly generation?: number;
+  /**
+   * The schedule's own retry policy (JSON text of a `RetryPolicy`, src/schedule/retry.ts), or
+   * null: its job contract's (`job`), else no retry.
+   */
+  readonly retry: string | null;
+  /** The job contract (`jobs_register`) the schedule names, or null. */
+  readonly job: string | null;
+  /** Failed ticks in a row that pause the schedule (0: never); null: the tenant's default. */
+  readonly breakerAfter: number | null;
+  /** Its failed ticks in a row so far (a tick that succeeds, or a resume, resets it). */
+  readonly failStreak: number;
 }
 
 export type SchedulePatch = Partial<
@@ -103,7 +114,8 @@ export const RunStatuses = [
   'quota_exhausted',
 ] as const;
 export type RunStatus = (typeof RunStatuses)[number];
-export type RunTrigger = 'schedule' | 'buffered' | 'catch_up' | 'manual';
+/** `retry`: a later attempt of a tick whose run failed (its row `waiting` until it is due). */
+export type RunTrigger = 'schedule' | 'buffered' | 'catch_up' | 'manual' | 'retry';
 
 export interface RunRecord {
   readonly id: number;

@@ -82,6 +82,7 @@ describe('parseHostConfig: defaults', () => {
       maxTableElements: 100_000,
       maxLogLines: 1_000,
       priorityAgingMs: 60_000,
+      breakerAfterFailures: 0,
     });
     assert.deepEqual(t.quotas, { ...DEFAULT_QUOTAS });
     assert.deepEqual([...t.capabilities], [...CAPABILITIES]);

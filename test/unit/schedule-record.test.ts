@@ -28,6 +28,10 @@ const base: ScheduleRecord = {
   createdAt: 1,
   updatedAt: 2,
   generation: 3,
+  retry: '{"maxAttempts":2}',
+  job: 'j',
+  breakerAfter: 4,
+  failStreak: 1,
 };
 
 test('patchedRecord: the patch wins field by field, the rest is the record, nothing else appears', () => {

@@ -39,6 +39,10 @@ export function scheduleRow(
     bufferedAt: null,
     createdAt: at,
     updatedAt: at,
+    retry: null,
+    job: null,
+    breakerAfter: null,
+    failStreak: 0,
     ...rest,
   };
 }

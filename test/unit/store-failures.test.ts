@@ -205,6 +205,8 @@ test('a newer version does not migrate a store under a live host of an older one
   raw.exec('ALTER TABLE runs DROP COLUMN plugin_version; ALTER TABLE runs DROP COLUMN wasm_sha256'); // 10's
   raw.exec('DROP TABLE plugin_state'); // 11's
   raw.exec('ALTER TABLE runs DROP COLUMN log_tail'); // 12's
+  for (const c of ['retry', 'job', 'breaker_after', 'fail_streak'])
+    raw.exec(`ALTER TABLE schedules DROP COLUMN ${c}`); // 13's
   raw.pragma('user_version = 3');
   raw
     .prepare('INSERT INTO host_lease (id, pid, started_at, heartbeat_at) VALUES (1, ?, ?, ?)')

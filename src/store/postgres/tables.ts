@@ -66,6 +66,10 @@ export const SCHEDULES: TableSpec = {
     ['generation', B],
     ['scope', T],
     ['priority', 'integer'],
+    ['retry', T],
+    ['job', T],
+    ['breaker_after', B],
+    ['fail_streak', B],
   ],
 };
 

@@ -214,6 +214,32 @@ export function runConformance(make: () => StoreUnderTest): void {
     });
   });
 
+  describe('pending retries (waiting rows with trigger retry)', () => {
+    test('a retry row keeps its attempt and due time; listed waiting, then started', async (t) => {
+      const f = await setup(t, make);
+      const pending = runOf('acme/poller/r', {
+        status: 'waiting',
+        trigger: 'retry',
+        attempt: 3,
+        startedAt: T0 + 30_000,
+      });
+      const id = await f.store.insertRun(pending);
+      await f.both(async (s) => {
+        assert.deepEqual(await s.listWaitingRuns('acme/poller'), [{ id, ...pending }]);
+      });
+      await f.store.startWaitingRun(id, T0 + 31_000);
+      await f.both(async (s) => {
+        assert.deepEqual(await s.getRun(id), {
+          id,
+          ...pending,
+          status: 'running',
+          startedAt: T0 + 31_000,
+        });
+        assert.deepEqual(await s.listWaitingRuns('acme/poller'), []);
+      });
+    });
+  });
+
   describe('advanceSchedule (the fire compare-and-set)', () => {
     const FROM = T0 + 60_000;
     const cases: readonly {

@@ -28,6 +28,10 @@ function variedRows(): ScheduleRecord[] {
       cursor: 'cursor-1',
       bufferedAt: T0 + 1,
       updatedAt: T0 + 2,
+      retry: '{"maxAttempts":3,"backoff":{"baseMs":1000,"capMs":60000},"on":["failed"]}',
+      job: 'nightly',
+      breakerAfter: 5,
+      failStreak: 2,
     }),
     row('at', {
       priority: 0,
@@ -41,6 +45,43 @@ function variedRows(): ScheduleRecord[] {
 }
 
 export function scheduleConformance(make: () => StoreUnderTest): void {
+  describe('schedules: retry policy and the breaker (migration 13 / PG 7)', () => {
+    test('updateSchedule writes the retry fields and the failed-tick count; a row without them reads as none', async (t) => {
+      const f = await setup(t, make);
+      const plainRow = row('plain');
+      const r = row('r');
+      await f.store.insertSchedules([plainRow, r]);
+      await f.store.updateSchedule(r.key, {
+        retry: '{"maxAttempts":2}',
+        job: 'j',
+        breakerAfter: 0,
+        failStreak: 7,
+        updatedAt: T0 + 9,
+      });
+      await f.both(async (s) => {
+        const got = await s.getSchedule(r.key);
+        assert.equal(got?.retry, '{"maxAttempts":2}');
+        assert.equal(got?.job, 'j');
+        assert.equal(got?.breakerAfter, 0);
+        assert.equal(got?.failStreak, 7);
+        const none = await s.getSchedule(plainRow.key);
+        assert.deepEqual(
+          [none?.retry, none?.job, none?.breakerAfter, none?.failStreak],
+          [null, null, null, 0],
+        );
+      });
+      await f.store.updateSchedule(r.key, { failStreak: 0, breakerAfter: null, updatedAt: T0 });
+      await f.both(async (s) => {
+        const got = await s.getSchedule(r.key);
+        assert.deepEqual([got?.breakerAfter, got?.failStreak], [null, 0]);
+        const listed = (await s.listSchedules({ pluginId: 'acme/poller' })).find(
+          (x) => x.key === r.key,
+        );
+        assert.equal(listed?.retry, '{"maxAttempts":2}');
+      });
+    });
+  });
+
   describe('schedules: insert and get', () => {
     test('insertSchedule and getSchedule round-trip every field and kind of spec', async (t) => {
       const f = await setup(t, make);

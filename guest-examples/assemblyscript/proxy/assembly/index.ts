@@ -8,6 +8,8 @@
 //   "spin": true            loop forever
 //   "trap": true | "msg"    unreachable | abort("msg")
 //   "fail": "msg"           error_set("msg"), return 1, no output
+//   "failBefore": n         on attempts before n: error_set("attempt <attempt>"), return 1;
+//                           from attempt n on, the result also has "attempt"
 //   "output": "<text>"      write exactly this instead of the normal output
 //   "setCursor": <json>     the output's cursor (omitted when absent)
 //   "countCursor": true     the output's cursor is {"n": <the previous cursor's n> + 1}
@@ -64,6 +66,11 @@ export function run(): i32 {
   if (trap.isString()) abort(trap.asString());
   if (trap.asBool()) unreachable();
   if (p.has('fail')) return fail(p.get('fail').asString());
+  if (p.has('failBefore')) {
+    const before: i64 = p.get('failBefore').asInt();
+    if (ctx.attempt < before) return fail('attempt ' + ctx.attempt.toString());
+    result.set('attempt', jsonInt(ctx.attempt));
+  }
 
   let cursor: Json | null = p.has('setCursor') ? p.get('setCursor') : null;
   if (p.get('countCursor').asBool())
