@@ -88,6 +88,8 @@ export const REASONS = {
     `tick of ${iso(from)} (and any later ones) missed while the host was down (or not firing)`,
   late: (from: number, until: number, lateMs: number) =>
     `ticks from ${iso(from)} to ${iso(until)} missed: the host fired ${lateMs} ms late (event loop blocked, store suspended or clock jump)`,
+  declaredLate: (at: number) =>
+    `one-shot at ${iso(at)} was declared after its time (misfire policy "skip"; "run-once" runs it once)`,
   waitedTooLong: (from: number) =>
     `tick of ${iso(from)} was waiting for a tenant slot or buffered when the host stopped, and is past the misfire grace`,
 } as const;
