@@ -41,6 +41,8 @@ export interface ScheduleView {
   origin: 'declared' | 'runtime';
   cron: string | null;
   timezone: string | null;
+  /** A cron schedule's DST policy (its own or its pattern's default); null for others. */
+  dst: { skipped: 'skip' | 'run-once'; repeated: 'once' | 'twice' } | null;
   every: string | null;
   at: string | null;
   jitter: string | null;

@@ -4,6 +4,13 @@
  * declared schedules that disappeared are retired. Runtime-created schedules are never touched,
  * except that a declaration with the same id takes the row over (declarations win).
  * A schedule the guest or an operator deleted stays deleted while its declaration is unchanged.
+ *
+ * A one-shot declared with an `at` at or before now (issue 14) is not refused (one refused entry
+ * fails the whole list, so a plugin whose one-shot has passed could never load again) and not
+ * completed silently: its row is written active with its `at` as its next time, so arming it
+ * applies its misfire policy (scheduler `#misfire`): `run-once` runs it once (`catch_up`),
+ * `skip` (the default) records the tick `skipped_misfire` with the reason. Only a new `at`
+ * does: a row that already had this `at` (it fired, or was recorded, then) stays as it is.
  */
 import { sameDeclaration, type ParsedDeclaration } from '../schedule/declaration.ts';
 import type { ScheduleRecord, Store } from '../store/types.ts';
@@ -70,6 +77,22 @@ export function reconcile(
   return result;
 }
 
+/**
+ * A record for a one-shot declared at or after its time, due at that time (so arming it follows
+ * the misfire policy: see the module comment); any other record as it is.
+ */
+function pastOneShot(
+  rec: ScheduleRecord,
+  d: ParsedDeclaration,
+  now: number,
+  ex: ScheduleRecord | undefined,
+): ScheduleRecord {
+  const sp = d.spec;
+  if (sp.kind !== 'at' || sp.atMs > now || rec.state !== 'completed') return rec;
+  if (ex !== undefined && ex.spec.kind === 'at' && ex.spec.atMs === sp.atMs) return rec;
+  return { ...rec, state: 'active', nextAt: sp.atMs };
+}
+
 /** The writes of `reconcile`; returns the rows written (a new row's record; null: changed). */
 function reconcileRows(
   store: Store,
@@ -86,7 +109,12 @@ function reconcileRows(
     const ex = existing.get(d.id);
     if (!ex) {
       // A new row's generation is the column's default, 1 (migration 0003).
-      const rec = recordFromDeclaration(pluginId, tenant, d, 'declared', now, undefined, 1);
+      const rec = pastOneShot(
+        recordFromDeclaration(pluginId, tenant, d, 'declared', now, undefined, 1),
+        d,
+        now,
+        ex,
+      );
       inserts.push(rec);
       written.set(d.id, rec);
       result.created.push(d.id);
@@ -97,13 +125,11 @@ function reconcileRows(
       result.unchanged.push(d.id);
       continue;
     }
-    const rec = recordFromDeclaration(
-      pluginId,
-      tenant,
+    const rec = pastOneShot(
+      recordFromDeclaration(pluginId, tenant, d, 'declared', now, isLive(ex) ? ex : undefined),
       d,
-      'declared',
       now,
-      isLive(ex) ? ex : undefined,
+      ex,
     );
     store.updateSchedule(scheduleKey(pluginId, d.id), patchOf(rec));
     written.set(d.id, null);

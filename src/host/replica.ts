@@ -43,7 +43,7 @@ function declarationOf(t: ScheduleRecord): Record<string, unknown> {
   return {
     id: t.localId,
     ...(sp.kind === 'cron'
-      ? { cron: sp.cron, timezone: sp.timezone }
+      ? { cron: sp.cron, timezone: sp.timezone, ...(sp.dst === undefined ? {} : { dst: sp.dst }) }
       : sp.kind === 'every'
         ? { every: sp.every }
         : { at: sp.at }),

@@ -9,7 +9,7 @@
  */
 import type { TenantQuotas } from '../config/host-config.ts';
 import { parseDeclaration, type ParsedDeclaration } from '../schedule/declaration.ts';
-import { nextFireAfter } from '../schedule/spec.ts';
+import { dstOf, nextFireAfter } from '../schedule/spec.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { CallerContext } from '../sandbox/types.ts';
 import { patchedRecord } from '../store/schedule-record.ts';
@@ -56,6 +56,7 @@ export function toView(s: ScheduleRecord): ScheduleView {
     origin: s.origin,
     cron: spec.kind === 'cron' ? spec.cron : null,
     timezone: spec.kind === 'cron' ? spec.timezone : null,
+    dst: spec.kind === 'cron' ? { ...dstOf(spec) } : null,
     every: spec.kind === 'every' ? spec.every : null,
     at: spec.kind === 'at' ? spec.at : null,
     jitter: s.jitter,

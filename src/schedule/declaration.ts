@@ -14,6 +14,10 @@ import { boundedJsonText, compile, MAX_JSON_DEPTH } from '../validation.ts';
 import {
   cronFirstFire,
   cronFor,
+  defaultDst,
+  type DstPolicy,
+  type DstRepeated,
+  type DstSkipped,
   HORIZON_YEARS,
   isValidTimeZone,
   MAX_INTERVAL_MS,
@@ -100,6 +104,7 @@ interface RawDeclaration {
   every?: string;
   at?: string;
   jitter?: string;
+  dst?: { skipped?: DstSkipped; repeated?: DstRepeated };
   payload?: unknown;
   overlap?: OverlapPolicy;
   misfire?: MisfirePolicy;
@@ -131,6 +136,14 @@ export const declarationSchema = {
     every: { type: 'string', minLength: 1, maxLength: 64 },
     at: { type: 'string', minLength: 1, maxLength: 64 },
     jitter: { type: 'string', minLength: 1, maxLength: 64 },
+    dst: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        skipped: { type: 'string', enum: ['skip', 'run-once'] },
+        repeated: { type: 'string', enum: ['once', 'twice'] },
+      },
+    },
     payload: {},
     overlap: { type: 'string', enum: ['skip', 'buffer-one'] },
     misfire: { type: 'string', enum: ['skip', 'run-once'] },
@@ -196,11 +209,19 @@ export function parseDeclaration(
   if (d.timezone !== undefined && d.cron === undefined) {
     return bad('/timezone', 'is only allowed with "cron"');
   }
+  if (d.dst !== undefined && d.cron === undefined) {
+    return bad('/dst', 'is only allowed with "cron"');
+  }
 
   // A text accepted before (and still valid at `nowMs`) is not checked again (spec.ts).
+  const cronKey =
+    d.cron === undefined
+      ? ''
+      : `c${d.timezone ?? 'UTC'}\u0000${d.cron}` +
+        (d.dst === undefined ? '' : `\u0000${d.dst.skipped ?? ''}/${d.dst.repeated ?? ''}`);
   const known =
     d.cron !== undefined
-      ? validatedSpec(`c${d.timezone ?? 'UTC'}\u0000${d.cron}`, nowMs)
+      ? validatedSpec(cronKey, nowMs)
       : d.every !== undefined
         ? validatedSpec(`e${d.every}`, nowMs)
         : undefined;
@@ -213,14 +234,8 @@ export function parseDeclaration(
     const checked = checkSpec(d, nowMs);
     if ('issue' in checked) return checked.issue;
     spec = sharedSpec(specText(checked.spec), checked.spec);
-    gap = minimumGapMs(spec, nowMs);
-    rememberValidated(
-      spec.kind === 'cron' ? `c${spec.timezone}\u0000${spec.cron}` : `e${d.every}`,
-      spec,
-      gap,
-      checked.firstFire,
-      nowMs,
-    );
+    gap = minimumGapMs(spec);
+    rememberValidated(spec.kind === 'cron' ? cronKey : `e${d.every}`, spec, gap, checked.firstFire);
   }
   if (gap !== null && gap < limits.minIntervalMs) {
     return {
@@ -298,9 +313,17 @@ function checkSpec(
     if (!isValidTimeZone(timezone))
       return { issue: bad('/timezone', `unknown time zone '${timezone}'`) };
     let firstFire: number | null;
+    // Only a policy that differs from the pattern's default is kept (so the spec's text, and
+    // the declaration's hash, of a declaration without `dst` are what they were before it).
+    const def = defaultDst(d.cron);
+    const policy: DstPolicy = {
+      skipped: d.dst?.skipped ?? def.skipped,
+      repeated: d.dst?.repeated ?? def.repeated,
+    };
+    const own = policy.skipped !== def.skipped || policy.repeated !== def.repeated;
     try {
       cronFor(d.cron, timezone);
-      firstFire = cronFirstFire(d.cron, timezone, nowMs);
+      firstFire = cronFirstFire(d.cron, timezone, nowMs, policy);
     } catch (err) {
       return { issue: bad('/cron', `invalid cron '${d.cron}': ${(err as Error).message}`) };
     }
@@ -312,7 +335,12 @@ function checkSpec(
         ),
       };
     }
-    return { spec: { kind: 'cron', cron: d.cron, timezone }, firstFire };
+    return {
+      spec: own
+        ? { kind: 'cron', cron: d.cron, timezone, dst: policy }
+        : { kind: 'cron', cron: d.cron, timezone },
+      firstFire,
+    };
   }
   if (d.every !== undefined) {
     const everyMs = parseDuration(d.every);
@@ -344,7 +372,10 @@ export function sameDeclaration(stored: string, d: ParsedDeclaration): boolean {
 /** `JSON.stringify(spec)`, from its parts. */
 function specText(sp: ScheduleSpec): string {
   return sp.kind === 'cron'
-    ? `{"kind":"cron","cron":${JSON.stringify(sp.cron)},"timezone":${JSON.stringify(sp.timezone)}}`
+    ? `{"kind":"cron","cron":${JSON.stringify(sp.cron)},"timezone":${JSON.stringify(sp.timezone)}` +
+        (sp.dst === undefined
+          ? '}'
+          : `,"dst":{"skipped":"${sp.dst.skipped}","repeated":"${sp.dst.repeated}"}}`)
     : sp.kind === 'every'
       ? `{"kind":"every","every":${JSON.stringify(sp.every)},"everyMs":${sp.everyMs}}`
       : `{"kind":"at","at":${JSON.stringify(sp.at)},"atMs":${sp.atMs}}`;

@@ -379,7 +379,12 @@ export class Scheduler {
       if (s.misfire === 'run-once') {
         this.#accept(updated, missedAt, 'catch_up', { coversUntil: now });
       } else {
-        this.#record(updated, missedAt, 'skipped_misfire', REASONS.downtime(missedAt), 'schedule', {
+        // A one-shot declared after its time (src/host/reconcile.ts): its row is newer than it.
+        const reason =
+          s.spec.kind === 'at' && s.updatedAt >= missedAt
+            ? REASONS.declaredLate(missedAt)
+            : REASONS.downtime(missedAt);
+        this.#record(updated, missedAt, 'skipped_misfire', reason, 'schedule', {
           coversUntil: now,
         });
       }

@@ -91,6 +91,8 @@ export const REASONS = {
     `ticks from ${iso(from)} to ${iso(until)} missed: the host fired ${lateMs} ms late (event loop blocked, store suspended or clock jump)`,
   tripped: (failures: number, limit: number, last: string) =>
     `breaker: ${failures} failed ticks in a row (limit ${limit}; the last one ${last}); resume to clear`,
+  declaredLate: (at: number) =>
+    `one-shot at ${iso(at)} was declared after its time (misfire policy "skip"; "run-once" runs it once)`,
   waitedTooLong: (from: number) =>
     `tick of ${iso(from)} was waiting for a tenant slot or buffered when the host stopped, and is past the misfire grace`,
 } as const;

@@ -105,9 +105,9 @@ describe('cron validation is a bounded search', () => {
   });
 
   test('the gap sample is bounded too (a never-firing pattern has no gap)', () => {
-    assert.equal(minimumGapMs({ kind: 'cron', cron: '0 0 31 2 *', timezone: 'UTC' }, NOW), null);
+    assert.equal(minimumGapMs({ kind: 'cron', cron: '0 0 31 2 *', timezone: 'UTC' }), null);
     assert.equal(
-      minimumGapMs({ kind: 'cron', cron: '0 0 1 1 *', timezone: 'UTC' }, NOW),
+      minimumGapMs({ kind: 'cron', cron: '0 0 1 1 *', timezone: 'UTC' }),
       365 * 86_400_000,
     );
   });
