@@ -207,6 +207,7 @@ test('a newer version does not migrate a store under a live host of an older one
   raw.exec('ALTER TABLE runs DROP COLUMN log_tail'); // 12's
   for (const c of ['retry', 'job', 'breaker_after', 'fail_streak'])
     raw.exec(`ALTER TABLE schedules DROP COLUMN ${c}`); // 13's
+  raw.exec('ALTER TABLE schedules DROP COLUMN priority'); // 14's
   raw.pragma('user_version = 3');
   raw
     .prepare('INSERT INTO host_lease (id, pid, started_at, heartbeat_at) VALUES (1, ?, ?, ?)')

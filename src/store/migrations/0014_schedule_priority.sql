@@ -1,4 +1,4 @@
--- Hourglass store, version 15: a schedule's priority (0..9, higher first; 5 for every row before
+-- Hourglass store, version 14: a schedule's priority (0..9, higher first; 5 for every row before
 -- this version). It orders the ticks of a tenant that wait for a run slot at the tenant's cap
 -- (`maxRunsInFlight`), with aging (docs/schedules.md, "Priorities"). A tick waiting across a
 -- restart (a `waiting` run) takes its priority from its schedule's row.
