@@ -11,18 +11,12 @@
  * Each round builds a fresh store and a real host (worker-pool sandbox, real clock): TENANTS
  * tenants with one `proxy` guest each, whose `schedules()` returns PER_PLUGIN declarations from
  * its config (70% intervals of 10-59 min, 30% cron in five time zones over 20 patterns). Measured:
- * - **arm**: for every plugin, from the moment its parsed `schedules()` output reached the host
- *   to its `plugin:loaded` event (quota checked, schedules reconciled and in the due queue, ready
- *   to fire; the new rows handed to the store, which writes declared rows after arming, in
- *   chunks between other work: see `Store.insertSchedules`), summed over the plugins: the
- *   scheduler thread's arming, synchronous work in which it fires nothing else.
- *   The output is decoded, validated and parsed (declaration hashes included) before that, where
- *   the discovery call ran (schedule/discovery-output.ts): on a pool worker, beside the other
- *   plugins' calls; with `SANDBOX=in-thread`, on the main thread. That parse's time, summed over
- *   the plugins, is `armParseMs`, and `armTotalMs` = `armMs` + `armParseMs` is the arming work
- *   wherever it ran (all of it the main thread's with `SANDBOX=in-thread`; up to commit c28f200,
- *   `armMs` included the parse, on the main thread, with either sandbox).
- *   The whole `host.start()` (sandbox loads and the guests' discovery calls included)
+ * - **arm**: for every plugin, from the moment its `schedules()` output reached the host to its
+ *   `plugin:loaded` event (declarations parsed and validated, quota checked, schedules in the
+ *   due queue, ready to fire; the new rows handed to the store, which writes declared rows after
+ *   arming, in chunks between other work: see `Store.insertSchedules`), summed over the plugins.
+ *   This work is synchronous on the main thread, so the sum is the arming time of all
+ *   schedules. The whole `host.start()` (sandbox loads and the guests' discovery calls included)
  *   is reported beside it as `startMs`; `durableMs`: from the start to every row on disk (the
  *   store's `committed()` after `start()`, which writes what is still deferred), and
  *   `deferredAtStartRows`: the rows still deferred when `start()` resolved. `armCpuMs`: the
@@ -34,8 +28,7 @@
  *   from `new Host()` to that schedule's `run:started` (`restartToFirstFireMs`), and to
  *   `start()` resolving with every plugin discovered and armed again (`restartStartMs`), and
  *   the restart's arming alone (`restartArmMs`, measured like `armMs`: declarations unchanged,
- *   so reconciling writes nothing; the rows are read and queued; `restartArmParseMs`: its
- *   parse, like `armParseMs`).
+ *   so reconciling writes nothing; the rows are read and queued).
  * - **RSS** of the process (the pool's worker threads included) before the first start (Node and
  *   the modules, no host: `rssBeforeStartMb`), after it, after a full GC (`rssAfterGcMb`) and
  *   after the restart; the main thread's JS heap after the first start (`heapAfterStartMb` in
@@ -194,7 +187,6 @@ let lastPool: InstanceType<typeof WorkerPoolSandbox> | null = null;
 function timedSandbox(
   discovered: Map<string, number>,
   cpuAt: Map<string, number> = new Map(),
-  parsedMs: Map<string, number> = new Map(),
 ): (hostCall: HostCallHandler) => Sandbox {
   return (hostCall) => {
     let inner: Sandbox;
@@ -211,7 +203,6 @@ function timedSandbox(
         if (req.fn === 'schedules') {
           discovered.set(req.caller.pluginId, performance.now());
           cpuAt.set(req.caller.pluginId, cpuMicros());
-          if (out.ok) parsedMs.set(req.caller.pluginId, out.declarationsMs ?? 0);
         }
         return out;
       },
@@ -229,8 +220,6 @@ const cpuMicros = () => {
 
 interface Round {
   armMs: number;
-  armParseMs: number;
-  armTotalMs: number;
   armCpuMs: number;
   startMs: number;
   durableMs: number;
@@ -246,7 +235,6 @@ interface Round {
   restartToFirstFireMs: number;
   restartStartMs: number;
   restartArmMs: number;
-  restartArmParseMs: number;
   rssAfterRestartMb: number;
   createsMs: number;
   createsCpuMs: number;
@@ -260,9 +248,8 @@ async function startTimed(config: HostConfig) {
   const discovered = new Map<string, number>();
   const cpuAt = new Map<string, number>();
   const loaded = new Map<string, number>();
-  const parsedMs = new Map<string, number>();
   let armCpuUs = 0;
-  const host = new Host(config, { sandbox: timedSandbox(discovered, cpuAt, parsedMs) });
+  const host = new Host(config, { sandbox: timedSandbox(discovered, cpuAt) });
   host.events.on('plugin:loaded', (e) => {
     loaded.set(e.pluginId, performance.now());
     armCpuUs += cpuMicros() - (cpuAt.get(e.pluginId) ?? cpuMicros());
@@ -277,17 +264,7 @@ async function startTimed(config: HostConfig) {
   if (r.failed.length > 0) throw new Error(`plugins failed: ${JSON.stringify(r.failed[0])}`);
   let armMs = 0;
   for (const [id, at] of loaded) armMs += at - (discovered.get(id) ?? at);
-  const armParseMs = sum(parsedMs.values());
-  return {
-    host,
-    startMs,
-    armMs,
-    armParseMs,
-    armTotalMs: armMs + armParseMs,
-    armCpuMs: armCpuUs / 1000,
-    durableMs,
-    deferredAtStartRows,
-  };
+  return { host, startMs, armMs, armCpuMs: armCpuUs / 1000, durableMs, deferredAtStartRows };
 }
 
 async function round(): Promise<Round> {
@@ -319,9 +296,8 @@ async function round(): Promise<Round> {
     db.close();
     const discovered = new Map<string, number>();
     const loaded = new Map<string, number>();
-    const parsedMs = new Map<string, number>();
     const t0 = performance.now();
-    const host = new Host(config, { sandbox: timedSandbox(discovered, new Map(), parsedMs) });
+    const host = new Host(config, { sandbox: timedSandbox(discovered) });
     host.events.on('plugin:loaded', (e) => loaded.set(e.pluginId, performance.now()));
     const fired = new Promise<number>((res) =>
       host.events.on('run:started', (run) => {
@@ -350,8 +326,6 @@ async function round(): Promise<Round> {
     return {
       user,
       armMs: first.armMs,
-      armParseMs: first.armParseMs,
-      armTotalMs: first.armTotalMs,
       armCpuMs: first.armCpuMs,
       startMs: first.startMs,
       durableMs: first.durableMs,
@@ -367,7 +341,6 @@ async function round(): Promise<Round> {
       restartToFirstFireMs,
       restartStartMs,
       restartArmMs,
-      restartArmParseMs: sum(parsedMs.values()),
       rssAfterRestartMb,
       createsMs,
       createsCpuMs,
@@ -378,12 +351,6 @@ async function round(): Promise<Round> {
     clearInterval(keepAlive);
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function sum(xs: Iterable<number>): number {
-  let total = 0;
-  for (const x of xs) total += x;
-  return total;
 }
 
 function median(xs: number[]): number {

@@ -11,6 +11,7 @@ import { type Capability } from '../capabilities.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { HostConfig, PluginEntry, TenantConfig, TenantQuotas } from '../config/host-config.ts';
 import { errorMessage, HourglassError, isHourglassError } from '../errors.ts';
+import { parseGuestJson } from '../validation.ts';
 import {
   capLimits,
   loadManifest,
@@ -29,8 +30,7 @@ import type {
   Sandbox,
   SandboxStats,
 } from '../sandbox/types.ts';
-import type { ParsedDeclaration } from '../schedule/declaration.ts';
-import { discoveryParse } from '../schedule/discovery-output.ts';
+import { parseDeclarationList, type ParsedDeclaration } from '../schedule/declaration.ts';
 import { parseRetry, type RetryPolicy } from '../schedule/retry.ts';
 import { cronFor, isValidTimeZone } from '../schedule/spec.ts';
 import { FuelWindows } from '../scheduler/fuel-windows.ts';
@@ -91,7 +91,7 @@ export interface LoadedPlugin {
 interface CheckedVersion {
   readonly plugin: LoadedPlugin;
   readonly sha256: string;
-  readonly declarations: { readonly ok: true; readonly value: ParsedDeclaration[] };
+  readonly declarations: ReturnType<typeof parseDeclarationList> & { ok: true };
   readonly contracts: ReadonlyMap<string, JobContract>;
 }
 
@@ -744,19 +744,12 @@ export class Host implements HostServices {
     const contracts = new Map<string, JobContract>();
     this.#discovering.set(plugin.id, contracts);
     this.#staging.set(plugin.id, plugin);
-    const quotas = this.quotas(plugin.tenant);
-    // Parsed where the call runs (schedule/discovery-output.ts): on a pool worker, off this thread.
-    const request = {
-      limits: { minIntervalMs: quotas.minIntervalMs, maxPayloadBytes: quotas.maxPayloadBytes },
-      nowMs: this.clock.now(),
-    };
     let outcome;
     try {
       outcome = await this.#sandbox.call(plugin.sandboxId, {
         fn: 'schedules',
         caller: { pluginId: plugin.id, tenant: plugin.tenant, phase: 'discovery' },
         vars: this.#pluginState.get(plugin.id),
-        declarations: request,
       });
     } finally {
       this.#discovering.delete(plugin.id);
@@ -768,13 +761,19 @@ export class Host implements HostServices {
         `plugin ${plugin.id}: schedules() ${outcome.status} (${outcome.reason}): ${outcome.message}`,
       );
     }
-    const parsed = discoveryParse(outcome.declarations, outcome.output, request);
-    if (!parsed.ok && 'notJson' in parsed) {
+    let value: unknown;
+    try {
+      value = parseGuestJson(
+        new TextDecoder('utf-8', { fatal: true }).decode(outcome.output ?? new Uint8Array()),
+      );
+    } catch (err) {
       throw new HourglassError(
         'HG_DISCOVERY_FAILED',
-        `plugin ${plugin.id}: schedules() did not return JSON: ${parsed.notJson}`,
+        `plugin ${plugin.id}: schedules() did not return JSON: ${errorMessage(err)}`,
       );
     }
+    const quotas = this.quotas(plugin.tenant);
+    const parsed = parseDeclarationList(value, quotas, this.clock.now());
     if (!parsed.ok) {
       const which =
         parsed.index < 0

@@ -51,7 +51,6 @@ import { GuestInitError, runGuestInit } from './kernel/guest-init.ts';
 import { WasiKernel } from './kernel/wasi.ts';
 import { RC_GLOBAL } from './return-code.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
-import { parseDiscoveryOutput } from '../schedule/discovery-output.ts';
 import type {
   CallOutcome,
   CallRequest,
@@ -498,11 +497,7 @@ export class InThreadSandbox implements Sandbox {
    * block and host context are never read; what the SDK would do besides is to look the export
    * up, which this does with the SDK's messages.
    */
-  /**
-   * `#invokeCall`, with the call's last log lines attached to its outcome, and a discovery
-   * call's output parsed when the request asks for it (schedule/discovery-output.ts: on a pool
-   * worker, this is what keeps the parse off the scheduler's thread).
-   */
+  /** `#invokeCall`, with the call's last log lines attached to its outcome. */
   #invoke(
     guest: LoadedGuest,
     plugin: Plugin,
@@ -511,18 +506,12 @@ export class InThreadSandbox implements Sandbox {
   ): CallOutcome | Promise<CallOutcome> {
     const tail: string[] = [];
     guest.logTail = tail;
-    const finish = (o: CallOutcome): CallOutcome => {
+    const withTail = (o: CallOutcome): CallOutcome => {
       if (guest.logTail === tail) guest.logTail = null;
-      let out = tail.length === 0 ? o : { ...o, logTail: tail.join('\n') };
-      if (out.ok && req.declarations !== undefined) {
-        const at = performance.now();
-        const declarations = parseDiscoveryOutput(out.output, req.declarations);
-        out = { ...out, output: null, declarations, declarationsMs: performance.now() - at };
-      }
-      return out;
+      return tail.length === 0 ? o : { ...o, logTail: tail.join('\n') };
     };
     const o = this.#invokeCall(guest, plugin, req, started);
-    return o instanceof Promise ? o.then(finish) : finish(o);
+    return o instanceof Promise ? o.then(withTail) : withTail(o);
   }
 
   #invokeCall(

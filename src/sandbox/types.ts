@@ -7,7 +7,6 @@ import type { HttpPolicy } from './http/policy.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
 import type { RunStatus } from '../store/types.ts';
 import type { PluginVars, VarsDelta } from './plugin-vars.ts';
-import type { DeclarationsRequest, DiscoveryParse } from '../schedule/discovery-output.ts';
 
 export type Phase = 'discovery' | 'run' | 'cleanup';
 export type GuestExport = 'schedules' | 'run' | 'cleanup';
@@ -138,13 +137,6 @@ export type CallOutcome =
       readonly vars?: VarsDelta;
       /** The call's last guest log lines (`LOG_TAIL_LINES`), for its run record; absent: none. */
       readonly logTail?: string;
-      /**
-       * The output parsed as declarations, when the request asked for it (`output` is then
-       * null): schedule/discovery-output.ts.
-       */
-      readonly declarations?: DiscoveryParse;
-      /** How long parsing `declarations` took, on the sandbox's thread (ms). */
-      readonly declarationsMs?: number;
     }
   | {
       readonly ok: false;
@@ -167,12 +159,6 @@ export interface CallRequest {
    * the sandbox keeps the plugin's variables itself while it is loaded (nothing persists).
    */
   readonly vars?: PluginVars | undefined;
-  /**
-   * A discovery call: parse its output as a `schedules()` declaration list with these limits,
-   * where the call ran, and answer with the parse (`CallOutcome.declarations`) instead of the
-   * bytes (schedule/discovery-output.ts). A sandbox may ignore it (the host then parses).
-   */
-  readonly declarations?: DeclarationsRequest | undefined;
 }
 
 /** A sandbox's load at one moment (read by the metrics at scrape time; cheap to compute). */

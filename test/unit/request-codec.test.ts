@@ -116,29 +116,3 @@ test("a call's snapshot of its plugin's variables round-trips (binary values, UT
   assert.equal(c?.slow, true);
   assert.equal(c?.req.input, '{"i":2}');
 });
-
-test("a discovery call's declarations request round-trips whole (and only where it was set)", () => {
-  const declarations = {
-    limits: { minIntervalMs: 60_000, maxPayloadBytes: 65_536 },
-    nowMs: 1_764_640_000_123,
-  };
-  const calls: BatchCall[] = [
-    {
-      callId: 3,
-      seq: 0,
-      pluginId: 'a/b',
-      req: {
-        fn: 'schedules',
-        caller: { pluginId: 'a/b', tenant: 'a', phase: 'discovery' },
-        declarations,
-      },
-      vars: { version: 2, entries: [['k', new Uint8Array([1, 2])]] },
-    },
-    run(1),
-  ];
-  const [first, second] = decodeBatch(encodeBatch(calls));
-  assert.deepEqual(first?.req.declarations, declarations);
-  assert.deepEqual(first?.vars, { version: 2, entries: [['k', new Uint8Array([1, 2])]] });
-  assert.equal(second?.req.declarations, undefined);
-  assert.deepEqual(second, viaJson([run(1)])[0]);
-});

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ParsedDeclaration } from '../../src/schedule/declaration.ts';
-import { parseDiscoveryOutput } from '../../src/schedule/discovery-output.ts';
 import type { CallOutcome } from '../../src/sandbox/types.ts';
 import {
   MAX_ENTRY_BYTES,
@@ -176,39 +174,4 @@ test("result ring: an outcome with changes to its plugin's variables round-trips
   assert.equal(ringAppend(ring, 5, outcome), true);
   const { got } = drain(ring);
   assert.deepEqual(got, [[5, outcome]]);
-});
-
-test('result ring: parsed declarations round-trip, sharing one spec object per spec (not on the fast path)', () => {
-  const ring = newRing();
-  const text = JSON.stringify([
-    { id: 'a', every: '10m' },
-    { id: 'b', cron: '0 9 * * *', timezone: 'Europe/Berlin' },
-    { id: 'c', every: '10m', payload: { n: [1, 2] } },
-  ]);
-  const declarations = parseDiscoveryOutput(new TextEncoder().encode(text), {
-    limits: { minIntervalMs: 60_000, maxPayloadBytes: 1024 },
-    nowMs: Date.UTC(2026, 11, 1),
-  });
-  assert.equal(declarations.ok, true);
-  const outcome: CallOutcome = { ok: true, output: null, durationMs: 1, fuelUsed: 9, declarations };
-  assert.equal(ringAppend(ring, 5, outcome), true);
-  const { got } = drain(ring);
-  assert.deepEqual(got, [[5, outcome]]);
-  const back = (got[0]?.[1] as { declarations: { value: ParsedDeclaration[] } }).declarations;
-  assert.equal(back.value[0]?.spec, back.value[2]?.spec); // one shared object, as a local parse has
-  // A failed parse travels as it is.
-  const failed = parseDiscoveryOutput(new TextEncoder().encode('[{"id":"x"}]'), {
-    limits: { minIntervalMs: 60_000, maxPayloadBytes: 1024 },
-    nowMs: 0,
-  });
-  assert.equal(failed.ok, false);
-  const bad: CallOutcome = {
-    ok: true,
-    output: null,
-    durationMs: 1,
-    fuelUsed: 9,
-    declarations: failed,
-  };
-  assert.equal(ringAppend(ring, 6, bad), true);
-  assert.deepEqual(drain(ring).got, [[6, bad]]);
 });

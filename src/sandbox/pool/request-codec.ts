@@ -13,10 +13,7 @@
  * Layout (little-endian): int32 count, then per call: int32 callId, int32 seq, int32 flags
  * (bit 0: slow; bit 1: caller.everyHost; bit 2: a snapshot of the plugin's variables follows the
  * strings: float64 version, int32 count, then per variable its key as a string and its value as
- * an int32 length and the bytes; bit 3: a discovery call's declarations request follows the
- * strings, before any variables, as one more string: its JSON, so the request's limits travel
- * whole whatever fields they gain, at no cost that matters (one discovery call per plugin load)),
- * float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
+ * an int32 length and the bytes), float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
  * fn, input, caller.pluginId, caller.tenant, caller.phase, caller.scheduleKey, each as an int32
  * head (-1: absent; else length × 4 + kind) and its bytes. Kinds: 1 ASCII (a byte a unit),
  * 0 UTF-8, 2 UTF-16 code units (a string that is not well-formed, i.e. has a lone surrogate:
@@ -28,7 +25,6 @@
 import type { CallRequest, CallerContext, GuestExport, Phase } from '../types.ts';
 import type { VarsSnapshot } from '../plugin-vars.ts';
 import type { BatchCall } from './protocol.ts';
-import type { DeclarationsRequest } from '../../schedule/discovery-output.ts';
 
 const FIXED = 4 * 3 + 8 * 2;
 const STRINGS = 7;
@@ -51,8 +47,6 @@ const bound = (s: string | undefined): number => 4 + (s === undefined ? 0 : s.le
 /** Encodes `calls` (a batch, in order). */
 export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
   let size = 4;
-  // Each call's declarations request as JSON (undefined: none), encoded once.
-  const texts: (string | undefined)[] = [];
   for (const c of calls) {
     const { req } = c;
     const k = req.caller;
@@ -65,9 +59,6 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
       bound(k.tenant) +
       bound(k.phase) +
       bound(k.scheduleKey);
-    const declarations = req.declarations ? JSON.stringify(req.declarations) : undefined;
-    if (declarations !== undefined) size += bound(declarations);
-    texts.push(declarations);
     if (c.vars) {
       size += 12;
       for (const [key, v] of c.vars.entries) size += bound(key) + 4 + v.length;
@@ -78,7 +69,6 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
   const bytes = new Uint8Array(buf);
   view.setInt32(0, calls.length, true);
   let at = 4;
-  let n = 0;
   const str = (s: string | undefined): void => {
     if (s === undefined) {
       view.setInt32(at, -1, true);
@@ -117,10 +107,7 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
     view.setInt32(at + 4, c.seq, true);
     view.setInt32(
       at + 8,
-      (c.slow ? 1 : 0) |
-        (k.everyHost === true ? 2 : 0) |
-        (c.vars ? 4 : 0) |
-        (c.req.declarations ? 8 : 0),
+      (c.slow ? 1 : 0) | (k.everyHost === true ? 2 : 0) | (c.vars ? 4 : 0),
       true,
     );
     view.setFloat64(at + 12, k.runId ?? NaN, true);
@@ -133,8 +120,6 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
     str(k.tenant);
     str(k.phase);
     str(k.scheduleKey);
-    const declarations = texts[n++];
-    if (declarations !== undefined) str(declarations);
     if (c.vars) {
       view.setFloat64(at, c.vars.version, true);
       view.setInt32(at + 8, c.vars.entries.length, true);
@@ -222,16 +207,6 @@ export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
     const tenant = str(4);
     const phase = str(5);
     const scheduleKey = str(6);
-    let declarations: DeclarationsRequest | undefined;
-    if ((flags & 8) === 8) {
-      const text = str(7);
-      if (text === undefined) throw new BatchDecodeError('bad declarations request');
-      try {
-        declarations = JSON.parse(text) as DeclarationsRequest;
-      } catch {
-        throw new BatchDecodeError('bad declarations request');
-      }
-    }
     let vars: VarsSnapshot | undefined;
     if ((flags & 4) === 4) {
       if (at + 12 > end) throw new BatchDecodeError('truncated batch');
@@ -268,11 +243,10 @@ export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
     if ((flags & 2) === 2) caller.everyHost = true;
     if (!Number.isNaN(runId)) caller.runId = runId;
     if (!Number.isNaN(scheduledAt)) caller.scheduledAt = scheduledAt;
-    const req: Mutable<CallRequest> =
+    const req: CallRequest =
       input === undefined
         ? { fn: fn as GuestExport, caller }
         : { fn: fn as GuestExport, input, caller };
-    if (declarations !== undefined) req.declarations = declarations;
     const call: BatchCall = slow
       ? { callId, seq, pluginId, req, slow: true }
       : { callId, seq, pluginId, req };

@@ -13,8 +13,9 @@
  */
 import type { GuestLogEntry } from '../in-thread-sandbox.ts';
 import type { CallOutcome } from '../types.ts';
+import { deltaFromJson } from '../plugin-vars.ts';
 import type { FromWorker } from './protocol.ts';
-import { reviveOutcome, RingCorruptError, ringDrain, ringWait } from './result-ring.ts';
+import { RingCorruptError, ringDrain, ringWait } from './result-ring.ts';
 import type { Runner } from './worker-lifecycle.ts';
 
 export interface DeliveryHost {
@@ -62,7 +63,7 @@ export class ResultDelivery {
       const o = metas[i] as CallOutcome;
       if (o.ok) {
         (o as { output: Uint8Array | null }).output = m.outputs[i] ?? null;
-        reviveOutcome(o);
+        if (o.vars !== undefined) (o as { vars: unknown }).vars = deltaFromJson(o.vars);
       }
       outcomes.set(id, o);
     });

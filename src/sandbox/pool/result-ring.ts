@@ -33,14 +33,12 @@
  * Entry (8-byte aligned): int32 size, int32 tag (> 0: the outcome of that call id; -1: a log
  * line; 0: padding), int32 meta length (-1: a plain success, float64 duration and float64 fuel
  * follow, NaN for null fuel; else the outcome without `output` (the changes to the plugin's
- * variables included, values in base64; a discovery call's parsed declarations in their wire
- * form: schedule/discovery-output.ts), or the log line, as UTF-8 JSON),
+ * variables included, values in base64), or the log line, as UTF-8 JSON),
  * int32 output length (-1: null), then the meta and the output bytes.
  */
 import type { GuestLogEntry } from '../in-thread-sandbox.ts';
 import type { CallOutcome } from '../types.ts';
 import { deltaFromJson, deltaToJson } from '../plugin-vars.ts';
-import { fromWire, toWire } from '../../schedule/discovery-output.ts';
 
 /** Ring size (a power of two). */
 export const RING_BYTES = 1 << 20;
@@ -90,13 +88,6 @@ function viewsOf(ring: SharedArrayBuffer): Views {
   return v;
 }
 
-/** A successful outcome's fields as `outcomeMeta` encoded them, back to their values. */
-export function reviveOutcome(o: Extract<CallOutcome, { ok: true }>): void {
-  if (o.vars !== undefined) (o as { vars: unknown }).vars = deltaFromJson(o.vars);
-  if (o.declarations !== undefined)
-    (o as { declarations: unknown }).declarations = fromWire(o.declarations);
-}
-
 /** An outcome without its output bytes, as JSON text. */
 export function outcomeMeta(o: CallOutcome): string {
   return JSON.stringify(
@@ -107,9 +98,6 @@ export function outcomeMeta(o: CallOutcome): string {
           fuelUsed: o.fuelUsed,
           ...(o.vars === undefined ? {} : { vars: deltaToJson(o.vars) }),
           ...(o.logTail === undefined ? {} : { logTail: o.logTail }),
-          ...(o.declarations === undefined
-            ? {}
-            : { declarations: toWire(o.declarations), declarationsMs: o.declarationsMs }),
         }
       : {
           ok: false,
@@ -141,7 +129,6 @@ export function ringAppend(
     outcome.ok &&
     outcome.vars === undefined &&
     outcome.logTail === undefined &&
-    outcome.declarations === undefined &&
     Number.isFinite(outcome.durationMs) &&
     (outcome.fuelUsed === null || Number.isFinite(outcome.fuelUsed));
   const meta = fast ? '' : outcome ? outcomeMeta(outcome) : JSON.stringify(log ?? null);
@@ -272,10 +259,12 @@ function readEntry(
     throw new RingCorruptError('bad outcome entry');
   if (o.ok) {
     (o as { output: Uint8Array | null }).output = output;
-    try {
-      reviveOutcome(o);
-    } catch (err) {
-      throw new RingCorruptError(`bad entry: ${(err as Error).message}`);
+    if (o.vars !== undefined) {
+      try {
+        (o as { vars: unknown }).vars = deltaFromJson(o.vars);
+      } catch (err) {
+        throw new RingCorruptError(`bad entry: ${(err as Error).message}`);
+      }
     }
   }
   reader.outcome(tag, o);
