@@ -28,6 +28,8 @@ export const ErrorCodes = {
     "a write was refused: this host no longer owns the tenant (its lease's epoch is stale)",
   HG_HOST_STATE: 'the host was used in the wrong state (e.g. registration after start)',
   HG_CLI_USAGE: 'a CLI command was called with bad arguments',
+  HG_BACKFILL_REFUSED:
+    "the host refused a backfill (a tick that is not the schedule's, or a backfill already going)",
   HG_PLUGIN_TOO_COMPLEX:
     'a plugin module is larger, or nests blocks deeper, than the loader instruments (refused before instrumenting)',
   HG_SANDBOX_BOOT:

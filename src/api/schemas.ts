@@ -412,4 +412,33 @@ export const routeSchemas = {
     },
     response: actionResponse,
   },
+  backfill: {
+    params: scheduleParams,
+    body: {
+      description:
+        'The ticks to run again (nominal times, ms since the epoch; `hourglass backfill` lists them with their cost), or `{"cancel": true}`',
+      oneOf: [
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['ticks'],
+          properties: {
+            ticks: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 100_000,
+              items: { type: 'integer', minimum: 0 },
+            },
+          },
+        },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['cancel'],
+          properties: { cancel: { type: 'boolean', enum: [true] } },
+        },
+      ],
+    },
+    response: actionResponse,
+  },
 } as const;

@@ -447,6 +447,21 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
     'Run a schedule now (its overlap policy applies), with its payload or the one given',
   );
   action('DELETE', '', 'delete', 'Delete a schedule (its runs are kept)');
+  app.post<KeyParams & { Body: { ticks: number[] } | { cancel: true } }>(
+    '/v1/schedules/:tenant/:plugin/:id/backfill',
+    {
+      schema: {
+        ...routeSchemas.backfill,
+        summary:
+          'Run past ticks again at a bounded rate, never beside a live run (or cancel a backfill)',
+      },
+    },
+    async (req, reply) =>
+      answer(
+        reply,
+        await svc.act(scopeOf(req), scheduleKey(req.params), 'backfill', JSON.stringify(req.body)),
+      ),
+  );
 
   return app;
 }

@@ -31,6 +31,8 @@ import type { OperatorStore } from '../operator/operator-store.ts';
 import { reloadConfig, type ReloadReport } from '../operator/hot-reload.ts';
 import type { RunningApi } from '../api/server.ts';
 import { stateEntries } from '../host/plugin-state.ts';
+import { createInterface } from 'node:readline';
+import { parseTime, planBackfill, renderPlan } from './backfill.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -637,7 +639,99 @@ const COMMANDS: Record<string, Command> = {
   trigger: operatorCommand('trigger', 'run a schedule now (at most one run at a time still holds)'),
   delete: operatorCommand('delete', 'delete a schedule (its runs are kept)'),
   state: stateCommand,
+  backfill: {
+    summary: "run a schedule's past ticks again: lists them and their cost, then asks",
+    usage:
+      'hourglass backfill <tenant/plugin/schedule-id> --from TIME --to TIME [--all] [--dry-run | --yes] [--json]\n' +
+      '                   [--config FILE] [--store PATH | --url URL]\n' +
+      '       hourglass backfill <tenant/plugin/schedule-id> --cancel\n' +
+      '  Lists the nominal ticks in [--from, --to] (ISO 8601 or ms since the epoch; ticks that already\n' +
+      '  succeeded are left out unless --all) with their estimated fuel and time (median and p95 of the\n' +
+      "  schedule's recent runs), asks, then queues them on the host serving the schedule: trigger\n" +
+      '  `backfill`, one run at a time at the rate of backfill.intervalMs, below every priority, never\n' +
+      '  beside a live run. --dry-run only lists; --yes does not ask; --cancel drops the ticks not run yet.',
+    options: {
+      ...common,
+      ...storeOpt,
+      from: { type: 'string' },
+      to: { type: 'string' },
+      all: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+      yes: { type: 'boolean', short: 'y' },
+      json: { type: 'boolean' },
+      cancel: { type: 'boolean' },
+    },
+    positionals: 1,
+    async run(v, [key]) {
+      const k = key as string;
+      const cancel = v.cancel === true;
+      const from = str(v, 'from');
+      const to = str(v, 'to');
+      if (cancel && (from !== undefined || to !== undefined || v.all || v['dry-run']))
+        throw new HourglassError('HG_CLI_USAGE', '--cancel takes no span or other option');
+      if (!cancel && (from === undefined || to === undefined))
+        throw new HourglassError('HG_CLI_USAGE', 'backfill needs --from and --to (or --cancel)');
+      const limits = resolveConfig(str(v, 'config')).backfill;
+      const store = await openStoreOf(v);
+      try {
+        if (cancel) return await sendBackfill(store, k, { cancel: true });
+        const plan = await planBackfill(
+          store,
+          k,
+          {
+            from: parseTime(from as string, 'from'),
+            to: parseTime(to as string, 'to'),
+            all: v.all === true,
+          },
+          limits.maxTicks,
+          Date.now(),
+        );
+        out(v.json ? JSON.stringify(plan, null, 2) : renderPlan(plan, limits.intervalMs));
+        if (v['dry-run'] || plan.ticks.length === 0) return 0;
+        if (!v.yes && !(await confirm(`queue these ${plan.ticks.length} ticks? [y/N] `))) {
+          process.stderr.write('hourglass: backfill not confirmed; nothing was queued\n');
+          return 1;
+        }
+        return await sendBackfill(store, k, { ticks: plan.ticks });
+      } finally {
+        await store.close();
+      }
+    },
+  },
 };
+
+/** Sends a backfill to the host serving the schedule; prints its answer. */
+async function sendBackfill(
+  store: OperatorStore,
+  key: string,
+  request: { ticks: readonly number[] } | { cancel: true },
+): Promise<number> {
+  const r = await store.applyCommand(key, 'backfill', JSON.stringify(request));
+  if (!r.ok)
+    throw new HourglassError(
+      r.code === 'not_found' ? 'HG_SCHEDULE_NOT_FOUND' : 'HG_BACKFILL_REFUSED',
+      r.message,
+    );
+  out(r.message);
+  return 0;
+}
+
+/**
+ * Asks on stderr and reads one line of stdin (a terminal or a pipe: `echo y | hourglass ...`);
+ * yes only for `y` / `yes`, no at the end of input.
+ */
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string | null>((resolve) => {
+      rl.once('close', () => resolve(null));
+      rl.question(question, resolve);
+    });
+    return answer !== null && /^\s*y(es)?\s*$/i.test(answer);
+  } finally {
+    rl.close();
+  }
+}
 
 function help(): string {
   const names = Object.keys(COMMANDS);

@@ -3,6 +3,7 @@
  * grantable capabilities, and the plugins each tenant runs. Validated once with ajv; errors name
  * the file, the field and the problem. Relative paths resolve against the config file's folder.
  */
+import { DEFAULT_BACKFILL_INTERVAL_MS, DEFAULT_BACKFILL_MAX_TICKS } from '../schedule/backfill.ts';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITIES, type Capability } from '../capabilities.ts';
@@ -109,6 +110,14 @@ export interface RetentionConfig {
   readonly batchRows: number;
 }
 
+/** How backfills run (src/schedule/backfill.ts, docs/schedules.md "Backfill"). */
+export interface BackfillConfig {
+  /** Least time between the starts of two backfill runs of one schedule. @defaultValue 1000 */
+  readonly intervalMs: number;
+  /** Most ticks one backfill may queue. @defaultValue 10000 */
+  readonly maxTicks: number;
+}
+
 export interface TenantConfig {
   readonly id: string;
   readonly quotas: TenantQuotas;
@@ -185,6 +194,8 @@ export interface HostConfig {
   readonly sandbox: SandboxConfig;
   /** Run-history pruning (`RetentionConfig`); what each tenant keeps is its `retention`. */
   readonly retention: RetentionConfig;
+  /** How backfills run (`BackfillConfig`). */
+  readonly backfill: BackfillConfig;
   readonly tenants: readonly TenantConfig[];
   /** The HTTP API; null (no `api` section): not served. */
   readonly api: ApiConfig | null;
@@ -258,6 +269,7 @@ interface RawConfig {
   maxWasmBytes?: number;
   sandbox?: { mode?: 'pool' | 'in-thread'; workers?: number };
   retention?: { intervalMs?: number; batchRows?: number };
+  backfill?: { intervalMs?: number; maxTicks?: number };
   api?: {
     host?: string;
     port?: number;
@@ -416,6 +428,14 @@ const validateConfig = compile<RawConfig>({
         batchRows: { type: 'integer', minimum: 1, maximum: 100_000 },
       },
     },
+    backfill: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        intervalMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+        maxTicks: { type: 'integer', minimum: 1, maximum: 100_000 },
+      },
+    },
     api: {
       type: 'object',
       additionalProperties: false,
@@ -552,6 +572,10 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
     retention: Object.freeze({
       intervalMs: raw.retention?.intervalMs ?? 60_000,
       batchRows: raw.retention?.batchRows ?? 500,
+    }),
+    backfill: Object.freeze({
+      intervalMs: raw.backfill?.intervalMs ?? DEFAULT_BACKFILL_INTERVAL_MS,
+      maxTicks: raw.backfill?.maxTicks ?? DEFAULT_BACKFILL_MAX_TICKS,
     }),
     tenants: Object.freeze(tenants),
     api: apiConfig(raw.api, file, baseDir, seen),

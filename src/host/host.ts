@@ -5,6 +5,7 @@
  * `Sandbox` (a worker pool by default, where loading runs too), and the store's lease and health
  * are watched by the `StoreSupervisor`; run history is pruned by `RunRetention` (retention.ts).
  */
+import { checkTicks, parseBackfillRequest } from '../schedule/backfill.ts';
 import { resolveHttpPolicy } from '../sandbox/http/policy.ts';
 import { performance } from 'node:perf_hooks';
 import { type Capability } from '../capabilities.ts';
@@ -214,6 +215,7 @@ export class Host implements HostServices {
         : {}),
       jobRetry: (s) => (s.job === null ? undefined : this.#jobRetry.get(s.pluginId)?.get(s.job)),
       breakerAfter: (tenant) => quotas(tenant).breakerAfterFailures,
+      backfillIntervalMs: config.backfill.intervalMs,
       events: {
         onStarted: (run) => this.events.emit('run:started', run),
         onRetrying: (retry) => this.events.emit('run:retrying', retry),
@@ -997,8 +999,11 @@ export class Host implements HostServices {
     | OpResult
     | { ok: true; trigger: 'started' | 'skipped' }
     | { ok: true; cleared: number }
+    | { ok: true; backfill: string }
     | { ok: false; code: 'not_found' | 'invalid'; message: string } {
     switch (action) {
+      case 'backfill':
+        return this.#backfill(key, note);
       case 'clear_state':
         return this.clearPluginState(key, note);
       case 'pause':
@@ -1045,6 +1050,41 @@ export class Host implements HostServices {
   }
 
   /**
+   * Queues the backfill ticks `note` lists (`{"ticks": [...]}`, each checked against the
+   * schedule), or cancels the schedule's backfill (`{"cancel": true}`): src/schedule/backfill.ts.
+   */
+  #backfill(
+    key: string,
+    note: string | null,
+  ):
+    { ok: true; backfill: string } | { ok: false; code: 'not_found' | 'invalid'; message: string } {
+    const req = parseBackfillRequest(note, this.config.backfill.maxTicks);
+    if (typeof req === 'string') return { ok: false, code: 'invalid', message: req };
+    const notFound = {
+      ok: false,
+      code: 'not_found',
+      message: `schedule '${key}' does not exist, is deleted, or its plugin is not loaded here`,
+    } as const;
+    if (req.kind === 'cancel') {
+      const n = this.scheduler.cancelBackfill(key);
+      return n === 'not_found' ? notFound : { ok: true, backfill: `cancelled ${n} ticks` };
+    }
+    const s = this.store.getSchedule(key);
+    if (!s) return notFound;
+    const wrong = checkTicks(s, req.ticks, this.clock.now());
+    if (wrong !== null) return { ok: false, code: 'invalid', message: wrong };
+    const n = this.scheduler.backfill(key, req.ticks);
+    if (n === 'not_found') return notFound;
+    if (n === 'pending')
+      return {
+        ok: false,
+        code: 'invalid',
+        message: `schedule '${key}' has a backfill going (${this.scheduler.backfillPending(key)} ticks left); cancel it first`,
+      };
+    return { ok: true, backfill: `queued ${n} ticks` };
+  }
+
+  /**
    * Clears a plugin's state (its Extism variables): one variable (`key`) or all. A plugin served
    * here is cleared in memory too (its workers' copies are refreshed with their next call);
    * otherwise in the store. `not_found`: no such plugin here and no state in the store.
@@ -1083,7 +1123,9 @@ export class Host implements HostServices {
                 ? r.trigger
                 : 'cleared' in r
                   ? `cleared ${r.cleared}`
-                  : r.schedule.state,
+                  : 'backfill' in r
+                    ? r.backfill
+                    : r.schedule.state,
           })
         : JSON.stringify({ error: { code: r.code, message: r.message } });
     } catch (err) {

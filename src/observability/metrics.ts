@@ -80,7 +80,14 @@ const STATUS_INDEX: Readonly<Record<RunStatus, number>> = Object.fromEntries(
   RunStatuses.map((s, i) => [s, i]),
 ) as Record<RunStatus, number>;
 
-const TRIGGERS: readonly RunTrigger[] = ['schedule', 'buffered', 'catch_up', 'manual', 'retry'];
+const TRIGGERS: readonly RunTrigger[] = [
+  'schedule',
+  'buffered',
+  'catch_up',
+  'manual',
+  'retry',
+  'backfill',
+];
 const TRIGGER_INDEX: Readonly<Record<RunTrigger, number>> = Object.fromEntries(
   TRIGGERS.map((t, i) => [t, i]),
 ) as Record<RunTrigger, number>;

@@ -184,6 +184,13 @@ export function openHttpOperatorStore(url: string, token: string): OperatorStore
       const path = `/v1/schedules/${keyPath(key)}${action === 'delete' ? '' : `/${action}`}`;
       let body: unknown;
       if (action === 'pause' && note !== null) body = { note };
+      if (action === 'backfill') {
+        try {
+          body = JSON.parse(note ?? 'null') as unknown;
+        } catch {
+          return { via: 'host', ok: false, code: 'invalid', message: 'invalid: not JSON' };
+        }
+      }
       if (action === 'trigger' && note !== null) {
         try {
           body = { payload: JSON.parse(note) as unknown };

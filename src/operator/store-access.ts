@@ -83,7 +83,7 @@ export async function applyCommand(
     store,
     Math.max(config.commandPollMs * 4, leaseStaleMs(config.leaseHeartbeatMs)),
   );
-  if (host || action === 'trigger') {
+  if (host || action === 'trigger' || action === 'backfill') {
     const id = store.enqueueCommand(key, action, note, Date.now());
     if (!host) {
       return {

@@ -37,6 +37,15 @@
  *   a plugin's load are all queued before any starts, so their order holds across a restart.
  * - Fuel windows (docs/schedules.md, "Fuel windows"): `admit` is asked before a tick starts or
  *   waits, and before a waiting tick starts; a tick it refuses is recorded `quota_exhausted`.
+ * - Backfill (src/schedule/backfill.ts, docs/schedules.md "Backfill"): a backfill tick is a
+ *   `waiting` row (trigger `backfill`) from the moment it is queued. It starts only when its
+ *   schedule is idle and its tenant has a free slot and no tick waiting (so below every
+ *   priority, holding no place in the waiting list), at most one per `backfillIntervalMs` per
+ *   schedule; while its fuel window is spent it waits (it is not recorded `quota_exhausted`).
+ *   It holds the key like any run, but a live tick that comes due meanwhile is buffered behind
+ *   it whatever the overlap policy (the live schedule never loses a tick to a backfill), and it
+ *   neither retries nor counts toward the breaker. Pausing the schedule does not stop it
+ *   (`cancelBackfill` does); deleting or retiring it cancels the ticks left.
  */
 import type { Clock, TimerHandle } from '../clock.ts';
 import {
@@ -59,6 +68,7 @@ import { DueQueue } from './due-queue.ts';
 import { patchedRecord } from '../store/schedule-record.ts';
 import { PriorityWaiting } from './waiting-queue.ts';
 import { MAX_PRIORITY } from '../schedule/declaration.ts';
+import { DEFAULT_BACKFILL_INTERVAL_MS } from '../schedule/backfill.ts';
 import {
   cancelReasonOf,
   newRun,
@@ -153,6 +163,11 @@ export interface SchedulerOptions {
   readonly jobRetry?: (s: ScheduleRecord) => RetryPolicy | undefined;
   /** The tenant's breaker: failed ticks in a row that pause a schedule (0: never). @defaultValue 0 */
   readonly breakerAfter?: (tenant: string) => number;
+  /**
+   * Least time between the starts of two backfill runs of one schedule.
+   * @defaultValue `DEFAULT_BACKFILL_INTERVAL_MS` (1000)
+   */
+  readonly backfillIntervalMs?: number;
 }
 
 /** `SchedulerOptions.agingMs`'s default. */
@@ -176,6 +191,12 @@ interface Pending {
   readonly since: number;
   /** Which attempt of its tick it is (1, or more for a retry). */
   readonly attempt: number;
+}
+
+/** A backfill tick not started yet: its nominal time and its `waiting` row. */
+interface BackfillTick {
+  readonly scheduledAt: number;
+  runId: number;
 }
 
 /** `#accept`'s and `#record`'s default (shared: a fire allocates no options object). */
@@ -221,6 +242,14 @@ export class Scheduler {
   readonly #retrying = new Map<string, Pending>();
   readonly #retryDue = new Map<string, number>();
   readonly #retryQueue = new DueQueue();
+  /**
+   * Backfill ticks not started yet, by key, newest first (the oldest is popped next); each has
+   * its `waiting` row (trigger `backfill`). `#backfillQueue`: when each key's next may start.
+   */
+  readonly #backfills = new Map<string, BackfillTick[]>();
+  readonly #backfillQueue = new DueQueue();
+  /** Keys whose run in flight is a backfill run (a live tick due meanwhile is buffered). */
+  readonly #backfillRunning = new Set<string>();
   /** Runs in flight and their plugin. */
   readonly #runs = new Map<Promise<void>, string>();
   #timer: TimerHandle | null = null;
@@ -250,12 +279,20 @@ export class Scheduler {
     for (const list of this.#waiting.values())
       for (const p of list) if (p.runId !== null) known.add(p.runId);
     for (const p of this.#retrying.values()) if (p.runId !== null) known.add(p.runId);
+    for (const list of this.#backfills.values()) for (const b of list) known.add(b.runId);
     // Queued all before any starts (`#takingUp`), so they start in priority order, not by age.
     this.#takingUp = true;
     try {
+      const backfilled = new Set<string>();
       for (const row of this.#o.store.listWaitingRuns(pluginId)) {
-        if (!known.has(row.id)) this.#takeUpWaiting(row, now);
+        if (known.has(row.id)) continue;
+        if (row.trigger === 'backfill') {
+          if (this.#takeUpBackfill(row, now)) backfilled.add(row.scheduleKey);
+        } else {
+          this.#takeUpWaiting(row, now);
+        }
       }
+      for (const key of backfilled) this.#queueBackfill(key, now);
     } finally {
       this.#takingUp = false;
     }
@@ -275,7 +312,7 @@ export class Scheduler {
       }
     }
     this.#queueActive(rows, now);
-    this.#armRetries();
+    this.#armPending();
     this.#drainAll();
   }
 
@@ -416,6 +453,7 @@ export class Scheduler {
       // A pending retry keeps its row: the plugin's next load (on this host or the tenant's
       // next owner) takes it up.
       if (this.#dropRetry(key)) this.#busy.delete(key);
+      this.#dropBackfill(key);
       this.#cancelKey(key, 'unloaded');
     }
     this.#byPlugin.delete(pluginId);
@@ -496,6 +534,7 @@ export class Scheduler {
       this.#o.store.updateSchedule(key, { bufferedAt: null, updatedAt: now });
       this.#record(s, bufferedAt, 'cancelled', reason, 'buffered');
     }
+    if (reason === 'deleted' || reason === 'retired') this.#cancelBackfillOf(s, reason);
   }
 
   /** Runs a schedule now (operator or test), under the same at-most-one gate. */
@@ -561,11 +600,12 @@ export class Scheduler {
     this.#disarm();
     for (const list of this.#waiting.values()) for (const p of list) this.#busy.delete(p.key);
     this.#waiting.clear();
-    // Pending retries keep their rows: the next start takes them up.
+    // Pending retries and backfill ticks keep their rows: the next start takes them up.
     for (const key of [...this.#retrying.keys()]) {
       this.#dropRetry(key);
       this.#busy.delete(key);
     }
+    for (const key of [...this.#backfills.keys()]) this.#dropBackfill(key);
   }
 
   /** Stops firing and starting runs while the store fails (runs in flight go on). */
@@ -604,7 +644,13 @@ export class Scheduler {
           if (s) p.runId = this.#o.store.insertRun(this.#retryRow(s, p, dueAt));
         }
       }
-      this.#armRetries();
+      for (const [key, list] of this.#backfills) {
+        const s = this.#o.store.getSchedule(key);
+        for (const b of list)
+          if (s && this.#o.store.getRun(b.runId)?.status !== 'waiting')
+            b.runId = this.#o.store.insertRun(this.#backfillRow(s, b.scheduledAt, now));
+      }
+      this.#armPending();
       for (const pluginId of this.#byPlugin.keys())
         if (!this.#held.has(pluginId)) this.#schedulePlugin(pluginId, now);
       this.#drainAll();
@@ -660,9 +706,18 @@ export class Scheduler {
         this.#error(err, `starting a retry of ${key}`);
       }
     }
+    for (const { key } of this.#backfillQueue.popDue(now)) {
+      try {
+        this.#startBackfill(key, now);
+      } catch (err) {
+        // Could not write its start: it tries again a period later.
+        this.#backfillQueue.set(key, now + this.#backfillEvery());
+        this.#error(err, `starting a backfill tick of ${key}`);
+      }
+    }
     const next = this.#queue.peekTime();
     if (next !== null) this.#arm(next);
-    this.#armRetries();
+    this.#armPending();
   }
 
   #fire(key: string, now: number): void {
@@ -736,7 +791,13 @@ export class Scheduler {
   ): boolean {
     const now = this.#o.clock.now();
     if (this.#busy.has(s.key)) {
-      if (s.overlap === 'buffer-one' && !this.#buffered.has(s.key) && trigger !== 'manual') {
+      // Behind a backfill run, a live tick is buffered whatever the policy (it did not overlap
+      // its own schedule's run).
+      if (
+        (s.overlap === 'buffer-one' || this.#backfillRunning.has(s.key)) &&
+        !this.#buffered.has(s.key) &&
+        trigger !== 'manual'
+      ) {
         this.#o.store.transaction(() => {
           this.#o.store.updateSchedule(s.key, { bufferedAt: scheduledAt, updatedAt: now });
           // A taken-up waiting row is now accounted for by `buffered_at`.
@@ -912,7 +973,11 @@ export class Scheduler {
   #finished(s: ScheduleRecord, run: StartedRun, end: RunEnd | void): void {
     this.#inFlight.set(s.tenant, (this.#inFlight.get(s.tenant) ?? 1) - 1);
     const status = end ? end.status : undefined;
-    if (status !== undefined) {
+    if (run.trigger === 'backfill') {
+      // A backfill run neither retries nor counts toward the breaker.
+      this.#backfillRunning.delete(s.key);
+      this.#busy.delete(s.key);
+    } else if (status !== undefined) {
       // A retry keeps the key busy (its tick is not over): later ticks follow the overlap
       // policy meanwhile, and a buffered one waits for the tick's last attempt. A retry that
       // could not be written ends the tick (never a key left busy).
@@ -952,6 +1017,150 @@ export class Scheduler {
         this.#takeUpBuffered(fresh, this.#o.clock.now(), false);
       else if (fresh) this.#cancelKey(s.key, 'unloaded');
     }
+  }
+
+  // ---- backfill ----
+
+  /**
+   * Queues backfill ticks of `key` (nominal times, checked by the caller: src/schedule/
+   * backfill.ts), each as a `waiting` row with trigger `backfill`, written in one transaction.
+   * The number queued; `pending` when the schedule still has a backfill going (one at a time:
+   * cancel it first); `not_found` as for `trigger`, or when the schedule is deleted or retired.
+   */
+  backfill(key: string, ticks: readonly number[]): number | 'pending' | 'not_found' {
+    const s = this.#recordOf(key);
+    if (
+      !s ||
+      cancelReasonOf(s.state) === 'deleted' ||
+      s.state === 'retired' ||
+      this.#held.has(s.pluginId) ||
+      !this.#byPlugin.get(s.pluginId)?.has(key) ||
+      (this.#firesHere !== null && !this.#firesHere(s))
+    )
+      return 'not_found';
+    if (this.#backfills.has(key)) return 'pending';
+    const now = this.#o.clock.now();
+    const list: BackfillTick[] = this.#o.store.transaction(() =>
+      ticks.map((t) => ({
+        scheduledAt: t,
+        runId: this.#o.store.insertRun(this.#backfillRow(s, t, now)),
+      })),
+    );
+    if (list.length === 0) return 0;
+    this.#backfills.set(key, list);
+    this.#queueBackfill(key, now);
+    return list.length;
+  }
+
+  /** Backfill ticks of `key` not started yet. */
+  backfillPending(key: string): number {
+    return this.#backfills.get(key)?.length ?? 0;
+  }
+
+  /**
+   * Cancels the backfill ticks of `key` not started yet (each recorded `cancelled`; a backfill
+   * run in flight finishes); how many, or `not_found` as for `backfill`.
+   */
+  cancelBackfill(key: string): number | 'not_found' {
+    const s = this.#recordOf(key);
+    if (!s || !this.#byPlugin.get(s.pluginId)?.has(key) || this.#held.has(s.pluginId))
+      return 'not_found';
+    return this.#cancelBackfillOf(s, REASONS.backfillCancelled);
+  }
+
+  #cancelBackfillOf(s: ScheduleRecord, reason: string): number {
+    const list = this.#backfills.get(s.key);
+    if (!list) return 0;
+    this.#dropBackfill(s.key);
+    this.#o.store.transaction(() => {
+      for (const b of list)
+        this.#record(s, b.scheduledAt, 'cancelled', reason, 'backfill', { runId: b.runId });
+    });
+    return list.length;
+  }
+
+  /** Forgets `key`'s backfill ticks (their rows stay as they are). */
+  #dropBackfill(key: string): void {
+    this.#backfills.delete(key);
+    this.#backfillQueue.delete(key);
+  }
+
+  /** A backfill tick's `waiting` row from before a (re)load; false: cancelled (no schedule). */
+  #takeUpBackfill(row: RunRecord, now: number): boolean {
+    const s = this.#o.store.getSchedule(row.scheduleKey);
+    const cancel = cancelReasonOf(s?.state);
+    if (!s || cancel === 'deleted' || cancel === 'retired') {
+      this.#o.store.finishRun(row.id, notRunFinish('cancelled', cancel ?? 'deleted', now));
+      return false;
+    }
+    let list = this.#backfills.get(s.key);
+    if (!list) this.#backfills.set(s.key, (list = []));
+    list.push({ scheduledAt: row.scheduledAt, runId: row.id });
+    return true;
+  }
+
+  /** Orders `key`'s backfill ticks (the oldest popped next) and queues the next for `at`. */
+  #queueBackfill(key: string, at: number): void {
+    this.#backfills.get(key)?.sort((a, b) => b.scheduledAt - a.scheduledAt || b.runId - a.runId);
+    this.#backfillQueue.set(key, at);
+    this.#arm(at);
+  }
+
+  #backfillEvery(): number {
+    return this.#o.backfillIntervalMs ?? DEFAULT_BACKFILL_INTERVAL_MS;
+  }
+
+  #backfillRow(s: ScheduleRecord, scheduledAt: number, now: number) {
+    return newRun(s, 'backfill', scheduledAt, now, WAITING);
+  }
+
+  /**
+   * `key`'s next backfill tick may start: it does when the schedule is idle and its tenant has
+   * a free slot, no tick waiting and fuel left; else it tries again a period later.
+   */
+  #startBackfill(key: string, now: number): void {
+    const list = this.#backfills.get(key);
+    const b = list?.[list.length - 1];
+    if (!list || !b) {
+      this.#dropBackfill(key);
+      return;
+    }
+    const s = this.#recordOf(key);
+    const cancel = cancelReasonOf(s?.state);
+    if (!s || cancel === 'deleted' || cancel === 'retired') {
+      if (s) this.#cancelBackfillOf(s, cancel ?? 'deleted');
+      else this.#dropBackfill(key);
+      return;
+    }
+    const every = this.#backfillEvery();
+    if (
+      this.#busy.has(key) ||
+      this.#suspended ||
+      this.#held.has(s.pluginId) ||
+      (this.#waiting.get(s.tenant)?.length ?? 0) > 0 ||
+      (this.#inFlight.get(s.tenant) ?? 0) >= this.#o.maxRunsInFlight(s.tenant) ||
+      (this.#o.admit?.(s.tenant, now) ?? null) !== null
+    ) {
+      this.#backfillQueue.set(key, now + every);
+      return;
+    }
+    this.#start(s, {
+      key,
+      pluginId: s.pluginId,
+      scheduledAt: b.scheduledAt,
+      trigger: 'backfill',
+      generation: s.generation,
+      coversUntil: null,
+      payload: null,
+      runId: b.runId,
+      priority: MAX_PRIORITY,
+      since: now,
+      attempt: 1,
+    });
+    this.#backfillRunning.add(key);
+    list.pop();
+    if (list.length > 0) this.#backfillQueue.set(key, now + every);
+    else this.#dropBackfill(key);
   }
 
   // ---- retries and the breaker ----
@@ -1023,9 +1232,12 @@ export class Scheduler {
     return this.#retrying.delete(key);
   }
 
-  #armRetries(): void {
+  /** Arms the timer for the earliest pending retry or backfill tick. */
+  #armPending(): void {
     const next = this.#retryQueue.peekTime();
     if (next !== null) this.#arm(next);
+    const backfill = this.#backfillQueue.peekTime();
+    if (backfill !== null) this.#arm(backfill);
   }
 
   /** A retry's backoff is over: it runs (or waits for a tenant slot) under the held gate. */

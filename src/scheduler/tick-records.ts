@@ -93,6 +93,7 @@ export const REASONS = {
     `breaker: ${failures} failed ticks in a row (limit ${limit}; the last one ${last}); resume to clear`,
   declaredLate: (at: number) =>
     `one-shot at ${iso(at)} was declared after its time (misfire policy "skip"; "run-once" runs it once)`,
+  backfillCancelled: 'backfill cancelled by the operator',
   waitedTooLong: (from: number) =>
     `tick of ${iso(from)} was waiting for a tenant slot or buffered when the host stopped, and is past the misfire grace`,
 } as const;

@@ -115,7 +115,7 @@ export const RunStatuses = [
 ] as const;
 export type RunStatus = (typeof RunStatuses)[number];
 /** `retry`: a later attempt of a tick whose run failed (its row `waiting` until it is due). */
-export type RunTrigger = 'schedule' | 'buffered' | 'catch_up' | 'manual' | 'retry';
+export type RunTrigger = 'schedule' | 'buffered' | 'catch_up' | 'manual' | 'retry' | 'backfill';
 
 export interface RunRecord {
   readonly id: number;
@@ -184,7 +184,7 @@ export interface JobContractRecord {
  * `clear_state` names a plugin id (`<tenant>/<name>`) where the others name a schedule key; its
  * note is the one variable to clear (null: all).
  */
-export type OperatorAction = 'pause' | 'resume' | 'trigger' | 'delete' | 'clear_state';
+export type OperatorAction = 'pause' | 'resume' | 'trigger' | 'delete' | 'clear_state' | 'backfill';
 
 export interface OperatorCommand {
   readonly id: number;

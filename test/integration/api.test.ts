@@ -177,9 +177,13 @@ for (const kind of STORES) {
         ['POST', '/pause'],
         ['POST', '/resume'],
         ['POST', '/trigger'],
+        ['POST', '/backfill'],
         ['DELETE', ''],
       ] as const) {
-        const r = await s.call('a', `/v1/schedules/b/p/s1${suffix}`, { method });
+        const r = await s.call('a', `/v1/schedules/b/p/s1${suffix}`, {
+          method,
+          ...(suffix === '/backfill' ? { body: { ticks: [T0] } } : {}),
+        });
         assert.equal(r.status, 404, `a ${method} b/p/s1${suffix}`);
       }
       await s.opened.host.scheduler.settle();
@@ -278,6 +282,43 @@ for (const kind of STORES) {
       assert.equal(big.status, 400);
       assert.match(JSON.stringify(big.body), /the tenant allows 65536/);
       assert.equal((await trigger({ note: 'a trigger takes no note' })).status, 400);
+    });
+
+    test('backfill: past ticks queued on the host (tenant scope), wrong ticks and bodies refused, cancel', async (t) => {
+      const s = await serve(t, kind, {}, [{ id: 'c', cron: '0 * * * *' }]);
+      const HOUR = 3_600_000;
+      const backfill = (who: 'a' | 'b', body: unknown, key = 'a/p/c') =>
+        s.call(who, `/v1/schedules/${key}/backfill`, { method: 'POST', body });
+      assert.deepEqual(await backfill('a', { ticks: [T0 - 2 * HOUR, T0 - HOUR] }), {
+        status: 200,
+        body: { ok: true, via: 'host', value: 'queued 2 ticks' },
+      });
+      assert.equal((await backfill('b', { ticks: [T0 - HOUR] })).status, 404);
+      const wrong = await backfill('a', { ticks: [T0 - 7 * 60_000] });
+      assert.equal(wrong.status, 400);
+      assert.match(JSON.stringify(wrong.body), /is not a tick of the schedule/);
+      const again = await backfill('a', { ticks: [T0 - 3 * HOUR] });
+      assert.equal(again.status, 400);
+      assert.match(JSON.stringify(again.body), /has a backfill going \(2 ticks left\)/);
+      for (const body of [
+        {},
+        { ticks: [] },
+        { ticks: [-1] },
+        { cancel: false },
+        { ticks: [1], x: 1 },
+      ])
+        assert.equal((await backfill('a', body)).status, 400, JSON.stringify(body));
+      assert.deepEqual((await backfill('a', { cancel: true })).body, {
+        ok: true,
+        via: 'host',
+        value: 'cancelled 2 ticks',
+      });
+      await written(s);
+      const runs = ((await s.call('a', '/v1/runs?schedule=a/p/c')).body as Page<RunRecord>).items;
+      assert.deepEqual(runs.map((r) => [r.trigger, r.status, r.scheduledAt]).sort(), [
+        ['backfill', 'cancelled', T0 - 2 * HOUR],
+        ['backfill', 'cancelled', T0 - HOUR],
+      ]);
     });
 
     test('runs page newest first with a cursor, filtered by time', async (t) => {

@@ -12,10 +12,11 @@ import { scheduleRow } from '../unit/schedule-row.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'hourglass.js');
 
-function cli(args: string[], cwd: string, env: Record<string, string> = {}) {
+function cli(args: string[], cwd: string, env: Record<string, string> = {}, input?: string) {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd,
     encoding: 'utf8',
+    ...(input === undefined ? {} : { input }),
     timeout: 60_000,
     // The caller's own remote settings never leak into a test.
     env: { ...process.env, HOURGLASS_TOKEN: '', HOURGLASS_URL: '', ...env },
@@ -170,6 +171,96 @@ test('operator commands: through a running host, and straight to the store when 
   } finally {
     store.close();
   }
+});
+
+test('`hourglass backfill` lists the ticks and their cost, asks, queues them on the running host, and they run with trigger backfill', async (t) => {
+  const dir = tempDir(t);
+  proxyManifest(dir, 'p');
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      store: { path: 'h.db' },
+      commandPollMs: 50,
+      backfill: { intervalMs: 50 },
+      tenants: [
+        {
+          id: 't',
+          plugins: [
+            { manifest: 'p.json', config: { schedules: decls({ id: 'h', cron: '0 * * * *' }) } },
+          ],
+        },
+      ],
+    }),
+  );
+  const args = ['--config', join(dir, 'config.json')];
+  const HOUR = 3_600_000;
+  const to = Date.now() - 60_000;
+  const from = to - 3 * HOUR;
+  const expected: number[] = [];
+  for (let h = Math.ceil(from / HOUR) * HOUR; h <= to; h += HOUR) expected.push(h);
+  const span = ['--from', new Date(from).toISOString(), '--to', String(to)];
+  const runs = () =>
+    JSON.parse(cli(['runs', '--json', '--schedule', 't/p/h', ...args], dir).out) as {
+      trigger: string;
+      status: string;
+      scheduledAt: number;
+      fuelUsed: number | null;
+    }[];
+  const until = async (ok: () => boolean) => {
+    while (!ok()) await new Promise((resolve) => setTimeout(resolve, 50));
+  };
+  const host = startCli(args, dir, (out) => /running with 1 plugin/.test(out));
+  try {
+    await host.seen;
+    const dry = cli(['backfill', 't/p/h', ...span, '--dry-run', ...args], dir);
+    assert.equal(dry.code, 0, dry.err);
+    assert.match(dry.out, new RegExp(`^backfill t/p/h: ${expected.length} ticks from `));
+    for (const h of expected)
+      assert.ok(dry.out.includes(new Date(h).toISOString().replace('.000Z', 'Z')), dry.out);
+    assert.match(dry.out, /cost: unknown \(the schedule has no finished run yet\)/);
+
+    // One run makes a history: the estimate is its fuel.
+    assert.equal(cli(['trigger', 't/p/h', ...args], dir).code, 0);
+    await until(() => runs().some((r) => r.status === 'succeeded'));
+    const fuel = (runs()[0]?.fuelUsed as number).toLocaleString('en-US');
+    const costed = cli(['backfill', 't/p/h', ...span, '--dry-run', ...args], dir);
+    assert.ok(
+      costed.out.includes(`cost per run (from its last 1 runs): fuel median ${fuel}, p95 ${fuel}`),
+      costed.out,
+    );
+
+    const no = cli(['backfill', 't/p/h', ...span, ...args], dir, {}, 'n\n');
+    assert.equal(no.code, 1);
+    assert.match(no.err, /queue these \d ticks\? \[y\/N\]/);
+    assert.match(no.err, /backfill not confirmed; nothing was queued/);
+    const closed = cli(['backfill', 't/p/h', ...span, ...args], dir);
+    assert.equal(closed.code, 1, 'no answer (stdin at its end) is no');
+    assert.equal(runs().filter((r) => r.trigger === 'backfill').length, 0);
+
+    const yes = cli(['backfill', 't/p/h', ...span, ...args], dir, {}, 'y\n');
+    assert.equal(yes.code, 0, yes.err);
+    assert.match(yes.out, new RegExp(`backfill t/p/h: queued ${expected.length} ticks`));
+    await until(
+      () =>
+        runs().filter((r) => r.trigger === 'backfill' && r.status === 'succeeded').length ===
+        expected.length,
+    );
+    assert.deepEqual(
+      runs()
+        .filter((r) => r.trigger === 'backfill')
+        .map((r) => r.scheduledAt)
+        .sort(),
+      expected,
+    );
+    const cancel = cli(['backfill', 't/p/h', '--cancel', ...args], dir);
+    assert.match(cancel.out, /backfill t\/p\/h: cancelled 0 ticks/);
+    const bad = cli(['backfill', 't/p/h', '--from', 'yesterday', '--to', String(to), ...args], dir);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--from must be an ISO 8601 time/);
+  } finally {
+    host.child.kill('SIGINT');
+  }
+  assert.equal(await host.stopped, 0);
 });
 
 test('CLI errors: one line, non-zero exit; --help everywhere', (t) => {
