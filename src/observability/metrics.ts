@@ -34,7 +34,7 @@
  *   times).
  * - Units: seconds for times (Prometheus' convention), fuel units for fuel. Durations are the
  *   run records' (`finishedAt - startedAt`, the host's clock) so they agree with the store;
- *   fire lateness is the `run:started` event's `firedAt - scheduledAt`.
+ *   fire lateness is the `run:started` event's `firedAt - scheduledAt` (not of backfill runs).
  */
 import { Counter, Gauge, Registry, exponentialBuckets } from 'prom-client';
 import type { HostEventMap } from '../host/events.ts';
@@ -369,6 +369,8 @@ export class HostMetrics {
         );
     });
     on('run:started', (run) => {
+      // A backfill run starts hours after its (past) tick by design: not lateness.
+      if (run.trigger === 'backfill') return;
       const tenant = run.schedule.tenant;
       let late = this.#late.get(tenant);
       if (!late)

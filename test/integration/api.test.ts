@@ -579,7 +579,9 @@ for (const kind of STORES) {
       });
       assert.equal(big.status, 413);
       assert.equal((await s.call('ops', '/v1/nothing')).status, 404);
-      // Nothing was paused by the refused requests.
+      // Nothing was paused by the refused requests (read once the host's writes are durable:
+      // the API reads the store, which on PostgreSQL the host flushes asynchronously).
+      await written(s);
       assert.equal(
         ((await s.call('ops', '/v1/schedules/a/p/s1')).body as ScheduleRecord).state,
         'active',
