@@ -42,7 +42,10 @@ pub fn run(Json(ctx): Json<RunContext>) -> FnResult<Json<RunResult>> {
         let id = p["id"].as_str().unwrap_or("");
         match action {
             "policies" => return policies(id),
-            "view" => return Ok(Json(RunResult::new().result(json!({ "view": schedule_get(id)? })))),
+            "view" => {
+                let view = schedule_get(id)?;
+                return Ok(Json(RunResult::new().result(json!({ "view": view }))));
+            }
             _ => {}
         }
         let response = match action {
