@@ -4,12 +4,13 @@
  * caller's scoped services. One file per function in this folder; `registry.ts` dispatches.
  *
  * Answers are bounded before they are built: a single schedule's view is at most a payload
- * (tenant quota `maxPayloadBytes`, at most 1 MiB) plus ~2 KB, and `schedule_list` stops a page
- * at `MAX_LIST_PAGE_BYTES`, far below the pool's 4 MiB host-call channel.
+ * (tenant quota `maxPayloadBytes`, at most 1 MiB), its free texts (description, pause note) and
+ * 1.5 KB of bounded fields (`VIEW_FIXED_BYTES`), and `schedule_list` stops a page at
+ * `MAX_LIST_PAGE_BYTES`, far below the pool's 4 MiB host-call channel.
  */
 import type { Capability } from '../src/capabilities.ts';
 import type { CallerContext, Phase } from '../src/sandbox/types.ts';
-import type { RawRetry } from '../src/schedule/retry.ts';
+import type { RawRetry, RetryPolicy } from '../src/schedule/retry.ts';
 
 /** Error codes a guest can receive (docs/guest-abi.md). */
 export const GuestErrorCodes = [
@@ -50,6 +51,17 @@ export interface ScheduleView {
   misfire: string;
   /** 0..9, higher first among the tenant's ticks waiting for a run slot (default 5). */
   priority: number;
+  /**
+   * The schedule's own retry policy with its defaults filled in; null when it has none (its job
+   * contract's applies, else one attempt per tick).
+   */
+  retry: RetryPolicy | null;
+  /** The job contract (`jobs_register`) it names, or null. */
+  job: string | null;
+  /** Its own breaker; null: the tenant's default (`breakerAfterFailures`). */
+  breaker: { afterFailures: number } | null;
+  /** Failed ticks in a row so far: the breaker's count (a success or a resume sets it to 0). */
+  failStreak: number;
   state: 'active' | 'paused' | 'completed';
   pauseNote: string | null;
   nextRunAt: string | null;

@@ -9,6 +9,7 @@
  */
 import type { TenantQuotas } from '../config/host-config.ts';
 import { parseDeclaration, type ParsedDeclaration } from '../schedule/declaration.ts';
+import { retryFromText } from '../schedule/retry.ts';
 import { dstOf, nextFireAfter } from '../schedule/spec.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { CallerContext } from '../sandbox/types.ts';
@@ -48,7 +49,26 @@ function parsedOrNull(text: string | null): unknown {
   }
 }
 
-/** What a schedule looks like to its guest. Total: one odd stored row never throws. */
+/**
+ * The view of a stored retry policy: a fresh copy of the policy the scheduler applies (a text no
+ * policy can be read from is one attempt there, and here).
+ */
+function retryView(text: string | null): ScheduleView['retry'] {
+  if (text === null) return null;
+  const p = retryFromText(text);
+  return { maxAttempts: p.maxAttempts, backoff: { ...p.backoff }, on: [...p.on] };
+}
+
+/**
+ * What a schedule looks like to its guest. Total: one odd stored row never throws.
+ *
+ * `retry`, `job` and `breaker` are the schedule's own settings (null when unset), not the
+ * defaults they fall back to: a job contract's policy follows the plugin's latest discovery and
+ * the breaker's default the tenant's quota, which a guest does not see and which can change
+ * without the schedule changing (`dst` is different: its default comes from the pattern alone).
+ * `failStreak` is the breaker's current count, so a guest can see how close a schedule is to
+ * being paused, or why it was, before it resumes it.
+ */
 export function toView(s: ScheduleRecord): ScheduleView {
   const spec = s.spec;
   return {
@@ -63,6 +83,10 @@ export function toView(s: ScheduleRecord): ScheduleView {
     overlap: s.overlap,
     misfire: s.misfire,
     priority: s.priority,
+    retry: retryView(s.retry),
+    job: s.job,
+    breaker: s.breakerAfter === null ? null : { afterFailures: s.breakerAfter },
+    failStreak: s.failStreak,
     state: s.state as ScheduleView['state'],
     pauseNote: s.pauseNote,
     nextRunAt: s.state === 'active' ? isoOrNull(s.nextAt) : null,
@@ -72,15 +96,22 @@ export function toView(s: ScheduleRecord): ScheduleView {
 }
 
 /**
- * An upper bound of a view's JSON size without encoding it: the stored payload text (already
- * canonical JSON), free texts at their worst escaping (6 bytes per UTF-16 unit), and 1 KB for
- * the bounded fields (id, cron, zone, times, policies).
+ * JSON bytes of a view's bounded fields at their largest (id and job 128 characters, cron 200,
+ * zone and jitter 64, the largest retry policy, breaker and count): 1,103 bytes measured
+ * (test/unit/schedule-view.test.ts), rounded up.
  */
-function viewBytesBound(s: ScheduleRecord): number {
+export const VIEW_FIXED_BYTES = 1_536;
+
+/**
+ * An upper bound of a view's JSON size without encoding it: the stored payload text (already
+ * canonical JSON), free texts at their worst escaping (6 bytes per UTF-16 unit), and
+ * `VIEW_FIXED_BYTES` for the bounded fields (id, cron, zone, times, policies).
+ */
+export function viewBytesBound(s: ScheduleRecord): number {
   return (
     (s.payload === null ? 4 : Buffer.byteLength(s.payload)) +
     6 * ((s.description?.length ?? 0) + (s.pauseNote?.length ?? 0)) +
-    1_024
+    VIEW_FIXED_BYTES
   );
 }
 

@@ -2,7 +2,9 @@
  * The guest SDK examples (AssemblyScript, Rust, Go) through the real host: discovery, fired
  * runs, runtime schedule creation, cursors, pause/delete of their own schedules, a foreign
  * id answering not_found, and config values reaching each language (`config_get`: the
- * pollers' `feed_url` / `feed_format`, the webhooks' `webhook_url`). The guests are built by `npm run build:guests`; a language whose
+ * pollers' `feed_url` / `feed_format`, the webhooks' `webhook_url`), and issue 14's schedule
+ * fields (retry, priority, DST policy, job, breaker, the breaker's count) through each SDK's
+ * typed declaration and view. The guests are built by `npm run build:guests`; a language whose
  * toolchain was missing makes its tests FAIL with the build script's message, never skip.
  */
 import assert from 'node:assert/strict';
@@ -51,13 +53,13 @@ interface HostAnswer {
 
 /**
  * A user's request: a one-off schedule whose payload is `{"action": …}`, run once; returns the
- * host function's answer the guest relayed.
+ * run's result.
  */
-async function userAction(
+async function actionResult(
   host: Host,
   pluginId: string,
   payload: Record<string, unknown>,
-): Promise<HostAnswer> {
+): Promise<Record<string, unknown>> {
   const caller = { pluginId, tenant: 'acme', phase: 'run' as const };
   const id = `action-${Math.random().toString(36).slice(2, 8)}`;
   const created = host.schedules.create(caller, { id, every: '1h', payload });
@@ -65,7 +67,16 @@ async function userAction(
   const { run } = await triggerRun(host, `${pluginId}/${id}`);
   assert.equal(run.status, 'succeeded', run.error ?? '');
   host.schedules.deleteKey(`${pluginId}/${id}`);
-  return (JSON.parse(run.result ?? '{}') as { response: HostAnswer }).response;
+  return JSON.parse(run.result ?? '{}') as Record<string, unknown>;
+}
+
+/** A user's request whose result is the host function's answer the guest relayed. */
+async function userAction(
+  host: Host,
+  pluginId: string,
+  payload: Record<string, unknown>,
+): Promise<HostAnswer> {
+  return (await actionResult(host, pluginId, payload)).response as HostAnswer;
 }
 
 for (const lang of LANGUAGES) {
@@ -269,6 +280,96 @@ for (const lang of ['assemblyscript', 'rust'] as const) {
       const { run } = await triggerRun(host, `acme/${plugin}/report`);
       assert.equal(run.status, 'failed');
       assert.match(run.error ?? '', /config webhook_url is not set/);
+    } finally {
+      await host.stop();
+    }
+  });
+}
+
+for (const lang of LANGUAGES) {
+  test(`${lang} SDK: retry, priority, dst, job and breaker sent through the typed declaration read back through the typed view`, async (t) => {
+    const { manifest, plugin } = example(lang, 'poller');
+    const pluginId = `acme/${plugin}`;
+    const caller = { pluginId, tenant: 'acme', phase: 'run' as const };
+    const dir = tempDir(t);
+    const clock = new ManualClock(T0); // Thursday 2026-01-15 10:00Z
+    const config = makeConfig(dir, [{ id: 'acme', plugins: [{ manifest }] }]);
+    const { host, failed } = await startHost(config, clock);
+    try {
+      assert.deepEqual(failed, []);
+      // Its job contract carries a retry policy (the SDK's contract type).
+      const contract = JSON.parse(host.store.listJobContracts(pluginId)[0]?.contract ?? '{}');
+      assert.deepEqual([contract.name, contract.retry], ['poll-feed', { maxAttempts: 2 }]);
+      // The guest builds the declaration with its SDK's setters (Rust builder, Go struct
+      // fields, AssemblyScript `Schedule`), creates it, reads it back with schedule_get, and
+      // returns both answers decoded into its SDK's view type and encoded again: a field the
+      // SDK dropped or misnamed would come back null or missing.
+      const expected = {
+        id: 'poll-feed-policies',
+        origin: 'runtime',
+        cron: '30 2 * * *',
+        timezone: 'Europe/Berlin',
+        dst: { skipped: 'skip', repeated: 'twice' }, // a fixed time's default is run-once/once
+        every: null,
+        at: null,
+        jitter: null,
+        overlap: 'skip',
+        misfire: 'skip',
+        priority: 8,
+        retry: {
+          maxAttempts: 4,
+          backoff: { baseMs: 500, capMs: 8000 },
+          on: ['failed', 'timed_out'],
+        },
+        job: 'poll-feed',
+        breaker: { afterFailures: 3 },
+        failStreak: 0,
+        state: 'active',
+        pauseNote: null,
+        nextRunAt: '2026-01-16T01:30:00.000Z',
+        payload: null,
+        description: null,
+      };
+      const r = await actionResult(host, pluginId, { action: 'policies', id: expected.id });
+      assert.deepEqual(r.created, expected);
+      assert.deepEqual(r.got, expected);
+      // The host's own view is the same (the SDK's view type lost nothing), and so is the row.
+      const own = host.schedules.get(caller, expected.id);
+      assert.ok('ok' in own);
+      assert.deepEqual(own.ok, expected);
+      const row = host.store.getSchedule(`${pluginId}/${expected.id}`);
+      assert.deepEqual(row?.spec, {
+        kind: 'cron',
+        cron: '30 2 * * *',
+        timezone: 'Europe/Berlin',
+        dst: { skipped: 'skip', repeated: 'twice' },
+      });
+      assert.deepEqual([row?.priority, row?.job, row?.breakerAfter], [8, 'poll-feed', 3]);
+      assert.deepEqual(JSON.parse(row?.retry ?? 'null'), expected.retry);
+
+      // A schedule declared without the new fields (housekeeping): nothing of them was sent
+      // (the declaration would be refused otherwise), and the view shows the defaults.
+      const hk = (await actionResult(host, pluginId, { action: 'view', id: 'housekeeping' }))
+        .view as Record<string, unknown>;
+      const hkOwn = host.schedules.get(caller, 'housekeeping');
+      assert.ok('ok' in hkOwn);
+      assert.deepEqual(hk, hkOwn.ok);
+      assert.deepEqual(
+        [hk.priority, hk.retry, hk.job, hk.breaker, hk.failStreak, hk.dst],
+        [5, null, null, null, 0, { skipped: 'skip', repeated: 'twice' }],
+      );
+
+      // The breaker's count, as the guest sees it: two failed ticks of a schedule of its own.
+      assert.ok(
+        'ok' in
+          host.schedules.create(caller, { id: 'boom', every: '1h', payload: { action: 'nope' } }),
+      );
+      for (let i = 0; i < 2; i++)
+        assert.equal((await triggerRun(host, `${pluginId}/boom`)).run.status, 'failed');
+      const boom = (await actionResult(host, pluginId, { action: 'view', id: 'boom' }))
+        .view as Record<string, unknown>;
+      assert.equal(boom.failStreak, 2);
+      assert.equal(boom.state, 'active');
     } finally {
       await host.stop();
     }

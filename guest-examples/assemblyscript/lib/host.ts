@@ -6,6 +6,7 @@
 import { Memory } from '@extism/as-pdk';
 import { length } from '@extism/as-pdk/lib/env';
 import { Json, jsonNull, jsonNumber, jsonObject, jsonString } from './json';
+import { ScheduleView } from './schedule';
 
 @external('extism:host/user', 'jobs_register') declare function jobs_register(request: u64): u64;
 @external('extism:host/user', 'schedule_create') declare function schedule_create(request: u64): u64;
@@ -39,6 +40,10 @@ export class HostResponse {
   /** The `ok` value (JSON null on error). */
   get value(): Json {
     return this.json.get('ok');
+  }
+  /** The `ok` value of a `schedule_create` / `_pause` / `_resume` / `_get` answer, typed. */
+  view(): ScheduleView {
+    return ScheduleView.from(this.value);
   }
   /** The error code (`not_found`, `phase`, …), or "" on success. */
   get errorCode(): string {
@@ -90,7 +95,10 @@ export function jobsRegister(contract: Json): HostResponse {
   const req = send(contract.stringify());
   return receive('jobs_register', req, jobs_register(req.offset));
 }
-/** Creates a runtime schedule from a declaration (same shape as `schedules()` entries). */
+/**
+ * Creates a runtime schedule from a declaration (same shape as `schedules()` entries; build one
+ * with `Schedule` in schedule.ts: `scheduleCreate(Schedule.every('p', '10s').toJson())`).
+ */
 export function scheduleCreate(declaration: Json): HostResponse {
   const req = send(declaration.stringify());
   return receive('schedule_create', req, schedule_create(req.offset));

@@ -60,9 +60,10 @@ export class RunContext {
   plugin: string = '';
   scheduledAt: string = '';
   firedAt: string = '';
+  /** 1, or n+1 for a retry of the same tick (same `scheduledAt`). */
   attempt: i64 = 0;
   catchUp: bool = false;
-  /** "schedule" | "buffered" | "catch_up" | "manual" */
+  /** "schedule" | "buffered" | "catch_up" | "manual" | "retry" | "backfill" */
   trigger: string = '';
   /** The schedule's payload (JSON null when it has none). */
   payload: Json = jsonObject();

@@ -48,6 +48,7 @@ const (
 	Phase           ErrorCode = "phase"
 	Capability      ErrorCode = "capability"
 	TooLarge        ErrorCode = "too_large"
+	Busy            ErrorCode = "busy" // the tenant's share of host-call time is used up; retry later
 	Internal        ErrorCode = "internal"
 )
 
@@ -66,34 +67,80 @@ func HasCode(err error, code ErrorCode) bool {
 }
 
 // Schedule is a schedule declaration: a schedules() entry or a ScheduleCreate request.
-// Exactly one of Cron, Every, At must be set.
+// Exactly one of Cron, Every, At must be set. Fields left at their zero value are not sent
+// (the host's default applies); Priority is a pointer because 0 is a priority: use
+// Priority(n).
 type Schedule struct {
-	ID          string `json:"id"`
-	Cron        string `json:"cron,omitempty"`
-	Timezone    string `json:"timezone,omitempty"`
-	Every       string `json:"every,omitempty"`
-	At          string `json:"at,omitempty"`
-	Jitter      string `json:"jitter,omitempty"`
-	Payload     any    `json:"payload,omitempty"`
-	Overlap     string `json:"overlap,omitempty"` // "skip" (default) | "buffer-one"
-	Misfire     string `json:"misfire,omitempty"` // "skip" (default) | "run-once"
-	Paused      bool   `json:"paused,omitempty"`
-	Description string `json:"description,omitempty"`
-	Scope       string `json:"scope,omitempty"` // "cluster" (default) | "host": declared schedules only
+	ID          string       `json:"id"`
+	Cron        string       `json:"cron,omitempty"`
+	Timezone    string       `json:"timezone,omitempty"`
+	Dst         *Dst         `json:"dst,omitempty"` // cron only; default: the pattern's
+	Every       string       `json:"every,omitempty"`
+	At          string       `json:"at,omitempty"`
+	Jitter      string       `json:"jitter,omitempty"`
+	Payload     any          `json:"payload,omitempty"`
+	Overlap     string       `json:"overlap,omitempty"` // "skip" (default) | "buffer-one"
+	Misfire     string       `json:"misfire,omitempty"` // "skip" (default) | "run-once"
+	Paused      bool         `json:"paused,omitempty"`
+	Description string       `json:"description,omitempty"`
+	Scope       string       `json:"scope,omitempty"`    // "cluster" (default) | "host": declared schedules only
+	Priority    *int         `json:"priority,omitempty"` // 0..9 (default 5), higher first at the tenant's cap
+	Retry       *RetryPolicy `json:"retry,omitempty"`    // default: the job contract's, else one attempt
+	Job         string       `json:"job,omitempty"`      // a job contract this plugin registers
+	Breaker     *Breaker     `json:"breaker,omitempty"`  // default: the tenant's breakerAfterFailures
+}
+
+// Priority returns a pointer to p, for Schedule.Priority.
+func Priority(p int) *int { return &p }
+
+// Dst is a cron schedule's daylight-saving policy. In a declaration either may be "" (the
+// pattern's default); a view always has both.
+type Dst struct {
+	Skipped  string `json:"skipped,omitempty"`  // a wall time that does not exist: "skip" | "run-once"
+	Repeated string `json:"repeated,omitempty"` // a wall time that happens twice: "once" | "twice"
+}
+
+// RetryPolicy retries a failed tick (declarations, ScheduleCreate, job contracts); a view's
+// policy has every default filled in.
+type RetryPolicy struct {
+	MaxAttempts int      `json:"maxAttempts"`       // 1..10, the first attempt included
+	Backoff     *Backoff `json:"backoff,omitempty"` // default: base 1,000 ms, cap 60,000 ms
+	// Outcomes that retry (default "failed", "trapped", "timed_out"; also "stack_overflow",
+	// "worker_crashed"; never "out_of_fuel", "memory_limit", "host_call_denied").
+	On []string `json:"on,omitempty"`
+}
+
+// Backoff is exponential with full jitter: the delay before attempt n+1 is drawn from
+// [0, min(CapMs, BaseMs·2^(n-1))]. Zero fields take the default.
+type Backoff struct {
+	BaseMs int `json:"baseMs,omitempty"`
+	CapMs  int `json:"capMs,omitempty"`
+}
+
+// Breaker pauses the schedule after AfterFailures failed ticks in a row (0: never).
+type Breaker struct {
+	AfterFailures int `json:"afterFailures"`
 }
 
 // ScheduleView is what a schedule looks like to its guest.
 type ScheduleView struct {
-	ID          string          `json:"id"`
-	Origin      string          `json:"origin"` // "declared" | "runtime"
-	Cron        *string         `json:"cron"`
-	Timezone    *string         `json:"timezone"`
-	Every       *string         `json:"every"`
-	At          *string         `json:"at"`
-	Jitter      *string         `json:"jitter"`
-	Overlap     string          `json:"overlap"`
-	Misfire     string          `json:"misfire"`
-	State       string          `json:"state"` // "active" | "paused" | "completed"
+	ID       string  `json:"id"`
+	Origin   string  `json:"origin"` // "declared" | "runtime"
+	Cron     *string `json:"cron"`
+	Timezone *string `json:"timezone"`
+	Dst      *Dst    `json:"dst"` // a cron schedule's policy in force (its own or the pattern's); nil otherwise
+	Every    *string `json:"every"`
+	At       *string `json:"at"`
+	Jitter   *string `json:"jitter"`
+	Overlap  string  `json:"overlap"`
+	Misfire  string  `json:"misfire"`
+	Priority int     `json:"priority"` // the one in force (5 unless declared)
+	// Its own policy, defaults filled in; nil: the job contract's, else one attempt.
+	Retry       *RetryPolicy    `json:"retry"`
+	Job         *string         `json:"job"`
+	Breaker     *Breaker        `json:"breaker"`    // its own; nil: the tenant's default
+	FailStreak  int             `json:"failStreak"` // failed ticks in a row (the breaker's count)
+	State       string          `json:"state"`      // "active" | "paused" | "completed"
 	PauseNote   *string         `json:"pauseNote"`
 	NextRunAt   *string         `json:"nextRunAt"`
 	Payload     json.RawMessage `json:"payload"`
@@ -116,20 +163,22 @@ type JobContract struct {
 	Concurrency int            `json:"concurrency,omitempty"`
 	TimeoutMs   int            `json:"timeoutMs,omitempty"`
 	Input       map[string]any `json:"input,omitempty"`
+	Retry       *RetryPolicy   `json:"retry,omitempty"` // the default of schedules naming it (Job)
 }
 
 // RunContext is run()'s input.
 type RunContext struct {
-	ScheduleID  string          `json:"scheduleId"`
-	RunID       string          `json:"runId"`
-	Plugin      string          `json:"plugin"`
-	ScheduledAt string          `json:"scheduledAt"`
-	FiredAt     string          `json:"firedAt"`
-	Attempt     int             `json:"attempt"`
-	CatchUp     bool            `json:"catchUp"`
-	Trigger     string          `json:"trigger"` // "schedule" | "buffered" | "catch_up" | "manual"
-	Payload     json.RawMessage `json:"payload"` // "null" when the schedule has none
-	Cursor      json.RawMessage `json:"cursor"`  // "null" before the first cursor
+	ScheduleID  string `json:"scheduleId"`
+	RunID       string `json:"runId"`
+	Plugin      string `json:"plugin"`
+	ScheduledAt string `json:"scheduledAt"`
+	FiredAt     string `json:"firedAt"`
+	Attempt     int    `json:"attempt"` // 1, or n+1 for a retry of the same tick (same ScheduledAt)
+	CatchUp     bool   `json:"catchUp"`
+	// "schedule" | "buffered" | "catch_up" | "manual" | "retry" | "backfill"
+	Trigger string          `json:"trigger"`
+	Payload json.RawMessage `json:"payload"` // "null" when the schedule has none
+	Cursor  json.RawMessage `json:"cursor"`  // "null" before the first cursor
 }
 
 // DecodePayload decodes the payload into v (left unchanged when there is none).

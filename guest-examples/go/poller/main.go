@@ -1,7 +1,9 @@
 // A user-driven feed poller (the Go twin of assemblyscript/poller, same behaviour).
 // housekeeping (declared) creates the runtime schedule poll-feed-1 when it is missing;
 // poll-feed-* runs count themselves in the cursor and pause their schedule after three polls;
-// a payload {"action": …} (a user's request) drives one host function.
+// a payload {"action": …} (a user's request) drives one host function ("policies": creates a
+// schedule with retry, priority, DST policy, job and breaker, then reads it back; "view": one
+// schedule's typed view).
 // With config feed_url set, poll-feed-* runs GET the feed instead and output
 // {"new":[{"id","title"}…],"seen":N} (feed.go; config feed_format: json | rss, default sniffed);
 // a failed request fails the run with "http: <code>: <message>" or "http: status <n>". Without
@@ -19,7 +21,8 @@ import (
 //go:wasmexport schedules
 func schedules() int32 {
 	return hg.Schedules(func() ([]hg.Schedule, error) {
-		err := hg.JobsRegister(hg.JobContract{Name: "poll-feed", DisplayName: "Poll a feed", Concurrency: 1, TimeoutMs: 5000})
+		err := hg.JobsRegister(hg.JobContract{Name: "poll-feed", DisplayName: "Poll a feed", Concurrency: 1, TimeoutMs: 5000,
+			Retry: &hg.RetryPolicy{MaxAttempts: 2}}) // the default of schedules naming it (Job)
 		return []hg.Schedule{{ID: "housekeeping", Cron: "*/10 * * * * *", Timezone: "Europe/Berlin",
 			Description: "Creates the feed poller when it is missing."}}, err
 	})
@@ -37,6 +40,13 @@ func handle(ctx *hg.RunContext) (*hg.RunResult, error) {
 	var cursor struct{ Ticks, Seen int }
 	if err := ctx.DecodePayload(&p); err != nil || ctx.DecodeCursor(&cursor) != nil {
 		return nil, fmt.Errorf("bad payload or cursor")
+	}
+	switch p.Action {
+	case "policies":
+		return policies(p.ID)
+	case "view":
+		view, err := hg.ScheduleGet(p.ID)
+		return hg.Result(map[string]any{"view": view}), err
 	}
 	if fn := hg.HostFunction("schedule_" + p.Action); p.Action != "" && fn != nil {
 		req, _ := json.Marshal(map[string]string{"id": p.ID})
@@ -71,6 +81,27 @@ func handle(ctx *hg.RunContext) (*hg.RunResult, error) {
 		return hg.Result(result).SetCursor(map[string]int{"seen": seen}), nil
 	}
 	return nil, fmt.Errorf("unknown schedule: %s", ctx.ScheduleID)
+}
+
+// policies creates id with the scheduling policies of issue 14 through the typed bindings,
+// reads it back, and returns both typed views (re-encoded) as {"created", "got"}.
+func policies(id string) (*hg.RunResult, error) {
+	created, err := hg.ScheduleCreate(hg.Schedule{
+		ID:       id,
+		Cron:     "30 2 * * *",
+		Timezone: "Europe/Berlin",
+		Dst:      &hg.Dst{Skipped: "skip", Repeated: "twice"},
+		Priority: hg.Priority(8),
+		Retry: &hg.RetryPolicy{MaxAttempts: 4, Backoff: &hg.Backoff{BaseMs: 500, CapMs: 8000},
+			On: []string{"failed", "timed_out"}},
+		Job:     "poll-feed",
+		Breaker: &hg.Breaker{AfterFailures: 3},
+	})
+	if err != nil {
+		return nil, err
+	}
+	got, err := hg.ScheduleGet(id)
+	return hg.Result(map[string]any{"created": created, "got": got}), err
 }
 
 const accept = "application/json, application/rss+xml, application/xml;q=0.9, */*;q=0.5"

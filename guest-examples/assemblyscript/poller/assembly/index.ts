@@ -5,7 +5,9 @@
 // - `poll-feed-*` schedules "poll" their payload's feed, count runs in their cursor and pause
 //   themselves after the third run.
 // - A run whose payload is `{"action": …}` drives one host function (pause, resume, delete,
-//   create, register) and returns the host's answer, leaving the cursor unchanged.
+//   create, register) and returns the host's answer, leaving the cursor unchanged; `policies`
+//   creates a schedule with retry, priority, DST policy, job and breaker through the typed
+//   builder and reads it back, `view` returns one schedule's typed view.
 // - With config `feed_url` set, `poll-feed-*` runs really poll: they GET the URL (outbound HTTP,
 //   manifest capability `http`), parse a JSON or RSS 2.0 feed (config `feed_format`: `json` |
 //   `rss`, default: sniffed) and output `{"new":[{"id","title"}…],"seen":N}`: the items not
@@ -26,6 +28,7 @@ import {
   writeOutput,
 } from '../../lib/io';
 import * as hourglass from '../../lib/host';
+import { RetryPolicy, Schedule } from '../../lib/schedule';
 import { httpRequest } from '../../lib/http';
 import {
   FeedItem,
@@ -44,9 +47,14 @@ const JOB_CONTRACT =
 const POLLER =
   '{"id":"poll-feed-1","every":"10s","payload":{"feed":"https://example.com/feed"},"overlap":"skip"}';
 
+/** The job contract, with the default retry policy of schedules naming it (`job`). */
+function jobContract(): Json {
+  return Json.parse(JOB_CONTRACT)!.set('retry', new RetryPolicy(2).toJson());
+}
+
 /** Discovery: register the job contract and declare the housekeeping schedule. */
 export function schedules(): i32 {
-  const registered = hourglass.jobsRegister(Json.parse(JOB_CONTRACT)!);
+  const registered = hourglass.jobsRegister(jobContract());
   if (!registered.isOk) return fail('jobs_register failed: ' + registered.raw);
   writeOutput(
     '[{"id":"housekeeping","cron":"*/10 * * * * *","timezone":"Europe/Berlin",' +
@@ -131,16 +139,50 @@ function pollFeed(url: string): i32 {
   return 0;
 }
 
-/** `{"action": "pause"|"resume"|"delete", "id"}`, `{"action":"create","schedule"}`, `{"action":"register"}`. */
+/**
+ * Creates `id` with the scheduling policies of issue 14 through the typed builder, reads it
+ * back, and returns both typed views (re-encoded) as `{"created", "got"}`.
+ */
+function policies(id: string): i32 {
+  const declaration = Schedule.cron(id, '30 2 * * *')
+    .timezone('Europe/Berlin')
+    .dstSkipped('skip')
+    .dstRepeated('twice')
+    .priority(8)
+    .retry(new RetryPolicy(4).backoff(500, 8000).outcomes(['failed', 'timed_out']))
+    .job('poll-feed')
+    .breaker(3);
+  const created = hourglass.scheduleCreate(declaration.toJson());
+  if (!created.isOk) return fail('schedule_create failed: ' + created.raw);
+  const got = hourglass.scheduleGet(id);
+  if (!got.isOk) return fail('schedule_get failed: ' + got.raw);
+  const result = jsonObject()
+    .set('created', created.view().toJson())
+    .set('got', got.view().toJson());
+  writeJson(runResult(null, result));
+  return 0;
+}
+
+/**
+ * `{"action": "pause"|"resume"|"delete", "id"}`, `{"action":"create","schedule"}`,
+ * `{"action":"register"}`, `{"action":"policies","id"}`, `{"action":"view","id"}`.
+ */
 function action(payload: Json): i32 {
   const name = payload.get('action').asString();
   const id = payload.get('id').asString();
+  if (name == 'policies') return policies(id);
+  if (name == 'view') {
+    const got = hourglass.scheduleGet(id);
+    if (!got.isOk) return fail('schedule_get failed: ' + got.raw);
+    writeJson(runResult(null, jsonObject().set('view', got.view().toJson())));
+    return 0;
+  }
   let res: hourglass.HostResponse;
   if (name == 'pause') res = hourglass.schedulePause(id);
   else if (name == 'resume') res = hourglass.scheduleResume(id);
   else if (name == 'delete') res = hourglass.scheduleDelete(id);
   else if (name == 'create') res = hourglass.scheduleCreate(payload.get('schedule'));
-  else if (name == 'register') res = hourglass.jobsRegister(Json.parse(JOB_CONTRACT)!);
+  else if (name == 'register') res = hourglass.jobsRegister(jobContract());
   else return fail('unknown action: ' + name);
   // No cursor key: the cursor stays as it was.
   writeJson(runResult(null, jsonObject().set('response', jsonRaw(res.raw))));

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     Phase,
     Capability,
     TooLarge,
+    /// The tenant's host calls used their share of the host's main thread; retry later.
+    Busy,
     Internal,
     /// A code this version of the bindings does not know, or a broken response.
     #[serde(other)]
@@ -131,6 +133,82 @@ pub struct Schedule {
     /// "cluster" (default) | "host": every host of a cluster runs each tick (declared only)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Cron only: the daylight-saving policy (default: the pattern's, see docs/guest-abi.md)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<Dst>,
+    /// 0..9 (default 5): higher first among the tenant's ticks waiting for a run slot
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// Default: the job contract's (`job`), else one attempt per tick
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// A job contract this plugin registers (its retry policy is the default)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Default: the tenant's `breakerAfterFailures`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<Breaker>,
+}
+
+/// A cron schedule's daylight-saving policy. In a declaration either may be left out (the
+/// pattern's default); a view always has both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dst {
+    /// A wall time that does not exist (spring forward): "skip" | "run-once"
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// A wall time that happens twice (fall back): "once" | "twice"
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeated: Option<String>,
+}
+
+/// A retry policy (declarations, `schedule_create`, job contracts). Build one with
+/// [`Retry::attempts`] and the setters; a view's policy has every default filled in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// 1..10, the first attempt included
+    pub max_attempts: u32,
+    /// Default: base 1,000 ms, cap 60,000 ms (or the base if larger)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// Outcomes that retry (default "failed", "trapped", "timed_out"; also "stack_overflow",
+    /// "worker_crashed"; never "out_of_fuel", "memory_limit", "host_call_denied")
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<String>>,
+}
+
+/// Exponential backoff with full jitter: the delay before attempt n+1 is drawn from
+/// [0, min(cap_ms, base_ms·2^(n-1))].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_ms: Option<u64>,
+}
+
+impl Retry {
+    /// A policy of at most `max_attempts` attempts per tick, the first included.
+    pub fn attempts(max_attempts: u32) -> Self {
+        Retry { max_attempts, ..Default::default() }
+    }
+    pub fn backoff(mut self, base_ms: u64, cap_ms: u64) -> Self {
+        self.backoff = Some(Backoff { base_ms: Some(base_ms), cap_ms: Some(cap_ms) });
+        self
+    }
+    pub fn on(mut self, outcomes: &[&str]) -> Self {
+        self.on = Some(outcomes.iter().map(|o| o.to_string()).collect());
+        self
+    }
+}
+
+/// The breaker: pause the schedule after this many failed ticks in a row (0: never).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Breaker {
+    pub after_failures: u32,
 }
 
 impl Schedule {
@@ -175,10 +253,38 @@ impl Schedule {
         self.scope = Some(scope.into());
         self
     }
+    /// Cron only: "skip" | "run-once" for a wall time that does not exist.
+    pub fn dst_skipped(mut self, policy: &str) -> Self {
+        self.dst.get_or_insert_with(Dst::default).skipped = Some(policy.into());
+        self
+    }
+    /// Cron only: "once" | "twice" for a wall time that happens twice.
+    pub fn dst_repeated(mut self, policy: &str) -> Self {
+        self.dst.get_or_insert_with(Dst::default).repeated = Some(policy.into());
+        self
+    }
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+    pub fn retry(mut self, policy: Retry) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+    pub fn job(mut self, name: &str) -> Self {
+        self.job = Some(name.into());
+        self
+    }
+    /// Pause the schedule after `after_failures` failed ticks in a row (0: never).
+    pub fn breaker(mut self, after_failures: u32) -> Self {
+        self.breaker = Some(Breaker { after_failures });
+        self
+    }
 }
 
-/// What a schedule looks like to its guest (`schedule_*` answers).
-#[derive(Debug, Clone, Deserialize)]
+/// What a schedule looks like to its guest (`schedule_*` answers). Serialises back to the
+/// host's JSON shape.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleView {
     pub id: String,
@@ -186,11 +292,24 @@ pub struct ScheduleView {
     pub origin: String,
     pub cron: Option<String>,
     pub timezone: Option<String>,
+    /// A cron schedule's policy in force (its own or its pattern's default); None otherwise
+    pub dst: Option<Dst>,
     pub every: Option<String>,
     pub at: Option<String>,
     pub jitter: Option<String>,
     pub overlap: String,
     pub misfire: String,
+    /// 0..9, the one in force (5 unless declared)
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Its own policy, defaults filled in; None: the job contract's, else one attempt
+    pub retry: Option<Retry>,
+    pub job: Option<String>,
+    /// Its own breaker; None: the tenant's default
+    pub breaker: Option<Breaker>,
+    /// Failed ticks in a row so far (the breaker's count)
+    #[serde(default)]
+    pub fail_streak: u64,
     /// "active" | "paused" | "completed"
     pub state: String,
     pub pause_note: Option<String>,
@@ -198,6 +317,10 @@ pub struct ScheduleView {
     #[serde(default)]
     pub payload: Value,
     pub description: Option<String>,
+}
+
+fn default_priority() -> u8 {
+    5
 }
 
 /// A page of `schedule_list`.
@@ -233,6 +356,9 @@ pub struct JobContract {
     pub timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
+    /// The default retry policy of the schedules that name this contract (`job`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
 }
 
 /// The input of `run()`.
@@ -244,9 +370,10 @@ pub struct RunContext {
     pub plugin: String,
     pub scheduled_at: String,
     pub fired_at: String,
+    /// 1, or n+1 for a retry of the same tick (same `scheduled_at`)
     pub attempt: u32,
     pub catch_up: bool,
-    /// "schedule" | "buffered" | "catch_up" | "manual"
+    /// "schedule" | "buffered" | "catch_up" | "manual" | "retry" | "backfill"
     pub trigger: String,
     /// The schedule's payload (`Value::Null` when it has none).
     #[serde(default)]

@@ -1,7 +1,9 @@
 //! A user-driven feed poller (the Rust twin of assemblyscript/poller, same behaviour).
 //! `housekeeping` (declared) creates the runtime schedule `poll-feed-1` when it is missing;
 //! `poll-feed-*` runs count themselves in the cursor and pause their schedule after three
-//! polls; a payload `{"action": …}` (a user's request) drives one host function.
+//! polls; a payload `{"action": …}` (a user's request) drives one host function (`policies`:
+//! creates a schedule with retry, priority, DST policy, job and breaker, then reads it back;
+//! `view`: one schedule's typed view).
 //! With config `feed_url` set, `poll-feed-*` runs GET the feed instead and output
 //! `{"new":[{"id","title"}…],"seen":N}` (feed.rs; config `feed_format`: `json` | `rss`, default
 //! sniffed); a failed request fails the run with `http: <code>: <message>` or
@@ -18,6 +20,8 @@ fn contract() -> JobContract {
         display_name: Some("Poll a feed".into()),
         concurrency: Some(1),
         timeout_ms: Some(5000),
+        // The default of schedules naming the contract (`job`) without a policy of their own.
+        retry: Some(Retry::attempts(2)),
         ..Default::default()
     }
 }
@@ -36,6 +40,14 @@ pub fn run(Json(ctx): Json<RunContext>) -> FnResult<Json<RunResult>> {
     let p = &ctx.payload;
     if let Some(action) = p["action"].as_str() {
         let id = p["id"].as_str().unwrap_or("");
+        match action {
+            "policies" => return policies(id),
+            "view" => {
+                let view = schedule_get(id)?;
+                return Ok(Json(RunResult::new().result(json!({ "view": view }))));
+            }
+            _ => {}
+        }
         let response = match action {
             "pause" => call_raw("schedule_pause", &json!({ "id": id })),
             "resume" => call_raw("schedule_resume", &json!({ "id": id })),
@@ -71,6 +83,22 @@ pub fn run(Json(ctx): Json<RunContext>) -> FnResult<Json<RunResult>> {
     let polled: &Value = &ctx.payload["feed"];
     let out = RunResult::new().cursor(json!({ "seen": seen }));
     Ok(Json(out.result(json!({ "polled": polled, "seen": seen }))))
+}
+
+/// Creates `id` with the scheduling policies of issue 14 through the typed bindings, reads it
+/// back, and returns both typed views (re-encoded) as `{"created", "got"}`.
+fn policies(id: &str) -> FnResult<Json<RunResult>> {
+    let declaration = Schedule::cron(id, "30 2 * * *")
+        .timezone("Europe/Berlin")
+        .dst_skipped("skip")
+        .dst_repeated("twice")
+        .priority(8)
+        .retry(Retry::attempts(4).backoff(500, 8000).on(&["failed", "timed_out"]))
+        .job("poll-feed")
+        .breaker(3);
+    let created = schedule_create(&declaration)?;
+    let got = schedule_get(id)?;
+    Ok(Json(RunResult::new().result(json!({ "created": created, "got": got }))))
 }
 
 const ACCEPT: &str = "application/json, application/rss+xml, application/xml;q=0.9, */*;q=0.5";
