@@ -114,8 +114,11 @@ export class Host implements HostServices {
   readonly #loading = new Map<string, Promise<unknown>>();
   /** Contracts registered during the discovery in progress, per plugin. */
   readonly #discovering = new Map<string, Map<string, JobContract>>();
-  /** The retry policies of each loaded plugin's job contracts (the default of schedules naming them). */
-  readonly #jobRetry = new Map<string, Map<string, RetryPolicy>>();
+  /**
+   * Each loaded plugin's job contracts, by name, with their retry policy (the default of the
+   * schedules naming them; null: none).
+   */
+  readonly #jobRetry = new Map<string, Map<string, RetryPolicy | null>>();
   #state: State = 'new';
   #poll: NodeJS.Timeout | null = null;
   /** Tenants whose plugins `adoptTenant` is loading: their operator commands wait until it ends. */
@@ -213,7 +216,8 @@ export class Host implements HostServices {
             firesHere: (s: ScheduleRecord) => s.scope !== 'host' || replicaOwner(s.tenant) !== null,
           }
         : {}),
-      jobRetry: (s) => (s.job === null ? undefined : this.#jobRetry.get(s.pluginId)?.get(s.job)),
+      jobRetry: (s) =>
+        s.job === null ? undefined : (this.#jobRetry.get(s.pluginId)?.get(s.job) ?? undefined),
       breakerAfter: (tenant) => quotas(tenant).breakerAfterFailures,
       backfillIntervalMs: config.backfill.intervalMs,
       events: {
@@ -1229,14 +1233,16 @@ export class Host implements HostServices {
   }
 }
 
-/** The retry policies of a discovery's job contracts, by name (contracts without one left out). */
-function jobRetries(contracts: ReadonlyMap<string, JobContract>): Map<string, RetryPolicy> {
-  const out = new Map<string, RetryPolicy>();
+/**
+ * A discovery's job contracts by name, with their retry policies (null: none). Every contract is
+ * listed: `schedule_create` may name one without a policy (`jobExists`).
+ */
+function jobRetries(contracts: ReadonlyMap<string, JobContract>): Map<string, RetryPolicy | null> {
+  const out = new Map<string, RetryPolicy | null>();
   for (const [name, c] of contracts) {
-    if (c.retry === undefined) continue;
     // Checked when it was registered (`registerJob`).
-    const r = parseRetry(c.retry);
-    if (r.ok) out.set(name, r.value);
+    const r = c.retry === undefined ? null : parseRetry(c.retry);
+    out.set(name, r?.ok ? r.value : null);
   }
   return out;
 }

@@ -21,6 +21,7 @@ import {
   STORES,
   startHost,
   storeDir,
+  triggerRun,
 } from './helpers.ts';
 
 const HOUR = 3_600_000;
@@ -177,6 +178,51 @@ for (const store of STORES)
           ran(host, 't/p/own').map((r) => r.attempt),
           [1, 2],
         );
+      } finally {
+        await stop();
+      }
+    });
+
+    test('schedule_create may name any registered job contract, with or without a retry policy', async (t) => {
+      const dir = await storeDir(t, store);
+      const clock = new ManualClock(T0);
+      const create = (id: string, job: string) => ({
+        fn: 'schedule_create',
+        args: { id, every: '1h', job },
+      });
+      const config = makeConfig(dir, [
+        {
+          id: 't',
+          plugins: [
+            {
+              name: 'p',
+              wasm: GUEST.proxy,
+              config: {
+                discovery_calls: JSON.stringify([
+                  { fn: 'jobs_register', args: { name: 'plain' } },
+                  { fn: 'jobs_register', args: { name: 'nightly', retry: { maxAttempts: 3 } } },
+                ]),
+                schedules: decls({
+                  id: 'maker',
+                  every: '1h',
+                  payload: {
+                    calls: [create('a', 'plain'), create('b', 'nightly'), create('c', 'nope')],
+                  },
+                }),
+              },
+            },
+          ],
+        },
+      ]);
+      const { host, stop } = await startHost(config, clock);
+      try {
+        const { result } = await triggerRun(host, 't/p/maker');
+        assert.deepEqual(
+          result.responses.map((r) => (r.ok ? 'ok' : r.error?.code)),
+          ['ok', 'ok', 'invalid_argument'],
+        );
+        assert.equal(host.store.getSchedule('t/p/a')?.job, 'plain');
+        assert.equal(host.store.getSchedule('t/p/b')?.job, 'nightly');
       } finally {
         await stop();
       }
