@@ -13,12 +13,10 @@ import type { HostConfig } from '../../src/config/host-config.ts';
 import type { RunRecord } from '../../src/store/types.ts';
 import { GatedSandbox, quiesce } from './gated-sandbox.ts';
 import {
-  GUEST,
   T0,
   ManualClock,
   advance,
-  decls,
-  makeConfig,
+  proxyTenantConfig,
   runsOf,
   STORES,
   startHost,
@@ -29,23 +27,12 @@ import {
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 
-function config(
+const config = (
   dir: string,
   quotas: Record<string, unknown>,
   ...declarations: Record<string, unknown>[]
-): HostConfig {
-  return makeConfig(
-    dir,
-    [
-      {
-        id: 't',
-        quotas,
-        plugins: [{ name: 'p', wasm: GUEST.proxy, config: { schedules: decls(...declarations) } }],
-      },
-    ],
-    { backfill: { intervalMs: MIN } },
-  );
-}
+): HostConfig =>
+  proxyTenantConfig(dir, { quotas, extra: { backfill: { intervalMs: MIN } } }, ...declarations);
 
 const backfillRuns = (host: Host, key: string): RunRecord[] =>
   runsOf(host, key).filter((r) => r.trigger === 'backfill');

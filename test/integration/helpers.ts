@@ -146,12 +146,35 @@ export function makeConfig(
 
 /** Tenant `t` running the proxy guest as plugin `p`, declaring `declarations`. */
 export function proxyConfig(dir: string, ...declarations: Record<string, unknown>[]): HostConfig {
-  return makeConfig(dir, [
-    {
-      id: 't',
-      plugins: [{ name: 'p', wasm: GUEST.proxy, config: { schedules: decls(...declarations) } }],
-    },
-  ]);
+  return proxyTenantConfig(dir, {}, ...declarations);
+}
+
+/**
+ * `proxyConfig` with more: host calls the guest makes during discovery (`calls`, e.g.
+ * `jobs_register`), the tenant's `quotas`, and more top-level config fields (`extra`).
+ */
+export function proxyTenantConfig(
+  dir: string,
+  o: {
+    readonly calls?: readonly { fn: string; args: unknown }[];
+    readonly quotas?: Partial<TenantQuotas>;
+    readonly extra?: Record<string, unknown>;
+  },
+  ...declarations: Record<string, unknown>[]
+): HostConfig {
+  const config: Record<string, string> = { schedules: decls(...declarations) };
+  if (o.calls) config.discovery_calls = JSON.stringify(o.calls);
+  return makeConfig(
+    dir,
+    [
+      {
+        id: 't',
+        ...(o.quotas ? { quotas: o.quotas } : {}),
+        plugins: [{ name: 'p', wasm: GUEST.proxy, config }],
+      },
+    ],
+    o.extra,
+  );
 }
 
 /** Schedules for the proxy guest's `schedules()` (Extism config value). */

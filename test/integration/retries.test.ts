@@ -10,16 +10,14 @@ import { backoffBoundMs, retryDelayMs, retryFromText } from '../../src/schedule/
 import type { RetryScheduled } from '../../src/scheduler/scheduler.ts';
 import type { RunRecord } from '../../src/store/types.ts';
 import {
-  GUEST,
   T0,
   ManualClock,
   advance,
-  decls,
-  makeConfig,
   proxyConfig,
   runsOf,
   STORES,
   startHost,
+  proxyTenantConfig,
   storeDir,
   triggerRun,
 } from './helpers.ts';
@@ -138,35 +136,25 @@ for (const store of STORES)
     test("a job contract's retry policy is the default of the schedules that name it", async (t) => {
       const dir = await storeDir(t, store);
       const clock = new ManualClock(T0);
-      const config = makeConfig(dir, [
+      const config = proxyTenantConfig(
+        dir,
         {
-          id: 't',
-          plugins: [
+          calls: [
             {
-              name: 'p',
-              wasm: GUEST.proxy,
-              config: {
-                discovery_calls: JSON.stringify([
-                  {
-                    fn: 'jobs_register',
-                    args: { name: 'nightly', retry: { maxAttempts: 3, backoff: { baseMs: 1000 } } },
-                  },
-                ]),
-                schedules: decls(
-                  { id: 'byjob', every: '1h', job: 'nightly', payload: { failBefore: 99 } },
-                  {
-                    id: 'own',
-                    every: '1h',
-                    job: 'nightly',
-                    retry: { maxAttempts: 2 },
-                    payload: { failBefore: 99 },
-                  },
-                ),
-              },
+              fn: 'jobs_register',
+              args: { name: 'nightly', retry: { maxAttempts: 3, backoff: { baseMs: 1000 } } },
             },
           ],
         },
-      ]);
+        { id: 'byjob', every: '1h', job: 'nightly', payload: { failBefore: 99 } },
+        {
+          id: 'own',
+          every: '1h',
+          job: 'nightly',
+          retry: { maxAttempts: 2 },
+          payload: { failBefore: 99 },
+        },
+      );
       const { host, stop } = await startHost(config, clock);
       try {
         await advance(host, clock, HOUR + 60_000, 500);
@@ -190,30 +178,20 @@ for (const store of STORES)
         fn: 'schedule_create',
         args: { id, every: '1h', job },
       });
-      const config = makeConfig(dir, [
+      const config = proxyTenantConfig(
+        dir,
         {
-          id: 't',
-          plugins: [
-            {
-              name: 'p',
-              wasm: GUEST.proxy,
-              config: {
-                discovery_calls: JSON.stringify([
-                  { fn: 'jobs_register', args: { name: 'plain' } },
-                  { fn: 'jobs_register', args: { name: 'nightly', retry: { maxAttempts: 3 } } },
-                ]),
-                schedules: decls({
-                  id: 'maker',
-                  every: '1h',
-                  payload: {
-                    calls: [create('a', 'plain'), create('b', 'nightly'), create('c', 'nope')],
-                  },
-                }),
-              },
-            },
+          calls: [
+            { fn: 'jobs_register', args: { name: 'plain' } },
+            { fn: 'jobs_register', args: { name: 'nightly', retry: { maxAttempts: 3 } } },
           ],
         },
-      ]);
+        {
+          id: 'maker',
+          every: '1h',
+          payload: { calls: [create('a', 'plain'), create('b', 'nightly'), create('c', 'nope')] },
+        },
+      );
       const { host, stop } = await startHost(config, clock);
       try {
         const { result } = await triggerRun(host, 't/p/maker');
@@ -339,38 +317,21 @@ for (const store of STORES)
     test('the breaker pauses a schedule after N failed ticks in a row; resume clears the count, a success resets it', async (t) => {
       const dir = await storeDir(t, store);
       const clock = new ManualClock(T0);
-      const config = makeConfig(dir, [
+      const config = proxyTenantConfig(
+        dir,
+        { quotas: { breakerAfterFailures: 2 } },
         {
-          id: 't',
-          quotas: { breakerAfterFailures: 2 },
-          plugins: [
-            {
-              name: 'p',
-              wasm: GUEST.proxy,
-              config: {
-                schedules: decls(
-                  {
-                    id: 'b',
-                    every: '1m',
-                    payload: { failBefore: 99 },
-                    breaker: { afterFailures: 3 },
-                    retry: { maxAttempts: 2, backoff: { baseMs: 1000, capMs: 1000 } },
-                  },
-                  // The tenant's default (2) applies.
-                  { id: 'dflt', every: '1m', payload: { failBefore: 99 } },
-                  // Never paused.
-                  {
-                    id: 'off',
-                    every: '1m',
-                    payload: { failBefore: 99 },
-                    breaker: { afterFailures: 0 },
-                  },
-                ),
-              },
-            },
-          ],
+          id: 'b',
+          every: '1m',
+          payload: { failBefore: 99 },
+          breaker: { afterFailures: 3 },
+          retry: { maxAttempts: 2, backoff: { baseMs: 1000, capMs: 1000 } },
         },
-      ]);
+        // The tenant's default (2) applies.
+        { id: 'dflt', every: '1m', payload: { failBefore: 99 } },
+        // Never paused.
+        { id: 'off', every: '1m', payload: { failBefore: 99 }, breaker: { afterFailures: 0 } },
+      );
       let seen!: ReturnType<typeof listen>;
       const { host, stop } = await startHost(config, clock, {}, (h) => (seen = listen(h)));
       try {
