@@ -899,11 +899,26 @@ export class Scheduler {
     this.#emitSkipped(s, status, reason);
   }
 
-  #cancelPending(s: ScheduleRecord, p: Pending, reason: CancelReason): void {
-    this.#record(s, p.scheduledAt, 'cancelled', reason, p.trigger, {
+  /** A terminal record for an accepted tick that will not run (over its waiting row, if any). */
+  #recordPending(s: ScheduleRecord, p: Pending, status: NotRunStatus, reason: string): void {
+    this.#record(s, p.scheduledAt, status, reason, p.trigger, {
       ...(p.runId === null ? {} : { runId: p.runId }),
       coversUntil: p.coversUntil,
     });
+  }
+
+  #cancelPending(s: ScheduleRecord, p: Pending, reason: CancelReason): void {
+    this.#recordPending(s, p, 'cancelled', reason);
+  }
+
+  /**
+   * An accepted tick (waiting, or a retry due) that the tenant's fuel window refuses: recorded
+   * `quota_exhausted`, and its tick is over (its key freed, a tick buffered behind it taken up).
+   */
+  #refuse(s: ScheduleRecord, p: Pending, why: string): void {
+    this.#recordPending(s, p, 'quota_exhausted', why);
+    this.#busy.delete(p.key);
+    this.#afterTick(s);
   }
 
   #start(s: ScheduleRecord, p: Pending): void {
@@ -1257,13 +1272,7 @@ export class Scheduler {
     }
     const refused = this.#o.admit?.(s.tenant, this.#o.clock.now()) ?? null;
     if (refused !== null) {
-      // The tenant's fuel window is spent: the retry is recorded, and its tick is over.
-      this.#record(s, p.scheduledAt, 'quota_exhausted', refused, p.trigger, {
-        ...(p.runId === null ? {} : { runId: p.runId }),
-        coversUntil: p.coversUntil,
-      });
-      this.#busy.delete(key);
-      this.#afterTick(s);
+      this.#refuse(s, p, refused);
       return;
     }
     if (
@@ -1352,13 +1361,8 @@ export class Scheduler {
         }
         const refused = this.#o.admit?.(tenant, now) ?? null;
         if (refused !== null) {
-          this.#record(s, p.scheduledAt, 'quota_exhausted', refused, p.trigger, {
-            ...(p.runId === null ? {} : { runId: p.runId }),
-            coversUntil: p.coversUntil,
-          });
           list.removeAt(i);
-          this.#busy.delete(p.key);
-          this.#afterTick(s);
+          this.#refuse(s, p, refused);
           continue;
         }
         list.removeAt(i);
