@@ -42,14 +42,21 @@
  * on the `OperatorService` (tinybench, one at a time, no HTTP): what the store and the service
  * cost of each request. Writes bench/results/api.json (load before and after, Node, commit).
  */
-import Database from 'better-sqlite3';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Bench } from 'tinybench';
 import { fromDist } from './built.ts';
-import { environment, median, percentile, rows, writeResult } from './common.ts';
+import {
+  environment,
+  fillRuns,
+  median,
+  percentile,
+  rows,
+  RUN_COLUMNS,
+  writeResult,
+} from './common.ts';
 import type * as Auth from '../src/api/auth.ts';
 import type * as Server from '../src/api/server.ts';
 import type * as HostConfigModule from '../src/config/host-config.ts';
@@ -80,33 +87,20 @@ const tenantId = (t: number): string => `t${String(t).padStart(3, '0')}`;
 
 /** Makes the store and fills its `runs` table; answers the ms it took. */
 function buildStore(path: string): number {
-  const t0 = performance.now();
-  new SqliteStore(path).close();
-  const db = new Database(path);
-  try {
-    db.pragma('synchronous = OFF');
-    db.pragma('cache_size = -262144');
-    const indexes = db
-      .prepare(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' AND sql IS NOT NULL",
-      )
-      .all() as { name: string; sql: string }[];
-    const insert = db.prepare(
-      `INSERT INTO runs (id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason,
-         scheduled_at, started_at, finished_at, attempt, error, output_bytes, fuel_used,
-         fuel_budget, result)
-       VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, 1, ?, ?, ?, 500000000, ?)`,
-    );
-    const perSchedule = TENANTS * PLUGINS * SCHEDULES;
-    const keys = Array.from({ length: perSchedule }, (_, s) => {
-      const t = tenantId(Math.floor(s / (PLUGINS * SCHEDULES)));
-      const plugin = `${t}/p${Math.floor(s / SCHEDULES) % PLUGINS}`;
-      const local = `s${s % SCHEDULES}`;
-      return { key: `${plugin}/${local}`, plugin, tenant: t, local };
-    });
-    const T0 = Date.UTC(2026, 0, 1);
-    db.transaction(() => {
-      for (const { name } of indexes) db.exec(`DROP INDEX ${name}`);
+  const perSchedule = TENANTS * PLUGINS * SCHEDULES;
+  const keys = Array.from({ length: perSchedule }, (_, s) => {
+    const t = tenantId(Math.floor(s / (PLUGINS * SCHEDULES)));
+    const plugin = `${t}/p${Math.floor(s / SCHEDULES) % PLUGINS}`;
+    const local = `s${s % SCHEDULES}`;
+    return { key: `${plugin}/${local}`, plugin, tenant: t, local };
+  });
+  const T0 = Date.UTC(2026, 0, 1);
+  return fillRuns(
+    path,
+    (p) => new SqliteStore(p),
+    RUN_COLUMNS,
+    '?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, 1, ?, ?, ?, 500000000, ?',
+    (insert) => {
       for (let id = 1; id <= RUNS; id++) {
         // Spread over the schedules (7919 is prime to their count: each gets RUNS / count).
         const k = keys[(id * 7919) % perSchedule] as (typeof keys)[number];
@@ -129,14 +123,8 @@ function buildStore(path: string): number {
           status === 'succeeded' ? `{"seen":${id % 1000},"ok":true}` : null,
         );
       }
-      for (const { sql } of indexes) db.exec(sql);
-    })();
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    db.exec('ANALYZE');
-  } finally {
-    db.close();
-  }
-  return performance.now() - t0;
+    },
+  );
 }
 
 type Scenario =

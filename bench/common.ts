@@ -1,4 +1,6 @@
 /** Shared helpers for benchmarks: a results table with ratios against a baseline, written to bench/results/. */
+import type BetterSqlite3 from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -115,3 +117,45 @@ export function writeResult(name: string, result: Record<string, unknown>): stri
   console.log(`results written to ${file}`);
   return file;
 }
+
+/**
+ * Fills a fresh store's `runs` table fast (benchmarks that need a large history): the store is
+ * created by `newStore` (its migrations), then, in one transaction without the runs indexes
+ * (rebuilt after), `fill` inserts through the statement `INSERT INTO runs (columns) VALUES
+ * (values)`; then a checkpoint and ANALYZE. Answers the ms it took.
+ */
+export function fillRuns(
+  path: string,
+  newStore: (path: string) => { close(): void },
+  columns: string,
+  values: string,
+  fill: (insert: BetterSqlite3.Statement) => void,
+): number {
+  const t0 = performance.now();
+  newStore(path).close();
+  const db = new Database(path);
+  try {
+    db.pragma('synchronous = OFF');
+    db.pragma('cache_size = -262144');
+    const indexes = db
+      .prepare(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' AND sql IS NOT NULL",
+      )
+      .all() as { name: string; sql: string }[];
+    const insert = db.prepare(`INSERT INTO runs (${columns}) VALUES (${values})`);
+    db.transaction(() => {
+      for (const { name } of indexes) db.exec(`DROP INDEX ${name}`);
+      fill(insert);
+      for (const { sql } of indexes) db.exec(sql);
+    })();
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.exec('ANALYZE');
+  } finally {
+    db.close();
+  }
+  return performance.now() - t0;
+}
+
+/** The `runs` columns a benchmark's history fills (`fillRuns`). */
+export const RUN_COLUMNS = `id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason,
+  scheduled_at, started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result`;

@@ -29,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { hourglass, ROOT } from './built.ts';
-import { environment, percentile, writeResult } from './common.ts';
+import { environment, fillRuns, percentile, RUN_COLUMNS, writeResult } from './common.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
 
 const { Host, parseHostConfig, SqliteStore } = hourglass;
@@ -51,27 +51,14 @@ const path = join(dir, 'hourglass.db');
 
 /** The store file with RUNS finished runs of tenant b, 90 to ~32 days old; answers its ms. */
 function buildStore(): number {
-  const t0 = performance.now();
-  new SqliteStore(path).close();
-  const db = new Database(path);
-  try {
-    db.pragma('synchronous = OFF');
-    db.pragma('cache_size = -262144');
-    const indexes = db
-      .prepare(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' AND sql IS NOT NULL",
-      )
-      .all() as { name: string; sql: string }[];
-    const insert = db.prepare(
-      `INSERT INTO runs (id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason,
-         scheduled_at, started_at, finished_at, attempt, error, output_bytes, fuel_used,
-         fuel_budget, result)
-       VALUES (?, ?, 'b/noop', 'b', ?, 'schedule', ?, NULL, ?, ?, ?, 1, NULL, 0, ?, 500000000, NULL)`,
-    );
-    const first = Date.now() - 90 * DAY;
-    const step = Math.floor((58 * DAY) / RUNS);
-    db.transaction(() => {
-      for (const { name } of indexes) db.exec(`DROP INDEX ${name}`);
+  const first = Date.now() - 90 * DAY;
+  const step = Math.floor((58 * DAY) / RUNS);
+  return fillRuns(
+    path,
+    (p) => new SqliteStore(p),
+    RUN_COLUMNS,
+    "?, ?, 'b/noop', 'b', ?, 'schedule', ?, NULL, ?, ?, ?, 1, NULL, 0, ?, 500000000, NULL",
+    (insert) => {
       for (let id = 1; id <= RUNS; id++) {
         const s = (id * 7919) % SCHEDULES;
         const started = first + id * step;
@@ -86,14 +73,8 @@ function buildStore(): number {
           10_000 + ((id * 37) % 90_000),
         );
       }
-      for (const { sql } of indexes) db.exec(sql);
-    })();
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    db.exec('ANALYZE');
-  } finally {
-    db.close();
-  }
-  return performance.now() - t0;
+    },
+  );
 }
 
 console.log(`building a store with ${RUNS} finished runs…`);
