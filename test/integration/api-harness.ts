@@ -111,6 +111,9 @@ export async function serve(
   });
   await opened.start();
   started = true;
+  // The API reads the durable store: what the start wrote (declared schedules, plugins) is there
+  // before a test's first request (on PostgreSQL the host flushes asynchronously).
+  await opened.host.store.committed();
   return {
     opened,
     api: running,
