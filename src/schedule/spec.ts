@@ -404,6 +404,16 @@ function cronNextAfter(
   return next;
 }
 
+/**
+ * The last answer of `nextFireAfter` per cron spec object (the first fire after any time in
+ * [after, next) is `next`): weak, so an entry lives only as long as its spec, which a record
+ * or the shared-spec cache holds (one small object per live cron spec).
+ */
+const nextBySpec = new WeakMap<
+  ScheduleSpec,
+  { readonly after: number; readonly next: number | null }
+>();
+
 const policyKey = (p: DstPolicy): string =>
   (p.skipped === 'skip' ? 's' : 'r') + (p.repeated === 'once' ? 'o' : 't');
 
@@ -559,8 +569,20 @@ export function nextFireAfter(
   anchorMs: number,
 ): number | null {
   switch (spec.kind) {
-    case 'cron':
-      return cronNextAfter(spec.cron, spec.timezone, spec.dst, afterMs);
+    case 'cron': {
+      // `cronNextAfter`'s memo, but found by the spec object (shared by the schedules of a
+      // spec: see `sharedSpec`), with no key text built per call.
+      const known = nextBySpec.get(spec);
+      if (
+        known !== undefined &&
+        afterMs >= known.after &&
+        (known.next === null || afterMs < known.next)
+      )
+        return known.next;
+      const next = cronNextAfter(spec.cron, spec.timezone, spec.dst, afterMs);
+      nextBySpec.set(spec, { after: afterMs, next });
+      return next;
+    }
     case 'every': {
       if (afterMs < anchorMs) return anchorMs + spec.everyMs;
       const k = Math.floor((afterMs - anchorMs) / spec.everyMs) + 1;
