@@ -68,6 +68,12 @@ export function reconcile(
   rows?: ScheduleRecord[],
 ): ReconcileResult {
   const result: ReconcileResult = { created: [], updated: [], retired: [], unchanged: [] };
+  if (existing.size === 0) {
+    // A first load: every declaration is a new row, in order (no map of what was written).
+    const inserts = insertRows(store, pluginId, tenant, decls, now, result);
+    if (rows) for (const rec of inserts) rows.push(rec);
+    return result;
+  }
   const written = reconcileRows(store, pluginId, tenant, decls, now, existing, result);
   if (rows) {
     for (const [id, ex] of existing) if (!written.has(id)) rows.push(ex);
@@ -93,6 +99,40 @@ function pastOneShot(
   return { ...rec, state: 'active', nextAt: sp.atMs };
 }
 
+/** A new row's record (its generation the column's default, 1: migration 0003). */
+function newRecord(
+  pluginId: string,
+  tenant: string,
+  d: ParsedDeclaration,
+  now: number,
+): ScheduleRecord {
+  return pastOneShot(
+    recordFromDeclaration(pluginId, tenant, d, 'declared', now, undefined, 1),
+    d,
+    now,
+    undefined,
+  );
+}
+
+/** The writes of `reconcile` when the plugin has no rows: all new; returns their records. */
+function insertRows(
+  store: Store,
+  pluginId: string,
+  tenant: string,
+  decls: readonly ParsedDeclaration[],
+  now: number,
+  result: ReconcileResult,
+): ScheduleRecord[] {
+  const inserts: ScheduleRecord[] = [];
+  for (const d of decls) {
+    inserts.push(newRecord(pluginId, tenant, d, now));
+    result.created.push(d.id);
+  }
+  // Deferred, as in `reconcileRows`.
+  store.insertSchedules(inserts, { deferred: true });
+  return inserts;
+}
+
 /** The writes of `reconcile`; returns the rows written (a new row's record; null: changed). */
 function reconcileRows(
   store: Store,
@@ -108,13 +148,7 @@ function reconcileRows(
   for (const d of decls) {
     const ex = existing.get(d.id);
     if (!ex) {
-      // A new row's generation is the column's default, 1 (migration 0003).
-      const rec = pastOneShot(
-        recordFromDeclaration(pluginId, tenant, d, 'declared', now, undefined, 1),
-        d,
-        now,
-        ex,
-      );
+      const rec = newRecord(pluginId, tenant, d, now);
       inserts.push(rec);
       written.set(d.id, rec);
       result.created.push(d.id);
@@ -139,7 +173,6 @@ function reconcileRows(
   // are declared rows, derived again at every discovery, so the plugin is armed before they
   // are on disk, and the store writes them before anything could miss them (Store docs).
   store.insertSchedules(inserts, { deferred: true });
-  if (existing.size === 0) return written; // a first load: nothing to retire
   const declared = new Set(decls.map((d) => d.id));
   for (const s of existing.values()) {
     if (s.origin === 'declared' && !declared.has(s.localId) && s.state !== 'retired') {

@@ -94,8 +94,9 @@ export interface DeclarationIssue {
   readonly message: string;
 }
 
-export type DeclarationResult =
-  { ok: true; value: ParsedDeclaration } | { ok: false; issue: DeclarationIssue };
+export type DeclarationResult = { ok: true; value: ParsedDeclaration } | DeclarationFailure;
+
+type DeclarationFailure = { ok: false; issue: DeclarationIssue };
 
 interface RawDeclaration {
   id: string;
@@ -188,7 +189,7 @@ function latestAt(nowMs: number): number {
   return d.getTime();
 }
 
-function bad(field: string, message: string): DeclarationResult {
+function bad(field: string, message: string): DeclarationFailure {
   return { ok: false, issue: { code: 'invalid_argument', field, message } };
 }
 
@@ -198,6 +199,16 @@ export function parseDeclaration(
   limits: DeclarationLimits,
   nowMs: number,
 ): DeclarationResult {
+  const r = parseOne(input, limits, nowMs);
+  return 'issue' in r ? r : { ok: true, value: r };
+}
+
+/** `parseDeclaration` without the result's wrapper (a list makes one object less per entry). */
+function parseOne(
+  input: unknown,
+  limits: DeclarationLimits,
+  nowMs: number,
+): ParsedDeclaration | DeclarationFailure {
   const raw = validateRaw(input);
   if (!raw.ok) return bad(raw.issue.field, raw.issue.problem);
   const d = raw.value;
@@ -213,18 +224,16 @@ export function parseDeclaration(
     return bad('/dst', 'is only allowed with "cron"');
   }
 
-  // A text accepted before (and still valid at `nowMs`) is not checked again (spec.ts).
-  const cronKey =
+  // A text accepted before (and still valid at `nowMs`) is not checked again (spec.ts), found
+  // by the declaration's own strings (a key is built only for a cron with its own DST policy).
+  const zone = d.cron === undefined ? '' : (d.timezone ?? 'UTC');
+  const text =
     d.cron === undefined
-      ? ''
-      : `c${d.timezone ?? 'UTC'}\u0000${d.cron}` +
-        (d.dst === undefined ? '' : `\u0000${d.dst.skipped ?? ''}/${d.dst.repeated ?? ''}`);
-  const known =
-    d.cron !== undefined
-      ? validatedSpec(cronKey, nowMs)
-      : d.every !== undefined
-        ? validatedSpec(`e${d.every}`, nowMs)
-        : undefined;
+      ? d.every
+      : d.dst === undefined
+        ? d.cron
+        : `${d.cron}\u0000${d.dst.skipped ?? ''}/${d.dst.repeated ?? ''}`;
+  const known = text === undefined ? undefined : validatedSpec(zone, text, nowMs);
   let spec: ScheduleSpec;
   let gap: number | null;
   if (known !== undefined) {
@@ -235,7 +244,7 @@ export function parseDeclaration(
     if ('issue' in checked) return checked.issue;
     spec = sharedSpec(specText(checked.spec), checked.spec);
     gap = minimumGapMs(spec);
-    rememberValidated(spec.kind === 'cron' ? cronKey : `e${d.every}`, spec, gap, checked.firstFire);
+    if (text !== undefined) rememberValidated(zone, text, spec, gap, checked.firstFire);
   }
   if (gap !== null && gap < limits.minIntervalMs) {
     return {
@@ -300,14 +309,14 @@ export function parseDeclaration(
     hash: '',
   };
   value.hash = sha256(declarationText(value));
-  return { ok: true, value: value as unknown as ParsedDeclaration };
+  return value as unknown as ParsedDeclaration;
 }
 
 /** The checks of a declaration's timing fields (cron, zone, interval, one-shot time). */
 function checkSpec(
   d: RawDeclaration,
   nowMs: number,
-): { spec: ScheduleSpec; firstFire: number | null } | { issue: DeclarationResult } {
+): { spec: ScheduleSpec; firstFire: number | null } | { issue: DeclarationFailure } {
   if (d.cron !== undefined) {
     const timezone = d.timezone ?? 'UTC';
     if (!isValidTimeZone(timezone))
@@ -381,6 +390,13 @@ function specText(sp: ScheduleSpec): string {
       : `{"kind":"at","at":${JSON.stringify(sp.at)},"atMs":${sp.atMs}}`;
 }
 
+/**
+ * The canonical text after the spec when every later field has its default (most declarations:
+ * no jitter, payload, description, retry, job or breaker; default policies, scope, priority).
+ */
+const DEFAULT_TAIL =
+  ',"jitter":null,"jitterMs":0,"payload":null,"overlap":"skip","misfire":"skip","paused":false,"description":null}';
+
 /** `JSON.stringify` of a string or null. */
 function jsonOrNull(text: string | null): string {
   return text === null ? 'null' : JSON.stringify(text);
@@ -392,8 +408,26 @@ function jsonOrNull(text: string | null): string {
  * encodings, which costs a third of encoding the object (its nested spec included).
  */
 function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>): string {
+  // An id matches SCHEDULE_ID_PATTERN, whose characters JSON never escapes: its JSON is itself
+  // in quotes.
+  const head = `{"id":"${v.id}","spec":${specJson(v.spec)}`;
+  if (
+    v.jitter === null &&
+    v.jitterMs === 0 &&
+    v.payload === null &&
+    v.overlap === 'skip' &&
+    v.misfire === 'skip' &&
+    !v.paused &&
+    v.description === null &&
+    v.scope !== 'host' &&
+    v.priority === DEFAULT_PRIORITY &&
+    v.retry === null &&
+    v.job === null &&
+    v.breakerAfter === null
+  )
+    return head + DEFAULT_TAIL;
   return (
-    `{"id":${JSON.stringify(v.id)},"spec":${specJson(v.spec)},"jitter":${jsonOrNull(v.jitter)},` +
+    `${head},"jitter":${jsonOrNull(v.jitter)},` +
     `"jitterMs":${v.jitterMs},"payload":${jsonOrNull(v.payload)},"overlap":"${v.overlap}",` +
     `"misfire":"${v.misfire}","paused":${v.paused},"description":${jsonOrNull(v.description)}` +
     // Only when not the default: the hashes of declarations written before scopes existed hold.
@@ -404,6 +438,15 @@ function declarationText(v: Omit<ParsedDeclaration, 'hash' | typeof parsedBrand>
     `${v.retry === null ? '' : `,"retry":${v.retry}`}${v.job === null ? '' : `,"job":${JSON.stringify(v.job)}`}` +
     `${v.breakerAfter === null ? '' : `,"breakerAfter":${v.breakerAfter}`}}`
   );
+}
+
+/** A refused entry's `id` when it has a string one (for the error), else null. */
+function idOf(item: unknown): string | null {
+  return typeof item === 'object' &&
+    item !== null &&
+    typeof (item as { id?: unknown }).id === 'string'
+    ? (item as { id: string }).id
+    : null;
 }
 
 /** Parses a `schedules()` array: each entry, and ids unique within the plugin. */
@@ -442,26 +485,22 @@ export function parseDeclarationList(
   const out: ParsedDeclaration[] = [];
   for (let i = 0; i < input.length; i++) {
     const item: unknown = input[i];
-    const id =
-      typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'string'
-        ? (item as { id: string }).id
-        : null;
-    const r = parseDeclaration(item, limits, nowMs);
-    if (!r.ok) return { ok: false, index: i, id, issue: r.issue };
-    if (seen.has(r.value.id)) {
+    const r = parseOne(item, limits, nowMs);
+    if ('issue' in r) return { ok: false, index: i, id: idOf(item), issue: r.issue };
+    if (seen.has(r.id)) {
       return {
         ok: false,
         index: i,
-        id,
+        id: r.id,
         issue: {
           code: 'invalid_argument',
           field: '/id',
-          message: `duplicate schedule id '${r.value.id}'`,
+          message: `duplicate schedule id '${r.id}'`,
         },
       };
     }
-    seen.add(r.value.id);
-    out.push(r.value);
+    seen.add(r.id);
+    out.push(r);
   }
   return { ok: true, value: out };
 }

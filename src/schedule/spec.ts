@@ -404,6 +404,16 @@ function cronNextAfter(
   return next;
 }
 
+/**
+ * The last answer of `nextFireAfter` per cron spec object (the first fire after any time in
+ * [after, next) is `next`): weak, so an entry lives only as long as its spec, which a record
+ * or the shared-spec cache holds (one small object per live cron spec).
+ */
+const nextBySpec = new WeakMap<
+  ScheduleSpec,
+  { readonly after: number; readonly next: number | null }
+>();
+
 const policyKey = (p: DstPolicy): string =>
   (p.skipped === 'skip' ? 's' : 'r') + (p.repeated === 'once' ? 'o' : 't');
 
@@ -450,27 +460,45 @@ interface Validated {
   /** Serves while `nowMs` is below this (Infinity: always). */
   readonly until: number;
 }
-const validatedSpecs = new Map<string, Validated>();
+/**
+ * By zone (a cron's; `''`, which no zone is, for intervals), then by the declared text (an
+ * interval's; a cron's pattern, with its DST policy appended when it has one): looked up with
+ * the declaration's own strings, so a hit builds no key (a key built per declaration cost a
+ * string and its hash each). `validatedCount` entries in all, emptied when full.
+ */
+const validatedSpecs = new Map<string, Map<string, Validated>>();
+let validatedCount = 0;
 export const VALIDATED_CACHE_MAX = 4_096;
 
-/** The remembered accepted spec for `key` at `nowMs`, if it still serves. */
-export function validatedSpec(key: string, nowMs: number): Validated | undefined {
-  const v = validatedSpecs.get(key);
+/**
+ * The remembered accepted spec for (`zone`, `text`) at `nowMs`, if it still serves: `zone` is
+ * `''` for an interval (`text` its `every`), a cron's zone otherwise (`text` its pattern, and
+ * `\u0000skipped/repeated` of its `dst` when it declares one).
+ */
+export function validatedSpec(zone: string, text: string, nowMs: number): Validated | undefined {
+  const v = validatedSpecs.get(zone)?.get(text);
   if (v === undefined || nowMs >= v.until) return undefined;
   return v;
 }
 
-/** Remembers an accepted spec (see `validatedSpec`); `firstFire`: a cron's, null otherwise. */
+/** Remembers an accepted spec under `validatedSpec`'s key; `firstFire`: a cron's, null otherwise. */
 export function rememberValidated(
-  key: string,
+  zone: string,
+  text: string,
   spec: ScheduleSpec,
   gap: number | null,
   firstFire: number | null,
 ): void {
-  if (spec.kind === 'at' || key.length > 300) return;
-  if (validatedSpecs.size >= VALIDATED_CACHE_MAX) validatedSpecs.clear();
-  validatedSpecs.set(
-    key,
+  if (spec.kind === 'at' || zone.length + text.length > 300) return;
+  if (validatedCount >= VALIDATED_CACHE_MAX) {
+    validatedSpecs.clear();
+    validatedCount = 0;
+  }
+  let byText = validatedSpecs.get(zone);
+  if (byText === undefined) validatedSpecs.set(zone, (byText = new Map()));
+  if (!byText.has(text)) validatedCount++;
+  byText.set(
+    text,
     spec.kind === 'cron'
       ? { spec, gap, until: firstFire ?? -Infinity }
       : { spec, gap, until: Infinity },
@@ -486,7 +514,7 @@ export function specCacheSizes(): Record<string, number> {
     gap: gapCache.size,
     zones: validZones.size,
     specs: sharedSpecs.size,
-    validated: validatedSpecs.size,
+    validated: validatedCount,
     wallGaps: wallGaps.size,
     zoneTransitions: zoneTransitionCache.size,
     dayOffsets: dayOffsets.size,
@@ -541,8 +569,20 @@ export function nextFireAfter(
   anchorMs: number,
 ): number | null {
   switch (spec.kind) {
-    case 'cron':
-      return cronNextAfter(spec.cron, spec.timezone, spec.dst, afterMs);
+    case 'cron': {
+      // `cronNextAfter`'s memo, but found by the spec object (shared by the schedules of a
+      // spec: see `sharedSpec`), with no key text built per call.
+      const known = nextBySpec.get(spec);
+      if (
+        known !== undefined &&
+        afterMs >= known.after &&
+        (known.next === null || afterMs < known.next)
+      )
+        return known.next;
+      const next = cronNextAfter(spec.cron, spec.timezone, spec.dst, afterMs);
+      nextBySpec.set(spec, { after: afterMs, next });
+      return next;
+    }
     case 'every': {
       if (afterMs < anchorMs) return anchorMs + spec.everyMs;
       const k = Math.floor((afterMs - anchorMs) / spec.everyMs) + 1;

@@ -311,7 +311,7 @@ export class Scheduler {
         this.#buffered.set(s.key, s.bufferedAt);
       }
     }
-    this.#queueActive(rows, now);
+    this.#queueActive(rows, now, true);
     this.#armPending();
     this.#drainAll();
   }
@@ -321,7 +321,8 @@ export class Scheduler {
     this.#queueActive(this.#o.store.listSchedules({ pluginId, states: ['active'] }), now);
   }
 
-  #queueActive(rows: readonly ScheduleRecord[], now: number): void {
+  /** `known`: every row's key is in its plugin's set already (`addPlugin` added them). */
+  #queueActive(rows: readonly ScheduleRecord[], now: number, known = false): void {
     // The timer is armed once, for the earliest (nothing fires while this loop runs).
     let earliest = Infinity;
     for (const rec of rows) {
@@ -332,7 +333,7 @@ export class Scheduler {
         s.nextAt + jitterFor(s.key, s.nextAt, s.jitterMs) < now - this.#grace
       )
         s = this.#misfire(s, now);
-      const dueAt = this.#place(s);
+      const dueAt = this.#place(s, known);
       if (dueAt < earliest) earliest = dueAt;
     }
     if (earliest < Infinity) this.#arm(earliest);
@@ -467,11 +468,16 @@ export class Scheduler {
     if (dueAt < Infinity) this.#arm(dueAt);
   }
 
-  /** `upsert` but for the timer: returns the due time queued (Infinity: none). */
-  #place(s: ScheduleRecord): number {
-    let keys = this.#byPlugin.get(s.pluginId);
-    if (!keys) this.#byPlugin.set(s.pluginId, (keys = new Set()));
-    keys.add(s.key);
+  /**
+   * `upsert` but for the timer: returns the due time queued (Infinity: none). `known`: the key
+   * is in its plugin's set already.
+   */
+  #place(s: ScheduleRecord, known = false): number {
+    if (!known) {
+      let keys = this.#byPlugin.get(s.pluginId);
+      if (!keys) this.#byPlugin.set(s.pluginId, (keys = new Set()));
+      keys.add(s.key);
+    }
     if (s.generation === undefined) this.#records.delete(s.key);
     else this.#records.set(s.key, s);
     if (

@@ -17,6 +17,7 @@ import {
   type ParsedDeclaration,
 } from '../../src/schedule/declaration.ts';
 import {
+  nextFireAfter,
   parseDuration,
   sharedSpec,
   SPEC_CACHE_MAX,
@@ -100,6 +101,71 @@ describe('declaration hash', () => {
       assert.equal(store.getSchedule('t/p/b')?.declHash, changed[1]?.hash);
     } finally {
       store.close();
+    }
+  });
+});
+
+describe('declaration checks served from the validated-spec cache', () => {
+  test('defaults spelled out hash as left out (the canonical text has one default tail)', () => {
+    const left = parsed({ id: 'i', every: '1m' });
+    const spelled = parsed({
+      id: 'i',
+      every: '1m',
+      overlap: 'skip',
+      misfire: 'skip',
+      paused: false,
+      scope: 'cluster',
+      priority: 5,
+    });
+    assert.equal(spelled.hash, left.hash);
+    assert.ok(sameDeclaration(storedHash(left), spelled));
+  });
+
+  test('an interval text and a cron pattern, and a cron with and without its own DST policy, are told apart', () => {
+    // Accepted as an interval first: the same text as a cron is still checked (and refused).
+    assert.equal(parseDeclaration({ id: 'a', every: '5m' }, LIMITS, NOW).ok, true);
+    const asCron = parseDeclaration({ id: 'a', cron: '5m' }, LIMITS, NOW);
+    assert.equal(asCron.ok, false);
+    assert.equal(asCron.ok ? '' : asCron.issue.field, '/cron');
+    // One pattern and zone: with a policy of its own, with the default spelled out, without.
+    const own = parsed({
+      id: 'b',
+      cron: '30 2 * * *',
+      timezone: 'Europe/Berlin',
+      dst: { skipped: 'skip' },
+    });
+    const spelledDefault = parsed({
+      id: 'b',
+      cron: '30 2 * * *',
+      timezone: 'Europe/Berlin',
+      dst: { skipped: 'run-once', repeated: 'once' },
+    });
+    const none = parsed({ id: 'b', cron: '30 2 * * *', timezone: 'Europe/Berlin' });
+    assert.deepEqual(own.spec, {
+      kind: 'cron',
+      cron: '30 2 * * *',
+      timezone: 'Europe/Berlin',
+      dst: { skipped: 'skip', repeated: 'once' },
+    });
+    assert.deepEqual(none.spec, { kind: 'cron', cron: '30 2 * * *', timezone: 'Europe/Berlin' });
+    assert.equal(spelledDefault.spec, none.spec);
+    assert.notEqual(own.hash, none.hash);
+    // Another zone is another entry.
+    const tokyo = parsed({ id: 'b', cron: '30 2 * * *', timezone: 'Asia/Tokyo' });
+    assert.equal((tokyo.spec as { timezone: string }).timezone, 'Asia/Tokyo');
+  });
+
+  test("a cron spec's memoised next fire answers as a search does, for times in any order", () => {
+    const d = parsed({ id: 'n', cron: '*/7 * * * *', timezone: 'America/New_York' });
+    const twin = parsed({ id: 'n2', cron: '*/7 * * * *', timezone: 'America/New_York' });
+    assert.equal(d.spec, twin.spec);
+    const times = [NOW, NOW + 1, NOW + 419_999, NOW + 420_000, NOW - 60_000, NOW + 86_400_000, NOW];
+    for (const t of times) {
+      const memo = nextFireAfter(d.spec, t, t);
+      // A spec object of its own (no memo of the shared one) searches.
+      const fresh = nextFireAfter({ ...d.spec }, t, t);
+      assert.equal(memo, fresh, new Date(t).toISOString());
+      assert.ok(memo !== null && memo > t && new Date(memo).getUTCMinutes() % 7 === 0);
     }
   });
 });
