@@ -11,7 +11,8 @@
  * the host thinks new but the file has takes the host's image.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -285,6 +286,62 @@ test('a turn of thousands of writes goes out in parts that commit only with its 
   assert.equal(rows.length, 3000, 'each run once');
   assert.equal(rows.filter((r) => r.status === 'succeeded').length, 1000);
   assert.equal(cli.getRun(ids[2999] as number)?.localId, 'r2999');
+});
+
+/**
+ * Commits in the file's WAL since it was last restarted: frames whose salts match the header's
+ * and whose "database size after commit" field is set (the WAL format: sqlite.org/fileformat.html).
+ */
+function walCommits(path: string): number {
+  const wal = readFileSync(`${path}-wal`);
+  if (wal.length < 32) return 0;
+  const pageSize = wal.readUInt32BE(8);
+  const [salt1, salt2] = [wal.readUInt32BE(16), wal.readUInt32BE(20)];
+  let commits = 0;
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    if (wal.readUInt32BE(at + 8) !== salt1 || wal.readUInt32BE(at + 12) !== salt2) break;
+    if (wal.readUInt32BE(at + 4) !== 0) commits++;
+  }
+  return commits;
+}
+
+test('flushes that queue up behind a busy writer commit together, in one transaction, each answered', async (t) => {
+  const path = file(t);
+  const store = new CountingStore(path);
+  t.after(() => store.close());
+  const first = store.insertRun(run('first'));
+  await store.committed();
+  const before = walCommits(path);
+  // Another connection holds the write lock: the writer waits on it in the first part of the
+  // next flush, and the flushes sent meanwhile queue up on its port.
+  const other = new Database(path);
+  t.after(() => other.close());
+  other.exec('BEGIN IMMEDIATE');
+  const ids: number[] = [];
+  for (let i = 0; i < 600; i++) ids.push(store.insertRun(run(`r${i}`)));
+  assert.ok(store.parts > 0, 'a part went out during the turn');
+  const flushes = [store.committed()];
+  await Promise.resolve(); // that turn's flush is sent
+  store.finishRun(first, succeeded(T0));
+  flushes.push(store.committed());
+  await Promise.resolve();
+  store.finishRun(ids[0] as number, succeeded(T0 + 1));
+  flushes.push(store.committed());
+  await Promise.resolve();
+  other.exec('ROLLBACK');
+  await Promise.all(flushes);
+  assert.equal(walCommits(path) - before, 1, 'three flushes, one commit');
+  const cli = new SqliteStore(path, { mustExist: true });
+  t.after(() => cli.close());
+  assert.equal(cli.listRuns({ limit: 1000 }).length, 601);
+  assert.equal(cli.getRun(first)?.status, 'succeeded');
+  assert.equal(cli.getRun(ids[0] as number)?.status, 'succeeded');
+  // With nothing queued, each flush is its own commit.
+  store.finishRun(ids[1] as number, succeeded(T0 + 2));
+  await store.committed();
+  store.finishRun(ids[2] as number, succeeded(T0 + 3));
+  await store.committed();
+  assert.equal(walCommits(path) - before, 3);
 });
 
 test('a part the file refuses fails its flush; its rows are kept and written once space returns', async (t) => {

@@ -4,7 +4,8 @@
  * behind other I/O (on a loaded disk: tens to hundreds of milliseconds) stalls this thread, not
  * the scheduler's. It applies each flush in one transaction (a statement per row, parsed from
  * each table's JSON text; a large flush comes in parts, applied as they come in a
- * transaction left open until its last part), and answers the rare
+ * transaction left open until its last part; flushes that queued up while it wrote commit
+ * together, `groupWrites`), and answers the rare
  * synchronous operations (the lease, enqueueing a command) and the command poll.
  *
  * Images are written with `INSERT OR REPLACE` for schedules: a replace fires no trigger (SQLite
@@ -14,7 +15,7 @@
  * inserts (`insertRows`), changed ones as updates (`writeRows`); other tables have no triggers
  * and take an upsert.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { SqliteStore } from '../sqlite-store.ts';
 import { HourglassError } from '../../errors.ts';
@@ -32,6 +33,7 @@ import type {
 type PartRequest = Extract<WriterRequest, { op: 'part' }>;
 
 const data = workerData as WriterData;
+const port = parentPort as NonNullable<typeof parentPort>;
 const signal = new Int32Array(data.signal);
 let store: SqliteStore | null = null;
 let openError: unknown = null;
@@ -194,27 +196,54 @@ function abort(): void {
   partsError = null;
 }
 
-/** Writes a flush in one transaction: the one its parts opened, if any, committed now. */
-function write(req: WriteRequest): null {
+/**
+ * Writes flushes in one transaction: the one the first flush's parts opened, if any, committed
+ * now. Several flushes are the writes that queued up while this thread wrote the previous
+ * ones (`groupWrites`): one commit for all of them writes each page they share once, to the WAL
+ * and at the next checkpoint. They fail together (each answers the failure, and the host keeps
+ * all their rows dirty and sends them again), as flushes chained behind a failed one do anyway.
+ */
+function write(reqs: readonly WriteRequest[]): null {
   if (partsError !== null) {
     const err = partsError;
     partsError = null;
     lastWriteFailed = true;
     throw err;
   }
-  if (!partsOpen) refuseChained(req);
+  if (!partsOpen) refuseChained(reqs[0] as WriteRequest);
   lastWriteFailed = true;
   const d = db as Database.Database;
   if (partsOpen) {
     try {
-      apply(req);
+      for (const req of reqs) apply(req);
       d.exec('COMMIT');
     } finally {
       rollbackParts(); // after a commit: nothing is open, only the flag is cleared
     }
-  } else d.transaction(() => apply(req))();
+  } else
+    d.transaction(() => {
+      for (const req of reqs) apply(req);
+    })();
   lastWriteFailed = false;
   return null;
+}
+
+type WriteEnvelope = Extract<Envelope, { op: 'write' }>;
+
+/**
+ * The writes queued behind `first` on this thread's port, taken off it up to the first message
+ * that is not one (returned as `next`, handled after them): parts belong to a later write and
+ * must not commit with these.
+ */
+function groupWrites(first: WriteEnvelope): { writes: WriteEnvelope[]; next: Envelope | null } {
+  const writes = [first];
+  for (;;) {
+    const m = receiveMessageOnPort(port);
+    if (m === undefined) return { writes, next: null };
+    const e = m.message as Envelope;
+    if (e.op !== 'write' || e.sync) return { writes, next: e };
+    writes.push(e);
+  }
 }
 
 function handle(req: WriterRequest): WriterAnswers[WriterRequest['op']] {
@@ -229,7 +258,7 @@ function handle(req: WriterRequest): WriterAnswers[WriterRequest['op']] {
   if (req.op !== 'write') abort();
   switch (req.op) {
     case 'write':
-      return write(req);
+      return write([req]);
     case 'part':
     case 'abort':
       throw new Error(`'${req.op}' is not answered`);
@@ -270,27 +299,50 @@ function handle(req: WriterRequest): WriterAnswers[WriterRequest['op']] {
   }
 }
 
-(parentPort as NonNullable<typeof parentPort>).on('message', (m: Envelope) => {
+function answer(m: Envelope, a: Answer): void {
+  if (m.sync) {
+    data.port.postMessage(a);
+    Atomics.store(signal, 0, 1);
+    Atomics.notify(signal, 0);
+  } else {
+    port.postMessage(a);
+  }
+}
+
+function failure(m: Envelope, err: unknown): Answer {
+  const e = storeError(err, data.path, m.op === 'write' ? 'a flush' : m.op, m.op !== 'readLease');
+  return { id: m.id, error: { code: e.code, message: e.message } };
+}
+
+function receive(m: Envelope): void {
   if (m.op === 'part' || m.op === 'abort') {
     if (store === null) return; // the write that ends them fails
     if (m.op === 'part') part(m);
     else abort();
     return;
   }
-  let answer: Answer;
+  if (m.op === 'write' && !m.sync && store !== null) {
+    const { writes, next } = groupWrites(m);
+    let failed: unknown = null;
+    try {
+      write(writes);
+    } catch (err) {
+      failed = err;
+    }
+    for (const w of writes)
+      answer(w, failed === null ? { id: w.id, ok: null } : failure(w, failed));
+    if (next !== null) receive(next);
+    return;
+  }
+  let a: Answer;
   try {
     if (store === null && m.op !== 'open' && openError === null)
       throw new Error('the store is closed');
-    answer = { id: m.id, ok: handle(m) };
+    a = { id: m.id, ok: handle(m) };
   } catch (err) {
-    const e = storeError(err, data.path, m.op === 'write' ? 'a flush' : m.op, m.op !== 'readLease');
-    answer = { id: m.id, error: { code: e.code, message: e.message } };
+    a = failure(m, err);
   }
-  if (m.sync) {
-    data.port.postMessage(answer);
-    Atomics.store(signal, 0, 1);
-    Atomics.notify(signal, 0);
-  } else {
-    (parentPort as NonNullable<typeof parentPort>).postMessage(answer);
-  }
-});
+  answer(m, a);
+}
+
+port.on('message', receive);
