@@ -95,7 +95,19 @@ const want = (name: string): boolean => !ONLY || ONLY.some((k) => name.startsWit
 /** FUEL_BENCH_OPTIONS='{"maxCallDepth":0}': extra instrument() options (experiments only). */
 const EXTRA_OPTIONS = JSON.parse(process.env.FUEL_BENCH_OPTIONS ?? '{}') as Record<string, unknown>;
 /** A partial or modified run prints only: bench/results/fuel.json is not written. */
-const PARTIAL = ALT !== undefined || ONLY !== null || process.env.FUEL_BENCH_OPTIONS !== undefined;
+/**
+ * FUEL_BENCH_AB=<path to another instrument.ts>: each kernel also runs that instrumenter's
+ * output in the same process, alternating with this one's in every round, and the table gets
+ * its speed ÷ this one's (median over rounds): an A/B that the load's drift between processes
+ * does not bias. Only prints.
+ */
+const AB = process.env.FUEL_BENCH_AB;
+const abInstrument = AB ? ((await import(resolve(AB))) as typeof current).instrument : null;
+const PARTIAL =
+  ALT !== undefined ||
+  AB !== undefined ||
+  ONLY !== null ||
+  process.env.FUEL_BENCH_OPTIONS !== undefined;
 const { instrument, INSTRUMENTER_VERSION } = ALT
   ? ((await import(resolve(ALT))) as typeof current)
   : current;
@@ -342,8 +354,10 @@ interface Pair {
   readonly kernel: Kernel;
   readonly plain: WebAssembly.Instance;
   readonly fueled: WebAssembly.Instance;
-  readonly run: { plain: Run; fueled: Run };
+  readonly run: { plain: Run; fueled: Run; alt: Run | null };
   readonly fuelGlobal: WebAssembly.Global;
+  /** FUEL_BENCH_AB's instrumented instance's fuel global. */
+  readonly altFuelGlobal: WebAssembly.Global | null;
   readonly flagGlobal: WebAssembly.Global;
   readonly fuelPerCall: bigint;
   readonly expected: unknown;
@@ -381,7 +395,13 @@ async function prepare(kernel: Kernel): Promise<Pair> {
   const fueled = f.instance;
   const fuelGlobal = fueled.exports[FUEL_GLOBAL] as WebAssembly.Global;
   const flagGlobal = fueled.exports[EXHAUSTED_GLOBAL] as WebAssembly.Global;
-  const run = { plain: p.run, fueled: f.run };
+  const a = abInstrument
+    ? await load(
+        kernel,
+        abInstrument(kernel.bytes, { ...EXTRA_OPTIONS, initialFuel: BUDGET }).bytes,
+      )
+    : null;
+  const run = { plain: p.run, fueled: f.run, alt: a ? a.run : null };
   const expected = run.plain(...kernel.args);
   kernel.check?.(plain);
   const check = (got: unknown, instance: WebAssembly.Instance): void => {
@@ -404,12 +424,16 @@ async function prepare(kernel: Kernel): Promise<Pair> {
   if (first !== again || first <= 0n)
     throw new Error(`${kernel.name}: fuel of a first call differs: ${first} vs ${again}`);
   const steady = fuelOfCall(fueled, run.fueled);
+  const altFuelGlobal = a ? (a.instance.exports[FUEL_GLOBAL] as WebAssembly.Global) : null;
+  if (a && fuelOfCall(a.instance, a.run) !== first)
+    throw new Error(`${kernel.name}: FUEL_BENCH_AB's instrumenter bills another fuel`);
   return {
     kernel,
     plain,
     fueled,
     run,
     fuelGlobal,
+    altFuelGlobal,
     flagGlobal,
     fuelPerCall: steady,
     expected,
@@ -418,7 +442,11 @@ async function prepare(kernel: Kernel): Promise<Pair> {
 }
 
 /** Both tasks of one kernel for one round; asserts the results and the fuel state. */
-function measure(p: Pair, fuelFirst: boolean, warmup: boolean): { plain: Row; fueled: Row } {
+function measure(
+  p: Pair,
+  fuelFirst: boolean,
+  warmup: boolean,
+): { plain: Row; fueled: Row; alt: Row | null } {
   const bench = new Bench({
     time: TIME_MS,
     iterations: 4,
@@ -438,12 +466,27 @@ function measure(p: Pair, fuelFirst: boolean, warmup: boolean): { plain: Row; fu
     bench.add('fueled', () => {
       fueledOut = p.run.fueled(...args);
     });
+  let altOut: unknown = p.expected;
+  const altRun = p.run.alt;
+  const addAlt = () => {
+    if (altRun)
+      bench.add('alt', () => {
+        altOut = altRun(...args);
+      });
+  };
   p.fuelGlobal.value = BUDGET;
+  if (p.altFuelGlobal) p.altFuelGlobal.value = BUDGET;
   if (fuelFirst) addFueled();
+  else addAlt();
   addPlain();
   if (!fuelFirst) addFueled();
+  else addAlt();
   bench.runSync();
-  if (!Object.is(plainOut, p.expected) || !Object.is(fueledOut, p.expected)) {
+  if (
+    !Object.is(plainOut, p.expected) ||
+    !Object.is(fueledOut, p.expected) ||
+    !Object.is(altOut, p.expected)
+  ) {
     throw new Error(
       `${p.kernel.name}: results differ after the run (plain ${String(plainOut)}, ` +
         `instrumented ${String(fueledOut)}, expected ${String(p.expected)})`,
@@ -457,7 +500,7 @@ function measure(p: Pair, fuelFirst: boolean, warmup: boolean): { plain: Row; fu
     if (!row) throw new Error(`task ${n} missing`);
     return row;
   };
-  return { plain: find('plain'), fueled: find('fueled') };
+  return { plain: find('plain'), fueled: find('fueled'), alt: altRun ? find('alt') : null };
 }
 
 const median = (xs: readonly number[]): number => {
@@ -623,8 +666,12 @@ const loadBefore = os.loadavg();
 const kernels = await buildKernels();
 const pairs: Pair[] = [];
 for (const k of kernels) pairs.push(await prepare(k));
-const perRound = new Map<string, { plain: Row[]; fueled: Row[]; ratio: number[] }>();
-for (const p of pairs) perRound.set(p.kernel.name, { plain: [], fueled: [], ratio: [] });
+const perRound = new Map<
+  string,
+  { plain: Row[]; fueled: Row[]; ratio: number[]; abRatio: number[] }
+>();
+for (const p of pairs)
+  perRound.set(p.kernel.name, { plain: [], fueled: [], ratio: [], abRatio: [] });
 for (let round = 0; round < ROUNDS; round++) {
   for (const p of pairs) {
     const m = measure(p, round % 2 === 1, round === 0);
@@ -633,6 +680,7 @@ for (let round = 0; round < ROUNDS; round++) {
     acc.plain.push(m.plain);
     acc.fueled.push(m.fueled);
     acc.ratio.push(m.plain.opsPerSec / m.fueled.opsPerSec);
+    if (m.alt) acc.abRatio.push(m.alt.opsPerSec / m.fueled.opsPerSec);
   }
   console.log(`round ${round + 1}/${ROUNDS} done`);
 }
@@ -670,6 +718,12 @@ console.table(
     'rounds min–max': `${Math.min(...s.slowdownPerRound).toFixed(2)}–${Math.max(...s.slowdownPerRound).toFixed(2)}`,
     'fuel/call': s.fuelPerCall,
     'size ×': s.codeGrowth.toFixed(2),
+    ...(AB
+      ? {
+          'AB speed ÷ this': median(s.acc.abRatio).toFixed(3),
+          'AB slowdown': (median(s.acc.ratio) * median(s.acc.abRatio)).toFixed(3),
+        }
+      : {}),
   })),
 );
 console.log(`geomean ${gm.toFixed(3)}× (kernels only: ${geomean(micro).toFixed(3)}×)`);

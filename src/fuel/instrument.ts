@@ -100,7 +100,7 @@ import {
 } from './module-writer.ts';
 
 /** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/6';
+export const INSTRUMENTER_VERSION = 'hg-fuel/7';
 
 export const FUEL_GLOBAL = '__hg_fuel';
 export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';

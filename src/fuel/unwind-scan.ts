@@ -49,6 +49,12 @@ const SKIP: Uint8Array = (() => {
     Op.unreachable,
     Op.throw,
     Op.rethrow,
+    // The prefixes are `none` in SINGLE_IMM (walkers dispatch on them): here they must reach
+    // the prefix branch, or the sub-opcode is read as an operator (before `hg-fuel/7`, a
+    // `memory.copy` or `i32.trunc_sat` made its function "may unwind").
+    PREFIX_MISC,
+    PREFIX_SIMD,
+    PREFIX_ATOMIC,
   ])
     t[op] = FALLBACK;
   return t;
