@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { Bench } from 'tinybench';
 import { PROJECT_ROOT } from '../src/config/host-config.ts';
 
@@ -159,3 +160,42 @@ export function fillRuns(
 /** The `runs` columns a benchmark's history fills (`fillRuns`). */
 export const RUN_COLUMNS = `id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason,
   scheduled_at, started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result`;
+
+/**
+ * The hypervisor's steal as it happens (Linux, a VM): a thread reads /proc/stat's steal time
+ * every 2 ms and notes when it grew (in ticks of 10 ms), so a bench can say which of its late
+ * fires fall where the machine itself was not running this VM's CPUs.
+ */
+export class StealWatch {
+  readonly #worker: Worker;
+  /** [epoch ms when seen, steal ms added since the previous read]. */
+  readonly #grew: [number, number][] = [];
+
+  constructor() {
+    this.#worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const { readFileSync } = require('node:fs');
+       const steal = () => Number(readFileSync('/proc/stat', 'utf8').split('\\n')[0].trim().split(/\\s+/)[8]) * 10;
+       let last = steal();
+       setInterval(() => {
+         const now = steal();
+         if (now > last) parentPort.postMessage([performance.timeOrigin + performance.now(), now - last]);
+         last = now;
+       }, 2);`,
+      { eval: true },
+    );
+    this.#worker.on('message', (m: [number, number]) => this.#grew.push(m));
+    this.#worker.unref();
+  }
+
+  /** Steal (ms) seen from `from` to 5 ms after `to` (epoch ms: the sampler notes it after). */
+  between(from: number, to: number): number {
+    let ms = 0;
+    for (const [at, d] of this.#grew) if (at >= from && at <= to + 5) ms += d;
+    return ms;
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+}

@@ -15,7 +15,9 @@
  *
  * Lateness of a fire = the moment the scheduler starts it (`run:started`) − its due time
  * (nominal + the schedule's jitter), as in bench/lateness.bench.ts. Also reported per phase:
- * the event loop's delay, fires over 10 ms. Writes bench/results/retention.json (load, Node,
+ * the event loop's delay, fires over 10 ms and how many of those overlap the hypervisor's steal
+ * (this VM's CPUs not running: /proc/stat, `StealWatch`) or one of the scheduler thread's GC
+ * pauses, and the steal over the phase. Writes bench/results/retention.json (load, Node,
  * commit). ~3-4 minutes with the defaults on a 2-core machine.
  *
  *   node --expose-gc --import ./bench/tsx-main.js bench/retention.bench.ts   (npm run bench -- retention)
@@ -27,9 +29,16 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { hourglass, ROOT } from './built.ts';
-import { environment, fillRuns, percentile, RUN_COLUMNS, writeResult } from './common.ts';
+import {
+  environment,
+  fillRuns,
+  percentile,
+  RUN_COLUMNS,
+  StealWatch,
+  writeResult,
+} from './common.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
 
 const { Host, parseHostConfig, SqliteStore } = hourglass;
@@ -116,10 +125,25 @@ host.store.transaction(() => {
 const now = (): number => performance.timeOrigin + performance.now();
 let phase: 'warmup' | 'baseline' | 'pruning' | 'after' = 'warmup';
 const late: Record<'baseline' | 'pruning', number[]> = { baseline: [], pruning: [] };
+/** [due, start] (epoch ms) of each fire more than 10 ms late. */
+const over: Record<'baseline' | 'pruning', [number, number][]> = { baseline: [], pruning: [] };
+const steal = new StealWatch();
+/** [start, end] (epoch ms) of the scheduler thread's GC pauses. */
+const gcs: [number, number][] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const at = performance.timeOrigin + e.startTime;
+    gcs.push([at, at + e.duration]);
+  }
+}).observe({ entryTypes: ['gc'] });
+const gcBetween = (from: number, to: number): boolean => gcs.some(([a, b]) => a < to && b > from);
 host.events.on('run:started', (run) => {
   if ((phase !== 'baseline' && phase !== 'pruning') || run.trigger !== 'schedule') return;
   const s = run.schedule;
-  late[phase].push(now() - (run.scheduledAt + jitterFor(s.key, run.scheduledAt, s.jitterMs)));
+  const due = run.scheduledAt + jitterFor(s.key, run.scheduledAt, s.jitterMs);
+  const start = now();
+  late[phase].push(start - due);
+  if (start - due > 10) over[phase].push([due, start]);
 });
 let deleted = 0;
 let rounds = 0;
@@ -143,6 +167,7 @@ async function measure(
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const proc0 = process.cpuUsage();
+  const t0Epoch = performance.timeOrigin + performance.now();
   phase = name;
   const t0 = performance.now();
   const ended = await during();
@@ -161,6 +186,12 @@ async function measure(
       max: ms(percentile(l, 100)),
     },
     firesOver10ms: l.filter((v) => v > 10).length,
+    // Of those, the fires during which the hypervisor ran something else on this VM's CPUs.
+    firesOver10msDuringSteal: over[name].filter(([due, start]) => steal.between(due, start) > 0)
+      .length,
+    // And those during one of the scheduler thread's GC pauses.
+    firesOver10msDuringGc: over[name].filter(([due, start]) => gcBetween(due, start)).length,
+    stealMs: steal.between(t0Epoch, performance.timeOrigin + performance.now()),
     eventLoopDelayMs: {
       p50: ms(loop.percentile(50) / 1e6),
       p99: ms(loop.percentile(99) / 1e6),
@@ -184,6 +215,7 @@ const pruneS = (performance.now() - pruneT0) / 1000;
 console.log(pruning);
 clearInterval(keepAlive);
 const loadAfter = environment().loadavg;
+await steal.close();
 await host.stop();
 // What the file holds once the host stopped (every flush written).
 const db = new Database(path, { readonly: true });
