@@ -195,6 +195,23 @@ export class StealWatch {
     return ms;
   }
 
+  /**
+   * How many of `windows` ([from, to], epoch ms) would overlap steal by chance: each window
+   * moved to `shifts` evenly spaced places in [start, end] (same length), the mean count that
+   * overlap. To read `between`'s count against when steal is frequent.
+   */
+  byChance(windows: readonly [number, number][], start: number, end: number, shifts = 200): number {
+    let hits = 0;
+    for (const [from, to] of windows) {
+      const len = to - from;
+      for (let i = 0; i < shifts; i++) {
+        const at = start + ((end - start - len) * i) / shifts;
+        if (this.between(at, at + len) > 0) hits++;
+      }
+    }
+    return hits / shifts;
+  }
+
   async close(): Promise<void> {
     await this.#worker.terminate();
   }

@@ -189,6 +189,11 @@ async function measure(
     // Of those, the fires during which the hypervisor ran something else on this VM's CPUs.
     firesOver10msDuringSteal: over[name].filter(([due, start]) => steal.between(due, start) > 0)
       .length,
+    // As many windows of the same lengths placed evenly over the phase: the count expected by
+    // chance, at this phase's rate of steal.
+    firesOver10msDuringStealByChance: Number(
+      steal.byChance(over[name], t0Epoch, performance.timeOrigin + performance.now()).toFixed(1),
+    ),
     // And those during one of the scheduler thread's GC pauses.
     firesOver10msDuringGc: over[name].filter(([due, start]) => gcBetween(due, start)).length,
     stealMs: steal.between(t0Epoch, performance.timeOrigin + performance.now()),
