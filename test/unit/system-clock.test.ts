@@ -2,7 +2,8 @@
  * The system clock's timer (src/clock.ts): it wakes a little early and finishes the wait on the
  * event loop, so these check what the scheduler relies on: never before `Date.now()` reaches the
  * due time, never from inside `setTimer`, never after `cancel()` (also in the last stretch),
- * and never keeping the process alive by itself.
+ * and never keeping the process alive by itself; and that the last stretch does not spin the
+ * event loop turn after turn (each turn allocates: docs/design.md, "Scheduler").
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -49,6 +50,32 @@ test(
       });
       assert.equal(calls, 1);
     }
+  },
+);
+
+test(
+  'the last stretch busy-waits in slices: it yields to the event loop tens of times, not hundreds',
+  { timeout: 60_000 },
+  async () => {
+    // The clock's yields, counted: a timer of 3 ms has a last stretch of about 1 ms (2 at
+    // worst), which it busy-waits in 50 µs slices with a turn of the event loop between them.
+    // Yielding alone took a turn every few microseconds, hundreds per timer; a loaded machine
+    // only makes fewer slices.
+    const real = globalThis.setImmediate;
+    let yields = 0;
+    globalThis.setImmediate = ((...args: Parameters<typeof setImmediate>) => {
+      yields++;
+      return real(...args);
+    }) as typeof setImmediate;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const { at, due } = await fired(3);
+        assert.ok(at >= due);
+      }
+    } finally {
+      globalThis.setImmediate = real;
+    }
+    assert.ok(yields <= 20 * 60, `${yields} yields for 20 timers`);
   },
 );
 
