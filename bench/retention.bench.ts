@@ -23,6 +23,7 @@
  *   node --expose-gc --import ./bench/tsx-main.js bench/retention.bench.ts   (npm run bench -- retention)
  *
  * Env: RUNS (1000000), SCHEDULES (2000), BASELINE_S (30), PRUNE_MAX_S (180), BATCH (500),
+ * RATE (`retention.maxRowsPerSec`: the host's default when unset, `none` for no limit),
  * STORE_WRITER (thread | inline).
  */
 import Database from 'better-sqlite3';
@@ -48,6 +49,13 @@ const SCHEDULES = Number(process.env.SCHEDULES ?? 2_000);
 const BASELINE_S = Number(process.env.BASELINE_S ?? 30);
 const PRUNE_MAX_S = Number(process.env.PRUNE_MAX_S ?? 180);
 const BATCH = Number(process.env.BATCH ?? 500);
+/** `retention.maxRowsPerSec`: unset, the host's default; `none`, no limit. */
+const RATE =
+  process.env.RATE === undefined
+    ? undefined
+    : process.env.RATE === 'none'
+      ? null
+      : Number(process.env.RATE);
 const WRITER = process.env.STORE_WRITER === 'inline' ? 'inline' : 'thread';
 const KEEP = 10;
 const PERIOD_MS = 10_000;
@@ -97,7 +105,11 @@ const config = parseHostConfig(
     store: { path, writer: WRITER },
     sandbox: { mode: 'pool' },
     // Rounds are started by the bench, not the timer.
-    retention: { intervalMs: 86_400_000, batchRows: BATCH },
+    retention: {
+      intervalMs: 86_400_000,
+      batchRows: BATCH,
+      ...(RATE === undefined ? {} : { maxRowsPerSec: RATE }),
+    },
     tenants: [
       {
         id: 'b',
@@ -128,14 +140,34 @@ const late: Record<'baseline' | 'pruning', number[]> = { baseline: [], pruning: 
 /** [due, start] (epoch ms) of each fire more than 10 ms late. */
 const over: Record<'baseline' | 'pruning', [number, number][]> = { baseline: [], pruning: [] };
 const steal = new StealWatch();
-/** [start, end] (epoch ms) of the scheduler thread's GC pauses. */
-const gcs: [number, number][] = [];
+/** [start, end, kind] (epoch ms; `NODE_PERFORMANCE_GC_*`) of the scheduler thread's GC pauses. */
+const gcs: [number, number, number][] = [];
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const at = performance.timeOrigin + e.startTime;
-    gcs.push([at, at + e.duration]);
+    gcs.push([
+      at,
+      at + e.duration,
+      (e as PerformanceEntry & { detail: { kind: number } }).detail.kind,
+    ]);
   }
 }).observe({ entryTypes: ['gc'] });
+const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
+/** The scheduler thread's GC pauses between two epoch times, by kind: count, total and longest ms. */
+function gcPauses(
+  from: number,
+  to: number,
+): Record<string, { n: number; ms: number; maxMs: number }> {
+  const out: Record<string, { n: number; ms: number; maxMs: number }> = {};
+  for (const [a, b, kind] of gcs) {
+    if (a < from || a > to) continue;
+    const k = (out[GC_KINDS[kind] ?? String(kind)] ??= { n: 0, ms: 0, maxMs: 0 });
+    k.n++;
+    k.ms = ms(k.ms + b - a);
+    k.maxMs = ms(Math.max(k.maxMs, b - a));
+  }
+  return out;
+}
 const gcBetween = (from: number, to: number): boolean => gcs.some(([a, b]) => a < to && b > from);
 host.events.on('run:started', (run) => {
   if ((phase !== 'baseline' && phase !== 'pruning') || run.trigger !== 'schedule') return;
@@ -196,6 +228,7 @@ async function measure(
     ),
     // And those during one of the scheduler thread's GC pauses.
     firesOver10msDuringGc: over[name].filter(([due, start]) => gcBetween(due, start)).length,
+    gcPauses: gcPauses(t0Epoch, performance.timeOrigin + performance.now()),
     stealMs: steal.between(t0Epoch, performance.timeOrigin + performance.now()),
     eventLoopDelayMs: {
       p50: ms(loop.percentile(50) / 1e6),
@@ -203,6 +236,7 @@ async function measure(
       max: ms(loop.max / 1e6),
     },
     processCpuPct: Number(((proc.user + proc.system) / 10_000 / wallS).toFixed(1)),
+    heapUsedMbAfter: Math.round(process.memoryUsage().heapUsed / 1e6),
     ...(ended === undefined ? {} : { ended }),
   };
 }
@@ -210,7 +244,9 @@ async function measure(
 console.log(`baseline: ${BASELINE_S} s without pruning`);
 const baseline = await measure('baseline', () => sleep(BASELINE_S * 1000));
 console.log(baseline);
-console.log(`pruning: one round (steps of ${BATCH}), at most ${PRUNE_MAX_S} s`);
+console.log(
+  `pruning: one round (steps of ${BATCH}, at most ${String(config.retention.maxRowsPerSec ?? 'unlimited')} rows/s), at most ${PRUNE_MAX_S} s`,
+);
 const pruneT0 = performance.now();
 const pruning = await measure('pruning', async () => {
   const round = host.retention.runRound().then(() => 'round ended');
@@ -234,6 +270,7 @@ const result = {
   firesPerSecNominal: SCHEDULES / (PERIOD_MS / 1000),
   writer: WRITER,
   batchRows: BATCH,
+  maxRowsPerSec: config.retention.maxRowsPerSec,
   keepPerSchedule: KEEP,
   loadBefore: before.loadavg,
   loadAfter,

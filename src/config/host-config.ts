@@ -102,12 +102,21 @@ export const DEFAULT_RETENTION: TenantRetention = Object.freeze({
   keepPerSchedule: 10,
 });
 
+/** `retention.maxRowsPerSec`'s default (docs/store.md, "Retention": measured in bench/retention). */
+export const DEFAULT_PRUNE_ROWS_PER_SEC = 10_000;
+
 /** How the host prunes run history (src/host/retention.ts), for every tenant. */
 export interface RetentionConfig {
   /** Time between two prune rounds (each round goes through every tenant). @defaultValue 60000 */
   readonly intervalMs: number;
   /** Most runs one step deletes; steps of a round follow each other a turn apart. @defaultValue 500 */
   readonly batchRows: number;
+  /**
+   * Most runs a round deletes per second of real time (the host's whole pruning, across its
+   * tenants): a step that got ahead waits before the next. `null`: no limit, the steps follow
+   * each other a turn apart. @defaultValue 10000
+   */
+  readonly maxRowsPerSec: number | null;
 }
 
 /** How backfills run (src/schedule/backfill.ts, docs/schedules.md "Backfill"). */
@@ -268,7 +277,7 @@ interface RawConfig {
   leaseHeartbeatMs?: number;
   maxWasmBytes?: number;
   sandbox?: { mode?: 'pool' | 'in-thread'; workers?: number };
-  retention?: { intervalMs?: number; batchRows?: number };
+  retention?: { intervalMs?: number; batchRows?: number; maxRowsPerSec?: number | null };
   backfill?: { intervalMs?: number; maxTicks?: number };
   api?: {
     host?: string;
@@ -426,6 +435,7 @@ const validateConfig = compile<RawConfig>({
       properties: {
         intervalMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
         batchRows: { type: 'integer', minimum: 1, maximum: 100_000 },
+        maxRowsPerSec: LIMIT_OR_NULL(100_000_000),
       },
     },
     backfill: {
@@ -572,6 +582,10 @@ export function parseHostConfig(value: unknown, file: string, baseDir: string): 
     retention: Object.freeze({
       intervalMs: raw.retention?.intervalMs ?? 60_000,
       batchRows: raw.retention?.batchRows ?? 500,
+      maxRowsPerSec:
+        raw.retention?.maxRowsPerSec === undefined
+          ? DEFAULT_PRUNE_ROWS_PER_SEC
+          : raw.retention.maxRowsPerSec,
     }),
     backfill: Object.freeze({
       intervalMs: raw.backfill?.intervalMs ?? DEFAULT_BACKFILL_INTERVAL_MS,

@@ -7,7 +7,9 @@
  * clock drives it in tests) goes through the tenants one after another, in steps of at most
  * `retention.batchRows` deleted runs; each step waits for its deletes to be durable and then
  * yields a turn of the event loop (`setImmediate`) before the next, so due fires and finished
- * runs go between steps. What a step costs the scheduler's thread depends on the store: with the
+ * runs go between steps, or longer when the round is ahead of `retention.maxRowsPerSec`: on a
+ * 2-core machine, pruning flat out kept the writer thread busy beside the scheduler's, and fires
+ * were late by up to 10-35 ms (bench/retention.bench.ts; docs/store.md, "Retention"). What a step costs the scheduler's thread depends on the store: with the
  * writer thread (the default) or PostgreSQL, it only deletes the rows from the mirror (the
  * choice is read, and the rows deleted, by the writer or the database); an inline SQLite store
  * reads and deletes on this thread, a window of `4 × batchRows` index entries a step.
@@ -41,6 +43,11 @@ export class RunRetention {
   #timer: TimerHandle | null = null;
   #round: Promise<void> | null = null;
   #stopped = false;
+  /** Where the round's pacing counts from (`performance.now()`), and the rows deleted since. */
+  #paceFrom = 0;
+  #paceRows = 0;
+  /** Ends the pacing wait in progress (`stop()`). */
+  #wake: (() => void) | null = null;
 
   constructor(deps: RetentionDeps) {
     this.#d = deps;
@@ -65,6 +72,8 @@ export class RunRetention {
 
   async #runRound(): Promise<void> {
     if (this.#stopped || !this.#d.healthy()) return;
+    this.#paceFrom = performance.now();
+    this.#paceRows = 0;
     for (const tenant of this.#d.tenants) {
       if (this.#stopped) return;
       const r = tenant.retention;
@@ -84,7 +93,7 @@ export class RunRetention {
           });
           count += step.deleted;
           cursor = step.cursor;
-          await nextTurn();
+          await this.#pace(step.deleted);
         } while (cursor !== null);
       } catch (err) {
         // This host no longer owns the tenant: its new owner prunes it.
@@ -95,9 +104,33 @@ export class RunRetention {
     }
   }
 
+  /**
+   * After a step that deleted `rows`: a turn of the event loop, or, when the round is ahead of
+   * `maxRowsPerSec` (counted from its start, on the real clock: this bounds the store's work,
+   * not a schedule), until it no longer is. `stop()` cuts the wait short.
+   */
+  async #pace(rows: number): Promise<void> {
+    const rate = this.#d.config.maxRowsPerSec;
+    this.#paceRows += rows;
+    const wait =
+      rate === null ? 0 : this.#paceFrom + (this.#paceRows * 1000) / rate - performance.now();
+    if (wait < 1) return nextTurn();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, wait);
+      this.#wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
   /** Cancels the timer and waits for the round in progress to end (after its current step). */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#wake?.();
     this.#timer?.cancel();
     this.#timer = null;
     await this.#round?.catch(() => undefined);

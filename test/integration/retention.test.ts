@@ -199,4 +199,54 @@ for (const store of STORES)
         await stop();
       }
     });
+    test('maxRowsPerSec paces a round on the real clock, and stop() ends its wait', async (t) => {
+      const dir = await storeDir(t, store);
+      const clock = new ManualClock(T0);
+      const plugin = { name: 'p', wasm: GUEST.proxy, config: { schedules: decls() } };
+      const tenants = [
+        {
+          id: 't',
+          retention: { maxAgeMs: HOUR, keepPerSchedule: 0 },
+          plugins: [plugin],
+        },
+      ];
+      // 40 old runs in steps of 5 at 100 a second: the round takes at least 0.4 s.
+      const paced = makeConfig(dir, tenants, {
+        retention: { intervalMs: DAY, batchRows: 5, maxRowsPerSec: 100 },
+      });
+      let h = await startHost(paced, clock);
+      try {
+        for (let i = 0; i < 40; i++) h.host.store.insertRun(runAt('t/p/old', T0 - DAY + i));
+        await h.host.store.committed();
+        const pruned = nextPruned(h.host, 't');
+        const t0 = performance.now();
+        await h.host.retention.runRound();
+        const ms = performance.now() - t0;
+        assert.equal(await pruned, 40);
+        // Node's timers may fire up to a millisecond early: a margin, not a timing bound.
+        assert.ok(ms >= 390, `a round of 40 runs at 100/s took ${ms.toFixed(0)} ms`);
+        assert.deepEqual(h.host.store.listRuns({ tenant: 't', limit: 100 }), []);
+      } finally {
+        await h.stop();
+      }
+
+      // One run a second in steps of 600: after its first step the round would wait 10 min.
+      const slow = makeConfig(dir, tenants, {
+        retention: { intervalMs: DAY, batchRows: 600, maxRowsPerSec: 1 },
+      });
+      h = await startHost(slow, clock);
+      try {
+        for (let i = 0; i < 700; i++) h.host.store.insertRun(runAt('t/p/old', T0 - DAY + i));
+        await h.host.store.committed();
+        const round = h.host.retention.runRound();
+        while (h.host.store.listRuns({ tenant: 't', limit: 1000 }).length > 100)
+          await new Promise((r) => setTimeout(r, 10));
+        // In its wait now: stop() ends it (a hang here is the failure) and no step follows.
+        await h.host.retention.stop();
+        await round;
+        assert.equal(h.host.store.listRuns({ tenant: 't', limit: 1000 }).length, 100);
+      } finally {
+        await h.stop();
+      }
+    });
   });

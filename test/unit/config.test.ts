@@ -204,13 +204,13 @@ describe('parseHostConfig: retention', () => {
       keepPerSchedule: 10,
     });
     assert.equal(c.tenants[0]?.retention, DEFAULT_RETENTION);
-    assert.deepEqual(c.retention, { intervalMs: 60_000, batchRows: 500 });
+    assert.deepEqual(c.retention, { intervalMs: 60_000, batchRows: 500, maxRowsPerSec: 10_000 });
   });
 
   test('maxAgeDays in days, null turns a limit off, the rest keeps its default', () => {
     const c = parseHostConfig(
       {
-        retention: { intervalMs: 5_000, batchRows: 100 },
+        retention: { intervalMs: 5_000, batchRows: 100, maxRowsPerSec: null },
         tenants: [
           { id: 'a', retention: { maxAgeDays: 7, keepPerSchedule: 0 } },
           { id: 'b', retention: { maxAgeMs: null, maxRuns: null } },
@@ -228,7 +228,7 @@ describe('parseHostConfig: retention', () => {
         { maxAgeMs: 90_000, maxRuns: 50, keepPerSchedule: 10 },
       ],
     );
-    assert.deepEqual(c.retention, { intervalMs: 5_000, batchRows: 100 });
+    assert.deepEqual(c.retention, { intervalMs: 5_000, batchRows: 100, maxRowsPerSec: null });
   });
 });
 
@@ -308,6 +308,11 @@ describe('parseHostConfig: errors', () => {
       'retention maxAgeMs and maxAgeDays both',
       { tenants: [{ id: 'a', retention: { maxAgeMs: 1000, maxAgeDays: 1 } }] },
       '/tenants/0/retention/maxAgeDays',
+    ],
+    [
+      'retention maxRowsPerSec of 0',
+      { retention: { maxRowsPerSec: 0 }, tenants: [] },
+      '/retention/maxRowsPerSec',
     ],
     [
       'retention batchRows of 0',
