@@ -7,10 +7,10 @@
  * clock drives it in tests) goes through the tenants one after another, in steps of at most
  * `retention.batchRows` deleted runs; each step waits for its deletes to be durable and then
  * yields a turn of the event loop (`setImmediate`) before the next, so due fires and finished
- * runs go between steps, or longer when the round is ahead of `retention.maxRowsPerSec`: on a
- * 2-core machine, pruning flat out kept the writer thread busy beside the scheduler's, and fires
- * were late by up to 10-35 ms (bench/retention.bench.ts; docs/store.md, "Retention"). What a step costs the scheduler's thread depends on the store: with the
- * writer thread (the default) or PostgreSQL, it only deletes the rows from the mirror (the
+ * runs go between steps, or longer when the round is ahead of `retention.maxRowsPerSec`: flat
+ * out, a round kept the writer thread on most of a core that the pool's workers share
+ * (docs/store.md, "Retention"). What a step costs the scheduler's thread depends on the store:
+ * with the writer thread (the default) or PostgreSQL, it only deletes the rows from the mirror (the
  * choice is read, and the rows deleted, by the writer or the database); an inline SQLite store
  * reads and deletes on this thread, a window of `4 × batchRows` index entries a step.
  *
