@@ -2,9 +2,10 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Bench } from 'tinybench';
 import { PROJECT_ROOT } from '../src/config/host-config.ts';
@@ -162,6 +163,81 @@ export const RUN_COLUMNS = `id, schedule_key, plugin_id, tenant, local_id, trigg
   scheduled_at, started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result`;
 
 /**
+ * The machine's CPU time by kind (ms, all cores since boot): /proc/stat's first line, in its order
+ * (user, nice, system, idle, iowait, irq, softirq, steal, …). Differences of two reads give a
+ * window's shares.
+ */
+export function machineCpuTimes(): number[] {
+  return (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map((ticks) => Number(ticks) * 10);
+}
+
+const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
+
+/**
+ * This thread's GC pauses as they happen (a `gc` PerformanceObserver; on the thread that runs
+ * the bench, the host's scheduler thread): each [start, end, kind], epoch ms, kind as
+ * `NODE_PERFORMANCE_GC_*`. To say which late fires waited on one.
+ */
+export class GcWatch {
+  readonly pauses: [start: number, end: number, kind: number][] = [];
+  readonly #observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const at = performance.timeOrigin + e.startTime;
+      this.pauses.push([
+        at,
+        at + e.duration,
+        (e as PerformanceEntry & { detail: { kind: number } }).detail.kind,
+      ]);
+    }
+  });
+
+  constructor() {
+    this.#observer.observe({ entryTypes: ['gc'] });
+  }
+
+  /** A pause overlapped [from, to] (epoch ms). */
+  during(from: number, to: number): boolean {
+    return this.pauses.some(([a, b]) => a <= to && b >= from);
+  }
+
+  /** The pauses that started in [from, to]: count, total, median and longest ms. */
+  summary(
+    from: number,
+    to: number,
+  ): { pauses: number; totalMs: number; p50Ms: number; maxMs: number } {
+    const d = this.pauses.filter(([a]) => a >= from && a <= to).map(([a, b]) => b - a);
+    const ms = (v: number) => Number(v.toFixed(3));
+    return {
+      pauses: d.length,
+      totalMs: ms(d.reduce((a, v) => a + v, 0)),
+      p50Ms: ms(percentile(d, 50)),
+      maxMs: ms(percentile(d, 100)),
+    };
+  }
+
+  /** The pauses that started in [from, to], by kind: count, total and longest ms. */
+  byKind(from: number, to: number): Record<string, { n: number; ms: number; maxMs: number }> {
+    const out: Record<string, { n: number; ms: number; maxMs: number }> = {};
+    for (const [a, b, kind] of this.pauses) {
+      if (a < from || a > to) continue;
+      const k = (out[GC_KINDS[kind] ?? String(kind)] ??= { n: 0, ms: 0, maxMs: 0 });
+      k.n++;
+      k.ms = Number((k.ms + b - a).toFixed(3));
+      k.maxMs = Number(Math.max(k.maxMs, b - a).toFixed(3));
+    }
+    return out;
+  }
+
+  close(): void {
+    this.#observer.disconnect();
+  }
+}
+
+/**
  * The hypervisor's steal as it happens (Linux, a VM): a thread reads /proc/stat's steal time
  * every 2 ms and notes when it grew (in ticks of 10 ms), so a bench can say which of its late
  * fires fall where the machine itself was not running this VM's CPUs.
@@ -175,6 +251,7 @@ export class StealWatch {
     this.#worker = new Worker(
       `const { parentPort } = require('node:worker_threads');
        const { readFileSync } = require('node:fs');
+       // machineCpuTimes()'s field 7 (this code runs in its own thread, from a string).
        const steal = () => Number(readFileSync('/proc/stat', 'utf8').split('\\n')[0].trim().split(/\\s+/)[8]) * 10;
        let last = steal();
        setInterval(() => {

@@ -19,12 +19,13 @@
  * where a tail comes from it also reports the fires more than 2 ms late (and how many of them
  * overlapped one of the main thread's GC pauses), those pauses, and the machine's CPU shares
  * over the window (user, system, idle, iowait, steal: another process's or the hypervisor's
- * time shows there). TRACE=file writes every fire's [due, lateness] and every pause.
+ * time shows there). TRACE=file writes every fire's [due, lateness] and every pause's
+ * [start, end, kind] (epoch ms).
  */
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { writeFileSync } from 'node:fs';
 import { burstHost } from './host-burst.ts';
-import { environment, percentile, writeResult } from './common.ts';
+import { environment, GcWatch, machineCpuTimes, percentile, writeResult } from './common.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
 
 const SECONDS = Number(process.env.SECONDS ?? 10);
@@ -47,19 +48,7 @@ const now = () => performance.timeOrigin + performance.now();
 const late: number[] = [];
 /** [due, lateness] of each measured fire, in due order as they come. */
 const fires: [number, number][] = [];
-/** [start, duration] of each of this thread's GC pauses while measuring. */
-const gcs: [number, number][] = [];
-new PerformanceObserver((list) => {
-  if (!measuring) return;
-  for (const e of list.getEntries()) gcs.push([performance.timeOrigin + e.startTime, e.duration]);
-}).observe({ entryTypes: ['gc'] });
-/** The machine's CPU time by kind (/proc/stat's first line), to report the window's shares. */
-const cpuTimes = (): number[] =>
-  (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
+const gc = new GcWatch();
 let measuring = false;
 let finished = 0;
 host.events.on('run:started', (run) => {
@@ -81,13 +70,17 @@ await new Promise((r) => setTimeout(r, WARMUP_MS));
 const loop = monitorEventLoopDelay({ resolution: 1 });
 loop.enable();
 measuring = true;
-const cpu0 = cpuTimes();
+const cpu0 = machineCpuTimes();
 const proc0 = process.cpuUsage();
 const t0 = performance.now();
+const t0Epoch = now();
 await new Promise((r) => setTimeout(r, SECONDS * 1000));
 measuring = false;
-const cpu = cpuTimes().map((v, i) => v - (cpu0[i] ?? 0));
+const t1Epoch = now();
+const cpu = machineCpuTimes().map((v, i) => v - (cpu0[i] ?? 0));
 const proc = process.cpuUsage(proc0);
+gc.close();
+const gcs = gc.pauses.filter(([start]) => start >= t0Epoch && start <= t1Epoch);
 if (process.env.TRACE) writeFileSync(process.env.TRACE, JSON.stringify({ fires, gcs }));
 const wallS = (performance.now() - t0) / 1000;
 loop.disable();
@@ -117,22 +110,8 @@ const result = {
     max: ms(loop.max / 1e6),
   },
   over2ms: over2ms(),
-  mainThreadGc: {
-    pauses: gcs.length,
-    totalMs: ms(gcs.reduce((a, g) => a + g[1], 0)),
-    p50Ms: ms(
-      percentile(
-        gcs.map((g) => g[1]),
-        50,
-      ),
-    ),
-    maxMs: ms(
-      percentile(
-        gcs.map((g) => g[1]),
-        100,
-      ),
-    ),
-  },
+  mainThreadGc: gc.summary(t0Epoch, t1Epoch),
+
   // The host process's CPU (all its threads) over the window, in % of one core.
   processCpuPct: Number(((proc.user + proc.system) / 10_000 / wallS).toFixed(1)),
   // Shares of the machine's CPU time (all cores) over the window, from /proc/stat.
@@ -142,14 +121,13 @@ const result = {
 
 /** Fires started more than 2 ms late: how many, and how many waited on a GC pause. */
 function over2ms(): { fires: number; pct: number; duringGc: number } {
-  const byStart = [...gcs].sort((a, b) => a[0] - b[0]);
   let n = 0;
   let duringGc = 0;
   for (const [due, l] of fires) {
     if (l <= 2) continue;
     n++;
     // A pause that overlapped [due, due + l]: the fire waited on it (at least partly).
-    if (byStart.some(([start, d]) => start <= due + l && start + d >= due)) duringGc++;
+    if (gc.during(due, due + l)) duringGc++;
   }
   return { fires: n, pct: Number(((100 * n) / Math.max(1, fires.length)).toFixed(2)), duringGc };
 }

@@ -30,11 +30,12 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { hourglass, ROOT } from './built.ts';
 import {
   environment,
   fillRuns,
+  GcWatch,
   percentile,
   RUN_COLUMNS,
   StealWatch,
@@ -140,35 +141,7 @@ const late: Record<'baseline' | 'pruning', number[]> = { baseline: [], pruning: 
 /** [due, start] (epoch ms) of each fire more than 10 ms late. */
 const over: Record<'baseline' | 'pruning', [number, number][]> = { baseline: [], pruning: [] };
 const steal = new StealWatch();
-/** [start, end, kind] (epoch ms; `NODE_PERFORMANCE_GC_*`) of the scheduler thread's GC pauses. */
-const gcs: [number, number, number][] = [];
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    const at = performance.timeOrigin + e.startTime;
-    gcs.push([
-      at,
-      at + e.duration,
-      (e as PerformanceEntry & { detail: { kind: number } }).detail.kind,
-    ]);
-  }
-}).observe({ entryTypes: ['gc'] });
-const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
-/** The scheduler thread's GC pauses between two epoch times, by kind: count, total and longest ms. */
-function gcPauses(
-  from: number,
-  to: number,
-): Record<string, { n: number; ms: number; maxMs: number }> {
-  const out: Record<string, { n: number; ms: number; maxMs: number }> = {};
-  for (const [a, b, kind] of gcs) {
-    if (a < from || a > to) continue;
-    const k = (out[GC_KINDS[kind] ?? String(kind)] ??= { n: 0, ms: 0, maxMs: 0 });
-    k.n++;
-    k.ms = ms(k.ms + b - a);
-    k.maxMs = ms(Math.max(k.maxMs, b - a));
-  }
-  return out;
-}
-const gcBetween = (from: number, to: number): boolean => gcs.some(([a, b]) => a < to && b > from);
+const gc = new GcWatch();
 host.events.on('run:started', (run) => {
   if ((phase !== 'baseline' && phase !== 'pruning') || run.trigger !== 'schedule') return;
   const s = run.schedule;
@@ -227,8 +200,8 @@ async function measure(
       steal.byChance(over[name], t0Epoch, performance.timeOrigin + performance.now()).toFixed(1),
     ),
     // And those during one of the scheduler thread's GC pauses.
-    firesOver10msDuringGc: over[name].filter(([due, start]) => gcBetween(due, start)).length,
-    gcPauses: gcPauses(t0Epoch, performance.timeOrigin + performance.now()),
+    firesOver10msDuringGc: over[name].filter(([due, start]) => gc.during(due, start)).length,
+    gcPauses: gc.byKind(t0Epoch, performance.timeOrigin + performance.now()),
     stealMs: steal.between(t0Epoch, performance.timeOrigin + performance.now()),
     eventLoopDelayMs: {
       p50: ms(loop.percentile(50) / 1e6),
@@ -257,6 +230,7 @@ console.log(pruning);
 clearInterval(keepAlive);
 const loadAfter = environment().loadavg;
 await steal.close();
+gc.close();
 await host.stop();
 // What the file holds once the host stopped (every flush written).
 const db = new Database(path, { readonly: true });
