@@ -6,11 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { compileCostTable, DEFAULT_COST_TABLE } from './cost-table.ts';
-import {
-  DEFAULT_INITIAL_FUEL,
-  DEFAULT_MAX_CALL_DEPTH,
-  INSTRUMENTER_VERSION,
-} from './instrument.ts';
+import { DEFAULT_INITIAL_FUEL, DEFAULT_MAX_CALL_DEPTH, INSTRUMENTER_VERSION } from './abi.ts';
 import type { InstrumentOptions } from './instrument.ts';
 
 export function sha256Hex(bytes: Uint8Array): string {

@@ -4,6 +4,7 @@
  * by the emitter) and returning the position after it. See body-emitter.ts for where each goes.
  */
 import { ps64, pu32 } from '../wasm/leb-write.ts';
+import { ExhaustedFlag } from './abi.ts';
 import type { CompiledCosts } from './cost-table.ts';
 import { BF, Dyn } from './placement.ts';
 import type { FunctionPlan, Placement } from './placement.ts';
@@ -18,8 +19,7 @@ export interface EmitContext {
   readonly maxCallDepth: number;
 }
 
-/** Values of the exhausted flag global. */
-export const ExhaustedFlag = { none: 0, fuel: 1, depth: 2 } as const;
+export { ExhaustedFlag };
 
 // Opcodes as plain constants (the hot path writes them inline).
 const UNREACHABLE = 0x00;

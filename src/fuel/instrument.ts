@@ -99,16 +99,25 @@ import {
   writeFunctionSection,
 } from './module-writer.ts';
 
-/** Bumped whenever the emitted code changes; part of the cache key. */
-export const INSTRUMENTER_VERSION = 'hg-fuel/7';
+import {
+  DEFAULT_INITIAL_FUEL,
+  DEFAULT_MAX_CALL_DEPTH,
+  DEPTH_GLOBAL,
+  EXHAUSTED_GLOBAL,
+  FUEL_GLOBAL,
+  INSTRUMENTER_VERSION,
+  RESERVED_PREFIX,
+} from './abi.ts';
 
-export const FUEL_GLOBAL = '__hg_fuel';
-export const EXHAUSTED_GLOBAL = '__hg_fuel_exhausted';
-export const DEPTH_GLOBAL = '__hg_depth';
-export const RESERVED_PREFIX = '__hg_';
-
-export const DEFAULT_MAX_CALL_DEPTH = 10_000;
-export const DEFAULT_INITIAL_FUEL = 1_000_000_000n;
+export {
+  DEFAULT_INITIAL_FUEL,
+  DEFAULT_MAX_CALL_DEPTH,
+  DEPTH_GLOBAL,
+  EXHAUSTED_GLOBAL,
+  FUEL_GLOBAL,
+  INSTRUMENTER_VERSION,
+  RESERVED_PREFIX,
+};
 
 export interface InstrumentOptions {
   /** @defaultValue DEFAULT_COST_TABLE (`hg-costs/2`) */

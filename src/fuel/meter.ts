@@ -11,8 +11,7 @@
  * the cached counter may not have been written back when the trap hit, and a deterministic
  * bill is worth more than a precise one for a call that failed anyway.
  */
-import { ExhaustedFlag } from './body-emitter.ts';
-import { DEPTH_GLOBAL, EXHAUSTED_GLOBAL, FUEL_GLOBAL } from './instrument.ts';
+import { DEPTH_GLOBAL, EXHAUSTED_GLOBAL, ExhaustedFlag, FUEL_GLOBAL } from './abi.ts';
 
 export type TrapKind = 'out_of_fuel' | 'stack_overflow' | 'trapped';
 
