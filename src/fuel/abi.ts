@@ -2,9 +2,8 @@
  * What an instrumented module exports and the host reads: the names of the fuel, exhausted-flag
  * and call-depth globals, the flag's values, the defaults and the instrumenter's version (part of
  * the cache key). A module of its own so that the host's runtime side (meter.ts, cache.ts, a pool
- * worker that only runs prepared modules) loads none of the instrumenter: importing instrument.ts
- * and its planner and emitters cost a worker's boot ~25 ms of CPU (bench/worker-boot.bench.ts).
- * instrument.ts and index.ts re-export these.
+ * worker that only runs prepared modules) loads none of the instrumenter (guest-module.ts imports
+ * it at the first prepare). instrument.ts and index.ts re-export these.
  */
 
 /** Bumped whenever the emitted code changes; part of the cache key. */

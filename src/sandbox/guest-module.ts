@@ -64,20 +64,20 @@ function loadError(pluginId: string, problem: string, cause?: unknown): Hourglas
 }
 
 /**
+ * The fuel instrumenter, imported at the first module that needs it: a pool worker that only
+ * runs modules prepared elsewhere (each replacement after a kill: it gets the compiled module)
+ * never loads it: less CPU per boot (bench/worker-boot.bench.ts: 87 -> 79 ms, medians of 50).
+ */
+let instrumenter: Promise<typeof Instrumenter> | null = null;
+const loadInstrumenter = () => (instrumenter ??= import('../fuel/instrument.ts'));
+
+/**
  * `limits.memoryPages` caps the guest's linear memory (the module's declared maximum is clamped
  * to it): the only real memory limit, since Extism's `maxPages` covers Extism's own blocks
  * only. `limits.tableElements` likewise caps the elements of all its tables together.
  * `limits.fuel.discovery` is also the budget of the module's init (its start function, then
  * `_initialize` or `_start`), which the sandbox runs when it creates an instance.
  */
-/**
- * The fuel instrumenter, imported at the first module that needs it: a pool worker that only
- * runs modules prepared elsewhere (each replacement after a kill: it gets the compiled module)
- * never loads it, ~25 ms less CPU per boot (bench/worker-boot.bench.ts).
- */
-let instrumenter: Promise<typeof Instrumenter> | null = null;
-const loadInstrumenter = () => (instrumenter ??= import('../fuel/instrument.ts'));
-
 export async function prepareGuest(
   pluginId: string,
   wasm: Uint8Array<ArrayBuffer>,
