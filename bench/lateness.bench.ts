@@ -111,7 +111,6 @@ const result = {
   },
   over2ms: over2ms(),
   mainThreadGc: gc.summary(t0Epoch, t1Epoch),
-
   // The host process's CPU (all its threads) over the window, in % of one core.
   processCpuPct: Number(((proc.user + proc.system) / 10_000 / wallS).toFixed(1)),
   // Shares of the machine's CPU time (all cores) over the window, from /proc/stat.
