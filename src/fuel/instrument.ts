@@ -105,19 +105,11 @@ import {
   DEPTH_GLOBAL,
   EXHAUSTED_GLOBAL,
   FUEL_GLOBAL,
-  INSTRUMENTER_VERSION,
   RESERVED_PREFIX,
 } from './abi.ts';
 
-export {
-  DEFAULT_INITIAL_FUEL,
-  DEFAULT_MAX_CALL_DEPTH,
-  DEPTH_GLOBAL,
-  EXHAUSTED_GLOBAL,
-  FUEL_GLOBAL,
-  INSTRUMENTER_VERSION,
-  RESERVED_PREFIX,
-};
+// The module's names and defaults live in abi.ts (what the host's runtime side loads alone).
+export * from './abi.ts';
 
 export interface InstrumentOptions {
   /** @defaultValue DEFAULT_COST_TABLE (`hg-costs/2`) */
