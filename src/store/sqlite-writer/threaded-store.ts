@@ -33,8 +33,9 @@
  *
  * Cost (measured, docs/store.md): fire lateness p99 falls several-fold on a busy disk (under
  * 1.2 ms against 10-13 ms at 1,000 fires/s). The mirror's writes and each flush's images cost the
- * scheduler's thread more CPU per run than group commit (a 20k burst at ~0.7x the inline runs/s,
- * still over 3x BullMQ's), opening copies the file into the mirror (restart to first fire
+ * scheduler's thread more CPU per run than group commit (a 20k burst at 0.6-0.7x the inline
+ * runs/s: 3.1-3.3x BullMQ's on one 2-core VM, 2.35-2.77x on another, where inline made 3.98x;
+ * docs/store.md), opening copies the file into the mirror (restart to first fire
  * ~0.55 s against ~0.3 s), and the mirror keeps up to `MIRROR_CACHE_KIB` of pages resident (the
  * rest spills to a temporary file: write-behind.ts).
  */
