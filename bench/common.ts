@@ -238,14 +238,19 @@ export class GcWatch {
 }
 
 /**
- * The hypervisor's steal as it happens (Linux, a VM): a thread reads /proc/stat's steal time
- * every 2 ms and notes when it grew (in ticks of 10 ms), so a bench can say which of its late
- * fires fall where the machine itself was not running this VM's CPUs.
+ * Where the CPU went while a bench ran (Linux): a thread reads every 2 ms the hypervisor's steal
+ * (/proc/stat: this VM's CPUs not running) and the time this process's main thread, the host's
+ * scheduler thread, spent runnable but waiting for a CPU (its /proc/<pid>/task/<pid>/schedstat:
+ * the cores were busy with other threads or processes), and notes when either grew (steal in
+ * ticks of 10 ms; a wait of 0.5 ms or more in a sample). So a bench can say which of its late
+ * fires fall where the machine, or the other threads, held the CPU.
  */
-export class StealWatch {
+export class CpuWatch {
   readonly #worker: Worker;
   /** [epoch ms when seen, steal ms added since the previous read]. */
-  readonly #grew: [number, number][] = [];
+  readonly #steal: [number, number][] = [];
+  /** [epoch ms when seen, ms the main thread waited for a CPU since the previous read]. */
+  readonly #waited: [number, number][] = [];
 
   constructor() {
     this.#worker = new Worker(
@@ -253,37 +258,57 @@ export class StealWatch {
        const { readFileSync } = require('node:fs');
        // machineCpuTimes()'s field 7 (this code runs in its own thread, from a string).
        const steal = () => Number(readFileSync('/proc/stat', 'utf8').split('\\n')[0].trim().split(/\\s+/)[8]) * 10;
-       let last = steal();
+       const stat = '/proc/' + process.pid + '/task/' + process.pid + '/schedstat';
+       const wait = () => Number(readFileSync(stat, 'utf8').split(' ')[1]) / 1e6;
+       let lastSteal = steal();
+       let lastWait = wait();
        setInterval(() => {
-         const now = steal();
-         if (now > last) parentPort.postMessage([performance.timeOrigin + performance.now(), now - last]);
-         last = now;
+         const s = steal();
+         const w = wait();
+         if (s > lastSteal || w - lastWait >= 0.5)
+           parentPort.postMessage([performance.timeOrigin + performance.now(), s - lastSteal, w - lastWait]);
+         lastSteal = s;
+         lastWait = w;
        }, 2);`,
       { eval: true },
     );
-    this.#worker.on('message', (m: [number, number]) => this.#grew.push(m));
+    this.#worker.on('message', ([at, steal, wait]: [number, number, number]) => {
+      if (steal > 0) this.#steal.push([at, steal]);
+      if (wait >= 0.5) this.#waited.push([at, wait]);
+    });
     this.#worker.unref();
   }
 
   /** Steal (ms) seen from `from` to 5 ms after `to` (epoch ms: the sampler notes it after). */
-  between(from: number, to: number): number {
-    let ms = 0;
-    for (const [at, d] of this.#grew) if (at >= from && at <= to + 5) ms += d;
-    return ms;
+  stealBetween(from: number, to: number): number {
+    return sumBetween(this.#steal, from, to + 5);
+  }
+
+  /**
+   * The main thread's waits for a CPU (ms, samples of 0.5 ms or more) seen from `from` to 3 ms
+   * after `to` (a sample covers the 2 ms before it).
+   */
+  waitBetween(from: number, to: number): number {
+    return sumBetween(this.#waited, from, to + 3);
   }
 
   /**
    * How many of `windows` ([from, to], epoch ms) would overlap steal by chance: each window
    * moved to `shifts` evenly spaced places in [start, end] (same length), the mean count that
-   * overlap. To read `between`'s count against when steal is frequent.
+   * overlap. To read `stealBetween`'s count against when steal is frequent.
    */
-  byChance(windows: readonly [number, number][], start: number, end: number, shifts = 200): number {
+  stealByChance(
+    windows: readonly [number, number][],
+    start: number,
+    end: number,
+    shifts = 200,
+  ): number {
     let hits = 0;
     for (const [from, to] of windows) {
       const len = to - from;
       for (let i = 0; i < shifts; i++) {
         const at = start + ((end - start - len) * i) / shifts;
-        if (this.between(at, at + len) > 0) hits++;
+        if (this.stealBetween(at, at + len) > 0) hits++;
       }
     }
     return hits / shifts;
@@ -292,4 +317,10 @@ export class StealWatch {
   async close(): Promise<void> {
     await this.#worker.terminate();
   }
+}
+
+function sumBetween(events: readonly [number, number][], from: number, to: number): number {
+  let ms = 0;
+  for (const [at, d] of events) if (at >= from && at <= to) ms += d;
+  return Number(ms.toFixed(3));
 }

@@ -17,7 +17,8 @@
  * Reports p50/p99/max lateness, the event loop's delay (p50/p99/max) over the window, runs
  * recorded per second, and writes bench/results/lateness.json with load, Node and commit. To say
  * where a tail comes from it also reports the fires more than 2 ms late (and how many of them
- * overlapped one of the main thread's GC pauses), those pauses, and the machine's CPU shares
+ * overlapped one of the main thread's GC pauses, or 1 ms or more of that thread waiting for a CPU:
+ * `CpuWatch`), those pauses and waits, and the machine's CPU shares
  * over the window (user, system, idle, iowait, steal: another process's or the hypervisor's
  * time shows there). TRACE=file writes every fire's [due, lateness] and every pause's
  * [start, end, kind] (epoch ms).
@@ -25,7 +26,14 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { burstHost } from './host-burst.ts';
-import { environment, GcWatch, machineCpuTimes, percentile, writeResult } from './common.ts';
+import {
+  CpuWatch,
+  environment,
+  GcWatch,
+  machineCpuTimes,
+  percentile,
+  writeResult,
+} from './common.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
 
 const SECONDS = Number(process.env.SECONDS ?? 10);
@@ -49,6 +57,7 @@ const late: number[] = [];
 /** [due, lateness] of each measured fire, in due order as they come. */
 const fires: [number, number][] = [];
 const gc = new GcWatch();
+const cpuWatch = new CpuWatch();
 let measuring = false;
 let finished = 0;
 host.events.on('run:started', (run) => {
@@ -111,6 +120,8 @@ const result = {
   },
   over2ms: over2ms(),
   mainThreadGc: gc.summary(t0Epoch, t1Epoch),
+  // The main thread's waits for a CPU over the window (samples of 0.5 ms or more).
+  mainThreadCpuWaitMs: cpuWatch.waitBetween(t0Epoch, t1Epoch),
   // The host process's CPU (all its threads) over the window, in % of one core.
   processCpuPct: Number(((proc.user + proc.system) / 10_000 / wallS).toFixed(1)),
   // Shares of the machine's CPU time (all cores) over the window, from /proc/stat.
@@ -118,17 +129,23 @@ const result = {
   goal: 'p99 fire lateness <= 2 ms at 10k schedules, 1,000 fires/s, 60 s, quiet machine',
 };
 
-/** Fires started more than 2 ms late: how many, and how many waited on a GC pause. */
-function over2ms(): { fires: number; pct: number; duringGc: number } {
+/**
+ * Fires started more than 2 ms late: how many, how many waited on a GC pause, and how many while
+ * the main thread waited 1 ms or more for a CPU.
+ */
+function over2ms(): { fires: number; pct: number; duringGc: number; waitingForCpu: number } {
   let n = 0;
   let duringGc = 0;
+  let waitingForCpu = 0;
   for (const [due, l] of fires) {
     if (l <= 2) continue;
     n++;
     // A pause that overlapped [due, due + l]: the fire waited on it (at least partly).
     if (gc.during(due, due + l)) duringGc++;
+    if (cpuWatch.waitBetween(due, due + l) >= 1) waitingForCpu++;
   }
-  return { fires: n, pct: Number(((100 * n) / Math.max(1, fires.length)).toFixed(2)), duringGc };
+  const pct = Number(((100 * n) / Math.max(1, fires.length)).toFixed(2));
+  return { fires: n, pct, duringGc, waitingForCpu };
 }
 
 function cpuShares(): Record<string, number> {
@@ -138,3 +155,4 @@ function cpuShares(): Record<string, number> {
 }
 console.log(result);
 writeResult('lateness', result);
+await cpuWatch.close();

@@ -16,8 +16,9 @@
  * Lateness of a fire = the moment the scheduler starts it (`run:started`) − its due time
  * (nominal + the schedule's jitter), as in bench/lateness.bench.ts. Also reported per phase:
  * the event loop's delay, fires over 10 ms and how many of those overlap the hypervisor's steal
- * (this VM's CPUs not running: /proc/stat, `StealWatch`) or one of the scheduler thread's GC
- * pauses, and the steal over the phase. Writes bench/results/retention.json (load, Node,
+ * (this VM's CPUs not running: /proc/stat, `CpuWatch`), 5 ms or more of the scheduler thread
+ * waiting for a CPU (the cores busy with other threads: its schedstat) or one of that thread's GC
+ * pauses, and the steal and the thread's waits over the phase. Writes bench/results/retention.json (load, Node,
  * commit). ~3-4 minutes with the defaults on a 2-core machine.
  *
  *   node --expose-gc --import ./bench/tsx-main.js bench/retention.bench.ts   (npm run bench -- retention)
@@ -33,12 +34,12 @@ import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { hourglass, ROOT } from './built.ts';
 import {
+  CpuWatch,
   environment,
   fillRuns,
   GcWatch,
   percentile,
   RUN_COLUMNS,
-  StealWatch,
   writeResult,
 } from './common.ts';
 import { jitterFor } from '../src/schedule/spec.ts';
@@ -140,7 +141,7 @@ let phase: 'warmup' | 'baseline' | 'pruning' | 'after' = 'warmup';
 const late: Record<'baseline' | 'pruning', number[]> = { baseline: [], pruning: [] };
 /** [due, start] (epoch ms) of each fire more than 10 ms late. */
 const over: Record<'baseline' | 'pruning', [number, number][]> = { baseline: [], pruning: [] };
-const steal = new StealWatch();
+const cpu = new CpuWatch();
 const gc = new GcWatch();
 host.events.on('run:started', (run) => {
   if ((phase !== 'baseline' && phase !== 'pruning') || run.trigger !== 'schedule') return;
@@ -192,17 +193,23 @@ async function measure(
     },
     firesOver10ms: l.filter((v) => v > 10).length,
     // Of those, the fires during which the hypervisor ran something else on this VM's CPUs.
-    firesOver10msDuringSteal: over[name].filter(([due, start]) => steal.between(due, start) > 0)
+    firesOver10msDuringSteal: over[name].filter(([due, start]) => cpu.stealBetween(due, start) > 0)
       .length,
     // As many windows of the same lengths placed evenly over the phase: the count expected by
     // chance, at this phase's rate of steal.
     firesOver10msDuringStealByChance: Number(
-      steal.byChance(over[name], t0Epoch, performance.timeOrigin + performance.now()).toFixed(1),
+      cpu.stealByChance(over[name], t0Epoch, performance.timeOrigin + performance.now()).toFixed(1),
     ),
+    // Those during which the scheduler's thread waited 5 ms or more for a CPU.
+    firesOver10msWaitingForCpu: over[name].filter(
+      ([due, start]) => cpu.waitBetween(due, start) >= 5,
+    ).length,
     // And those during one of the scheduler thread's GC pauses.
     firesOver10msDuringGc: over[name].filter(([due, start]) => gc.during(due, start)).length,
     gcPauses: gc.byKind(t0Epoch, performance.timeOrigin + performance.now()),
-    stealMs: steal.between(t0Epoch, performance.timeOrigin + performance.now()),
+    stealMs: cpu.stealBetween(t0Epoch, performance.timeOrigin + performance.now()),
+    // The scheduler thread's waits for a CPU (samples of 0.5 ms or more).
+    mainThreadCpuWaitMs: cpu.waitBetween(t0Epoch, performance.timeOrigin + performance.now()),
     eventLoopDelayMs: {
       p50: ms(loop.percentile(50) / 1e6),
       p99: ms(loop.percentile(99) / 1e6),
@@ -234,7 +241,7 @@ const pruneS = (performance.now() - pruneT0) / 1000;
 console.log(pruning);
 clearInterval(keepAlive);
 const loadAfter = environment().loadavg;
-await steal.close();
+await cpu.close();
 gc.close();
 await host.stop();
 // What the file holds once the host stopped (every flush written).
