@@ -18,8 +18,9 @@
  * the event loop's delay, fires over 10 ms and how many of those overlap the hypervisor's steal
  * (this VM's CPUs not running: /proc/stat, `CpuWatch`), 5 ms or more of the scheduler thread
  * waiting for a CPU (the cores busy with other threads: its schedstat) or one of that thread's GC
- * pauses, and the steal and the thread's waits over the phase. Writes bench/results/retention.json (load, Node,
- * commit). ~3-4 minutes with the defaults on a 2-core machine.
+ * pauses, and the steal and the thread's waits over the phase. Writes
+ * bench/results/retention.json (load, Node, commit). ~3-4 minutes with the defaults on a 2-core
+ * machine.
  *
  *   node --expose-gc --import ./bench/tsx-main.js bench/retention.bench.ts   (npm run bench -- retention)
  *
