@@ -43,9 +43,6 @@ export class RunRetention {
   #timer: TimerHandle | null = null;
   #round: Promise<void> | null = null;
   #stopped = false;
-  /** Where the round's pacing counts from (`performance.now()`), and the rows deleted since. */
-  #paceFrom = 0;
-  #paceRows = 0;
   /** Ends the pacing wait in progress (`stop()`). */
   #wake: (() => void) | null = null;
 
@@ -72,8 +69,7 @@ export class RunRetention {
 
   async #runRound(): Promise<void> {
     if (this.#stopped || !this.#d.healthy()) return;
-    this.#paceFrom = performance.now();
-    this.#paceRows = 0;
+    const pace = { from: performance.now(), rows: 0 };
     for (const tenant of this.#d.tenants) {
       if (this.#stopped) return;
       const r = tenant.retention;
@@ -93,7 +89,7 @@ export class RunRetention {
           });
           count += step.deleted;
           cursor = step.cursor;
-          await this.#pace(step.deleted);
+          await this.#pace(pace, step.deleted);
         } while (cursor !== null);
       } catch (err) {
         // This host no longer owns the tenant: its new owner prunes it.
@@ -106,14 +102,14 @@ export class RunRetention {
 
   /**
    * After a step that deleted `rows`: a turn of the event loop, or, when the round is ahead of
-   * `maxRowsPerSec` (counted from its start, on the real clock: this bounds the store's work,
-   * not a schedule), until it no longer is. `stop()` cuts the wait short.
+   * `maxRowsPerSec` (counted from its start, `pace.from` on the real clock, with `pace.rows`
+   * deleted since: this bounds the store's work, not a schedule), until it no longer is.
+   * `stop()` cuts the wait short.
    */
-  async #pace(rows: number): Promise<void> {
+  async #pace(pace: { from: number; rows: number }, rows: number): Promise<void> {
     const rate = this.#d.config.maxRowsPerSec;
-    this.#paceRows += rows;
-    const wait =
-      rate === null ? 0 : this.#paceFrom + (this.#paceRows * 1000) / rate - performance.now();
+    pace.rows += rows;
+    const wait = rate === null ? 0 : pace.from + (pace.rows * 1000) / rate - performance.now();
     if (wait < 1) return nextTurn();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {

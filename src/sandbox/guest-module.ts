@@ -20,7 +20,6 @@ import { isHostFunction } from '../capabilities.ts';
 import { HourglassError } from '../errors.ts';
 import { cacheKey, sha256Hex } from '../fuel/cache.ts';
 import type * as Instrumenter from '../fuel/instrument.ts';
-import type { InstrumentOptions, InstrumentStats } from '../fuel/instrument.ts';
 import type { PluginLimits } from '../plugin/manifest.ts';
 import { rewriteEntries, type WasiImport } from './kernel/entry-rewrite.ts';
 import { checkWasiImports } from './kernel/wasi-abi.ts';
@@ -49,7 +48,7 @@ export interface PreparedGuest {
   /** The WASI functions it imports (served by Hourglass's WASI under `hourglass:wasi`). */
   readonly wasiImports: readonly WasiImport[];
   /** What the fuel instrumenter did (sizes, metered blocks, time). */
-  readonly fuel: InstrumentStats;
+  readonly fuel: Instrumenter.InstrumentStats;
 }
 
 /** A prepared guest without its hash (the cache key holds it). */
@@ -84,7 +83,7 @@ export async function prepareGuest(
   limits: PluginLimits,
 ): Promise<PreparedGuest> {
   const sha256 = sha256Hex(wasm);
-  const options: InstrumentOptions = {
+  const options: Instrumenter.InstrumentOptions = {
     memoryMaxPages: limits.memoryPages,
     tableMaxElements: limits.tableElements,
     initialFuel: limits.fuel.discovery,
@@ -162,7 +161,7 @@ export async function prepareGuest(
 
   const { instrument } = await loadInstrumenter();
   let rewritten: Uint8Array<ArrayBuffer>;
-  let fuel: InstrumentStats;
+  let fuel: Instrumenter.InstrumentStats;
   let wasiImports: readonly WasiImport[];
   try {
     const metered = instrument(wasm, options);
