@@ -8,7 +8,9 @@
  * connection wrote before the lease was taken; the mirror lets go of old finished runs. A turn
  * that writes thousands of rows goes out in parts that commit only with the turn's last write
  * (an operation of another kind rolls them back; a part the file refuses fails its flush); a run
- * the host thinks new but the file has takes the host's image.
+ * the host thinks new but the file has takes the host's image; a changed run goes out as the
+ * columns a start or an outcome changes, and one the file lacks fails its flush, whose retry
+ * writes whole rows.
  */
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
@@ -374,6 +376,41 @@ test('a run the host inserted that the file already has takes the host image (th
   assert.equal(mine, first + 1);
   await store.committed();
   assert.equal(other.getRun(mine)?.localId, 'mine');
+});
+
+test('a changed run goes out as its changed columns; one the file lacks fails its flush, and the retry writes its whole row', async (t) => {
+  const path = file(t);
+  const store = new ThreadedSqliteStore(path);
+  t.after(() => store.close());
+  const errors: HourglassError[] = [];
+  store.setWriteErrorListener((e) => errors.push(e));
+  const kept = store.insertRun(run('kept'));
+  const lost = store.insertRun(run('lost'));
+  await store.committed();
+  store.finishRun(kept, { ...succeeded(T0), outputBytes: 7 });
+  await store.committed();
+  const cli = new SqliteStore(path, { mustExist: true });
+  t.after(() => cli.close());
+  const k = cli.getRun(kept);
+  assert.equal(k?.status, 'succeeded');
+  assert.equal(k?.outputBytes, 7);
+  assert.equal(k?.localId, 'kept', 'the columns an outcome does not change stay');
+  // Deleted behind the host's back: its outcome cannot be an update.
+  const raw = new Database(path);
+  raw.prepare('DELETE FROM runs WHERE id = ?').run(lost);
+  raw.close();
+  store.finishRun(lost, succeeded(T0 + 1));
+  await assert.rejects(
+    store.committed(),
+    (e: HourglassError) => e.code === 'HG_STORE_WRITE' && /not in the file/.test(e.message),
+  );
+  assert.ok(errors.some((e) => e.code === 'HG_STORE_WRITE'));
+  await until('the retried flush', () => cli.getRun(lost) !== undefined);
+  await store.committed();
+  const l = cli.getRun(lost);
+  assert.equal(l?.status, 'succeeded');
+  assert.equal(l?.localId, 'lost', 'the retry wrote the whole row');
+  assert.equal(l?.scheduleKey, 'acme/p/lost');
 });
 
 test('a flush that pushes thousands of finished runs out of the mirror prunes them a page at a time', async (t) => {

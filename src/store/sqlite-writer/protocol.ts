@@ -32,6 +32,12 @@ export interface TableJson {
   readonly inserted?: boolean;
   /** The columns an existing row's upsert sets (`TableSpec.updatable`); absent: all. */
   readonly updatable?: readonly string[];
+  /**
+   * The rows carry only the key and `updatable` (`columns` says so): updates of rows the file
+   * has. A row it lacks (the host does not expect one) fails the write, and the host sends whole
+   * images until a write succeeds. Absent: whole rows, inserted when the update finds none.
+   */
+  readonly partial?: boolean;
   readonly json: string;
 }
 

@@ -134,6 +134,11 @@ export class ThreadedSqliteStore extends WriteBehindStore {
   #fetchingCommands = false;
   #countsOf: Database.Statement | null = null;
   readonly #jsonOf = new Map<string, Database.Statement>();
+  /**
+   * A write failed: changed runs go out as whole images (`TableJson.partial`) until one
+   * succeeds, so that a run the file lacks is inserted rather than failing every retry.
+   */
+  #wholeImages = false;
   /** Commands enqueued inside the outermost transaction in progress (null: none in progress). */
   #enqueued: number[] | null = null;
   /** The highest operator command id copied into the mirror. */
@@ -308,12 +313,18 @@ export class ThreadedSqliteStore extends WriteBehindStore {
         if (dirty.runsNew.size === keys.size) continue;
         rest = [...dirty.runs].filter((id) => !dirty.runsNew.has(id));
       }
-      tables.push({
-        table: spec.name,
-        columns,
-        ...(spec.updatable ? { updatable: spec.updatable } : {}),
-        json: this.#json(spec, rest),
-      });
+      const { updatable } = spec;
+      if (updatable === undefined)
+        tables.push({ table: spec.name, columns, json: this.#json(spec, rest) });
+      else if (this.#wholeImages)
+        tables.push({ table: spec.name, columns, updatable, json: this.#json(spec, rest) });
+      else {
+        // A run's start and its outcome: the columns they change, not its whole image (half
+        // the JSON to build here and to parse in the writer).
+        const some = [spec.key, ...updatable];
+        const json = this.#json(spec, rest, some);
+        tables.push({ table: spec.name, columns: some, updatable, partial: true, json });
+      }
     }
     let counts: string | null = null;
     if (dirty.schedules.size > 0) {
@@ -342,7 +353,16 @@ export class ThreadedSqliteStore extends WriteBehindStore {
 
   /** Sends the dirty rows; the writer commits them with the parts sent before (if any). */
   protected writeBatch(dirty: Dirty, chained: boolean): Promise<ReadonlySet<string>> {
-    return this.#request({ op: 'write', chained, ...this.#rows(dirty) }).then(() => NOTHING_FENCED);
+    return this.#request({ op: 'write', chained, ...this.#rows(dirty) }).then(
+      () => {
+        this.#wholeImages = false;
+        return NOTHING_FENCED;
+      },
+      (err: unknown) => {
+        this.#wholeImages = true;
+        throw err;
+      },
+    );
   }
 
   /** A part of the next write: the writer applies it in a transaction it leaves open. */
@@ -355,17 +375,21 @@ export class ThreadedSqliteStore extends WriteBehindStore {
     if (!this.#dead) this.#worker.postMessage({ op: 'abort', id: 0, sync: false });
   }
 
-  /** The current rows of `keys` in `spec`'s table, as one JSON array of arrays (column order). */
-  #json(spec: TableSpec, keys: Iterable<string | number>): string {
-    let st = this.#jsonOf.get(spec.name);
+  /**
+   * The current rows of `keys` in `spec`'s table, as one JSON array of arrays: every column in
+   * order, or only `some` (one list per table).
+   */
+  #json(spec: TableSpec, keys: Iterable<string | number>, some?: readonly string[]): string {
+    const name = some === undefined ? spec.name : `${spec.name} (some)`;
+    let st = this.#jsonOf.get(name);
     if (!st) {
       st = this.mirror.mirrorDatabase
         .prepare(
-          `SELECT json_group_array(json_array(${columnsOf(spec)})) FROM ${spec.name}
-           WHERE ${spec.key} IN (SELECT value FROM json_each(?))`,
+          `SELECT json_group_array(json_array(${some?.join(', ') ?? columnsOf(spec)}))
+           FROM ${spec.name} WHERE ${spec.key} IN (SELECT value FROM json_each(?))`,
         )
         .pluck();
-      this.#jsonOf.set(spec.name, st);
+      this.#jsonOf.set(name, st);
     }
     return st.get(JSON.stringify([...keys])) as string;
   }
