@@ -174,11 +174,12 @@ async function measure(
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const proc0 = process.cpuUsage();
-  const t0Epoch = performance.timeOrigin + performance.now();
+  const t0Epoch = now();
   phase = name;
   const t0 = performance.now();
   const ended = await during();
   const wallS = (performance.now() - t0) / 1000;
+  const t1Epoch = now();
   phase = 'after';
   loop.disable();
   const proc = process.cpuUsage(proc0);
@@ -199,7 +200,7 @@ async function measure(
     // As many windows of the same lengths placed evenly over the phase: the count expected by
     // chance, at this phase's rate of steal.
     firesOver10msDuringStealByChance: Number(
-      cpu.stealByChance(over[name], t0Epoch, performance.timeOrigin + performance.now()).toFixed(1),
+      cpu.stealByChance(over[name], t0Epoch, t1Epoch).toFixed(1),
     ),
     // Those during which the scheduler's thread waited 5 ms or more for a CPU.
     firesOver10msWaitingForCpu: over[name].filter(
@@ -207,10 +208,10 @@ async function measure(
     ).length,
     // And those during one of the scheduler thread's GC pauses.
     firesOver10msDuringGc: over[name].filter(([due, start]) => gc.during(due, start)).length,
-    gcPauses: gc.byKind(t0Epoch, performance.timeOrigin + performance.now()),
-    stealMs: cpu.stealBetween(t0Epoch, performance.timeOrigin + performance.now()),
+    gcPauses: gc.byKind(t0Epoch, t1Epoch),
+    stealMs: cpu.stealBetween(t0Epoch, t1Epoch),
     // The scheduler thread's waits for a CPU (samples of 0.5 ms or more).
-    mainThreadCpuWaitMs: cpu.waitBetween(t0Epoch, performance.timeOrigin + performance.now()),
+    mainThreadCpuWaitMs: cpu.waitBetween(t0Epoch, t1Epoch),
     eventLoopDelayMs: {
       p50: ms(loop.percentile(50) / 1e6),
       p99: ms(loop.percentile(99) / 1e6),

@@ -84,13 +84,18 @@ function valuesSql(t: TableJson): string {
   return `VALUES (${t.columns.map(() => '?').join(', ')})`;
 }
 
+/** An insert of a row of `t` by parameters. */
+function insertSql(t: TableJson): string {
+  return `INSERT INTO ${t.table} (${t.columns.join(', ')}) ${valuesSql(t)}`;
+}
+
 /** A row of `t` by parameters: inserted, or its image replaces every column but the key. */
 function upsertSql(t: TableJson): string {
   const set = t.columns
     .slice(1)
     .map((c) => `${c} = excluded.${c}`)
     .join(', ');
-  return `INSERT INTO ${t.table} (${t.columns.join(', ')}) ${valuesSql(t)}
+  return `${insertSql(t)}
           ON CONFLICT (${t.columns[0] as string}) DO UPDATE SET ${set}`;
 }
 
@@ -118,7 +123,7 @@ function writeRows(t: TableJson, updatable: readonly string[]): void {
         'HG_STORE_WRITE',
         `${t.table} row ${String(row[0])} is not in the file; the host writes whole rows again`,
       );
-    statement(`INSERT INTO ${t.table} (${t.columns.join(', ')}) ${valuesSql(t)}`).run(row);
+    statement(insertSql(t)).run(row);
   }
 }
 
@@ -128,7 +133,7 @@ function writeRows(t: TableJson, updatable: readonly string[]): void {
  * inserted the row since its last write) takes the image instead.
  */
 function insertRows(t: TableJson): void {
-  const insert = statement(`INSERT INTO ${t.table} (${t.columns.join(', ')}) ${valuesSql(t)}`);
+  const insert = statement(insertSql(t));
   for (const row of JSON.parse(t.json) as unknown[][]) {
     try {
       insert.run(row);
