@@ -10,17 +10,18 @@
  * (an operation of another kind rolls them back; a part the file refuses fails its flush); a run
  * the host thinks new but the file has takes the host's image; a changed run goes out as the
  * columns a start or an outcome changes, and one the file lacks fails its flush, whose retry
- * writes whole rows.
+ * writes whole rows. The writer thread runs at its nice value, the scheduler's thread at the
+ * process's.
  */
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { HourglassError } from '../../src/errors.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
-import { ThreadedSqliteStore } from '../../src/store/sqlite-writer/threaded-store.ts';
+import { ThreadedSqliteStore, WRITER_NICE } from '../../src/store/sqlite-writer/threaded-store.ts';
 import type { LeaseClaim, NewRun } from '../../src/store/types.ts';
 import {
   MIRROR_CACHE_KIB,
@@ -477,4 +478,35 @@ test('the mirror keeps MIRROR_CACHE_KIB in memory and spills the rest to a tempo
   const again = new MirrorView(path);
   t.after(() => again.close());
   check(again);
+});
+
+/** The nice values of this process's threads started since `before` (Linux: per thread). */
+function niceOfNewThreads(before: ReadonlySet<string>): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    if (before.has(tid)) continue;
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return out;
+}
+
+test('the writer thread runs below the scheduler thread: at nice 10 by default, at writerNice when given', async (t) => {
+  for (const [opts, nice] of [
+    [{}, WRITER_NICE],
+    [{ writerNice: 3 }, 3],
+  ] as const) {
+    const before = new Set(readdirSync('/proc/self/task'));
+    const store = new ThreadedSqliteStore(file(t), opts);
+    t.after(() => store.close());
+    // The writer has answered `open`: it set its nice value before that.
+    const niced = niceOfNewThreads(before).filter((n) => n !== 0);
+    assert.deepEqual(niced, [nice]);
+    await store.close();
+  }
+  assert.equal(os.getPriority(), 0, "the scheduler's thread keeps the process's priority");
 });

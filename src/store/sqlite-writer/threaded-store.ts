@@ -83,7 +83,18 @@ import type {
 export interface ThreadedSqliteStoreOptions {
   /** As `SqliteStoreOptions.maxBytes`. */
   readonly maxBytes?: number | null;
+  /**
+   * Nice value of the writer thread (on Linux a nice value is per thread), so that when the
+   * cores are short the scheduler's thread runs before it: a retention round's deletes, or a
+   * burst's writes, then wait rather than the fires (docs/store.md, "The writer's priority").
+   * The pool's workers run at the same (`WorkerPoolOptions.workerNice`). 0 keeps the process's
+   * priority. @defaultValue 10
+   */
+  readonly writerNice?: number;
 }
+
+/** `ThreadedSqliteStoreOptions.writerNice`'s default. */
+export const WRITER_NICE = 10;
 
 /** Applied operator commands copied into the mirror when it is loaded. */
 const MIRROR_COMMANDS = 1_000;
@@ -153,7 +164,13 @@ export class ThreadedSqliteStore extends WriteBehindStore {
     this.#signal = new Int32Array(signal);
     const { port1, port2 } = new MessageChannel();
     this.#answers = port1;
-    const data: WriterData = { path, maxBytes: opts.maxBytes ?? null, signal, port: port2 };
+    const data: WriterData = {
+      path,
+      maxBytes: opts.maxBytes ?? null,
+      signal,
+      port: port2,
+      nice: opts.writerNice ?? WRITER_NICE,
+    };
     this.#worker = new Worker(WRITER_ENTRY, {
       workerData: data,
       transferList: [port2],
