@@ -11,7 +11,7 @@
  * the host thinks new but the file has takes the host's image; a changed run goes out as the
  * columns a start or an outcome changes, and one the file lacks fails its flush, whose retry
  * writes whole rows. The writer thread runs at its nice value, the scheduler's thread at the
- * process's.
+ * process's, and a writer never goes below the nice value of the thread that started it.
  */
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
@@ -19,6 +19,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'no
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import type { HourglassError } from '../../src/errors.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import { ThreadedSqliteStore, WRITER_NICE } from '../../src/store/sqlite-writer/threaded-store.ts';
@@ -496,17 +497,60 @@ function niceOfNewThreads(before: ReadonlySet<string>): number[] {
 }
 
 test('the writer thread runs below the scheduler thread: at nice 10 by default, at writerNice when given', async (t) => {
+  // Relative to the test's own nice value (a developer may run the suite under `nice`): a
+  // thread cannot go below it without privilege, and the writer keeps it then.
+  const base = os.getPriority();
   for (const [opts, nice] of [
-    [{}, WRITER_NICE],
-    [{ writerNice: 3 }, 3],
+    [{}, Math.max(WRITER_NICE, base)],
+    [{ writerNice: Math.min(base + 3, 19) }, Math.min(base + 3, 19)],
   ] as const) {
     const before = new Set(readdirSync('/proc/self/task'));
     const store = new ThreadedSqliteStore(file(t), opts);
     t.after(() => store.close());
     // The writer has answered `open`: it set its nice value before that.
-    const niced = niceOfNewThreads(before).filter((n) => n !== 0);
-    assert.deepEqual(niced, [nice]);
+    const niced = niceOfNewThreads(before).filter((n) => n !== base);
+    assert.deepEqual(niced, nice === base ? [] : [nice]);
     await store.close();
   }
-  assert.equal(os.getPriority(), 0, "the scheduler's thread keeps the process's priority");
+  assert.equal(WRITER_NICE, 10);
+  assert.equal(os.getPriority(), base, "the scheduler's thread keeps the process's priority");
+});
+
+test('a writer started from a thread at nice 15 stays at 15: writerNice never raises a priority (a privileged process could)', async (t) => {
+  const url = new URL('../../src/store/sqlite-writer/threaded-store.ts', import.meta.url).href;
+  // A thread that raised its own nice value to 15 (no privilege needed) opens a store: its
+  // writer thread starts at 15 and must not move to WRITER_NICE (10), which root could do.
+  const w = new Worker(
+    `const os = require('node:os');
+     const { readdirSync, readFileSync } = require('node:fs');
+     const { parentPort, workerData } = require('node:worker_threads');
+     os.setPriority(15);
+     import('tsx/esm/api')
+       .then(({ register }) => (register(), import(${JSON.stringify(url)})))
+       .then(async ({ ThreadedSqliteStore }) => {
+         const before = new Set(readdirSync('/proc/self/task'));
+         const store = new ThreadedSqliteStore(workerData);
+         const nices = [];
+         for (const tid of readdirSync('/proc/self/task')) {
+           if (before.has(tid)) continue;
+           const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
+           nices.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+         }
+         await store.close();
+         parentPort.postMessage(nices);
+       });`,
+    { eval: true, workerData: file(t) },
+  );
+  const nices = await new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  // The writer and what the store's open started with it (a libuv or V8 thread).
+  assert.ok((nices as number[]).length >= 1, 'the writer started');
+  assert.deepEqual(
+    (nices as number[]).filter((n) => n !== 15),
+    [],
+    "every thread at its creator's nice value",
+  );
 });

@@ -13,8 +13,8 @@ export interface WorkerPoolOptions {
   /**
    * Niceness of the worker threads (on Linux a nice value is per thread): guest code, and
    * worker boots, yield to the main thread (scheduler, store, operator surfaces) when cores are
-   * short, so a guest burning its budget cannot delay ticks. 0 keeps the process's priority.
-   * @defaultValue 10
+   * short, so a guest burning its budget cannot delay ticks. Never below the process's own nice
+   * value (0, or less than the process's, keeps the process's). @defaultValue 10
    */
   readonly workerNice?: number;
   /**

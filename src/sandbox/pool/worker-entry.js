@@ -5,9 +5,10 @@ import os from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
-// Lower the priority before tsx compiles anything (worker-boot.ts sets it again, harmlessly).
+// Lower the priority before tsx compiles anything, as thread-priority.ts does (worker-boot.ts
+// calls it again, harmlessly).
 try {
-  if (workerData?.nice) os.setPriority(workerData.nice);
+  if (workerData?.nice > os.getPriority()) os.setPriority(workerData.nice);
 } catch {
   // not permitted here: keep the process's priority
 }

@@ -16,7 +16,7 @@ export interface WriterData {
   /** One Int32 the writer sets to 1 (and notifies) once a sync answer is on `port`. */
   readonly signal: SharedArrayBuffer;
   readonly port: MessagePort;
-  /** The writer thread's nice value (`ThreadedSqliteStoreOptions.writerNice`); 0 keeps the process's. */
+  /** The writer thread's nice value (`ThreadedSqliteStoreOptions.writerNice`). */
   readonly nice: number;
 }
 

@@ -87,8 +87,8 @@ export interface ThreadedSqliteStoreOptions {
    * Nice value of the writer thread (on Linux a nice value is per thread), so that when the
    * cores are short the scheduler's thread runs before it: a retention round's deletes, or a
    * burst's writes, then wait rather than the fires (docs/store.md, "The writer's priority").
-   * The pool's workers run at the same (`WorkerPoolOptions.workerNice`). 0 keeps the process's
-   * priority. @defaultValue 10
+   * The pool's workers run at the same (`WorkerPoolOptions.workerNice`). Never below the
+   * process's own nice value (0, or less than the process's, keeps the process's). @defaultValue 10
    */
   readonly writerNice?: number;
 }

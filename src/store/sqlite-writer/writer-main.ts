@@ -15,11 +15,11 @@
  * inserts (`insertRows`), changed ones as updates (`writeRows`); other tables have no triggers
  * and take an upsert.
  */
-import os from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { SqliteStore } from '../sqlite-store.ts';
 import { HourglassError } from '../../errors.ts';
+import { lowerThreadPriority } from '../../thread-priority.ts';
 import { storeError } from '../sqlite-errors.ts';
 import type {
   Answer,
@@ -34,12 +34,7 @@ import type {
 type PartRequest = Extract<WriterRequest, { op: 'part' }>;
 
 const data = workerData as WriterData;
-// Lower this thread's priority first (threaded-store.ts, `writerNice`).
-try {
-  if (data.nice) os.setPriority(data.nice);
-} catch {
-  // not permitted here: keep the process's priority
-}
+lowerThreadPriority(data.nice); // threaded-store.ts, `writerNice`
 const port = parentPort as NonNullable<typeof parentPort>;
 const signal = new Int32Array(data.signal);
 let store: SqliteStore | null = null;
