@@ -1,7 +1,9 @@
 /**
  * Hourglass public API: what an embedding application uses (the host, configuration types and
- * parsers, stores, errors, the guest ABI types; the HTTP API, metrics, logs and hot reload that
- * `hourglass start` puts beside a host), exported by name. The fuel instrumenter is the
+ * parsers, stores, errors, the guest ABI types), exported by name. The HTTP API, metrics, logs,
+ * hot reload and the PostgreSQL cluster that `hourglass start` puts beside a host are the
+ * sub-path `hourglass/operator` (src/operator/index.ts), so that a host embedded without them
+ * does not load fastify, pg, prom-client and pino (~9 MB of RSS); the fuel instrumenter is the
  * sub-path `hourglass/fuel`; the CLI's plumbing (`check`, `instrument`) stays private.
  */
 export { Host, type HostOptions, type LoadedPlugin } from './host/host.ts';
@@ -63,10 +65,3 @@ export type {
 } from './sandbox/types.ts';
 export { parseDeclaration, type ParsedDeclaration } from './schedule/declaration.ts';
 export type { RunContext } from './host/run-executor.ts';
-export { openHost, type OpenedHost } from './cluster/open-host.ts';
-export { serveApi } from './api/serve.ts';
-export type { RunningApi } from './api/server.ts';
-export type { ApiConfig, ApiTokenConfig } from './config/host-config.ts';
-export { HostMetrics } from './observability/metrics.ts';
-export { createLogger, logHostEvents } from './observability/log.ts';
-export { reloadConfig, type ReloadReport, type PluginChange } from './operator/hot-reload.ts';

@@ -1,7 +1,8 @@
 /**
  * The package as a user gets it: `npm pack` (whose `prepare` compiles dist/), then
  * `npm install ./hourglass-*.tgz` into an empty folder, then plain Node with no tsx anywhere:
- * `import('hourglass')` gives `Host`, `npx hourglass --help` works, a host started from the
+ * `import('hourglass')` gives `Host` (and loads no dependency of `hourglass/operator`, which
+ * gives the API, metrics and logs), `npx hourglass --help` works, a host started from the
  * installed package loads a plugin (its pool workers boot the compiled worker), and
  * `hourglass check --run` accepts a guest.
  *
@@ -72,12 +73,27 @@ test('package: npm pack + npm install into an empty folder runs without tsx', (t
   assert.deepEqual(foldersNamed(join(app, 'node_modules'), 'tsx'), [], 'no tsx installed');
   assert.ok(!existsSync(join(app, 'node_modules', 'hourglass', 'src')), 'only dist/ ships');
 
+  // The main entry loads none of the operator surfaces' dependencies (all CommonJS: a module
+  // they load is in require.cache); `hourglass/operator` has them.
+  const heavy = String.raw`/node_modules\/(fastify|pg|prom-client|pino)\//`;
   const imported = run(
     process.execPath,
-    ['-e', "import('hourglass').then(m => console.log(typeof m.Host))"],
+    [
+      '-e',
+      `import('hourglass').then(m => console.log(typeof m.Host, Object.keys(require.cache).filter(k => ${heavy}.test(k)).length))`,
+    ],
     app,
   );
-  assert.equal(imported.stdout.trim(), 'function');
+  assert.equal(imported.stdout.trim(), 'function 0');
+  const operator = run(
+    process.execPath,
+    [
+      '-e',
+      `import('hourglass/operator').then(m => console.log(typeof m.serveApi, typeof m.openHost, typeof m.HostMetrics, Object.keys(require.cache).filter(k => ${heavy}.test(k)).length > 0))`,
+    ],
+    app,
+  );
+  assert.equal(operator.stdout.trim(), 'function function function true');
 
   const help = run(NPM, ['exec', '--offline', '--', 'hourglass', '--help'], app);
   assert.match(help.stdout, /usage: hourglass <command>/);
