@@ -496,7 +496,7 @@ function niceOfNewThreads(before: ReadonlySet<string>): number[] {
   return out;
 }
 
-test('the writer thread runs below the scheduler thread: at nice 10 by default, at writerNice when given', async (t) => {
+test('the writer thread runs below the scheduler thread: at nice 5 by default, at writerNice when given', async (t) => {
   // Relative to the test's own nice value (a developer may run the suite under `nice`): a
   // thread cannot go below it without privilege, and the writer keeps it then.
   const base = os.getPriority();
@@ -512,14 +512,14 @@ test('the writer thread runs below the scheduler thread: at nice 10 by default, 
     assert.deepEqual(niced, nice === base ? [] : [nice]);
     await store.close();
   }
-  assert.equal(WRITER_NICE, 10);
+  assert.equal(WRITER_NICE, 5);
   assert.equal(os.getPriority(), base, "the scheduler's thread keeps the process's priority");
 });
 
 test('a writer started from a thread at nice 15 stays at 15: writerNice never raises a priority (a privileged process could)', async (t) => {
   const url = new URL('../../src/store/sqlite-writer/threaded-store.ts', import.meta.url).href;
   // A thread that raised its own nice value to 15 (no privilege needed) opens a store: its
-  // writer thread starts at 15 and must not move to WRITER_NICE (10), which root could do.
+  // writer thread starts at 15 and must not move to WRITER_NICE (5), which root could do.
   const w = new Worker(
     `const os = require('node:os');
      const { readdirSync, readFileSync } = require('node:fs');

@@ -87,14 +87,16 @@ export interface ThreadedSqliteStoreOptions {
    * Nice value of the writer thread (on Linux a nice value is per thread), so that when the
    * cores are short the scheduler's thread runs before it: a retention round's deletes, or a
    * burst's writes, then wait rather than the fires (docs/store.md, "The writer's priority").
-   * The pool's workers run at the same (`WorkerPoolOptions.workerNice`). Never below the
-   * process's own nice value (0, or less than the process's, keeps the process's). @defaultValue 10
+   * Between the scheduler's thread (the process's own) and the pool's workers (10,
+   * `WorkerPoolOptions.workerNice`): guest code yields to the writer in turn. Never below the
+   * process's own nice value (0, or less than the process's, keeps the process's).
+   * @defaultValue 5
    */
   readonly writerNice?: number;
 }
 
 /** `ThreadedSqliteStoreOptions.writerNice`'s default. */
-export const WRITER_NICE = 10;
+export const WRITER_NICE = 5;
 
 /** Applied operator commands copied into the mirror when it is loaded. */
 const MIRROR_COMMANDS = 1_000;
