@@ -3,7 +3,7 @@
  * parsers, stores, errors, the guest ABI types), exported by name. The HTTP API, metrics, logs,
  * hot reload and the PostgreSQL cluster that `hourglass start` puts beside a host are the
  * sub-path `hourglass/operator` (src/operator/index.ts), so that a host embedded without them
- * does not load fastify, pg, prom-client and pino (~9 MB of RSS); the fuel instrumenter is the
+ * does not load fastify, pg, prom-client and pino (~11 MB of RSS); the fuel instrumenter is the
  * sub-path `hourglass/fuel`; the CLI's plumbing (`check`, `instrument`) stays private.
  */
 export { Host, type HostOptions, type LoadedPlugin } from './host/host.ts';

@@ -1,6 +1,7 @@
 /**
- * Thread priorities (Linux: a nice value is per thread; elsewhere `setpriority` may apply to the
- * whole process, and then Node refuses or it is ignored). The scheduler's thread keeps the
+ * Thread priorities, on Linux only: there a nice value is per thread; elsewhere (macOS,
+ * Windows) it applies to the whole process, and lowering a worker's would lower the
+ * scheduler's thread with it, so nothing is changed. The scheduler's thread keeps the
  * process's; the pool's workers (`WorkerPoolOptions.workerNice`) and the store's writer thread
  * (`ThreadedSqliteStoreOptions.writerNice`) lower their own, so that when cores are short the
  * kernel runs the scheduler's thread first.
@@ -13,6 +14,7 @@ import os from 'node:os';
  * is privileged enough to go lower. A refusal keeps the thread's priority.
  */
 export function lowerThreadPriority(nice: number | undefined): void {
+  if (process.platform !== 'linux') return;
   try {
     if (nice !== undefined && nice > os.getPriority()) os.setPriority(nice);
   } catch {

@@ -8,7 +8,8 @@ import { register } from 'tsx/esm/api';
 // Lower the priority before tsx compiles anything, as thread-priority.ts does (worker-boot.ts
 // calls it again, harmlessly).
 try {
-  if (workerData?.nice > os.getPriority()) os.setPriority(workerData.nice);
+  if (process.platform === 'linux' && workerData?.nice > os.getPriority())
+    os.setPriority(workerData.nice);
 } catch {
   // not permitted here: keep the process's priority
 }
