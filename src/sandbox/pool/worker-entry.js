@@ -2,6 +2,7 @@
 // worker's first module does not inherit tsx from --import, so register it here, then boot as a
 // compiled worker does (worker-boot.ts). Compiled (dist/), workers boot worker-boot.js directly.
 import os from 'node:os';
+import process from 'node:process';
 import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
