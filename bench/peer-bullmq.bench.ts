@@ -15,8 +15,9 @@
  *    triggered at once through the operator path of a whole host (pool sandbox, SQLite store),
  *    until every run is recorded. BullMQ: `addBulk` of JOBS jobs, one in-process Worker, until
  *    every job completed (BullMQ's defaults: completed jobs are kept, like Hourglass's run rows).
- *    Sustained rate = jobs ÷ wall time; ROUNDS (default 3) alternating rounds, each after a full
- *    GC (the stacks share this process), median reported.
+ *    Sustained rate = jobs ÷ wall time; ROUNDS (default 3) alternating rounds, median reported.
+ *    Each stack runs in a process of its own, as users run it (bench/peer-stack.ts: why), warmed
+ *    up by one round; this process only starts them and alternates their rounds.
  *    Hourglass runs twice in each round: with its default store writer (`store.writer:
  *    "thread"`, the file written by a thread of its own, which keeps fire lateness low on a busy
  *    disk) and with `"inline"` (group commit on the scheduler's thread: less CPU per run, the
@@ -26,15 +27,14 @@
  *    after a 2 s warm-up: start of the run/processor − its due time; p50/p99/max.
  * Writes bench/results/peer-bullmq.json with load, Node and commit.
  */
-import createPlugin, { type Plugin } from '@extism/extism';
-import { Queue, Worker, type Job } from 'bullmq';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { burstHost, NOOP_WASM } from './host-burst.ts';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { environment, median, percentile, writeResult } from './common.ts';
+import type { PeerReply, PeerRequest } from './peer-stack.ts';
 
 const JOBS = Number(process.env.JOBS ?? 5000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -44,7 +44,6 @@ const REDIS = process.env.REDIS ?? '/usr/bin/redis-server';
 const before = environment();
 const dir = mkdtempSync(join(tmpdir(), 'hourglass-peer-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const now = () => performance.timeOrigin + performance.now();
 
 interface Redis {
   readonly port: number;
@@ -73,129 +72,55 @@ async function startRedis(name: string, port: number, persist: boolean): Promise
   throw new Error(`redis-server (${name}) did not start on port ${port}`);
 }
 
-/** A free list of Extism instances of the no-op guest: one per concurrent job. */
-const wasm = readFileSync(NOOP_WASM);
-const idle: Plugin[] = [];
-const allPlugins: Plugin[] = [];
-async function callGuest(input: string): Promise<void> {
-  let p = idle.pop();
-  if (!p) {
-    p = await createPlugin({ wasm: [{ data: wasm }] }, { useWasi: false });
-    allPlugins.push(p);
-  }
-  try {
-    await p.call('run', input);
-  } finally {
-    idle.push(p);
-  }
+/** A stack in a process of its own (bench/peer-stack.ts: why). */
+interface Peer {
+  ask<T extends PeerReply['type']>(
+    req: PeerRequest,
+    type: T,
+  ): Promise<Extract<PeerReply, { type: T }>>;
+  exit(): Promise<void>;
 }
 
-function contextOf(job: Job, startedAt: number): string {
-  return JSON.stringify({
-    scheduleId: job.name,
-    runId: job.id,
-    plugin: 'b/noop',
-    scheduledAt: new Date(job.timestamp).toISOString(),
-    firedAt: new Date(startedAt).toISOString(),
-    attempt: job.attemptsMade + 1,
-    catchUp: false,
-    trigger: 'schedule',
-    payload: job.data as unknown,
-    cursor: null,
+const STACK = join(dirname(fileURLToPath(import.meta.url)), 'peer-stack.ts');
+const TSX_MAIN = pathToFileURL(join(dirname(STACK), 'tsx-main.js')).href;
+
+/** Forks bench/peer-stack.ts with `args`; resolves once its stack is warm. */
+async function startPeer(args: string[]): Promise<Peer> {
+  const proc = fork(STACK, args, {
+    execArgv: ['--disable-warning=ExperimentalWarning', '--import', TSX_MAIN],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-}
-
-let queueSeq = 0;
-async function bullmqRound(redis: Redis, jobs: number): Promise<number> {
-  const connection = { host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null };
-  const name = `bench${queueSeq++}`;
-  const queue = new Queue(name, { connection });
-  let done = 0;
-  let resolveAll!: () => void;
-  const all = new Promise<void>((r) => (resolveAll = r));
-  const worker = new Worker(
-    name,
-    async (job) => {
-      await callGuest(contextOf(job, Date.now()));
-    },
-    { connection, concurrency: CONCURRENCY, autorun: false },
+  const exited = new Promise<never>((_, reject) =>
+    proc.once('exit', (code) => reject(new Error(`peer-stack ${args.join(' ')} exited (${code})`))),
   );
-  worker.on('completed', () => {
-    if (++done === jobs) resolveAll();
-  });
-  await worker.waitUntilReady();
-  const t0 = performance.now();
-  void worker.run();
-  for (let i = 0; i < jobs; i += 1000) {
-    const n = Math.min(1000, jobs - i);
-    await queue.addBulk(
-      Array.from({ length: n }, (_, k) => ({ name: 'noop', data: { i: i + k } })),
-    );
-  }
-  await all;
-  const ms = performance.now() - t0;
-  await worker.close();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  return (jobs / ms) * 1000;
-}
-
-async function bullmqLateness(redis: Redis, seconds: number): Promise<number[]> {
-  const connection = { host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null };
-  const name = `late${queueSeq++}`;
-  const queue = new Queue(name, { connection });
-  const late: number[] = [];
-  let measuring = false;
-  const worker = new Worker(
-    name,
-    async (job) => {
-      const start = now();
-      const due = (job.opts as { prevMillis?: number }).prevMillis ?? job.timestamp + job.delay;
-      if (measuring) late.push(start - due);
-      await callGuest(contextOf(job, start));
+  exited.catch(() => undefined);
+  const next = <T extends PeerReply['type']>(type: T) =>
+    Promise.race([
+      new Promise<Extract<PeerReply, { type: T }>>((resolve) => {
+        const on = (m: PeerReply) => {
+          if (m.type !== type) return;
+          proc.off('message', on);
+          resolve(m as Extract<PeerReply, { type: T }>);
+        };
+        proc.on('message', on);
+      }),
+      exited,
+    ]);
+  await next('ready');
+  return {
+    ask(req, type) {
+      const answer = next(type);
+      proc.send(req);
+      return answer;
     },
-    { connection, concurrency: CONCURRENCY },
-  );
-  for (let i = 0; i < 1000; i++)
-    await queue.upsertJobScheduler(`s${i}`, { every: 1000 }, { name: 'noop', data: { i } });
-  await sleep(2000);
-  measuring = true;
-  await sleep(seconds * 1000);
-  measuring = false;
-  await worker.close();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  return late;
+    async exit() {
+      if (proc.exitCode !== null) return;
+      const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.send({ type: 'exit' } satisfies PeerRequest);
+      await gone;
+    },
+  };
 }
-
-async function hourglassLateness(seconds: number): Promise<number[]> {
-  const h = await burstHost({
-    count: 1000,
-    concurrency: CONCURRENCY,
-    mode: 'pool',
-    declaration: (i) => ({ id: `s${i}`, every: '1s' }),
-  });
-  const late: number[] = [];
-  let measuring = false;
-  h.host.events.on('run:started', (run) => {
-    if (measuring && run.trigger === 'schedule') late.push(now() - run.scheduledAt);
-  });
-  const keepAlive = setInterval(() => undefined, 1000);
-  await sleep(2000);
-  measuring = true;
-  await sleep(seconds * 1000);
-  measuring = false;
-  clearInterval(keepAlive);
-  await h.close();
-  return late;
-}
-
-/**
- * A full collection before each round (the bench runs with --expose-gc): the two stacks share
- * this process, and each round would otherwise pay for the garbage the other stack's round left
- * (BullMQ's 20k jobs, Hourglass's 20k runs) in the GC work that falls into it.
- */
-const collect = (): void => (globalThis as { gc?: () => void }).gc?.();
 
 const stats = (l: number[]) => ({
   samples: l.length,
@@ -204,48 +129,37 @@ const stats = (l: number[]) => ({
   max: Number(percentile(l, 100).toFixed(3)),
 });
 
+const peers: Peer[] = [];
 const redisAof = await startRedis('aof', 16379 + (process.pid % 1000), true);
 const redisNone = await startRedis('none', 17379 + (process.pid % 1000), false);
 try {
-  const hg = await burstHost({
-    count: JOBS,
-    concurrency: CONCURRENCY,
-    mode: 'pool',
-    writer: 'thread',
-  });
-  const hgInline = await burstHost({
-    count: JOBS,
-    concurrency: CONCURRENCY,
-    mode: 'pool',
-    writer: 'inline',
-  });
-  const rates: Record<'hourglass' | 'hourglassInline' | 'bullmqAof' | 'bullmqNone', number[]> = {
+  const peer = async ([kind, arg]: [string, string]) => {
+    const p = await startPeer([kind, String(JOBS), String(CONCURRENCY), arg]);
+    peers.push(p);
+    return p;
+  };
+  const stacks = {
+    hourglass: await peer(['hourglass', 'thread']),
+    hourglassInline: await peer(['hourglass', 'inline']),
+    bullmqAof: await peer(['bullmq', String(redisAof.port)]),
+    bullmqNone: await peer(['bullmq', String(redisNone.port)]),
+  };
+  const rates: Record<keyof typeof stacks, number[]> = {
     hourglass: [],
     hourglassInline: [],
     bullmqAof: [],
     bullmqNone: [],
   };
-  // A warm-up of each stack (JIT, workers, Extism instances), not measured.
-  await hg.burst();
-  await hgInline.burst();
-  await bullmqRound(redisAof, Math.min(JOBS, 2000));
-  const round = (h: typeof hg) => h.burst().then((b) => (b.runs / b.ms) * 1000);
   for (let r = 0; r < ROUNDS; r++) {
-    collect();
-    rates.hourglass.push(await round(hg));
-    collect();
-    rates.hourglassInline.push(await round(hgInline));
-    collect();
-    rates.bullmqAof.push(await bullmqRound(redisAof, JOBS));
-    collect();
-    rates.bullmqNone.push(await bullmqRound(redisNone, JOBS));
+    for (const k of Object.keys(stacks) as (keyof typeof stacks)[])
+      rates[k].push((await stacks[k].ask({ type: 'round' }, 'round')).rate);
     const at = (k: keyof typeof rates) => Math.round(rates[k][r] as number);
     console.log(
       `round ${r + 1}: hourglass ${at('hourglass')}/s (inline writer ${at('hourglassInline')}/s), bullmq aof ${at('bullmqAof')}/s, bullmq none ${at('bullmqNone')}/s`,
     );
   }
-  await hg.close();
-  await hgInline.close();
+  await stacks.hourglassInline.exit();
+  await stacks.bullmqNone.exit();
   const med = {
     hourglass: Math.round(median(rates.hourglass)),
     hourglassInline: Math.round(median(rates.hourglassInline)),
@@ -253,8 +167,10 @@ try {
     bullmqNone: Math.round(median(rates.bullmqNone)),
   };
   console.log(`fire lateness, 1,000 schedules every 1 s, ${LATENESS_SECONDS} s each`);
-  const hgLate = stats(await hourglassLateness(LATENESS_SECONDS));
-  const bqLate = stats(await bullmqLateness(redisAof, LATENESS_SECONDS));
+  const lateness = { type: 'lateness', seconds: LATENESS_SECONDS } as const;
+  const hgLate = stats((await stacks.hourglass.ask(lateness, 'lateness')).late);
+  const bqLate = stats((await stacks.bullmqAof.ask(lateness, 'lateness')).late);
+  for (const p of peers) await p.exit();
   const result = {
     jobs: JOBS,
     rounds: ROUNDS,
@@ -272,9 +188,9 @@ try {
   console.log(JSON.stringify(result, null, 2));
   writeResult('peer-bullmq', result);
 } finally {
+  for (const p of peers) await p.exit().catch(() => undefined);
   redisAof.proc.kill();
   redisNone.proc.kill();
-  for (const p of allPlugins) await p.close();
   await sleep(200);
   rmSync(dir, { recursive: true, force: true });
 }
