@@ -64,6 +64,11 @@ test('non-ASCII and long strings survive (UTF-8 paths)', () => {
     run(1, { req: { ...run(1).req, input: 'a'.repeat(5000) } }),
     run(2, { req: { ...run(2).req, input: 'b'.repeat(64) } }),
     run(3, { req: { ...run(3).req, input: 'c'.repeat(65) } }),
+    // Either side of the longest string the encoder writes in a loop (longer: Buffer.write).
+    run(4, { req: { ...run(4).req, input: 'd'.repeat(32) } }),
+    run(5, { req: { ...run(5).req, input: 'e'.repeat(33) } }),
+    run(6, { req: { ...run(6).req, input: `${'f'.repeat(40)}ü` } }),
+    run(7, { req: { ...run(7).req, input: `ü${'g'.repeat(40)}` } }),
   ];
   assert.deepEqual(decodeBatch(encodeBatch(calls)), viaJson(calls));
 });
