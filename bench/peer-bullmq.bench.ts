@@ -17,7 +17,7 @@
  *    every job completed (BullMQ's defaults: completed jobs are kept, like Hourglass's run rows).
  *    Sustained rate = jobs ÷ wall time; ROUNDS (default 3) alternating rounds, median reported.
  *    Each stack runs in a process of its own, as users run it (bench/peer-stack.ts: why), warmed
- *    up by one round; this process only starts them and alternates their rounds.
+ *    up by two full rounds (WARM_UP); this process only starts them and alternates their rounds.
  *    Hourglass runs twice in each round: with its default store writer (`store.writer:
  *    "thread"`, the file written by a thread of its own, which keeps fire lateness low on a busy
  *    disk) and with `"inline"` (group commit on the scheduler's thread: less CPU per run, the

@@ -6,9 +6,9 @@
  * the main thread ~0.4-0.9 µs per call and `JSON.parse` the worker ~0.6-1.2 µs per call, more
  * than the call itself (~0.5 µs for a no-op guest through `InThreadSandbox.callNow`). Here every
  * field has a fixed place; ASCII strings (the usual ids, phases and JSON payloads) are written
- * a byte a character (short ones in a loop, longer ones by `Buffer.write`) and short ones
- * read back the same way, UTF-8 through TextEncoder/TextDecoder otherwise. The message itself (one per batch) is what orders a batch behind the `load` of the
- * plugins it calls, as before.
+ * a byte a character (short ones in a loop, longer ones by `Buffer.write`) and short ones read
+ * back the same way, UTF-8 through TextEncoder/TextDecoder otherwise. The message itself (one
+ * per batch) is what orders a batch behind the `load` of the plugins it calls, as before.
  *
  * Layout (little-endian): int32 count, then per call: int32 callId, int32 seq, int32 flags
  * (bit 0: slow; bit 1: caller.everyHost; bit 2: a snapshot of the plugin's variables follows the
