@@ -40,6 +40,8 @@ const JOBS = Number(process.env.JOBS ?? 5000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const CONCURRENCY = 64;
 const LATENESS_SECONDS = Number(process.env.LATENESS_SECONDS ?? 5);
+/** Full rounds each stack runs before the measured ones. */
+const WARM_UP = Number(process.env.WARM_UP ?? 2);
 const REDIS = process.env.REDIS ?? '/usr/bin/redis-server';
 const before = environment();
 const dir = mkdtempSync(join(tmpdir(), 'hourglass-peer-'));
@@ -88,6 +90,7 @@ const TSX_MAIN = pathToFileURL(join(dirname(STACK), 'tsx-main.js')).href;
 async function startPeer(args: string[]): Promise<Peer> {
   const proc = fork(STACK, args, {
     execArgv: ['--disable-warning=ExperimentalWarning', '--import', TSX_MAIN],
+    env: { ...process.env, WARM_UP: String(WARM_UP) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<never>((_, reject) =>
@@ -175,6 +178,8 @@ try {
     jobs: JOBS,
     rounds: ROUNDS,
     concurrency: CONCURRENCY,
+    method: 'each stack in a process of its own (bench/peer-stack.ts), rounds alternated',
+    warmUpRounds: WARM_UP,
     loadBefore: before.loadavg,
     jobsPerSec: { median: med, rounds: rates },
     ratio: {

@@ -31,8 +31,8 @@ export type PeerRequest =
   { type: 'round' } | { type: 'lateness'; seconds: number } | { type: 'exit' };
 export type PeerReply = Reply;
 
-/** Rounds run before the measured ones (env WARM_UP). */
-const WARM_UP = Number(process.env.WARM_UP ?? 2);
+/** Rounds run before the measured ones (env WARM_UP, set by the bench). */
+const WARM_UP = Number(process.env.WARM_UP);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 
@@ -208,10 +208,11 @@ if (
   !process.send ||
   !(jobs > 0) ||
   !(CONCURRENCY > 0) ||
+  !(WARM_UP >= 0) ||
   (kind !== 'hourglass' && kind !== 'bullmq')
 ) {
   console.error(
-    'usage (forked by bench/peer-bullmq.bench.ts): peer-stack.ts hourglass|bullmq JOBS CONCURRENCY thread|inline|REDIS_PORT',
+    'usage (forked by bench/peer-bullmq.bench.ts): WARM_UP=n peer-stack.ts hourglass|bullmq JOBS CONCURRENCY thread|inline|REDIS_PORT',
   );
   process.exit(2);
 }
