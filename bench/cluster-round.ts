@@ -4,13 +4,12 @@
  * count from the database afterwards (never from events).
  */
 import Database from 'better-sqlite3';
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { percentile } from './common.ts';
+import { forkBench, percentile, type BenchChild } from './common.ts';
 import type { FlushTiming } from './cluster-host.ts';
 import {
   diffHostCpu,
@@ -24,7 +23,6 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 const PROXY = resolve(here, '../guest-examples/assemblyscript/proxy/build/proxy.wasm');
 const HOST_SCRIPT = join(here, 'cluster-host.ts');
-const TSX_MAIN = pathToFileURL(join(here, 'tsx-main.js')).href;
 /** Final statuses of ticks that did not call the guest; every other final status is a run. */
 const NOT_RUN = ['skipped_overlap', 'skipped_misfire', 'cancelled', 'abandoned'];
 const OPEN = ['running', 'waiting'];
@@ -110,42 +108,17 @@ function writeConfig(
   writeFileSync(path, JSON.stringify(config));
 }
 
-interface Child {
-  proc: ChildProcess;
+interface Child extends BenchChild {
   pid: number;
   nodeThreads: number[];
-  next(type: string): Promise<Record<string, unknown>>;
-  /** Resolves when the process has exited (listened from the fork on: it may exit early). */
-  exited: Promise<void>;
 }
 
 /** Forks a host process on `configPath`; resolves once it started. */
 async function startHost(configPath: string, env: NodeJS.ProcessEnv): Promise<Child> {
-  const proc = fork(HOST_SCRIPT, [configPath], {
-    execArgv: ['--expose-gc', '--disable-warning=ExperimentalWarning', '--import', TSX_MAIN],
-    env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const waiting = new Map<string, (m: Record<string, unknown>) => void>();
-  const early: Record<string, unknown>[] = [];
-  proc.on('message', (m: Record<string, unknown>) => {
-    const w = waiting.get(m.type as string);
-    if (w) {
-      waiting.delete(m.type as string);
-      w(m);
-    } else early.push(m);
-  });
-  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
-  const next = (type: string) =>
-    new Promise<Record<string, unknown>>((res, rej) => {
-      const i = early.findIndex((m) => m.type === type);
-      if (i >= 0) return res(early.splice(i, 1)[0] as Record<string, unknown>);
-      waiting.set(type, res);
-      void exited.then(() => rej(new Error(`host process exited before '${type}'`)));
-    });
-  const started = await next('started');
+  const child = forkBench(HOST_SCRIPT, [configPath], { env, execArgv: ['--expose-gc'] });
+  const started = await child.next('started');
   const nodeThreads = started.nodeThreads as number[];
-  return { proc, pid: started.pid as number, nodeThreads, next, exited };
+  return { ...child, pid: started.pid as number, nodeThreads };
 }
 
 /** Waits until every tenant is held and each of `hosts` hosts holds tenants / hosts. */

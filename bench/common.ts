@@ -1,10 +1,11 @@
 /** Shared helpers for benchmarks: a results table with ratios against a baseline, written to bench/results/. */
 import type BetterSqlite3 from 'better-sqlite3';
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Bench } from 'tinybench';
@@ -159,6 +160,55 @@ export function fillRuns(
 }
 
 /** The `runs` columns a benchmark's history fills (`fillRuns`). */
+/** A benchmark's child process (bench/cluster-host.ts, bench/peer-stack.ts): IPC messages `{ type, … }`. */
+export interface BenchChild {
+  readonly proc: ChildProcess;
+  /** The next message of `type` (one that came before this call included); rejects if the process exits first. */
+  next(type: string): Promise<Record<string, unknown>>;
+  /** Resolves when the process has exited (listened from the fork on: it may exit early). */
+  readonly exited: Promise<void>;
+}
+
+/**
+ * Forks `script` as bench/run-all.ts runs a benchmark: under bench/tsx-main.js (tsx in its main
+ * thread only), after `execArgv`, its output on this process's.
+ */
+export function forkBench(
+  script: string,
+  args: readonly string[],
+  opts: { readonly env?: NodeJS.ProcessEnv; readonly execArgv?: readonly string[] } = {},
+): BenchChild {
+  const tsxMain = pathToFileURL(join(PROJECT_ROOT, 'bench', 'tsx-main.js')).href;
+  const proc = fork(script, args, {
+    execArgv: [
+      ...(opts.execArgv ?? []),
+      '--disable-warning=ExperimentalWarning',
+      '--import',
+      tsxMain,
+    ],
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<string, (m: Record<string, unknown>) => void>();
+  const early: Record<string, unknown>[] = [];
+  proc.on('message', (m: Record<string, unknown>) => {
+    const w = waiting.get(m.type as string);
+    if (w) {
+      waiting.delete(m.type as string);
+      w(m);
+    } else early.push(m);
+  });
+  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
+  const next = (type: string) =>
+    new Promise<Record<string, unknown>>((res, rej) => {
+      const i = early.findIndex((m) => m.type === type);
+      if (i >= 0) return res(early.splice(i, 1)[0] as Record<string, unknown>);
+      waiting.set(type, res);
+      void exited.then(() => rej(new Error(`${script} exited before '${type}'`)));
+    });
+  return { proc, next, exited };
+}
+
 export const RUN_COLUMNS = `id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason,
   scheduled_at, started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result`;
 

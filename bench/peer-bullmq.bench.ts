@@ -27,13 +27,13 @@
  *    after a 2 s warm-up: start of the run/processor − its due time; p50/p99/max.
  * Writes bench/results/peer-bullmq.json with load, Node and commit.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { environment, median, percentile, writeResult } from './common.ts';
+import { fileURLToPath } from 'node:url';
+import { environment, forkBench, median, percentile, writeResult } from './common.ts';
 import type { PeerReply, PeerRequest } from './peer-stack.ts';
 
 const JOBS = Number(process.env.JOBS ?? 5000);
@@ -84,43 +84,21 @@ interface Peer {
 }
 
 const STACK = join(dirname(fileURLToPath(import.meta.url)), 'peer-stack.ts');
-const TSX_MAIN = pathToFileURL(join(dirname(STACK), 'tsx-main.js')).href;
 
 /** Forks bench/peer-stack.ts with `args`; resolves once its stack is warm. */
 async function startPeer(args: string[]): Promise<Peer> {
-  const proc = fork(STACK, args, {
-    execArgv: ['--disable-warning=ExperimentalWarning', '--import', TSX_MAIN],
-    env: { ...process.env, WARM_UP: String(WARM_UP) },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<never>((_, reject) =>
-    proc.once('exit', (code) => reject(new Error(`peer-stack ${args.join(' ')} exited (${code})`))),
-  );
-  exited.catch(() => undefined);
-  const next = <T extends PeerReply['type']>(type: T) =>
-    Promise.race([
-      new Promise<Extract<PeerReply, { type: T }>>((resolve) => {
-        const on = (m: PeerReply) => {
-          if (m.type !== type) return;
-          proc.off('message', on);
-          resolve(m as Extract<PeerReply, { type: T }>);
-        };
-        proc.on('message', on);
-      }),
-      exited,
-    ]);
-  await next('ready');
+  const child = forkBench(STACK, args, { env: { ...process.env, WARM_UP: String(WARM_UP) } });
+  await child.next('ready');
   return {
-    ask(req, type) {
-      const answer = next(type);
-      proc.send(req);
-      return answer;
+    ask: (req, type) => {
+      const answer = child.next(type);
+      child.proc.send(req);
+      return answer as Promise<Extract<PeerReply, { type: typeof type }>>;
     },
     async exit() {
-      if (proc.exitCode !== null) return;
-      const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-      proc.send({ type: 'exit' } satisfies PeerRequest);
-      await gone;
+      if (child.proc.exitCode === null && child.proc.signalCode === null)
+        child.proc.send({ type: 'exit' } satisfies PeerRequest);
+      await child.exited;
     },
   };
 }
