@@ -90,15 +90,26 @@ test('strings that are not well-formed (lone surrogates) arrive as JSON delivere
 
 test('a truncated or inconsistent buffer is refused, never read past its end', () => {
   const buf = encodeBatch([run(0), run(1)]);
-  for (let cut = 0; cut < buf.byteLength; cut += 7) {
+  // The buffer is sized by an upper bound: the bytes written are its length field.
+  const used = new DataView(buf).getInt32(4, true);
+  assert.ok(used > 8 && used <= buf.byteLength);
+  for (let cut = 0; cut < used; cut += 7) {
     assert.throws(() => decodeBatch(buf.slice(0, cut)), BatchDecodeError);
   }
+  assert.deepEqual(decodeBatch(buf.slice(0, used)), decodeBatch(buf));
+  const long = buf.slice(0);
+  new DataView(long).setInt32(4, buf.byteLength + 1, true);
+  assert.throws(() => decodeBatch(long), BatchDecodeError);
+  // A length that cuts the last call short is a truncated batch, whatever follows it.
+  const short = buf.slice(0);
+  new DataView(short).setInt32(4, used - 1, true);
+  assert.throws(() => decodeBatch(short), BatchDecodeError);
   const bad = buf.slice(0);
   new DataView(bad).setInt32(0, 1 << 28, true);
   assert.throws(() => decodeBatch(bad), BatchDecodeError);
   const neg = buf.slice(0);
-  // The first string's head (after count and the fixed part): a negative length.
-  new DataView(neg).setInt32(4 + 28, -6, true);
+  // The first string's head (after count, length and the fixed part): a negative length.
+  new DataView(neg).setInt32(8 + 28, -6, true);
   assert.throws(() => decodeBatch(neg), BatchDecodeError);
 });
 

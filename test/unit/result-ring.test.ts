@@ -61,6 +61,23 @@ test('result ring: outcomes and log lines round-trip in order, then the ring is 
   assert.deepEqual(drain(ring).got, []);
 });
 
+test('result ring: outputs are copied out of the ring (an empty one shares one empty array)', () => {
+  const ring = newRing();
+  assert.ok(ringAppend(ring, 1, ok(new Uint8Array(0))));
+  assert.ok(ringAppend(ring, 2, ok(new Uint8Array(0))));
+  assert.ok(ringAppend(ring, 3, ok(new Uint8Array([9, 8, 7]))));
+  const { got } = drain(ring);
+  const [a, b, c] = got.map(([, o]) => (o.ok ? o.output : undefined));
+  assert.ok(a instanceof Uint8Array && a.length === 0);
+  assert.equal(a, b);
+  assert.ok(c instanceof Uint8Array);
+  assert.deepEqual([...c], [9, 8, 7]);
+  // Not a view of the ring: the worker writing over the released bytes leaves it as it was.
+  assert.equal(c.buffer instanceof SharedArrayBuffer, false);
+  new Uint8Array(ring).fill(0xee, ring.byteLength - RING_BYTES);
+  assert.deepEqual([...c], [9, 8, 7]);
+});
+
 test('result ring: an entry too large, or one that finds the ring full, is refused and leaves it intact', () => {
   const ring = newRing();
   assert.ok(ringAppend(ring, 1, ok(null)));

@@ -10,14 +10,16 @@
  * back the same way, UTF-8 through TextEncoder/TextDecoder otherwise. The message itself (one
  * per batch) is what orders a batch behind the `load` of the plugins it calls, as before.
  *
- * Layout (little-endian): int32 count, then per call: int32 callId, int32 seq, int32 flags
- * (bit 0: slow; bit 1: caller.everyHost; bit 2: a snapshot of the plugin's variables follows the
- * strings: float64 version, int32 count, then per variable its key as a string and its value as
- * an int32 length and the bytes), float64 runId, float64 scheduledAt (NaN: absent), then the strings pluginId,
- * fn, input, caller.pluginId, caller.tenant, caller.phase, caller.scheduleKey, each as an int32
- * head (-1: absent; else length × 4 + kind) and its bytes. Kinds: 1 ASCII (a byte a unit),
- * 0 UTF-8, 2 UTF-16 code units (a string that is not well-formed, i.e. has a lone surrogate:
- * UTF-8 would replace it, JSON kept it; this keeps it too). The
+ * Layout (little-endian): int32 count, int32 length (the bytes written: the buffer is sized by
+ * an upper bound and sent whole, its tail past `length` unused), then per call: int32 callId,
+ * int32 seq, int32 flags (bit 0: slow; bit 1: caller.everyHost; bit 2: a snapshot of the
+ * plugin's variables follows the strings: float64 version, int32 count, then per variable its
+ * key as a string and its value as an int32 length and the bytes), float64 runId, float64
+ * scheduledAt (NaN: absent), then the strings pluginId, fn, input, caller.pluginId,
+ * caller.tenant, caller.phase, caller.scheduleKey, each as an int32 head (-1: absent; else
+ * length × 4 + kind) and its bytes. Kinds: 1 ASCII (a byte a unit), 0 UTF-8, 2 UTF-16 code units
+ * (a string that is not well-formed, i.e. has a lone surrogate: UTF-8 would replace it, JSON
+ * kept it; this keeps it too). The
  * encoding is written by the pool and read by its own worker; nothing a guest controls is in it
  * except as string content, and a decoder that meets a length past the buffer throws (the worker
  * then fails the batch's calls, see worker-main.ts).
@@ -53,7 +55,7 @@ const bound = (s: string | undefined): number => 4 + (s === undefined ? 0 : s.le
 
 /** Encodes `calls` (a batch, in order). */
 export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
-  let size = 4;
+  let size = 8;
   for (const c of calls) {
     const { req } = c;
     const k = req.caller;
@@ -76,7 +78,7 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
   const bytes = new Uint8Array(buf);
   let buffer: Buffer | undefined;
   view.setInt32(0, calls.length, true);
-  let at = 4;
+  let at = 8;
   const str = (s: string | undefined): void => {
     if (s === undefined) {
       view.setInt32(at, -1, true);
@@ -144,7 +146,10 @@ export function encodeBatch(calls: readonly BatchCall[]): ArrayBuffer {
       }
     }
   }
-  return at === size ? buf : buf.slice(0, at);
+  // Sent whole (transferred, not copied) rather than cut to `at` by `slice`: that made a second
+  // ArrayBuffer per batch for the scheduler thread's GC to sweep (see result-ring.ts).
+  view.setInt32(4, at, true);
+  return buf;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -172,11 +177,12 @@ const recent: string[] = new Array<string>(STRINGS + 1).fill('');
 export function decodeBatch(buf: ArrayBuffer): BatchCall[] {
   const view = new DataView(buf);
   const bytes = new Uint8Array(buf);
-  const end = buf.byteLength;
-  if (end < 4) throw new BatchDecodeError('batch too short');
+  if (buf.byteLength < 8) throw new BatchDecodeError('batch too short');
   const count = view.getInt32(0, true);
+  const end = view.getInt32(4, true);
+  if (end < 8 || end > buf.byteLength) throw new BatchDecodeError('truncated batch');
   if (count < 0 || count * (FIXED + 4 * STRINGS) > end) throw new BatchDecodeError('bad count');
-  let at = 4;
+  let at = 8;
   const str = (field: number): string | undefined => {
     if (at + 4 > end) throw new BatchDecodeError('truncated batch');
     const head = view.getInt32(at, true);

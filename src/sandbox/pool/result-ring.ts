@@ -36,6 +36,7 @@
  * variables included, values in base64), or the log line, as UTF-8 JSON),
  * int32 output length (-1: null), then the meta and the output bytes.
  */
+import { Buffer } from 'node:buffer';
 import type { GuestLogEntry } from '../in-thread-sandbox.ts';
 import type { CallOutcome } from '../types.ts';
 import { deltaFromJson, deltaToJson } from '../plugin-vars.ts';
@@ -63,14 +64,25 @@ export function newRing(): SharedArrayBuffer {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const align8 = (n: number): number => (n + 7) & ~7;
 
 interface Views {
   readonly ctl: Int32Array;
   readonly view: DataView;
   readonly bytes: Uint8Array;
+  /** The same bytes, to decode text in place (`bytes.slice` would make an ArrayBuffer each). */
+  readonly text: Buffer;
 }
+
+/**
+ * The output of a call that set none, shared. Each `ArrayBuffer` the scheduler's thread makes
+ * (a `slice`) is one more for V8 to sweep after it dies, work that lands in that thread's GC
+ * pauses when the 2 cores leave V8's background sweeper no time (`--trace-gc-nvp`:
+ * `sweep_array_buffers` up to 7.5 ms at the start of a mark-compact, 2,000 schedules firing 200
+ * times a second). A run of a burst made 0.16 of them before this and `request-codec.ts`'s
+ * unsliced batch, 0.09 after; a lone fire 2 and 1.
+ */
+const NO_OUTPUT = new Uint8Array(0);
 
 /** Views over each ring, made once (the worker appends on every call). */
 const views = new WeakMap<SharedArrayBuffer, Views>();
@@ -82,6 +94,7 @@ function viewsOf(ring: SharedArrayBuffer): Views {
       ctl: new Int32Array(ring, 0, 4),
       view: new DataView(ring, HEAD_BYTES, RING_BYTES),
       bytes: new Uint8Array(ring, HEAD_BYTES, RING_BYTES),
+      text: Buffer.from(ring, HEAD_BYTES, RING_BYTES),
     };
     views.set(ring, v);
   }
@@ -188,7 +201,7 @@ export interface RingReader {
  * Throws `RingCorruptError` if the framing is inconsistent (after delivering what preceded it).
  */
 export function ringDrain(ring: SharedArrayBuffer, reader: RingReader): void {
-  const { ctl, view, bytes } = viewsOf(ring);
+  const { ctl, view, bytes, text } = viewsOf(ring);
   const w = Atomics.load(ctl, WRITE);
   let r = Atomics.load(ctl, READ);
   try {
@@ -199,7 +212,7 @@ export function ringDrain(ring: SharedArrayBuffer, reader: RingReader): void {
       if (size < 8 || size % 8 !== 0 || size > used || at + size > RING_BYTES)
         throw new RingCorruptError(`bad entry size ${size} at ${at} (${used} bytes published)`);
       const tag = view.getInt32(at + 4, true);
-      if (tag !== 0) readEntry(view, bytes, at, size, tag, reader);
+      if (tag !== 0) readEntry(view, bytes, text, at, size, tag, reader);
       r = (r + size) | 0;
     }
   } finally {
@@ -210,6 +223,7 @@ export function ringDrain(ring: SharedArrayBuffer, reader: RingReader): void {
 function readEntry(
   view: DataView,
   bytes: Uint8Array,
+  text: Buffer,
   at: number,
   size: number,
   tag: number,
@@ -230,7 +244,7 @@ function readEntry(
   let parsed: unknown;
   if (metaLen !== FAST) {
     try {
-      parsed = JSON.parse(decoder.decode(bytes.slice(body, body + metaLen)));
+      parsed = JSON.parse(text.toString('utf8', body, body + metaLen));
     } catch (err) {
       throw new RingCorruptError(`bad entry text: ${(err as Error).message}`);
     }
@@ -243,7 +257,7 @@ function readEntry(
     return;
   }
   const outAt = body + metaBytes;
-  const output = outLen < 0 ? null : bytes.slice(outAt, outAt + outLen);
+  const output = outLen < 0 ? null : outLen === 0 ? NO_OUTPUT : bytes.slice(outAt, outAt + outLen);
   if (metaLen === FAST) {
     const fuel = view.getFloat64(body + 8, true);
     reader.outcome(tag, {
