@@ -159,7 +159,6 @@ export function fillRuns(
   return performance.now() - t0;
 }
 
-/** The `runs` columns a benchmark's history fills (`fillRuns`). */
 /** A benchmark's child process (bench/cluster-host.ts, bench/peer-stack.ts): IPC messages `{ type, … }`. */
 export interface BenchChild {
   readonly proc: ChildProcess;
@@ -209,6 +208,7 @@ export function forkBench(
   return { proc, next, exited };
 }
 
+/** The `runs` columns a benchmark's history fills (`fillRuns`). */
 export const RUN_COLUMNS = `id, schedule_key, plugin_id, tenant, local_id, trigger, status, reason,
   scheduled_at, started_at, finished_at, attempt, error, output_bytes, fuel_used, fuel_budget, result`;
 
